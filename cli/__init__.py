@@ -1,0 +1,1 @@
+"""The `keyless` command, the client library behind it, and `keyless serve`."""
