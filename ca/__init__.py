@@ -1,1 +1,1 @@
-"""The certificate authority: Fulcio-compatible issuance of short-lived code-signing certificates."""
+"""The certificate authority: Fulcio-compatible issuance of short-lived code-signing certs."""
