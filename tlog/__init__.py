@@ -11,6 +11,18 @@ Merkle engine (`tlog.merkle`, pure):
 - `root_from_inclusion(*, index, size, leaf, proof) -> bytes`
 - `EMPTY_ROOT`, `HASH_SIZE`
 
+Checkpoints (`tlog.checkpoint`, pure; signed notes, Rekor v1 ECDSA and Rekor v2 / Go-note Ed25519):
+- `Checkpoint(origin: str, size: int, root_hash: bytes, extensions: tuple[str, ...] = ())`,
+  frozen; `.text() -> str` is the signed note text.
+- `verify_checkpoint(note: str | bytes, *, public_key, name: str | None = None) -> Checkpoint`:
+  parses and requires a valid signature by `public_key` (ECDSA or Ed25519; other signers'
+  lines are ignored); `name`, if given, must be the signature line's name. Raises
+  `CheckpointError` (reason `checkpoint-invalid`, `checkpoint-unsigned` or
+  `checkpoint-signature-invalid`).
+- `sign_checkpoint(checkpoint: Checkpoint, *, name: str, private_key) -> str`
+- `parse_note(note) -> SignedNote`, `verify_note(note: SignedNote, *, public_key, name=None)`,
+  `parse_checkpoint_text(text) -> Checkpoint`, `key_hint(public_key, *, name) -> bytes`
+
 Errors (`tlog.errors`): `LogError` (base: `message`, `reason`, `hint`, `user_facing`),
 `ProofError`, `CheckpointError`, `EntryError`, `DuplicateEntryError`, `NotFoundError`,
 `RequestError`, `InconsistentLogError`, `StorageError`.
@@ -18,6 +30,17 @@ Errors (`tlog.errors`): `LogError` (base: `message`, `reason`, `hint`, `user_fac
 
 from __future__ import annotations
 
+from tlog.checkpoint import (
+    Checkpoint,
+    NoteSignature,
+    SignedNote,
+    key_hint,
+    parse_checkpoint_text,
+    parse_note,
+    sign_checkpoint,
+    verify_checkpoint,
+    verify_note,
+)
 from tlog.errors import (
     CheckpointError,
     DuplicateEntryError,
@@ -42,18 +65,27 @@ from tlog.merkle import (
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "Checkpoint",
     "CheckpointError",
     "DuplicateEntryError",
     "EntryError",
     "InconsistentLogError",
     "LogError",
     "NotFoundError",
+    "NoteSignature",
     "ProofError",
     "RequestError",
+    "SignedNote",
     "StorageError",
+    "key_hint",
     "leaf_hash",
     "node_hash",
+    "parse_checkpoint_text",
+    "parse_note",
     "root_from_inclusion",
+    "sign_checkpoint",
+    "verify_checkpoint",
     "verify_consistency",
     "verify_inclusion",
+    "verify_note",
 ]

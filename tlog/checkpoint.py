@@ -1,0 +1,279 @@
+"""Checkpoints as signed notes (C2SP signed-note / tlog-checkpoint, Rekor v1 flavour). Pure.
+
+A signed note is `text + "\\n" + signature lines`, where the text ends in a newline and holds no
+blank line, and each signature line is `— <name> <base64(key hint || signature)>\\n` (U+2014).
+A checkpoint's text is `<origin>\\n<size>\\n<base64 root>\\n[extension lines]`.
+
+Key hints: for ECDSA keys (Rekor v1 logs) the first 4 bytes of SHA-256(DER SubjectPublicKeyInfo),
+which is also the first 4 bytes of the log ID; for Ed25519 keys (Go `note`, Rekor v2) the first 4
+bytes of SHA-256(name || "\\n" || 0x01 || raw key).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from tlog.errors import CheckpointError
+from tlog.merkle import HASH_SIZE, MAX_TREE_SIZE
+
+MAX_NOTE_BYTES = 64 * 1024
+MAX_SIGNATURES = 100
+MAX_EXTENSION_LINES = 100
+KEY_HINT_BYTES = 4
+EM_DASH = "\u2014"
+
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+# A key name: printable, no whitespace, no "+" (Go `note`).
+_NAME = re.compile(r"[^\s+]+\Z")
+_SIZE = re.compile(r"(?:0|[1-9][0-9]{0,18})\Z")
+_CURVE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "secp256r1": hashes.SHA256,
+    "secp384r1": hashes.SHA384,
+    "secp521r1": hashes.SHA512,
+}
+
+
+@dataclass(frozen=True)
+class NoteSignature:
+    """One signature line of a signed note."""
+
+    name: str
+    key_hint: bytes
+    signature: bytes
+
+    def render(self) -> str:
+        """The signature line, newline included."""
+        blob = base64.b64encode(self.key_hint + self.signature).decode()
+        return f"{EM_DASH} {self.name} {blob}\n"
+
+
+@dataclass(frozen=True)
+class SignedNote:
+    """A parsed signed note: the signed text and its signature lines (none verified yet)."""
+
+    text: str
+    signatures: tuple[NoteSignature, ...]
+
+    def render(self) -> str:
+        """The note as sent on the wire."""
+        return self.text + "\n" + "".join(sig.render() for sig in self.signatures)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A log's tree head: origin, tree size, root hash and optional extension lines."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+    extensions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_line("origin", self.origin)
+        if isinstance(self.size, bool) or not isinstance(self.size, int):
+            raise TypeError("checkpoint size must be an int")
+        if not 0 <= self.size <= MAX_TREE_SIZE:
+            raise ValueError(f"checkpoint size {self.size} out of range")
+        if not isinstance(self.root_hash, bytes) or len(self.root_hash) != HASH_SIZE:
+            raise ValueError(f"checkpoint root hash must be {HASH_SIZE} bytes")
+        if len(self.extensions) > MAX_EXTENSION_LINES:
+            raise ValueError("too many checkpoint extension lines")
+        for line in self.extensions:
+            _check_line("extension line", line)
+
+    def text(self) -> str:
+        """The note text that is signed."""
+        root = base64.b64encode(self.root_hash).decode()
+        lines = [self.origin, str(self.size), root, *self.extensions]
+        return "".join(line + "\n" for line in lines)
+
+
+def _check_line(what: str, line: str) -> None:
+    if not isinstance(line, str) or not line:
+        raise ValueError(f"checkpoint {what} must be a non-empty string")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in line):
+        raise ValueError(f"checkpoint {what} contains a control character")
+
+
+def key_hint(public_key: PublicKey, *, name: str) -> bytes:
+    """The 4-byte key hint a signature line by `public_key` under `name` carries."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        der = public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return hashlib.sha256(der).digest()[:KEY_HINT_BYTES]
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return hashlib.sha256(name.encode() + b"\n\x01" + raw).digest()[:KEY_HINT_BYTES]
+    raise TypeError(f"unsupported checkpoint key type {type(public_key).__name__}")
+
+
+def _curve_hash(
+    key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey,
+) -> hashes.HashAlgorithm:
+    algorithm = _CURVE_HASHES.get(key.curve.name)
+    if algorithm is None:
+        raise TypeError(f"unsupported checkpoint curve {key.curve.name}")
+    return algorithm()
+
+
+def sign_note(text: str, *, name: str, private_key: PrivateKey) -> SignedNote:
+    """Sign `text` (a valid note text) as `name`; returns the note with one signature line."""
+    _check_text(text)
+    if not _NAME.match(name):
+        raise ValueError(f"invalid note key name {name!r}")
+    data = text.encode()
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        signature = private_key.sign(data, ec.ECDSA(_curve_hash(private_key)))
+    elif isinstance(private_key, ed25519.Ed25519PrivateKey):
+        signature = private_key.sign(data)
+    else:
+        raise TypeError(f"unsupported checkpoint key type {type(private_key).__name__}")
+    hint = key_hint(private_key.public_key(), name=name)
+    return SignedNote(text=text, signatures=(NoteSignature(name, hint, signature),))
+
+
+def sign_checkpoint(checkpoint: Checkpoint, *, name: str, private_key: PrivateKey) -> str:
+    """The signed-note text of `checkpoint`, signed by `private_key` under `name`."""
+    return sign_note(checkpoint.text(), name=name, private_key=private_key).render()
+
+
+def _check_text(text: str) -> None:
+    if not text.endswith("\n"):
+        raise CheckpointError("note text does not end with a newline")
+    if "\n\n" in text:
+        raise CheckpointError("note text contains a blank line")
+    if any((ord(char) < 0x20 and char != "\n") or ord(char) == 0x7F for char in text):
+        raise CheckpointError("note text contains a control character")
+
+
+def _strict_b64(value: str, what: str) -> bytes:
+    try:
+        decoded = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise CheckpointError(f"{what} is not valid base64") from exc
+    if base64.b64encode(decoded).decode() != value:
+        raise CheckpointError(f"{what} is not canonical base64")
+    return decoded
+
+
+def parse_note(note: str | bytes) -> SignedNote:
+    """Split a signed note into text and signature lines; checks structure, not signatures.
+
+    Raises:
+        CheckpointError: the note is oversized, not UTF-8, or malformed.
+    """
+    if isinstance(note, bytes):
+        if len(note) > MAX_NOTE_BYTES:
+            raise CheckpointError(f"signed note is larger than {MAX_NOTE_BYTES} bytes")
+        try:
+            note = note.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CheckpointError("signed note is not UTF-8") from exc
+    if not isinstance(note, str):
+        raise CheckpointError("signed note must be text")
+    if len(note.encode("utf-8", "surrogatepass")) > MAX_NOTE_BYTES:
+        raise CheckpointError(f"signed note is larger than {MAX_NOTE_BYTES} bytes")
+    if note.count("\n\n") != 1:
+        raise CheckpointError("signed note must have exactly one blank line before its signatures")
+    text, _, block = note.partition("\n\n")
+    text += "\n"
+    _check_text(text)
+    if not block:
+        raise CheckpointError("signed note has no signature", reason="checkpoint-unsigned")
+    if not block.endswith("\n"):
+        raise CheckpointError("signed note does not end with a newline")
+    lines = block[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise CheckpointError(f"signed note has more than {MAX_SIGNATURES} signatures")
+    signatures = []
+    for line in lines:
+        prefix, _, rest = line.partition(" ")
+        name, _, blob = rest.partition(" ")
+        if prefix != EM_DASH or not _NAME.match(name) or not blob:
+            raise CheckpointError(f"malformed signature line {line[:80]!r}")
+        raw = _strict_b64(blob, "signature")
+        if len(raw) <= KEY_HINT_BYTES:
+            raise CheckpointError("signature is too short to hold a key hint")
+        signatures.append(NoteSignature(name, raw[:KEY_HINT_BYTES], raw[KEY_HINT_BYTES:]))
+    return SignedNote(text=text, signatures=tuple(signatures))
+
+
+def verify_note(note: SignedNote, *, public_key: PublicKey, name: str | None = None) -> None:
+    """Check that `note` carries a valid signature by `public_key` (under `name`, if given).
+
+    Signature lines by other keys are ignored; a line whose name and key hint match the key but
+    whose signature is bad is refused.
+
+    Raises:
+        CheckpointError: no signature by this key, or a bad one.
+    """
+    data = note.text.encode()
+    for sig in note.signatures:
+        if name is not None and sig.name != name:
+            continue
+        if sig.key_hint != key_hint(public_key, name=sig.name):
+            continue
+        try:
+            if isinstance(public_key, ec.EllipticCurvePublicKey):
+                public_key.verify(sig.signature, data, ec.ECDSA(_curve_hash(public_key)))
+            else:
+                public_key.verify(sig.signature, data)
+        except InvalidSignature as exc:
+            raise CheckpointError(
+                f"checkpoint signature by {sig.name} does not verify",
+                reason="checkpoint-signature-invalid",
+            ) from exc
+        return
+    wanted = f" named {name}" if name is not None else ""
+    raise CheckpointError(
+        f"checkpoint has no signature by the log's key{wanted}",
+        reason="checkpoint-unsigned",
+        hint="check that the trusted root lists this log's public key",
+    )
+
+
+def parse_checkpoint_text(text: str) -> Checkpoint:
+    """Parse a checkpoint's note text (origin, size, root, extensions).
+
+    Raises:
+        CheckpointError: a line is missing or malformed.
+    """
+    _check_text(text)
+    lines = text[:-1].split("\n")
+    if len(lines) < 3:
+        raise CheckpointError("checkpoint needs an origin, a tree size and a root hash")
+    origin, size, root, *extensions = lines
+    if not _SIZE.match(size) or int(size) > MAX_TREE_SIZE:
+        raise CheckpointError(f"checkpoint tree size {size[:24]!r} is not a valid size")
+    root_hash = _strict_b64(root, "checkpoint root hash")
+    if len(root_hash) != HASH_SIZE:
+        raise CheckpointError(f"checkpoint root hash is {len(root_hash)} bytes, not {HASH_SIZE}")
+    try:
+        return Checkpoint(origin, int(size), root_hash, tuple(extensions))
+    except ValueError as exc:
+        raise CheckpointError(f"malformed checkpoint: {exc}") from exc
+
+
+def verify_checkpoint(
+    note: str | bytes, *, public_key: PublicKey, name: str | None = None
+) -> Checkpoint:
+    """Parse a signed checkpoint and check its signature by `public_key`; returns its content.
+
+    Raises:
+        CheckpointError: the note is malformed or not validly signed by the key.
+    """
+    signed = parse_note(note)
+    checkpoint = parse_checkpoint_text(signed.text)
+    verify_note(signed, public_key=public_key, name=name)
+    return checkpoint
