@@ -1,0 +1,201 @@
+"""HTTP face of the development issuer: discovery, JWKS, minting and interactive logins.
+
+Mounted only in dev mode (or when a config enables it explicitly), and it answers only
+requests from loopback addresses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, redirect, request
+
+from oidc.devissuer import DevIssuer, DevIssuerError
+
+bp = Blueprint("devissuer", __name__, url_prefix="/oidc")
+log = logging.getLogger(__name__)
+_EXTENSION = "keyless.devissuer"
+_DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+_MAX_CLAIMS = 64
+
+
+def init_app(app: Flask, issuer: DevIssuer) -> None:
+    """Mount the development issuer on `app`."""
+    app.extensions[_EXTENSION] = issuer
+    app.register_blueprint(bp)
+    log.warning(
+        "DEVELOPMENT OIDC ISSUER ENABLED at %s: it mints tokens for anyone on this machine."
+        " Never use it in production.",
+        issuer.issuer_url,
+    )
+
+
+def _issuer() -> DevIssuer:
+    return current_app.extensions[_EXTENSION]
+
+
+@bp.before_request
+def _loopback_only() -> None:
+    try:
+        loopback = ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        abort(403, description="the development issuer answers loopback clients only")
+
+
+@bp.errorhandler(DevIssuerError)
+def _oauth_error(exc: DevIssuerError) -> tuple[Response, int]:
+    return jsonify(error=exc.error, error_description=exc.description), exc.status
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery() -> Response:
+    return jsonify(_issuer().discovery(_issuer().issuer_url))
+
+
+@bp.get("/github/.well-known/openid-configuration")
+def github_discovery() -> Response:
+    return jsonify(_issuer().discovery(_issuer().github_issuer_url))
+
+
+@bp.get("/jwks")
+def jwks() -> Response:
+    return jsonify(_issuer().jwks())
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise DevIssuerError("invalid_request", "the body must be a JSON object")
+    claims = body.get("claims", {})
+    if not isinstance(claims, dict) or len(claims) > _MAX_CLAIMS:
+        raise DevIssuerError(
+            "invalid_request", f"claims must be an object of at most {_MAX_CLAIMS}"
+        )
+    return body
+
+
+def _minting_options(body: dict[str, Any]) -> dict[str, Any]:
+    expires_in = body.get("expires_in", 600)
+    audience = body.get("audience", "sigstore")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+        raise DevIssuerError("invalid_request", "expires_in must be an integer")
+    if not isinstance(audience, str) or not audience:
+        raise DevIssuerError("invalid_request", "audience must be a non-empty string")
+    return {"expires_in": expires_in, "audience": audience, "now": datetime.now(UTC)}
+
+
+def _string(body: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = body.get(name, default)
+    if not isinstance(value, str) or not value:
+        raise DevIssuerError("invalid_request", f"{name} is required (a non-empty string)")
+    return value
+
+
+@bp.post("/mint")
+def mint_email() -> Response:
+    """Mint an email token: {"email", "subject"?, "audience"?, "expires_in"?, "claims"?}."""
+    body = _body()
+    issuer = _issuer()
+    claims = issuer.email_claims(_string(body, "email"), subject=body.get("subject"))
+    claims.update(body.get("claims", {}))
+    token = issuer.mint(claims, issuer_url=issuer.issuer_url, **_minting_options(body))
+    return jsonify(id_token=token, issuer=issuer.issuer_url)
+
+
+@bp.post("/github/mint")
+def mint_github() -> Response:
+    """Mint a GitHub-Actions-shaped token: {"repository", "workflow", "ref", ...}."""
+    body = _body()
+    issuer = _issuer()
+    optional = {
+        name: _string(body, name)
+        for name in ("sha", "event_name", "environment", "run_id", "run_attempt")
+        if name in body
+    }
+    claims = issuer.github_claims(
+        repository=_string(body, "repository"),
+        workflow=_string(body, "workflow"),
+        ref=_string(body, "ref", "refs/heads/main"),
+        **optional,
+    )
+    claims.update(body.get("claims", {}))
+    token = issuer.mint(claims, issuer_url=issuer.github_issuer_url, **_minting_options(body))
+    return jsonify(id_token=token, issuer=issuer.github_issuer_url)
+
+
+@bp.get("/authorize")
+def authorize() -> Response:
+    """Authorization code + PKCE: the development user is approved without a prompt."""
+    args = request.args
+    redirect_uri = args.get("redirect_uri", "")
+    target = urlsplit(redirect_uri)
+    if target.scheme != "http" or target.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise DevIssuerError("invalid_request", "redirect_uri must be an http loopback URL")
+    if args.get("response_type") != "code":
+        raise DevIssuerError("unsupported_response_type", "only response_type=code")
+    code = _issuer().start_authorization(
+        client_id=args.get("client_id", ""),
+        redirect_uri=redirect_uri,
+        code_challenge=args.get("code_challenge", ""),
+        method=args.get("code_challenge_method", ""),
+    )
+    query = {"code": code, **({"state": args["state"]} if "state" in args else {})}
+    separator = "&" if target.query else "?"
+    return redirect(f"{redirect_uri}{separator}{urlencode(query)}", code=302)
+
+
+@bp.post("/device/code")
+def device_code() -> Response:
+    """Start a device login (RFC 8628)."""
+    issuer = _issuer()
+    device, user = issuer.start_device(client_id=request.form.get("client_id", ""))
+    verification = f"{issuer.issuer_url}/device"
+    return jsonify(
+        device_code=device,
+        user_code=user,
+        verification_uri=verification,
+        verification_uri_complete=f"{verification}?{urlencode({'user_code': user})}",
+        expires_in=300,
+        interval=1,
+    )
+
+
+@bp.get("/device")
+def device_approve() -> Response:
+    """The page a user opens for a device login; the development user approves at once."""
+    _issuer().approve_device(request.args.get("user_code", ""))
+    return Response("Approved. You can return to your terminal.\n", mimetype="text/plain")
+
+
+@bp.post("/token")
+def token() -> Response:
+    form = request.form
+    issuer = _issuer()
+    now = datetime.now(UTC)
+    grant = form.get("grant_type")
+    if grant == "authorization_code":
+        id_token = issuer.redeem_code(
+            code=form.get("code", ""),
+            code_verifier=form.get("code_verifier", ""),
+            redirect_uri=form.get("redirect_uri", ""),
+            client_id=form.get("client_id", ""),
+            now=now,
+        )
+    elif grant == _DEVICE_GRANT:
+        id_token = issuer.redeem_device(
+            device_code=form.get("device_code", ""), client_id=form.get("client_id", ""), now=now
+        )
+    else:
+        raise DevIssuerError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
+    return jsonify(
+        access_token=id_token,
+        id_token=id_token,
+        token_type="Bearer",  # noqa: S106 (an OAuth token type, not a secret)
+        expires_in=600,
+    )

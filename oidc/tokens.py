@@ -1,0 +1,249 @@
+"""Pure OIDC token checks: structure, algorithm allow-list, signature, audience and times.
+
+No network, disk or clock: keys and `now` are inputs, so every refusal is testable exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from oidc.config import IssuerConfig
+from oidc.errors import TokenError
+
+# Asymmetric algorithms only: `none` and every HMAC algorithm are refused, so a public key can
+# never be used as a shared secret (the classic alg-confusion attack).
+ALLOWED_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+_KTY_FOR_ALG = {alg: "RSA" for alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")}
+_KTY_FOR_ALG.update({"ES256": "EC", "ES384": "EC", "ES512": "EC", "EdDSA": "OKP"})
+_CURVE_FOR_ALG = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521", "EdDSA": "Ed25519"}
+_MIN_RSA_BITS = 2048
+_Ed25519 = ed25519.Ed25519PublicKey
+
+DEFAULT_MAX_TOKEN_BYTES = 32 * 1024
+DEFAULT_LEEWAY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class TokenLimits:
+    """Bounds applied to every token."""
+
+    max_token_bytes: int = DEFAULT_MAX_TOKEN_BYTES
+    leeway: timedelta = DEFAULT_LEEWAY
+
+
+@dataclass(frozen=True)
+class VerificationKey:
+    """One parsed JWKS key, checked for type and size when it was loaded."""
+
+    kid: str | None
+    kty: str
+    crv: str | None
+    alg: str | None
+    key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+    def fits(self, alg: str) -> bool:
+        """Whether this key may verify a signature made with `alg`."""
+        if self.alg is not None and self.alg != alg:
+            return False
+        if _KTY_FOR_ALG.get(alg) != self.kty:
+            return False
+        return alg not in _CURVE_FOR_ALG or _CURVE_FOR_ALG[alg] == self.crv
+
+
+@dataclass(frozen=True)
+class UnverifiedToken:
+    """A structurally valid JWT whose claims are not yet trusted."""
+
+    header: Mapping[str, Any]
+    claims: Mapping[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+    @property
+    def issuer(self) -> str:
+        return self.claims["iss"]
+
+    @property
+    def alg(self) -> str:
+        return self.header["alg"]
+
+    @property
+    def kid(self) -> str | None:
+        return self.header.get("kid")
+
+
+def parse_jwks(document: Any) -> tuple[VerificationKey, ...]:
+    """The usable signing keys of a JWKS document; unusable keys are skipped, not trusted."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
+        raise ValueError("JWKS document has no keys list")
+    keys = []
+    for jwk in document["keys"]:
+        if not isinstance(jwk, Mapping) or jwk.get("use", "sig") != "sig":
+            continue
+        kty = jwk.get("kty")
+        try:
+            key = jwt.PyJWK(dict(jwk), algorithm=_default_alg(jwk)).key
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
+            continue
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size < _MIN_RSA_BITS:
+            continue
+        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | _Ed25519):
+            continue
+        keys.append(VerificationKey(jwk.get("kid"), kty, jwk.get("crv"), jwk.get("alg"), key))
+    return tuple(keys)
+
+
+def _default_alg(jwk: Mapping[str, Any]) -> str:
+    if jwk.get("alg") in ALLOWED_ALGORITHMS:
+        return jwk["alg"]
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    if kty == "EC":
+        return {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}[crv]
+    if kty == "OKP":
+        return "EdDSA"
+    if kty == "RSA":
+        return "RS256"
+    raise ValueError(f"unsupported key type {kty!r}")
+
+
+def parse_token(raw: str, *, limits: TokenLimits) -> UnverifiedToken:
+    """Split and decode a compact JWS, refusing anything oversized or malformed.
+
+    Raises:
+        TokenError: the token is too large, not three parts, or not base64url JSON.
+    """
+    if len(raw) > limits.max_token_bytes:
+        raise TokenError(
+            "token-too-large",
+            f"token is {len(raw)} bytes, over the {limits.max_token_bytes}-byte limit",
+        )
+    parts = raw.split(".")
+    if len(parts) != 3:
+        raise TokenError(
+            "token-malformed", f"token must have 3 dot-separated parts, it has {len(parts)}"
+        )
+    header = _decode_json(parts[0], "header")
+    claims = _decode_json(parts[1], "payload")
+    signature = _b64url(parts[2], "signature")
+    if not isinstance(header.get("alg"), str):
+        raise TokenError("token-malformed", "token header has no alg")
+    if "kid" in header and not isinstance(header["kid"], str):
+        raise TokenError("token-malformed", "token header kid is not a string")
+    if not isinstance(claims.get("iss"), str) or not claims["iss"]:
+        raise TokenError("token-malformed", "token has no iss claim")
+    return UnverifiedToken(header, claims, f"{parts[0]}.{parts[1]}".encode(), signature)
+
+
+def _b64url(part: str, what: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise TokenError("token-malformed", f"token {what} is not base64url") from exc
+
+
+def _decode_json(part: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(_b64url(part, what))
+    except ValueError as exc:
+        raise TokenError("token-malformed", f"token {what} is not JSON") from exc
+    if not isinstance(value, dict):
+        raise TokenError("token-malformed", f"token {what} is not a JSON object")
+    return value
+
+
+def check_algorithm(token: UnverifiedToken) -> None:
+    """Raises TokenError unless the token's alg is on the asymmetric allow-list."""
+    if token.alg not in ALLOWED_ALGORITHMS:
+        raise TokenError("alg-not-allowed", f"signing algorithm {token.alg!r} is not allowed")
+
+
+def check_signature(token: UnverifiedToken, keys: Iterable[VerificationKey]) -> None:
+    """Raises TokenError unless a key that fits the token's alg verifies its signature."""
+    algorithm = jwt.get_algorithm_by_name(token.alg)
+    candidates = [key for key in keys if key.fits(token.alg)]
+    if not candidates:
+        raise TokenError("key-mismatch", f"the issuer has no {token.alg} key for kid {token.kid!r}")
+    for key in candidates:
+        try:
+            if algorithm.verify(token.signing_input, key.key, token.signature):
+                return
+        except (InvalidSignature, ValueError, TypeError):
+            continue
+    raise TokenError("signature-invalid", "token signature does not verify with the issuer's keys")
+
+
+def check_claims(
+    claims: Mapping[str, Any], *, issuer: IssuerConfig, now: datetime, leeway: timedelta
+) -> None:
+    """Audience, expiry, not-before and issued-at, in that order.
+
+    Raises:
+        TokenError: naming the failed check and the values involved.
+    """
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else audience
+    if not isinstance(audiences, list) or issuer.client_id not in audiences:
+        raise TokenError(
+            "aud-mismatch", f"audience {json.dumps(audience)} does not include {issuer.client_id!r}"
+        )
+    expires_at = _time_claim(claims, "exp", required=True)
+    if now >= expires_at + leeway:
+        raise TokenError("token-expired", f"token expired at {_iso(expires_at)}")
+    not_before = _time_claim(claims, "nbf", required=False)
+    if not_before is not None and now + leeway < not_before:
+        raise TokenError("token-not-yet-valid", f"token is not valid before {_iso(not_before)}")
+    issued_at = _time_claim(claims, "iat", required=False)
+    if issued_at is not None and now + leeway < issued_at:
+        raise TokenError(
+            "token-issued-in-future", f"token is issued in the future, at {_iso(issued_at)}"
+        )
+
+
+def _time_claim(claims: Mapping[str, Any], name: str, *, required: bool) -> datetime | None:
+    value = claims.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenError("token-malformed", f"token {name} claim is missing or not a number")
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise TokenError("token-malformed", f"token {name} claim is out of range") from exc
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_token(
+    token: UnverifiedToken,
+    *,
+    issuer: IssuerConfig,
+    keys: Sequence[VerificationKey],
+    now: datetime,
+    leeway: timedelta = DEFAULT_LEEWAY,
+) -> Mapping[str, Any]:
+    """Fully check a parsed token against its issuer's keys; returns the verified claims.
+
+    Raises:
+        TokenError: for the first check that fails, in Fulcio's order: issuer, algorithm,
+            signature, audience, expiry, not-before, issued-at.
+    """
+    if not issuer.matches(token.issuer):
+        raise TokenError("issuer-untrusted", f"issuer {token.issuer!r} is not trusted")
+    check_algorithm(token)
+    check_signature(token, keys)
+    check_claims(token.claims, issuer=issuer, now=now, leeway=leeway)
+    return token.claims
