@@ -1,0 +1,192 @@
+"""Sigstore bundles: parse with sigstore-models and enforce each media type's rules at load.
+
+A `Bundle` is immutable and already shaped for verification: the leaf certificate parsed, the
+single log entry picked, the signature and (for DSSE) the envelope at hand.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cli.verify.errors import BundleError, describe_validation_error
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from sigstore_models.bundle.v1 import Bundle as WireBundle
+    from sigstore_models.common.v1 import HashOutput
+    from sigstore_models.intoto import Envelope
+    from sigstore_models.rekor.v1 import TransparencyLogEntry
+
+# Bundles are a few KB; DSSE payloads (SBOMs, provenance) can be larger, so allow some room.
+MAX_BUNDLE_BYTES = 32 * 1024 * 1024
+MAX_TIMESTAMPS = 32
+MAX_CHAIN_CERTIFICATES = 8
+MAX_PROOF_HASHES = 64
+MAX_CHECKPOINT_BYTES = 64 * 1024
+
+# The media type versions sigstore-models accepts, mapped to the rules version they follow.
+MEDIA_TYPE_VERSIONS: dict[str, str] = {
+    "application/vnd.dev.sigstore.bundle+json;version=0.1": "0.1",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2": "0.2",
+    "application/vnd.dev.sigstore.bundle+json;version=0.3": "0.3",
+    "application/vnd.dev.sigstore.bundle.v0.3+json": "0.3",
+}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A parsed bundle with its invariants checked."""
+
+    wire: WireBundle
+    version: str
+    leaf: x509.Certificate | None
+    entry: TransparencyLogEntry
+    timestamps: tuple[bytes, ...]
+    signature: bytes
+    message_digest: HashOutput | None
+    envelope: Envelope | None
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return self.entry.inclusion_proof.checkpoint is not None
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Bundle:
+        """Parse a bundle and check the rules of its media type.
+
+        Raises:
+            BundleError: malformed JSON, unknown media type, wrong key material for the
+                version, not exactly one log entry, missing proof or promise, and so on.
+        """
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise BundleError(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
+        from pydantic import ValidationError
+        from sigstore_models.bundle.v1 import Bundle as WireBundle
+
+        try:
+            wire = WireBundle.from_json(data)
+        except ValidationError as exc:
+            raise BundleError(f"malformed bundle: {describe_validation_error(exc)}") from exc
+        return cls.from_model(wire)
+
+    @classmethod
+    def from_model(cls, wire: WireBundle) -> Bundle:
+        """Check a sigstore-models bundle and wrap it."""
+        version = MEDIA_TYPE_VERSIONS.get(wire.media_type)
+        if version is None:
+            raise BundleError(f"unsupported bundle media type {wire.media_type!r}")
+        material = wire.verification_material
+        leaf = _leaf_certificate(material, version)
+
+        if len(material.tlog_entries) != 1:
+            raise BundleError(
+                f"expected exactly one transparency log entry, got {len(material.tlog_entries)}"
+            )
+        entry = material.tlog_entries[0]
+        proof = entry.inclusion_proof
+        if len(proof.hashes) > MAX_PROOF_HASHES:
+            raise BundleError(f"inclusion proof has more than {MAX_PROOF_HASHES} hashes")
+        if proof.checkpoint is not None and len(proof.checkpoint.envelope) > MAX_CHECKPOINT_BYTES:
+            raise BundleError(f"checkpoint is larger than {MAX_CHECKPOINT_BYTES} bytes")
+
+        timestamps: tuple[bytes, ...] = ()
+        if material.timestamp_verification_data is not None:
+            timestamps = tuple(
+                t.signed_timestamp for t in material.timestamp_verification_data.rfc3161_timestamps
+            )
+        if len(timestamps) > MAX_TIMESTAMPS:
+            raise BundleError(f"bundle carries more than {MAX_TIMESTAMPS} RFC 3161 timestamps")
+        if len(set(timestamps)) != len(timestamps):
+            raise BundleError("bundle carries the same RFC 3161 timestamp twice")
+
+        if version == "0.1":
+            if entry.inclusion_promise is None:
+                raise BundleError("a v0.1 bundle must carry an inclusion promise (SET)")
+        else:
+            if proof.checkpoint is None:
+                raise BundleError(f"a v{version} bundle must carry a checkpoint in its proof")
+            if entry.inclusion_promise is None and not timestamps:
+                raise BundleError(
+                    "bundle has neither an inclusion promise nor an RFC 3161 timestamp"
+                )
+
+        if wire.message_signature is not None:
+            signature = wire.message_signature.signature
+            digest = wire.message_signature.message_digest
+            envelope = None
+        else:
+            envelope = wire.dsse_envelope
+            if envelope is None or len(envelope.signatures) != 1:
+                raise BundleError("a DSSE envelope must carry exactly one signature")
+            signature = envelope.signatures[0].sig
+            digest = None
+        if not signature:
+            raise BundleError("bundle signature is empty")
+        return cls(
+            wire=wire,
+            version=version,
+            leaf=leaf,
+            entry=entry,
+            timestamps=timestamps,
+            signature=signature,
+            message_digest=digest,
+            envelope=envelope,
+        )
+
+
+def load_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """Read and parse a bundle file (raises BundleError)."""
+    try:
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_BUNDLE_BYTES + 1)
+    except OSError as exc:
+        raise BundleError(f"cannot read bundle {path}: {exc.strerror}") from exc
+    return Bundle.from_json(data)
+
+
+def _leaf_certificate(material: object, version: str) -> x509.Certificate | None:
+    """The signing certificate, or None for a managed-key bundle."""
+    from cryptography import x509
+
+    certificate = material.certificate  # type: ignore[attr-defined]
+    chain = material.x509_certificate_chain  # type: ignore[attr-defined]
+    if material.public_key is not None:  # type: ignore[attr-defined]
+        return None
+    if version == "0.3":
+        if certificate is None:
+            raise BundleError("a v0.3 bundle must carry a single `certificate`, not a chain")
+        raw = [certificate.raw_bytes]
+    else:
+        if chain is None:
+            raise BundleError(f"a v{version} bundle must carry an x509CertificateChain")
+        raw = [c.raw_bytes for c in chain.certificates]
+        if not raw:
+            raise BundleError("the bundle's certificate chain is empty")
+        if len(raw) > MAX_CHAIN_CERTIFICATES:
+            raise BundleError(f"certificate chain has more than {MAX_CHAIN_CERTIFICATES} entries")
+    try:
+        certificates = [x509.load_der_x509_certificate(r) for r in raw]
+    except ValueError as exc:
+        raise BundleError(f"bundle certificate is not valid DER: {exc}") from exc
+    leaf, rest = certificates[0], certificates[1:]
+    if _is_ca(leaf):
+        raise BundleError("the first certificate of the bundle is a CA, not a signing leaf")
+    # Chain certificates are never trusted (only the trusted root's are), but a bundle that
+    # ships a self-signed root invites verifiers that trust it, so it is refused outright.
+    for cert in rest:
+        if cert.issuer == cert.subject and _is_ca(cert):
+            name = cert.subject.rfc4514_string()
+            raise BundleError(f"the bundle's certificate chain contains a root CA ({name})")
+    return leaf
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    from cryptography import x509
+
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False

@@ -1,0 +1,292 @@
+"""Trusted roots: load a Sigstore `TrustedRoot` once, with every key and certificate parsed.
+
+The wire shape comes from sigstore-models; this module adds the invariants verification relies
+on (every key has a usable `validFor.start`, every authority a non-empty chain) and turns raw
+bytes into cryptography objects once, so a `Verifier` can be reused across many bundles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cli.verify.errors import TrustRootError, describe_validation_error
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+    from sigstore_models.common.v1 import TimeRange as WireTimeRange
+    from sigstore_models.trustroot.v1 import CertificateAuthority, TransparencyLogInstance
+
+# Trusted roots are a few KB; refuse anything absurd before parsing it.
+MAX_TRUSTED_ROOT_BYTES = 1024 * 1024
+MAX_LOGS = 64
+MAX_AUTHORITIES = 64
+MAX_CHAIN_LENGTH = 8
+
+PRODUCTION_ROOT_RESOURCE = "production_trusted_root.json"
+_TRUST_PATH_ENDPOINT = "/api/v1/trust/trusted_root.json"
+_SERVER_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?")
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A closed interval [start, end]; `end` None means still open."""
+
+    start: datetime
+    end: datetime | None
+
+    def contains(self, moment: datetime) -> bool:
+        """True when `moment` lies inside the interval, both ends included."""
+        return self.start <= moment and (self.end is None or moment <= self.end)
+
+    def describe(self) -> str:
+        end = _iso(self.end) if self.end is not None else "open"
+        return f"{_iso(self.start)}..{end}"
+
+
+@dataclass(frozen=True)
+class LogKey:
+    """A transparency-log or CT-log key from the trusted root, parsed once."""
+
+    base_url: str
+    key_id: bytes
+    key_details: str
+    public_key: PublicKeyTypes
+    valid_for: TimeRange
+
+    def verify(self, signature: bytes, data: bytes) -> None:
+        """Check `signature` over `data` with this key; raises InvalidSignature."""
+        verify_with_key(self.public_key, self.key_details, signature, data)
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A certificate or timestamp authority: its chain (leaf side first) and validity."""
+
+    uri: str
+    certificates: tuple[x509.Certificate, ...]
+    valid_for: TimeRange
+
+
+@dataclass(frozen=True)
+class TrustedRoot:
+    """The parsed trust material: logs by key ID, CAs, CT logs and TSAs."""
+
+    tlogs: dict[bytes, LogKey]
+    ctlogs: dict[bytes, LogKey]
+    certificate_authorities: tuple[Authority, ...]
+    timestamp_authorities: tuple[Authority, ...]
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> TrustedRoot:
+        """Parse and check a TrustedRoot JSON document.
+
+        Raises:
+            TrustRootError: the document is malformed, too large, or a key or certificate in
+                it cannot be used.
+        """
+        if len(data) > MAX_TRUSTED_ROOT_BYTES:
+            raise TrustRootError(f"trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+        from pydantic import ValidationError
+        from sigstore_models.trustroot.v1 import TrustedRoot as WireTrustedRoot
+
+        try:
+            wire = WireTrustedRoot.from_json(data)
+        except ValidationError as exc:
+            raise TrustRootError(
+                f"malformed trusted root: {describe_validation_error(exc)}"
+            ) from exc
+        return cls.from_model(wire)
+
+    @classmethod
+    def from_model(cls, wire: object) -> TrustedRoot:
+        """Build from a sigstore-models `TrustedRoot` (also used for ClientTrustConfig)."""
+        tlogs_in = wire.tlogs  # type: ignore[attr-defined]
+        ctlogs_in = wire.ctlogs  # type: ignore[attr-defined]
+        cas_in = wire.certificate_authorities  # type: ignore[attr-defined]
+        tsas_in = wire.timestamp_authorities  # type: ignore[attr-defined]
+        if len(tlogs_in) > MAX_LOGS or len(ctlogs_in) > MAX_LOGS:
+            raise TrustRootError(f"trusted root lists more than {MAX_LOGS} logs")
+        if len(cas_in) > MAX_AUTHORITIES or len(tsas_in) > MAX_AUTHORITIES:
+            raise TrustRootError(f"trusted root lists more than {MAX_AUTHORITIES} authorities")
+        return cls(
+            tlogs=_index_logs(tlogs_in, "tlogs"),
+            ctlogs=_index_logs(ctlogs_in, "ctlogs"),
+            certificate_authorities=tuple(
+                _authority(ca, "certificateAuthorities") for ca in cas_in
+            ),
+            timestamp_authorities=tuple(_authority(ca, "timestampAuthorities") for ca in tsas_in),
+        )
+
+
+def load_trusted_root(path: str | os.PathLike[str]) -> TrustedRoot:
+    """Read a TrustedRoot JSON file (raises TrustRootError)."""
+    return TrustedRoot.from_json(_read_bounded(Path(path), "trusted root"))
+
+
+def load_trust_config(path: str | os.PathLike[str]) -> TrustedRoot:
+    """Read the trusted root out of a Sigstore ClientTrustConfig JSON file."""
+    from pydantic import ValidationError
+    from sigstore_models.trustroot.v1 import ClientTrustConfig
+
+    data = _read_bounded(Path(path), "trust config")
+    try:
+        config = ClientTrustConfig.from_json(data)
+    except ValidationError as exc:
+        raise TrustRootError(
+            f"malformed trust config {path}: {describe_validation_error(exc)}"
+        ) from exc
+    return TrustedRoot.from_model(config.trusted_root)
+
+
+def production_trusted_root() -> TrustedRoot:
+    """The Sigstore public-good production root shipped in `cli/data` (see its PROVENANCE)."""
+    data = resources.files("cli").joinpath("data", PRODUCTION_ROOT_RESOURCE).read_bytes()
+    return TrustedRoot.from_json(data)
+
+
+def fetch_server_trusted_root(server: str, *, cache_dir: Path | None = None) -> TrustedRoot:
+    """The trusted root of a keyless server, fetched once and then read from the cache.
+
+    The first fetch is trust on first use: later runs never refresh it silently. Delete the
+    cached file to fetch again.
+    """
+    if not _SERVER_RE.fullmatch(server):
+        raise TrustRootError(f"server URL {server!r} is not an http(s) origin")
+    cache = cache_dir or _cache_dir()
+    path = cache / f"{hashlib.sha256(server.rstrip('/').encode()).hexdigest()}.json"
+    if path.is_file():
+        return load_trusted_root(path)
+    data = _download(server.rstrip("/") + _TRUST_PATH_ENDPOINT)
+    root = TrustedRoot.from_json(data)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return root
+
+
+def verify_with_key(
+    public_key: PublicKeyTypes, details: str, signature: bytes, data: bytes
+) -> None:
+    """Check a signature with the algorithm `details` names; raises InvalidSignature."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        public_key.verify(signature, data, ec.ECDSA(_hash_for(details)))
+    elif isinstance(public_key, ed25519.Ed25519PublicKey):
+        public_key.verify(signature, data)
+    elif isinstance(public_key, rsa.RSAPublicKey):
+        pad = (
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+            if "PSS" in details
+            else padding.PKCS1v15()
+        )
+        public_key.verify(signature, data, pad, _hash_for(details))
+    else:
+        raise TypeError(f"unsupported key type {type(public_key).__name__}")
+
+
+def _hash_for(details: str) -> hashes.HashAlgorithm:
+    from cryptography.hazmat.primitives import hashes
+
+    if details.endswith("SHA_384"):
+        return hashes.SHA384()
+    if details.endswith("SHA_512"):
+        return hashes.SHA512()
+    return hashes.SHA256()
+
+
+def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, LogKey]:
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    index: dict[bytes, LogKey] = {}
+    for log in logs:
+        key = log.public_key
+        if key.raw_bytes is None:
+            raise TrustRootError(f"{field} entry {log.base_url} has no public key bytes")
+        # sigstore-models makes `validFor` optional; a missing bound must not read as unbounded.
+        if key.valid_for is None:
+            raise TrustRootError(f"{field} entry {log.base_url} has no publicKey.validFor")
+        try:
+            public_key = load_der_public_key(key.raw_bytes)
+        except ValueError as exc:
+            raise TrustRootError(f"{field} entry {log.base_url} has an unusable key") from exc
+        entry = LogKey(
+            base_url=log.base_url,
+            key_id=log.log_id.key_id,
+            key_details=key.key_details.value,
+            public_key=public_key,
+            valid_for=_time_range(key.valid_for),
+        )
+        if entry.key_id in index:
+            raise TrustRootError(f"{field} lists log ID {entry.key_id.hex()} twice")
+        index[entry.key_id] = entry
+    return index
+
+
+def _authority(ca: CertificateAuthority, field: str) -> Authority:
+    from cryptography import x509
+
+    raw = ca.cert_chain.certificates
+    if not raw:
+        raise TrustRootError(f"{field} entry {ca.uri} has an empty certificate chain")
+    if len(raw) > MAX_CHAIN_LENGTH:
+        raise TrustRootError(f"{field} entry {ca.uri} has a chain longer than {MAX_CHAIN_LENGTH}")
+    try:
+        certificates = tuple(x509.load_der_x509_certificate(c.raw_bytes) for c in raw)
+    except ValueError as exc:
+        raise TrustRootError(f"{field} entry {ca.uri} has a malformed certificate") from exc
+    return Authority(
+        uri=ca.uri or "", certificates=certificates, valid_for=_time_range(ca.valid_for)
+    )
+
+
+def _time_range(wire: WireTimeRange) -> TimeRange:
+    start, end = wire.start, wire.end
+    if start.tzinfo is None or (end is not None and end.tzinfo is None):
+        raise TrustRootError("trusted root validFor times must carry a UTC offset")
+    return TimeRange(start=start, end=end)
+
+
+def _read_bounded(path: Path, what: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TRUSTED_ROOT_BYTES + 1)
+    except OSError as exc:
+        raise TrustRootError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    if len(data) > MAX_TRUSTED_ROOT_BYTES:
+        raise TrustRootError(f"{what} {path} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+    return data
+
+
+def _download(url: str) -> bytes:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - scheme checked
+            data = response.read(MAX_TRUSTED_ROOT_BYTES + 1)
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrustRootError(f"cannot fetch the trusted root from {url}: {exc}") from exc
+    if len(data) > MAX_TRUSTED_ROOT_BYTES:
+        raise TrustRootError(f"trusted root at {url} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+    return data
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "keyless" / "trusted-roots"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

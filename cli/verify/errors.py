@@ -1,0 +1,53 @@
+"""Errors of client-side verification: one line for the user, naming the check that failed."""
+
+from __future__ import annotations
+
+
+class VerificationError(Exception):
+    """A bundle, trust root or artifact failed one named check of verification.
+
+    `check` is a stable slug naming the check (`sct`, `inclusion-proof`, `identity`, ...); it is
+    also the `reason`. `message` is the one line `keyless verify` prints.
+    """
+
+    user_facing = True
+
+    def __init__(self, check: str, detail: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{check}: {detail}")
+        self.check = check
+        self.reason = check
+        self.detail = detail
+        self.message = f"verification failed ({check}): {detail}"
+        self.hint = hint
+
+
+class BundleError(VerificationError):
+    """The bundle is malformed or breaks the rules of its media type."""
+
+    def __init__(self, detail: str, *, hint: str | None = None) -> None:
+        super().__init__("bundle", detail, hint=hint)
+
+
+class TrustRootError(VerificationError):
+    """The trusted root is malformed, unreadable or unusable."""
+
+    def __init__(self, detail: str, *, hint: str | None = None) -> None:
+        super().__init__("trust-root", detail, hint=hint)
+
+
+def describe_validation_error(exc: object) -> str:
+    """The first problem a pydantic ValidationError reports, as `field.path: message`."""
+    errors = exc.errors()  # type: ignore[attr-defined]
+    if not errors:
+        return str(exc)
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    message = str(first.get("msg", "invalid"))
+    return f"{where}: {message}" if where else message
+
+
+def quoted(value: str) -> str:
+    """`value` in double quotes with JSON escapes, so a message shows it unambiguously."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False)

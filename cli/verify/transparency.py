@@ -1,0 +1,146 @@
+"""Transparency-log evidence in a bundle: the SET, the signed checkpoint and the inclusion proof.
+
+Merkle and signed-note checks are the pure functions of `tlog.merkle` and `tlog.checkpoint`;
+this module maps their errors to verification checks and adds the Rekor-specific parts.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from cli.verify.errors import VerificationError
+
+if TYPE_CHECKING:
+    from sigstore_models.rekor.v1 import TransparencyLogEntry
+
+    from cli.trust import LogKey
+
+
+def find_log(entry: TransparencyLogEntry, *, tlogs: dict[bytes, LogKey]) -> LogKey:
+    """The trusted log that the entry names by key ID.
+
+    Raises:
+        VerificationError("log-entry"): the log is not in the trusted root.
+    """
+    log = tlogs.get(entry.log_id.key_id)
+    if log is None:
+        raise VerificationError(
+            "log-entry",
+            f"log ID {base64.b64encode(entry.log_id.key_id).decode()} is not a transparency "
+            "log in the trusted root",
+            hint="is the bundle from another Sigstore instance? pass its --trusted-root",
+        )
+    return log
+
+
+def check_inclusion_promise(entry: TransparencyLogEntry, *, log: LogKey) -> datetime:
+    """Verify the signed entry timestamp; returns the integrated time it vouches for.
+
+    Raises:
+        VerificationError("signed-entry-timestamp"): missing time, bad signature, or the log
+            key was not valid at the integrated time.
+    """
+    import rfc8785
+    from cryptography.exceptions import InvalidSignature
+
+    promise = entry.inclusion_promise
+    if promise is None or entry.integrated_time is None:
+        raise VerificationError("signed-entry-timestamp", "log entry has no SET and time")
+    kind = (entry.kind_version.kind, entry.kind_version.version)
+    if kind not in {("hashedrekord", "0.0.1"), ("dsse", "0.0.1"), ("intoto", "0.0.2")}:
+        raise VerificationError(
+            "signed-entry-timestamp", f"a SET is not defined for {kind[0]}/{kind[1]} entries"
+        )
+    payload = rfc8785.dumps(
+        {
+            "body": base64.b64encode(entry.canonicalized_body).decode(),
+            "integratedTime": entry.integrated_time,
+            "logID": entry.log_id.key_id.hex(),
+            "logIndex": entry.log_index,
+        }
+    )
+    try:
+        log.verify(promise.signed_entry_timestamp, payload)
+    except InvalidSignature as exc:
+        raise VerificationError(
+            "signed-entry-timestamp",
+            f"signed entry timestamp does not verify with the key of log {log.base_url}",
+        ) from exc
+    integrated = datetime.fromtimestamp(entry.integrated_time, tz=UTC)
+    check_log_key_validity(log, integrated, what="integrated time")
+    return integrated
+
+
+def check_log_key_validity(log: LogKey, moment: datetime, *, what: str) -> None:
+    """The log's key must have been valid at `moment` (the trusted root's validFor)."""
+    if not log.valid_for.contains(moment):
+        raise VerificationError(
+            "log-entry",
+            f"{what} {_iso(moment)} is outside the validity {log.valid_for.describe()} "
+            f"of log {log.base_url}",
+        )
+
+
+def check_inclusion(entry: TransparencyLogEntry, *, log: LogKey) -> None:
+    """Verify the signed checkpoint, then the inclusion proof against its root.
+
+    Raises:
+        VerificationError("checkpoint"): the checkpoint is malformed or not signed by the log.
+        VerificationError("inclusion-proof"): the proof disagrees with the checkpoint or does
+            not hash up to its root.
+    """
+    from tlog import ProofError, leaf_hash, verify_inclusion
+    from tlog.checkpoint import verify_checkpoint
+    from tlog.errors import CheckpointError
+
+    proof = entry.inclusion_proof
+    if proof.checkpoint is None:
+        raise VerificationError("checkpoint", "inclusion proof has no checkpoint")
+    try:
+        checkpoint = verify_checkpoint(proof.checkpoint.envelope, public_key=log.public_key)
+    except CheckpointError as exc:
+        raise VerificationError("checkpoint", exc.message) from exc
+    except TypeError as exc:
+        raise VerificationError(
+            "checkpoint", f"log {log.base_url} has a key type checkpoints cannot use"
+        ) from exc
+    if checkpoint.size != proof.tree_size:
+        raise VerificationError(
+            "inclusion-proof",
+            f"inclusion proof tree size {proof.tree_size} does not match checkpoint size "
+            f"{checkpoint.size}",
+        )
+    if checkpoint.root_hash != proof.root_hash:
+        raise VerificationError("inclusion-proof", "inclusion proof does not match checkpoint root")
+    if proof.log_index != entry.log_index and log_index_is_tree_local(entry):
+        raise VerificationError(
+            "inclusion-proof",
+            f"inclusion proof index {proof.log_index} does not match entry index {entry.log_index}",
+        )
+    try:
+        verify_inclusion(
+            index=proof.log_index,
+            size=proof.tree_size,
+            leaf=leaf_hash(entry.canonicalized_body),
+            proof=proof.hashes,
+            root=checkpoint.root_hash,
+        )
+    except ProofError as exc:
+        raise VerificationError(
+            "inclusion-proof", f"inclusion proof does not match checkpoint root ({exc.message})"
+        ) from exc
+
+
+def log_index_is_tree_local(entry: TransparencyLogEntry) -> bool:
+    """Rekor v2 has one tree per log, so its entry index must equal the proof's index.
+
+    Rekor v1 shards: the entry carries a global index and the proof a per-tree one, so they may
+    differ (the SET binds the global one).
+    """
+    return entry.kind_version.version == "0.0.2" and entry.kind_version.kind == "hashedrekord"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,333 @@
+"""The verification checklist: one orchestrating method, numbered steps, one named check each.
+
+A `Verifier` parses nothing per call that it could parse once: the trusted root's keys and CA
+stores are built in the constructor, so one instance can verify many bundles quickly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from cli.verify import entry as log_body
+from cli.verify import transparency
+from cli.verify.dsse import check_subject, pae
+from cli.verify.errors import VerificationError
+from cli.verify.policy import certificate_identities, certificate_issuer
+from cli.verify.sct import check_sct
+from cli.verify.timestamps import check_timestamps
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+    from cli.bundle import Bundle
+    from cli.trust import Authority, LogKey, TrustedRoot
+    from cli.verify.policy import Policy
+
+# A signed time later than the verifier's clock plus this skew is refused as impossible.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What a successful verification established, for `-o json` and the deploy gate."""
+
+    identity: str | None
+    issuer: str | None
+    log_url: str
+    log_index: int
+    signed_times: tuple[datetime, ...]
+    entry_kind: str
+    dsse_payload_type: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "verified": True,
+            "identity": self.identity,
+            "issuer": self.issuer,
+            "log": {"url": self.log_url, "index": self.log_index, "kind": self.entry_kind},
+            "signedTimes": [t.isoformat().replace("+00:00", "Z") for t in self.signed_times],
+            "dssePayloadType": self.dsse_payload_type,
+        }
+
+
+class Verifier:
+    """Verifies bundles against one trusted root; reusable and thread-safe (no mutable state)."""
+
+    def __init__(self, trusted_root: TrustedRoot) -> None:
+        from cryptography.x509.verification import Store
+
+        self._root = trusted_root
+        self._ca_stores = [
+            (ca, Store([ca.certificates[-1]]), list(ca.certificates[:-1]))
+            for ca in trusted_root.certificate_authorities
+        ]
+
+    def verify(
+        self, bundle: Bundle, *, sha256: bytes, policy: Policy, now: datetime
+    ) -> VerificationResult:
+        """Verify a certificate bundle over an artifact (its SHA-256) for an identity policy.
+
+        Raises:
+            VerificationError: the first check that fails, by name.
+        """
+        # 1. Key material: an identity can only be proven by a certificate.
+        leaf = bundle.leaf
+        if leaf is None:
+            raise VerificationError(
+                "key-material",
+                "bundle is signed with a managed key, not a certificate",
+                hint="verify it with --key",
+            )
+        times, log = self._signed_times(bundle, now=now)
+        # 6. Every signed time lies inside the leaf certificate's validity window.
+        for moment in times:
+            _check_within_certificate(leaf, moment)
+        # 7. The leaf chains to a trusted CA that was valid at every signed time.
+        chain: list[x509.Certificate] = []
+        for moment in times:
+            chain = self._check_chain(leaf, moment)
+        # 8. The SCT proves the certificate was logged in a trusted CT log.
+        check_sct(leaf, chain[1], ctlogs=self._root.ctlogs)
+        # 9. The leaf is a code-signing certificate.
+        _check_profile(leaf)
+        # 10. The identity policy holds.
+        policy.check(leaf)
+        # 11-14. Log inclusion, artifact binding, signature, log body.
+        self._check_signing(bundle, log, sha256=sha256, key=leaf.public_key(), leaf=leaf)
+        return VerificationResult(
+            identity=certificate_identities(leaf)[0] if certificate_identities(leaf) else None,
+            issuer=certificate_issuer(leaf),
+            log_url=log.base_url,
+            log_index=bundle.entry.log_index,
+            signed_times=tuple(times),
+            entry_kind=f"{bundle.entry.kind_version.kind}/{bundle.entry.kind_version.version}",
+            dsse_payload_type=bundle.envelope.payload_type if bundle.envelope else None,
+        )
+
+    def verify_with_key(
+        self, bundle: Bundle, *, sha256: bytes, key: PublicKeyTypes, now: datetime
+    ) -> VerificationResult:
+        """Verify a managed-key bundle over an artifact with a known public key.
+
+        Raises:
+            VerificationError: the first check that fails, by name.
+        """
+        # 1. Key material: a key verifies only bundles that carry no certificate.
+        if bundle.leaf is not None:
+            raise VerificationError(
+                "key-material",
+                "bundle carries a signing certificate; verify it by identity, not with --key",
+            )
+        times, log = self._signed_times(bundle, now=now)
+        # 6-10 concern certificates and do not apply; 11-14 as for certificates.
+        self._check_signing(bundle, log, sha256=sha256, key=key, leaf=None)
+        return VerificationResult(
+            identity=None,
+            issuer=None,
+            log_url=log.base_url,
+            log_index=bundle.entry.log_index,
+            signed_times=tuple(times),
+            entry_kind=f"{bundle.entry.kind_version.kind}/{bundle.entry.kind_version.version}",
+            dsse_payload_type=bundle.envelope.payload_type if bundle.envelope else None,
+        )
+
+    def _signed_times(self, bundle: Bundle, *, now: datetime) -> tuple[list[datetime], LogKey]:
+        """Steps 2-5: the log, and every signed time the bundle proves."""
+        entry = bundle.entry
+        # 2. The entry's log is in the trusted root.
+        log = transparency.find_log(entry, tlogs=self._root.tlogs)
+        # 3. The SET, when present, vouches for the integrated time.
+        times: list[datetime] = []
+        if entry.inclusion_promise is not None:
+            times.append(transparency.check_inclusion_promise(entry, log=log))
+        # 4. RFC 3161 timestamps over the signature, from trusted TSAs.
+        times.extend(
+            check_timestamps(
+                bundle.timestamps,
+                signature=bundle.signature,
+                authorities=self._root.timestamp_authorities,
+            )
+        )
+        # 5. At least one signed time, none in the future, the log key valid at each.
+        if not times:
+            raise VerificationError(
+                "time",
+                "bundle proves no signing time: it has neither a SET nor an RFC 3161 timestamp",
+                hint="Rekor v2 entries need an RFC 3161 timestamp",
+            )
+        for moment in times:
+            if moment > now + MAX_CLOCK_SKEW:
+                raise VerificationError(
+                    "time", f"signed time {_iso(moment)} is in the future (now {_iso(now)})"
+                )
+            transparency.check_log_key_validity(log, moment, what="signed time")
+        return times, log
+
+    def _check_chain(self, leaf: x509.Certificate, moment: datetime) -> list[x509.Certificate]:
+        from cryptography import x509
+        from cryptography.x509.verification import (
+            Criticality,
+            ExtensionPolicy,
+            PolicyBuilder,
+        )
+        from cryptography.x509.verification import VerificationError as X509Error
+
+        # Fulcio leaves carry code-signing, not client-auth, EKUs; accept any non-critical EKU
+        # here and check code-signing in the profile step.
+        ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
+            x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
+        )
+        ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+            x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
+        )
+        candidates: list[tuple[Authority, object, list[x509.Certificate]]] = [
+            item for item in self._ca_stores if item[0].valid_for.contains(moment)
+        ]
+        if not candidates:
+            raise VerificationError(
+                "certificate-chain", f"no trusted CA was valid at signing time {_iso(moment)}"
+            )
+        failures: list[str] = []
+        for authority, store, intermediates in candidates:
+            verifier = (
+                PolicyBuilder()
+                .store(store)
+                .time(moment)
+                .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+                .build_client_verifier()
+            )
+            try:
+                return list(verifier.verify(leaf, intermediates).chain)
+            except (X509Error, x509.UnsupportedGeneralNameType) as exc:
+                failures.append(f"{authority.uri or 'CA'}: {exc}")
+        raise VerificationError(
+            "certificate-chain",
+            f"the certificate does not chain to a trusted CA at {_iso(moment)} "
+            f"({'; '.join(failures)})",
+        )
+
+    def _check_signing(
+        self,
+        bundle: Bundle,
+        log: LogKey,
+        *,
+        sha256: bytes,
+        key: PublicKeyTypes,
+        leaf: x509.Certificate | None,
+    ) -> None:
+        """Steps 11-14: inclusion, artifact binding, signature and log body."""
+        entry = bundle.entry
+        # 11. The checkpoint is signed by the log, and the entry is included under its root.
+        #     A v0.1 bundle may carry a proof without checkpoint; its SET (step 3) binds it.
+        if bundle.has_checkpoint:
+            transparency.check_inclusion(entry, log=log)
+        # 12. The signature is about this artifact.
+        envelope = bundle.envelope
+        if envelope is None:
+            digest = bundle.message_digest
+            if digest is not None and (
+                digest.algorithm.value != "SHA2_256" or digest.digest != sha256
+            ):
+                raise VerificationError(
+                    "message-digest",
+                    f"bundle message digest {digest.digest.hex()} is not the artifact's "
+                    f"sha256 {sha256.hex()}",
+                )
+            signed_bytes, prehashed = sha256, True
+        else:
+            check_subject(envelope.payload_type, envelope.payload, sha256_hex=sha256.hex())
+            signed_bytes, prehashed = pae(envelope.payload_type, envelope.payload), False
+        # 13. The signature verifies with the signing key.
+        _check_signature(key, bundle.signature, signed_bytes, prehashed=prehashed)
+        # 14. The log entry records this signature, key and artifact.
+        from cryptography.hazmat.primitives import serialization
+
+        log_body.check_entry_body(
+            entry.canonicalized_body,
+            kind=entry.kind_version.kind,
+            version=entry.kind_version.version,
+            signed=log_body.Signed(
+                key_der=key.public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                ),
+                leaf_der=leaf.public_bytes(serialization.Encoding.DER) if leaf else None,
+                key_details=_key_details(key),
+                signature=bundle.signature,
+                digest=sha256 if envelope is None else hashlib.sha256(signed_bytes).digest(),
+                payload=envelope.payload if envelope is not None else None,
+            ),
+        )
+
+
+def _check_within_certificate(leaf: x509.Certificate, moment: datetime) -> None:
+    start, end = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if not start <= moment <= end:
+        raise VerificationError(
+            "certificate-validity",
+            f"signed time {_iso(moment)} is outside the certificate validity "
+            f"{_iso(start)}..{_iso(end)}",
+        )
+
+
+def _check_profile(leaf: x509.Certificate) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+        extended = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound as exc:
+        raise VerificationError(
+            "certificate-profile", "the certificate lacks KeyUsage or ExtendedKeyUsage"
+        ) from exc
+    if not usage.digital_signature:
+        raise VerificationError("certificate-profile", "key usage lacks digitalSignature")
+    if ExtendedKeyUsageOID.CODE_SIGNING not in extended:
+        raise VerificationError("certificate-profile", "extended key usage lacks codeSigning")
+
+
+def _check_signature(
+    key: PublicKeyTypes, signature: bytes, data: bytes, *, prehashed: bool
+) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+    algorithm = utils.Prehashed(hashes.SHA256()) if prehashed else hashes.SHA256()
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(algorithm))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), algorithm)
+        else:
+            raise VerificationError(
+                "signature", f"unsupported signing key type {type(key).__name__}"
+            )
+    except InvalidSignature as exc:
+        what = "artifact" if prehashed else "DSSE envelope"
+        raise VerificationError(
+            "signature", f"the signature over the {what} does not verify with the signing key"
+        ) from exc
+
+
+def _key_details(key: PublicKeyTypes) -> str:
+    """The protobuf-specs PublicKeyDetails name Rekor v2 records for this key."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return {
+            "secp256r1": "PKIX_ECDSA_P256_SHA_256",
+            "secp384r1": "PKIX_ECDSA_P384_SHA_384",
+            "secp521r1": "PKIX_ECDSA_P521_SHA_512",
+        }.get(key.curve.name, "unsupported")
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"PKIX_RSA_PKCS1V15_{key.key_size}_SHA256"
+    return "unsupported"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
