@@ -10,7 +10,10 @@ from collections.abc import Sequence
 
 # Subcommand modules under `cli.commands`, each with `add_parser(subparsers)` and `run(args)`.
 # They are imported when the parser is built; heavy imports stay inside each `run`.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = (
+    "serve",
+    "dev_token",
+)
 
 
 class CLIError(Exception):

@@ -1,0 +1,62 @@
+"""`keyless serve`: run the CA, the logs and (in dev mode) the development issuer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the keyless servers",
+        description=(
+            "Run every keyless service on one origin. With no --config: dev mode on "
+            "127.0.0.1:8080 with generated keys and the development OIDC issuer (never for "
+            "production). With --config FILE: production mode, validated before start."
+        ),
+    )
+    parser.add_argument("--config", type=Path, help="production configuration (YAML)")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind, used exactly (default 8080)")
+    parser.add_argument("--state-dir", type=Path, help="where generated keys and logs live")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli.server_config import dev_config, load_server_config
+
+    overrides = {"host": args.host, "port": args.port, "state_dir": args.state_dir}
+    if args.config:
+        config = load_server_config(args.config, **overrides)
+    else:
+        config = dev_config(**overrides)
+    from cli.state import StateDir
+
+    StateDir(config.state_dir).create()
+    _print_banner(config)
+    from cli.wsgi_server import run_gunicorn
+
+    run_gunicorn(config)
+    return 0
+
+
+def _print_banner(config: Any) -> None:
+    url = config.public_url
+    lines = [f"keyless serving on {url} (state in {config.state_dir})"]
+    if not config.production:
+        lines.insert(
+            0,
+            "WARNING: dev mode. Keys are generated locally and the development "
+            "issuer mints tokens for anyone on this machine. Not for production.",
+        )
+    if config.dev_issuer:
+        lines += [
+            f"  development OIDC issuer: {url}/oidc (GitHub-Actions-shaped: {url}/oidc/github)",
+            f"  get a token:  keyless dev-token --server {url} --email alice@example.com",
+            f"                keyless dev-token --server {url} --github-actions "
+            "--repository acme/app --workflow release.yml --ref refs/heads/main",
+        ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
