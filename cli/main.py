@@ -13,6 +13,8 @@ from collections.abc import Sequence
 COMMANDS: tuple[str, ...] = (
     "serve",
     "dev_token",
+    "verify",
+    "verify_bundle",
 )
 
 

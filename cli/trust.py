@@ -32,6 +32,7 @@ MAX_AUTHORITIES = 64
 MAX_CHAIN_LENGTH = 8
 
 PRODUCTION_ROOT_RESOURCE = "production_trusted_root.json"
+STAGING_ROOT_RESOURCE = "staging_trusted_root.json"
 _TRUST_PATH_ENDPOINT = "/api/v1/trust/trusted_root.json"
 _SERVER_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?")
 
@@ -290,3 +291,9 @@ def _cache_dir() -> Path:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def staging_trusted_root() -> TrustedRoot:
+    """The Sigstore public-good staging root shipped in `cli/data` (see its PROVENANCE)."""
+    data = resources.files("cli").joinpath("data", STAGING_ROOT_RESOURCE).read_bytes()
+    return TrustedRoot.from_json(data)
