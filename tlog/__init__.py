@@ -23,6 +23,30 @@ Checkpoints (`tlog.checkpoint`, pure; signed notes, Rekor v1 ECDSA and Rekor v2 
 - `parse_note(note) -> SignedNote`, `verify_note(note: SignedNote, *, public_key, name=None)`,
   `parse_checkpoint_text(text) -> Checkpoint`, `key_hint(public_key, *, name) -> bytes`
 
+Durable log (`tlog.log`, `tlog.storage`, `tlog.sqlite_storage`; imported lazily, so the client
+never loads them). Shared by the Rekor log and the CT log:
+- `SQLiteStorage(path: str | PathLike, *, busy_timeout_ms: int = 30_000)`: WAL, fsync per commit,
+  safe across threads and worker processes; `.tree_id -> int` (random, fixed at creation).
+  `LogStorage` is the Protocol (`reader()`, `writer()`, `tree_id`, `close()`).
+- `TreeHeadSigner` Protocol: `sign(*, size: int, root_hash: bytes, timestamp_ms: int) -> bytes`
+  and `verify(signed: bytes, *, size: int, root_hash: bytes) -> None` (raise a `LogError`).
+  `CheckpointSigner(*, origin: str, name: str, private_key)` signs Rekor-style checkpoints.
+- `MerkleLog(storage: LogStorage, signer: TreeHeadSigner, *, clock=time.time, max_batch=512)`:
+  - `append(data: bytes, *, extra: bytes = b"", keys: Sequence[str] = ()) -> Appended`
+    (group commit; returns once durable; raises `DuplicateEntryError` with `.index`);
+  - `append_batch(items: Sequence[NewEntry]) -> list[Appended | LogError]` (one transaction);
+  - `head() -> SignedHead` (latest; covers every entry), `entry(index) -> LogEntry`,
+    `entries(start, end) -> list[LogEntry]`, `find(leaf_hash) -> int | None`,
+    `search(key, *, limit=1000) -> list[int]`;
+  - `prove(index) -> EntryProof(entry, head, proof)` (one snapshot, latest head);
+  - `inclusion_proof(index, size) -> (root, proof)`, `consistency_proof(size1, size2) ->
+    (root2, proof)`, `root_hash(size) -> bytes` (`RequestError` when out of range).
+  Each commit signs a new head after checking it against the previous one (signature and
+  consistency proof); it raises `InconsistentLogError` and signs nothing if they disagree.
+- Values: `NewEntry(data, extra=b"", keys=())`, `Appended(entry, head)`,
+  `LogEntry(index, data, leaf_hash, integrated_ms, extra)`,
+  `SignedHead(size, root_hash, timestamp_ms, signed)`, `EntryProof(entry, head, proof)`.
+
 Errors (`tlog.errors`): `LogError` (base: `message`, `reason`, `hint`, `user_facing`),
 `ProofError`, `CheckpointError`, `EntryError`, `DuplicateEntryError`, `NotFoundError`,
 `RequestError`, `InconsistentLogError`, `StorageError`.
@@ -30,8 +54,11 @@ Errors (`tlog.errors`): `LogError` (base: `message`, `reason`, `hint`, `user_fac
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from tlog.checkpoint import (
     Checkpoint,
+    CheckpointSigner,
     NoteSignature,
     SignedNote,
     key_hint,
@@ -62,21 +89,59 @@ from tlog.merkle import (
     verify_inclusion,
 )
 
+if TYPE_CHECKING:
+    from tlog.log import Appended, EntryProof, MerkleLog, NewEntry, TreeHeadSigner
+    from tlog.sqlite_storage import SQLiteStorage
+    from tlog.storage import LogEntry, LogStorage, SignedHead
+
+_LAZY = {
+    "Appended": "tlog.log",
+    "EntryProof": "tlog.log",
+    "MerkleLog": "tlog.log",
+    "NewEntry": "tlog.log",
+    "TreeHeadSigner": "tlog.log",
+    "SQLiteStorage": "tlog.sqlite_storage",
+    "LogEntry": "tlog.storage",
+    "LogStorage": "tlog.storage",
+    "SignedHead": "tlog.storage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the server-side log classes on first use, keeping client imports light."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tlog' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "Appended",
     "Checkpoint",
     "CheckpointError",
+    "CheckpointSigner",
     "DuplicateEntryError",
     "EntryError",
+    "EntryProof",
     "InconsistentLogError",
+    "LogEntry",
     "LogError",
+    "LogStorage",
+    "MerkleLog",
+    "NewEntry",
     "NotFoundError",
     "NoteSignature",
     "ProofError",
     "RequestError",
+    "SQLiteStorage",
+    "SignedHead",
     "SignedNote",
     "StorageError",
+    "TreeHeadSigner",
     "key_hint",
     "leaf_hash",
     "node_hash",

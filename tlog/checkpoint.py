@@ -277,3 +277,37 @@ def verify_checkpoint(
     checkpoint = parse_checkpoint_text(signed.text)
     verify_note(signed, public_key=public_key, name=name)
     return checkpoint
+
+
+class CheckpointSigner:
+    """Signs and re-checks a log's tree heads as signed-note checkpoints (a `TreeHeadSigner`).
+
+    Rekor v1 style: `origin` is "<host:port> - <treeID>" and `name` is "<host:port>".
+    """
+
+    def __init__(self, *, origin: str, name: str, private_key: PrivateKey) -> None:
+        _check_line("origin", origin)
+        if not _NAME.match(name):
+            raise ValueError(f"invalid note key name {name!r}")
+        self.origin = origin
+        self.name = name
+        self._private_key = private_key
+        self.public_key = private_key.public_key()
+
+    def sign(self, *, size: int, root_hash: bytes, timestamp_ms: int) -> bytes:
+        """The signed checkpoint for this head, as UTF-8 bytes (the time is not part of it)."""
+        checkpoint = Checkpoint(self.origin, size, root_hash)
+        return sign_checkpoint(checkpoint, name=self.name, private_key=self._private_key).encode()
+
+    def verify(self, signed: bytes, *, size: int, root_hash: bytes) -> None:
+        """Check that `signed` is this log's checkpoint for exactly (size, root_hash).
+
+        Raises:
+            CheckpointError: bad signature, or a different origin, size or root.
+        """
+        checkpoint = verify_checkpoint(signed, public_key=self.public_key, name=self.name)
+        if checkpoint != Checkpoint(self.origin, size, root_hash):
+            raise CheckpointError(
+                f"signed checkpoint is for {checkpoint.origin!r} size {checkpoint.size}, "
+                f"expected {self.origin!r} size {size} with the stored root"
+            )

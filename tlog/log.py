@@ -1,0 +1,357 @@
+"""A durable, append-only Merkle log over a `LogStorage`, with group commit and signed heads.
+
+Used by the Rekor log and the CT log alike. An append is acknowledged only after the
+transaction holding it (entries, tree nodes and a newly signed tree head) is durable. Before it
+signs a head, the log checks the new tree against the latest head it signed (that head's own
+signature, then a consistency proof); it refuses to sign, and the batch fails, if they disagree.
+Each head is checked against its predecessor, so the tree stays consistent with every head ever
+signed.
+
+Group commit: concurrent `append` calls queue up; one caller at a time commits everything queued
+(up to `max_batch`) in one transaction, then hands the lead to the next waiting caller.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tlog import merkle
+from tlog.errors import (
+    DuplicateEntryError,
+    InconsistentLogError,
+    LogError,
+    NotFoundError,
+    ProofError,
+    RequestError,
+    StorageError,
+)
+from tlog.storage import LogEntry, LogStorage, ReadView, SignedHead, WriteView
+
+MAX_ENTRY_BYTES = 4 * 1024 * 1024
+MAX_EXTRA_BYTES = 64 * 1024
+MAX_KEYS_PER_ENTRY = 64
+MAX_KEY_CHARS = 512
+
+
+class TreeHeadSigner(Protocol):
+    """Signs tree heads in a log's own format (signed-note checkpoint, CT STH, ...)."""
+
+    def sign(self, *, size: int, root_hash: bytes, timestamp_ms: int) -> bytes:
+        """The signed serialisation of this tree head."""
+        ...
+
+    def verify(self, signed: bytes, *, size: int, root_hash: bytes) -> None:
+        """Raise unless `signed` is this signer's valid signature over exactly this head."""
+        ...
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to append: leaf bytes, opaque extras, and search keys."""
+
+    data: bytes
+    extra: bytes = b""
+    keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, bytes) or not isinstance(self.extra, bytes):
+            raise TypeError("entry data and extra must be bytes")
+        if len(self.data) > MAX_ENTRY_BYTES:
+            raise RequestError(f"entry is {len(self.data)} bytes, more than {MAX_ENTRY_BYTES}")
+        if len(self.extra) > MAX_EXTRA_BYTES:
+            raise RequestError(f"entry extras exceed {MAX_EXTRA_BYTES} bytes")
+        if len(self.keys) > MAX_KEYS_PER_ENTRY:
+            raise RequestError(f"entry has more than {MAX_KEYS_PER_ENTRY} search keys")
+        if any(not isinstance(k, str) or len(k) > MAX_KEY_CHARS for k in self.keys):
+            raise RequestError(f"search keys must be strings of at most {MAX_KEY_CHARS} chars")
+
+
+@dataclass(frozen=True)
+class Appended:
+    """An acknowledged append: the stored entry and the first signed head that includes it."""
+
+    entry: LogEntry
+    head: SignedHead
+
+
+@dataclass(frozen=True)
+class EntryProof:
+    """An entry with its inclusion proof in `head`, all read from one snapshot."""
+
+    entry: LogEntry
+    head: SignedHead
+    proof: list[bytes]
+
+
+@dataclass
+class _Waiter:
+    item: NewEntry
+    event: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
+    lead: bool = False
+    result: Appended | None = None
+    error: BaseException | None = None
+
+    def finish(self, outcome: Appended | BaseException) -> None:
+        if isinstance(outcome, BaseException):
+            self.error = outcome
+        else:
+            self.result = outcome
+        self.done = True
+        self.event.set()
+
+    def outcome(self) -> Appended:
+        if self.error is not None:
+            raise self.error
+        if self.result is None:
+            raise RuntimeError("group commit finished a waiter without an outcome")
+        return self.result
+
+
+class MerkleLog:
+    """A durable Merkle log: append, read, prove, and sign consistent tree heads."""
+
+    def __init__(
+        self,
+        storage: LogStorage,
+        signer: TreeHeadSigner,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_batch: int = 512,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._storage = storage
+        self._signer = signer
+        self._clock = clock
+        self._max_batch = max_batch
+        self._mutex = threading.Lock()
+        self._queue: list[_Waiter] = []
+        self._busy = False
+        with storage.writer() as view:
+            if view.latest_head() is None:
+                if view.size() != 0:
+                    raise InconsistentLogError("log has entries but no signed tree head")
+                self._sign_head(view, size=0, root=merkle.EMPTY_ROOT, now_ms=self._now_ms())
+
+    @property
+    def tree_id(self) -> int:
+        """The storage's tree ID."""
+        return self._storage.tree_id
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # Appending.
+
+    def append(self, data: bytes, *, extra: bytes = b"", keys: Sequence[str] = ()) -> Appended:
+        """Append one entry through group commit; returns once it is durable.
+
+        Raises:
+            DuplicateEntryError: an entry with the same leaf hash exists (its index is given).
+            InconsistentLogError: the stored tree disagrees with the last signed head.
+            StorageError: the storage failed; the entry was not acknowledged.
+        """
+        waiter = _Waiter(NewEntry(data, extra, tuple(keys)))
+        with self._mutex:
+            self._queue.append(waiter)
+            lead = not self._busy
+            self._busy = True
+        if not lead:
+            waiter.event.wait()
+        if not waiter.done:
+            self._lead()
+        return waiter.outcome()
+
+    def _lead(self) -> None:
+        with self._mutex:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: len(batch)]
+        try:
+            outcomes: Sequence[Appended | LogError | BaseException] = self.append_batch(
+                [waiter.item for waiter in batch]
+            )
+        except BaseException as exc:
+            outcomes = [exc] * len(batch)
+        for waiter, outcome in zip(batch, outcomes, strict=True):
+            waiter.finish(outcome)
+        with self._mutex:
+            if self._queue:
+                successor = self._queue[0]
+                successor.lead = True
+                successor.event.set()
+            else:
+                self._busy = False
+
+    def append_batch(self, items: Sequence[NewEntry]) -> list[Appended | LogError]:
+        """Append `items` in one durable transaction; duplicates come back as errors.
+
+        Raises:
+            InconsistentLogError: the stored tree disagrees with the last signed head.
+            StorageError: the storage failed; nothing was appended.
+        """
+        now_ms = self._now_ms()
+        outcomes: list[Appended | LogError | None] = [None] * len(items)
+        with self._storage.writer() as view:
+            size = view.size()
+            previous = self._check_latest_head(view, size)
+            hashes = [merkle.leaf_hash(item.data) for item in items]
+            existing = view.find_leaves(hashes)
+            fresh: list[LogEntry] = []
+            fresh_keys: list[tuple[str, ...]] = []
+            positions: dict[bytes, int] = {}
+            for slot, (item, digest) in enumerate(zip(items, hashes, strict=True)):
+                index = existing.get(digest, positions.get(digest))
+                if index is not None:
+                    outcomes[slot] = DuplicateEntryError(
+                        "an equivalent entry already exists in the log",
+                        index=index,
+                        leaf_hash=digest,
+                    )
+                    continue
+                index = size + len(fresh)
+                positions[digest] = index
+                fresh.append(LogEntry(index, item.data, digest, now_ms, item.extra))
+                fresh_keys.append(item.keys)
+            head = previous
+            if fresh:
+                frontier = view.read_nodes(merkle.frontier(size))
+                nodes = merkle.append_nodes(size, frontier, [e.leaf_hash for e in fresh])
+                view.add_entries(fresh, fresh_keys)
+                view.add_nodes(nodes)
+                new_size = size + len(fresh)
+                root = merkle.root_hash(new_size, view)
+                self._check_consistent(view, previous, new_size, root)
+                head = self._sign_head(view, size=new_size, root=root, now_ms=now_ms)
+        by_index = {entry.index: entry for entry in fresh}
+        result: list[Appended | LogError] = []
+        for slot, digest in enumerate(hashes):
+            outcome = outcomes[slot]
+            if outcome is None:
+                outcome = Appended(by_index[positions[digest]], head)
+            result.append(outcome)
+        return result
+
+    def _check_latest_head(self, view: ReadView, size: int) -> SignedHead:
+        head = view.latest_head()
+        if head is None or head.size != size:
+            raise InconsistentLogError(
+                f"the latest signed tree head does not cover the stored tree of size {size}"
+            )
+        try:
+            self._signer.verify(head.signed, size=head.size, root_hash=head.root_hash)
+        except LogError as exc:
+            raise InconsistentLogError(
+                f"the stored signed tree head at size {head.size} does not verify: {exc.message}"
+            ) from exc
+        return head
+
+    def _check_consistent(
+        self, view: ReadView, previous: SignedHead, new_size: int, root: bytes
+    ) -> None:
+        if previous.size == 0:
+            return
+        proof = merkle.consistency_proof(previous.size, new_size, view)
+        try:
+            merkle.verify_consistency(
+                size1=previous.size,
+                size2=new_size,
+                proof=proof,
+                root1=previous.root_hash,
+                root2=root,
+            )
+        except ProofError as exc:
+            raise InconsistentLogError(
+                f"tree of size {new_size} is not consistent with the signed head at size "
+                f"{previous.size}; refusing to sign"
+            ) from exc
+
+    def _sign_head(self, view: WriteView, *, size: int, root: bytes, now_ms: int) -> SignedHead:
+        signed = self._signer.sign(size=size, root_hash=root, timestamp_ms=now_ms)
+        head = SignedHead(size, root, now_ms, signed)
+        view.add_head(head)
+        return head
+
+    # Reading and proving.
+
+    def head(self) -> SignedHead:
+        """The latest signed tree head (it covers every entry)."""
+        with self._storage.reader() as view:
+            head = view.latest_head()
+        if head is None:
+            raise StorageError("log has no signed tree head")
+        return head
+
+    def entry(self, index: int) -> LogEntry:
+        """The entry at `index`.
+
+        Raises:
+            NotFoundError: no such entry.
+        """
+        found = self.entries(index, index + 1)
+        if not found:
+            raise NotFoundError(f"no entry at index {index}")
+        return found[0]
+
+    def entries(self, start: int, end: int) -> list[LogEntry]:
+        """Entries with start <= index < end (fewer at the end of the log)."""
+        if not 0 <= start <= end or end - start > 10_000:
+            raise RequestError(f"bad entry range [{start}, {end})")
+        with self._storage.reader() as view:
+            return view.entries(start, end)
+
+    def find(self, leaf_hash: bytes) -> int | None:
+        """The index of the entry with this leaf hash, if any."""
+        with self._storage.reader() as view:
+            return view.find_leaves([leaf_hash]).get(leaf_hash)
+
+    def search(self, key: str, *, limit: int = 1000) -> list[int]:
+        """Indices stored under search `key`, oldest first."""
+        with self._storage.reader() as view:
+            return view.search(key, limit=limit)
+
+    def prove(self, index: int) -> EntryProof:
+        """Entry `index` with its inclusion proof in the latest signed head.
+
+        Raises:
+            NotFoundError: no such entry.
+        """
+        with self._storage.reader() as view:
+            head = view.latest_head()
+            if head is None:
+                raise StorageError("log has no signed tree head")
+            found = view.entries(index, index + 1) if 0 <= index < head.size else []
+            if not found:
+                raise NotFoundError(f"no entry at index {index}")
+            proof = merkle.inclusion_proof(index, head.size, view)
+        return EntryProof(found[0], head, proof)
+
+    def inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        """The root at `size` and the audit path of leaf `index` in it."""
+        with self._storage.reader() as view:
+            current = view.size()
+            if not 0 <= index < size <= current:
+                raise RequestError(f"no leaf {index} in a tree of {size} (log size {current})")
+            return merkle.root_hash(size, view), merkle.inclusion_proof(index, size, view)
+
+    def consistency_proof(self, size1: int, size2: int) -> tuple[bytes, list[bytes]]:
+        """The root at `size2` and the consistency proof from `size1` to it."""
+        with self._storage.reader() as view:
+            current = view.size()
+            if not 1 <= size1 <= size2 <= current:
+                raise RequestError(
+                    f"no consistency proof from size {size1} to {size2} (log size {current})"
+                )
+            return merkle.root_hash(size2, view), merkle.consistency_proof(size1, size2, view)
+
+    def root_hash(self, size: int) -> bytes:
+        """The root of the tree of the first `size` entries."""
+        with self._storage.reader() as view:
+            current = view.size()
+            if not 0 <= size <= current:
+                raise RequestError(f"no tree of size {size} (log size {current})")
+            return merkle.root_hash(size, view)

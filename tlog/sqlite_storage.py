@@ -1,0 +1,236 @@
+"""SQLite (WAL) log storage: the embedded default, one file, safe across worker processes.
+
+Writes run in `BEGIN IMMEDIATE` transactions, so one writer at a time across every process that
+opens the file; every answer (tree size included) is read inside the transaction, never cached.
+`synchronous=FULL` makes a commit durable before `writer()` returns. Each thread, and each
+process after a fork, gets its own connection.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from tlog.errors import StorageError
+from tlog.merkle import NodeID
+from tlog.storage import LogEntry, SignedHead
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+    " data BLOB NOT NULL, integrated_ms INTEGER NOT NULL, extra BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    " hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS heads (size INTEGER PRIMARY KEY, root BLOB NOT NULL,"
+    " timestamp_ms INTEGER NOT NULL, signed BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS search (key TEXT NOT NULL, idx INTEGER NOT NULL,"
+    " PRIMARY KEY (key, idx)) WITHOUT ROWID",
+)
+# SQLite's default limit on bound parameters is 32766; stay well below it per statement.
+_CHUNK = 400
+
+
+class _View:
+    """Queries over one connection inside an open transaction."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    def size(self) -> int:
+        row = self._db.execute("SELECT MAX(idx) FROM leaves").fetchone()
+        return 0 if row[0] is None else row[0] + 1
+
+    def read_nodes(self, ids: Sequence[NodeID]) -> list[bytes]:
+        found: dict[NodeID, bytes] = {}
+        leaves = [index for level, index in ids if level == 0]
+        inner = [(level, index) for level, index in ids if level > 0]
+        for start in range(0, len(leaves), _CHUNK):
+            chunk = leaves[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT idx, hash FROM leaves WHERE idx IN ({marks})"  # noqa: S608
+            for index, digest in self._db.execute(query, chunk):
+                found[(0, index)] = digest
+        for start in range(0, len(inner), _CHUNK):
+            chunk = inner[start : start + _CHUNK]
+            marks = ",".join(["(?,?)"] * len(chunk))
+            query = (
+                "SELECT level, idx, hash FROM nodes"  # noqa: S608
+                f" WHERE (level, idx) IN (VALUES {marks})"
+            )
+            params = [value for node in chunk for value in node]
+            for level, index, digest in self._db.execute(query, params):
+                found[(level, index)] = digest
+        missing = [node for node in ids if node not in found]
+        if missing:
+            raise StorageError(f"log storage is missing tree nodes {missing[:4]}")
+        return [found[node] for node in ids]
+
+    def entries(self, start: int, end: int) -> list[LogEntry]:
+        rows = self._db.execute(
+            "SELECT idx, data, hash, integrated_ms, extra FROM leaves"
+            " WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (start, end),
+        )
+        return [LogEntry(i, bytes(d), bytes(h), t, bytes(x)) for i, d, h, t, x in rows]
+
+    def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        found: dict[bytes, int] = {}
+        for start in range(0, len(leaf_hashes), _CHUNK):
+            chunk = list(leaf_hashes[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT hash, idx FROM leaves WHERE hash IN ({marks})"  # noqa: S608
+            for digest, index in self._db.execute(query, chunk):
+                found[bytes(digest)] = index
+        return found
+
+    def search(self, key: str, *, limit: int) -> list[int]:
+        rows = self._db.execute(
+            "SELECT idx FROM search WHERE key = ? ORDER BY idx LIMIT ?", (key, limit)
+        )
+        return [index for (index,) in rows]
+
+    def latest_head(self) -> SignedHead | None:
+        row = self._db.execute(
+            "SELECT size, root, timestamp_ms, signed FROM heads ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        return SignedHead(row[0], bytes(row[1]), row[2], bytes(row[3]))
+
+    def add_entries(self, entries: Sequence[LogEntry], keys: Sequence[Sequence[str]]) -> None:
+        self._db.executemany(
+            "INSERT INTO leaves (idx, hash, data, integrated_ms, extra) VALUES (?, ?, ?, ?, ?)",
+            [(e.index, e.leaf_hash, e.data, e.integrated_ms, e.extra) for e in entries],
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO search (key, idx) VALUES (?, ?)",
+            [
+                (key, e.index)
+                for e, entry_keys in zip(entries, keys, strict=True)
+                for key in entry_keys
+            ],
+        )
+
+    def add_nodes(self, nodes: Mapping[NodeID, bytes]) -> None:
+        self._db.executemany(
+            "INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)",
+            [(level, index, digest) for (level, index), digest in nodes.items() if level > 0],
+        )
+
+    def add_head(self, head: SignedHead) -> None:
+        self._db.execute(
+            "INSERT INTO heads (size, root, timestamp_ms, signed) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (size) DO NOTHING",
+            (head.size, head.root_hash, head.timestamp_ms, head.signed),
+        )
+
+
+class SQLiteStorage:
+    """A log in one SQLite file (created if absent), in WAL mode with full fsync on commit."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_ms: int = 30_000) -> None:
+        self._path = Path(path)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._generation = 0
+        self._all: list[tuple[int, sqlite3.Connection]] = []
+        self._all_lock = threading.Lock()
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('tree_id', ?)",
+                (str(secrets.randbelow(2**63 - 1) + 1),),
+            )
+            self._tree_id = int(
+                db.execute("SELECT value FROM meta WHERE key = 'tree_id'").fetchone()[0]
+            )
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    @property
+    def tree_id(self) -> int:
+        """The random tree ID chosen when the file was created."""
+        return self._tree_id
+
+    def _connection(self) -> sqlite3.Connection:
+        key = (os.getpid(), self._generation)
+        connection = getattr(self._local, "connection", None)
+        if connection is not None and self._local.key == key:
+            return connection
+        try:
+            connection = sqlite3.connect(
+                self._path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StorageError(f"cannot put {self._path} in WAL mode (got {mode})")
+            connection.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open log database {self._path}: {exc}") from exc
+        self._local.connection, self._local.key = connection, key
+        with self._all_lock:
+            self._all.append((key[0], connection))
+        return connection
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        try:
+            db.execute(begin)
+        except sqlite3.Error as exc:
+            raise StorageError(f"log database is unavailable: {exc}") from exc
+        try:
+            yield db
+        except BaseException:
+            # The original error matters more than a failed rollback; SQLite rolls back on close.
+            if db.in_transaction:
+                with suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StorageError(f"log commit failed: {exc}") from exc
+
+    @contextmanager
+    def reader(self) -> Iterator[_View]:
+        """A snapshot: a deferred transaction, so it sees one committed state throughout."""
+        with self._transaction("BEGIN") as db:
+            try:
+                yield _View(db)
+            except sqlite3.Error as exc:
+                raise StorageError(f"log read failed: {exc}") from exc
+
+    @contextmanager
+    def writer(self) -> Iterator[_View]:
+        """An exclusive transaction across all processes; durable once this exits cleanly."""
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            try:
+                yield _View(db)
+            except sqlite3.IntegrityError as exc:
+                raise StorageError(f"log write conflicts with stored data: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StorageError(f"log write failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Close every connection this object opened in this process; later calls reopen."""
+        pid = os.getpid()
+        with self._all_lock:
+            self._generation += 1
+            mine = [connection for owner, connection in self._all if owner == pid]
+            self._all = []
+        # Connections inherited across a fork belong to the parent: never touch them here.
+        for connection in mine:
+            connection.close()
