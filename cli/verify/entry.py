@@ -112,13 +112,12 @@ def _check_intoto_v2(spec: dict[str, Any], signed: Signed) -> None:
         raise VerificationError(CHECK, "log entry payload hash does not match the DSSE payload")
     envelope = _get(content, "envelope", dict)
     # intoto/0.0.2 stores the payload and signatures base64-encoded twice.
-    if _b64(_b64(_get(envelope, "payload", str)).decode("ascii", "replace")) != signed.payload:
+    if _b64_twice(_get(envelope, "payload", str)) != signed.payload:
         raise VerificationError(CHECK, "log entry envelope payload does not match the bundle")
     signatures = _get(envelope, "signatures", list)
     if len(signatures) != 1 or not isinstance(signatures[0], dict):
         raise VerificationError(CHECK, "log entry must record exactly one DSSE signature")
-    sig = _b64(_b64(_get(signatures[0], "sig", str)).decode("ascii", "replace"))
-    if sig != signed.signature:
+    if _b64_twice(_get(signatures[0], "sig", str)) != signed.signature:
         raise VerificationError(CHECK, "log entry signature does not match the DSSE signature")
     _check_pem_key(_b64(_get(signatures[0], "publicKey", str)), signed)
 
@@ -208,3 +207,12 @@ def _b64(text: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise VerificationError(CHECK, "log body holds invalid base64") from exc
+
+
+def _b64_twice(text: str) -> bytes | None:
+    """Undo intoto/0.0.2's double base64; None when the inner layer is not base64 (mismatch)."""
+    inner = _b64(text)
+    try:
+        return base64.b64decode(inner, validate=True)
+    except (binascii.Error, ValueError):
+        return None
