@@ -1,0 +1,51 @@
+"""OCI registries: image references, a small registry client, and signature storage forms.
+
+Modules: `reference` (docker/distribution reference grammar), `descriptors` (media types,
+descriptors, digests), `credentials` (docker config, helpers), `auth` (challenges, bearer
+tokens), `transport` (HTTP rules), `registry` (API operations), `signatures` (cosign v3
+referrers, the OCI fallback tag, cosign v2 `.sig` tags), `errors`.
+"""
+
+from __future__ import annotations
+
+from cli.oci.credentials import (
+    Credential,
+    CredentialSource,
+    DockerConfigCredentials,
+    StaticCredentials,
+)
+from cli.oci.descriptors import Descriptor
+from cli.oci.errors import RegistryError
+from cli.oci.reference import Reference, parse_reference
+from cli.oci.registry import Manifest, RegistryClient
+from cli.oci.signatures import (
+    BundleReferrer,
+    ImageSignatures,
+    LegacySignature,
+    append_legacy_signature,
+    find_signatures,
+    push_bundle,
+    simple_signing_payload,
+)
+from cli.oci.transport import RegistryLimits
+
+__all__ = [
+    "BundleReferrer",
+    "Credential",
+    "CredentialSource",
+    "Descriptor",
+    "DockerConfigCredentials",
+    "ImageSignatures",
+    "LegacySignature",
+    "Manifest",
+    "Reference",
+    "RegistryClient",
+    "RegistryError",
+    "RegistryLimits",
+    "StaticCredentials",
+    "append_legacy_signature",
+    "find_signatures",
+    "parse_reference",
+    "push_bundle",
+    "simple_signing_payload",
+]

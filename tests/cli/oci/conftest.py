@@ -1,0 +1,59 @@
+"""Fixtures for the OCI client tests: real registries on loopback (see tests/registry.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cli.oci import RegistryClient, StaticCredentials
+from tests.registry import Pusher, RunningRegistry, TokenServer, run_registry, run_token_registry
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Iterator[RunningRegistry]:
+    """An anonymous registry over plain HTTP."""
+    with run_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory) -> Iterator[RunningRegistry]:
+    """A registry that needs htpasswd Basic auth (user `alice`)."""
+    with run_registry(
+        tmp_path_factory.mktemp("auth-registry"), username="alice", password="wonderland-42"
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory) -> Iterator[RunningRegistry]:
+    """An anonymous registry over HTTPS with a test CA."""
+    with run_registry(tmp_path_factory.mktemp("tls-registry"), tls=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory) -> Iterator[RunningRegistry]:
+    """A registry with bearer-token auth; anonymous tokens may pull, `bob` may push."""
+    server = TokenServer(users={"bob": "builder-7"})
+    with run_token_registry(tmp_path_factory.mktemp("token-registry"), server) as running:
+        yield running
+
+
+@pytest.fixture
+def pusher(registry: RunningRegistry) -> Pusher:
+    """Pushes generated images to the anonymous registry."""
+    return Pusher(registry)
+
+
+@pytest.fixture
+def client() -> Iterator[RegistryClient]:
+    """An anonymous client allowed to use plain HTTP (the loopback registry has no TLS)."""
+    with RegistryClient(allow_insecure=True) as value:
+        yield value
+
+
+def alice(registry: RunningRegistry) -> StaticCredentials:
+    """The credentials the auth registry accepts."""
+    return StaticCredentials(registry.username or "", registry.password or "")
