@@ -24,13 +24,22 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
     " data BLOB NOT NULL, integrated_ms INTEGER NOT NULL, extra BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL,"
-    " hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS heads (size INTEGER PRIMARY KEY, root BLOB NOT NULL,"
     " timestamp_ms INTEGER NOT NULL, signed BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS search (key TEXT NOT NULL, idx INTEGER NOT NULL,"
     " PRIMARY KEY (key, idx)) WITHOUT ROWID",
 )
+# Node (level, index) is stored under its in-order position in the full binary tree, one
+# integer key: (index << (level + 1)) | (2**level - 1). It fits in an int64 for trees of up to
+# 2**62 leaves, which `MAX_LOG_SIZE` enforces.
+MAX_LOG_SIZE = 2**62
+
+
+def _node_key(level: int, index: int) -> int:
+    return (index << (level + 1)) | ((1 << level) - 1)
+
+
 # SQLite's default limit on bound parameters is 32766; stay well below it per statement.
 _CHUNK = 400
 
@@ -55,16 +64,14 @@ class _View:
             query = f"SELECT idx, hash FROM leaves WHERE idx IN ({marks})"  # noqa: S608
             for index, digest in self._db.execute(query, chunk):
                 found[(0, index)] = digest
-        for start in range(0, len(inner), _CHUNK):
-            chunk = inner[start : start + _CHUNK]
-            marks = ",".join(["(?,?)"] * len(chunk))
-            query = (
-                "SELECT level, idx, hash FROM nodes"  # noqa: S608
-                f" WHERE (level, idx) IN (VALUES {marks})"
-            )
-            params = [value for node in chunk for value in node]
-            for level, index, digest in self._db.execute(query, params):
-                found[(level, index)] = digest
+        keys = {_node_key(level, index): (level, index) for level, index in inner}
+        key_list = list(keys)
+        for start in range(0, len(key_list), _CHUNK):
+            chunk = key_list[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT id, hash FROM nodes WHERE id IN ({marks})"  # noqa: S608
+            for key, digest in self._db.execute(query, chunk):
+                found[keys[key]] = digest
         missing = [node for node in ids if node not in found]
         if missing:
             raise StorageError(f"log storage is missing tree nodes {missing[:4]}")
@@ -103,6 +110,8 @@ class _View:
         return SignedHead(row[0], bytes(row[1]), row[2], bytes(row[3]))
 
     def add_entries(self, entries: Sequence[LogEntry], keys: Sequence[Sequence[str]]) -> None:
+        if entries and entries[-1].index >= MAX_LOG_SIZE:
+            raise StorageError(f"log is full ({MAX_LOG_SIZE} entries)")
         self._db.executemany(
             "INSERT INTO leaves (idx, hash, data, integrated_ms, extra) VALUES (?, ?, ?, ?, ?)",
             [(e.index, e.leaf_hash, e.data, e.integrated_ms, e.extra) for e in entries],
@@ -118,8 +127,8 @@ class _View:
 
     def add_nodes(self, nodes: Mapping[NodeID, bytes]) -> None:
         self._db.executemany(
-            "INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)",
-            [(level, index, digest) for (level, index), digest in nodes.items() if level > 0],
+            "INSERT INTO nodes (id, hash) VALUES (?, ?)",
+            [(_node_key(level, i), digest) for (level, i), digest in nodes.items() if level > 0],
         )
 
     def add_head(self, head: SignedHead) -> None:

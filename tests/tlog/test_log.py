@@ -181,7 +181,7 @@ def test_tampered_node_makes_log_refuse_to_sign(tmp_path: Path) -> None:
         log.append(bytes([i]))
     # Node (1, 2) covers leaves 4-5: it is in the frontier that the next root folds.
     with sqlite3.connect(path) as db:
-        db.execute("UPDATE nodes SET hash = ? WHERE level = 1 AND idx = 2", (b"\x00" * 32,))
+        db.execute("UPDATE nodes SET hash = ? WHERE id = ?", (b"\x00" * 32, (2 << 2) | 1))
     with pytest.raises(InconsistentLogError) as excinfo:
         log.append(b"next")
     assert excinfo.value.message == (
