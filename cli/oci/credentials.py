@@ -88,13 +88,13 @@ class DockerConfigCredentials:
         if config is None:
             return None
         keys = _DOCKER_HUB_KEYS if registry == DOCKER_HUB else (registry,)
-        helpers = config.get("credHelpers") or {}
+        helpers = config.get("credHelpers", {})
         if not isinstance(helpers, dict):
             raise CredentialsError(f"{self.path}: credHelpers is not an object")
         for key in keys:
             if key in helpers:
                 return self._from_helper(helpers[key], keys[0])
-        auths = config.get("auths") or {}
+        auths = config.get("auths", {})
         if not isinstance(auths, dict):
             raise CredentialsError(f"{self.path}: auths is not an object")
         by_host = {_host_key(name): entry for name, entry in auths.items()}
