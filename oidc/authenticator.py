@@ -8,7 +8,7 @@ from typing import Any
 
 from oidc.config import IssuerConfig, TrustedIssuers
 from oidc.discovery import KeySource
-from oidc.errors import TokenError
+from oidc.errors import TokenError, quote
 from oidc.principal import Principal
 from oidc.principals import principal_from_claims
 from oidc.tokens import TokenLimits, check_algorithm, check_token, parse_token
@@ -40,7 +40,7 @@ class Authenticator:
             token = parse_token(raw, limits=self._limits)
             issuer = self.issuers.match(token.issuer)
             if issuer is None:
-                raise TokenError("issuer-untrusted", f"issuer {token.issuer!r} is not trusted")
+                raise TokenError("issuer-untrusted", f"issuer {quote(token.issuer)} is not trusted")
             check_algorithm(token)
             keys = self._keys.keys(issuer, kid=token.kid, now=now)
             claims = check_token(

@@ -308,7 +308,7 @@ class _Loader:
 
     def _template(self, where: str, source: str) -> Template:
         try:
-            return Template(source)
+            return Template.template_or_claim(source)
         except TemplateError as exc:
             self.problems.append(f"{where}: template {source!r} does not parse: {exc}")
             return Template("")
@@ -333,6 +333,8 @@ class _Loader:
                 fields[_ISSUER_KEYS[_norm(key)]] = value
         before = len(self.problems)
         url, pattern = self._location(where, fields, key_url=key_url, meta=meta)
+        if url is None and pattern is None:
+            return None
         try:
             issuer_type = IssuerType(fields.get("type"))
         except ValueError:
@@ -386,15 +388,17 @@ class _Loader:
         location = config.url or config.pattern or ""
         parts = urlsplit(location.replace("*", "x"))
         loopback = _is_loopback(parts.hostname)
-        if parts.scheme == "http" and config.allow_insecure_loopback and loopback:
-            pass
-        elif parts.scheme != "https" or not parts.hostname:
+        if config.allow_insecure_loopback and not loopback:
+            self.problems.append(f"{where}: allow-insecure-loopback needs a loopback issuer")
+        elif parts.scheme != "https" and not (
+            parts.scheme == "http" and loopback and config.allow_insecure_loopback
+        ):
             self.problems.append(
                 f"{where}: issuer must be an https:// URL (http is allowed only for loopback"
                 " issuers with allow-insecure-loopback)"
             )
-        if config.allow_insecure_loopback and not loopback:
-            self.problems.append(f"{where}: allow-insecure-loopback needs a loopback issuer")
+        elif not parts.hostname:
+            self.problems.append(f"{where}: issuer {location!r} has no host")
         if meta and config.type is IssuerType.SPIFFE:
             self.problems.append(f"{where}: spiffe issuers cannot be meta-issuers")
         if config.issuer_claim and config.type is not IssuerType.EMAIL:

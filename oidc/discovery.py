@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import requests
 
 from oidc.config import IssuerConfig, _is_loopback
-from oidc.errors import TokenError
+from oidc.errors import TokenError, quote
 from oidc.tokens import VerificationKey, parse_jwks
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class JWKSCache:
                 self._refresh(entry, issuer, now)
                 found = _select(entry.keys, kid)
         if not found:
-            raise TokenError("kid-unknown", f"the issuer's JWKS has no key with kid {kid!r}")
+            raise TokenError("kid-unknown", f"the issuer's JWKS has no key with kid {quote(kid)}")
         return found
 
     def _entry(self, url: str) -> _Entry:
@@ -110,7 +110,8 @@ class JWKSCache:
             discovery = self._get_json(discovery_url, issuer)
             if discovery.get("issuer") != url:
                 raise ValueError(
-                    f"discovery document names issuer {discovery.get('issuer')!r}, not {url!r}"
+                    f"discovery document names issuer {quote(discovery.get('issuer'))},"
+                    f" not {quote(url)}"
                 )
             jwks_uri = discovery.get("jwks_uri")
             if not isinstance(jwks_uri, str):
@@ -188,5 +189,5 @@ class StaticKeys:
             return self._fallback.keys(issuer, kid=kid, now=now)
         found = _select(known, kid)
         if not found:
-            raise TokenError("kid-unknown", f"the issuer's JWKS has no key with kid {kid!r}")
+            raise TokenError("kid-unknown", f"the issuer's JWKS has no key with kid {quote(kid)}")
         return found

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 # Fulcio answers every token problem with this exact text (fulcio.md §1.7, row 1); clients and
 # their tests match on it, so it never changes. The specific cause goes in `detail`.
 TOKEN_ERROR_MESSAGE = "There was an error processing the identity token"  # noqa: S105
@@ -48,3 +51,8 @@ class ConfigError(Exception):
         )
         self.hint = None
         super().__init__(self.message)
+
+
+def quote(value: Any) -> str:
+    """A value as it appears in a detail: JSON-quoted, so odd characters stay visible."""
+    return json.dumps(value)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from oidc.config import IssuerConfig, IssuerType
-from oidc.errors import PrincipalError, TokenError
+from oidc.errors import PrincipalError, TokenError, quote
 from oidc.oids import ISSUER_V1, ISSUER_V2, TOKEN_SUBJECT
 from oidc.principal import Principal, SANType
 from oidc.templates import MissingKeyError
@@ -38,7 +38,7 @@ def principal_from_claims(claims: Claims, issuer: IssuerConfig) -> Principal:
 def _claim(claims: Claims, name: str) -> str:
     value = claims.get(name)
     if not isinstance(value, str) or not value:
-        raise TokenError("claim-missing", f"token has no {name!r} claim (a non-empty string)")
+        raise TokenError("claim-missing", f"token has no {quote(name)} claim (a non-empty string)")
     return value
 
 
@@ -53,12 +53,12 @@ def _base_extensions(claims: Claims, issuer_value: str) -> dict[int, str]:
 def _email(claims: Claims, issuer: IssuerConfig) -> Principal:
     email = _claim(claims, "email")
     if len(email) > _MAX_EMAIL_CHARS or not _EMAIL.fullmatch(email):
-        raise TokenError("claim-invalid", f"email claim {email!r} is not an email address")
+        raise TokenError("claim-invalid", f"email claim {quote(email)} is not an email address")
     if not issuer.skip_email_verification:
         verified = claims.get("email_verified")
         if verified is not True and verified not in ("true", "True"):
             raise TokenError(
-                "email-unverified", f"email is not verified (email_verified is {verified!r})"
+                "email-unverified", f"email is not verified (email_verified is {quote(verified)})"
             )
     issuer_value = claims["iss"]
     if issuer.issuer_claim:
@@ -80,9 +80,9 @@ def _json_path(claims: Claims, path: str) -> str:
 def _username(claims: Claims, issuer: IssuerConfig) -> Principal:
     subject = _claim(claims, "sub")
     if "!" in subject:
-        raise TokenError("claim-invalid", f"sub {subject!r} must not contain '!'")
+        raise TokenError("claim-invalid", f"sub {quote(subject)} must not contain '!'")
     if "@" in subject:
-        raise TokenError("claim-invalid", f"sub {subject!r} must be a username, not an email")
+        raise TokenError("claim-invalid", f"sub {quote(subject)} must be a username, not an email")
     san = f"{subject}!{issuer.subject_domain}"
     return Principal(SANType.OTHERNAME, san, subject, _base_extensions(claims, claims["iss"]))
 
@@ -90,12 +90,12 @@ def _username(claims: Claims, issuer: IssuerConfig) -> Principal:
 def _uri(claims: Claims, issuer: IssuerConfig) -> Principal:
     subject = _claim(claims, "sub")
     if "@" in subject and "://" not in subject:
-        raise TokenError("claim-invalid", f"sub {subject!r} must be a URI, not an email")
+        raise TokenError("claim-invalid", f"sub {quote(subject)} must be a URI, not an email")
     parts, allowed = urlsplit(subject), urlsplit(issuer.subject_domain or "")
     if parts.scheme != allowed.scheme or parts.hostname != allowed.hostname:
         raise TokenError(
             "claim-invalid",
-            f"sub {subject!r} is not under the allowed subject domain {issuer.subject_domain}",
+            f"sub {quote(subject)} is not under the allowed subject domain {issuer.subject_domain}",
         )
     return Principal(SANType.URI, subject, subject, _base_extensions(claims, claims["iss"]))
 
@@ -104,11 +104,12 @@ def _spiffe(claims: Claims, issuer: IssuerConfig) -> Principal:
     subject = _claim(claims, "sub")
     match = _SPIFFE_ID.fullmatch(subject)
     if match is None or any(seg in (".", "..") for seg in match.group(2).split("/")[1:]):
-        raise TokenError("claim-invalid", f"sub {subject!r} is not a SPIFFE ID")
+        raise TokenError("claim-invalid", f"sub {quote(subject)} is not a SPIFFE ID")
     if match.group(1) != issuer.spiffe_trust_domain:
         raise TokenError(
             "claim-invalid",
-            f"SPIFFE ID trust domain {match.group(1)!r} is not {issuer.spiffe_trust_domain!r}",
+            f"SPIFFE ID trust domain {quote(match.group(1))}"
+            f" is not {quote(issuer.spiffe_trust_domain)}",
         )
     return Principal(SANType.URI, subject, subject, _base_extensions(claims, claims["iss"]))
 
@@ -148,7 +149,7 @@ def _ci_provider(claims: Claims, issuer: IssuerConfig) -> Principal:
         raise PrincipalError(f"value <{exc.key}> not present in either claims or defaults") from exc
     parts = urlsplit(san)
     if not san or not parts.scheme or not parts.netloc:
-        raise PrincipalError(f"subject alternative name {san!r} is not a URL")
+        raise PrincipalError(f"subject alternative name {quote(san)} is not a URL")
     extensions = {arc: value for arc, value in rendered.items() if value}
     extensions.update(_base_extensions(claims, claims["iss"]))
     return Principal(SANType.URI, san, _claim(claims, "sub"), extensions)

@@ -73,6 +73,15 @@ class Template:
             raise TemplateError(f"unexpected {{{{{rest[0][1]}}}}} in template {source!r}")
         self._nodes = nodes
 
+    @classmethod
+    def template_or_claim(cls, source: str) -> Template:
+        """Fulcio's rule: text with `{{` is a template, anything else names one claim."""
+        if "{{" in source:
+            return cls(source)
+        template = cls("")
+        template._nodes = (_Field(source),)
+        return template
+
     def render(self, data: Mapping[str, str]) -> str:
         """The rendered text; raises MissingKeyError for `.key` on a missing key."""
         return "".join(_render(node, data) for node in self._nodes)

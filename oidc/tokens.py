@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from oidc.config import IssuerConfig
-from oidc.errors import TokenError
+from oidc.errors import TokenError, quote
 
 # Asymmetric algorithms only: `none` and every HMAC algorithm are refused, so a public key can
 # never be used as a shared secret (the classic alg-confusion attack).
@@ -115,7 +115,7 @@ def _default_alg(jwk: Mapping[str, Any]) -> str:
         return "EdDSA"
     if kty == "RSA":
         return "RS256"
-    raise ValueError(f"unsupported key type {kty!r}")
+    raise ValueError(f"unsupported key type {quote(kty)}")
 
 
 def parse_token(raw: str, *, limits: TokenLimits) -> UnverifiedToken:
@@ -166,7 +166,7 @@ def _decode_json(part: str, what: str) -> dict[str, Any]:
 def check_algorithm(token: UnverifiedToken) -> None:
     """Raises TokenError unless the token's alg is on the asymmetric allow-list."""
     if token.alg not in ALLOWED_ALGORITHMS:
-        raise TokenError("alg-not-allowed", f"signing algorithm {token.alg!r} is not allowed")
+        raise TokenError("alg-not-allowed", f"signing algorithm {quote(token.alg)} is not allowed")
 
 
 def check_signature(token: UnverifiedToken, keys: Iterable[VerificationKey]) -> None:
@@ -174,7 +174,9 @@ def check_signature(token: UnverifiedToken, keys: Iterable[VerificationKey]) -> 
     algorithm = jwt.get_algorithm_by_name(token.alg)
     candidates = [key for key in keys if key.fits(token.alg)]
     if not candidates:
-        raise TokenError("key-mismatch", f"the issuer has no {token.alg} key for kid {token.kid!r}")
+        raise TokenError(
+            "key-mismatch", f"the issuer has no {token.alg} key for kid {quote(token.kid)}"
+        )
     for key in candidates:
         try:
             if algorithm.verify(token.signing_input, key.key, token.signature):
@@ -196,7 +198,8 @@ def check_claims(
     audiences = [audience] if isinstance(audience, str) else audience
     if not isinstance(audiences, list) or issuer.client_id not in audiences:
         raise TokenError(
-            "aud-mismatch", f"audience {json.dumps(audience)} does not include {issuer.client_id!r}"
+            "aud-mismatch",
+            f"audience {json.dumps(audience)} does not include {quote(issuer.client_id)}",
         )
     expires_at = _time_claim(claims, "exp", required=True)
     if now >= expires_at + leeway:
@@ -242,7 +245,7 @@ def check_token(
             signature, audience, expiry, not-before, issued-at.
     """
     if not issuer.matches(token.issuer):
-        raise TokenError("issuer-untrusted", f"issuer {token.issuer!r} is not trusted")
+        raise TokenError("issuer-untrusted", f"issuer {quote(token.issuer)} is not trusted")
     check_algorithm(token)
     check_signature(token, keys)
     check_claims(token.claims, issuer=issuer, now=now, leeway=leeway)

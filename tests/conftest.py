@@ -6,7 +6,10 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
@@ -27,11 +30,97 @@ def vectors() -> Path:
 @contextmanager
 def serve_wsgi(app, host: str = "127.0.0.1") -> Iterator[str]:
     """Serve a WSGI app on a free loopback port in a thread; yields its base URL."""
-    server = make_server(host, 0, app, threaded=True)
+    with serve_factory(lambda _base_url: app, host=host) as base_url:
+        yield base_url
+
+
+@contextmanager
+def serve_factory(factory, host: str = "127.0.0.1") -> Iterator[str]:
+    """Bind a free loopback port, build the app for that URL with `factory(base_url)`, serve it.
+
+    For apps that must know their own origin before they exist (issuer URLs, log origins).
+    """
+    server = make_server(host, 0, _unready, threaded=True)
+    base_url = f"http://{host}:{server.server_port}"
+    server.app = factory(base_url)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{server.server_port}"
+        yield base_url
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+def _unready(environ, start_response):
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
+
+
+@dataclass(frozen=True)
+class DevServer:
+    """A dev-mode keyless server on loopback, with its development issuer."""
+
+    url: str
+    app: Any
+    config: Any
+
+    @property
+    def issuer(self):
+        return self.app.extensions["keyless.devissuer"]
+
+    @property
+    def authenticator(self):
+        return self.app.extensions["keyless.authenticator"]
+
+    def email_token(self, email: str = "alice@example.com", **options: Any) -> str:
+        return self.issuer.mint(
+            self.issuer.email_claims(email),
+            issuer_url=self.issuer.issuer_url,
+            now=datetime.now(UTC),
+            **options,
+        )
+
+    def github_token(self, **claims: Any) -> str:
+        options = {
+            "repository": "acme/app",
+            "workflow": "release.yml",
+            "ref": "refs/heads/main",
+            **claims,
+        }
+        return self.issuer.mint(
+            self.issuer.github_claims(**options),
+            issuer_url=self.issuer.github_issuer_url,
+            now=datetime.now(UTC),
+        )
+
+
+@contextmanager
+def dev_server(state_dir: Path) -> Iterator[DevServer]:
+    """Run `create_app` in dev mode on a free loopback port."""
+    from cli.serve import create_app
+    from cli.server_config import dev_config
+
+    built: dict[str, Any] = {}
+
+    def factory(base_url: str):
+        port = int(base_url.rsplit(":", 1)[1])
+        built["config"] = dev_config(port=port, state_dir=state_dir)
+        built["app"] = create_app(built["config"])
+        return built["app"]
+
+    with serve_factory(factory) as url:
+        yield DevServer(url, built["app"], built["config"])
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Iterator[DevServer]:
+    """The real keyless app in dev mode, shared by the session (its state is its own)."""
+    with dev_server(tmp_path_factory.mktemp("keyless-state")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def dev_issuer(server: DevServer):
+    """The development issuer of the session's server."""
+    return server.issuer
