@@ -1,0 +1,286 @@
+"""Loading bundles and trusted roots: each malformed input is refused with its own message."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from cli import bundle as bundle_module
+from cli import trust as trust_module
+from cli.bundle import Bundle, load_bundle
+from cli.trust import (
+    TrustedRoot,
+    load_trust_config,
+    load_trusted_root,
+    production_trusted_root,
+    staging_trusted_root,
+)
+from cli.verify import BundleError, TrustRootError
+from tests.cli.forge import Instance, dumps
+
+ARTIFACT = b"artifact\n"
+DATA_DIR = Path(bundle_module.__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="module")
+def valid(instance: Instance) -> dict:
+    return instance.sign(ARTIFACT)
+
+
+def _bundle_error(doc: dict | str) -> str:
+    with pytest.raises(BundleError) as info:
+        Bundle.from_json(doc if isinstance(doc, str) else dumps(doc))
+    assert info.value.check == "bundle"
+    return info.value.detail
+
+
+def _v01(valid: dict) -> dict:
+    doc = copy.deepcopy(valid)
+    doc["mediaType"] = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+    cert = doc["verificationMaterial"].pop("certificate")
+    doc["verificationMaterial"]["x509CertificateChain"] = {"certificates": [cert]}
+    return doc
+
+
+def test_valid_bundle_parses(valid: dict) -> None:
+    parsed = Bundle.from_json(dumps(valid))
+    assert parsed.version == "0.3"
+    assert parsed.leaf is not None
+    assert parsed.envelope is None
+
+
+def test_v01_chain_bundle_parses(valid: dict) -> None:
+    assert Bundle.from_json(dumps(_v01(valid))).version == "0.1"
+
+
+def test_malformed_json() -> None:
+    assert _bundle_error('{"mediaType": ').startswith("malformed bundle: Invalid JSON")
+
+
+def test_oversized_bundle(monkeypatch: pytest.MonkeyPatch, valid: dict) -> None:
+    monkeypatch.setattr(bundle_module, "MAX_BUNDLE_BYTES", 100)
+    assert _bundle_error(valid) == "bundle is larger than 100 bytes"
+
+
+def test_unknown_media_type(valid: dict) -> None:
+    doc = dict(valid, mediaType="application/vnd.dev.sigstore.bundle+json;version=9.9")
+    assert _bundle_error(doc).startswith("malformed bundle: mediaType: Input should be")
+
+
+def test_unknown_field(valid: dict) -> None:
+    doc = dict(valid, extra="x")
+    assert _bundle_error(doc) == "malformed bundle: extra: Extra inputs are not permitted"
+
+
+def test_integer_log_index(valid: dict) -> None:
+    doc = copy.deepcopy(valid)
+    doc["verificationMaterial"]["tlogEntries"][0]["logIndex"] = 3
+    assert "Expected protobuf uint64 as string" in _bundle_error(doc)
+
+
+def test_v03_with_chain(valid: dict) -> None:
+    doc = _v01(valid)
+    doc["mediaType"] = "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert _bundle_error(doc) == "a v0.3 bundle must carry a single `certificate`, not a chain"
+
+
+def test_v01_with_single_certificate(valid: dict) -> None:
+    doc = dict(valid, mediaType="application/vnd.dev.sigstore.bundle+json;version=0.1")
+    assert _bundle_error(doc) == "a v0.1 bundle must carry an x509CertificateChain"
+
+
+def test_chain_with_root_ca(instance: Instance, valid: dict) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    doc = _v01(valid)
+    root = base64.b64encode(instance.root_cert.public_bytes(Encoding.DER)).decode()
+    doc["verificationMaterial"]["x509CertificateChain"]["certificates"].append({"rawBytes": root})
+    assert _bundle_error(doc) == (
+        "the bundle's certificate chain contains a root CA (CN=keyless-root,O=keyless.test)"
+    )
+
+
+def test_ca_in_leaf_position(instance: Instance, valid: dict) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    doc = copy.deepcopy(valid)
+    der = base64.b64encode(instance.inter_cert.public_bytes(Encoding.DER)).decode()
+    doc["verificationMaterial"]["certificate"] = {"rawBytes": der}
+    assert _bundle_error(doc) == "the first certificate of the bundle is a CA, not a signing leaf"
+
+
+def test_certificate_not_der(valid: dict) -> None:
+    doc = copy.deepcopy(valid)
+    doc["verificationMaterial"]["certificate"] = {"rawBytes": base64.b64encode(b"junk").decode()}
+    assert _bundle_error(doc).startswith("bundle certificate is not valid DER")
+
+
+def test_two_log_entries(valid: dict) -> None:
+    doc = copy.deepcopy(valid)
+    entries = doc["verificationMaterial"]["tlogEntries"]
+    entries.append(entries[0])
+    assert _bundle_error(doc) == "expected exactly one transparency log entry, got 2"
+
+
+def test_no_log_entry(valid: dict) -> None:
+    doc = copy.deepcopy(valid)
+    doc["verificationMaterial"]["tlogEntries"] = []
+    assert _bundle_error(doc) == "expected exactly one transparency log entry, got 0"
+
+
+def test_v01_without_promise(valid: dict) -> None:
+    doc = _v01(valid)
+    del doc["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"]
+    assert _bundle_error(doc) == "a v0.1 bundle must carry an inclusion promise (SET)"
+
+
+def test_v03_without_checkpoint(valid: dict) -> None:
+    doc = copy.deepcopy(valid)
+    del doc["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]
+    assert _bundle_error(doc) == "a v0.3 bundle must carry a checkpoint in its proof"
+
+
+def test_v03_without_any_time_source(valid: dict) -> None:
+    doc = copy.deepcopy(valid)
+    del doc["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"]
+    assert _bundle_error(doc) == (
+        "bundle has neither an inclusion promise nor an RFC 3161 timestamp"
+    )
+
+
+def test_proof_index_beyond_tree(valid: dict) -> None:
+    doc = copy.deepcopy(valid)
+    doc["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["logIndex"] = "6"
+    assert "logIndex 6 must be less than treeSize 6" in _bundle_error(doc)
+
+
+def test_too_many_proof_hashes(valid: dict) -> None:
+    doc = copy.deepcopy(valid)
+    proof = doc["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+    proof["hashes"] = proof["hashes"] * 30
+    assert _bundle_error(doc) == "inclusion proof has more than 64 hashes"
+
+
+def test_duplicate_timestamps(valid: dict) -> None:
+    doc = copy.deepcopy(valid)
+    stamp = {"signedTimestamp": base64.b64encode(b"same").decode()}
+    doc["verificationMaterial"]["timestampVerificationData"] = {"rfc3161Timestamps": [stamp] * 2}
+    assert _bundle_error(doc) == "bundle carries the same RFC 3161 timestamp twice"
+
+
+def test_both_signature_kinds(valid: dict) -> None:
+    doc = dict(valid, dsseEnvelope={"payload": "", "payloadType": "x", "signatures": []})
+    assert "Exactly one of messageSignature or dsseEnvelope" in _bundle_error(doc)
+
+
+def test_dsse_with_two_signatures(valid: dict) -> None:
+    doc = {k: v for k, v in valid.items() if k != "messageSignature"}
+    sig = {"sig": base64.b64encode(b"s").decode(), "keyid": ""}
+    doc["dsseEnvelope"] = {"payload": "e30=", "payloadType": "t", "signatures": [sig, sig]}
+    assert _bundle_error(doc) == "a DSSE envelope must carry exactly one signature"
+
+
+def test_unreadable_bundle_file(tmp_path: Path) -> None:
+    with pytest.raises(BundleError) as info:
+        load_bundle(tmp_path / "missing.json")
+    assert info.value.detail.startswith("cannot read bundle ")
+
+
+# Trusted roots.
+
+
+def _root_error(doc: dict | str) -> str:
+    with pytest.raises(TrustRootError) as info:
+        TrustedRoot.from_json(doc if isinstance(doc, str) else dumps(doc))
+    assert info.value.check == "trust-root"
+    return info.value.detail
+
+
+def test_trusted_root_parses_keys_once(instance: Instance) -> None:
+    root = TrustedRoot.from_json(dumps(instance.trusted_root()))
+    assert list(root.tlogs) == [instance.log_id]
+    assert list(root.ctlogs) == [instance.ct_log_id]
+    assert root.certificate_authorities[0].certificates[-1] == instance.root_cert
+
+
+def test_trusted_root_key_without_validity(instance: Instance) -> None:
+    doc = instance.trusted_root()
+    del doc["tlogs"][0]["publicKey"]["validFor"]
+    assert _root_error(doc) == "tlogs entry https://log.keyless.test has no publicKey.validFor"
+
+
+def test_trusted_root_validity_without_start(instance: Instance) -> None:
+    doc = instance.trusted_root()
+    doc["ctlogs"][0]["publicKey"]["validFor"] = {"end": "2030-01-01T00:00:00Z"}
+    assert _root_error(doc) == (
+        "malformed trusted root: ctlogs.0.publicKey.validFor.start: Field required"
+    )
+
+
+def test_trusted_root_naive_time(instance: Instance) -> None:
+    doc = instance.trusted_root()
+    doc["tlogs"][0]["publicKey"]["validFor"] = {"start": "2025-01-01T00:00:00"}
+    assert _root_error(doc) == "trusted root validFor times must carry a UTC offset"
+
+
+def test_trusted_root_unusable_key(instance: Instance) -> None:
+    doc = instance.trusted_root()
+    doc["tlogs"][0]["publicKey"]["rawBytes"] = base64.b64encode(b"not a key").decode()
+    assert _root_error(doc) == "tlogs entry https://log.keyless.test has an unusable key"
+
+
+def test_trusted_root_duplicate_log(instance: Instance) -> None:
+    doc = instance.trusted_root()
+    doc["tlogs"].append(doc["tlogs"][0])
+    assert _root_error(doc) == f"tlogs lists log ID {instance.log_id.hex()} twice"
+
+
+def test_trusted_root_empty_ca_chain(instance: Instance) -> None:
+    doc = instance.trusted_root()
+    doc["certificateAuthorities"][0]["certChain"]["certificates"] = []
+    assert _root_error(doc) == (
+        "certificateAuthorities entry https://ca.keyless.test has an empty certificate chain"
+    )
+
+
+def test_trusted_root_bad_media_type(instance: Instance) -> None:
+    doc = dict(instance.trusted_root(), mediaType="application/json")
+    assert _root_error(doc).startswith("malformed trusted root: mediaType: Input should be")
+
+
+def test_trusted_root_oversized(monkeypatch: pytest.MonkeyPatch, instance: Instance) -> None:
+    monkeypatch.setattr(trust_module, "MAX_TRUSTED_ROOT_BYTES", 10)
+    assert _root_error(instance.trusted_root()) == "trusted root is larger than 10 bytes"
+
+
+def test_trusted_root_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(TrustRootError) as info:
+        load_trusted_root(tmp_path / "nope.json")
+    assert info.value.detail.startswith("cannot read trusted root ")
+
+
+def test_trust_config_reads_its_root(instance: Instance, tmp_path: Path) -> None:
+    config = {
+        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+        "trustedRoot": instance.trusted_root(),
+        "signingConfig": {"mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json"},
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    assert list(load_trust_config(path).tlogs) == [instance.log_id]
+
+
+def test_shipped_roots_match_their_provenance() -> None:
+    provenance = (DATA_DIR / "PROVENANCE.md").read_text()
+    for name in ("production_trusted_root.json", "staging_trusted_root.json"):
+        digest = hashlib.sha256((DATA_DIR / name).read_bytes()).hexdigest()
+        assert digest in provenance, name
+    assert len(re.findall(r"`[0-9a-f]{64}`", provenance)) == 2
+    assert len(production_trusted_root().tlogs) >= 2
+    assert len(staging_trusted_root().certificate_authorities) >= 1
