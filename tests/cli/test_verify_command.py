@@ -1,0 +1,259 @@
+"""`keyless verify` and `keyless verify-bundle` as users run them: flags, output, exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from tests.cli.forge import Instance, dumps
+from tests.conftest import serve_wsgi
+
+ARTIFACT = b"deploy me\n"
+ALICE = "alice@example.com"
+ISSUER = "https://issuer.keyless.test"
+
+
+@pytest.fixture
+def signed(instance: Instance, tmp_path: Path) -> dict[str, Path]:
+    """A file, its bundle at the default path, and the instance's trusted root, on disk."""
+    artifact = tmp_path / "release.tar.gz"
+    artifact.write_bytes(ARTIFACT)
+    bundle = tmp_path / "release.tar.gz.sigstore.json"
+    bundle.write_text(dumps(instance.sign(ARTIFACT)))
+    root = tmp_path / "trusted_root.json"
+    root.write_text(dumps(instance.trusted_root()))
+    return {"artifact": artifact, "bundle": bundle, "root": root}
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _identity(root: Path) -> list[str]:
+    return [
+        "verify",
+        "--trusted-root",
+        str(root),
+        "--certificate-identity",
+        ALICE,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ]
+
+
+def test_verify_file_with_default_bundle_path(signed, capsys) -> None:
+    code, out, err = _run([*_identity(signed["root"]), str(signed["artifact"])], capsys)
+    assert code == 0
+    assert out == ""
+    assert err.strip() == (
+        f"Verified OK: {signed['artifact']} signed by {ALICE} ({ISSUER}), log index 3"
+    )
+
+
+def test_verify_digest_json_output(signed, capsys) -> None:
+    digest = "sha256:" + hashlib.sha256(ARTIFACT).hexdigest()
+    argv = [*_identity(signed["root"]), "--bundle", str(signed["bundle"]), "-o", "json", digest]
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    result = json.loads(out)
+    assert result["verified"] is True
+    assert result["artifact"] == digest
+    assert result["identity"] == ALICE
+    assert result["log"] == {
+        "url": "https://log.keyless.test",
+        "index": 3,
+        "kind": "hashedrekord/0.0.1",
+    }
+
+
+def test_wrong_identity_is_one_line_naming_the_check(signed, capsys) -> None:
+    argv = [*_identity(signed["root"]), str(signed["artifact"])]
+    argv[argv.index(ALICE)] = "mallory@example.com"
+    code, out, err = _run(argv, capsys)
+    assert code == 1
+    assert out == ""
+    assert err == (
+        'error: verification failed (identity): certificate identity "alice@example.com" '
+        'does not match expected "mallory@example.com"\n'
+    )
+
+
+def test_failure_in_json_mode_is_reported_on_stdout_too(signed, capsys) -> None:
+    signed["artifact"].write_bytes(b"tampered\n")
+    argv = [*_identity(signed["root"]), "-o", "json", str(signed["artifact"])]
+    code, out, err = _run(argv, capsys)
+    assert code == 1
+    assert json.loads(out)["check"] == "message-digest"
+    assert err.startswith("error: verification failed (message-digest): ")
+
+
+def test_unanchored_match_is_refused(instance: Instance, signed, capsys) -> None:
+    signed["bundle"].write_text(
+        dumps(instance.sign(ARTIFACT, identity="alice@example.com.evil.org"))
+    )
+    argv = [
+        "verify",
+        "--trusted-root",
+        str(signed["root"]),
+        "--certificate-identity-regexp",
+        r"alice@example\.com",
+        "--certificate-oidc-issuer-regexp",
+        r"https://issuer\.keyless\.test",
+        str(signed["artifact"]),
+    ]
+    code, _, err = _run(argv, capsys)
+    assert code == 1
+    assert err.startswith("error: verification failed (identity): ")
+    assert "anchored regexp" in err
+
+
+def test_github_workflow_flags(instance: Instance, signed, capsys) -> None:
+    claims = {2: "push", 3: "f" * 40, 4: "release", 5: "octo/app", 6: "refs/tags/v1"}
+    workflow = "https://github.com/octo/app/.github/workflows/release.yml@refs/tags/v1"
+    signed["bundle"].write_text(dumps(instance.sign(ARTIFACT, identity=workflow, extra=claims)))
+    base = [
+        "verify",
+        "--trusted-root",
+        str(signed["root"]),
+        "--certificate-identity",
+        workflow,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        "--certificate-github-workflow-repository",
+        "octo/app",
+        "--certificate-github-workflow-ref",
+        "refs/tags/v1",
+        "--certificate-github-workflow-sha",
+        "f" * 40,
+        "--certificate-github-workflow-trigger",
+        "push",
+        "--certificate-github-workflow-name",
+        "release",
+    ]
+    assert _run([*base, str(signed["artifact"])], capsys)[0] == 0
+    base[base.index("refs/tags/v1")] = "refs/heads/main"
+    code, _, err = _run([*base, str(signed["artifact"])], capsys)
+    assert code == 1
+    assert err.startswith("error: verification failed (github-workflow-ref): ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--certificate-identity", ALICE], "one of --certificate-oidc-issuer"),
+        (["--certificate-oidc-issuer", ISSUER], "one of --certificate-identity or"),
+        (
+            ["--certificate-identity", ALICE, "--certificate-identity-regexp", "x"],
+            "not allowed with argument",
+        ),
+    ],
+    ids=["missing-issuer", "missing-identity", "identity-and-regexp"],
+)
+def test_usage_errors(signed, capsys, argv: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["verify", "--trusted-root", str(signed["root"]), *argv, str(signed["artifact"])])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_digest_needs_a_bundle(signed, capsys) -> None:
+    digest = "sha256:" + hashlib.sha256(ARTIFACT).hexdigest()
+    with pytest.raises(SystemExit) as info:
+        main([*_identity(signed["root"]), digest])
+    assert info.value.code == 2
+    assert "--bundle is required when verifying a sha256: digest" in capsys.readouterr().err
+
+
+def test_key_and_identity_flags_exclude_each_other(signed, capsys, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(
+            [*_identity(signed["root"]), "--key", str(tmp_path / "k.pem"), str(signed["artifact"])]
+        )
+    assert info.value.code == 2
+
+
+def test_missing_artifact_is_a_clear_error(signed, capsys) -> None:
+    argv = [
+        *_identity(signed["root"]),
+        "--bundle",
+        str(signed["bundle"]),
+        str(signed["root"]) + "x",
+    ]
+    code, _, err = _run(argv, capsys)
+    assert code == 1
+    assert err.startswith("error: verification failed (artifact): cannot read ")
+
+
+def test_trust_root_from_server_is_fetched_once_and_cached(
+    instance: Instance, signed, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    body = dumps(instance.trusted_root()).encode()
+    requests: list[str] = []
+
+    def app(environ, start_response):
+        requests.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] != "/api/v1/trust/trusted_root.json":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found"]
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+
+    argv = ["verify", "--certificate-identity", ALICE, "--certificate-oidc-issuer", ISSUER]
+    with serve_wsgi(app) as url:
+        assert _run([*argv, "--server", url, str(signed["artifact"])], capsys)[0] == 0
+        assert _run([*argv, "--server", url, str(signed["artifact"])], capsys)[0] == 0
+    assert requests == ["/api/v1/trust/trusted_root.json"]
+    # The server is gone; the cached root still verifies.
+    assert _run([*argv, "--server", url, str(signed["artifact"])], capsys)[0] == 0
+
+
+def test_server_url_must_be_http(signed, capsys) -> None:
+    argv = ["verify", "--certificate-identity", ALICE, "--certificate-oidc-issuer", ISSUER]
+    code, _, err = _run([*argv, "--server", "file:///etc/passwd", str(signed["artifact"])], capsys)
+    assert code == 1
+    assert err == (
+        "error: verification failed (trust-root): server URL 'file:///etc/passwd' is not an "
+        "http(s) origin\n"
+    )
+
+
+def test_default_root_is_production(signed, capsys) -> None:
+    argv = ["verify", "--certificate-identity", ALICE, "--certificate-oidc-issuer", ISSUER]
+    code, _, err = _run([*argv, str(signed["artifact"])], capsys)
+    assert code == 1
+    assert "is not a transparency log in the trusted root" in err
+
+
+def test_verify_bundle_needs_identity_and_issuer_or_key(signed, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["verify-bundle", "--bundle", str(signed["bundle"]), str(signed["artifact"])])
+    assert info.value.code == 2
+    assert "give --certificate-identity and --certificate-oidc-issuer, or --key" in (
+        capsys.readouterr().err
+    )
+
+
+def test_help_says_regexps_are_anchored(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["verify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "anchored" in text
+    assert "re.fullmatch" in text
+
+
+def test_verify_never_imports_flask() -> None:
+    code = (
+        "import sys; from cli.main import build_parser; build_parser(); "
+        "import cli.commands.verify, cli.verify, cli.bundle, cli.trust; "
+        "assert 'flask' not in sys.modules, sorted(m for m in sys.modules if 'flask' in m)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
