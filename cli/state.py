@@ -21,6 +21,17 @@ def default_state_dir() -> Path:
     return Path(base) / "keyless"
 
 
+class StateDirError(Exception):
+    """The state directory cannot be used."""
+
+    user_facing = True
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
 class StateDir:
     """A directory holding the server's generated keys, with owner-only permissions."""
 
@@ -29,11 +40,17 @@ class StateDir:
 
     def create(self) -> None:
         """Create the directory (0700) if missing; refuse one others can write to."""
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        mode = self.path.stat().st_mode
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            mode = self.path.stat().st_mode
+        except OSError as exc:
+            raise StateDirError(
+                f"cannot create state directory {self.path}: {exc.strerror}"
+            ) from exc
         if mode & 0o022:
-            raise PermissionError(
-                f"state directory {self.path} is writable by others (mode {mode & 0o777:o})"
+            raise StateDirError(
+                f"state directory {self.path} is writable by others (mode {mode & 0o777:o})",
+                hint=f"chmod go-w {self.path}",
             )
 
     def file(self, name: str) -> Path:

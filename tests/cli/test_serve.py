@@ -1,0 +1,166 @@
+"""`keyless serve` as users run it: a real process under gunicorn, on the port they chose."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+KEYLESS = [sys.executable, "-m", "cli.main"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def _serve(*args: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [*KEYLESS, "serve", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start: {process.communicate()[1]}")
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_dev_mode_on_the_exact_port_with_persistent_keys(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with _serve("--state-dir", str(state)) as (url, process):
+        assert requests.get(f"{url}/healthz", timeout=5).json() == {"status": "SERVING"}
+        first_kid = requests.get(f"{url}/oidc/jwks", timeout=5).json()["keys"][0]["kid"]
+        process.send_signal(signal.SIGTERM)
+        stderr = process.communicate(timeout=15)[1]
+    assert "WARNING: dev mode" in stderr
+    assert "Not for production" in stderr
+    assert f"development OIDC issuer: {url}/oidc" in stderr
+    assert f"keyless dev-token --server {url} --email alice@example.com" in stderr
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    keys = list(state.glob("*.pem"))
+    assert keys and all(stat.S_IMODE(key.stat().st_mode) == 0o600 for key in keys)
+    with _serve("--state-dir", str(state)) as (url, _):
+        assert requests.get(f"{url}/oidc/jwks", timeout=5).json()["keys"][0]["kid"] == first_kid
+
+
+def test_two_instances_side_by_side(tmp_path: Path) -> None:
+    with (
+        _serve("--state-dir", str(tmp_path / "a")) as (a, _),
+        _serve("--state-dir", str(tmp_path / "b")) as (b, _),
+    ):
+        assert a != b
+        assert (
+            requests.get(f"{a}/healthz", timeout=5).ok
+            and requests.get(f"{b}/healthz", timeout=5).ok
+        )
+
+
+def test_production_config_keeps_the_dev_issuer_off(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text(
+        f"state-dir: {tmp_path / 'state'}\n"
+        "issuers:\n  - issuer: https://token.actions.githubusercontent.com\n    type: github-workflow\n"
+    )
+    with _serve("--config", str(config)) as (url, process):
+        assert (
+            requests.get(f"{url}/oidc/.well-known/openid-configuration", timeout=5).status_code
+            == 404
+        )
+        mint = requests.post(f"{url}/oidc/mint", json={"email": "a@example.com"}, timeout=5)
+        assert mint.status_code == 404
+        process.send_signal(signal.SIGTERM)
+        stderr = process.communicate(timeout=15)[1]
+    assert "dev mode" not in stderr
+    assert "DEVELOPMENT OIDC ISSUER" not in stderr
+
+
+def _refused(*args: str) -> list[str]:
+    result = subprocess.run([*KEYLESS, "serve", *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    return result.stderr.splitlines()
+
+
+def test_production_config_problems_are_listed_one_per_line(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text(
+        "listen: {host: 0.0.0.0, port: 70000}\n"
+        "dev-issuer: {enabled: true}\n"
+        "public-url: ftp://x\n"
+        "colour: blue\n"
+        "issuers:\n  - issuer: http://idp.example.com\n    type: email\n"
+    )
+    assert _refused("--config", str(config)) == [
+        f"error: {config} is invalid:",
+        "  - unknown key 'colour'",
+        "  - port 70000 is not between 1 and 65535",
+        "  - the development issuer binds to loopback only, but the host is '0.0.0.0'",
+        "  - public-url 'ftp://x' must be an origin like https://host[:port]",
+        "  - issuers: issuers[1]: issuer must be an https:// URL (http is allowed only for "
+        "loopback issuers with allow-insecure-loopback)",
+    ]
+
+
+def test_production_config_without_issuers_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "server.yaml"
+    config.write_text("listen: {port: 8080}\n")
+    assert _refused("--config", str(config))[1:] == [
+        "  - issuers: no trusted issuers; set `issuers:` to a file or a list"
+    ]
+
+
+def test_dev_mode_refuses_a_public_bind_address(tmp_path: Path) -> None:
+    assert _refused("--host", "0.0.0.0", "--state-dir", str(tmp_path)) == [
+        "error: dev mode is invalid:",
+        "  - the development issuer binds to loopback only, but the host is '0.0.0.0'",
+    ]
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    assert _refused("--config", str(tmp_path / "nope.yaml"))[1] == (
+        "  - cannot read the file: No such file or directory"
+    )
+
+
+def test_unusable_state_dir_is_a_clear_error() -> None:
+    assert _refused("--state-dir", "/proc/keyless")[0].startswith(
+        "error: cannot create state directory /proc/keyless: "
+    )
+
+
+def test_state_dir_writable_by_others_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o777)
+    state.chmod(0o777)
+    assert _refused("--state-dir", str(state)) == [
+        f"error: state directory {state} is writable by others (mode 777)",
+        f"hint: chmod go-w {state}",
+    ]
