@@ -1,0 +1,71 @@
+"""How the CA reaches a CT log: a one-method seam, served in-process or over HTTP.
+
+Both sides speak RFC 6962's wire JSON: the submitter takes DER certificates (the
+precertificate or certificate first, then its chain up to the root) and returns the JSON
+AddChainResponse. The in-process log (`tlog.ct_log.CTLog`) satisfies the protocol as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import requests
+
+MAX_RESPONSE_BYTES = 64 * 1024
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+class CTSubmitter(Protocol):
+    """A CT log the CA submits to."""
+
+    def add_pre_chain(self, chain: Sequence[bytes]) -> Mapping[str, Any]:
+        """Log a precertificate chain; the AddChainResponse JSON (raise on any failure)."""
+        ...
+
+    def add_chain(self, chain: Sequence[bytes]) -> Mapping[str, Any]:
+        """Log a certificate chain; the AddChainResponse JSON (raise on any failure)."""
+        ...
+
+
+class CTSubmissionError(Exception):
+    """A remote CT log refused a chain or could not be reached."""
+
+
+class HTTPCTSubmitter:
+    """A remote RFC 6962 log at `url` (the part before `/ct/v1/`)."""
+
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self.url = url.rstrip("/")
+        self._timeout = timeout
+        self._session = requests.Session()
+
+    def add_pre_chain(self, chain: Sequence[bytes]) -> Mapping[str, Any]:
+        return self._post("add-pre-chain", chain)
+
+    def add_chain(self, chain: Sequence[bytes]) -> Mapping[str, Any]:
+        return self._post("add-chain", chain)
+
+    def _post(self, method: str, chain: Sequence[bytes]) -> Mapping[str, Any]:
+        body = {"chain": [base64.b64encode(der).decode() for der in chain]}
+        try:
+            with self._session.post(
+                f"{self.url}/ct/v1/{method}", json=body, timeout=self._timeout, stream=True
+            ) as response:
+                content = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
+                status = response.status_code
+        except requests.RequestException as exc:
+            raise CTSubmissionError(f"{method}: {type(exc).__name__}") from exc
+        if status != 200:
+            raise CTSubmissionError(f"{method}: HTTP {status}: {content[:200]!r}")
+        if len(content) > MAX_RESPONSE_BYTES:
+            raise CTSubmissionError(f"{method}: response larger than {MAX_RESPONSE_BYTES} bytes")
+        try:
+            parsed = json.loads(content)
+        except ValueError as exc:
+            raise CTSubmissionError(f"{method}: response is not JSON") from exc
+        if not isinstance(parsed, dict):
+            raise CTSubmissionError(f"{method}: response is not a JSON object")
+        return parsed

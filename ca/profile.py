@@ -1,0 +1,103 @@
+"""The leaf certificate profile: what the CA writes into every certificate, and nothing else.
+
+Fulcio's profile (fulcio.md §4.1) with a configurable validity: empty subject, one critical SAN,
+KeyUsage digitalSignature (critical), EKU codeSigning, SKI, AKI = issuer SKI, a random positive
+serial of at most 20 octets, no BasicConstraints, then every Fulcio extension the principal
+carries, in ascending arc order. Anything a CSR asks for is ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from ca.errors import RequestError
+from oidc.oids import ISSUER_V2, OTHERNAME_SAN_OID, encode_extension_value, fulcio_oid
+from oidc.principal import Principal, SANType
+
+DEFAULT_VALIDITY = timedelta(minutes=15)
+MAX_VALIDITY = timedelta(hours=24)
+
+_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+_EXTENDED_KEY_USAGE = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING])
+
+
+def build_leaf(
+    principal: Principal,
+    *,
+    public_key: CertificatePublicKeyTypes,
+    issuer: x509.Certificate,
+    serial: int,
+    now: datetime,
+    validity: timedelta = DEFAULT_VALIDITY,
+) -> x509.CertificateBuilder:
+    """The unsigned leaf for `principal`'s key, valid from `now` (to the second) for `validity`.
+
+    The builder holds every final extension except the SCT list, so the precertificate
+    (plus poison) and the final certificate (plus SCTs) share one TBS prefix.
+
+    Raises:
+        RequestError: the identity cannot be encoded into a certificate.
+        ValueError: caller misuse (a naive `now`, a bad serial or validity).
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    if not timedelta(seconds=1) <= validity <= MAX_VALIDITY:
+        raise ValueError(f"validity {validity} is out of range")
+    if not 0 < serial < 2**159:
+        raise ValueError("the serial must be positive and fit in 20 octets")
+    not_before = now.replace(microsecond=0)
+    try:
+        issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound as exc:
+        raise ValueError("the issuing CA certificate has no SubjectKeyIdentifier") from exc
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(issuer.subject)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + validity)
+        .add_extension(_KEY_USAGE, critical=True)
+        .add_extension(_EXTENDED_KEY_USAGE, critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier(issuer_ski.digest, None, None), critical=False)
+        .add_extension(x509.SubjectAlternativeName([_san(principal)]), critical=True)
+    )
+    for arc, value in sorted(principal.extensions.items()):
+        extension = x509.UnrecognizedExtension(fulcio_oid(arc), encode_extension_value(arc, value))
+        builder = builder.add_extension(extension, critical=False)
+    return builder
+
+
+def _san(principal: Principal) -> x509.GeneralName:
+    """The one SubjectAlternativeName entry for the principal's identity."""
+    value = principal.san_value
+    try:
+        if principal.san_type is SANType.EMAIL:
+            value.encode("ascii")
+            return x509.RFC822Name(value)
+        if principal.san_type is SANType.URI:
+            value.encode("ascii")
+            return x509.UniformResourceIdentifier(value)
+        # The OtherName value is a DER UTF8String, the encoding of every DER-valued arc.
+        return x509.OtherName(OTHERNAME_SAN_OID, encode_extension_value(ISSUER_V2, value))
+    except (UnicodeEncodeError, ValueError) as exc:
+        raise RequestError(
+            f"the identity {value!r} cannot be encoded as a {principal.san_type.value} SAN",
+            reason="san-unencodable",
+        ) from exc
