@@ -1,0 +1,53 @@
+"""The project's promises to a new user: the README's commands, CI, examples, layering."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.server_config import load_server_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    return re.findall(r"```sh\n(.*?)\n```", (REPO / "README.md").read_text(), re.DOTALL)
+
+
+def test_readme_opens_with_install_and_serve_then_tests() -> None:
+    first, second = _readme_commands()[:2]
+    assert first == "pip install . && keyless serve"
+    assert second == "pip install '.[test]' && python -m pytest"
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    script = (REPO / ".ci" / "run").read_text()
+    pattern = re.search(r'grep -m1 -E "(.*?)" README\.md', script).group(1)
+    matches = [
+        line for line in (REPO / "README.md").read_text().splitlines() if re.search(pattern, line)
+    ]
+    assert matches[0] == _readme_commands()[1]
+    assert "set -euo pipefail" in script
+    assert "apt-get install -y docker-registry" in script
+
+
+def test_example_server_config_loads() -> None:
+    config = load_server_config(REPO / "config" / "server.yaml")
+    assert config.production and not config.dev_issuer
+    assert config.issuers.match("https://token.actions.githubusercontent.com") is not None
+
+
+@pytest.mark.parametrize("module", ["oidc", "oidc.authenticator", "cli.main", "cli.server_config"])
+def test_logic_modules_do_not_import_flask(module: str) -> None:
+    code = f"import sys, {module}; sys.exit('flask' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+@pytest.mark.parametrize("package", ["ca", "oidc", "tlog", "cli"])
+def test_each_package_says_its_job(package: str) -> None:
+    source = (REPO / package / "__init__.py").read_text()
+    assert source.startswith('"""'), f"{package}/__init__.py needs a docstring naming its one job"
