@@ -219,6 +219,10 @@ class RegistryTransport:
                     raise RegistryConnectionError(
                         f"cannot reach {urlsplit(url).netloc} for {what}: {_cause(exc)}"
                     ) from exc
+            except requests.RequestException as exc:
+                raise RegistryProtocolError(
+                    f"bad request or answer for {what}: {str(exc)[:200]}"
+                ) from exc
         raise AssertionError("unreachable")
 
     def _origin(self, ref: Reference) -> str:
@@ -230,7 +234,14 @@ class RegistryTransport:
         if self.allow_insecure:
             try:
                 self._session.get(f"{origin}/v2/", timeout=self.limits.timeout_seconds).close()
-            except (requests.exceptions.SSLError, requests.ConnectionError):
+            except requests.exceptions.SSLError as exc:
+                # A server that speaks TLS with a certificate we do not trust stays an error:
+                # allowing insecure registries permits plain HTTP, not unverified TLS.
+                if "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+                    origin = f"http://{host}"
+            except requests.Timeout:
+                pass
+            except requests.ConnectionError:
                 origin = f"http://{host}"
         self._origins[host] = origin
         return origin

@@ -373,3 +373,20 @@ def test_one_retry_on_connection_reset(resets, succeeds):
     finally:
         server.close()
     assert server.connections == resets + (1 if succeeds else 0)
+
+
+def test_silent_registry_times_out_with_a_clear_error():
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    port = silent.getsockname()[1]
+    ref = parse_reference(f"127.0.0.1:{port}/app:1")
+    try:
+        limits = RegistryLimits(timeout_seconds=0.3)
+        with RegistryClient(allow_insecure=True, limits=limits) as client:
+            client._transport._origins[ref.api_host] = f"http://{ref.api_host}"
+            with pytest.raises(RegistryConnectionError) as caught:
+                client.resolve(ref)
+    finally:
+        silent.close()
+    assert caught.value.message == f"cannot reach {ref.api_host} for manifest {ref}: timed out"

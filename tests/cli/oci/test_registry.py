@@ -263,3 +263,15 @@ def test_http_token_realm_is_refused_without_allow_insecure(token_registry):
     assert caught.value.message.startswith(
         f"{token_registry.host} asks for tokens from a plain-HTTP realm"
     )
+
+
+def test_insecure_allowed_does_not_mean_unverified_tls(tls_registry):
+    image = Pusher(tls_registry).push_image(_repo(), "unverified", seed="no-downgrade")
+    with (
+        RegistryClient(allow_insecure=True) as client,
+        pytest.raises(RegistryConnectionError) as caught,
+    ):
+        client.resolve(parse_reference(image.reference))
+    assert caught.value.message == (
+        f"cannot reach {tls_registry.host} for manifest {image.reference}: TLS failed"
+    )
