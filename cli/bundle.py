@@ -43,6 +43,7 @@ class Bundle:
     wire: WireBundle
     version: str
     leaf: x509.Certificate | None
+    leaf_der: bytes | None
     entry: TransparencyLogEntry
     timestamps: tuple[bytes, ...]
     signature: bytes
@@ -79,7 +80,7 @@ class Bundle:
         if version is None:
             raise BundleError(f"unsupported bundle media type {wire.media_type!r}")
         material = wire.verification_material
-        leaf = _leaf_certificate(material, version)
+        leaf, leaf_der = _leaf_certificate(material, version)
 
         if len(material.tlog_entries) != 1:
             raise BundleError(
@@ -129,6 +130,7 @@ class Bundle:
             wire=wire,
             version=version,
             leaf=leaf,
+            leaf_der=leaf_der,
             entry=entry,
             timestamps=timestamps,
             signature=signature,
@@ -147,14 +149,16 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     return Bundle.from_json(data)
 
 
-def _leaf_certificate(material: object, version: str) -> x509.Certificate | None:
-    """The signing certificate, or None for a managed-key bundle."""
+def _leaf_certificate(
+    material: object, version: str
+) -> tuple[x509.Certificate | None, bytes | None]:
+    """The signing certificate and its DER, or (None, None) for a managed-key bundle."""
     from cryptography import x509
 
     certificate = material.certificate  # type: ignore[attr-defined]
     chain = material.x509_certificate_chain  # type: ignore[attr-defined]
     if material.public_key is not None:  # type: ignore[attr-defined]
-        return None
+        return None, None
     if version == "0.3":
         if certificate is None:
             raise BundleError("a v0.3 bundle must carry a single `certificate`, not a chain")
@@ -180,7 +184,7 @@ def _leaf_certificate(material: object, version: str) -> x509.Certificate | None
         if cert.issuer == cert.subject and _is_ca(cert):
             name = cert.subject.rfc4514_string()
             raise BundleError(f"the bundle's certificate chain contains a root CA ({name})")
-    return leaf
+    return leaf, raw[0]
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

@@ -8,6 +8,7 @@ bytes into cryptography objects once, so a `Verifier` can be reused across many 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 from dataclasses import dataclass
@@ -237,6 +238,7 @@ def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, 
 
 def _authority(ca: CertificateAuthority, field: str) -> Authority:
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
 
     raw = ca.cert_chain.certificates
     if not raw:
@@ -247,6 +249,16 @@ def _authority(ca: CertificateAuthority, field: str) -> Authority:
         certificates = tuple(x509.load_der_x509_certificate(c.raw_bytes) for c in raw)
     except ValueError as exc:
         raise TrustRootError(f"{field} entry {ca.uri} has a malformed certificate") from exc
+    # Each link of the chain is checked once here, so verification can treat every
+    # certificate of a trusted chain as an anchor without re-verifying the links per bundle.
+    for child, parent in itertools.pairwise(certificates):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise TrustRootError(
+                f"{field} entry {ca.uri}: {child.subject.rfc4514_string()} is not issued by "
+                "the next certificate of its chain"
+            ) from exc
     return Authority(
         uri=ca.uri or "", certificates=certificates, valid_for=_time_range(ca.valid_for)
     )

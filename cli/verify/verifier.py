@@ -58,13 +58,25 @@ class Verifier:
     """Verifies bundles against one trusted root; reusable and thread-safe (no mutable state)."""
 
     def __init__(self, trusted_root: TrustedRoot) -> None:
-        from cryptography.x509.verification import Store
+        from cryptography import x509
+        from cryptography.x509.verification import Criticality, ExtensionPolicy, Store
 
         self._root = trusted_root
+        # Every certificate of a CA's chain is a trust anchor, as in sigstore-python: the chain
+        # itself was checked when the trusted root was loaded (each link signed by the next), so
+        # path building stops at the first trusted certificate instead of re-verifying the
+        # CA's own links for every bundle. Their validity at signing time is checked per call.
         self._ca_stores = [
-            (ca, Store([ca.certificates[-1]]), list(ca.certificates[:-1]))
-            for ca in trusted_root.certificate_authorities
+            (ca, Store(list(ca.certificates))) for ca in trusted_root.certificate_authorities
         ]
+        # Fulcio leaves carry code-signing, not client-auth, EKUs; accept any non-critical EKU
+        # in path validation and check code-signing in the profile step.
+        self._ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
+            x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
+        )
+        self._ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+            x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
+        )
 
     def verify(
         self, bundle: Bundle, *, sha256: bytes, policy: Policy, now: datetime
@@ -99,7 +111,7 @@ class Verifier:
         # 11-14. Log inclusion, artifact binding, signature, log body.
         self._check_signing(bundle, log, sha256=sha256, key=leaf.public_key(), leaf=leaf)
         return VerificationResult(
-            identity=certificate_identities(leaf)[0] if certificate_identities(leaf) else None,
+            identity=next(iter(certificate_identities(leaf)), None),
             issuer=certificate_issuer(leaf),
             log_url=log.base_url,
             log_index=bundle.entry.log_index,
@@ -169,39 +181,29 @@ class Verifier:
 
     def _check_chain(self, leaf: x509.Certificate, moment: datetime) -> list[x509.Certificate]:
         from cryptography import x509
-        from cryptography.x509.verification import (
-            Criticality,
-            ExtensionPolicy,
-            PolicyBuilder,
-        )
+        from cryptography.x509.verification import PolicyBuilder, Store
         from cryptography.x509.verification import VerificationError as X509Error
 
-        # Fulcio leaves carry code-signing, not client-auth, EKUs; accept any non-critical EKU
-        # here and check code-signing in the profile step.
-        ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
-            x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
-        )
-        ee_policy = ExtensionPolicy.webpki_defaults_ee().may_be_present(
-            x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
-        )
-        candidates: list[tuple[Authority, object, list[x509.Certificate]]] = [
-            item for item in self._ca_stores if item[0].valid_for.contains(moment)
+        candidates: list[tuple[Authority, Store]] = [
+            item
+            for item in self._ca_stores
+            if item[0].valid_for.contains(moment) and _chain_valid_at(item[0], moment)
         ]
         if not candidates:
             raise VerificationError(
                 "certificate-chain", f"no trusted CA was valid at signing time {_iso(moment)}"
             )
         failures: list[str] = []
-        for authority, store, intermediates in candidates:
+        for authority, store in candidates:
             verifier = (
                 PolicyBuilder()
                 .store(store)
                 .time(moment)
-                .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+                .extension_policies(ca_policy=self._ca_policy, ee_policy=self._ee_policy)
                 .build_client_verifier()
             )
             try:
-                return list(verifier.verify(leaf, intermediates).chain)
+                return list(verifier.verify(leaf, []).chain)
             except (X509Error, x509.UnsupportedGeneralNameType) as exc:
                 failures.append(f"{authority.uri or 'CA'}: {exc}")
         raise VerificationError(
@@ -254,13 +256,21 @@ class Verifier:
                 key_der=key.public_bytes(
                     serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
                 ),
-                leaf_der=leaf.public_bytes(serialization.Encoding.DER) if leaf else None,
+                leaf_der=bundle.leaf_der,
                 key_details=_key_details(key),
                 signature=bundle.signature,
                 digest=sha256 if envelope is None else hashlib.sha256(signed_bytes).digest(),
                 payload=envelope.payload if envelope is not None else None,
             ),
         )
+
+
+def _chain_valid_at(authority: Authority, moment: datetime) -> bool:
+    """Every certificate of the CA's chain was valid at `moment`."""
+    return all(
+        cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc
+        for cert in authority.certificates
+    )
 
 
 def _check_within_certificate(leaf: x509.Certificate, moment: datetime) -> None:

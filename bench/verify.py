@@ -1,0 +1,169 @@
+"""Benchmark: bundle verification by keyless against sigstore-python, on the same bundles.
+
+Prints, in one run:
+- in-process verifications per second (bundle JSON parse + full verification, trusted root
+  parsed once) for keyless's `Verifier` and sigstore-python's `Verifier`, and their ratio;
+- the whole-process wall time of `keyless verify` against `sigstore verify identity`
+  (median of several runs), and their ratio.
+
+The bundles are sigstore-conformance must-pass cases that both clients accept: Rekor v1 bundles
+v0.1 to v0.3 under the production root, and a Rekor v2 bundle with an RFC 3161 timestamp under
+the staging root it ships. Run: `python bench/verify.py [--seconds 3] [--runs 7]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("KEYLESS_SHARED", REPO.parent / "shared"))
+CASES = SHARED / "vectors/sigstore-conformance/test/assets/bundle-verify"
+PRODUCTION_ROOT = REPO / "cli/data/production_trusted_root.json"
+IDENTITY = (
+    "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+    ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
+)
+ISSUER = "https://token.actions.githubusercontent.com"
+BUNDLES = (
+    "happy-path-v0.1",
+    "happy-path-v0.2",
+    "happy-path-v0.3",
+    "happy-path-v0.3-new-mediaType",
+    "rekor2-happy-path",
+)
+
+
+def _workload() -> list[tuple[str, Path, bytes]]:
+    """(case, trusted root path, bundle JSON) for each benchmark bundle."""
+    out = []
+    for name in BUNDLES:
+        case = CASES / name
+        root = case / "trusted_root.json"
+        out.append(
+            (
+                name,
+                root if root.exists() else PRODUCTION_ROOT,
+                (case / "bundle.sigstore.json").read_bytes(),
+            )
+        )
+    return out
+
+
+def _rate(label: str, verify_batch, batch: int, seconds: float) -> float:
+    """Verifications per second of `verify_batch`, which verifies `batch` bundles per call."""
+    verify_batch()  # warm up caches and lazy imports outside the timed loop
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        verify_batch()
+        count += batch
+    rate = count / elapsed
+    print(f"  {label:<16} {rate:8.0f} verifications/s  ({count} in {elapsed:.2f} s)")
+    return rate
+
+
+def bench_keyless(workload, artifact: bytes, seconds: float) -> float:
+    from cli.bundle import Bundle
+    from cli.trust import load_trusted_root
+    from cli.verify import AllOf, Identity, Issuer, Verifier
+
+    verifiers = {root: Verifier(load_trusted_root(root)) for _, root, _ in workload}
+    policy = AllOf([Identity(IDENTITY), Issuer(ISSUER)])
+    now = datetime.now(UTC)
+
+    def once() -> None:
+        for _, root, data in workload:
+            digest = hashlib.sha256(artifact).digest()
+            verifiers[root].verify(Bundle.from_json(data), sha256=digest, policy=policy, now=now)
+
+    return _rate("keyless", once, len(workload), seconds)
+
+
+def bench_sigstore(workload, artifact: bytes, seconds: float) -> float:
+    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.verify import Verifier, policy
+
+    verifiers = {
+        root: Verifier(trusted_root=TrustedRoot.from_file(str(root))) for _, root, _ in workload
+    }
+    identity = policy.Identity(identity=IDENTITY, issuer=ISSUER)
+
+    def once() -> None:
+        for _, root, data in workload:
+            verifiers[root].verify_artifact(artifact, Bundle.from_json(data), identity)
+
+    return _rate("sigstore-python", once, len(workload), seconds)
+
+
+def _wall(argv: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_processes(runs: int) -> tuple[float, float]:
+    bindir = Path(sys.executable).parent
+    bundle = str(CASES / "happy-path-v0.3/bundle.sigstore.json")
+    artifact = str(CASES / "a.txt")
+    keyless = [
+        str(bindir / "keyless"),
+        "verify",
+        "--bundle",
+        bundle,
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        artifact,
+    ]
+    # --offline: sigstore-python uses its cached production root and makes no network call,
+    # which is what keyless does with its shipped root.
+    sigstore = [
+        str(bindir / "sigstore"),
+        "verify",
+        "identity",
+        "--offline",
+        "--bundle",
+        bundle,
+        "--cert-identity",
+        IDENTITY,
+        "--cert-oidc-issuer",
+        ISSUER,
+        artifact,
+    ]
+    return _wall(keyless, runs), _wall(sigstore, runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per in-process client")
+    parser.add_argument("--runs", type=int, default=7, help="process runs per client (median)")
+    args = parser.parse_args()
+
+    workload = _workload()
+    artifact = (CASES / "a.txt").read_bytes()
+    print(f"bundles: {', '.join(name for name, _, _ in workload)}")
+    print("in-process (bundle parse + verify; trusted root parsed once):")
+    ours = bench_keyless(workload, artifact, args.seconds)
+    theirs = bench_sigstore(workload, artifact, args.seconds)
+    print(f"  ratio keyless/sigstore-python: {ours / theirs:.2f}x (target >= 3x)")
+
+    print(f"whole process, median of {args.runs} runs (happy-path-v0.3):")
+    keyless_s, sigstore_s = bench_processes(args.runs)
+    print(f"  keyless verify            {keyless_s * 1000:7.0f} ms")
+    print(f"  sigstore verify identity  {sigstore_s * 1000:7.0f} ms")
+    print(f"  ratio keyless/sigstore: {keyless_s / sigstore_s:.2f} (target <= 0.33)")
+
+
+if __name__ == "__main__":
+    main()
