@@ -85,6 +85,7 @@ class TokenServer:
     key: ec.EllipticCurvePrivateKey = field(
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
     )
+    refresh_tokens: dict[str, str] = field(default_factory=dict)
     requests_seen: list[tuple[str | None, str]] = field(default_factory=list)
     url: str = ""
 
@@ -99,15 +100,25 @@ class TokenServer:
         """The Flask app serving `GET /token` the way distribution's token spec describes."""
         app = Flask("keyless-test-token-server")
 
-        @app.get("/token")
+        @app.route("/token", methods=["GET", "POST"])
         def token() -> Response:
             user = None
-            auth = request.authorization
-            if auth is not None:
-                if self.users.get(auth.username or "") != auth.password:
-                    return Response("bad credentials", status=401)
-                user = auth.username
-            scopes = request.args.getlist("scope")
+            if request.method == "POST":
+                # The OAuth2 form the docker CLI uses with an identity (refresh) token.
+                if request.form.get("grant_type") != "refresh_token":
+                    return Response("unsupported grant", status=400)
+                user = self.refresh_tokens.get(request.form.get("refresh_token", ""))
+                if user is None:
+                    return Response("bad refresh token", status=401)
+                params = request.form
+            else:
+                params = request.args
+                auth = request.authorization
+                if auth is not None:
+                    if self.users.get(auth.username or "") != auth.password:
+                        return Response("bad credentials", status=401)
+                    user = auth.username
+            scopes = params.getlist("scope")
             self.requests_seen.append((user, " ".join(scopes)))
             access = []
             for scope in " ".join(scopes).split():
@@ -122,7 +133,7 @@ class TokenServer:
             claims = {
                 "iss": TOKEN_ISSUER,
                 "sub": user or "",
-                "aud": request.args.get("service", ""),
+                "aud": params.get("service", ""),
                 "exp": now + 300,
                 "nbf": now - 10,
                 "iat": now,
@@ -136,7 +147,8 @@ class TokenServer:
                 algorithm="ES256",
                 headers={"x5c": [base64.b64encode(der).decode()]},
             )
-            return Response(json.dumps({"token": signed}), mimetype="application/json")
+            field_name = "access_token" if request.method == "POST" else "token"
+            return Response(json.dumps({field_name: signed}), mimetype="application/json")
 
         return app
 

@@ -228,6 +228,43 @@ def append_legacy_signature(
     return Descriptor(OCI_MANIFEST, pushed.digest, len(data))
 
 
+@dataclass(frozen=True)
+class ReferrerListing:
+    """The referrers of a digest: each descriptor with where it was listed, and any problems."""
+
+    entries: tuple[tuple[Descriptor, str], ...]
+    referrers_api: bool
+    problems: tuple[str, ...] = field(default=())
+
+
+def list_referrers(
+    client: RegistryClient, image: Reference, digest: str, *, artifact_type: str | None = None
+) -> ReferrerListing:
+    """Referrers of `digest` from the referrers API and from the `sha256-<hex>` fallback index.
+
+    Both are read, since a registry may have gained the API after signatures were pushed
+    through the fallback tag; an entry listed in both is reported once, as from the API.
+    """
+    check_digest(digest)
+    problems: list[str] = []
+    listed: dict[str, tuple[Descriptor, str]] = {}
+    api = client.referrers(image, digest, artifact_type=artifact_type)
+    for descriptor in api or []:
+        listed.setdefault(descriptor.digest, (descriptor, SOURCE_REFERRERS_API))
+    tag = tag_for_digest(digest)
+    fallback = _get_optional(client, image.with_tag(tag))
+    if fallback is not None:
+        try:
+            if fallback.media_type != OCI_INDEX:
+                raise RegistryProtocolError("it is not an OCI index")
+            for descriptor in parse_index_manifests(fallback.json(), what="the index"):
+                if artifact_type in (None, descriptor.artifact_type):
+                    listed.setdefault(descriptor.digest, (descriptor, SOURCE_FALLBACK_TAG))
+        except RegistryError as exc:
+            problems.append(f"fallback tag {tag}: {exc.message}")
+    return ReferrerListing(tuple(listed.values()), api is not None, tuple(problems))
+
+
 def find_signatures(client: RegistryClient, image: Reference, digest: str) -> ImageSignatures:
     """Find bundles (referrers API and fallback tag) and cosign v2 signatures for `digest`.
 
@@ -235,31 +272,19 @@ def find_signatures(client: RegistryClient, image: Reference, digest: str) -> Im
     in `problems`, so one bad entry cannot hide good ones. Authentication and connection
     failures are raised.
     """
-    check_digest(digest)
-    problems: list[str] = []
+    listing = list_referrers(client, image, digest, artifact_type=SIGSTORE_BUNDLE_V03)
+    problems = list(listing.problems)
     limit = client.limits.max_signatures
-    listed: dict[str, str] = {}
-    api = client.referrers(image, digest, artifact_type=SIGSTORE_BUNDLE_V03)
-    for descriptor in api or []:
-        listed.setdefault(descriptor.digest, SOURCE_REFERRERS_API)
-    fallback = _get_optional(client, image.with_tag(tag_for_digest(digest)))
-    if fallback is not None:
-        try:
-            if fallback.media_type != OCI_INDEX:
-                raise RegistryProtocolError("it is not an OCI index")
-            for descriptor in parse_index_manifests(fallback.json(), what="fallback index"):
-                if descriptor.artifact_type == SIGSTORE_BUNDLE_V03:
-                    listed.setdefault(descriptor.digest, SOURCE_FALLBACK_TAG)
-        except RegistryError as exc:
-            problems.append(f"fallback tag {tag_for_digest(digest)}: {exc.message}")
     bundles: list[BundleReferrer] = []
-    for manifest_digest, source in list(listed.items())[:limit]:
+    for descriptor, source in listing.entries[:limit]:
         try:
-            bundles.append(_read_bundle(client, image, manifest_digest, source))
+            bundles.append(_read_bundle(client, image, descriptor.digest, source))
         except (RegistryProtocolError, DigestMismatchError, NotFoundError) as exc:
-            problems.append(f"referrer {manifest_digest}: {exc.message}")
+            problems.append(f"referrer {descriptor.digest}: {exc.message}")
     legacy = _read_legacy(client, image, digest, limit, problems)
-    return ImageSignatures(digest, tuple(bundles), tuple(legacy), api is not None, tuple(problems))
+    return ImageSignatures(
+        digest, tuple(bundles), tuple(legacy), listing.referrers_api, tuple(problems)
+    )
 
 
 def _read_bundle(

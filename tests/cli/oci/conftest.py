@@ -35,8 +35,11 @@ def tls_registry(tmp_path_factory) -> Iterator[RunningRegistry]:
 
 @pytest.fixture(scope="session")
 def token_registry(tmp_path_factory) -> Iterator[RunningRegistry]:
-    """A registry with bearer-token auth; anonymous tokens may pull, `bob` may push."""
-    server = TokenServer(users={"bob": "builder-7"})
+    """A registry with bearer-token auth; anonymous tokens may pull, `bob` may push.
+
+    `bob` can also log in with the identity (refresh) token `bobs-refresh-token`.
+    """
+    server = TokenServer(users={"bob": "builder-7"}, refresh_tokens={"bobs-refresh-token": "bob"})
     with run_token_registry(tmp_path_factory.mktemp("token-registry"), server) as running:
         yield running
 

@@ -275,3 +275,32 @@ def test_insecure_allowed_does_not_mean_unverified_tls(tls_registry):
     assert caught.value.message == (
         f"cannot reach {tls_registry.host} for manifest {image.reference}: TLS failed"
     )
+
+
+def test_bearer_with_identity_token_from_docker_config(token_registry, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps({"auths": {token_registry.host: {"identitytoken": "bobs-refresh-token"}}})
+    )
+    ref = parse_reference(token_registry.ref(f"{_repo()}:x"))
+    with RegistryClient(allow_insecure=True, credentials=DockerConfigCredentials(config)) as c:
+        descriptor = c.push_blob(ref, b"pushed with a refresh token", "application/octet-stream")
+        assert c.blob_exists(ref, descriptor.digest)
+    assert ("bob", f"repository:{ref.repository}:pull,push") in (
+        token_registry.token_server.requests_seen
+    )
+
+
+def test_bearer_with_a_revoked_identity_token_is_unauthorized(token_registry, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"auths": {token_registry.host: {"identitytoken": "revoked"}}}))
+    ref = parse_reference(token_registry.ref(f"{_repo()}:x"))
+    with (
+        RegistryClient(allow_insecure=True, credentials=DockerConfigCredentials(config)) as c,
+        pytest.raises(UnauthorizedError) as caught,
+    ):
+        c.blob_exists(ref, digest_of(b"x"))
+    assert caught.value.message == (
+        f"unauthorized: the token service of {token_registry.host} refused the credentials "
+        "for the identity token"
+    )
