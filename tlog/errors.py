@@ -63,6 +63,12 @@ class RequestError(LogError):
     reason = "bad-request"
 
 
+class TooManyError(RequestError):
+    """A request asks for more items than the log serves at once (HTTP 422)."""
+
+    reason = "too-many-items"
+
+
 class InconsistentLogError(LogError):
     """The stored tree is not consistent with a checkpoint the log signed: it refuses to sign."""
 
