@@ -175,24 +175,8 @@ def run_registry(
     }
     ca_bundle = None
     if tls:
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_cert = _self_signed(ca_key, "keyless-test-ca")
-        server_key = ec.generate_private_key(ec.SECP256R1())
-        server_cert = _issue(ca_key, ca_cert, server_key)
-        (workdir / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-        (workdir / "server.pem").write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-        (workdir / "server.key").write_bytes(
-            server_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        config["http"]["tls"] = {
-            "certificate": str(workdir / "server.pem"),
-            "key": str(workdir / "server.key"),
-        }
-        ca_bundle = str(workdir / "ca.pem")
+        ca_bundle, certificate, key = make_tls_material(workdir)
+        config["http"]["tls"] = {"certificate": certificate, "key": key}
     if username is not None:
         hashed = subprocess.run(
             ["htpasswd", "-nbB", username, password or ""],
@@ -244,6 +228,24 @@ def run_registry(
                 process.wait(timeout=10)
     log_text = (workdir / "registry.log").read_text(errors="replace")[-2000:]
     raise RuntimeError(f"docker-registry did not start:\n{log_text}")
+
+
+def make_tls_material(workdir: Path) -> tuple[str, str, str]:
+    """A test CA and a server certificate for 127.0.0.1; returns (ca, cert, key) paths."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = _self_signed(ca_key, "keyless-test-ca")
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = _issue(ca_key, ca_cert, server_key)
+    (workdir / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    (workdir / "server.pem").write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    (workdir / "server.key").write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(workdir / "ca.pem"), str(workdir / "server.pem"), str(workdir / "server.key")
 
 
 @contextmanager

@@ -9,7 +9,6 @@ gets fetched; the tag is kept only to show the user what they typed.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -76,17 +75,6 @@ class Reference:
     def api_host(self) -> str:
         """The host:port that serves the registry API (Docker Hub's differs from its name)."""
         return DOCKER_HUB_API_HOST if self.registry == DOCKER_HUB else self.registry
-
-    @property
-    def is_loopback(self) -> bool:
-        """Whether the registry is on this machine (`localhost`, 127.0.0.0/8, `[::1]`)."""
-        host = _host_of(self.registry)
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
 
     def with_digest(self, digest: str) -> Reference:
         """The same repository pinned to `digest`; the tag is kept for display."""
@@ -162,10 +150,3 @@ def _split_domain(text: str) -> tuple[str, str]:
     if domain == DOCKER_HUB and "/" not in remote:
         remote = OFFICIAL_PREFIX + remote
     return domain, remote
-
-
-def _host_of(registry: str) -> str:
-    """The host part of `host[:port]` or `[v6][:port]`, brackets removed."""
-    if registry.startswith("["):
-        return registry[1 : registry.index("]")]
-    return registry.rsplit(":", 1)[0] if ":" in registry else registry

@@ -390,3 +390,35 @@ def test_silent_registry_times_out_with_a_clear_error():
     finally:
         silent.close()
     assert caught.value.message == f"cannot reach {ref.api_host} for manifest {ref}: timed out"
+
+
+def test_redirect_from_https_to_plain_http_is_refused(tmp_path):
+    from werkzeug.serving import make_server
+
+    from cli.oci.errors import InsecureRegistryError
+    from tests.registry import make_tls_material
+
+    ca, certificate, key = make_tls_material(tmp_path)
+    plain = _app({"/blob": lambda: Response(b"downgraded")})
+    with serve_wsgi(plain) as plain_url:
+        secure = _app(
+            {
+                "/v2/app/blobs/<digest>": lambda digest: Response(
+                    status=302, headers={"Location": f"{plain_url}/blob"}
+                )
+            }
+        )
+        server = make_server("127.0.0.1", 0, secure, threaded=True, ssl_context=(certificate, key))
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            ref = parse_reference(f"127.0.0.1:{server.server_port}/app")
+            with (
+                RegistryClient(ca_bundle=ca) as client,
+                pytest.raises(InsecureRegistryError) as caught,
+            ):
+                client.get_blob(ref, DIGEST)
+        finally:
+            server.shutdown()
+            thread.join(timeout=10)
+    assert caught.value.message == f"refusing a redirect to http:// for blob {DIGEST}"

@@ -64,22 +64,6 @@ def test_docker_hub_api_host_differs_from_its_name():
     assert parse_reference("ghcr.io/a/b").api_host == "ghcr.io"
 
 
-@pytest.mark.parametrize(
-    ("text", "loopback"),
-    [
-        ("localhost:5000/a", True),
-        ("127.0.0.1:5000/a", True),
-        ("127.8.9.1/a", True),
-        ("[::1]:5000/a", True),
-        ("ghcr.io/a", False),
-        ("10.0.0.1:5000/a", False),
-        ("ubuntu", False),
-    ],
-)
-def test_loopback_detection(text, loopback):
-    assert parse_reference(text).is_loopback is loopback
-
-
 def test_with_digest_drops_nothing_and_checks_the_digest():
     ref = parse_reference("ghcr.io/acme/app:1.4").with_digest(f"sha256:{HEX}")
     assert (ref.tag, ref.digest) == ("1.4", f"sha256:{HEX}")
