@@ -1,1 +1,47 @@
-"""The certificate authority: Fulcio-compatible issuance of short-lived code-signing certs."""
+"""The certificate authority: Fulcio-compatible issuance of short-lived code-signing certs.
+
+Public, Flask-free surface for `cli.serve` (the blueprint is `ca.api`: `bp`, `init_app`):
+- `CAConfig.from_mapping(section, *, base_dir)` and `.load_signer(*, state_dir, now)`;
+- `CertificateAuthority(*, authenticator, signer, ct, validity, detached)` with
+  `issue(request, *, now)`, `trust_bundle()`, `configuration()`;
+- the seams: `CASigner` (key backends: `load_generated_signer`, `load_file_signer`) and
+  `CTSubmitter` (in-process `tlog.ct_log.CTLog`, or `HTTPCTSubmitter(url)`);
+- errors: `CAError` and its kinds.
+
+Module map: `pop` (proof of possession), `profile` (leaf profile), `signers` (key backends and
+chain rules), `sct` (precertificates and embedded SCTs), `ct` (CT submitters), `issuance` (the
+pipeline), `wire` (Fulcio JSON), `config` (the `ca:` section), `api` (blueprint), `errors`.
+"""
+
+from ca.config import CAConfig
+from ca.ct import CTSubmissionError, CTSubmitter, HTTPCTSubmitter
+from ca.errors import (
+    BackendError,
+    CAConfigError,
+    CAError,
+    CTLogError,
+    IdentityTokenError,
+    RequestError,
+)
+from ca.issuance import CertificateAuthority, IssuedCertificate, SigningRequest
+from ca.signers import CASigner, KeySigner, load_file_signer, load_generated_signer
+
+__all__ = [
+    "BackendError",
+    "CAConfig",
+    "CAConfigError",
+    "CAError",
+    "CASigner",
+    "CTLogError",
+    "CTSubmissionError",
+    "CTSubmitter",
+    "CertificateAuthority",
+    "HTTPCTSubmitter",
+    "IdentityTokenError",
+    "IssuedCertificate",
+    "KeySigner",
+    "RequestError",
+    "SigningRequest",
+    "load_file_signer",
+    "load_generated_signer",
+]

@@ -14,9 +14,11 @@ import binascii
 import contextlib
 import hashlib
 import json
+import os
 import struct
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -232,6 +234,38 @@ class CTLog:
     def get_roots(self) -> dict[str, Any]:
         """The accepted roots."""
         return {"certificates": [base64.b64encode(der).decode() for der in self._root_der]}
+
+
+def open_ct_log(*, database: Path, key_path: Path, roots: Sequence[x509.Certificate]) -> CTLog:
+    """The CT log stored in `database` (SQLite), signing with the P-256 key at `key_path`.
+
+    The key is generated on first use and written with mode 0600; it is never overwritten.
+    """
+    from tlog.sqlite_storage import SQLiteStorage
+
+    if not key_path.exists():
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        temporary = key_path.with_name(f".{key_path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+                handle.flush()
+                os.fsync(handle.fileno())
+            # Linking fails if another worker won the race; its key is the one to keep.
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, key_path)
+        finally:
+            temporary.unlink(missing_ok=True)
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{key_path} is not an ECDSA private key")
+    log = MerkleLog(SQLiteStorage(database), CTHeadSigner(key))
+    return CTLog(log, private_key=key, roots=roots)
 
 
 def parse_chain_request(body: bytes) -> list[bytes]:

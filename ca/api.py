@@ -1,0 +1,114 @@
+"""The CA over HTTP: Fulcio's v2 JSON API and the legacy v1 endpoints cosign uses.
+
+Views are thin: bounded body -> `ca.wire` parse -> `CertificateAuthority` -> `ca.wire` render.
+Every failure is Fulcio's `{"code","message","details"}` body with Fulcio's status.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from cryptography import x509
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ca import wire
+from ca.errors import MSG_TRUST_BUNDLE, BackendError, CAError, RequestError
+from ca.issuance import CertificateAuthority
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("ca", __name__)
+EXTENSION_KEY = "keyless.ca"
+_LIMIT_KEY = "keyless.ca.max_request_bytes"
+PEM_CHAIN = "application/pem-certificate-chain"
+
+
+def init_app(
+    app: Flask,
+    service: CertificateAuthority,
+    *,
+    max_request_bytes: int = wire.DEFAULT_MAX_REQUEST_BYTES,
+) -> None:
+    """Serve `service` in `app` at Fulcio's paths."""
+    app.register_blueprint(bp)
+    app.extensions[EXTENSION_KEY] = service
+    app.extensions[_LIMIT_KEY] = max_request_bytes
+
+
+def current_authority() -> CertificateAuthority:
+    """The CA of the current app."""
+    return current_app.extensions[EXTENSION_KEY]
+
+
+@bp.errorhandler(CAError)
+def _ca_error(exc: CAError) -> tuple[Response, int]:
+    if exc.status >= 500:
+        log.error("CA request failed (%s): %s", exc.reason, exc)
+    else:
+        log.warning("CA request refused (%s): %s", exc.reason, exc)
+    return jsonify(wire.render_error(exc)), exc.status
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_exc: RequestEntityTooLarge) -> tuple[Response, int]:
+    return _ca_error(_body_too_large(current_app.extensions[_LIMIT_KEY]))
+
+
+@bp.post("/api/v2/signingCert")
+def signing_cert_v2() -> Response:
+    now = datetime.now(UTC)
+    parsed = wire.parse_v2_request(_body(), authorization=request.headers.get("Authorization"))
+    issued = current_authority().issue(parsed, now=now)
+    return jsonify(wire.render_v2_certificate(issued))
+
+
+@bp.get("/api/v2/trustBundle")
+def trust_bundle() -> Response:
+    return jsonify(wire.render_trust_bundle(_chains()))
+
+
+@bp.get("/api/v2/configuration")
+def configuration() -> Response:
+    return jsonify(wire.render_configuration(current_authority().configuration()))
+
+
+@bp.post("/api/v1/signingCert")
+def signing_cert_v1() -> Response:
+    now = datetime.now(UTC)
+    parsed = wire.parse_v1_request(_body(), authorization=request.headers.get("Authorization"))
+    issued = current_authority().issue(parsed, now=now)
+    body, headers = wire.render_v1_certificate(issued)
+    return Response(body, status=201, mimetype=PEM_CHAIN, headers=headers)
+
+
+@bp.get("/api/v1/rootCert")
+def root_cert() -> Response:
+    return Response(wire.render_root_cert(_chains()), mimetype=PEM_CHAIN)
+
+
+def _chains() -> tuple[tuple[x509.Certificate, ...], ...]:
+    try:
+        return current_authority().trust_bundle()
+    except CAError:
+        raise
+    except Exception as exc:  # A backend failure; Fulcio answers 500 with this message.
+        raise BackendError(MSG_TRUST_BUNDLE, detail=type(exc).__name__) from exc
+
+
+def _body() -> bytes:
+    """The request body, refused unread if it declares, or turns out, more than the limit."""
+    limit = current_app.extensions[_LIMIT_KEY]
+    if request.content_length is not None and request.content_length > limit:
+        raise _body_too_large(limit)
+    data = request.stream.read(limit + 1)
+    if len(data) > limit:
+        raise _body_too_large(limit)
+    return data
+
+
+def _body_too_large(limit: int) -> RequestError:
+    return RequestError(
+        f"request body too large: the limit is {limit} bytes", reason="request-too-large"
+    )

@@ -1,0 +1,200 @@
+"""The CA's configuration: the `ca:` section of the server YAML, validated before anything runs.
+
+```yaml
+ca:
+  backend: generated            # generated (dev: created once, then reused) | file
+  directory: ca                 # generated: where the dev CA lives (default <state-dir>/ca)
+  chain: ca-chain.pem           # file: PEM chain, issuing CA first, root last
+  key: ca-key.enc.pem           # file: encrypted PKCS#8 PEM
+  key-password-env: KEYLESS_CA_KEY_PASSWORD   # file: one of these two
+  key-password-file: /run/secrets/ca-key-password
+  cert-validity: 15m            # 1m to 24h; "900s", "15m", "1h" or seconds
+  ct-log: in-process            # in-process | http(s)://host[:port][/prefix] of an RFC 6962 log
+  detached: false               # true: detached SCTs (no precertificate); needs no CT log
+  max-request-bytes: 262144     # request bodies above this are refused unread
+```
+Relative paths are resolved against the config file's directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ca.errors import CAConfigError
+from ca.profile import DEFAULT_VALIDITY
+from ca.signers import KeySigner, load_file_signer, load_generated_signer
+from ca.wire import DEFAULT_MAX_REQUEST_BYTES
+
+IN_PROCESS = "in-process"
+BACKENDS = ("generated", "file")
+MIN_VALIDITY = timedelta(minutes=1)
+MAX_VALIDITY = timedelta(hours=24)
+MAX_PASSWORD_BYTES = 4096
+_KNOWN_KEYS = frozenset(
+    {
+        "backend",
+        "directory",
+        "chain",
+        "key",
+        "key-password-env",
+        "key-password-file",
+        "cert-validity",
+        "ct-log",
+        "detached",
+        "max-request-bytes",
+    }
+)
+_DURATION = re.compile(r"([1-9][0-9]{0,5})([smh])\Z")
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+
+
+@dataclass(frozen=True)
+class CAConfig:
+    """A validated CA configuration."""
+
+    backend: str = "generated"
+    directory: Path | None = None
+    chain_path: Path | None = None
+    key_path: Path | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    cert_validity: timedelta = DEFAULT_VALIDITY
+    ct_log: str = IN_PROCESS
+    detached: bool = False
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+
+    @classmethod
+    def from_mapping(
+        cls, section: Mapping[str, Any], *, base_dir: Path, source: str = "ca"
+    ) -> CAConfig:
+        """The configuration in a `ca:` section.
+
+        Raises:
+            CAConfigError: one line per problem found, all at once.
+        """
+        problems = [f"unknown key {key!r}" for key in section if key not in _KNOWN_KEYS]
+        backend = section.get("backend", "generated")
+        if backend not in BACKENDS:
+            problems.append(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+
+        def path(key: str) -> Path | None:
+            value = section.get(key)
+            if value is None:
+                return None
+            if not isinstance(value, str) or not value:
+                problems.append(f"{key} must be a path")
+                return None
+            return base_dir / value
+
+        directory, chain, key = path("directory"), path("chain"), path("key")
+        password_file = path("key-password-file")
+        password_env = section.get("key-password-env")
+        if password_env is not None and (
+            not isinstance(password_env, str) or not _ENV_NAME.match(password_env)
+        ):
+            problems.append("key-password-env must be an environment variable name")
+            password_env = None
+        if backend == "file":
+            if chain is None:
+                problems.append("backend file needs chain (the PEM CA chain)")
+            if key is None:
+                problems.append("backend file needs key (the encrypted PKCS#8 key)")
+            if (password_env is None) == (password_file is None):
+                problems.append(
+                    "backend file needs exactly one of key-password-env, key-password-file"
+                )
+        elif backend == "generated" and (chain or key or password_env or password_file):
+            problems.append("chain, key and key passwords belong to backend file")
+        validity = _duration(section.get("cert-validity"), problems)
+        ct_log = section.get("ct-log", IN_PROCESS)
+        if not isinstance(ct_log, str) or (ct_log != IN_PROCESS and not _is_log_url(ct_log)):
+            problems.append(f"ct-log must be {IN_PROCESS!r} or an http(s) URL, got {ct_log!r}")
+        detached = section.get("detached", False)
+        if not isinstance(detached, bool):
+            problems.append(f"detached must be true or false, got {detached!r}")
+        limit = section.get("max-request-bytes", DEFAULT_MAX_REQUEST_BYTES)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1024 <= limit <= 2**22:
+            problems.append(f"max-request-bytes must be between 1024 and 4194304, got {limit!r}")
+        if problems:
+            raise CAConfigError(source, problems)
+        return cls(
+            backend=backend,
+            directory=directory,
+            chain_path=chain,
+            key_path=key,
+            password_env=password_env,
+            password_file=password_file,
+            cert_validity=validity,
+            ct_log=ct_log,
+            detached=detached,
+            max_request_bytes=limit,
+        )
+
+    def load_signer(self, *, state_dir: Path, now: datetime) -> KeySigner:
+        """The CA signer this configuration names, read once (the caller keeps it).
+
+        Raises:
+            CAConfigError: missing password, unreadable files, or a chain breaking the rules.
+        """
+        if self.backend == "generated":
+            return load_generated_signer(self.directory or state_dir / "ca", now=now)
+        if self.chain_path is None or self.key_path is None:
+            raise RuntimeError("a file backend configuration without paths")
+        return load_file_signer(
+            chain_path=self.chain_path,
+            key_path=self.key_path,
+            password=self._password(),
+            now=now,
+        )
+
+    def _password(self) -> bytes:
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise CAConfigError(
+                    "the CA key password", [f"environment variable {self.password_env} is not set"]
+                )
+            return value.encode()
+        if self.password_file is None:
+            raise RuntimeError("a file backend configuration without a password source")
+        try:
+            with self.password_file.open("rb") as handle:
+                data = handle.read(MAX_PASSWORD_BYTES + 1)
+        except OSError as exc:
+            raise CAConfigError(
+                str(self.password_file), [f"cannot read the password file: {exc.strerror}"]
+            ) from exc
+        password = data.rstrip(b"\r\n")
+        if not password or len(data) > MAX_PASSWORD_BYTES:
+            raise CAConfigError(str(self.password_file), ["the password file is empty or too long"])
+        return password
+
+
+def _duration(value: Any, problems: list[str]) -> timedelta:
+    if value is None:
+        return DEFAULT_VALIDITY
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = int(match[1]) * _UNITS[match[2]]
+    else:
+        problems.append(f"cert-validity must look like 900s, 15m or 1h, got {value!r}")
+        return DEFAULT_VALIDITY
+    validity = timedelta(seconds=seconds)
+    if not MIN_VALIDITY <= validity <= MAX_VALIDITY:
+        problems.append(f"cert-validity must be between 1m and 24h, got {value!r}")
+        return DEFAULT_VALIDITY
+    return validity
+
+
+def _is_log_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query
