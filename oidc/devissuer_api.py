@@ -196,6 +196,6 @@ def token() -> Response:
     return jsonify(
         access_token=id_token,
         id_token=id_token,
-        token_type="Bearer",  # noqa: S106 (an OAuth token type, not a secret)
+        token_type="Bearer",
         expires_in=600,
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 # Fulcio answers every token problem with this exact text (fulcio.md §1.7, row 1); clients and
 # their tests match on it, so it never changes. The specific cause goes in `detail`.
-TOKEN_ERROR_MESSAGE = "There was an error processing the identity token"  # noqa: S105
+TOKEN_ERROR_MESSAGE = "There was an error processing the identity token"
 
 
 class TokenError(Exception):
