@@ -2,8 +2,9 @@
 
 Modules: `reference` (docker/distribution reference grammar), `descriptors` (media types,
 descriptors, digests), `credentials` (docker config, helpers), `auth` (challenges, bearer
-tokens), `transport` (HTTP rules), `registry` (API operations), `signatures` (cosign v3
-referrers, the OCI fallback tag, cosign v2 `.sig` tags), `errors`.
+tokens), `transport` (HTTP rules), `registry` (API operations), `signatures` (writing cosign
+v3 referrers, the OCI fallback tag and cosign v2 `.sig` tags), `discovery` (finding them),
+`errors`.
 """
 
 from __future__ import annotations
@@ -15,17 +16,20 @@ from cli.oci.credentials import (
     StaticCredentials,
 )
 from cli.oci.descriptors import Descriptor
+from cli.oci.discovery import (
+    BundleReferrer,
+    ImageSignatures,
+    ReferrerListing,
+    find_signatures,
+    list_attachment_tags,
+    list_referrers,
+)
 from cli.oci.errors import RegistryError
 from cli.oci.reference import Reference, parse_reference
 from cli.oci.registry import Manifest, RegistryClient
 from cli.oci.signatures import (
-    BundleReferrer,
-    ImageSignatures,
     LegacySignature,
-    ReferrerListing,
     append_legacy_signature,
-    find_signatures,
-    list_referrers,
     push_bundle,
     simple_signing_payload,
 )
@@ -48,6 +52,7 @@ __all__ = [
     "StaticCredentials",
     "append_legacy_signature",
     "find_signatures",
+    "list_attachment_tags",
     "list_referrers",
     "parse_reference",
     "push_bundle",

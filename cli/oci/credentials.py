@@ -36,7 +36,7 @@ _DOCKER_HUB_KEYS = (
 _HELPER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 _NOT_FOUND_MARKERS = ("credentials not found", "not found in native keychain")
 # The docker helper protocol marks an identity (refresh) token with this username.
-_TOKEN_USERNAME = "<token>"  # noqa: S105 - a protocol marker, not a secret
+_TOKEN_USERNAME = "<token>"
 
 
 @dataclass(frozen=True)

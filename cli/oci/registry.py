@@ -61,6 +61,19 @@ class Manifest:
         """The parsed JSON object (the manifest was checked to be one when fetched)."""
         return json.loads(self.data)
 
+    def layers(self, *, what: str) -> list[Descriptor]:
+        """The layers of an image manifest, each parsed strictly.
+
+        Raises:
+            RegistryProtocolError: `layers` is missing or malformed.
+        """
+        layers = self.json().get("layers")
+        if not isinstance(layers, list):
+            raise RegistryProtocolError(f"{what}: layers is not a list")
+        return [
+            Descriptor.from_json(item, what=f"{what}: layers[{i}]") for i, item in enumerate(layers)
+        ]
+
 
 @dataclass(frozen=True)
 class PushedManifest:
@@ -131,6 +144,13 @@ class RegistryClient:
                 check_content(body, announced, what=f"manifest {ref}")
         _check_manifest_json(body, media_type, what=f"manifest {ref}")
         return Manifest(body, media_type, digest)
+
+    def find_manifest(self, ref: Reference) -> Manifest | None:
+        """Like `get_manifest`, but None when there is no such manifest or tag."""
+        try:
+            return self.get_manifest(ref)
+        except NotFoundError:
+            return None
 
     def resolve(self, ref: Reference) -> Manifest:
         """Resolve a tag (or check a digest) to its manifest, once; the caller signs its digest.

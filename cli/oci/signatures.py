@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cli.oci.descriptors import (
@@ -29,18 +29,14 @@ from cli.oci.descriptors import (
     SIGSTORE_BUNDLE_V03,
     Descriptor,
     check_digest,
-    parse_annotations,
     tag_for_digest,
 )
 from cli.oci.errors import (
-    DigestMismatchError,
-    NotFoundError,
-    RegistryError,
     RegistryProtocolError,
     ResponseTooLargeError,
 )
 from cli.oci.reference import Reference
-from cli.oci.registry import Manifest, RegistryClient, parse_index_manifests
+from cli.oci.registry import RegistryClient, parse_index_manifests
 
 COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 COSIGN_PAYLOAD_TYPE = "cosign container image signature"
@@ -84,33 +80,6 @@ class LegacySignature:
             ANNOTATION_RFC3161: self.rfc3161_timestamp,
         }
         return {key: value for key, value in pairs.items() if value is not None}
-
-
-@dataclass(frozen=True)
-class BundleReferrer:
-    """A Sigstore bundle found attached to an image, and where it was found."""
-
-    manifest_digest: str
-    subject_digest: str | None
-    bundle: bytes
-    annotations: Mapping[str, str]
-    source: str
-
-
-@dataclass(frozen=True)
-class ImageSignatures:
-    """Everything signature-shaped attached to one digest, plus what was skipped and why."""
-
-    digest: str
-    bundles: tuple[BundleReferrer, ...]
-    legacy: tuple[LegacySignature, ...]
-    referrers_api: bool
-    problems: tuple[str, ...] = field(default=())
-
-    @property
-    def empty(self) -> bool:
-        """Whether no signature of any form was found."""
-        return not self.bundles and not self.legacy
 
 
 def simple_signing_payload(
@@ -189,13 +158,13 @@ def append_legacy_signature(
     """
     tag = tag_for_digest(digest, LEGACY_SUFFIX)
     layers: list[Descriptor] = []
-    existing = _get_optional(client, image.with_tag(tag))
+    existing = client.find_manifest(image.with_tag(tag))
     if existing is not None:
         if existing.is_index:
             raise RegistryProtocolError(
                 f"{image.name}:{tag} is an index, not a signature manifest; not overwriting it"
             )
-        layers = _manifest_layers(existing, what=f"{image.name}:{tag}")
+        layers = existing.layers(what=f"{image.name}:{tag}")
     payload = client.push_blob(image, signature.payload, COSIGN_SIMPLESIGNING)
     new_layer = Descriptor(
         COSIGN_SIMPLESIGNING, payload.digest, payload.size, annotations=signature.annotations()
@@ -228,138 +197,12 @@ def append_legacy_signature(
     return Descriptor(OCI_MANIFEST, pushed.digest, len(data))
 
 
-@dataclass(frozen=True)
-class ReferrerListing:
-    """The referrers of a digest: each descriptor with where it was listed, and any problems."""
-
-    entries: tuple[tuple[Descriptor, str], ...]
-    referrers_api: bool
-    problems: tuple[str, ...] = field(default=())
-
-
-def list_referrers(
-    client: RegistryClient, image: Reference, digest: str, *, artifact_type: str | None = None
-) -> ReferrerListing:
-    """Referrers of `digest` from the referrers API and from the `sha256-<hex>` fallback index.
-
-    Both are read, since a registry may have gained the API after signatures were pushed
-    through the fallback tag; an entry listed in both is reported once, as from the API.
-    """
-    check_digest(digest)
-    problems: list[str] = []
-    listed: dict[str, tuple[Descriptor, str]] = {}
-    api = client.referrers(image, digest, artifact_type=artifact_type)
-    for descriptor in api or []:
-        listed.setdefault(descriptor.digest, (descriptor, SOURCE_REFERRERS_API))
-    tag = tag_for_digest(digest)
-    fallback = _get_optional(client, image.with_tag(tag))
-    if fallback is not None:
-        try:
-            if fallback.media_type != OCI_INDEX:
-                raise RegistryProtocolError("it is not an OCI index")
-            for descriptor in parse_index_manifests(fallback.json(), what="the index"):
-                if artifact_type in (None, descriptor.artifact_type):
-                    listed.setdefault(descriptor.digest, (descriptor, SOURCE_FALLBACK_TAG))
-        except RegistryError as exc:
-            problems.append(f"fallback tag {tag}: {exc.message}")
-    return ReferrerListing(tuple(listed.values()), api is not None, tuple(problems))
-
-
-def find_signatures(client: RegistryClient, image: Reference, digest: str) -> ImageSignatures:
-    """Find bundles (referrers API and fallback tag) and cosign v2 signatures for `digest`.
-
-    Entries that cannot be read (malformed, wrong digest, missing blob) are skipped and named
-    in `problems`, so one bad entry cannot hide good ones. Authentication and connection
-    failures are raised.
-    """
-    listing = list_referrers(client, image, digest, artifact_type=SIGSTORE_BUNDLE_V03)
-    problems = list(listing.problems)
-    limit = client.limits.max_signatures
-    bundles: list[BundleReferrer] = []
-    for descriptor, source in listing.entries[:limit]:
-        try:
-            bundles.append(_read_bundle(client, image, descriptor.digest, source))
-        except (RegistryProtocolError, DigestMismatchError, NotFoundError) as exc:
-            problems.append(f"referrer {descriptor.digest}: {exc.message}")
-    legacy = _read_legacy(client, image, digest, limit, problems)
-    return ImageSignatures(
-        digest, tuple(bundles), tuple(legacy), listing.referrers_api, tuple(problems)
-    )
-
-
-def _read_bundle(
-    client: RegistryClient, image: Reference, manifest_digest: str, source: str
-) -> BundleReferrer:
-    """Fetch one referrer manifest and its bundle layer."""
-    manifest = client.get_manifest(image.with_digest(manifest_digest))
-    body = manifest.json()
-    if manifest.media_type != OCI_MANIFEST:
-        raise RegistryProtocolError(f"is a {manifest.media_type}, not an OCI image manifest")
-    if body.get("artifactType") != SIGSTORE_BUNDLE_V03:
-        raise RegistryProtocolError("is not a Sigstore bundle artifact")
-    subject = body.get("subject")
-    subject_digest = (
-        Descriptor.from_json(subject, what="subject").digest if subject is not None else None
-    )
-    layers = [
-        layer
-        for layer in _manifest_layers(manifest, what="referrer")
-        if layer.media_type == SIGSTORE_BUNDLE_V03
-    ]
-    if len(layers) != 1:
-        raise RegistryProtocolError(f"has {len(layers)} bundle layers, expected 1")
-    if layers[0].size > MAX_BUNDLE_BYTES:
-        raise RegistryProtocolError(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
-    bundle = client.get_blob(image, layers[0].digest, max_bytes=MAX_BUNDLE_BYTES)
-    annotations = parse_annotations(body.get("annotations"), what="referrer")
-    return BundleReferrer(manifest_digest, subject_digest, bundle, annotations, source)
-
-
-def _read_legacy(
-    client: RegistryClient, image: Reference, digest: str, limit: int, problems: list[str]
-) -> list[LegacySignature]:
-    """Read the simple-signing layers of the `sha256-<hex>.sig` manifest, if there is one."""
-    tag = tag_for_digest(digest, LEGACY_SUFFIX)
-    manifest = _get_optional(client, image.with_tag(tag))
-    if manifest is None:
-        return []
-    try:
-        layers = _manifest_layers(manifest, what=f"tag {tag}")
-    except RegistryProtocolError as exc:
-        problems.append(exc.message)
-        return []
-    found: list[LegacySignature] = []
-    for layer in layers[:limit]:
-        if layer.media_type != COSIGN_SIMPLESIGNING:
-            continue
-        notes = layer.annotations
-        if ANNOTATION_SIGNATURE not in notes or layer.size > MAX_PAYLOAD_BYTES:
-            problems.append(f"tag {tag}: layer {layer.digest} has no signature or is too large")
-            continue
-        try:
-            payload = client.get_blob(image, layer.digest, max_bytes=MAX_PAYLOAD_BYTES)
-        except (DigestMismatchError, NotFoundError, RegistryProtocolError) as exc:
-            problems.append(f"tag {tag}: layer {layer.digest}: {exc.message}")
-            continue
-        found.append(
-            LegacySignature(
-                payload=payload,
-                signature=notes[ANNOTATION_SIGNATURE],
-                certificate=notes.get(ANNOTATION_CERTIFICATE),
-                chain=notes.get(ANNOTATION_CHAIN),
-                rekor_bundle=notes.get(ANNOTATION_BUNDLE),
-                rfc3161_timestamp=notes.get(ANNOTATION_RFC3161),
-            )
-        )
-    return found
-
-
 def _add_to_fallback_index(
     client: RegistryClient, image: Reference, subject_digest: str, descriptor: Descriptor
 ) -> None:
     """Add `descriptor` to the `sha256-<hex>` referrers index, creating it if needed."""
     tag = tag_for_digest(subject_digest)
-    existing = _get_optional(client, image.with_tag(tag))
+    existing = client.find_manifest(image.with_tag(tag))
     manifests: list[Descriptor] = []
     if existing is not None:
         if existing.media_type != OCI_INDEX:
@@ -376,24 +219,6 @@ def _add_to_fallback_index(
         "manifests": [item.to_json() for item in manifests],
     }
     client.put_manifest(image, _canonical(index), OCI_INDEX, tag=tag)
-
-
-def _get_optional(client: RegistryClient, ref: Reference) -> Manifest | None:
-    """The manifest at `ref`, or None if there is none."""
-    try:
-        return client.get_manifest(ref)
-    except NotFoundError:
-        return None
-
-
-def _manifest_layers(manifest: Manifest, *, what: str) -> list[Descriptor]:
-    """The layers of an image manifest, parsed strictly."""
-    layers = manifest.json().get("layers")
-    if not isinstance(layers, list):
-        raise RegistryProtocolError(f"{what}: layers is not a list")
-    return [
-        Descriptor.from_json(item, what=f"{what}: layers[{i}]") for i, item in enumerate(layers)
-    ]
 
 
 def _check_json_object(data: bytes, *, what: str) -> None:

@@ -19,11 +19,11 @@ from cli.oci.descriptors import (
     digest_of,
     tag_for_digest,
 )
+from cli.oci.discovery import find_signatures, list_attachment_tags, list_referrers
 from cli.oci.errors import AuthRequiredError, RegistryProtocolError
 from cli.oci.signatures import (
     LegacySignature,
     append_legacy_signature,
-    find_signatures,
     push_bundle,
     simple_signing_payload,
 )
@@ -280,3 +280,16 @@ def test_registry_with_referrers_api_gets_no_fallback_tag(registry, pusher):
     assert [(b.manifest_digest, b.source) for b in found.bundles] == [
         (descriptor.digest, "referrers-api")
     ]
+
+
+def test_listing_for_tree_shows_every_referrer_and_attachment_tag(image, pusher, client):
+    ref = parse_reference(image.reference)
+    subject = client.resolve(ref).descriptor
+    bundle, _ = push_bundle(client, ref, subject, _bundle("tree"), created_at=CREATED)
+    append_legacy_signature(client, ref, image.digest, _legacy(ref, image.digest, "dHJlZQ=="))
+    listing = list_referrers(client, ref, image.digest)
+    assert [(d.digest, d.artifact_type, source) for d, source in listing.entries] == [
+        (bundle.digest, SIGSTORE_BUNDLE_V03, "fallback-tag")
+    ]
+    assert list_attachment_tags(client, ref, image.digest) == [tag_for_digest(image.digest, ".sig")]
+    assert list_attachment_tags(client, ref, OCI_EMPTY_DIGEST) == []
