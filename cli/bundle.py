@@ -154,6 +154,7 @@ def _leaf_certificate(
 ) -> tuple[x509.Certificate | None, bytes | None]:
     """The signing certificate and its DER, or (None, None) for a managed-key bundle."""
     from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
 
     certificate = material.certificate  # type: ignore[attr-defined]
     chain = material.x509_certificate_chain  # type: ignore[attr-defined]
@@ -176,6 +177,15 @@ def _leaf_certificate(
     except ValueError as exc:
         raise BundleError(f"bundle certificate is not valid DER: {exc}") from exc
     leaf, rest = certificates[0], certificates[1:]
+    # cryptography parses extensions and keys lazily; parse them now so a malformed leaf is
+    # a bundle error here rather than an exception deep inside a later check.
+    try:
+        leaf.extensions  # noqa: B018 - forces (and caches) extension parsing
+        leaf.public_key()
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise BundleError(f"the signing certificate is malformed: {exc}") from exc
+    except UnsupportedAlgorithm as exc:
+        raise BundleError(f"the signing certificate has an unsupported key: {exc}") from exc
     if _is_ca(leaf):
         raise BundleError("the first certificate of the bundle is a CA, not a signing leaf")
     # Chain certificates are never trusted (only the trusted root's are), but a bundle that

@@ -209,6 +209,10 @@ def _hash_for(details: str) -> hashes.HashAlgorithm:
 
 
 def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, LogKey]:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    usable = (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, rsa.RSAPublicKey)
     from cryptography.hazmat.primitives.serialization import load_der_public_key
 
     index: dict[bytes, LogKey] = {}
@@ -221,8 +225,12 @@ def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, 
             raise TrustRootError(f"{field} entry {log.base_url} has no publicKey.validFor")
         try:
             public_key = load_der_public_key(key.raw_bytes)
-        except ValueError as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise TrustRootError(f"{field} entry {log.base_url} has an unusable key") from exc
+        if not isinstance(public_key, usable):
+            raise TrustRootError(
+                f"{field} entry {log.base_url} has an unsupported {type(public_key).__name__}"
+            )
         entry = LogKey(
             base_url=log.base_url,
             key_id=log.log_id.key_id,
@@ -238,7 +246,7 @@ def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, 
 
 def _authority(ca: CertificateAuthority, field: str) -> Authority:
     from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
     raw = ca.cert_chain.certificates
     if not raw:
@@ -254,7 +262,7 @@ def _authority(ca: CertificateAuthority, field: str) -> Authority:
     for child, parent in itertools.pairwise(certificates):
         try:
             child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature) as exc:
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
             raise TrustRootError(
                 f"{field} entry {ca.uri}: {child.subject.rfc4514_string()} is not issued by "
                 "the next certificate of its chain"

@@ -43,11 +43,12 @@ def _check_one(
 
     try:
         response = decode_timestamp_response(raw)
+        # The token inside is decoded lazily, so its defects surface on first access.
+        gen_time = response.tst_info.gen_time
     except ValueError as exc:
         raise VerificationError(
             "timestamp", f"timestamp #{index} is not a valid DER TimeStampResp"
         ) from exc
-    gen_time = response.tst_info.gen_time
     failures: list[str] = []
     for authority in authorities:
         chain = authority.certificates
@@ -56,7 +57,7 @@ def _check_one(
             builder = builder.add_intermediate_certificate(intermediate)
         try:
             builder.build().verify_message(response, signature)
-        except TSAVerificationError as exc:
+        except (TSAVerificationError, ValueError) as exc:
             failures.append(f"{authority.uri or 'TSA'}: {exc}")
             continue
         if not authority.valid_for.contains(gen_time):

@@ -284,3 +284,94 @@ def test_shipped_roots_match_their_provenance() -> None:
     assert len(re.findall(r"`[0-9a-f]{64}`", provenance)) == 2
     assert len(production_trusted_root().tlogs) >= 2
     assert len(staging_trusted_root().certificate_authorities) >= 1
+
+
+# Defects found by mutating valid bundles: each must be a named error, never an exception.
+
+
+def test_leaf_with_malformed_sct_list(instance: Instance) -> None:
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    valid = instance.sign(ARTIFACT)
+    good = cx509.load_der_x509_certificate(
+        base64.b64decode(valid["verificationMaterial"]["certificate"]["rawBytes"])
+    )
+    builder = (
+        cx509.CertificateBuilder()
+        .subject_name(good.subject)
+        .issuer_name(good.issuer)
+        .public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
+        .serial_number(1)
+        .not_valid_before(good.not_valid_before_utc)
+        .not_valid_after(good.not_valid_after_utc)
+        .add_extension(
+            cx509.UnrecognizedExtension(
+                cx509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2"), b"\x04\x04\x00\x05\x00\x01"
+            ),
+            False,
+        )
+    )
+    bad = builder.sign(instance.inter_key, hashes.SHA256())
+    doc = copy.deepcopy(valid)
+    doc["verificationMaterial"]["certificate"]["rawBytes"] = base64.b64encode(
+        bad.public_bytes(Encoding.DER)
+    ).decode()
+    assert _bundle_error(doc).startswith("the signing certificate is malformed: ")
+
+
+def test_truncated_rfc3161_timestamp(vectors: Path) -> None:
+    from datetime import UTC, datetime
+
+    from cli.verify import AllOf, Identity, Issuer, VerificationError, Verifier
+
+    case = vectors / "sigstore-conformance/test/assets/bundle-verify/rekor2-happy-path"
+    doc = json.loads((case / "bundle.sigstore.json").read_text())
+    stamps = doc["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    raw = base64.b64decode(stamps[0]["signedTimestamp"])
+    stamps[0]["signedTimestamp"] = base64.b64encode(raw[:-40]).decode()
+    verifier = Verifier(load_trusted_root(case / "trusted_root.json"))
+    with pytest.raises(VerificationError) as info:
+        verifier.verify(
+            Bundle.from_json(json.dumps(doc)),
+            sha256=hashlib.sha256((case.parent / "a.txt").read_bytes()).digest(),
+            policy=AllOf([Identity("x"), Issuer("y")]),
+            now=datetime.now(UTC),
+        )
+    assert info.value.check == "timestamp"
+    assert info.value.detail == "timestamp #0 is not a valid DER TimeStampResp"
+
+
+def test_trusted_root_key_of_unknown_algorithm(instance: Instance) -> None:
+    doc = instance.trusted_root()
+    spki = bytearray(base64.b64decode(doc["tlogs"][0]["publicKey"]["rawBytes"]))
+    # Turn the id-ecPublicKey OID (1.2.840.10045.2.1) into an unknown one.
+    at = bytes(spki).index(bytes.fromhex("2a8648ce3d0201"))
+    spki[at + 6] = 0x11
+    doc["tlogs"][0]["publicKey"]["rawBytes"] = base64.b64encode(bytes(spki)).decode()
+    assert _root_error(doc) == "tlogs entry https://log.keyless.test has an unusable key"
+
+
+def test_trusted_root_dsa_key(instance: Instance) -> None:
+    from cryptography.hazmat.primitives.asymmetric import dsa
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    doc = instance.trusted_root()
+    key = dsa.generate_private_key(2048).public_key()
+    der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    doc["ctlogs"][0]["publicKey"]["rawBytes"] = base64.b64encode(der).decode()
+    assert _root_error(doc).startswith("ctlogs entry https://ct.keyless.test has an unsupported ")
+
+
+def test_trusted_root_broken_ca_chain(instance: Instance, other_instance: Instance) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    doc = instance.trusted_root()
+    foreign_root = base64.b64encode(other_instance.root_cert.public_bytes(Encoding.DER)).decode()
+    doc["certificateAuthorities"][0]["certChain"]["certificates"][1] = {"rawBytes": foreign_root}
+    assert _root_error(doc) == (
+        "certificateAuthorities entry https://ca.keyless.test: CN=keyless-intermediate,"
+        "O=keyless.test is not issued by the next certificate of its chain"
+    )
