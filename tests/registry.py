@@ -390,6 +390,11 @@ class Pusher:
         response = self._call("DELETE", repository, f"/v2/{repository}/manifests/{digest}", "*")
         response.raise_for_status()
 
+    def delete_blob(self, repository: str, digest: str) -> None:
+        """Delete a blob by digest, to simulate storage that lost it."""
+        response = self._call("DELETE", repository, f"/v2/{repository}/blobs/{digest}", "*")
+        response.raise_for_status()
+
     def _call(
         self,
         method: str,

@@ -23,9 +23,10 @@ from cli.oci.descriptors import (
 )
 from cli.oci.errors import (
     DigestMismatchError,
+    InvalidDigestError,
     NotFoundError,
-    RegistryError,
     RegistryProtocolError,
+    ResponseTooLargeError,
 )
 from cli.oci.reference import Reference
 from cli.oci.registry import RegistryClient, parse_index_manifests
@@ -45,6 +46,16 @@ from cli.oci.signatures import (
 
 # The tag suffixes cosign uses for what it attaches to a digest.
 ATTACHMENT_SUFFIXES = (".sig", ".att", ".sbom")
+
+# Failures confined to one stored entry: it is skipped and named, and the search goes on.
+# Authentication and connection failures are not among them; they end the search.
+_ENTRY_FAILURES = (
+    RegistryProtocolError,
+    DigestMismatchError,
+    InvalidDigestError,
+    NotFoundError,
+    ResponseTooLargeError,
+)
 
 
 @dataclass(frozen=True)
@@ -98,16 +109,16 @@ def list_referrers(
     for descriptor in api or []:
         listed.setdefault(descriptor.digest, (descriptor, SOURCE_REFERRERS_API))
     tag = tag_for_digest(digest)
-    fallback = client.find_manifest(image.with_tag(tag))
-    if fallback is not None:
-        try:
+    try:
+        fallback = client.find_manifest(image.with_tag(tag))
+        if fallback is not None:
             if fallback.media_type != OCI_INDEX:
                 raise RegistryProtocolError("it is not an OCI index")
             for descriptor in parse_index_manifests(fallback.json(), what="the index"):
                 if artifact_type in (None, descriptor.artifact_type):
                     listed.setdefault(descriptor.digest, (descriptor, SOURCE_FALLBACK_TAG))
-        except RegistryError as exc:
-            problems.append(f"fallback tag {tag}: {exc.message}")
+    except _ENTRY_FAILURES as exc:
+        problems.append(f"fallback tag {tag}: {exc.message}")
     return ReferrerListing(tuple(listed.values()), api is not None, tuple(problems))
 
 
@@ -125,7 +136,7 @@ def find_signatures(client: RegistryClient, image: Reference, digest: str) -> Im
     for descriptor, source in listing.entries[:limit]:
         try:
             bundles.append(_read_bundle(client, image, descriptor.digest, source))
-        except (RegistryProtocolError, DigestMismatchError, NotFoundError) as exc:
+        except _ENTRY_FAILURES as exc:
             problems.append(f"referrer {descriptor.digest}: {exc.message}")
     legacy = _read_legacy(client, image, digest, limit, problems)
     return ImageSignatures(
@@ -166,13 +177,15 @@ def _read_legacy(
 ) -> list[LegacySignature]:
     """Read the simple-signing layers of the `sha256-<hex>.sig` manifest, if there is one."""
     tag = tag_for_digest(digest, LEGACY_SUFFIX)
-    manifest = client.find_manifest(image.with_tag(tag))
-    if manifest is None:
-        return []
     try:
-        layers = manifest.layers(what=f"tag {tag}")
-    except RegistryProtocolError as exc:
-        problems.append(exc.message)
+        manifest = client.find_manifest(image.with_tag(tag))
+        if manifest is None:
+            return []
+        if manifest.is_index:
+            raise RegistryProtocolError("is an index, not a signature manifest")
+        layers = manifest.layers(what="layers")
+    except _ENTRY_FAILURES as exc:
+        problems.append(f"tag {tag}: {exc.message}")
         return []
     found: list[LegacySignature] = []
     for layer in layers[:limit]:
@@ -184,7 +197,7 @@ def _read_legacy(
             continue
         try:
             payload = client.get_blob(image, layer.digest, max_bytes=MAX_PAYLOAD_BYTES)
-        except (DigestMismatchError, NotFoundError, RegistryProtocolError) as exc:
+        except _ENTRY_FAILURES as exc:
             problems.append(f"tag {tag}: layer {layer.digest}: {exc.message}")
             continue
         found.append(

@@ -293,3 +293,29 @@ def test_listing_for_tree_shows_every_referrer_and_attachment_tag(image, pusher,
     ]
     assert list_attachment_tags(client, ref, image.digest) == [tag_for_digest(image.digest, ".sig")]
     assert list_attachment_tags(client, ref, OCI_EMPTY_DIGEST) == []
+
+
+def test_index_at_the_legacy_tag_is_skipped_and_named(image, pusher, client):
+    ref = parse_reference(image.reference)
+    push_bundle(client, ref, client.resolve(ref).descriptor, _bundle("ok"), created_at=CREATED)
+    legacy_tag = tag_for_digest(image.digest, ".sig")
+    pusher.push_index(ref.repository, legacy_tag, seed="squat", platforms=[("linux", "amd64")])
+    found = find_signatures(client, ref, image.digest)
+    assert len(found.bundles) == 1 and found.legacy == ()
+    assert found.problems == (f"tag {legacy_tag}: is an index, not a signature manifest",)
+
+
+def test_legacy_layer_whose_blob_is_gone_is_skipped_and_named(image, pusher, client):
+    ref = parse_reference(image.reference)
+    kept = _legacy(ref, image.digest, "a2VwdA==")
+    lost = LegacySignature(payload=b'{"lost":true}', signature="bG9zdA==")
+    append_legacy_signature(client, ref, image.digest, kept)
+    append_legacy_signature(client, ref, image.digest, lost)
+    pusher.delete_blob(ref.repository, digest_of(lost.payload))
+    found = find_signatures(client, ref, image.digest)
+    assert [sig.signature for sig in found.legacy] == ["a2VwdA=="]
+    [problem] = found.problems
+    assert problem.startswith(
+        f"tag {tag_for_digest(image.digest, '.sig')}: layer {digest_of(lost.payload)}: blob "
+    )
+    assert problem.endswith("not found (BLOB_UNKNOWN)")
