@@ -13,6 +13,7 @@ from collections.abc import Sequence
 COMMANDS: tuple[str, ...] = (
     "serve",
     "dev_token",
+    "sign",
     "verify",
     "verify_bundle",
 )

@@ -1,0 +1,153 @@
+"""`keyless sign`: sign a file or a `sha256:` digest with an OIDC identity, no key to manage."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from cli.main import CLIError
+
+_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+_CHUNK = 1024 * 1024
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sign",
+        help="sign a file or a digest as your OIDC identity",
+        description=(
+            "Get a short-lived certificate for an ephemeral key from the CA, sign, log the "
+            "signature in the transparency log, and write a Sigstore bundle."
+        ),
+    )
+    parser.add_argument(
+        "target", help="a file, or sha256:<hex> to sign a digest (e.g. an image manifest's)"
+    )
+    parser.add_argument(
+        "--bundle", type=Path, help="where to write the bundle (default <file>.sigstore.json)"
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--server", help="the keyless server (CA and log on one origin)")
+    where.add_argument("--signing-config", type=Path, help="a Sigstore SigningConfig file")
+    where.add_argument("--trust-config", type=Path, help="a Sigstore ClientTrustConfig file")
+    parser.add_argument(
+        "--trusted-root",
+        type=Path,
+        help="with --signing-config: verify the new bundle against this root",
+    )
+    token = parser.add_argument_group("identity token (tried in this order)")
+    token.add_argument(
+        "--identity-token",
+        metavar="TOKEN",
+        help="an OIDC token, or @FILE to read one; default: $SIGSTORE_ID_TOKEN, then ambient CI "
+        "credentials (GitHub Actions, GitLab, Buildkite, CircleCI, GCP), then a browser login",
+    )
+    token.add_argument(
+        "--oidc-issuer", help="issuer for the interactive login (default: the server's)"
+    )
+    token.add_argument(
+        "--oidc-client-id", default="sigstore", help="client ID / audience (default sigstore)"
+    )
+    token.add_argument(
+        "--oauth-force-oob",
+        action="store_true",
+        help="log in with the device flow (no browser redirect)",
+    )
+    parser.set_defaults(run=run, parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli import services
+    from cli.fulcio_client import CAClient
+    from cli.rekor_client import LogClient
+    from cli.signing import sign_digest
+
+    sha256, bundle_path = _target(args)
+    if args.server:
+        endpoints = services.from_server(args.server)
+    elif args.trust_config:
+        endpoints = services.from_trust_config(args.trust_config)
+    else:
+        endpoints = services.from_signing_config(args.signing_config)
+    token = _token(args, endpoints)
+    result = sign_digest(
+        sha256,
+        token=token,
+        ca=CAClient(endpoints.ca_url),
+        log=LogClient(endpoints.log_url),
+        trusted_root=_trusted_root(args),
+    )
+    _write(bundle_path, result.to_json())
+    print(
+        f"signed {args.target} as {result.identity} (issuer {result.issuer}), "
+        f"log index {result.log_index}; bundle written to {bundle_path}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _target(args: argparse.Namespace) -> tuple[bytes, Path]:
+    match = _DIGEST.fullmatch(args.target)
+    if match:
+        if args.bundle is None:
+            args.parser.error("signing a digest needs --bundle FILE")
+        return bytes.fromhex(match.group(1)), args.bundle
+    if args.target.startswith("sha256:"):
+        args.parser.error("a digest must be sha256: followed by 64 lowercase hex characters")
+    path = Path(args.target)
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror}") from exc
+    return digest.digest(), args.bundle or path.with_name(path.name + ".sigstore.json")
+
+
+def _token(args: argparse.Namespace, endpoints: Any) -> str:
+    from oidc import acquire
+
+    token = acquire.explicit_token(args.identity_token) or acquire.ambient_token(
+        args.oidc_client_id
+    )
+    if token:
+        return token
+    issuer = args.oidc_issuer or endpoints.oidc_url
+    if issuer is None and args.server:
+        from cli import services
+
+        issuer = services.server_signing_config(args.server).oidc_url
+    if issuer is None:
+        raise CLIError(
+            "no identity token: none given, none in the environment, and no issuer to log in at",
+            hint="pass --identity-token, set SIGSTORE_ID_TOKEN, or give --oidc-issuer",
+        )
+    return acquire.interactive_token(
+        issuer=issuer, client_id=args.oidc_client_id, force_oob=args.oauth_force_oob
+    )
+
+
+def _trusted_root(args: argparse.Namespace) -> Any:
+    from cli import trust
+
+    if args.server:
+        return trust.fetch_server_trusted_root(args.server)
+    if args.trust_config:
+        return trust.load_trust_config(args.trust_config)
+    if args.trusted_root:
+        return trust.load_trusted_root(args.trusted_root)
+    return None
+
+
+def _write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(text)
+        temporary.replace(path)
+    except OSError as exc:
+        raise CLIError(f"cannot write the bundle to {path}: {exc.strerror}") from exc
