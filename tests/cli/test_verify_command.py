@@ -257,3 +257,47 @@ def test_verify_never_imports_flask() -> None:
         "assert 'flask' not in sys.modules, sorted(m for m in sys.modules if 'flask' in m)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_trust_config_flag(instance: Instance, signed, capsys, tmp_path: Path) -> None:
+    config = tmp_path / "trust_config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+                "trustedRoot": instance.trusted_root(),
+                "signingConfig": {
+                    "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json"
+                },
+            }
+        )
+    )
+    argv = ["verify", "--trust-config", str(config), "--certificate-identity", ALICE]
+    argv += ["--certificate-oidc-issuer", ISSUER, str(signed["artifact"])]
+    assert _run(argv, capsys)[0] == 0
+
+
+def test_managed_key_with_key_flag(vectors: Path, capsys, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    cases = vectors / "sigstore-conformance/test/assets/bundle-verify"
+    case = cases / "managed-key-happy-path"
+    argv = [
+        "verify",
+        "--bundle",
+        str(case / "bundle.sigstore.json"),
+        "--key",
+        str(case / "key.pub"),
+    ]
+    code, out, err = _run([*argv, "-o", "json", str(cases / "a.txt")], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["identity"] is None
+    assert result["log"]["kind"] == "hashedrekord/0.0.1"
+    other = tmp_path / "other.pub"
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    other.write_bytes(key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
+    code, _, err = _run([*argv[:-1], str(other), str(cases / "a.txt")], capsys)
+    assert code == 1
+    assert err.startswith("error: verification failed (signature): ")
