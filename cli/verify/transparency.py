@@ -91,9 +91,7 @@ def check_inclusion(entry: TransparencyLogEntry, *, log: LogKey) -> None:
         VerificationError("inclusion-proof"): the proof disagrees with the checkpoint or does
             not hash up to its root.
     """
-    from tlog import ProofError, leaf_hash, verify_inclusion
-    from tlog.checkpoint import verify_checkpoint
-    from tlog.errors import CheckpointError
+    from tlog import CheckpointError, ProofError, leaf_hash, verify_checkpoint, verify_inclusion
 
     proof = entry.inclusion_proof
     if proof.checkpoint is None:
