@@ -68,7 +68,12 @@ def check_inclusion_promise(entry: TransparencyLogEntry, *, log: LogKey) -> date
             "signed-entry-timestamp",
             f"signed entry timestamp does not verify with the key of log {log.base_url}",
         ) from exc
-    integrated = datetime.fromtimestamp(entry.integrated_time, tz=UTC)
+    try:
+        integrated = datetime.fromtimestamp(entry.integrated_time, tz=UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise VerificationError(
+            "signed-entry-timestamp", f"integrated time {entry.integrated_time} is out of range"
+        ) from exc
     check_log_key_validity(log, integrated, what="integrated time")
     return integrated
 
