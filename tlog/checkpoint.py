@@ -36,6 +36,8 @@ PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 # A key name: printable, no whitespace, no "+" (Go `note`).
 _NAME = re.compile(r"[^\s+]+\Z")
 _SIZE = re.compile(r"(?:0|[1-9][0-9]{0,18})\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TEXT_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 _CURVE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "secp256r1": hashes.SHA256,
     "secp384r1": hashes.SHA384,
@@ -101,7 +103,7 @@ class Checkpoint:
 def _check_line(what: str, line: str) -> None:
     if not isinstance(line, str) or not line:
         raise ValueError(f"checkpoint {what} must be a non-empty string")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in line):
+    if _CONTROL.search(line):
         raise ValueError(f"checkpoint {what} contains a control character")
 
 
@@ -153,7 +155,7 @@ def _check_text(text: str) -> None:
         raise CheckpointError("note text does not end with a newline")
     if "\n\n" in text:
         raise CheckpointError("note text contains a blank line")
-    if any((ord(char) < 0x20 and char != "\n") or ord(char) == 0x7F for char in text):
+    if _TEXT_CONTROL.search(text):
         raise CheckpointError("note text contains a control character")
 
 

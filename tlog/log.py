@@ -51,11 +51,12 @@ class TreeHeadSigner(Protocol):
 
 @dataclass(frozen=True)
 class NewEntry:
-    """An entry to append: leaf bytes, opaque extras, and search keys."""
+    """An entry to append: leaf bytes, opaque extras, search keys; `prove` asks for its proof."""
 
     data: bytes
     extra: bytes = b""
     keys: tuple[str, ...] = ()
+    prove: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, bytes) or not isinstance(self.extra, bytes):
@@ -72,10 +73,12 @@ class NewEntry:
 
 @dataclass(frozen=True)
 class Appended:
-    """An acknowledged append: the stored entry and the first signed head that includes it."""
+    """An acknowledged append: the stored entry, the first signed head that includes it, and
+    (if asked for) its inclusion proof in that head."""
 
     entry: LogEntry
     head: SignedHead
+    proof: tuple[bytes, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -148,15 +151,20 @@ class MerkleLog:
 
     # Appending.
 
-    def append(self, data: bytes, *, extra: bytes = b"", keys: Sequence[str] = ()) -> Appended:
+    def append(
+        self, data: bytes, *, extra: bytes = b"", keys: Sequence[str] = (), prove: bool = False
+    ) -> Appended:
         """Append one entry through group commit; returns once it is durable.
+
+        With `prove`, the result carries the entry's inclusion proof in the returned head,
+        computed inside the commit (one batched read for the whole group).
 
         Raises:
             DuplicateEntryError: an entry with the same leaf hash exists (its index is given).
             InconsistentLogError: the stored tree disagrees with the last signed head.
             StorageError: the storage failed; the entry was not acknowledged.
         """
-        waiter = _Waiter(NewEntry(data, extra, tuple(keys)))
+        waiter = _Waiter(NewEntry(data, extra, tuple(keys), prove))
         with self._mutex:
             self._queue.append(waiter)
             lead = not self._busy
@@ -202,7 +210,9 @@ class MerkleLog:
             hashes = [merkle.leaf_hash(item.data) for item in items]
             existing = view.find_leaves(hashes)
             fresh: list[LogEntry] = []
+            fresh_items: list[NewEntry] = []
             fresh_keys: list[tuple[str, ...]] = []
+            proofs: dict[int, list[bytes]] = {}
             positions: dict[bytes, int] = {}
             for slot, (item, digest) in enumerate(zip(items, hashes, strict=True)):
                 index = existing.get(digest, positions.get(digest))
@@ -216,6 +226,7 @@ class MerkleLog:
                 index = size + len(fresh)
                 positions[digest] = index
                 fresh.append(LogEntry(index, item.data, digest, now_ms, item.extra))
+                fresh_items.append(item)
                 fresh_keys.append(item.keys)
             head = previous
             if fresh:
@@ -227,12 +238,18 @@ class MerkleLog:
                 root = merkle.root_hash(new_size, view)
                 self._check_consistent(view, previous, new_size, root)
                 head = self._sign_head(view, size=new_size, root=root, now_ms=now_ms)
+                wanted = [e.index for e, item in zip(fresh, fresh_items, strict=True) if item.prove]
+                proofs = merkle.inclusion_proofs(wanted, new_size, view)
         by_index = {entry.index: entry for entry in fresh}
         result: list[Appended | LogError] = []
         for slot, digest in enumerate(hashes):
             outcome = outcomes[slot]
             if outcome is None:
-                outcome = Appended(by_index[positions[digest]], head)
+                index = positions[digest]
+                proof = proofs.get(index)
+                outcome = Appended(
+                    by_index[index], head, tuple(proof) if proof is not None else None
+                )
             result.append(outcome)
         return result
 

@@ -268,6 +268,23 @@ def inclusion_proof(index: int, size: int, nodes: NodeReader) -> list[bytes]:
     return _fetch_and_fold(plan_inclusion(index, size), nodes)
 
 
+def inclusion_proofs(
+    indexes: Sequence[int], size: int, nodes: NodeReader
+) -> dict[int, list[bytes]]:
+    """Audit paths of several leaves in the tree of `size`, from one batched node read."""
+    plans = {index: plan_inclusion(index, size) for index in indexes}
+    unique = list(
+        dict.fromkeys(node for plan in plans.values() for group in plan for node in group)
+    )
+    if not unique:
+        return {index: [] for index in indexes}
+    hashes = dict(zip(unique, nodes.read_nodes(unique), strict=True))
+    return {
+        index: [fold([hashes[node] for node in group]) for group in plan]
+        for index, plan in plans.items()
+    }
+
+
 def consistency_proof(size1: int, size2: int, nodes: NodeReader) -> list[bytes]:
     """The consistency proof from the tree of `size1` to the tree of `size2`."""
     return _fetch_and_fold(plan_consistency(size1, size2), nodes)

@@ -159,9 +159,10 @@ class RekorService:
             DuplicateEntryError: the same canonical entry is already logged (`.index`).
         """
         canonical = canonicalize(proposed)
-        appended = self._log.append(canonical.body, keys=canonical.keys)
-        _, proof = self._log.inclusion_proof(appended.entry.index, appended.head.size)
-        return self._render(appended.entry, appended.head, proof)
+        appended = self._log.append(canonical.body, keys=canonical.keys, prove=True)
+        if appended.proof is None:
+            raise RuntimeError("the log returned no inclusion proof")
+        return self._render(appended.entry, appended.head, appended.proof)
 
     def duplicate_entry_id(self, error: DuplicateEntryError) -> str:
         """The entry ID of the entry a duplicate collided with."""

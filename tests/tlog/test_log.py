@@ -136,8 +136,19 @@ def test_concurrent_threads_group_commit(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert sorted(results) == list(range(640))
+    proven = log.append(b"proven", prove=True)
+    assert proven.proof is not None
+    merkle.verify_inclusion(
+        index=proven.entry.index,
+        size=proven.head.size,
+        leaf=merkle.leaf_hash(b"proven"),
+        proof=list(proven.proof),
+        root=proven.head.root_hash,
+    )
+    assert log.append(b"unproven").proof is None
     data = _check_tree(log)
-    assert sorted(data) == sorted(f"{n}-{i}".encode() for n in range(16) for i in range(40))
+    expected = [f"{n}-{i}".encode() for n in range(16) for i in range(40)]
+    assert sorted(data) == sorted([*expected, b"proven", b"unproven"])
 
 
 def _process_appender(path: str, tag: int, count: int, key_pem: bytes) -> None:

@@ -262,6 +262,8 @@ def test_proofs_match_rfc_definitions_for_every_index_and_pair() -> None:
             merkle.verify_inclusion(
                 index=index, size=size, leaf=merkle.leaf_hash(leaves[index]), proof=proof, root=root
             )
+        batched = merkle.inclusion_proofs(list(range(size)), size, store)
+        assert batched == {i: reference_path(i, leaves[:size]) for i in range(size)}
         for size1 in range(1, size + 1):
             proof = merkle.consistency_proof(size1, size, store)
             assert proof == reference_subproof(size1, leaves[:size], True)

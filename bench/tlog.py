@@ -1,0 +1,329 @@
+"""Transparency-log benchmarks: durable appends/s and inclusion-proof latency by tree size.
+
+Run: python bench/tlog.py [--seconds N] [--clients 16] [--sizes 1000,100000,1000000]
+
+Prints:
+- durable appends/s over HTTP: `POST /api/v1/log/entries` (hashedrekord, validated, SET and
+  proof in every response) from `--clients` concurrent keep-alive clients, against the Rekor
+  blueprint served by gunicorn (gthread, one worker, 16 threads) over a SQLite WAL file with
+  a full fsync per group commit; the target is at least 1,000/s;
+- durable appends/s in-process: `RekorService.add_entry` and the bare `MerkleLog.append`, from
+  16 threads;
+- inclusion-proof latency (p50/p99, `MerkleLog.prove`: entry, latest head and audit path in one
+  snapshot) at each tree size; the trees are built through the storage layer directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+# Run as a script from anywhere: the repository root must be importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tlog import merkle
+from tlog.checkpoint import CheckpointSigner
+from tlog.log import MerkleLog
+from tlog.rekor import RekorService
+from tlog.sqlite_storage import SQLiteStorage
+from tlog.storage import LogEntry, SignedHead
+
+HOST = "127.0.0.1"
+
+
+def _hashedrekord(key: ec.EllipticCurvePrivateKey, pem_b64: str, artifact: bytes) -> bytes:
+    signature = key.sign(artifact, ec.ECDSA(hashes.SHA256()))
+    return json.dumps(
+        {
+            "apiVersion": "0.0.1",
+            "kind": "hashedrekord",
+            "spec": {
+                "data": {
+                    "hash": {"algorithm": "sha256", "value": hashlib.sha256(artifact).hexdigest()}
+                },
+                "signature": {
+                    "content": base64.b64encode(signature).decode(),
+                    "publicKey": {"content": pem_b64},
+                },
+            },
+        }
+    ).encode()
+
+
+def _requests(count: int, tag: str) -> list[bytes]:
+    """`count` distinct signed entries (signing is client work, done before timing)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    pem_b64 = base64.b64encode(pem).decode()
+    return [_hashedrekord(key, pem_b64, f"{tag}-{i}".encode()) for i in range(count)]
+
+
+# HTTP: a gunicorn server process and client processes.
+
+
+def _serve(db: str, key_file: str, port: int) -> None:
+    from flask import Flask
+    from gunicorn.app.base import BaseApplication
+
+    class _Bench(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in {
+                "bind": f"{HOST}:{port}",
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": 16,
+                "backlog": 256,
+                "loglevel": "warning",
+                "control_socket_disable": True,
+            }.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> Any:
+            from tlog import rekor_api
+
+            key = serialization.load_pem_private_key(Path(key_file).read_bytes(), None)
+            service = RekorService.open(
+                storage=SQLiteStorage(db), private_key=key, host=f"{HOST}:{port}"
+            )
+            app = Flask("tlog-bench")
+            rekor_api.init_app(app, service)
+            return app
+
+    _Bench().run()
+
+
+def _client(port: int, bodies: list[bytes], start_at: float, until: float, out: Any) -> None:
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    done = errors = 0
+    latencies: list[float] = []
+    while time.time() < start_at:
+        time.sleep(0.001)
+    for body in bodies:
+        if time.time() >= until:
+            break
+        sent = time.perf_counter()
+        connection.request(
+            "POST", "/api/v1/log/entries", body, {"Content-Type": "application/json"}
+        )
+        response = connection.getresponse()
+        response.read()
+        latencies.append(time.perf_counter() - sent)
+        if response.status == 201:
+            done += 1
+        else:
+            errors += 1
+    out.put((done, errors, latencies))
+
+
+def _client_process(
+    port: int, count: int, tag: str, threads: int, start_at: float, until: float, out: Any
+) -> None:
+    per_thread = [_requests(count, f"{tag}-{t}") for t in range(threads)]
+    workers = [
+        threading.Thread(target=_client, args=(port, bodies, start_at, until, out))
+        for bodies in per_thread
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def bench_http(work: Path, key_file: Path, clients: int, seconds: float) -> None:
+    port = _free_port()
+    db = work / "http.db"
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(db), str(key_file), str(port)]
+    )
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                with socket.create_connection((HOST, port), timeout=1):
+                    break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise RuntimeError("bench server did not start") from None
+                time.sleep(0.1)
+        processes_n = min(4, clients)
+        threads = clients // processes_n
+        per_client = int(seconds * 1500) + 200
+        # Signing the requests takes a while; start the clock once every client is ready.
+        start_at = time.time() + 8 + per_client * clients / 4000
+        until = start_at + seconds
+        out: Any = multiprocessing.Queue()
+        processes = [
+            multiprocessing.Process(
+                target=_client_process,
+                args=(port, per_client, f"p{p}", threads, start_at, until, out),
+            )
+            for p in range(processes_n)
+        ]
+        for process in processes:
+            process.start()
+        results = [out.get() for _ in range(processes_n * threads)]
+        for process in processes:
+            process.join()
+        done = sum(r[0] for r in results)
+        errors = sum(r[1] for r in results)
+        latencies = sorted(x for r in results for x in r[2])
+        p50 = latencies[len(latencies) // 2] * 1000
+        p99 = latencies[int(len(latencies) * 0.99)] * 1000
+        print(
+            f"{'HTTP append, gunicorn gthread (1 worker x 16), ' + str(clients) + ' clients':<60}"
+            f" {done / seconds:>8,.0f}/s  p50 {p50:.1f} ms  p99 {p99:.1f} ms  errors {errors}"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+# In-process.
+
+
+def _threads_rate(name: str, count: int, fn: Any, items: list[list[Any]]) -> None:
+    threads = [threading.Thread(target=lambda xs=xs: [fn(x) for x in xs]) for xs in items]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    print(f"{name:<60} {count / elapsed:>8,.0f}/s")
+
+
+def bench_in_process(work: Path, key: ec.EllipticCurvePrivateKey, seconds: float) -> None:
+    per_thread = int(seconds * 200) + 50
+    service = RekorService.open(
+        storage=SQLiteStorage(work / "service.db"), private_key=key, host="bench"
+    )
+    bodies = [[json.loads(b) for b in _requests(per_thread, f"s{t}")] for t in range(16)]
+    _threads_rate(
+        "in-process RekorService.add_entry, 16 threads", 16 * per_thread, service.add_entry, bodies
+    )
+    storage = SQLiteStorage(work / "log.db")
+    log = MerkleLog(storage, CheckpointSigner(origin="bench - 1", name="bench", private_key=key))
+    leaves = [[os.urandom(300) for _ in range(per_thread * 4)] for _ in range(16)]
+    _threads_rate(
+        "in-process MerkleLog.append, 16 threads", 16 * per_thread * 4, log.append, leaves
+    )
+
+
+def build_tree(path: Path, size: int, signer: CheckpointSigner) -> None:
+    """A log of `size` entries written through the storage layer in large transactions."""
+    storage = SQLiteStorage(path)
+    batch = 50_000
+    frontier: list[bytes] = []
+    for start in range(0, size, batch):
+        count = min(batch, size - start)
+        entries = [
+            LogEntry(start + i, data, merkle.leaf_hash(data), 0)
+            for i, data in enumerate(os.urandom(64) for _ in range(count))
+        ]
+        nodes = merkle.append_nodes(start, frontier, [e.leaf_hash for e in entries])
+        frontier = [_lookup(nodes, frontier, start, n) for n in merkle.frontier(start + count)]
+        with storage.writer() as view:
+            view.add_entries(entries, [()] * count)
+            view.add_nodes(nodes)
+            if start + count == size:
+                root = merkle.root_hash(size, view)
+                signed = signer.sign(size=size, root_hash=root, timestamp_ms=0)
+                view.add_head(SignedHead(size, root, 0, signed))
+    storage.close()
+
+
+def _lookup(nodes: dict, old_frontier: list[bytes], old_size: int, node: merkle.NodeID) -> bytes:
+    if node in nodes:
+        return nodes[node]
+    return old_frontier[merkle.frontier(old_size).index(node)]
+
+
+def bench_proofs(work: Path, key: ec.EllipticCurvePrivateKey, sizes: list[int]) -> None:
+    signer = CheckpointSigner(origin="bench - 1", name="bench", private_key=key)
+    for size in sizes:
+        path = work / f"tree-{size}.db"
+        started = time.perf_counter()
+        build_tree(path, size, signer)
+        built = time.perf_counter() - started
+        log = MerkleLog(SQLiteStorage(path), signer)
+        indexes = [random.randrange(size) for _ in range(3000)]
+        for index in indexes[:200]:
+            log.prove(index)
+        latencies = []
+        for index in indexes:
+            t = time.perf_counter()
+            proven = log.prove(index)
+            latencies.append(time.perf_counter() - t)
+        merkle.verify_inclusion(
+            index=index,
+            size=size,
+            leaf=proven.entry.leaf_hash,
+            proof=proven.proof,
+            root=proven.head.root_hash,
+        )
+        latencies.sort()
+        print(
+            f"{'inclusion proof, tree size ' + f'{size:,}':<60}"
+            f" p50 {statistics.median(latencies) * 1e6:>6.0f} µs"
+            f"  p99 {latencies[int(len(latencies) * 0.99)] * 1e6:>6.0f} µs"
+            f"  ({len(proven.proof)} hashes; tree built in {built:.1f} s)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--sizes", default="1000,100000,1000000")
+    parser.add_argument("--serve", nargs=3, metavar=("DB", "KEY", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        db, key_file, port = args.serve
+        _serve(db, key_file, int(port))
+        return
+    key = ec.generate_private_key(ec.SECP256R1())
+    with tempfile.TemporaryDirectory(prefix="tlog-bench-") as tmp:
+        work = Path(tmp)
+        key_file = work / "log-key.pem"
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        print("durable appends (SQLite WAL, synchronous=FULL, group commit)")
+        bench_http(work, key_file, args.clients, args.seconds)
+        bench_in_process(work, key, args.seconds)
+        print("inclusion-proof latency (MerkleLog.prove, latest head)")
+        bench_proofs(work, key, [int(s) for s in args.sizes.split(",")])
+
+
+if __name__ == "__main__":
+    main()
