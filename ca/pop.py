@@ -200,8 +200,7 @@ def check_csr(csr: x509.CertificateSigningRequest) -> ClientKey:
             detail="the CSR's self-signature does not verify",
         )
     if algorithm not in CSR_SIGNATURE_ALGORITHMS:
-        name = algorithm._name if algorithm._name != "Unknown OID" else algorithm.dotted_string
-        message = f"unrecognized signature algorithm: {name}"
+        message = f"unrecognized signature algorithm: {_go_algorithm_name(csr)}"
         raise RequestError(message, reason="csr-algorithm-refused")
     check_algorithm(key, csr.signature_hash_algorithm)
     return key
@@ -227,6 +226,23 @@ def check_algorithm(key: ClientKey, hash_algorithm: hashes.HashAlgorithm | None)
     raise RequestError(
         f"signing algorithm not permitted: {go_type}, {go_hash}", reason="algorithm-refused"
     )
+
+
+def _go_algorithm_name(csr: x509.CertificateSigningRequest) -> str:
+    """The name Go's x509 gives a refused CSR signature algorithm, as Fulcio reports it."""
+    algorithm = csr.signature_algorithm_oid
+    try:
+        digest = csr.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        digest = None
+    name = digest.name.upper().replace("-", "") if digest is not None else ""
+    if algorithm == SignatureAlgorithmOID.RSASSA_PSS and name:
+        return f"{name}-RSAPSS"
+    if algorithm == SignatureAlgorithmOID.RSA_WITH_SHA1:
+        return "SHA1-RSA"
+    if algorithm == SignatureAlgorithmOID.ECDSA_WITH_SHA1:
+        return "ECDSA-SHA1"
+    return algorithm.dotted_string
 
 
 def _pem_block(data: bytes) -> tuple[bytes, bytes] | None:
