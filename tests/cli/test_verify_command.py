@@ -301,3 +301,19 @@ def test_managed_key_with_key_flag(vectors: Path, capsys, tmp_path: Path) -> Non
     code, _, err = _run([*argv[:-1], str(other), str(cases / "a.txt")], capsys)
     assert code == 1
     assert err.startswith("error: verification failed (signature): ")
+
+
+def test_verify_bundle_staging_uses_the_shipped_staging_root(vectors: Path, capsys) -> None:
+    # A valid public-good staging bundle: refused under production, accepted with --staging.
+    cases = vectors / "sigstore-conformance/test/assets/bundle-verify"
+    bundle = cases / "bundle-from-wrong-instance_fail" / "bundle.sigstore.json"
+    identity = (
+        "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+        ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
+    )
+    argv = ["verify-bundle", "--bundle", str(bundle), "--certificate-identity", identity]
+    argv += ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com"]
+    assert _run([*argv, str(cases / "a.txt")], capsys)[0] == 1
+    code, out, _ = _run(["verify-bundle", "--staging", *argv[1:], str(cases / "a.txt")], capsys)
+    assert code == 0
+    assert out.startswith("OK: ")
