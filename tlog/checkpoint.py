@@ -134,6 +134,11 @@ def sign_note(text: str, *, name: str, private_key: PrivateKey) -> SignedNote:
     _check_text(text)
     if not _NAME.match(name):
         raise ValueError(f"invalid note key name {name!r}")
+    hint = key_hint(private_key.public_key(), name=name)
+    return _sign_text(text, name=name, private_key=private_key, hint=hint)
+
+
+def _sign_text(text: str, *, name: str, private_key: PrivateKey, hint: bytes) -> SignedNote:
     data = text.encode()
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         signature = private_key.sign(data, ec.ECDSA(_curve_hash(private_key)))
@@ -141,7 +146,6 @@ def sign_note(text: str, *, name: str, private_key: PrivateKey) -> SignedNote:
         signature = private_key.sign(data)
     else:
         raise TypeError(f"unsupported checkpoint key type {type(private_key).__name__}")
-    hint = key_hint(private_key.public_key(), name=name)
     return SignedNote(text=text, signatures=(NoteSignature(name, hint, signature),))
 
 
@@ -220,11 +224,21 @@ def verify_note(note: SignedNote, *, public_key: PublicKey, name: str | None = N
     Raises:
         CheckpointError: no signature by this key, or a bad one.
     """
+    # An ECDSA key's hint does not depend on the name, so it is computed once.
+    ec_hint = (
+        key_hint(public_key, name="") if isinstance(public_key, ec.EllipticCurvePublicKey) else None
+    )
+    _verify_lines(note, public_key=public_key, name=name, hint=ec_hint)
+
+
+def _verify_lines(
+    note: SignedNote, *, public_key: PublicKey, name: str | None, hint: bytes | None
+) -> None:
     data = note.text.encode()
     for sig in note.signatures:
         if name is not None and sig.name != name:
             continue
-        if sig.key_hint != key_hint(public_key, name=sig.name):
+        if sig.key_hint != (hint if hint is not None else key_hint(public_key, name=sig.name)):
             continue
         try:
             if isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -295,11 +309,13 @@ class CheckpointSigner:
         self.name = name
         self._private_key = private_key
         self.public_key = private_key.public_key()
+        self._hint = key_hint(self.public_key, name=name)
 
     def sign(self, *, size: int, root_hash: bytes, timestamp_ms: int) -> bytes:
         """The signed checkpoint for this head, as UTF-8 bytes (the time is not part of it)."""
-        checkpoint = Checkpoint(self.origin, size, root_hash)
-        return sign_checkpoint(checkpoint, name=self.name, private_key=self._private_key).encode()
+        text = Checkpoint(self.origin, size, root_hash).text()
+        note = _sign_text(text, name=self.name, private_key=self._private_key, hint=self._hint)
+        return note.render().encode()
 
     def verify(self, signed: bytes, *, size: int, root_hash: bytes) -> None:
         """Check that `signed` is this log's checkpoint for exactly (size, root_hash).
@@ -307,7 +323,9 @@ class CheckpointSigner:
         Raises:
             CheckpointError: bad signature, or a different origin, size or root.
         """
-        checkpoint = verify_checkpoint(signed, public_key=self.public_key, name=self.name)
+        note = parse_note(signed)
+        checkpoint = parse_checkpoint_text(note.text)
+        _verify_lines(note, public_key=self.public_key, name=self.name, hint=self._hint)
         if checkpoint != Checkpoint(self.origin, size, root_hash):
             raise CheckpointError(
                 f"signed checkpoint is for {checkpoint.origin!r} size {checkpoint.size}, "

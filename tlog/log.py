@@ -135,6 +135,10 @@ class MerkleLog:
         self._mutex = threading.Lock()
         self._queue: list[_Waiter] = []
         self._busy = False
+        # The last head this process signed or verified. A stored head byte-identical to it
+        # needs no second signature check (ECDSA signatures are randomised, so identical bytes
+        # are that very head); anything else is read from storage and checked in full.
+        self._verified_head: SignedHead | None = None
         with storage.writer() as view:
             if view.latest_head() is None:
                 if view.size() != 0:
@@ -259,12 +263,15 @@ class MerkleLog:
             raise InconsistentLogError(
                 f"the latest signed tree head does not cover the stored tree of size {size}"
             )
+        if head == self._verified_head:
+            return head
         try:
             self._signer.verify(head.signed, size=head.size, root_hash=head.root_hash)
         except LogError as exc:
             raise InconsistentLogError(
                 f"the stored signed tree head at size {head.size} does not verify: {exc.message}"
             ) from exc
+        self._verified_head = head
         return head
 
     def _check_consistent(
@@ -291,6 +298,7 @@ class MerkleLog:
         signed = self._signer.sign(size=size, root_hash=root, timestamp_ms=now_ms)
         head = SignedHead(size, root, now_ms, signed)
         view.add_head(head)
+        self._verified_head = head
         return head
 
     # Reading and proving.
