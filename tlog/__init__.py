@@ -32,8 +32,9 @@ never loads them). Shared by the Rekor log and the CT log:
   and `verify(signed: bytes, *, size: int, root_hash: bytes) -> None` (raise a `LogError`).
   `CheckpointSigner(*, origin: str, name: str, private_key)` signs Rekor-style checkpoints.
 - `MerkleLog(storage: LogStorage, signer: TreeHeadSigner, *, clock=time.time, max_batch=512)`:
-  - `append(data: bytes, *, extra: bytes = b"", keys: Sequence[str] = ()) -> Appended`
-    (group commit; returns once durable; raises `DuplicateEntryError` with `.index`);
+  - `append(data: bytes, *, extra: bytes = b"", keys: Sequence[str] = (), prove: bool = False)
+    -> Appended` (group commit; returns once durable; raises `DuplicateEntryError` with
+    `.index`; `prove=True` fills `Appended.proof` from inside the commit);
   - `append_batch(items: Sequence[NewEntry]) -> list[Appended | LogError]` (one transaction);
   - `head() -> SignedHead` (latest; covers every entry), `entry(index) -> LogEntry`,
     `entries(start, end) -> list[LogEntry]`, `find(leaf_hash) -> int | None`,
@@ -43,13 +44,22 @@ never loads them). Shared by the Rekor log and the CT log:
     (root2, proof)`, `root_hash(size) -> bytes` (`RequestError` when out of range).
   Each commit signs a new head after checking it against the previous one (signature and
   consistency proof); it raises `InconsistentLogError` and signs nothing if they disagree.
-- Values: `NewEntry(data, extra=b"", keys=())`, `Appended(entry, head)`,
+- Values: `NewEntry(data, extra=b"", keys=(), prove=False)`, `Appended(entry, head, proof)`,
   `LogEntry(index, data, leaf_hash, integrated_ms, extra)`,
   `SignedHead(size, root_hash, timestamp_ms, signed)`, `EntryProof(entry, head, proof)`.
 
+Rekor v1 log (`tlog.rekor`, Flask-free; `tlog.rekor_api` is its blueprint, for `serve.py` only):
+- `RekorService.open(*, storage: LogStorage, private_key: ec.EllipticCurvePrivateKey, host: str,
+  clock=time.time) -> RekorService`; `private_key` must be P-256; `host` is the log's
+  "host:port" as clients reach it (checkpoint origin "<host> - <treeID>", signature name
+  `host`). Attributes: `log_id` (hex), `tree_id`, `public_key`, `public_key_pem`, `log`.
+- Blueprint: `tlog.rekor_api.init_app(app: Flask, service: RekorService) -> None` mounts
+  every `/api/v1/log...` and `/api/v1/index/retrieve` route; `rekor_api.rekor_service()`
+  reads the service back. Entry bodies are limited to 2 MiB (413 beyond).
+
 Errors (`tlog.errors`): `LogError` (base: `message`, `reason`, `hint`, `user_facing`),
 `ProofError`, `CheckpointError`, `EntryError`, `DuplicateEntryError`, `NotFoundError`,
-`RequestError`, `InconsistentLogError`, `StorageError`.
+`RequestError` (and `TooManyError`), `InconsistentLogError`, `StorageError`.
 """
 
 from __future__ import annotations
@@ -78,6 +88,7 @@ from tlog.errors import (
     ProofError,
     RequestError,
     StorageError,
+    TooManyError,
 )
 from tlog.merkle import (
     EMPTY_ROOT,
@@ -91,6 +102,7 @@ from tlog.merkle import (
 
 if TYPE_CHECKING:
     from tlog.log import Appended, EntryProof, MerkleLog, NewEntry, TreeHeadSigner
+    from tlog.rekor import RekorService
     from tlog.sqlite_storage import SQLiteStorage
     from tlog.storage import LogEntry, LogStorage, SignedHead
 
@@ -101,6 +113,7 @@ _LAZY = {
     "NewEntry": "tlog.log",
     "TreeHeadSigner": "tlog.log",
     "SQLiteStorage": "tlog.sqlite_storage",
+    "RekorService": "tlog.rekor",
     "LogEntry": "tlog.storage",
     "LogStorage": "tlog.storage",
     "SignedHead": "tlog.storage",
@@ -136,11 +149,13 @@ __all__ = [
     "NotFoundError",
     "NoteSignature",
     "ProofError",
+    "RekorService",
     "RequestError",
     "SQLiteStorage",
     "SignedHead",
     "SignedNote",
     "StorageError",
+    "TooManyError",
     "TreeHeadSigner",
     "key_hint",
     "leaf_hash",
