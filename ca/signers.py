@@ -231,7 +231,10 @@ def load_generated_signer(directory: Path, *, now: datetime) -> KeySigner:
 def generate_ca(
     *, now: datetime, name: str = "keyless-dev"
 ) -> tuple[ec.EllipticCurvePrivateKey, list[x509.Certificate]]:
-    """A fresh P-384 root and intermediate (EKU codeSigning, pathlen 0): (key, [inter, root])."""
+    """A fresh root (P-384) and intermediate (EKU codeSigning, pathlen 0): (key, [inter, root]).
+
+    The intermediate signs every leaf, so it is P-256, the fastest curve clients accept.
+    """
     start = now.replace(microsecond=0) - timedelta(minutes=5)
     root_key = ec.generate_private_key(ec.SECP384R1())
     root_name = _name(name, "root")
@@ -239,7 +242,7 @@ def generate_ca(
     root = root.add_extension(
         x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False
     ).sign(root_key, hashes.SHA384())
-    key = ec.generate_private_key(ec.SECP384R1())
+    key = ec.generate_private_key(ec.SECP256R1())
     inter = _ca_builder(_name(name, "intermediate"), root_name, key.public_key(), start, 0)
     inter = (
         inter.add_extension(

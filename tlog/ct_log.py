@@ -35,6 +35,7 @@ MAX_CHAIN_LENGTH = 10
 MAX_CERT_BYTES = 32 * 1024
 MAX_REQUEST_BYTES = 512 * 1024
 MAX_ENTRIES_PER_REQUEST = 256
+MAX_VERIFIED_LINKS = 64
 X509_ENTRY = 0
 PRECERT_ENTRY = 1
 _TIMESTAMPED_ENTRY = 0
@@ -101,6 +102,14 @@ class CTLog:
         self.log_id = hashlib.sha256(spki).digest()
         self.roots = tuple(roots)
         self._root_der = {r.public_bytes(serialization.Encoding.DER): r for r in self.roots}
+        # CA-to-CA links already verified (DER of child, DER of parent): every submission
+        # repeats the same intermediates, so only the leaf's signature is checked each time.
+        self._verified_links: set[tuple[bytes, bytes]] = set()
+
+    def _remember(self, link: tuple[bytes, bytes]) -> None:
+        if len(self._verified_links) >= MAX_VERIFIED_LINKS:
+            self._verified_links.clear()
+        self._verified_links.add(link)
 
     # Writing.
 
@@ -175,8 +184,13 @@ class CTLog:
             eku = None
         if eku is None or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
             raise EntryError("this log accepts code-signing certificates only")
-        for position, cert in enumerate(certs[:-1]):
-            _check_issued_by(cert, certs[position + 1], position)
+        if len(certs) > 1:
+            _check_issued_by(leaf, certs[1], 0)
+        for position in range(1, len(certs) - 1):
+            link = (chain[position], chain[position + 1])
+            if link not in self._verified_links:
+                _check_issued_by(certs[position], certs[position + 1], position)
+                self._remember(link)
         last = certs[-1]
         if chain[-1] not in self._root_der:
             issuer = next(
