@@ -118,7 +118,12 @@ def fetch_token(
                 "client_id": CLIENT_ID,
             }
             response = session.post(
-                realm, data=form, timeout=timeout, stream=True, allow_redirects=False
+                realm,
+                data=form,
+                proxies=requests.utils.get_environ_proxies(realm),
+                timeout=timeout,
+                stream=True,
+                allow_redirects=False,
             )
         else:
             headers = {"Authorization": basic_header(credential)} if credential else {}
@@ -126,6 +131,7 @@ def fetch_token(
                 realm,
                 params={**params, "client_id": CLIENT_ID},
                 headers=headers,
+                proxies=requests.utils.get_environ_proxies(realm),
                 timeout=timeout,
                 stream=True,
                 allow_redirects=False,

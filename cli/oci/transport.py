@@ -64,8 +64,9 @@ class RegistryTransport:
         self.limits = limits
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
-        # Proxies and CA bundles from the environment are not consulted: what is trusted is
-        # what the caller passes.
+        # The environment is not consulted wholesale: a ~/.netrc entry would replace our
+        # Authorization header, and REQUESTS_CA_BUNDLE would widen what TLS trusts. Proxies
+        # (HTTPS_PROXY, NO_PROXY) are still honoured, per request, through `proxies_for`.
         self._session.trust_env = False
         if ca_bundle is not None:
             self._session.verify = ca_bundle
@@ -206,6 +207,7 @@ class RegistryTransport:
                     url,
                     headers=headers,
                     data=data,
+                    proxies=proxies_for(url),
                     timeout=timeout,
                     stream=True,
                     allow_redirects=False,
@@ -233,7 +235,11 @@ class RegistryTransport:
         origin = f"https://{host}"
         if self.allow_insecure:
             try:
-                self._session.get(f"{origin}/v2/", timeout=self.limits.timeout_seconds).close()
+                self._session.get(
+                    f"{origin}/v2/",
+                    proxies=proxies_for(origin),
+                    timeout=self.limits.timeout_seconds,
+                ).close()
             except requests.exceptions.SSLError as exc:
                 # A server that speaks TLS with a certificate we do not trust stays an error:
                 # allowing insecure registries permits plain HTTP, not unverified TLS.
@@ -245,6 +251,11 @@ class RegistryTransport:
                 origin = f"http://{host}"
         self._origins[host] = origin
         return origin
+
+
+def proxies_for(url: str) -> dict[str, str]:
+    """The proxies the environment names for `url` (`HTTPS_PROXY`, minus `NO_PROXY`)."""
+    return requests.utils.get_environ_proxies(url)
 
 
 def _registry_error(body: bytes) -> tuple[str, str]:

@@ -9,6 +9,16 @@ import pytest
 from cli.oci import RegistryClient, StaticCredentials
 from tests.registry import Pusher, RunningRegistry, TokenServer, run_registry, run_token_registry
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_environment(monkeypatch) -> None:
+    """The client honours proxy variables; these tests talk to loopback directly."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory) -> Iterator[RunningRegistry]:

@@ -304,3 +304,51 @@ def test_bearer_with_a_revoked_identity_token_is_unauthorized(token_registry, tm
         f"unauthorized: the token service of {token_registry.host} refused the credentials "
         "for the identity token"
     )
+
+
+def _forward_proxy(seen: list[str]):
+    """A plain-HTTP forward proxy: records each absolute-form request, then forwards it."""
+    import requests
+    from flask import Flask, Response, request
+
+    app = Flask("keyless-test-proxy")
+    upstream = requests.Session()
+    upstream.trust_env = False  # The proxy must not send its own requests to itself.
+
+    @app.route("/<path:path>", methods=["GET", "HEAD", "PUT", "POST"])
+    def forward(path):
+        target = f"http://{request.host}/{path}"
+        seen.append(f"{request.method} {target}")
+        answer = upstream.request(
+            request.method,
+            target,
+            params=request.args,
+            data=request.get_data(),
+            headers={k: v for k, v in request.headers if k in ("Accept", "Content-Type")},
+            timeout=30,
+        )
+        response = Response(answer.content, status=answer.status_code)
+        for name in ("Content-Type", "Docker-Content-Digest", "Location"):
+            if name in answer.headers:
+                response.headers[name] = answer.headers[name]
+        return response
+
+    return app
+
+
+def test_proxy_from_the_environment_is_used_and_no_proxy_honoured(registry, pusher, monkeypatch):
+    from tests.conftest import serve_wsgi
+
+    image = pusher.push_image(_repo(), "proxied", seed="proxy")
+    seen: list[str] = []
+    with serve_wsgi(_forward_proxy(seen)) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        with RegistryClient(allow_insecure=True) as client:
+            assert client.resolve(parse_reference(image.reference)).digest == image.digest
+        path = image.reference.split("/", 1)[1].replace(":", "/manifests/")
+        assert f"GET http://{registry.host}/v2/{path}" in seen
+        seen.clear()
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        with RegistryClient(allow_insecure=True) as client:
+            assert client.resolve(parse_reference(image.reference)).digest == image.digest
+        assert seen == []
