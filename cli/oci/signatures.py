@@ -51,7 +51,8 @@ ANNOTATION_CREATED = "org.opencontainers.image.created"
 ANNOTATION_BUNDLE_CONTENT = "dev.sigstore.bundle.content"
 ANNOTATION_BUNDLE_PREDICATE = "dev.sigstore.bundle.predicateType"
 
-BUNDLE_CONTENTS = frozenset({"dsse-envelope", "message-signature"})
+# The bundle's content field, and the value cosign annotates for it.
+BUNDLE_CONTENTS = {"dsseEnvelope": "dsse-envelope", "messageSignature": "message-signature"}
 MAX_BUNDLE_BYTES = 1024 * 1024
 MAX_PAYLOAD_BYTES = 256 * 1024
 
@@ -105,28 +106,26 @@ def push_bundle(
     bundle: bytes,
     *,
     created_at: datetime,
-    content: str = "dsse-envelope",
-    predicate_type: str | None = COSIGN_SIGN_PREDICATE,
+    predicate_type: str = COSIGN_SIGN_PREDICATE,
 ) -> tuple[Descriptor, str]:
     """Attach `bundle` to `subject` as an OCI 1.1 referrer; returns its descriptor and source.
 
     The source is `referrers-api` when the registry indexes referrers itself, or
     `fallback-tag` when it does not and the `sha256-<hex>` index was updated instead.
+    `predicate_type` is annotated for DSSE bundles only, as cosign does.
     """
-    if content not in BUNDLE_CONTENTS:
-        raise RuntimeError(f"unknown bundle content {content!r}")
     if created_at.utcoffset() != timedelta(0):
         raise RuntimeError("created_at must be an aware UTC datetime")
     if len(bundle) > MAX_BUNDLE_BYTES:
         raise ResponseTooLargeError(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
-    _check_json_object(bundle, what="bundle")
+    content = _bundle_content(bundle)
     config = client.push_blob(image, OCI_EMPTY_BLOB, OCI_EMPTY)
     layer = client.push_blob(image, bundle, SIGSTORE_BUNDLE_V03)
     annotations = {
         ANNOTATION_CREATED: created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         ANNOTATION_BUNDLE_CONTENT: content,
     }
-    if predicate_type is not None:
+    if content == "dsse-envelope":
         annotations[ANNOTATION_BUNDLE_PREDICATE] = predicate_type
     manifest = {
         "schemaVersion": 2,
@@ -221,14 +220,21 @@ def _add_to_fallback_index(
     client.put_manifest(image, _canonical(index), OCI_INDEX, tag=tag)
 
 
-def _check_json_object(data: bytes, *, what: str) -> None:
-    """Refuse bytes that are not a JSON object: the caller passed the wrong thing."""
+def _bundle_content(bundle: bytes) -> str:
+    """What the bundle holds, for the `dev.sigstore.bundle.content` annotation.
+
+    Only the top-level key is looked at; the bundle was built, and is verified, elsewhere.
+    Bytes that are not a bundle at all mean the caller passed the wrong thing.
+    """
     try:
-        value = json.loads(data)
+        value = json.loads(bundle)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RuntimeError(f"{what} is not valid JSON") from exc
-    if not isinstance(value, dict):
-        raise RuntimeError(f"{what} is not a JSON object")
+        raise RuntimeError("bundle is not valid JSON") from exc
+    if isinstance(value, dict):
+        for key, content in BUNDLE_CONTENTS.items():
+            if key in value:
+                return content
+    raise RuntimeError("bundle has neither dsseEnvelope nor messageSignature")
 
 
 def _canonical(value: object) -> bytes:

@@ -36,9 +36,12 @@ CREATED = datetime(2026, 11, 22, 4, 30, 0, tzinfo=UTC)
 
 
 def _bundle(name: str) -> bytes:
-    """Bundle-shaped bytes; this layer stores bytes and never parses a bundle."""
+    """Bundle-shaped bytes; the storage layer looks only at the top-level content key."""
     return json.dumps(
-        {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "signer": name}
+        {
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "dsseEnvelope": {"payloadType": "application/vnd.in-toto+json", "signer": name},
+        }
     ).encode()
 
 
@@ -319,3 +322,45 @@ def test_legacy_layer_whose_blob_is_gone_is_skipped_and_named(image, pusher, cli
         f"tag {tag_for_digest(image.digest, '.sig')}: layer {digest_of(lost.payload)}: blob "
     )
     assert problem.endswith("not found (BLOB_UNKNOWN)")
+
+
+@pytest.mark.parametrize(
+    ("case", "content", "predicate"),
+    [
+        ("happy-path-v0.3", "message-signature", None),
+        ("happy-path-intoto-in-dsse-v3", "dsse-envelope", "https://sigstore.dev/cosign/sign/v1"),
+    ],
+)
+def test_real_bundles_round_trip_byte_for_byte(vectors, image, client, case, content, predicate):
+    bundle = (
+        vectors / "sigstore-conformance/test/assets/bundle-verify" / case / "bundle.sigstore.json"
+    ).read_bytes()
+    ref = parse_reference(image.reference)
+    descriptor, _ = push_bundle(
+        client, ref, client.resolve(ref).descriptor, bundle, created_at=CREATED
+    )
+    assert descriptor.annotations["dev.sigstore.bundle.content"] == content
+    assert descriptor.annotations.get("dev.sigstore.bundle.predicateType") == predicate
+    [found] = find_signatures(client, ref, image.digest).bundles
+    assert found.bundle == bundle
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        pytest.param(b"not json", "bundle is not valid JSON", id="not-json"),
+        pytest.param(b"[]", "bundle has neither dsseEnvelope nor messageSignature", id="list"),
+        pytest.param(
+            b'{"mediaType": "x"}',
+            "bundle has neither dsseEnvelope nor messageSignature",
+            id="no-content",
+        ),
+    ],
+)
+def test_non_bundle_bytes_are_a_caller_bug_and_nothing_is_written(image, client, data, message):
+    ref = parse_reference(image.reference)
+    tags_before = client.list_tags(ref)
+    with pytest.raises(RuntimeError, match=message):
+        push_bundle(client, ref, client.resolve(ref).descriptor, data, created_at=CREATED)
+    assert client.list_tags(ref) == tags_before
+    assert not client.blob_exists(ref, digest_of(data))
