@@ -24,6 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Run as a script, this folder is sys.path[0], where other benchmarks' modules (bench/tlog.py)
+# would shadow the packages of the same name; import the installed packages instead.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]
 SHARED = Path(os.environ.get("KEYLESS_SHARED", REPO.parent / "shared"))
 CASES = SHARED / "vectors/sigstore-conformance/test/assets/bundle-verify"
 PRODUCTION_ROOT = REPO / "cli/data/production_trusted_root.json"
