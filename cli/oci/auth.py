@@ -23,7 +23,7 @@ from cli.oci.errors import (
     InsecureRegistryError,
     RegistryConnectionError,
     RegistryProtocolError,
-    ResponseTooLargeError,
+    TooLargeError,
     UnauthorizedError,
 )
 
@@ -95,7 +95,7 @@ def fetch_token(
         AuthRequiredError: the realm refused an anonymous request.
         UnauthorizedError: the realm refused the credentials.
         RegistryConnectionError: the realm could not be reached.
-        ResponseTooLargeError: the token response is over `max_bytes`.
+        TooLargeError: the token response is over `max_bytes`.
     """
     realm = challenge.params.get("realm", "")
     parts = urlsplit(realm)
@@ -171,14 +171,14 @@ def read_bounded(response: requests.Response, max_bytes: int, *, what: str) -> b
     """Read a streamed body, refusing anything over `max_bytes`."""
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise ResponseTooLargeError(f"{what} is larger than {max_bytes} bytes")
+        raise TooLargeError(f"{what} is larger than {max_bytes} bytes")
     chunks: list[bytes] = []
     total = 0
     try:
         for chunk in response.iter_content(chunk_size=65536):
             total += len(chunk)
             if total > max_bytes:
-                raise ResponseTooLargeError(f"{what} is larger than {max_bytes} bytes")
+                raise TooLargeError(f"{what} is larger than {max_bytes} bytes")
             chunks.append(chunk)
     except requests.RequestException as exc:
         raise RegistryConnectionError(f"connection lost while reading {what}") from exc

@@ -26,7 +26,7 @@ from cli.oci.errors import (
     InvalidDigestError,
     NotFoundError,
     RegistryProtocolError,
-    ResponseTooLargeError,
+    TooLargeError,
 )
 from cli.oci.reference import Reference
 from cli.oci.registry import RegistryClient, parse_index_manifests
@@ -54,7 +54,7 @@ _ENTRY_FAILURES = (
     DigestMismatchError,
     InvalidDigestError,
     NotFoundError,
-    ResponseTooLargeError,
+    TooLargeError,
 )
 
 

@@ -59,8 +59,8 @@ class DigestMismatchError(RegistryError):
     reason = "digest-mismatch"
 
 
-class ResponseTooLargeError(RegistryError):
-    """A manifest, blob or token response is larger than its bound."""
+class TooLargeError(RegistryError):
+    """A manifest, blob, bundle, annotation or token response is larger than its bound."""
 
     reason = "too-large"
 

@@ -121,7 +121,7 @@ class RegistryClient:
         `Docker-Content-Digest` the registry announces, when it announces one.
 
         Raises:
-            NotFoundError, DigestMismatchError, ResponseTooLargeError, RegistryProtocolError,
+            NotFoundError, DigestMismatchError, TooLargeError, RegistryProtocolError,
             and the authentication and connection errors of every request.
         """
         response, body = self._transport.request(

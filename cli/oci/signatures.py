@@ -1,4 +1,4 @@
-"""Where image signatures live in a registry, and how to write and find them.
+"""Writing image signatures into a registry, in the three forms verifiers look for.
 
 Three forms (shared/reference/rekor-bundle.md §7, ecosystem.md §2):
 - cosign v3: a Sigstore bundle pushed as an OCI 1.1 referrer of the image (artifactType
@@ -7,7 +7,8 @@ Three forms (shared/reference/rekor-bundle.md §7, ecosystem.md §2):
   up to date when the registry has no referrers API (it says so by not answering `OCI-Subject`);
 - cosign v2: one image manifest at tag `sha256-<hex>.sig`, one simple-signing layer per signature.
 
-This module only stores and finds bytes; building and verifying bundles happens elsewhere.
+This module only stores bytes (`cli.oci.discovery` finds them again); building and verifying
+bundles happens elsewhere. What it writes stays within the bounds the reader enforces.
 Updates of the two tags are read-modify-write: a concurrent writer can lose an entry, as with
 cosign, because registries offer no conditional PUT.
 """
@@ -21,6 +22,7 @@ from datetime import datetime, timedelta
 
 from cli.oci.descriptors import (
     COSIGN_SIMPLESIGNING,
+    MAX_ANNOTATION_CHARS,
     OCI_CONFIG,
     OCI_EMPTY,
     OCI_EMPTY_BLOB,
@@ -33,7 +35,7 @@ from cli.oci.descriptors import (
 )
 from cli.oci.errors import (
     RegistryProtocolError,
-    ResponseTooLargeError,
+    TooLargeError,
 )
 from cli.oci.reference import Reference
 from cli.oci.registry import RegistryClient, parse_index_manifests
@@ -117,7 +119,7 @@ def push_bundle(
     if created_at.utcoffset() != timedelta(0):
         raise RuntimeError("created_at must be an aware UTC datetime")
     if len(bundle) > MAX_BUNDLE_BYTES:
-        raise ResponseTooLargeError(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
+        raise TooLargeError(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
     content = _bundle_content(bundle)
     config = client.push_blob(image, OCI_EMPTY_BLOB, OCI_EMPTY)
     layer = client.push_blob(image, bundle, SIGSTORE_BUNDLE_V03)
@@ -156,6 +158,11 @@ def append_legacy_signature(
     (same payload and signature) is not added twice.
     """
     tag = tag_for_digest(digest, LEGACY_SUFFIX)
+    if len(signature.payload) > MAX_PAYLOAD_BYTES:
+        raise TooLargeError(f"payload is larger than {MAX_PAYLOAD_BYTES} bytes")
+    for key, value in signature.annotations().items():
+        if len(key) + len(value) > MAX_ANNOTATION_CHARS:
+            raise TooLargeError(f"annotation {key} is larger than {MAX_ANNOTATION_CHARS} chars")
     layers: list[Descriptor] = []
     existing = client.find_manifest(image.with_tag(tag))
     if existing is not None:

@@ -20,7 +20,7 @@ from cli.oci.errors import (
     DigestMismatchError,
     RegistryConnectionError,
     RegistryProtocolError,
-    ResponseTooLargeError,
+    TooLargeError,
 )
 from tests.conftest import serve_wsgi
 
@@ -135,7 +135,7 @@ def test_declared_oversize_is_refused_before_reading():
     with (
         serve_wsgi(app) as url,
         _client(limits=limits) as client,
-        pytest.raises(ResponseTooLargeError) as caught,
+        pytest.raises(TooLargeError) as caught,
     ):
         client.get_blob(_ref(url, "app"), DIGEST)
     assert caught.value.message == f"blob {DIGEST} is larger than 5 bytes"
@@ -195,7 +195,7 @@ def test_bad_token_responses(token_body, message):
     limits = RegistryLimits(max_token_bytes=1000)
     with serve_wsgi(app) as url, _client(limits=limits) as client:
         holder["url"] = url
-        with pytest.raises((RegistryProtocolError, ResponseTooLargeError)) as caught:
+        with pytest.raises((RegistryProtocolError, TooLargeError)) as caught:
             client.resolve(_ref(url, "app:1"))
     assert message in caught.value.message
 

@@ -19,7 +19,7 @@ from cli.oci.errors import (
     AuthRequiredError,
     NotFoundError,
     RegistryConnectionError,
-    ResponseTooLargeError,
+    TooLargeError,
     UnauthorizedError,
 )
 from tests.cli.oci.conftest import alice
@@ -105,7 +105,7 @@ def test_manifest_over_the_bound_is_refused(registry, pusher):
     limits = RegistryLimits(max_manifest_bytes=len(image.manifest) - 1)
     with (
         RegistryClient(allow_insecure=True, limits=limits) as small,
-        pytest.raises(ResponseTooLargeError) as caught,
+        pytest.raises(TooLargeError) as caught,
     ):
         small.resolve(parse_reference(image.reference))
     assert caught.value.message == (
@@ -116,7 +116,7 @@ def test_manifest_over_the_bound_is_refused(registry, pusher):
 def test_blob_over_the_bound_is_refused(registry, client):
     ref = parse_reference(registry.ref(_repo()))
     descriptor = client.push_blob(ref, b"x" * 2000, "application/octet-stream")
-    with pytest.raises(ResponseTooLargeError):
+    with pytest.raises(TooLargeError):
         client.get_blob(ref, descriptor.digest, max_bytes=1000)
 
 

@@ -20,7 +20,7 @@ from cli.oci.descriptors import (
     tag_for_digest,
 )
 from cli.oci.discovery import find_signatures, list_attachment_tags, list_referrers
-from cli.oci.errors import AuthRequiredError, RegistryProtocolError
+from cli.oci.errors import AuthRequiredError, RegistryProtocolError, TooLargeError
 from cli.oci.signatures import (
     LegacySignature,
     append_legacy_signature,
@@ -364,3 +364,26 @@ def test_non_bundle_bytes_are_a_caller_bug_and_nothing_is_written(image, client,
         push_bundle(client, ref, client.resolve(ref).descriptor, data, created_at=CREATED)
     assert client.list_tags(ref) == tags_before
     assert not client.blob_exists(ref, digest_of(data))
+
+
+@pytest.mark.parametrize(
+    ("signature", "message"),
+    [
+        pytest.param(
+            LegacySignature(payload=b"x" * (256 * 1024 + 1), signature="c2ln"),
+            "payload is larger than 262144 bytes",
+            id="huge-payload",
+        ),
+        pytest.param(
+            LegacySignature(payload=b"{}", signature="c2ln", chain="x" * 70000),
+            "annotation dev.sigstore.cosign/chain is larger than 65536 chars",
+            id="huge-chain",
+        ),
+    ],
+)
+def test_legacy_signature_the_reader_would_refuse_is_not_written(image, client, signature, message):
+    ref = parse_reference(image.reference)
+    with pytest.raises(TooLargeError) as caught:
+        append_legacy_signature(client, ref, image.digest, signature)
+    assert caught.value.message == message
+    assert not client.manifest_exists(ref.with_tag(tag_for_digest(image.digest, ".sig")))
