@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.verify.errors import TrustRootError, describe_validation_error
+from cli.verify.errors import TrustRootError, describe_validation_error, iso
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -50,8 +50,8 @@ class TimeRange:
         return self.start <= moment and (self.end is None or moment <= self.end)
 
     def describe(self) -> str:
-        end = _iso(self.end) if self.end is not None else "open"
-        return f"{_iso(self.start)}..{end}"
+        end = iso(self.end) if self.end is not None else "open"
+        return f"{iso(self.start)}..{end}"
 
 
 @dataclass(frozen=True)
@@ -307,10 +307,6 @@ def _download(url: str) -> bytes:
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "keyless" / "trusted-roots"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def staging_trusted_root() -> TrustedRoot:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
 
 class VerificationError(Exception):
     """A bundle, trust root or artifact failed one named check of verification.
@@ -51,3 +56,8 @@ def quoted(value: str) -> str:
     import json
 
     return json.dumps(value, ensure_ascii=False)
+
+
+def iso(moment: datetime) -> str:
+    """An aware UTC datetime as RFC 3339 with `Z`, the way trust roots and logs write it."""
+    return moment.isoformat().replace("+00:00", "Z")

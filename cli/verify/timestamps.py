@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from cli.verify.errors import VerificationError
+from cli.verify.errors import VerificationError, iso
 
 if TYPE_CHECKING:
     from cli.trust import Authority
@@ -63,17 +63,13 @@ def _check_one(
         if not authority.valid_for.contains(gen_time):
             raise VerificationError(
                 "timestamp",
-                f"timestamp time {_iso(gen_time)} is outside the trusted validity "
+                f"timestamp time {iso(gen_time)} is outside the trusted validity "
                 f"{authority.valid_for.describe()} of TSA {authority.uri}",
             )
         return gen_time
     reasons = "; ".join(failures)
     raise VerificationError(
         "timestamp",
-        f"timestamp #{index} ({_iso(gen_time)}) does not verify against any trusted TSA "
+        f"timestamp #{index} ({iso(gen_time)}) does not verify against any trusted TSA "
         f"over the bundle signature ({reasons})",
     )
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

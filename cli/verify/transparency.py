@@ -10,7 +10,7 @@ import base64
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from cli.verify.errors import VerificationError
+from cli.verify.errors import VerificationError, iso
 
 if TYPE_CHECKING:
     from sigstore_models.rekor.v1 import TransparencyLogEntry
@@ -83,7 +83,7 @@ def check_log_key_validity(log: LogKey, moment: datetime, *, what: str) -> None:
     if not log.valid_for.contains(moment):
         raise VerificationError(
             "log-entry",
-            f"{what} {_iso(moment)} is outside the validity {log.valid_for.describe()} "
+            f"{what} {iso(moment)} is outside the validity {log.valid_for.describe()} "
             f"of log {log.base_url}",
         )
 
@@ -143,7 +143,3 @@ def log_index_is_tree_local(entry: TransparencyLogEntry) -> bool:
     differ (the SET binds the global one).
     """
     return entry.kind_version.version == "0.0.2" and entry.kind_version.kind == "hashedrekord"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from cli.verify import entry as log_body
 from cli.verify import transparency
 from cli.verify.dsse import check_subject, pae
-from cli.verify.errors import VerificationError
+from cli.verify.errors import VerificationError, iso
 from cli.verify.policy import certificate_identities, certificate_issuer
 from cli.verify.sct import check_sct
 from cli.verify.timestamps import check_timestamps
@@ -174,7 +174,7 @@ class Verifier:
         for moment in times:
             if moment > now + MAX_CLOCK_SKEW:
                 raise VerificationError(
-                    "time", f"signed time {_iso(moment)} is in the future (now {_iso(now)})"
+                    "time", f"signed time {iso(moment)} is in the future (now {iso(now)})"
                 )
             transparency.check_log_key_validity(log, moment, what="signed time")
         return times, log
@@ -191,7 +191,7 @@ class Verifier:
         ]
         if not candidates:
             raise VerificationError(
-                "certificate-chain", f"no trusted CA was valid at signing time {_iso(moment)}"
+                "certificate-chain", f"no trusted CA was valid at signing time {iso(moment)}"
             )
         failures: list[str] = []
         for authority, store in candidates:
@@ -208,7 +208,7 @@ class Verifier:
                 failures.append(f"{authority.uri or 'CA'}: {exc}")
         raise VerificationError(
             "certificate-chain",
-            f"the certificate does not chain to a trusted CA at {_iso(moment)} "
+            f"the certificate does not chain to a trusted CA at {iso(moment)} "
             f"({'; '.join(failures)})",
         )
 
@@ -278,8 +278,8 @@ def _check_within_certificate(leaf: x509.Certificate, moment: datetime) -> None:
     if not start <= moment <= end:
         raise VerificationError(
             "certificate-validity",
-            f"signed time {_iso(moment)} is outside the certificate validity "
-            f"{_iso(start)}..{_iso(end)}",
+            f"signed time {iso(moment)} is outside the certificate validity "
+            f"{iso(start)}..{iso(end)}",
         )
 
 
@@ -337,7 +337,3 @@ def _key_details(key: PublicKeyTypes) -> str:
     if isinstance(key, rsa.RSAPublicKey):
         return f"PKIX_RSA_PKCS1V15_{key.key_size}_SHA256"
     return "unsupported"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
