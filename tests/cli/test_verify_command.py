@@ -317,3 +317,36 @@ def test_verify_bundle_staging_uses_the_shipped_staging_root(vectors: Path, caps
     code, out, _ = _run(["verify-bundle", "--staging", *argv[1:], str(cases / "a.txt")], capsys)
     assert code == 0
     assert out.startswith("OK: ")
+
+
+def test_sign_bundle_protocol_arguments_parse_the_suite_invocation() -> None:
+    import argparse
+
+    from cli.commands.verify_bundle import add_sign_bundle_arguments
+
+    parser = argparse.ArgumentParser(prog="sign-bundle")
+    add_sign_bundle_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--staging",
+            "--in-toto",
+            "--identity-token",
+            "TOKEN",
+            "--bundle",
+            "out.sigstore.json",
+            "--trusted-root",
+            "root.json",
+            "--signing-config",
+            "config.json",
+            "statement.json",
+        ]
+    )
+    assert (args.staging, args.in_toto, args.identity_token) == (True, True, "TOKEN")
+    assert (args.bundle, args.trusted_root, args.signing_config) == (
+        "out.sigstore.json",
+        "root.json",
+        "config.json",
+    )
+    assert args.file == "statement.json"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--bundle", "b.json", "file"])  # --identity-token is required
