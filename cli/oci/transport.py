@@ -199,8 +199,9 @@ class RegistryTransport:
         self, method: str, url: str, headers: dict[str, str], data: bytes | None, what: str
     ) -> requests.Response:
         """One request, retried once if the connection was reset or dropped."""
-        timeout = self.limits.timeout_seconds
-        for attempt in range(2):
+        host = urlsplit(url).netloc
+        reset: requests.ConnectionError | None = None
+        for _ in range(2):
             try:
                 return self._session.request(
                     method,
@@ -208,24 +209,23 @@ class RegistryTransport:
                     headers=headers,
                     data=data,
                     proxies=proxies_for(url),
-                    timeout=timeout,
+                    timeout=self.limits.timeout_seconds,
                     stream=True,
                     allow_redirects=False,
                 )
             except (requests.exceptions.SSLError, requests.Timeout) as exc:
                 raise RegistryConnectionError(
-                    f"cannot reach {urlsplit(url).netloc} for {what}: {_cause(exc)}"
+                    f"cannot reach {host} for {what}: {_cause(exc)}"
                 ) from exc
             except requests.ConnectionError as exc:
-                if attempt == 1:
-                    raise RegistryConnectionError(
-                        f"cannot reach {urlsplit(url).netloc} for {what}: {_cause(exc)}"
-                    ) from exc
+                reset = exc
             except requests.RequestException as exc:
                 raise RegistryProtocolError(
                     f"bad request or answer for {what}: {str(exc)[:200]}"
                 ) from exc
-        raise AssertionError("unreachable")
+        raise RegistryConnectionError(
+            f"cannot reach {host} for {what}: connection failed"
+        ) from reset
 
     def _origin(self, ref: Reference) -> str:
         """`https://host` for the registry, or `http://host` when allowed and TLS is absent."""
@@ -278,9 +278,5 @@ def _auth_required(ref: Reference, scope: str) -> RegistryError:
 
 
 def _cause(exc: Exception) -> str:
-    """A short description of a transport failure."""
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS failed"
-    return "connection failed"
+    """A short description of a timeout or TLS failure."""
+    return "timed out" if isinstance(exc, requests.Timeout) else "TLS failed"
