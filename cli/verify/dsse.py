@@ -34,7 +34,7 @@ def check_subject(payload_type: str, payload: bytes, *, sha256_hex: str) -> None
         )
     try:
         statement = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise VerificationError("dsse", "envelope payload is not valid JSON") from exc
     if not isinstance(statement, dict) or statement.get("_type") not in STATEMENT_TYPES:
         raise VerificationError("dsse", "envelope payload is not an in-toto statement")

@@ -186,7 +186,7 @@ def _spki(key: PublicKeyTypes) -> bytes:
 def _json(body: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise VerificationError(CHECK, "log body is not valid JSON") from exc
     if not isinstance(doc, dict):
         raise VerificationError(CHECK, "log body is not a JSON object")
