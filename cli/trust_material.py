@@ -1,0 +1,149 @@
+"""This deployment's trust material in Sigstore's formats: TrustedRoot, SigningConfig, and the
+ClientTrustConfig that carries both (rekor-bundle.md §4).
+
+Pure builders: keys, certificates, URLs and times in, validated JSON documents out. Every
+document is parsed back through sigstore-models before it is served, so a client never receives
+something the official models would refuse.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sigstore_models.trustroot.v1 import ClientTrustConfig, SigningConfig, TrustedRoot
+
+TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
+CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
+_KEY_DETAILS = {
+    "secp256r1": "PKIX_ECDSA_P256_SHA_256",
+    "secp384r1": "PKIX_ECDSA_P384_SHA_384",
+    "secp521r1": "PKIX_ECDSA_P521_SHA_512",
+}
+
+
+@dataclass(frozen=True)
+class LogKey:
+    """One log's public key and the window in which it signed (end None: still signing)."""
+
+    base_url: str
+    public_key: ec.EllipticCurvePublicKey
+    start: datetime
+    end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CAChain:
+    """One CA chain (intermediates then root) and its window of use."""
+
+    uri: str
+    certificates: Sequence[x509.Certificate]
+    start: datetime
+    end: datetime | None = None
+
+
+def trusted_root(
+    *, cas: Sequence[CAChain], tlogs: Sequence[LogKey], ctlogs: Sequence[LogKey]
+) -> dict[str, Any]:
+    """A TrustedRoot listing every CA and log key, old ones with their end dates."""
+    document = {
+        "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
+        "tlogs": [_log(key) for key in tlogs],
+        "certificateAuthorities": [_ca(chain) for chain in cas],
+        "ctlogs": [_log(key) for key in ctlogs],
+        "timestampAuthorities": [],
+    }
+    TrustedRoot.from_dict(document)
+    return document
+
+
+def signing_config(
+    *, ca_url: str, log_url: str, oidc_url: str | None, start: datetime
+) -> dict[str, Any]:
+    """A SigningConfig v0.2 naming this deployment's CA, log and (if any) OIDC issuer."""
+    operator = urlsplit(ca_url).hostname or ca_url
+    service = {"majorApiVersion": 1, "validFor": {"start": _time(start)}, "operator": operator}
+    document = {
+        "mediaType": SIGNING_CONFIG_MEDIA_TYPE,
+        "caUrls": [{"url": ca_url, **service}],
+        "oidcUrls": [{"url": oidc_url, **service}] if oidc_url else [],
+        "rekorTlogUrls": [{"url": log_url, **service}],
+        # sigstore-js only accepts ANY selectors, and wants both configs present.
+        "rekorTlogConfig": {"selector": "ANY"},
+        "tsaUrls": [],
+        "tsaConfig": {"selector": "ANY"},
+    }
+    SigningConfig.from_dict(document)
+    return document
+
+
+def client_trust_config(root: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The one file sigstore-python's `--trust-config` takes."""
+    document = {
+        "mediaType": CLIENT_TRUST_CONFIG_MEDIA_TYPE,
+        "trustedRoot": root,
+        "signingConfig": config,
+    }
+    ClientTrustConfig.from_dict(document)
+    return document
+
+
+def _log(key: LogKey) -> dict[str, Any]:
+    spki = key.public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return {
+        "baseUrl": key.base_url,
+        "hashAlgorithm": "SHA2_256",
+        "publicKey": {
+            "rawBytes": _b64(spki),
+            "keyDetails": _KEY_DETAILS[key.public_key.curve.name],
+            "validFor": _window(key.start, key.end),
+        },
+        "logId": {"keyId": _b64(hashlib.sha256(spki).digest())},
+    }
+
+
+def _ca(chain: CAChain) -> dict[str, Any]:
+    root = chain.certificates[-1]
+    return {
+        "subject": {
+            "organization": _name(root, NameOID.ORGANIZATION_NAME) or "keyless",
+            "commonName": _name(root, NameOID.COMMON_NAME) or "keyless",
+        },
+        "uri": chain.uri,
+        "certChain": {
+            "certificates": [
+                {"rawBytes": _b64(cert.public_bytes(serialization.Encoding.DER))}
+                for cert in chain.certificates
+            ]
+        },
+        "validFor": _window(chain.start, chain.end),
+    }
+
+
+def _name(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str | None:
+    values = cert.subject.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else None
+
+
+def _window(start: datetime, end: datetime | None) -> dict[str, str]:
+    return {"start": _time(start)} | ({"end": _time(end)} if end else {})
+
+
+def _time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
