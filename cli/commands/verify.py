@@ -122,7 +122,15 @@ def run(args: argparse.Namespace) -> int:
 
 def build_policy(args: argparse.Namespace) -> Policy:
     """The identity policy the flags describe; a usage error when a pair is missing."""
-    from cli.verify import AllOf, ExtensionEquals, Identity, IdentityRegexp, Issuer, IssuerRegexp
+    from cli.verify import (
+        AllOf,
+        ExtensionEquals,
+        Identity,
+        IdentityRegexp,
+        Issuer,
+        IssuerRegexp,
+        VerificationError,
+    )
 
     if args.certificate_identity is None and args.certificate_identity_regexp is None:
         args.usage_error(
@@ -132,14 +140,17 @@ def build_policy(args: argparse.Namespace) -> Policy:
         args.usage_error(
             "one of --certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required"
         )
-    policies: list[Policy] = [
-        Identity(args.certificate_identity)
-        if args.certificate_identity is not None
-        else IdentityRegexp(args.certificate_identity_regexp),
-        Issuer(args.certificate_oidc_issuer)
-        if args.certificate_oidc_issuer is not None
-        else IssuerRegexp(args.certificate_oidc_issuer_regexp),
-    ]
+    try:
+        policies: list[Policy] = [
+            Identity(args.certificate_identity)
+            if args.certificate_identity is not None
+            else IdentityRegexp(args.certificate_identity_regexp),
+            Issuer(args.certificate_oidc_issuer)
+            if args.certificate_oidc_issuer is not None
+            else IssuerRegexp(args.certificate_oidc_issuer_regexp),
+        ]
+    except VerificationError as exc:  # an invalid or oversized regexp is a usage error
+        args.usage_error(exc.detail)
     for suffix, arc, name in GITHUB_FLAGS:
         value = getattr(args, f"certificate_github_workflow_{suffix}")
         if value is not None:

@@ -154,8 +154,12 @@ def test_github_workflow_flags(instance: Instance, signed, capsys) -> None:
             ["--certificate-identity", ALICE, "--certificate-identity-regexp", "x"],
             "not allowed with argument",
         ),
+        (
+            ["--certificate-identity-regexp", "(a", "--certificate-oidc-issuer", ISSUER],
+            "is not a valid regexp: missing ), unterminated subpattern at position 0",
+        ),
     ],
-    ids=["missing-issuer", "missing-identity", "identity-and-regexp"],
+    ids=["missing-issuer", "missing-identity", "identity-and-regexp", "invalid-regexp"],
 )
 def test_usage_errors(signed, capsys, argv: list[str], message: str) -> None:
     with pytest.raises(SystemExit) as info:
