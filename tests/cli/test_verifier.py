@@ -243,3 +243,21 @@ def test_managed_key_bundle_needs_a_key(instance: Instance) -> None:
             now=LATER,
         )
     assert info.value.check == "key-material"
+
+
+def test_one_verifier_serves_many_threads(instance: Instance) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    verifier = _verifier(instance)
+    bundles = [Bundle.from_json(dumps(instance.sign(ARTIFACT))) for _ in range(8)]
+    bundles.append(Bundle.from_json(dumps(instance.sign(ARTIFACT, identity="eve@example.com"))))
+
+    def verify(bundle: Bundle) -> str:
+        try:
+            return verifier.verify(bundle, sha256=SHA256, policy=POLICY, now=LATER).identity or ""
+        except VerificationError as exc:
+            return exc.check
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(verify, bundles * 4))
+    assert results == ([ALICE] * 8 + ["identity"]) * 4
