@@ -8,11 +8,12 @@ carries, in ascending arc order. Anything a CSR asks for is ignored.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from ca.errors import RequestError
 from oidc.oids import ISSUER_V2, OTHERNAME_SAN_OID, encode_extension_value, fulcio_oid
@@ -21,7 +22,8 @@ from oidc.principal import Principal, SANType
 DEFAULT_VALIDITY = timedelta(minutes=15)
 MAX_VALIDITY = timedelta(hours=24)
 
-_KEY_USAGE = x509.KeyUsage(
+_EMPTY_NAME = x509.Name([])
+_KEY_USAGE_VALUE = x509.KeyUsage(
     digital_signature=True,
     content_commitment=False,
     key_encipherment=False,
@@ -32,7 +34,12 @@ _KEY_USAGE = x509.KeyUsage(
     encipher_only=False,
     decipher_only=False,
 )
-_EXTENDED_KEY_USAGE = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING])
+_KEY_USAGE = x509.Extension(ExtensionOID.KEY_USAGE, True, _KEY_USAGE_VALUE)
+_EXTENDED_KEY_USAGE = x509.Extension(
+    ExtensionOID.EXTENDED_KEY_USAGE,
+    False,
+    x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]),
+)
 
 
 def build_leaf(
@@ -60,28 +67,47 @@ def build_leaf(
     if not 0 < serial < 2**159:
         raise ValueError("the serial must be positive and fit in 20 octets")
     not_before = now.replace(microsecond=0)
+    extensions = [
+        _KEY_USAGE,
+        _EXTENDED_KEY_USAGE,
+        x509.Extension(
+            ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+            False,
+            x509.SubjectKeyIdentifier.from_public_key(public_key),
+        ),
+        _authority_key_identifier(issuer),
+        x509.Extension(
+            ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+            True,
+            x509.SubjectAlternativeName([_san(principal)]),
+        ),
+    ]
+    for arc, value in sorted(principal.extensions.items()):
+        oid = fulcio_oid(arc)
+        value_der = encode_extension_value(arc, value)
+        extensions.append(x509.Extension(oid, False, x509.UnrecognizedExtension(oid, value_der)))
+    # One constructor call instead of one copy of the builder per extension: this is the
+    # hot path, and every extension here is distinct by construction.
+    return x509.CertificateBuilder(
+        issuer_name=issuer.subject,
+        subject_name=_EMPTY_NAME,
+        public_key=public_key,
+        serial_number=serial,
+        not_valid_before=not_before,
+        not_valid_after=not_before + validity,
+        extensions=extensions,
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _authority_key_identifier(issuer: x509.Certificate) -> x509.Extension[x509.ExtensionType]:
+    """AKI = the issuer's SKI (key identifier only), computed once per issuing certificate."""
     try:
         issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound as exc:
         raise ValueError("the issuing CA certificate has no SubjectKeyIdentifier") from exc
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([]))
-        .issuer_name(issuer.subject)
-        .public_key(public_key)
-        .serial_number(serial)
-        .not_valid_before(not_before)
-        .not_valid_after(not_before + validity)
-        .add_extension(_KEY_USAGE, critical=True)
-        .add_extension(_EXTENDED_KEY_USAGE, critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier(issuer_ski.digest, None, None), critical=False)
-        .add_extension(x509.SubjectAlternativeName([_san(principal)]), critical=True)
-    )
-    for arc, value in sorted(principal.extensions.items()):
-        extension = x509.UnrecognizedExtension(fulcio_oid(arc), encode_extension_value(arc, value))
-        builder = builder.add_extension(extension, critical=False)
-    return builder
+    value = x509.AuthorityKeyIdentifier(issuer_ski.digest, None, None)
+    return x509.Extension(ExtensionOID.AUTHORITY_KEY_IDENTIFIER, False, value)
 
 
 def _san(principal: Principal) -> x509.GeneralName:

@@ -105,11 +105,17 @@ class CTLog:
         # CA-to-CA links already verified (DER of child, DER of parent): every submission
         # repeats the same intermediates, so only the leaf's signature is checked each time.
         self._verified_links: set[tuple[bytes, bytes]] = set()
+        self._known_certs: dict[bytes, x509.Certificate] = {}
 
-    def _remember(self, link: tuple[bytes, bytes]) -> None:
+    def _remember(
+        self, link: tuple[bytes, bytes], child: x509.Certificate, parent: x509.Certificate
+    ) -> None:
         if len(self._verified_links) >= MAX_VERIFIED_LINKS:
             self._verified_links.clear()
+            self._known_certs.clear()
         self._verified_links.add(link)
+        self._known_certs[link[0]] = child
+        self._known_certs[link[1]] = parent
 
     # Writing.
 
@@ -169,6 +175,10 @@ class CTLog:
         for position, der in enumerate(chain):
             if not 0 < len(der) <= MAX_CERT_BYTES:
                 raise EntryError(f"certificate {position} is empty or too large")
+            known = self._known_certs.get(der) if position else None
+            if known is not None:
+                certs.append(known)
+                continue
             try:
                 certs.append(x509.load_der_x509_certificate(der))
             except ValueError as exc:
@@ -190,7 +200,7 @@ class CTLog:
             link = (chain[position], chain[position + 1])
             if link not in self._verified_links:
                 _check_issued_by(certs[position], certs[position + 1], position)
-                self._remember(link)
+                self._remember(link, certs[position], certs[position + 1])
         last = certs[-1]
         if chain[-1] not in self._root_der:
             issuer = next(
