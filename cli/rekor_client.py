@@ -80,7 +80,7 @@ def entry_from_response(payload: Any) -> TransparencyLogEntry:
             },
             "canonicalizedBody": entry["body"],
         }
-        return TransparencyLogEntry.from_dict(wire)
+        return TransparencyLogEntry.from_json(json.dumps(wire))
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise NetworkError(f"the transparency log's answer is not a log entry: {exc}") from exc
 

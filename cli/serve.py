@@ -11,9 +11,13 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -22,17 +26,42 @@ from cli.state import StateDir
 from oidc import Authenticator, JWKSCache, StaticKeys
 
 DEV_ISSUER_KEY_FILE = "oidc-dev-issuer-key.pem"
+REKOR_KEY_FILE = "rekor-key.pem"
+REKOR_DATABASE = "rekor.sqlite"
+CT_KEY_FILE = "ct-key.pem"
+CT_DATABASE = "ct.sqlite"
 
 
 def create_app(config: ServerConfig) -> Flask:
-    """The keyless server for `config`: health, metrics, and each enabled service."""
+    """The keyless server for `config`: health, metrics, and every service on one origin."""
     state = StateDir(config.state_dir)
     state.create()
+    now = datetime.now(UTC)
     app = Flask("keyless")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["keyless.config"] = config
-    issuers = config.issuers
-    static_keys = {}
+    authenticator, oidc_url = _mount_identity(app, config, state)
+    rekor, rekor_key = _mount_rekor(app, config, state)
+    authority, ct_keys = _mount_ca(app, config, state, authenticator, now=now)
+    _mount_trust(
+        app,
+        config,
+        authority=authority,
+        rekor_key=rekor_key,
+        rekor=rekor,
+        ct_keys=ct_keys,
+        oidc_url=oidc_url,
+    )
+    _add_health_and_metrics(app)
+    app.register_error_handler(HTTPException, _http_error)
+    return app
+
+
+def _mount_identity(
+    app: Flask, config: ServerConfig, state: StateDir
+) -> tuple[Authenticator, str | None]:
+    """The authenticator over the trusted issuers, plus the development issuer in dev mode."""
+    issuers, static_keys, oidc_url = config.issuers, {}, config.oidc_url
     if config.dev_issuer:
         from oidc import devissuer_api
         from oidc.devissuer import DevIssuer
@@ -45,12 +74,109 @@ def create_app(config: ServerConfig) -> Flask:
         devissuer_api.init_app(app, dev)
         issuers = issuers.merged(dev.trusted_issuers())
         static_keys = {dev.issuer_url: dev.jwks(), dev.github_issuer_url: dev.jwks()}
-    app.extensions["keyless.authenticator"] = Authenticator(
-        issuers, keys=StaticKeys(static_keys, fallback=JWKSCache())
+        oidc_url = oidc_url or dev.issuer_url
+    authenticator = Authenticator(issuers, keys=StaticKeys(static_keys, fallback=JWKSCache()))
+    app.extensions["keyless.authenticator"] = authenticator
+    return authenticator, oidc_url
+
+
+def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> tuple[Any, Path]:
+    """The signature transparency log (Rekor v1 API) on SQLite."""
+    from tlog import rekor_api
+    from tlog.rekor import RekorService
+    from tlog.sqlite_storage import SQLiteStorage
+
+    key_path = config.log_key or state.file(REKOR_KEY_FILE)
+    key = (
+        load_private_key(key_path)
+        if config.log_key
+        else state.private_key(REKOR_KEY_FILE, lambda: ec.generate_private_key(ec.SECP256R1()))
     )
-    _add_health_and_metrics(app)
-    app.register_error_handler(HTTPException, _http_error)
-    return app
+    storage = SQLiteStorage(config.log_database or state.file(REKOR_DATABASE))
+    host = urlsplit(config.public_url).netloc
+    service = RekorService.open(storage=storage, private_key=key, host=host)
+    rekor_api.init_app(app, service)
+    return service, key_path
+
+
+def _mount_ca(
+    app: Flask,
+    config: ServerConfig,
+    state: StateDir,
+    authenticator: Authenticator,
+    *,
+    now: datetime,
+) -> tuple[Any, list[tuple[Any, Path]]]:
+    """The CA and, unless it uses a remote CT log, the in-process CT log it submits to."""
+    from ca import CertificateAuthority, HTTPCTSubmitter
+    from ca import api as ca_api
+    from ca.config import IN_PROCESS
+    from tlog import ct_api
+    from tlog.ct_log import open_ct_log
+
+    signer = config.ca.load_signer(state_dir=state.path, now=now)
+    ct_keys = []
+    if config.ca.ct_log == IN_PROCESS:
+        key_path = state.file(CT_KEY_FILE)
+        ct = open_ct_log(
+            database=state.file(CT_DATABASE), key_path=key_path, roots=[signer.chain[-1]]
+        )
+        ct_api.init_app(app, ct)
+        ct_keys.append((ct.public_key, key_path))
+    else:
+        ct = HTTPCTSubmitter(config.ca.ct_log)
+    authority = CertificateAuthority(
+        authenticator=authenticator,
+        signer=signer,
+        ct=ct,
+        validity=config.ca.cert_validity,
+        detached=config.ca.detached,
+    )
+    ca_api.init_app(app, authority, max_request_bytes=config.ca.max_request_bytes)
+    return authority, ct_keys
+
+
+def _mount_trust(
+    app: Flask,
+    config: ServerConfig,
+    *,
+    authority: Any,
+    rekor: Any,
+    rekor_key: Path,
+    ct_keys: list[tuple[Any, Path]],
+    oidc_url: str | None,
+) -> None:
+    """TrustedRoot, SigningConfig and ClientTrustConfig for this deployment."""
+    from cli import trust_api
+    from cli import trust_material as tm
+
+    url = config.public_url
+    chain = authority.ca_chain
+    ca_start = min(cert.not_valid_before_utc for cert in chain)
+    root = tm.trusted_root(
+        cas=[tm.CAChain(uri=url, certificates=chain, start=ca_start)],
+        tlogs=[tm.LogKey(url, rekor.public_key, _created_at(rekor_key))],
+        ctlogs=[tm.LogKey(f"{url}/ct", key, _created_at(path)) for key, path in ct_keys],
+    )
+    signing = tm.signing_config(ca_url=url, log_url=url, oidc_url=oidc_url, start=ca_start)
+    trust_api.init_app(
+        app,
+        {
+            "trusted_root": root,
+            "signing_config": signing,
+            "client_trust_config": tm.client_trust_config(root, signing),
+        },
+    )
+
+
+def _created_at(path: Path) -> datetime:
+    """When a key file was written: the start of that key's validity in the trust root."""
+    return datetime.fromtimestamp(int(path.stat().st_mtime) - 1, UTC)
+
+
+def load_private_key(path: Path) -> Any:
+    """A PEM private key from an operator-provided file."""
+    return serialization.load_pem_private_key(path.read_bytes(), password=None)
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:

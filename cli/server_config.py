@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from ca import CAConfig, CAConfigError
 from cli.state import default_state_dir
 from oidc import ConfigError, TrustedIssuers, load_issuers, parse_issuers
 
@@ -22,8 +23,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DEV_USER = "dev@keyless.test"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # Fulcio's limit
-# Sections owned by the services themselves (CA, logs); each validates its own.
-SERVICE_SECTIONS = ("ca", "log", "ct")
 _KNOWN_KEYS = {
     "listen",
     "public-url",
@@ -32,8 +31,11 @@ _KNOWN_KEYS = {
     "dev-issuer",
     "server",
     "max-body-bytes",
-    *SERVICE_SECTIONS,
+    "oidc-url",
+    "ca",
+    "log",
 }
+_LOG_KEYS = {"database", "key"}
 
 
 class ServerConfigError(Exception):
@@ -63,7 +65,10 @@ class ServerConfig:
     workers: int = 1
     threads: int = 16
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    ca: CAConfig = field(default_factory=CAConfig)
+    log_database: Path | None = None  # default: <state-dir>/rekor.sqlite
+    log_key: Path | None = None  # default: generated in the state directory
+    oidc_url: str | None = None  # the issuer clients log in at, advertised in the SigningConfig
     source: str = "embedded defaults"
 
 
@@ -118,7 +123,9 @@ def load_server_config(
     if issuers is None and not dev_issuer:
         problems.append("issuers: no trusted issuers; set `issuers:` to a file or a list")
     server = _mapping(document, "server", problems)
-    sections = {name: _mapping(document, name, problems) for name in SERVICE_SECTIONS}
+    ca = _ca_config(_mapping(document, "ca", problems), path.parent, problems)
+    log = _mapping(document, "log", problems)
+    problems += [f"log: unknown key {key!r}" for key in log if key not in _LOG_KEYS]
     config = ServerConfig(
         production=True,
         host=host,
@@ -131,12 +138,23 @@ def load_server_config(
         workers=_integer(server, "workers", 1, problems),
         threads=_integer(server, "threads", 16, problems),
         max_body_bytes=_integer(document, "max-body-bytes", DEFAULT_MAX_BODY_BYTES, problems),
-        sections=sections,
+        ca=ca,
+        log_database=path.parent / log["database"] if "database" in log else None,
+        log_key=path.parent / log["key"] if "key" in log else None,
+        oidc_url=document.get("oidc-url"),
         source=source,
     )
     if problems:
         raise ServerConfigError(source, problems)
     return config
+
+
+def _ca_config(section: Mapping[str, Any], base: Path, problems: list[str]) -> CAConfig:
+    try:
+        return CAConfig.from_mapping(section, base_dir=base)
+    except CAConfigError as exc:
+        problems.extend(f"ca: {problem}" for problem in exc.problems)
+        return CAConfig()
 
 
 def _issuers(value: Any, base: Path, problems: list[str]) -> TrustedIssuers | None:

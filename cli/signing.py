@@ -10,6 +10,7 @@ rather than at the deploy gate.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -70,18 +71,23 @@ def sign_digest(
     entry = log.upload(
         hashedrekord_entry(digest=sha256, signature=signature, certificate_pem=leaf_pem)
     )
-    wire = WireBundle.from_dict(
-        {
-            "mediaType": BUNDLE_MEDIA_TYPE,
-            "verificationMaterial": {
-                "certificate": {"rawBytes": _b64(leaf.public_bytes(serialization.Encoding.DER))},
-                "tlogEntries": [entry.to_dict()],
-            },
-            "messageSignature": {
-                "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(sha256)},
-                "signature": _b64(signature),
-            },
-        }
+    # Validated the way a reader parses it: from JSON (sigstore-models is strict in Python mode).
+    wire = WireBundle.from_json(
+        json.dumps(
+            {
+                "mediaType": BUNDLE_MEDIA_TYPE,
+                "verificationMaterial": {
+                    "certificate": {
+                        "rawBytes": _b64(leaf.public_bytes(serialization.Encoding.DER))
+                    },
+                    "tlogEntries": [entry.to_dict()],
+                },
+                "messageSignature": {
+                    "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(sha256)},
+                    "signature": _b64(signature),
+                },
+            }
+        )
     )
     bundle = Bundle.from_model(wire)
     identity, issuer = _identity(leaf)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,7 +64,7 @@ def trusted_root(
         "ctlogs": [_log(key) for key in ctlogs],
         "timestampAuthorities": [],
     }
-    TrustedRoot.from_dict(document)
+    _check(TrustedRoot, document)
     return document
 
 
@@ -83,7 +84,7 @@ def signing_config(
         "tsaUrls": [],
         "tsaConfig": {"selector": "ANY"},
     }
-    SigningConfig.from_dict(document)
+    _check(SigningConfig, document)
     return document
 
 
@@ -94,8 +95,13 @@ def client_trust_config(root: dict[str, Any], config: dict[str, Any]) -> dict[st
         "trustedRoot": root,
         "signingConfig": config,
     }
-    ClientTrustConfig.from_dict(document)
+    _check(ClientTrustConfig, document)
     return document
+
+
+def _check(model: type, document: dict[str, Any]) -> None:
+    """Parse `document` as the official model does on the wire (raises if it would refuse it)."""
+    model.from_json(json.dumps(document))
 
 
 def _log(key: LogKey) -> dict[str, Any]:

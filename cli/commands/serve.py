@@ -33,9 +33,16 @@ def run(args: argparse.Namespace) -> int:
         config = load_server_config(args.config, **overrides)
     else:
         config = dev_config(**overrides)
-    from cli.state import StateDir
+    import gc
 
-    StateDir(config.state_dir).create()
+    from cli.serve import create_app
+
+    # Build the app once here, before any worker exists: every key, chain and database problem
+    # surfaces as one clear error now, and first-run state is created once. The app is then
+    # dropped (closing its database connections) so nothing crosses the fork into workers.
+    preflight = create_app(config)
+    del preflight
+    gc.collect()
     _print_banner(config)
     from cli.wsgi_server import run_gunicorn
 
