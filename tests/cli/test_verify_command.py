@@ -354,3 +354,21 @@ def test_sign_bundle_protocol_arguments_parse_the_suite_invocation() -> None:
     assert args.file == "statement.json"
     with pytest.raises(SystemExit):
         parser.parse_args(["--bundle", "b.json", "file"])  # --identity-token is required
+
+
+def test_server_with_a_malformed_trust_root_caches_nothing(
+    signed, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"mediaType": "nope"}']
+
+    argv = ["verify", "--certificate-identity", ALICE, "--certificate-oidc-issuer", ISSUER]
+    with serve_wsgi(app) as url:
+        code, _, err = _run([*argv, "--server", url, str(signed["artifact"])], capsys)
+    assert code == 1
+    assert err.startswith("error: verification failed (trust-root): malformed trusted root: ")
+    assert not any(cache.rglob("*.json"))
