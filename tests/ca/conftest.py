@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 
-from ca import CertificateAuthority, KeySigner, load_generated_signer
+from ca import CertificateAuthority, HTTPCTSubmitter, KeySigner, load_generated_signer
 from ca import api as ca_api
 from oidc import Authenticator, JWKSCache, StaticKeys, devissuer_api
 from oidc.devissuer import DevIssuer
@@ -27,6 +27,7 @@ class CAServer:
     """A running CA: its URL, development issuer, signer and CT log."""
 
     url: str
+    state: Path
     issuer: DevIssuer
     signer: KeySigner
     ct_log: CTLog
@@ -52,7 +53,12 @@ class CAServer:
 
 
 def build_app(
-    base_url: str, state: Path, *, detached: bool = False, ct: bool = True
+    base_url: str,
+    state: Path,
+    *,
+    detached: bool = False,
+    ca_dir: Path | None = None,
+    ct_url: str | None = None,
 ) -> tuple[Flask, dict[str, Any]]:
     """The test app: what `keyless serve` mounts, built from the public pieces."""
     now = datetime.now(UTC)
@@ -68,14 +74,14 @@ def build_app(
             fallback=JWKSCache(),
         ),
     )
-    signer = load_generated_signer(state / "ca", now=now)
+    signer = load_generated_signer(ca_dir or state / "ca", now=now)
     ct_log = open_ct_log(
         database=state / "ct.db", key_path=state / "ct-key.pem", roots=[signer.chain[-1]]
     )
     authority = CertificateAuthority(
         authenticator=authenticator,
         signer=signer,
-        ct=ct_log if ct else None,
+        ct=HTTPCTSubmitter(ct_url, timeout=10) if ct_url else ct_log,
         detached=detached,
     )
     app = Flask("keyless-ca-test")
@@ -97,7 +103,7 @@ def ca_server(state: Path, **options: Any) -> Iterator[CAServer]:
         return app
 
     with serve_factory(factory) as url:
-        yield CAServer(url=url, **built)
+        yield CAServer(url=url, state=state, **built)
 
 
 @pytest.fixture(scope="session")
