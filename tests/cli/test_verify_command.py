@@ -372,3 +372,26 @@ def test_server_with_a_malformed_trust_root_caches_nothing(
     assert code == 1
     assert err.startswith("error: verification failed (trust-root): malformed trusted root: ")
     assert not any(cache.rglob("*.json"))
+
+
+@pytest.mark.parametrize(
+    ("case", "code"), [("happy-path-v0.3", 0), ("signature-mismatch_fail", 1)], ids=["pass", "fail"]
+)
+def test_console_script_exit_codes(vectors: Path, case: str, code: int) -> None:
+    import shutil
+
+    cases = vectors / "sigstore-conformance/test/assets/bundle-verify"
+    identity = (
+        "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+        ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
+    )
+    keyless = shutil.which("keyless", path=str(Path(sys.executable).parent))
+    assert keyless is not None
+    argv = [keyless, "verify-bundle", "--bundle", str(cases / case / "bundle.sigstore.json")]
+    argv += ["--certificate-identity", identity]
+    argv += ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com"]
+    done = subprocess.run([*argv, str(cases / "a.txt")], capture_output=True, text=True)
+    assert done.returncode == code
+    assert "Traceback" not in done.stderr
+    if code:
+        assert done.stderr.startswith("error: verification failed (signature): ")
