@@ -7,7 +7,7 @@ check comes before the CT submission, so a refused request leaves no trace in th
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -146,14 +146,16 @@ class CertificateAuthority:
         sct = self._submit(self._ct.add_chain, leaf) if self._ct is not None else None
         return IssuedCertificate((leaf, *self._chain), embedded=False, sct=sct)
 
-    def _sign(self, sign: Any) -> x509.Certificate:
+    def _sign(self, sign: Callable[[], x509.Certificate]) -> x509.Certificate:
         try:
             return sign()
         except Exception as exc:  # The backend's own failure, whatever it is: log it, say 500.
             log.exception("CA signing failed")
             raise BackendError(MSG_CA_BACKEND, detail=type(exc).__name__) from exc
 
-    def _submit(self, method: Any, cert: x509.Certificate) -> SCT:
+    def _submit(
+        self, method: Callable[[Sequence[bytes]], Mapping[str, Any]], cert: x509.Certificate
+    ) -> SCT:
         chain: Sequence[bytes] = (cert.public_bytes(serialization.Encoding.DER), *self._chain_der)
         try:
             return SCT.from_add_chain_response(method(chain))

@@ -239,3 +239,20 @@ def test_token_refused_through_api(server_ca, case):
     _refused(
         server_ca, post_public_key(server_ca.url, token, key, proof), TOKEN_ERROR, before=before
     )
+
+
+def test_chunked_body_over_the_limit_is_refused(server_ca):
+    def chunks():
+        for _ in range(40):
+            yield b" " * (256 * 1024)
+
+    before = server_ca.ct_size()
+    response = requests.post(
+        f"{server_ca.url}/api/v2/signingCert",
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    _refused(
+        server_ca, response, "request body too large: the limit is 262144 bytes", before=before
+    )
