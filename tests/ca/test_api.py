@@ -232,3 +232,30 @@ def _check_detached(server, leaf: x509.Certificate, encoded: str) -> None:
         signature=signed[4:],
         log_key=server.ct_log.public_key,
     )
+
+
+def test_sigstore_python_fulcio_client_gets_a_certificate(server_ca):
+    """sigstore-python's own Fulcio client, as its signer uses it, against our CA."""
+    from sigstore._internal.fulcio.client import FulcioClient
+    from sigstore._internal.sct import verify_sct
+    from sigstore._internal.trust import Keyring
+    from sigstore.oidc import IdentityToken
+    from sigstore_models.common.v1 import PublicKey, PublicKeyDetails
+
+    key = p256()
+    csr = x509.load_pem_x509_csr(csr_pem(key))
+    token = IdentityToken(server_ca.email_token("erin@example.com"))
+    response = FulcioClient(server_ca.url).signing_cert.post(csr, token)
+    assert response.cert.public_key() == key.public_key()
+    assert response.chain == list(server_ca.signer.chain)
+    keyring = Keyring(
+        [
+            PublicKey(
+                raw_bytes=b64(spki_der(server_ca.ct_log.public_key)),
+                key_details=PublicKeyDetails.PKIX_ECDSA_P256_SHA_256,
+            )
+        ]
+    )
+    verify_sct(response.cert, response.chain, keyring)
+    bundle = FulcioClient(server_ca.url).trust_bundle.get()
+    assert bundle.trust_bundle == [list(server_ca.signer.chain)]
