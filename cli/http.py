@@ -57,10 +57,19 @@ def error_message(body: bytes) -> str:
         return body[:200].decode(errors="replace").strip()
     if isinstance(payload, dict) and isinstance(payload.get("message"), str):
         message = payload["message"]
-        reasons = [d.get("reason") for d in payload.get("details") or [] if isinstance(d, dict)]
+        reasons = [_detail(d) for d in payload.get("details") or [] if isinstance(d, dict)]
         extra = "; ".join(r for r in reasons if isinstance(r, str) and r and r not in message)
         return f"{message} ({extra})" if extra else message
     return body[:200].decode(errors="replace").strip()
+
+
+def _detail(detail: dict[str, Any]) -> object:
+    """The most specific text in one error detail: a google.rpc.ErrorInfo's metadata.detail
+    (keyless's CA), else its reason."""
+    metadata = detail.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("detail"), str):
+        return metadata["detail"]
+    return detail.get("reason")
 
 
 def _describe(exc: requests.RequestException) -> str:

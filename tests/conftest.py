@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,12 @@ from werkzeug.serving import make_server
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KEYLESS_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(autouse=True)
+def _private_caches(tmp_path_factory, monkeypatch) -> None:
+    """Each test gets its own client caches (trusted roots fetched from servers)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture(scope="session")
@@ -96,8 +102,8 @@ class DevServer:
 
 
 @contextmanager
-def dev_server(state_dir: Path) -> Iterator[DevServer]:
-    """Run `create_app` in dev mode on a free loopback port."""
+def dev_server(state_dir: Path, **overrides: Any) -> Iterator[DevServer]:
+    """Run `create_app` in dev mode on a free loopback port; `overrides` replace config fields."""
     from cli.serve import create_app
     from cli.server_config import dev_config
 
@@ -105,7 +111,7 @@ def dev_server(state_dir: Path) -> Iterator[DevServer]:
 
     def factory(base_url: str):
         port = int(base_url.rsplit(":", 1)[1])
-        built["config"] = dev_config(port=port, state_dir=state_dir)
+        built["config"] = replace(dev_config(port=port, state_dir=state_dir), **overrides)
         built["app"] = create_app(built["config"])
         return built["app"]
 
