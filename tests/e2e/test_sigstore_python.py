@@ -1,0 +1,144 @@
+"""sigstore-python 4.x, the reference client, against keyless serve: it signs with our CA and
+log, verifies our bundles, and we verify its bundles (rekor-bundle.md §5, §8.1)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from cli.main import main
+
+SIGSTORE = [sys.executable, "-m", "sigstore"]
+
+
+@pytest.fixture
+def trust_config(server, tmp_path: Path) -> Path:
+    path = tmp_path / "client_trust_config.json"
+    path.write_text(
+        requests.get(f"{server.url}/api/v1/trust/client_trust_config.json", timeout=5).text
+    )
+    return path
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    path = tmp_path / "artifact.txt"
+    path.write_text("signed by the reference client\n")
+    return path
+
+
+def _sigstore(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "1000"}  # keep rich from wrapping its messages
+    return subprocess.run([*SIGSTORE, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def _verify_identity(trust_config: Path, bundle: Path, artifact: Path, identity: str, issuer: str):
+    return _sigstore(
+        "--trust-config",
+        str(trust_config),
+        "verify",
+        "identity",
+        "--bundle",
+        str(bundle),
+        "--cert-identity",
+        identity,
+        "--cert-oidc-issuer",
+        issuer,
+        str(artifact),
+    )
+
+
+def test_sigstore_python_signs_and_verifies_against_keyless(
+    server, trust_config, artifact, tmp_path
+) -> None:
+    bundle = tmp_path / "sigstore-python.sigstore.json"
+    signed = _sigstore(
+        "--trust-config",
+        str(trust_config),
+        "sign",
+        "--identity-token",
+        server.email_token("carol@example.com"),
+        "--bundle",
+        str(bundle),
+        str(artifact),
+    )
+    assert signed.returncode == 0, signed.stderr
+    verified = _verify_identity(
+        trust_config, bundle, artifact, "carol@example.com", f"{server.url}/oidc"
+    )
+    assert verified.returncode == 0, verified.stderr
+    # keyless verifies what the reference client made.
+    assert (
+        main(
+            [
+                "verify",
+                "--trust-config",
+                str(trust_config),
+                "--bundle",
+                str(bundle),
+                "--certificate-identity",
+                "carol@example.com",
+                "--certificate-oidc-issuer",
+                f"{server.url}/oidc",
+                str(artifact),
+            ]
+        )
+        == 0
+    )
+
+
+def test_sigstore_python_verifies_a_keyless_bundle(server, trust_config, artifact) -> None:
+    assert (
+        main(
+            [
+                "sign",
+                "--server",
+                server.url,
+                "--identity-token",
+                server.github_token(),
+                str(artifact),
+            ]
+        )
+        == 0
+    )
+    bundle = artifact.with_name(artifact.name + ".sigstore.json")
+    identity = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+    verified = _verify_identity(
+        trust_config, bundle, artifact, identity, f"{server.url}/oidc/github"
+    )
+    assert verified.returncode == 0, verified.stderr
+
+
+@pytest.mark.parametrize("wrong", ["identity", "issuer"])
+def test_sigstore_python_refuses_the_wrong_identity_or_issuer(
+    server, trust_config, artifact, wrong
+) -> None:
+    assert (
+        main(
+            [
+                "sign",
+                "--server",
+                server.url,
+                "--identity-token",
+                server.email_token("alice@example.com"),
+                str(artifact),
+            ]
+        )
+        == 0
+    )
+    bundle = artifact.with_name(artifact.name + ".sigstore.json")
+    identity = "mallory@example.com" if wrong == "identity" else "alice@example.com"
+    issuer = "https://accounts.google.com" if wrong == "issuer" else f"{server.url}/oidc"
+    verified = _verify_identity(trust_config, bundle, artifact, identity, issuer)
+    assert verified.returncode != 0
+    expected = {
+        "identity": "Certificate's SANs do not match mallory@example.com; actual SANs: {'alice@example.com'}",
+        "issuer": f"Certificate's OIDCIssuer does not match (got '{server.url}/oidc', "
+        "expected 'https://accounts.google.com')",
+    }[wrong]
+    assert expected in verified.stderr
