@@ -13,6 +13,7 @@ import argparse
 import base64
 import http.client
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -158,6 +159,7 @@ def run_http(
     token_for: Callable[[int], str],
     *,
     clients: int,
+    client_processes: int,
     workers: int,
     threads: int,
 ) -> dict[str, float]:
@@ -179,24 +181,30 @@ def run_http(
         ]
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         # Warm every worker before timing.
-        _client(port, bodies[: clients * 2], headers, [], [0])
-        latencies: list[float] = []
-        errors = [0]
-        lock = threading.Lock()
+        _client(port, bodies[: clients * 2], headers, [], [0], threading.Lock())
         shares = [bodies[clients * 2 + i :: clients] for i in range(clients)]
-        start = time.perf_counter()
-        workers_ = [
-            threading.Thread(target=_client, args=(port, share, headers, latencies, errors, lock))
-            for share in shares
+        # Clients run in several processes, so that the clients' own GIL does not add latency.
+        context = multiprocessing.get_context("fork")
+        go, results = context.Event(), context.Queue()
+        groups = [shares[i::client_processes] for i in range(client_processes)]
+        processes = [
+            context.Process(target=_client_process, args=(port, group, headers, go, results))
+            for group in groups
         ]
-        for thread in workers_:
-            thread.start()
-        for thread in workers_:
-            thread.join()
+        for process in processes:
+            process.start()
+        time.sleep(0.5)
+        start = time.perf_counter()
+        go.set()
+        collected = [results.get(timeout=600) for _ in processes]
         elapsed = time.perf_counter() - start
+        for process in processes:
+            process.join()
     finally:
         server.terminate()
         server.wait(timeout=30)
+    latencies = [latency for found, _ in collected for latency in found]
+    errors = [sum(failed for _, failed in collected)]
     latencies.sort()
     return {
         "requests": len(latencies) + errors[0],
@@ -207,7 +215,24 @@ def run_http(
     }
 
 
-def _client(port, bodies, headers, latencies, errors, lock=None) -> None:
+def _client_process(port, shares, headers, go, results) -> None:
+    """One client process: a thread per share of the requests, started together on `go`."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    threads = [
+        threading.Thread(target=_client, args=(port, share, headers, latencies, errors, lock))
+        for share in shares
+    ]
+    go.wait()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results.put((latencies, errors[0]))
+
+
+def _client(port, bodies, headers, latencies, errors, lock) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     mine: list[float] = []
     failed = 0
@@ -227,10 +252,9 @@ def _client(port, bodies, headers, latencies, errors, lock=None) -> None:
         else:
             failed += 1
     connection.close()
-    if lock is not None:
-        with lock:
-            latencies.extend(mine)
-            errors[0] += failed
+    with lock:
+        latencies.extend(mine)
+        errors[0] += failed
 
 
 def _wait_ready(port: int) -> None:
@@ -251,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=1.0, help="per crypto operation")
     parser.add_argument("--in-process", type=int, default=2000, help="issuances in process")
     parser.add_argument("--http", type=int, default=6000, help="issuances over HTTP")
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
+    parser.add_argument("--client-processes", type=int, default=2, help="processes they run in")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     args = parser.parse_args(argv)
@@ -307,7 +332,13 @@ def _http_section(state: Path, csrs: list[bytes], args: argparse.Namespace) -> d
         )  # fmt: skip
 
     return run_http(
-        state, csrs, token_for, clients=args.clients, workers=args.workers, threads=args.threads
+        state,
+        csrs,
+        token_for,
+        clients=args.clients,
+        client_processes=args.client_processes,
+        workers=args.workers,
+        threads=args.threads,
     )
 
 

@@ -10,6 +10,7 @@ ca:
   key-password-file: /run/secrets/ca-key-password
   cert-validity: 15m            # 1m to 24h; "900s", "15m", "1h" or seconds
   ct-log: in-process            # in-process | http(s)://host[:port][/prefix] of an RFC 6962 log
+  ct-log-public-key: ct.pub     # optional, PEM: verify every SCT before returning a certificate
   detached: false               # true: detached SCTs (no precertificate); needs no CT log
   max-request-bytes: 262144     # request bodies above this are refused unread
 ```
@@ -26,6 +27,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca.errors import CAConfigError
 from ca.profile import DEFAULT_VALIDITY
@@ -47,6 +51,7 @@ _KNOWN_KEYS = frozenset(
         "key-password-file",
         "cert-validity",
         "ct-log",
+        "ct-log-public-key",
         "detached",
         "max-request-bytes",
     }
@@ -68,6 +73,7 @@ class CAConfig:
     password_file: Path | None = None
     cert_validity: timedelta = DEFAULT_VALIDITY
     ct_log: str = IN_PROCESS
+    ct_log_public_key: Path | None = None
     detached: bool = False
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
@@ -96,6 +102,7 @@ class CAConfig:
 
         directory, chain, key = path("directory"), path("chain"), path("key")
         password_file = path("key-password-file")
+        ct_log_public_key = path("ct-log-public-key")
         password_env = section.get("key-password-env")
         if password_env is not None and (
             not isinstance(password_env, str) or not _ENV_NAME.match(password_env)
@@ -134,6 +141,7 @@ class CAConfig:
             password_file=password_file,
             cert_validity=validity,
             ct_log=ct_log,
+            ct_log_public_key=ct_log_public_key,
             detached=detached,
             max_request_bytes=limit,
         )
@@ -154,6 +162,23 @@ class CAConfig:
             password=self._password(),
             now=now,
         )
+
+    def load_ct_log_key(self) -> ec.EllipticCurvePublicKey | None:
+        """The CT log's public key that SCTs are checked against, if one is configured.
+
+        Raises:
+            CAConfigError: the file is unreadable or not an ECDSA public key in PEM.
+        """
+        if self.ct_log_public_key is None:
+            return None
+        path = self.ct_log_public_key
+        try:
+            key = serialization.load_pem_public_key(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise CAConfigError(str(path), [f"not a readable PEM public key: {exc}"]) from exc
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise CAConfigError(str(path), ["the CT log key must be ECDSA"])
+        return key
 
     def _password(self) -> bytes:
         if self.password_env is not None:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca import pop
 from ca.ct import CTSubmitter
@@ -27,7 +28,13 @@ from ca.errors import (
     RequestError,
 )
 from ca.profile import DEFAULT_VALIDITY, build_leaf
-from ca.sct import SCT, build_final_certificate, build_precertificate
+from ca.sct import (
+    SCT,
+    SCTFormatError,
+    build_final_certificate,
+    build_precertificate,
+    check_embedded_sct,
+)
 from ca.signers import CASigner
 from oidc import Principal, TokenError
 
@@ -74,7 +81,11 @@ class IssuedCertificate:
 
 
 class CertificateAuthority:
-    """The CA service: stateless, thread-safe, one instance per process."""
+    """The CA service: stateless, thread-safe, one instance per process.
+
+    With `ct_log_key`, every embedded SCT is verified against the final certificate before the
+    certificate is returned (Fulcio's `--ct-log-public-key-path`), as a client would.
+    """
 
     def __init__(
         self,
@@ -84,6 +95,7 @@ class CertificateAuthority:
         ct: CTSubmitter | None,
         validity: timedelta = DEFAULT_VALIDITY,
         detached: bool = False,
+        ct_log_key: ec.EllipticCurvePublicKey | None = None,
     ) -> None:
         if ct is None and not detached:
             raise ValueError("embedded SCTs need a CT log; configure one or use detached mode")
@@ -92,6 +104,7 @@ class CertificateAuthority:
         self._ct = ct
         self.validity = validity
         self.detached = detached
+        self._ct_log_key = ct_log_key
         self._chain = signer.chain
         self._chain_der = tuple(c.public_bytes(serialization.Encoding.DER) for c in self._chain)
 
@@ -139,6 +152,14 @@ class CertificateAuthority:
         precert = self._sign(lambda: build_precertificate(builder, self._signer))
         sct = self._submit(self._ct.add_pre_chain, precert)
         leaf = self._sign(lambda: build_final_certificate(builder, self._signer, [sct]))
+        if self._ct_log_key is not None:
+            try:
+                check_embedded_sct(
+                    sct, certificate=leaf, issuer=self._chain[0], log_key=self._ct_log_key
+                )
+            except SCTFormatError as exc:
+                log.error("the CT log returned a bad SCT: %s", exc)
+                raise CTLogError(MSG_CT_FAILED, detail=str(exc)) from exc
         return IssuedCertificate((leaf, *self._chain), embedded=True)
 
     def _issue_detached(self, builder: x509.CertificateBuilder) -> IssuedCertificate:

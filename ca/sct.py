@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID
 
 from ca.signers import CASigner
@@ -132,6 +136,45 @@ def build_final_certificate(
 ) -> x509.Certificate:
     """The final leaf: the same builder with the SCT list last, signed by the same key."""
     return signer.sign(builder.add_extension(sct_list_extension(scts), critical=False))
+
+
+def check_embedded_sct(
+    sct: SCT,
+    *,
+    certificate: x509.Certificate,
+    issuer: x509.Certificate,
+    log_key: ec.EllipticCurvePublicKey,
+) -> None:
+    """Check that `sct` is `log_key`'s valid SCT for the precertificate of `certificate`.
+
+    The signed input is rebuilt from the final certificate (RFC 6962 §3.2), the way clients
+    rebuild it, so a log answering for the wrong bytes is caught before anything is returned.
+
+    Raises:
+        SCTFormatError: the SCT is from another log or does not verify.
+    """
+    spki = issuer.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    log_spki = log_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if sct.log_id != hashlib.sha256(log_spki).digest():
+        raise SCTFormatError("the SCT is from another CT log")
+    tbs = certificate.tbs_precertificate_bytes
+    signed = (
+        b"\x00\x00"
+        + struct.pack(">QH", sct.timestamp_ms, 1)
+        + hashlib.sha256(spki).digest()
+        + len(tbs).to_bytes(3, "big")
+        + tbs
+        + struct.pack(">H", len(sct.extensions))
+        + sct.extensions
+    )
+    try:
+        log_key.verify(sct.signature, signed, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise SCTFormatError("the SCT signature does not verify") from exc
 
 
 def _octet_string(content: bytes) -> bytes:

@@ -59,6 +59,7 @@ def build_app(
     detached: bool = False,
     ca_dir: Path | None = None,
     ct_url: str | None = None,
+    ct_log_key: Any = None,
 ) -> tuple[Flask, dict[str, Any]]:
     """The test app: what `keyless serve` mounts, built from the public pieces."""
     now = datetime.now(UTC)
@@ -83,6 +84,7 @@ def build_app(
         signer=signer,
         ct=HTTPCTSubmitter(ct_url, timeout=10) if ct_url else ct_log,
         detached=detached,
+        ct_log_key=ct_log_key,
     )
     app = Flask("keyless-ca-test")
     devissuer_api.init_app(app, issuer)
@@ -96,6 +98,7 @@ def build_app(
 def ca_server(state: Path, **options: Any) -> Iterator[CAServer]:
     """Serve the test app on a free loopback port."""
     built: dict[str, Any] = {}
+    state.mkdir(parents=True, exist_ok=True)
 
     def factory(base_url: str) -> Flask:
         app, parts = build_app(base_url, state, **options)

@@ -120,3 +120,22 @@ def test_file_backend_with_password_env(tmp_path, monkeypatch):
     assert info.value.problems == ["environment variable TEST_CA_PASSWORD is not set"]
     monkeypatch.setenv("TEST_CA_PASSWORD", "from-env")
     assert config.load_signer(state_dir=tmp_path, now=NOW).chain == tuple(chain)
+
+
+def test_ct_log_public_key(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    (tmp_path / "ct.pub").write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    config = CAConfig.from_mapping({"ct-log-public-key": "ct.pub"}, base_dir=tmp_path)
+    assert config.load_ct_log_key() == key
+    assert CAConfig.from_mapping({}, base_dir=tmp_path).load_ct_log_key() is None
+    (tmp_path / "bad.pub").write_text("not a key")
+    bad = CAConfig.from_mapping({"ct-log-public-key": "bad.pub"}, base_dir=tmp_path)
+    with pytest.raises(CAConfigError) as info:
+        bad.load_ct_log_key()
+    assert info.value.problems[0].startswith("not a readable PEM public key")

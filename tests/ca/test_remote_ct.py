@@ -45,3 +45,21 @@ def test_ct_log_refusing_the_root_issues_nothing(server_ca, detached_ca, tmp_pat
     assert response.status_code == 500
     assert response.json()["message"] == CT_FAILED
     assert detached_ca.ct_size() == before
+
+
+def test_sct_checked_against_the_configured_log_key(server_ca, tmp_path):
+    options = {"ca_dir": server_ca.state / "ca", "ct_url": server_ca.url}
+    with ca_server(tmp_path / "good", ct_log_key=server_ca.ct_log.public_key, **options) as ca:
+        chain = chain_of(post_csr(ca.url, ca.email_token(), csr_pem(p256())))
+    verify_embedded_sct(chain[0], issuer=chain[1], log_key=server_ca.ct_log.public_key)
+
+
+def test_sct_from_an_unexpected_log_issues_nothing(server_ca, detached_ca, tmp_path):
+    options = {"ca_dir": server_ca.state / "ca", "ct_url": server_ca.url}
+    with ca_server(tmp_path, ct_log_key=detached_ca.ct_log.public_key, **options) as ca:
+        response = post_csr(ca.url, ca.email_token(), csr_pem(p256()))
+    assert response.status_code == 500
+    body = response.json()
+    assert body["message"] == CT_FAILED
+    assert body["details"][0]["metadata"]["detail"] == "the SCT is from another CT log"
+    assert "BEGIN CERTIFICATE" not in response.text
