@@ -194,6 +194,9 @@ class CTLog:
             eku = None
         if eku is None or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
             raise EntryError("this log accepts code-signing certificates only")
+        for position, issuer in enumerate(certs[1:], start=1):
+            if chain[position] not in self._root_der:
+                _check_is_ca(issuer, position)
         if len(certs) > 1:
             _check_issued_by(leaf, certs[1], 0)
         for position in range(1, len(certs) - 1):
@@ -400,6 +403,15 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True
+
+
+def _check_is_ca(cert: x509.Certificate, position: int) -> None:
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise EntryError(f"certificate {position} issues others but is not a CA")
 
 
 def _check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, position: int) -> None:

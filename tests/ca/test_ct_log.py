@@ -178,3 +178,31 @@ def test_strip_poison_refuses_a_tbs_without_poison(server_ca):
     leaf = server_ca.signer.chain[0]
     with pytest.raises(EntryError):
         strip_poison(leaf.tbs_certificate_bytes)
+
+
+def test_precertificate_issued_by_a_leaf_is_refused(server_ca):
+    """A code-signing leaf of the trusted CA must not act as an issuer of precertificates."""
+    from datetime import UTC, datetime
+
+    from ca.profile import build_leaf
+    from oidc import Principal, SANType
+
+    leaf_key = p256()
+    issued = chain_of(post_csr(server_ca.url, server_ca.email_token(), csr_pem(leaf_key)))
+    principal = Principal(SANType.EMAIL, "x@example.com", "x@example.com", {1: "x", 8: "x"})
+    builder = build_leaf(
+        principal,
+        public_key=p256().public_key(),
+        issuer=issued[0],
+        serial=9,
+        now=datetime.now(UTC),
+    )
+    precert = builder.add_extension(x509.PrecertPoison(), critical=True).sign(
+        leaf_key, hashes.SHA256()
+    )
+    chain = [c.public_bytes(serialization.Encoding.DER) for c in (precert, *issued)]
+    size = server_ca.ct_size()
+    response = _post(server_ca, "add-pre-chain", chain)
+    assert response.status_code == 400
+    assert response.json()["message"] == "certificate 1 issues others but is not a CA"
+    assert server_ca.ct_size() == size
