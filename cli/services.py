@@ -41,7 +41,11 @@ def server_signing_config(server: str) -> Services:
 
 
 def from_signing_config(path: Path) -> Services:
-    return _select(_parse(SigningConfig, _read(path), str(path)))
+    return from_signing_config_bytes(_read(path), source=str(path))
+
+
+def from_signing_config_bytes(data: bytes, *, source: str) -> Services:
+    return _select(_parse(SigningConfig, data, source))
 
 
 def from_trust_config(path: Path) -> Services:

@@ -278,10 +278,12 @@ def test_trust_config_reads_its_root(instance: Instance, tmp_path: Path) -> None
 
 def test_shipped_roots_match_their_provenance() -> None:
     provenance = (DATA_DIR / "PROVENANCE.md").read_text()
-    for name in ("production_trusted_root.json", "staging_trusted_root.json"):
+    shipped = ("production_trusted_root.json", "staging_trusted_root.json",
+               "production_signing_config.v0.2.json")
+    for name in shipped:
         digest = hashlib.sha256((DATA_DIR / name).read_bytes()).hexdigest()
         assert digest in provenance, name
-    assert len(re.findall(r"`[0-9a-f]{64}`", provenance)) == 2
+    assert len(re.findall(r"`[0-9a-f]{64}`", provenance)) == len(shipped)
     assert len(production_trusted_root().tlogs) >= 2
     assert len(staging_trusted_root().certificate_authorities) >= 1
 
