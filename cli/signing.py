@@ -1,10 +1,14 @@
-"""Keyless signing: an identity token in, a logged Sigstore bundle v0.3 out.
+"""Keyless signing: an identity token in, logged Sigstore bundles v0.3 out.
 
 The key is an ephemeral P-256 key that lives only in this process's memory. The flow:
-certificate from the CA (the CSR is the proof of possession) -> signature over the artifact's
-SHA-256 -> hashedrekord entry in the log -> bundle. When a trusted root is at hand, the new
-bundle is verified before it is returned, so a misconfigured server is caught at signing time
-rather than at the deploy gate.
+certificate from the CA (the CSR is the proof of possession) -> signature -> log entry ->
+bundle. A message signature over a SHA-256 digest is logged as `hashedrekord` 0.0.1; a DSSE
+envelope (cosign v3's image signature is one) as `dsse` 0.0.1 (rekor-bundle.md §1.10).
+When a trusted root is at hand, each new bundle is verified before it is returned, so a
+misconfigured server is caught at signing time rather than at the deploy gate.
+
+`EphemeralSigner` holds one key and its certificate, so an image can be signed in several
+forms (bundle, cosign v2 legacy signature, each platform of an index) with one CA round trip.
 """
 
 from __future__ import annotations
@@ -13,22 +17,26 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from sigstore_models.bundle.v1 import Bundle as WireBundle
+from sigstore_models.rekor.v1 import TransparencyLogEntry
 
 from cli.bundle import Bundle
 from cli.fulcio_client import CAClient
 from cli.rekor_client import LogClient, hashedrekord_entry
 from cli.trust import TrustedRoot
 from cli.verify import AllOf, Identity, Issuer, Verifier
+from cli.verify.dsse import pae
 from cli.verify.policy import certificate_identities, certificate_issuer
 from oidc.acquire import check_not_expired
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+MAX_DSSE_PAYLOAD_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,8 +48,125 @@ class SigningResult:
     issuer: str
     log_index: int
 
+    @property
+    def entry(self) -> TransparencyLogEntry:
+        """The log entry as the bundle holds it."""
+        return self.bundle.entry
+
     def to_json(self) -> str:
         return self.bundle.wire.to_json()
+
+
+class EphemeralSigner:
+    """One ephemeral key, certified for the token's identity, signing one or more things.
+
+    The certificate lives 15 minutes or so; a signer is meant for one command, not to be kept.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        ca: CAClient,
+        log: LogClient,
+        trusted_root: TrustedRoot | None,
+        now: datetime | None = None,
+    ) -> None:
+        """Get a certificate for a fresh key.
+
+        Raises:
+            TokenSourceError: the token has already expired.
+            ServiceRefusedError, NetworkError: the CA refused or failed.
+        """
+        check_not_expired(token, now=now or datetime.now(UTC))
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self._log = log
+        self._verifier = Verifier(trusted_root) if trusted_root is not None else None
+        self.chain: tuple[x509.Certificate, ...] = tuple(ca.signing_certificate(token, self._key))
+        identities = certificate_identities(self.leaf)
+        self.identity = identities[0] if identities else ""
+        self.issuer = certificate_issuer(self.leaf) or ""
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        """The signing certificate."""
+        return self.chain[0]
+
+    @property
+    def leaf_pem(self) -> bytes:
+        return self.leaf.public_bytes(serialization.Encoding.PEM)
+
+    def sign_digest(self, sha256: bytes) -> SigningResult:
+        """Sign a SHA-256 digest (a message signature) and log it as `hashedrekord`.
+
+        Raises:
+            ServiceRefusedError, NetworkError: the log refused or failed.
+            VerificationError: the new bundle does not verify against the trusted root.
+        """
+        if len(sha256) != 32:
+            raise ValueError("a SHA-256 digest is 32 bytes")
+        signature = self._key.sign(sha256, ec.ECDSA(Prehashed(hashes.SHA256())))
+        entry = self._log.upload(
+            hashedrekord_entry(digest=sha256, signature=signature, certificate_pem=self.leaf_pem)
+        )
+        content = {
+            "messageSignature": {
+                "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(sha256)},
+                "signature": _b64(signature),
+            }
+        }
+        return self._finish(entry, content, artifact_sha256=sha256)
+
+    def sign_dsse(
+        self, payload: bytes, *, payload_type: str, subject_sha256: bytes
+    ) -> SigningResult:
+        """Sign `payload` as a DSSE envelope and log it as `dsse` 0.0.1.
+
+        `subject_sha256` is the artifact the payload (an in-toto statement) is about; the new
+        bundle is verified against it.
+
+        Raises:
+            ServiceRefusedError, NetworkError: the log refused or failed.
+            VerificationError: the new bundle does not verify against the trusted root.
+        """
+        if len(payload) > MAX_DSSE_PAYLOAD_BYTES:
+            raise ValueError(f"a DSSE payload is at most {MAX_DSSE_PAYLOAD_BYTES} bytes")
+        signature = self._key.sign(pae(payload_type, payload), ec.ECDSA(hashes.SHA256()))
+        envelope = {
+            "payload": _b64(payload),
+            "payloadType": payload_type,
+            "signatures": [{"sig": _b64(signature)}],
+        }
+        entry = self._log.upload(dsse_entry(envelope, certificate_pem=self.leaf_pem))
+        return self._finish(entry, {"dsseEnvelope": envelope}, artifact_sha256=subject_sha256)
+
+    def _finish(
+        self, entry: TransparencyLogEntry, content: dict[str, Any], *, artifact_sha256: bytes
+    ) -> SigningResult:
+        """Wrap a logged signature in a v0.3 bundle, and verify it when a root is at hand."""
+        # Parsed from JSON, as readers parse it: sigstore-models refuses enum names and other
+        # wire spellings in Python mode (strict), so from_dict would reject a valid bundle.
+        wire = WireBundle.from_json(
+            json.dumps(
+                {
+                    "mediaType": BUNDLE_MEDIA_TYPE,
+                    "verificationMaterial": {
+                        "certificate": {
+                            "rawBytes": _b64(self.leaf.public_bytes(serialization.Encoding.DER))
+                        },
+                        "tlogEntries": [entry.to_dict()],
+                    },
+                    **content,
+                }
+            )
+        )
+        bundle = Bundle.from_model(wire)
+        if self._verifier is not None:
+            policy = AllOf([Identity(self.identity), Issuer(self.issuer)])
+            self._verifier.verify(
+                bundle, sha256=artifact_sha256, policy=policy, now=datetime.now(UTC)
+            )
+        return SigningResult(bundle, self.identity, self.issuer, int(entry.log_index))
 
 
 def sign_digest(
@@ -62,44 +187,22 @@ def sign_digest(
     """
     if len(sha256) != 32:
         raise ValueError("a SHA-256 digest is 32 bytes")
-    check_not_expired(token, now=now or datetime.now(UTC))
-    key = ec.generate_private_key(ec.SECP256R1())
-    chain = ca.signing_certificate(token, key)
-    leaf = chain[0]
-    signature = key.sign(sha256, ec.ECDSA(Prehashed(hashes.SHA256())))
-    leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
-    entry = log.upload(
-        hashedrekord_entry(digest=sha256, signature=signature, certificate_pem=leaf_pem)
-    )
-    # Validated the way a reader parses it: from JSON (sigstore-models is strict in Python mode).
-    wire = WireBundle.from_json(
-        json.dumps(
-            {
-                "mediaType": BUNDLE_MEDIA_TYPE,
-                "verificationMaterial": {
-                    "certificate": {
-                        "rawBytes": _b64(leaf.public_bytes(serialization.Encoding.DER))
-                    },
-                    "tlogEntries": [entry.to_dict()],
-                },
-                "messageSignature": {
-                    "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(sha256)},
-                    "signature": _b64(signature),
-                },
+    signer = EphemeralSigner(token=token, ca=ca, log=log, trusted_root=trusted_root, now=now)
+    return signer.sign_digest(sha256)
+
+
+def dsse_entry(envelope: dict[str, Any], *, certificate_pem: bytes) -> dict[str, Any]:
+    """A `dsse` 0.0.1 proposed entry: the envelope as a JSON string, and its verifier."""
+    return {
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {
+            "proposedContent": {
+                "envelope": json.dumps(envelope, separators=(",", ":")),
+                "verifiers": [_b64(certificate_pem)],
             }
-        )
-    )
-    bundle = Bundle.from_model(wire)
-    identity, issuer = _identity(leaf)
-    if trusted_root is not None:
-        policy = AllOf([Identity(identity), Issuer(issuer)])
-        Verifier(trusted_root).verify(bundle, sha256=sha256, policy=policy, now=datetime.now(UTC))
-    return SigningResult(bundle, identity, issuer, entry.log_index)
-
-
-def _identity(leaf: x509.Certificate) -> tuple[str, str]:
-    identities = certificate_identities(leaf)
-    return (identities[0] if identities else "", certificate_issuer(leaf) or "")
+        },
+    }
 
 
 def _b64(data: bytes) -> str:

@@ -1,0 +1,180 @@
+"""Command-line glue for container images, shared by `sign`, `verify` and `tree`.
+
+Which targets are images: text that is not an existing file nor a `sha256:` digest, parses as
+an image reference, and names a registry host (`ghcr.io/...`, `localhost:5000/...`), a tag
+or a digest. So `dist/app.tar.gz` stays a (missing) file, while `ghcr.io/acme/app:1.4` and
+`acme/app@sha256:...` are images. Imports stay inside functions: building the parser must not
+load the registry client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cli.oci import Reference, RegistryClient
+    from cli.trust import TrustedRoot
+    from cli.verify import Policy
+
+MAX_PASSWORD_BYTES = 64 * 1024
+
+
+def add_registry_arguments(parser: argparse.ArgumentParser) -> None:
+    """Registry access options: credentials and plain HTTP."""
+    group = parser.add_argument_group(
+        "registry access (images; default: ~/.docker/config.json, then anonymous)"
+    )
+    group.add_argument("--registry-username", metavar="USER", help="registry user name")
+    group.add_argument(
+        "--registry-password-stdin",
+        action="store_true",
+        help="read the registry password (or token) from standard input",
+    )
+    group.add_argument(
+        "--allow-insecure-registry",
+        action="store_true",
+        help="allow plain HTTP when the registry does not speak TLS (loopback, private nets)",
+    )
+
+
+def add_sign_arguments(parser: argparse.ArgumentParser) -> None:
+    """`keyless sign IMAGE` options, on top of the registry access options."""
+    group = parser.add_argument_group("images")
+    group.add_argument(
+        "--recursive",
+        action="store_true",
+        help="for a multi-platform index, also sign each platform's manifest",
+    )
+    group.add_argument(
+        "--legacy-tag",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also write cosign v2's sha256-<hex>.sig signature tag (default: on)",
+    )
+    add_registry_arguments(parser)
+
+
+def image_reference(target: str) -> Reference | None:
+    """The image reference `target` names, or None when it is a file or a digest."""
+    from cli.oci import RegistryError, parse_reference
+
+    if target.startswith("sha256:") or Path(target).exists():
+        return None
+    try:
+        reference = parse_reference(target)
+    except RegistryError:
+        return None
+    first = target.split("/", 1)[0]
+    names_registry = "/" in target and (first == "localhost" or "." in first or ":" in first)
+    names_version = "@" in target or ":" in target.rsplit("/", 1)[-1]
+    return reference if names_registry or names_version else None
+
+
+def registry_client(args: argparse.Namespace) -> RegistryClient:
+    """A registry client with the credentials the options ask for."""
+    from cli.oci import DockerConfigCredentials, RegistryClient, StaticCredentials
+
+    usage_error = getattr(args, "usage_error", None) or args.parser.error
+    if args.registry_password_stdin and not args.registry_username:
+        usage_error("--registry-password-stdin needs --registry-username")
+    if args.registry_username and not args.registry_password_stdin:
+        usage_error("--registry-username needs --registry-password-stdin")
+    credentials: Any = DockerConfigCredentials()
+    if args.registry_username:
+        password = sys.stdin.read(MAX_PASSWORD_BYTES + 1)
+        if len(password) > MAX_PASSWORD_BYTES:
+            usage_error(f"the registry password is longer than {MAX_PASSWORD_BYTES} bytes")
+        credentials = StaticCredentials(args.registry_username, password.rstrip("\r\n"))
+    return RegistryClient(credentials=credentials, allow_insecure=args.allow_insecure_registry)
+
+
+def sign(
+    args: argparse.Namespace,
+    image: Reference,
+    *,
+    inputs: Callable[[], tuple[Any, str, TrustedRoot | None]],
+) -> str:
+    """Sign `image`; returns the bundle JSON of the manifest it names (for `--bundle`).
+
+    `inputs` gives the services, the token and the trusted root; it is called only once the
+    image has been resolved, so a registry problem is reported before any login.
+    """
+    from datetime import UTC, datetime
+
+    from cli.fulcio_client import CAClient
+    from cli.image_signing import resolve_targets, sign_image
+    from cli.rekor_client import LogClient
+    from cli.signing import EphemeralSigner
+
+    with registry_client(args) as client:
+        targets = resolve_targets(client, image, recursive=args.recursive)
+        if image.digest is None:
+            print(f"resolved {image} to {targets[0].digest}", file=sys.stderr)
+        endpoints, token, trusted_root = inputs()
+        signer = EphemeralSigner(
+            token=token,
+            ca=CAClient(endpoints.ca_url),
+            log=LogClient(endpoints.log_url),
+            trusted_root=trusted_root,
+        )
+        signed = sign_image(
+            client,
+            targets,
+            signer=signer,
+            legacy_tag=args.legacy_tag,
+            created_at=datetime.now(UTC).replace(microsecond=0),
+        )
+    for item in signed:
+        where = f"referrer {item.referrer.digest} ({item.stored_via})"
+        if item.legacy_tag is not None:
+            where += f" and tag {item.legacy_tag}"
+        platform = f" [{item.target.platform}]" if item.target.platform else ""
+        print(
+            f"signed {item.target.reference.name}@{item.target.digest}{platform} as "
+            f"{signer.identity} (issuer {signer.issuer}), log index {item.bundle.log_index}; "
+            f"stored as {where}",
+            file=sys.stderr,
+        )
+        print(f"{item.target.reference.name}@{item.target.digest}")
+    return signed[0].bundle.to_json()
+
+
+def verify(
+    args: argparse.Namespace, image: Reference, *, policy: Policy, trusted_root: TrustedRoot
+) -> int:
+    """`keyless verify IMAGE`: at least one signature on the digest must satisfy `policy`."""
+    import json
+    from datetime import UTC, datetime
+
+    from cli.image_verification import ImageVerificationError, verify_image
+
+    if args.key is not None or args.bundle is not None:
+        args.usage_error(
+            "--key and --bundle do not apply to images; signatures are in the registry"
+        )
+    with registry_client(args) as client:
+        try:
+            outcome = verify_image(
+                client, image, trusted_root=trusted_root, policy=policy, now=datetime.now(UTC)
+            )
+        except ImageVerificationError as exc:
+            if args.output == "json":
+                print(json.dumps({"verified": False, "reason": exc.reason, "message": exc.message}))
+            raise
+    if image.digest is None:
+        print(f"resolved {image} to {outcome.digest}", file=sys.stderr)
+    if args.output == "json":
+        print(json.dumps(outcome.to_json()))
+        return 0
+    for signature in outcome.verified:
+        print(
+            f"Verified OK: {outcome.reference.name}@{outcome.digest} signed by "
+            f"{signature.identity} ({signature.issuer}), log index {signature.log_index}, "
+            f"found via {signature.source}",
+            file=sys.stderr,
+        )
+    return 0

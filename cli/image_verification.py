@@ -1,0 +1,445 @@
+"""Verifying container images: find the signatures attached to a manifest digest, judge each.
+
+A tag is resolved to a digest once; everything after is about that digest. Signatures are
+found in all three places `cli.oci.discovery` reads (referrers API, `sha256-<hex>` fallback
+index, cosign v2 `sha256-<hex>.sig` tag). Each one is verified in full (chain, SCT, log
+evidence, signature) before the identity policy is applied, so that when no signature is by
+the expected identity the error can name who really signed, and never names a forger.
+
+A cosign v2 signature carries only the log's signed entry timestamp, not the inclusion proof
+and checkpoint a bundle needs, so its entry is fetched from the log named in the trusted root
+(`LogEntrySource`) and checked like any bundle's: the signature must be the one logged there.
+
+The image verifies when at least one signature is valid, names this digest, and satisfies the
+policy. Otherwise the failure says why, most useful first: signed only by other identities,
+signatures for a different digest, only invalid signatures, or no signatures at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cli.bundle import Bundle
+from cli.errors import ClientError, NetworkError
+from cli.oci import Reference, RegistryClient, find_signatures
+from cli.oci.signatures import (
+    COSIGN_PAYLOAD_TYPE,
+    COSIGN_SIGN_PREDICATE,
+    SOURCE_FALLBACK_TAG,
+    SOURCE_REFERRERS_API,
+)
+from cli.verify import VerificationError, Verifier
+from cli.verify.dsse import INTOTO_PAYLOAD_TYPE
+from cli.verify.policy import certificate_identities, certificate_issuer
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from sigstore_models.rekor.v1 import TransparencyLogEntry
+
+    from cli.oci import BundleReferrer, LegacySignature
+    from cli.trust import TrustedRoot
+    from cli.verify import Policy
+
+SOURCE_LEGACY_TAG = "legacy-tag"
+SOURCES = (SOURCE_REFERRERS_API, SOURCE_FALLBACK_TAG, SOURCE_LEGACY_TAG)
+
+# Why a found signature did not count.
+WRONG_DIGEST = "wrong-digest"
+WRONG_IDENTITY = "wrong-identity"
+INVALID = "invalid"
+
+_BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+class ImageVerificationError(ClientError):
+    """No signature on the image satisfies the policy; `reason` says which case it is."""
+
+
+class LogEntrySource(Protocol):
+    """Fetches a log entry, with inclusion proof and checkpoint, by its index."""
+
+    def fetch(self, base_url: str, log_index: int) -> TransparencyLogEntry:
+        """The entry at `log_index` of the Rekor v1 log at `base_url`."""
+        ...
+
+
+class RekorEntries:
+    """`LogEntrySource` over Rekor v1's `GET /api/v1/log/entries?logIndex=`."""
+
+    def fetch(self, base_url: str, log_index: int) -> TransparencyLogEntry:
+        from cli.http import json_body, new_session, request
+        from cli.rekor_client import entry_from_response
+
+        url = f"{base_url.rstrip('/')}/api/v1/log/entries?logIndex={log_index}"
+        response, body = request(new_session(), "GET", url, what="the transparency log")
+        if response.status_code != 200:
+            raise NetworkError(
+                f"the transparency log has no entry {log_index} ({url}: HTTP "
+                f"{response.status_code})"
+            )
+        return entry_from_response(json_body(body, what="the transparency log"))
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    """One signature that passed: who signed which digest, and where it was logged and found."""
+
+    digest: str
+    docker_reference: str
+    signature_type: str
+    identity: str | None
+    issuer: str | None
+    log_index: int
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        """cosign's verify output shape: the claims, enriched with the signer in `optional`."""
+        return {
+            "critical": {
+                "identity": {"docker-reference": self.docker_reference},
+                "image": {"docker-manifest-digest": self.digest},
+                "type": self.signature_type,
+            },
+            "optional": {
+                "Subject": self.identity,
+                "Issuer": self.issuer,
+                "logIndex": self.log_index,
+                "source": self.source,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class RejectedSignature:
+    """One signature that did not count, and why (`WRONG_DIGEST`, `WRONG_IDENTITY`, `INVALID`)."""
+
+    source: str
+    kind: str
+    detail: str
+    signer: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageVerification:
+    """The outcome for one digest: signatures that passed, the rest, and skipped entries."""
+
+    reference: Reference
+    digest: str
+    verified: tuple[VerifiedSignature, ...]
+    rejected: tuple[RejectedSignature, ...]
+    problems: tuple[str, ...]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [signature.to_json() for signature in self.verified]
+
+
+def verify_image(
+    client: RegistryClient,
+    image: Reference,
+    *,
+    trusted_root: TrustedRoot,
+    policy: Policy,
+    now: datetime,
+    entries: LogEntrySource | None = None,
+) -> ImageVerification:
+    """Verify that `image` (tag resolved once) carries a valid signature satisfying `policy`.
+
+    Raises:
+        ImageVerificationError: no signature passed; the message names the case.
+        RegistryError: the image cannot be resolved, or the registry refused or failed.
+    """
+    manifest = client.resolve(image)
+    digest = manifest.digest
+    pinned = image.with_digest(digest)
+    found = find_signatures(client, pinned, digest)
+    if found.empty:
+        raise ImageVerificationError(
+            f"no signatures found for {digest}",
+            reason="no-signatures",
+            hint=_skipped_hint(found.problems) or f"sign it with: keyless sign {pinned}",
+        )
+    verifier = Verifier(trusted_root)
+    judge = _Judge(
+        digest=digest,
+        verifier=verifier,
+        trusted_root=trusted_root,
+        policy=policy,
+        now=now,
+        entries=entries or RekorEntries(),
+        docker_reference=image.name,
+    )
+    for referrer in found.bundles:
+        judge.bundle(referrer)
+    for legacy in found.legacy:
+        judge.legacy(legacy)
+    outcome = ImageVerification(
+        pinned, digest, tuple(judge.verified), tuple(judge.rejected), found.problems
+    )
+    if not outcome.verified:
+        raise _failure(outcome)
+    return outcome
+
+
+class _AnyIdentity:
+    """A policy that accepts every certificate: used only so that the cryptographic checks run
+    in full before the real policy is applied to a signature already known to be genuine."""
+
+    def check(self, cert: x509.Certificate) -> None:
+        return None
+
+
+@dataclass
+class _Judge:
+    """Sorts the signatures of one digest into verified and rejected."""
+
+    digest: str
+    verifier: Verifier
+    trusted_root: TrustedRoot
+    policy: Policy
+    now: datetime
+    entries: LogEntrySource
+    docker_reference: str
+
+    def __post_init__(self) -> None:
+        self.verified: list[VerifiedSignature] = []
+        self.rejected: list[RejectedSignature] = []
+        self._sha256 = bytes.fromhex(self.digest.partition(":")[2])
+
+    def bundle(self, referrer: BundleReferrer) -> None:
+        """Judge a Sigstore bundle found as a referrer (API or fallback index)."""
+        source = referrer.source
+        if referrer.subject_digest not in (None, self.digest):
+            self._reject(source, WRONG_DIGEST, f"it is attached to {referrer.subject_digest}")
+            return
+        try:
+            bundle = Bundle.from_json(referrer.bundle)
+        except VerificationError as exc:
+            self._reject(source, INVALID, exc.detail)
+            return
+        signature_type = COSIGN_SIGN_PREDICATE
+        if bundle.envelope is not None:
+            subjects, predicate = _statement(bundle.envelope.payload_type, bundle.envelope.payload)
+            if subjects is not None and self.digest not in subjects:
+                self._reject(source, WRONG_DIGEST, f"it signs {', '.join(subjects) or 'nothing'}")
+                return
+            if predicate != COSIGN_SIGN_PREDICATE:
+                self._reject(
+                    source, INVALID, f"it is an attestation ({predicate}), not a signature"
+                )
+                return
+        else:
+            digest = bundle.message_digest
+            if digest is not None and digest.digest != self._sha256:
+                self._reject(source, WRONG_DIGEST, f"it signs sha256:{digest.digest.hex()}")
+                return
+            signature_type = "message-signature"
+        self._judge(bundle, source, signature_type, self._sha256)
+
+    def legacy(self, signature: LegacySignature) -> None:
+        """Judge a cosign v2 simple-signing signature from the `.sig` tag."""
+        source = SOURCE_LEGACY_TAG
+        try:
+            claimed = _simple_signing_digest(signature.payload)
+            if claimed != self.digest:
+                self._reject(source, WRONG_DIGEST, f"its payload names {claimed}")
+                return
+            bundle = self._legacy_bundle(signature)
+        except (VerificationError, ClientError) as exc:
+            self._reject(source, INVALID, exc.message)
+            return
+        self._judge(bundle, source, COSIGN_PAYLOAD_TYPE, hashlib.sha256(signature.payload).digest())
+
+    def _judge(self, bundle: Bundle, source: str, signature_type: str, sha256: bytes) -> None:
+        try:
+            result = self.verifier.verify(
+                bundle, sha256=sha256, policy=_AnyIdentity(), now=self.now
+            )
+        except VerificationError as exc:
+            self._reject(source, INVALID, exc.message)
+            return
+        signer = _describe_signer(bundle.leaf)
+        try:
+            self.policy.check(bundle.leaf)
+        except VerificationError as exc:
+            self._reject(source, WRONG_IDENTITY, exc.detail, signer)
+            return
+        self.verified.append(
+            VerifiedSignature(
+                digest=self.digest,
+                docker_reference=self.docker_reference,
+                signature_type=signature_type,
+                identity=result.identity,
+                issuer=result.issuer,
+                log_index=result.log_index,
+                source=source,
+            )
+        )
+
+    def _legacy_bundle(self, signature: LegacySignature) -> Bundle:
+        """A v0.3 bundle for a cosign v2 signature, with its entry fetched from the log."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from sigstore_models.bundle.v1 import Bundle as WireBundle
+
+        if signature.certificate is None:
+            raise ClientError("it is signed with a managed key, not a certificate")
+        if signature.rekor_bundle is None:
+            raise ClientError("it carries no transparency log evidence")
+        try:
+            leaf = x509.load_pem_x509_certificate(signature.certificate.encode())
+            raw_signature = base64.b64decode(signature.signature, validate=True)
+        except (ValueError, binascii.Error) as exc:
+            raise ClientError("its certificate or signature is malformed") from exc
+        log_id, log_index, body = _rekor_bundle(signature.rekor_bundle)
+        log = self.trusted_root.tlogs.get(log_id)
+        if log is None:
+            raise ClientError(f"it is logged in a log not in the trusted root ({log_id.hex()})")
+        entry = self.entries.fetch(log.base_url, log_index)
+        if entry.log_id.key_id != log_id or entry.canonicalized_body != body:
+            raise ClientError(f"log entry {log_index} is not the entry the signature names")
+        sha256 = hashlib.sha256(signature.payload).digest()
+        # Validated the way a reader parses it: from JSON (sigstore-models is strict in
+        # Python mode, where enums must be enum members).
+        wire = WireBundle.from_json(
+            json.dumps(
+                {
+                    "mediaType": _BUNDLE_MEDIA_TYPE,
+                    "verificationMaterial": {
+                        "certificate": {
+                            "rawBytes": _b64(leaf.public_bytes(serialization.Encoding.DER))
+                        },
+                        "tlogEntries": [entry.to_dict()],
+                    },
+                    "messageSignature": {
+                        "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(sha256)},
+                        "signature": _b64(raw_signature),
+                    },
+                }
+            )
+        )
+        return Bundle.from_model(wire)
+
+    def _reject(self, source: str, kind: str, detail: str, signer: str | None = None) -> None:
+        self.rejected.append(RejectedSignature(source, kind, detail, signer))
+
+
+def _failure(outcome: ImageVerification) -> ImageVerificationError:
+    """The error for an image with signatures of which none passed, most useful case first."""
+    by_kind: dict[str, list[RejectedSignature]] = {}
+    for rejected in outcome.rejected:
+        by_kind.setdefault(rejected.kind, []).append(rejected)
+    digest = outcome.digest
+    others = _others_hint(outcome, exclude=WRONG_IDENTITY)
+    if WRONG_IDENTITY in by_kind:
+        wrong = by_kind[WRONG_IDENTITY]
+        signers = sorted({r.signer for r in wrong if r.signer})
+        return ImageVerificationError(
+            f"none of the signatures on {digest} is by the expected identity "
+            f"({wrong[0].detail}); signed by: {', '.join(signers)}",
+            reason="identity-mismatch",
+            hint=others,
+        )
+    if WRONG_DIGEST in by_kind:
+        wrong = by_kind[WRONG_DIGEST]
+        return ImageVerificationError(
+            f"the signatures found for {digest} are for a different digest "
+            f"({wrong[0].source}: {wrong[0].detail})",
+            reason="wrong-digest",
+            hint=_others_hint(outcome, exclude=WRONG_DIGEST),
+        )
+    invalid = by_kind.get(INVALID, [])
+    first = invalid[0] if invalid else None
+    return ImageVerificationError(
+        f"no valid signature for {digest}: {len(invalid)} found, none verifies"
+        + (f" ({first.source}: {first.detail})" if first else ""),
+        reason="invalid-signatures",
+        hint=_skipped_hint(outcome.problems),
+    )
+
+
+def _others_hint(outcome: ImageVerification, *, exclude: str) -> str | None:
+    rest = [r for r in outcome.rejected if r.kind != exclude]
+    notes = [f"{r.source}: {r.detail}" for r in rest[:3]] + list(outcome.problems[:3])
+    return ("also found: " + "; ".join(notes)) if notes else None
+
+
+def _skipped_hint(problems: tuple[str, ...]) -> str | None:
+    return ("skipped unreadable entries: " + "; ".join(problems[:3])) if problems else None
+
+
+def _describe_signer(leaf: x509.Certificate | None) -> str | None:
+    if leaf is None:
+        return None
+    identities = certificate_identities(leaf)
+    identity = identities[0] if identities else "(no identity)"
+    return f"{identity} (issuer {certificate_issuer(leaf) or 'unknown'})"
+
+
+def _statement(payload_type: str, payload: bytes) -> tuple[list[str] | None, str | None]:
+    """The sha256 subjects (`sha256:<hex>`) and predicate type of an in-toto statement.
+
+    (None, None) when the payload is not a readable statement: the verifier then refuses it
+    with its own named check.
+    """
+    if payload_type != INTOTO_PAYLOAD_TYPE:
+        return None, None
+    try:
+        statement = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None, None
+    if not isinstance(statement, dict) or not isinstance(statement.get("subject"), list):
+        return None, None
+    subjects = []
+    for subject in statement["subject"]:
+        digest = subject.get("digest") if isinstance(subject, dict) else None
+        value = digest.get("sha256") if isinstance(digest, dict) else None
+        if isinstance(value, str):
+            subjects.append(f"sha256:{value.lower()}")
+    predicate = statement.get("predicateType")
+    return subjects, predicate if isinstance(predicate, str) else None
+
+
+def _simple_signing_digest(payload: bytes) -> str:
+    """The `docker-manifest-digest` a cosign simple-signing payload claims.
+
+    Raises:
+        ClientError: the payload is not a cosign container image signature.
+    """
+    try:
+        document = json.loads(payload)
+        critical = document["critical"]
+        kind = critical["type"]
+        digest = critical["image"]["docker-manifest-digest"]
+    except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError) as exc:
+        raise ClientError("its payload is not a simple-signing document") from exc
+    if kind != COSIGN_PAYLOAD_TYPE or not isinstance(digest, str):
+        raise ClientError("its payload is not a cosign container image signature")
+    return digest
+
+
+def _rekor_bundle(text: str) -> tuple[bytes, int, bytes]:
+    """Log ID, log index and body from cosign's `dev.sigstore.cosign/bundle` annotation.
+
+    Raises:
+        ClientError: the annotation is malformed.
+    """
+    try:
+        payload = json.loads(text)["Payload"]
+        log_id = bytes.fromhex(payload["logID"])
+        log_index = payload["logIndex"]
+        body = base64.b64decode(payload["body"], validate=True)
+    except (ValueError, RecursionError, KeyError, TypeError, binascii.Error) as exc:
+        raise ClientError("its transparency log annotation is malformed") from exc
+    if isinstance(log_index, bool) or not isinstance(log_index, int) or log_index < 0:
+        raise ClientError("its transparency log annotation has an invalid log index")
+    return log_id, log_index, body
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
