@@ -14,8 +14,11 @@ COMMANDS: tuple[str, ...] = (
     "serve",
     "dev_token",
     "sign",
+    "sign_bundle",
+    "trust",
     "verify",
     "verify_bundle",
+    "tree",
 )
 
 

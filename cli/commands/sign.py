@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.commands import _images
 from cli.main import CLIError
 
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
@@ -25,10 +26,13 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
-        "target", help="a file, or sha256:<hex> to sign a digest (e.g. an image manifest's)"
+        "target",
+        help="a file, sha256:<hex> to sign a digest, or an image (registry/repo:tag or @digest)",
     )
     parser.add_argument(
-        "--bundle", type=Path, help="where to write the bundle (default <file>.sigstore.json)"
+        "--bundle",
+        type=Path,
+        help="where to write the bundle (default <file>.sigstore.json; images: not written)",
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--server", help="the keyless server (CA and log on one origin)")
@@ -57,29 +61,29 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="log in with the device flow (no browser redirect)",
     )
+    _images.add_sign_arguments(parser)
     parser.set_defaults(run=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli import services
     from cli.fulcio_client import CAClient
     from cli.rekor_client import LogClient
     from cli.signing import sign_digest
 
+    image = _images.image_reference(args.target)
+    if image is not None:
+        bundle_json = _images.sign(args, image, inputs=lambda: _inputs(args))
+        if args.bundle is not None:
+            _write(args.bundle, bundle_json)
+        return 0
     sha256, bundle_path = _target(args)
-    if args.server:
-        endpoints = services.from_server(args.server)
-    elif args.trust_config:
-        endpoints = services.from_trust_config(args.trust_config)
-    else:
-        endpoints = services.from_signing_config(args.signing_config)
-    token = _token(args, endpoints)
+    endpoints, token, trusted_root = _inputs(args)
     result = sign_digest(
         sha256,
         token=token,
         ca=CAClient(endpoints.ca_url),
         log=LogClient(endpoints.log_url),
-        trusted_root=_trusted_root(args),
+        trusted_root=trusted_root,
     )
     _write(bundle_path, result.to_json())
     print(
@@ -88,6 +92,19 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _inputs(args: argparse.Namespace) -> tuple[Any, str, Any]:
+    """The services, token and trusted root of one signing (images call this after resolving)."""
+    from cli import services
+
+    if args.server:
+        endpoints = services.from_server(args.server)
+    elif args.trust_config:
+        endpoints = services.from_trust_config(args.trust_config)
+    else:
+        endpoints = services.from_signing_config(args.signing_config)
+    return endpoints, _token(args, endpoints), _trusted_root(args)
 
 
 def _target(args: argparse.Namespace) -> tuple[bytes, Path]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from cli.commands import _images
+
 if TYPE_CHECKING:
     from cli.trust import TrustedRoot
     from cli.verify import Policy
@@ -72,7 +74,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-o", "--output", choices=("text", "json"), default="text", help="result format"
     )
-    parser.add_argument("artifact", metavar="FILE_OR_DIGEST", help="a file, or sha256:<hex>")
+    parser.add_argument(
+        "artifact",
+        metavar="FILE_OR_DIGEST",
+        help="a file, sha256:<hex>, or an image (registry/repo:tag or @digest)",
+    )
+    _images.add_registry_arguments(parser)
     parser.set_defaults(run=run, usage_error=parser.error)
 
 
@@ -89,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
     policy = None if args.key is not None else build_policy(args)
     if args.key is not None and _identity_flags_given(args):
         args.usage_error("--key verifies a managed key; identity flags do not apply")
+    image = _images.image_reference(args.artifact)
+    if image is not None:
+        return _images.verify(args, image, policy=policy, trusted_root=_trusted_root(args))
     try:
         artifact = resolve_artifact(args.artifact)
         bundle_path = args.bundle
