@@ -14,6 +14,7 @@ COMMANDS: tuple[str, ...] = (
     "serve",
     "dev_token",
     "sign",
+    "trust",
     "sign_bundle",
     "trust",
     "verify",

@@ -142,3 +142,49 @@ def test_sigstore_python_refuses_the_wrong_identity_or_issuer(
         "expected 'https://accounts.google.com')",
     }[wrong]
     assert expected in verified.stderr
+
+
+def test_keyless_trust_saves_what_sigstore_python_uses(server, artifact, tmp_path, capsys) -> None:
+    config = tmp_path / "saved_trust_config.json"
+    assert main(["trust", "client-trust-config", "--server", server.url, "-o", str(config)]) == 0
+    assert capsys.readouterr().err.strip() == (
+        f"saved the client-trust-config of {server.url} to {config}"
+    )
+    bundle = tmp_path / "b.sigstore.json"
+    signed = _sigstore(
+        "--trust-config",
+        str(config),
+        "sign",
+        "--identity-token",
+        server.email_token("dave@example.com"),
+        "--bundle",
+        str(bundle),
+        str(artifact),
+    )
+    assert signed.returncode == 0, signed.stderr
+    root = tmp_path / "trusted_root.json"
+    assert main(["trust", "--server", server.url, "-o", str(root)]) == 0
+    assert (
+        main(
+            [
+                "verify",
+                "--trusted-root",
+                str(root),
+                "--bundle",
+                str(bundle),
+                "--certificate-identity",
+                "dave@example.com",
+                "--certificate-oidc-issuer",
+                f"{server.url}/oidc",
+                str(artifact),
+            ]
+        )
+        == 0
+    )
+
+
+def test_keyless_trust_from_a_server_without_trust_material(tmp_path, capsys) -> None:
+    assert main(["trust", "--server", "http://127.0.0.1:9", "-o", str(tmp_path / "x")]) == 1
+    assert capsys.readouterr().err.startswith(
+        "error: cannot reach the keyless server at http://127.0.0.1:9/api/v1/trust/trusted_root.json"
+    )
