@@ -14,7 +14,6 @@ COMMANDS: tuple[str, ...] = (
     "serve",
     "dev_token",
     "sign",
-    "trust",
     "sign_bundle",
     "trust",
     "verify",

@@ -1,0 +1,93 @@
+"""`keyless sign-bundle`: the sigstore-conformance protocol's signing command.
+
+`sign-bundle [--staging] [--in-toto] --identity-token TOKEN --bundle FILE [--trusted-root F]
+[--signing-config F] FILE`: sign FILE (or, with --in-toto, the in-toto statement in FILE as a
+DSSE envelope) with the services of the signing config, verify the new bundle against the
+trusted root, and write it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cli.main import CLIError
+
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+PRODUCTION_SIGNING_CONFIG = "production_signing_config.v0.2.json"
+MAX_STATEMENT_BYTES = 16 * 1024 * 1024
+
+
+def add_parser(subparsers: Any) -> None:
+    from cli.commands.verify_bundle import add_sign_bundle_arguments
+
+    parser = subparsers.add_parser(
+        "sign-bundle",
+        help="sign a file into a bundle (sigstore-conformance protocol)",
+        description="Sign as the sigstore-conformance CLI protocol specifies.",
+    )
+    add_sign_bundle_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli import services
+    from cli.commands.verify_bundle import protocol_trusted_root
+    from cli.fulcio_client import CAClient
+    from cli.rekor_client import LogClient
+    from cli.signing import EphemeralSigner
+
+    endpoints = _services(args, services)
+    signer = EphemeralSigner(
+        token=args.identity_token,
+        ca=CAClient(endpoints.ca_url),
+        log=LogClient(endpoints.log_url),
+        trusted_root=protocol_trusted_root(args),
+    )
+    data = _read(Path(args.file))
+    if args.in_toto:
+        result = signer.sign_dsse(
+            data, payload_type=IN_TOTO_PAYLOAD_TYPE, subject_sha256=_first_subject(data)
+        )
+    else:
+        result = signer.sign_digest(hashlib.sha256(data).digest())
+    try:
+        Path(args.bundle).write_text(result.to_json())
+    except OSError as exc:
+        raise CLIError(f"cannot write the bundle to {args.bundle}: {exc.strerror}") from exc
+    return 0
+
+
+def _services(args: argparse.Namespace, services: Any) -> Any:
+    if args.signing_config:
+        return services.from_signing_config(Path(args.signing_config))
+    if args.staging:
+        raise CLIError(
+            "keyless ships no staging signing config", hint="pass --signing-config for staging"
+        )
+    data = resources.files("cli").joinpath("data", PRODUCTION_SIGNING_CONFIG).read_bytes()
+    return services.from_signing_config_bytes(data, source=PRODUCTION_SIGNING_CONFIG)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_STATEMENT_BYTES + 1)
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(data) > MAX_STATEMENT_BYTES:
+        raise CLIError(f"{path} is larger than {MAX_STATEMENT_BYTES} bytes")
+    return data
+
+
+def _first_subject(statement: bytes) -> bytes:
+    """The SHA-256 of the statement's first subject: the artifact the new bundle is checked for."""
+    try:
+        subjects = json.loads(statement)["subject"]
+        return bytes.fromhex(subjects[0]["digest"]["sha256"])
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise CLIError("the in-toto statement has no subject with a sha256 digest") from exc
