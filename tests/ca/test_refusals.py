@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -207,6 +207,48 @@ def _unsigned(server, algorithm: str) -> str:
     return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": server.issuer.kid})
 
 
+def _hs256_with_public_key(server) -> str:
+    """The key-confusion attack: HMAC keyed with the issuer's own public key (PEM)."""
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import serialization
+
+    jwk = json.dumps(server.issuer.jwks()["keys"][0])
+    public_pem = jwt.algorithms.RSAAlgorithm.from_jwk(jwk).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    now = int(datetime.now(UTC).timestamp())
+    claims = {
+        **server.issuer.email_claims("alice@example.com"),
+        "iss": server.issuer.issuer_url,
+        "aud": "sigstore",
+        "iat": now,
+        "exp": now + 600,
+    }
+
+    def part(value: dict) -> str:
+        raw = json.dumps(value, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    signing_input = f"{part({'alg': 'HS256', 'kid': server.issuer.kid})}.{part(claims)}"
+    mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+def _unknown_kid(server) -> str:
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = int(datetime.now(UTC).timestamp())
+    claims = {
+        **server.issuer.email_claims("alice@example.com"),
+        "iss": server.issuer.issuer_url,
+        "aud": "sigstore",
+        "iat": now,
+        "exp": now + 600,
+    }
+    return jwt.encode(claims, other, algorithm="RS256", headers={"kid": "not-a-known-kid"})
+
+
 TOKEN_CASES = {
     "expired-token": lambda s: s.email_token(expires_in=-600),
     "wrong-audience": lambda s: s.email_token(audience="not-sigstore"),
@@ -220,6 +262,14 @@ TOKEN_CASES = {
     "alg-none": lambda s: _unsigned(s, "none"),
     "alg-hs256": lambda s: _unsigned(s, "HS256"),
     "not-a-jwt": lambda s: "not.a-jwt",
+    "two-part-token": lambda s: ".".join(s.email_token().split(".")[:2]),
+    "hs256-with-public-key": _hs256_with_public_key,
+    "unknown-kid": _unknown_kid,
+    "not-yet-valid": lambda s: s.issuer.mint(
+        s.issuer.email_claims("alice@example.com"),
+        issuer_url=s.issuer.issuer_url,
+        now=datetime.now(UTC) + timedelta(hours=1),
+    ),
     "too-many-dots": lambda s: s.email_token() + ".x.y",
 }
 
@@ -253,6 +303,26 @@ def test_chunked_body_over_the_limit_is_refused(server_ca):
         headers={"Content-Type": "application/json"},
         timeout=60,
     )
+    _refused(
+        server_ca, response, "request body too large: the limit is 262144 bytes", before=before
+    )
+
+
+def test_oversized_token_is_refused(server_ca):
+    token = "e" * (100 * 1024)
+    key = p256()
+    before = server_ca.ct_size()
+    proof = key.sign(b"alice@example.com", ec.ECDSA(hashes.SHA256()))
+    response = post_public_key(server_ca.url, token, key, proof)
+    body = _refused(server_ca, response, TOKEN_ERROR, before=before)
+    assert body["details"][0]["reason"]
+
+
+def test_one_mib_token_is_refused_with_the_body(server_ca):
+    key = p256()
+    before = server_ca.ct_size()
+    proof = key.sign(b"alice@example.com", ec.ECDSA(hashes.SHA256()))
+    response = post_public_key(server_ca.url, "e" * (1024 * 1024), key, proof)
     _refused(
         server_ca, response, "request body too large: the limit is 262144 bytes", before=before
     )
