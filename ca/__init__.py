@@ -1,8 +1,9 @@
 """The certificate authority: Fulcio-compatible issuance of short-lived code-signing certs.
 
 Public, Flask-free surface for `cli.serve` (the blueprint is `ca.api`: `bp`, `init_app`):
-- `CAConfig.from_mapping(section, *, base_dir)` and `.load_signer(*, state_dir, now)`;
-- `CertificateAuthority(*, authenticator, signer, ct, validity, detached)` with
+- `CAConfig.from_mapping(section, *, base_dir)`, `.load_signer(*, state_dir, now)` and
+  `.load_ct_log_key()`;
+- `CertificateAuthority(*, authenticator, signer, ct, validity, detached, ct_log_key)` with
   `issue(request, *, now)`, `trust_bundle()`, `configuration()`;
 - the seams: `CASigner` (key backends: `load_generated_signer`, `load_file_signer`) and
   `CTSubmitter` (in-process `tlog.ct_log.CTLog`, or `HTTPCTSubmitter(url)`);

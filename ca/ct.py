@@ -52,7 +52,11 @@ class HTTPCTSubmitter:
         body = {"chain": [base64.b64encode(der).decode() for der in chain]}
         try:
             with self._session.post(
-                f"{self.url}/ct/v1/{method}", json=body, timeout=self._timeout, stream=True
+                f"{self.url}/ct/v1/{method}",
+                json=body,
+                timeout=self._timeout,
+                stream=True,
+                allow_redirects=False,
             ) as response:
                 content = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
                 status = response.status_code
