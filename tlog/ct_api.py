@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("ct", __name__, url_prefix="/ct/v1")
 EXTENSION_KEY = "keyless.ct"
-_STATUS = {"entry-invalid": 400, "bad-request": 400, "not-found": 404, "entry-duplicate": 400}
+_STATUS = {"entry-invalid": 400, "bad-request": 400, "not-found": 404}
 _INTEGER = re.compile(r"(?:0|[1-9][0-9]{0,18})\Z")
 
 
