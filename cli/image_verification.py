@@ -72,12 +72,17 @@ class LogEntrySource(Protocol):
 class RekorEntries:
     """`LogEntrySource` over Rekor v1's `GET /api/v1/log/entries?logIndex=`."""
 
+    def __init__(self) -> None:
+        from cli.http import new_session
+
+        self._session = new_session()
+
     def fetch(self, base_url: str, log_index: int) -> TransparencyLogEntry:
-        from cli.http import json_body, new_session, request
+        from cli.http import json_body, request
         from cli.rekor_client import entry_from_response
 
         url = f"{base_url.rstrip('/')}/api/v1/log/entries?logIndex={log_index}"
-        response, body = request(new_session(), "GET", url, what="the transparency log")
+        response, body = request(self._session, "GET", url, what="the transparency log")
         if response.status_code != 200:
             raise NetworkError(
                 f"the transparency log has no entry {log_index} ({url}: HTTP "
@@ -162,7 +167,8 @@ def verify_image(
         raise ImageVerificationError(
             f"no signatures found for {digest}",
             reason="no-signatures",
-            hint=_skipped_hint(found.problems) or f"sign it with: keyless sign {pinned}",
+            hint=_skipped_hint(found.problems)
+            or f"sign it with: keyless sign {image.name}@{digest}",
         )
     verifier = Verifier(trusted_root)
     judge = _Judge(
@@ -436,7 +442,7 @@ def _rekor_bundle(text: str) -> tuple[bytes, int, bytes]:
         body = base64.b64decode(payload["body"], validate=True)
     except (ValueError, RecursionError, KeyError, TypeError, binascii.Error) as exc:
         raise ClientError("its transparency log annotation is malformed") from exc
-    if isinstance(log_index, bool) or not isinstance(log_index, int) or log_index < 0:
+    if isinstance(log_index, bool) or not isinstance(log_index, int) or not 0 <= log_index < 2**63:
         raise ClientError("its transparency log annotation has an invalid log index")
     return log_id, log_index, body
 
