@@ -144,9 +144,16 @@ def sign(
 
 
 def verify(
-    args: argparse.Namespace, image: Reference, *, policy: Policy, trusted_root: TrustedRoot
+    args: argparse.Namespace,
+    image: Reference,
+    *,
+    policy: Policy,
+    trusted_root: Callable[[], TrustedRoot],
 ) -> int:
-    """`keyless verify IMAGE`: at least one signature on the digest must satisfy `policy`."""
+    """`keyless verify IMAGE`: at least one signature on the digest must satisfy `policy`.
+
+    `trusted_root` is called once the options have been checked.
+    """
     import json
     from datetime import UTC, datetime
 
@@ -156,10 +163,11 @@ def verify(
         args.usage_error(
             "--key and --bundle do not apply to images; signatures are in the registry"
         )
+    root = trusted_root()
     with registry_client(args) as client:
         try:
             outcome = verify_image(
-                client, image, trusted_root=trusted_root, policy=policy, now=datetime.now(UTC)
+                client, image, trusted_root=root, policy=policy, now=datetime.now(UTC)
             )
         except ImageVerificationError as exc:
             if args.output == "json":

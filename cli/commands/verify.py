@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         args.usage_error("--key verifies a managed key; identity flags do not apply")
     image = _images.image_reference(args.artifact)
     if image is not None:
-        return _images.verify(args, image, policy=policy, trusted_root=_trusted_root(args))
+        return _images.verify(args, image, policy=policy, trusted_root=lambda: _trusted_root(args))
     try:
         artifact = resolve_artifact(args.artifact)
         bundle_path = args.bundle

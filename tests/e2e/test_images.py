@@ -395,3 +395,28 @@ def test_missing_file_is_not_taken_for_an_image(server, tmp_path: Path, capsys):
     missing = tmp_path / "dist" / "app.tar.gz"
     assert _sign(server, str(missing), ALICE) == 1
     assert _error(capsys) == f"cannot read {missing}: No such file or directory"
+
+
+def test_sigstore_python_verifies_the_image_bundle(server, registry, pusher, tmp_path, capsys):
+    """The reference client accepts the DSSE bundle and finds the image digest as its subject."""
+    from sigstore.models import Bundle as SigstoreBundle
+    from sigstore.models import TrustedRoot as SigstoreRoot
+    from sigstore.verify import Verifier as SigstoreVerifier
+    from sigstore.verify import policy
+
+    image = pusher.push_image("e2e/interop", "1", seed="interop")
+    path = tmp_path / "image.sigstore.json"
+    assert _sign(server, image.reference, ALICE, "--bundle", str(path)) == 0
+    root = tmp_path / "trusted_root.json"
+    root.write_bytes(
+        requests.get(f"{server.url}/api/v1/trust/trusted_root.json", timeout=30).content
+    )
+    verifier = SigstoreVerifier(trusted_root=SigstoreRoot.from_file(str(root)))
+    payload_type, payload = verifier.verify_dsse(
+        SigstoreBundle.from_json(path.read_text()),
+        policy.Identity(identity=ALICE, issuer=f"{server.url}/oidc"),
+    )
+    assert payload_type == "application/vnd.in-toto+json"
+    statement = json.loads(payload)
+    assert statement["predicateType"] == COSIGN_PREDICATE
+    assert statement["subject"] == [{"digest": {"sha256": _hex(image.digest)}}]
