@@ -259,3 +259,20 @@ def test_sigstore_python_fulcio_client_gets_a_certificate(server_ca):
     verify_sct(response.cert, response.chain, keyring)
     bundle = FulcioClient(server_ca.url).trust_bundle.get()
     assert bundle.trust_bundle == [list(server_ca.signer.chain)]
+
+
+def test_concurrent_issuance_logs_every_certificate_once(server_ca):
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [p256() for _ in range(48)]
+    token = server_ca.email_token()
+    before = server_ca.ct_size()
+    with ThreadPoolExecutor(16) as pool:
+        chains = list(
+            pool.map(lambda k: chain_of(post_csr(server_ca.url, token, csr_pem(k))), keys)
+        )
+    assert server_ca.ct_size() == before + len(keys)
+    assert len({chain[0].serial_number for chain in chains}) == len(keys)
+    for key, chain in zip(keys, chains, strict=True):
+        assert chain[0].public_key() == key.public_key()
+        verify_embedded_sct(chain[0], issuer=chain[1], log_key=server_ca.ct_log.public_key)
