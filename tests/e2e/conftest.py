@@ -14,7 +14,7 @@ import pytest
 from tests.cli.oci.conftest import PROXY_VARIABLES
 from tests.cli.oci.referrers_proxy import referrers_proxy
 from tests.conftest import serve_wsgi
-from tests.registry import Pusher, RunningRegistry, run_registry
+from tests.registry import Pusher, RunningRegistry, TokenServer, run_registry, run_token_registry
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +44,14 @@ def auth_registry(tmp_path_factory) -> Iterator[RunningRegistry]:
     with run_registry(
         tmp_path_factory.mktemp("auth-registry"), username="ci", password="push-secret-9"
     ) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory) -> Iterator[RunningRegistry]:
+    """A registry behind a bearer-token realm: anonymous tokens may pull, `ci` may push."""
+    server = TokenServer(users={"ci": "token-secret-3"})
+    with run_token_registry(tmp_path_factory.mktemp("token-registry"), server) as running:
         yield running
 
 

@@ -420,3 +420,23 @@ def test_sigstore_python_verifies_the_image_bundle(server, registry, pusher, tmp
     statement = json.loads(payload)
     assert statement["predicateType"] == COSIGN_PREDICATE
     assert statement["subject"] == [{"digest": {"sha256": _hex(image.digest)}}]
+
+
+def test_token_registry_push_needs_credentials_pull_does_not(
+    server, token_registry, monkeypatch, capsys
+):
+    """The bearer-token challenge flow: anonymous tokens pull, pushing needs a login."""
+    image = Pusher(token_registry).push_image("team/app", "1.0", seed="token realm")
+    assert _sign(server, image.reference, ALICE) == 1
+    assert _error(capsys) == (
+        f"authentication required: {token_registry.host} needs credentials to push to team/app"
+    )
+    capsys.readouterr()
+    assert _verify(server, image.reference) == 1
+    assert _error(capsys) == f"no signatures found for {image.digest}"
+    monkeypatch.setattr("sys.stdin", io.StringIO("token-secret-3\n"))
+    creds = ["--registry-username", "ci", "--registry-password-stdin"]
+    assert _sign(server, image.reference, ALICE, *creds) == 0
+    assert _verify(server, image.reference) == 0
+    scopes = {scope for _, scope in token_registry.token_server.requests_seen}
+    assert "repository:team/app:pull,push" in scopes
