@@ -267,6 +267,9 @@ def open_ct_log(*, database: Path, key_path: Path, roots: Sequence[x509.Certific
     """The CT log stored in `database` (SQLite), signing with the P-256 key at `key_path`.
 
     The key is generated on first use and written with mode 0600; it is never overwritten.
+
+    Raises:
+        LogError: the database's tree heads were signed with another key.
     """
     from tlog.sqlite_storage import SQLiteStorage
 
@@ -291,7 +294,17 @@ def open_ct_log(*, database: Path, key_path: Path, roots: Sequence[x509.Certific
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{key_path} is not an ECDSA private key")
-    log = MerkleLog(SQLiteStorage(database), CTHeadSigner(key))
+    signer = CTHeadSigner(key)
+    log = MerkleLog(SQLiteStorage(database), signer)
+    head = log.head()
+    try:
+        signer.verify(head.signed, size=head.size, root_hash=head.root_hash)
+    except LogError as exc:
+        raise LogError(
+            f"the CT log in {database} was signed with another key than {key_path}",
+            reason="log-key-mismatch",
+            hint="restore the log's original key, or start a new log with a new database",
+        ) from exc
     return CTLog(log, private_key=key, roots=roots)
 
 

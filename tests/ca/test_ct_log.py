@@ -206,3 +206,18 @@ def test_precertificate_issued_by_a_leaf_is_refused(server_ca):
     assert response.status_code == 400
     assert response.json()["message"] == "certificate 1 issues others but is not a CA"
     assert server_ca.ct_size() == size
+
+
+def test_log_opened_with_another_key_is_refused_at_start(server_ca, tmp_path):
+    from tlog.ct_log import open_ct_log
+    from tlog.errors import LogError
+
+    roots = [server_ca.signer.chain[-1]]
+    open_ct_log(database=tmp_path / "ct.db", key_path=tmp_path / "key.pem", roots=roots)
+    with pytest.raises(LogError) as info:
+        open_ct_log(database=tmp_path / "ct.db", key_path=tmp_path / "other.pem", roots=roots)
+    assert info.value.reason == "log-key-mismatch"
+    assert info.value.message == (
+        f"the CT log in {tmp_path / 'ct.db'} was signed with another key than "
+        f"{tmp_path / 'other.pem'}"
+    )
