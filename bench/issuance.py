@@ -291,9 +291,18 @@ def main(argv: list[str] | None = None) -> int:
         bound_seconds = sum(times.values())
         print("crypto bound (one issuance = token verify + proof verify + 2 signs):")
         for name, seconds in times.items():
-            print(f"  {name:<36} {seconds * 1e6:8.1f} us")
+            print(f"  {name:<44} {seconds * 1e6:8.1f} us")
         total = f"{bound_seconds * 1e6:8.1f} us -> {1 / bound_seconds:8.0f}/s per core"
-        print(f"  {'total':<36} {total}")
+        print(f"  {'total':<44} {total}")
+        # What the embedded-SCT pipeline really does: the precertificate is signed too, and
+        # the CT log verifies it before logging (its STH signature is shared by a batch).
+        floor_seconds = (
+            bound_seconds
+            + times[f"certificate sign (CA {ca_key.curve.name})"]
+            + times["proof verify (P-256)"]
+        )
+        floor = f"{floor_seconds * 1e6:8.1f} us -> {1 / floor_seconds:8.0f}/s per core"
+        print(f"  {'pipeline floor (+precert sign, +log verify)':<44} {floor}")
 
         csrs = make_csrs(args.in_process + args.http + 64)
         issuer = parts["issuer"]
@@ -305,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             rate = in_process(parts, csrs[: args.in_process // 2], token, threads)
             print(
                 f"in-process issuance, {threads:>2} thread(s): {rate:8.0f}/s "
-                f"= {rate * bound_seconds:5.1%} of the crypto bound"
+                f"= {rate * bound_seconds:5.1%} of the crypto bound, "
+                f"{rate * floor_seconds:5.1%} of the pipeline floor"
             )
             csrs = csrs[args.in_process // 2 :]
 
