@@ -7,8 +7,8 @@ evidence, signature) before the identity policy is applied, so that when no sign
 the expected identity the error can name who really signed, and never names a forger.
 
 A cosign v2 signature carries only the log's signed entry timestamp, not the inclusion proof
-and checkpoint a bundle needs, so its entry is fetched from the log named in the trusted root
-(`LogEntrySource`) and checked like any bundle's: the signature must be the one logged there.
+and checkpoint a bundle needs; `cli.cosign_legacy` fetches its entry from the log named in the
+trusted root and makes a bundle of it, checked like any other.
 
 The image verifies when at least one signature is valid, names this digest, and satisfies the
 policy. Otherwise the failure says why, most useful first: signed only by other identities,
@@ -17,22 +17,19 @@ signatures for a different digest, only invalid signatures, or no signatures at 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from cli.bundle import Bundle
-from cli.errors import ClientError, NetworkError
+from cli.cosign_legacy import LogEntrySource, RekorEntries, legacy_bundle, simple_signing_digest
+from cli.errors import ClientError
 from cli.oci import Reference, RegistryClient, find_signatures
 from cli.oci.signatures import (
     COSIGN_PAYLOAD_TYPE,
     COSIGN_SIGN_PREDICATE,
-    SOURCE_FALLBACK_TAG,
-    SOURCE_REFERRERS_API,
 )
 from cli.verify import VerificationError, Verifier
 from cli.verify.dsse import INTOTO_PAYLOAD_TYPE
@@ -40,55 +37,22 @@ from cli.verify.policy import certificate_identities, certificate_issuer
 
 if TYPE_CHECKING:
     from cryptography import x509
-    from sigstore_models.rekor.v1 import TransparencyLogEntry
 
     from cli.oci import BundleReferrer, LegacySignature
     from cli.trust import TrustedRoot
     from cli.verify import Policy
 
+# Where a signature was found: `referrers-api` and `fallback-tag` (cli.oci), or this.
 SOURCE_LEGACY_TAG = "legacy-tag"
-SOURCES = (SOURCE_REFERRERS_API, SOURCE_FALLBACK_TAG, SOURCE_LEGACY_TAG)
 
 # Why a found signature did not count.
 WRONG_DIGEST = "wrong-digest"
 WRONG_IDENTITY = "wrong-identity"
 INVALID = "invalid"
 
-_BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-
 
 class ImageVerificationError(ClientError):
     """No signature on the image satisfies the policy; `reason` says which case it is."""
-
-
-class LogEntrySource(Protocol):
-    """Fetches a log entry, with inclusion proof and checkpoint, by its index."""
-
-    def fetch(self, base_url: str, log_index: int) -> TransparencyLogEntry:
-        """The entry at `log_index` of the Rekor v1 log at `base_url`."""
-        ...
-
-
-class RekorEntries:
-    """`LogEntrySource` over Rekor v1's `GET /api/v1/log/entries?logIndex=`."""
-
-    def __init__(self) -> None:
-        from cli.http import new_session
-
-        self._session = new_session()
-
-    def fetch(self, base_url: str, log_index: int) -> TransparencyLogEntry:
-        from cli.http import json_body, request
-        from cli.rekor_client import entry_from_response
-
-        url = f"{base_url.rstrip('/')}/api/v1/log/entries?logIndex={log_index}"
-        response, body = request(self._session, "GET", url, what="the transparency log")
-        if response.status_code != 200:
-            raise NetworkError(
-                f"the transparency log has no entry {log_index} ({url}: HTTP "
-                f"{response.status_code})"
-            )
-        return entry_from_response(json_body(body, what="the transparency log"))
 
 
 @dataclass(frozen=True)
@@ -251,11 +215,11 @@ class _Judge:
         """Judge a cosign v2 simple-signing signature from the `.sig` tag."""
         source = SOURCE_LEGACY_TAG
         try:
-            claimed = _simple_signing_digest(signature.payload)
+            claimed = simple_signing_digest(signature.payload)
             if claimed != self.digest:
                 self._reject(source, WRONG_DIGEST, f"its payload names {claimed}")
                 return
-            bundle = self._legacy_bundle(signature)
+            bundle = legacy_bundle(signature, trusted_root=self.trusted_root, entries=self.entries)
         except (VerificationError, ClientError) as exc:
             self._reject(source, INVALID, exc.message)
             return
@@ -286,50 +250,6 @@ class _Judge:
                 source=source,
             )
         )
-
-    def _legacy_bundle(self, signature: LegacySignature) -> Bundle:
-        """A v0.3 bundle for a cosign v2 signature, with its entry fetched from the log."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-        from sigstore_models.bundle.v1 import Bundle as WireBundle
-
-        if signature.certificate is None:
-            raise ClientError("it is signed with a managed key, not a certificate")
-        if signature.rekor_bundle is None:
-            raise ClientError("it carries no transparency log evidence")
-        try:
-            leaf = x509.load_pem_x509_certificate(signature.certificate.encode())
-            raw_signature = base64.b64decode(signature.signature, validate=True)
-        except (ValueError, binascii.Error) as exc:
-            raise ClientError("its certificate or signature is malformed") from exc
-        log_id, log_index, body = _rekor_bundle(signature.rekor_bundle)
-        log = self.trusted_root.tlogs.get(log_id)
-        if log is None:
-            raise ClientError(f"it is logged in a log not in the trusted root ({log_id.hex()})")
-        entry = self.entries.fetch(log.base_url, log_index)
-        if entry.log_id.key_id != log_id or entry.canonicalized_body != body:
-            raise ClientError(f"log entry {log_index} is not the entry the signature names")
-        sha256 = hashlib.sha256(signature.payload).digest()
-        # Validated the way a reader parses it: from JSON (sigstore-models is strict in
-        # Python mode, where enums must be enum members).
-        wire = WireBundle.from_json(
-            json.dumps(
-                {
-                    "mediaType": _BUNDLE_MEDIA_TYPE,
-                    "verificationMaterial": {
-                        "certificate": {
-                            "rawBytes": _b64(leaf.public_bytes(serialization.Encoding.DER))
-                        },
-                        "tlogEntries": [entry.to_dict()],
-                    },
-                    "messageSignature": {
-                        "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(sha256)},
-                        "signature": _b64(raw_signature),
-                    },
-                }
-            )
-        )
-        return Bundle.from_model(wire)
 
     def _reject(self, source: str, kind: str, detail: str, signer: str | None = None) -> None:
         self.rejected.append(RejectedSignature(source, kind, detail, signer))
@@ -409,43 +329,3 @@ def _statement(payload_type: str, payload: bytes) -> tuple[list[str] | None, str
             subjects.append(f"sha256:{value.lower()}")
     predicate = statement.get("predicateType")
     return subjects, predicate if isinstance(predicate, str) else None
-
-
-def _simple_signing_digest(payload: bytes) -> str:
-    """The `docker-manifest-digest` a cosign simple-signing payload claims.
-
-    Raises:
-        ClientError: the payload is not a cosign container image signature.
-    """
-    try:
-        document = json.loads(payload)
-        critical = document["critical"]
-        kind = critical["type"]
-        digest = critical["image"]["docker-manifest-digest"]
-    except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError) as exc:
-        raise ClientError("its payload is not a simple-signing document") from exc
-    if kind != COSIGN_PAYLOAD_TYPE or not isinstance(digest, str):
-        raise ClientError("its payload is not a cosign container image signature")
-    return digest
-
-
-def _rekor_bundle(text: str) -> tuple[bytes, int, bytes]:
-    """Log ID, log index and body from cosign's `dev.sigstore.cosign/bundle` annotation.
-
-    Raises:
-        ClientError: the annotation is malformed.
-    """
-    try:
-        payload = json.loads(text)["Payload"]
-        log_id = bytes.fromhex(payload["logID"])
-        log_index = payload["logIndex"]
-        body = base64.b64decode(payload["body"], validate=True)
-    except (ValueError, RecursionError, KeyError, TypeError, binascii.Error) as exc:
-        raise ClientError("its transparency log annotation is malformed") from exc
-    if isinstance(log_index, bool) or not isinstance(log_index, int) or not 0 <= log_index < 2**63:
-        raise ClientError("its transparency log annotation has an invalid log index")
-    return log_id, log_index, body
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
