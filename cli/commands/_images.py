@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,22 @@ def image_reference(target: str) -> Reference | None:
     return reference if names_registry or names_version else None
 
 
+@contextmanager
+def registry_hints(args: argparse.Namespace) -> Iterator[None]:
+    """Add the remedy to registry failures whose cause the options can fix."""
+    from cli.oci.errors import RegistryConnectionError
+
+    try:
+        yield
+    except RegistryConnectionError as exc:
+        if not args.allow_insecure_registry and exc.hint is None:
+            exc.hint = (
+                "if the registry speaks plain HTTP (loopback or a private network), "
+                "pass --allow-insecure-registry"
+            )
+        raise
+
+
 def registry_client(args: argparse.Namespace) -> RegistryClient:
     """A registry client with the credentials the options ask for."""
     from cli.oci import DockerConfigCredentials, RegistryClient, StaticCredentials
@@ -110,7 +127,7 @@ def sign(
     from cli.rekor_client import LogClient
     from cli.signing import EphemeralSigner
 
-    with registry_client(args) as client:
+    with registry_hints(args), registry_client(args) as client:
         targets = resolve_targets(client, image, recursive=args.recursive)
         if image.digest is None:
             print(f"resolved {image} to {targets[0].digest}", file=sys.stderr)
@@ -164,7 +181,7 @@ def verify(
             "--key and --bundle do not apply to images; signatures are in the registry"
         )
     root = trusted_root()
-    with registry_client(args) as client:
+    with registry_hints(args), registry_client(args) as client:
         try:
             outcome = verify_image(
                 client, image, trusted_root=root, policy=policy, now=datetime.now(UTC)

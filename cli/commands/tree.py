@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.oci import list_attachment_tags, list_referrers, parse_reference
 
     image = parse_reference(args.image)
-    with _images.registry_client(args) as client:
+    with _images.registry_hints(args), _images.registry_client(args) as client:
         digest = client.resolve(image).digest
         pinned = image.with_digest(digest)
         listing = list_referrers(client, pinned, digest)

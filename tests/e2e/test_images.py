@@ -388,7 +388,9 @@ def test_auth_registry_with_docker_config(server, auth_registry, auth_image, tmp
 def test_plain_http_registry_needs_allow_insecure(server, registry, pusher, capsys):
     image = pusher.push_image("e2e/insecure", "1", seed="insecure")
     assert main(["tree", image.reference]) == 1
-    assert _error(capsys).startswith(f"cannot reach {registry.host}")
+    err = capsys.readouterr().err
+    assert _error_in(err).startswith(f"cannot reach {registry.host}")
+    assert "hint: if the registry speaks plain HTTP (loopback or a private network), pass " in err
 
 
 def test_missing_file_is_not_taken_for_an_image(server, tmp_path: Path, capsys):
@@ -440,3 +442,57 @@ def test_token_registry_push_needs_credentials_pull_does_not(
     assert _verify(server, image.reference) == 0
     scopes = {scope for _, scope in token_registry.token_server.requests_seen}
     assert "repository:team/app:pull,push" in scopes
+
+
+GITHUB_SAN = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
+
+
+def test_github_actions_signer_with_workflow_claims(server, registry, pusher, capsys):
+    """The CI case: a release workflow signs, the deploy gate pins repository and ref."""
+    image = pusher.push_image("acme/app", "1.4", seed="release 1.4")
+    token = server.github_token()
+    assert (
+        main(
+            [
+                "sign",
+                "--server",
+                server.url,
+                "--identity-token",
+                token,
+                "--allow-insecure-registry",
+                image.reference,
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    gate = [
+        "verify",
+        "--server",
+        server.url,
+        "--allow-insecure-registry",
+        "--certificate-identity",
+        GITHUB_SAN,
+        "--certificate-oidc-issuer",
+        f"{server.url}/oidc/github",
+        "--certificate-github-workflow-repository",
+    ]
+    assert (
+        main(
+            [
+                *gate,
+                "acme/app",
+                "--certificate-github-workflow-ref",
+                "refs/heads/main",
+                image.reference,
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main([*gate, "evil/app", image.reference]) == 1
+    message = _error(capsys)
+    assert message.startswith(
+        f"none of the signatures on {image.digest} is by the expected identity"
+    )
+    assert message.endswith(f"signed by: {GITHUB_SAN} (issuer {server.url}/oidc/github)")
