@@ -194,11 +194,12 @@ class _Judge:
             return
         signature_type = COSIGN_SIGN_PREDICATE
         if bundle.envelope is not None:
+            # An unreadable statement is left to the verifier, which names the defect.
             subjects, predicate = _statement(bundle.envelope.payload_type, bundle.envelope.payload)
             if subjects is not None and self.digest not in subjects:
                 self._reject(source, WRONG_DIGEST, f"it signs {', '.join(subjects) or 'nothing'}")
                 return
-            if predicate != COSIGN_SIGN_PREDICATE:
+            if subjects is not None and predicate != COSIGN_SIGN_PREDICATE:
                 self._reject(
                     source, INVALID, f"it is an attestation ({predicate}), not a signature"
                 )

@@ -345,3 +345,17 @@ def test_token_for_another_audience_signs_nothing(server, registry, bare, capsys
     assert _error(capsys).startswith("the CA refused the request: ")
     _untouched(registry, bare)
     assert _tree_size(server) == size
+
+
+def test_dsse_bundle_that_is_not_an_in_toto_statement(server, bare, capsys):
+    digest = bytes.fromhex(bare.digest.removeprefix("sha256:"))
+    result = _signer(server).sign_dsse(
+        b"just some text", payload_type="text/plain", subject_sha256=digest
+    )
+    _push(bare, result.to_json().encode())
+    assert _verify(server, bare.reference) == 1
+    assert _error(capsys) == (
+        f"no valid signature for {bare.digest}: 1 found, none verifies (fallback-tag: "
+        "verification failed (dsse): envelope payload type 'text/plain' is not "
+        "'application/vnd.in-toto+json')"
+    )
