@@ -52,6 +52,7 @@ def create_app(config: ServerConfig) -> Flask:
         ct_keys=ct_keys,
         oidc_url=oidc_url,
     )
+    _mount_tuf(app, state, now=now)
     _add_health_and_metrics(app)
     app.register_error_handler(HTTPException, _http_error)
     return app
@@ -167,6 +168,33 @@ def _mount_trust(
             "client_trust_config": tm.client_trust_config(root, signing),
         },
     )
+
+
+def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
+    """The TUF repository under /tuf/ whose targets are the trust documents served above."""
+    from securesystemslib.signer import CryptoSigner
+
+    from cli import tuf_api
+    from cli.tuf_repository import RoleKeys, TUFRepository
+
+    def key(role: str) -> CryptoSigner:
+        generated = state.private_key(
+            f"tuf-{role}-key.pem", lambda: ec.generate_private_key(ec.SECP256R1())
+        )
+        return CryptoSigner(generated)
+
+    keys = RoleKeys(*(key(role) for role in ("root", "targets", "snapshot", "timestamp")))
+    repository = TUFRepository(state.file("tuf"), keys)
+    # The exact bytes the trust endpoints serve, so both routes hand out the same documents.
+    rendered = app.extensions["keyless.trust"]
+    repository.publish(
+        {
+            "trusted_root.json": rendered["trusted_root"],
+            "signing_config.v0.2.json": rendered["signing_config"],
+        },
+        now=now,
+    )
+    tuf_api.init_app(app, repository)
 
 
 def _created_at(path: Path) -> datetime:
