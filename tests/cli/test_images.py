@@ -136,3 +136,20 @@ def test_verify_image_refuses_key_and_bundle(capsys) -> None:
             "error: --key and --bundle do not apply to images; signatures are in the registry"
         )
     )
+
+
+def test_image_modules_do_not_import_flask() -> None:
+    """`keyless verify IMAGE` and `keyless tree` stay fast: no server code, no Flask."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import cli.image_verification, cli.image_signing, cli.cosign_legacy\n"
+        "import cli.commands.tree, cli.commands._images\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'flask', 'ca', 'tlog'}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
