@@ -32,7 +32,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--bundle",
         type=Path,
-        help="where to write the bundle (default <file>.sigstore.json; images: not written)",
+        help="where to write the bundle (default <file>.sigstore.json; for an image, the "
+        "bundle of the manifest it names, written only when this is given)",
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--server", help="the keyless server (CA and log on one origin)")
