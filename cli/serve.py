@@ -107,31 +107,39 @@ def _mount_ca(
     authenticator: Authenticator,
     *,
     now: datetime,
-) -> tuple[Any, list[tuple[Any, Path]]]:
-    """The CA and, unless it uses a remote CT log, the in-process CT log it submits to."""
+) -> tuple[Any, list[Any]]:
+    """The CA and, unless it uses a remote CT log, the in-process CT log it submits to.
+
+    Returns the CA and the CT log keys clients must trust (with the URL and start of each).
+    """
     from ca import CertificateAuthority, HTTPCTSubmitter
     from ca import api as ca_api
     from ca.config import IN_PROCESS
+    from cli.trust_material import LogKey
     from tlog import ct_api
     from tlog.ct_log import open_ct_log
 
     signer = config.ca.load_signer(state_dir=state.path, now=now)
-    ct_keys = []
+    ca_start = min(cert.not_valid_before_utc for cert in signer.chain)
+    ct_key = config.ca.load_ct_log_key()
     if config.ca.ct_log == IN_PROCESS:
         key_path = state.file(CT_KEY_FILE)
         ct = open_ct_log(
             database=state.file(CT_DATABASE), key_path=key_path, roots=[signer.chain[-1]]
         )
         ct_api.init_app(app, ct)
-        ct_keys.append((ct.public_key, key_path))
+        ct_keys = [LogKey(f"{config.public_url}/ct", ct.public_key, _created_at(key_path))]
     else:
         ct = HTTPCTSubmitter(config.ca.ct_log)
+        # A remote log's SCTs are only checkable by clients when its key is configured.
+        ct_keys = [LogKey(config.ca.ct_log, ct_key, ca_start)] if ct_key is not None else []
     authority = CertificateAuthority(
         authenticator=authenticator,
         signer=signer,
         ct=ct,
         validity=config.ca.cert_validity,
         detached=config.ca.detached,
+        ct_log_key=ct_key,
     )
     ca_api.init_app(app, authority, max_request_bytes=config.ca.max_request_bytes)
     return authority, ct_keys
@@ -144,7 +152,7 @@ def _mount_trust(
     authority: Any,
     rekor: Any,
     rekor_key: Path,
-    ct_keys: list[tuple[Any, Path]],
+    ct_keys: list[Any],
     oidc_url: str | None,
 ) -> None:
     """TrustedRoot, SigningConfig and ClientTrustConfig for this deployment."""
@@ -157,7 +165,7 @@ def _mount_trust(
     root = tm.trusted_root(
         cas=[tm.CAChain(uri=url, certificates=chain, start=ca_start)],
         tlogs=[tm.LogKey(url, rekor.public_key, _created_at(rekor_key))],
-        ctlogs=[tm.LogKey(f"{url}/ct", key, _created_at(path)) for key, path in ct_keys],
+        ctlogs=ct_keys,
     )
     signing = tm.signing_config(ca_url=url, log_url=url, oidc_url=oidc_url, start=ca_start)
     trust_api.init_app(
