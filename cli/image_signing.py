@@ -104,11 +104,12 @@ def resolve_targets(
     top = ImageTarget(image.with_digest(manifest.digest), manifest.descriptor)
     if not recursive or not manifest.is_index:
         return [top]
-    children = parse_index_manifests(manifest.json(), what=f"index {top.reference}")
+    name = f"{image.name}@{manifest.digest}"
+    children = parse_index_manifests(manifest.json(), what=f"index {name}")
     if len(children) > MAX_RECURSIVE_MANIFESTS:
         raise RegistryProtocolError(
-            f"index {top.reference} lists {len(children)} manifests; --recursive signs at "
-            f"most {MAX_RECURSIVE_MANIFESTS}"
+            f"index {name} lists {len(children)} manifests; --recursive signs at most "
+            f"{MAX_RECURSIVE_MANIFESTS}"
         )
     targets = [top]
     for child in children:

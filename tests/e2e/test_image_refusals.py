@@ -359,3 +359,21 @@ def test_dsse_bundle_that_is_not_an_in_toto_statement(server, bare, capsys):
         "verification failed (dsse): envelope payload type 'text/plain' is not "
         "'application/vnd.in-toto+json')"
     )
+
+
+def test_recursive_refuses_an_oversized_index(server, registry, pusher, capsys):
+    child = pusher.push_image("refusals/oversized-index", None, seed="one platform")
+    entry = {"mediaType": OCI_MANIFEST, "digest": child.digest, "size": child.size}
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry] * 129}
+    pushed = pusher.push_manifest(
+        "refusals/oversized-index", "all", json.dumps(index).encode(), OCI_INDEX
+    )
+    size = _tree_size(server)
+    token = server.email_token(ALICE)
+    assert _sign(server, pushed.reference, token, "--recursive") == 1
+    assert _error(capsys) == (
+        f"index {registry.host}/refusals/oversized-index@{pushed.digest} lists 129 manifests; "
+        "--recursive signs at most 128"
+    )
+    _untouched(registry, pushed)
+    assert _tree_size(server) == size
