@@ -13,17 +13,24 @@ DOCUMENTS = {
     "trusted-root": "trusted_root",
     "signing-config": "signing_config",
     "client-trust-config": "client_trust_config",
+    "tuf-root": "tuf_root",
 }
+# python-tuf's own client bounds (UpdaterConfig): a root's size and how many versions to walk.
+MAX_ROOT_BYTES = 512_000
+MAX_ROOT_ROTATIONS = 256
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "trust",
-        help="save a server's trusted root, signing config or client trust config",
+        help="save a server's trusted root, signing config, client trust config or TUF root",
         description=(
             "Fetch one of a keyless server's trust documents, check it parses as Sigstore's "
             "format, and save it: trusted-root for `keyless verify --trusted-root` and cosign "
-            "`--trusted-root`, client-trust-config for sigstore-python `--trust-config`."
+            "`--trusted-root`, client-trust-config for sigstore-python `--trust-config`, "
+            "tuf-root (the newest root of the server's TUF repository, reached from version 1 "
+            "through every signed rotation) for `sigstore --instance URL/tuf trust-instance`, "
+            "sigstore-js `tufRootPath` and cosign `initialize --root`."
         ),
     )
     parser.add_argument("document", nargs="?", default="trusted-root", choices=sorted(DOCUMENTS))
@@ -33,25 +40,11 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-    from sigstore_models.trustroot.v1 import ClientTrustConfig, SigningConfig, TrustedRoot
-
-    from cli.http import new_session, request
-
-    name = DOCUMENTS[args.document]
-    url = f"{args.server.rstrip('/')}/api/v1/trust/{name}.json"
-    response, body = request(new_session(), "GET", url, what="the keyless server")
-    if response.status_code != 200:
-        raise CLIError(f"{url} answered HTTP {response.status_code}")
-    model = {
-        "trusted_root": TrustedRoot,
-        "signing_config": SigningConfig,
-        "client_trust_config": ClientTrustConfig,
-    }[name]
-    try:
-        model.from_json(body)
-    except ValidationError as exc:
-        raise CLIError(f"{url} is not a valid {model.__name__}") from exc
+    server = args.server.rstrip("/")
+    if args.document == "tuf-root":
+        body = _tuf_root(server)
+    else:
+        body = _trust_document(server, DOCUMENTS[args.document])
     if args.output == "-":
         sys.stdout.buffer.write(body)
         return 0
@@ -64,3 +57,80 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot write {path}: {exc.strerror}") from exc
     print(f"saved the {args.document} of {args.server} to {path}", file=sys.stderr)
     return 0
+
+
+def _trust_document(server: str, name: str) -> bytes:
+    from pydantic import ValidationError
+    from sigstore_models.trustroot.v1 import ClientTrustConfig, SigningConfig, TrustedRoot
+
+    url = f"{server}/api/v1/trust/{name}.json"
+    body = _get(url)
+    if body is None:
+        raise CLIError(f"{url} answered HTTP 404")
+    model = {
+        "trusted_root": TrustedRoot,
+        "signing_config": SigningConfig,
+        "client_trust_config": ClientTrustConfig,
+    }[name]
+    try:
+        model.from_json(body)
+    except ValidationError as exc:
+        raise CLIError(f"{url} is not a valid {model.__name__}") from exc
+    return body
+
+
+def _tuf_root(server: str) -> bytes:
+    """The newest TUF root: version 1 (trusted on first use, like any initial root), then each
+    next version only if signed by a threshold of both the previous root's and its own keys."""
+    from datetime import UTC, datetime
+
+    from tuf.api.exceptions import RepositoryError
+    from tuf.api.metadata import Metadata, Root
+    from tuf.api.serialization import DeserializationError
+
+    trusted: Metadata[Root] | None = None
+    body = b""
+    for version in range(1, MAX_ROOT_ROTATIONS + 2):
+        url = f"{server}/tuf/{version}.root.json"
+        data = _get(url, limit=MAX_ROOT_BYTES)
+        if data is None:
+            break
+        if version > MAX_ROOT_ROTATIONS:
+            raise CLIError(f"the TUF repository at {server}/tuf has too many root versions")
+        try:
+            root = Metadata[Root].from_bytes(data)
+        except DeserializationError as exc:
+            raise CLIError(f"{url} is not a valid TUF root: {exc}") from exc
+        if root.signed.version != version:
+            raise CLIError(f"{url} is version {root.signed.version} of the TUF root")
+        try:
+            if trusted is not None:
+                trusted.signed.verify_delegate(Root.type, root.signed_bytes, root.signatures)
+            root.signed.verify_delegate(Root.type, root.signed_bytes, root.signatures)
+        except RepositoryError as exc:
+            raise CLIError(f"{url} is not a validly signed TUF root: {exc}") from exc
+        trusted, body = root, data
+    if trusted is None:
+        raise CLIError(
+            f"{server} serves no TUF repository ({server}/tuf/1.root.json answered HTTP 404)"
+        )
+    if trusted.signed.is_expired(datetime.now(UTC)):
+        raise CLIError(
+            f"the newest TUF root of {server} (version {trusted.signed.version}) expired at "
+            f"{trusted.signed.expires:%Y-%m-%dT%H:%M:%SZ}"
+        )
+    return body
+
+
+def _get(url: str, *, limit: int | None = None) -> bytes | None:
+    """The body of a 200 answer, None for a 404; anything else is an error."""
+    from cli.http import new_session, request
+
+    response, body = request(new_session(), "GET", url, what="the keyless server")
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise CLIError(f"{url} answered HTTP {response.status_code}")
+    if limit is not None and len(body) > limit:
+        raise CLIError(f"{url} is larger than {limit} bytes")
+    return body
