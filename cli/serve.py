@@ -180,19 +180,10 @@ def _mount_trust(
 
 def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
     """The TUF repository under /tuf/ whose targets are the trust documents served above."""
-    from securesystemslib.signer import CryptoSigner
-
     from cli import tuf_api
-    from cli.tuf_repository import RoleKeys, TUFRepository
+    from cli.tuf_repository import open_repository
 
-    def key(role: str) -> CryptoSigner:
-        generated = state.private_key(
-            f"tuf-{role}-key.pem", lambda: ec.generate_private_key(ec.SECP256R1())
-        )
-        return CryptoSigner(generated)
-
-    keys = RoleKeys(*(key(role) for role in ("root", "targets", "snapshot", "timestamp")))
-    repository = TUFRepository(state.file("tuf"), keys)
+    repository = open_repository(state)
     # The exact bytes the trust endpoints serve, so both routes hand out the same documents.
     rendered = app.extensions["keyless.trust"]
     repository.publish(

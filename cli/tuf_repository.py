@@ -24,7 +24,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from securesystemslib.signer import Signer
+from cryptography.hazmat.primitives.asymmetric import ec
+from securesystemslib.signer import CryptoSigner, Signer
 from tuf.api.metadata import (
     Metadata,
     MetaFile,
@@ -36,6 +37,8 @@ from tuf.api.metadata import (
     Timestamp,
 )
 from tuf.api.serialization.json import JSONSerializer
+
+from cli.state import StateDir
 
 ONLINE_ROLES = (Targets.type, Snapshot.type, Timestamp.type)
 MAX_VERSION = 999_999_999
@@ -49,6 +52,8 @@ _PATH = re.compile(
 _TARGET_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*\.json", re.ASCII)
 _ROOT_FILE = re.compile(r"([1-9][0-9]{0,8})\.root\.json", re.ASCII)
 _LOCK_FILE = ".lock"
+DIRECTORY = "tuf"
+ROOT_KEY_FILE = "tuf-root-key.pem"
 
 
 class TUFRepositoryError(Exception):
@@ -171,12 +176,7 @@ class TUFRepository:
 
     def root_version(self) -> int:
         """The newest root version on disk (0: none)."""
-        versions = [
-            int(match.group(1))
-            for path in self.directory.glob("*.root.json")
-            if (match := _ROOT_FILE.fullmatch(path.name))
-        ]
-        return max(versions, default=0)
+        return _newest_root_version(self.directory)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -250,6 +250,11 @@ class TUFRepository:
         if published is None:
             return self._write_root(1, keys, [keys.root], now=now)
         root = published.signed
+        online_changed = any(
+            root.roles[role].keyids != [keys.of(role).public_key.keyid] for role in ONLINE_ROLES
+        )
+        if not online_changed and now < self._half_life(root.expires, Root.type):
+            return published
         if root.roles[Root.type].keyids != [keys.root.public_key.keyid]:
             raise TUFRepositoryError(
                 f"the TUF root key is not the root key of published root version {root.version}",
@@ -257,12 +262,7 @@ class TUFRepository:
                 hint="restore the TUF root key file in the state directory, or rotate the root "
                 "with the old key so clients can follow",
             )
-        online_changed = any(
-            root.roles[role].keyids != [keys.of(role).public_key.keyid] for role in ONLINE_ROLES
-        )
-        if online_changed or now >= self._half_life(root.expires, Root.type):
-            return self._write_root(root.version + 1, keys, [keys.root], now=now)
-        return published
+        return self._write_root(root.version + 1, keys, [keys.root], now=now)
 
     def _write_root(
         self, version: int, keys: RoleKeys, signers: list[Signer], *, now: datetime
@@ -346,3 +346,56 @@ def _next(metadata: Metadata | None) -> int:
     if version > MAX_VERSION:
         raise TUFRepositoryError("a TUF metadata version is exhausted", reason="version")
     return version
+
+
+def open_repository(state: StateDir, *, lifetimes: Lifetimes | None = None) -> TUFRepository:
+    """The repository in the state directory, with its role keys (P-256, 0600) beside it.
+
+    Online keys are `tuf-<role>-key.pem`, generated on first use. The root key is whichever
+    `tuf-root-key*.pem` the newest published root names (rotations add files, never rename).
+
+    Raises:
+        TUFRepositoryError: no root key file matches the published root.
+    """
+    directory = state.file(DIRECTORY)
+    online = {role: _state_key(state, f"tuf-{role}-key.pem") for role in ONLINE_ROLES}
+    root = _root_key(state, directory)
+    return TUFRepository(directory, RoleKeys(root=root, **online), lifetimes=lifetimes)
+
+
+def rotate_root_key(state: StateDir, repository: TUFRepository, *, now: datetime) -> int:
+    """Sign the next root with a new root key, saved as `tuf-root-key.v<version>.pem` before
+    the root naming it is published. Returns the new root version."""
+    version = repository.root_version() + 1
+    new = _state_key(state, f"tuf-root-key.v{version}.pem")
+    return repository.rotate_root(new, now=now)
+
+
+def _root_key(state: StateDir, directory: Path) -> Signer:
+    version = _newest_root_version(directory)
+    if version == 0:
+        return _state_key(state, ROOT_KEY_FILE)
+    root = Metadata[Root].from_bytes((directory / f"{version}.root.json").read_bytes()).signed
+    wanted = root.roles[Root.type].keyids
+    for path in sorted(state.path.glob("tuf-root-key*.pem")):
+        signer = _state_key(state, path.name)
+        if signer.public_key.keyid in wanted:
+            return signer
+    raise TUFRepositoryError(
+        f"no TUF root key in {state.path} is the root key of published root version {version}",
+        reason="root-key-mismatch",
+        hint="restore the tuf-root-key*.pem files of the state directory from a backup",
+    )
+
+
+def _state_key(state: StateDir, name: str) -> CryptoSigner:
+    return CryptoSigner(state.private_key(name, lambda: ec.generate_private_key(ec.SECP256R1())))
+
+
+def _newest_root_version(directory: Path) -> int:
+    versions = [
+        int(match.group(1))
+        for path in directory.glob("*.root.json")
+        if (match := _ROOT_FILE.fullmatch(path.name))
+    ]
+    return max(versions, default=0)

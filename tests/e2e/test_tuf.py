@@ -25,7 +25,14 @@ from tuf.ngclient import Updater
 
 from cli import tuf_api
 from cli.main import main
-from cli.tuf_repository import RoleKeys, TUFNotFoundError, TUFRepository, TUFRepositoryError
+from cli.state import StateDir
+from cli.tuf_repository import (
+    RoleKeys,
+    TUFNotFoundError,
+    TUFRepository,
+    TUFRepositoryError,
+    rotate_root_key,
+)
 from tests.conftest import dev_server, serve_wsgi
 
 SIGSTORE = [sys.executable, "-m", "sigstore"]
@@ -168,7 +175,8 @@ def test_sigstore_python_signs_and_verifies_through_tuf(server, tmp_path) -> Non
 
 def test_sigstore_python_follows_a_root_rotation(tmp_path) -> None:
     """A client that trusted root version 1 keeps verifying after the server rotates its root."""
-    with dev_server(tmp_path / "state") as running:
+    state = tmp_path / "state"
+    with dev_server(state) as running:
         root = tmp_path / "root-v1.json"
         assert main(["trust", "tuf-root", "--server", running.url, "-o", str(root)]) == 0
         instance = f"{running.url}/tuf"
@@ -177,7 +185,8 @@ def test_sigstore_python_follows_a_root_rotation(tmp_path) -> None:
         _updater(running.url, root.read_bytes(), python_client).refresh()
 
         repository = tuf_api.repository_of(running.app)
-        assert repository.rotate_root(_signer(), now=datetime.now(UTC)) == 2
+        assert rotate_root_key(StateDir(state), repository, now=datetime.now(UTC)) == 2
+        assert (state / "tuf-root-key.v2.pem").stat().st_mode & 0o777 == 0o600
 
         rotated = _metadata(running.url, "2.root.json")
         old = Metadata[Root].from_bytes(root.read_bytes())
@@ -209,6 +218,33 @@ def test_sigstore_python_follows_a_root_rotation(tmp_path) -> None:
         newest = tmp_path / "root-newest.json"
         assert main(["trust", "tuf-root", "--server", running.url, "-o", str(newest)]) == 0
         assert Metadata.from_bytes(newest.read_bytes()).signed.version == 2
+
+    # A restart finds the new root key among the state directory's key files.
+    with dev_server(state) as restarted:
+        fresh = tmp_path / "python-tuf-after-restart"
+        updater = _updater(restarted.url, root.read_bytes(), fresh)
+        updater.refresh()
+        assert _trusted_root_version(fresh) == 2
+        expected = requests.get(f"{restarted.url}/api/v1/trust/trusted_root.json", timeout=10)
+        assert _target(updater, "trusted_root.json") == expected.content
+
+
+def test_a_server_without_its_root_key_refuses_to_start(tmp_path) -> None:
+    state = tmp_path / "state"
+    with dev_server(state):
+        pass
+    (state / "tuf-root-key.pem").unlink()
+    published = sorted(path.name for path in (state / "tuf").iterdir())
+    with pytest.raises(TUFRepositoryError) as refused, dev_server(state):
+        pass
+    assert refused.value.message == (
+        f"no TUF root key in {state} is the root key of published root version 1"
+    )
+    assert refused.value.hint == (
+        "restore the tuf-root-key*.pem files of the state directory from a backup"
+    )
+    assert sorted(path.name for path in (state / "tuf").iterdir()) == published
+    assert not (state / "tuf-root-key.pem").exists()
 
 
 def test_expired_timestamp_is_resigned_on_request(served, tmp_path) -> None:
