@@ -4,15 +4,20 @@ through our TUF mirror, and its bundles verify in keyless and sigstore-python (r
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from cli import tuf_api
 from cli.main import main
+from cli.state import StateDir
+from cli.tuf_repository import rotate_root_key
 from tests.conftest import dev_server
 
 JS = Path(__file__).resolve().parents[1] / "js"
@@ -182,3 +187,27 @@ def test_keyless_verify_reads_a_first_log_entry(node, tmp_path, artifact) -> Non
         signed = _js_sign(node, running.url, token, artifact, bundle)
         assert signed.returncode == 0, signed.stderr
         assert _keyless_verify(running.url, bundle, artifact, "ivy@example.com") == 0
+
+
+def test_sigstore_js_follows_a_root_rotation(node, tmp_path, artifact) -> None:
+    """A sigstore-js TUF cache holding root version 1 updates to version 2 and still verifies."""
+    with dev_server(tmp_path / "state") as running:
+        root = tmp_path / "root.json"
+        assert main(["trust", "tuf-root", "--server", running.url, "-o", str(root)]) == 0
+        token = running.email_token("judy@example.com")
+        assert (
+            main(["sign", "--server", running.url, "--identity-token", token, str(artifact)]) == 0
+        )
+        bundle = artifact.with_name(artifact.name + ".sigstore.json")
+        policy = ["--certificate-issuer", f"{running.url}/oidc"]
+        policy += ["--certificate-identity-email", r"^judy@example\.com$"]
+        first = _js_verify(node, running.url, root, bundle, artifact, *policy)
+        assert first.returncode == 0, first.stderr
+        cached = next((bundle.parent / "sigstore-js-tuf").rglob("root.json"))
+        assert json.loads(cached.read_text())["signed"]["version"] == 1
+
+        repository = tuf_api.repository_of(running.app)
+        assert rotate_root_key(StateDir(tmp_path / "state"), repository, now=datetime.now(UTC)) == 2
+        again = _js_verify(node, running.url, root, bundle, artifact, *policy)
+        assert again.returncode == 0, again.stderr
+        assert json.loads(cached.read_text())["signed"]["version"] == 2

@@ -427,3 +427,21 @@ def test_tuf_root_refuses_an_expired_newest_root(tmp_path, capsys) -> None:
         f"error: the newest TUF root of {url} (version 1) expired at {root['signed']['expires']}"
     )
     assert not output.exists()
+
+
+def test_processes_sharing_a_directory_sign_each_version_once(served) -> None:
+    """Two repositories over one directory (as two server workers): the second sees what the
+    first re-signed and writes nothing more."""
+    other = TUFRepository(served.repository.directory, served.keys)
+    other.publish(TARGETS, now=served.clock.now)
+    later = served.clock.now + timedelta(hours=13)
+    served.repository.refresh(now=later)
+    other.refresh(now=later)
+    timestamp = Metadata.from_bytes(other.read("timestamp.json", now=later))
+    assert timestamp.signed.version == 2
+    assert sorted(p.name for p in served.repository.directory.glob("*.json")) == [
+        "1.root.json",
+        "1.snapshot.json",
+        "1.targets.json",
+        "timestamp.json",
+    ]
