@@ -92,12 +92,18 @@ class EntryProof:
 
 @dataclass
 class _Waiter:
+    """One queued append. `wake` is a lock held until the waiter is finished or promoted to
+    lead (a bare lock is cheaper than an Event on this hot path)."""
+
     item: NewEntry
-    event: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Lock = field(default_factory=threading.Lock)
     done: bool = False
     lead: bool = False
     result: Appended | None = None
     error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self.wake.acquire()
 
     def finish(self, outcome: Appended | BaseException) -> None:
         if isinstance(outcome, BaseException):
@@ -105,7 +111,12 @@ class _Waiter:
         else:
             self.result = outcome
         self.done = True
-        self.event.set()
+        if not self.lead:
+            self.wake.release()
+
+    def promote(self) -> None:
+        self.lead = True
+        self.wake.release()
 
     def outcome(self) -> Appended:
         if self.error is not None:
@@ -173,8 +184,10 @@ class MerkleLog:
             self._queue.append(waiter)
             lead = not self._busy
             self._busy = True
-        if not lead:
-            waiter.event.wait()
+        if lead:
+            waiter.lead = True
+        else:
+            waiter.wake.acquire()
         if not waiter.done:
             self._lead()
         return waiter.outcome()
@@ -193,9 +206,7 @@ class MerkleLog:
             waiter.finish(outcome)
         with self._mutex:
             if self._queue:
-                successor = self._queue[0]
-                successor.lead = True
-                successor.event.set()
+                self._queue[0].promote()
             else:
                 self._busy = False
 

@@ -6,7 +6,9 @@ service call -> `tlog.wire` render. Errors use Rekor's `{"code", "message"}` bod
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+import json
+
+from flask import Blueprint, Flask, Response, current_app, request
 
 from tlog.errors import (
     DuplicateEntryError,
@@ -66,9 +68,8 @@ def _body(limit: int) -> bytes:
 
 
 def _json(value: object, status: int = 200) -> Response:
-    response = jsonify(value)
-    response.status_code = status
-    return response
+    body = json.dumps(value, separators=(",", ":"))
+    return Response(body + "\n", status=status, mimetype="application/json")
 
 
 @bp.errorhandler(LogError)
