@@ -143,7 +143,9 @@ class TUFRepository:
             return
         with self._writing():
             published = self._load()
-            current = published.targets.signed.targets if published.targets else {}
+            if published.targets is None:
+                raise RuntimeError("refresh before publish")
+            current = published.targets.signed.targets
             contents = {name: self._target_bytes(info) for name, info in current.items()}
             self._update(published, contents, now=now)
 
@@ -154,6 +156,7 @@ class TUFRepository:
             published = self._load()
             if published.root is None:
                 raise RuntimeError("rotate_root before publish")
+            _check_root_key(published.root.signed, self._keys.root)
             version = published.root.signed.version + 1
             keys = replace(self._keys, root=new_root)
             self._write_root(version, keys, [self._keys.root, new_root], now=now)
@@ -255,13 +258,7 @@ class TUFRepository:
         )
         if not online_changed and now < self._half_life(root.expires, Root.type):
             return published
-        if root.roles[Root.type].keyids != [keys.root.public_key.keyid]:
-            raise TUFRepositoryError(
-                f"the TUF root key is not the root key of published root version {root.version}",
-                reason="root-key-mismatch",
-                hint="restore the TUF root key file in the state directory, or rotate the root "
-                "with the old key so clients can follow",
-            )
+        _check_root_key(root, keys.root)
         return self._write_root(root.version + 1, keys, [keys.root], now=now)
 
     def _write_root(
@@ -339,6 +336,21 @@ class TUFRepository:
 
     def _half_life(self, expires: datetime, role: str) -> datetime:
         return expires - self._lifetimes.of(role) / 2
+
+
+def _check_root_key(root: Root, signer: Signer) -> None:
+    """Only the key the published root names can sign the next root so that clients follow.
+
+    Raises:
+        TUFRepositoryError: `signer` is not that key.
+    """
+    if root.roles[Root.type].keyids != [signer.public_key.keyid]:
+        raise TUFRepositoryError(
+            f"the TUF root key is not the root key of published root version {root.version}",
+            reason="root-key-mismatch",
+            hint="restore the TUF root key file in the state directory, or rotate the root "
+            "with the old key so clients can follow",
+        )
 
 
 def _next(metadata: Metadata | None) -> int:

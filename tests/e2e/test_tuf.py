@@ -328,6 +328,16 @@ def test_a_foreign_root_key_is_refused_and_nothing_is_written(served) -> None:
     assert sorted(path.name for path in served.repository.directory.rglob("*")) == before
 
 
+def test_a_rotation_without_the_current_root_key_is_refused(served) -> None:
+    foreign = TUFRepository(served.repository.directory, _keys())
+    with pytest.raises(TUFRepositoryError) as refused:
+        foreign.rotate_root(_signer(), now=served.clock.now)
+    assert refused.value.message == (
+        "the TUF root key is not the root key of published root version 1"
+    )
+    assert served.repository.root_version() == 1
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -445,3 +455,10 @@ def test_processes_sharing_a_directory_sign_each_version_once(served) -> None:
         "1.targets.json",
         "timestamp.json",
     ]
+
+
+def test_the_repository_logic_imports_no_flask() -> None:
+    probe = "import sys, cli.tuf_repository; print('flask' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
