@@ -462,3 +462,18 @@ def test_the_repository_logic_imports_no_flask() -> None:
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_only_the_timestamp_must_be_revalidated_by_caches(served) -> None:
+    timestamp = requests.get(f"{served.url}/tuf/timestamp.json", timeout=10)
+    assert timestamp.headers["Cache-Control"] == "no-cache"
+    assert timestamp.headers["Content-Type"] == "application/json"
+    root = requests.get(f"{served.url}/tuf/1.root.json", timeout=10)
+    assert "Cache-Control" not in root.headers
+
+
+def test_keyless_trust_tuf_root_to_stdout(served, capsysbinary) -> None:
+    assert main(["trust", "tuf-root", "--server", served.url, "-o", "-"]) == 0
+    assert (
+        capsysbinary.readouterr().out == (served.repository.directory / "1.root.json").read_bytes()
+    )
