@@ -1,13 +1,15 @@
 """SQLite (WAL) log storage: the embedded default, one file, safe across worker processes.
 
 Writes run in `BEGIN IMMEDIATE` transactions, so one writer at a time across every process that
-opens the file; every answer (tree size included) is read inside the transaction, never cached.
-`synchronous=FULL` makes a commit durable before `writer()` returns. Each thread, and each
-process after a fork, gets its own connection.
+opens the file (queued on a `flock` of the sidecar file `<db>-writelock`); every answer (tree
+size included) is read inside the transaction, never cached. `synchronous=FULL` makes a commit
+durable before `writer()` returns. Each thread, and each process after a fork, gets its own
+connection.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import sqlite3
@@ -149,7 +151,11 @@ class SQLiteStorage:
         self._generation = 0
         self._all: list[tuple[int, sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
-        with self._transaction("BEGIN IMMEDIATE") as db:
+        self._lock_path = self._path.with_name(self._path.name + "-writelock")
+        self._thread_write_lock = threading.Lock()
+        self._lock_fd = -1
+        self._lock_owner: int | None = None
+        with self._write_lock(), self._transaction("BEGIN IMMEDIATE") as db:
             for statement in _SCHEMA:
                 db.execute(statement)
             db.execute(
@@ -223,9 +229,25 @@ class SQLiteStorage:
                 raise StorageError(f"log read failed: {exc}") from exc
 
     @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        # SQLite's own busy handler polls with sleeps of up to 100 ms, which gives waiting
+        # writers in other processes long stalls. A blocking flock on a sidecar file queues
+        # them in the kernel instead; BEGIN IMMEDIATE below still guarantees exclusion.
+        with self._thread_write_lock:
+            pid = os.getpid()
+            if self._lock_owner != pid:
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._lock_owner = pid
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @contextmanager
     def writer(self) -> Iterator[_View]:
         """An exclusive transaction across all processes; durable once this exits cleanly."""
-        with self._transaction("BEGIN IMMEDIATE") as db:
+        with self._write_lock(), self._transaction("BEGIN IMMEDIATE") as db:
             try:
                 yield _View(db)
             except sqlite3.IntegrityError as exc:
@@ -243,3 +265,7 @@ class SQLiteStorage:
         # Connections inherited across a fork belong to the parent: never touch them here.
         for connection in mine:
             connection.close()
+        with self._thread_write_lock:
+            if self._lock_owner == pid:
+                os.close(self._lock_fd)
+                self._lock_owner = None
