@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sigstore_models.trustroot.v1 import ClientTrustConfig, Service, SigningConfig
 
 from cli.errors import ClientError
-from cli.http import json_body, new_session, request
+from cli.http import new_session, request
 
 SIGNING_CONFIG_PATH = "/api/v1/trust/signing_config.json"
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -37,7 +37,7 @@ def server_signing_config(server: str) -> Services:
     response, body = request(new_session(), "GET", url, what="the keyless server")
     if response.status_code != 200:
         raise ClientError(f"{url} answered HTTP {response.status_code}")
-    return _select(_parse(SigningConfig, json_body(body, what="the keyless server"), url))
+    return _select(_parse(SigningConfig, body, url))
 
 
 def from_signing_config(path: Path) -> Services:
@@ -62,9 +62,10 @@ def _read(path: Path) -> bytes:
     return data
 
 
-def _parse(model, data, source: str):  # type: ignore[no-untyped-def]
+def _parse(model, data: bytes, source: str):  # type: ignore[no-untyped-def]
+    # Always from JSON: sigstore-models is strict in Python mode and refuses wire spellings.
     try:
-        return model.from_json(data) if isinstance(data, bytes) else model.from_dict(data)
+        return model.from_json(data)
     except ValidationError as exc:
         raise ClientError(
             f"{source} is not a valid {model.__name__}: {exc.errors()[0]['msg']}"

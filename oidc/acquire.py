@@ -162,7 +162,10 @@ def _browser_login(
         file=out,
         flush=True,
     )
-    open_browser(url)
+    try:
+        open_browser(url)
+    except Exception as exc:  # any failure to launch a browser is not fatal
+        print(f"Could not open a browser ({exc}); visit the URL above.", file=out, flush=True)
     query = receiver.wait(timeout)
     if query.get("state") != state:
         raise TokenSourceError("the login redirect carried the wrong state; try again")
@@ -247,10 +250,12 @@ class _RedirectReceiver:
         self._server = HTTPServer(("127.0.0.1", 0), Handler)
         self._result, self._done = result, done
         self.redirect_uri = f"http://127.0.0.1:{self._server.server_port}/auth/callback"
+        # Serve at once: some browsers launchers (webbrowser's GenericBrowser) block until the
+        # browser exits, and the browser needs this redirect answered to finish.
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def wait(self, timeout: float) -> dict[str, str]:
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        thread.start()
+        """The redirect's query parameters; the receiver has been serving since it was built."""
         try:
             if not self._done.wait(timeout):
                 raise TokenSourceError("timed out waiting for the browser login")
