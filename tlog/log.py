@@ -126,6 +126,20 @@ class _Waiter:
         return self.result
 
 
+class _KnownNodes:
+    """Node hashes already read or computed in this transaction, falling back to storage."""
+
+    def __init__(self, known: dict[merkle.NodeID, bytes], view: ReadView) -> None:
+        self._known = known
+        self._view = view
+
+    def read_nodes(self, ids: Sequence[merkle.NodeID]) -> list[bytes]:
+        missing = [node for node in dict.fromkeys(ids) if node not in self._known]
+        if missing:
+            self._known.update(zip(missing, self._view.read_nodes(missing), strict=True))
+        return [self._known[node] for node in ids]
+
+
 class MerkleLog:
     """A durable Merkle log: append, read, prove, and sign consistent tree heads."""
 
@@ -245,16 +259,22 @@ class MerkleLog:
                 fresh_keys.append(item.keys)
             head = previous
             if fresh:
-                frontier = view.read_nodes(merkle.frontier(size))
+                frontier_ids = merkle.frontier(size)
+                frontier = view.read_nodes(frontier_ids)
                 nodes = merkle.append_nodes(size, frontier, [e.leaf_hash for e in fresh])
                 view.add_entries(fresh, fresh_keys)
                 view.add_nodes(nodes)
+                # Roots and proofs over the new tree need the stored frontier and the new
+                # nodes, both at hand; anything else is read from the transaction.
+                known = _KnownNodes(
+                    {**dict(zip(frontier_ids, frontier, strict=True)), **nodes}, view
+                )
                 new_size = size + len(fresh)
-                root = merkle.root_hash(new_size, view)
-                self._check_consistent(view, previous, new_size, root)
+                root = merkle.root_hash(new_size, known)
+                self._check_consistent(known, previous, new_size, root)
                 head = self._sign_head(view, size=new_size, root=root, now_ms=now_ms)
                 wanted = [e.index for e, item in zip(fresh, fresh_items, strict=True) if item.prove]
-                proofs = merkle.inclusion_proofs(wanted, new_size, view)
+                proofs = merkle.inclusion_proofs(wanted, new_size, known)
         by_index = {entry.index: entry for entry in fresh}
         result: list[Appended | LogError] = []
         for slot, digest in enumerate(hashes):
@@ -286,7 +306,7 @@ class MerkleLog:
         return head
 
     def _check_consistent(
-        self, view: ReadView, previous: SignedHead, new_size: int, root: bytes
+        self, view: merkle.NodeReader, previous: SignedHead, new_size: int, root: bytes
     ) -> None:
         if previous.size == 0:
             return

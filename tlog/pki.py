@@ -30,6 +30,10 @@ DIGESTS: dict[str, hashes.HashAlgorithm] = {
     "sha512": hashes.SHA512(),
 }
 
+# Signature algorithm objects are immutable; building them per call shows up in profiles.
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_ECDSA_PREHASHED = {name: ec.ECDSA(utils.Prehashed(digest)) for name, digest in DIGESTS.items()}
+
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN (CERTIFICATE|PUBLIC KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----\s*\Z"
 )
@@ -132,12 +136,11 @@ def verify_prehashed(key: VerifyingKey, signature: bytes, digest: bytes, algorit
     Raises:
         EntryError: the signature does not verify, or the key cannot sign digests.
     """
-    prehashed = utils.Prehashed(DIGESTS[algorithm])
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, digest, ec.ECDSA(prehashed))
+            key.verify(signature, digest, _ECDSA_PREHASHED[algorithm])
         elif isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, digest, padding.PKCS1v15(), prehashed)
+            key.verify(signature, digest, padding.PKCS1v15(), utils.Prehashed(DIGESTS[algorithm]))
         else:
             raise EntryError("ed25519 keys are not supported for hashedrekord entries")
     except InvalidSignature as exc:
@@ -152,7 +155,7 @@ def verify_message(key: VerifyingKey, signature: bytes, message: bytes) -> None:
     """
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+            key.verify(signature, message, _ECDSA_SHA256)
         elif isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
         else:

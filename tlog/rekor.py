@@ -31,6 +31,7 @@ MAX_RETRIEVE_ITEMS = 10
 _ENTRY_ID = re.compile(r"(?:([0-9a-f]{16}))?([0-9a-f]{64})\Z")
 _HOST = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,255}\Z")
 _ARTIFACT_HASH = re.compile(r"(?:(sha256):)?([0-9a-f]{64})\Z|(sha384|sha512):([0-9a-f]{96,128})\Z")
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}\Z")
 
 
@@ -148,7 +149,7 @@ class RekorService:
             root_hash=head.root_hash,
             hashes=tuple(proof),
             checkpoint=head.signed.decode(),
-            signed_entry_timestamp=self._key.sign(payload, ec.ECDSA(hashes.SHA256())),
+            signed_entry_timestamp=self._key.sign(payload, _ECDSA_SHA256),
         )
 
     def add_entry(self, proposed: object) -> RekorEntry:

@@ -111,25 +111,40 @@ class _View:
             return None
         return SignedHead(row[0], bytes(row[1]), row[2], bytes(row[3]))
 
+    def _insert(self, table: str, columns: str, rows: Sequence[tuple[object, ...]]) -> None:
+        # One multi-row INSERT per chunk rather than executemany: the sqlite3 module releases
+        # and re-takes the GIL around every step, and under load each re-take can wait for a
+        # busy thread, which stretches the write transaction that every appender waits on.
+        if not rows:
+            return
+        width = len(rows[0])
+        per_chunk = max(1, _CHUNK // width)
+        marks = "(" + ",".join("?" * width) + ")"
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start : start + per_chunk]
+            values = ",".join([marks] * len(chunk))
+            params = [value for row in chunk for value in row]
+            self._db.execute(f"INSERT INTO {table} ({columns}) VALUES {values}", params)  # noqa: S608
+
     def add_entries(self, entries: Sequence[LogEntry], keys: Sequence[Sequence[str]]) -> None:
         if entries and entries[-1].index >= MAX_LOG_SIZE:
             raise StorageError(f"log is full ({MAX_LOG_SIZE} entries)")
-        self._db.executemany(
-            "INSERT INTO leaves (idx, hash, data, integrated_ms, extra) VALUES (?, ?, ?, ?, ?)",
+        self._insert(
+            "leaves",
+            "idx, hash, data, integrated_ms, extra",
             [(e.index, e.leaf_hash, e.data, e.integrated_ms, e.extra) for e in entries],
         )
-        self._db.executemany(
-            "INSERT OR IGNORE INTO search (key, idx) VALUES (?, ?)",
-            [
-                (key, e.index)
-                for e, entry_keys in zip(entries, keys, strict=True)
-                for key in entry_keys
-            ],
-        )
+        search = {
+            (key, e.index)
+            for e, entry_keys in zip(entries, keys, strict=True)
+            for key in entry_keys
+        }
+        self._insert("search", "key, idx", sorted(search))
 
     def add_nodes(self, nodes: Mapping[NodeID, bytes]) -> None:
-        self._db.executemany(
-            "INSERT INTO nodes (id, hash) VALUES (?, ?)",
+        self._insert(
+            "nodes",
+            "id, hash",
             [(_node_key(level, i), digest) for (level, i), digest in nodes.items() if level > 0],
         )
 
