@@ -163,9 +163,11 @@ def _browser_login(
         flush=True,
     )
     try:
-        open_browser(url)
-    except Exception as exc:  # any failure to launch a browser is not fatal
-        print(f"Could not open a browser ({exc}); visit the URL above.", file=out, flush=True)
+        opened = bool(open_browser(url))
+    except Exception:  # any failure to launch a browser is not fatal: the URL is printed
+        opened = False
+    if not opened:
+        print("Could not open a browser; visit the URL above.", file=out, flush=True)
     query = receiver.wait(timeout)
     if query.get("state") != state:
         raise TokenSourceError("the login redirect carried the wrong state; try again")

@@ -69,4 +69,4 @@ def test_a_broken_browser_is_not_fatal(server, tmp_path: Path) -> None:
     process.communicate(timeout=10)
     assert lines[0] == "Waiting for the browser to finish logging in. If it did not open, visit:\n"
     assert lines[1].startswith(f"{server.url}/oidc/authorize?")
-    assert lines[2] == "Could not open a browser (No closing quotation); visit the URL above.\n"
+    assert lines[2] == "Could not open a browser; visit the URL above.\n"
