@@ -20,8 +20,9 @@ SHARED = Path(os.environ.get("KEYLESS_SHARED", REPO.parent / "shared"))
 
 @pytest.fixture(autouse=True)
 def _private_caches(tmp_path_factory, monkeypatch) -> None:
-    """Each test gets its own client caches (trusted roots fetched from servers)."""
+    """Each test gets its own client caches and data (trusted roots, sigstore's TUF roots)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
 
 
 @pytest.fixture(scope="session")
