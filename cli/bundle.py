@@ -70,7 +70,13 @@ class Bundle:
         try:
             wire = WireBundle.from_json(data)
         except ValidationError as exc:
-            raise BundleError(f"malformed bundle: {describe_validation_error(exc)}") from exc
+            restored = _with_proto3_defaults(data)
+            if restored is None:
+                raise BundleError(f"malformed bundle: {describe_validation_error(exc)}") from exc
+            try:
+                wire = WireBundle.from_json(restored)
+            except ValidationError:
+                raise BundleError(f"malformed bundle: {describe_validation_error(exc)}") from exc
         return cls.from_model(wire)
 
     @classmethod
@@ -137,6 +143,36 @@ class Bundle:
             message_digest=digest,
             envelope=envelope,
         )
+
+
+def _with_proto3_defaults(data: bytes | str) -> str | None:
+    """The bundle with the proto3 defaults its writer left out restored, or None if none were.
+
+    Proto3 JSON omits fields holding their default value, and sigstore-js writes it that way:
+    the first entry of a log has `logIndex` 0 and a one-leaf tree's proof has no `hashes`, so
+    both vanish. sigstore-models requires them (sigstore-go fixed the same, its PR #452). Only
+    fields whose default is a legitimate value are restored; everything else stays required.
+    """
+    import json
+
+    try:
+        document = json.loads(data)
+        entries = document["verificationMaterial"]["tlogEntries"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    changed = False
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        proof = entry.get("inclusionProof")
+        targets = [(entry, "logIndex", "0")]
+        if isinstance(proof, dict):
+            targets += [(proof, "logIndex", "0"), (proof, "hashes", [])]
+        for holder, key, default in targets:
+            if key not in holder:
+                holder[key] = default
+                changed = True
+    return json.dumps(document) if changed else None
 
 
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
