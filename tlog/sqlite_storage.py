@@ -170,7 +170,12 @@ class SQLiteStorage:
         self._thread_write_lock = threading.Lock()
         self._lock_fd = -1
         self._lock_owner: int | None = None
-        with self._write_lock(), self._transaction("BEGIN IMMEDIATE") as db:
+        self._writer_key: tuple[int, int] | None = None
+        self._writer: sqlite3.Connection | None = None
+        with (
+            self._write_lock(),
+            self._transaction(self._writer_connection(), "BEGIN IMMEDIATE") as db,
+        ):
             for statement in _SCHEMA:
                 db.execute(statement)
             db.execute(
@@ -196,6 +201,22 @@ class SQLiteStorage:
         connection = getattr(self._local, "connection", None)
         if connection is not None and self._local.key == key:
             return connection
+        connection = self._open()
+        self._local.connection, self._local.key = connection, key
+        return connection
+
+    def _writer_connection(self) -> sqlite3.Connection:
+        # One connection for every write in this process (callers hold the write lock), so
+        # its page cache stays warm from one commit to the next; SQLite drops a connection's
+        # cache whenever another connection has written, which per-thread writers would do
+        # on every group commit.
+        key = (os.getpid(), self._generation)
+        if self._writer_key != key:
+            self._writer = self._open()
+            self._writer_key = key
+        return self._writer
+
+    def _open(self) -> sqlite3.Connection:
         try:
             connection = sqlite3.connect(
                 self._path, isolation_level=None, check_same_thread=False, timeout=0
@@ -207,14 +228,12 @@ class SQLiteStorage:
             connection.execute("PRAGMA synchronous = FULL")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open log database {self._path}: {exc}") from exc
-        self._local.connection, self._local.key = connection, key
         with self._all_lock:
-            self._all.append((key[0], connection))
+            self._all.append((os.getpid(), connection))
         return connection
 
     @contextmanager
-    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
+    def _transaction(self, db: sqlite3.Connection, begin: str) -> Iterator[sqlite3.Connection]:
         try:
             db.execute(begin)
         except sqlite3.Error as exc:
@@ -237,7 +256,7 @@ class SQLiteStorage:
     @contextmanager
     def reader(self) -> Iterator[_View]:
         """A snapshot: a deferred transaction, so it sees one committed state throughout."""
-        with self._transaction("BEGIN") as db:
+        with self._transaction(self._connection(), "BEGIN") as db:
             try:
                 yield _View(db)
             except sqlite3.Error as exc:
@@ -262,7 +281,10 @@ class SQLiteStorage:
     @contextmanager
     def writer(self) -> Iterator[_View]:
         """An exclusive transaction across all processes; durable once this exits cleanly."""
-        with self._write_lock(), self._transaction("BEGIN IMMEDIATE") as db:
+        with (
+            self._write_lock(),
+            self._transaction(self._writer_connection(), "BEGIN IMMEDIATE") as db,
+        ):
             try:
                 yield _View(db)
             except sqlite3.IntegrityError as exc:
