@@ -25,6 +25,34 @@ def _private_caches(tmp_path_factory, monkeypatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
 
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_environment(monkeypatch) -> None:
+    """Every server in the suite is on loopback; proxy variables must not reroute requests."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """An anonymous OCI registry (Debian's docker-registry) over plain HTTP on loopback."""
+    from tests.registry import run_registry
+
+    with run_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
+
+
+@pytest.fixture
+def pusher(registry):
+    """Pushes generated images to the anonymous registry."""
+    from tests.registry import Pusher
+
+    return Pusher(registry)
+
+
 @pytest.fixture(scope="session")
 def vectors() -> Path:
     """The shared test vectors (sigstore-conformance, trust roots, Merkle and CT data)."""

@@ -11,31 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cli.oci.conftest import PROXY_VARIABLES
 from tests.cli.oci.referrers_proxy import referrers_proxy
 from tests.conftest import serve_wsgi
-from tests.registry import Pusher, RunningRegistry, TokenServer, run_registry, run_token_registry
-
-
-@pytest.fixture(autouse=True)
-def no_proxy_environment(monkeypatch) -> None:
-    """The registry client honours proxy variables; these tests talk to loopback directly."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+from tests.registry import RunningRegistry, TokenServer, run_registry, run_token_registry
 
 
 @pytest.fixture(autouse=True)
 def no_docker_config(tmp_path, monkeypatch) -> None:
     """No credentials from the user's own ~/.docker/config.json leak into a test."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory) -> Iterator[RunningRegistry]:
-    """An anonymous registry over plain HTTP, without the referrers API."""
-    with run_registry(tmp_path_factory.mktemp("registry")) as running:
-        yield running
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +47,3 @@ def referrers_registry(tmp_path_factory) -> Iterator[RunningRegistry]:
         serve_wsgi(referrers_proxy(upstream.url)) as url,
     ):
         yield RunningRegistry(host=url.removeprefix("http://"), url=url)
-
-
-@pytest.fixture
-def pusher(registry: RunningRegistry) -> Pusher:
-    return Pusher(registry)

@@ -1,4 +1,7 @@
-"""Fixtures for the OCI client tests: real registries on loopback (see tests/registry.py)."""
+"""Fixtures for the OCI client tests: real registries on loopback (see tests/registry.py).
+
+The anonymous `registry` and `pusher` are shared by the whole suite (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -7,24 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from cli.oci import RegistryClient, StaticCredentials
-from tests.registry import Pusher, RunningRegistry, TokenServer, run_registry, run_token_registry
-
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
-
-
-@pytest.fixture(autouse=True)
-def no_proxy_environment(monkeypatch) -> None:
-    """The client honours proxy variables; these tests talk to loopback directly."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory) -> Iterator[RunningRegistry]:
-    """An anonymous registry over plain HTTP."""
-    with run_registry(tmp_path_factory.mktemp("registry")) as running:
-        yield running
+from tests.registry import RunningRegistry, TokenServer, run_registry, run_token_registry
 
 
 @pytest.fixture(scope="session")
@@ -52,12 +38,6 @@ def token_registry(tmp_path_factory) -> Iterator[RunningRegistry]:
     server = TokenServer(users={"bob": "builder-7"}, refresh_tokens={"bobs-refresh-token": "bob"})
     with run_token_registry(tmp_path_factory.mktemp("token-registry"), server) as running:
         yield running
-
-
-@pytest.fixture
-def pusher(registry: RunningRegistry) -> Pusher:
-    """Pushes generated images to the anonymous registry."""
-    return Pusher(registry)
 
 
 @pytest.fixture
