@@ -51,3 +51,20 @@ def test_logic_modules_do_not_import_flask(module: str) -> None:
 def test_each_package_says_its_job(package: str) -> None:
     source = (REPO / package / "__init__.py").read_text()
     assert source.startswith('"""'), f"{package}/__init__.py needs a docstring naming its one job"
+
+
+def test_verifying_a_file_loads_no_network_or_server_code(vectors) -> None:
+    """`keyless verify FILE` in a deploy gate: start-up stays lean (no requests, no Flask)."""
+    case = vectors / "sigstore-conformance" / "test" / "assets" / "bundle-verify" / "happy-path-v0.3"
+    artifact = vectors / "sigstore-conformance" / "test" / "assets" / "a.txt"
+    code = (
+        "import sys\n"
+        "from cli.main import main\n"
+        f"rc = main(['verify', '--bundle', {str(case / 'bundle.sigstore.json')!r},"
+        " '--certificate-identity-regexp', '.*', '--certificate-oidc-issuer-regexp', '.*',"
+        f" {str(artifact)!r}])\n"
+        "loaded = sorted(m for m in ('requests', 'flask', 'cli.oci', 'yaml', 'jwt') if m in sys.modules)\n"
+        "sys.exit(f'rc={rc} loaded={loaded}' if rc or loaded else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -61,10 +61,12 @@ def add_sign_arguments(parser: argparse.ArgumentParser) -> None:
 
 def image_reference(target: str) -> Reference | None:
     """The image reference `target` names, or None when it is a file or a digest."""
-    from cli.oci import RegistryError, parse_reference
-
+    # Decide files and digests before importing the registry client (and requests with it):
+    # `keyless verify FILE` is the common case and its start-up time matters.
     if target.startswith("sha256:") or Path(target).exists():
         return None
+    from cli.oci import RegistryError, parse_reference
+
     try:
         reference = parse_reference(target)
     except RegistryError:
