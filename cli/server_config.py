@@ -6,7 +6,6 @@ every problem in the file is reported at once, one line each, before anything st
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import yaml
 from ca import CAConfig, CAConfigError
 from cli.state import default_state_dir
 from oidc import ConfigError, TrustedIssuers, load_issuers, parse_issuers
+from oidc.config import is_loopback_host
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -175,18 +175,9 @@ def _check_listen(host: str, port: int, *, dev_issuer: bool) -> list[str]:
     problems = []
     if not 1 <= port <= 65535:
         problems.append(f"port {port} is not between 1 and 65535")
-    if dev_issuer and not _is_loopback_host(host):
+    if dev_issuer and not is_loopback_host(host):
         problems.append(f"the development issuer binds to loopback only, but the host is {host!r}")
     return problems
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url_host(host: str) -> str:

@@ -387,7 +387,7 @@ class _Loader:
     def _validate(self, where: str, config: IssuerConfig, *, meta: bool) -> None:
         location = config.url or config.pattern or ""
         parts = urlsplit(location.replace("*", "x"))
-        loopback = _is_loopback(parts.hostname)
+        loopback = is_loopback_host(parts.hostname)
         if config.allow_insecure_loopback and not loopback:
             self.problems.append(f"{where}: allow-insecure-loopback needs a loopback issuer")
         elif parts.scheme != "https" and not (
@@ -447,7 +447,8 @@ def _same_registered_domain(a: str | None, b: str | None) -> bool:
     return a.lower().split(".")[-2:] == b.lower().split(".")[-2:] and a.count(".") >= 1
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback_host(host: str | None) -> bool:
+    """Whether `host` is localhost or a loopback address (127.0.0.0/8, ::1)."""
     if host is None:
         return False
     if host == "localhost":

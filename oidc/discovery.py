@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from oidc.config import IssuerConfig, _is_loopback
+from oidc.config import IssuerConfig, is_loopback_host
 from oidc.errors import TokenError, quote
 from oidc.tokens import VerificationKey, parse_jwks
 
@@ -124,7 +124,7 @@ class JWKSCache:
 
     def _get_json(self, url: str, issuer: IssuerConfig) -> Mapping[str, Any]:
         parts = urlsplit(url)
-        insecure_ok = issuer.allow_insecure_loopback and _is_loopback(parts.hostname)
+        insecure_ok = issuer.allow_insecure_loopback and is_loopback_host(parts.hostname)
         if parts.scheme != "https" and not (parts.scheme == "http" and insecure_ok):
             raise ValueError(f"refusing to fetch {url}: https is required")
         # Redirects are not followed: a redirect to another host is how SSRF and key
