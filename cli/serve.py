@@ -41,13 +41,12 @@ def create_app(config: ServerConfig) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["keyless.config"] = config
     authenticator, oidc_url = _mount_identity(app, config, state)
-    rekor, rekor_key = _mount_rekor(app, config, state)
+    rekor = _mount_rekor(app, config, state)
     authority, ct_keys = _mount_ca(app, config, state, authenticator, now=now)
     _mount_trust(
         app,
         config,
         authority=authority,
-        rekor_key=rekor_key,
         rekor=rekor,
         ct_keys=ct_keys,
         oidc_url=oidc_url,
@@ -81,15 +80,14 @@ def _mount_identity(
     return authenticator, oidc_url
 
 
-def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> tuple[Any, Path]:
+def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     """The signature transparency log (Rekor v1 API) on SQLite."""
     from tlog import rekor_api
     from tlog.rekor import RekorService
     from tlog.sqlite_storage import SQLiteStorage
 
-    key_path = config.log_key or state.file(REKOR_KEY_FILE)
     key = (
-        load_private_key(key_path)
+        load_private_key(config.log_key)
         if config.log_key
         else state.private_key(REKOR_KEY_FILE, lambda: ec.generate_private_key(ec.SECP256R1()))
     )
@@ -97,7 +95,7 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> tuple[Any
     host = urlsplit(config.public_url).netloc
     service = RekorService.open(storage=storage, private_key=key, host=host)
     rekor_api.init_app(app, service)
-    return service, key_path
+    return service
 
 
 def _mount_ca(
@@ -128,7 +126,7 @@ def _mount_ca(
             database=state.file(CT_DATABASE), key_path=key_path, roots=[signer.chain[-1]]
         )
         ct_api.init_app(app, ct)
-        ct_keys = [LogKey(f"{config.public_url}/ct", ct.public_key, _created_at(key_path))]
+        ct_keys = [LogKey(f"{config.public_url}/ct", ct.public_key, ca_start)]
     else:
         ct = HTTPCTSubmitter(config.ca.ct_log)
         # A remote log's SCTs are only checkable by clients when its key is configured.
@@ -151,7 +149,6 @@ def _mount_trust(
     *,
     authority: Any,
     rekor: Any,
-    rekor_key: Path,
     ct_keys: list[Any],
     oidc_url: str | None,
 ) -> None:
@@ -164,7 +161,7 @@ def _mount_trust(
     ca_start = min(cert.not_valid_before_utc for cert in chain)
     root = tm.trusted_root(
         cas=[tm.CAChain(uri=url, certificates=chain, start=ca_start)],
-        tlogs=[tm.LogKey(url, rekor.public_key, _created_at(rekor_key))],
+        tlogs=[tm.LogKey(url, rekor.public_key, ca_start)],
         ctlogs=ct_keys,
     )
     signing = tm.signing_config(ca_url=url, log_url=url, oidc_url=oidc_url, start=ca_start)
@@ -194,11 +191,6 @@ def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
         now=now,
     )
     tuf_api.init_app(app, repository)
-
-
-def _created_at(path: Path) -> datetime:
-    """When a key file was written: the start of that key's validity in the trust root."""
-    return datetime.fromtimestamp(int(path.stat().st_mtime) - 1, UTC)
 
 
 def load_private_key(path: Path) -> Any:

@@ -119,6 +119,11 @@ def load_server_config(
     parts = urlsplit(public_url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
         problems.append(f"public-url {public_url!r} must be an origin like https://host[:port]")
+    oidc_url = document.get("oidc-url")
+    if oidc_url is not None and not (
+        isinstance(oidc_url, str) and urlsplit(oidc_url).scheme in ("http", "https")
+    ):
+        problems.append(f"oidc-url {oidc_url!r} must be the URL of the issuer clients log in at")
     issuers = _issuers(document.get("issuers"), path.parent, problems)
     if issuers is None and not dev_issuer:
         problems.append("issuers: no trusted issuers; set `issuers:` to a file or a list")
@@ -141,7 +146,7 @@ def load_server_config(
         ca=ca,
         log_database=path.parent / log["database"] if "database" in log else None,
         log_key=path.parent / log["key"] if "key" in log else None,
-        oidc_url=document.get("oidc-url"),
+        oidc_url=oidc_url,
         source=source,
     )
     if problems:

@@ -115,6 +115,7 @@ def test_production_config_problems_are_listed_one_per_line(tmp_path: Path) -> N
         "listen: {host: 0.0.0.0, port: 70000}\n"
         "dev-issuer: {enabled: true}\n"
         "public-url: ftp://x\n"
+        "oidc-url: 42\n"
         "colour: blue\n"
         "issuers:\n  - issuer: http://idp.example.com\n    type: email\n"
     )
@@ -124,6 +125,7 @@ def test_production_config_problems_are_listed_one_per_line(tmp_path: Path) -> N
         "  - port 70000 is not between 1 and 65535",
         "  - the development issuer binds to loopback only, but the host is '0.0.0.0'",
         "  - public-url 'ftp://x' must be an origin like https://host[:port]",
+        "  - oidc-url 42 must be the URL of the issuer clients log in at",
         "  - issuers: issuers[1]: issuer must be an https:// URL (http is allowed only for "
         "loopback issuers with allow-insecure-loopback)",
     ]
