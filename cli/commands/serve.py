@@ -52,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_banner(config: Any) -> None:
     url = config.public_url
-    lines = [f"keyless serving on {url} (state in {config.state_dir})"]
+    lines = [
+        f"keyless serving on {url} (state in {config.state_dir})",
+        f"  trust config: {url}/api/v1/trust/client_trust_config.json",
+        f"  TUF mirror:   {url}/tuf (root: keyless trust tuf-root --server {url} -o root.json)",
+    ]
     if not config.production:
         lines.insert(
             0,
@@ -60,10 +64,14 @@ def _print_banner(config: Any) -> None:
             "issuer mints tokens for anyone on this machine. Not for production.",
         )
     if config.dev_issuer:
+        token = f'"$(keyless dev-token --server {url} --email alice@example.com)"'
         lines += [
             f"  development OIDC issuer: {url}/oidc (GitHub-Actions-shaped: {url}/oidc/github)",
             f"  get a token:  keyless dev-token --server {url} --email alice@example.com",
             f"                keyless dev-token --server {url} --github-actions "
             "--repository acme/app --workflow release.yml --ref refs/heads/main",
+            f"  sign:    keyless sign --server {url} --identity-token {token} FILE",
+            f"  verify:  keyless verify --server {url} --certificate-identity alice@example.com "
+            f"--certificate-oidc-issuer {url}/oidc FILE",
         ]
     print("\n".join(lines), file=sys.stderr, flush=True)

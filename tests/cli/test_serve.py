@@ -64,6 +64,8 @@ def test_dev_mode_on_the_exact_port_with_persistent_keys(tmp_path: Path) -> None
     assert "Not for production" in stderr
     assert f"development OIDC issuer: {url}/oidc" in stderr
     assert f"keyless dev-token --server {url} --email alice@example.com" in stderr
+    assert f"trust config: {url}/api/v1/trust/client_trust_config.json" in stderr
+    assert f"sign:    keyless sign --server {url} --identity-token" in stderr
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     keys = list(state.glob("*.pem"))
     assert keys and all(stat.S_IMODE(key.stat().st_mode) == 0o600 for key in keys)
