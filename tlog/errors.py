@@ -69,6 +69,12 @@ class TooManyError(RequestError):
     reason = "too-many-items"
 
 
+class BodyTooLargeError(RequestError):
+    """A request body exceeds the endpoint's limit (HTTP 413)."""
+
+    reason = "body-too-large"
+
+
 class InconsistentLogError(LogError):
     """The stored tree is not consistent with a checkpoint the log signed: it refuses to sign."""
 

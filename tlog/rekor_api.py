@@ -11,6 +11,7 @@ import json
 from flask import Blueprint, Flask, Response, current_app, request
 
 from tlog.errors import (
+    BodyTooLargeError,
     DuplicateEntryError,
     EntryError,
     LogError,
@@ -35,12 +36,6 @@ EXTENSION = "keyless.rekor"
 ENTRIES_PATH = "/api/v1/log/entries"
 
 bp = Blueprint("rekor", __name__)
-
-
-class BodyTooLargeError(RequestError):
-    """The request body exceeds the endpoint's limit (HTTP 413)."""
-
-    reason = "body-too-large"
 
 
 def init_app(app: Flask, service: RekorService) -> None:
