@@ -331,3 +331,64 @@ def test_consistency_proofs_between_many_pairs(rekor: RekorServer, signer: Signe
     backwards = rekor.get("/api/v1/log/proof", firstSize=5, lastSize=4)
     assert backwards.json() == {"code": 400, "message": "firstSize 5 is greater than lastSize 4"}
     assert rekor.get("/api/v1/log/proof").json() == {"code": 400, "message": "lastSize is required"}
+
+
+def test_sigstore_python_rekor_client_round_trip(rekor: RekorServer, signer: Signer) -> None:
+    from sigstore._internal.rekor import _hashedrekord_from_parts
+    from sigstore._internal.rekor.client import RekorClient
+    from sigstore._internal.trust import Keyring
+    from sigstore.hashes import Hashed
+    from sigstore_models.common import v1 as common_v1
+
+    der = rekor.key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    keyring = Keyring(
+        [
+            common_v1.PublicKey(
+                raw_bytes=base64.b64encode(der),
+                key_details=common_v1.PublicKeyDetails.PKIX_ECDSA_P256_SHA_256,
+            )
+        ]
+    )
+    client = RekorClient(rekor.url)
+    entries = []
+    for i in range(2):
+        artifact = b"submitted by sigstore-python %d" % i
+        hashed = Hashed(
+            algorithm=common_v1.HashAlgorithm.SHA2_256, digest=hashlib.sha256(artifact).digest()
+        )
+        signature = signer.key.sign(artifact, ec.ECDSA(hashes.SHA256()))
+        request = client._build_hashed_rekord_request(hashed, signature, signer.cert)
+        entry = client.create_entry(request)
+        entry._verify(keyring)
+        entries.append((entry, hashed, signature))
+    info = client.log.get()
+    assert info.tree_size == 2
+    assert info.tree_id == str(rekor.service.tree_id)
+    by_index = client.log.entries.get(log_index=1)
+    by_index._verify(keyring)
+    assert by_index._inner.canonicalized_body == entries[1][0]._inner.canonicalized_body
+    entry, hashed, signature = entries[0]
+    expected = _hashedrekord_from_parts(signer.cert, signature, hashed)
+    found = client.log.entries.retrieve.post(expected)
+    assert found is not None
+    found._verify(keyring)
+    assert found._inner.log_index == 0
+    unlogged = b"never logged"
+    unlogged_hashed = Hashed(
+        algorithm=common_v1.HashAlgorithm.SHA2_256, digest=hashlib.sha256(unlogged).digest()
+    )
+    absent = _hashedrekord_from_parts(
+        signer.cert, signer.key.sign(unlogged, ec.ECDSA(hashes.SHA256())), unlogged_hashed
+    )
+    assert client.log.entries.retrieve.post(absent) is None
+    other = _hashedrekord_from_parts(
+        signer.cert, signer.key.sign(b"never logged", ec.ECDSA(hashes.SHA256())), hashed
+    )
+    try:
+        client.log.entries.retrieve.post(other)
+    except Exception as exc:  # Rekor refuses a signature that does not verify.
+        assert "400" in str(exc)
+    else:
+        raise AssertionError("retrieve accepted a signature that does not verify")
