@@ -18,6 +18,7 @@ from typing import Any
 import rfc8785
 
 from tlog.errors import EntryError
+from tlog.log import MAX_KEY_CHARS, MAX_KEYS_PER_ENTRY
 from tlog.pki import (
     MAX_SIGNATURE_BYTES,
     EntryKey,
@@ -106,7 +107,13 @@ def canonicalize(proposed: object) -> CanonicalEntry:
     handler = _KINDS.get((kind, version)) if isinstance(kind, str) else None
     if handler is None:
         raise EntryError(f"unsupported entry kind {str(kind)[:40]!r} version {str(version)[:20]!r}")
-    return handler(entry["spec"])
+    canonical = handler(entry["spec"])
+    # The search index is best effort, as Rekor's is: a certificate with very many or very
+    # long SANs is still logged, with only the keys that fit the log's bounds.
+    keys = [key for key in dict.fromkeys(canonical.keys) if len(key) <= MAX_KEY_CHARS]
+    return CanonicalEntry(
+        canonical.kind, canonical.api_version, canonical.body, tuple(keys[:MAX_KEYS_PER_ENTRY])
+    )
 
 
 def _hashedrekord(spec_value: object) -> CanonicalEntry:

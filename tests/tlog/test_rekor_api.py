@@ -392,3 +392,35 @@ def test_sigstore_python_rekor_client_round_trip(rekor: RekorServer, signer: Sig
         assert "400" in str(exc)
     else:
         raise AssertionError("retrieve accepted a signature that does not verify")
+
+
+def test_certificate_with_many_long_sans_is_logged(rekor: RekorServer) -> None:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from tests.tlog.conftest import Signer
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "test")])
+    now = datetime.datetime.now(datetime.UTC)
+    sans = [x509.UniformResourceIdentifier("https://example.com/" + "a" * 600)]
+    sans += [x509.RFC822Name(f"user{i}@example.com") for i in range(80)]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(minutes=10))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    many = Signer(key, cert)
+    response = rekor.post("/api/v1/log/entries", many.hashedrekord(b"many SANs"))
+    assert response.status_code == 201, response.text
+    entry_id = next(iter(response.json()))
+    found = rekor.post("/api/v1/index/retrieve", {"email": "user3@example.com"})
+    assert found.json() == [entry_id]
