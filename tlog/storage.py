@@ -78,7 +78,7 @@ class WriteView(ReadView, Protocol):
         ...
 
     def add_head(self, head: SignedHead) -> None:
-        """Store a signed tree head."""
+        """Store a signed tree head; smaller heads may be dropped (only the latest is read)."""
         ...
 
 

@@ -70,6 +70,8 @@ def test_append_prove_and_reopen(tmp_path: Path) -> None:
     assert log.find(merkle.leaf_hash(b"entry 5")) == 5
     assert log.find(merkle.leaf_hash(b"absent")) is None
     _check_tree(log)
+    with sqlite3.connect(tmp_path / "log.db") as db:
+        assert db.execute("SELECT size FROM heads").fetchall() == [(20,)]
     reopened = _open(tmp_path / "log.db")
     assert reopened.tree_id == tree_id
     assert reopened.head() == log.head()
