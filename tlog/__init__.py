@@ -28,6 +28,9 @@ never loads them). Shared by the Rekor log and the CT log:
 - `SQLiteStorage(path: str | PathLike, *, busy_timeout_ms: int = 30_000)`: WAL, fsync per commit,
   safe across threads and worker processes; `.tree_id -> int` (random, fixed at creation).
   `LogStorage` is the Protocol (`reader()`, `writer()`, `tree_id`, `close()`).
+  `PostgresStorage(conninfo: str, *, prefix: str = "tlog_")` (`tlog.postgres_storage`, needs
+  psycopg 3) is the same for several server instances sharing one PostgreSQL database; the
+  table prefix lets the Rekor and CT logs share a database.
 - `TreeHeadSigner` Protocol: `sign(*, size: int, root_hash: bytes, timestamp_ms: int) -> bytes`
   and `verify(signed: bytes, *, size: int, root_hash: bytes) -> None` (raise a `LogError`).
   `CheckpointSigner(*, origin: str, name: str, private_key)` signs Rekor-style checkpoints.
@@ -102,6 +105,7 @@ from tlog.merkle import (
 
 if TYPE_CHECKING:
     from tlog.log import Appended, EntryProof, MerkleLog, NewEntry, TreeHeadSigner
+    from tlog.postgres_storage import PostgresStorage
     from tlog.rekor import RekorService
     from tlog.sqlite_storage import SQLiteStorage
     from tlog.storage import LogEntry, LogStorage, SignedHead
@@ -113,6 +117,7 @@ _LAZY = {
     "NewEntry": "tlog.log",
     "TreeHeadSigner": "tlog.log",
     "SQLiteStorage": "tlog.sqlite_storage",
+    "PostgresStorage": "tlog.postgres_storage",
     "RekorService": "tlog.rekor",
     "LogEntry": "tlog.storage",
     "LogStorage": "tlog.storage",
@@ -148,6 +153,7 @@ __all__ = [
     "NewEntry",
     "NotFoundError",
     "NoteSignature",
+    "PostgresStorage",
     "ProofError",
     "RekorService",
     "RequestError",

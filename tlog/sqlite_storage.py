@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tlog.errors import StorageError
 from tlog.merkle import NodeID
-from tlog.storage import LogEntry, SignedHead
+from tlog.storage import MAX_LOG_SIZE, LogEntry, SignedHead, node_key
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -32,16 +32,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS search (key TEXT NOT NULL, idx INTEGER NOT NULL,"
     " PRIMARY KEY (key, idx)) WITHOUT ROWID",
 )
-# Node (level, index) is stored under its in-order position in the full binary tree, one
-# integer key: (index << (level + 1)) | (2**level - 1). It fits in an int64 for trees of up to
-# 2**62 leaves, which `MAX_LOG_SIZE` enforces.
-MAX_LOG_SIZE = 2**62
-
-
-def _node_key(level: int, index: int) -> int:
-    return (index << (level + 1)) | ((1 << level) - 1)
-
-
 # SQLite's default limit on bound parameters is 32766; stay well below it per statement.
 _CHUNK = 400
 
@@ -66,7 +56,7 @@ class _View:
             query = f"SELECT idx, hash FROM leaves WHERE idx IN ({marks})"  # noqa: S608
             for index, digest in self._db.execute(query, chunk):
                 found[(0, index)] = digest
-        keys = {_node_key(level, index): (level, index) for level, index in inner}
+        keys = {node_key(level, index): (level, index) for level, index in inner}
         key_list = list(keys)
         for start in range(0, len(key_list), _CHUNK):
             chunk = key_list[start : start + _CHUNK]
@@ -145,7 +135,7 @@ class _View:
         self._insert(
             "nodes",
             "id, hash",
-            [(_node_key(level, i), digest) for (level, i), digest in nodes.items() if level > 0],
+            [(node_key(level, i), digest) for (level, i), digest in nodes.items() if level > 0],
         )
 
     def add_head(self, head: SignedHead) -> None:

@@ -16,6 +16,16 @@ from typing import Protocol
 
 from tlog.merkle import NodeID
 
+# A node (level, index) is stored under its in-order position in the full binary tree, one
+# integer key: (index << (level + 1)) | (2**level - 1). It fits in an int64 for trees of up to
+# 2**62 leaves, which stores enforce with `MAX_LOG_SIZE`.
+MAX_LOG_SIZE = 2**62
+
+
+def node_key(level: int, index: int) -> int:
+    """The integer key a store files node (level, index) under."""
+    return (index << (level + 1)) | ((1 << level) - 1)
+
 
 @dataclass(frozen=True)
 class LogEntry:

@@ -28,7 +28,8 @@ def test_client_imports_load_neither_flask_nor_storage() -> None:
 
 
 def test_logic_modules_load_no_flask() -> None:
-    modules = ["merkle", "checkpoint", "log", "storage", "sqlite_storage", "rekor", "wire"]
+    modules = ["merkle", "checkpoint", "log", "storage", "sqlite_storage", "postgres_storage"]
+    modules += ["rekor", "wire", "rekor_kinds", "pki"]
     loaded = _loaded_after("; ".join(f"import tlog.{name}" for name in modules))
     assert "flask" not in loaded
     assert "werkzeug" not in loaded
