@@ -8,7 +8,8 @@ Each head is checked against its predecessor, so the tree stays consistent with 
 signed.
 
 Group commit: concurrent `append` calls queue up; one caller at a time commits everything queued
-(up to `max_batch`) in one transaction, then hands the lead to the next waiting caller.
+(up to `max_batch` entries and `MAX_BATCH_BYTES`) in one transaction, then hands the lead to the
+next waiting caller.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ MAX_ENTRY_BYTES = 4 * 1024 * 1024
 MAX_EXTRA_BYTES = 64 * 1024
 MAX_KEYS_PER_ENTRY = 64
 MAX_KEY_CHARS = 512
+MAX_BATCH_BYTES = 32 * 1024 * 1024
 
 
 class TreeHeadSigner(Protocol):
@@ -208,8 +210,15 @@ class MerkleLog:
 
     def _lead(self) -> None:
         with self._mutex:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: len(batch)]
+            # Bounded by count and by bytes (the first waiter always goes, being our own).
+            taken, total = 0, 0
+            for waiter in self._queue[: self._max_batch]:
+                total += len(waiter.item.data) + len(waiter.item.extra)
+                if taken and total > MAX_BATCH_BYTES:
+                    break
+                taken += 1
+            batch = self._queue[:taken]
+            del self._queue[:taken]
         try:
             outcomes: Sequence[Appended | LogError | BaseException] = self.append_batch(
                 [waiter.item for waiter in batch]
