@@ -159,10 +159,17 @@ def _mount_trust(
     url = config.public_url
     chain = authority.ca_chain
     ca_start = min(cert.not_valid_before_utc for cert in chain)
+    retired = {
+        kind: [r for r in config.retired if r.kind == kind]
+        for kind in ("ca-chain", "tlog-key", "ctlog-key")
+    }
     root = tm.trusted_root(
-        cas=[tm.CAChain(uri=url, certificates=chain, start=ca_start)],
-        tlogs=[tm.LogKey(url, rekor.public_key, ca_start)],
-        ctlogs=ct_keys,
+        cas=[tm.CAChain(r.url, r.certificates, r.start, r.end) for r in retired["ca-chain"]]
+        + [tm.CAChain(uri=url, certificates=chain, start=ca_start)],
+        tlogs=[tm.LogKey(r.url, r.public_key, r.start, r.end) for r in retired["tlog-key"]]
+        + [tm.LogKey(url, rekor.public_key, ca_start)],
+        ctlogs=[tm.LogKey(r.url, r.public_key, r.start, r.end) for r in retired["ctlog-key"]]
+        + ct_keys,
     )
     signing = tm.signing_config(ca_url=url, log_url=url, oidc_url=oidc_url, start=ca_start)
     trust_api.init_app(

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from ca import CAConfig, CAConfigError
 from cli.state import default_state_dir
@@ -34,7 +37,9 @@ _KNOWN_KEYS = {
     "oidc-url",
     "ca",
     "log",
+    "retired-trust",
 }
+_RETIRED_KINDS = ("ca-chain", "tlog-key", "ctlog-key")
 _LOG_KEYS = {"database", "key"}
 
 
@@ -48,6 +53,19 @@ class ServerConfigError(Exception):
         self.problems = problems
         self.message = f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems)
         super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class RetiredTrust:
+    """A CA chain or log key this deployment no longer uses, still trusted for what it signed
+    inside [start, end], so bundles made before a rotation keep verifying."""
+
+    kind: str  # "ca-chain", "tlog-key" or "ctlog-key"
+    url: str
+    start: datetime
+    end: datetime
+    certificates: tuple[x509.Certificate, ...] = ()  # ca-chain: issuing CA first, root last
+    public_key: Any = None  # tlog-key / ctlog-key
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,7 @@ class ServerConfig:
     log_database: Path | None = None  # default: <state-dir>/rekor.sqlite
     log_key: Path | None = None  # default: generated in the state directory
     oidc_url: str | None = None  # the issuer clients log in at, advertised in the SigningConfig
+    retired: tuple[RetiredTrust, ...] = ()
     source: str = "embedded defaults"
 
 
@@ -125,6 +144,7 @@ def load_server_config(
     ):
         problems.append(f"oidc-url {oidc_url!r} must be the URL of the issuer clients log in at")
     issuers = _issuers(document.get("issuers"), path.parent, problems)
+    retired = _retired(document.get("retired-trust") or [], path.parent, problems)
     if issuers is None and not dev_issuer:
         problems.append("issuers: no trusted issuers; set `issuers:` to a file or a list")
     server = _mapping(document, "server", problems)
@@ -147,11 +167,65 @@ def load_server_config(
         log_database=path.parent / log["database"] if "database" in log else None,
         log_key=path.parent / log["key"] if "key" in log else None,
         oidc_url=oidc_url,
+        retired=retired,
         source=source,
     )
     if problems:
         raise ServerConfigError(source, problems)
     return config
+
+
+def _retired(entries: Any, base: Path, problems: list[str]) -> tuple[RetiredTrust, ...]:
+    if not isinstance(entries, list):
+        problems.append("retired-trust: must be a list")
+        return ()
+    retired = []
+    for n, entry in enumerate(entries, 1):
+        where = f"retired-trust[{n}]"
+        kinds = [kind for kind in _RETIRED_KINDS if isinstance(entry, dict) and kind in entry]
+        if len(kinds) != 1:
+            problems.append(f"{where}: set exactly one of {', '.join(_RETIRED_KINDS)}")
+            continue
+        unknown = set(entry) - {kinds[0], "url", "start", "end"}
+        problems.extend(f"{where}: unknown key {key!r}" for key in sorted(unknown))
+        start, end = (_timestamp(entry, key, where, problems) for key in ("start", "end"))
+        url = entry.get("url")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            problems.append(f"{where}: url must be the http(s) URL the retired service had")
+            continue
+        if start is None or end is None:
+            continue
+        if end <= start:
+            problems.append(f"{where}: end must be after start")
+            continue
+        try:
+            data = (base / str(entry[kinds[0]])).read_bytes()
+            if kinds[0] == "ca-chain":
+                chain = tuple(x509.load_pem_x509_certificates(data))
+                retired.append(RetiredTrust(kinds[0], url, start, end, certificates=chain))
+            else:
+                key = serialization.load_pem_public_key(data)
+                retired.append(RetiredTrust(kinds[0], url, start, end, public_key=key))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{where}: cannot load {entry[kinds[0]]}: {exc}")
+    return tuple(retired)
+
+
+def _timestamp(entry: dict, key: str, where: str, problems: list[str]) -> datetime | None:
+    value = entry.get(key)
+    if isinstance(value, datetime):  # YAML parses unquoted timestamps itself
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+    else:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        problems.append(f"{where}: {key} must be a UTC time like 2026-01-31T00:00:00Z")
+        return None
+    return moment.astimezone(UTC)
 
 
 def _ca_config(section: Mapping[str, Any], base: Path, problems: list[str]) -> CAConfig:
