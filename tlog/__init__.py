@@ -62,7 +62,7 @@ Rekor v1 log (`tlog.rekor`, Flask-free; `tlog.rekor_api` is its blueprint, for `
 
 Errors (`tlog.errors`): `LogError` (base: `message`, `reason`, `hint`, `user_facing`),
 `ProofError`, `CheckpointError`, `EntryError`, `DuplicateEntryError`, `NotFoundError`,
-`RequestError` (and `TooManyError`), `InconsistentLogError`, `StorageError`.
+`RequestError` (and `TooManyError`, `BodyTooLargeError`), `InconsistentLogError`, `StorageError`.
 """
 
 from __future__ import annotations
