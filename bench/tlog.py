@@ -232,7 +232,7 @@ def bench_http(work: Path, key_file: Path, clients: int, seconds: float, workers
         p50 = latencies[len(latencies) // 2] * 1000
         p99 = latencies[int(len(latencies) * 0.99)] * 1000
         print(
-            f"{f'HTTP append, gunicorn gthread ({workers} worker x 16), {clients} clients':<60}"
+            f"{f'HTTP append, gunicorn gthread, {workers} worker(s), {clients} clients':<60}"
             f" {done / seconds:>8,.0f}/s  p50 {p50:.1f} ms  p99 {p99:.1f} ms  errors {errors}"
         )
     finally:

@@ -13,7 +13,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.tlog.test_merkle import reference_root
 from tlog import merkle
 from tlog.checkpoint import CheckpointSigner, verify_checkpoint
-from tlog.errors import DuplicateEntryError, InconsistentLogError, RequestError
+from tlog.errors import (
+    CheckpointError,
+    DuplicateEntryError,
+    InconsistentLogError,
+    NotFoundError,
+    RequestError,
+)
 from tlog.log import MerkleLog, NewEntry
 from tlog.sqlite_storage import SQLiteStorage
 
@@ -230,3 +236,88 @@ def test_truncated_tree_makes_log_refuse_to_sign(tmp_path: Path) -> None:
     assert excinfo.value.message == (
         "the latest signed tree head does not cover the stored tree of size 1"
     )
+
+
+def test_concurrent_duplicates_are_logged_once(tmp_path: Path) -> None:
+    log = _open(tmp_path / "log.db")
+    outcomes: list[object] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for i in range(10):
+            try:
+                result: object = log.append(b"same %d" % i)
+            except DuplicateEntryError as exc:
+                result = exc
+            with lock:
+                outcomes.append(result)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    data = _check_tree(log)
+    assert sorted(data) == sorted(b"same %d" % i for i in range(10))
+    index_of = {e.data: e.index for e in log.entries(0, 10)}
+    appended = [o for o in outcomes if not isinstance(o, DuplicateEntryError)]
+    assert sorted(a.entry.index for a in appended) == list(range(10))
+    for outcome in outcomes:
+        if isinstance(outcome, DuplicateEntryError):
+            entry = log.entry(outcome.index)
+            assert index_of[entry.data] == outcome.index
+            assert merkle.leaf_hash(entry.data) == outcome.leaf_hash
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        pytest.param(
+            lambda log: log.entries(5, 3), RequestError, "bad entry range [5, 3)", id="backwards"
+        ),
+        pytest.param(
+            lambda log: log.entries(0, 10_001),
+            RequestError,
+            "bad entry range [0, 10001)",
+            id="range-too-long",
+        ),
+        pytest.param(
+            lambda log: log.prove(3), NotFoundError, "no entry at index 3", id="prove-past-end"
+        ),
+        pytest.param(
+            lambda log: log.inclusion_proof(2, 4),
+            RequestError,
+            "no leaf 2 in a tree of 4 (log size 3)",
+            id="proof-beyond-log",
+        ),
+        pytest.param(
+            lambda log: log.root_hash(4),
+            RequestError,
+            "no tree of size 4 (log size 3)",
+            id="root-beyond-log",
+        ),
+    ],
+)
+def test_out_of_range_reads_are_refused(tmp_path: Path, call, error, message: str) -> None:
+    log = _open(tmp_path / "log.db")
+    for i in range(3):
+        log.append(bytes([i]))
+    with pytest.raises(error) as excinfo:
+        call(log)
+    assert excinfo.value.message == message
+
+
+def test_signer_refuses_a_head_for_another_tree() -> None:
+    signer = CheckpointSigner(origin="log.test - 1", name="log.test", private_key=KEY)
+    other = CheckpointSigner(origin="log.test - 2", name="log.test", private_key=KEY)
+    signed = other.sign(size=3, root_hash=merkle.leaf_hash(b"r"), timestamp_ms=0)
+    with pytest.raises(CheckpointError) as excinfo:
+        signer.verify(signed, size=3, root_hash=merkle.leaf_hash(b"r"))
+    assert excinfo.value.message == (
+        "signed checkpoint is for 'log.test - 2' size 3, expected 'log.test - 1' size 3 "
+        "with the stored root"
+    )
+    signed = signer.sign(size=3, root_hash=merkle.leaf_hash(b"r"), timestamp_ms=0)
+    signer.verify(signed, size=3, root_hash=merkle.leaf_hash(b"r"))
+    with pytest.raises(CheckpointError):
+        signer.verify(signed, size=4, root_hash=merkle.leaf_hash(b"r"))
