@@ -180,11 +180,6 @@ class SQLiteStorage:
             )
 
     @property
-    def path(self) -> Path:
-        """The database file."""
-        return self._path
-
-    @property
     def tree_id(self) -> int:
         """The random tree ID chosen when the file was created."""
         return self._tree_id
