@@ -38,6 +38,8 @@ def _run_as_server_user(argv: list[str]) -> list[str]:
 def postgres() -> Iterator[str]:
     if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("running as root without runuser: PostgreSQL refuses to run as root")
     # Not under pytest's tmp_path: its parents are private to root, and the server user must
     # reach this directory.
     base = Path(tempfile.mkdtemp(prefix="keyless-pg-"))
