@@ -23,5 +23,3 @@ class NetworkError(ClientError):
 
 class ServiceRefusedError(ClientError):
     """A server (CA, log) refused the request; the message quotes its reason."""
-
-

@@ -55,7 +55,9 @@ def test_each_package_says_its_job(package: str) -> None:
 
 def test_verifying_a_file_loads_no_network_or_server_code(vectors) -> None:
     """`keyless verify FILE` in a deploy gate: start-up stays lean (no requests, no Flask)."""
-    case = vectors / "sigstore-conformance" / "test" / "assets" / "bundle-verify" / "happy-path-v0.3"
+    case = (
+        vectors / "sigstore-conformance" / "test" / "assets" / "bundle-verify" / "happy-path-v0.3"
+    )
     artifact = vectors / "sigstore-conformance" / "test" / "assets" / "a.txt"
     code = (
         "import sys\n"
@@ -68,3 +70,13 @@ def test_verifying_a_file_loads_no_network_or_server_code(vectors) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["check", "."], ["format", "--check", "."]], ids=["lint", "format"]
+)
+def test_code_is_ruff_clean(command: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", *command], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

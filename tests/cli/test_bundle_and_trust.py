@@ -278,8 +278,11 @@ def test_trust_config_reads_its_root(instance: Instance, tmp_path: Path) -> None
 
 def test_shipped_roots_match_their_provenance() -> None:
     provenance = (DATA_DIR / "PROVENANCE.md").read_text()
-    shipped = ("production_trusted_root.json", "staging_trusted_root.json",
-               "production_signing_config.v0.2.json")
+    shipped = (
+        "production_trusted_root.json",
+        "staging_trusted_root.json",
+        "production_signing_config.v0.2.json",
+    )
     for name in shipped:
         digest = hashlib.sha256((DATA_DIR / name).read_bytes()).hexdigest()
         assert digest in provenance, name

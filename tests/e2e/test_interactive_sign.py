@@ -62,7 +62,9 @@ def test_a_broken_browser_is_not_fatal(server, tmp_path: Path) -> None:
     """The URL is printed; a browser that cannot start only adds a line, never a traceback."""
     process = subprocess.Popen(
         [*KEYLESS, "sign", "--server", server.url, str(_artifact(tmp_path))],
-        stderr=subprocess.PIPE, text=True, env={**_CLEAN_ENV, "BROWSER": 'broken "quote'},
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**_CLEAN_ENV, "BROWSER": 'broken "quote'},
     )
     lines = [process.stderr.readline() for _ in range(3)]
     process.kill()
