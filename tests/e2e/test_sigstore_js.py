@@ -18,7 +18,7 @@ from cli import tuf_api
 from cli.main import main
 from cli.state import StateDir
 from cli.tuf_repository import rotate_root_key
-from tests.conftest import dev_server
+from tests.conftest import dev_server, skip_unless_ci
 
 JS = Path(__file__).resolve().parents[1] / "js"
 DRIVER = JS / "sigstore_js.mjs"
@@ -29,9 +29,9 @@ GITHUB_IDENTITY = "https://github.com/acme/app/.github/workflows/release.yml@ref
 def node() -> str:
     path = shutil.which("node")
     if path is None:
-        pytest.skip("node is not installed")
+        skip_unless_ci("node is not installed")
     if not (JS / "node_modules" / "sigstore" / "package.json").is_file():
-        pytest.skip("sigstore-js is not installed: run `npm ci` in tests/js")
+        skip_unless_ci("sigstore-js is not installed: run `npm ci` in tests/js")
     return path
 
 

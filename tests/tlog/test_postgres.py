@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 
-from tests.conftest import serve_wsgi
+from tests.conftest import serve_wsgi, skip_unless_ci
 from tests.tlog.conftest import make_signer
 from tests.tlog.test_merkle import reference_root
 from tlog import merkle, rekor_api
@@ -37,9 +37,9 @@ def _run_as_server_user(argv: list[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
     if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        skip_unless_ci("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: PostgreSQL refuses to run as root")
+        skip_unless_ci("running as root without runuser: PostgreSQL refuses to run as root")
     # Not under pytest's tmp_path: its parents are private to root, and the server user must
     # reach this directory.
     base = Path(tempfile.mkdtemp(prefix="keyless-pg-"))
