@@ -39,6 +39,7 @@ DEV_KEY_FILE = "dev-issuer-key.pem"
 def build_parts(state: Path, base_url: str) -> dict[str, Any]:
     """The real services over `state`: development issuer, authenticator, CA, CT log."""
     from ca import CertificateAuthority, load_generated_signer
+    from cli.state import StateDir
     from oidc import Authenticator, JWKSCache, StaticKeys
     from oidc.devissuer import DevIssuer
     from tlog.ct_log import open_ct_log
@@ -51,7 +52,11 @@ def build_parts(state: Path, base_url: str) -> dict[str, Any]:
     )
     signer = load_generated_signer(state / "ca", now=datetime.now(UTC))
     ct_log = open_ct_log(
-        database=state / "ct.db", key_path=state / "ct-key.pem", roots=[signer.chain[-1]]
+        database=state / "ct.db",
+        private_key=StateDir(state).private_key(
+            "ct-key.pem", lambda: ec.generate_private_key(ec.SECP256R1())
+        ),
+        roots=[signer.chain[-1]],
     )
     authority = CertificateAuthority(authenticator=authenticator, signer=signer, ct=ct_log)
     return {"issuer": issuer, "authority": authority, "ct_log": ct_log, "signer": signer}

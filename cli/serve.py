@@ -121,9 +121,9 @@ def _mount_ca(
     ca_start = min(cert.not_valid_before_utc for cert in signer.chain)
     ct_key = config.ca.load_ct_log_key()
     if config.ca.ct_log == IN_PROCESS:
-        key_path = state.file(CT_KEY_FILE)
+        key = state.private_key(CT_KEY_FILE, lambda: ec.generate_private_key(ec.SECP256R1()))
         ct = open_ct_log(
-            database=state.file(CT_DATABASE), key_path=key_path, roots=[signer.chain[-1]]
+            database=state.file(CT_DATABASE), private_key=key, roots=[signer.chain[-1]]
         )
         ct_api.init_app(app, ct)
         ct_keys = [LogKey(f"{config.public_url}/ct", ct.public_key, ca_start)]

@@ -14,7 +14,6 @@ import binascii
 import contextlib
 import hashlib
 import json
-import os
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -263,37 +262,21 @@ class CTLog:
         return {"certificates": [base64.b64encode(der).decode() for der in self._root_der]}
 
 
-def open_ct_log(*, database: Path, key_path: Path, roots: Sequence[x509.Certificate]) -> CTLog:
-    """The CT log stored in `database` (SQLite), signing with the P-256 key at `key_path`.
+def open_ct_log(
+    *, database: Path, private_key: ec.EllipticCurvePrivateKey, roots: Sequence[x509.Certificate]
+) -> CTLog:
+    """The CT log stored in `database` (SQLite), signing with `private_key` (P-256).
 
-    The key is generated on first use and written with mode 0600; it is never overwritten.
+    The caller keeps the key (`keyless serve` holds it in its state directory, 0600).
 
     Raises:
         LogError: the database's tree heads were signed with another key.
     """
     from tlog.sqlite_storage import SQLiteStorage
 
-    if not key_path.exists():
-        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        temporary = key_path.with_name(f".{key_path.name}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(pem)
-                handle.flush()
-                os.fsync(handle.fileno())
-            # Linking fails if another worker won the race; its key is the one to keep.
-            with contextlib.suppress(FileExistsError):
-                os.link(temporary, key_path)
-        finally:
-            temporary.unlink(missing_ok=True)
-    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{key_path} is not an ECDSA private key")
+    if not isinstance(private_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the CT log key must be an ECDSA private key")
+    key = private_key
     signer = CTHeadSigner(key)
     log = MerkleLog(SQLiteStorage(database), signer)
     head = log.head()
@@ -301,7 +284,7 @@ def open_ct_log(*, database: Path, key_path: Path, roots: Sequence[x509.Certific
         signer.verify(head.signed, size=head.size, root_hash=head.root_hash)
     except LogError as exc:
         raise LogError(
-            f"the CT log in {database} was signed with another key than {key_path}",
+            f"the CT log in {database} was signed with another key",
             reason="log-key-mismatch",
             hint="restore the log's original key, or start a new log with a new database",
         ) from exc

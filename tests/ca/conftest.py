@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 
 from ca import CertificateAuthority, HTTPCTSubmitter, KeySigner, load_generated_signer
 from ca import api as ca_api
+from cli.state import StateDir
 from oidc import Authenticator, JWKSCache, StaticKeys, devissuer_api
 from oidc.devissuer import DevIssuer
 from tests.conftest import serve_factory
@@ -77,7 +78,11 @@ def build_app(
     )
     signer = load_generated_signer(ca_dir or state / "ca", now=now)
     ct_log = open_ct_log(
-        database=state / "ct.db", key_path=state / "ct-key.pem", roots=[signer.chain[-1]]
+        database=state / "ct.db",
+        private_key=StateDir(state).private_key(
+            "ct-key.pem", lambda: ec.generate_private_key(ec.SECP256R1())
+        ),
+        roots=[signer.chain[-1]],
     )
     authority = CertificateAuthority(
         authenticator=authenticator,

@@ -135,9 +135,7 @@ def test_build_leaf_misuse_is_a_bug(signer, case, options):
 def test_detached_sct_json_shape(tmp_path, issuer, authenticator, signer):
     from tlog.ct_log import open_ct_log
 
-    ct_log = open_ct_log(
-        database=tmp_path / "ct.db", key_path=tmp_path / "ct.pem", roots=[signer.chain[-1]]
-    )
+    ct_log = open_ct_log(database=tmp_path / "ct.db", private_key=p256(), roots=[signer.chain[-1]])
     authority = CertificateAuthority(
         authenticator=authenticator, signer=signer, ct=ct_log, detached=True
     )
