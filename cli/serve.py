@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from cli.server_config import ServerConfig, dev_config, load_server_config
+from cli.server_config import POSTGRES_SCHEMES, ServerConfig, dev_config, load_server_config
 from cli.state import StateDir
 from oidc import Authenticator, JWKSCache, StaticKeys
 
@@ -91,7 +91,13 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
         if config.log_key
         else state.private_key(REKOR_KEY_FILE, lambda: ec.generate_private_key(ec.SECP256R1()))
     )
-    storage = SQLiteStorage(config.log_database or state.file(REKOR_DATABASE))
+    database = config.log_database or state.file(REKOR_DATABASE)
+    if isinstance(database, str) and database.startswith(POSTGRES_SCHEMES):
+        from tlog.postgres_storage import PostgresStorage
+
+        storage = PostgresStorage(database, prefix="rekor_")
+    else:
+        storage = SQLiteStorage(database)
     host = urlsplit(config.public_url).netloc
     service = RekorService.open(storage=storage, private_key=key, host=host)
     rekor_api.init_app(app, service)

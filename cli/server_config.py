@@ -41,6 +41,7 @@ _KNOWN_KEYS = {
 }
 _RETIRED_KINDS = ("ca-chain", "tlog-key", "ctlog-key")
 _LOG_KEYS = {"database", "key"}
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class ServerConfigError(Exception):
@@ -84,7 +85,9 @@ class ServerConfig:
     threads: int = 16
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     ca: CAConfig = field(default_factory=CAConfig)
-    log_database: Path | None = None  # default: <state-dir>/rekor.sqlite
+    # A SQLite file (default <state-dir>/rekor.sqlite), or a postgresql:// URI for a log shared
+    # by several server instances.
+    log_database: Path | str | None = None
     log_key: Path | None = None  # default: generated in the state directory
     oidc_url: str | None = None  # the issuer clients log in at, advertised in the SigningConfig
     retired: tuple[RetiredTrust, ...] = ()
@@ -164,7 +167,7 @@ def load_server_config(
         threads=_integer(server, "threads", 16, problems),
         max_body_bytes=_integer(document, "max-body-bytes", DEFAULT_MAX_BODY_BYTES, problems),
         ca=ca,
-        log_database=path.parent / log["database"] if "database" in log else None,
+        log_database=_log_database(log.get("database"), path.parent, problems),
         log_key=path.parent / log["key"] if "key" in log else None,
         oidc_url=oidc_url,
         retired=retired,
@@ -173,6 +176,23 @@ def load_server_config(
     if problems:
         raise ServerConfigError(source, problems)
     return config
+
+
+def _log_database(value: Any, base: Path, problems: list[str]) -> Path | str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        problems.append("log: database must be a SQLite file path or a postgresql:// URI")
+        return None
+    if value.startswith(POSTGRES_SCHEMES):
+        try:
+            import psycopg  # noqa: F401 (checked here so start-up names the missing package)
+        except ImportError:
+            problems.append(
+                "log: a postgresql:// database needs psycopg: pip install 'keyless[postgres]'"
+            )
+        return value
+    return base / value
 
 
 def _retired(entries: Any, base: Path, problems: list[str]) -> tuple[RetiredTrust, ...]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +62,39 @@ def pusher(registry):
     from tests.registry import Pusher
 
     return Pusher(registry)
+
+
+def _run_as_server_user(argv: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; the test server then runs as `nobody`.
+    return ["runuser", "-u", "nobody", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    if shutil.which("initdb") is None or shutil.which("pg_ctl") is None:
+        skip_unless_ci("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        skip_unless_ci("running as root without runuser: PostgreSQL refuses to run as root")
+    # Not under pytest's tmp_path: its parents are private to root, and the server user must
+    # reach this directory.
+    base = Path(tempfile.mkdtemp(prefix="keyless-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(base, "nobody")
+    data = base / "data"
+    subprocess.run(
+        _run_as_server_user(["initdb", "-D", str(data), "-A", "trust", "-U", "keyless"]),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-k {base} -c listen_addresses='' -c fsync=on -c synchronous_commit=on"
+    start = ["pg_ctl", "-D", str(data), "-l", str(base / "log"), "-o", options, "-w", "start"]
+    subprocess.run(_run_as_server_user(start), check=True, capture_output=True)
+    try:
+        yield f"host={base} user=keyless dbname=postgres"
+    finally:
+        stop = ["pg_ctl", "-D", str(data), "-w", "stop", "-m", "fast"]
+        subprocess.run(_run_as_server_user(stop), check=False, capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
