@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sigstore_models.trustroot.v1 import ClientTrustConfig, Service, SigningConfig
 
 from cli.errors import ClientError
+from cli.files import read_bounded
 from cli.http import new_session, request
 
 SIGNING_CONFIG_PATH = "/api/v1/trust/signing_config.json"
@@ -41,7 +42,7 @@ def server_signing_config(server: str) -> Services:
 
 
 def from_signing_config(path: Path) -> Services:
-    return from_signing_config_bytes(_read(path), source=str(path))
+    return from_signing_config_bytes(read_bounded(path, limit=MAX_CONFIG_BYTES), source=str(path))
 
 
 def from_signing_config_bytes(data: bytes, *, source: str) -> Services:
@@ -49,17 +50,11 @@ def from_signing_config_bytes(data: bytes, *, source: str) -> Services:
 
 
 def from_trust_config(path: Path) -> Services:
-    return _select(_parse(ClientTrustConfig, _read(path), str(path)).signing_config)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ClientError(f"cannot read {path}: {exc.strerror}") from exc
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ClientError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes")
-    return data
+    return _select(
+        _parse(
+            ClientTrustConfig, read_bounded(path, limit=MAX_CONFIG_BYTES), str(path)
+        ).signing_config
+    )
 
 
 def _parse(model, data: bytes, source: str):  # type: ignore[no-untyped-def]

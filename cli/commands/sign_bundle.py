@@ -37,6 +37,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli import services
     from cli.commands.verify_bundle import protocol_trusted_root
+    from cli.files import read_bounded
     from cli.fulcio_client import CAClient
     from cli.rekor_client import LogClient
     from cli.signing import EphemeralSigner
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         log=LogClient(endpoints.log_url),
         trusted_root=protocol_trusted_root(args),
     )
-    data = _read(Path(args.file))
+    data = read_bounded(Path(args.file), limit=MAX_STATEMENT_BYTES)
     if args.in_toto:
         result = signer.sign_dsse(
             data, payload_type=IN_TOTO_PAYLOAD_TYPE, subject_sha256=_first_subject(data)
@@ -71,17 +72,6 @@ def _services(args: argparse.Namespace, services: Any) -> Any:
         )
     data = resources.files("cli").joinpath("data", PRODUCTION_SIGNING_CONFIG).read_bytes()
     return services.from_signing_config_bytes(data, source=PRODUCTION_SIGNING_CONFIG)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_STATEMENT_BYTES + 1)
-    except OSError as exc:
-        raise CLIError(f"cannot read {path}: {exc.strerror}") from exc
-    if len(data) > MAX_STATEMENT_BYTES:
-        raise CLIError(f"{path} is larger than {MAX_STATEMENT_BYTES} bytes")
-    return data
 
 
 def _first_subject(statement: bytes) -> bytes:

@@ -132,3 +132,29 @@ def make_signer(email: str = "alice@example.com") -> Signer:
 @pytest.fixture
 def signer() -> Signer:
     return make_signer()
+
+
+def check_tree(log, *, key, name: str) -> list[bytes]:
+    """Every entry's proof verifies against the latest head, whose root is the RFC root and
+    whose checkpoint `name` signed with `key`; returns the entries' data."""
+    from tests.tlog.test_merkle import reference_root
+    from tlog import merkle
+    from tlog.checkpoint import verify_checkpoint
+
+    head = log.head()
+    entries = log.entries(0, head.size)
+    assert [e.index for e in entries] == list(range(head.size))
+    data = [e.data for e in entries]
+    assert head.root_hash == reference_root(data)
+    checkpoint = verify_checkpoint(head.signed, public_key=key.public_key(), name=name)
+    assert (checkpoint.size, checkpoint.root_hash) == (head.size, head.root_hash)
+    for entry in entries:
+        proven = log.prove(entry.index)
+        merkle.verify_inclusion(
+            index=entry.index,
+            size=proven.head.size,
+            leaf=merkle.leaf_hash(entry.data),
+            proof=proven.proof,
+            root=proven.head.root_hash,
+        )
+    return data

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.tlog.test_merkle import reference_root
+from tests.tlog.conftest import check_tree
 from tlog import merkle
 from tlog.checkpoint import CheckpointSigner, verify_checkpoint
 from tlog.errors import (
@@ -34,27 +34,6 @@ def _open(path: Path, key: ec.EllipticCurvePrivateKey = KEY) -> MerkleLog:
     return MerkleLog(storage, signer)
 
 
-def _check_tree(log: MerkleLog) -> list[bytes]:
-    """Every entry's proof verifies against the latest head, whose root is the RFC root."""
-    head = log.head()
-    entries = log.entries(0, head.size)
-    assert [e.index for e in entries] == list(range(head.size))
-    data = [e.data for e in entries]
-    assert head.root_hash == reference_root(data)
-    checkpoint = verify_checkpoint(head.signed, public_key=KEY.public_key(), name="log.test")
-    assert (checkpoint.size, checkpoint.root_hash) == (head.size, head.root_hash)
-    for entry in entries:
-        proof = log.prove(entry.index)
-        merkle.verify_inclusion(
-            index=entry.index,
-            size=proof.head.size,
-            leaf=merkle.leaf_hash(entry.data),
-            proof=proof.proof,
-            root=proof.head.root_hash,
-        )
-    return data
-
-
 def test_empty_log_has_signed_head(tmp_path: Path) -> None:
     log = _open(tmp_path / "log.db")
     head = log.head()
@@ -75,14 +54,14 @@ def test_append_prove_and_reopen(tmp_path: Path) -> None:
     assert log.search("k1") == [1, 4, 7, 10, 13, 16, 19]
     assert log.find(merkle.leaf_hash(b"entry 5")) == 5
     assert log.find(merkle.leaf_hash(b"absent")) is None
-    _check_tree(log)
+    check_tree(log, key=KEY, name="log.test")
     with sqlite3.connect(tmp_path / "log.db") as db:
         assert db.execute("SELECT size FROM heads").fetchall() == [(20,)]
     reopened = _open(tmp_path / "log.db")
     assert reopened.tree_id == tree_id
     assert reopened.head() == log.head()
     assert reopened.append(b"entry 20").entry.index == 20
-    _check_tree(reopened)
+    check_tree(reopened, key=KEY, name="log.test")
 
 
 def test_consistency_between_many_pairs(tmp_path: Path) -> None:
@@ -154,7 +133,7 @@ def test_concurrent_threads_group_commit(tmp_path: Path) -> None:
         root=proven.head.root_hash,
     )
     assert log.append(b"unproven").proof is None
-    data = _check_tree(log)
+    data = check_tree(log, key=KEY, name="log.test")
     expected = [f"{n}-{i}".encode() for n in range(16) for i in range(40)]
     assert sorted(data) == sorted([*expected, b"proven", b"unproven"])
 
@@ -189,7 +168,7 @@ def test_processes_share_one_file(tmp_path: Path) -> None:
         process.join(timeout=120)
         assert process.exitcode == 0
     log = _open(path)
-    data = _check_tree(log)
+    data = check_tree(log, key=KEY, name="log.test")
     assert sorted(data) == sorted(f"p{t}-{i}".encode() for t in range(3) for i in range(60))
 
 
@@ -257,7 +236,7 @@ def test_concurrent_duplicates_are_logged_once(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    data = _check_tree(log)
+    data = check_tree(log, key=KEY, name="log.test")
     assert sorted(data) == sorted(b"same %d" % i for i in range(10))
     index_of = {e.data: e.index for e in log.entries(0, 10)}
     appended = [o for o in outcomes if not isinstance(o, DuplicateEntryError)]

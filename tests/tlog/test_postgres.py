@@ -14,8 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 
 from tests.conftest import serve_wsgi
-from tests.tlog.conftest import make_signer
-from tests.tlog.test_merkle import reference_root
+from tests.tlog.conftest import check_tree, make_signer
 from tlog import merkle, rekor_api
 from tlog.checkpoint import CheckpointSigner, verify_checkpoint
 from tlog.errors import DuplicateEntryError, InconsistentLogError
@@ -40,24 +39,6 @@ def _open(conninfo: str, prefix: str, key: ec.EllipticCurvePrivateKey = KEY) -> 
     return MerkleLog(storage, signer)
 
 
-def _check_tree(log: MerkleLog) -> list[bytes]:
-    head = log.head()
-    entries = log.entries(0, head.size)
-    assert [e.index for e in entries] == list(range(head.size))
-    data = [e.data for e in entries]
-    assert head.root_hash == reference_root(data)
-    for entry in entries:
-        proven = log.prove(entry.index)
-        merkle.verify_inclusion(
-            index=entry.index,
-            size=proven.head.size,
-            leaf=merkle.leaf_hash(entry.data),
-            proof=proven.proof,
-            root=proven.head.root_hash,
-        )
-    return data
-
-
 def test_append_prove_reopen_and_duplicates(postgres: str) -> None:
     prefix = _prefix()
     log = _open(postgres, prefix)
@@ -71,7 +52,7 @@ def test_append_prove_reopen_and_duplicates(postgres: str) -> None:
     assert excinfo.value.index == 4
     outcomes = log.append_batch([NewEntry(b"x"), NewEntry(b"x")])
     assert isinstance(outcomes[1], DuplicateEntryError)
-    _check_tree(log)
+    check_tree(log, key=KEY, name="pg")
     reopened = _open(postgres, prefix)
     assert reopened.tree_id == log.tree_id
     assert reopened.head() == log.head()
@@ -94,7 +75,7 @@ def test_concurrent_threads(postgres: str) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    data = _check_tree(log)
+    data = check_tree(log, key=KEY, name="pg")
     assert sorted(data) == sorted(f"{n}-{i}".encode() for n in range(8) for i in range(25))
 
 
@@ -123,7 +104,7 @@ def test_processes_share_one_log(postgres: str) -> None:
     for process in processes:
         process.join(timeout=120)
         assert process.exitcode == 0
-    data = _check_tree(_open(postgres, prefix))
+    data = check_tree(_open(postgres, prefix), key=KEY, name="pg")
     assert sorted(data) == sorted(f"p{t}-{i}".encode() for t in range(3) for i in range(40))
 
 
