@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import subprocess
 import sys
 import time
@@ -27,8 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 # would shadow the packages of the same name; import the installed packages instead.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     del sys.path[0]
-SHARED = Path(os.environ.get("KEYLESS_SHARED", REPO.parent / "shared"))
-CASES = SHARED / "vectors/sigstore-conformance/test/assets/bundle-verify"
+CASES = REPO / "tests/data/sigstore-conformance/test/assets/bundle-verify"
 PRODUCTION_ROOT = REPO / "cli/data/production_trusted_root.json"
 IDENTITY = (
     "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"

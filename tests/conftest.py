@@ -1,4 +1,4 @@
-"""Fixtures shared by the whole suite: the shared vectors, and real servers on loopback."""
+"""Fixtures shared by the whole suite: the test vectors, and real servers on loopback."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from werkzeug.serving import make_server
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("KEYLESS_SHARED", REPO.parent / "shared"))
+DATA = REPO / "tests" / "data"
 
 
 def skip_unless_ci(reason: str) -> None:
@@ -99,11 +99,8 @@ def postgres() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def vectors() -> Path:
-    """The shared test vectors (sigstore-conformance, trust roots, Merkle and CT data)."""
-    path = SHARED / "vectors"
-    if not path.is_dir():
-        raise RuntimeError(f"shared vectors not found at {path}; set KEYLESS_SHARED")
-    return path
+    """Third-party test vectors kept in the repository (provenance in tests/data/README.md)."""
+    return DATA
 
 
 @contextmanager

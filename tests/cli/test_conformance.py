@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from tests.conftest import SHARED
+from tests.conftest import DATA
 
 DEFAULT_IDENTITY = (
     "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
@@ -84,7 +84,7 @@ EXPECTED_FAILURES: dict[str, tuple[str, str]] = {
 # Cases that cannot pass, with the reason per entry. Empty: all 140 runs are expected to pass.
 SKIPPED: dict[str, str] = {}
 
-CASES_DIR = SHARED / "vectors/sigstore-conformance/test/assets/bundle-verify"
+CASES_DIR = DATA / "sigstore-conformance/test/assets/bundle-verify"
 
 
 def _case_names() -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import DATA
 from tlog import merkle
 from tlog.errors import ProofError
 
@@ -119,7 +119,7 @@ def _b64(value: str) -> bytes:
     return base64.b64decode(value, validate=True)
 
 
-VECTOR_ROOT = SHARED / "vectors"
+VECTOR_ROOT = DATA
 
 
 @pytest.mark.parametrize(
