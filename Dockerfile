@@ -6,6 +6,7 @@ COPY ca ca
 COPY cli cli
 COPY oidc oidc
 COPY tlog tlog
+COPY server server
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -39,9 +39,9 @@ DEV_KEY_FILE = "dev-issuer-key.pem"
 def build_parts(state: Path, base_url: str) -> dict[str, Any]:
     """The real services over `state`: development issuer, authenticator, CA, CT log."""
     from ca import CertificateAuthority, load_generated_signer
-    from cli.state import StateDir
     from oidc import Authenticator, JWKSCache, StaticKeys
     from oidc.devissuer import DevIssuer
+    from server.state import StateDir
     from tlog.ct_log import open_ct_log
 
     key = serialization.load_pem_private_key((state / DEV_KEY_FILE).read_bytes(), None)

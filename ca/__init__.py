@@ -1,6 +1,6 @@
 """The certificate authority: Fulcio-compatible issuance of short-lived code-signing certs.
 
-Public, Flask-free surface for `cli.serve` (the blueprint is `ca.api`: `bp`, `init_app`):
+Public, Flask-free surface for `server.app` (the blueprint is `ca.api`: `bp`, `init_app`):
 - `CAConfig.from_mapping(section, *, base_dir)`, `.load_signer(*, state_dir, now)` and
   `.load_ct_log_key()`;
 - `CertificateAuthority(*, authenticator, signer, ct, validity, detached, ct_log_key)` with

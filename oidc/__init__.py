@@ -1,6 +1,6 @@
 """The OIDC bridge: which issuers are trusted, token validation, and claims -> identity.
 
-Public surface, for `ca` and `cli.serve`:
+Public surface, for `ca` and `server.app`:
 - `load_issuers(path)` / `parse_issuers(text, source=)` -> `TrustedIssuers`;
 - `Authenticator(issuers, keys=KeySource)` with `authenticate(token, now=) -> Principal`
   and `configuration()` (Fulcio's /api/v2/configuration issuers);

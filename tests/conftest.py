@@ -174,8 +174,8 @@ class DevServer:
 @contextmanager
 def dev_server(state_dir: Path, **overrides: Any) -> Iterator[DevServer]:
     """Run `create_app` in dev mode on a free loopback port; `overrides` replace config fields."""
-    from cli.serve import create_app
-    from cli.server_config import dev_config
+    from server.app import create_app
+    from server.config import dev_config
 
     built: dict[str, Any] = {}
 

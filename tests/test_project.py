@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.server_config import load_server_config
+from server.config import load_server_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,13 +42,13 @@ def test_example_server_config_loads() -> None:
     assert config.issuers.match("https://token.actions.githubusercontent.com") is not None
 
 
-@pytest.mark.parametrize("module", ["oidc", "oidc.authenticator", "cli.main", "cli.server_config"])
+@pytest.mark.parametrize("module", ["oidc", "oidc.authenticator", "cli.main", "server.config"])
 def test_logic_modules_do_not_import_flask(module: str) -> None:
     code = f"import sys, {module}; sys.exit('flask' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
-@pytest.mark.parametrize("package", ["ca", "oidc", "tlog", "cli"])
+@pytest.mark.parametrize("package", ["ca", "oidc", "tlog", "cli", "server"])
 def test_each_package_says_its_job(package: str) -> None:
     source = (REPO / package / "__init__.py").read_text()
     assert source.startswith('"""'), f"{package}/__init__.py needs a docstring naming its one job"
@@ -80,3 +81,23 @@ def test_code_is_ruff_clean(command: list[str]) -> None:
         [sys.executable, "-m", "ruff", *command], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Commands that start a server compose it from `server`; nothing else in `cli` may.
+SERVER_COMMANDS = {"cli/commands/serve.py"}
+
+
+def test_client_library_imports_no_server_code() -> None:
+    offenders = []
+    for path in sorted((REPO / "cli").rglob("*.py")):
+        relative = path.relative_to(REPO).as_posix()
+        if relative in SERVER_COMMANDS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{relative}: {n}" for n in names if n.split(".")[0] == "server"]
+    assert not offenders

@@ -26,7 +26,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.server_config import dev_config, load_server_config
+    from server.config import dev_config, load_server_config
 
     overrides = {"host": args.host, "port": args.port, "state_dir": args.state_dir}
     if args.config:
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         config = dev_config(**overrides)
     import gc
 
-    from cli.serve import create_app
+    from server.app import create_app
 
     # Build the app once here, before any worker exists: every key, chain and database problem
     # surfaces as one clear error now, and first-run state is created once. The app is then
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     del preflight
     gc.collect()
     _print_banner(config)
-    from cli.wsgi_server import run_gunicorn
+    from server.wsgi import run_gunicorn
 
     run_gunicorn(config)
     return 0

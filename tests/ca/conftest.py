@@ -15,9 +15,9 @@ from flask import Flask
 
 from ca import CertificateAuthority, HTTPCTSubmitter, KeySigner, load_generated_signer
 from ca import api as ca_api
-from cli.state import StateDir
 from oidc import Authenticator, JWKSCache, StaticKeys, devissuer_api
 from oidc.devissuer import DevIssuer
+from server.state import StateDir
 from tests.conftest import serve_factory
 from tlog import ct_api
 from tlog.ct_log import CTLog, open_ct_log

@@ -9,7 +9,7 @@ from pathlib import Path
 import requests
 
 from cli.main import main
-from cli.server_config import load_server_config
+from server.config import load_server_config
 from tests.conftest import dev_server
 
 

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from cli.main import main
-from cli.server_config import ServerConfigError, load_server_config
+from server.config import ServerConfigError, load_server_config
 from tests.conftest import dev_server
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from cli import tuf_api
 from cli.main import main
-from cli.state import StateDir
-from cli.tuf_repository import rotate_root_key
+from server import tuf_api
+from server.state import StateDir
+from server.tuf_repository import rotate_root_key
 from tests.conftest import dev_server, skip_unless_ci
 
 JS = Path(__file__).resolve().parents[1] / "js"

@@ -1,7 +1,7 @@
 """The composition root: one Flask app serving every keyless service on one origin.
 
 `create_app(config)` builds the app from a validated `ServerConfig`; nothing happens at import.
-`app()` is the factory gunicorn calls: `gunicorn 'cli.serve:app()'`, configured by the
+`app()` is the factory gunicorn calls: `gunicorn 'server.app:app()'`, configured by the
 environment (`KEYLESS_CONFIG`, or dev mode with `KEYLESS_STATE_DIR`, `KEYLESS_HOST`,
 `KEYLESS_PORT`).
 """
@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from cli.server_config import POSTGRES_SCHEMES, ServerConfig, dev_config, load_server_config
-from cli.state import StateDir
 from oidc import Authenticator, JWKSCache, StaticKeys
+from server.config import POSTGRES_SCHEMES, ServerConfig, dev_config, load_server_config
+from server.state import StateDir
 
 DEV_ISSUER_KEY_FILE = "oidc-dev-issuer-key.pem"
 REKOR_KEY_FILE = "rekor-key.pem"
@@ -119,7 +119,7 @@ def _mount_ca(
     from ca import CertificateAuthority, HTTPCTSubmitter
     from ca import api as ca_api
     from ca.config import IN_PROCESS
-    from cli.trust_material import LogKey
+    from server.trust_material import LogKey
     from tlog import ct_api
     from tlog.ct_log import open_ct_log
 
@@ -159,8 +159,8 @@ def _mount_trust(
     oidc_url: str | None,
 ) -> None:
     """TrustedRoot, SigningConfig and ClientTrustConfig for this deployment."""
-    from cli import trust_api
-    from cli import trust_material as tm
+    from server import trust_api
+    from server import trust_material as tm
 
     url = config.public_url
     chain = authority.ca_chain
@@ -190,8 +190,8 @@ def _mount_trust(
 
 def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
     """The TUF repository under /tuf/ whose targets are the trust documents served above."""
-    from cli import tuf_api
-    from cli.tuf_repository import open_repository
+    from server import tuf_api
+    from server.tuf_repository import open_repository
 
     repository = open_repository(state)
     # The exact bytes the trust endpoints serve, so both routes hand out the same documents.
@@ -263,5 +263,5 @@ def config_from_environment() -> ServerConfig:
 
 
 def app() -> Flask:
-    """The WSGI app factory for gunicorn: `gunicorn 'cli.serve:app()'`."""
+    """The WSGI app factory for gunicorn: `gunicorn 'server.app:app()'`."""
     return create_app(config_from_environment())

@@ -6,7 +6,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from cli.server_config import ServerConfig
+from server.config import ServerConfig
 
 
 class _KeylessGunicorn(BaseApplication):
@@ -35,7 +35,7 @@ class _KeylessGunicorn(BaseApplication):
     def load(self) -> Any:
         import gc
 
-        from cli.serve import create_app
+        from server.app import create_app
 
         app = create_app(self._config)
         # Everything built so far (keys, chains, parsed config) lives as long as the worker;

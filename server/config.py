@@ -18,9 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca import CAConfig, CAConfigError
-from cli.state import default_state_dir
 from oidc import ConfigError, TrustedIssuers, load_issuers, parse_issuers
 from oidc.config import is_loopback_host
+from server.state import default_state_dir
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
