@@ -33,7 +33,7 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ]
     assert matches[0] == _readme_commands()[1]
     assert "set -euo pipefail" in script
-    assert "apt-get install -y docker-registry apache2-utils postgresql" in script
+    assert "apt-get install -y docker-registry apache2-utils postgresql softhsm2" in script
 
 
 def test_example_server_config_loads() -> None:
