@@ -111,12 +111,13 @@ def serve_wsgi(app, host: str = "127.0.0.1") -> Iterator[str]:
 
 
 @contextmanager
-def serve_factory(factory, host: str = "127.0.0.1") -> Iterator[str]:
-    """Bind a free loopback port, build the app for that URL with `factory(base_url)`, serve it.
+def serve_factory(factory, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Bind a loopback port (free unless given), build the app for that URL with
+    `factory(base_url)`, serve it.
 
     For apps that must know their own origin before they exist (issuer URLs, log origins).
     """
-    server = make_server(host, 0, _unready, threaded=True)
+    server = make_server(host, port, _unready, threaded=True)
     base_url = f"http://{host}:{server.server_port}"
     server.app = factory(base_url)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -172,8 +173,9 @@ class DevServer:
 
 
 @contextmanager
-def dev_server(state_dir: Path, **overrides: Any) -> Iterator[DevServer]:
-    """Run `create_app` in dev mode on a free loopback port; `overrides` replace config fields."""
+def dev_server(state_dir: Path, port: int = 0, **overrides: Any) -> Iterator[DevServer]:
+    """Run `create_app` in dev mode on a loopback port (free unless given); `overrides` replace
+    config fields."""
     from server.app import create_app
     from server.config import dev_config
 
@@ -185,7 +187,7 @@ def dev_server(state_dir: Path, **overrides: Any) -> Iterator[DevServer]:
         built["app"] = create_app(built["config"])
         return built["app"]
 
-    with serve_factory(factory) as url:
+    with serve_factory(factory, port=port) as url:
         yield DevServer(url, built["app"], built["config"])
 
 
