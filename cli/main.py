@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "verify",
     "verify_bundle",
     "tree",
+    "monitor",
 )
 
 

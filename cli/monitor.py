@@ -1,0 +1,516 @@
+"""Watching a Rekor v1 log from outside: is it append-only, and who signed as us?
+
+A monitor keeps the last checkpoint it verified in a state file. Each run fetches the log's
+signed checkpoint, proves it extends the stored one (RFC 9162 consistency proof), then reads
+the entries added since the last run. Every entry is tied to a checkpoint the monitor has
+verified: its inclusion proof must hash up to a checkpoint signed by the log, and that
+checkpoint must be consistent with the one the run started from. A log that shows the
+monitor entries it never committed, or that rewrote its history, is caught, and the state
+file is left untouched as evidence.
+
+For each entry's signing certificate, the identities (SAN) and OIDC issuer are compared with
+a watch list: a watched identity is reported, and a watched identity certified by an issuer
+the watch list does not expect is reported as suspicious. This is what rekor-monitor does
+for public Sigstore; it works for any keyless deployment too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from cli.errors import ClientError, NetworkError
+from cli.http import json_body, new_session, request
+from cli.trust import LogKey
+
+# Rekor's retrieve endpoint answers at most this many entries per call.
+RETRIEVE_BATCH = 10
+MAX_STATE_BYTES = 64 * 1024
+MAX_PATTERN_CHARS = 1024
+
+MATCH = "watched-identity"
+UNEXPECTED_ISSUER = "unexpected-issuer"
+
+
+class LogInconsistencyError(ClientError):
+    """The log contradicted a checkpoint it signed earlier: a fork, a rollback or a lie."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="log-inconsistent")
+
+
+class MonitorStateError(ClientError):
+    """The state file cannot be read or does not belong to this log."""
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    """A checkpoint the monitor verified: signed by the log, with its origin, size and root."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+    note: str
+
+
+@dataclass(frozen=True)
+class MonitorState:
+    """What persists between runs: the log, its last verified checkpoint, the next index."""
+
+    log_url: str
+    head: TreeHead
+    next_index: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "logUrl": self.log_url,
+            "origin": self.head.origin,
+            "treeSize": self.head.size,
+            "rootHash": self.head.root_hash.hex(),
+            "checkpoint": self.head.note,
+            "nextIndex": self.next_index,
+        }
+
+
+def load_state(path: Path, *, log_url: str) -> MonitorState | None:
+    """The stored state for `log_url`, or None on a first run (no file).
+
+    Raises:
+        MonitorStateError: the file is unreadable, malformed, or was written for another log.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise MonitorStateError(f"cannot read monitor state {path}: {exc.strerror}") from exc
+    if len(data) > MAX_STATE_BYTES:
+        raise MonitorStateError(f"monitor state {path} is larger than {MAX_STATE_BYTES} bytes")
+    try:
+        doc = json.loads(data)
+        state = MonitorState(
+            log_url=_typed(doc, "logUrl", str),
+            head=TreeHead(
+                origin=_typed(doc, "origin", str),
+                size=_typed(doc, "treeSize", int),
+                root_hash=bytes.fromhex(_typed(doc, "rootHash", str)),
+                note=_typed(doc, "checkpoint", str),
+            ),
+            next_index=_typed(doc, "nextIndex", int),
+        )
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise MonitorStateError(f"monitor state {path} is malformed: {exc}") from exc
+    if state.log_url != log_url:
+        raise MonitorStateError(
+            f"monitor state {path} belongs to {state.log_url}, not {log_url}",
+            hint="give each log its own --state file",
+        )
+    return state
+
+
+def save_state(path: Path, state: MonitorState) -> None:
+    """Write the state atomically and durably (temp file, fsync, rename, fsync the folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(state.to_json(), indent=2) + "\n").encode()
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+@dataclass(frozen=True)
+class WatchList:
+    """Identities to report: exact values or anchored regexps, and the issuers expected of them.
+
+    With no expected issuers, every watched identity is only reported; with some, a watched
+    identity certified by any other issuer is suspicious (someone else's issuer vouched for
+    a name that is ours).
+    """
+
+    identities: tuple[str, ...] = ()
+    patterns: tuple[re.Pattern[str], ...] = ()
+    issuers: tuple[str, ...] = ()
+
+    @classmethod
+    def build(
+        cls, identities: Sequence[str], patterns: Sequence[str], issuers: Sequence[str]
+    ) -> WatchList:
+        """Compile the patterns; raises ClientError for one that is too long or invalid."""
+        compiled = []
+        for pattern in patterns:
+            if len(pattern) > MAX_PATTERN_CHARS:
+                raise ClientError(f"--identity-regexp is longer than {MAX_PATTERN_CHARS} chars")
+            try:
+                compiled.append(re.compile(pattern))
+            except re.error as exc:
+                raise ClientError(f"--identity-regexp {pattern!r} is not valid: {exc}") from exc
+        return cls(tuple(identities), tuple(compiled), tuple(issuers))
+
+    def watches(self, identity: str) -> bool:
+        return identity in self.identities or any(p.fullmatch(identity) for p in self.patterns)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A log entry signed by a watched identity."""
+
+    kind: str
+    log_index: int
+    entry_id: str
+    identity: str
+    issuer: str | None
+    integrated_time: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "logIndex": self.log_index,
+            "entryId": self.entry_id,
+            "identity": self.identity,
+            "issuer": self.issuer,
+            "integratedTime": self.integrated_time,
+        }
+
+    def describe(self) -> str:
+        issuer = self.issuer or "no issuer extension"
+        line = f"entry {self.log_index}: signed by {self.identity} ({issuer})"
+        if self.kind == UNEXPECTED_ISSUER:
+            return f"{line}: issuer not expected for this identity"
+        return line
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One pass over the log: where it started and ended, and what it found."""
+
+    previous: TreeHead | None
+    head: TreeHead
+    scanned_from: int
+    scanned_to: int
+    findings: tuple[Finding, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "treeSize": self.head.size,
+            "rootHash": self.head.root_hash.hex(),
+            "previousTreeSize": self.previous.size if self.previous else None,
+            "scanned": {"from": self.scanned_from, "to": self.scanned_to},
+            "findings": [finding.to_json() for finding in self.findings],
+        }
+
+
+class LogMonitor:
+    """One Rekor v1 log at `log_url`, checked with its keys from a trusted root."""
+
+    def __init__(
+        self,
+        log_url: str,
+        keys: Sequence[LogKey],
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if not keys:
+            raise ClientError(f"the trusted root lists no transparency log at {log_url}")
+        self.log_url = log_url.rstrip("/")
+        self._keys = tuple(keys)
+        self._session = session or new_session()
+        self._timeout = timeout
+        self._roots: dict[int, bytes] = {}
+
+    def run(
+        self,
+        state: MonitorState | None,
+        watch: WatchList,
+        *,
+        from_index: int | None = None,
+        max_entries: int = 10_000,
+        progress: Callable[[int, int], None] | None = None,
+        checkpoint: Callable[[MonitorState], None] | None = None,
+    ) -> RunResult:
+        """Verify the log's growth since `state` and scan up to `max_entries` new entries.
+
+        `checkpoint` is called with the state to persist as the scan advances, so that an
+        interrupted run resumes where it stopped.
+
+        Raises:
+            LogInconsistencyError: the log contradicts the stored checkpoint or itself.
+            NetworkError: the log cannot be reached or answers nonsense.
+        """
+        head = self.latest()
+        previous = state.head if state else None
+        if previous is not None:
+            self._prove_extends(previous, head)
+        self._roots = {head.size: head.root_hash}
+        if previous is not None:
+            self._roots[previous.size] = previous.root_hash
+        start = state.next_index if state else head.size
+        if from_index is not None:
+            start = from_index
+        if not 0 <= start <= head.size:
+            raise ClientError(f"--from-index {start} is outside the log (size {head.size})")
+        end = min(head.size, start + max_entries)
+        findings: list[Finding] = []
+        done = start
+        for index, entry_id, entry, body in self._entries(start, end, head):
+            findings.extend(_judge(index, entry_id, entry, body, watch))
+            done = index + 1
+            if progress is not None and (done - start) % 1000 == 0:
+                progress(done - start, end - start)
+            if checkpoint is not None and (done - start) % 1000 == 0:
+                checkpoint(MonitorState(self.log_url, head, done))
+        return RunResult(previous, head, start, done, tuple(findings))
+
+    def latest(self) -> TreeHead:
+        """The log's current checkpoint, verified with the trusted key."""
+        doc = self._get_json("/api/v1/log")
+        try:
+            head = self._verify_note(_typed(doc, "signedTreeHead", str))
+            size = _typed(doc, "treeSize", int)
+            root = bytes.fromhex(_typed(doc, "rootHash", str))
+        except (TypeError, ValueError) as exc:
+            raise NetworkError(f"the log at {self.log_url} sent a malformed tree head") from exc
+        if size != head.size or root != head.root_hash:
+            raise LogInconsistencyError(
+                f"the log at {self.log_url} reports size {size} root {root.hex()} but its signed "
+                f"checkpoint says size {head.size} root {head.root_hash.hex()}"
+            )
+        return head
+
+    def _verify_note(self, note: str) -> TreeHead:
+        from tlog import CheckpointError, verify_checkpoint
+
+        failures = []
+        for key in self._keys:
+            try:
+                checkpoint = verify_checkpoint(note, public_key=key.public_key)
+            except (CheckpointError, TypeError) as exc:
+                failures.append(str(getattr(exc, "message", exc)))
+                continue
+            return TreeHead(checkpoint.origin, checkpoint.size, checkpoint.root_hash, note)
+        raise LogInconsistencyError(
+            f"the log at {self.log_url} sent a checkpoint no trusted key signed: {failures[-1]}"
+        )
+
+    def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
+        """Require `new` to be an append-only extension of `old` (same origin, consistent)."""
+        from tlog import ProofError, verify_consistency
+
+        if new.origin != old.origin:
+            raise LogInconsistencyError(
+                f"the log at {self.log_url} changed its origin from {old.origin!r} to "
+                f"{new.origin!r}: a new tree (shard) is not the log this monitor followed"
+            )
+        if new.size < old.size:
+            raise LogInconsistencyError(
+                f"the log at {self.log_url} signed size {new.size} after signing size "
+                f"{old.size}: it went back in time (rollback or fork)"
+            )
+        if new.size == old.size or old.size == 0:
+            if new.size == old.size and new.root_hash != old.root_hash:
+                raise LogInconsistencyError(
+                    f"the log at {self.log_url} signed two different roots for size "
+                    f"{new.size}: {old.root_hash.hex()} and {new.root_hash.hex()} (a fork)"
+                )
+            return
+        doc = self._get_json(f"/api/v1/log/proof?firstSize={old.size}&lastSize={new.size}")
+        try:
+            hashes = [bytes.fromhex(h) for h in _typed(doc, "hashes", list)]
+            root = bytes.fromhex(_typed(doc, "rootHash", str))
+        except (TypeError, ValueError) as exc:
+            raise NetworkError(f"the log at {self.log_url} sent a malformed proof") from exc
+        try:
+            if root != new.root_hash:
+                raise ProofError("the proof's root is not the checkpoint's root")
+            verify_consistency(
+                size1=old.size, size2=new.size, proof=hashes, root1=old.root_hash, root2=root
+            )
+        except ProofError as exc:
+            raise LogInconsistencyError(
+                f"the log at {self.log_url} cannot prove that size {new.size} (root "
+                f"{new.root_hash.hex()}) extends size {old.size} (root {old.root_hash.hex()}): "
+                f"{exc.message}; it signed two histories (a fork)"
+            ) from exc
+
+    def _entries(
+        self, start: int, end: int, head: TreeHead
+    ) -> Iterator[tuple[int, str, dict[str, Any], bytes]]:
+        for batch_start in range(start, end, RETRIEVE_BATCH):
+            indexes = list(range(batch_start, min(end, batch_start + RETRIEVE_BATCH)))
+            answer = self._post_json("/api/v1/log/entries/retrieve", {"logIndexes": indexes})
+            by_index: dict[int, tuple[str, dict[str, Any]]] = {}
+            for item in answer if isinstance(answer, list) else []:
+                for entry_id, entry in item.items() if isinstance(item, dict) else ():
+                    if isinstance(entry, dict) and isinstance(entry.get("logIndex"), int):
+                        by_index[entry["logIndex"]] = (entry_id, entry)
+            for index in indexes:
+                if index not in by_index:
+                    raise LogInconsistencyError(
+                        f"the log at {self.log_url} did not return entry {index}, which its "
+                        f"checkpoint of size {head.size} commits to"
+                    )
+                entry_id, entry = by_index[index]
+                yield index, entry_id, entry, self._prove_included(index, entry, head)
+
+    def _prove_included(self, index: int, entry: dict[str, Any], head: TreeHead) -> bytes:
+        """The entry's body, proved to be leaf `index` of a signed checkpoint consistent with
+        `head`."""
+        from tlog import ProofError, leaf_hash, verify_inclusion
+
+        try:
+            body = base64.b64decode(_typed(entry, "body", str), validate=True)
+            proof = entry["verification"]["inclusionProof"]
+            note = _typed(proof, "checkpoint", str)
+            hashes = [bytes.fromhex(h) for h in _typed(proof, "hashes", list)]
+            proof_index = _typed(proof, "logIndex", int)
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise NetworkError(
+                f"the log at {self.log_url} sent a malformed entry {index}: {exc}"
+            ) from exc
+        signed = self._verify_note(note)
+        if signed.origin != head.origin:
+            raise LogInconsistencyError(
+                f"entry {index} is proved against a checkpoint of another tree ({signed.origin!r})"
+            )
+        self._tie(head, signed)
+        try:
+            if proof_index != index:
+                raise ProofError(f"the proof is for index {proof_index}")
+            verify_inclusion(
+                index=index,
+                size=signed.size,
+                leaf=leaf_hash(body),
+                proof=hashes,
+                root=signed.root_hash,
+            )
+        except ProofError as exc:
+            raise LogInconsistencyError(
+                f"entry {index} of the log at {self.log_url} is not in the tree its checkpoint "
+                f"signs: {exc.message}"
+            ) from exc
+        return body
+
+    def _tie(self, head: TreeHead, other: TreeHead) -> None:
+        """Every checkpoint seen in one run must belong to one history."""
+        known = self._roots.get(other.size)
+        if known is not None:
+            if known != other.root_hash:
+                raise LogInconsistencyError(
+                    f"the log at {self.log_url} signed two different roots for size {other.size}"
+                )
+            return
+        older, newer = (head, other) if head.size < other.size else (other, head)
+        self._prove_extends(older, newer)
+        self._roots[other.size] = other.root_hash
+
+    def _get_json(self, path: str) -> Any:
+        url = self.log_url + path
+        response, body = request(
+            self._session, "GET", url, what="the transparency log", timeout=self._timeout
+        )
+        return self._answer(url, response, body)
+
+    def _post_json(self, path: str, payload: Any) -> Any:
+        url = self.log_url + path
+        response, body = request(
+            self._session,
+            "POST",
+            url,
+            what="the transparency log",
+            json=payload,
+            timeout=self._timeout,
+        )
+        return self._answer(url, response, body)
+
+    @staticmethod
+    def _answer(url: str, response: requests.Response, body: bytes) -> Any:
+        if response.status_code != 200:
+            raise NetworkError(
+                f"the transparency log at {url} answered HTTP {response.status_code}",
+                reason="unreachable",
+            )
+        return json_body(body, what="the transparency log")
+
+
+def _judge(
+    index: int, entry_id: str, entry: dict[str, Any], body: bytes, watch: WatchList
+) -> list[Finding]:
+    """Findings for one entry: each watched identity in each of its signing certificates."""
+    from cryptography import x509
+
+    from cli.verify import VerificationError
+    from cli.verify.policy import certificate_identities, certificate_issuer
+
+    findings = []
+    for pem in _certificates(body):
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+            identities = certificate_identities(cert)
+        except (ValueError, VerificationError):
+            continue
+        watched = [identity for identity in identities if watch.watches(identity)]
+        if not watched:
+            continue
+        try:
+            issuer: str | None = certificate_issuer(cert)
+        except VerificationError:
+            issuer = None
+        kind = MATCH if not watch.issuers or issuer in watch.issuers else UNEXPECTED_ISSUER
+        time = entry.get("integratedTime")
+        findings += [
+            Finding(kind, index, entry_id, identity, issuer, time if isinstance(time, int) else 0)
+            for identity in watched
+        ]
+    return findings
+
+
+def _certificates(body: bytes) -> list[bytes]:
+    """The PEM certificates or keys that signed an entry, for the kinds keyless logs.
+
+    hashedrekord 0.0.1 (`spec.signature.publicKey.content`), dsse 0.0.1
+    (`spec.signatures[].verifier`), intoto 0.0.2 (`spec.content.envelope.signatures[].publicKey`,
+    base64 of base64). Anything else yields nothing: a monitor reads, it does not refuse.
+    """
+    try:
+        doc = json.loads(body)
+        kind, spec = doc.get("kind"), doc.get("spec")
+        if kind == "hashedrekord":
+            return [base64.b64decode(spec["signature"]["publicKey"]["content"])]
+        if kind == "dsse":
+            return [base64.b64decode(s["verifier"]) for s in spec["signatures"]]
+        if kind == "intoto":
+            signatures = spec["content"]["envelope"]["signatures"]
+            return [base64.b64decode(base64.b64decode(s["publicKey"])) for s in signatures]
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error):
+        return []
+    return []
+
+
+def _typed(doc: Any, key: str, kind: type) -> Any:
+    if not isinstance(doc, dict):
+        raise TypeError("not a JSON object")
+    value = doc.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{key} is not a {kind.__name__}")
+    return value
