@@ -7,16 +7,22 @@ bytes into cryptography objects once, so a `Verifier` can be reused across many 
 
 from __future__ import annotations
 
-import hashlib
+import fcntl
 import itertools
+import logging
 import os
 import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
+from cli.errors import ClientError
 from cli.verify.errors import TrustRootError, describe_validation_error, iso
 
 if TYPE_CHECKING:
@@ -31,10 +37,12 @@ MAX_TRUSTED_ROOT_BYTES = 1024 * 1024
 MAX_LOGS = 64
 MAX_AUTHORITIES = 64
 MAX_CHAIN_LENGTH = 8
+log = logging.getLogger(__name__)
 
 PRODUCTION_ROOT_RESOURCE = "production_trusted_root.json"
 STAGING_ROOT_RESOURCE = "staging_trusted_root.json"
-_TRUST_PATH_ENDPOINT = "/api/v1/trust/trusted_root.json"
+_TUF_PATH = "/tuf/"
+_TRUSTED_ROOT_TARGET = "trusted_root.json"
 _SERVER_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?")
 
 
@@ -155,25 +163,121 @@ def production_trusted_root() -> TrustedRoot:
     return TrustedRoot.from_json(data)
 
 
-def fetch_server_trusted_root(server: str, *, cache_dir: Path | None = None) -> TrustedRoot:
-    """The trusted root of a keyless server, fetched once and then read from the cache.
+def fetch_server_trusted_root(server: str, *, refresh_trust: bool = False) -> TrustedRoot:
+    """The current trusted root of a keyless server, through the server's TUF repository.
 
-    The first fetch is trust on first use: later runs never refresh it silently. Delete the
-    cached file to fetch again.
+    The first use trusts the repository's first root (trust on first use) and keeps it in
+    `server_trust_dir(server)`. Every later call refreshes the TUF metadata, so a new CA or log
+    key the server publishes is followed, but only when signed by the keys trusted so far: a
+    server redeployed with new keys is refused until the user says otherwise (`refresh_trust`,
+    which forgets the old trust and trusts the server's current root on first use again).
+
+    Raises:
+        ServerTrustError: the server cannot be reached, serves no TUF repository, or its
+            repository does not verify against the trust kept for it.
+        TrustRootError: the trusted root it serves is malformed.
     """
     if not _SERVER_RE.fullmatch(server):
         raise TrustRootError(f"server URL {server!r} is not an http(s) origin")
-    cache = cache_dir or _cache_dir()
-    path = cache / f"{hashlib.sha256(server.rstrip('/').encode()).hexdigest()}.json"
-    if path.is_file():
-        return load_trusted_root(path)
-    data = _download(server.rstrip("/") + _TRUST_PATH_ENDPOINT)
-    root = TrustedRoot.from_json(data)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return root
+    server = server.rstrip("/")
+    directory = server_trust_dir(server)
+    with _trust_lock(directory):
+        if refresh_trust and directory.exists():
+            shutil.rmtree(directory)
+            log.info("forgot the trust kept for %s in %s", server, directory)
+        data = _tuf_target(server, directory, _TRUSTED_ROOT_TARGET)
+    return TrustedRoot.from_json(data)
+
+
+def server_trust_dir(server: str) -> Path:
+    """Where the trust in one keyless server is kept: its TUF metadata and targets.
+
+    Under the XDG data directory, not the cache: it holds the root trusted on first use, and
+    losing it would silently trust whatever answers at the URL next time.
+    """
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "keyless" / "servers" / quote(server.rstrip("/"), safe="")
+
+
+class ServerTrustError(ClientError):
+    """The trust material of a keyless server cannot be obtained or does not verify."""
+
+
+@contextmanager
+def _trust_lock(directory: Path) -> Iterator[None]:
+    """One process at a time updates the trust kept for a server."""
+    directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(directory.parent / f"{directory.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _tuf_target(server: str, directory: Path, name: str) -> bytes:
+    """Refresh the server's TUF metadata and return the verified bytes of target `name`."""
+    from tuf.api import exceptions
+    from tuf.ngclient import Updater, UpdaterConfig
+
+    bootstrap = None
+    if not (directory / "root.json").exists():
+        bootstrap = _first_tuf_root(server)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log.info("trusting %s on first use; its TUF root is kept in %s", server, directory)
+    targets = directory / "targets"
+    try:
+        updater = Updater(
+            str(directory),
+            f"{server}{_TUF_PATH}",
+            str(targets),
+            f"{server}{_TUF_PATH}targets/",
+            config=UpdaterConfig(app_user_agent="keyless"),
+            bootstrap=bootstrap,
+        )
+        updater.refresh()
+        info = updater.get_targetinfo(name)
+        if info is None:
+            raise ServerTrustError(f"the TUF repository of {server} has no {name}")
+        path = updater.find_cached_target(info) or updater.download_target(info)
+        return _read_bounded(Path(path), name)
+    except exceptions.UnsignedMetadataError as exc:
+        raise ServerTrustError(
+            f"the TUF repository of {server} is not signed by the keys trusted since first use "
+            f"(in {directory}): the server was redeployed with new keys, or something else "
+            "answers at its URL",
+            reason="server-trust-changed",
+            hint="if its operator confirms a new deployment, run again with --refresh-trust "
+            f"to trust it from now on (or delete {directory})",
+        ) from exc
+    except exceptions.DownloadError as exc:
+        raise ServerTrustError(
+            f"cannot refresh the trusted root of {server} from its TUF repository: {exc}",
+            reason="server-unreachable",
+        ) from exc
+    except (exceptions.RepositoryError, OSError) as exc:
+        raise ServerTrustError(
+            f"the TUF repository of {server} does not verify (trust kept in {directory}): {exc}",
+            reason="server-trust-invalid",
+        ) from exc
+
+
+def _first_tuf_root(server: str) -> bytes:
+    """Version 1 of the server's TUF root, trusted on first use (Updater checks that it is
+    signed by its own keys, then walks every later version through the signed chain)."""
+    from cli.http import new_session, request
+
+    url = f"{server}{_TUF_PATH}1.root.json"
+    response, body = request(new_session(), "GET", url, what="the keyless server")
+    if response.status_code != 200:
+        raise ServerTrustError(
+            f"cannot get the trusted root of {server}: it serves no TUF repository "
+            f"({url} answered HTTP {response.status_code})",
+            reason="no-tuf-repository",
+        )
+    if len(body) > MAX_TRUSTED_ROOT_BYTES:
+        raise ServerTrustError(f"{url} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+    return body
 
 
 def verify_with_key(
@@ -288,25 +392,6 @@ def _read_bounded(path: Path, what: str) -> bytes:
     if len(data) > MAX_TRUSTED_ROOT_BYTES:
         raise TrustRootError(f"{what} {path} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
     return data
-
-
-def _download(url: str) -> bytes:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - scheme checked
-            data = response.read(MAX_TRUSTED_ROOT_BYTES + 1)
-    except (urllib.error.URLError, OSError) as exc:
-        raise TrustRootError(f"cannot fetch the trusted root from {url}: {exc}") from exc
-    if len(data) > MAX_TRUSTED_ROOT_BYTES:
-        raise TrustRootError(f"trusted root at {url} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
-    return data
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "keyless" / "trusted-roots"
 
 
 def staging_trusted_root() -> TrustedRoot:
