@@ -134,7 +134,8 @@ def sign_image(
 
     Raises:
         ServiceRefusedError, NetworkError: the log refused or failed (nothing was stored).
-        VerificationError: a new bundle does not verify against the signer's trusted root.
+        UnverifiedBundleError: a new bundle does not verify against the signer's trusted root
+            (nothing was stored; the error carries the bundle).
         RegistryError: storing failed.
     """
     signed: list[tuple[ImageTarget, SigningResult, SigningResult | None, bytes]] = []

@@ -27,10 +27,11 @@ from sigstore_models.bundle.v1 import Bundle as WireBundle
 from sigstore_models.rekor.v1 import TransparencyLogEntry
 
 from cli.bundle import Bundle
+from cli.errors import ClientError
 from cli.fulcio_client import CAClient
 from cli.rekor_client import LogClient, hashedrekord_entry
 from cli.trust import TrustedRoot
-from cli.verify import AllOf, Identity, Issuer, Verifier
+from cli.verify import AllOf, Identity, Issuer, VerificationError, Verifier
 from cli.verify.dsse import pae
 from cli.verify.policy import certificate_identities, certificate_issuer
 from oidc.acquire import check_not_expired
@@ -55,6 +56,24 @@ class SigningResult:
 
     def to_json(self) -> str:
         return self.bundle.wire.to_json()
+
+
+class UnverifiedBundleError(ClientError):
+    """Signed and logged, but the new bundle does not verify against the trusted root.
+
+    The log entry exists whatever happens next, so the bundle travels with the error for the
+    caller to keep: the trusted root may be the wrong one, not the bundle.
+    """
+
+    def __init__(self, result: SigningResult, cause: VerificationError) -> None:
+        super().__init__(
+            f"signed and logged (log index {result.log_index}), but the new bundle does not "
+            f"verify against the trusted root: {cause.message}",
+            reason="unverified-bundle",
+            hint="check that the trusted root belongs to the deployment that signed; "
+            "the saved bundle verifies once the right root is trusted",
+        )
+        self.result = result
 
 
 class EphemeralSigner:
@@ -101,7 +120,7 @@ class EphemeralSigner:
 
         Raises:
             ServiceRefusedError, NetworkError: the log refused or failed.
-            VerificationError: the new bundle does not verify against the trusted root.
+            UnverifiedBundleError: the new bundle does not verify against the trusted root.
         """
         if len(sha256) != 32:
             raise ValueError("a SHA-256 digest is 32 bytes")
@@ -127,7 +146,7 @@ class EphemeralSigner:
 
         Raises:
             ServiceRefusedError, NetworkError: the log refused or failed.
-            VerificationError: the new bundle does not verify against the trusted root.
+            UnverifiedBundleError: the new bundle does not verify against the trusted root.
         """
         if len(payload) > MAX_DSSE_PAYLOAD_BYTES:
             raise ValueError(f"a DSSE payload is at most {MAX_DSSE_PAYLOAD_BYTES} bytes")
@@ -160,13 +179,18 @@ class EphemeralSigner:
                 }
             )
         )
-        bundle = Bundle.from_model(wire)
+        result = SigningResult(
+            Bundle.from_model(wire), self.identity, self.issuer, int(entry.log_index)
+        )
         if self._verifier is not None:
             policy = AllOf([Identity(self.identity), Issuer(self.issuer)])
-            self._verifier.verify(
-                bundle, sha256=artifact_sha256, policy=policy, now=datetime.now(UTC)
-            )
-        return SigningResult(bundle, self.identity, self.issuer, int(entry.log_index))
+            try:
+                self._verifier.verify(
+                    result.bundle, sha256=artifact_sha256, policy=policy, now=datetime.now(UTC)
+                )
+            except VerificationError as exc:
+                raise UnverifiedBundleError(result, exc) from exc
+        return result
 
 
 def sign_digest(
@@ -183,7 +207,7 @@ def sign_digest(
     Raises:
         TokenSourceError: the token has already expired.
         ServiceRefusedError, NetworkError: the CA or the log refused or failed.
-        VerificationError: the new bundle does not verify against `trusted_root`.
+        UnverifiedBundleError: the new bundle does not verify against `trusted_root`.
     """
     if len(sha256) != 32:
         raise ValueError("a SHA-256 digest is 32 bytes")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import sys
 from pathlib import Path
@@ -44,6 +45,13 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         help="with --signing-config: verify the new bundle against this root",
     )
+    parser.add_argument(
+        "--refresh-trust",
+        action="store_true",
+        help="with --server: forget the trust kept for this server (its TUF root, trusted on "
+        "first use and followed through signed updates since) and trust its current one; only "
+        "after its operator confirms a new deployment",
+    )
     token = parser.add_argument_group("identity token (tried in this order)")
     token.add_argument(
         "--identity-token",
@@ -69,23 +77,31 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cli.fulcio_client import CAClient
     from cli.rekor_client import LogClient
-    from cli.signing import sign_digest
+    from cli.signing import UnverifiedBundleError, sign_digest
 
+    if args.refresh_trust and not args.server:
+        args.parser.error("--refresh-trust applies to --server")
     image = _images.image_reference(args.target)
     if image is not None:
-        bundle_json = _images.sign(args, image, inputs=lambda: _inputs(args))
+        try:
+            bundle_json = _images.sign(args, image, inputs=lambda: _inputs(args))
+        except UnverifiedBundleError as exc:
+            raise _keep(exc, beside=args.bundle) from exc
         if args.bundle is not None:
             _write(args.bundle, bundle_json)
         return 0
     sha256, bundle_path = _target(args)
     endpoints, token, trusted_root = _inputs(args)
-    result = sign_digest(
-        sha256,
-        token=token,
-        ca=CAClient(endpoints.ca_url),
-        log=LogClient(endpoints.log_url),
-        trusted_root=trusted_root,
-    )
+    try:
+        result = sign_digest(
+            sha256,
+            token=token,
+            ca=CAClient(endpoints.ca_url),
+            log=LogClient(endpoints.log_url),
+            trusted_root=trusted_root,
+        )
+    except UnverifiedBundleError as exc:
+        raise _keep(exc, beside=bundle_path) from exc
     _write(bundle_path, result.to_json())
     print(
         f"signed {args.target} as {result.identity} (issuer {result.issuer}), "
@@ -96,7 +112,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _inputs(args: argparse.Namespace) -> tuple[Any, str, Any]:
-    """The services, token and trusted root of one signing (images call this after resolving)."""
+    """The services, token and trusted root of one signing (images call this after resolving).
+
+    The trusted root comes first: a server that is no longer the one trusted is refused before
+    the user logs in, and before any certificate is issued or entry logged.
+    """
     from cli import services
 
     if args.server:
@@ -105,7 +125,8 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, str, Any]:
         endpoints = services.from_trust_config(args.trust_config)
     else:
         endpoints = services.from_signing_config(args.signing_config)
-    return endpoints, _token(args, endpoints), _trusted_root(args)
+    trusted_root = _trusted_root(args)
+    return endpoints, _token(args, endpoints), trusted_root
 
 
 def _target(args: argparse.Namespace) -> tuple[bytes, Path]:
@@ -154,12 +175,41 @@ def _trusted_root(args: argparse.Namespace) -> Any:
     from cli import trust
 
     if args.server:
-        return trust.fetch_server_trusted_root(args.server)
+        return trust.fetch_server_trusted_root(args.server, refresh_trust=args.refresh_trust)
     if args.trust_config:
         return trust.load_trust_config(args.trust_config)
     if args.trusted_root:
         return trust.load_trusted_root(args.trusted_root)
     return None
+
+
+def _keep(exc: Any, *, beside: Path | None) -> CLIError:
+    """Save a logged bundle that failed its post-signing check where the user can find it.
+
+    Never at the bundle's own path, where a pipeline would take it for a good one: beside it
+    with `.unverified` appended, or (an image signed without --bundle) in the XDG data
+    directory. If even that fails, the bundle goes to stdout: a logged signature is not lost.
+    """
+    from datetime import UTC, datetime
+
+    if beside is not None:
+        kept = beside.with_name(beside.name + ".unverified")
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-log-{exc.result.log_index}.sigstore.json"
+        kept = Path(base) / "keyless" / "unverified-bundles" / name
+    text = exc.result.to_json()
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        _write(kept, text)
+    except (OSError, CLIError) as failure:
+        print(text)
+        return CLIError(
+            f"{exc.message}; the bundle could not be saved in {kept} "
+            f"({getattr(failure, 'message', failure)}), so it is printed on stdout",
+            hint=exc.hint,
+        )
+    return CLIError(f"{exc.message}; the bundle is saved in {kept}", hint=exc.hint)
 
 
 def _write(path: Path, text: str) -> None:

@@ -1,0 +1,208 @@
+"""`--server` trust follows the server: a rotation inside one deployment is picked up through the
+server's TUF repository, a new deployment on the same URL is refused before anything is signed,
+and a bundle that fails its post-signing check is kept on disk, never lost."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from ca import CAConfig
+from cli.main import main
+from tests.conftest import DevServer
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def _server_on(port: int, state: Path, **overrides: Any) -> Iterator[DevServer]:
+    """A dev-mode server on a fixed port, so a restart keeps its URL."""
+    from server.app import create_app
+    from server.config import dev_config
+
+    config = replace(dev_config(port=port, state_dir=state), **overrides)
+    app = create_app(config)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield DevServer(f"http://127.0.0.1:{port}", app, config)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _sign(server: DevServer, artifact: Path, *extra: str) -> int:
+    token = server.email_token("alice@example.com")
+    return main(["sign", "--server", server.url, "--identity-token", token, *extra, str(artifact)])
+
+
+def _verify(server: DevServer, artifact: Path) -> int:
+    return main(
+        [
+            "verify",
+            "--server",
+            server.url,
+            "--certificate-identity",
+            "alice@example.com",
+            "--certificate-oidc-issuer",
+            f"{server.url}/oidc",
+            str(artifact),
+        ]
+    )
+
+
+def _tree_size(server: DevServer) -> int:
+    return requests.get(f"{server.url}/api/v1/log", timeout=10).json()["treeSize"]
+
+
+def _trust_dir(url: str) -> Path:
+    import os
+
+    return Path(os.environ["XDG_DATA_HOME"]) / "keyless" / "servers" / quote(url, safe="")
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    path = tmp_path / "release.tar.gz"
+    path.write_bytes(b"release contents\n")
+    return path
+
+
+def test_a_new_ca_in_the_same_deployment_is_picked_up(tmp_path, artifact, capsys) -> None:
+    port, state = _free_port(), tmp_path / "state"
+    with _server_on(port, state) as before:
+        assert _sign(before, artifact) == 0
+        old_root = requests.get(f"{before.url}/api/v1/trust/trusted_root.json", timeout=10)
+    # The operator moves the CA to new key material; the TUF keys stay, so clients follow.
+    with _server_on(port, state, ca=CAConfig(directory=tmp_path / "new-ca")) as after:
+        new_root = requests.get(f"{after.url}/api/v1/trust/trusted_root.json", timeout=10)
+        assert (
+            new_root.json()["certificateAuthorities"] != old_root.json()["certificateAuthorities"]
+        )
+        capsys.readouterr()
+        assert _sign(after, artifact) == 0, capsys.readouterr().err
+        assert _verify(after, artifact) == 0, capsys.readouterr().err
+    target = next((_trust_dir(after.url) / "targets").glob("*trusted_root.json"))
+    assert target.read_bytes() == new_root.content
+
+
+def test_a_new_deployment_on_the_same_url_is_refused_before_signing(
+    tmp_path, artifact, capsys
+) -> None:
+    port = _free_port()
+    with _server_on(port, tmp_path / "first") as first:
+        assert _sign(first, artifact) == 0
+    bundle = Path(f"{artifact}.sigstore.json")
+    bundle.unlink()
+    with _server_on(port, tmp_path / "second") as second:
+        capsys.readouterr()
+        assert _sign(second, artifact) == 1
+        err = capsys.readouterr().err.splitlines()
+        trust = _trust_dir(second.url)
+        assert err == [
+            f"error: the TUF repository of {second.url} is not signed by the keys trusted "
+            f"since first use (in {trust}): the server was redeployed with new keys, or "
+            "something else answers at its URL",
+            f"hint: if its operator confirms a new deployment, run again with --refresh-trust "
+            f"to trust it from now on (or delete {trust})",
+        ]
+        assert _tree_size(second) == 0
+        assert not bundle.exists()
+
+        assert _sign(second, artifact, "--refresh-trust") == 0
+        assert _tree_size(second) == 1
+        assert _verify(second, artifact) == 0
+
+
+def test_a_server_without_tuf_is_named(tmp_path, artifact, capsys) -> None:
+    from flask import Flask
+
+    from tests.conftest import serve_wsgi
+
+    with serve_wsgi(Flask("no-tuf")) as url:
+        code = main(["sign", "--server", url, "--identity-token", "x.y.z", str(artifact)])
+    assert code == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"error: cannot get the trusted root of {url}: it serves no TUF repository "
+        f"({url}/tuf/1.root.json answered HTTP 404)"
+    )
+
+
+def test_a_bundle_that_fails_its_post_signing_check_is_kept(tmp_path, artifact, capsys) -> None:
+    """Signed against one deployment while trusting another: the certificate and the log entry
+    exist, so the bundle must be saved where the user can find it, not thrown away."""
+    with (
+        _server_on(_free_port(), tmp_path / "a") as a,
+        _server_on(_free_port(), tmp_path / "b") as b,
+    ):
+        root_a = tmp_path / "root-a.json"
+        config_b = tmp_path / "signing-config-b.json"
+        assert main(["trust", "trusted-root", "--server", a.url, "-o", str(root_a)]) == 0
+        assert main(["trust", "signing-config", "--server", b.url, "-o", str(config_b)]) == 0
+        bundle = tmp_path / "out.sigstore.json"
+        capsys.readouterr()
+        code = main(
+            [
+                "sign",
+                "--signing-config",
+                str(config_b),
+                "--trusted-root",
+                str(root_a),
+                "--identity-token",
+                b.email_token("alice@example.com"),
+                "--bundle",
+                str(bundle),
+                str(artifact),
+            ]
+        )
+        assert code == 1
+        err = capsys.readouterr().err.splitlines()
+        kept = tmp_path / "out.sigstore.json.unverified"
+        assert err[0].startswith(
+            "error: signed and logged (log index 0), but the new bundle does not verify "
+            "against the trusted root: verification failed (log-entry): log ID "
+        )
+        assert err[0].endswith(f"; the bundle is saved in {kept}")
+        assert err[1] == (
+            "hint: check that the trusted root belongs to the deployment that signed; "
+            "the saved bundle verifies once the right root is trusted"
+        )
+        assert not bundle.exists()
+        assert _tree_size(b) == 1
+        saved = json.loads(kept.read_text())
+        assert saved["verificationMaterial"]["tlogEntries"][0]["logIndex"] == "0"
+        # Recoverable: with the right root, the saved bundle verifies as it is.
+        root_b = tmp_path / "root-b.json"
+        assert main(["trust", "trusted-root", "--server", b.url, "-o", str(root_b)]) == 0
+        verified = main(
+            [
+                "verify",
+                "--trusted-root",
+                str(root_b),
+                "--bundle",
+                str(kept),
+                "--certificate-identity",
+                "alice@example.com",
+                "--certificate-oidc-issuer",
+                f"{b.url}/oidc",
+                str(artifact),
+            ]
+        )
+        assert verified == 0, capsys.readouterr().err
