@@ -68,7 +68,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     trust.add_argument(
         "--server",
         metavar="URL",
-        help="a keyless server: fetch its trust root once and cache it",
+        help="a keyless server: its trusted root, through its TUF repository (trusted on first "
+        "use, refreshed on every run)",
+    )
+    parser.add_argument(
+        "--refresh-trust",
+        action="store_true",
+        help="with --server: forget the trust kept for it and trust its current TUF root",
     )
     parser.add_argument("--key", metavar="FILE", help="PEM public key, for managed-key bundles")
     parser.add_argument(
@@ -191,5 +197,5 @@ def _trusted_root(args: argparse.Namespace) -> TrustedRoot:
     if args.trust_config:
         return load_trust_config(args.trust_config)
     if args.server:
-        return fetch_server_trusted_root(args.server)
+        return fetch_server_trusted_root(args.server, refresh_trust=args.refresh_trust)
     return production_trusted_root()
