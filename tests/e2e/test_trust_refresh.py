@@ -131,6 +131,45 @@ def test_a_new_deployment_on_the_same_url_is_refused_before_signing(
         assert _verify(second, artifact) == 0
 
 
+def test_verify_refuses_a_new_deployment_and_takes_the_same_way_out(
+    tmp_path, artifact, capsys
+) -> None:
+    port = _free_port()
+    with _server_on(port, tmp_path / "second") as second:
+        assert _sign(second, artifact, "--refresh-trust") == 0
+    with _server_on(port, tmp_path / "first") as first:
+        capsys.readouterr()
+        assert _verify(first, artifact) == 1
+        assert "is not signed by the keys trusted since first use" in capsys.readouterr().err
+        verified = main(
+            [
+                "verify",
+                "--server",
+                first.url,
+                "--refresh-trust",
+                "--certificate-identity",
+                "alice@example.com",
+                "--certificate-oidc-issuer",
+                f"{first.url}/oidc",
+                str(artifact),
+            ]
+        )
+        # Trusting the first deployment again: the bundle from the second no longer verifies.
+        assert verified == 1
+        assert "verification failed" in capsys.readouterr().err
+
+
+def test_refresh_trust_needs_a_server(tmp_path, artifact, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(
+            ["sign", "--signing-config", str(tmp_path / "c.json"), "--refresh-trust", str(artifact)]
+        )
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "keyless sign: error: --refresh-trust applies to --server"
+    )
+
+
 def test_a_server_without_tuf_is_named(tmp_path, artifact, capsys) -> None:
     from flask import Flask
 
