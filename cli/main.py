@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "verify_bundle",
     "tree",
     "monitor",
+    "audit",
 )
 
 

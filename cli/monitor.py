@@ -463,7 +463,7 @@ def _judge(
     from cli.verify.policy import certificate_identities, certificate_issuer
 
     findings = []
-    for pem in _certificates(body):
+    for pem in entry_certificates(body):
         try:
             cert = x509.load_pem_x509_certificate(pem)
             identities = certificate_identities(cert)
@@ -485,7 +485,7 @@ def _judge(
     return findings
 
 
-def _certificates(body: bytes) -> list[bytes]:
+def entry_certificates(body: bytes) -> list[bytes]:
     """The PEM certificates or keys that signed an entry, for the kinds keyless logs.
 
     hashedrekord 0.0.1 (`spec.signature.publicKey.content`), dsse 0.0.1

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import rfc8785
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tlog.errors import EntryError
 from tlog.log import MAX_KEY_CHARS, MAX_KEYS_PER_ENTRY
@@ -86,9 +87,14 @@ def _hash(value: object, what: str, *, algorithms: tuple[str, ...]) -> dict[str,
 
 
 def _key_search(key: EntryKey) -> list[str]:
-    return ["pk:" + hashlib.sha256(key.canonical_pem).hexdigest()] + [
-        "san:" + subject for subject in key.subjects()
-    ]
+    """Index keys: the verifier as given, its bare public key (so a search by key finds the
+    entries signed under a certificate for it: `keyless audit` asks that of every certificate
+    the CA issued), and its SAN values."""
+    keys = ["pk:" + hashlib.sha256(key.canonical_pem).hexdigest()]
+    if key.certificate is not None:
+        spki = key.key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        keys.append("pk:" + hashlib.sha256(spki).hexdigest())
+    return keys + ["san:" + subject for subject in key.subjects()]
 
 
 def _body(kind: str, api_version: str, spec: dict[str, Any]) -> bytes:

@@ -1,0 +1,148 @@
+"""`keyless audit`: list the certificates a CA issued for an identity or issuer, from its CT log,
+with the signature-log entries made under each.
+
+Exit codes: 0 listed (possibly nothing), 1 a log's answers contradict what it signed, 2 usage,
+3 a log or its trust could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cli.audit import AuditResult
+    from cli.trust import LogKey
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "audit",
+        help="list what the CA issued for an identity or issuer, and what was signed with it",
+        description=(
+            "Read the CA's certificate-transparency log (every certificate it issued is logged "
+            "there before it is issued), list the certificates for the given identities or "
+            "issuers, and for each the signature-log entries made with its key. A read from "
+            "entry 0 also checks that the entries hash up to the CT log's signed tree head."
+        ),
+    )
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="a keyless server: its CT log at URL/ct, its signature log, its published trust",
+    )
+    parser.add_argument(
+        "--ct-url",
+        metavar="URL",
+        help="an RFC 6962 CT log's prefix (its endpoints are URL/ct/v1/...), instead of --server",
+    )
+    parser.add_argument("--rekor-url", metavar="URL", help="the signature log to search")
+    parser.add_argument(
+        "--trusted-root", metavar="FILE", help="the trusted root that lists the CT log's key"
+    )
+    parser.add_argument("--identity", action="append", default=[], metavar="ID")
+    parser.add_argument(
+        "--identity-regexp",
+        action="append",
+        default=[],
+        metavar="RE",
+        help="anchored (re.fullmatch); repeatable, as --identity and --issuer are",
+    )
+    parser.add_argument("--issuer", action="append", default=[], metavar="URL")
+    parser.add_argument("--since", type=_moment, metavar="TIME", help="ISO 8601, e.g. 2026-11-01")
+    parser.add_argument("--until", type=_moment, metavar="TIME", help="ISO 8601")
+    parser.add_argument("--from-index", type=int, default=0, metavar="N")
+    parser.add_argument("--max-entries", type=int, default=100_000, metavar="N")
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    parser.set_defaults(run=run, parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli.audit import Auditor, LogIntegrityError, Selector
+    from cli.errors import ClientError, NetworkError
+
+    if not (args.server or args.ct_url):
+        args.parser.error("give --server, or --ct-url with --trusted-root")
+    if args.ct_url and not args.trusted_root:
+        args.parser.error("--ct-url needs --trusted-root (the file that lists its key)")
+    if args.from_index < 0 or args.max_entries < 1:
+        args.parser.error("--from-index must be >= 0 and --max-entries > 0")
+    # An RFC 6962 log prefix: its endpoints are PREFIX/ct/v1/...; keyless serves its CT log
+    # at the origin's /ct/v1/ and lists it in its trusted root as ORIGIN/ct.
+    ct_url = (args.ct_url or args.server).rstrip("/")
+    log_url = args.rekor_url or args.server
+    try:
+        selector = Selector.build(
+            args.identity,
+            args.identity_regexp,
+            args.issuer,
+            since=args.since,
+            until=args.until,
+        )
+        auditor = Auditor(ct_url=ct_url, ct_keys=_ct_keys(args, ct_url), log_url=log_url)
+        result = auditor.run(
+            selector,
+            from_index=args.from_index,
+            max_entries=args.max_entries,
+            progress=lambda done, total: print(f"read {done}/{total} entries", file=sys.stderr),
+        )
+    except LogIntegrityError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except NetworkError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 3
+    except ClientError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    _report(result, args.output)
+    return 0
+
+
+def _report(result: AuditResult, output: str) -> None:
+    import json
+
+    if output == "json":
+        print(json.dumps(result.to_json()))
+        return
+    for cert in result.certificates:
+        names = ", ".join(cert.identities) or "no identity"
+        print(
+            f"{cert.logged.isoformat().replace('+00:00', 'Z')} CT {cert.ct_index} "
+            f"serial {cert.serial}: {names} ({cert.issuer or 'no issuer extension'}), "
+            f"{cert.key_algorithm}"
+        )
+        for entry in cert.entries:
+            print(f"  signature log entry {entry.log_index} ({entry.kind}) {entry.entry_id}")
+    checked = (
+        "every entry checked against the signed tree head"
+        if result.root_verified
+        else "partial read: not checked against the signed tree head"
+    )
+    print(
+        f"{len(result.certificates)} certificates in CT entries {result.scanned_from}.."
+        f"{result.scanned_to - 1} of {result.tree_size} ({checked})",
+        file=sys.stderr,
+    )
+
+
+def _ct_keys(args: argparse.Namespace, ct_url: str) -> list[LogKey]:
+    from cli.trust import fetch_server_trusted_root, load_trusted_root
+
+    root = (
+        load_trusted_root(args.trusted_root)
+        if args.trusted_root
+        else fetch_server_trusted_root(args.server)
+    )
+    names = {ct_url} if args.ct_url else {ct_url, f"{ct_url}/ct"}
+    return [key for key in root.ctlogs.values() if key.base_url.rstrip("/") in names]
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
