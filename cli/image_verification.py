@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from cli.bundle import Bundle
 from cli.cosign_legacy import LogEntrySource, RekorEntries, legacy_bundle, simple_signing_digest
 from cli.errors import ClientError
-from cli.oci import Reference, RegistryClient, find_signatures
+from cli.oci import ImageSignatures, Reference, RegistryClient, find_signatures
 from cli.oci.signatures import (
     COSIGN_PAYLOAD_TYPE,
     COSIGN_SIGN_PREDICATE,
@@ -37,6 +37,7 @@ from cli.verify.policy import certificate_identities, certificate_issuer
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
     from cli.oci import BundleReferrer, LegacySignature
     from cli.trust import TrustedRoot
@@ -52,7 +53,12 @@ INVALID = "invalid"
 
 
 class ImageVerificationError(ClientError):
-    """No signature on the image satisfies the policy; `reason` says which case it is."""
+    """No signature on the image satisfies the policy; `reason` says which case it is.
+
+    `outcome` holds the signatures found and why each was rejected (None when none was found).
+    """
+
+    outcome: ImageVerification | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,8 @@ class RejectedSignature:
     kind: str
     detail: str
     signer: str | None = None
+    identity: str | None = None
+    issuer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,36 +131,76 @@ def verify_image(
         ImageVerificationError: no signature passed; the message names the case.
         RegistryError: the image cannot be resolved, or the registry refused or failed.
     """
-    manifest = client.resolve(image)
-    digest = manifest.digest
-    pinned = image.with_digest(digest)
-    found = find_signatures(client, pinned, digest)
-    if found.empty:
+    pinned = image.with_digest(client.resolve(image).digest)
+    found = find_signatures(client, pinned, pinned.digest or "")
+    return check_signatures(
+        pinned,
+        found,
+        verifier=Verifier(trusted_root),
+        trusted_root=trusted_root,
+        policy=policy,
+        now=now,
+        entries=entries,
+    )
+
+
+def check_signatures(
+    pinned: Reference,
+    found: ImageSignatures,
+    *,
+    verifier: Verifier,
+    trusted_root: TrustedRoot,
+    now: datetime,
+    policy: Policy | None = None,
+    key: PublicKeyTypes | None = None,
+    bundles_only: bool = False,
+    entries: LogEntrySource | None = None,
+) -> ImageVerification:
+    """Judge the signatures found for the digest `pinned` names, by identity or by key.
+
+    Exactly one of `policy` (certificates, by identity) and `key` (managed-key bundles) is
+    given. `bundles_only` ignores cosign's legacy `.sig` signatures. `verifier` must be built
+    over `trusted_root`; callers that judge many images reuse one.
+
+    Raises:
+        ImageVerificationError: no signature passed; `outcome` lists what was found.
+    """
+    if (policy is None) == (key is None):
+        raise TypeError("check_signatures needs exactly one of policy and key")
+    digest = pinned.digest
+    if digest is None:
+        raise TypeError("check_signatures needs a reference pinned to a digest")
+    legacy = () if bundles_only else found.legacy
+    if not found.bundles and not legacy:
+        only_legacy = bundles_only and bool(found.legacy)
         raise ImageVerificationError(
-            f"no signatures found for {digest}",
+            f"no signatures found for {digest}"
+            + (" (only cosign legacy signatures, and bundles are required)" if only_legacy else ""),
             reason="no-signatures",
             hint=_skipped_hint(found.problems)
-            or f"sign it with: keyless sign {image.name}@{digest}",
+            or f"sign it with: keyless sign {pinned.name}@{digest}",
         )
-    verifier = Verifier(trusted_root)
     judge = _Judge(
         digest=digest,
         verifier=verifier,
         trusted_root=trusted_root,
         policy=policy,
+        key=key,
         now=now,
         entries=entries or RekorEntries(),
-        docker_reference=image.name,
+        docker_reference=pinned.name,
     )
     for referrer in found.bundles:
         judge.bundle(referrer)
-    for legacy in found.legacy:
-        judge.legacy(legacy)
+    for signature in legacy:
+        judge.legacy(signature)
     outcome = ImageVerification(
         pinned, digest, tuple(judge.verified), tuple(judge.rejected), found.problems
     )
     if not outcome.verified:
-        raise _failure(outcome)
+        error = _failure(outcome)
+        error.outcome = outcome
+        raise error
     return outcome
 
 
@@ -171,7 +219,8 @@ class _Judge:
     digest: str
     verifier: Verifier
     trusted_root: TrustedRoot
-    policy: Policy
+    policy: Policy | None
+    key: PublicKeyTypes | None
     now: datetime
     entries: LogEntrySource
     docker_reference: str
@@ -228,18 +277,32 @@ class _Judge:
 
     def _judge(self, bundle: Bundle, source: str, signature_type: str, sha256: bytes) -> None:
         try:
-            result = self.verifier.verify(
-                bundle, sha256=sha256, policy=_AnyIdentity(), now=self.now
-            )
+            if self.key is not None:
+                result = self.verifier.verify_with_key(
+                    bundle, sha256=sha256, key=self.key, now=self.now
+                )
+            else:
+                result = self.verifier.verify(
+                    bundle, sha256=sha256, policy=_AnyIdentity(), now=self.now
+                )
         except VerificationError as exc:
             self._reject(source, INVALID, exc.message)
             return
-        signer = _describe_signer(bundle.leaf)
-        try:
-            self.policy.check(bundle.leaf)
-        except VerificationError as exc:
-            self._reject(source, WRONG_IDENTITY, exc.detail, signer)
-            return
+        if self.policy is not None:
+            try:
+                self.policy.check(bundle.leaf)
+            except VerificationError as exc:
+                self.rejected.append(
+                    RejectedSignature(
+                        source,
+                        WRONG_IDENTITY,
+                        exc.detail,
+                        _describe_signer(bundle.leaf),
+                        result.identity,
+                        result.issuer,
+                    )
+                )
+                return
         self.verified.append(
             VerifiedSignature(
                 digest=self.digest,
@@ -252,8 +315,8 @@ class _Judge:
             )
         )
 
-    def _reject(self, source: str, kind: str, detail: str, signer: str | None = None) -> None:
-        self.rejected.append(RejectedSignature(source, kind, detail, signer))
+    def _reject(self, source: str, kind: str, detail: str) -> None:
+        self.rejected.append(RejectedSignature(source, kind, detail))
 
 
 def _failure(outcome: ImageVerification) -> ImageVerificationError:

@@ -1,0 +1,358 @@
+"""The one decision behind `keyless policy check`, `keyless verify` and `keyless gate`.
+
+`Evaluator.resolve` turns a reference into a digest (one registry round trip for a tag, none for
+a digest); `Evaluator.evaluate` judges that digest against every matching ClusterImagePolicy:
+
+1. The policies whose globs match the image's names (the digest form policy-controller's webhook
+   matches, `index.docker.io/library/nginx@sha256:...`, and the tag it was named by,
+   `index.docker.io/library/nginx:latest`, which policy-controller's tester matches). None: the
+   no-match policy decides (`deny` fails, `warn` warns, `allow` passes).
+2. The signatures attached to the digest are read once (referrers API, fallback tag, cosign's
+   `.sig` tag), then each authority judges them: keyless authorities by identity against their
+   trust root, key authorities with their key, static ones by their action.
+3. Inside a policy any one authority is enough (OR); every matching policy must pass (AND). A
+   failing `mode: warn` policy makes a warning, not a refusal.
+
+A registry that cannot be reached, times out, refuses or answers nonsense makes the outcome
+`error` ("could not decide"), never a pass. Messages say what was expected and what was found:
+`policy/authority: no signature found for repo@sha256:...` is not the same line as
+`policy/authority: signed by bob@example.com (https://issuer) but the policy wants ...`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from cli.image_verification import (
+    INVALID,
+    WRONG_DIGEST,
+    WRONG_IDENTITY,
+    ImageVerificationError,
+    check_signatures,
+)
+from cli.oci import Reference, RegistryError, find_signatures, parse_reference
+from cli.oci.reference import DOCKER_HUB, DOCKER_HUB_LEGACY
+from cli.verify import Verifier
+
+if TYPE_CHECKING:
+    from cli.cosign_legacy import LogEntrySource
+    from cli.oci import ImageSignatures, RegistryClient
+    from cli.policy.cip import Authority, ImagePolicy, PolicySet
+    from cli.trust import TrustedRoot
+
+PASS, FAIL, WARN, ERROR = "pass", "fail", "warn", "error"
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """An image pinned to a digest, with the names policy globs are matched against.
+
+    `name` is the repository as policy-controller writes it (`index.docker.io/library/nginx`),
+    `reference` the pinned form (`index.docker.io/library/nginx@sha256:...`), and `tag` the tag
+    the image was named by, if any.
+    """
+
+    name: str
+    digest: str
+    reference: str
+    tag: str | None = None
+    pinned: Reference | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def match_names(self) -> tuple[str, ...]:
+        """The names globs are tried against: the pinned form, then `name:tag`."""
+        if self.tag is None:
+            return (self.reference,)
+        return (self.reference, f"{self.name}:{self.tag}")
+
+    @classmethod
+    def from_reference(cls, reference: Reference, digest: str) -> ResolvedImage:
+        registry = DOCKER_HUB_LEGACY if reference.registry == DOCKER_HUB else reference.registry
+        name = f"{registry}/{reference.repository}"
+        return cls(
+            name=name,
+            digest=digest,
+            reference=f"{name}@{digest}",
+            tag=reference.tag,
+            pinned=reference.with_digest(digest),
+        )
+
+
+@dataclass(frozen=True)
+class AuthorityResult:
+    """How one authority judged the image; for a pass, who signed."""
+
+    name: str
+    passed: bool
+    message: str
+    identity: str | None = None
+    issuer: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "message": self.message,
+            "identity": self.identity,
+            "issuer": self.issuer,
+        }
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """How one matching policy judged the image: passed when any authority passed."""
+
+    name: str
+    mode: str
+    passed: bool
+    authorities: tuple[AuthorityResult, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "passed": self.passed,
+            "authorities": [a.to_json() for a in self.authorities],
+        }
+
+
+@dataclass(frozen=True)
+class ImageVerdict:
+    """The decision for one digest: `pass`, `fail`, `warn` or `error` (could not decide)."""
+
+    image: str
+    digest: str
+    policies: tuple[PolicyResult, ...]
+    outcome: str
+    messages: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "digest": self.digest,
+            "outcome": self.outcome,
+            "messages": list(self.messages),
+            "policies": [p.to_json() for p in self.policies],
+        }
+
+
+class Evaluator:
+    """Judges image digests against a loaded `PolicySet`; safe to share between threads.
+
+    `registry` builds a `cli.oci.RegistryClient` (credentials, insecure-registry choice and
+    timeouts are the caller's); it is called once per `resolve` or `evaluate`, and the client is
+    closed afterwards. `entries` fetches log entries for cosign legacy signatures (default: from
+    the log the trusted root names). `clock` gives the verification time.
+    """
+
+    def __init__(
+        self,
+        policies: PolicySet,
+        *,
+        registry: Callable[[], RegistryClient],
+        entries: LogEntrySource | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.policies = policies
+        self._registry = registry
+        self._entries = entries
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._verifiers: dict[tuple[str, str | None], tuple[Verifier, TrustedRoot]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 hex over policy content, trust material and the no-match rule."""
+        return self.policies.fingerprint
+
+    def resolve(self, image: str) -> ResolvedImage:
+        """Pin `image` to a digest: a tag through the registry, a digest as given.
+
+        Raises:
+            RegistryError: the reference is invalid (`InvalidReferenceError`), or the registry
+                could not resolve the tag.
+        """
+        reference = parse_reference(image)
+        if reference.digest is not None:
+            return ResolvedImage.from_reference(reference, reference.digest)
+        client = self._registry()
+        try:
+            digest = client.resolve(reference).digest
+        finally:
+            client.close()
+        return ResolvedImage.from_reference(reference, digest)
+
+    def matching_policies(self, image: ResolvedImage) -> tuple[ImagePolicy, ...]:
+        """The policies with a glob matching one of the image's names."""
+        return tuple(
+            policy
+            for policy in self.policies.policies
+            if any(
+                pattern.fullmatch(name) for pattern in policy.patterns for name in image.match_names
+            )
+        )
+
+    def evaluate(self, image: ResolvedImage) -> ImageVerdict:
+        """Judge one pinned image; never raises for registry or signature problems."""
+        matching = self.matching_policies(image)
+        if not matching:
+            return self._no_match(image)
+        found: ImageSignatures | None = None
+        if any(a.kind != "static" for p in matching for a in p.authorities):
+            try:
+                found = self._find(image)
+            except RegistryError as exc:
+                return ImageVerdict(
+                    image.reference,
+                    image.digest,
+                    (),
+                    ERROR,
+                    (f"could not read the signatures of {image.reference}: {exc.message}",),
+                )
+        now = self._clock()
+        results = tuple(self._policy(policy, image, found, now) for policy in matching)
+        failed = [r for r in results if not r.passed]
+        messages = tuple(f"{r.name}/{a.name}: {a.message}" for r in failed for a in r.authorities)
+        if any(r.mode == "enforce" for r in failed):
+            outcome = FAIL
+        elif failed:
+            outcome = WARN
+        else:
+            outcome = PASS
+        return ImageVerdict(image.reference, image.digest, results, outcome, messages)
+
+    def _no_match(self, image: ResolvedImage) -> ImageVerdict:
+        rule = self.policies.no_match_policy
+        if rule == "allow":
+            return ImageVerdict(image.reference, image.digest, (), PASS, ())
+        message = f"no matching policies for {image.reference}"
+        return ImageVerdict(
+            image.reference, image.digest, (), WARN if rule == "warn" else FAIL, (message,)
+        )
+
+    def _find(self, image: ResolvedImage) -> ImageSignatures:
+        if image.pinned is None:
+            raise TypeError("evaluate needs an image from resolve or ResolvedImage.from_reference")
+        client = self._registry()
+        try:
+            return find_signatures(client, image.pinned, image.digest)
+        finally:
+            client.close()
+
+    def _policy(
+        self,
+        policy: ImagePolicy,
+        image: ResolvedImage,
+        found: ImageSignatures | None,
+        now: datetime,
+    ) -> PolicyResult:
+        results: list[AuthorityResult] = []
+        for authority in policy.authorities:
+            result = self._authority(authority, image, found, now)
+            results.append(result)
+            if result.passed:
+                break
+        return PolicyResult(
+            policy.name, policy.mode, any(r.passed for r in results), tuple(results)
+        )
+
+    def _authority(
+        self,
+        authority: Authority,
+        image: ResolvedImage,
+        found: ImageSignatures | None,
+        now: datetime,
+    ) -> AuthorityResult:
+        if authority.kind == "static":
+            if authority.static_pass:
+                return AuthorityResult(authority.name, True, "allowed by static policy")
+            return AuthorityResult(
+                authority.name, False, f"disallowed by static policy: {authority.static_message}"
+            )
+        if found is None or image.pinned is None:
+            raise TypeError("signatures must be read before a signing authority is judged")
+        verifier, root = self._verifier(authority.trust_root, authority.tlog_url)
+        try:
+            outcome = check_signatures(
+                image.pinned,
+                found,
+                verifier=verifier,
+                trusted_root=root,
+                now=now,
+                policy=authority.identity_policy() if authority.kind == "keyless" else None,
+                key=authority.public_key if authority.kind == "key" else None,
+                bundles_only=authority.signature_format == "bundle",
+                entries=self._entries,
+            )
+        except ImageVerificationError as exc:
+            return AuthorityResult(authority.name, False, _refusal(authority, image, exc))
+        signer = outcome.verified[0]
+        if authority.kind == "key":
+            message = f"signed with the policy's key, log index {signer.log_index}"
+        else:
+            message = f"signed by {signer.identity} ({signer.issuer})"
+        return AuthorityResult(authority.name, True, message, signer.identity, signer.issuer)
+
+    def _verifier(self, trust_root: str, tlog_url: str | None) -> tuple[Verifier, TrustedRoot]:
+        """One Verifier per (trust root, transparency log), built on first use."""
+        key = (trust_root, tlog_url)
+        with self._lock:
+            cached = self._verifiers.get(key)
+            if cached is None:
+                root = self.policies.trust[trust_root].root
+                if tlog_url is not None:
+                    tlogs = root.tlogs.items()
+                    root = dataclasses.replace(
+                        root, tlogs={k: v for k, v in tlogs if v.base_url.rstrip("/") == tlog_url}
+                    )
+                cached = (Verifier(root), root)
+                self._verifiers[key] = cached
+            return cached
+
+
+def _refusal(authority: Authority, image: ResolvedImage, exc: ImageVerificationError) -> str:
+    """What was expected and what was found, for one authority that did not pass."""
+    outcome = exc.outcome
+    if outcome is None:
+        if "bundles are required" in exc.message:
+            return (
+                f"no signature found for {image.reference} (only cosign legacy signatures; "
+                "the policy wants Sigstore bundles, signatureFormat: bundle)"
+            )
+        return f"no signature found for {image.reference}"
+    wrong = [r for r in outcome.rejected if r.kind == WRONG_IDENTITY]
+    if wrong:
+        signers = sorted({f"{r.identity} ({r.issuer})" for r in wrong})
+        wanted = authority.describe_expected()
+        return f"signed by {', '.join(signers)} but the policy wants {wanted}"
+    other = [r for r in outcome.rejected if r.kind == WRONG_DIGEST]
+    if other:
+        return (
+            f"the signatures found for {image.reference} are for a different digest "
+            f"({other[0].source}: {other[0].detail})"
+        )
+    invalid = [r for r in outcome.rejected if r.kind == INVALID]
+    what = "the policy's key" if authority.kind == "key" else "a trusted signer"
+    detail = f" ({invalid[0].source}: {invalid[0].detail})" if invalid else ""
+    return (
+        f"no valid signature by {what} for {image.reference}: "
+        f"{len(invalid)} found, none verifies{detail}"
+    )
+
+
+__all__ = [
+    "ERROR",
+    "FAIL",
+    "PASS",
+    "WARN",
+    "AuthorityResult",
+    "Evaluator",
+    "ImageVerdict",
+    "PolicyResult",
+    "ResolvedImage",
+]
