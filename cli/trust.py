@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cli.errors import ClientError
@@ -218,7 +218,7 @@ def _trust_lock(directory: Path) -> Iterator[None]:
 def _tuf_target(server: str, directory: Path, name: str) -> bytes:
     """Refresh the server's TUF metadata and return the verified bytes of target `name`."""
     from tuf.api import exceptions
-    from tuf.ngclient import Updater, UpdaterConfig
+    from tuf.ngclient import Updater
 
     bootstrap = None
     if not (directory / "root.json").exists():
@@ -232,7 +232,7 @@ def _tuf_target(server: str, directory: Path, name: str) -> bytes:
             f"{server}{_TUF_PATH}",
             str(targets),
             f"{server}{_TUF_PATH}targets/",
-            config=UpdaterConfig(app_user_agent="keyless"),
+            fetcher=_tuf_fetcher(),
             bootstrap=bootstrap,
         )
         updater.refresh()
@@ -251,15 +251,74 @@ def _tuf_target(server: str, directory: Path, name: str) -> bytes:
             f"to trust it from now on (or delete {directory})",
         ) from exc
     except exceptions.DownloadError as exc:
-        raise ServerTrustError(
-            f"cannot refresh the trusted root of {server} from its TUF repository: {exc}",
-            reason="server-unreachable",
-        ) from exc
+        why = getattr(exc.__cause__, "message", None) or str(exc)
+        kept = _last_verified_target(directory, name)
+        if kept is None:
+            raise ServerTrustError(
+                f"cannot refresh the trusted root of {server} from its TUF repository: {why}",
+                reason="server-unreachable",
+            ) from exc
+        data, expires = kept
+        log.info(
+            "cannot reach %s (%s); using the trusted root of its last refresh, whose TUF "
+            "timestamp is valid until %s",
+            server,
+            why,
+            iso(expires),
+        )
+        return data
     except (exceptions.RepositoryError, OSError) as exc:
         raise ServerTrustError(
             f"the TUF repository of {server} does not verify (trust kept in {directory}): {exc}",
             reason="server-trust-invalid",
         ) from exc
+
+
+def _tuf_fetcher() -> Any:
+    """python-tuf's download seam over the client's HTTP session: one attempt, the client's
+    timeouts and bounds, and failures as one line (python-tuf's default retries and warns).
+    Defined here so that python-tuf is imported only when a server's trust is refreshed."""
+    from tuf.api.exceptions import DownloadHTTPError
+    from tuf.ngclient import FetcherInterface
+
+    from cli.http import new_session, request
+
+    class Fetcher(FetcherInterface):
+        def __init__(self) -> None:
+            self._session = new_session()
+
+        def _fetch(self, url: str) -> Iterator[bytes]:
+            response, body = request(self._session, "GET", url, what="the TUF repository")
+            if response.status_code != 200:
+                raise DownloadHTTPError(
+                    f"{url} answered HTTP {response.status_code}", response.status_code
+                )
+            return iter([body])
+
+    return Fetcher()
+
+
+def _last_verified_target(directory: Path, name: str) -> tuple[bytes, datetime] | None:
+    """Target `name` as the last successful refresh verified it, while that refresh's
+    timestamp metadata is unexpired: verification works offline, but not forever (the
+    timestamp's lifetime bounds how long a client can be kept from an update)."""
+    from datetime import UTC
+
+    from tuf.api.exceptions import LengthOrHashMismatchError
+    from tuf.api.metadata import Metadata, Targets, Timestamp
+    from tuf.api.serialization import DeserializationError
+
+    try:
+        timestamp = Metadata[Timestamp].from_bytes((directory / "timestamp.json").read_bytes())
+        targets = Metadata[Targets].from_bytes((directory / "targets.json").read_bytes())
+        info = targets.signed.targets.get(name)
+        if info is None or timestamp.signed.is_expired(datetime.now(UTC)):
+            return None
+        data = _read_bounded(directory / "targets" / quote(name, safe=""), name)
+        info.verify_length_and_hashes(data)
+    except (OSError, DeserializationError, LengthOrHashMismatchError, TrustRootError):
+        return None
+    return data, timestamp.signed.expires
 
 
 def _first_tuf_root(server: str) -> bytes:

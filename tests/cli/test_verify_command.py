@@ -12,7 +12,6 @@ import pytest
 
 from cli.main import main
 from tests.cli.forge import Instance, dumps
-from tests.conftest import serve_wsgi
 
 ARTIFACT = b"deploy me\n"
 ALICE = "alice@example.com"
@@ -196,30 +195,6 @@ def test_missing_artifact_is_a_clear_error(signed, capsys) -> None:
     assert err.startswith("error: verification failed (artifact): cannot read ")
 
 
-def test_trust_root_from_server_is_fetched_once_and_cached(
-    instance: Instance, signed, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    body = dumps(instance.trusted_root()).encode()
-    requests: list[str] = []
-
-    def app(environ, start_response):
-        requests.append(environ["PATH_INFO"])
-        if environ["PATH_INFO"] != "/api/v1/trust/trusted_root.json":
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found"]
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [body]
-
-    argv = ["verify", "--certificate-identity", ALICE, "--certificate-oidc-issuer", ISSUER]
-    with serve_wsgi(app) as url:
-        assert _run([*argv, "--server", url, str(signed["artifact"])], capsys)[0] == 0
-        assert _run([*argv, "--server", url, str(signed["artifact"])], capsys)[0] == 0
-    assert requests == ["/api/v1/trust/trusted_root.json"]
-    # The server is gone; the cached root still verifies.
-    assert _run([*argv, "--server", url, str(signed["artifact"])], capsys)[0] == 0
-
-
 def test_server_url_must_be_http(signed, capsys) -> None:
     argv = ["verify", "--certificate-identity", ALICE, "--certificate-oidc-issuer", ISSUER]
     code, _, err = _run([*argv, "--server", "file:///etc/passwd", str(signed["artifact"])], capsys)
@@ -354,24 +329,6 @@ def test_sign_bundle_protocol_arguments_parse_the_suite_invocation() -> None:
     assert args.file == "statement.json"
     with pytest.raises(SystemExit):
         parser.parse_args(["--bundle", "b.json", "file"])  # --identity-token is required
-
-
-def test_server_with_a_malformed_trust_root_caches_nothing(
-    signed, capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-
-    def app(environ, start_response):
-        start_response("200 OK", [("Content-Type", "application/json")])
-        return [b'{"mediaType": "nope"}']
-
-    argv = ["verify", "--certificate-identity", ALICE, "--certificate-oidc-issuer", ISSUER]
-    with serve_wsgi(app) as url:
-        code, _, err = _run([*argv, "--server", url, str(signed["artifact"])], capsys)
-    assert code == 1
-    assert err.startswith("error: verification failed (trust-root): malformed trusted root: ")
-    assert not any(cache.rglob("*.json"))
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ and a bundle that fails its post-signing check is kept on disk, never lost."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -245,3 +246,55 @@ def test_a_bundle_that_fails_its_post_signing_check_is_kept(tmp_path, artifact, 
             ]
         )
         assert verified == 0, capsys.readouterr().err
+
+
+def test_verify_works_offline_until_the_tuf_timestamp_expires(
+    tmp_path, artifact, capsys, caplog
+) -> None:
+    with _server_on(_free_port(), tmp_path / "state") as running:
+        assert _sign(running, artifact) == 0
+        assert _verify(running, artifact) == 0
+    # The server is gone: the trusted root of the last refresh still verifies ...
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="cli.trust")
+    assert _verify(running, artifact) == 0
+    assert f"cannot reach {running.url} (" in caplog.text
+    assert "using the trusted root of its last refresh" in caplog.text
+    capsys.readouterr()
+    # ... but only while that refresh's timestamp metadata is valid.
+    timestamp = _trust_dir(running.url) / "timestamp.json"
+    document = json.loads(timestamp.read_text())
+    document["signed"]["expires"] = "2020-01-01T00:00:00Z"
+    timestamp.write_text(json.dumps(document))
+    assert _verify(running, artifact) == 1
+    assert capsys.readouterr().err.startswith(
+        f"error: cannot refresh the trusted root of {running.url} from its TUF repository: "
+    )
+
+
+def test_a_malformed_trusted_root_in_a_valid_repository_is_refused(
+    tmp_path, artifact, capsys
+) -> None:
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from flask import Flask
+    from securesystemslib.signer import CryptoSigner
+
+    from server import tuf_api
+    from server.tuf_repository import RoleKeys, TUFRepository
+    from tests.conftest import serve_wsgi
+
+    def signer() -> CryptoSigner:
+        return CryptoSigner(ec.generate_private_key(ec.SECP256R1()))
+
+    repository = TUFRepository(tmp_path / "tuf", RoleKeys(signer(), signer(), signer(), signer()))
+    repository.publish({"trusted_root.json": b'{"mediaType": "nope"}'}, now=datetime.now(UTC))
+    app = Flask("malformed")
+    tuf_api.init_app(app, repository)
+    with serve_wsgi(app) as url:
+        code = main(["sign", "--server", url, "--identity-token", "x.y.z", str(artifact)])
+    assert code == 1
+    assert capsys.readouterr().err.startswith(
+        "error: verification failed (trust-root): malformed trusted root: "
+    )
