@@ -1,24 +1,110 @@
-"""Running the app under gunicorn, programmatically, so `keyless serve` is one command."""
+"""Running the app under gunicorn, programmatically, so `keyless serve` is one command.
+
+`keyless serve` binds the listening socket itself and hands it to gunicorn (`fd://`), so a
+busy port is one clear error before anything is announced, and the banner names the address
+really bound.
+"""
 
 from __future__ import annotations
 
+import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from server.config import ServerConfig
 
+LISTEN_BACKLOG = 2048  # gunicorn's default
+
+
+class BindError(Exception):
+    """The configured address cannot be listened on."""
+
+    user_facing = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def bind(config: ServerConfig) -> socket.socket:
+    """Listen on the configured host and port, exactly.
+
+    Raises:
+        BindError: the address is in use, not local, or not allowed.
+    """
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # As gunicorn does: a restart may reuse the port while old connections linger.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((config.host, config.port))
+        listener.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        listener.close()
+        where = f"[{config.host}]" if family == socket.AF_INET6 else config.host
+        raise BindError(f"cannot listen on {where}:{config.port}: {_why(exc)}") from exc
+    return listener
+
+
+def _why(exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.EADDRINUSE:
+        return "the address is in use (stop what is using it, or choose another --port)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "the address is not one of this machine's"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    return exc.strerror or str(exc)
+
+
+class StartupWarnings:
+    """Each worker builds its own app, and would repeat every start-up warning the master's
+    preflight build already printed; this lets each warning through once per process tree."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+
+    @contextmanager
+    def once(self) -> Iterator[None]:
+        """While active, a warning already logged (here or before the fork) is dropped."""
+        handlers = list(logging.getLogger().handlers)
+        for handler in handlers:
+            handler.addFilter(self._filter)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(self._filter)
+
+    def _filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.getMessage())
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
 
 class _KeylessGunicorn(BaseApplication):
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(
+        self, config: ServerConfig, listener: socket.socket, warnings: StartupWarnings
+    ) -> None:
         self._config = config
+        # From here gunicorn owns the descriptor (it closes it in each process it ends).
+        self._fd = listener.detach()
+        self._warnings = warnings
         super().__init__()
 
     def load_config(self) -> None:
         config = self._config
-        host = f"[{config.host}]" if ":" in config.host else config.host
         settings: dict[str, Any] = {
-            "bind": f"{host}:{config.port}",
+            "bind": [f"fd://{self._fd}"],
             "workers": config.workers,
             "worker_class": "gthread",
             "threads": config.threads,
@@ -37,13 +123,17 @@ class _KeylessGunicorn(BaseApplication):
 
         from server.app import create_app
 
-        app = create_app(self._config)
+        with self._warnings.once():
+            app = create_app(self._config)
         # Everything built so far (keys, chains, parsed config) lives as long as the worker;
         # freezing it keeps the garbage collector from rescanning it on every request.
         gc.freeze()
         return app
 
 
-def run_gunicorn(config: ServerConfig) -> None:
-    """Serve until interrupted; each worker builds its own app from `config`."""
-    _KeylessGunicorn(config).run()
+def run_gunicorn(
+    config: ServerConfig, *, listener: socket.socket, warnings: StartupWarnings
+) -> None:
+    """Serve on `listener` (from `bind`, handed over to gunicorn) until interrupted; each worker
+    builds its own app from `config`, repeating none of the start-up warnings in `warnings`."""
+    _KeylessGunicorn(config, listener, warnings).run()

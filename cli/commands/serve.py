@@ -36,32 +36,42 @@ def run(args: argparse.Namespace) -> int:
     import gc
 
     from server.app import create_app
+    from server.wsgi import StartupWarnings, bind, run_gunicorn
 
-    # Build the app once here, before any worker exists: every key, chain and database problem
-    # surfaces as one clear error now, and first-run state is created once. The app is then
-    # dropped (closing its database connections) so nothing crosses the fork into workers.
-    preflight = create_app(config)
-    del preflight
-    gc.collect()
-    _print_banner(config)
-    from server.wsgi import run_gunicorn
-
-    run_gunicorn(config)
+    # The port first: a busy port is one error, before any state is created or announced.
+    listener = bind(config)
+    try:
+        # Build the app once here, before any worker exists: every key, chain and database
+        # problem surfaces as one clear error now, and first-run state is created once. The
+        # app is then dropped (closing its database connections) so nothing crosses the fork.
+        warnings = StartupWarnings()
+        with warnings.once():
+            preflight = create_app(config)
+        del preflight
+        gc.collect()
+    except BaseException:
+        listener.close()
+        raise
+    _print_banner(config, listener.getsockname())
+    run_gunicorn(config, listener=listener, warnings=warnings)
     return 0
 
 
-def _print_banner(config: Any) -> None:
+def _print_banner(config: Any, bound: tuple[Any, ...]) -> None:
     url = config.public_url
+    host, port = bound[0], bound[1]
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     lines = [
-        f"keyless serving on {url} (state in {config.state_dir})",
+        f"keyless listening on {address} (state in {config.state_dir})",
+        f"  public URL:   {url}",
         f"  trust config: {url}/api/v1/trust/client_trust_config.json",
         f"  TUF mirror:   {url}/tuf (root: keyless trust tuf-root --server {url} -o root.json)",
     ]
     if not config.production:
         lines.insert(
             0,
-            "WARNING: dev mode. Keys are generated locally and the development "
-            "issuer mints tokens for anyone on this machine. Not for production.",
+            "WARNING: dev mode: keys generated on this machine, in the state directory, and "
+            "the development issuer on (warned about above). Not for production.",
         )
     if config.dev_issuer:
         token = f'"$(keyless dev-token --server {url} --email alice@example.com)"'
