@@ -39,6 +39,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "exit 1. All --*-regexp flags are anchored: they must match the entire value."
         ),
     )
+    add_identity_arguments(parser)
+    parser.add_argument(
+        "--bundle", metavar="FILE", help="the bundle (default: <artifact>.sigstore.json)"
+    )
+    add_trust_arguments(parser)
+    parser.add_argument("--key", metavar="FILE", help="PEM public key, for managed-key bundles")
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="result format"
+    )
+    parser.add_argument(
+        "artifact",
+        metavar="FILE_OR_DIGEST",
+        help="a file, sha256:<hex>, or an image (registry/repo:tag or @digest)",
+    )
+    _images.add_registry_arguments(parser)
+    parser.set_defaults(run=run, usage_error=parser.error)
+
+
+def add_identity_arguments(parser: argparse.ArgumentParser) -> None:
+    """The signer identity flags (`build_policy` reads them); shared with verify-attestation."""
     identity = parser.add_argument_group("identity (one of each pair is required)")
     who = identity.add_mutually_exclusive_group()
     who.add_argument(
@@ -59,9 +79,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     github = parser.add_argument_group("GitHub Actions claims (exact match)")
     for suffix, _, _ in GITHUB_FLAGS:
         github.add_argument(f"--certificate-github-workflow-{suffix}", metavar="VALUE")
-    parser.add_argument(
-        "--bundle", metavar="FILE", help="the bundle (default: <artifact>.sigstore.json)"
-    )
+
+
+def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the trusted root comes from (`_trusted_root` reads them); shared likewise."""
     trust = parser.add_mutually_exclusive_group()
     trust.add_argument("--trusted-root", metavar="FILE", help="a Sigstore trusted_root.json")
     trust.add_argument("--trust-config", metavar="FILE", help="a Sigstore ClientTrustConfig")
@@ -76,17 +97,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --server: forget the trust kept for it and trust its current TUF root",
     )
-    parser.add_argument("--key", metavar="FILE", help="PEM public key, for managed-key bundles")
-    parser.add_argument(
-        "-o", "--output", choices=("text", "json"), default="text", help="result format"
-    )
-    parser.add_argument(
-        "artifact",
-        metavar="FILE_OR_DIGEST",
-        help="a file, sha256:<hex>, or an image (registry/repo:tag or @digest)",
-    )
-    _images.add_registry_arguments(parser)
-    parser.set_defaults(run=run, usage_error=parser.error)
 
 
 def run(args: argparse.Namespace) -> int:
