@@ -123,13 +123,18 @@ class PolicyResult:
 
 @dataclass(frozen=True)
 class ImageVerdict:
-    """The decision for one digest: `pass`, `fail`, `warn` or `error` (could not decide)."""
+    """The decision for one digest: `pass`, `fail`, `warn` or `error` (could not decide).
+
+    `messages` holds every line (refusals first); `warnings` the lines from `mode: warn`
+    policies and `no-match-policy: warn`, which never refuse.
+    """
 
     image: str
     digest: str
     policies: tuple[PolicyResult, ...]
     outcome: str
     messages: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -137,6 +142,7 @@ class ImageVerdict:
             "digest": self.digest,
             "outcome": self.outcome,
             "messages": list(self.messages),
+            "warnings": list(self.warnings),
             "policies": [p.to_json() for p in self.policies],
         }
 
@@ -144,10 +150,11 @@ class ImageVerdict:
 class Evaluator:
     """Judges image digests against a loaded `PolicySet`; safe to share between threads.
 
-    `registry` builds a `cli.oci.RegistryClient` (credentials, insecure-registry choice and
-    timeouts are the caller's); it is called once per `resolve` or `evaluate`, and the client is
-    closed afterwards. `entries` fetches log entries for cosign legacy signatures (default: from
-    the log the trusted root names). `clock` gives the verification time.
+    `registry` gives the `cli.oci.RegistryClient` to use (credentials, insecure-registry choice
+    and timeouts are the caller's); it is called once per `resolve` or `evaluate`. It may return
+    one shared client or a new one each time; the evaluator never closes it. `entries` fetches
+    log entries for cosign legacy signatures (default: from the log the trusted root names).
+    `clock` gives the verification time.
     """
 
     def __init__(
@@ -180,11 +187,7 @@ class Evaluator:
         reference = parse_reference(image)
         if reference.digest is not None:
             return ResolvedImage.from_reference(reference, reference.digest)
-        client = self._registry()
-        try:
-            digest = client.resolve(reference).digest
-        finally:
-            client.close()
+        digest = self._registry().resolve(reference).digest
         return ResolvedImage.from_reference(reference, digest)
 
     def matching_policies(self, image: ResolvedImage) -> tuple[ImagePolicy, ...]:
@@ -216,33 +219,33 @@ class Evaluator:
                 )
         now = self._clock()
         results = tuple(self._policy(policy, image, found, now) for policy in matching)
-        failed = [r for r in results if not r.passed]
-        messages = tuple(f"{r.name}/{a.name}: {a.message}" for r in failed for a in r.authorities)
-        if any(r.mode == "enforce" for r in failed):
-            outcome = FAIL
-        elif failed:
-            outcome = WARN
-        else:
-            outcome = PASS
-        return ImageVerdict(image.reference, image.digest, results, outcome, messages)
+        refused = [r for r in results if not r.passed and r.mode == "enforce"]
+        warned = [r for r in results if not r.passed and r.mode != "enforce"]
+        refusals = [f"{r.name}/{a.name}: {a.message}" for r in refused for a in r.authorities]
+        warnings = [f"{r.name}/{a.name}: {a.message}" for r in warned for a in r.authorities]
+        outcome = FAIL if refused else WARN if warned else PASS
+        return ImageVerdict(
+            image.reference,
+            image.digest,
+            results,
+            outcome,
+            tuple(refusals + warnings),
+            tuple(warnings),
+        )
 
     def _no_match(self, image: ResolvedImage) -> ImageVerdict:
         rule = self.policies.no_match_policy
         if rule == "allow":
             return ImageVerdict(image.reference, image.digest, (), PASS, ())
         message = f"no matching policies for {image.reference}"
-        return ImageVerdict(
-            image.reference, image.digest, (), WARN if rule == "warn" else FAIL, (message,)
-        )
+        if rule == "warn":
+            return ImageVerdict(image.reference, image.digest, (), WARN, (message,), (message,))
+        return ImageVerdict(image.reference, image.digest, (), FAIL, (message,))
 
     def _find(self, image: ResolvedImage) -> ImageSignatures:
         if image.pinned is None:
             raise TypeError("evaluate needs an image from resolve or ResolvedImage.from_reference")
-        client = self._registry()
-        try:
-            return find_signatures(client, image.pinned, image.digest)
-        finally:
-            client.close()
+        return find_signatures(self._registry(), image.pinned, image.digest)
 
     def _policy(
         self,
