@@ -64,6 +64,7 @@ SIGNATURE_FORMATS = ("legacy", "bundle")
 MAX_POLICY_FILE_BYTES = 1024 * 1024
 MAX_POLICY_FILES = 256
 MAX_DOCUMENTS = 1024
+MAX_KEY_BYTES = 64 * 1024
 _POLICY_SUFFIXES = (".yaml", ".yml", ".json")
 _DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
@@ -480,43 +481,53 @@ def _key(where: _Where, value: Any, path: str, base: Path) -> dict[str, Any]:
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
     key = _check_keys(where, value, path, {"data", "file", "kms", "secretRef", "hashAlgorithm"})
-    if key.get("kms"):
-        where.add(f"{path}.kms", "KMS keys are not supported here; give the PEM key as data")
-    if key.get("secretRef"):
-        where.add(
-            f"{path}.secretRef",
-            "Kubernetes secrets are not read here; give the PEM key as data or file",
-        )
     algorithm = key.get("hashAlgorithm", "sha256")
     if algorithm != "sha256":
-        where.add(f"{path}.hashAlgorithm", f"only sha256 is supported, not {algorithm!r}")
-    data = _string(where, key.get("data"), f"{path}.data")
-    file = _string(where, key.get("file"), f"{path}.file")
-    if data is not None and file is not None:
+        where.add(f"{path}.hashAlgorithm", f"{algorithm!r} is not supported (only sha256)")
+    given = [k for k in ("data", "file", "kms", "secretRef") if key.get(k)]
+    if len(given) > 1:
+        where.add(
+            path, f"expected exactly one of data, file, kms, secretRef, got {', '.join(given)}"
+        )
+        return {}
+    if not given:
         where.add(path, "expected exactly one of data, file")
         return {}
-    if file is not None:
+    if given[0] == "kms":
+        where.add(
+            f"{path}.kms", "KMS keys are not supported here; give the PEM key as data or file"
+        )
+        return {}
+    if given[0] == "secretRef":
+        where.add(
+            f"{path}.secretRef",
+            "Kubernetes secrets are not supported here; give the PEM key as data or file",
+        )
+        return {}
+    field = given[0]
+    text = _string(where, key[field], f"{path}.{field}")
+    if text is None:
+        return {}
+    raw = text.encode()
+    if field == "file":
         try:
-            with (base / file).open("rb") as handle:
-                raw = handle.read(64 * 1024 + 1)
+            with (base / text).open("rb") as handle:
+                raw = handle.read(MAX_KEY_BYTES + 1)
         except OSError as exc:
-            where.add(f"{path}.file", f"cannot read {base / file}: {exc.strerror}")
+            where.add(f"{path}.file", f"cannot read {base / text}: {exc.strerror}")
             return {}
-    elif data is not None:
-        raw = data.encode()
-    else:
-        if not key.get("kms") and not key.get("secretRef"):
-            where.add(path, "expected exactly one of data, file")
+    if len(raw) > MAX_KEY_BYTES:
+        where.add(f"{path}.{field}", f"larger than {MAX_KEY_BYTES} bytes")
         return {}
     try:
         public_key = load_pem_public_key(raw)
     except ValueError:
-        where.add(f"{path}.{'file' if file else 'data'}", "not a PEM public key")
+        where.add(f"{path}.{field}", "not a PEM public key")
         return {}
     if not isinstance(
         public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
     ):
-        where.add(f"{path}.data", f"unsupported key type {type(public_key).__name__}")
+        where.add(f"{path}.{field}", f"unsupported key type {type(public_key).__name__}")
         return {}
     return {"public_key": public_key}
 
@@ -528,8 +539,7 @@ def _keyless(where: _Where, value: Any, path: str) -> tuple[dict[str, Any], str 
         path,
         {"url", "ca-cert", "identities", "trustRootRef", "insecureIgnoreSCT"},
     )
-    if keyless.get("url") is None and keyless.get("ca-cert") is None:
-        where.add(path, "expected exactly one of url, ca-cert")
+    # policy-controller defaults a missing url to public Fulcio; the trust root decides here.
     if keyless.get("url") is not None and keyless.get("ca-cert") is not None:
         where.add(path, "expected exactly one of url, ca-cert, got both")
     _string(where, keyless.get("url"), f"{path}.url")
