@@ -9,15 +9,25 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
+
+from tests.conftest import skip_unless_ci
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 DOC_ORIGIN = "http://127.0.0.1:8080"
 DOC_REGISTRY = "127.0.0.1:5000"
+# The one image the README copies from a public registry; the test copies a local one instead.
+DOC_PUBLIC_IMAGE = "docker://docker.io/library/busybox:1.36"
 
 
-def _commands(section_start: str, section_end: str) -> list[str]:
+def _commands(heading: str) -> list[str]:
+    """The `sh` commands of the README section `heading`, up to the next heading of its level
+    or above (sections other helpers add after it stay out)."""
     text = README.read_text()
-    section = text[text.index(section_start) : text.index(section_end)]
+    start = text.index(f"\n{heading}\n")
+    level = heading.split(" ", 1)[0]
+    ends = [text.find(f"\n{'#' * n} ", start + 1) for n in range(1, len(level) + 1)]
+    section = text[start : min([end for end in ends if end != -1], default=len(text))]
     blocks = re.findall(r"```sh\n(.*?)\n```", section, re.DOTALL)
     return [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
 
@@ -45,15 +55,20 @@ def _run(commands: list[str], server, workdir: Path, *, registry=None) -> None:
 
 
 def test_tour_sign_and_verify(server, tmp_path: Path) -> None:
-    (tmp_path / "release.tar.gz").write_bytes(b"release\n")
-    commands = _commands("### Sign", "### Sign and verify container images")
-    assert [c.split()[:2] for c in commands] == [["keyless", "sign"], ["keyless", "verify"]]
+    """From an empty directory: the tour makes the file it signs."""
+    commands = _commands("### Sign") + _commands("### Verify")
+    assert [c.split()[:2] for c in commands] == [
+        ["echo", '"release'],
+        ["keyless", "sign"],
+        ["keyless", "verify"],
+    ]
     _run(commands, server, tmp_path)
+    assert (tmp_path / "release.tar.gz.sigstore.json").is_file()
 
 
 def test_client_section_sigstore_python_and_trust(server, tmp_path: Path) -> None:
     (tmp_path / "artifact").write_bytes(b"artifact\n")
-    commands = _commands("## Using keyless with", "## Endpoints")
+    commands = _commands("## Using keyless with sigstore-python, sigstore-js and cosign")
     # No cosign binary exists here; its lines are covered by recorded requests in tests/ca.
     runnable = [c for c in commands if not c.startswith("cosign ")]
     assert len(runnable) == 8 and len(commands) == 11
@@ -62,10 +77,28 @@ def test_client_section_sigstore_python_and_trust(server, tmp_path: Path) -> Non
 
 def test_container_images(server, registry, pusher, tmp_path: Path) -> None:
     pusher.push_image("acme/app", "1.4", seed="readme")
-    commands = _commands("### Sign and verify container images", "### Configure trusted issuers")
+    copy, *commands = _commands("### Sign and verify container images")
+    assert copy.split()[:2] == ["skopeo", "copy"]
     assert [c.split()[:2] for c in commands] == [
         ["keyless", "sign"],
         ["keyless", "verify"],
         ["keyless", "tree"],
     ]
     _run(commands, server, tmp_path, registry=registry)
+
+
+def test_an_image_reaches_the_registry_without_docker(server, registry, pusher, tmp_path) -> None:
+    """The tour's skopeo line, copying from a local registry instead of Docker Hub."""
+    if not shutil.which("skopeo"):
+        skip_unless_ci("skopeo is not installed (Debian package skopeo)")
+    source = pusher.push_image("acme/busybox", "1.36", seed="readme-skopeo")
+    copy = _commands("### Sign and verify container images")[0]
+    assert DOC_PUBLIC_IMAGE in copy
+    local = f"--src-tls-verify=false docker://{registry.host}/acme/busybox:1.36"
+    _run([copy.replace(DOC_PUBLIC_IMAGE, local)], server, tmp_path, registry=registry)
+    response = requests.head(
+        f"{registry.url}/v2/acme/app/manifests/1.4",
+        headers={"Accept": source.media_type},
+        timeout=10,
+    )
+    assert response.headers["Docker-Content-Digest"] == source.digest
