@@ -22,6 +22,8 @@ COMMANDS: tuple[str, ...] = (
     "monitor",
     "audit",
     "policy",
+    "attest",
+    "verify_attestation",
 )
 
 
