@@ -148,18 +148,37 @@ def sign(
             created_at=datetime.now(UTC).replace(microsecond=0),
         )
     for item in signed:
-        where = f"referrer {item.referrer.digest} ({item.stored_via})"
-        if item.legacy_tag is not None:
-            where += f" and tag {item.legacy_tag}"
         platform = f" [{item.target.platform}]" if item.target.platform else ""
-        print(
+        lines = [
             f"signed {item.target.reference.name}@{item.target.digest}{platform} as "
-            f"{signer.identity} (issuer {signer.issuer}), log index {item.bundle.log_index}; "
-            f"stored as {where}",
-            file=sys.stderr,
-        )
+            f"{signer.identity} (issuer {signer.issuer}):",
+            f"  - Sigstore bundle (cosign v3, OCI 1.1 clients): log index "
+            f"{item.bundle.log_index}, {_stored(item.stored_via, item.target.digest)} "
+            f"({item.stored_via}), manifest {item.referrer.digest}",
+        ]
+        if item.legacy is not None and item.legacy_tag is not None:
+            lines.append(
+                f"  - cosign v2 signature (older verifiers): log index {item.legacy.log_index}, "
+                f"in tag {item.legacy_tag} (--no-legacy-tag to write only the bundle)"
+            )
+        print("\n".join(lines), file=sys.stderr)
         print(f"{item.target.reference.name}@{item.target.digest}")
     return signed[0].bundle.to_json()
+
+
+def _stored(source: str, digest: str) -> str:
+    """Where a bundle of `digest` sits in the registry, from its discovery source."""
+    from cli.image_verification import SOURCE_LEGACY_TAG
+    from cli.oci.descriptors import tag_for_digest
+    from cli.oci.signatures import LEGACY_SUFFIX, SOURCE_FALLBACK_TAG, SOURCE_REFERRERS_API
+
+    if source == SOURCE_REFERRERS_API:
+        return "an OCI referrer of the image"
+    if source == SOURCE_FALLBACK_TAG:
+        return f"an OCI referrer in the fallback index {tag_for_digest(digest)}"
+    if source == SOURCE_LEGACY_TAG:
+        return f"in tag {tag_for_digest(digest, LEGACY_SUFFIX)}"
+    raise ValueError(f"unknown signature source {source!r}")
 
 
 def verify(
@@ -197,11 +216,27 @@ def verify(
     if args.output == "json":
         print(json.dumps(outcome.to_json()))
         return 0
-    for signature in outcome.verified:
-        print(
-            f"Verified OK: {outcome.reference.name}@{outcome.digest} signed by "
-            f"{signature.identity} ({signature.issuer}), log index {signature.log_index}, "
-            f"found via {signature.source}",
-            file=sys.stderr,
-        )
+    print(_verified_text(outcome), file=sys.stderr)
     return 0
+
+
+def _verified_text(outcome: Any) -> str:
+    """One "Verified OK" for the image, then one line per valid signature saying what it is
+    (a Sigstore bundle or cosign v2's legacy signature) and where it was found."""
+    from cli.image_verification import SOURCE_LEGACY_TAG
+
+    signers = {(s.identity, s.issuer) for s in outcome.verified}
+    head = f"Verified OK: {outcome.reference.name}@{outcome.digest}"
+    if len(signers) == 1:
+        identity, issuer = next(iter(signers))
+        head += f" signed by {identity} ({issuer})"
+    count = len(outcome.verified)
+    lines = [f"{head}; {count} valid signature{'s' if count > 1 else ''}:"]
+    for signature in outcome.verified:
+        kind = "cosign v2 signature" if signature.source == SOURCE_LEGACY_TAG else "Sigstore bundle"
+        by = "" if len(signers) == 1 else f", signed by {signature.identity} ({signature.issuer})"
+        lines.append(
+            f"  - {kind}, {_stored(signature.source, outcome.digest)} (found via "
+            f"{signature.source}), log index {signature.log_index}{by}"
+        )
+    return "\n".join(lines)
