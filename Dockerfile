@@ -12,6 +12,7 @@ COPY ca ca
 COPY cli cli
 COPY oidc oidc
 COPY tlog tlog
+COPY tsa tsa
 COPY server server
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[postgres]'
 

@@ -30,6 +30,8 @@ REKOR_KEY_FILE = "rekor-key.pem"
 REKOR_DATABASE = "rekor.sqlite"
 CT_KEY_FILE = "ct-key.pem"
 CT_DATABASE = "ct.sqlite"
+TSA_KEY_FILE = "tsa-key.pem"
+TSA_CHAIN_FILE = "tsa-chain.pem"
 
 
 def create_app(config: ServerConfig) -> Flask:
@@ -43,11 +45,13 @@ def create_app(config: ServerConfig) -> Flask:
     authenticator, oidc_url = _mount_identity(app, config, state)
     rekor = _mount_rekor(app, config, state)
     authority, ct_keys = _mount_ca(app, config, state, authenticator, now=now)
+    timestamps = _mount_tsa(app, state, now=now)
     _mount_trust(
         app,
         config,
         authority=authority,
         rekor=rekor,
+        tsa=timestamps,
         ct_keys=ct_keys,
         oidc_url=oidc_url,
     )
@@ -104,6 +108,22 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     return service
 
 
+def _mount_tsa(app: Flask, state: StateDir, *, now: datetime) -> Any:
+    """The RFC 3161 timestamp authority, with a key and chain generated in the state directory."""
+    from server.state import write_private_file
+    from tsa import TimestampAuthority, dev_tsa_chain, load_pem_chain, pem_chain
+    from tsa import api as tsa_api
+
+    key = state.private_key(TSA_KEY_FILE, lambda: ec.generate_private_key(ec.SECP256R1()))
+    chain_file = state.file(TSA_CHAIN_FILE)
+    if not chain_file.exists():
+        # Workers racing here write chains for the same key; the first one written is kept.
+        write_private_file(chain_file, pem_chain(dev_tsa_chain(key, now=now)))
+    authority = TimestampAuthority(key=key, chain=load_pem_chain(chain_file.read_bytes()))
+    tsa_api.init_app(app, authority)
+    return authority
+
+
 def _mount_ca(
     app: Flask,
     config: ServerConfig,
@@ -155,6 +175,7 @@ def _mount_trust(
     *,
     authority: Any,
     rekor: Any,
+    tsa: Any,
     ct_keys: list[Any],
     oidc_url: str | None,
 ) -> None:
@@ -176,6 +197,7 @@ def _mount_trust(
         + [tm.LogKey(url, rekor.public_key, ca_start)],
         ctlogs=[tm.LogKey(r.url, r.public_key, r.start, r.end) for r in retired["ctlog-key"]]
         + ct_keys,
+        tsas=[tm.CAChain(f"{url}/api/v1/timestamp", tsa.chain, tsa.leaf.not_valid_before_utc)],
     )
     signing = tm.signing_config(ca_url=url, log_url=url, oidc_url=oidc_url, start=ca_start)
     trust_api.init_app(

@@ -54,15 +54,20 @@ class CAChain:
 
 
 def trusted_root(
-    *, cas: Sequence[CAChain], tlogs: Sequence[LogKey], ctlogs: Sequence[LogKey]
+    *,
+    cas: Sequence[CAChain],
+    tlogs: Sequence[LogKey],
+    ctlogs: Sequence[LogKey],
+    tsas: Sequence[CAChain] = (),
 ) -> dict[str, Any]:
-    """A TrustedRoot listing every CA and log key, old ones with their end dates."""
+    """A TrustedRoot listing every CA, log key and timestamp authority, old ones with their
+    end dates. A TSA chain is its signing certificate first, its root last."""
     document = {
         "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
         "tlogs": [_log(key) for key in tlogs],
         "certificateAuthorities": [_ca(chain) for chain in cas],
         "ctlogs": [_log(key) for key in ctlogs],
-        "timestampAuthorities": [],
+        "timestampAuthorities": [_ca(chain) for chain in tsas],
     }
     _check(TrustedRoot, document)
     return document
