@@ -298,3 +298,48 @@ def test_a_malformed_trusted_root_in_a_valid_repository_is_refused(
     assert capsys.readouterr().err.startswith(
         "error: verification failed (trust-root): malformed trusted root: "
     )
+
+
+def test_an_image_bundle_that_fails_its_post_signing_check_is_kept(
+    tmp_path, registry, pusher, capsys
+) -> None:
+    """The image case: nothing reaches the registry, and with no --bundle the logged bundle is
+    saved in the data directory."""
+    import os
+
+    image = pusher.push_image("refresh/unverified", "1.0", seed="unverified image")
+    with (
+        _server_on(_free_port(), tmp_path / "a") as a,
+        _server_on(_free_port(), tmp_path / "b") as b,
+    ):
+        root_a = tmp_path / "root-a.json"
+        config_b = tmp_path / "signing-config-b.json"
+        assert main(["trust", "trusted-root", "--server", a.url, "-o", str(root_a)]) == 0
+        assert main(["trust", "signing-config", "--server", b.url, "-o", str(config_b)]) == 0
+        capsys.readouterr()
+        code = main(
+            [
+                "sign",
+                "--signing-config",
+                str(config_b),
+                "--trusted-root",
+                str(root_a),
+                "--identity-token",
+                b.email_token("alice@example.com"),
+                "--allow-insecure-registry",
+                f"{registry.host}/refresh/unverified@{image.digest}",
+            ]
+        )
+        assert code == 1
+        err = capsys.readouterr().err.splitlines()
+        kept_dir = Path(os.environ["XDG_DATA_HOME"]) / "keyless" / "unverified-bundles"
+        (kept,) = kept_dir.iterdir()
+        assert kept.name.endswith("-log-0.sigstore.json")
+        assert err[0].startswith("error: signed and logged (log index 0), but the new bundle")
+        assert err[0].endswith(f"; the bundle is saved in {kept}")
+        saved = json.loads(kept.read_text())
+        assert "dsseEnvelope" in saved
+        assert _tree_size(b) == 1
+    # Nothing was stored in the registry: no fallback index, no legacy tag.
+    tags = requests.get(f"{registry.url}/v2/refresh/unverified/tags/list", timeout=10).json()
+    assert tags["tags"] == ["1.0"]
