@@ -192,27 +192,62 @@ class DevIssuer:
         run_id: str = "1",
         run_attempt: str = "1",
         runner_environment: str = "github-hosted",
+        workflow_name: str | None = None,
+        job_workflow_ref: str | None = None,
+        visibility: str = "public",
     ) -> dict[str, Any]:
-        """Claims shaped like a GitHub Actions ID token for `repository`'s `workflow` file."""
-        if repository.count("/") != 1 or not all(repository.split("/")):
+        """Claims shaped as GitHub Actions sets them for a job of `repository`'s `workflow`.
+
+        `workflow` is the workflow file (`release.yml` or `.github/workflows/release.yml`);
+        the `workflow` claim is its display name (`workflow_name`, the file's `name:`), which
+        GitHub replaces by the file's path when the file has none. `job_workflow_ref` names a
+        reusable workflow the job runs (`owner/repo/.github/workflows/x.yml@ref`); by default
+        the job runs in the workflow itself. IDs are decimal strings and SHAs 40 hex digits.
+        """
+        owner, slash, name = repository.partition("/")
+        if not slash or not owner or not name or "/" in name:
             raise DevIssuerError("invalid_request", "repository must look like owner/name")
-        owner = repository.split("/")[0]
+        path = workflow if "/" in workflow else f".github/workflows/{workflow}"
+        if not path.startswith(".github/workflows/") or "@" in path:
+            raise DevIssuerError(
+                "invalid_request", "workflow must be a file under .github/workflows/"
+            )
+        if sha is not None and not _is_sha1_hex(sha):
+            raise DevIssuerError("invalid_request", "sha must be 40 lowercase hex digits")
+        if runner_environment not in ("github-hosted", "self-hosted"):
+            raise DevIssuerError(
+                "invalid_request", "runner_environment must be github-hosted or self-hosted"
+            )
+        if visibility not in ("public", "private", "internal"):
+            raise DevIssuerError(
+                "invalid_request", "visibility must be public, private or internal"
+            )
         sha = sha or hashlib.sha1(f"{repository}@{ref}".encode()).hexdigest()  # noqa: S324
-        workflow_ref = f"{repository}/.github/workflows/{workflow}@{ref}"
+        workflow_ref = f"{repository}/{path}@{ref}"
+        job_ref = job_workflow_ref or workflow_ref
+        job_sha = (
+            sha if job_ref == workflow_ref else hashlib.sha1(job_ref.encode()).hexdigest()  # noqa: S324
+        )
+        if environment:
+            subject = f"repo:{repository}:environment:{environment}"
+        elif event_name in ("pull_request", "pull_request_target"):
+            subject = f"repo:{repository}:pull_request"
+        else:
+            subject = f"repo:{repository}:ref:{ref}"
         claims: dict[str, Any] = {
-            "sub": f"repo:{repository}:ref:{ref}",
+            "sub": subject,
             "repository": repository,
             "repository_id": _stable_id(repository),
             "repository_owner": owner,
             "repository_owner_id": _stable_id(owner),
-            "repository_visibility": "public",
+            "repository_visibility": visibility,
             "actor": owner,
             "actor_id": _stable_id(owner),
-            "workflow": workflow,
+            "workflow": workflow_name or path,
             "workflow_ref": workflow_ref,
             "workflow_sha": sha,
-            "job_workflow_ref": workflow_ref,
-            "job_workflow_sha": sha,
+            "job_workflow_ref": job_ref,
+            "job_workflow_sha": job_sha,
             "ref": ref,
             "ref_type": "tag" if ref.startswith("refs/tags/") else "branch",
             "ref_protected": "false",
@@ -227,7 +262,6 @@ class DevIssuer:
         }
         if environment:
             claims["environment"] = environment
-            claims["sub"] = f"repo:{repository}:environment:{environment}"
         return claims
 
     def start_authorization(
@@ -306,6 +340,10 @@ def _thumbprint(jwk: Mapping[str, Any]) -> str:
     canonical = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _is_sha1_hex(value: str) -> bool:
+    return len(value) == 40 and all(c in "0123456789abcdef" for c in value)
 
 
 def _stable_id(name: str) -> str:

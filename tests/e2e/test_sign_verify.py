@@ -175,7 +175,7 @@ def test_github_actions_identity_and_claims(server, artifact, capsys) -> None:
         "ref": "refs/heads/main",
         "trigger": "push",
         "sha": hashlib.sha1(b"acme/app@refs/heads/main").hexdigest(),
-        "name": "release.yml",
+        "name": ".github/workflows/release.yml",  # an unnamed workflow: GitHub uses its path
     }
     assert _verify(server, artifact, bundle, *_github_policy(server, **claims)) == 0
     capsys.readouterr()
