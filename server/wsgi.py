@@ -31,7 +31,9 @@ class BindError(Exception):
 
 
 def bind(config: ServerConfig) -> socket.socket:
-    """Listen on the configured host and port, exactly.
+    """Bind the configured host and port, exactly, without accepting connections yet: a port
+    another server listens on is refused here, and clients are refused (not left waiting)
+    until `listen`.
 
     Raises:
         BindError: the address is in use, not local, or not allowed.
@@ -42,12 +44,28 @@ def bind(config: ServerConfig) -> socket.socket:
         # As gunicorn does: a restart may reuse the port while old connections linger.
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((config.host, config.port))
+    except OSError as exc:
+        listener.close()
+        raise BindError(f"cannot listen on {_where(config)}: {_why(exc)}") from exc
+    return listener
+
+
+def listen(listener: socket.socket, config: ServerConfig) -> None:
+    """Start accepting connections on a socket from `bind`.
+
+    Raises:
+        BindError: another process bound the same port meanwhile and listened first.
+    """
+    try:
         listener.listen(LISTEN_BACKLOG)
     except OSError as exc:
         listener.close()
-        where = f"[{config.host}]" if family == socket.AF_INET6 else config.host
-        raise BindError(f"cannot listen on {where}:{config.port}: {_why(exc)}") from exc
-    return listener
+        raise BindError(f"cannot listen on {_where(config)}: {_why(exc)}") from exc
+
+
+def _where(config: ServerConfig) -> str:
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"{host}:{config.port}"
 
 
 def _why(exc: OSError) -> str:

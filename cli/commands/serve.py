@@ -36,9 +36,10 @@ def run(args: argparse.Namespace) -> int:
     import gc
 
     from server.app import create_app
-    from server.wsgi import StartupWarnings, bind, run_gunicorn
+    from server.wsgi import StartupWarnings, bind, listen, run_gunicorn
 
     # The port first: a busy port is one error, before any state is created or announced.
+    # Connections are accepted only once the app has been built.
     listener = bind(config)
     try:
         # Build the app once here, before any worker exists: every key, chain and database
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         listener.close()
         raise
+    listen(listener, config)
     _print_banner(config, listener.getsockname())
     run_gunicorn(config, listener=listener, warnings=warnings)
     return 0
@@ -70,8 +72,8 @@ def _print_banner(config: Any, bound: tuple[Any, ...]) -> None:
     if not config.production:
         lines.insert(
             0,
-            "WARNING: dev mode: keys generated on this machine, in the state directory, and "
-            "the development issuer on (warned about above). Not for production.",
+            "WARNING: dev mode (keys generated in the state directory, the development "
+            "issuer mounted). Not for production.",
         )
     if config.dev_issuer:
         token = f'"$(keyless dev-token --server {url} --email alice@example.com)"'

@@ -77,3 +77,30 @@ def test_the_banner_follows_the_bind_and_warns_once(tmp_path: Path) -> None:
     assert lines[banner + 2] == f"  trust config: {url}/api/v1/trust/client_trust_config.json"
     # The banner comes before gunicorn's own start-up lines, and only once.
     assert sum(line.startswith("keyless listening on") for line in lines) == 1
+
+
+def test_of_two_servers_binding_at_once_the_second_to_listen_is_refused(tmp_path: Path) -> None:
+    """Both may bind (address reuse, nobody listening yet); only one can listen, and the other
+    gets the same one-line refusal as a busy port."""
+    import pytest
+
+    from server.config import dev_config
+    from server.wsgi import BindError, bind, listen
+
+    config = dev_config(port=_free_port(), state_dir=tmp_path)
+    first, second = bind(config), bind(config)
+    try:
+        # Bound but not listening: a client is refused at once, not left waiting.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", config.port), timeout=5)
+        listen(first, config)
+        with pytest.raises(BindError) as refused:
+            listen(second, config)
+        assert refused.value.message == (
+            f"cannot listen on 127.0.0.1:{config.port}: the address is in use "
+            "(stop what is using it, or choose another --port)"
+        )
+        socket.create_connection(("127.0.0.1", config.port), timeout=5).close()
+    finally:
+        first.close()
+        second.close()
