@@ -33,6 +33,7 @@ from cli.oci.signatures import (
 )
 from cli.verify import VerificationError, Verifier
 from cli.verify.dsse import INTOTO_PAYLOAD_TYPE
+from cli.verify.errors import iso
 from cli.verify.policy import certificate_identities, certificate_issuer
 
 if TYPE_CHECKING:
@@ -72,21 +73,19 @@ class VerifiedSignature:
     issuer: str | None
     log_index: int
     source: str
+    log_url: str = ""
+    entry_kind: str = ""
+    signed_times: tuple[datetime, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        """cosign's verify output shape: the claims, enriched with the signer in `optional`."""
+        """One entry of `keyless verify -o json`'s `signatures` (the README documents it)."""
         return {
-            "critical": {
-                "identity": {"docker-reference": self.docker_reference},
-                "image": {"docker-manifest-digest": self.digest},
-                "type": self.signature_type,
-            },
-            "optional": {
-                "Subject": self.identity,
-                "Issuer": self.issuer,
-                "logIndex": self.log_index,
-                "source": self.source,
-            },
+            "identity": self.identity,
+            "issuer": self.issuer,
+            "log": {"url": self.log_url, "index": self.log_index, "kind": self.entry_kind},
+            "signedTimes": [iso(t) for t in self.signed_times],
+            "type": self.signature_type,
+            "source": self.source,
         }
 
 
@@ -312,6 +311,9 @@ class _Judge:
                 issuer=result.issuer,
                 log_index=result.log_index,
                 source=source,
+                log_url=result.log_url,
+                entry_kind=result.entry_kind,
+                signed_times=result.signed_times,
             )
         )
 

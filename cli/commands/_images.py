@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cli.oci import Reference, RegistryClient
     from cli.trust import TrustedRoot
-    from cli.verify import Policy
 
 MAX_PASSWORD_BYTES = 64 * 1024
 
@@ -181,46 +180,7 @@ def _stored(source: str, digest: str) -> str:
     raise ValueError(f"unknown signature source {source!r}")
 
 
-def verify(
-    args: argparse.Namespace,
-    image: Reference,
-    *,
-    policy: Policy,
-    trusted_root: Callable[[], TrustedRoot],
-) -> int:
-    """`keyless verify IMAGE`: at least one signature on the digest must satisfy `policy`.
-
-    `trusted_root` is called once the options have been checked.
-    """
-    import json
-    from datetime import UTC, datetime
-
-    from cli.image_verification import ImageVerificationError, verify_image
-
-    if args.key is not None or args.bundle is not None:
-        args.usage_error(
-            "--key and --bundle do not apply to images; signatures are in the registry"
-        )
-    root = trusted_root()
-    with registry_hints(args), registry_client(args) as client:
-        try:
-            outcome = verify_image(
-                client, image, trusted_root=root, policy=policy, now=datetime.now(UTC)
-            )
-        except ImageVerificationError as exc:
-            if args.output == "json":
-                print(json.dumps({"verified": False, "reason": exc.reason, "message": exc.message}))
-            raise
-    if image.digest is None:
-        print(f"resolved {image} to {outcome.digest}", file=sys.stderr)
-    if args.output == "json":
-        print(json.dumps(outcome.to_json()))
-        return 0
-    print(_verified_text(outcome), file=sys.stderr)
-    return 0
-
-
-def _verified_text(outcome: Any) -> str:
+def verified_text(outcome: Any) -> str:
     """One "Verified OK" for the image, then one line per valid signature saying what it is
     (a Sigstore bundle or cosign v2's legacy signature) and where it was found."""
     from cli.image_verification import SOURCE_LEGACY_TAG

@@ -1,16 +1,25 @@
 """`keyless verify`: accept an artifact only if the expected identity signed it, offline.
 
-Flags follow cosign's names, except that regexps match the whole value (anchored).
+Flags follow cosign's names, except that regexps match the whole value (anchored), that
+`--certificate-identity` (or `-regexp`) may be given several times (any one may match), and
+that the other identity flags refuse a second value instead of keeping the last. An image is
+judged by the policy evaluator `keyless policy check` and `keyless gate` use, with one
+authority built from the flags.
+
+Exit codes: 0 verified, 1 refused (no signature satisfies the flags), 2 usage, 3 could not
+decide (the registry or the keyless server could not be reached or refused us). `-o json`
+prints one object of the same shape for files, digests and images (README, "Verify").
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cli.commands import _images
 
 if TYPE_CHECKING:
+    from cli.oci import Reference
     from cli.trust import TrustedRoot
     from cli.verify import Policy
 
@@ -62,23 +71,41 @@ def add_identity_arguments(parser: argparse.ArgumentParser) -> None:
     identity = parser.add_argument_group("identity (one of each pair is required)")
     who = identity.add_mutually_exclusive_group()
     who.add_argument(
-        "--certificate-identity", metavar="SAN", help="exact signer identity (email or URI)"
+        "--certificate-identity",
+        metavar="SAN",
+        action="append",
+        help="exact signer identity (email or URI); repeat it to accept any of several",
     )
     who.add_argument(
         "--certificate-identity-regexp",
         metavar="REGEXP",
-        help=f"signer identity regexp, {_ANCHOR_NOTE}",
+        action="append",
+        help=f"signer identity regexp, {_ANCHOR_NOTE}; repeat it to accept any of several",
     )
     issuer = identity.add_mutually_exclusive_group()
-    issuer.add_argument("--certificate-oidc-issuer", metavar="URL", help="exact OIDC issuer")
+    issuer.add_argument(
+        "--certificate-oidc-issuer", metavar="URL", action=_Once, help="exact OIDC issuer"
+    )
     issuer.add_argument(
         "--certificate-oidc-issuer-regexp",
         metavar="REGEXP",
+        action=_Once,
         help="OIDC issuer regexp, anchored like --certificate-identity-regexp",
     )
     github = parser.add_argument_group("GitHub Actions claims (exact match)")
     for suffix, _, _ in GITHUB_FLAGS:
-        github.add_argument(f"--certificate-github-workflow-{suffix}", metavar="VALUE")
+        github.add_argument(
+            f"--certificate-github-workflow-{suffix}", metavar="VALUE", action=_Once
+        )
+
+
+class _Once(argparse.Action):
+    """Stores a value, and refuses a second one rather than silently keeping the last."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[no-untyped-def]
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} may be given only once")
+        setattr(namespace, self.dest, values)
 
 
 def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,24 +126,37 @@ def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+EXIT_REFUSED, EXIT_UNDECIDED = 1, 3
+
+
 def run(args: argparse.Namespace) -> int:
-    import json
-    import sys
-    from datetime import UTC, datetime
-
-    from cli.bundle import load_bundle
-    from cli.verify import VerificationError, Verifier
-    from cli.verify.artifact import resolve_artifact
-    from cli.verify.keys import load_public_key
-
     policy = None if args.key is not None else build_policy(args)
     if args.key is not None and _identity_flags_given(args):
         args.usage_error("--key verifies a managed key; identity flags do not apply")
     image = _images.image_reference(args.artifact)
     if image is not None:
-        return _images.verify(args, image, policy=policy, trusted_root=lambda: _trusted_root(args))
+        if args.key is not None or args.bundle is not None:
+            args.usage_error(
+                "--key and --bundle do not apply to images; signatures are in the registry"
+            )
+        return _verify_image(args, image, policy, expected=describe_expected(args))
+    return _verify_file(args, policy)
+
+
+def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
+    import sys
+    from datetime import UTC, datetime
+
+    from cli.bundle import load_bundle
+    from cli.errors import NetworkError
+    from cli.verify import VerificationError, Verifier
+    from cli.verify.artifact import resolve_artifact
+    from cli.verify.keys import load_public_key
+
+    digest = None
     try:
         artifact = resolve_artifact(args.artifact)
+        digest = f"sha256:{artifact.sha256.hex()}"
         bundle_path = args.bundle
         if bundle_path is None:
             if artifact.path is None:
@@ -130,14 +170,21 @@ def run(args: argparse.Namespace) -> int:
             result = verifier.verify_with_key(bundle, sha256=artifact.sha256, key=key, now=now)
         else:
             result = verifier.verify(bundle, sha256=artifact.sha256, policy=policy, now=now)
+    except NetworkError as exc:
+        return _undecided(args, exc, digest)
     except VerificationError as exc:
-        if args.output == "json":
-            failure = {"verified": False, "check": exc.check, "message": exc.detail}
-            print(json.dumps(failure))
+        _print_json(args, _failure(args.artifact, digest, "fail", exc.reason, exc.message))
         raise
-    if args.output == "json":
-        print(json.dumps({"artifact": artifact.name, **result.to_json()}))
-    else:
+    signature = {
+        "identity": result.identity,
+        "issuer": result.issuer,
+        "log": {"url": result.log_url, "index": result.log_index, "kind": result.entry_kind},
+        "signedTimes": [t.isoformat().replace("+00:00", "Z") for t in result.signed_times],
+        "type": result.dsse_payload_type or "message-signature",
+        "source": "bundle-file",
+    }
+    _print_json(args, _success(artifact.name, digest, [signature]))
+    if args.output != "json":
         signer = f" by {result.identity} ({result.issuer})" if result.identity else ""
         print(
             f"Verified OK: {artifact.name} signed{signer}, log index {result.log_index}",
@@ -146,19 +193,127 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_image(
+    args: argparse.Namespace, image: Reference, policy: Policy | None, *, expected: str
+) -> int:
+    """One authority from the flags, judged by the policy evaluator (as `policy check` does)."""
+    import sys
+
+    from cli.errors import NetworkError
+    from cli.oci import RegistryError
+    from cli.policy.cip import Authority, ImagePolicy, PolicySet
+    from cli.policy.evaluator import ERROR, Evaluator
+    from cli.policy.glob import compile_glob
+    from cli.policy.trustroots import DEFAULT_TRUST_ROOT, TrustMaterial
+
+    try:
+        root = _trusted_root(args)
+    except NetworkError as exc:
+        return _undecided(args, exc, image.digest)
+    authority = Authority(
+        name="verify", kind="keyless", flag_policy=policy, flag_description=expected
+    )
+    only = ImagePolicy(
+        "verify", ("**",), "enforce", (authority,), "flags", "", (compile_glob("**"),)
+    )
+    trust = TrustMaterial(DEFAULT_TRUST_ROOT, root, "", "command line")
+    policies = PolicySet((only,), {DEFAULT_TRUST_ROOT: trust})
+    with _images.registry_client(args) as client:
+        evaluator = Evaluator(policies, registry=lambda: client)
+        try:
+            with _images.registry_hints(args):
+                resolved = evaluator.resolve(image)
+        except RegistryError as exc:
+            return _undecided(args, exc, image.digest)
+        verdict = evaluator.evaluate(resolved)
+    if verdict.outcome == ERROR:
+        _print_json(
+            args, _failure(args.artifact, resolved.digest, ERROR, "registry", verdict.messages[0])
+        )
+        print(f"error: {verdict.messages[0]}", file=sys.stderr)
+        return EXIT_UNDECIDED
+    (result,) = verdict.policies[0].authorities
+    if image.digest is None:
+        print(f"resolved {image} to {resolved.digest}", file=sys.stderr)
+    if not result.passed:
+        refusal = result.refusal
+        if refusal is None:
+            raise RuntimeError("a keyless authority failed without a refusal")
+        _print_json(
+            args, _failure(args.artifact, resolved.digest, "fail", refusal.reason, refusal.message)
+        )
+        raise refusal
+    outcome = result.verification
+    if outcome is None:
+        raise RuntimeError("a keyless authority passed without a verification")
+    signatures = [s.to_json() for s in outcome.verified]
+    _print_json(
+        args, _success(f"{outcome.reference.name}@{outcome.digest}", outcome.digest, signatures)
+    )
+    if args.output != "json":
+        print(_images.verified_text(outcome), file=sys.stderr)
+    return 0
+
+
+def _success(name: str, digest: str | None, signatures: list[dict[str, Any]]) -> dict[str, Any]:
+    first = signatures[0]
+    return {
+        "verified": True,
+        "outcome": "pass",
+        "artifact": name,
+        "digest": digest,
+        "identity": first["identity"],
+        "issuer": first["issuer"],
+        "signatures": signatures,
+        "error": None,
+    }
+
+
+def _failure(
+    name: str, digest: str | None, outcome: str, reason: str, message: str
+) -> dict[str, Any]:
+    return {
+        "verified": False,
+        "outcome": outcome,
+        "artifact": name,
+        "digest": digest,
+        "identity": None,
+        "issuer": None,
+        "signatures": [],
+        "error": {"reason": reason, "message": message},
+    }
+
+
+def _print_json(args: argparse.Namespace, document: dict[str, Any]) -> None:
+    if args.output == "json":
+        import json
+
+        print(json.dumps(document))
+
+
+def _undecided(args: argparse.Namespace, exc: Any, digest: str | None) -> int:
+    """Could not decide (exit 3): the registry or the keyless server failed, not the image."""
+    import sys
+
+    _print_json(args, _failure(args.artifact, digest, "error", exc.reason, exc.message))
+    print(f"error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=sys.stderr)
+    return EXIT_UNDECIDED
+
+
 def build_policy(args: argparse.Namespace) -> Policy:
     """The identity policy the flags describe; a usage error when a pair is missing."""
     from cli.verify import (
         AllOf,
         ExtensionEquals,
-        Identity,
-        IdentityRegexp,
         Issuer,
         IssuerRegexp,
         VerificationError,
     )
 
-    if args.certificate_identity is None and args.certificate_identity_regexp is None:
+    identity = signer_identity(args)
+    if identity is None:
         args.usage_error(
             "one of --certificate-identity or --certificate-identity-regexp is required"
         )
@@ -168,9 +323,7 @@ def build_policy(args: argparse.Namespace) -> Policy:
         )
     try:
         policies: list[Policy] = [
-            Identity(args.certificate_identity)
-            if args.certificate_identity is not None
-            else IdentityRegexp(args.certificate_identity_regexp),
+            identity,
             Issuer(args.certificate_oidc_issuer)
             if args.certificate_oidc_issuer is not None
             else IssuerRegexp(args.certificate_oidc_issuer_regexp),
@@ -182,6 +335,33 @@ def build_policy(args: argparse.Namespace) -> Policy:
         if value is not None:
             policies.append(ExtensionEquals(arc=arc, name=name, value=value))
     return AllOf(policies)
+
+
+def signer_identity(args: argparse.Namespace) -> Policy | None:
+    """Any one of the `--certificate-identity` (or `-regexp`) values; None when none is given.
+
+    A usage error for an invalid or oversized regexp.
+    """
+    from cli.verify import AnyOf, Identity, IdentityRegexp, VerificationError
+
+    exact = args.certificate_identity or []
+    patterns = args.certificate_identity_regexp or []
+    try:
+        choices: list[Policy] = [Identity(v) for v in exact] + [IdentityRegexp(p) for p in patterns]
+    except VerificationError as exc:
+        args.usage_error(exc.detail)
+    if not choices:
+        return None
+    return choices[0] if len(choices) == 1 else AnyOf(choices)
+
+
+def describe_expected(args: argparse.Namespace) -> str:
+    """What the flags accept, for "signed by X but verify wants Y" lines."""
+    who = list(args.certificate_identity or []) + [
+        f"/{p}/" for p in args.certificate_identity_regexp or []
+    ]
+    issuer = args.certificate_oidc_issuer or f"/{args.certificate_oidc_issuer_regexp}/"
+    return " or ".join(f"{w} ({issuer})" for w in who)
 
 
 def _identity_flags_given(args: argparse.Namespace) -> bool:

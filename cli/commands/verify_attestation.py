@@ -21,6 +21,7 @@ from cli.commands.verify import (
     add_identity_arguments,
     add_trust_arguments,
     build_policy,
+    signer_identity,
 )
 
 if TYPE_CHECKING:
@@ -153,7 +154,6 @@ def identity_policy(args: argparse.Namespace) -> Policy:
     from cli.verify import (
         AllOf,
         ExtensionEquals,
-        Identity,
         IdentityRegexp,
         Issuer,
         IssuerRegexp,
@@ -163,10 +163,8 @@ def identity_policy(args: argparse.Namespace) -> Policy:
     if not (args.owner or args.repo or args.signer_workflow):
         return build_policy(args)
     policies: list[Any] = []
-    if args.certificate_identity is not None:
-        policies.append(Identity(args.certificate_identity))
-    elif args.certificate_identity_regexp is not None:
-        policies.append(IdentityRegexp(args.certificate_identity_regexp))
+    if (identity := signer_identity(args)) is not None:
+        policies.append(identity)
     elif args.signer_workflow:
         policies.append(IdentityRegexp(_signer_workflow_pattern(args)))
     else:

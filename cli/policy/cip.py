@@ -109,12 +109,19 @@ class Authority:
     trust_root: str = DEFAULT_TRUST_ROOT
     tlog_url: str | None = None
     signature_format: str = "legacy"
+    # `keyless verify` builds its authority from flags (identity, issuer, GitHub claims).
+    flag_policy: Policy | None = None
+    flag_description: str = ""
 
     def identity_policy(self) -> Policy:
         """Any one of the identities (keyless authorities only)."""
+        if self.flag_policy is not None:
+            return self.flag_policy
         return AnyOf([identity.policy() for identity in self.identities])
 
     def describe_expected(self) -> str:
+        if self.flag_policy is not None:
+            return self.flag_description
         return " or ".join(identity.describe() for identity in self.identities)
 
 

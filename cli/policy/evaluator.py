@@ -41,6 +41,7 @@ from cli.verify import Verifier
 
 if TYPE_CHECKING:
     from cli.cosign_legacy import LogEntrySource
+    from cli.image_verification import ImageVerification
     from cli.oci import ImageSignatures, RegistryClient
     from cli.policy.cip import Authority, ImagePolicy, PolicySet
     from cli.trust import TrustedRoot
@@ -92,14 +93,19 @@ class AuthorityResult:
     message: str
     identity: str | None = None
     issuer: str | None = None
+    # What was found: every valid signature for a pass, the refusal with its details for a fail.
+    verification: ImageVerification | None = field(default=None, compare=False, repr=False)
+    refusal: ImageVerificationError | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
+        signatures = self.verification.verified if self.verification is not None else ()
         return {
             "name": self.name,
             "passed": self.passed,
             "message": self.message,
             "identity": self.identity,
             "issuer": self.issuer,
+            "signatures": [s.to_json() for s in signatures],
         }
 
 
@@ -177,14 +183,14 @@ class Evaluator:
         """SHA-256 hex over policy content, trust material and the no-match rule."""
         return self.policies.fingerprint
 
-    def resolve(self, image: str) -> ResolvedImage:
+    def resolve(self, image: str | Reference) -> ResolvedImage:
         """Pin `image` to a digest: a tag through the registry, a digest as given.
 
         Raises:
             RegistryError: the reference is invalid (`InvalidReferenceError`), or the registry
                 could not resolve the tag.
         """
-        reference = parse_reference(image)
+        reference = parse_reference(image) if isinstance(image, str) else image
         if reference.digest is not None:
             return ResolvedImage.from_reference(reference, reference.digest)
         digest = self._registry().resolve(reference).digest
@@ -293,13 +299,16 @@ class Evaluator:
                 entries=self._entries,
             )
         except ImageVerificationError as exc:
-            return AuthorityResult(authority.name, False, _refusal(authority, image, exc))
+            message = _refusal(authority, image, exc)
+            return AuthorityResult(authority.name, False, message, refusal=exc)
         signer = outcome.verified[0]
         if authority.kind == "key":
             message = f"signed with the policy's key, log index {signer.log_index}"
         else:
             message = f"signed by {signer.identity} ({signer.issuer})"
-        return AuthorityResult(authority.name, True, message, signer.identity, signer.issuer)
+        return AuthorityResult(
+            authority.name, True, message, signer.identity, signer.issuer, verification=outcome
+        )
 
     def _verifier(self, trust_root: str, tlog_url: str | None) -> tuple[Verifier, TrustedRoot]:
         """One Verifier per (trust root, transparency log), built on first use."""

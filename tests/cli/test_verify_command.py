@@ -16,6 +16,7 @@ from tests.cli.forge import Instance, dumps
 ARTIFACT = b"deploy me\n"
 ALICE = "alice@example.com"
 ISSUER = "https://issuer.keyless.test"
+_PAIR = ["--certificate-identity", ALICE, "--certificate-oidc-issuer", ISSUER]
 
 
 @pytest.fixture
@@ -64,13 +65,23 @@ def test_verify_digest_json_output(signed, capsys) -> None:
     assert code == 0
     result = json.loads(out)
     assert result["verified"] is True
+    assert result["outcome"] == "pass"
     assert result["artifact"] == digest
+    assert result["digest"] == digest
     assert result["identity"] == ALICE
-    assert result["log"] == {
+    assert result["issuer"] == ISSUER
+    assert result["error"] is None
+    (signature,) = result["signatures"]
+    assert signature["identity"] == ALICE
+    assert signature["issuer"] == ISSUER
+    assert signature["log"] == {
         "url": "https://log.keyless.test",
         "index": 3,
         "kind": "hashedrekord/0.0.1",
     }
+    assert signature["type"] == "message-signature"
+    assert signature["source"] == "bundle-file"
+    assert len(signature["signedTimes"]) == 1
 
 
 def test_wrong_identity_is_one_line_naming_the_check(signed, capsys) -> None:
@@ -90,7 +101,12 @@ def test_failure_in_json_mode_is_reported_on_stdout_too(signed, capsys) -> None:
     argv = [*_identity(signed["root"]), "-o", "json", str(signed["artifact"])]
     code, out, err = _run(argv, capsys)
     assert code == 1
-    assert json.loads(out)["check"] == "message-digest"
+    result = json.loads(out)
+    assert result["verified"] is False
+    assert result["outcome"] == "fail"
+    assert result["signatures"] == []
+    assert result["error"]["reason"] == "message-digest"
+    assert err == f"error: {result['error']['message']}\n"
     assert err.startswith("error: verification failed (message-digest): ")
 
 
@@ -157,8 +173,29 @@ def test_github_workflow_flags(instance: Instance, signed, capsys) -> None:
             ["--certificate-identity-regexp", "(a", "--certificate-oidc-issuer", ISSUER],
             "is not a valid regexp: missing ), unterminated subpattern at position 0",
         ),
+        (
+            [*_PAIR, "--certificate-oidc-issuer", "https://other.example"],
+            "--certificate-oidc-issuer may be given only once",
+        ),
+        (
+            [
+                *_PAIR,
+                "--certificate-github-workflow-ref",
+                "a",
+                "--certificate-github-workflow-ref",
+                "b",
+            ],
+            "--certificate-github-workflow-ref may be given only once",
+        ),
     ],
-    ids=["missing-issuer", "missing-identity", "identity-and-regexp", "invalid-regexp"],
+    ids=[
+        "missing-issuer",
+        "missing-identity",
+        "identity-and-regexp",
+        "invalid-regexp",
+        "issuer-twice",
+        "github-claim-twice",
+    ],
 )
 def test_usage_errors(signed, capsys, argv: list[str], message: str) -> None:
     with pytest.raises(SystemExit) as info:
@@ -273,7 +310,7 @@ def test_managed_key_with_key_flag(vectors: Path, capsys, tmp_path: Path) -> Non
     assert code == 0, err
     result = json.loads(out)
     assert result["identity"] is None
-    assert result["log"]["kind"] == "hashedrekord/0.0.1"
+    assert result["signatures"][0]["log"]["kind"] == "hashedrekord/0.0.1"
     other = tmp_path / "other.pub"
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
     other.write_bytes(key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))
@@ -352,3 +389,72 @@ def test_console_script_exit_codes(vectors: Path, case: str, code: int) -> None:
     assert "Traceback" not in done.stderr
     if code:
         assert done.stderr.startswith("error: verification failed (signature): ")
+
+
+@pytest.mark.parametrize(
+    "identities",
+    [
+        ["bob@example.com", ALICE],
+        [ALICE, "bob@example.com"],
+    ],
+    ids=["alice-second", "alice-first"],
+)
+def test_several_identities_any_one_may_match(signed, capsys, identities: list[str]) -> None:
+    argv = ["verify", "--trusted-root", str(signed["root"]), "--certificate-oidc-issuer", ISSUER]
+    for identity in identities:
+        argv += ["--certificate-identity", identity]
+    code, _, err = _run([*argv, str(signed["artifact"])], capsys)
+    assert code == 0, err
+
+
+def test_several_identities_none_matching_names_each(signed, capsys) -> None:
+    argv = ["verify", "--trusted-root", str(signed["root"]), "--certificate-oidc-issuer", ISSUER]
+    argv += ["--certificate-identity", "bob@example.com", "--certificate-identity", "carol@x.org"]
+    code, _, err = _run([*argv, str(signed["artifact"])], capsys)
+    assert code == 1
+    assert err == (
+        "error: verification failed (identity): no accepted identity matches: certificate "
+        'identity "alice@example.com" does not match expected "bob@example.com"; certificate '
+        'identity "alice@example.com" does not match expected "carol@x.org"\n'
+    )
+
+
+def test_several_identity_regexps_any_one_may_match(signed, capsys) -> None:
+    argv = ["verify", "--trusted-root", str(signed["root"]), "--certificate-oidc-issuer", ISSUER]
+    argv += ["--certificate-identity-regexp", "bob@.*", "--certificate-identity-regexp", "alice@.*"]
+    assert _run([*argv, str(signed["artifact"])], capsys)[0] == 0
+
+
+def test_unreachable_server_is_exit_3(signed, capsys) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = ["verify", "--server", f"http://127.0.0.1:{port}", "--certificate-identity", ALICE]
+    argv += ["--certificate-oidc-issuer", ISSUER, "-o", "json", str(signed["artifact"])]
+    code, out, err = _run(argv, capsys)
+    assert code == 3
+    result = json.loads(out)
+    assert result["outcome"] == "error"
+    assert result["verified"] is False
+    assert err.startswith(f"error: cannot reach the keyless server at http://127.0.0.1:{port}/")
+
+
+def test_unreachable_registry_is_exit_3(signed, capsys) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    image = f"127.0.0.1:{port}/acme/app:1.0"
+    argv = [*_identity(signed["root"]), "--allow-insecure-registry", "-o", "json", image]
+    code, out, err = _run(argv, capsys)
+    assert code == 3
+    result = json.loads(out)
+    assert (result["outcome"], result["verified"], result["error"]["reason"]) == (
+        "error",
+        False,
+        "connection",
+    )
+    assert err.startswith(f"error: cannot reach 127.0.0.1:{port}")

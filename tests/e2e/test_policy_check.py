@@ -113,15 +113,20 @@ def test_policy_naming_alice_passes_and_json_says_who_signed(
     assert policy_result["name"] == "acme"
     assert policy_result["mode"] == "enforce"
     assert policy_result["passed"] is True
-    assert policy_result["authorities"] == [
-        {
-            "name": "dev",
-            "passed": True,
-            "message": f"signed by {ALICE} ({server.url}/oidc)",
-            "identity": ALICE,
-            "issuer": f"{server.url}/oidc",
-        }
-    ]
+    (authority,) = policy_result["authorities"]
+    signatures = authority.pop("signatures")
+    assert authority == {
+        "name": "dev",
+        "passed": True,
+        "message": f"signed by {ALICE} ({server.url}/oidc)",
+        "identity": ALICE,
+        "issuer": f"{server.url}/oidc",
+    }
+    # Every valid signature, in `keyless verify -o json`'s shape.
+    assert sorted(s["source"] for s in signatures) == ["fallback-tag", "legacy-tag"]
+    for signature in signatures:
+        assert (signature["identity"], signature["issuer"]) == (ALICE, f"{server.url}/oidc")
+        assert signature["log"]["url"] == server.url
 
 
 def test_policy_naming_bob_refuses_and_says_who_signed(
