@@ -30,6 +30,8 @@ REKOR_KEY_FILE = "rekor-key.pem"
 REKOR_DATABASE = "rekor.sqlite"
 CT_KEY_FILE = "ct-key.pem"
 CT_DATABASE = "ct.sqlite"
+REKOR_V2_KEY_FILE = "rekor-v2-key.pem"
+REKOR_V2_DATABASE = "rekor-v2.sqlite"
 TSA_KEY_FILE = "tsa-key.pem"
 TSA_CHAIN_FILE = "tsa-chain.pem"
 
@@ -44,6 +46,7 @@ def create_app(config: ServerConfig) -> Flask:
     app.extensions["keyless.config"] = config
     authenticator, oidc_url = _mount_identity(app, config, state)
     rekor = _mount_rekor(app, config, state)
+    rekor_v2 = _mount_rekor_v2(app, config, state)
     authority, ct_keys = _mount_ca(app, config, state, authenticator, now=now)
     timestamps = _mount_tsa(app, state, now=now)
     _mount_trust(
@@ -51,6 +54,7 @@ def create_app(config: ServerConfig) -> Flask:
         config,
         authority=authority,
         rekor=rekor,
+        rekor_v2=rekor_v2,
         tsa=timestamps,
         ct_keys=ct_keys,
         oidc_url=oidc_url,
@@ -105,6 +109,29 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     host = urlsplit(config.public_url).netloc
     service = RekorService.open(storage=storage, private_key=key, host=host)
     rekor_api.init_app(app, service)
+    return service
+
+
+def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
+    """The Rekor v2 log (tiles, C2SP checkpoints signed with Ed25519): a tree of its own
+    beside the v1 log, in its own SQLite file or under its own PostgreSQL table prefix."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from tlog import rekor_v2_api
+    from tlog.rekor_v2 import RekorV2Service, checkpoint_origin
+    from tlog.sqlite_storage import SQLiteStorage
+
+    key = state.private_key(REKOR_V2_KEY_FILE, ed25519.Ed25519PrivateKey.generate)
+    database = config.log_database
+    if isinstance(database, str) and database.startswith(POSTGRES_SCHEMES):
+        from tlog.postgres_storage import PostgresStorage
+
+        storage = PostgresStorage(database, prefix="rekor_v2_")
+    else:
+        storage = SQLiteStorage(state.file(REKOR_V2_DATABASE))
+    origin = checkpoint_origin(config.public_url)
+    service = RekorV2Service.open(storage=storage, private_key=key, origin=origin)
+    rekor_v2_api.init_app(app, service)
     return service
 
 
@@ -175,6 +202,7 @@ def _mount_trust(
     *,
     authority: Any,
     rekor: Any,
+    rekor_v2: Any,
     tsa: Any,
     ct_keys: list[Any],
     oidc_url: str | None,
@@ -194,12 +222,22 @@ def _mount_trust(
         cas=[tm.CAChain(r.url, r.certificates, r.start, r.end) for r in retired["ca-chain"]]
         + [tm.CAChain(uri=url, certificates=chain, start=ca_start)],
         tlogs=[tm.LogKey(r.url, r.public_key, r.start, r.end) for r in retired["tlog-key"]]
-        + [tm.LogKey(url, rekor.public_key, ca_start)],
+        + [
+            tm.LogKey(url, rekor.public_key, ca_start),
+            tm.LogKey(url, rekor_v2.public_key, ca_start),
+        ],
         ctlogs=[tm.LogKey(r.url, r.public_key, r.start, r.end) for r in retired["ctlog-key"]]
         + ct_keys,
         tsas=[tm.CAChain(f"{url}/api/v1/timestamp", tsa.chain, tsa.leaf.not_valid_before_utc)],
     )
-    signing = tm.signing_config(ca_url=url, log_url=url, oidc_url=oidc_url, start=ca_start)
+    signing = tm.signing_config(
+        ca_url=url,
+        log_url=url,
+        v2_log_url=url,
+        tsa_url=f"{url}/api/v1/timestamp",
+        oidc_url=oidc_url,
+        start=ca_start,
+    )
     trust_api.init_app(
         app,
         {

@@ -19,9 +19,11 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 from sigstore_models.trustroot.v1 import ClientTrustConfig, SigningConfig, TrustedRoot
+
+from tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
@@ -35,10 +37,13 @@ _KEY_DETAILS = {
 
 @dataclass(frozen=True)
 class LogKey:
-    """One log's public key and the window in which it signed (end None: still signing)."""
+    """One log's public key and the window in which it signed (end None: still signing).
+
+    An Ed25519 key is a Rekor v2 log's checkpoint key: its log ID is the C2SP key ID under
+    the log's origin, its base URL without the scheme."""
 
     base_url: str
-    public_key: ec.EllipticCurvePublicKey
+    public_key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
     start: datetime
     end: datetime | None = None
 
@@ -74,19 +79,40 @@ def trusted_root(
 
 
 def signing_config(
-    *, ca_url: str, log_url: str, oidc_url: str | None, start: datetime
+    *,
+    ca_url: str,
+    log_url: str,
+    oidc_url: str | None,
+    start: datetime,
+    v2_log_url: str | None = None,
+    tsa_url: str | None = None,
 ) -> dict[str, Any]:
-    """A SigningConfig v0.2 naming this deployment's CA, log and (if any) OIDC issuer."""
+    """A SigningConfig v0.2 naming this deployment's CA, Rekor v1 log, and (if any) Rekor v2
+    log, timestamp authority (its full URL) and OIDC issuer.
+
+    Every service has one operator, so a client that keeps the highest API version per
+    operator (sigstore-python) signs with the v2 log and a timestamp; one that speaks only v1
+    (keyless sign, sigstore-js) still finds the v1 log.
+    """
     operator = urlsplit(ca_url).hostname or ca_url
-    service = {"majorApiVersion": 1, "validFor": {"start": _time(start)}, "operator": operator}
+
+    def service(url: str, version: int = 1) -> dict[str, Any]:
+        return {
+            "url": url,
+            "majorApiVersion": version,
+            "validFor": {"start": _time(start)},
+            "operator": operator,
+        }
+
+    logs = [service(log_url)] + ([service(v2_log_url, 2)] if v2_log_url else [])
     document = {
         "mediaType": SIGNING_CONFIG_MEDIA_TYPE,
-        "caUrls": [{"url": ca_url, **service}],
-        "oidcUrls": [{"url": oidc_url, **service}] if oidc_url else [],
-        "rekorTlogUrls": [{"url": log_url, **service}],
+        "caUrls": [service(ca_url)],
+        "oidcUrls": [service(oidc_url)] if oidc_url else [],
+        "rekorTlogUrls": logs,
         # sigstore-js only accepts ANY selectors, and wants both configs present.
         "rekorTlogConfig": {"selector": "ANY"},
-        "tsaUrls": [],
+        "tsaUrls": [service(tsa_url)] if tsa_url else [],
         "tsaConfig": {"selector": "ANY"},
     }
     _check(SigningConfig, document)
@@ -113,15 +139,21 @@ def _log(key: LogKey) -> dict[str, Any]:
     spki = key.public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    if isinstance(key.public_key, ed25519.Ed25519PublicKey):
+        details = "PKIX_ED25519"
+        key_id = checkpoint_key_id(key.public_key, name=checkpoint_origin(key.base_url))
+    else:
+        details = _KEY_DETAILS[key.public_key.curve.name]
+        key_id = hashlib.sha256(spki).digest()
     return {
         "baseUrl": key.base_url,
         "hashAlgorithm": "SHA2_256",
         "publicKey": {
             "rawBytes": _b64(spki),
-            "keyDetails": _KEY_DETAILS[key.public_key.curve.name],
+            "keyDetails": details,
             "validFor": _window(key.start, key.end),
         },
-        "logId": {"keyId": _b64(hashlib.sha256(spki).digest())},
+        "logId": {"keyId": _b64(key_id)},
     }
 
 

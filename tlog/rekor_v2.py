@@ -1,0 +1,322 @@
+"""The Rekor v2 signature log (rekor-tiles) as a plain service: entries, checkpoints, tiles.
+
+No Flask here: `tlog.rekor_v2_api` is the blueprint. The log is a separate Merkle tree beside
+the v1 log, over the same engine (`MerkleLog`, group commit, durable appends, each head checked
+against the last before it is signed). What differs from v1:
+
+- one kind, `hashedrekord` 0.0.2, whose verifier is a DER certificate or public key; DSSE is
+  logged by clients as a hashedrekord over the envelope's PAE, as upstream does;
+- C2SP checkpoints whose origin and key name are the log's host, signed with Ed25519 (or ECDSA
+  P-256); the log ID is the full C2SP key ID, SHA-256(name ‖ 0x0A ‖ 0x01 ‖ key) for Ed25519;
+- no signed entry timestamp and `integratedTime` 0: signers get their time from a TSA;
+- no search and no read-by-index: proofs are in the bundle, and monitors read tiles.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import rfc8785
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from tlog import tiles
+from tlog.checkpoint import CheckpointSigner
+from tlog.errors import EntryError, NotFoundError, StorageError
+from tlog.log import MerkleLog
+from tlog.pki import MAX_SIGNATURE_BYTES, VerifyingKey, decode_b64, verify_prehashed
+from tlog.storage import LogStorage
+
+KIND = "hashedrekord"
+API_VERSION = "0.0.2"
+MAX_VERIFIER_BYTES = 16 * 1024
+# key details -> (key check, digest name for the signature, the entry's data.algorithm)
+_KEY_DETAILS: dict[str, tuple[Callable[[object], bool], str, str]] = {
+    "PKIX_ECDSA_P256_SHA_256": (lambda k: _curve(k, "secp256r1"), "sha256", "SHA2_256"),
+    "PKIX_ECDSA_P384_SHA_384": (lambda k: _curve(k, "secp384r1"), "sha384", "SHA2_384"),
+    "PKIX_ECDSA_P521_SHA_512": (lambda k: _curve(k, "secp521r1"), "sha512", "SHA2_512"),
+    "PKIX_RSA_PKCS1V15_2048_SHA256": (lambda k: _rsa(k, 2048), "sha256", "SHA2_256"),
+    "PKIX_RSA_PKCS1V15_3072_SHA256": (lambda k: _rsa(k, 3072), "sha256", "SHA2_256"),
+    "PKIX_RSA_PKCS1V15_4096_SHA256": (lambda k: _rsa(k, 4096), "sha256", "SHA2_256"),
+}
+_DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+CheckpointKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+
+
+def _curve(key: object, name: str) -> bool:
+    return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == name
+
+
+def _rsa(key: object, bits: int) -> bool:
+    return isinstance(key, rsa.RSAPublicKey) and key.key_size == bits
+
+
+def checkpoint_key_id(
+    public_key: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey, *, name: str
+) -> bytes:
+    """The full (32-byte) C2SP signed-note key ID, which Rekor v2 uses as its log ID.
+
+    Ed25519: SHA-256(name ‖ 0x0A ‖ 0x01 ‖ raw key); ECDSA: SHA-256(DER SubjectPublicKeyInfo).
+    """
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return hashlib.sha256(name.encode() + b"\n\x01" + raw).digest()
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        der = public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return hashlib.sha256(der).digest()
+    raise TypeError(f"unsupported checkpoint key type {type(public_key).__name__}")
+
+
+def checkpoint_origin(base_url: str) -> str:
+    """A log's checkpoint origin (and key name): its base URL without the scheme."""
+    origin = base_url.split("://", 1)[-1].rstrip("/")
+    if not origin:
+        raise ValueError(f"no log origin in {base_url!r}")
+    return origin
+
+
+@dataclass(frozen=True)
+class V2Entry:
+    """A logged entry with its inclusion proof and the checkpoint that proof is against."""
+
+    log_index: int
+    body: bytes
+    tree_size: int
+    root_hash: bytes
+    hashes: tuple[bytes, ...]
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """A validated request: the canonical body (the Merkle leaf)."""
+
+    body: bytes
+
+
+def _field(value: dict[str, Any], camel: str, snake: str) -> Any:
+    """A field by its JSON name or its proto name (grpc-gateway accepts both), not both."""
+    if camel in value and snake in value and camel != snake:
+        raise EntryError(f"both {camel} and {snake} are given")
+    return value.get(camel, value.get(snake))
+
+
+def _object(value: object, what: str, fields: dict[str, str]) -> dict[str, Any]:
+    """A JSON object whose keys are among `fields` (camelCase -> proto name); null is absent."""
+    if not isinstance(value, dict):
+        raise EntryError(f"{what} must be a JSON object")
+    known = set(fields) | set(fields.values())
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise EntryError(f"{what} has unknown field {unknown[0][:64]!r}")
+    result = {}
+    for camel, snake in fields.items():
+        item = _field(value, camel, snake)
+        if item is not None:
+            result[camel] = item
+    return result
+
+
+def _require(fields: dict[str, Any], name: str, what: str) -> Any:
+    if name not in fields:
+        raise EntryError(f"{what} is missing {name!r}")
+    return fields[name]
+
+
+def canonicalize(request: object) -> Canonical:
+    """Validate a `CreateEntryRequest` (parsed JSON), verify its signature, canonicalise it.
+
+    Only `hashedRekordRequestV002` is accepted. Bytes must be canonical standard base64 (the
+    official models decode leniently, so this parser is stricter than sigstore-models).
+
+    Raises:
+        EntryError: the request is malformed, names a key type it does not match, or its
+            signature does not verify over the digest.
+    """
+    top = _object(
+        request,
+        "request",
+        {
+            "hashedRekordRequestV002": "hashed_rekord_request_v002",
+            "dsseRequestV002": "dsse_request_v002",
+        },
+    )
+    if "dsseRequestV002" in top:
+        raise EntryError(
+            "DSSE requests are not accepted: log a hashedrekord over the envelope's PAE"
+        )
+    spec = _object(
+        _require(top, "hashedRekordRequestV002", "request"),
+        "hashedRekordRequestV002",
+        {"digest": "digest", "signature": "signature"},
+    )
+    signature = _object(
+        _require(spec, "signature", "hashedRekordRequestV002"),
+        "signature",
+        {"content": "content", "verifier": "verifier"},
+    )
+    verifier = _object(
+        _require(signature, "verifier", "signature"),
+        "verifier",
+        {
+            "publicKey": "public_key",
+            "x509Certificate": "x509_certificate",
+            "keyDetails": "key_details",
+        },
+    )
+    details = _require(verifier, "keyDetails", "verifier")
+    if not isinstance(details, str) or details not in _KEY_DETAILS:
+        raise EntryError(f"key details {str(details)[:64]!r} are not accepted")
+    matches, digest_name, algorithm = _KEY_DETAILS[details]
+    content = decode_b64(
+        _require(signature, "content", "signature"),
+        "signature content",
+        max_bytes=MAX_SIGNATURE_BYTES,
+    )
+    digest = decode_b64(_require(spec, "digest", "hashedRekordRequestV002"), "digest", max_bytes=64)
+    if len(digest) != _DIGEST_SIZES[digest_name]:
+        raise EntryError(f"digest is {len(digest)} bytes, {details} needs a {digest_name} digest")
+    if ("publicKey" in verifier) == ("x509Certificate" in verifier):
+        raise EntryError("verifier needs exactly one of publicKey or x509Certificate")
+    kind = "publicKey" if "publicKey" in verifier else "x509Certificate"
+    raw = _object(verifier[kind], kind, {"rawBytes": "raw_bytes"})
+    der = decode_b64(
+        _require(raw, "rawBytes", kind), f"{kind} rawBytes", max_bytes=MAX_VERIFIER_BYTES
+    )
+    key = _load_key(kind, der)
+    if not matches(key):
+        raise EntryError(f"the verifier's key does not match key details {details}")
+    verify_prehashed(key, content, digest, digest_name)
+    body = rfc8785.dumps(
+        {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "spec": {
+                "hashedRekordV002": {
+                    "data": {"algorithm": algorithm, "digest": _b64(digest)},
+                    "signature": {
+                        "content": _b64(content),
+                        "verifier": {"keyDetails": details, kind: {"rawBytes": _b64(der)}},
+                    },
+                }
+            },
+        }
+    )
+    if len(body) > tiles.MAX_ENTRY_BYTES:
+        raise EntryError(f"entry is larger than {tiles.MAX_ENTRY_BYTES} bytes")
+    return Canonical(body)
+
+
+def _load_key(kind: str, der: bytes) -> VerifyingKey:
+    try:
+        if kind == "x509Certificate":
+            key = x509.load_der_x509_certificate(der).public_key()
+        else:
+            key = serialization.load_der_public_key(der)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise EntryError(f"cannot parse the {kind}: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise EntryError(f"{kind} key type {type(key).__name__} is not accepted")
+    return key
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class RekorV2Service:
+    """A Rekor v2 log over a `MerkleLog`, its checkpoints signed by one Ed25519/P-256 key."""
+
+    def __init__(self, *, log: MerkleLog, storage: LogStorage, signer: CheckpointSigner) -> None:
+        self._log = log
+        self._storage = storage
+        self.origin = signer.origin
+        self.public_key = signer.public_key
+        self.key_id = checkpoint_key_id(signer.public_key, name=signer.name)
+
+    @classmethod
+    def open(
+        cls, *, storage: LogStorage, private_key: CheckpointKey, origin: str
+    ) -> RekorV2Service:
+        """A service over `storage` whose checkpoints name `origin` ("log.example.com")."""
+        if isinstance(private_key, ec.EllipticCurvePrivateKey) and not isinstance(
+            private_key.curve, ec.SECP256R1
+        ):
+            raise TypeError("an ECDSA checkpoint key must be P-256")
+        if not isinstance(private_key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+            raise TypeError("the Rekor v2 checkpoint key must be Ed25519 or ECDSA P-256")
+        signer = CheckpointSigner(origin=origin, name=origin, private_key=private_key)
+        return cls(log=MerkleLog(storage, signer), storage=storage, signer=signer)
+
+    @property
+    def log(self) -> MerkleLog:
+        """The underlying Merkle log."""
+        return self._log
+
+    def add_entry(self, request: object) -> V2Entry:
+        """Validate and durably log a request; returns once a signed checkpoint covers it.
+
+        Raises:
+            EntryError: the request is malformed or its signature does not verify.
+            DuplicateEntryError: the same entry is already logged (`.index`).
+        """
+        canonical = canonicalize(request)
+        appended = self._log.append(canonical.body, prove=True)
+        if appended.proof is None:
+            raise RuntimeError("the log returned no inclusion proof")
+        head = appended.head
+        return V2Entry(
+            log_index=appended.entry.index,
+            body=appended.entry.data,
+            tree_size=head.size,
+            root_hash=head.root_hash,
+            hashes=appended.proof,
+            checkpoint=head.signed.decode(),
+        )
+
+    def checkpoint(self) -> bytes:
+        """The latest signed checkpoint."""
+        return self._log.head().signed
+
+    def tile(self, tile: tiles.TileRef) -> bytes:
+        """A hash tile: its stored node hashes, concatenated.
+
+        Raises:
+            NotFoundError: the tree has not grown to the tile (or to its partial width).
+        """
+        if tile.level is None:
+            raise ValueError("an entry bundle is not a hash tile")
+        with self._storage.reader() as view:
+            head = view.latest_head()
+            if head is None:
+                raise StorageError("log has no signed tree head")
+            if tiles.available(tile.level, tile.index, head.size) < tile.count:
+                raise NotFoundError(f"no {tile.path()} in a tree of {head.size}")
+            return b"".join(view.read_nodes(tiles.tile_nodes(tile.level, tile.index, tile.count)))
+
+    def entry_bundle(self, tile: tiles.TileRef) -> bytes:
+        """An entry bundle: the canonical bodies of the tile's entries.
+
+        Raises:
+            NotFoundError: the tree has not grown to the bundle (or to its partial width).
+        """
+        start = tile.index * tiles.TILE_WIDTH
+        with self._storage.reader() as view:
+            head = view.latest_head()
+            if head is None:
+                raise StorageError("log has no signed tree head")
+            if tiles.available(0, tile.index, head.size) < tile.count:
+                raise NotFoundError(f"no {tile.path()} in a tree of {head.size}")
+            entries = view.entries(start, start + tile.count)
+        if len(entries) != tile.count:
+            raise StorageError(f"log storage lacks entries of {tile.path()}")
+        return tiles.entry_bundle([entry.data for entry in entries])
