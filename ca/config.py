@@ -2,12 +2,17 @@
 
 ```yaml
 ca:
-  backend: generated            # generated (dev: created once, then reused) | file
+  backend: generated            # generated (dev: created once, then reused) | file | pkcs11
   directory: ca                 # generated: where the dev CA lives (default <state-dir>/ca)
-  chain: ca-chain.pem           # file: PEM chain, issuing CA first, root last
+  chain: ca-chain.pem           # file, pkcs11: PEM chain, issuing CA first, root last
   key: ca-key.enc.pem           # file: encrypted PKCS#8 PEM
   key-password-env: KEYLESS_CA_KEY_PASSWORD   # file: one of these two
   key-password-file: /run/secrets/ca-key-password
+  pkcs11-module: /usr/lib/softhsm/libsofthsm2.so  # pkcs11: the vendor's PKCS#11 library
+  pkcs11-token-label: keyless   # pkcs11: the token, by label or by pkcs11-slot (slot ID)
+  pkcs11-key-label: keyless-intermediate   # pkcs11: the issuing key pair's CKA_LABEL
+  pkcs11-pin-env: KEYLESS_PKCS11_PIN       # pkcs11: the user PIN, one of these two
+  pkcs11-pin-file: /run/secrets/pkcs11-pin
   cert-validity: 15m            # 1m to 24h; "900s", "15m", "1h" or seconds
   ct-log: in-process            # in-process | http(s)://host[:port][/prefix] of an RFC 6962 log
   ct-log-public-key: ct.pub     # optional, PEM: verify every SCT before returning a certificate
@@ -21,23 +26,25 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ca.errors import CAConfigError
+from ca.pkcs11 import TokenKey
 from ca.profile import DEFAULT_VALIDITY
-from ca.signers import KeySigner, load_file_signer, load_generated_signer
+from ca.signers import MAX_CHAIN_BYTES, CASigner, load_file_signer, load_generated_signer
 from ca.wire import DEFAULT_MAX_REQUEST_BYTES
 
 IN_PROCESS = "in-process"
-BACKENDS = ("generated", "file")
+BACKENDS = ("generated", "file", "pkcs11")
 MIN_VALIDITY = timedelta(minutes=1)
 MAX_VALIDITY = timedelta(hours=24)
 MAX_PASSWORD_BYTES = 4096
@@ -54,6 +61,12 @@ _KNOWN_KEYS = frozenset(
         "ct-log-public-key",
         "detached",
         "max-request-bytes",
+        "pkcs11-module",
+        "pkcs11-token-label",
+        "pkcs11-slot",
+        "pkcs11-key-label",
+        "pkcs11-pin-env",
+        "pkcs11-pin-file",
     }
 )
 _DURATION = re.compile(r"([1-9][0-9]{0,5})([smh])\Z")
@@ -76,6 +89,7 @@ class CAConfig:
     ct_log_public_key: Path | None = None
     detached: bool = False
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    token_key: TokenKey | None = None  # pkcs11
 
     @classmethod
     def from_mapping(
@@ -120,6 +134,11 @@ class CAConfig:
                 )
         elif backend == "generated" and (chain or key or password_env or password_file):
             problems.append("chain, key and key passwords belong to backend file")
+        token_key = _token_key(section, path, problems) if backend == "pkcs11" else None
+        if backend == "pkcs11" and chain is None:
+            problems.append("backend pkcs11 needs chain (the PEM CA chain)")
+        if backend != "pkcs11" and any(k.startswith("pkcs11-") for k in section):
+            problems.append("pkcs11-* keys belong to backend pkcs11")
         validity = _duration(section.get("cert-validity"), problems)
         ct_log = section.get("ct-log", IN_PROCESS)
         if not isinstance(ct_log, str) or (ct_log != IN_PROCESS and not _is_log_url(ct_log)):
@@ -144,9 +163,10 @@ class CAConfig:
             ct_log_public_key=ct_log_public_key,
             detached=detached,
             max_request_bytes=limit,
+            token_key=token_key,
         )
 
-    def load_signer(self, *, state_dir: Path, now: datetime) -> KeySigner:
+    def load_signer(self, *, state_dir: Path, now: datetime) -> CASigner:
         """The CA signer this configuration names, read once (the caller keeps it).
 
         Raises:
@@ -154,6 +174,12 @@ class CAConfig:
         """
         if self.backend == "generated":
             return load_generated_signer(self.directory or state_dir / "ca", now=now)
+        if self.backend == "pkcs11":
+            from ca.pkcs11 import Pkcs11Signer
+
+            if self.token_key is None or self.chain_path is None:
+                raise RuntimeError("a pkcs11 backend configuration without its token or chain")
+            return Pkcs11Signer(self.token_key, _read_chain(self.chain_path), now=now)
         if self.chain_path is None or self.key_path is None:
             raise RuntimeError("a file backend configuration without paths")
         return load_file_signer(
@@ -201,6 +227,47 @@ class CAConfig:
         if not password or len(data) > MAX_PASSWORD_BYTES:
             raise CAConfigError(str(self.password_file), ["the password file is empty or too long"])
         return password
+
+
+def _token_key(
+    section: Mapping[str, Any], path: Callable[[str], Path | None], problems: list[str]
+) -> TokenKey | None:
+    """The `pkcs11-*` keys: module, token (label or slot), key label, PIN source."""
+    module = path("pkcs11-module")
+    if module is None:
+        problems.append("backend pkcs11 needs pkcs11-module (the PKCS#11 library's path)")
+    label, slot = section.get("pkcs11-token-label"), section.get("pkcs11-slot")
+    if (label is None) == (slot is None):
+        problems.append("backend pkcs11 needs exactly one of pkcs11-token-label, pkcs11-slot")
+    if label is not None and (not isinstance(label, str) or not label):
+        problems.append("pkcs11-token-label must be a non-empty string")
+    if slot is not None and (isinstance(slot, bool) or not isinstance(slot, int) or slot < 0):
+        problems.append("pkcs11-slot must be a slot ID (a non-negative integer)")
+    key_label = section.get("pkcs11-key-label")
+    if not isinstance(key_label, str) or not key_label:
+        problems.append("backend pkcs11 needs pkcs11-key-label (the key pair's CKA_LABEL)")
+    pin_env, pin_file = section.get("pkcs11-pin-env"), path("pkcs11-pin-file")
+    if (pin_env is None) == (pin_file is None):
+        problems.append("backend pkcs11 needs exactly one of pkcs11-pin-env, pkcs11-pin-file")
+    if pin_env is not None and (not isinstance(pin_env, str) or not _ENV_NAME.match(pin_env)):
+        problems.append("pkcs11-pin-env must be an environment variable name")
+    if problems or module is None or not isinstance(key_label, str):
+        return None
+    return TokenKey(
+        module=module,
+        key_label=key_label,
+        token_label=label,
+        slot=slot,
+        pin_env=pin_env,
+        pin_file=pin_file,
+    )
+
+
+def _read_chain(path: Path) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(path.read_bytes()[: MAX_CHAIN_BYTES + 1])
+    except (OSError, ValueError) as exc:
+        raise CAConfigError(str(path), [f"not a readable PEM certificate chain: {exc}"]) from exc
 
 
 def _duration(value: Any, problems: list[str]) -> timedelta:

@@ -216,8 +216,8 @@ def load_generated_signer(directory: Path, *, now: datetime) -> KeySigner:
                 serialization.NoEncryption(),
             )
             chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
-            _write_atomic(key_path, key_pem, mode=0o600)
-            _write_atomic(chain_path, chain_pem, mode=0o644)
+            write_atomic(key_path, key_pem, mode=0o600)
+            write_atomic(chain_path, chain_pem, mode=0o644)
     try:
         key = serialization.load_pem_private_key(_read(key_path, MAX_KEY_FILE_BYTES), password=None)
         chain = x509.load_pem_x509_certificates(_read(chain_path, MAX_CHAIN_BYTES))
@@ -237,28 +237,50 @@ def generate_ca(
     """
     start = now.replace(microsecond=0) - timedelta(minutes=5)
     root_key = ec.generate_private_key(ec.SECP384R1())
-    root_name = _name(name, "root")
-    root = _ca_builder(root_name, root_name, root_key.public_key(), start, path_length=1)
-    root = root.add_extension(
-        x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False
-    ).sign(root_key, hashes.SHA384())
+    root = root_builder(root_key.public_key(), name=name, start=start).sign(
+        root_key, hashes.SHA384()
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    inter = _ca_builder(_name(name, "intermediate"), root_name, key.public_key(), start, 0)
-    inter = (
-        inter.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    inter = intermediate_builder(key.public_key(), name=name, root=root, start=start)
+    return key, [inter.sign(root_key, hashes.SHA384()), root]
+
+
+def root_builder(
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    name: str,
+    start: datetime,
+    lifetime: timedelta = GENERATED_LIFETIME,
+) -> x509.CertificateBuilder:
+    """A self-issued root CA (pathlen 1), to be signed by its own key."""
+    subject = ca_name(name, "root")
+    return _ca_builder(subject, subject, public_key, start, 1, lifetime).add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
+    )
+
+
+def intermediate_builder(
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    name: str,
+    root: x509.Certificate,
+    start: datetime,
+    lifetime: timedelta = GENERATED_LIFETIME,
+) -> x509.CertificateBuilder:
+    """The issuing CA under `root` (EKU codeSigning, pathlen 0), to be signed by the root key."""
+    return (
+        _ca_builder(ca_name(name, "intermediate"), root.subject, public_key, start, 0, lifetime)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.public_key()),
             critical=False,
         )
-        .sign(root_key, hashes.SHA384())
     )
-    return key, [inter, root]
 
 
-def _name(organisation: str, role: str) -> x509.Name:
+def ca_name(organisation: str, role: str) -> x509.Name:
+    """`O=<organisation>, CN=<organisation>-<role>`."""
     return x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
@@ -273,6 +295,7 @@ def _ca_builder(
     public_key: ec.EllipticCurvePublicKey,
     start: datetime,
     path_length: int,
+    lifetime: timedelta,
 ) -> x509.CertificateBuilder:
     return (
         x509.CertificateBuilder()
@@ -281,7 +304,7 @@ def _ca_builder(
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
-        .not_valid_after(start + GENERATED_LIFETIME)
+        .not_valid_after(start + lifetime)
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -311,7 +334,8 @@ def _read(path: Path, limit: int) -> bytes:
     return data
 
 
-def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
+    """Write `data` durably and atomically, with `mode` from the start (no readable window)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:

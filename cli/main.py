@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "tree",
     "monitor",
     "audit",
+    "ca",
     "policy",
     "attest",
     "verify_attestation",

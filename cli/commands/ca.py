@@ -1,0 +1,181 @@
+"""`keyless ca`: the operator's key ceremonies.
+
+`init` makes a root and an issuing intermediate (keys in encrypted files or a PKCS#11 token)
+and prints the server's `ca:` section; `rotate` signs a new intermediate with the same root and
+prints the `retired-trust:` entry that keeps the old chain verifiable; `rotate-tuf-root` rotates
+the root key of the TUF repository a server publishes, so clients follow the new root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ca.ceremony import CeremonyResult, KeyStore
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ca",
+        help="CA key ceremonies: make, rotate, and rotate the TUF root",
+        description=(
+            "Key ceremonies for operators. Keys go to encrypted PKCS#8 files (--password-env) "
+            "or stay in a PKCS#11 token (--pkcs11-module with --token-label or --slot, and "
+            "--pin-env or --pin-file): non-extractable, never written anywhere."
+        ),
+    )
+    commands = parser.add_subparsers(dest="ca_command", metavar="COMMAND", required=True)
+    init = commands.add_parser("init", help="make a root and an intermediate; print ca: config")
+    rotate = commands.add_parser(
+        "rotate", help="sign a new intermediate with the root; print retired-trust: config"
+    )
+    for sub in (init, rotate):
+        sub.add_argument("--out", type=Path, required=True, metavar="DIR", help="ceremony folder")
+        sub.add_argument("--name", default="keyless", help="organisation name in the CA subjects")
+        sub.add_argument("--curve", default="secp256r1", help="intermediate key curve")
+        keys = sub.add_mutually_exclusive_group(required=True)
+        keys.add_argument("--password-env", metavar="VAR", help="encrypt key files with $VAR")
+        keys.add_argument("--pkcs11-module", type=Path, metavar="PATH", help="PKCS#11 library")
+        token = sub.add_mutually_exclusive_group()
+        token.add_argument("--token-label", metavar="LABEL")
+        token.add_argument("--slot", type=int, metavar="ID")
+        pin = sub.add_mutually_exclusive_group()
+        pin.add_argument("--pin-env", metavar="VAR", help="the token's user PIN is in $VAR")
+        pin.add_argument("--pin-file", type=Path, metavar="FILE")
+        sub.add_argument(
+            "--root-label", default="keyless-root", help="the root key pair's token label"
+        )
+        sub.set_defaults(run=run, parser=sub)
+    init.add_argument("--root-curve", default="secp384r1", help="root key curve")
+    rotate.add_argument(
+        "--public-url",
+        required=True,
+        metavar="URL",
+        help="the public-url, for retired-trust",
+    )
+    init.add_argument(
+        "--key-label", default="keyless-intermediate", help="the intermediate's token label"
+    )
+    tuf = commands.add_parser(
+        "rotate-tuf-root", help="rotate the root key of a server's TUF repository"
+    )
+    tuf.add_argument("--state-dir", type=Path, required=True, metavar="DIR")
+    tuf.set_defaults(run=run_tuf, parser=tuf)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ca.ceremony import init_ca, rotate_intermediate
+
+    store = _store(args)
+    now = datetime.now(UTC)
+    if args.ca_command == "init":
+        result = init_ca(
+            args.out,
+            store,
+            name=args.name,
+            now=now,
+            root_curve=args.root_curve,
+            curve=args.curve,
+            root_label=args.root_label,
+            key_label=args.key_label,
+        )
+        print(f"made a root and an intermediate; chain in {result.chain_path}", file=sys.stderr)
+    else:
+        result = rotate_intermediate(
+            args.out, store, name=args.name, now=now, curve=args.curve, root_label=args.root_label
+        )
+        print(
+            f"made a new intermediate; chain in {result.chain_path}, the old one kept in "
+            f"{result.retired_chain_path}",
+            file=sys.stderr,
+        )
+    print("# server.yaml")
+    print(_config(args, result, now))
+    return 0
+
+
+def run_tuf(args: argparse.Namespace) -> int:
+    from server.state import StateDir
+    from server.tuf_repository import open_repository, rotate_root_key
+
+    state = StateDir(args.state_dir)
+    if not (args.state_dir / "tuf").is_dir():
+        args.parser.error(f"{args.state_dir} holds no TUF repository (start the server once)")
+    repository = open_repository(state)
+    version = rotate_root_key(state, repository, now=datetime.now(UTC))
+    print(
+        f"published TUF root version {version}, signed by the old and the new root key; the new "
+        f"key is {args.state_dir / f'tuf-root-key.v{version}.pem'}: back it up offline",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _store(args: argparse.Namespace) -> KeyStore:
+    import os
+
+    from ca.ceremony import KeyStore
+    from ca.pkcs11 import TokenKey
+
+    if args.password_env:
+        if args.token_label or args.slot is not None or args.pin_env or args.pin_file:
+            args.parser.error("--token-label, --slot and PIN flags go with --pkcs11-module")
+        password = os.environ.get(args.password_env)
+        if not password:
+            args.parser.error(f"environment variable {args.password_env} is not set")
+        return KeyStore(password=password.encode())
+    if (args.token_label is None) == (args.slot is None):
+        args.parser.error("--pkcs11-module needs --token-label or --slot")
+    if not (args.pin_env or args.pin_file):
+        args.parser.error("--pkcs11-module needs --pin-env or --pin-file")
+    return KeyStore(
+        token=TokenKey(
+            module=args.pkcs11_module,
+            key_label=args.root_label,
+            token_label=args.token_label,
+            slot=args.slot,
+            pin_env=args.pin_env,
+            pin_file=args.pin_file,
+        )
+    )
+
+
+def _config(args: argparse.Namespace, result: CeremonyResult, now: datetime) -> str:
+    import yaml
+
+    section: dict[str, Any] = {"chain": str(result.chain_path.resolve())}
+    if result.key_path is not None:
+        section |= {
+            "backend": "file",
+            "key": str(result.key_path.resolve()),
+            "key-password-env": args.password_env,
+        }
+    else:
+        section = {"backend": "pkcs11", **section, "pkcs11-module": str(args.pkcs11_module)}
+        if args.token_label is not None:
+            section["pkcs11-token-label"] = args.token_label
+        else:
+            section["pkcs11-slot"] = args.slot
+        section["pkcs11-key-label"] = result.key_label
+        if args.pin_env:
+            section["pkcs11-pin-env"] = args.pin_env
+        else:
+            section["pkcs11-pin-file"] = str(args.pin_file.resolve())
+    document: dict[str, Any] = {"ca": section}
+    if result.retired_chain_path is not None and result.retired_start is not None:
+        # The old intermediate may issue until the new chain is deployed; certificates it issued
+        # then live 15 minutes at most. A day covers a careful rollout; shorten it if yours is.
+        end = now.replace(microsecond=0) + timedelta(days=1)
+        document["retired-trust"] = [
+            {
+                "ca-chain": str(result.retired_chain_path.resolve()),
+                "url": args.public_url,
+                "start": result.retired_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        ]
+    return yaml.safe_dump(document, sort_keys=False).rstrip()
