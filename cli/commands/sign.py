@@ -114,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
 def _inputs(args: argparse.Namespace) -> tuple[Any, str, Any]:
     """The services, token and trusted root of one signing (images call this after resolving).
 
-    The trusted root comes first: a server that is no longer the one trusted is refused before
-    the user logs in, and before any certificate is issued or entry logged.
+    The trusted root is fetched before any certificate is issued or entry logged, so a server
+    that is no longer the one trusted is refused while nothing has happened yet.
     """
     from cli import services
 
@@ -125,8 +125,7 @@ def _inputs(args: argparse.Namespace) -> tuple[Any, str, Any]:
         endpoints = services.from_trust_config(args.trust_config)
     else:
         endpoints = services.from_signing_config(args.signing_config)
-    trusted_root = _trusted_root(args)
-    return endpoints, _token(args, endpoints), trusted_root
+    return endpoints, _token(args, endpoints), _trusted_root(args)
 
 
 def _target(args: argparse.Namespace) -> tuple[bytes, Path]:
