@@ -1,0 +1,209 @@
+"""Rekor v2 and the TSA against the reference client: sigstore-python 4.x signs through keyless
+with the v2 log (asked for, and by default once the signing config offers it), verifies, and
+keyless verifies those bundles; a v2 bundle without its timestamp has no signed time."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from sigstore.models import SigningConfig
+
+from cli.main import main
+
+SIGSTORE = [sys.executable, "-m", "sigstore"]
+
+
+@pytest.fixture
+def trust_config(server, tmp_path: Path) -> Path:
+    path = tmp_path / "client_trust_config.json"
+    path.write_text(
+        requests.get(f"{server.url}/api/v1/trust/client_trust_config.json", timeout=5).text
+    )
+    return path
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    path = tmp_path / "artifact.txt"
+    path.write_text("signed into the v2 log\n")
+    return path
+
+
+def _sigstore(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "1000"}
+    return subprocess.run([*SIGSTORE, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def _sign(server, trust_config: Path, artifact: Path, bundle: Path, email: str, *flags: str):
+    signed = _sigstore(
+        "--trust-config",
+        str(trust_config),
+        "sign",
+        *flags,
+        "--identity-token",
+        server.email_token(email),
+        "--bundle",
+        str(bundle),
+        str(artifact),
+    )
+    assert signed.returncode == 0, signed.stderr
+    return json.loads(bundle.read_text())
+
+
+def _sigstore_verifies(server, trust_config, bundle, artifact, email) -> None:
+    verified = _sigstore(
+        "--trust-config",
+        str(trust_config),
+        "verify",
+        "identity",
+        "--bundle",
+        str(bundle),
+        "--cert-identity",
+        email,
+        "--cert-oidc-issuer",
+        f"{server.url}/oidc",
+        str(artifact),
+    )
+    assert verified.returncode == 0, verified.stderr
+
+
+def _keyless_verify(server, trust_config, bundle, artifact, email) -> int:
+    return main(
+        [
+            "verify",
+            "--trust-config",
+            str(trust_config),
+            "--bundle",
+            str(bundle),
+            "--certificate-identity",
+            email,
+            "--certificate-oidc-issuer",
+            f"{server.url}/oidc",
+            str(artifact),
+        ]
+    )
+
+
+def _v2_key_id(server) -> str:
+    root = requests.get(f"{server.url}/api/v1/trust/trusted_root.json", timeout=5).json()
+    [log] = [t for t in root["tlogs"] if t["publicKey"]["keyDetails"] == "PKIX_ED25519"]
+    return log["logId"]["keyId"]
+
+
+@pytest.mark.parametrize("flags", [("--rekor-version", "2"), ()], ids=["asked", "default"])
+def test_sigstore_python_signs_into_rekor_v2_and_both_verify(
+    server, trust_config, artifact, tmp_path, flags
+) -> None:
+    bundle_path = tmp_path / "v2.sigstore.json"
+    bundle = _sign(server, trust_config, artifact, bundle_path, "v2@example.com", *flags)
+    [entry] = bundle["verificationMaterial"]["tlogEntries"]
+    assert entry["kindVersion"] == {"kind": "hashedrekord", "version": "0.0.2"}
+    assert entry["logId"]["keyId"] == _v2_key_id(server)
+    assert "inclusionPromise" not in entry
+    assert entry["integratedTime"] == "0"
+    [stamp] = bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    assert base64.b64decode(stamp["signedTimestamp"])
+    _sigstore_verifies(server, trust_config, bundle_path, artifact, "v2@example.com")
+    assert _keyless_verify(server, trust_config, bundle_path, artifact, "v2@example.com") == 0
+
+
+def test_rekor_v1_signing_still_works_and_carries_a_timestamp(
+    server, trust_config, artifact, tmp_path
+) -> None:
+    bundle_path = tmp_path / "v1.sigstore.json"
+    bundle = _sign(
+        server, trust_config, artifact, bundle_path, "v1@example.com", "--rekor-version", "1"
+    )
+    [entry] = bundle["verificationMaterial"]["tlogEntries"]
+    assert entry["kindVersion"] == {"kind": "hashedrekord", "version": "0.0.1"}
+    assert entry["inclusionPromise"]["signedEntryTimestamp"]
+    assert bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    _sigstore_verifies(server, trust_config, bundle_path, artifact, "v1@example.com")
+    assert _keyless_verify(server, trust_config, bundle_path, artifact, "v1@example.com") == 0
+
+
+def test_a_v2_bundle_without_its_timestamp_is_refused(
+    server, trust_config, artifact, tmp_path, capsys
+) -> None:
+    bundle_path = tmp_path / "v2.sigstore.json"
+    bundle = _sign(
+        server, trust_config, artifact, bundle_path, "v2@example.com", "--rekor-version", "2"
+    )
+    del bundle["verificationMaterial"]["timestampVerificationData"]
+    stripped = tmp_path / "stripped.sigstore.json"
+    stripped.write_text(json.dumps(bundle))
+    assert _keyless_verify(server, trust_config, stripped, artifact, "v2@example.com") == 1
+    assert "neither an inclusion promise nor an RFC 3161 timestamp" in capsys.readouterr().err
+    refused = _sigstore(
+        "--trust-config",
+        str(trust_config),
+        "verify",
+        "identity",
+        "--bundle",
+        str(stripped),
+        "--cert-identity",
+        "v2@example.com",
+        "--cert-oidc-issuer",
+        f"{server.url}/oidc",
+        str(artifact),
+    )
+    assert refused.returncode != 0
+
+
+def test_signing_config_offers_v1_v2_and_the_tsa(server, tmp_path) -> None:
+    document = requests.get(f"{server.url}/api/v1/trust/signing_config.json", timeout=5).json()
+    logs = [(s["url"], s["majorApiVersion"]) for s in document["rekorTlogUrls"]]
+    assert logs == [(server.url, 1), (server.url, 2)]
+    assert [s["url"] for s in document["tsaUrls"]] == [f"{server.url}/api/v1/timestamp"]
+    assert all("start" in s["validFor"] for s in document["tsaUrls"] + document["rekorTlogUrls"])
+    path = tmp_path / "signing_config.json"
+    path.write_text(json.dumps(document))
+    # The reference client keeps the highest version per operator, unless told otherwise.
+    config = SigningConfig.from_file(str(path))
+    assert [type(t).__name__ for t in config.get_tlogs()] == ["RekorV2Client"]
+    assert [t.url for t in config.get_tsas()] == [f"{server.url}/api/v1/timestamp"]
+    inner = config._inner
+    assert [type(t).__name__ for t in SigningConfig(inner, tlog_version=1).get_tlogs()] == [
+        "RekorClient"
+    ]
+
+
+def test_sigstore_python_attests_into_rekor_v2(server, trust_config, artifact, tmp_path) -> None:
+    """DSSE goes to the v2 log as a hashedrekord over the envelope's PAE, as upstream does."""
+    predicate = tmp_path / "predicate.json"
+    predicate.write_text(
+        json.dumps({"buildType": "https://example.com/build", "builder": {"id": "https://ci"}})
+    )
+    bundle_path = tmp_path / "attestation.sigstore.json"
+    attested = _sigstore(
+        "--trust-config",
+        str(trust_config),
+        "attest",
+        "--rekor-version",
+        "2",
+        "--predicate",
+        str(predicate),
+        "--predicate-type",
+        "https://slsa.dev/provenance/v0.2",
+        "--identity-token",
+        server.email_token("attester@example.com"),
+        "--bundle",
+        str(bundle_path),
+        str(artifact),
+    )
+    assert attested.returncode == 0, attested.stderr
+    bundle = json.loads(bundle_path.read_text())
+    assert "dsseEnvelope" in bundle
+    [entry] = bundle["verificationMaterial"]["tlogEntries"]
+    assert entry["kindVersion"] == {"kind": "hashedrekord", "version": "0.0.2"}
+    body = json.loads(base64.b64decode(entry["canonicalizedBody"]))
+    signature = body["spec"]["hashedRekordV002"]["signature"]["content"]
+    assert signature == bundle["dsseEnvelope"]["signatures"][0]["sig"]
+    _sigstore_verifies(server, trust_config, bundle_path, artifact, "attester@example.com")
