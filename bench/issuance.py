@@ -36,8 +36,11 @@ REPO = Path(__file__).resolve().parents[1]
 DEV_KEY_FILE = "dev-issuer-key.pem"
 
 
-def build_parts(state: Path, base_url: str) -> dict[str, Any]:
-    """The real services over `state`: development issuer, authenticator, CA, CT log."""
+def build_parts(
+    state: Path, base_url: str, signer: Any = None, ct_db: str = "ct.db"
+) -> dict[str, Any]:
+    """The real services over `state`: development issuer, authenticator, CA (the generated
+    file key unless `signer` is given), CT log."""
     from ca import CertificateAuthority, load_generated_signer
     from oidc import Authenticator, JWKSCache, StaticKeys
     from oidc.devissuer import DevIssuer
@@ -50,9 +53,9 @@ def build_parts(state: Path, base_url: str) -> dict[str, Any]:
         issuer.trusted_issuers(),
         keys=StaticKeys({issuer.issuer_url: issuer.jwks()}, fallback=JWKSCache()),
     )
-    signer = load_generated_signer(state / "ca", now=datetime.now(UTC))
+    signer = signer or load_generated_signer(state / "ca", now=datetime.now(UTC))
     ct_log = open_ct_log(
-        database=state / "ct.db",
+        database=state / ct_db,
         private_key=StateDir(state).private_key(
             "ct-key.pem", lambda: ec.generate_private_key(ec.SECP256R1())
         ),
@@ -284,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-processes", type=int, default=2, help="processes they run in")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--hsm", action="store_true", help="also issue with the CA key in SoftHSM2 (same run)"
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="keyless-bench-") as tmp:
@@ -324,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             csrs = csrs[args.in_process // 2 :]
 
+        if args.hsm:
+            _hsm_section(state, parts, csrs[: args.in_process], token)
+            csrs = csrs[args.in_process :]
         result = _http_section(state, csrs[: args.http], args)
         print(
             f"HTTP under gunicorn ({args.workers} workers x {args.threads} threads, "
@@ -332,6 +341,51 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {result['p99_ms']:.1f} ms, errors {result['errors']}"
         )
     return 0
+
+
+def _hsm_section(state: Path, parts: dict[str, Any], csrs: list[bytes], token: str) -> None:
+    """In-process issuance with the file key and with a SoftHSM2 key, alternating, one thread."""
+    from ca.ceremony import KeyStore, init_ca
+    from ca.pkcs11 import DEFAULT_MODULE, Pkcs11Signer, TokenKey
+
+    tokens = state / "softhsm"
+    tokens.mkdir()
+    (state / "softhsm2.conf").write_text(f"directories.tokendir = {tokens}\n")
+    os.environ["SOFTHSM2_CONF"] = str(state / "softhsm2.conf")
+    os.environ["BENCH_PIN"] = "1234"
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "bench",
+            "--pin",
+            "1234",
+            "--so-pin",
+            "5678",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    where = TokenKey(
+        DEFAULT_MODULE, "keyless-intermediate", token_label="bench", pin_env="BENCH_PIN"
+    )
+    now = datetime.now(UTC)
+    result = init_ca(state / "hsm-ca", KeyStore(token=where), name="bench", now=now)
+    signer = Pkcs11Signer(where, result.chain, now=now)
+    hsm = build_parts(state, "http://127.0.0.1:1", signer=signer, ct_db="ct-hsm.db")
+    half = len(csrs) // 4
+    rates: dict[str, list[float]] = {"file key": [], "SoftHSM2 key": []}
+    for round_ in range(2):
+        chunk = csrs[round_ * 2 * half : (round_ + 1) * 2 * half]
+        rates["file key"].append(in_process(parts, chunk[:half], token, 1))
+        rates["SoftHSM2 key"].append(in_process(hsm, chunk[half:], token, 1))
+    file_rate, hsm_rate = max(rates["file key"]), max(rates["SoftHSM2 key"])
+    print(
+        f"in-process issuance, 1 thread: file key {file_rate:.0f}/s, SoftHSM2 key "
+        f"{hsm_rate:.0f}/s (HSM/file = {hsm_rate / file_rate:.2f})"
+    )
 
 
 def _http_section(state: Path, csrs: list[bytes], args: argparse.Namespace) -> dict[str, float]:
