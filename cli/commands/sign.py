@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import os
 import re
@@ -187,28 +188,46 @@ def _keep(exc: Any, *, beside: Path | None) -> CLIError:
 
     Never at the bundle's own path, where a pipeline would take it for a good one: beside it
     with `.unverified` appended, or (an image signed without --bundle) in the XDG data
-    directory. If even that fails, the bundle goes to stdout: a logged signature is not lost.
+    directory; never over an earlier one (a numbered name instead). If even that fails, the
+    bundle goes to stdout: a logged signature is not lost.
     """
     from datetime import UTC, datetime
 
     if beside is not None:
-        kept = beside.with_name(beside.name + ".unverified")
+        wanted = beside.with_name(beside.name + ".unverified")
     else:
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-log-{exc.result.log_index}.sigstore.json"
-        kept = Path(base) / "keyless" / "unverified-bundles" / name
+        wanted = Path(base) / "keyless" / "unverified-bundles" / name
     text = exc.result.to_json()
     try:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        _write(kept, text)
-    except (OSError, CLIError) as failure:
+        wanted.parent.mkdir(parents=True, exist_ok=True)
+        kept = _write_new(wanted, text)
+    except OSError as failure:
         print(text)
         return CLIError(
-            f"{exc.message}; the bundle could not be saved in {kept} "
-            f"({getattr(failure, 'message', failure)}), so it is printed on stdout",
+            f"{exc.message}; the bundle could not be saved in {wanted} ({failure.strerror}), "
+            "so it is printed on stdout",
             hint=exc.hint,
         )
     return CLIError(f"{exc.message}; the bundle is saved in {kept}", hint=exc.hint)
+
+
+def _write_new(path: Path, text: str) -> Path:
+    """Write `text` whole to `path`, or to `path.1`, `path.2`... if taken; returns where."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    try:
+        for number in range(1000):
+            candidate = path if number == 0 else path.with_name(f"{path.name}.{number}")
+            try:
+                os.link(temporary, candidate)  # fails if the name is taken, never overwrites
+            except FileExistsError:
+                continue
+            return candidate
+        raise FileExistsError(errno.EEXIST, "too many unverified bundles", str(path))
+    finally:
+        temporary.unlink()
 
 
 def _write(path: Path, text: str) -> None:

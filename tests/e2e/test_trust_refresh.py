@@ -198,20 +198,19 @@ def test_a_bundle_that_fails_its_post_signing_check_is_kept(tmp_path, artifact, 
         assert main(["trust", "signing-config", "--server", b.url, "-o", str(config_b)]) == 0
         bundle = tmp_path / "out.sigstore.json"
         capsys.readouterr()
-        code = main(
-            [
-                "sign",
-                "--signing-config",
-                str(config_b),
-                "--trusted-root",
-                str(root_a),
-                "--identity-token",
-                b.email_token("alice@example.com"),
-                "--bundle",
-                str(bundle),
-                str(artifact),
-            ]
-        )
+        sign = [
+            "sign",
+            "--signing-config",
+            str(config_b),
+            "--trusted-root",
+            str(root_a),
+            "--identity-token",
+            b.email_token("alice@example.com"),
+            "--bundle",
+            str(bundle),
+            str(artifact),
+        ]
+        code = main(sign)
         assert code == 1
         err = capsys.readouterr().err.splitlines()
         kept = tmp_path / "out.sigstore.json.unverified"
@@ -246,6 +245,15 @@ def test_a_bundle_that_fails_its_post_signing_check_is_kept(tmp_path, artifact, 
             ]
         )
         assert verified == 0, capsys.readouterr().err
+        # A second failure keeps the first bundle and saves the new one beside it.
+        capsys.readouterr()
+        assert main(sign) == 1
+        assert (
+            capsys.readouterr().err.splitlines()[0].endswith(f"; the bundle is saved in {kept}.1")
+        )
+        assert json.loads(kept.read_text()) == saved
+        second = json.loads(Path(f"{kept}.1").read_text())
+        assert second["verificationMaterial"]["tlogEntries"][0]["logIndex"] == "1"
 
 
 def test_verify_works_offline_until_the_tuf_timestamp_expires(
