@@ -327,12 +327,12 @@ def test_non_canonical_tile_paths_are_refused(path) -> None:
         parse_tile_path(path)
 
 
-def _mth(leaves: list[bytes]) -> bytes:
+def mth(leaves: list[bytes]) -> bytes:
     """RFC 6962 MTH over leaf hashes, computed here independently of the log's engine."""
     if len(leaves) == 1:
         return leaves[0]
     split = 1 << ((len(leaves) - 1).bit_length() - 1)
-    return hashlib.sha256(b"\x01" + _mth(leaves[:split]) + _mth(leaves[split:])).digest()
+    return hashlib.sha256(b"\x01" + mth(leaves[:split]) + mth(leaves[split:])).digest()
 
 
 def _fill(v2: V2Server, signer: Signer, count: int) -> None:
@@ -365,10 +365,10 @@ def test_whole_tree_read_back_from_tiles_alone(v2, signer) -> None:
         leaves += tile_hashes
         bodies += entries
     assert len(leaves) == size
-    assert _mth(leaves) == checkpoint.root_hash
+    assert mth(leaves) == checkpoint.root_hash
     # The level-1 tile holds the roots of the two full 256-leaf subtrees.
     upper = v2.get("tile/1/000.p/2")
-    assert upper.content == _mth(leaves[:256]) + _mth(leaves[256:512])
+    assert upper.content == mth(leaves[:256]) + mth(leaves[256:512])
     assert json.loads(bodies[7])["spec"]["hashedRekordV002"]["data"]["digest"] == _b64(
         hashlib.sha256(b"entry 7").digest()
     )
