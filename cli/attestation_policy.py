@@ -4,7 +4,9 @@ cosign's convention: the input is the whole in-toto statement, the policy declar
 `package signature`, and the statement is accepted only when `data.signature.allow` is `true`
 (`pkg/cosign/rego/rego.go`). Undefined, false or any other value refuses. When refused, the
 messages of an optional `deny` rule in the same package say why (a keyless addition; cosign
-only reports the count of failures).
+only reports the count of failures). policy-controller's convention for ClusterImagePolicy
+policies (`package sigstore`, `isCompliant` true or a set of `{result, error, warning}`
+objects) is `RegoPolicy(text, query=POLICY_CONTROLLER_QUERY)`; the deploy gate calls that.
 
 The policy is compiled once (`RegoPolicy`) and then evaluated per statement; compiling costs
 milliseconds, an evaluation a fraction of one. What regopy 1.5 does differently from OPA, found
@@ -28,6 +30,9 @@ from cli.errors import ClientError
 from cli.files import read_bounded
 
 COSIGN_QUERY = "data.signature.allow"
+# policy-controller's ClusterImagePolicy convention (cosign's ValidateJSONWithModuleInput):
+# `isCompliant` is true, or a set of {"result": bool, "error": str, "warning": str} objects.
+POLICY_CONTROLLER_QUERY = "data.sigstore.isCompliant"
 MAX_POLICY_BYTES = 256 * 1024
 MAX_MESSAGES = 8
 
@@ -55,6 +60,7 @@ class RegoPolicy:
         self.name = name
         self.query = query
         self._deny_query = f"{package}.deny"
+        self._result_objects = query == POLICY_CONTROLLER_QUERY
         self._lock = threading.Lock()
         self._interpreter = Interpreter()
         self._interpreter.log_level = LogLevel.NONE
@@ -82,7 +88,11 @@ class RegoPolicy:
         return cls(text, query=query, name=path.name)
 
     def evaluate(self, input_document: Any) -> tuple[bool, list[str]]:
-        """(allowed, messages): allowed only when the rule is exactly `true`.
+        """(allowed, messages): allowed only when the rule is exactly `true` (or, for
+        `POLICY_CONTROLLER_QUERY`, holds a result object with `"result": true`).
+
+        Messages: the `error`s of policy-controller result objects (the `warning` of an
+        allowing one), else the members of a `deny` rule in the policy's package.
 
         Raises:
             PolicyError: the input is not JSON-encodable, or evaluation failed.
@@ -94,10 +104,10 @@ class RegoPolicy:
         with self._lock:
             try:
                 self._interpreter.set_input_term(encoded)
-                allowed = _value(self._interpreter.query_bundle(self._plan)) is True
-                messages = (
-                    [] if allowed else _messages(self._interpreter.query_bundle(self._deny_plan))
-                )
+                value = _value(self._interpreter.query_bundle(self._plan))
+                allowed, messages = _decide(value, result_objects=self._result_objects)
+                if not allowed and not messages:
+                    messages = _messages(self._interpreter.query_bundle(self._deny_plan))
             except self._error as exc:
                 raise PolicyError(
                     f"policy {self.name} failed to evaluate: {_first_error(exc)}"
@@ -137,19 +147,47 @@ def _value(output: Any) -> Any:
     return None
 
 
+def _decide(value: Any, *, result_objects: bool) -> tuple[bool, list[str]]:
+    """Whether a rule's value allows, and the messages its result objects carry."""
+    if value is True:
+        return True, []
+    if not result_objects:
+        return False, []
+    errors: list[str] = []
+    for member in _members(value):
+        if not isinstance(member, dict):
+            continue
+        if member.get("result") is True:
+            warning = member.get("warning")
+            return True, [str(warning)[:200]] if warning else []
+        if member.get("error"):
+            errors.append(str(member["error"])[:200])
+    return False, errors[:MAX_MESSAGES]
+
+
+def _members(value: Any) -> list[Any]:
+    """The members of a Rego set as regopy returns it: a list, or (v0 partial set syntax read
+    as v1) an object whose keys are the members, JSON-encoded when they are objects."""
+    if isinstance(value, list):
+        return value
+    if not isinstance(value, dict):
+        return []
+    members = []
+    for key in value:
+        try:
+            members.append(json.loads(key))
+        except ValueError:
+            members.append(key)
+    return members
+
+
 def _messages(output: Any) -> list[str]:
     """The messages of a `deny` set (or v1-read object keyed by message), bounded."""
     try:
         value = _value(output)
     except PolicyError:
         return []
-    if isinstance(value, dict):
-        items = list(value)
-    elif isinstance(value, list):
-        items = value
-    else:
-        return []
-    return [str(item)[:200] for item in items[:MAX_MESSAGES]]
+    return [str(item)[:200] for item in _members(value)[:MAX_MESSAGES]]
 
 
 def _first_error(exc: BaseException) -> str:

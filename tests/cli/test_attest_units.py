@@ -15,7 +15,12 @@ from cli.attestation import (
     statement,
 )
 from cli.attestation_bundles import read_bundles, write_bundle
-from cli.attestation_policy import PolicyError, RegoPolicy, evaluate_rego
+from cli.attestation_policy import (
+    POLICY_CONTROLLER_QUERY,
+    PolicyError,
+    RegoPolicy,
+    evaluate_rego,
+)
 from cli.verify import BundleError
 
 GITHUB = Path(__file__).resolve().parents[1] / "data" / "github-cli"
@@ -158,3 +163,41 @@ def test_rego_policy_is_shared_safely_between_threads() -> None:
 def test_rego_refuses_a_malformed_query() -> None:
     with pytest.raises(PolicyError, match=r"is not data\.<package>\.<rule>"):
         RegoPolicy(COSIGN_STYLE, query="allow")
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("package sigstore\nisCompliant = true\n", (True, [])),
+        ("package sigstore\ndefault isCompliant = false\n", (False, [])),
+        (
+            'package sigstore\nimport rego.v1\nisCompliant contains {"result": input.ok, '
+            '"error": "too old", "warning": "check soon"} if true\n',
+            (False, ["too old"]),
+        ),
+        (
+            'package sigstore\nisCompliant[r] { r := {"result": false, "error": "unsigned", '
+            '"warning": ""} }\n',
+            (False, ["unsigned"]),
+        ),
+    ],
+    ids=["true", "default-false", "v1-result-set", "v0-result-set"],
+)
+def test_policy_controller_convention(policy: str, expected) -> None:
+    assert evaluate_rego(policy, {"ok": False}, query=POLICY_CONTROLLER_QUERY) == expected
+
+
+def test_policy_controller_result_true_allows_with_its_warning() -> None:
+    policy = (
+        'package sigstore\nimport rego.v1\nisCompliant contains {"result": input.ok, '
+        '"error": "", "warning": "expires soon"} if true\n'
+    )
+    assert evaluate_rego(policy, {"ok": True}, query=POLICY_CONTROLLER_QUERY) == (
+        True,
+        ["expires soon"],
+    )
+    # cosign's query never reads result objects: only `true` allows
+    signature = policy.replace("package sigstore", "package signature").replace(
+        "isCompliant", "allow"
+    )
+    assert evaluate_rego(signature, {"ok": True}) == (False, [])
