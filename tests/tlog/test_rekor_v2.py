@@ -391,3 +391,36 @@ def test_tiles_beyond_the_tree_are_404(v2, signer) -> None:
         reply = v2.get(path)
         assert reply.status_code == 404, path
         assert reply.json()["code"] == 5
+
+
+def test_two_instances_share_a_v2_log_on_postgres_beside_v1(postgres: str, signer) -> None:
+    import uuid
+
+    from tlog.postgres_storage import PostgresStorage
+    from tlog.rekor import RekorService
+
+    tag = uuid.uuid4().hex[:8]
+    key = ed25519.Ed25519PrivateKey.generate()
+    first, second = (
+        RekorV2Service.open(
+            storage=PostgresStorage(postgres, prefix=f"v2_{tag}_"), private_key=key, origin=ORIGIN
+        )
+        for _ in range(2)
+    )
+    v1 = RekorService.open(
+        storage=PostgresStorage(postgres, prefix=f"v1_{tag}_"),
+        private_key=ec.generate_private_key(ec.SECP256R1()),
+        host="127.0.0.1",
+    )
+    indexes = [
+        service.add_entry(request_for(signer, b"pg %d" % n)).log_index
+        for n, service in enumerate([first, second] * 5)
+    ]
+    assert indexes == list(range(10))
+    assert v1.log_info().tree_size == 0
+    checkpoint = verify_checkpoint(first.checkpoint(), public_key=key.public_key(), name=ORIGIN)
+    assert checkpoint.size == 10
+    tile = second.tile(TileRef(0, 0, 10))
+    bundle = parse_entry_bundle(first.entry_bundle(TileRef(None, 0, 10)))
+    assert tile == b"".join(leaf_hash(entry) for entry in bundle)
+    assert mth([tile[i : i + 32] for i in range(0, 320, 32)]) == checkpoint.root_hash
