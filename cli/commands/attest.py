@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.commands import _images
-from cli.main import CLIError
+from cli.errors import ClientError
 
 _DIGEST_PREFIX = "sha256:"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -114,7 +114,7 @@ def _attest_artifact(args: argparse.Namespace, predicate_type: str, predicate: A
     try:
         artifact = resolve_artifact(args.target)
     except VerificationError as exc:
-        raise CLIError(exc.detail) from exc
+        raise ClientError(exc.detail, reason="artifact") from exc
     bundle_path = args.bundle or default_bundle_path(artifact.path)
     name = artifact.path.name if artifact.path is not None else None
     payload = statement([(name, artifact.sha256.hex())], predicate_type, predicate)

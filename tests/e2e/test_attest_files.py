@@ -425,3 +425,13 @@ def test_keyless_verifies_a_sigstore_python_attestation(
     out = json.loads(capsys.readouterr().out)
     assert out["attestations"][0]["statement"]["predicate"] == PROVENANCE
     assert out["attestations"][0]["identity"] == "carol@example.com"
+
+
+def test_a_missing_target_is_refused_before_anything_is_logged(
+    server, predicate, tmp_path, capsys
+) -> None:
+    size = _tree_size(server)
+    missing = tmp_path / "missing.tar.gz"
+    assert _attest(server, str(missing), predicate, "slsaprovenance1") == 1
+    assert _error(capsys) == f"cannot read {missing}: No such file or directory"
+    assert _tree_size(server) == size
