@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from cli.errors import ClientError
+from cli.errors import ClientError, NetworkError
 from cli.verify.errors import TrustRootError, describe_validation_error, iso
 
 if TYPE_CHECKING:
@@ -173,8 +173,9 @@ def fetch_server_trusted_root(server: str, *, refresh_trust: bool = False) -> Tr
     which forgets the old trust and trusts the server's current root on first use again).
 
     Raises:
-        ServerTrustError: the server cannot be reached, serves no TUF repository, or its
-            repository does not verify against the trust kept for it.
+        NetworkError: the server cannot be reached (and no unexpired refresh is at hand).
+        ServerTrustError: the server serves no TUF repository, or its repository does not
+            verify against the trust kept for it.
         TrustRootError: the trusted root it serves is malformed.
     """
     if not _SERVER_RE.fullmatch(server):
@@ -254,7 +255,7 @@ def _tuf_target(server: str, directory: Path, name: str) -> bytes:
         why = getattr(exc.__cause__, "message", None) or str(exc)
         kept = _last_verified_target(directory, name)
         if kept is None:
-            raise ServerTrustError(
+            raise NetworkError(
                 f"cannot refresh the trusted root of {server} from its TUF repository: {why}",
                 reason="server-unreachable",
             ) from exc
