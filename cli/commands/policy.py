@@ -145,14 +145,15 @@ def _evaluator(args: argparse.Namespace) -> Callable[[RegistryClient], Evaluator
 
 
 def _judge(evaluator: Evaluator, image: str) -> ImageVerdict:
-    """The verdict for one image as written; a bad reference or registry failure is `error`."""
+    """The verdict for one image as written: an invalid reference is refused (nothing can
+    verify it), a registry failure is `error` (could not decide)."""
     from cli.oci.errors import InvalidReferenceError, RegistryError
     from cli.policy import ImageVerdict
 
     try:
         resolved = evaluator.resolve(image)
     except InvalidReferenceError as exc:
-        return ImageVerdict(image, "", (), "error", (f"{image}: {exc.message}",))
+        return ImageVerdict(image, "", (), "fail", (f"{image}: {exc.message}",))
     except RegistryError as exc:
         return ImageVerdict(image, "", (), "error", (f"could not resolve {image}: {exc.message}",))
     return evaluator.evaluate(resolved)

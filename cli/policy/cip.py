@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli.policy.errors import PolicyFileError
-from cli.policy.glob import GlobError, compile_glob
+from cli.policy.glob import GlobError, GlobPattern, compile_glob
 from cli.policy.trustroots import (
     DEFAULT_TRUST_ROOT,
     TrustMaterial,
@@ -135,7 +135,7 @@ class ImagePolicy:
     authorities: tuple[Authority, ...]
     source: str
     content_sha256: str
-    patterns: tuple[re.Pattern[str], ...] = field(repr=False, compare=False, default=())
+    patterns: tuple[GlobPattern, ...] = field(repr=False, compare=False, default=())
 
 
 @dataclass(frozen=True)
@@ -265,6 +265,10 @@ def _documents(path: Path, problems: list[str]) -> Iterable[tuple[str, int, dict
         problems.append(f"{path}: larger than {MAX_POLICY_FILE_BYTES} bytes")
         return []
     try:
+        # Aliases can make a small file expand without bound once walked; policies need none.
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(data, yaml.SafeLoader)):
+            problems.append(f"{path}: YAML aliases (*name) are not allowed in policy files")
+            return []
         loaded = list(yaml.safe_load_all(data))
     except yaml.YAMLError as exc:
         problems.append(f"{path}: not valid YAML: {' '.join(str(exc).split())}")

@@ -16,6 +16,7 @@ One difference from go-containerregistry: `localhost/x` names the registry `loca
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from cli.oci import Reference, parse_reference
 from cli.oci.reference import DOCKER_HUB, DOCKER_HUB_LEGACY
@@ -29,8 +30,47 @@ class GlobError(ValueError):
     """The glob has characters policy-controller does not allow, or is too long."""
 
 
-def compile_glob(glob: str) -> re.Pattern[str]:
-    """The anchored regexp a glob stands for (use it with `fullmatch`).
+@dataclass(frozen=True)
+class GlobPattern:
+    """A compiled glob; `regexp` is the anchored regexp policy-controller would build.
+
+    Matching does not run that regexp: a backtracking engine can take time polynomial in the
+    name to the power of the number of wildcards, and image names come from whoever creates a
+    pod. `fullmatch` walks the glob's tokens once over the set of reachable name positions,
+    in time linear in glob length times name length.
+    """
+
+    glob: str
+    regexp: str
+    tokens: tuple[tuple[str, str], ...]
+
+    def fullmatch(self, name: str) -> bool:
+        positions = [0]
+        end = len(name)
+        for kind, text in self.tokens:
+            if kind == _LITERAL:
+                positions = [p + len(text) for p in positions if name.startswith(text, p)]
+            elif kind == _ANY:
+                positions = list(range(positions[0], end + 1))
+            else:
+                # Each position reaches up to the next `/`; positions stay sorted and unique.
+                reached: list[int] = []
+                for start in positions:
+                    stop = name.find("/", start)
+                    stop = end if stop < 0 else stop
+                    low = max(start, reached[-1] + 1) if reached else start
+                    reached.extend(range(low, stop + 1))
+                positions = reached
+            if not positions:
+                return False
+        return positions[-1] == end
+
+
+_LITERAL, _ANY, _SEGMENT = "literal", "**", "*"
+
+
+def compile_glob(glob: str) -> GlobPattern:
+    """Check a glob and compile it for `fullmatch`.
 
     Raises:
         GlobError: the glob is empty, too long, or has a character outside the allowed set.
@@ -44,7 +84,16 @@ def compile_glob(glob: str) -> re.Pattern[str]:
     if not _VALID_GLOB.fullmatch(glob):
         raise GlobError(f"invalid glob {glob!r}: only letters, digits and -_:/*.@ are allowed")
     pattern = glob.replace(".", r"\.").replace("**", "#").replace("*", "[^/]*")
-    return re.compile(pattern.replace("#", ".*"))
+    # As policy-controller does: `**` first (to a placeholder outside the charset), then `*`.
+    tokens: list[tuple[str, str]] = []
+    for part in re.split(r"([*\0])", glob.replace("**", "\0")):
+        if part == "\0":
+            tokens.append((_ANY, ""))
+        elif part == "*":
+            tokens.append((_SEGMENT, ""))
+        elif part:
+            tokens.append((_LITERAL, part))
+    return GlobPattern(glob, pattern.replace("#", ".*"), tuple(tokens))
 
 
 def reference_name(reference: Reference) -> str:
@@ -63,8 +112,8 @@ def match_glob(glob: str, image: str) -> bool:
         GlobError: the glob is invalid.
         RegistryError: the image is not a valid reference (it matches nothing).
     """
-    regexp = compile_glob(glob)
+    pattern = compile_glob(glob)
     name = reference_name(parse_reference(image))
-    if regexp.fullmatch(name):
+    if pattern.fullmatch(name):
         return True
-    return name != image and regexp.fullmatch(image) is not None
+    return name != image and pattern.fullmatch(image)

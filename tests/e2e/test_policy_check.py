@@ -387,10 +387,15 @@ def test_usage_errors_are_exit_2(write, capsys):
     assert "--trust-root wants NAME=FILE, not 'no-equals-sign'" in capsys.readouterr().err
 
 
-def test_invalid_image_reference_is_undecided(write, capsys):
+def test_invalid_image_reference_is_refused(write, capsys):
     policy = write(_cip("x", "  - static: {action: pass}\n"))
-    assert _check("--policy", policy, "Not/A/Valid/Ref") == 3
-    assert capsys.readouterr().err.startswith("error: Not/A/Valid/Ref: invalid reference format")
+    assert _check("--policy", policy, "Not/A/Valid/Ref") == 1
+    captured = capsys.readouterr()
+    assert captured.out == "FAIL Not/A/Valid/Ref\n"
+    assert captured.err == (
+        "error: Not/A/Valid/Ref: invalid reference format: repository name (A/Valid/Ref) "
+        "must be lowercase\n"
+    )
 
 
 def _sigstore_keys_document(root: dict, name: str) -> str:

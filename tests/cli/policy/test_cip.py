@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -390,3 +391,22 @@ def test_evaluator_matching_uses_the_pinned_and_the_tag_names(tmp_path: Path) ->
     static = evaluator.evaluate(evaluator.resolve(f"ghcr.io/acme/app@{digest}"))
     assert static.outcome == "pass"
     assert static.policies[0].authorities[0].message == "allowed by static policy"
+
+
+def test_readme_policy_example_loads(tmp_path: Path) -> None:
+    text = (REPO / "README.md").read_text()
+    section = text.split("### A policy: images of a GitHub Actions release workflow", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (policy,) = load_policy_set([_write(tmp_path, example)]).policies
+    (identity,) = policy.authorities[0].identities
+    pattern = identity.subject_regexp
+    workflow = "https://github.com/acme/api/.github/workflows/release.yml"
+    assert re.fullmatch(pattern, f"{workflow}@refs/tags/v1.4.2")
+    assert not re.fullmatch(pattern, f"{workflow}@refs/heads/main")
+    assert not re.fullmatch(pattern, f"{workflow}@refs/tags/v1.4.2-evil")
+
+
+def test_yaml_aliases_are_refused(tmp_path: Path) -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    path = _write(tmp_path, bomb + "c: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n")
+    assert _problems(path) == [f"{path}: YAML aliases (*name) are not allowed in policy files"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli.oci import RegistryError
 from cli.policy.glob import GlobError, compile_glob, match_glob
@@ -64,6 +67,23 @@ def test_glob_length_is_bounded() -> None:
 
 
 def test_translation() -> None:
-    assert compile_glob("ghcr.io/**/app:*").pattern == r"ghcr\.io/.*/app:[^/]*"
-    assert compile_glob("*").pattern == r"index\.docker\.io/library/[^/]*"
-    assert compile_glob("*/*").pattern == r"index\.docker\.io/[^/]*/[^/]*"
+    assert compile_glob("ghcr.io/**/app:*").regexp == r"ghcr\.io/.*/app:[^/]*"
+    assert compile_glob("*").regexp == r"index\.docker\.io/library/[^/]*"
+    assert compile_glob("*/*").regexp == r"index\.docker\.io/[^/]*/[^/]*"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    glob=st.text(alphabet="ab/*:.", min_size=1, max_size=12),
+    name=st.text(alphabet="ab/:.", max_size=16),
+)
+def test_matcher_agrees_with_policy_controllers_regexp(glob: str, name: str) -> None:
+    pattern = compile_glob(glob)
+    assert pattern.fullmatch(name) is (re.fullmatch(pattern.regexp, name) is not None)
+
+
+def test_many_wildcards_against_a_long_name_do_not_backtrack() -> None:
+    # A backtracking regexp takes time polynomial in the name to the 6th power here.
+    pattern = compile_glob("**a**a**a**a**a**a**b")
+    assert pattern.fullmatch("a" * 500) is False
+    assert pattern.fullmatch("a" * 500 + "b") is True
