@@ -89,6 +89,9 @@ def run(env: Mapping[str, str]) -> int:
         raise ActionError("the subjects input lists no file or image")
     if len(subjects) > MAX_SUBJECTS:
         raise ActionError(f"at most {MAX_SUBJECTS} subjects per step")
+    for subject in subjects:
+        if subject.startswith("-"):  # would be read as an option of keyless sign
+            raise ActionError(f"subject {subject[:80]!r} starts with '-'; prefix a path with ./")
     predicate_path = env.get("KEYLESS_PREDICATE_PATH", "")
     predicate_type = env.get("KEYLESS_PREDICATE_TYPE", "")
     if bool(predicate_path) != bool(predicate_type):
@@ -128,7 +131,8 @@ def run(env: Mapping[str, str]) -> int:
             else:
                 outputs["bundles"].append(f"{subject}.sigstore.json")
             for path, kind in predicates:
-                if keyless(["attest", *common, "--predicate", path, "--type", kind, subject]):
+                attest = ["attest", *common, f"--predicate={path}", f"--type={kind}", subject]
+                if keyless(attest) != 0:
                     return 1
                 if not image:
                     outputs["attestations"].append(f"{subject}.intoto.jsonl")

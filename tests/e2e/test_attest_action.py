@@ -263,6 +263,10 @@ def test_the_provenance_matches_attest_build_provenance(server, tmp_path, capsys
         ({"KEYLESS_SUBJECTS": ""}, "the subjects input lists no file or image"),
         ({"KEYLESS_ATTEST_PROVENANCE": "yes"}, "attest-provenance must be true or false"),
         ({"KEYLESS_PREDICATE_PATH": "sbom.json"}, "predicate-path and predicate-type go together"),
+        (
+            {"KEYLESS_SUBJECTS": "--server=http://evil.example"},
+            "starts with '-'; prefix a path with ./",
+        ),
     ],
 )
 def test_refusals_are_one_annotation_and_log_nothing(server, tmp_path, env, message):
@@ -278,3 +282,31 @@ def test_refusals_are_one_annotation_and_log_nothing(server, tmp_path, env, mess
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert _tree_size(server) == size
     assert not (tmp_path / "a.bin.sigstore.json").exists()
+
+
+def test_the_action_attests_a_given_predicate(server, tmp_path, capsys):
+    artifact = tmp_path / "dist.tar.gz"
+    artifact.write_bytes(b"dist")
+    sbom = tmp_path / "sbom.cdx.json"
+    sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.5"}))
+    with serve_wsgi(_token_service(server, [])) as token_url:
+        result = _run_action(
+            {
+                "ACTIONS_ID_TOKEN_REQUEST_URL": f"{token_url}/token",
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN": REQUEST_TOKEN,
+                "KEYLESS_SUBJECTS": str(artifact),
+                "KEYLESS_SERVER": server.url,
+                "KEYLESS_PREDICATE_PATH": str(sbom),
+                "KEYLESS_PREDICATE_TYPE": "cyclonedx",
+            },
+            tmp_path,
+        )
+    assert result.returncode == 0, result.stderr
+    flags = ["--repo", "acme/app", "--certificate-oidc-issuer", f"{server.url}/oidc/github"]
+    capsys.readouterr()
+    verify = ["verify-attestation", "--server", server.url, *flags, "-o", "json"]
+    assert main([*verify, "--type", "cyclonedx", str(artifact)]) == 0
+    (attestation,) = json.loads(capsys.readouterr().out)["attestations"]
+    assert attestation["statement"]["predicate"] == {"bomFormat": "CycloneDX", "specVersion": "1.5"}
+    # no provenance was asked for
+    assert main([*verify, "--type", "slsaprovenance1", str(artifact)]) == 1
