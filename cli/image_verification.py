@@ -175,7 +175,7 @@ def check_signatures(
         raise ImageVerificationError(
             f"no signatures found for {digest}"
             + (" (only cosign legacy signatures, and bundles are required)" if only_legacy else ""),
-            reason="no-signatures",
+            reason="only-legacy-signatures" if only_legacy else "no-signatures",
             hint=_skipped_hint(found.problems)
             or f"sign it with: keyless sign {pinned.name}@{digest}",
         )

@@ -331,7 +331,7 @@ def _refusal(authority: Authority, image: ResolvedImage, exc: ImageVerificationE
     """What was expected and what was found, for one authority that did not pass."""
     outcome = exc.outcome
     if outcome is None:
-        if "bundles are required" in exc.message:
+        if exc.reason == "only-legacy-signatures":
             return (
                 f"no signature found for {image.reference} (only cosign legacy signatures; "
                 "the policy wants Sigstore bundles, signatureFormat: bundle)"

@@ -436,3 +436,30 @@ def _sigstore_keys_document(root: dict, name: str) -> str:
         "spec": {"sigstoreKeys": keys},
     }
     return json.dumps(document) + "\n"
+
+
+def test_signature_format_bundle_ignores_cosign_legacy_signatures(
+    server, registry, pusher, trust_file, write, capsys
+):
+    image = pusher.push_image("policy/legacy-only", "1", seed="legacy only")
+    _sign(server, image.reference, server.email_token(ALICE))
+    index = requests.get(
+        f"{registry.url}/v2/policy/legacy-only/manifests/sha256-{image.digest[7:]}",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+        timeout=30,
+    )
+    pusher.delete_manifest("policy/legacy-only", index.headers["Docker-Content-Digest"])
+    capsys.readouterr()
+    trust = f"keyless-dev={trust_file}"
+    legacy = write(_cip("acme", _keyless(server, ALICE)))
+    assert _check("--policy", legacy, "--trust-root", trust, image.reference) == 0
+    capsys.readouterr()
+    bundles = write(
+        _cip("acme", _keyless(server, ALICE) + "    signatureFormat: bundle\n"), "bundle.yaml"
+    )
+    assert _check("--policy", bundles, "--trust-root", trust, image.reference) == 1
+    assert capsys.readouterr().err == (
+        f"error: acme/dev: no signature found for {registry.host}/policy/legacy-only@"
+        f"{image.digest} (only cosign legacy signatures; the policy wants Sigstore bundles, "
+        "signatureFormat: bundle)\n"
+    )
