@@ -3,10 +3,11 @@
 `Evaluator.resolve` turns a reference into a digest (one registry round trip for a tag, none for
 a digest); `Evaluator.evaluate` judges that digest against every matching ClusterImagePolicy:
 
-1. The policies whose globs match the image's names (the digest form policy-controller's webhook
-   matches, `index.docker.io/library/nginx@sha256:...`, and the tag it was named by,
-   `index.docker.io/library/nginx:latest`, which policy-controller's tester matches). None: the
-   no-match policy decides (`deny` fails, `warn` warns, `allow` passes).
+1. The policies whose globs match the image's names: the digest form policy-controller's webhook
+   matches (`index.docker.io/library/nginx@sha256:...`) and, when `resolve` turned a tag into
+   this digest, the tag form policy-controller's tester matches
+   (`index.docker.io/library/nginx:latest`). None: the no-match policy decides (`deny` fails,
+   `warn` warns, `allow` passes).
 2. The signatures attached to the digest are read once (referrers API, fallback tag, cosign's
    `.sig` tag), then each authority judges them: keyless authorities by identity against their
    trust root, key authorities with their key, static ones by their action.
@@ -55,7 +56,8 @@ class ResolvedImage:
 
     `name` is the repository as policy-controller writes it (`index.docker.io/library/nginx`),
     `reference` the pinned form (`index.docker.io/library/nginx@sha256:...`), and `tag` the tag
-    the image was named by, if any.
+    that was resolved to this digest, if any. A tag written next to a digest (`app:1.0@sha256:`)
+    is not kept: nothing binds it to the digest, so it must not select policies.
     """
 
     name: str
@@ -79,7 +81,7 @@ class ResolvedImage:
             name=name,
             digest=digest,
             reference=f"{name}@{digest}",
-            tag=reference.tag,
+            tag=reference.tag if reference.digest is None else None,
             pinned=reference.with_digest(digest),
         )
 

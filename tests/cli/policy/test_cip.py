@@ -383,6 +383,10 @@ def test_evaluator_matching_uses_the_pinned_and_the_tag_names(tmp_path: Path) ->
     assert [p.name for p in evaluator.matching_policies(tagged)] == ["hub"]
     pinned = evaluator.resolve(f"docker.io/library/nginx@{digest}")
     assert evaluator.matching_policies(pinned) == ()
+    # A tag written beside a digest is decoration: nothing binds it, so it selects nothing.
+    decorated = evaluator.resolve(f"nginx:1.25@{digest}")
+    assert decorated.tag is None
+    assert evaluator.matching_policies(decorated) == ()
     verdict = evaluator.evaluate(pinned)
     assert (verdict.outcome, verdict.messages) == (
         "fail",
