@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from asn1crypto import algos, cms, core, tsp
+from asn1crypto import algos, cms, core, parser, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,6 +28,15 @@ from tsa.certs import check_tsa_chain
 from tsa.request import Rejected, TimestampRequest, parse_der_request, parse_json_request
 
 DEFAULT_POLICY_OID = "1.3.6.1.4.1.57264.2"  # Sigstore's TSA policy arc
+_VERSION_1 = core.Integer(1).dump()
+_VERSION_3 = core.Integer(3).dump()
+_GRANTED = tsp.PKIStatusInfo({"status": "granted"}).dump()
+_SIGNED_DATA = cms.ContentType("signed_data").dump()
+_TST_INFO = cms.ContentType("tst_info").dump()
+_SIGNING_TIME = cms.CMSAttributeType("signing_time").dump()
+_MESSAGE_DIGEST = cms.CMSAttributeType("message_digest").dump()
+_CONTENT_TYPE_TST_INFO = cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}).dump()
+_CONTEXT_0 = b"\xa0"  # [0] IMPLICIT, constructed: replaces a SET OF's tag byte
 _CURVES: dict[str, tuple[str, hashes.HashAlgorithm]] = {
     "secp256r1": ("sha256", hashes.SHA256()),
     "secp384r1": ("sha384", hashes.SHA384()),
@@ -60,9 +69,13 @@ class TimestampAuthority:
         self._clock = clock
         self._digest_name, self._hash = _CURVES[key.curve.name]
         leaf_der = chain[0].public_bytes(serialization.Encoding.DER)
-        self._leaf = asn1_x509.Certificate.load(leaf_der)
+        leaf = asn1_x509.Certificate.load(leaf_der)
         self._not_before = chain[0].not_valid_before_utc
         self._not_after = chain[0].not_valid_after_utc
+        # asn1crypto encodes each part; the token is assembled from those encodings with
+        # `parser.emit` (tag, length, contents), because asn1crypto re-encodes a whole tree
+        # built from Python values at every dump, which cost 70 ms a token. Parts that never
+        # change are encoded once, here.
         self._signing_certificate = cms.CMSAttribute(
             {
                 "type": "signing_certificate_v2",
@@ -75,17 +88,31 @@ class TimestampAuthority:
                                 "issuer_serial": {
                                     "issuer": [
                                         asn1_x509.GeneralName(
-                                            name="directory_name", value=self._leaf.issuer
+                                            name="directory_name", value=leaf.issuer
                                         )
                                     ],
-                                    "serial_number": self._leaf.serial_number,
+                                    "serial_number": leaf.serial_number,
                                 },
                             }
                         ]
                     }
                 ],
             }
-        )
+        ).dump()
+        self._leaf_der = leaf_der
+        self._policy_der = core.ObjectIdentifier(self.policy).dump()
+        self._hash_algorithms = {
+            name: algos.DigestAlgorithm({"algorithm": name}).dump()
+            for name in ("sha256", "sha384", "sha512")
+        }
+        self._digest_algorithm = self._hash_algorithms[self._digest_name]
+        self._signature_algorithm = algos.SignedDigestAlgorithm(
+            {"algorithm": f"{self._digest_name}_ecdsa"}
+        ).dump()
+        self._sid = cms.SignerIdentifier(
+            name="issuer_and_serial_number",
+            value={"issuer": leaf.issuer, "serial_number": leaf.serial_number},
+        ).dump()
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -119,69 +146,59 @@ class TimestampAuthority:
         now = datetime.fromtimestamp(int(self._clock()), UTC)
         if not self._not_before <= now <= self._not_after:
             raise Rejected("time_not_available", "the TSA certificate is not valid now")
-        info: dict[str, object] = {
-            "version": "v1",
-            "policy": policy,
-            "message_imprint": {
-                "hash_algorithm": {"algorithm": request.hash_algorithm},
-                "hashed_message": request.digest,
-            },
-            # A positive serial of at most 160 bits, unique with overwhelming probability.
-            "serial_number": secrets.randbits(159) | 1,
-            "gen_time": now,
-            "accuracy": {"seconds": self._accuracy},
-        }
-        if request.nonce is not None:
-            info["nonce"] = request.nonce
-        tst_info = tsp.TSTInfo(info)
-        content = tst_info.dump()
-        attributes = sorted(
-            (
-                cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
-                cms.CMSAttribute({"type": "signing_time", "values": [cms.Time({"utc_time": now})]}),
-                cms.CMSAttribute(
-                    {"type": "message_digest", "values": [_digest(self._hash, content)]}
-                ),
-                self._signing_certificate,
-            ),
-            key=lambda attribute: attribute.dump(),
+        imprint = _sequence(
+            self._hash_algorithms[request.hash_algorithm],
+            core.OctetString(request.digest).dump(),
         )
-        signed_attrs = cms.CMSAttributes(attributes)
-        # The signature covers the attributes as a DER SET OF (RFC 5652 §5.4).
-        signature = self._key.sign(signed_attrs.dump(), ec.ECDSA(self._hash))
-        signer_info = cms.SignerInfo(
-            {
-                "version": "v1",
-                "sid": cms.SignerIdentifier(
-                    name="issuer_and_serial_number",
-                    value={
-                        "issuer": self._leaf.issuer,
-                        "serial_number": self._leaf.serial_number,
-                    },
-                ),
-                "digest_algorithm": algos.DigestAlgorithm({"algorithm": self._digest_name}),
-                "signed_attrs": signed_attrs,
-                "signature_algorithm": algos.SignedDigestAlgorithm(
-                    {"algorithm": f"{self._digest_name}_ecdsa"}
-                ),
-                "signature": signature,
-            }
+        accuracy = _sequence(core.Integer(self._accuracy).dump())
+        # A positive serial of at most 160 bits, unique with overwhelming probability.
+        serial = secrets.randbits(159) | 1
+        # TSTInfo; `ordering` is left out, as DER requires of a field at its default (FALSE).
+        content = _sequence(
+            _VERSION_1,
+            self._policy_der if policy == self.policy else core.ObjectIdentifier(policy).dump(),
+            imprint,
+            core.Integer(serial).dump(),
+            core.GeneralizedTime(now).dump(),
+            accuracy,
+            core.Integer(request.nonce).dump() if request.nonce is not None else b"",
         )
-        signed_data: dict[str, object] = {
-            "version": "v3",
-            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": self._digest_name})],
-            "encap_content_info": {
-                "content_type": "tst_info",
-                "content": core.ParsableOctetString(content),
-            },
-            "signer_infos": [signer_info],
-        }
-        if request.cert_req:
-            signed_data["certificates"] = [self._leaf]
-        token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
-        return tsp.TimeStampResp(
-            {"status": {"status": "granted"}, "time_stamp_token": token}
-        ).dump()
+        signing_time = _sequence(_SIGNING_TIME, _set_of([core.UTCTime(now).dump()]))
+        message_digest = _sequence(
+            _MESSAGE_DIGEST, _set_of([core.OctetString(_digest(self._hash, content)).dump()])
+        )
+        attributes = _set_of(
+            [_CONTENT_TYPE_TST_INFO, signing_time, message_digest, self._signing_certificate]
+        )
+        # The signature covers the attributes as a DER SET OF (RFC 5652 §5.4); in SignerInfo
+        # they carry the IMPLICIT [0] tag instead.
+        signature = self._key.sign(attributes, ec.ECDSA(self._hash))
+        signer_info = _sequence(
+            _VERSION_1,
+            self._sid,
+            self._digest_algorithm,
+            _CONTEXT_0 + attributes[1:],
+            self._signature_algorithm,
+            core.OctetString(signature).dump(),
+        )
+        signed_data = _sequence(
+            _VERSION_3,
+            _set_of([self._digest_algorithm]),
+            _sequence(_TST_INFO, parser.emit(2, 1, 0, core.OctetString(content).dump())),
+            parser.emit(2, 1, 0, self._leaf_der) if request.cert_req else b"",
+            _set_of([signer_info]),
+        )
+        token = _sequence(_SIGNED_DATA, parser.emit(2, 1, 0, signed_data))
+        return _sequence(_GRANTED, token)
+
+
+def _sequence(*parts: bytes) -> bytes:
+    return parser.emit(0, 1, 16, b"".join(parts))
+
+
+def _set_of(parts: list[bytes]) -> bytes:
+    # DER orders the elements of a SET OF by their encodings (X.690 §11.6).
+    return parser.emit(0, 1, 17, b"".join(sorted(parts)))
 
 
 class _Rejection(core.Sequence):

@@ -341,3 +341,31 @@ def test_no_token_outside_the_certificate_validity(tsa_key) -> None:
     answer, granted = authority.answer_der(_request().as_bytes())
     assert not granted
     assert _status(answer)["fail_info"] == {"time_not_available"}
+
+
+@pytest.mark.parametrize(("nonce", "cert_req"), [(None, False), (7, True), (-(2**70), False)])
+def test_token_is_distinguished_encoding(authority, nonce, cert_req) -> None:
+    """The token is assembled from encoded parts: asn1crypto re-encodes it byte for byte."""
+    extra = {"cert_req": cert_req} | ({"nonce": nonce} if nonce is not None else {})
+    der, granted = authority.answer_der(
+        _der_request("sha256", hashlib.sha256(SIGNATURE).digest(), **extra)
+    )
+    assert granted
+    response = tsp.TimeStampResp.load(der)
+    assert response.dump(force=True) == der
+    signed_data = response["time_stamp_token"]["content"]
+    info = signed_data["encap_content_info"]["content"].parsed
+    assert info.dump(force=True) == signed_data["encap_content_info"]["content"].contents
+    assert info["nonce"].native == nonce
+    assert info["ordering"].native is False
+    assert len(signed_data["certificates"]) == (1 if cert_req else 0)
+    [signer] = signed_data["signer_infos"]
+    attributes = [attribute["type"].native for attribute in signer["signed_attrs"]]
+    assert sorted(attributes) == [
+        "content_type",
+        "message_digest",
+        "signing_certificate_v2",
+        "signing_time",
+    ]
+    encoded = [attribute.dump() for attribute in signer["signed_attrs"]]
+    assert encoded == sorted(encoded)
