@@ -463,3 +463,16 @@ def test_signature_format_bundle_ignores_cosign_legacy_signatures(
         f"{image.digest} (only cosign legacy signatures; the policy wants Sigstore bundles, "
         "signatureFormat: bundle)\n"
     )
+
+
+def test_unreadable_trust_roots_are_exit_2(write, capsys, tmp_path):
+    policy = write(_cip("x", "  - static: {action: pass}\n"))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    missing = tmp_path / "missing.json"
+    argv = ["--policy", policy, "--trust-root", f"a={missing}", "--trusted-root", str(bad)]
+    assert _check(*argv, "ghcr.io/acme/app:1") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --trust-root a: cannot read trusted root {missing}: No such file or directory",
+        "error: --trusted-root: malformed trusted root: mediaType: Field required",
+    ]
