@@ -202,7 +202,7 @@ def _verify_image(
     from cli.errors import NetworkError
     from cli.oci import RegistryError
     from cli.policy.cip import Authority, ImagePolicy, PolicySet
-    from cli.policy.evaluator import ERROR, Evaluator
+    from cli.policy.evaluator import ERROR, Evaluator, ResolvedImage
     from cli.policy.glob import compile_glob
     from cli.policy.trustroots import DEFAULT_TRUST_ROOT, TrustMaterial
 
@@ -222,7 +222,8 @@ def _verify_image(
         evaluator = Evaluator(policies, registry=lambda: client)
         try:
             with _images.registry_hints(args):
-                resolved = evaluator.resolve(image)
+                # A digest is looked up too, so a missing image is not "no signatures found".
+                resolved = ResolvedImage.from_reference(image, client.resolve(image).digest)
         except RegistryError as exc:
             return _undecided(args, exc, image.digest)
         verdict = evaluator.evaluate(resolved)

@@ -503,3 +503,13 @@ def test_github_actions_signer_with_workflow_claims(server, registry, pusher, ca
         f"none of the signatures on {image.digest} is by the expected identity"
     )
     assert message.endswith(f"signed by: {GITHUB_SAN} (issuer {server.url}/oidc/github)")
+
+
+def test_verify_of_a_digest_the_registry_lacks_is_undecided(server, registry, pusher, capsys):
+    pusher.push_image("e2e/present", "1", seed="present")
+    missing = f"{registry.host}/e2e/present@sha256:{'0' * 64}"
+    assert _verify(server, missing, ALICE, "-o", "json") == 3
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert (result["outcome"], result["error"]["reason"]) == ("error", "not-found")
+    assert _error_in(captured.err) == result["error"]["message"]
