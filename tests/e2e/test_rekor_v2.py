@@ -16,8 +16,13 @@ import requests
 from sigstore.models import SigningConfig
 
 from cli.main import main
+from tests.e2e import test_sigstore_js as js_tests
 
 SIGSTORE = [sys.executable, "-m", "sigstore"]
+JS_DRIVER = js_tests.JS / "sigstore_js_signing_config.mjs"
+# sigstore-js fixtures: node (skips without it on a developer machine) and our TUF root.
+node = js_tests.node
+tuf_root = js_tests.tuf_root
 
 
 @pytest.fixture
@@ -207,3 +212,73 @@ def test_sigstore_python_attests_into_rekor_v2(server, trust_config, artifact, t
     signature = body["spec"]["hashedRekordV002"]["signature"]["content"]
     assert signature == bundle["dsseEnvelope"]["signatures"][0]["sig"]
     _sigstore_verifies(server, trust_config, bundle_path, artifact, "attester@example.com")
+
+
+def _signing_config_with_logs(server, tmp_path: Path, versions: tuple[int, ...]) -> Path:
+    document = requests.get(f"{server.url}/api/v1/trust/signing_config.json", timeout=5).json()
+    document["rekorTlogUrls"] = [
+        s for s in document["rekorTlogUrls"] if s["majorApiVersion"] in versions
+    ]
+    path = tmp_path / "signing_config.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize("version", [2, 1])
+def test_sigstore_js_signs_by_signing_config_and_both_verify(
+    server,
+    node,
+    tuf_root,
+    artifact,
+    tmp_path,
+    version,
+) -> None:
+    """sigstore-js 5.x: with a v2 log in its signing config it timestamps with the TSA and
+    logs into v2; keyless and sigstore-js verify (given both logs with one start time it takes
+    the first listed, v1, so each version is offered alone here)."""
+    config = _signing_config_with_logs(server, tmp_path, (version,))
+    bundle_path = tmp_path / "js.sigstore.json"
+    signed = subprocess.run(
+        [node, str(JS_DRIVER), str(config), str(artifact), str(bundle_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SIGSTORE_ID_TOKEN": server.email_token("js@example.com")},
+    )
+    assert signed.returncode == 0, signed.stderr
+    bundle = json.loads(bundle_path.read_text())
+    [entry] = bundle["verificationMaterial"]["tlogEntries"]
+    assert entry["kindVersion"]["version"] == ("0.0.2" if version == 2 else "0.0.1")
+    [stamp] = bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    assert stamp["signedTimestamp"]
+    root = tmp_path / "trusted_root.json"
+    assert main(["trust", "--server", server.url, "-o", str(root)]) == 0
+    assert (
+        main(
+            [
+                "verify",
+                "--trusted-root",
+                str(root),
+                "--bundle",
+                str(bundle_path),
+                "--certificate-identity",
+                "js@example.com",
+                "--certificate-oidc-issuer",
+                f"{server.url}/oidc",
+                str(artifact),
+            ]
+        )
+        == 0
+    )
+    verified = js_tests._js_verify(
+        node,
+        server.url,
+        tuf_root,
+        bundle_path,
+        artifact,
+        "--certificate-issuer",
+        f"{server.url}/oidc",
+        "--certificate-identity-email",
+        "js@example.com",
+    )
+    assert verified.returncode == 0, verified.stderr
