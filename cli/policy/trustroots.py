@@ -157,7 +157,7 @@ def _log(entry: Any, where: str, problems: list[str]) -> dict[str, Any]:
         problems.append(f"{where}.hashAlgorithm: only sha-256 is supported, not {algorithm!r}")
     pem = _base64(entry.get("publicKey"), f"{where}.publicKey", problems)
     raw = b""
-    details = "unsupported"
+    details: str | None = None
     if pem is not None:
         try:
             key = load_pem_public_key(pem)
@@ -166,15 +166,22 @@ def _log(entry: Any, where: str, problems: list[str]) -> dict[str, Any]:
         else:
             raw = _spki(key)
             details = _key_details(key)
+            if details is None:
+                problems.append(f"{where}.publicKey: unsupported key type")
     return {
         "baseUrl": base_url if isinstance(base_url, str) else "",
         "hashAlgorithm": "SHA2_256",
-        "publicKey": {"rawBytes": _b64(raw), "keyDetails": details, "validFor": {"start": _ALWAYS}},
+        "publicKey": {
+            "rawBytes": _b64(raw),
+            "keyDetails": details or "PKIX_ECDSA_P256_SHA_256",
+            "validFor": {"start": _ALWAYS},
+        },
         "logId": {"keyId": _b64(hashlib.sha256(raw).digest())},
     }
 
 
-def _key_details(key: PublicKeyTypes) -> str:
+def _key_details(key: PublicKeyTypes) -> str | None:
+    """The trusted root's keyDetails for a log key, or None for a key type logs do not use."""
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -182,12 +189,12 @@ def _key_details(key: PublicKeyTypes) -> str:
             "secp256r1": "PKIX_ECDSA_P256_SHA_256",
             "secp384r1": "PKIX_ECDSA_P384_SHA_384",
             "secp521r1": "PKIX_ECDSA_P521_SHA_512",
-        }.get(key.curve.name, "PKIX_ECDSA_P256_SHA_256")
+        }.get(key.curve.name)
     if isinstance(key, ed25519.Ed25519PublicKey):
         return "PKIX_ED25519"
-    if isinstance(key, rsa.RSAPublicKey):
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size in (2048, 3072, 4096):
         return f"PKIX_RSA_PKCS1V15_{key.key_size}_SHA256"
-    return "PKIX_ECDSA_P256_SHA_256"
+    return None
 
 
 def _spki(key: PublicKeyTypes) -> bytes:
