@@ -87,7 +87,8 @@ def test_old_bundles_verify_after_rotation(signed_before_rotation, tmp_path: Pat
     with dev_server(tmp_path / "new-state", retired=retired) as new:
         root = requests.get(f"{new.url}/api/v1/trust/trusted_root.json", timeout=5).json()
         assert [("end" in ca["validFor"]) for ca in root["certificateAuthorities"]] == [True, False]
-        assert len(root["tlogs"]) == len(root["ctlogs"]) == 2
+        # The retired v1 key, the current v1 key and the Rekor v2 (Ed25519) key.
+        assert len(root["tlogs"]) == 3 and len(root["ctlogs"]) == 2
         assert _verify(new, artifact, f"{old.url}/oidc") == 0
         config = tmp_path / "trust_config.json"
         config.write_text(
