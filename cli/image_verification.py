@@ -153,13 +153,16 @@ def check_signatures(
     policy: Policy | None = None,
     key: PublicKeyTypes | None = None,
     bundles_only: bool = False,
+    first_only: bool = False,
     entries: LogEntrySource | None = None,
 ) -> ImageVerification:
     """Judge the signatures found for the digest `pinned` names, by identity or by key.
 
     Exactly one of `policy` (certificates, by identity) and `key` (managed-key bundles) is
-    given. `bundles_only` ignores cosign's legacy `.sig` signatures. `verifier` must be built
-    over `trusted_root`; callers that judge many images reuse one.
+    given. `bundles_only` ignores cosign's legacy `.sig` signatures. `first_only` stops at the
+    first signature that passes (bundles are tried first: they need no log lookup), for callers
+    that need a verdict rather than the list. `verifier` must be built over `trusted_root`;
+    callers that judge many images reuse one.
 
     Raises:
         ImageVerificationError: no signature passed; `outcome` lists what was found.
@@ -190,8 +193,12 @@ def check_signatures(
         docker_reference=pinned.name,
     )
     for referrer in found.bundles:
+        if first_only and judge.verified:
+            break
         judge.bundle(referrer)
     for signature in legacy:
+        if first_only and judge.verified:
+            break
         judge.legacy(signature)
     outcome = ImageVerification(
         pinned, digest, tuple(judge.verified), tuple(judge.rejected), found.problems

@@ -219,7 +219,7 @@ def _verify_image(
     trust = TrustMaterial(DEFAULT_TRUST_ROOT, root, "", "command line")
     policies = PolicySet((only,), {DEFAULT_TRUST_ROOT: trust})
     with _images.registry_client(args) as client:
-        evaluator = Evaluator(policies, registry=lambda: client)
+        evaluator = Evaluator(policies, registry=lambda: client, all_signatures=True)
         try:
             with _images.registry_hints(args):
                 # A digest is looked up too, so a missing image is not "no signatures found".

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from cli.cosign_legacy import RekorEntries
 from cli.image_verification import (
     INVALID,
     WRONG_DIGEST,
@@ -162,7 +163,8 @@ class Evaluator:
     and timeouts are the caller's); it is called once per `resolve` or `evaluate`. It may return
     one shared client or a new one each time; the evaluator never closes it. `entries` fetches
     log entries for cosign legacy signatures (default: from the log the trusted root names).
-    `clock` gives the verification time.
+    `clock` gives the verification time. An authority stops at the first signature that passes
+    unless `all_signatures` (then every valid signature is listed, as `keyless verify` does).
     """
 
     def __init__(
@@ -172,10 +174,12 @@ class Evaluator:
         registry: Callable[[], RegistryClient],
         entries: LogEntrySource | None = None,
         clock: Callable[[], datetime] | None = None,
+        all_signatures: bool = False,
     ) -> None:
         self.policies = policies
         self._registry = registry
-        self._entries = entries
+        self._entries = entries or RekorEntries()
+        self._all_signatures = all_signatures
         self._clock = clock or (lambda: datetime.now(UTC))
         self._verifiers: dict[tuple[str, str | None], tuple[Verifier, TrustedRoot]] = {}
         self._lock = threading.Lock()
@@ -298,6 +302,7 @@ class Evaluator:
                 policy=authority.identity_policy() if authority.kind == "keyless" else None,
                 key=authority.public_key if authority.kind == "key" else None,
                 bundles_only=authority.signature_format == "bundle",
+                first_only=not self._all_signatures,
                 entries=self._entries,
             )
         except ImageVerificationError as exc:
