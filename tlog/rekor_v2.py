@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,7 @@ from tlog.storage import LogStorage
 KIND = "hashedrekord"
 API_VERSION = "0.0.2"
 MAX_VERIFIER_BYTES = 16 * 1024
+MAX_CACHED_BYTES = 64 * 1024 * 1024  # full tiles and bundles kept in memory
 # key details -> (key check, digest name for the signature, the entry's data.algorithm)
 _KEY_DETAILS: dict[str, tuple[Callable[[object], bool], str, str]] = {
     "PKIX_ECDSA_P256_SHA_256": (lambda k: _curve(k, "secp256r1"), "sha256", "SHA2_256"),
@@ -239,6 +242,10 @@ class RekorV2Service:
     def __init__(self, *, log: MerkleLog, storage: LogStorage, signer: CheckpointSigner) -> None:
         self._log = log
         self._storage = storage
+        # Full tiles and bundles never change: the most recently read are kept in memory.
+        self._full: OrderedDict[tiles.TileRef, bytes] = OrderedDict()
+        self._full_bytes = 0
+        self._full_lock = threading.Lock()
         self.origin = signer.origin
         self.public_key = signer.public_key
         self.key_id = checkpoint_key_id(signer.public_key, name=signer.name)
@@ -287,8 +294,29 @@ class RekorV2Service:
         """The latest signed checkpoint."""
         return self._log.head().signed
 
+    def read_tile(self, tile: tiles.TileRef) -> bytes:
+        """A hash tile or an entry bundle; full ones are cached (they are immutable).
+
+        Raises:
+            NotFoundError: the tree has not grown to the tile (or to its partial width).
+        """
+        with self._full_lock:
+            cached = self._full.get(tile)
+            if cached is not None:
+                self._full.move_to_end(tile)
+                return cached
+        data = self.entry_bundle(tile) if tile.level is None else self.tile(tile)
+        if tile.width is None and len(data) <= MAX_CACHED_BYTES // 64:
+            with self._full_lock:
+                if tile not in self._full:
+                    self._full[tile] = data
+                    self._full_bytes += len(data)
+                while self._full_bytes > MAX_CACHED_BYTES:
+                    self._full_bytes -= len(self._full.popitem(last=False)[1])
+        return data
+
     def tile(self, tile: tiles.TileRef) -> bytes:
-        """A hash tile: its stored node hashes, concatenated.
+        """A hash tile, from storage: its stored node hashes, concatenated.
 
         Raises:
             NotFoundError: the tree has not grown to the tile (or to its partial width).
@@ -304,7 +332,7 @@ class RekorV2Service:
             return b"".join(view.read_nodes(tiles.tile_nodes(tile.level, tile.index, tile.count)))
 
     def entry_bundle(self, tile: tiles.TileRef) -> bytes:
-        """An entry bundle: the canonical bodies of the tile's entries.
+        """An entry bundle, from storage: the canonical bodies of the tile's entries.
 
         Raises:
             NotFoundError: the tree has not grown to the bundle (or to its partial width).

@@ -136,8 +136,7 @@ def tile(path: str) -> Response:
         ref = tiles.parse_tile_path(path)
     except ValueError as exc:
         raise NotFoundError(str(exc)) from exc
-    service = _service()
-    data = service.tile(ref) if ref.level is not None else service.entry_bundle(ref)
+    data = _service().read_tile(ref)
     response = Response(data, mimetype="application/octet-stream")
     response.headers["Cache-Control"] = IMMUTABLE
     return response

@@ -366,6 +366,8 @@ def test_whole_tree_read_back_from_tiles_alone(v2, signer) -> None:
         bodies += entries
     assert len(leaves) == size
     assert mth(leaves) == checkpoint.root_hash
+    # A second read of a full tile comes from memory, and is the same bytes.
+    assert v2.get("tile/0/001").content == b"".join(leaves[256:512])
     # The level-1 tile holds the roots of the two full 256-leaf subtrees.
     upper = v2.get("tile/1/000.p/2")
     assert upper.content == mth(leaves[:256]) + mth(leaves[256:512])
