@@ -212,6 +212,23 @@ def test_sigstore_python_attests_into_rekor_v2(server, trust_config, artifact, t
     signature = body["spec"]["hashedRekordV002"]["signature"]["content"]
     assert signature == bundle["dsseEnvelope"]["signatures"][0]["sig"]
     _sigstore_verifies(server, trust_config, bundle_path, artifact, "attester@example.com")
+    verified = main(
+        [
+            "verify-attestation",
+            "--trust-config",
+            str(trust_config),
+            "--bundle",
+            str(bundle_path),
+            "--certificate-identity",
+            "attester@example.com",
+            "--certificate-oidc-issuer",
+            f"{server.url}/oidc",
+            "--type",
+            "https://slsa.dev/provenance/v0.2",
+            str(artifact),
+        ]
+    )
+    assert verified == 0
 
 
 def _signing_config_with_logs(server, tmp_path: Path, versions: tuple[int, ...]) -> Path:
