@@ -299,3 +299,42 @@ def test_sigstore_js_signs_by_signing_config_and_both_verify(
         "js@example.com",
     )
     assert verified.returncode == 0, verified.stderr
+
+
+def test_a_signed_entry_is_found_in_the_servers_tiles(
+    server, trust_config, artifact, tmp_path
+) -> None:
+    """What a monitor does: the checkpoint verifies with the trusted root's v2 key, and the
+    bundle's entry is in the entry bundle and hash tile at its index."""
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    from tlog import leaf_hash, verify_checkpoint
+    from tlog.tiles import TILE_WIDTH, encode_index, parse_entry_bundle
+
+    bundle = _sign(
+        server,
+        trust_config,
+        artifact,
+        tmp_path / "b.sigstore.json",
+        "monitor@example.com",
+        "--rekor-version",
+        "2",
+    )
+    [entry] = bundle["verificationMaterial"]["tlogEntries"]
+    root = requests.get(f"{server.url}/api/v1/trust/trusted_root.json", timeout=5).json()
+    [log] = [t for t in root["tlogs"] if t["publicKey"]["keyDetails"] == "PKIX_ED25519"]
+    key = load_der_public_key(base64.b64decode(log["publicKey"]["rawBytes"]))
+    note = requests.get(f"{server.url}/api/v2/checkpoint", timeout=5)
+    assert note.headers["Cache-Control"] == "no-cache"
+    origin = server.url.split("://", 1)[1]
+    head = verify_checkpoint(note.content, public_key=key, name=origin)
+    index = int(entry["logIndex"])
+    assert head.size > index
+    tile, offset = divmod(index, TILE_WIDTH)
+    width = min(TILE_WIDTH, head.size - tile * TILE_WIDTH)
+    suffix = encode_index(tile) + ("" if width == TILE_WIDTH else f".p/{width}")
+    bundle_tile = requests.get(f"{server.url}/api/v2/tile/entries/{suffix}", timeout=5)
+    hash_tile = requests.get(f"{server.url}/api/v2/tile/0/{suffix}", timeout=5)
+    body = base64.b64decode(entry["canonicalizedBody"])
+    assert parse_entry_bundle(bundle_tile.content)[offset] == body
+    assert hash_tile.content[offset * 32 : offset * 32 + 32] == leaf_hash(body)
