@@ -426,3 +426,23 @@ def test_two_instances_share_a_v2_log_on_postgres_beside_v1(postgres: str, signe
     bundle = parse_entry_bundle(first.entry_bundle(TileRef(None, 0, 10)))
     assert tile == b"".join(leaf_hash(entry) for entry in bundle)
     assert mth([tile[i : i + 32] for i in range(0, 320, 32)]) == checkpoint.root_hash
+
+
+def test_an_ecdsa_p256_checkpoint_key_is_an_option(tmp_path: Path, signer) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    service = RekorV2Service.open(
+        storage=SQLiteStorage(tmp_path / "ec.sqlite"), private_key=key, origin=ORIGIN
+    )
+    entry = service.add_entry(request_for(signer, b"ecdsa"))
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert service.key_id == hashlib.sha256(spki).digest()
+    checkpoint = verify_checkpoint(entry.checkpoint, public_key=key.public_key(), name=ORIGIN)
+    assert checkpoint.size == 1
+    with pytest.raises(TypeError, match="must be P-256"):
+        RekorV2Service.open(
+            storage=SQLiteStorage(tmp_path / "p384.sqlite"),
+            private_key=ec.generate_private_key(ec.SECP384R1()),
+            origin=ORIGIN,
+        )
