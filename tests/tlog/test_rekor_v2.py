@@ -4,6 +4,7 @@ back from tiles alone, and every malformed request refused with nothing logged."
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterator
@@ -446,3 +447,57 @@ def test_an_ecdsa_p256_checkpoint_key_is_an_option(tmp_path: Path, signer) -> No
             private_key=ec.generate_private_key(ec.SECP384R1()),
             origin=ORIGIN,
         )
+
+
+def test_arbitrary_requests_fail_only_as_entry_errors(signer) -> None:
+    """Any JSON a client sends is either a valid entry or an EntryError (HTTP 400)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tlog.errors import EntryError
+
+    valid = request_for(signer, b"fuzz")
+    names = [
+        "hashedRekordRequestV002",
+        "digest",
+        "signature",
+        "content",
+        "verifier",
+        "publicKey",
+        "x509Certificate",
+        "keyDetails",
+        "rawBytes",
+        "key_details",
+    ]
+    leaves = (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.text(max_size=12)
+        | st.sampled_from(["PKIX_ECDSA_P256_SHA_256", "AAAA", _b64(b"\0" * 32)])
+    )
+    values = st.recursive(
+        leaves,
+        lambda inner: (
+            st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from(names), inner, max_size=3)
+        ),
+        max_leaves=10,
+    )
+
+    def replace_somewhere(document: object, value: object, path: list[str]) -> object:
+        if not path or not isinstance(document, dict):
+            return value
+        head, *rest = path
+        copy = dict(document)
+        copy[head] = replace_somewhere(copy.get(head), value, rest)
+        return copy
+
+    paths = st.lists(st.sampled_from(names), max_size=5)
+
+    @settings(max_examples=300, deadline=None)
+    @given(values, paths)
+    def check(value, path) -> None:
+        with contextlib.suppress(EntryError):
+            canonicalize(replace_somewhere(valid, value, path))
+
+    check()

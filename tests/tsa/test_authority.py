@@ -369,3 +369,62 @@ def test_token_is_distinguished_encoding(authority, nonce, cert_req) -> None:
     ]
     encoded = [attribute.dump() for attribute in signer["signed_attrs"]]
     assert encoded == sorted(encoded)
+
+
+def _mutations(der: bytes):
+    from hypothesis import strategies as st
+
+    return st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            lambda i, b: der[:i] + bytes([b]) + der[i + 1 :],
+            st.integers(0, len(der) - 1),
+            st.integers(0, 255),
+        ),
+        st.builds(lambda i: der[:i], st.integers(0, len(der))),
+    )
+
+
+VALID = _der_request("sha256", hashlib.sha256(SIGNATURE).digest(), nonce=5, cert_req=True)
+
+
+def test_arbitrary_bytes_never_escape_as_an_exception(authority) -> None:
+    """Whatever arrives, the answer is a TimeStampResp: a token or a rejection."""
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_mutations(VALID))
+    def check(data: bytes) -> None:
+        answer, granted = authority.answer_der(data)
+        status = _status(answer)["status"]
+        assert status == ("granted" if granted else "rejection")
+
+    check()
+
+
+def test_arbitrary_json_never_escapes_as_an_exception(authority) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(["artifactHash", "hashAlgorithm", "nonce", "certificates", "x"]),
+                inner,
+                max_size=4,
+            )
+        ),
+        max_leaves=8,
+    )
+
+    @settings(max_examples=300, deadline=None)
+    @given(values)
+    def check(value) -> None:
+        import json
+
+        answer, granted = authority.answer_json(json.dumps(value).encode())
+        assert _status(answer)["status"] == ("granted" if granted else "rejection")
+
+    check()
