@@ -154,6 +154,7 @@ def check_signatures(
     key: PublicKeyTypes | None = None,
     bundles_only: bool = False,
     first_only: bool = False,
+    require_timestamp: bool = False,
     entries: LogEntrySource | None = None,
 ) -> ImageVerification:
     """Judge the signatures found for the digest `pinned` names, by identity or by key.
@@ -161,7 +162,8 @@ def check_signatures(
     Exactly one of `policy` (certificates, by identity) and `key` (managed-key bundles) is
     given. `bundles_only` ignores cosign's legacy `.sig` signatures. `first_only` stops at the
     first signature that passes (bundles are tried first: they need no log lookup), for callers
-    that need a verdict rather than the list. `verifier` must be built over `trusted_root`;
+    that need a verdict rather than the list. `require_timestamp` counts only signatures with an
+    RFC 3161 timestamp from a trusted TSA. `verifier` must be built over `trusted_root`;
     callers that judge many images reuse one.
 
     Raises:
@@ -189,6 +191,7 @@ def check_signatures(
         policy=policy,
         key=key,
         now=now,
+        require_timestamp=require_timestamp,
         entries=entries or RekorEntries(),
         docker_reference=pinned.name,
     )
@@ -228,6 +231,7 @@ class _Judge:
     policy: Policy | None
     key: PublicKeyTypes | None
     now: datetime
+    require_timestamp: bool
     entries: LogEntrySource
     docker_reference: str
 
@@ -293,6 +297,12 @@ class _Judge:
                 )
         except VerificationError as exc:
             self._reject(source, INVALID, exc.message)
+            return
+        # The verifier checked every timestamp the bundle carries against the trusted TSAs.
+        if self.require_timestamp and not bundle.timestamps:
+            self._reject(
+                source, INVALID, "it has no RFC 3161 timestamp, and the policy requires one"
+            )
             return
         if self.policy is not None:
             try:

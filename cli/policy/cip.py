@@ -109,6 +109,7 @@ class Authority:
     trust_root: str = DEFAULT_TRUST_ROOT
     tlog_url: str | None = None
     signature_format: str = "legacy"
+    require_timestamp: bool = False  # `rfc3161timestamp`: a trusted TSA's timestamp is required
     # `keyless verify` builds its authority from flags (identity, issuer, GitHub claims).
     flag_policy: Policy | None = None
     flag_description: str = ""
@@ -430,6 +431,7 @@ def _authority(
         ref = _string(where, ctlog.get("trustRootRef"), f"{path}.ctlog.trustRootRef")
         if ref is not None:
             refs.append((f"{path}.ctlog.trustRootRef", ref))
+    require_timestamp = entry.get("rfc3161timestamp") is not None and kind != "static"
     if entry.get("rfc3161timestamp") is not None:
         stamp = _check_keys(
             where, entry["rfc3161timestamp"], f"{path}.rfc3161timestamp", {"trustRootRef"}
@@ -454,6 +456,15 @@ def _authority(
             where.add(ref_path, f"must name the same trust root as the rest of {path}")
         else:
             trust_root = ref
+    if (
+        require_timestamp
+        and trust_root in trust
+        and not trust[trust_root].root.timestamp_authorities
+    ):
+        where.add(
+            f"{path}.rfc3161timestamp",
+            f"the trust root {_trust_label(trust[trust_root])} lists no timestamp authority",
+        )
     if tlog_url is not None and trust_root in trust and kind != "static":
         urls = trust[trust_root].tlog_urls()
         if tlog_url.rstrip("/") not in urls:
@@ -470,6 +481,7 @@ def _authority(
         trust_root=trust_root,
         tlog_url=tlog_url.rstrip("/") if tlog_url else None,
         signature_format=signature_format,
+        require_timestamp=require_timestamp,
         **built,
     )
 

@@ -303,6 +303,7 @@ class Evaluator:
                 key=authority.public_key if authority.kind == "key" else None,
                 bundles_only=authority.signature_format == "bundle",
                 first_only=not self._all_signatures,
+                require_timestamp=authority.require_timestamp,
                 entries=self._entries,
             )
         except ImageVerificationError as exc:

@@ -477,3 +477,17 @@ def test_unreadable_trust_roots_are_exit_2(write, capsys, tmp_path):
         f"error: --trust-root a: cannot read trusted root {missing}: No such file or directory",
         "error: --trusted-root: malformed trusted root: mediaType: Field required",
     ]
+
+
+def test_rfc3161timestamp_requires_a_tsa_timestamp(
+    server, registry, signed, trust_file, write, capsys
+):
+    stamped = _keyless(server, ALICE) + "    rfc3161timestamp:\n      trustRootRef: keyless-dev\n"
+    policy = write(_cip("acme", stamped))
+    code = _check("--policy", policy, "--trust-root", f"keyless-dev={trust_file}", signed.reference)
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"error: acme/dev: no valid signature by a trusted signer for {_pinned(registry, signed)}"
+        ": 2 found, none verifies (fallback-tag: it has no RFC 3161 timestamp, and the policy "
+        "requires one)\n"
+    )

@@ -414,3 +414,19 @@ def test_yaml_aliases_are_refused(tmp_path: Path) -> None:
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
     path = _write(tmp_path, bomb + "c: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n")
     assert _problems(path) == [f"{path}: YAML aliases (*name) are not allowed in policy files"]
+
+
+def test_rfc3161timestamp_needs_a_trust_root_with_a_tsa(instance, tmp_path: Path) -> None:
+    root = _write(tmp_path, json.dumps(instance.trusted_root()), "root.json")
+    authority = """  - keyless:
+      identities: [{issuer: https://a, subject: s}]
+    rfc3161timestamp: {}
+"""
+    path = _write(tmp_path, POLICY.replace("  - static:\n      action: pass\n", authority))
+    problems = _problems(path, default_trust=load_trust_file("", root))
+    assert problems == [
+        f"{path}: document 1 (acme): spec.authorities[0].rfc3161timestamp: the trust root "
+        f"default ({root}) lists no timestamp authority"
+    ]
+    (policy,) = load_policy_set([path]).policies  # public Sigstore lists its TSA
+    assert policy.authorities[0].require_timestamp is True
