@@ -208,7 +208,8 @@ def load_generated_signer(directory: Path, *, now: datetime) -> KeySigner:
     chain_path = directory / GENERATED_CHAIN_FILE
     key_path = directory / GENERATED_KEY_FILE
     with _locked(directory / ".ca.lock"):
-        if not chain_path.exists() or not key_path.exists():
+        # Only when neither exists: a lost key or chain must not become a new CA root.
+        if not chain_path.exists() and not key_path.exists():
             key, chain = generate_ca(now=now)
             key_pem = key.private_bytes(
                 serialization.Encoding.PEM,
@@ -221,7 +222,7 @@ def load_generated_signer(directory: Path, *, now: datetime) -> KeySigner:
     try:
         key = serialization.load_pem_private_key(_read(key_path, MAX_KEY_FILE_BYTES), password=None)
         chain = x509.load_pem_x509_certificates(_read(chain_path, MAX_CHAIN_BYTES))
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise CAConfigError(str(directory), [f"the generated CA files are corrupt: {exc}"]) from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise CAConfigError(str(key_path), ["the generated CA key must be ECDSA"])

@@ -2,8 +2,9 @@
 
 `create_app(config)` builds the app from a validated `ServerConfig`; nothing happens at import.
 `app()` is the factory gunicorn calls: `gunicorn 'server.app:app()'`, configured by the
-environment (`KEYLESS_CONFIG`, or dev mode with `KEYLESS_STATE_DIR`, `KEYLESS_HOST`,
-`KEYLESS_PORT`).
+environment (`KEYLESS_CONFIG`, or dev mode with `KEYLESS_DEV=1` and `KEYLESS_STATE_DIR`,
+`KEYLESS_HOST`, `KEYLESS_PORT`). Dev mode mounts the development issuer, and the factory cannot
+see where gunicorn binds, so it is never a silent fallback.
 """
 
 from __future__ import annotations
@@ -22,12 +23,19 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from oidc import Authenticator, JWKSCache, StaticKeys
-from server.config import POSTGRES_SCHEMES, ServerConfig, dev_config, load_server_config
-from server.state import StateDir
+from server.config import (
+    POSTGRES_SCHEMES,
+    ServerConfig,
+    ServerConfigError,
+    dev_config,
+    load_server_config,
+)
+from server.state import StateDir, read_private_key, write_private_file
 
 DEV_ISSUER_KEY_FILE = "oidc-dev-issuer-key.pem"
 REKOR_KEY_FILE = "rekor-key.pem"
 REKOR_DATABASE = "rekor.sqlite"
+REKOR_CHECKPOINT_FILE = "rekor-checkpoint.json"
 CT_KEY_FILE = "ct-key.pem"
 CT_DATABASE = "ct.sqlite"
 REKOR_V2_KEY_FILE = "rekor-v2-key.pem"
@@ -39,7 +47,11 @@ TSA_CHAIN_FILE = "tsa-chain.pem"
 def create_app(config: ServerConfig) -> Flask:
     """The keyless server for `config`: health, metrics, and every service on one origin."""
     state = StateDir(config.state_dir)
-    state.create()
+    with state.starting():
+        return _build(config, state)
+
+
+def _build(config: ServerConfig, state: StateDir) -> Flask:
     now = datetime.now(UTC)
     app = Flask("keyless")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
@@ -89,25 +101,45 @@ def _mount_identity(
 
 
 def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
-    """The signature transparency log (Rekor v1 API) on SQLite."""
+    """The signature transparency log (Rekor v1 API) on SQLite or PostgreSQL, its latest
+    checkpoint kept in the state directory so that it never signs two histories."""
     from tlog import rekor_api
+    from tlog.checkpoint_file import CheckpointFile
+    from tlog.log import Anchor
     from tlog.rekor import RekorService
     from tlog.sqlite_storage import SQLiteStorage
 
-    key = (
-        load_private_key(config.log_key)
-        if config.log_key
-        else state.private_key(REKOR_KEY_FILE, lambda: ec.generate_private_key(ec.SECP256R1()))
-    )
     database = config.log_database or state.file(REKOR_DATABASE)
-    if isinstance(database, str) and database.startswith(POSTGRES_SCHEMES):
+    postgres = isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
+    key_path = config.log_key or state.file(REKOR_KEY_FILE)
+    checkpoint = CheckpointFile(state.file(REKOR_CHECKPOINT_FILE))
+    if config.new_log:
+        _check_new_log(
+            config,
+            [key_path, checkpoint.path] if not config.log_key else [checkpoint.path],
+            None if postgres else Path(database),
+        )
+        if not config.log_key:
+            key = ec.generate_private_key(ec.SECP256R1())
+            write_private_file(key_path, _pkcs8(key))
+    new_log = config.new_log or state.generate_missing
+    if config.log_key:
+        key = read_private_key(config.log_key)
+    else:
+        key = state.private_key(REKOR_KEY_FILE, lambda: ec.generate_private_key(ec.SECP256R1()))
+    if postgres:
         from tlog.postgres_storage import PostgresStorage
 
         storage = PostgresStorage(database, prefix="rekor_")
+        label = "PostgreSQL (tables rekor_*)"
     else:
         storage = SQLiteStorage(database)
+        label = str(database)
     host = urlsplit(config.public_url).netloc
-    service = RekorService.open(storage=storage, private_key=key, host=host)
+    anchor = Anchor(checkpoint=checkpoint, database=label, key=str(key_path))
+    service = RekorService.open(
+        storage=storage, private_key=key, host=host, anchor=anchor, new_log=new_log
+    )
     rekor_api.init_app(app, service)
     return service
 
@@ -137,7 +169,6 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
 
 def _mount_tsa(app: Flask, state: StateDir, *, now: datetime) -> Any:
     """The RFC 3161 timestamp authority, with a key and chain generated in the state directory."""
-    from server.state import write_private_file
     from tsa import TimestampAuthority, dev_tsa_chain, load_pem_chain, pem_chain
     from tsa import api as tsa_api
 
@@ -170,6 +201,7 @@ def _mount_ca(
     from tlog import ct_api
     from tlog.ct_log import open_ct_log
 
+    _check_generated_ca(config, state)
     signer = config.ca.load_signer(state_dir=state.path, now=now)
     ca_start = min(cert.not_valid_before_utc for cert in signer.chain)
     ct_key = config.ca.load_ct_log_key()
@@ -194,6 +226,27 @@ def _mount_ca(
     )
     ca_api.init_app(app, authority, max_request_bytes=config.ca.max_request_bytes)
     return authority, ct_keys
+
+
+def _check_generated_ca(config: ServerConfig, state: StateDir) -> None:
+    """The development CA in the state directory is created on a first run only; its key, like
+    every key there, must be the owner's alone."""
+    from ca.signers import GENERATED_CHAIN_FILE, GENERATED_KEY_FILE
+    from server.state import StateDirError
+
+    if config.ca.backend != "generated" or config.ca.directory is not None:
+        return
+    key, chain = state.file("ca") / GENERATED_KEY_FILE, state.file("ca") / GENERATED_CHAIN_FILE
+    if not state.generate_missing:
+        for path in (key, chain):
+            if not path.exists():
+                raise StateDirError(
+                    f"CA file {path} is missing, and {state.path} is not a first run: a new CA "
+                    "would silently replace the root clients trust",
+                    hint="restore it from a backup of the state directory",
+                )
+    if key.exists():
+        read_private_key(key)
 
 
 def _mount_trust(
@@ -266,9 +319,29 @@ def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
     tuf_api.init_app(app, repository)
 
 
-def load_private_key(path: Path) -> Any:
-    """A PEM private key from an operator-provided file."""
-    return serialization.load_pem_private_key(path.read_bytes(), password=None)
+def _check_new_log(config: ServerConfig, files: list[Path], database: Path | None) -> None:
+    """`--new-log` starts a new signature log only where the old one's files are gone: moving
+    them aside (and keeping them) is the operator's half of the act."""
+    from tlog.errors import LogStartError
+
+    if database is not None:
+        files = [*files, database, Path(f"{database}-wal")]
+    leftovers = [str(path) for path in files if path.exists()]
+    if leftovers:
+        raise LogStartError(
+            "--new-log starts a new signature log, but the current log's files are still in "
+            f"place: {', '.join(leftovers)}",
+            hint="move them to an archive first (keep them: the old log's entries still "
+            "verify), and list the old key under retired-trust as a tlog-key",
+        )
+
+
+def _pkcs8(key: Any) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
 
 
 def _http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -319,6 +392,16 @@ def config_from_environment() -> ServerConfig:
     path = os.environ.get("KEYLESS_CONFIG")
     if path:
         return load_server_config(Path(path), **overrides)
+    if os.environ.get("KEYLESS_DEV") != "1":
+        # gunicorn binds wherever it is told, and the factory cannot see where: dev mode (the
+        # development issuer mints tokens for anyone) must be asked for, for a loopback bind.
+        raise ServerConfigError(
+            "the environment",
+            [
+                "KEYLESS_CONFIG is not set: set it to a server.yaml, or set KEYLESS_DEV=1 for "
+                "dev mode (development issuer on; only ever with gunicorn bound to loopback)"
+            ],
+        )
     return dev_config(**overrides)
 
 

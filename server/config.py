@@ -92,6 +92,8 @@ class ServerConfig:
     oidc_url: str | None = None  # the issuer clients log in at, advertised in the SigningConfig
     retired: tuple[RetiredTrust, ...] = ()
     source: str = "embedded defaults"
+    # `keyless serve --new-log`: start a new signature log where the old one was moved aside.
+    new_log: bool = False
 
 
 def dev_config(

@@ -86,3 +86,10 @@ class StorageError(LogError):
     """The log storage failed or is corrupt; nothing was acknowledged."""
 
     reason = "storage-failed"
+
+
+class LogStartError(LogError):
+    """The log refuses to start: its database, key, origin or checkpoint file disagree, and
+    serving would sign a second history (or fail every append)."""
+
+    reason = "log-start-refused"

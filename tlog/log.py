@@ -7,6 +7,12 @@ signature, then a consistency proof); it refuses to sign, and the batch fails, i
 Each head is checked against its predecessor, so the tree stays consistent with every head ever
 signed.
 
+With an `Anchor`, every signed head is also kept in a file outside the database
+(`tlog.checkpoint_file`), written after the commit and before the append is acknowledged. At
+start-up the database must then hold that head or a tree consistent with it, and its latest head
+must verify with the log's key and origin; otherwise the log refuses to start (`LogStartError`)
+rather than sign a second history under the same key.
+
 Group commit: concurrent `append` calls queue up; one caller at a time commits everything queued
 (up to `max_batch` entries and `MAX_BATCH_BYTES`) in one transaction, then hands the lead to the
 next waiting caller.
@@ -21,10 +27,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tlog import merkle
+from tlog.checkpoint_file import CheckpointFile
 from tlog.errors import (
     DuplicateEntryError,
     InconsistentLogError,
     LogError,
+    LogStartError,
     NotFoundError,
     ProofError,
     RequestError,
@@ -49,6 +57,22 @@ class TreeHeadSigner(Protocol):
     def verify(self, signed: bytes, *, size: int, root_hash: bytes) -> None:
         """Raise unless `signed` is this signer's valid signature over exactly this head."""
         ...
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where a log keeps its last signed head outside its database, and the names its start-up
+    refusals use for the database and the key."""
+
+    checkpoint: CheckpointFile
+    database: str
+    key: str
+
+
+NEW_LOG_HINT = (
+    "a new log is an explicit act: keyless serve --new-log, with the old log's files moved "
+    "aside (README: 'A log that never signs two histories')"
+)
 
 
 @dataclass(frozen=True)
@@ -152,7 +176,15 @@ class MerkleLog:
         *,
         clock: Callable[[], float] = time.time,
         max_batch: int = 512,
+        anchor: Anchor | None = None,
+        new_log: bool = False,
     ) -> None:
+        """`anchor` keeps signed heads outside the database; with it, an empty database is a
+        new log only if `new_log` (a first run, or the operator's explicit act).
+
+        Raises:
+            LogStartError: the database, key, origin or checkpoint file disagree (anchor only).
+        """
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._storage = storage
@@ -166,11 +198,98 @@ class MerkleLog:
         # needs no second signature check (ECDSA signatures are randomised, so identical bytes
         # are that very head); anything else is read from storage and checked in full.
         self._verified_head: SignedHead | None = None
+        self._anchor = anchor
         with storage.writer() as view:
-            if view.latest_head() is None:
+            stored = view.latest_head()
+            kept = anchor.checkpoint.read() if anchor is not None else None
+            if stored is None:
                 if view.size() != 0:
                     raise InconsistentLogError("log has entries but no signed tree head")
-                self._sign_head(view, size=0, root=merkle.EMPTY_ROOT, now_ms=self._now_ms())
+                if anchor is not None:
+                    self._refuse_empty(anchor, kept, new_log=new_log)
+                stored = self._sign_head(
+                    view, size=0, root=merkle.EMPTY_ROOT, now_ms=self._now_ms()
+                )
+            elif anchor is not None:
+                self._check_stored(view, anchor, stored, kept)
+        # The last head known to be kept outside the database: the stored tree never goes
+        # below it, and every later head must extend it.
+        self._anchored: SignedHead | None = None
+        if anchor is not None:
+            self._keep(stored)
+
+    def _refuse_empty(self, anchor: Anchor, kept: SignedHead | None, *, new_log: bool) -> None:
+        if kept is not None:
+            raise LogStartError(
+                f"the log database {anchor.database} is empty (deleted or truncated?), but this "
+                f"log has signed a tree of size {kept.size} (kept in {anchor.checkpoint.path}); "
+                "starting it again would sign a second history",
+                hint="restore the database from a backup taken after that checkpoint; "
+                + NEW_LOG_HINT,
+            )
+        if not new_log:
+            raise LogStartError(
+                f"the log database {anchor.database} is empty and there is no checkpoint file "
+                f"{anchor.checkpoint.path}, but the log key {anchor.key} exists: the log's "
+                "files were removed",
+                hint="restore the database and checkpoint file from a backup; " + NEW_LOG_HINT,
+            )
+
+    def _check_stored(
+        self, view: ReadView, anchor: Anchor, stored: SignedHead, kept: SignedHead | None
+    ) -> None:
+        """Refuse a stored head the key does not sign, or a tree behind or beside `kept`."""
+        try:
+            self._signer.verify(stored.signed, size=stored.size, root_hash=stored.root_hash)
+        except LogError as exc:
+            raise LogStartError(
+                f"the log database {anchor.database} was signed by another key: its checkpoint "
+                f"at size {stored.size} does not verify with {anchor.key}",
+                hint="restore the key that signed this log; " + NEW_LOG_HINT,
+            ) from exc
+        self._verified_head = stored
+        if kept is None:
+            return  # a log from before checkpoint files: the file starts from this head
+        try:
+            self._signer.verify(kept.signed, size=kept.size, root_hash=kept.root_hash)
+        except LogError as exc:
+            raise LogStartError(
+                f"the log checkpoint file {anchor.checkpoint.path} was not signed by this log "
+                f"(key {anchor.key}, database {anchor.database}): one of them was replaced",
+                hint="restore the database, key and checkpoint file of one log together",
+            ) from exc
+        hint = "restore the database from a backup taken after that checkpoint; " + NEW_LOG_HINT
+        if stored.size < kept.size:
+            raise LogStartError(
+                f"the log database {anchor.database} is behind this log's last checkpoint "
+                f"(tree size {stored.size}, but size {kept.size} was signed and kept in "
+                f"{anchor.checkpoint.path}): an older copy was restored?",
+                hint=hint,
+            )
+        if stored.size == kept.size:
+            consistent = stored.root_hash == kept.root_hash
+        else:
+            consistent = _extends(view, kept, stored)
+        if not consistent:
+            raise LogStartError(
+                f"the log database {anchor.database} holds a tree of size {stored.size} that "
+                f"does not extend the tree of size {kept.size} this log signed (kept in "
+                f"{anchor.checkpoint.path})",
+                hint=hint,
+            )
+
+    def _keep(self, head: SignedHead) -> None:
+        """Keep `head` in the anchor's file (durably) before anything acknowledges it."""
+        if self._anchor is None:
+            return
+        try:
+            self._anchor.checkpoint.advance(head)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write the log checkpoint file {self._anchor.checkpoint.path}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        self._anchored = head
 
     @property
     def tree_id(self) -> int:
@@ -245,6 +364,7 @@ class MerkleLog:
         with self._storage.writer() as view:
             size = view.size()
             previous = self._check_latest_head(view, size)
+            self._check_anchored(view, previous)
             hashes = [merkle.leaf_hash(item.data) for item in items]
             existing = view.find_leaves(hashes)
             fresh: list[LogEntry] = []
@@ -284,6 +404,8 @@ class MerkleLog:
                 head = self._sign_head(view, size=new_size, root=root, now_ms=now_ms)
                 wanted = [e.index for e, item in zip(fresh, fresh_items, strict=True) if item.prove]
                 proofs = merkle.inclusion_proofs(wanted, new_size, known)
+        if head is not previous:
+            self._keep(head)
         by_index = {entry.index: entry for entry in fresh}
         result: list[Appended | LogError] = []
         for slot, digest in enumerate(hashes):
@@ -313,6 +435,18 @@ class MerkleLog:
             ) from exc
         self._verified_head = head
         return head
+
+    def _check_anchored(self, view: ReadView, previous: SignedHead) -> None:
+        """The stored tree may have been moved forward by another process or instance, never
+        back: it must extend the last head this process kept outside the database."""
+        anchored = self._anchored
+        if anchored is None or previous == anchored:
+            return
+        if previous.size < anchored.size or not _extends(view, anchored, previous):
+            raise InconsistentLogError(
+                f"the stored tree of size {previous.size} does not extend the checkpoint of size "
+                f"{anchored.size} this log signed; refusing to sign"
+            )
 
     def _check_consistent(
         self, view: merkle.NodeReader, previous: SignedHead, new_size: int, root: bytes
@@ -420,3 +554,25 @@ class MerkleLog:
             if not 0 <= size <= current:
                 raise RequestError(f"no tree of size {size} (log size {current})")
             return merkle.root_hash(size, view)
+
+
+def _extends(view: merkle.NodeReader, older: SignedHead, newer: SignedHead) -> bool:
+    """Whether the stored tree behind `newer` extends `older` (a consistency proof)."""
+    if older.size == 0:
+        return older.root_hash == merkle.EMPTY_ROOT
+    if newer.size < older.size:
+        return False
+    if newer.size == older.size:
+        return newer.root_hash == older.root_hash
+    try:
+        proof = merkle.consistency_proof(older.size, newer.size, view)
+        merkle.verify_consistency(
+            size1=older.size,
+            size2=newer.size,
+            proof=proof,
+            root1=older.root_hash,
+            root2=newer.root_hash,
+        )
+    except (ProofError, StorageError):
+        return False
+    return True

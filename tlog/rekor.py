@@ -19,8 +19,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tlog.checkpoint import CheckpointSigner
-from tlog.errors import DuplicateEntryError, NotFoundError, RequestError, TooManyError
-from tlog.log import MerkleLog
+from tlog.errors import (
+    DuplicateEntryError,
+    LogStartError,
+    NotFoundError,
+    RequestError,
+    TooManyError,
+)
+from tlog.log import NEW_LOG_HINT, Anchor, MerkleLog
 from tlog.merkle import leaf_hash
 from tlog.pki import parse_pem_key
 from tlog.rekor_kinds import canonicalize
@@ -107,18 +113,23 @@ class RekorService:
         private_key: ec.EllipticCurvePrivateKey,
         host: str,
         clock: Callable[[], float] = time.time,
+        anchor: Anchor | None = None,
+        new_log: bool = False,
     ) -> RekorService:
         """A service over `storage`; checkpoints name `host` ("127.0.0.1:3000") as Rekor does.
 
         The checkpoint origin is "<host> - <treeID>" and its signature line names `host`,
         which sigstore-js requires to be a substring of the log's URL in the trusted root.
+        With `anchor`, the log refuses to start (`LogStartError`) when its database is behind
+        the checkpoint kept outside it, or was signed under another key or origin.
         """
         if not _HOST.match(host):
             raise ValueError(f"invalid log host {host!r}")
-        signer = CheckpointSigner(
-            origin=f"{host} - {storage.tree_id}", name=host, private_key=private_key
-        )
-        log = MerkleLog(storage, signer, clock=clock)
+        origin = f"{host} - {storage.tree_id}"
+        if anchor is not None:
+            _check_origin(storage, anchor, origin)
+        signer = CheckpointSigner(origin=origin, name=host, private_key=private_key)
+        log = MerkleLog(storage, signer, clock=clock, anchor=anchor, new_log=new_log)
         return cls(log=log, private_key=private_key, clock=clock)
 
     @property
@@ -274,3 +285,19 @@ class RekorService:
         if first_size > last_size:
             raise RequestError(f"firstSize {first_size} is greater than lastSize {last_size}")
         return self._log.consistency_proof(first_size, last_size)
+
+
+def _check_origin(storage: LogStorage, anchor: Anchor, origin: str) -> None:
+    """Refuse a stored checkpoint that names another origin: the server now runs under another
+    public host or port, and every checkpoint it signed would contradict the stored ones."""
+    with storage.reader() as view:
+        stored = view.latest_head()
+    if stored is None:
+        return
+    stored_origin = stored.signed.split(b"\n", 1)[0].decode("utf-8", "replace")
+    if stored_origin != origin:
+        raise LogStartError(
+            f"the log database {anchor.database} belongs to the log {stored_origin!r}, but this "
+            f"server would sign as {origin!r}: its public URL (host or port) changed",
+            hint="serve under the public URL the log was created with; " + NEW_LOG_HINT,
+        )

@@ -165,6 +165,7 @@ class SQLiteStorage:
         self._lock_owner: int | None = None
         self._writer_key: tuple[int, int] | None = None
         self._writer: sqlite3.Connection | None = None
+        _owner_only(self._path)
         with (
             self._write_lock(),
             self._transaction(self._writer_connection(), "BEGIN IMMEDIATE") as db,
@@ -294,3 +295,22 @@ class SQLiteStorage:
             if self._lock_owner == pid:
                 os.close(self._lock_fd)
                 self._lock_owner = None
+
+
+def _owner_only(path: Path) -> None:
+    """Create the database file 0600 (SQLite would follow the umask, and gives its -wal and -shm
+    files the database's mode), and take group and other bits off an existing one: a log
+    anyone else can write is a log anyone else can rewrite."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StorageError(f"cannot open log database {path}: {exc.strerror}") from exc
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for sidecar in (f"{path}-wal", f"{path}-shm"):
+        with suppress(FileNotFoundError):
+            if os.stat(sidecar).st_mode & 0o077:
+                os.chmod(sidecar, 0o600)
