@@ -6,8 +6,9 @@ Prints:
 - durable appends/s over HTTP: `POST /api/v1/log/entries` (hashedrekord, validated, SET and
   proof in every response) from `--clients` concurrent keep-alive clients, against the Rekor
   blueprint served by gunicorn (gthread, one worker, 16 threads) over a SQLite WAL file with
-  a full fsync per group commit; the target is at least 1,000/s. A second line runs two
-  workers on the same file, for reference;
+  a full fsync per group commit, and the signed head kept in a checkpoint file beside it
+  (written and fsynced once per group commit, as `keyless serve` does); the target is at least
+  1,000/s. A second line runs two workers on the same file, for reference;
 - durable appends/s in-process: `RekorService.add_entry` and the bare `MerkleLog.append`, from
   16 threads;
 - inclusion-proof latency (p50/p99, `MerkleLog.prove`: entry, latest head and audit path in one
@@ -41,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tlog import merkle
 from tlog.checkpoint import CheckpointSigner
-from tlog.log import MerkleLog
+from tlog.checkpoint_file import CheckpointFile
+from tlog.log import Anchor, MerkleLog
 from tlog.rekor import RekorService
 from tlog.sqlite_storage import SQLiteStorage
 from tlog.storage import LogEntry, SignedHead
@@ -103,7 +105,11 @@ def _serve(db: str, key_file: str, port: int, workers: int) -> None:
 
             key = serialization.load_pem_private_key(Path(key_file).read_bytes(), None)
             service = RekorService.open(
-                storage=SQLiteStorage(db), private_key=key, host=f"{HOST}:{port}"
+                storage=SQLiteStorage(db),
+                private_key=key,
+                host=f"{HOST}:{port}",
+                anchor=_anchor(Path(db)),
+                new_log=True,
             )
             app = Flask("tlog-bench")
             rekor_api.init_app(app, service)
@@ -257,18 +263,33 @@ def _threads_rate(name: str, count: int, fn: Any, items: list[list[Any]]) -> Non
 def bench_in_process(work: Path, key: ec.EllipticCurvePrivateKey, seconds: float) -> None:
     per_thread = int(seconds * 200) + 50
     service = RekorService.open(
-        storage=SQLiteStorage(work / "service.db"), private_key=key, host="bench"
+        storage=SQLiteStorage(work / "service.db"),
+        private_key=key,
+        host="bench",
+        anchor=_anchor(work / "service.db"),
+        new_log=True,
     )
     bodies = [[json.loads(b) for b in _requests(per_thread, f"s{t}")] for t in range(16)]
     _threads_rate(
         "in-process RekorService.add_entry, 16 threads", 16 * per_thread, service.add_entry, bodies
     )
     storage = SQLiteStorage(work / "log.db")
-    log = MerkleLog(storage, CheckpointSigner(origin="bench - 1", name="bench", private_key=key))
+    log = MerkleLog(
+        storage,
+        CheckpointSigner(origin="bench - 1", name="bench", private_key=key),
+        anchor=_anchor(work / "log.db"),
+        new_log=True,
+    )
     leaves = [[os.urandom(300) for _ in range(per_thread * 4)] for _ in range(16)]
     _threads_rate(
         "in-process MerkleLog.append, 16 threads", 16 * per_thread * 4, log.append, leaves
     )
+
+
+def _anchor(database: Path) -> Anchor:
+    """The checkpoint file beside the database, as `keyless serve` keeps it."""
+    checkpoint = CheckpointFile(database.with_name(database.name + ".checkpoint.json"))
+    return Anchor(checkpoint=checkpoint, database=str(database), key="bench key")
 
 
 def build_tree(path: Path, size: int, signer: CheckpointSigner) -> None:

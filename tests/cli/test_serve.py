@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import socket
 import stat
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import requests
 
 KEYLESS = [sys.executable, "-m", "cli.main"]
@@ -24,8 +27,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _serve(*args: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = _free_port()
+def _serve(*args: str, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    port = port or _free_port()
     process = subprocess.Popen(
         [*KEYLESS, "serve", "--port", str(port), *args],
         stdout=subprocess.PIPE,
@@ -69,7 +72,9 @@ def test_dev_mode_on_the_exact_port_with_persistent_keys(tmp_path: Path) -> None
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     keys = list(state.glob("*.pem"))
     assert keys and all(stat.S_IMODE(key.stat().st_mode) == 0o600 for key in keys)
-    with _serve("--state-dir", str(state)) as (url, _):
+    # The same public URL: the signature log's checkpoints name it.
+    port = int(url.rsplit(":", 1)[1])
+    with _serve("--state-dir", str(state), port=port) as (url, _):
         assert requests.get(f"{url}/oidc/jwks", timeout=5).json()["keys"][0]["kid"] == first_kid
 
 
@@ -168,3 +173,95 @@ def test_state_dir_writable_by_others_is_refused(tmp_path: Path) -> None:
         f"error: state directory {state} is writable by others (mode 777)",
         f"hint: chmod go-w {state}",
     ]
+
+
+@pytest.fixture(scope="module")
+def used_state(tmp_path_factory) -> tuple[Path, int]:
+    """A state directory a dev server has run on (and the port it ran on), to copy and damage."""
+    state = tmp_path_factory.mktemp("used") / "state"
+    port = _free_port()
+    with _serve("--state-dir", str(state), port=port):
+        pass
+    return state, port
+
+
+def _damaged(used_state: tuple[Path, int], tmp_path: Path) -> tuple[Path, str]:
+    state = tmp_path / "state"
+    shutil.copytree(used_state[0], state)
+    return state, str(used_state[1])
+
+
+def test_a_deleted_log_database_is_one_line(used_state, tmp_path: Path) -> None:
+    state, port = _damaged(used_state, tmp_path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{state / 'rekor.sqlite'}{suffix}").unlink(missing_ok=True)
+    assert _refused("--state-dir", str(state), "--port", port)[-2:] == [
+        f"error: the log database {state / 'rekor.sqlite'} is empty (deleted or truncated?), but "
+        f"this log has signed a tree of size 0 (kept in {state / 'rekor-checkpoint.json'}); "
+        "starting it again would sign a second history",
+        "hint: restore the database from a backup taken after that checkpoint; a new log is an "
+        "explicit act: keyless serve --new-log, with the old log's files moved aside (README: "
+        "'A log that never signs two histories')",
+    ]
+
+
+@pytest.mark.parametrize("name", ["rekor-key.pem", "ct-key.pem", "tsa-key.pem"])
+def test_a_corrupt_key_file_is_one_line(used_state, tmp_path: Path, name: str) -> None:
+    state, port = _damaged(used_state, tmp_path)
+    key = state / name
+    key.write_bytes(key.read_bytes()[:100])
+    assert _refused("--state-dir", str(state), "--port", port)[-2:] == [
+        f"error: key file {key} is not an unencrypted PEM private key (corrupt?)",
+        "hint: restore the file from a backup of the state directory",
+    ]
+
+
+def test_a_key_file_others_can_read_is_refused(used_state, tmp_path: Path) -> None:
+    state, port = _damaged(used_state, tmp_path)
+    key = state / "tuf-timestamp-key.pem"
+    key.chmod(0o644)
+    assert _refused("--state-dir", str(state), "--port", port)[-2:] == [
+        f"error: key file {key} is readable or writable by others (mode 644)",
+        f"hint: chmod 600 {key}, and replace the key if others may have read it",
+    ]
+    assert stat.S_IMODE(key.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("name", ["ca-key.pem", "ca-chain.pem"])
+def test_a_deleted_ca_file_does_not_make_a_new_ca(used_state, tmp_path: Path, name) -> None:
+    state, port = _damaged(used_state, tmp_path)
+    (state / "ca" / name).unlink()
+    assert _refused("--state-dir", str(state), "--port", port)[-2:] == [
+        f"error: CA file {state / 'ca' / name} is missing, and {state} is not a first run: a new "
+        "CA would silently replace the root clients trust",
+        "hint: restore it from a backup of the state directory",
+    ]
+    assert not (state / "ca" / name).exists()
+
+
+def test_log_databases_are_owner_only(used_state) -> None:
+    databases = list(used_state[0].glob("*.sqlite*"))
+    assert len(databases) >= 3
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in databases)
+
+
+def test_gunicorn_without_a_config_is_refused(tmp_path: Path) -> None:
+    """`gunicorn 'server.app:app()'` binds wherever it is told: without KEYLESS_CONFIG the
+    factory does not fall back to dev mode (and its development issuer)."""
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("KEYLESS_")
+    }
+    environment["KEYLESS_STATE_DIR"] = str(tmp_path / "state")
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--bind", f"0.0.0.0:{_free_port()}", "server.app:app()"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+    )
+    assert result.returncode != 0
+    assert (
+        "KEYLESS_CONFIG is not set: set it to a server.yaml, or set KEYLESS_DEV=1 for dev mode "
+        "(development issuer on; only ever with gunicorn bound to loopback)" in result.stderr
+    )
+    assert not (tmp_path / "state").exists()

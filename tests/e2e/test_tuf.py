@@ -220,7 +220,8 @@ def test_sigstore_python_follows_a_root_rotation(tmp_path) -> None:
         assert Metadata.from_bytes(newest.read_bytes()).signed.version == 2
 
     # A restart finds the new root key among the state directory's key files.
-    with dev_server(state) as restarted:
+    # On the same port: the signature log's checkpoints name the public URL.
+    with dev_server(state, port=int(running.url.rsplit(":", 1)[1])) as restarted:
         fresh = tmp_path / "python-tuf-after-restart"
         updater = _updater(restarted.url, root.read_bytes(), fresh)
         updater.refresh()
@@ -231,11 +232,11 @@ def test_sigstore_python_follows_a_root_rotation(tmp_path) -> None:
 
 def test_a_server_without_its_root_key_refuses_to_start(tmp_path) -> None:
     state = tmp_path / "state"
-    with dev_server(state):
-        pass
+    with dev_server(state) as first:
+        port = int(first.url.rsplit(":", 1)[1])
     (state / "tuf-root-key.pem").unlink()
     published = sorted(path.name for path in (state / "tuf").iterdir())
-    with pytest.raises(TUFRepositoryError) as refused, dev_server(state):
+    with pytest.raises(TUFRepositoryError) as refused, dev_server(state, port=port):
         pass
     assert refused.value.message == (
         f"no TUF root key in {state} is the root key of published root version 1"
