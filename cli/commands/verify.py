@@ -227,10 +227,9 @@ def _verify_image(
         except RegistryError as exc:
             return _undecided(args, exc, image.digest)
         verdict = evaluator.evaluate(resolved)
+    pinned = f"{image.name}@{resolved.digest}"
     if verdict.outcome == ERROR:
-        _print_json(
-            args, _failure(args.artifact, resolved.digest, ERROR, "registry", verdict.messages[0])
-        )
+        _print_json(args, _failure(pinned, resolved.digest, ERROR, "registry", verdict.messages[0]))
         print(f"error: {verdict.messages[0]}", file=sys.stderr)
         return EXIT_UNDECIDED
     (result,) = verdict.policies[0].authorities
@@ -241,16 +240,14 @@ def _verify_image(
         if refusal is None:
             raise RuntimeError("a keyless authority failed without a refusal")
         _print_json(
-            args, _failure(args.artifact, resolved.digest, "fail", refusal.reason, refusal.message)
+            args, _failure(pinned, resolved.digest, "fail", refusal.reason, refusal.message)
         )
         raise refusal
     outcome = result.verification
     if outcome is None:
         raise RuntimeError("a keyless authority passed without a verification")
     signatures = [s.to_json() for s in outcome.verified]
-    _print_json(
-        args, _success(f"{outcome.reference.name}@{outcome.digest}", outcome.digest, signatures)
-    )
+    _print_json(args, _success(pinned, resolved.digest, signatures))
     if args.output != "json":
         print(_images.verified_text(outcome), file=sys.stderr)
     return 0

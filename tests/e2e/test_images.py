@@ -513,3 +513,22 @@ def test_verify_of_a_digest_the_registry_lacks_is_undecided(server, registry, pu
     result = json.loads(captured.out)
     assert (result["outcome"], result["error"]["reason"]) == ("error", "not-found")
     assert _error_in(captured.err) == result["error"]["message"]
+
+
+def test_refusal_in_json_names_the_pinned_image_and_the_reason(server, registry, pusher, capsys):
+    image = pusher.push_image("e2e/json-refusal", "2", seed="json refusal")
+    assert _sign(server, image.reference, BOB) == 0
+    capsys.readouterr()
+    assert _verify(server, image.reference, ALICE, "-o", "json") == 1
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result == {
+        "verified": False,
+        "outcome": "fail",
+        "artifact": f"{registry.host}/e2e/json-refusal@{image.digest}",
+        "digest": image.digest,
+        "identity": None,
+        "issuer": None,
+        "signatures": [],
+        "error": {"reason": "identity-mismatch", "message": _error_in(captured.err)},
+    }
