@@ -3,8 +3,9 @@
 `create_app(config)` builds the app from a validated `ServerConfig`; nothing happens at import.
 `app()` is the factory gunicorn calls: `gunicorn 'server.app:app()'`, configured by the
 environment (`KEYLESS_CONFIG`, or dev mode with `KEYLESS_DEV=1` and `KEYLESS_STATE_DIR`,
-`KEYLESS_HOST`, `KEYLESS_PORT`). Dev mode mounts the development issuer, and the factory cannot
-see where gunicorn binds, so it is never a silent fallback.
+`KEYLESS_HOST`, `KEYLESS_PORT`; `KEYLESS_NEW_LOG=1` is `keyless serve --new-log`). Dev mode mounts
+the development issuer, and the factory cannot see where gunicorn binds, so it is never a silent
+fallback.
 """
 
 from __future__ import annotations
@@ -113,19 +114,18 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     postgres = isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
     key_path = config.log_key or state.file(REKOR_KEY_FILE)
     checkpoint = CheckpointFile(state.file(REKOR_CHECKPOINT_FILE))
-    if config.new_log:
-        _check_new_log(
-            config,
-            [key_path, checkpoint.path] if not config.log_key else [checkpoint.path],
-            None if postgres else Path(database),
-        )
-        if not config.log_key:
-            key = ec.generate_private_key(ec.SECP256R1())
-            write_private_file(key_path, _pkcs8(key))
-    new_log = config.new_log or state.generate_missing
     if config.log_key:
         key = read_private_key(config.log_key)
+        # An operator's key starts a tree on a first run, or with --new-log (a new key, then).
+        fresh = state.generate_missing or config.new_log
+    elif config.new_log and not key_path.exists():
+        _check_new_log([checkpoint.path], None if postgres else Path(database))
+        key = ec.generate_private_key(ec.SECP256R1())
+        write_private_file(key_path, _pkcs8(key))
+        fresh = True
     else:
+        # A tree starts only with its key: an old key never signs a second one.
+        fresh = state.generate_missing and not key_path.exists()
         key = state.private_key(REKOR_KEY_FILE, lambda: ec.generate_private_key(ec.SECP256R1()))
     if postgres:
         from tlog.postgres_storage import PostgresStorage
@@ -138,7 +138,7 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     host = urlsplit(config.public_url).netloc
     anchor = Anchor(checkpoint=checkpoint, database=label, key=str(key_path))
     service = RekorService.open(
-        storage=storage, private_key=key, host=host, anchor=anchor, new_log=new_log
+        storage=storage, private_key=key, host=host, anchor=anchor, new_log=fresh
     )
     rekor_api.init_app(app, service)
     return service
@@ -319,9 +319,9 @@ def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
     tuf_api.init_app(app, repository)
 
 
-def _check_new_log(config: ServerConfig, files: list[Path], database: Path | None) -> None:
-    """`--new-log` starts a new signature log only where the old one's files are gone: moving
-    them aside (and keeping them) is the operator's half of the act."""
+def _check_new_log(files: list[Path], database: Path | None) -> None:
+    """`--new-log` makes a new key and tree only once the old log's files are moved aside
+    (kept: the old log's entries still verify with its key): that is the operator's half."""
     from tlog.errors import LogStartError
 
     if database is not None:
@@ -329,10 +329,10 @@ def _check_new_log(config: ServerConfig, files: list[Path], database: Path | Non
     leftovers = [str(path) for path in files if path.exists()]
     if leftovers:
         raise LogStartError(
-            "--new-log starts a new signature log, but the current log's files are still in "
-            f"place: {', '.join(leftovers)}",
-            hint="move them to an archive first (keep them: the old log's entries still "
-            "verify), and list the old key under retired-trust as a tlog-key",
+            "--new-log starts a new signature log with a new key, but the old log's files are "
+            f"still in place: {', '.join(leftovers)}",
+            hint="move them to an archive with the old key (keep them: the old log's entries "
+            "still verify), and list the old key under retired-trust as a tlog-key",
         )
 
 
@@ -388,6 +388,7 @@ def config_from_environment() -> ServerConfig:
         "host": os.environ.get("KEYLESS_HOST"),
         "port": int(port) if port else None,
         "state_dir": Path(state_dir) if state_dir else None,
+        "new_log": os.environ.get("KEYLESS_NEW_LOG") == "1",
     }
     path = os.environ.get("KEYLESS_CONFIG")
     if path:

@@ -97,7 +97,11 @@ class ServerConfig:
 
 
 def dev_config(
-    *, host: str | None = None, port: int | None = None, state_dir: Path | None = None
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    state_dir: Path | None = None,
+    new_log: bool = False,
 ) -> ServerConfig:
     """Dev mode: loopback, generated keys in the state directory, the development issuer on."""
     host = host or DEFAULT_HOST
@@ -112,11 +116,17 @@ def dev_config(
         public_url=f"http://{_url_host(host)}:{port}",
         state_dir=state_dir or default_state_dir(),
         dev_issuer=True,
+        new_log=new_log,
     )
 
 
 def load_server_config(
-    path: Path, *, host: str | None = None, port: int | None = None, state_dir: Path | None = None
+    path: Path,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    state_dir: Path | None = None,
+    new_log: bool = False,
 ) -> ServerConfig:
     """Production mode from `path`; command-line overrides win over the file.
 
@@ -173,6 +183,7 @@ def load_server_config(
         log_key=path.parent / log["key"] if "key" in log else None,
         oidc_url=oidc_url,
         retired=retired,
+        new_log=new_log,
         source=source,
     )
     if problems:

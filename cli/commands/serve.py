@@ -22,6 +22,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind, used exactly (default 8080)")
     parser.add_argument("--state-dir", type=Path, help="where generated keys and logs live")
+    parser.add_argument("--new-log", action="store_true", help="start a new signature log")
     parser.set_defaults(run=run)
 
 
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from server.config import dev_config, load_server_config
 
     overrides = {"host": args.host, "port": args.port, "state_dir": args.state_dir}
+    overrides["new_log"] = args.new_log
     if args.config:
         config = load_server_config(args.config, **overrides)
     else:

@@ -218,21 +218,42 @@ def test_a_deleted_database_and_checkpoint_refuse_while_the_key_remains(state) -
 
 def test_a_new_log_is_an_explicit_act(state, tmp_path) -> None:
     old_key = (state / "rekor-key.pem").read_bytes()
-    with pytest.raises(LogStartError) as refused:
-        _start(state, new_log=True)
-    assert refused.value.message.startswith(
-        "--new-log starts a new signature log, but the current log's files are still in place: "
-        f"{state / 'rekor-key.pem'}, {state / 'rekor-checkpoint.json'}, {state / 'rekor.sqlite'}"
-    )
     archive = tmp_path / "archive"
     archive.mkdir()
+    shutil.move(state / "rekor-key.pem", archive / "rekor-key.pem")
+    # Without --new-log, a lost key is refused; with it, the old log's files must be gone too.
+    with pytest.raises(StateDirError):
+        _start(state)
+    with pytest.raises(LogStartError) as refused:
+        _start(state, new_log=True)
+    assert refused.value.message == (
+        "--new-log starts a new signature log with a new key, but the old log's files are still "
+        f"in place: {state / 'rekor-checkpoint.json'}, {state / 'rekor.sqlite'}"
+    )
+    assert refused.value.hint == (
+        "move them to an archive with the old key (keep them: the old log's entries still "
+        "verify), and list the old key under retired-trust as a tlog-key"
+    )
+    assert not (state / "rekor-key.pem").exists()
     for name in os.listdir(state):
-        if name.startswith(("rekor-key", "rekor-checkpoint", "rekor.sqlite")):
+        if name.startswith(("rekor-checkpoint", "rekor.sqlite")):
             shutil.move(state / name, archive / name)
     app = _start(state, new_log=True)
     service = app.extensions[EXTENSION]
     assert service.log.head().size == 0
     assert (state / "rekor-key.pem").read_bytes() != old_key
     assert _append(app, 1) == 1
-    # Once started, it is an ordinary log again: a restart without the flag serves it.
-    assert _append(_start(state), 1) == 2
+    _close(app)
+    # Once made, it is an ordinary log: a restart (or a worker) with the flag serves it.
+    app = _start(state, new_log=True)
+    assert _append(app, 1) == 2
+
+
+def test_new_log_never_starts_a_tree_under_the_old_key(state) -> None:
+    _remove_database(state)
+    (state / "rekor-checkpoint.json").unlink()
+    with pytest.raises(LogStartError) as refused:
+        _start(state, new_log=True)
+    assert refused.value.message.endswith(
+        f"but the log key {state / 'rekor-key.pem'} exists: the log's files were removed"
+    )
