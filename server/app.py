@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from server.config import (
     dev_config,
     load_server_config,
 )
-from server.state import StateDir, read_private_key, write_private_file
+from server.state import StateDir, StateDirError, read_private_key, write_private_file
 
 DEV_ISSUER_KEY_FILE = "oidc-dev-issuer-key.pem"
 REKOR_KEY_FILE = "rekor-key.pem"
@@ -41,6 +42,8 @@ CT_KEY_FILE = "ct-key.pem"
 CT_DATABASE = "ct.sqlite"
 REKOR_V2_KEY_FILE = "rekor-v2-key.pem"
 REKOR_V2_DATABASE = "rekor-v2.sqlite"
+REKOR_V2_CHECKPOINT_FILE = "rekor-v2-checkpoint.json"
+REKOR_V2_CHECKPOINT_FILE = "rekor-v2-checkpoint.json"
 TSA_KEY_FILE = "tsa-key.pem"
 TSA_CHAIN_FILE = "tsa-chain.pem"
 
@@ -118,15 +121,15 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
         key = read_private_key(config.log_key)
         # An operator's key starts a tree on a first run, or with --new-log (a new key, then).
         fresh = state.generate_missing or config.new_log
-    elif config.new_log and not key_path.exists():
-        _check_new_log([checkpoint.path], None if postgres else Path(database))
-        key = ec.generate_private_key(ec.SECP256R1())
-        write_private_file(key_path, _pkcs8(key))
-        fresh = True
     else:
-        # A tree starts only with its key: an old key never signs a second one.
-        fresh = state.generate_missing and not key_path.exists()
-        key = state.private_key(REKOR_KEY_FILE, lambda: ec.generate_private_key(ec.SECP256R1()))
+        key, fresh = _log_key(
+            config,
+            state,
+            REKOR_KEY_FILE,
+            lambda: ec.generate_private_key(ec.SECP256R1()),
+            checkpoint,
+            None if postgres else Path(database),
+        )
     if postgres:
         from tlog.postgres_storage import PostgresStorage
 
@@ -146,37 +149,89 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
 
 def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     """The Rekor v2 log (tiles, C2SP checkpoints signed with Ed25519): a tree of its own
-    beside the v1 log, in its own SQLite file or under its own PostgreSQL table prefix."""
+    beside the v1 log, in its own SQLite file or under its own PostgreSQL table prefix, with its
+    own checkpoint file in the state directory."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     from tlog import rekor_v2_api
+    from tlog.checkpoint import CheckpointSigner
+    from tlog.checkpoint_file import CheckpointFile
+    from tlog.log import Anchor, MerkleLog
+    from tlog.rekor import check_origin
     from tlog.rekor_v2 import RekorV2Service, checkpoint_origin
     from tlog.sqlite_storage import SQLiteStorage
 
-    key = state.private_key(REKOR_V2_KEY_FILE, ed25519.Ed25519PrivateKey.generate)
     database = config.log_database
-    if isinstance(database, str) and database.startswith(POSTGRES_SCHEMES):
+    checkpoint = CheckpointFile(state.file(REKOR_V2_CHECKPOINT_FILE))
+    postgres = isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
+    sqlite_file = None if postgres else state.file(REKOR_V2_DATABASE)
+    key, fresh = _log_key(
+        config,
+        state,
+        REKOR_V2_KEY_FILE,
+        ed25519.Ed25519PrivateKey.generate,
+        checkpoint,
+        sqlite_file,
+    )
+    if postgres:
         from tlog.postgres_storage import PostgresStorage
 
         storage = PostgresStorage(database, prefix="rekor_v2_")
+        label = "PostgreSQL (tables rekor_v2_*)"
     else:
-        storage = SQLiteStorage(state.file(REKOR_V2_DATABASE))
+        storage = SQLiteStorage(sqlite_file)
+        label = str(sqlite_file)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise StateDirError(f"key file {state.file(REKOR_V2_KEY_FILE)} is not an Ed25519 key")
     origin = checkpoint_origin(config.public_url)
-    service = RekorV2Service.open(storage=storage, private_key=key, origin=origin)
+    anchor = Anchor(checkpoint=checkpoint, database=label, key=str(state.file(REKOR_V2_KEY_FILE)))
+    check_origin(storage, anchor, origin)
+    signer = CheckpointSigner(origin=origin, name=origin, private_key=key)
+    log = MerkleLog(storage, signer, anchor=anchor, new_log=fresh)
+    service = RekorV2Service(log=log, storage=storage, signer=signer)
     rekor_v2_api.init_app(app, service)
     return service
 
 
+def _log_key(
+    config: ServerConfig,
+    state: StateDir,
+    name: str,
+    generate: Callable[[], Any],
+    checkpoint: Any,
+    database: Path | None,
+) -> tuple[Any, bool]:
+    """A log's key from the state directory, and whether it may start a tree: only a key made
+    now (a first run, or --new-log once the old log's files are moved aside) ever does."""
+    path = state.file(name)
+    if config.new_log and not path.exists():
+        _check_new_log([checkpoint.path], database)
+        key = generate()
+        write_private_file(path, _pkcs8(key))
+        return key, True
+    fresh = state.generate_missing and not path.exists()
+    return state.private_key(name, generate), fresh
+
+
 def _mount_tsa(app: Flask, state: StateDir, *, now: datetime) -> Any:
-    """The RFC 3161 timestamp authority, with a key and chain generated in the state directory."""
+    """The RFC 3161 timestamp authority, its key and chain generated in the state directory
+    together, once (for a state directory from before the TSA too); one lost is refused."""
+    from server.state import StateDirError
     from tsa import TimestampAuthority, dev_tsa_chain, load_pem_chain, pem_chain
     from tsa import api as tsa_api
 
+    key_path, chain_file = state.file(TSA_KEY_FILE), state.file(TSA_CHAIN_FILE)
+    if not key_path.exists() and not chain_file.exists():
+        new_key = ec.generate_private_key(ec.SECP256R1())
+        write_private_file(chain_file, pem_chain(dev_tsa_chain(new_key, now=now)))
+        write_private_file(key_path, _pkcs8(new_key))
     key = state.private_key(TSA_KEY_FILE, lambda: ec.generate_private_key(ec.SECP256R1()))
-    chain_file = state.file(TSA_CHAIN_FILE)
     if not chain_file.exists():
-        # Workers racing here write chains for the same key; the first one written is kept.
-        write_private_file(chain_file, pem_chain(dev_tsa_chain(key, now=now)))
+        raise StateDirError(
+            f"TSA chain {chain_file} is missing: a new chain would not verify the timestamps "
+            "already issued",
+            hint="restore it from a backup of the state directory",
+        )
     authority = TimestampAuthority(key=key, chain=load_pem_chain(chain_file.read_bytes()))
     tsa_api.init_app(app, authority)
     return authority
@@ -232,7 +287,6 @@ def _check_generated_ca(config: ServerConfig, state: StateDir) -> None:
     """The development CA in the state directory is created on a first run only; its key, like
     every key there, must be the owner's alone."""
     from ca.signers import GENERATED_CHAIN_FILE, GENERATED_KEY_FILE
-    from server.state import StateDirError
 
     if config.ca.backend != "generated" or config.ca.directory is not None:
         return

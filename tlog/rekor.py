@@ -127,7 +127,7 @@ class RekorService:
             raise ValueError(f"invalid log host {host!r}")
         origin = f"{host} - {storage.tree_id}"
         if anchor is not None:
-            _check_origin(storage, anchor, origin)
+            check_origin(storage, anchor, origin)
         signer = CheckpointSigner(origin=origin, name=host, private_key=private_key)
         log = MerkleLog(storage, signer, clock=clock, anchor=anchor, new_log=new_log)
         return cls(log=log, private_key=private_key, clock=clock)
@@ -287,9 +287,9 @@ class RekorService:
         return self._log.consistency_proof(first_size, last_size)
 
 
-def _check_origin(storage: LogStorage, anchor: Anchor, origin: str) -> None:
-    """Refuse a stored checkpoint that names another origin: the server now runs under another
-    public host or port, and every checkpoint it signed would contradict the stored ones."""
+def check_origin(storage: LogStorage, anchor: Anchor, origin: str) -> None:
+    """Refuse a stored checkpoint (a signed note) that names another origin: the server now runs
+    under another public host or port, and every checkpoint it signed would contradict it."""
     with storage.reader() as view:
         stored = view.latest_head()
     if stored is None:

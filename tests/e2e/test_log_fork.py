@@ -257,3 +257,33 @@ def test_new_log_never_starts_a_tree_under_the_old_key(state) -> None:
     assert refused.value.message.endswith(
         f"but the log key {state / 'rekor-key.pem'} exists: the log's files were removed"
     )
+
+
+def test_the_rekor_v2_log_refuses_a_restored_database(tmp_path) -> None:
+    from tlog.rekor_v2_api import EXTENSION as V2
+
+    state, backup = tmp_path / "state", tmp_path / "backup"
+    app = _start(state)
+    log = app.extensions[V2].log
+    log.append(os.urandom(32))
+    log._storage.close()
+    backup.mkdir()
+    for name in os.listdir(state):
+        if name.startswith("rekor-v2.sqlite"):
+            shutil.copy2(state / name, backup / name)
+    for _ in range(2):
+        log.append(os.urandom(32))
+    log._storage.close()
+    _close(app)
+    for name in os.listdir(state):
+        if name.startswith("rekor-v2.sqlite"):
+            (state / name).unlink()
+    for copy in backup.iterdir():
+        shutil.copy2(copy, state / copy.name)
+    with pytest.raises(LogStartError) as refused:
+        _start(state)
+    assert refused.value.message == (
+        f"the log database {state / 'rekor-v2.sqlite'} is behind this log's last checkpoint "
+        f"(tree size 1, but size 3 was signed and kept in {state / 'rekor-v2-checkpoint.json'}): "
+        "an older copy was restored?"
+    )
