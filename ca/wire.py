@@ -17,6 +17,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+import strictjson
 from ca.errors import CAError, RequestError
 from ca.issuance import IssuedCertificate, SigningRequest
 
@@ -141,8 +142,8 @@ def _token_from_header(authorization: str | None) -> str:
 
 def _json_object(body: bytes) -> Mapping[str, Any]:
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        document = strictjson.loads(body)
+    except strictjson.JSONError as exc:
         raise RequestError(
             "The request body is not valid JSON",
             reason="request-malformed",

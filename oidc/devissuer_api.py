@@ -14,6 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, redirect, request
 
+import strictjson
 from oidc.devissuer import DevIssuer, DevIssuerError
 
 bp = Blueprint("devissuer", __name__, url_prefix="/oidc")
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 _EXTENSION = "keyless.devissuer"
 _DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 _MAX_CLAIMS = 64
+_MAX_BODY_BYTES = 64 * 1024
 
 
 def init_app(app: Flask, issuer: DevIssuer) -> None:
@@ -69,7 +71,16 @@ def jwks() -> Response:
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
+    """The mint request: a bounded body of strict JSON (`strictjson`), an object."""
+    if (request.content_length or 0) > _MAX_BODY_BYTES:
+        raise DevIssuerError("invalid_request", f"the body exceeds {_MAX_BODY_BYTES} bytes")
+    data = request.stream.read(_MAX_BODY_BYTES + 1)
+    if len(data) > _MAX_BODY_BYTES:
+        raise DevIssuerError("invalid_request", f"the body exceeds {_MAX_BODY_BYTES} bytes")
+    try:
+        body = strictjson.loads(data)
+    except strictjson.JSONError as exc:
+        raise DevIssuerError("invalid_request", str(exc)) from exc
     if not isinstance(body, dict):
         raise DevIssuerError("invalid_request", "the body must be a JSON object")
     claims = body.get("claims", {})

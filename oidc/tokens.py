@@ -17,6 +17,7 @@ import jwt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+import strictjson
 from oidc.config import IssuerConfig
 from oidc.errors import TokenError, quote
 
@@ -155,10 +156,13 @@ def _b64url(part: str, what: str) -> bytes:
 
 
 def _decode_json(part: str, what: str) -> dict[str, Any]:
+    """Strict JSON (`strictjson`): a token with duplicate keys means different things to
+    different readers (which `alg`, `iss` or `email` wins), and a deeply nested one must be
+    refused before any signature check can be reached."""
     try:
-        value = json.loads(_b64url(part, what))
-    except ValueError as exc:
-        raise TokenError("token-malformed", f"token {what} is not JSON") from exc
+        value = strictjson.loads(_b64url(part, what), what=f"token {what}")
+    except strictjson.JSONError as exc:
+        raise TokenError("token-malformed", str(exc)) from exc
     if not isinstance(value, dict):
         raise TokenError("token-malformed", f"token {what} is not a JSON object")
     return value

@@ -13,7 +13,6 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import json
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+import strictjson
 from tlog.errors import DuplicateEntryError, EntryError, LogError, NotFoundError, RequestError
 from tlog.log import MerkleLog
 from tlog.merkle import HASH_SIZE
@@ -300,9 +300,9 @@ def parse_chain_request(body: bytes) -> list[bytes]:
     if len(body) > MAX_REQUEST_BYTES:
         raise EntryError(f"request body exceeds {MAX_REQUEST_BYTES} bytes")
     try:
-        document = json.loads(body)
-    except ValueError as exc:
-        raise EntryError("request body is not JSON") from exc
+        document = strictjson.loads(body)
+    except strictjson.JSONError as exc:
+        raise EntryError(str(exc)) from exc
     chain = document.get("chain") if isinstance(document, dict) else None
     if not isinstance(chain, list) or not 1 <= len(chain) <= MAX_CHAIN_LENGTH:
         raise EntryError(f'expected {{"chain": [...]}} with 1 to {MAX_CHAIN_LENGTH} certificates')

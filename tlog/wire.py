@@ -7,10 +7,10 @@ standard base64, errors `{"code": <int>, "message": <str>}`.
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from typing import Any
 
+import strictjson
 from tlog.errors import RequestError
 from tlog.pki import decode_b64
 from tlog.rekor import RekorEntry, SearchQuery
@@ -18,50 +18,20 @@ from tlog.rekor import RekorEntry, SearchQuery
 MAX_ENTRY_REQUEST_BYTES = 2 * 1024 * 1024
 MAX_RETRIEVE_REQUEST_BYTES = 4 * 1024 * 1024
 MAX_SEARCH_REQUEST_BYTES = 64 * 1024
-MAX_JSON_DEPTH = 32
+MAX_JSON_DEPTH = strictjson.MAX_DEPTH
 MAX_INT64 = 2**63 - 1
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise RequestError("JSON body has a duplicate field")
-    return result
-
-
-def _no_constant(name: str) -> None:
-    raise RequestError(f"JSON body contains {name}")
-
-
-def _depth(value: Any, level: int = 0) -> None:
-    if level > MAX_JSON_DEPTH:
-        raise RequestError(f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, dict):
-        for item in value.values():
-            _depth(item, level + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _depth(item, level + 1)
-
-
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity, bounded nesting.
+    """Strict JSON (`strictjson`): UTF-8, no duplicate keys, no NaN/Infinity, bounded nesting.
 
     Raises:
         RequestError: the body is not such JSON.
     """
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RequestError("request body is not UTF-8") from exc
-    try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except RecursionError as exc:
-        raise RequestError("JSON body is nested too deeply") from exc
-    except ValueError as exc:
-        raise RequestError(f"request body is not valid JSON: {exc}") from exc
-    _depth(value)
-    return value
+        return strictjson.loads(body, max_depth=MAX_JSON_DEPTH)
+    except strictjson.JSONError as exc:
+        raise RequestError(str(exc)) from exc
 
 
 def _int(value: object, what: str, *, minimum: int = 0) -> int:

@@ -145,7 +145,12 @@ def test_certificate_without_poison_on_add_pre_chain_is_refused(server_ca):
 @pytest.mark.parametrize(
     ("case", "body", "message"),
     [
-        ("not-json", b"{", "request body is not JSON"),
+        (
+            "not-json",
+            b"{",
+            "request body is not valid JSON: Expecting property name enclosed in double quotes:"
+            " line 1 column 2 (char 1)",
+        ),
         ("empty-chain", b'{"chain": []}', 'expected {"chain": [...]} with 1 to 10 certificates'),
         ("not-base64", b'{"chain": ["***"]}', "chain entries must be base64 DER certificates"),
         ("not-a-certificate", b'{"chain": ["AAAA"]}', "certificate 0 is not DER X.509"),
