@@ -43,7 +43,6 @@ CT_DATABASE = "ct.sqlite"
 REKOR_V2_KEY_FILE = "rekor-v2-key.pem"
 REKOR_V2_DATABASE = "rekor-v2.sqlite"
 REKOR_V2_CHECKPOINT_FILE = "rekor-v2-checkpoint.json"
-REKOR_V2_CHECKPOINT_FILE = "rekor-v2-checkpoint.json"
 TSA_KEY_FILE = "tsa-key.pem"
 TSA_CHAIN_FILE = "tsa-chain.pem"
 
@@ -154,10 +153,8 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     from tlog import rekor_v2_api
-    from tlog.checkpoint import CheckpointSigner
     from tlog.checkpoint_file import CheckpointFile
-    from tlog.log import Anchor, MerkleLog
-    from tlog.rekor import check_origin
+    from tlog.log import Anchor
     from tlog.rekor_v2 import RekorV2Service, checkpoint_origin
     from tlog.sqlite_storage import SQLiteStorage
 
@@ -165,14 +162,25 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     checkpoint = CheckpointFile(state.file(REKOR_V2_CHECKPOINT_FILE))
     postgres = isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
     sqlite_file = None if postgres else state.file(REKOR_V2_DATABASE)
-    key, fresh = _log_key(
-        config,
-        state,
-        REKOR_V2_KEY_FILE,
-        ed25519.Ed25519PrivateKey.generate,
-        checkpoint,
-        sqlite_file,
-    )
+    # The v2 log came after the v1 log: a state directory from before it gets one, once. Any
+    # of its key, checkpoint file or database left means it exists (and a lost key refuses).
+    key_file = state.file(REKOR_V2_KEY_FILE)
+    if (
+        not key_file.exists()
+        and checkpoint.read() is None
+        and (sqlite_file is None or not sqlite_file.exists())
+    ):
+        key, fresh = ed25519.Ed25519PrivateKey.generate(), True
+        write_private_file(key_file, _pkcs8(key))
+    else:
+        key, fresh = _log_key(
+            config,
+            state,
+            REKOR_V2_KEY_FILE,
+            ed25519.Ed25519PrivateKey.generate,
+            checkpoint,
+            sqlite_file,
+        )
     if postgres:
         from tlog.postgres_storage import PostgresStorage
 
@@ -185,10 +193,9 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
         raise StateDirError(f"key file {state.file(REKOR_V2_KEY_FILE)} is not an Ed25519 key")
     origin = checkpoint_origin(config.public_url)
     anchor = Anchor(checkpoint=checkpoint, database=label, key=str(state.file(REKOR_V2_KEY_FILE)))
-    check_origin(storage, anchor, origin)
-    signer = CheckpointSigner(origin=origin, name=origin, private_key=key)
-    log = MerkleLog(storage, signer, anchor=anchor, new_log=fresh)
-    service = RekorV2Service(log=log, storage=storage, signer=signer)
+    service = RekorV2Service.open(
+        storage=storage, private_key=key, origin=origin, anchor=anchor, new_log=fresh
+    )
     rekor_v2_api.init_app(app, service)
     return service
 

@@ -31,8 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from tlog import tiles
 from tlog.checkpoint import CheckpointSigner
 from tlog.errors import EntryError, NotFoundError, StorageError
-from tlog.log import MerkleLog
+from tlog.log import Anchor, MerkleLog
 from tlog.pki import MAX_SIGNATURE_BYTES, VerifyingKey, decode_b64, verify_prehashed
+from tlog.rekor import check_origin
 from tlog.storage import LogStorage
 
 KIND = "hashedrekord"
@@ -252,17 +253,31 @@ class RekorV2Service:
 
     @classmethod
     def open(
-        cls, *, storage: LogStorage, private_key: CheckpointKey, origin: str
+        cls,
+        *,
+        storage: LogStorage,
+        private_key: CheckpointKey,
+        origin: str,
+        anchor: Anchor | None = None,
+        new_log: bool = False,
     ) -> RekorV2Service:
-        """A service over `storage` whose checkpoints name `origin` ("log.example.com")."""
+        """A service over `storage` whose checkpoints name `origin` ("log.example.com").
+
+        With `anchor`, the log keeps its last checkpoint outside the database and refuses to
+        start (`LogStartError`) when the database is behind it, forked from it, signed under
+        another key, or names another origin, as the v1 log does (`tlog.log.Anchor`).
+        """
         if isinstance(private_key, ec.EllipticCurvePrivateKey) and not isinstance(
             private_key.curve, ec.SECP256R1
         ):
             raise TypeError("an ECDSA checkpoint key must be P-256")
         if not isinstance(private_key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
             raise TypeError("the Rekor v2 checkpoint key must be Ed25519 or ECDSA P-256")
+        if anchor is not None:
+            check_origin(storage, anchor, origin)
         signer = CheckpointSigner(origin=origin, name=origin, private_key=private_key)
-        return cls(log=MerkleLog(storage, signer), storage=storage, signer=signer)
+        log = MerkleLog(storage, signer, anchor=anchor, new_log=new_log)
+        return cls(log=log, storage=storage, signer=signer)
 
     @property
     def log(self) -> MerkleLog:
