@@ -144,9 +144,24 @@ def parse_token(raw: str, *, limits: TokenLimits) -> UnverifiedToken:
         raise TokenError("token-malformed", "token header has no alg")
     if "kid" in header and not isinstance(header["kid"], str):
         raise TokenError("token-malformed", "token header kid is not a string")
+    if "crit" in header:
+        _refuse_critical(header["crit"])
     if not isinstance(claims.get("iss"), str) or not claims["iss"]:
         raise TokenError("token-malformed", "token has no iss claim")
     return UnverifiedToken(header, claims, f"{parts[0]}.{parts[1]}".encode(), signature)
+
+
+def _refuse_critical(crit: object) -> None:
+    """RFC 7515 §4.1.11: a JWS whose `crit` names an extension the recipient does not
+    understand must be refused. We implement no JWS extension, so any `crit` is refused; a
+    malformed one (not a non-empty list of strings) is refused as malformed."""
+    if not isinstance(crit, list) or not crit or not all(isinstance(n, str) for n in crit):
+        raise TokenError("token-malformed", "token header crit must be a non-empty list of strings")
+    names = json.dumps(crit[:8])
+    raise TokenError(
+        "token-malformed",
+        f"token header crit names parameters this server does not understand: {names}",
+    )
 
 
 def _b64url(part: str, what: str) -> bytes:

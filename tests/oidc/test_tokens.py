@@ -309,3 +309,84 @@ def test_issuer_unreachable(authenticator, session) -> None:
         auth.authenticate(token, now=datetime.now(UTC))
     assert info.value.reason == "jwks-unavailable"
     assert info.value.detail.startswith("cannot fetch the issuer's keys: ")
+
+
+def _signed_raw(server, header: bytes, payload: bytes) -> str:
+    """A token signed by the dev issuer's key over exactly these header and payload bytes."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signing_input = f"{_b64(header)}.{_b64(payload)}"
+    signature = _dev_key(server).sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _dict_json(value: dict[str, Any]) -> str:
+    return json.dumps(value)[1:-1]
+
+
+@pytest.mark.parametrize(
+    ("part", "duplicate", "detail"),
+    [
+        ("header", '"alg": "none", "alg": "RS256"', "token header has a duplicate field 'alg'"),
+        (
+            "payload",
+            '"email": "alice@example.com", "email": "root@example.com"',
+            "token payload has a duplicate field 'email'",
+        ),
+        ("payload", '"iss": "https://evil.example", "iss": "{iss}"', None),
+    ],
+    ids=["header-alg", "payload-email", "payload-iss"],
+)
+def test_duplicate_keys_are_refused_even_when_signed(
+    server, authenticator, session, part: str, duplicate: str, detail: str | None
+) -> None:
+    """Readers disagree on which duplicate wins; a signed token with one is refused unfetched."""
+    claims = _claims(server)
+    header = {"kid": server.issuer.kid, "typ": "JWT"}
+    duplicate = duplicate.replace("{iss}", server.issuer.issuer_url)
+    if part == "header":
+        header_json = "{" + duplicate + ", " + _dict_json(header) + "}"
+        payload_json = json.dumps(claims)
+    else:
+        header_json = json.dumps({"alg": "RS256", **header})
+        for name in ("email", "iss"):
+            if f'"{name}"' in duplicate:
+                claims.pop(name)
+        payload_json = "{" + duplicate + ", " + _dict_json(claims) + "}"
+    token = _signed_raw(server, header_json.encode(), payload_json.encode())
+    error = _refused(authenticator, token)
+    assert (error.reason, error.detail) == (
+        "token-malformed",
+        detail or "token payload has a duplicate field 'iss'",
+    )
+    assert session.fetched == []
+
+
+@pytest.mark.parametrize(
+    ("crit", "detail"),
+    [
+        (["exp"], 'token header crit names parameters this server does not understand: ["exp"]'),
+        (["b64"], 'token header crit names parameters this server does not understand: ["b64"]'),
+        ([], "token header crit must be a non-empty list of strings"),
+        ("b64", "token header crit must be a non-empty list of strings"),
+    ],
+    ids=["unknown", "b64", "empty", "not-a-list"],
+)
+def test_crit_header_is_refused(server, authenticator, session, crit, detail: str) -> None:
+    """RFC 7515 §4.1.11: a critical extension the recipient does not understand is fatal."""
+    header = {"alg": "RS256", "kid": server.issuer.kid, "crit": crit}
+    if isinstance(crit, list):
+        header.update({name: False for name in crit})
+    token = _signed_raw(server, json.dumps(header).encode(), json.dumps(_claims(server)).encode())
+    error = _refused(authenticator, token)
+    assert (error.reason, error.detail) == ("token-malformed", detail)
+    assert session.fetched == []
+
+
+def test_signed_raw_token_without_tricks_is_accepted(server, authenticator) -> None:
+    """The helper above makes tokens the authenticator accepts, so the refusals are real."""
+    header = {"alg": "RS256", "kid": server.issuer.kid, "typ": "JWT"}
+    token = _signed_raw(server, json.dumps(header).encode(), json.dumps(_claims(server)).encode())
+    principal = authenticator.authenticate(token, now=datetime.now(UTC))
+    assert principal.san_value == "alice@example.com"
