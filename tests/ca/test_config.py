@@ -51,7 +51,7 @@ def test_every_problem_is_listed(tmp_path):
         CAConfig.from_mapping(section, base_dir=tmp_path, source="server.yaml ca")
     assert info.value.problems == [
         "unknown key 'colour'",
-        "backend must be one of generated, file, got 'hsm'",
+        "backend must be one of generated, file, pkcs11, got 'hsm'",
         "cert-validity must look like 900s, 15m or 1h, got '2d'",
         "ct-log must be 'in-process' or an http(s) URL, got 'ftp://ct.example'",
         "detached must be true or false, got 'yes'",
