@@ -25,7 +25,6 @@ DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
 MAX_FIELD_CHARS = 128 * 1024
 ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
 ERROR_DOMAIN = "keyless.dev"
-_BEARER = "Bearer "
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}\Z")
 
 
@@ -134,10 +133,13 @@ def _pem(cert: x509.Certificate) -> str:
 
 
 def _token_from_header(authorization: str | None) -> str:
-    # Fulcio strips the prefix with a literal, case-sensitive replace (fulcio.md §1.1).
-    if authorization and authorization.startswith(_BEARER):
-        return authorization[len(_BEARER) :].strip()
-    return ""
+    """The token of `Authorization: Bearer <token>`; "" for none or another scheme.
+
+    Fulcio strips a literal, case-sensitive "Bearer " (fulcio.md §1.1); RFC 7235 §2.1 makes the
+    scheme case-insensitive, and clients that send `bearer` must not be refused.
+    """
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _json_object(body: bytes) -> Mapping[str, Any]:

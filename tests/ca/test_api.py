@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -276,3 +277,48 @@ def test_concurrent_issuance_logs_every_certificate_once(server_ca):
     for key, chain in zip(keys, chains, strict=True):
         assert chain[0].public_key() == key.public_key()
         verify_embedded_sct(chain[0], issuer=chain[1], log_key=server_ca.ct_log.public_key)
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "beArer", "Bearer  "])
+def test_authorization_scheme_is_case_insensitive(server_ca, scheme: str):
+    """RFC 7235 §2.1: the auth-scheme is case-insensitive (and any run of spaces follows it)."""
+    key = p256()
+    before = server_ca.ct_size()
+    response = requests.post(
+        f"{server_ca.url}/api/v2/signingCert",
+        json={"certificateSigningRequest": b64(csr_pem(key))},
+        headers={"Authorization": f"{scheme} {server_ca.email_token()}"},
+        timeout=30,
+    )
+    assert chain_of(response)[1:] == list(server_ca.signer.chain)
+    proof = key.sign(b"dave@example.com", ec.ECDSA(hashes.SHA256()))
+    response = requests.post(
+        f"{server_ca.url}/api/v1/signingCert",
+        json={
+            "publicKey": {"content": b64(spki_der(key.public_key()))},
+            "signedEmailAddress": b64(proof),
+        },
+        headers={"Authorization": f"{scheme} {server_ca.email_token('dave@example.com')}"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    assert server_ca.ct_size() == before + 2
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearertoken", "Token abc"])
+def test_other_authorization_schemes_give_no_token(server_ca, header: str):
+    before = server_ca.ct_size()
+    response = requests.post(
+        f"{server_ca.url}/api/v2/signingCert",
+        json={"certificateSigningRequest": b64(csr_pem(p256()))},
+        headers={"Authorization": header},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["details"][0] == {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "domain": "keyless.dev",
+        "metadata": {"detail": "token must have 3 dot-separated parts, it has 1"},
+        "reason": "token-malformed",
+    }
+    assert server_ca.ct_size() == before
