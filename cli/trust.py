@@ -1,8 +1,10 @@
 """Trusted roots: load a Sigstore `TrustedRoot` once, with every key and certificate parsed.
 
 The wire shape comes from sigstore-models; this module adds the invariants verification relies
-on (every key has a usable `validFor.start`, every authority a non-empty chain) and turns raw
-bytes into cryptography objects once, so a `Verifier` can be reused across many bundles.
+on (a log key's `validFor`, when given, has a start; every authority a non-empty chain) and
+turns raw bytes into cryptography objects once, so a `Verifier` can be reused across many
+bundles. Where sigstore-models is stricter than the protobuf schema (proto3 JSON leaves out
+empty strings), the defaults are restored before a second parse (`_with_proto3_defaults`).
 """
 
 from __future__ import annotations
@@ -48,18 +50,28 @@ _SERVER_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?")
 
 @dataclass(frozen=True)
 class TimeRange:
-    """A closed interval [start, end]; `end` None means still open."""
+    """A closed interval [start, end]; `end` None means still open.
 
-    start: datetime
+    `start` None is only for a log key whose trusted root gives no `validFor` at all: the
+    schema makes it optional there, and the reference clients read it as unbounded.
+    """
+
+    start: datetime | None
     end: datetime | None
 
     def contains(self, moment: datetime) -> bool:
         """True when `moment` lies inside the interval, both ends included."""
-        return self.start <= moment and (self.end is None or moment <= self.end)
+        return (self.start is None or self.start <= moment) and (
+            self.end is None or moment <= self.end
+        )
 
     def describe(self) -> str:
+        start = iso(self.start) if self.start is not None else "unbounded"
         end = iso(self.end) if self.end is not None else "open"
-        return f"{iso(self.start)}..{end}"
+        return f"{start}..{end}"
+
+
+UNBOUNDED = TimeRange(start=None, end=None)
 
 
 @dataclass(frozen=True)
@@ -111,9 +123,11 @@ class TrustedRoot:
         try:
             wire = WireTrustedRoot.from_json(data)
         except ValidationError as exc:
-            raise TrustRootError(
-                f"malformed trusted root: {describe_validation_error(exc)}"
-            ) from exc
+            wire = _parse_with_proto3_defaults(WireTrustedRoot, data, _restore_trusted_root)
+            if wire is None:
+                raise TrustRootError(
+                    f"malformed trusted root: {describe_validation_error(exc)}"
+                ) from exc
         return cls.from_model(wire)
 
     @classmethod
@@ -151,10 +165,71 @@ def load_trust_config(path: str | os.PathLike[str]) -> TrustedRoot:
     try:
         config = ClientTrustConfig.from_json(data)
     except ValidationError as exc:
-        raise TrustRootError(
-            f"malformed trust config {path}: {describe_validation_error(exc)}"
-        ) from exc
+        config = _parse_with_proto3_defaults(ClientTrustConfig, data, _restore_trust_config)
+        if config is None:
+            raise TrustRootError(
+                f"malformed trust config {path}: {describe_validation_error(exc)}"
+            ) from exc
     return TrustedRoot.from_model(config.trusted_root)
+
+
+def _parse_with_proto3_defaults(model: Any, data: bytes | str, restore: Any) -> Any:
+    """`model` parsed from the document with the proto3 defaults its writer left out restored;
+    None when nothing was missing or the restored document is still invalid.
+
+    Proto3 JSON omits a string field holding "" (and a message whose fields are all empty), so
+    a CA `subject` without `commonName` is a valid TrustedRoot: Sigstore's scaffolding publishes
+    such roots and sigstore-go and cosign load them. sigstore-models requires those strings.
+    Only fields whose default is harmless are restored (names shown to people, never a key,
+    a time or a URL verification relies on); everything else stays required.
+    """
+    import json
+
+    from pydantic import ValidationError
+
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict) or not restore(document):
+        return None
+    try:
+        return model.from_json(json.dumps(document))
+    except ValidationError:
+        return None
+
+
+def _restore_trusted_root(root: object) -> bool:
+    """Restore the empty strings of every authority's `subject` in a TrustedRoot, in place."""
+    if not isinstance(root, dict):
+        return False
+    changed = False
+    for field in ("certificateAuthorities", "timestampAuthorities"):
+        authorities = root.get(field)
+        for authority in authorities if isinstance(authorities, list) else []:
+            if not isinstance(authority, dict):
+                continue
+            if "subject" not in authority:
+                authority["subject"] = {}
+            subject = authority["subject"]
+            for key in ("organization", "commonName"):
+                if isinstance(subject, dict) and key not in subject:
+                    subject[key] = ""
+                    changed = True
+    return changed
+
+
+def _restore_trust_config(config: dict[str, Any]) -> bool:
+    """The same for a ClientTrustConfig: its root, and its services' empty `operator`."""
+    changed = _restore_trusted_root(config.get("trustedRoot"))
+    signing = config.get("signingConfig")
+    for field in ("caUrls", "oidcUrls", "rekorTlogUrls", "tsaUrls"):
+        services = signing.get(field) if isinstance(signing, dict) else None
+        for service in services if isinstance(services, list) else []:
+            if isinstance(service, dict) and "operator" not in service:
+                service["operator"] = ""
+                changed = True
+    return changed
 
 
 def production_trusted_root() -> TrustedRoot:
@@ -384,9 +459,6 @@ def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, 
         key = log.public_key
         if key.raw_bytes is None:
             raise TrustRootError(f"{field} entry {log.base_url} has no public key bytes")
-        # sigstore-models makes `validFor` optional; a missing bound must not read as unbounded.
-        if key.valid_for is None:
-            raise TrustRootError(f"{field} entry {log.base_url} has no publicKey.validFor")
         try:
             public_key = load_der_public_key(key.raw_bytes)
         except (ValueError, UnsupportedAlgorithm) as exc:
@@ -400,7 +472,10 @@ def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, 
             key_id=log.log_id.key_id,
             key_details=key.key_details.value,
             public_key=public_key,
-            valid_for=_time_range(key.valid_for),
+            # The schema makes a key's `validFor` optional; without one the key is trusted at
+            # any time, as sigstore-python and sigstore-js read it. A `validFor` that is given
+            # must have its start (the parse refuses one without).
+            valid_for=UNBOUNDED if key.valid_for is None else _time_range(key.valid_for),
         )
         if entry.key_id in index:
             raise TrustRootError(f"{field} lists log ID {entry.key_id.hex()} twice")
