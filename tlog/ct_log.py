@@ -183,6 +183,12 @@ class CTLog:
             except ValueError as exc:
                 raise EntryError(f"certificate {position} is not DER X.509") from exc
         leaf = certs[0]
+        if _is_ca(leaf) or chain[0] in self._root_der:
+            # A CA or root alone (or first) would get an SCT for a certificate that signs
+            # nothing by itself: RFC 6962 logs end-entity certificates, and ours code signing.
+            raise EntryError(
+                "certificate 0 is a CA certificate; this log accepts end-entity certificates only"
+            )
         poisoned = _has_poison(leaf)
         if poisoned != precert:
             kind = "precertificate without" if precert else "certificate with"
@@ -401,12 +407,15 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def _check_is_ca(cert: x509.Certificate, position: int) -> None:
+def _is_ca(cert: x509.Certificate) -> bool:
     try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
-        constraints = None
-    if constraints is None or not constraints.ca:
+        return False
+
+
+def _check_is_ca(cert: x509.Certificate, position: int) -> None:
+    if not _is_ca(cert):
         raise EntryError(f"certificate {position} issues others but is not a CA")
 
 

@@ -225,3 +225,29 @@ def test_log_opened_with_another_key_is_refused_at_start(server_ca, tmp_path):
         open_ct_log(database=tmp_path / "ct.db", private_key=other, roots=roots)
     assert info.value.reason == "log-key-mismatch"
     assert info.value.message == (f"the CT log in {tmp_path / 'ct.db'} was signed with another key")
+
+
+@pytest.mark.parametrize("path", ["add-chain", "add-pre-chain"])
+@pytest.mark.parametrize("which", ["root", "intermediate", "intermediate-and-root"])
+def test_ca_certificates_as_the_leaf_are_refused(server_ca, path: str, which: str):
+    """A chain whose first certificate is a CA (the accepted root itself) gets no SCT."""
+    intermediate, root = (
+        c.public_bytes(serialization.Encoding.DER) for c in server_ca.signer.chain
+    )
+    chain = {
+        "root": [root],
+        "intermediate": [intermediate],
+        "intermediate-and-root": [intermediate, root],
+    }[which]
+    size = server_ca.ct_size()
+    response = _post(server_ca, path, chain)
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    if path == "add-pre-chain" and len(chain) == 1:
+        assert message == "a precertificate chain must include its issuer"
+    else:
+        assert (
+            message
+            == "certificate 0 is a CA certificate; this log accepts end-entity certificates only"
+        )
+    assert server_ca.ct_size() == size
