@@ -212,11 +212,12 @@ class MerkleLog:
                 )
             elif anchor is not None:
                 self._check_stored(view, anchor, stored, kept)
-        # The last head known to be kept outside the database: the stored tree never goes
-        # below it, and every later head must extend it.
-        self._anchored: SignedHead | None = None
+        # The last head this process found kept or committed itself: the stored tree never
+        # goes below it, and every later head must extend it.
+        self._floor: SignedHead | None = None
         if anchor is not None:
             self._keep(stored)
+            self._floor = stored
 
     def _refuse_empty(self, anchor: Anchor, kept: SignedHead | None, *, new_log: bool) -> None:
         if kept is not None:
@@ -289,7 +290,6 @@ class MerkleLog:
                 f"cannot write the log checkpoint file {self._anchor.checkpoint.path}: "
                 f"{exc.strerror or exc}"
             ) from exc
-        self._anchored = head
 
     @property
     def tree_id(self) -> int:
@@ -338,27 +338,46 @@ class MerkleLog:
                 taken += 1
             batch = self._queue[:taken]
             del self._queue[:taken]
+        head: SignedHead | None = None
         try:
-            outcomes: Sequence[Appended | LogError | BaseException] = self.append_batch(
-                [waiter.item for waiter in batch]
-            )
+            outcomes: Sequence[Appended | LogError | BaseException]
+            outcomes, head = self._commit_batch([waiter.item for waiter in batch])
         except BaseException as exc:
             outcomes = [exc] * len(batch)
-        for waiter, outcome in zip(batch, outcomes, strict=True):
-            waiter.finish(outcome)
+        # The lead passes on before this group's checkpoint is written, so the next group
+        # commits meanwhile; this group is acknowledged only once the file holds its head
+        # (or a later one: the file never goes back).
         with self._mutex:
             if self._queue:
                 self._queue[0].promote()
             else:
                 self._busy = False
+        if head is not None:
+            try:
+                self._keep(head)
+            except BaseException as exc:
+                outcomes = [exc if isinstance(o, Appended) else o for o in outcomes]
+        for waiter, outcome in zip(batch, outcomes, strict=True):
+            waiter.finish(outcome)
 
     def append_batch(self, items: Sequence[NewEntry]) -> list[Appended | LogError]:
         """Append `items` in one durable transaction; duplicates come back as errors.
 
         Raises:
             InconsistentLogError: the stored tree disagrees with the last signed head.
-            StorageError: the storage failed; nothing was appended.
+            StorageError: the storage failed; nothing was appended (or, for the checkpoint
+                file only, nothing was acknowledged).
         """
+        result, head = self._commit_batch(items)
+        if head is not None:
+            self._keep(head)
+        return result
+
+    def _commit_batch(
+        self, items: Sequence[NewEntry]
+    ) -> tuple[list[Appended | LogError], SignedHead | None]:
+        """Commit `items`; also returns the newly signed head (None if nothing was new), which
+        must be kept (`_keep`) before anything is acknowledged."""
         now_ms = self._now_ms()
         outcomes: list[Appended | LogError | None] = [None] * len(items)
         with self._storage.writer() as view:
@@ -404,8 +423,8 @@ class MerkleLog:
                 head = self._sign_head(view, size=new_size, root=root, now_ms=now_ms)
                 wanted = [e.index for e, item in zip(fresh, fresh_items, strict=True) if item.prove]
                 proofs = merkle.inclusion_proofs(wanted, new_size, known)
-        if head is not previous:
-            self._keep(head)
+        if head is not previous and self._anchor is not None:
+            self._floor = head
         by_index = {entry.index: entry for entry in fresh}
         result: list[Appended | LogError] = []
         for slot, digest in enumerate(hashes):
@@ -417,7 +436,7 @@ class MerkleLog:
                     by_index[index], head, tuple(proof) if proof is not None else None
                 )
             result.append(outcome)
-        return result
+        return result, (head if head is not previous else None)
 
     def _check_latest_head(self, view: ReadView, size: int) -> SignedHead:
         head = view.latest_head()
@@ -438,8 +457,8 @@ class MerkleLog:
 
     def _check_anchored(self, view: ReadView, previous: SignedHead) -> None:
         """The stored tree may have been moved forward by another process or instance, never
-        back: it must extend the last head this process kept outside the database."""
-        anchored = self._anchored
+        back: it must extend the last head this process kept or committed."""
+        anchored = self._floor
         if anchored is None or previous == anchored:
             return
         if previous.size < anchored.size or not _extends(view, anchored, previous):

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from server.app import create_app
 from server.config import dev_config
 from server.state import StateDirError
-from tlog.errors import LogStartError
+from tlog.errors import LogStartError, StorageError
 from tlog.rekor_api import EXTENSION
 
 PORT = 18_731  # never bound: these tests build the app, they do not serve it
@@ -106,6 +106,21 @@ def test_a_database_truncated_to_nothing_refuses(state) -> None:
         refused.value.message
     )
     assert _stored_size(state) == 0
+
+
+def test_a_database_truncated_halfway_refuses(state) -> None:
+    app = _start(state)
+    _append(app, 200)
+    _close(app)
+    database = state / "rekor.sqlite"
+    assert not Path(f"{database}-wal").exists()  # checkpointed into the file on close
+    os.truncate(database, database.stat().st_size // 2)
+    with pytest.raises(StorageError) as refused:
+        _start(state)
+    assert refused.value.message == (
+        f"cannot open log database {database}: database disk image is malformed"
+    )
+    assert _kept_size(state) == 203
 
 
 def test_a_backup_from_an_hour_earlier_refuses(state, tmp_path) -> None:
