@@ -3,7 +3,8 @@
 Run: python bench/rekor_v2.py [--seconds N] [--clients 16]
 
 One gunicorn server (gthread, one worker, 16 threads) serves both logs, each over its own
-SQLite WAL file with a full fsync per group commit. Prints:
+SQLite WAL file with a full fsync per group commit and its checkpoint file kept after each, as
+`keyless serve` runs them. Prints:
 - HTTP appends/s from `--clients` concurrent keep-alive clients: v1 (`POST /api/v1/log/entries`,
   hashedrekord 0.0.1, SET and proof in each response), then v2 (`POST /api/v2/log/entries`,
   hashedRekordRequestV002, proof and checkpoint in each response); the target is v2 >= v1;
@@ -76,21 +77,41 @@ def _serve(work: str, port: int) -> None:
             v1_key = serialization.load_pem_private_key((base / "v1.pem").read_bytes(), None)
             v2_key = serialization.load_pem_private_key((base / "v2.pem").read_bytes(), None)
             app = Flask("rekor-v2-bench")
+            # Each log keeps its checkpoint file after every group commit, as serve does.
             rekor_api.init_app(
                 app,
                 RekorService.open(
-                    storage=SQLiteStorage(base / "v1.db"), private_key=v1_key, host=HOST
+                    storage=SQLiteStorage(base / "v1.db"),
+                    private_key=v1_key,
+                    host=HOST,
+                    anchor=_anchor(base, "v1"),
+                    new_log=True,
                 ),
             )
             rekor_v2_api.init_app(
                 app,
                 RekorV2Service.open(
-                    storage=SQLiteStorage(base / "v2.db"), private_key=v2_key, origin=HOST
+                    storage=SQLiteStorage(base / "v2.db"),
+                    private_key=v2_key,
+                    origin=HOST,
+                    anchor=_anchor(base, "v2"),
+                    new_log=True,
                 ),
             )
             return app
 
     _Bench().run()
+
+
+def _anchor(base: Path, name: str) -> Any:
+    from tlog.checkpoint_file import CheckpointFile
+    from tlog.log import Anchor
+
+    return Anchor(
+        checkpoint=CheckpointFile(base / f"{name}-checkpoint.json"),
+        database=f"{name}.db",
+        key=f"{name}.pem",
+    )
 
 
 def _bodies(version: int, count: int, tag: str) -> list[bytes]:
