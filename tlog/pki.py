@@ -50,19 +50,35 @@ class EntryKey:
     canonical_pem: bytes
 
     def subjects(self) -> list[str]:
-        """The certificate's SAN values (emails, URIs, DNS names), lower-cased for search."""
-        if self.certificate is None:
-            return []
-        try:
-            san = self.certificate.extensions.get_extension_for_class(
-                x509.SubjectAlternativeName
-            ).value
-        except x509.ExtensionNotFound:
-            return []
-        names: list[str] = []
-        for kind in (x509.RFC822Name, x509.UniformResourceIdentifier, x509.DNSName):
-            names.extend(value.lower() for value in san.get_values_for_type(kind))
-        return names
+        """The certificate's SAN values (emails, URIs, DNS names), lower-cased for search.
+
+        `parse_pem_key` has already refused a certificate whose SAN cannot be read.
+        """
+        return [] if self.certificate is None else _san_values(self.certificate)
+
+
+def _san_values(certificate: x509.Certificate) -> list[str]:
+    """The SAN's emails, URIs and DNS names, lower-cased.
+
+    Raises:
+        EntryError: the extension is malformed, or a name is not ASCII (IA5String).
+    """
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    except ValueError as exc:
+        raise EntryError(f"certificate has a malformed SubjectAltName extension: {exc}") from exc
+    names: list[str] = []
+    for kind in (x509.RFC822Name, x509.UniformResourceIdentifier, x509.DNSName):
+        for value in san.get_values_for_type(kind):
+            if not value.isascii():
+                raise EntryError(
+                    f"certificate SubjectAltName has a non-ASCII name {value[:64]!r}"
+                    " (these names are IA5String)"
+                )
+            names.append(value.lower())
+    return names
 
 
 def decode_b64(value: object, what: str, *, max_bytes: int) -> bytes:
@@ -118,6 +134,10 @@ def parse_pem_key(pem: bytes) -> EntryKey:
         if kind == b"CERTIFICATE":
             certificate = x509.load_der_x509_certificate(der)
             key = _check_key(certificate.public_key())
+            # Refused here, as Rekor's Go x509 parser refuses it: a SAN no verifier can read
+            # names no identity, and a log entry is permanent (its search index is not the
+            # reason; the entry itself would be unverifiable by identity).
+            _san_values(certificate)
             canonical = certificate.public_bytes(serialization.Encoding.PEM)
         else:
             certificate = None
