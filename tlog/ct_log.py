@@ -316,7 +316,7 @@ def parse_chain_request(body: bytes) -> list[bytes]:
         raise EntryError("chain entries must be base64 strings")
     try:
         return [base64.b64decode(item, validate=True) for item in chain]
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: a non-ASCII string
         raise EntryError("chain entries must be base64 DER certificates") from exc
 
 

@@ -149,3 +149,173 @@ def test_dev_issuer_mint_refuses_hostile_json(server_ca, path: str, body: bytes,
     )
     assert response.status_code == 400, response.text
     assert response.json() == {"error": "invalid_request", "error_description": description}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(b"[]", "The request body must be a JSON object", id="list"),
+        pytest.param(b'"x"', "The request body must be a JSON object", id="string"),
+        pytest.param(
+            b'{"credentials": []}',
+            "invalid value for field 'credentials': expected an object",
+            id="credentials-list",
+        ),
+        pytest.param(
+            b'{"credentials": {"oidcIdentityToken": 7}}',
+            "invalid value for field 'oidcIdentityToken': expected a string",
+            id="token-int",
+        ),
+        pytest.param(
+            b'{"certificateSigningRequest": {"a": 1}}',
+            "invalid value for field 'certificateSigningRequest': expected a string",
+            id="csr-object",
+        ),
+        pytest.param(
+            b'{"certificateSigningRequest": "\\u00e9t\\u00e9"}',
+            "invalid value for field 'certificateSigningRequest': expected base64",
+            id="csr-not-base64",
+        ),
+        pytest.param(
+            b'{"publicKeyRequest": {"publicKey": {"content": false}}}',
+            "invalid value for field 'content': expected a string",
+            id="key-bool",
+        ),
+        pytest.param(
+            b'{"publicKeyRequest": {"publicKey": {"content": "x"}, "proofOfPossession": [1]}}',
+            "invalid value for field 'proofOfPossession': expected a string",
+            id="proof-list",
+        ),
+    ],
+)
+def test_ca_v2_refuses_wrong_types(server_ca, body: bytes, message: str) -> None:
+    before = server_ca.ct_size()
+    response = requests.post(
+        f"{server_ca.url}/api/v2/signingCert",
+        data=body,
+        headers={"Authorization": f"Bearer {server_ca.email_token()}"},
+        timeout=30,
+    )
+    refusal = _fulcio_refusal(server_ca, response, message, before=before)
+    assert refusal["details"][0]["reason"] == "request-malformed"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(
+            b'{"publicKey": []}', "invalid value for field 'publicKey': expected an object"
+        ),
+        pytest.param(
+            b'{"publicKey": {"content": 1}}', "invalid value for field 'content': expected a string"
+        ),
+        pytest.param(
+            b'{"signedEmailAddress": {}}',
+            "invalid value for field 'signedEmailAddress': expected a string",
+        ),
+    ],
+    ids=["key-list", "content-int", "proof-object"],
+)
+def test_ca_v1_refuses_wrong_types(server_ca, body: bytes, message: str) -> None:
+    before = server_ca.ct_size()
+    response = requests.post(
+        f"{server_ca.url}/api/v1/signingCert",
+        data=body,
+        headers={"Authorization": f"Bearer {server_ca.email_token()}"},
+        timeout=30,
+    )
+    _fulcio_refusal(server_ca, response, message, before=before)
+
+
+CHAIN_SHAPE = 'expected {"chain": [...]} with 1 to 10 certificates'
+
+
+@pytest.mark.parametrize("path", ["/ct/v1/add-chain", "/ct/v1/add-pre-chain"])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(b"[]", CHAIN_SHAPE, id="list"),
+        pytest.param(b'{"chain": "AAAA"}', CHAIN_SHAPE, id="chain-string"),
+        pytest.param(b'{"chain": {"a": 1}}', CHAIN_SHAPE, id="chain-object"),
+        pytest.param(b'{"chain": [1]}', "chain entries must be base64 strings", id="item-int"),
+        pytest.param(b'{"chain": [null]}', "chain entries must be base64 strings", id="item-null"),
+        pytest.param(
+            b'{"chain": ["\\u00e9"]}',
+            "chain entries must be base64 DER certificates",
+            id="item-nonascii",
+        ),
+        pytest.param(
+            b'{"chain": ["' + b"A" * 70_000 + b'"]}',
+            "chain entries must be base64 strings",
+            id="item-too-long",
+        ),
+        pytest.param(b'{"chain": ' + b'["AAAA",' * 11 + b"]", CHAIN_SHAPE, id="eleven"),
+    ],
+)
+def test_ct_log_refuses_wrong_types(server_ca, path: str, body: bytes, message: str) -> None:
+    if body.endswith(b",]"):
+        body = b'{"chain": [' + b",".join([b'"AAAA"'] * 11) + b"]}"
+    before = server_ca.ct_size()
+    _ct_refusal(requests.post(f"{server_ca.url}{path}", data=body, timeout=30), message)
+    assert server_ca.ct_size() == before
+
+
+def test_ct_log_refuses_an_oversized_body(server_ca) -> None:
+    body = b'{"chain": ["' + b"A" * (600 * 1024) + b'"]}'
+    _ct_refusal(
+        requests.post(f"{server_ca.url}/ct/v1/add-chain", data=body, timeout=30),
+        "request body exceeds 524288 bytes",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "description"),
+    [
+        pytest.param(b"[]", "the body must be a JSON object", id="list"),
+        pytest.param(b"\xff", "request body is not UTF-8", id="not-utf8"),
+        pytest.param(b'{"email": 1}', "email is required (a non-empty string)", id="email-int"),
+        pytest.param(
+            b'{"email": "a@b", "claims": []}',
+            "claims must be an object of at most 64",
+            id="claims-list",
+        ),
+        pytest.param(
+            b'{"email": "a@b", "expires_in": "600"}',
+            "expires_in must be an integer",
+            id="expiry-string",
+        ),
+        pytest.param(
+            b'{"email": "a@b", "audience": ["x"]}',
+            "audience must be a non-empty string",
+            id="audience-list",
+        ),
+        pytest.param(
+            b'{"email": "a@b", "claims": {"x": "' + b"y" * 70_000 + b'"}}',
+            "the body exceeds 65536 bytes",
+            id="too-large",
+        ),
+    ],
+)
+def test_dev_issuer_mint_refuses_wrong_types(server_ca, body: bytes, description: str) -> None:
+    response = requests.post(f"{server_ca.url}/oidc/mint", data=body, timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": "invalid_request", "error_description": description}
+
+
+@pytest.mark.parametrize(
+    ("body", "description"),
+    [
+        pytest.param(
+            b'{"repository": 5}', "repository is required (a non-empty string)", id="repo-int"
+        ),
+        pytest.param(
+            b'{"repository": "a/b", "workflow": "w.yml", "sha": []}',
+            "sha is required (a non-empty string)",
+            id="sha-list",
+        ),
+    ],
+)
+def test_dev_issuer_github_mint_refuses_wrong_types(server_ca, body: bytes, description: str):
+    response = requests.post(f"{server_ca.url}/oidc/github/mint", data=body, timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": "invalid_request", "error_description": description}
