@@ -6,6 +6,7 @@ single log entry picked, the signature and (for DSSE) the envelope at hand.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,8 @@ class Bundle:
 
     @property
     def has_checkpoint(self) -> bool:
-        return self.entry.inclusion_proof.checkpoint is not None
+        proof = self.entry.inclusion_proof
+        return proof is not None and proof.checkpoint is not None
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Bundle:
@@ -65,16 +67,16 @@ class Bundle:
         if len(data) > MAX_BUNDLE_BYTES:
             raise BundleError(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
         from pydantic import ValidationError
-        from sigstore_models.bundle.v1 import Bundle as WireBundle
 
+        model = _wire_bundle_model()
         try:
-            wire = WireBundle.from_json(data)
+            wire = model.from_json(data)
         except ValidationError as exc:
             restored = _with_proto3_defaults(data)
             if restored is None:
                 raise BundleError(f"malformed bundle: {describe_validation_error(exc)}") from exc
             try:
-                wire = WireBundle.from_json(restored)
+                wire = model.from_json(restored)
             except ValidationError:
                 raise BundleError(f"malformed bundle: {describe_validation_error(exc)}") from exc
         return cls.from_model(wire)
@@ -94,9 +96,16 @@ class Bundle:
             )
         entry = material.tlog_entries[0]
         proof = entry.inclusion_proof
-        if len(proof.hashes) > MAX_PROOF_HASHES:
+        if proof is None:
+            # Allowed in v0.1 only: its SET (required below) then proves the entry was logged.
+            if version != "0.1":
+                raise BundleError(
+                    "malformed bundle: verificationMaterial.tlogEntries.0.inclusionProof: "
+                    f"Field required (only v0.1 bundles may omit it, this is v{version})"
+                )
+        elif len(proof.hashes) > MAX_PROOF_HASHES:
             raise BundleError(f"inclusion proof has more than {MAX_PROOF_HASHES} hashes")
-        if proof.checkpoint is not None and len(proof.checkpoint.envelope) > MAX_CHECKPOINT_BYTES:
+        elif proof.checkpoint is not None and len(proof.checkpoint.envelope) > MAX_CHECKPOINT_BYTES:
             raise BundleError(f"checkpoint is larger than {MAX_CHECKPOINT_BYTES} bytes")
 
         timestamps: tuple[bytes, ...] = ()
@@ -113,7 +122,7 @@ class Bundle:
             if entry.inclusion_promise is None:
                 raise BundleError("a v0.1 bundle must carry an inclusion promise (SET)")
         else:
-            if proof.checkpoint is None:
+            if proof is None or proof.checkpoint is None:
                 raise BundleError(f"a v{version} bundle must carry a checkpoint in its proof")
             if entry.inclusion_promise is None and not timestamps:
                 raise BundleError(
@@ -143,6 +152,32 @@ class Bundle:
             message_digest=digest,
             envelope=envelope,
         )
+
+
+@functools.cache
+def _wire_bundle_model() -> type[WireBundle]:
+    """sigstore-models' Bundle, except that a log entry's `inclusionProof` may be absent.
+
+    The bundle schema requires the proof only from v0.2 on; a v0.1 bundle may carry just the
+    inclusion promise (SET), and sigstore-js, sigstore-go and cosign verify such bundles by it.
+    `Bundle.from_model` refuses a missing proof for every later version.
+    """
+    from typing import Optional
+
+    from sigstore_models.bundle.v1 import Bundle as StrictBundle
+    from sigstore_models.bundle.v1 import VerificationMaterial
+    from sigstore_models.rekor.v1 import InclusionProof, TransparencyLogEntry
+
+    class Entry(TransparencyLogEntry):
+        inclusion_proof: Optional[InclusionProof] = None  # noqa: UP045 - pydantic resolves it
+
+    class Material(VerificationMaterial):
+        tlog_entries: list[Entry]  # type: ignore[assignment]
+
+    class Bundle(StrictBundle):
+        verification_material: Material  # type: ignore[assignment]
+
+    return Bundle
 
 
 def _with_proto3_defaults(data: bytes | str) -> str | None:
