@@ -62,7 +62,9 @@ def image_reference(target: str) -> Reference | None:
     """The image reference `target` names, or None when it is a file or a digest."""
     # Decide files and digests before importing the registry client (and requests with it):
     # `keyless verify FILE` is the common case and its start-up time matters.
-    if target.startswith("sha256:") or Path(target).exists():
+    from cli.verify.artifact import DIGEST_ALGORITHMS
+
+    if target.partition(":")[0] in DIGEST_ALGORITHMS or Path(target).exists():
         return None
     from cli.oci import RegistryError, parse_reference
 

@@ -60,7 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "artifact",
         metavar="FILE_OR_DIGEST",
-        help="a file, sha256:<hex>, or an image (registry/repo:tag or @digest)",
+        help="a file, a sha256:, sha384: or sha512:<hex> digest, or an image "
+        "(registry/repo:tag or @digest)",
     )
     _images.add_registry_arguments(parser)
     parser.set_defaults(run=run, usage_error=parser.error)
@@ -150,26 +151,28 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
     from cli.bundle import load_bundle
     from cli.errors import NetworkError
     from cli.verify import VerificationError, Verifier
-    from cli.verify.artifact import resolve_artifact
+    from cli.verify.artifact import DIGEST_ALGORITHMS, resolve_artifact
     from cli.verify.keys import load_public_key
 
     digest = None
     try:
-        artifact = resolve_artifact(args.artifact)
-        digest = f"sha256:{artifact.sha256.hex()}"
+        artifact = resolve_artifact(args.artifact, algorithms=tuple(DIGEST_ALGORITHMS))
+        digest = artifact.label
         bundle_path = args.bundle
         if bundle_path is None:
             if artifact.path is None:
-                args.usage_error("--bundle is required when verifying a sha256: digest")
+                args.usage_error(
+                    f"--bundle is required when verifying a {artifact.algorithm}: digest"
+                )
             bundle_path = f"{artifact.path}.sigstore.json"
         bundle = load_bundle(bundle_path)
         verifier = Verifier(_trusted_root(args))
         now = datetime.now(UTC)
         if policy is None:
             key = load_public_key(args.key)
-            result = verifier.verify_with_key(bundle, sha256=artifact.sha256, key=key, now=now)
+            result = verifier.verify_with_key(bundle, artifact=artifact, key=key, now=now)
         else:
-            result = verifier.verify(bundle, sha256=artifact.sha256, policy=policy, now=now)
+            result = verifier.verify(bundle, artifact=artifact, policy=policy, now=now)
     except NetworkError as exc:
         return _undecided(args, exc, digest)
     except VerificationError as exc:

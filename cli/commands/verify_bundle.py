@@ -102,10 +102,10 @@ def run(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     if args.key is not None:
         result = verifier.verify_with_key(
-            bundle, sha256=artifact.sha256, key=load_public_key(args.key), now=now
+            bundle, artifact=artifact, key=load_public_key(args.key), now=now
         )
     else:
         policy = AllOf([Identity(args.certificate_identity), Issuer(args.certificate_oidc_issuer)])
-        result = verifier.verify(bundle, sha256=artifact.sha256, policy=policy, now=now)
+        result = verifier.verify(bundle, artifact=artifact, policy=policy, now=now)
     print(f"OK: {artifact.name} (log index {result.log_index})")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from cli.verify.artifact import DIGEST_ALGORITHMS, Artifact
 from cli.verify.errors import VerificationError
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -19,8 +20,12 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
-def check_subject(payload_type: str, payload: bytes, *, sha256_hex: str) -> None:
-    """Check that an in-toto statement names the artifact (by SHA-256) as a subject.
+def check_subject(payload_type: str, payload: bytes, *, artifact: Artifact) -> None:
+    """Check that an in-toto statement names the artifact as a subject.
+
+    A subject matches when every digest it lists that keyless can compute for the artifact
+    (SHA-256, SHA-384, SHA-512; a bare digest only its own algorithm) agrees, and there is at
+    least one: npm provenance, for one, names its subjects by SHA-512 alone.
 
     sigstore-models models the envelope but not the in-toto statement inside it, so the
     statement is read here with `json`, strictly: the fields used must have the right types.
@@ -41,15 +46,29 @@ def check_subject(payload_type: str, payload: bytes, *, sha256_hex: str) -> None
     subjects = statement.get("subject")
     if not isinstance(subjects, list) or not subjects or len(subjects) > MAX_SUBJECTS:
         raise VerificationError("dsse", "in-toto statement has no usable subject list")
-    digests: list[str] = []
+    computed: dict[str, str | None] = {}
+    listed: list[str] = []
     for subject in subjects:
         digest = subject.get("digest") if isinstance(subject, dict) else None
-        value = digest.get("sha256") if isinstance(digest, dict) else None
-        if isinstance(value, str):
-            digests.append(value.lower())
-    if sha256_hex not in digests:
-        raise VerificationError(
-            "dsse",
-            f"artifact sha256:{sha256_hex} is not a subject of the in-toto statement "
-            f"(subjects: {', '.join('sha256:' + d for d in digests) or 'none with sha256'})",
-        )
+        if not isinstance(digest, dict):
+            continue
+        compared = 0
+        agrees = True
+        for algorithm in DIGEST_ALGORITHMS:
+            value = digest.get(algorithm)
+            if not isinstance(value, str):
+                continue
+            listed.append(f"{algorithm}:{value.lower()}")
+            if algorithm not in computed:
+                ours = artifact.digest(algorithm)
+                computed[algorithm] = ours.hex() if ours is not None else None
+            if computed[algorithm] is not None:
+                compared += 1
+                agrees = agrees and computed[algorithm] == value.lower()
+        if compared and agrees:
+            return
+    raise VerificationError(
+        "dsse",
+        f"artifact {artifact.label} is not a subject of the in-toto statement "
+        f"(subjects: {', '.join(listed) or 'none with sha256, sha384 or sha512'})",
+    )

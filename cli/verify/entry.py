@@ -1,7 +1,8 @@
 """Log body consistency: the logged entry is about this signature, this key and this artifact.
 
 Without this check a valid entry for *another* signing could be attached to a bundle (the
-CVE-2022-36056 family). Rekor v2 bodies are parsed with sigstore-models; Rekor v1 bodies
+CVE-2022-36056 family). Rekor v2 bodies (hashedrekord and dsse 0.0.2) are parsed with
+sigstore-models; Rekor v1 bodies
 (hashedrekord 0.0.1, dsse 0.0.1, intoto 0.0.2) have no model there, so they are read with
 `json` and every field used is type-checked.
 """
@@ -22,9 +23,15 @@ if TYPE_CHECKING:
 
 CHECK = "log-body"
 
-SUPPORTED_KINDS = frozenset(
-    {("hashedrekord", "0.0.1"), ("hashedrekord", "0.0.2"), ("dsse", "0.0.1"), ("intoto", "0.0.2")}
-)
+REKOR_V2_KINDS = frozenset({("hashedrekord", "0.0.2"), ("dsse", "0.0.2")})
+SUPPORTED_KINDS = REKOR_V2_KINDS | {
+    ("hashedrekord", "0.0.1"),
+    ("dsse", "0.0.1"),
+    ("intoto", "0.0.2"),
+}
+# Digest algorithms by their Rekor v1 (hashedrekord `data.hash.algorithm`) and protobuf names.
+V1_ALGORITHMS = {"sha256": "sha256", "sha384": "sha384", "sha512": "sha512"}
+V2_ALGORITHMS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
 
 
 @dataclass(frozen=True)
@@ -35,8 +42,9 @@ class Signed:
     leaf_der: bytes | None  # DER of the leaf certificate, None for managed keys
     key_details: str  # e.g. PKIX_ECDSA_P256_SHA_256, for Rekor v2 verifiers
     signature: bytes
-    digest: bytes  # SHA-256 of the artifact (hashedrekord) or of the PAE (DSSE on Rekor v2)
+    digest: bytes  # digest of the artifact (hashedrekord) or SHA-256 of the PAE (DSSE, Rekor v2)
     payload: bytes | None  # DSSE payload, None for message signatures
+    digest_algorithm: str = "sha256"  # the algorithm of `digest`
 
 
 def check_entry_body(body: bytes, *, kind: str, version: str, signed: Signed) -> None:
@@ -47,8 +55,8 @@ def check_entry_body(body: bytes, *, kind: str, version: str, signed: Signed) ->
     """
     if (kind, version) not in SUPPORTED_KINDS:
         raise VerificationError(CHECK, f"unsupported log entry kind {kind}/{version}")
-    if version == "0.0.2" and kind == "hashedrekord":
-        _check_hashedrekord_v2(body, signed)
+    if (kind, version) in REKOR_V2_KINDS:
+        _check_rekor_v2(body, kind, signed)
         return
     doc = _json(body)
     if _get(doc, "kind", str) != kind or _get(doc, "apiVersion", str) != version:
@@ -66,12 +74,17 @@ def _check_hashedrekord_v1(spec: dict[str, Any], signed: Signed) -> None:
     if signed.payload is not None:
         raise VerificationError(CHECK, "a DSSE bundle cannot be backed by a hashedrekord/0.0.1")
     hashed = _get(_get(spec, "data", dict), "hash", dict)
-    if _get(hashed, "algorithm", str) != "sha256":
-        raise VerificationError(CHECK, "log entry hash algorithm is not sha256")
+    algorithm = _get(hashed, "algorithm", str)
+    if V1_ALGORITHMS.get(algorithm) != signed.digest_algorithm:
+        raise VerificationError(
+            CHECK, f"log entry hash algorithm {algorithm} is not {signed.digest_algorithm}"
+        )
     logged = _get(hashed, "value", str)
     if logged != signed.digest.hex():
         raise VerificationError(
-            CHECK, f"log entry is for artifact sha256:{logged}, not sha256:{signed.digest.hex()}"
+            CHECK,
+            f"log entry is for artifact {algorithm}:{logged}, not "
+            f"{signed.digest_algorithm}:{signed.digest.hex()}",
         )
     signature = _get(spec, "signature", dict)
     if _b64(_get(signature, "content", str)) != signed.signature:
@@ -122,7 +135,7 @@ def _check_intoto_v2(spec: dict[str, Any], signed: Signed) -> None:
     _check_pem_key(_b64(_get(signatures[0], "publicKey", str)), signed)
 
 
-def _check_hashedrekord_v2(body: bytes, signed: Signed) -> None:
+def _check_rekor_v2(body: bytes, kind: str, signed: Signed) -> None:
     from pydantic import ValidationError
     from sigstore_models.rekor.v2.entry import Entry
 
@@ -130,13 +143,39 @@ def _check_hashedrekord_v2(body: bytes, signed: Signed) -> None:
         entry = Entry.from_json(body)
     except ValidationError as exc:
         raise VerificationError(CHECK, "log body is not a valid Rekor v2 entry") from exc
-    if entry.kind != "hashedrekord" or entry.api_version != "0.0.2":
-        raise VerificationError(CHECK, "log body is not a hashedrekord/0.0.2 entry as announced")
-    record = entry.spec.hashed_rekord_v002
-    if record is None:
-        raise VerificationError(CHECK, "log body has no hashedRekordV002 spec")
-    if record.data.algorithm.value != "SHA2_256":
-        raise VerificationError(CHECK, f"log entry digest algorithm {record.data.algorithm.value}")
+    if entry.kind != kind or entry.api_version != "0.0.2":
+        raise VerificationError(CHECK, f"log body is not a {kind}/0.0.2 entry as announced")
+    if kind == "hashedrekord":
+        record = entry.spec.hashed_rekord_v002
+        if record is None:
+            raise VerificationError(CHECK, "log body has no hashedRekordV002 spec")
+        _check_hashedrekord_v2(record, signed)
+        return
+    dsse = entry.spec.dsse_v002
+    if dsse is None:
+        raise VerificationError(CHECK, "log body has no dsseV002 spec")
+    if signed.payload is None:
+        raise VerificationError(
+            CHECK, "a message-signature bundle cannot be backed by a dsse entry"
+        )
+    algorithm = V2_ALGORITHMS.get(dsse.payload_hash.algorithm.value)
+    if algorithm is None:
+        raise VerificationError(
+            CHECK, f"log entry payload hash algorithm {dsse.payload_hash.algorithm.value}"
+        )
+    if dsse.payload_hash.digest != hashlib.new(algorithm, signed.payload).digest():
+        raise VerificationError(CHECK, "log entry payload hash does not match the DSSE payload")
+    if len(dsse.signatures) != 1:
+        raise VerificationError(CHECK, "log entry must record exactly one DSSE signature")
+    if dsse.signatures[0].content != signed.signature:
+        raise VerificationError(CHECK, "log entry signature does not match the DSSE signature")
+    _check_v2_verifier(dsse.signatures[0].verifier, signed)
+
+
+def _check_hashedrekord_v2(record: Any, signed: Signed) -> None:
+    algorithm = record.data.algorithm.value
+    if V2_ALGORITHMS.get(algorithm) != signed.digest_algorithm:
+        raise VerificationError(CHECK, f"log entry digest algorithm {algorithm}")
     if record.data.digest != signed.digest:
         what = "PAE of the DSSE envelope" if signed.payload is not None else "artifact"
         raise VerificationError(
@@ -144,7 +183,11 @@ def _check_hashedrekord_v2(body: bytes, signed: Signed) -> None:
         )
     if record.signature.content != signed.signature:
         raise VerificationError(CHECK, "log entry signature does not match the bundle signature")
-    verifier = record.signature.verifier
+    _check_v2_verifier(record.signature.verifier, signed)
+
+
+def _check_v2_verifier(verifier: Any, signed: Signed) -> None:
+    """A Rekor v2 verifier must name the bundle's key details and certificate (or key)."""
     if verifier.key_details.value != signed.key_details:
         raise VerificationError(
             CHECK, f"log entry key details {verifier.key_details.value} != {signed.key_details}"

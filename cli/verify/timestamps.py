@@ -3,41 +3,50 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from cli.verify.errors import VerificationError, iso
+from cli.verify.errors import iso
 
 if TYPE_CHECKING:
     from cli.trust import Authority
 
 
+@dataclass(frozen=True)
+class TimestampOutcome:
+    """The generation times of the timestamps that verified, and why each other one did not."""
+
+    times: tuple[datetime, ...]
+    failures: tuple[str, ...]
+
+
 def check_timestamps(
     responses: Sequence[bytes], *, signature: bytes, authorities: Sequence[Authority]
-) -> list[datetime]:
-    """Verify every RFC 3161 response over `signature`; returns their generation times.
+) -> TimestampOutcome:
+    """Verify each RFC 3161 response over `signature`, independently.
 
-    Each response must verify against one trusted TSA (token signed by its chain's first
-    certificate, chain valid at the generation time, imprint = hash of `signature`) whose
-    `validFor` contains the generation time. One bad timestamp fails the whole bundle: an
-    unverifiable time source is a defect, not something to skip silently.
-
-    Raises:
-        VerificationError("timestamp"): malformed, untrusted, mismatched or out-of-window.
+    A response counts when it verifies against one trusted TSA (token signed by its chain's
+    first certificate, chain valid at the generation time, imprint = hash of `signature`) whose
+    `validFor` contains the generation time. The others are reported, not fatal: as in
+    sigstore-python and sigstore-go, the caller compares the verified times with a threshold,
+    so a bundle that also carries a timestamp from an authority this root does not trust is
+    judged by the ones it does.
     """
-    if responses and not authorities:
-        raise VerificationError(
-            "timestamp", "bundle carries RFC 3161 timestamps but the trusted root lists no TSA"
-        )
-    return [
-        _check_one(raw, signature=signature, authorities=authorities, index=index)
-        for index, raw in enumerate(responses)
-    ]
+    times: list[datetime] = []
+    failures: list[str] = []
+    for index, raw in enumerate(responses):
+        moment, failure = _check_one(raw, signature=signature, authorities=authorities)
+        if moment is not None:
+            times.append(moment)
+        else:
+            failures.append(f"timestamp #{index} {failure}")
+    return TimestampOutcome(times=tuple(times), failures=tuple(failures))
 
 
 def _check_one(
-    raw: bytes, *, signature: bytes, authorities: Sequence[Authority], index: int
-) -> datetime:
+    raw: bytes, *, signature: bytes, authorities: Sequence[Authority]
+) -> tuple[datetime | None, str]:
     from rfc3161_client import VerificationError as TSAVerificationError
     from rfc3161_client import VerifierBuilder, decode_timestamp_response
 
@@ -45,10 +54,10 @@ def _check_one(
         response = decode_timestamp_response(raw)
         # The token inside is decoded lazily, so its defects surface on first access.
         gen_time = response.tst_info.gen_time
-    except ValueError as exc:
-        raise VerificationError(
-            "timestamp", f"timestamp #{index} is not a valid DER TimeStampResp"
-        ) from exc
+    except ValueError:
+        return None, "is not a valid DER TimeStampResp"
+    if not authorities:
+        return None, f"({iso(gen_time)}): the trusted root lists no TSA"
     failures: list[str] = []
     for authority in authorities:
         chain = authority.certificates
@@ -61,15 +70,13 @@ def _check_one(
             failures.append(f"{authority.uri or 'TSA'}: {exc}")
             continue
         if not authority.valid_for.contains(gen_time):
-            raise VerificationError(
-                "timestamp",
-                f"timestamp time {iso(gen_time)} is outside the trusted validity "
-                f"{authority.valid_for.describe()} of TSA {authority.uri}",
+            failures.append(
+                f"{authority.uri or 'TSA'}: time {iso(gen_time)} is outside the trusted "
+                f"validity {authority.valid_for.describe()}"
             )
-        return gen_time
-    reasons = "; ".join(failures)
-    raise VerificationError(
-        "timestamp",
-        f"timestamp #{index} ({iso(gen_time)}) does not verify against any trusted TSA "
-        f"over the bundle signature ({reasons})",
+            continue
+        return gen_time, ""
+    return None, (
+        f"({iso(gen_time)}) does not verify against any trusted TSA over the bundle "
+        f"signature ({'; '.join(failures)})"
     )

@@ -92,14 +92,15 @@ def check_inclusion(entry: TransparencyLogEntry, *, log: LogKey) -> None:
     """Verify the signed checkpoint, then the inclusion proof against its root.
 
     Raises:
-        VerificationError("checkpoint"): the checkpoint is malformed or not signed by the log.
+        VerificationError("checkpoint"): no proof or checkpoint, or the checkpoint is
+            malformed or not signed by the log.
         VerificationError("inclusion-proof"): the proof disagrees with the checkpoint or does
             not hash up to its root.
     """
     from tlog import CheckpointError, ProofError, leaf_hash, verify_checkpoint, verify_inclusion
 
     proof = entry.inclusion_proof
-    if proof.checkpoint is None:
+    if proof is None or proof.checkpoint is None:
         raise VerificationError("checkpoint", "inclusion proof has no checkpoint")
     try:
         checkpoint = verify_checkpoint(proof.checkpoint.envelope, public_key=log.public_key)
@@ -142,4 +143,6 @@ def log_index_is_tree_local(entry: TransparencyLogEntry) -> bool:
     Rekor v1 shards: the entry carries a global index and the proof a per-tree one, so they may
     differ (the SET binds the global one).
     """
-    return entry.kind_version.version == "0.0.2" and entry.kind_version.kind == "hashedrekord"
+    from cli.verify.entry import REKOR_V2_KINDS
+
+    return (entry.kind_version.kind, entry.kind_version.version) in REKOR_V2_KINDS

@@ -7,12 +7,14 @@ stores are built in the constructor, so one instance can verify many bundles qui
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from cli.verify import entry as log_body
 from cli.verify import transparency
+from cli.verify.artifact import Artifact
 from cli.verify.dsse import check_subject, pae
 from cli.verify.errors import VerificationError, iso
 from cli.verify.policy import certificate_identities, certificate_issuer
@@ -29,6 +31,12 @@ if TYPE_CHECKING:
 
 # A signed time later than the verifier's clock plus this skew is refused as impossible.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# How many verified signed times (SET and RFC 3161 timestamps) a bundle needs by default, as
+# in sigstore-python and cosign (sigstore-go's observer-timestamp threshold of 1).
+DEFAULT_TIME_THRESHOLD = 1
+# The message digests a message-signature bundle may carry, by protobuf name.
+MESSAGE_DIGEST_ALGORITHMS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,8 @@ class VerificationResult:
     signed_times: tuple[datetime, ...]
     entry_kind: str
     dsse_payload_type: str | None
+    # RFC 3161 timestamps that did not verify and so were not counted (each with its reason).
+    timestamp_failures: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -51,17 +61,24 @@ class VerificationResult:
             "log": {"url": self.log_url, "index": self.log_index, "kind": self.entry_kind},
             "signedTimes": [t.isoformat().replace("+00:00", "Z") for t in self.signed_times],
             "dssePayloadType": self.dsse_payload_type,
+            "timestampFailures": list(self.timestamp_failures),
         }
 
 
 class Verifier:
     """Verifies bundles against one trusted root; reusable and thread-safe (no mutable state)."""
 
-    def __init__(self, trusted_root: TrustedRoot) -> None:
+    def __init__(
+        self, trusted_root: TrustedRoot, *, time_threshold: int = DEFAULT_TIME_THRESHOLD
+    ) -> None:
+        """`time_threshold`: how many of a bundle's signed times must verify (at least 1)."""
         from cryptography import x509
         from cryptography.x509.verification import Criticality, ExtensionPolicy, Store
 
+        if time_threshold < 1:
+            raise ValueError("a bundle needs at least one verified signed time")
         self._root = trusted_root
+        self._time_threshold = time_threshold
         # Every certificate of a CA's chain is a trust anchor, as in sigstore-python: the chain
         # itself was checked when the trusted root was loaded (each link signed by the next), so
         # path building stops at the first trusted certificate instead of re-verifying the
@@ -79,9 +96,18 @@ class Verifier:
         )
 
     def verify(
-        self, bundle: Bundle, *, sha256: bytes, policy: Policy, now: datetime
+        self,
+        bundle: Bundle,
+        *,
+        sha256: bytes | None = None,
+        artifact: Artifact | None = None,
+        policy: Policy,
+        now: datetime,
     ) -> VerificationResult:
-        """Verify a certificate bundle over an artifact (its SHA-256) for an identity policy.
+        """Verify a certificate bundle over an artifact for an identity policy.
+
+        The artifact is given by its SHA-256 or as an `Artifact` (a file, or a digest of
+        another algorithm).
 
         Raises:
             VerificationError: the first check that fails, by name.
@@ -94,7 +120,8 @@ class Verifier:
                 "bundle is signed with a managed key, not a certificate",
                 hint="verify it with --key",
             )
-        times, log = self._signed_times(bundle, now=now)
+        subject = _artifact(sha256, artifact)
+        times, log, failures = self._signed_times(bundle, now=now)
         # 6. Every signed time lies inside the leaf certificate's validity window.
         for moment in times:
             _check_within_certificate(leaf, moment)
@@ -109,19 +136,17 @@ class Verifier:
         # 10. The identity policy holds.
         policy.check(leaf)
         # 11-14. Log inclusion, artifact binding, signature, log body.
-        self._check_signing(bundle, log, sha256=sha256, key=leaf.public_key(), leaf=leaf)
-        return VerificationResult(
-            identity=next(iter(certificate_identities(leaf)), None),
-            issuer=certificate_issuer(leaf),
-            log_url=log.base_url,
-            log_index=bundle.entry.log_index,
-            signed_times=tuple(times),
-            entry_kind=f"{bundle.entry.kind_version.kind}/{bundle.entry.kind_version.version}",
-            dsse_payload_type=bundle.envelope.payload_type if bundle.envelope else None,
-        )
+        self._check_signing(bundle, log, artifact=subject, key=leaf.public_key(), leaf=leaf)
+        return _result(bundle, log, times, failures, leaf=leaf)
 
     def verify_with_key(
-        self, bundle: Bundle, *, sha256: bytes, key: PublicKeyTypes, now: datetime
+        self,
+        bundle: Bundle,
+        *,
+        sha256: bytes | None = None,
+        artifact: Artifact | None = None,
+        key: PublicKeyTypes,
+        now: datetime,
     ) -> VerificationResult:
         """Verify a managed-key bundle over an artifact with a known public key.
 
@@ -134,21 +159,17 @@ class Verifier:
                 "key-material",
                 "bundle carries a signing certificate; verify it by identity, not with --key",
             )
-        times, log = self._signed_times(bundle, now=now)
+        subject = _artifact(sha256, artifact)
+        times, log, failures = self._signed_times(bundle, now=now)
         # 6-10 concern certificates and do not apply; 11-14 as for certificates.
-        self._check_signing(bundle, log, sha256=sha256, key=key, leaf=None)
-        return VerificationResult(
-            identity=None,
-            issuer=None,
-            log_url=log.base_url,
-            log_index=bundle.entry.log_index,
-            signed_times=tuple(times),
-            entry_kind=f"{bundle.entry.kind_version.kind}/{bundle.entry.kind_version.version}",
-            dsse_payload_type=bundle.envelope.payload_type if bundle.envelope else None,
-        )
+        self._check_signing(bundle, log, artifact=subject, key=key, leaf=None)
+        return _result(bundle, log, times, failures, leaf=None)
 
-    def _signed_times(self, bundle: Bundle, *, now: datetime) -> tuple[list[datetime], LogKey]:
-        """Steps 2-5: the log, and every signed time the bundle proves."""
+    def _signed_times(
+        self, bundle: Bundle, *, now: datetime
+    ) -> tuple[list[datetime], LogKey, tuple[str, ...]]:
+        """Steps 2-5: the log, every signed time the bundle proves, and the timestamps that
+        did not verify (reported, not counted)."""
         entry = bundle.entry
         # 2. The entry's log is in the trusted root.
         log = transparency.find_log(entry, tlogs=self._root.tlogs)
@@ -156,20 +177,27 @@ class Verifier:
         times: list[datetime] = []
         if entry.inclusion_promise is not None:
             times.append(transparency.check_inclusion_promise(entry, log=log))
-        # 4. RFC 3161 timestamps over the signature, from trusted TSAs.
-        times.extend(
-            check_timestamps(
-                bundle.timestamps,
-                signature=bundle.signature,
-                authorities=self._root.timestamp_authorities,
-            )
+        # 4. RFC 3161 timestamps over the signature, from trusted TSAs. Each counts only if
+        #    it verifies; the others are reported (sigstore-python and sigstore-go do the same).
+        outcome = check_timestamps(
+            bundle.timestamps,
+            signature=bundle.signature,
+            authorities=self._root.timestamp_authorities,
         )
-        # 5. At least one signed time, none in the future, the log key valid at each.
-        if not times:
+        times.extend(outcome.times)
+        # 5. Enough verified signed times, none in the future, the log key valid at each.
+        if not times and not outcome.failures:
             raise VerificationError(
                 "time",
                 "bundle proves no signing time: it has neither a SET nor an RFC 3161 timestamp",
                 hint="Rekor v2 entries need an RFC 3161 timestamp",
+            )
+        if len(times) < self._time_threshold:
+            reasons = "".join(f"; {failure}" for failure in outcome.failures)
+            raise VerificationError(
+                "timestamp",
+                f"{len(times)} of the bundle's signed times verify, {self._time_threshold} "
+                f"needed{reasons}",
             )
         for moment in times:
             if moment > now + MAX_CLOCK_SKEW:
@@ -177,7 +205,9 @@ class Verifier:
                     "time", f"signed time {iso(moment)} is in the future (now {iso(now)})"
                 )
             transparency.check_log_key_validity(log, moment, what="signed time")
-        return times, log
+        for failure in outcome.failures:
+            _logger.warning("warning: %s; not counted (the other signed times are)", failure)
+        return times, log, outcome.failures
 
     def _check_chain(self, leaf: x509.Certificate, moment: datetime) -> list[x509.Certificate]:
         from cryptography import x509
@@ -217,34 +247,30 @@ class Verifier:
         bundle: Bundle,
         log: LogKey,
         *,
-        sha256: bytes,
+        artifact: Artifact,
         key: PublicKeyTypes,
         leaf: x509.Certificate | None,
     ) -> None:
         """Steps 11-14: inclusion, artifact binding, signature and log body."""
         entry = bundle.entry
         # 11. The checkpoint is signed by the log, and the entry is included under its root.
-        #     A v0.1 bundle may carry a proof without checkpoint; its SET (step 3) binds it.
+        #     A v0.1 bundle may carry a proof without checkpoint, or no proof at all; its SET
+        #     (step 3) binds it then.
         if bundle.has_checkpoint:
             transparency.check_inclusion(entry, log=log)
         # 12. The signature is about this artifact.
         envelope = bundle.envelope
         if envelope is None:
-            digest = bundle.message_digest
-            if digest is not None and (
-                digest.algorithm.value != "SHA2_256" or digest.digest != sha256
-            ):
-                raise VerificationError(
-                    "message-digest",
-                    f"bundle message digest {digest.digest.hex()} is not the artifact's "
-                    f"sha256 {sha256.hex()}",
-                )
-            signed_bytes, prehashed = sha256, True
+            algorithm, digest = _message_digest(bundle, artifact)
+            signed_bytes, prehashed = digest, True
         else:
-            check_subject(envelope.payload_type, envelope.payload, sha256_hex=sha256.hex())
+            check_subject(envelope.payload_type, envelope.payload, artifact=artifact)
             signed_bytes, prehashed = pae(envelope.payload_type, envelope.payload), False
+            algorithm, digest = "sha256", hashlib.sha256(signed_bytes).digest()
         # 13. The signature verifies with the signing key.
-        _check_signature(key, bundle.signature, signed_bytes, prehashed=prehashed)
+        _check_signature(
+            key, bundle.signature, signed_bytes, prehashed=prehashed, algorithm=algorithm
+        )
         # 14. The log entry records this signature, key and artifact.
         from cryptography.hazmat.primitives import serialization
 
@@ -259,10 +285,66 @@ class Verifier:
                 leaf_der=bundle.leaf_der,
                 key_details=_key_details(key),
                 signature=bundle.signature,
-                digest=sha256 if envelope is None else hashlib.sha256(signed_bytes).digest(),
+                digest=digest,
                 payload=envelope.payload if envelope is not None else None,
+                digest_algorithm=algorithm,
             ),
         )
+
+
+def _artifact(sha256: bytes | None, artifact: Artifact | None) -> Artifact:
+    if (sha256 is None) == (artifact is None):
+        raise TypeError("give the artifact either as sha256= or as artifact=")
+    return artifact if artifact is not None else Artifact.from_sha256(sha256)  # type: ignore[arg-type]
+
+
+def _result(
+    bundle: Bundle,
+    log: LogKey,
+    times: list[datetime],
+    failures: tuple[str, ...],
+    *,
+    leaf: x509.Certificate | None,
+) -> VerificationResult:
+    kind = bundle.entry.kind_version
+    return VerificationResult(
+        identity=next(iter(certificate_identities(leaf)), None) if leaf is not None else None,
+        issuer=certificate_issuer(leaf) if leaf is not None else None,
+        log_url=log.base_url,
+        log_index=bundle.entry.log_index,
+        signed_times=tuple(times),
+        entry_kind=f"{kind.kind}/{kind.version}",
+        dsse_payload_type=bundle.envelope.payload_type if bundle.envelope else None,
+        timestamp_failures=failures,
+    )
+
+
+def _message_digest(bundle: Bundle, artifact: Artifact) -> tuple[str, bytes]:
+    """The algorithm and digest a message signature signs: the bundle's `messageDigest`
+    algorithm (SHA-256, or SHA-384/SHA-512 as P-384 and P-521 signers use), which must be the
+    artifact's digest by that algorithm."""
+    stated = bundle.message_digest
+    name = stated.algorithm.value if stated is not None else "SHA2_256"
+    algorithm = MESSAGE_DIGEST_ALGORITHMS.get(name)
+    if algorithm is None:
+        raise VerificationError(
+            "message-digest", f"bundle message digest algorithm {name} is not supported"
+        )
+    digest = artifact.digest(algorithm)
+    if digest is None:
+        raise VerificationError(
+            "message-digest",
+            f"the bundle signs the artifact's {algorithm} digest, which {artifact.label} "
+            "does not give",
+            hint=f"verify the file itself, or give its {algorithm}:<hex> digest",
+        )
+    if stated is not None and stated.digest != digest:
+        raise VerificationError(
+            "message-digest",
+            f"bundle message digest {stated.digest.hex()} is not the artifact's "
+            f"{algorithm} {digest.hex()}",
+        )
+    return algorithm, digest
 
 
 def _chain_valid_at(authority: Authority, moment: datetime) -> bool:
@@ -301,18 +383,23 @@ def _check_profile(leaf: x509.Certificate) -> None:
 
 
 def _check_signature(
-    key: PublicKeyTypes, signature: bytes, data: bytes, *, prehashed: bool
+    key: PublicKeyTypes, signature: bytes, data: bytes, *, prehashed: bool, algorithm: str
 ) -> None:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
-    algorithm = utils.Prehashed(hashes.SHA256()) if prehashed else hashes.SHA256()
+    hash_algorithm = {
+        "sha256": hashes.SHA256,
+        "sha384": hashes.SHA384,
+        "sha512": hashes.SHA512,
+    }[algorithm]()
+    chosen = utils.Prehashed(hash_algorithm) if prehashed else hash_algorithm
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, data, ec.ECDSA(algorithm))
+            key.verify(signature, data, ec.ECDSA(chosen))
         elif isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, data, padding.PKCS1v15(), algorithm)
+            key.verify(signature, data, padding.PKCS1v15(), chosen)
         else:
             raise VerificationError(
                 "signature", f"unsupported signing key type {type(key).__name__}"

@@ -209,10 +209,23 @@ def test_trusted_root_parses_keys_once(instance: Instance) -> None:
     assert root.certificate_authorities[0].certificates[-1] == instance.root_cert
 
 
-def test_trusted_root_key_without_validity(instance: Instance) -> None:
+def test_trusted_root_key_without_validity_is_unbounded(instance: Instance) -> None:
+    # The schema makes a key's validFor optional; sigstore-python and sigstore-js read a
+    # missing one as unbounded (tests/cli/test_reference_agreement.py verifies with it).
     doc = instance.trusted_root()
     del doc["tlogs"][0]["publicKey"]["validFor"]
-    assert _root_error(doc) == "tlogs entry https://log.keyless.test has no publicKey.validFor"
+    log = TrustedRoot.from_json(dumps(doc)).tlogs[instance.log_id]
+    assert log.valid_for.start is None and log.valid_for.end is None
+    assert log.valid_for.describe() == "unbounded..open"
+
+
+def test_trusted_root_authority_without_validity(instance: Instance) -> None:
+    # A CA's validFor is required by the schema, and stays required.
+    doc = instance.trusted_root()
+    del doc["certificateAuthorities"][0]["validFor"]
+    assert _root_error(doc) == (
+        "malformed trusted root: certificateAuthorities.0.validFor: Field required"
+    )
 
 
 def test_trusted_root_validity_without_start(instance: Instance) -> None:
@@ -346,7 +359,10 @@ def test_truncated_rfc3161_timestamp(vectors: Path) -> None:
             now=datetime.now(UTC),
         )
     assert info.value.check == "timestamp"
-    assert info.value.detail == "timestamp #0 is not a valid DER TimeStampResp"
+    assert info.value.detail == (
+        "0 of the bundle's signed times verify, 1 needed; "
+        "timestamp #0 is not a valid DER TimeStampResp"
+    )
 
 
 def test_trusted_root_key_of_unknown_algorithm(instance: Instance) -> None:

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from cli.verify import VerificationError
-from cli.verify.artifact import resolve_artifact
+from cli.verify.artifact import Artifact, resolve_artifact
 from cli.verify.dsse import check_subject, pae
 from cli.verify.entry import Signed, check_entry_body
 
 DIGEST = hashlib.sha256(b"a").hexdigest()
+ARTIFACT = Artifact.from_sha256(bytes.fromhex(DIGEST))
 
 
 def _statement(*digests: str) -> bytes:
@@ -35,12 +36,12 @@ def test_pae_known_answer() -> None:
 
 
 def test_subject_matches_any_listed_digest() -> None:
-    check_subject("application/vnd.in-toto+json", _statement("00" * 32, DIGEST), sha256_hex=DIGEST)
+    check_subject("application/vnd.in-toto+json", _statement("00" * 32, DIGEST), artifact=ARTIFACT)
 
 
 def _subject_error(payload_type: str, payload: bytes) -> str:
     with pytest.raises(VerificationError) as info:
-        check_subject(payload_type, payload, sha256_hex=DIGEST)
+        check_subject(payload_type, payload, artifact=ARTIFACT)
     assert info.value.check == "dsse"
     return info.value.detail
 

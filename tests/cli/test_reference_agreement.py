@@ -1,0 +1,722 @@
+"""Verification that agrees with the reference clients (issue 14), one section per finding.
+
+Real data where it exists (sigstore-conformance bundles and roots, sigstore-python as an
+oracle); otherwise bundles are made with real keys, certificates, SETs, checkpoints and RFC 3161
+timestamps from the forged instance of `tests.cli.forge` and keyless's own TSA code.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import rfc8785
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from cli.bundle import Bundle
+from cli.main import main
+from cli.trust import TrustedRoot, load_trust_config
+from cli.verify import AllOf, Identity, Issuer, TrustRootError, VerificationError, Verifier
+from cli.verify.artifact import Artifact
+from cli.verify.dsse import pae
+from tests.cli.conftest import START
+from tests.cli.forge import Instance, dumps
+from tests.conftest import DATA
+
+CASES = DATA / "sigstore-conformance/test/assets/bundle-verify"
+ARTIFACT = (CASES / "a.txt").read_bytes()
+CONFORMANCE_IDENTITY = (
+    "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+    ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
+)
+CONFORMANCE_ISSUER = "https://token.actions.githubusercontent.com"
+CONFORMANCE_POLICY = AllOf([Identity(CONFORMANCE_IDENTITY), Issuer(CONFORMANCE_ISSUER)])
+IDENTITY = "alice@example.com"
+ISSUER = "https://issuer.keyless.test"
+NOW = datetime.now(UTC)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _case(name: str) -> tuple[dict, Path]:
+    case = CASES / name
+    return json.loads((case / "bundle.sigstore.json").read_text()), case / "trusted_root.json"
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.err
+
+
+def _verify_cli(
+    tmp_path: Path,
+    bundle: dict,
+    root: dict,
+    target: str,
+    capsys: pytest.CaptureFixture[str],
+) -> tuple[int, str]:
+    """`keyless verify TARGET` of a forged bundle for alice under the forged root."""
+    (tmp_path / "bundle.json").write_text(dumps(bundle))
+    (tmp_path / "root.json").write_text(dumps(root))
+    return _run(
+        [
+            "verify",
+            "--bundle",
+            str(tmp_path / "bundle.json"),
+            "--trusted-root",
+            str(tmp_path / "root.json"),
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+            target,
+        ],
+        capsys,
+    )
+
+
+# 1. Several RFC 3161 timestamps: a threshold of verified times, each failure reported.
+
+
+def _two_timestamps() -> tuple[dict, Path]:
+    """rekor2-happy-path with, first, a timestamp from FreeTSA (not in its trusted root) taken
+    from the conformance case that has only that one."""
+    bundle, root = _case("rekor2-happy-path")
+    untrusted, _ = _case("rekor2-timestamp-untrusted-tsa-without-embedded-cert_fail")
+    stamps = bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    foreign = untrusted["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    stamps.insert(0, foreign[0])
+    return bundle, root
+
+
+def test_untrusted_timestamp_beside_a_trusted_one_is_reported_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from cli.trust import load_trusted_root
+
+    bundle, root = _two_timestamps()
+    with caplog.at_level(logging.WARNING):
+        result = Verifier(load_trusted_root(root)).verify(
+            Bundle.from_json(json.dumps(bundle)),
+            sha256=hashlib.sha256(ARTIFACT).digest(),
+            policy=CONFORMANCE_POLICY,
+            now=NOW,
+        )
+    assert len(result.signed_times) == 1
+    assert len(result.timestamp_failures) == 1
+    assert result.timestamp_failures[0].startswith("timestamp #0 (")
+    assert "does not verify against any trusted TSA" in result.timestamp_failures[0]
+    assert result.to_json()["timestampFailures"] == list(result.timestamp_failures)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"warning: {result.timestamp_failures[0]}; not counted (the other signed times are)"
+    ]
+
+
+def test_sigstore_python_agrees_on_the_two_timestamp_bundle() -> None:
+    from sigstore.models import Bundle as TheirBundle
+    from sigstore.models import TrustedRoot as TheirRoot
+    from sigstore.verify import Verifier as TheirVerifier
+    from sigstore.verify import policy
+
+    bundle, root = _two_timestamps()
+    TheirVerifier(trusted_root=TheirRoot.from_file(str(root))).verify_artifact(
+        ARTIFACT,
+        TheirBundle.from_json(json.dumps(bundle)),
+        policy.Identity(identity=CONFORMANCE_IDENTITY, issuer=CONFORMANCE_ISSUER),
+    )
+
+
+def test_below_the_threshold_is_refused_listing_each_failure() -> None:
+    from cli.trust import load_trusted_root
+
+    bundle, root = _two_timestamps()
+    verifier = Verifier(load_trusted_root(root), time_threshold=2)
+    with pytest.raises(VerificationError) as info:
+        verifier.verify(
+            Bundle.from_json(json.dumps(bundle)),
+            sha256=hashlib.sha256(ARTIFACT).digest(),
+            policy=CONFORMANCE_POLICY,
+            now=NOW,
+        )
+    assert info.value.check == "timestamp"
+    assert info.value.detail.startswith(
+        "1 of the bundle's signed times verify, 2 needed; timestamp #0 ("
+    )
+    assert "does not verify against any trusted TSA" in info.value.detail
+
+
+def test_threshold_met_exactly_with_two_trusted_timestamps(instance: Instance) -> None:
+    # Both sides of a threshold of 2: two timestamps from one trusted TSA pass; drop one and
+    # the same bundle is refused.
+    tsa = _Tsa(instance)
+    bundle = instance.sign(ARTIFACT)
+    signature = base64.b64decode(bundle["messageSignature"]["signature"])
+    del bundle["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"]
+    stamps = [tsa.stamp(signature), tsa.stamp(signature)]
+    bundle["verificationMaterial"]["timestampVerificationData"] = {
+        "rfc3161Timestamps": [{"signedTimestamp": s} for s in stamps]
+    }
+    verifier = Verifier(TrustedRoot.from_json(dumps(tsa.root())), time_threshold=2)
+    digest = hashlib.sha256(ARTIFACT).digest()
+    policy = AllOf([Identity(IDENTITY), Issuer(ISSUER)])
+    result = verifier.verify(Bundle.from_json(dumps(bundle)), sha256=digest, policy=policy, now=NOW)
+    assert len(result.signed_times) == 2 and result.timestamp_failures == ()
+    del bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][1]
+    with pytest.raises(VerificationError) as info:
+        verifier.verify(Bundle.from_json(dumps(bundle)), sha256=digest, policy=policy, now=NOW)
+    assert info.value.detail == "1 of the bundle's signed times verify, 2 needed"
+
+
+def test_zero_threshold_is_a_programming_error(instance: Instance) -> None:
+    with pytest.raises(ValueError, match="at least one verified signed time"):
+        Verifier(TrustedRoot.from_json(dumps(instance.trusted_root())), time_threshold=0)
+
+
+class _Tsa:
+    """A real TSA (keyless's own `tsa` code) listed in a copy of the instance's root."""
+
+    _shared: dict[int, _Tsa] = {}  # noqa: RUF012 - one TSA per session instance
+
+    @classmethod
+    def shared(cls, instance: Instance) -> _Tsa:
+        """The same TSA for every test of one instance (its root and stamps must agree)."""
+        if id(instance) not in cls._shared:
+            cls._shared[id(instance)] = cls(instance)
+        return cls._shared[id(instance)]
+
+    def __init__(self, instance: Instance) -> None:
+        from tsa.authority import TimestampAuthority
+        from tsa.certs import dev_tsa_chain
+
+        self.instance = instance
+        key = ec.generate_private_key(ec.SECP256R1())
+        self.chain = dev_tsa_chain(key, now=START)
+        # Inside the leaf certificate that `Instance.sign` issues a day after START.
+        moment = (START + timedelta(days=1, minutes=2)).timestamp()
+        self.authority = TimestampAuthority(key=key, chain=self.chain, clock=lambda: moment)
+
+    def stamp(self, signature: bytes) -> str:
+        from tsa.request import TimestampRequest
+
+        request = TimestampRequest(
+            hash_algorithm="sha256", digest=hashlib.sha256(signature).digest(), nonce=None
+        )
+        return _b64(self.authority.grant(request))
+
+    def root(self) -> dict:
+        doc = self.instance.trusted_root()
+        doc["timestampAuthorities"] = [
+            {
+                "subject": {"organization": "keyless", "commonName": "keyless TSA"},
+                "uri": "https://tsa.keyless.test",
+                "certChain": {
+                    "certificates": [
+                        {"rawBytes": _b64(c.public_bytes(serialization.Encoding.DER))}
+                        for c in self.chain
+                    ]
+                },
+                "validFor": {"start": START.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            }
+        ]
+        return doc
+
+
+# 2. Proto3 defaults in trust documents: a CA subject without commonName.
+
+
+def test_ca_subject_without_common_name_loads_and_verifies(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = instance.trusted_root()
+    del root["certificateAuthorities"][0]["subject"]["commonName"]
+    (tmp_path / "a.txt").write_bytes(ARTIFACT)
+    code, err = _verify_cli(
+        tmp_path, instance.sign(ARTIFACT), root, str(tmp_path / "a.txt"), capsys
+    )
+    assert code == 0, err
+    assert err.startswith("Verified OK: ")
+
+
+def test_ca_and_tsa_without_any_subject_load(instance: Instance) -> None:
+    root = _Tsa(instance).root()
+    del root["certificateAuthorities"][0]["subject"]
+    del root["timestampAuthorities"][0]["subject"]
+    parsed = TrustedRoot.from_json(dumps(root))
+    assert len(parsed.certificate_authorities) == 1
+    assert len(parsed.timestamp_authorities) == 1
+
+
+def test_trust_config_with_proto3_omissions_loads(instance: Instance, tmp_path: Path) -> None:
+    root = instance.trusted_root()
+    del root["certificateAuthorities"][0]["subject"]["organization"]
+    config = {
+        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+        "trustedRoot": root,
+        "signingConfig": {
+            "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "caUrls": [{"url": "https://ca.keyless.test", "majorApiVersion": 1}],
+        },
+    }
+    (tmp_path / "config.json").write_text(dumps(config))
+    assert list(load_trust_config(tmp_path / "config.json").tlogs) == [instance.log_id]
+
+
+def test_what_the_schema_requires_stays_required(instance: Instance) -> None:
+    root = instance.trusted_root()
+    del root["certificateAuthorities"][0]["subject"]["commonName"]
+    del root["certificateAuthorities"][0]["certChain"]
+    with pytest.raises(TrustRootError) as info:
+        TrustedRoot.from_json(dumps(root))
+    # The error names the original problem, not one the restoration introduced.
+    assert info.value.detail == (
+        "malformed trusted root: certificateAuthorities.0.subject.commonName: Field required"
+    )
+    root = instance.trusted_root()
+    root["certificateAuthorities"][0]["subject"] = "keyless"
+    with pytest.raises(TrustRootError, match="subject"):
+        TrustedRoot.from_json(dumps(root))
+
+
+# 3. v0.1 bundles with an inclusion promise and no inclusion proof.
+
+
+def _verify_bundle_cli(
+    bundle: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str], root: Path | None = None
+) -> tuple[int, str]:
+    (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+    argv = ["verify-bundle", "--bundle", str(tmp_path / "bundle.json")]
+    argv += ["--certificate-identity", CONFORMANCE_IDENTITY]
+    argv += ["--certificate-oidc-issuer", CONFORMANCE_ISSUER]
+    if root is not None:
+        argv += ["--trusted-root", str(root)]
+    return _run([*argv, str(CASES / "a.txt")], capsys)
+
+
+def test_v01_bundle_without_inclusion_proof_verifies_by_its_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle, _ = _case("happy-path-v0.1")
+    del bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+    code, err = _verify_bundle_cli(bundle, tmp_path, capsys)
+    assert code == 0, err
+
+
+def test_v01_bundle_without_inclusion_proof_still_needs_a_good_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle, _ = _case("set-invalid-signature_fail")
+    del bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+    code, err = _verify_bundle_cli(bundle, tmp_path, capsys)
+    assert code == 1
+    assert err.startswith("error: verification failed (signed-entry-timestamp): ")
+
+
+def test_v02_bundle_without_inclusion_proof_is_still_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle, _ = _case("happy-path-v0.2")
+    del bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+    code, err = _verify_bundle_cli(bundle, tmp_path, capsys)
+    assert code == 1
+    assert err.splitlines()[0] == (
+        "error: verification failed (bundle): malformed bundle: verificationMaterial."
+        "tlogEntries.0.inclusionProof: Field required (only v0.1 bundles may omit it, "
+        "this is v0.2)"
+    )
+
+
+# 4 and 5. sha384/sha512 digests: in-toto subjects, and P-384/P-521 message signatures.
+
+
+def _statement(digest: dict[str, str]) -> bytes:
+    return json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "pkg.tgz", "digest": digest}],
+            "predicateType": "https://slsa.dev/provenance/v1",
+            "predicate": {},
+        }
+    ).encode()
+
+
+def _dsse_bundle(instance: Instance, payload: bytes, *, v2: bool = False) -> dict:
+    """A v0.3 DSSE bundle logged as dsse/0.0.1 (with a SET) or, with `v2`, as a Rekor v2
+    dsse/0.0.2 entry with an RFC 3161 timestamp instead (the caller's root must list the TSA)."""
+    payload_type = "application/vnd.in-toto+json"
+    issued = START + timedelta(days=1)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = instance.issue_leaf(key, identity=IDENTITY, issuer=ISSUER, not_before=issued)
+    signature = key.sign(pae(payload_type, payload), ec.ECDSA(hashes.SHA256()))
+    leaf_der = leaf.public_bytes(serialization.Encoding.DER)
+    if v2:
+        body = {
+            "apiVersion": "0.0.2",
+            "kind": "dsse",
+            "spec": {
+                "dsseV002": {
+                    "payloadHash": {
+                        "algorithm": "SHA2_256",
+                        "digest": _b64(hashlib.sha256(payload).digest()),
+                    },
+                    "signatures": [
+                        {
+                            "content": _b64(signature),
+                            "verifier": {
+                                "x509Certificate": {"rawBytes": _b64(leaf_der)},
+                                "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                            },
+                        }
+                    ],
+                }
+            },
+        }
+    else:
+        body = {
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "payloadHash": {
+                    "algorithm": "sha256",
+                    "value": hashlib.sha256(payload).hexdigest(),
+                },
+                "signatures": [
+                    {
+                        "signature": _b64(signature),
+                        "verifier": _b64(leaf.public_bytes(serialization.Encoding.PEM)),
+                    }
+                ],
+            },
+        }
+    entry = instance.log_entry(rfc8785.dumps(body), integrated_at=issued + timedelta(minutes=1))
+    entry["kindVersion"] = {"kind": "dsse", "version": body["apiVersion"]}
+    material: dict = {"certificate": {"rawBytes": _b64(leaf_der)}, "tlogEntries": [entry]}
+    if v2:
+        del entry["inclusionPromise"], entry["integratedTime"]
+        material["timestampVerificationData"] = {
+            "rfc3161Timestamps": [{"signedTimestamp": _Tsa.shared(instance).stamp(signature)}]
+        }
+    return {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": material,
+        "dsseEnvelope": {
+            "payload": _b64(payload),
+            "payloadType": payload_type,
+            "signatures": [{"sig": _b64(signature), "keyid": ""}],
+        },
+    }
+
+
+@pytest.mark.parametrize("algorithm", ["sha512", "sha384"])
+def test_digest_of_another_algorithm_matches_the_statement_subject(
+    instance: Instance, algorithm: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hex_digest = hashlib.new(algorithm, ARTIFACT).hexdigest()
+    bundle = _dsse_bundle(instance, _statement({algorithm: hex_digest}))
+    target = f"{algorithm}:{hex_digest}"
+    code, err = _verify_cli(tmp_path, bundle, instance.trusted_root(), target, capsys)
+    assert code == 0, err
+    assert err.startswith(f"Verified OK: {target} signed by {IDENTITY} ({ISSUER})")
+
+
+def test_sha512_digest_not_a_subject_is_refused_not_taken_for_an_image(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = _dsse_bundle(instance, _statement({"sha512": "ab" * 64}))
+    target = "sha512:" + hashlib.sha512(ARTIFACT).hexdigest()
+    code, err = _verify_cli(tmp_path, bundle, instance.trusted_root(), target, capsys)
+    assert code == 1
+    assert err.splitlines()[0] == (
+        f"error: verification failed (dsse): artifact {target} is not a subject of the "
+        f"in-toto statement (subjects: sha512:{'ab' * 64})"
+    )
+
+
+def test_file_matches_a_subject_named_by_sha512_only(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pkg.tgz").write_bytes(ARTIFACT)
+    bundle = _dsse_bundle(instance, _statement({"sha512": hashlib.sha512(ARTIFACT).hexdigest()}))
+    code, err = _verify_cli(
+        tmp_path, bundle, instance.trusted_root(), str(tmp_path / "pkg.tgz"), capsys
+    )
+    assert code == 0, err
+
+
+def test_a_subject_whose_digests_disagree_does_not_match(instance: Instance) -> None:
+    from cli.verify.dsse import check_subject
+
+    statement = _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest(), "sha512": "00" * 64})
+    artifact = Artifact(
+        name="f", path=None, algorithm="sha512", value=hashlib.sha512(ARTIFACT).digest()
+    )
+    with pytest.raises(VerificationError, match="is not a subject"):
+        check_subject("application/vnd.in-toto+json", statement, artifact=artifact)
+
+
+CURVES = {
+    "P-384": (ec.SECP384R1, hashes.SHA384, "sha384", "SHA2_384"),
+    "P-521": (ec.SECP521R1, hashes.SHA512, "sha512", "SHA2_512"),
+}
+
+
+def _message_bundle(instance: Instance, curve: str, *, logged: str | None = None) -> dict:
+    """A v0.3 message-signature bundle by a P-384 or P-521 key over the artifact's digest of
+    the paired algorithm (as sigstore-go and sigstore-java sign); `logged` overrides the hash
+    algorithm the log body records."""
+    curve_class, hash_class, name, proto = CURVES[curve]
+    issued = START + timedelta(days=1)
+    key = ec.generate_private_key(curve_class())
+    leaf = instance.issue_leaf(key, identity=IDENTITY, issuer=ISSUER, not_before=issued)
+    digest = hashlib.new(name, ARTIFACT).digest()
+    signature = key.sign(digest, ec.ECDSA(Prehashed(hash_class())))
+    body = rfc8785.dumps(
+        {
+            "apiVersion": "0.0.1",
+            "kind": "hashedrekord",
+            "spec": {
+                "data": {"hash": {"algorithm": logged or name, "value": digest.hex()}},
+                "signature": {
+                    "content": _b64(signature),
+                    "publicKey": {"content": _b64(leaf.public_bytes(serialization.Encoding.PEM))},
+                },
+            },
+        }
+    )
+    return {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {
+            "certificate": {"rawBytes": _b64(leaf.public_bytes(serialization.Encoding.DER))},
+            "tlogEntries": [instance.log_entry(body, integrated_at=issued + timedelta(minutes=1))],
+        },
+        "messageSignature": {
+            "messageDigest": {"algorithm": proto, "digest": _b64(digest)},
+            "signature": _b64(signature),
+        },
+    }
+
+
+@pytest.mark.parametrize("curve", sorted(CURVES))
+def test_p384_and_p521_message_signatures_verify(
+    instance: Instance, curve: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.txt").write_bytes(ARTIFACT)
+    bundle = _message_bundle(instance, curve)
+    code, err = _verify_cli(
+        tmp_path, bundle, instance.trusted_root(), str(tmp_path / "a.txt"), capsys
+    )
+    assert code == 0, err
+    # The bare digest of the bundle's algorithm works too.
+    name = CURVES[curve][2]
+    target = f"{name}:{hashlib.new(name, ARTIFACT).hexdigest()}"
+    code, err = _verify_cli(tmp_path, bundle, instance.trusted_root(), target, capsys)
+    assert code == 0, err
+
+
+def test_sha384_bundle_against_a_sha256_digest_says_what_to_give(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = "sha256:" + hashlib.sha256(ARTIFACT).hexdigest()
+    bundle = _message_bundle(instance, "P-384")
+    code, err = _verify_cli(tmp_path, bundle, instance.trusted_root(), target, capsys)
+    assert code == 1
+    assert err.splitlines()[:2] == [
+        f"error: verification failed (message-digest): the bundle signs the artifact's sha384 "
+        f"digest, which {target} does not give",
+        "hint: verify the file itself, or give its sha384:<hex> digest",
+    ]
+
+
+def test_sha384_message_signature_of_another_file_is_refused(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "b.txt").write_bytes(ARTIFACT + b"!")
+    bundle = _message_bundle(instance, "P-384")
+    code, err = _verify_cli(
+        tmp_path, bundle, instance.trusted_root(), str(tmp_path / "b.txt"), capsys
+    )
+    assert code == 1
+    assert err.startswith("error: verification failed (message-digest): bundle message digest ")
+    assert "is not the artifact's sha384" in err
+
+
+def test_log_body_must_record_the_same_algorithm(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.txt").write_bytes(ARTIFACT)
+    bundle = _message_bundle(instance, "P-384", logged="sha256")
+    code, err = _verify_cli(
+        tmp_path, bundle, instance.trusted_root(), str(tmp_path / "a.txt"), capsys
+    )
+    assert code == 1
+    assert err.splitlines()[0] == (
+        "error: verification failed (log-body): log entry hash algorithm sha256 is not sha384"
+    )
+
+
+def test_unsupported_message_digest_algorithm_is_refused(instance: Instance) -> None:
+    bundle = _message_bundle(instance, "P-384")
+    bundle["messageSignature"]["messageDigest"]["algorithm"] = "SHA3_256"
+    verifier = Verifier(TrustedRoot.from_json(dumps(instance.trusted_root())))
+    with pytest.raises(VerificationError) as info:
+        verifier.verify(
+            Bundle.from_json(dumps(bundle)),
+            sha256=hashlib.sha256(ARTIFACT).digest(),
+            policy=AllOf([Identity(IDENTITY), Issuer(ISSUER)]),
+            now=NOW,
+        )
+    assert (info.value.check, info.value.detail) == (
+        "message-digest",
+        "bundle message digest algorithm SHA3_256 is not supported",
+    )
+
+
+# 6. Log keys without validFor are unbounded; what the schema requires stays required.
+
+
+def test_log_keys_without_validity_verify(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = instance.trusted_root()
+    del root["tlogs"][0]["publicKey"]["validFor"]
+    del root["ctlogs"][0]["publicKey"]["validFor"]
+    (tmp_path / "a.txt").write_bytes(ARTIFACT)
+    code, err = _verify_cli(
+        tmp_path, instance.sign(ARTIFACT), root, str(tmp_path / "a.txt"), capsys
+    )
+    assert code == 0, err
+
+
+def test_log_key_validity_given_is_still_enforced(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The counterpart: a bound that is given still refuses a time outside it.
+    root = instance.trusted_root(log_end=START + timedelta(hours=1))
+    (tmp_path / "a.txt").write_bytes(ARTIFACT)
+    code, err = _verify_cli(
+        tmp_path, instance.sign(ARTIFACT), root, str(tmp_path / "a.txt"), capsys
+    )
+    assert code == 1
+    assert "is outside the validity 2025-01-01T00:00:00Z..2025-01-01T01:00:00Z" in err
+
+
+# 7. Rekor v2 dsse/0.0.2 entries.
+
+
+def _v2_root(instance: Instance) -> dict:
+    return _Tsa.shared(instance).root()
+
+
+def test_rekor_v2_dsse_entry_verifies(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = _dsse_bundle(
+        instance, _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()}), v2=True
+    )
+    verifier = Verifier(TrustedRoot.from_json(dumps(_v2_root(instance))))
+    result = verifier.verify(
+        Bundle.from_json(dumps(bundle)),
+        sha256=hashlib.sha256(ARTIFACT).digest(),
+        policy=AllOf([Identity(IDENTITY), Issuer(ISSUER)]),
+        now=NOW,
+    )
+    assert result.entry_kind == "dsse/0.0.2"
+    assert result.dsse_payload_type == "application/vnd.in-toto+json"
+    assert len(result.signed_times) == 1
+
+
+def _v2_dsse_error(instance: Instance, bundle: dict) -> VerificationError:
+    verifier = Verifier(TrustedRoot.from_json(dumps(_v2_root(instance))))
+    with pytest.raises(VerificationError) as info:
+        verifier.verify(
+            Bundle.from_json(dumps(bundle)),
+            sha256=hashlib.sha256(ARTIFACT).digest(),
+            policy=AllOf([Identity(IDENTITY), Issuer(ISSUER)]),
+            now=NOW,
+        )
+    return info.value
+
+
+def _relog(instance: Instance, bundle: dict, edit) -> dict:  # type: ignore[no-untyped-def]
+    """The bundle with its dsse/0.0.2 body changed by `edit` and logged again (new proof)."""
+    entry = bundle["verificationMaterial"]["tlogEntries"][0]
+    body = json.loads(base64.b64decode(entry["canonicalizedBody"]))
+    edit(body["spec"]["dsseV002"])
+    fresh = instance.log_entry(rfc8785.dumps(body), integrated_at=START)
+    entry["canonicalizedBody"] = fresh["canonicalizedBody"]
+    entry["inclusionProof"] = fresh["inclusionProof"]
+    return bundle
+
+
+def test_rekor_v2_dsse_entry_for_another_payload_is_refused(instance: Instance) -> None:
+    bundle = _dsse_bundle(
+        instance, _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()}), v2=True
+    )
+
+    def other_payload(spec: dict) -> None:
+        spec["payloadHash"]["digest"] = _b64(hashlib.sha256(b"other").digest())
+
+    error = _v2_dsse_error(instance, _relog(instance, bundle, other_payload))
+    assert (error.check, error.detail) == (
+        "log-body",
+        "log entry payload hash does not match the DSSE payload",
+    )
+
+
+def test_rekor_v2_dsse_entry_with_another_signature_or_signer_is_refused(
+    instance: Instance,
+) -> None:
+    payload = _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()})
+
+    def other_signature(spec: dict) -> None:
+        spec["signatures"][0]["content"] = _b64(b"\x30\x06\x02\x01\x01\x02\x01\x01")
+
+    error = _v2_dsse_error(
+        instance, _relog(instance, _dsse_bundle(instance, payload, v2=True), other_signature)
+    )
+    assert error.detail == "log entry signature does not match the DSSE signature"
+
+    def other_signer(spec: dict) -> None:
+        spec["signatures"][0]["verifier"]["x509Certificate"]["rawBytes"] = _b64(
+            instance.inter_cert.public_bytes(serialization.Encoding.DER)
+        )
+
+    error = _v2_dsse_error(
+        instance, _relog(instance, _dsse_bundle(instance, payload, v2=True), other_signer)
+    )
+    assert error.detail == "log entry certificate is not the bundle certificate"
+
+
+def test_rekor_v2_dsse_entry_with_two_signatures_is_refused(instance: Instance) -> None:
+    bundle = _dsse_bundle(
+        instance, _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()}), v2=True
+    )
+
+    def two(spec: dict) -> None:
+        spec["signatures"].append(spec["signatures"][0])
+
+    error = _v2_dsse_error(instance, _relog(instance, bundle, two))
+    assert error.detail == "log entry must record exactly one DSSE signature"
+
+
+def test_unknown_entry_kind_is_named(instance: Instance) -> None:
+    bundle = _dsse_bundle(
+        instance, _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()}), v2=True
+    )
+    bundle["verificationMaterial"]["tlogEntries"][0]["kindVersion"] = {
+        "kind": "rekord",
+        "version": "0.0.1",
+    }
+    error = _v2_dsse_error(instance, bundle)
+    assert (error.check, error.detail) == ("log-body", "unsupported log entry kind rekord/0.0.1")
