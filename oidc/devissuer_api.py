@@ -1,7 +1,9 @@
 """HTTP face of the development issuer: discovery, JWKS, minting and interactive logins.
 
-Mounted only in dev mode (or when a config enables it explicitly), and it answers only
-requests from loopback addresses.
+Mounted only in dev mode (or when a config enables it explicitly), and it answers only direct
+loopback clients: a reverse proxy or a DNS-rebinding page on the same host also connects from a
+loopback address, so a request that carries forwarding headers or names a host that is not
+loopback is refused too, unless the operator opted in (`allow_proxied`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, redirect, request
 
 import strictjson
+from oidc.config import is_loopback_host
 from oidc.devissuer import DevIssuer, DevIssuerError
 
 bp = Blueprint("devissuer", __name__, url_prefix="/oidc")
@@ -23,11 +26,37 @@ _EXTENSION = "keyless.devissuer"
 _DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 _MAX_CLAIMS = 64
 _MAX_BODY_BYTES = 64 * 1024
+_ALLOW_PROXIED = "keyless.devissuer.allow_proxied"
+# Headers that proxies and load balancers add; a direct client has no reason to send them.
+_FORWARDING_HEADERS = (
+    "Forwarded",
+    "X-Forwarded-For",
+    "X-Forwarded-Host",
+    "X-Forwarded-Proto",
+    "X-Forwarded-Server",
+    "X-Real-IP",
+    "X-Client-IP",
+    "True-Client-IP",
+    "CF-Connecting-IP",
+    "Fastly-Client-IP",
+    "X-Cluster-Client-IP",
+    "Via",
+)
+_PROXIED_REFUSAL = (
+    "the development issuer answers direct loopback clients only; this request came through a"
+    " proxy or names another host. Set dev-issuer: {allow-proxied-requests: true} in server.yaml"
+    " only if everyone the proxy admits may mint tokens"
+)
 
 
-def init_app(app: Flask, issuer: DevIssuer) -> None:
-    """Mount the development issuer on `app`."""
+def init_app(app: Flask, issuer: DevIssuer, *, allow_proxied: bool = False) -> None:
+    """Mount the development issuer on `app`.
+
+    `allow_proxied` is the operator's explicit opt-in to answer requests that reached the
+    server through a proxy on this host: anyone that proxy admits can then mint tokens.
+    """
     app.extensions[_EXTENSION] = issuer
+    app.extensions[_ALLOW_PROXIED] = allow_proxied
     app.register_blueprint(bp)
     log.warning(
         "DEVELOPMENT OIDC ISSUER ENABLED at %s: it mints tokens for anyone on this machine."
@@ -48,6 +77,11 @@ def _loopback_only() -> None:
         loopback = False
     if not loopback:
         abort(403, description="the development issuer answers loopback clients only")
+    if current_app.extensions[_ALLOW_PROXIED]:
+        return
+    host = urlsplit(f"//{request.host}").hostname
+    if not is_loopback_host(host) or any(name in request.headers for name in _FORWARDING_HEADERS):
+        raise DevIssuerError("access_denied", _PROXIED_REFUSAL, status=403)
 
 
 @bp.errorhandler(DevIssuerError)

@@ -94,7 +94,7 @@ def _mount_identity(
             lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
         )
         dev = DevIssuer(base_url=config.public_url, key=key, user_email=config.dev_user_email)
-        devissuer_api.init_app(app, dev)
+        devissuer_api.init_app(app, dev, allow_proxied=config.dev_issuer_allow_proxied)
         issuers = issuers.merged(dev.trusted_issuers())
         static_keys = {dev.issuer_url: dev.jwks(), dev.github_issuer_url: dev.jwks()}
         oidc_url = oidc_url or dev.issuer_url

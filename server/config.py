@@ -80,6 +80,7 @@ class ServerConfig:
     state_dir: Path
     issuers: TrustedIssuers = field(default_factory=TrustedIssuers)
     dev_issuer: bool = False
+    dev_issuer_allow_proxied: bool = False  # dev-issuer: allow-proxied-requests (an opt-in)
     dev_user_email: str = DEFAULT_DEV_USER
     workers: int = 1
     threads: int = 16
@@ -174,6 +175,7 @@ def load_server_config(
         state_dir=Path(state_dir or document.get("state-dir") or default_state_dir()),
         issuers=issuers or TrustedIssuers(),
         dev_issuer=dev_issuer,
+        dev_issuer_allow_proxied=dev.get("allow-proxied-requests") is True,
         dev_user_email=str(dev.get("user", DEFAULT_DEV_USER)),
         workers=_integer(server, "workers", 1, problems),
         threads=_integer(server, "threads", 16, problems),
