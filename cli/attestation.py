@@ -28,6 +28,7 @@ from cli.verify.dsse import INTOTO_PAYLOAD_TYPE
 if TYPE_CHECKING:
     from cli.bundle import Bundle
     from cli.verify import Policy, Verifier
+    from cli.verify.artifact import Artifact
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 MAX_PREDICATE_BYTES = 512 * 1024
@@ -191,12 +192,17 @@ def verify_attestation(
     verifier: Verifier,
     bundle: Bundle,
     *,
-    sha256: bytes,
+    sha256: bytes | None = None,
+    artifact: Artifact | None = None,
     policy: Policy,
     predicate_type: str | None,
     now: datetime,
 ) -> VerifiedAttestation:
     """Verify an attestation bundle over an artifact: signature, log, identity, then type.
+
+    The artifact is its SHA-256 or an `Artifact` (a file, or a sha384:/sha512: digest that an
+    in-toto subject may name it by, as npm provenance does); the verifier's subject check
+    matches it either way.
 
     The type is checked only after the bundle verifies, so a forged statement can never be
     what an error message reports.
@@ -205,7 +211,7 @@ def verify_attestation(
         VerificationError: the first failed check (`dsse`, the verifier's checks, `type`).
     """
     statement_of(bundle)
-    result = verifier.verify(bundle, sha256=sha256, policy=policy, now=now)
+    result = verifier.verify(bundle, sha256=sha256, artifact=artifact, policy=policy, now=now)
     verified = statement_of(bundle)
     check_type(verified, predicate_type)
     return VerifiedAttestation(verified, result.identity, result.issuer, result.log_index)

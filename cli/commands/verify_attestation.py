@@ -45,7 +45,8 @@ def add_parser(subparsers: Any) -> None:
         help="verify in-toto attestations of a file, digest or image by signer and type",
         description=(
             "Verify the attestations (Sigstore bundles with in-toto statements) of a file, a "
-            "sha256:<hex> digest or an image, offline for files. Only attestations of --type "
+            "sha256:, sha384: or sha512:<hex> digest or an image, offline for files. Only "
+            "attestations of --type "
             "from the expected signer count, and with --policy only those the Rego policy "
             "allows (cosign's convention: package signature, data.signature.allow, input = "
             "the statement). Exit 0 if at least one passes; otherwise one line naming the "
@@ -103,7 +104,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "artifact",
         metavar="TARGET",
-        help="a file, sha256:<hex>, or an image (registry/repo:tag or @digest)",
+        help="a file, a sha256:, sha384: or sha512:<hex> digest, or an image "
+        "(registry/repo:tag or @digest)",
     )
     _images.add_registry_arguments(parser)
     parser.set_defaults(run=run, usage_error=parser.error)
@@ -270,12 +272,12 @@ def _verify_files(
     from cli.attestation_bundles import default_bundle_path, read_bundles
     from cli.commands.verify import _trusted_root
     from cli.verify import VerificationError, Verifier
-    from cli.verify.artifact import resolve_artifact
+    from cli.verify.artifact import DIGEST_ALGORITHMS, resolve_artifact
 
-    artifact = resolve_artifact(args.artifact)
+    artifact = resolve_artifact(args.artifact, algorithms=tuple(DIGEST_ALGORITHMS))
     if args.bundle is None:
         if artifact.path is None:
-            args.usage_error("--bundle is required when verifying a sha256: digest")
+            args.usage_error(f"--bundle is required when verifying a {artifact.algorithm}: digest")
         bundle_path = default_bundle_path(artifact.path)
     else:
         bundle_path = Path(args.bundle)
@@ -292,7 +294,7 @@ def _verify_files(
             result = verify_attestation(
                 verifier,
                 bundle,
-                sha256=artifact.sha256,
+                artifact=artifact,
                 policy=policy,
                 predicate_type=predicate_type,
                 now=now,

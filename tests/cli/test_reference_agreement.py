@@ -454,6 +454,38 @@ def test_file_matches_a_subject_named_by_sha512_only(
     assert code == 0, err
 
 
+@pytest.mark.parametrize("algorithm", ["sha512", "sha384"])
+def test_verify_attestation_accepts_a_digest_of_another_algorithm(
+    instance: Instance, algorithm: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # npm provenance names its subject by SHA-512 only: `keyless verify-attestation
+    # sha512:<hex>` matches it through the same subject check as `keyless verify`.
+    hex_digest = hashlib.new(algorithm, ARTIFACT).hexdigest()
+    (tmp_path / "bundle.json").write_text(
+        dumps(_dsse_bundle(instance, _statement({algorithm: hex_digest})))
+    )
+    (tmp_path / "root.json").write_text(dumps(instance.trusted_root()))
+    argv = [
+        "verify-attestation",
+        "--bundle",
+        str(tmp_path / "bundle.json"),
+        "--trusted-root",
+        str(tmp_path / "root.json"),
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        "--type",
+        "slsaprovenance1",
+    ]
+    code, err = _run([*argv, f"{algorithm}:{hex_digest}"], capsys)
+    assert code == 0, err
+    other = hashlib.new(algorithm, b"another file").hexdigest()
+    code, err = _run([*argv, f"{algorithm}:{other}"], capsys)
+    assert code == 1
+    assert f"artifact {algorithm}:{other} is not a subject of the in-toto statement" in err
+
+
 def test_a_subject_whose_digests_disagree_does_not_match(instance: Instance) -> None:
     from cli.verify.dsse import check_subject
 
