@@ -162,10 +162,10 @@ def load_csr(pem: bytes) -> x509.CertificateSigningRequest:
     Raises:
         RequestError: Fulcio's "could not be parsed" message.
     """
-    block = _pem_block(pem) if 0 < len(pem) <= MAX_CSR_BYTES else None
-    if block is None or block[0] not in _CSR_LABELS:
-        raise RequestError(MSG_CSR_UNPARSEABLE, reason="csr-unparseable", detail="no CSR found")
     try:
+        block = _pem_block(pem) if 0 < len(pem) <= MAX_CSR_BYTES else None
+        if block is None or block[0] not in _CSR_LABELS:
+            raise RequestError(MSG_CSR_UNPARSEABLE, reason="csr-unparseable", detail="no CSR found")
         return x509.load_der_x509_csr(block[1])
     except ValueError as exc:
         raise RequestError(

@@ -319,3 +319,20 @@ def test_dev_issuer_github_mint_refuses_wrong_types(server_ca, body: bytes, desc
     response = requests.post(f"{server_ca.url}/oidc/github/mint", data=body, timeout=30)
     assert response.status_code == 400, response.text
     assert response.json() == {"error": "invalid_request", "error_description": description}
+
+
+def test_csr_pem_with_broken_base64_is_refused(server_ca) -> None:
+    """Found by the property test: a CSR PEM whose base64 has one character too many."""
+    pem = csr_pem(p256()).replace(b"-----\n", b"-----\nA", 1)
+    before = server_ca.ct_size()
+    response = requests.post(
+        f"{server_ca.url}/api/v2/signingCert",
+        json={"certificateSigningRequest": b64(pem)},
+        headers={"Authorization": f"Bearer {server_ca.email_token()}"},
+        timeout=30,
+    )
+    refusal = _fulcio_refusal(
+        server_ca, response, "The certificate signing request could not be parsed", before=before
+    )
+    assert refusal["details"][0]["reason"] == "csr-unparseable"
+    assert refusal["details"][0]["metadata"]["detail"] == "malformed PEM base64"
