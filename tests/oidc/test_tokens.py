@@ -390,3 +390,56 @@ def test_signed_raw_token_without_tricks_is_accepted(server, authenticator) -> N
     token = _signed_raw(server, json.dumps(header).encode(), json.dumps(_claims(server)).encode())
     principal = authenticator.authenticate(token, now=datetime.now(UTC))
     assert principal.san_value == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    ("header", "payload", "detail"),
+    [
+        (b'{"alg":"RS256"}', b"[" * 3000 + b"]" * 3000, "token payload is nested too deeply"),
+        (
+            b'{"alg":"RS256"}',
+            b'{"a":' * 40 + b"1" + b"}" * 40,
+            "token payload is nested deeper than 32 levels",
+        ),
+        (b'{"alg":"RS256"}', b'{"iss":"\xe9"}', "token payload is not UTF-8"),
+        (b'{"alg":"RS256"}', b'{"exp": NaN, "iss": "x"}', "token payload contains NaN"),
+        (b'{"alg":"RS256"}', b'"just a string"', "token payload is not a JSON object"),
+        (b'{"alg":"RS256"}', b'{"iss": 7}', "token has no iss claim"),
+        (b'{"alg":"RS256"}', b'{"iss": ""}', "token has no iss claim"),
+        (b'{"alg":"RS256","kid":7}', b'{"iss":"x"}', "token header kid is not a string"),
+        (b'{"alg":["RS256"]}', b'{"iss":"x"}', "token header has no alg"),
+        (b"\xff\xfe", b'{"iss":"x"}', "token header is not UTF-8"),
+    ],
+    ids=[
+        "nested",
+        "deep",
+        "latin1",
+        "nan",
+        "string",
+        "iss-int",
+        "iss-empty",
+        "kid-int",
+        "alg-list",
+        "utf16",
+    ],
+)
+def test_hostile_token_json(
+    authenticator, session, header: bytes, payload: bytes, detail: str
+) -> None:
+    token = f"{_b64(header)}.{_b64(payload)}.{_b64(b'sig')}"
+    error = _refused(authenticator, token)
+    assert (error.reason, error.detail) == ("token-malformed", detail)
+    assert session.fetched == []
+
+
+@pytest.mark.parametrize(
+    ("token", "detail"),
+    [
+        ("é.e30.c2ln", "token header is not base64url"),
+        ("e30.e30\x00.c2ln", "token payload is not base64url"),
+        ("e30.e30.c2ln=", "token signature is not base64url"),
+    ],
+    ids=["non-ascii", "nul", "padding"],
+)
+def test_hostile_token_encoding(authenticator, token: str, detail: str) -> None:
+    assert _refused(authenticator, token).detail == detail
