@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "audit",
     "ca",
     "policy",
+    "gate",
     "attest",
     "verify_attestation",
 )

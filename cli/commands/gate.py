@@ -1,0 +1,386 @@
+"""`keyless gate`: the Kubernetes admission webhook (`serve`) and its manifests (`manifests`).
+
+The webhook judges with the same evaluator as `keyless policy check`, over the same
+ClusterImagePolicy files and trust roots, so a pipeline and the cluster reach one verdict. The
+server itself lives in `server.gate`; this module only reads flags and starts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_NAMESPACE = "keyless-system"
+DEFAULT_IMAGE = "keyless:latest"
+DEFAULT_PORT = 8443
+DEFAULT_TIMEOUT_SECONDS = 25  # the webhook's timeoutSeconds (Kubernetes caps it at 30)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(s|m|h)?")
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "gate",
+        help="the Kubernetes admission webhook that admits only signed images",
+        description=(
+            "An admission webhook judging every image of Pods, Deployments, ReplicaSets, "
+            "StatefulSets, DaemonSets, Jobs and CronJobs against ClusterImagePolicy files, "
+            "with the evaluator of `keyless policy check`."
+        ),
+    )
+    commands = parser.add_subparsers(dest="gate_command", metavar="COMMAND", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="serve POST /mutations and /validations (AdmissionReview v1) over HTTPS",
+        description=(
+            "Serve the webhook over HTTPS: /mutations pins each tag an enforce policy matches "
+            "to its digest (name:tag@sha256:...); /validations admits an object only if every "
+            "matching policy passes for each image (mode: warn policies only warn). Also "
+            "GET /healthz and /metrics (Prometheus)."
+        ),
+    )
+    _policy_arguments(serve)
+    serve.add_argument(
+        "--no-match-policy",
+        choices=("deny", "warn", "allow"),
+        help="an image no policy matches: deny (default), warn or allow",
+    )
+    tls = serve.add_argument_group("TLS (one of --tls-cert/--tls-key or --tls-self-signed)")
+    tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="certificate chain (PEM)")
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
+    tls.add_argument(
+        "--tls-self-signed",
+        type=Path,
+        metavar="DIR",
+        help="for trying it out: make (or reuse) a self-signed certificate in DIR and print "
+        "its base64 caBundle",
+    )
+    tls.add_argument(
+        "--tls-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another DNS name or IP for the self-signed certificate (it always covers "
+        "keyless-gate.NAMESPACE.svc, localhost and 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--namespace",
+        default=DEFAULT_NAMESPACE,
+        help=f"the gate's namespace, for the self-signed certificate (default {DEFAULT_NAMESPACE})",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+    )
+    serve.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=float(DEFAULT_TIMEOUT_SECONDS),
+        metavar="DURATION",
+        help="the most an answer may take (default 25s; the API server's ?timeout= lowers it)",
+    )
+    serve.add_argument(
+        "--cache-size",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="verdicts kept (default 1000; 0 turns the cache off)",
+    )
+    serve.add_argument(
+        "--cache-ttl",
+        type=_seconds,
+        default=600.0,
+        metavar="DURATION",
+        help="how long a passing verdict is kept (default 10m)",
+    )
+    serve.add_argument(
+        "--cache-negative-ttl",
+        type=_seconds,
+        default=0.0,
+        metavar="DURATION",
+        help="how long a failing or warning verdict is kept (default 0: not kept)",
+    )
+    serve.add_argument(
+        "--registry-auth",
+        type=Path,
+        metavar="FILE",
+        help="registry credentials: a docker config.json, or an image pull secret's "
+        ".dockerconfigjson (default: anonymous)",
+    )
+    serve.add_argument(
+        "--allow-insecure-registry",
+        action="store_true",
+        help="allow plain HTTP when a registry does not speak TLS (loopback, private nets)",
+    )
+    serve.add_argument("--threads", type=int, default=32, help="concurrent admissions (default 32)")
+    serve.set_defaults(run=run_serve, usage_error=serve.error)
+
+    manifests = commands.add_parser(
+        "manifests",
+        help="print the Kubernetes YAML that installs the gate",
+        description=(
+            "Print a Namespace, the gate's Deployment and Service, and both webhook "
+            "configurations (namespaces opt in with the label keyless.dev/include=true; "
+            "failurePolicy: Fail). Apply with: keyless gate manifests | kubectl apply -f -"
+        ),
+    )
+    manifests.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="the gate's namespace")
+    manifests.add_argument(
+        "--no-namespace", action="store_true", help="do not print the Namespace object"
+    )
+    manifests.add_argument("--image", default=DEFAULT_IMAGE, help="the keyless image")
+    manifests.add_argument(
+        "--ca-bundle",
+        metavar="BASE64",
+        help="the webhooks' caBundle (base64 PEM), as `gate serve --tls-self-signed` prints it",
+    )
+    manifests.add_argument(
+        "--tls-self-signed",
+        type=Path,
+        metavar="DIR",
+        help="make (or reuse) a self-signed certificate in DIR and print it as the TLS Secret, "
+        "with its caBundle (for trying it out)",
+    )
+    manifests.add_argument(
+        "--policy",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a policy file to put in the keyless-gate-policies ConfigMap (else create it)",
+    )
+    manifests.add_argument(
+        "--trust-root",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="a trusted_root.json for trustRootRef: NAME, put in the keyless-gate-trust ConfigMap",
+    )
+    manifests.add_argument(
+        "--registry-auth-secret",
+        metavar="NAME",
+        help="an image pull secret (kubernetes.io/dockerconfigjson) in the gate's namespace "
+        "whose credentials the gate uses",
+    )
+    manifests.add_argument(
+        "--no-match-policy", choices=("deny", "warn", "allow"), help="passed to gate serve"
+    )
+    manifests.add_argument(
+        "--timeout-seconds",
+        type=int,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help="the webhooks' timeoutSeconds, 1 to 30 (default 25)",
+    )
+    manifests.add_argument("--replicas", type=int, default=2, help="gate replicas (default 2)")
+    manifests.set_defaults(run=run_manifests, usage_error=manifests.error)
+
+
+def _policy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy",
+        metavar="FILE_OR_DIR",
+        action="append",
+        required=True,
+        help="ClusterImagePolicy YAML (multi-document), or a directory of them; repeatable",
+    )
+    parser.add_argument(
+        "--trust-root",
+        metavar="NAME=FILE",
+        action="append",
+        default=[],
+        help="a Sigstore trusted_root.json that authorities name with trustRootRef: NAME",
+    )
+    parser.add_argument(
+        "--trusted-root",
+        metavar="FILE",
+        help="the trusted_root.json of authorities without trustRootRef "
+        "(default: public Sigstore, shipped with keyless)",
+    )
+
+
+def _seconds(text: str) -> float:
+    """`600`, `30s`, `10m` or `1h` as seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a duration (30s, 10m, 1h): {text!r}")
+    value = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
+    return value
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from cli.policy import PolicyFileError
+
+    if args.tls_self_signed is not None and (args.tls_cert or args.tls_key):
+        args.usage_error("give --tls-cert/--tls-key or --tls-self-signed, not both")
+    if args.tls_self_signed is None and not (args.tls_cert and args.tls_key):
+        args.usage_error("give --tls-cert and --tls-key, or --tls-self-signed DIR")
+    if args.cache_size < 0 or args.threads < 1 or not 0 < args.timeout <= 30:
+        args.usage_error("--cache-size must be >= 0, --threads >= 1, --timeout within (0, 30s]")
+    if args.registry_auth is not None and not args.registry_auth.is_file():
+        args.usage_error(f"--registry-auth {args.registry_auth}: no such file")
+    try:
+        policies = _load_policies(args)
+    except PolicyFileError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return _serve(args, policies)
+
+
+def _load_policies(args: argparse.Namespace) -> Any:
+    """The policy set, as `keyless policy check` loads it from the same flags."""
+    from cli.policy import PolicyFileError, load_policy_set, load_trust_file
+    from cli.verify import TrustRootError
+
+    problems: list[str] = []
+    named = {}
+    for entry in args.trust_root:
+        name, sep, file = entry.partition("=")
+        if not sep or not name or not file:
+            args.usage_error(f"--trust-root wants NAME=FILE, not {entry!r}")
+        try:
+            named[name] = load_trust_file(name, Path(file))
+        except TrustRootError as exc:
+            problems.append(f"--trust-root {name}: {exc.detail}")
+    default = None
+    if args.trusted_root:
+        try:
+            default = load_trust_file("", Path(args.trusted_root))
+        except TrustRootError as exc:
+            problems.append(f"--trusted-root: {exc.detail}")
+    if problems:
+        raise PolicyFileError(problems)
+    return load_policy_set(
+        args.policy, trust_files=named, default_trust=default, no_match_policy=args.no_match_policy
+    )
+
+
+def _serve(args: argparse.Namespace, policies: Any) -> int:
+    from server.gate import tls
+    from server.gate.serve import bind, run
+
+    if args.tls_self_signed is not None:
+        names = ["localhost", "127.0.0.1", "::1", *tls.service_names(args.namespace)]
+        names += args.tls_name
+        cert, key = tls.self_signed(args.tls_self_signed, names)
+    else:
+        cert, key = args.tls_cert, args.tls_key
+    tls.check_pair(cert, key)
+    listener = bind(args.host, args.port)
+    host, port = listener.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    count = len(policies.policies)
+    print(
+        f"keyless gate: listening on https://{shown}:{port} (POST /mutations, /validations; "
+        f"{count} polic{'y' if count == 1 else 'ies'}, no-match-policy "
+        f"{policies.no_match_policy}, fingerprint {policies.fingerprint[:16]})",
+        file=sys.stderr,
+    )
+    if args.tls_self_signed is not None:
+        print(f"keyless gate: certificate {cert}; caBundle:", file=sys.stderr)
+        print(tls.ca_bundle(cert))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    run(lambda: _app(args, policies), listener, cert=cert, key=key, threads=args.threads)
+    return 0
+
+
+def _app(args: argparse.Namespace, policies: Any) -> Any:
+    """The WSGI app, built in the worker (threads and connections do not cross a fork)."""
+    from cli.oci import DockerConfigCredentials, RegistryClient
+    from cli.oci.transport import RegistryLimits
+    from cli.policy import Evaluator
+    from server.gate.app import GateApp
+    from server.gate.gate import Gate, GateSettings, per_thread
+    from server.gate.metrics import GateMetrics
+
+    settings = GateSettings(
+        timeout=args.timeout,
+        cache_size=args.cache_size,
+        cache_ttl=args.cache_ttl,
+        negative_ttl=args.cache_negative_ttl,
+        workers=args.threads,
+    )
+    credentials = DockerConfigCredentials(args.registry_auth) if args.registry_auth else None
+    limits = RegistryLimits(timeout_seconds=args.timeout)
+
+    def client() -> RegistryClient:
+        return RegistryClient(
+            credentials=credentials, allow_insecure=args.allow_insecure_registry, limits=limits
+        )
+
+    evaluator = Evaluator(policies, registry=per_thread(client))
+    return GateApp(Gate(evaluator, settings, GateMetrics()))
+
+
+def run_manifests(args: argparse.Namespace) -> int:
+    import yaml
+
+    from server.gate.manifests import ManifestOptions, manifests
+
+    if not 1 <= args.timeout_seconds <= 30:
+        args.usage_error("--timeout-seconds must be 1 to 30 (Kubernetes' limit)")
+    if args.tls_self_signed is not None and args.ca_bundle:
+        args.usage_error("give --ca-bundle or --tls-self-signed, not both")
+    trust: dict[str, bytes] = {}
+    for entry in args.trust_root:
+        name, sep, file = entry.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name) or not file:
+            args.usage_error(
+                f"--trust-root wants NAME=FILE (NAME: letters, digits, ._-), not {entry!r}"
+            )
+        trust[name] = _read(args, Path(file))
+    policies = {path.name: _read(args, path) for path in args.policy}
+    if len(policies) != len(args.policy):
+        args.usage_error("--policy files must have distinct names")
+    tls_pair = None
+    if args.tls_self_signed is not None:
+        from server.gate import tls
+
+        cert, key = tls.self_signed(args.tls_self_signed, tls.service_names(args.namespace))
+        tls_pair = (cert.read_bytes(), key.read_bytes())
+    options = ManifestOptions(
+        namespace=args.namespace,
+        image=args.image,
+        create_namespace=not args.no_namespace,
+        ca_bundle=args.ca_bundle,
+        tls=tls_pair,
+        policies=policies,
+        trust_roots=trust,
+        registry_auth_secret=args.registry_auth_secret,
+        no_match_policy=args.no_match_policy,
+        timeout_seconds=args.timeout_seconds,
+        replicas=args.replicas,
+    )
+    print(yaml.dump_all(manifests(options), Dumper=_dumper(), sort_keys=False), end="")
+    return 0
+
+
+def _dumper() -> Any:
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        """Multi-line strings (policy files, PEM) as literal blocks, readable in review."""
+
+    def text(dumper: yaml.SafeDumper, value: str) -> Any:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    return Dumper
+
+
+def _read(args: argparse.Namespace, path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        args.usage_error(f"cannot read {path}: {exc.strerror}")
+    if len(data) > 1024 * 1024:
+        args.usage_error(f"{path} is larger than a ConfigMap can hold (1 MiB)")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        args.usage_error(f"{path} is not UTF-8 text")
+    return data

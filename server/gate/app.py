@@ -1,0 +1,104 @@
+"""The gate's WSGI app: `POST /mutations`, `POST /validations`, `GET /healthz`, `GET /metrics`.
+
+Plain werkzeug rather than Flask: an admission is on the critical path of every pod, and the
+cache-hit answer should cost little more than parsing the review. Every failure is a clean
+answer: a body that is not an AdmissionReview v1 is an HTTP 400 (the API server then applies
+`failurePolicy: Fail`), a review whose request cannot be judged is refused with code 400, and
+an unexpected exception is refused with code 500 inside a 200 AdmissionReview when the uid is
+known (so it is never an allow), an HTTP 500 otherwise.
+
+`dryRun` requests are judged exactly like real ones: the gate has no side effects
+(`sideEffects: None`), so nothing differs but the metrics and the verdict cache, which a dry
+run fills as a real request would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Request, Response
+
+from server.gate.admission import (
+    RequestError,
+    ReviewError,
+    parse_review,
+    parse_timeout,
+    read_request,
+    response,
+)
+from server.gate.gate import Gate
+
+log = logging.getLogger("keyless.gate")
+
+MAX_BODY_BYTES = 4 * 1024 * 1024  # an object and its old version, each up to etcd's 1.5 MiB
+WEBHOOKS = {"/mutations": "mutations", "/validations": "validations"}
+
+
+class GateApp:
+    """WSGI callable around a `Gate`."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        request.max_content_length = MAX_BODY_BYTES
+        return self._route(request)(environ, start_response)
+
+    def _route(self, request: Request) -> Response:
+        path = request.path
+        if path == "/healthz":
+            if request.method not in ("GET", "HEAD"):
+                return _error(405, "use GET")
+            return Response("ok\n", content_type="text/plain")
+        if path == "/metrics":
+            if request.method not in ("GET", "HEAD"):
+                return _error(405, "use GET")
+            return Response(
+                self.gate.metrics.exposition(), content_type="text/plain; version=0.0.4"
+            )
+        webhook = WEBHOOKS.get(path)
+        if webhook is None:
+            return _error(404, "no such path: the webhooks are POST /mutations and /validations")
+        if request.method != "POST":
+            return _error(405, "use POST with an AdmissionReview v1")
+        return self._admit(request, webhook)
+
+    def _admit(self, request: Request, webhook: str) -> Response:
+        if request.mimetype != "application/json":
+            self.gate.metrics.admission(webhook, "invalid")
+            return _error(415, "Content-Type must be application/json")
+        try:
+            body = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            self.gate.metrics.admission(webhook, "invalid")
+            return _error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            uid, raw = parse_review(body)
+        except ReviewError as exc:
+            self.gate.metrics.admission(webhook, "invalid")
+            return _error(exc.status, exc.message)
+        budget = self.gate.budget(parse_timeout(request.args.get("timeout")))
+        try:
+            admission = read_request(uid, raw)
+            if webhook == "mutations":
+                answer = self.gate.mutate(admission, budget)
+            else:
+                answer = self.gate.validate(admission, budget)
+        except RequestError as exc:
+            self.gate.metrics.admission(webhook, "invalid")
+            answer = response(uid, False, code=400, message=exc.message)
+        except Exception:
+            # Never an allow by accident: the request is refused, and the cause is logged.
+            log.exception("keyless gate: %s failed for uid %s", webhook, uid)
+            self.gate.metrics.admission(webhook, "invalid")
+            answer = response(uid, False, code=500, message="keyless gate: internal error")
+        return Response(json.dumps(answer, separators=(",", ":")), content_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    body = json.dumps({"error": message})
+    return Response(body, status=status, content_type="application/json")

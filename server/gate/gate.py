@@ -1,0 +1,296 @@
+"""The gate's two decisions over one `cli.policy.Evaluator`: pin tags, then judge digests.
+
+`Gate.mutate` (the mutating webhook) resolves each tag an `enforce` policy cares about and
+patches it to `name:tag@sha256:...`, keeping the tag as policy-controller does, so the kubelet
+pulls exactly the digest that was judged. Tags that only `mode: warn` policies (or no policy)
+match are left alone: warn mode must not change what runs. A tag that cannot be resolved is
+left as it is; the validating webhook then refuses it.
+
+`Gate.validate` (the validating webhook) judges every image of the object: all matching
+policies must pass, any one authority is enough (the evaluator's rules). A tag that an
+`enforce` policy matches is refused even when its digest passes: what runs must be what was
+judged, and only a digest says that. Failing `mode: warn` policies give warnings. An image
+that could not be judged before the deadline (a registry that hangs, a verification that
+takes too long) is refused, with the reason; it is never admitted for want of an answer.
+
+Each distinct image string of a request is resolved and judged once, in a thread pool, and
+the answer is assembled when all are done or the deadline passes, whichever comes first.
+Verdicts go through `VerdictCache` keyed by (the evaluator's fingerprint, the names the image
+is matched under), so identical digests are verified once per TTL and concurrent admissions
+of one digest share one verification.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cli.oci import RegistryError
+from cli.oci.errors import InvalidReferenceError
+from cli.policy.evaluator import ERROR, FAIL, PASS, WARN, Evaluator, ImageVerdict, ResolvedImage
+from cli.policy.workloads import POD_SPEC_PATHS, WorkloadError, pod_spec_path, workload_images
+from server.gate.admission import AdmissionRequest, RequestError, response
+from server.gate.cache import Undecided, VerdictCache
+
+if TYPE_CHECKING:
+    from cli.oci import RegistryClient
+    from cli.policy.workloads import WorkloadImage
+    from server.gate.metrics import GateMetrics
+
+# The part of the deadline kept for assembling and sending the answer.
+ANSWER_MARGIN_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Limits and cache settings; `timeout` caps every answer, below the webhook's
+    `timeoutSeconds` (the API server's `?timeout=` lowers it further)."""
+
+    timeout: float = 20.0
+    cache_size: int = 1000
+    cache_ttl: float = 600.0
+    negative_ttl: float = 0.0
+    workers: int = 32
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the gate knows about one image string of a request."""
+
+    outcome: str  # pass, fail, warn, error
+    messages: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+    resolved: ResolvedImage | None = None
+    enforced: bool = False  # some enforce policy matches the image
+
+
+def per_thread(factory: Callable[[], RegistryClient]) -> Callable[[], RegistryClient]:
+    """One registry client per thread: connections and tokens are reused, never shared."""
+    local = threading.local()
+
+    def client() -> RegistryClient:
+        found = getattr(local, "client", None)
+        if found is None:
+            found = local.client = factory()
+        return found
+
+    return client
+
+
+class Gate:
+    """Answers AdmissionReview requests; safe to share between threads."""
+
+    def __init__(self, evaluator: Evaluator, settings: GateSettings, metrics: GateMetrics) -> None:
+        self.evaluator = evaluator
+        self.settings = settings
+        self.metrics = metrics
+        self.cache: VerdictCache[ImageVerdict] = VerdictCache(
+            size=settings.cache_size, keep=self._keep
+        )
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.workers, thread_name_prefix="keyless-gate"
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def budget(self, requested: float | None) -> float:
+        """Seconds this answer may take: the gate's limit or the API server's, the lower."""
+        limit = (
+            self.settings.timeout if requested is None else min(requested, self.settings.timeout)
+        )
+        return max(limit - ANSWER_MARGIN_SECONDS, limit / 2)
+
+    # The two webhooks.
+
+    def mutate(self, request: AdmissionRequest, budget: float) -> dict[str, Any]:
+        fields = self._fields(request)
+        if isinstance(fields, dict):
+            return fields
+        deadline = time.monotonic() + budget
+        tags = [f for f in fields if _is_tag(f.image)]
+        resolved = self._run({f.image for f in tags}, self._resolve, deadline, budget)
+        patch = []
+        for item in tags:
+            judged = resolved[item.image]
+            if judged.resolved is None or not judged.enforced:
+                continue
+            image = judged.resolved
+            value = f"{image.name}:{image.tag}@{image.digest}"
+            patch.append({"op": "replace", "path": item.pointer, "value": value})
+        self.metrics.admission("mutations", "patched" if patch else "allowed")
+        return response(request.uid, True, patch=patch)
+
+    def validate(self, request: AdmissionRequest, budget: float) -> dict[str, Any]:
+        fields = self._fields(request)
+        if isinstance(fields, dict):
+            return fields
+        deadline = time.monotonic() + budget
+        judged = self._run({f.image for f in fields}, self._judge, deadline, budget)
+        refusals: list[str] = []
+        warnings: list[str] = []
+        for item in fields:
+            result = judged[item.image]
+            lines = [_line(item, result, m) for m in result.messages if m not in result.warnings]
+            warnings += [_line(item, result, m) for m in result.warnings]
+            if result.outcome in (FAIL, ERROR):
+                refusals += lines
+            elif result.enforced and result.resolved is not None and result.resolved.tag:
+                refusals.append(
+                    f"{item.field}: {item.image} must be an image digest: an enforce policy "
+                    "matches it, and only a digest pins what was judged (the mutating webhook "
+                    f"pins it: {result.resolved.name}:{result.resolved.tag}@"
+                    f"{result.resolved.digest})"
+                )
+        if refusals:
+            self.metrics.admission("validations", "denied")
+            return response(
+                request.uid, False, code=403, message="\n".join(refusals), warnings=warnings
+            )
+        self.metrics.admission("validations", "warned" if warnings else "allowed")
+        return response(request.uid, True, warnings=warnings)
+
+    # Steps.
+
+    def _fields(self, request: AdmissionRequest) -> list[WorkloadImage] | dict[str, Any]:
+        """The images to look at, or the answer when there is nothing to judge."""
+        if not request.judged:
+            return response(request.uid, True)
+        path = pod_spec_path(request.group, request.kind)
+        if path is None:
+            kinds = ", ".join(f"{g or 'core'}/{k}" for g, k in POD_SPEC_PATHS)
+            raise RequestError(
+                f"keyless gate judges {kinds}; not {request.group or 'core'}/{request.kind}"
+            )
+        try:
+            return workload_images(request.object, path)
+        except WorkloadError as exc:
+            raise RequestError("; ".join(exc.problems)) from None
+
+    def _run(
+        self,
+        images: set[str],
+        task: Callable[[str, float], Judgement],
+        deadline: float,
+        budget: float,
+    ) -> dict[str, Judgement]:
+        """`task` for each image, in the pool; images not done by `deadline` are `error`."""
+        done: dict[str, Judgement] = {}
+        pending: dict[concurrent.futures.Future[Judgement], str] = {}
+        for image in images:
+            quick = self._cached(image)
+            if quick is not None:
+                done[image] = quick
+            else:
+                pending[self._pool.submit(task, image, deadline)] = image
+        if pending:
+            remaining = max(0.0, deadline - time.monotonic())
+            concurrent.futures.wait(pending, timeout=remaining)
+        for future, image in pending.items():
+            if future.done() and future.exception() is None:
+                done[image] = future.result()
+            elif future.done():
+                done[image] = Judgement(ERROR, (f"could not judge {image}: {future.exception()}",))
+            else:
+                future.cancel()
+                done[image] = Judgement(
+                    ERROR,
+                    (
+                        f"could not judge {image} within {budget:.1f}s: the registry or the "
+                        "verification did not finish in time",
+                    ),
+                )
+        return done
+
+    def _cached(self, image: str) -> Judgement | None:
+        """A digest already judged, without leaving the request thread (the common case)."""
+        if "@" not in image:
+            return None
+        try:
+            resolved = self.evaluator.resolve(image)
+        except RegistryError:
+            return None
+        verdict = self.cache.get(self._key(resolved))
+        if verdict is None:
+            return None
+        self.metrics.cache_hits.inc()
+        return self._judgement(verdict, resolved)
+
+    def _resolve(self, image: str, deadline: float) -> Judgement:
+        try:
+            resolved = self.evaluator.resolve(image)
+        except InvalidReferenceError as exc:
+            return Judgement(FAIL, (f"{image}: {exc.message}",))
+        except RegistryError as exc:
+            return Judgement(ERROR, (f"could not resolve {image}: {exc.message}",))
+        return Judgement(PASS, (), resolved=resolved, enforced=self._enforced(resolved))
+
+    def _judge(self, image: str, deadline: float) -> Judgement:
+        first = self._resolve(image, deadline)
+        if first.resolved is None:
+            return first
+        resolved = first.resolved
+        try:
+            verdict, hit = self.cache.get_or_compute(
+                self._key(resolved), lambda: self._evaluate(resolved), deadline=deadline
+            )
+        except Undecided:
+            return Judgement(
+                ERROR,
+                (
+                    f"could not judge {resolved.reference} in time (another admission is still "
+                    "verifying it)",
+                ),
+                resolved=resolved,
+                enforced=first.enforced,
+            )
+        (self.metrics.cache_hits if hit else self.metrics.cache_misses).inc()
+        return self._judgement(verdict, resolved)
+
+    def _evaluate(self, resolved: ResolvedImage) -> ImageVerdict:
+        with self.metrics.verify_seconds.time():
+            return self.evaluator.evaluate(resolved)
+
+    def _judgement(self, verdict: ImageVerdict, resolved: ResolvedImage) -> Judgement:
+        enforced = self._enforced(resolved)
+        outcome = verdict.outcome
+        if outcome == ERROR and verdict.policies == () and self._warn_only(resolved):
+            # Undecidable, but only warn-mode policies care: warn, as they would on a failure.
+            return Judgement(WARN, verdict.messages, verdict.messages, resolved, enforced)
+        return Judgement(outcome, verdict.messages, verdict.warnings, resolved, enforced)
+
+    def _enforced(self, resolved: ResolvedImage) -> bool:
+        return any(p.mode == "enforce" for p in self.evaluator.matching_policies(resolved))
+
+    def _warn_only(self, resolved: ResolvedImage) -> bool:
+        matching = self.evaluator.matching_policies(resolved)
+        return bool(matching) and all(p.mode != "enforce" for p in matching)
+
+    def _key(self, resolved: ResolvedImage) -> tuple[str, tuple[str, ...]]:
+        # Not the digest alone: the same digest under another name or tag can match other
+        # policies.
+        return (self.evaluator.fingerprint, resolved.match_names)
+
+    def _keep(self, verdict: ImageVerdict) -> float:
+        if verdict.outcome == PASS:
+            return self.settings.cache_ttl
+        if verdict.outcome in (FAIL, WARN):
+            return self.settings.negative_ttl
+        return 0.0
+
+
+def _is_tag(image: str) -> bool:
+    """An image without a digest (a tag, or no tag: `latest`)."""
+    return "@" not in image
+
+
+def _line(item: WorkloadImage, judged: Judgement, message: str) -> str:
+    """`field: message`, naming the image when the message does not."""
+    image = judged.resolved.reference if judged.resolved is not None else item.image
+    if image in message or item.image in message:
+        return f"{item.field}: {message}"
+    return f"{item.field}: {image}: {message}"

@@ -1,0 +1,207 @@
+"""The Kubernetes objects that install the gate, as `keyless gate manifests` prints them.
+
+Namespace (optional), ConfigMaps for policies and trust roots (when given), the TLS Secret (only
+for a self-signed trial), the gate's Deployment and Service, and the two webhook
+configurations: `failurePolicy: Fail` (an unreachable gate admits nothing), `sideEffects:
+None`, `admissionReviewVersions: [v1]`, and a namespace opt-in (label `keyless.dev/include:
+"true"`) so that the gate's own namespace and kube-system never depend on the gate.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.gate.tls import SERVICE
+
+PORT = 8443
+OPT_IN_LABEL = "keyless.dev/include"
+WEBHOOK_NAME = "gate.keyless.dev"
+CONFIG_DIR = "/etc/keyless-gate"
+RULES = [
+    ("", ["pods", "pods/ephemeralcontainers"]),
+    ("apps", ["deployments", "replicasets", "statefulsets", "daemonsets"]),
+    ("batch", ["jobs", "cronjobs"]),
+]
+
+
+@dataclass(frozen=True)
+class ManifestOptions:
+    namespace: str = "keyless-system"
+    image: str = "keyless:latest"
+    create_namespace: bool = True
+    ca_bundle: str | None = None
+    tls: tuple[bytes, bytes] | None = None  # a self-signed (certificate, key) to ship
+    policies: dict[str, bytes] = field(default_factory=dict)
+    trust_roots: dict[str, bytes] = field(default_factory=dict)
+    registry_auth_secret: str | None = None
+    no_match_policy: str | None = None
+    timeout_seconds: int = 25
+    replicas: int = 2
+
+
+def manifests(options: ManifestOptions) -> list[dict[str, Any]]:
+    """The objects, in the order `kubectl apply` needs them."""
+    ns = options.namespace
+    labels = {"app.kubernetes.io/name": SERVICE}
+    meta = {"name": SERVICE, "namespace": ns, "labels": labels}
+    docs: list[dict[str, Any]] = []
+    if options.create_namespace:
+        docs.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    if options.policies:
+        docs.append(_config_map(f"{SERVICE}-policies", ns, options.policies))
+    if options.trust_roots:
+        files = {f"{name}.json": data for name, data in options.trust_roots.items()}
+        docs.append(_config_map(f"{SERVICE}-trust", ns, files))
+    ca_bundle = options.ca_bundle
+    if options.tls is not None:
+        cert, key = options.tls
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": f"{SERVICE}-tls", "namespace": ns},
+                "type": "kubernetes.io/tls",
+                "data": {"tls.crt": _b64(cert), "tls.key": _b64(key)},
+            }
+        )
+        ca_bundle = _b64(cert)
+    docs.append(_deployment(options, meta, labels))
+    docs.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta,
+            "spec": {
+                "selector": labels,
+                "ports": [{"name": "https", "port": 443, "targetPort": "https"}],
+            },
+        }
+    )
+    docs.append(_webhooks(options, "MutatingWebhookConfiguration", "/mutations", ca_bundle))
+    docs.append(_webhooks(options, "ValidatingWebhookConfiguration", "/validations", ca_bundle))
+    return docs
+
+
+def _config_map(name: str, namespace: str, files: dict[str, bytes]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {key: value.decode("utf-8") for key, value in files.items()},
+    }
+
+
+def _deployment(
+    options: ManifestOptions, meta: dict[str, Any], labels: dict[str, str]
+) -> dict[str, Any]:
+    args = [
+        "gate",
+        "serve",
+        "--host=0.0.0.0",
+        f"--port={PORT}",
+        f"--policy={CONFIG_DIR}/policies",
+        f"--tls-cert={CONFIG_DIR}/tls/tls.crt",
+        f"--tls-key={CONFIG_DIR}/tls/tls.key",
+        f"--timeout={options.timeout_seconds}s",
+    ]
+    args += [f"--trust-root={n}={CONFIG_DIR}/trust/{n}.json" for n in options.trust_roots]
+    if options.no_match_policy:
+        args.append(f"--no-match-policy={options.no_match_policy}")
+    mounts = [
+        {"name": "policies", "mountPath": f"{CONFIG_DIR}/policies", "readOnly": True},
+        {"name": "tls", "mountPath": f"{CONFIG_DIR}/tls", "readOnly": True},
+    ]
+    volumes: list[dict[str, Any]] = [
+        {"name": "policies", "configMap": {"name": f"{SERVICE}-policies"}},
+        {"name": "tls", "secret": {"secretName": f"{SERVICE}-tls"}},
+    ]
+    if options.trust_roots:
+        mounts.append({"name": "trust", "mountPath": f"{CONFIG_DIR}/trust", "readOnly": True})
+        volumes.append({"name": "trust", "configMap": {"name": f"{SERVICE}-trust"}})
+    if options.registry_auth_secret:
+        args.append(f"--registry-auth={CONFIG_DIR}/registry/.dockerconfigjson")
+        mounts.append({"name": "registry", "mountPath": f"{CONFIG_DIR}/registry", "readOnly": True})
+        volumes.append({"name": "registry", "secret": {"secretName": options.registry_auth_secret}})
+    probe = {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}}
+    container = {
+        "name": "gate",
+        "image": options.image,
+        "command": ["keyless"],
+        "args": args,
+        "ports": [{"name": "https", "containerPort": PORT}],
+        "readinessProbe": {**probe, "periodSeconds": 5},
+        "livenessProbe": {**probe, "periodSeconds": 20},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"memory": "512Mi"},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": mounts,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": options.replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [container],
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def _webhooks(
+    options: ManifestOptions, kind: str, path: str, ca_bundle: str | None
+) -> dict[str, Any]:
+    client: dict[str, Any] = {
+        "service": {"name": SERVICE, "namespace": options.namespace, "path": path, "port": 443}
+    }
+    if ca_bundle:
+        client["caBundle"] = ca_bundle
+    webhook: dict[str, Any] = {
+        "name": WEBHOOK_NAME,
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": client,
+        "failurePolicy": "Fail",
+        "sideEffects": "None",
+        "timeoutSeconds": options.timeout_seconds,
+        "namespaceSelector": {
+            "matchExpressions": [{"key": OPT_IN_LABEL, "operator": "In", "values": ["true"]}]
+        },
+        "rules": [
+            {
+                "apiGroups": [group],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": resources,
+                "scope": "Namespaced",
+            }
+            for group, resources in RULES
+        ],
+    }
+    if kind == "MutatingWebhookConfiguration":
+        webhook["reinvocationPolicy"] = "IfNeeded"
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": f"{SERVICE}.keyless.dev"},
+        "webhooks": [webhook],
+    }
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

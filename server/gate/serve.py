@@ -1,0 +1,88 @@
+"""Serving the gate over HTTPS under gunicorn: one worker process, many threads.
+
+One process, because the verification cache and its single-flight live in memory: several
+workers would each verify every digest and wait for nothing the others do. gthread threads
+answer admissions concurrently; verifications run in the gate's own pool, bounded by the
+answer's deadline.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+LISTEN_BACKLOG = 2048
+
+
+class GateBindError(Exception):
+    user_facing = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind and listen on exactly `host:port`, before anything is announced.
+
+    Raises:
+        GateBindError: the address is in use or not this machine's.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        listener.close()
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        raise GateBindError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    return listener
+
+
+class _GateGunicorn(BaseApplication):
+    def __init__(
+        self,
+        build: Callable[[], Any],
+        listener: socket.socket,
+        *,
+        cert: Path,
+        key: Path,
+        threads: int,
+    ) -> None:
+        self._build = build
+        self._fd = listener.detach()  # gunicorn owns the descriptor from here
+        self._cert, self._key, self._threads = cert, key, threads
+        super().__init__()
+
+    def load_config(self) -> None:
+        settings = {
+            "bind": [f"fd://{self._fd}"],
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": self._threads,
+            "timeout": 60,
+            "graceful_timeout": 10,
+            "keepalive": 30,
+            "certfile": str(self._cert),
+            "keyfile": str(self._key),
+            "proc_name": "keyless-gate",
+            "control_socket_disable": True,
+        }
+        for name, value in settings.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Any:
+        return self._build()
+
+
+def run(
+    build: Callable[[], Any], listener: socket.socket, *, cert: Path, key: Path, threads: int
+) -> None:
+    """Serve the WSGI app `build()` makes (in the worker, after the fork) until interrupted."""
+    _GateGunicorn(build, listener, cert=cert, key=key, threads=threads).run()
