@@ -13,6 +13,7 @@ COPY cli cli
 COPY oidc oidc
 COPY tlog tlog
 COPY tsa tsa
+COPY strictjson strictjson
 COPY server server
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[postgres]'
 
