@@ -48,7 +48,7 @@ def test_logic_modules_do_not_import_flask(module: str) -> None:
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
-@pytest.mark.parametrize("package", ["ca", "oidc", "tlog", "tsa", "cli", "server"])
+@pytest.mark.parametrize("package", ["ca", "oidc", "tlog", "tsa", "strictjson", "cli", "server"])
 def test_each_package_says_its_job(package: str) -> None:
     source = (REPO / package / "__init__.py").read_text()
     assert source.startswith('"""'), f"{package}/__init__.py needs a docstring naming its one job"
