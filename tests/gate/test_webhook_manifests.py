@@ -1,0 +1,104 @@
+"""`keyless gate manifests`: the printed YAML is valid Kubernetes (checked by kubernetes-validate
+against the API schemas, strictly: unknown fields are errors) and wires the webhooks as the
+gate needs them: v1 reviews, failurePolicy Fail, sideEffects None, a namespace opt-in label,
+a timeout under Kubernetes' 30 s cap, and rules for every kind the gate judges."""
+
+from __future__ import annotations
+
+import base64
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from cli.main import main
+from cli.policy.workloads import images_in_files
+
+KINDS_JUDGED = {
+    "": {"pods", "pods/ephemeralcontainers"},
+    "apps": {"deployments", "replicasets", "statefulsets", "daemonsets"},
+    "batch": {"jobs", "cronjobs"},
+}
+
+
+def _manifests(capsys, *argv: str) -> tuple[str, list[dict]]:
+    assert main(["gate", "manifests", *argv]) == 0
+    text = capsys.readouterr().out
+    return text, [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        (),
+        ("--namespace", "gatekeeping", "--ca-bundle", base64.b64encode(b"PEM").decode()),
+    ],
+    ids=["defaults", "namespace-and-ca-bundle"],
+)
+def test_every_document_is_valid_kubernetes(capsys, argv):
+    _, documents = _manifests(capsys, *argv)
+    kinds = [d["kind"] for d in documents]
+    for needed in (
+        "Deployment",
+        "Service",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ):
+        assert kinds.count(needed) == 1, kinds
+    version = kubernetes_validate.latest_version()
+    for document in documents:
+        kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_webhooks_are_wired_as_the_gate_needs(capsys):
+    bundle = base64.b64encode(b"-----BEGIN CERTIFICATE-----\n").decode()
+    _, documents = _manifests(capsys, "--namespace", "gatekeeping", "--ca-bundle", bundle)
+    by_kind = {d["kind"]: d for d in documents}
+    service = by_kind["Service"]
+    assert service["metadata"]["namespace"] == "gatekeeping"
+    assert by_kind["Deployment"]["metadata"]["namespace"] == "gatekeeping"
+    for kind, path in (
+        ("MutatingWebhookConfiguration", "/mutations"),
+        ("ValidatingWebhookConfiguration", "/validations"),
+    ):
+        (webhook,) = by_kind[kind]["webhooks"]
+        assert webhook["admissionReviewVersions"] == ["v1"]
+        assert webhook["failurePolicy"] == "Fail"
+        assert webhook["sideEffects"] == "None"
+        assert 1 <= webhook["timeoutSeconds"] <= 30
+        assert webhook["namespaceSelector"] == {
+            "matchExpressions": [
+                {"key": "keyless.dev/include", "operator": "In", "values": ["true"]}
+            ]
+        }
+        client = webhook["clientConfig"]
+        assert client["caBundle"] == bundle
+        assert client["service"]["name"] == service["metadata"]["name"]
+        assert client["service"]["namespace"] == "gatekeeping"
+        assert client["service"]["path"] == path
+        resources: dict[str, set[str]] = {}
+        for rule in webhook["rules"]:
+            assert rule["operations"] == ["CREATE", "UPDATE"]
+            for group in rule["apiGroups"]:
+                resources.setdefault(group, set()).update(rule["resources"])
+        assert resources == KINDS_JUDGED
+
+
+def test_timeout_seconds_is_passed_and_bounded(capsys):
+    _, documents = _manifests(capsys, "--timeout-seconds", "10")
+    for document in documents:
+        for webhook in document.get("webhooks", ()):
+            assert webhook["timeoutSeconds"] == 10
+    with pytest.raises(SystemExit) as exit_:
+        main(["gate", "manifests", "--timeout-seconds", "31"])
+    assert exit_.value.code == 2
+    assert "--timeout-seconds must be 1 to 30" in capsys.readouterr().err
+
+
+def test_the_printed_manifests_are_read_by_policy_check_resource(capsys, tmp_path):
+    """No YAML aliases (manifest readers, ours included, refuse them), and the gate's own
+    Deployment image is found where `keyless policy check --resource` looks."""
+    text, _ = _manifests(capsys, "--image", "ghcr.io/acme/keyless:1.0")
+    path = tmp_path / "gate.yaml"
+    path.write_text(text)
+    assert images_in_files([path]) == ["ghcr.io/acme/keyless:1.0"]
