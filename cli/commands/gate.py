@@ -279,8 +279,8 @@ def _serve(args: argparse.Namespace, policies: Any) -> int:
         file=sys.stderr,
     )
     if args.tls_self_signed is not None:
-        print(f"keyless gate: certificate {cert}; caBundle:", file=sys.stderr)
-        print(tls.ca_bundle(cert))
+        print(f"keyless gate: self-signed certificate {cert}", file=sys.stderr)
+        print(f"caBundle: {tls.ca_bundle(cert)}")
     sys.stdout.flush()
     sys.stderr.flush()
     run(lambda: _app(args, policies), listener, cert=cert, key=key, threads=args.threads)
@@ -362,7 +362,11 @@ def _dumper() -> Any:
     import yaml
 
     class Dumper(yaml.SafeDumper):
-        """Multi-line strings (policy files, PEM) as literal blocks, readable in review."""
+        """Multi-line strings (policy files, PEM) as literal blocks, readable in review; no
+        anchors or aliases (policy and manifest readers refuse them)."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
 
     def text(dumper: yaml.SafeDumper, value: str) -> Any:
         style = "|" if "\n" in value else None

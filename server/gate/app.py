@@ -34,6 +34,7 @@ from server.gate.gate import Gate
 log = logging.getLogger("keyless.gate")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # an object and its old version, each up to etcd's 1.5 MiB
+MAX_DRAIN_BYTES = 32 * 1024 * 1024
 WEBHOOKS = {"/mutations": "mutations", "/validations": "validations"}
 
 
@@ -75,6 +76,7 @@ class GateApp:
             body = request.get_data(cache=False)
         except RequestEntityTooLarge:
             self.gate.metrics.admission(webhook, "invalid")
+            _drain(request)
             return _error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
         try:
             uid, raw = parse_review(body)
@@ -97,6 +99,20 @@ class GateApp:
             self.gate.metrics.admission(webhook, "invalid")
             answer = response(uid, False, code=500, message="keyless gate: internal error")
         return Response(json.dumps(answer, separators=(",", ":")), content_type="application/json")
+
+
+def _drain(request: Request) -> None:
+    """Read (and drop) a moderately oversized body, so that a client still sending it gets the
+    413 instead of a broken connection; beyond `MAX_DRAIN_BYTES` the connection is dropped."""
+    length = request.content_length or 0
+    if length > MAX_DRAIN_BYTES:
+        return
+    stream = request.environ["wsgi.input"]
+    while length > 0:
+        chunk = stream.read(min(length, 64 * 1024))
+        if not chunk:
+            return
+        length -= len(chunk)
 
 
 def _error(status: int, message: str) -> Response:

@@ -194,17 +194,29 @@ class Gate:
             if future.done() and future.exception() is None:
                 done[image] = future.result()
             elif future.done():
-                done[image] = Judgement(ERROR, (f"could not judge {image}: {future.exception()}",))
+                done[image] = self._undecided(
+                    image, f"could not judge {image}: {future.exception()}"
+                )
             else:
                 future.cancel()
-                done[image] = Judgement(
-                    ERROR,
-                    (
-                        f"could not judge {image} within {budget:.1f}s: the registry or the "
-                        "verification did not finish in time",
-                    ),
+                done[image] = self._undecided(
+                    image,
+                    f"could not judge {image} within {budget:.1f}s: the registry or the "
+                    "verification did not finish in time",
                 )
         return done
+
+    def _undecided(self, image: str, message: str) -> Judgement:
+        """No verdict: a refusal, unless only `mode: warn` policies match (then a warning).
+        The policies of a digest are known without the registry; a tag's are not."""
+        if "@" in image:
+            try:
+                resolved = self.evaluator.resolve(image)
+            except RegistryError:
+                return Judgement(ERROR, (message,))
+            if self._warn_only(resolved):
+                return Judgement(WARN, (message,), (message,), resolved)
+        return Judgement(ERROR, (message,))
 
     def _cached(self, image: str) -> Judgement | None:
         """A digest already judged, without leaving the request thread (the common case)."""
@@ -239,15 +251,13 @@ class Gate:
                 self._key(resolved), lambda: self._evaluate(resolved), deadline=deadline
             )
         except Undecided:
-            return Judgement(
-                ERROR,
-                (
-                    f"could not judge {resolved.reference} in time (another admission is still "
-                    "verifying it)",
-                ),
-                resolved=resolved,
-                enforced=first.enforced,
+            message = (
+                f"could not judge {resolved.reference} in time (another admission is still "
+                "verifying it)"
             )
+            if self._warn_only(resolved):
+                return Judgement(WARN, (message,), (message,), resolved)
+            return Judgement(ERROR, (message,), resolved=resolved, enforced=first.enforced)
         (self.metrics.cache_hits if hit else self.metrics.cache_misses).inc()
         return self._judgement(verdict, resolved)
 
