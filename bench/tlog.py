@@ -10,7 +10,7 @@ Prints:
   (written and fsynced once per group commit, as `keyless serve` does); the target is at least
   1,000/s. A second line runs two workers on the same file, for reference;
 - durable appends/s in-process: `RekorService.add_entry` and the bare `MerkleLog.append`, from
-  16 threads;
+  16 threads, the latter with and without the checkpoint file (alternating, twice);
 - inclusion-proof latency (p50/p99, `MerkleLog.prove`: entry, latest head and audit path in one
   snapshot) at each tree size; the trees are built through the storage layer directly.
 """
@@ -273,17 +273,25 @@ def bench_in_process(work: Path, key: ec.EllipticCurvePrivateKey, seconds: float
     _threads_rate(
         "in-process RekorService.add_entry, 16 threads", 16 * per_thread, service.add_entry, bodies
     )
-    storage = SQLiteStorage(work / "log.db")
-    log = MerkleLog(
-        storage,
-        CheckpointSigner(origin="bench - 1", name="bench", private_key=key),
-        anchor=_anchor(work / "log.db"),
-        new_log=True,
-    )
+    signer = CheckpointSigner(origin="bench - 1", name="bench", private_key=key)
     leaves = [[os.urandom(300) for _ in range(per_thread * 4)] for _ in range(16)]
-    _threads_rate(
-        "in-process MerkleLog.append, 16 threads", 16 * per_thread * 4, log.append, leaves
-    )
+    # Alternating, so both see the same load: the cost of the checkpoint file beside the log.
+    for round_ in range(2):
+        for kept in (True, False):
+            database = work / f"log-{kept}-{round_}.db"
+            log = MerkleLog(
+                SQLiteStorage(database),
+                signer,
+                anchor=_anchor(database) if kept else None,
+                new_log=True,
+            )
+            label = "with checkpoint file" if kept else "without checkpoint file"
+            _threads_rate(
+                f"in-process MerkleLog.append, 16 threads, {label}",
+                16 * per_thread * 4,
+                log.append,
+                leaves,
+            )
 
 
 def _anchor(database: Path) -> Anchor:

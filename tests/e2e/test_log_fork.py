@@ -4,7 +4,6 @@ public URL refuses to start with one line, and appends nothing."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from server.app import create_app
 from server.config import dev_config
 from server.state import StateDirError
+from tlog.checkpoint_file import CheckpointFile
 from tlog.errors import LogStartError, StorageError
 from tlog.rekor_api import EXTENSION
 
@@ -59,7 +59,7 @@ def _remove_database(state: Path) -> None:
 
 
 def _kept_size(state: Path) -> int:
-    return json.loads((state / "rekor-checkpoint.json").read_text())["size"]
+    return CheckpointFile(state / "rekor-checkpoint.json").read().size
 
 
 @pytest.fixture
