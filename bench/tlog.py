@@ -296,7 +296,7 @@ def bench_in_process(work: Path, key: ec.EllipticCurvePrivateKey, seconds: float
 
 def _anchor(database: Path) -> Anchor:
     """The checkpoint file beside the database, as `keyless serve` keeps it."""
-    checkpoint = CheckpointFile(database.with_name(database.name + ".checkpoint.json"))
+    checkpoint = CheckpointFile(database.with_name(database.name + ".checkpoint"))
     return Anchor(checkpoint=checkpoint, database=str(database), key="bench key")
 
 

@@ -197,7 +197,7 @@ def test_a_deleted_log_database_is_one_line(used_state, tmp_path: Path) -> None:
         Path(f"{state / 'rekor.sqlite'}{suffix}").unlink(missing_ok=True)
     assert _refused("--state-dir", str(state), "--port", port)[-2:] == [
         f"error: the log database {state / 'rekor.sqlite'} is empty (deleted or truncated?), but "
-        f"this log has signed a tree of size 0 (kept in {state / 'rekor-checkpoint.json'}); "
+        f"this log has signed a tree of size 0 (kept in {state / 'rekor-checkpoint'}); "
         "starting it again would sign a second history",
         "hint: restore the database from a backup taken after that checkpoint; a new log is an "
         "explicit act: keyless serve --new-log, with the old log's files moved aside (README: "

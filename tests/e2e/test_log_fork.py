@@ -59,7 +59,7 @@ def _remove_database(state: Path) -> None:
 
 
 def _kept_size(state: Path) -> int:
-    return CheckpointFile(state / "rekor-checkpoint.json").read().size
+    return CheckpointFile(state / "rekor-checkpoint").read().size
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_a_restart_with_everything_in_place_serves_the_same_log(state) -> None:
     app = _start(state)
     assert _append(app, 2) == 5
     assert _kept_size(state) == 5
-    assert (state / "rekor-checkpoint.json").stat().st_mode & 0o777 == 0o600
+    assert (state / "rekor-checkpoint").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_deleted_database_refuses(state) -> None:
@@ -86,7 +86,7 @@ def test_a_deleted_database_refuses(state) -> None:
         _start(state)
     assert refused.value.message == (
         f"the log database {state / 'rekor.sqlite'} is empty (deleted or truncated?), but this "
-        f"log has signed a tree of size 3 (kept in {state / 'rekor-checkpoint.json'}); "
+        f"log has signed a tree of size 3 (kept in {state / 'rekor-checkpoint'}); "
         "starting it again would sign a second history"
     )
     assert refused.value.hint == (
@@ -143,7 +143,7 @@ def test_a_backup_from_an_hour_earlier_refuses(state, tmp_path) -> None:
         _start(state)
     assert refused.value.message == (
         f"the log database {state / 'rekor.sqlite'} is behind this log's last checkpoint "
-        f"(tree size 3, but size 7 was signed and kept in {state / 'rekor-checkpoint.json'}): "
+        f"(tree size 3, but size 7 was signed and kept in {state / 'rekor-checkpoint'}): "
         "an older copy was restored?"
     )
     assert _stored_size(state) == 3
@@ -159,12 +159,12 @@ def test_a_database_that_grew_another_history_refuses(state, tmp_path) -> None:
         app = _start(directory)
         assert _append(app, count) == size
         _close(app)
-    shutil.copy2(state / "rekor-checkpoint.json", backup / "rekor-checkpoint.json")
+    shutil.copy2(state / "rekor-checkpoint", backup / "rekor-checkpoint")
     with pytest.raises(LogStartError) as refused:
         _start(backup)
     assert refused.value.message == (
         f"the log database {backup / 'rekor.sqlite'} holds a tree of size 9 that does not "
-        f"extend the tree of size 5 this log signed (kept in {backup / 'rekor-checkpoint.json'})"
+        f"extend the tree of size 5 this log signed (kept in {backup / 'rekor-checkpoint'})"
     )
 
 
@@ -221,12 +221,12 @@ def test_another_public_url_refuses(state) -> None:
 
 def test_a_deleted_database_and_checkpoint_refuse_while_the_key_remains(state) -> None:
     _remove_database(state)
-    (state / "rekor-checkpoint.json").unlink()
+    (state / "rekor-checkpoint").unlink()
     with pytest.raises(LogStartError) as refused:
         _start(state)
     assert refused.value.message == (
         f"the log database {state / 'rekor.sqlite'} is empty and there is no checkpoint file "
-        f"{state / 'rekor-checkpoint.json'}, but the log key {state / 'rekor-key.pem'} exists: "
+        f"{state / 'rekor-checkpoint'}, but the log key {state / 'rekor-key.pem'} exists: "
         "the log's files were removed"
     )
 
@@ -243,7 +243,7 @@ def test_a_new_log_is_an_explicit_act(state, tmp_path) -> None:
         _start(state, new_log=True)
     assert refused.value.message == (
         "--new-log starts a new signature log with a new key, but the old log's files are still "
-        f"in place: {state / 'rekor-checkpoint.json'}, {state / 'rekor.sqlite'}"
+        f"in place: {state / 'rekor-checkpoint'}, {state / 'rekor.sqlite'}"
     )
     assert refused.value.hint == (
         "move them to an archive with the old key (keep them: the old log's entries still "
@@ -266,7 +266,7 @@ def test_a_new_log_is_an_explicit_act(state, tmp_path) -> None:
 
 def test_new_log_never_starts_a_tree_under_the_old_key(state) -> None:
     _remove_database(state)
-    (state / "rekor-checkpoint.json").unlink()
+    (state / "rekor-checkpoint").unlink()
     with pytest.raises(LogStartError) as refused:
         _start(state, new_log=True)
     assert refused.value.message.endswith(
@@ -299,6 +299,6 @@ def test_the_rekor_v2_log_refuses_a_restored_database(tmp_path) -> None:
         _start(state)
     assert refused.value.message == (
         f"the log database {state / 'rekor-v2.sqlite'} is behind this log's last checkpoint "
-        f"(tree size 1, but size 3 was signed and kept in {state / 'rekor-v2-checkpoint.json'}): "
+        f"(tree size 1, but size 3 was signed and kept in {state / 'rekor-v2-checkpoint'}): "
         "an older copy was restored?"
     )

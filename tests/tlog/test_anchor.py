@@ -33,7 +33,7 @@ def _fill(log: MerkleLog, count: int) -> int:
 
 
 def test_the_file_follows_every_commit_and_never_goes_back(tmp_path) -> None:
-    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint = tmp_path / "checkpoint"
     first = _log(SQLiteStorage(tmp_path / "log.db"), checkpoint)
     second = _log(SQLiteStorage(tmp_path / "log.db"), checkpoint)  # another worker
     assert _fill(first, 2) == 2
@@ -50,12 +50,12 @@ def test_the_file_follows_every_commit_and_never_goes_back(tmp_path) -> None:
 def test_a_file_left_behind_by_a_crash_catches_up(tmp_path) -> None:
     """A crash after the commit and before the file write leaves the file behind: the stored
     tree extends it, so the log starts and the file moves forward."""
-    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint = tmp_path / "checkpoint"
     log = _log(SQLiteStorage(tmp_path / "log.db"), checkpoint)
     _fill(log, 3)
-    shutil.copy2(checkpoint, tmp_path / "at-3.json")
+    shutil.copy2(checkpoint, tmp_path / "at-3.checkpoint")
     _fill(log, 2)
-    shutil.copy2(tmp_path / "at-3.json", checkpoint)
+    shutil.copy2(tmp_path / "at-3.checkpoint", checkpoint)
     restarted = _log(SQLiteStorage(tmp_path / "log.db"), checkpoint, new_log=False)
     assert CheckpointFile(checkpoint).read().size == 5
     assert _fill(restarted, 1) == 6
@@ -64,7 +64,7 @@ def test_a_file_left_behind_by_a_crash_catches_up(tmp_path) -> None:
 def test_a_torn_write_keeps_the_previous_head(tmp_path) -> None:
     """A crash in the middle of a slot write damages that slot only: the other one holds the
     previous head, which the database extends, so the log starts and carries on."""
-    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint = tmp_path / "checkpoint"
     log = _log(SQLiteStorage(tmp_path / "log.db"), checkpoint)
     _fill(log, 2)
     raw = bytearray(checkpoint.read_bytes())
@@ -80,7 +80,7 @@ def test_a_torn_write_keeps_the_previous_head(tmp_path) -> None:
 
 
 def test_an_append_whose_checkpoint_cannot_be_kept_is_not_acknowledged(tmp_path) -> None:
-    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint = tmp_path / "checkpoint"
     log = _log(SQLiteStorage(tmp_path / "log.db"), checkpoint)
     checkpoint.unlink()
     checkpoint.mkdir()  # os.replace onto a directory fails
@@ -91,7 +91,7 @@ def test_an_append_whose_checkpoint_cannot_be_kept_is_not_acknowledged(tmp_path)
 
 @pytest.mark.parametrize("content", [b"", b"{}", b'{"size": -1}', b"\xff" * 10, b"[" * 100_000])
 def test_a_damaged_checkpoint_file_refuses_to_start(tmp_path, content: bytes) -> None:
-    checkpoint = tmp_path / "checkpoint.json"
+    checkpoint = tmp_path / "checkpoint"
     _fill(_log(SQLiteStorage(tmp_path / "log.db"), checkpoint), 1)
     checkpoint.write_bytes(content)
     with pytest.raises(LogStartError) as refused:
@@ -101,10 +101,10 @@ def test_a_damaged_checkpoint_file_refuses_to_start(tmp_path, content: bytes) ->
 
 
 def test_a_checkpoint_signed_by_another_log_refuses_to_start(tmp_path) -> None:
-    _fill(_log(SQLiteStorage(tmp_path / "other.db"), tmp_path / "other.json"), 4)
-    checkpoint = tmp_path / "checkpoint.json"
+    _fill(_log(SQLiteStorage(tmp_path / "other.db"), tmp_path / "other.checkpoint"), 4)
+    checkpoint = tmp_path / "checkpoint"
     _fill(_log(SQLiteStorage(tmp_path / "log.db"), checkpoint), 4)
-    shutil.copy2(tmp_path / "other.json", checkpoint)
+    shutil.copy2(tmp_path / "other.checkpoint", checkpoint)
     with pytest.raises(LogStartError) as refused:
         _log(SQLiteStorage(tmp_path / "log.db"), checkpoint)
     assert refused.value.message == (
@@ -134,17 +134,17 @@ def _sql(conninfo: str, *statements: str) -> None:
 
 def test_instances_accept_each_others_progress_and_refuse_a_rollback(postgres, tmp_path) -> None:
     prefix = f"anchor{os.getpid()}_"
-    one = _log(_pg(postgres, prefix), tmp_path / "one.json")
-    two = _log(_pg(postgres, prefix), tmp_path / "two.json")
+    one = _log(_pg(postgres, prefix), tmp_path / "one.checkpoint")
+    two = _log(_pg(postgres, prefix), tmp_path / "two.checkpoint")
     assert _fill(one, 3) == 3
     # A backup of the shared database, taken at size 3.
     _sql(postgres, *(f"CREATE TABLE bk_{prefix}{t} AS TABLE {prefix}{t}" for t in _TABLES))
     assert _fill(two, 2) == 5
     assert _fill(one, 1) == 6  # the other instance moved the tree forward: consistent
-    assert CheckpointFile(tmp_path / "two.json").read().size == 5
+    assert CheckpointFile(tmp_path / "two.checkpoint").read().size == 5
     # A restart checks consistency, not equality: instance two's file says 5, the tree is 6.
-    two = _log(_pg(postgres, prefix), tmp_path / "two.json", new_log=False)
-    assert CheckpointFile(tmp_path / "two.json").read().size == 6
+    two = _log(_pg(postgres, prefix), tmp_path / "two.checkpoint", new_log=False)
+    assert CheckpointFile(tmp_path / "two.checkpoint").read().size == 6
 
     _sql(
         postgres,
@@ -162,10 +162,10 @@ def test_instances_accept_each_others_progress_and_refuse_a_rollback(postgres, t
     # ...and neither instance starts again over it.
     for name in ("one", "two"):
         with pytest.raises(LogStartError) as refused:
-            _log(_pg(postgres, prefix), tmp_path / f"{name}.json", new_log=False)
+            _log(_pg(postgres, prefix), tmp_path / f"{name}.checkpoint", new_log=False)
         assert refused.value.message == (
             "the log database the test database is behind this log's last checkpoint (tree "
-            f"size 3, but size 6 was signed and kept in {tmp_path / f'{name}.json'}): an older "
+            f"size 3, but size 6 was signed and kept in {tmp_path / f'{name}.checkpoint'}): an older "
             "copy was restored?"
         )
     assert one.head().size == 3
