@@ -1,7 +1,8 @@
 """The OIDC bridge: which issuers are trusted, token validation, and claims -> identity.
 
 Public surface, for `ca` and `server.app`:
-- `load_issuers(path)` / `parse_issuers(text, source=)` -> `TrustedIssuers`;
+- `load_issuers(path)` / `parse_issuers(text, source=)` / `issuers_from_document(data, source=)`
+  -> `TrustedIssuers`;
 - `Authenticator(issuers, keys=KeySource)` with `authenticate(token, now=) -> Principal`
   and `configuration()` (Fulcio's /api/v2/configuration issuers);
 - `JWKSCache` (discovery + JWKS over the network) and `StaticKeys` (in-process issuers);
@@ -19,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from oidc.authenticator import Authenticator
-    from oidc.config import IssuerConfig, IssuerType, TrustedIssuers, load_issuers, parse_issuers
+    from oidc.config import (
+        IssuerConfig,
+        IssuerType,
+        TrustedIssuers,
+        issuers_from_document,
+        load_issuers,
+        parse_issuers,
+    )
     from oidc.discovery import FetchLimits, JWKSCache, KeySource, StaticKeys
     from oidc.errors import TOKEN_ERROR_MESSAGE, ConfigError, PrincipalError, TokenError
     from oidc.principal import Principal, SANType
@@ -30,6 +38,7 @@ _LAZY = {
     "IssuerConfig": "oidc.config",
     "IssuerType": "oidc.config",
     "TrustedIssuers": "oidc.config",
+    "issuers_from_document": "oidc.config",
     "load_issuers": "oidc.config",
     "parse_issuers": "oidc.config",
     "FetchLimits": "oidc.discovery",
@@ -63,6 +72,7 @@ __all__ = [
     "TokenError",
     "TokenLimits",
     "TrustedIssuers",
+    "issuers_from_document",
     "load_issuers",
     "parse_issuers",
 ]

@@ -7,14 +7,16 @@ Two file formats load into the same model:
   case-insensitively; so do we, and dashes are ignored, so `issuer-url` equals `IssuerURL`.
 
 Unlike Fulcio, an unknown key inside an issuer entry is an error: a misspelt
-`skip-email-verification` must not silently change who gets certificates.
+`skip-email-verification` must not silently change who gets certificates. So is what no one
+could mean: a duplicate YAML key, a meta-issuer pattern whose `*` stands for the whole domain
+(`https://*`), and two spellings of one issuer URL (`/` at the end, case, a default port). Each
+problem is one line naming the file, the line (YAML gives it; JSON does not) and the field.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +29,7 @@ from urllib.parse import urlsplit
 import yaml
 from cryptography import x509
 
+import strictjson
 from oidc.errors import ConfigError
 from oidc.oids import TEMPLATE_NAMES
 from oidc.templates import Template, TemplateError
@@ -166,17 +169,89 @@ def load_issuers(path: str | Path) -> TrustedIssuers:
 
 
 def parse_issuers(text: str, *, source: str) -> TrustedIssuers:
-    """Parse issuer configuration text: JSON first, then YAML, as Fulcio does."""
+    """Parse issuer configuration text: JSON first, then YAML, as Fulcio does.
+
+    `source` names the file in every problem line ("" when the caller prefixes its own).
+    """
     try:
-        document = json.loads(text)
-    except ValueError:
+        document = strictjson.loads(text, max_depth=64, what="the file")
+    except strictjson.JSONError:
         try:
-            document = yaml.safe_load(text)
+            document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader subclass)
+        except _DuplicateKey as exc:
+            raise ConfigError(source, [_at(source, exc.line) + exc.text]) from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(source, [f"not valid YAML or JSON: {exc}"]) from exc
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(source, [_at(source, line) + f"not valid YAML: {problem}"]) from exc
+    return issuers_from_document(document, source=source)
+
+
+def issuers_from_document(document: Any, *, source: str) -> TrustedIssuers:
+    """Validate an already-loaded issuer document (mappings from `_LineLoader` carry lines).
+
+    Raises:
+        ConfigError: with one line per problem found.
+    """
     if not isinstance(document, dict):
-        raise ConfigError(source, ["the top level must be a mapping"])
+        raise ConfigError(source, [_at(source, None) + "the top level must be a mapping"])
     return _Loader(source).load(document)
+
+
+class _Located(dict):  # type: ignore[type-arg]
+    """A YAML mapping that remembers its line and the line of each key (1-based)."""
+
+    line: int | None = None
+    key_lines: dict[str, int]
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, line: int, text: str) -> None:
+        super().__init__(text)
+        self.line = line
+        self.text = text
+
+
+class _LineLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, keeping line numbers and refusing duplicate keys (PyYAML keeps
+    the last value silently: two `type:` lines in one issuer must not mean the second)."""
+
+
+def _construct_located(loader: _LineLoader, node: yaml.MappingNode) -> Any:
+    data = _Located()
+    data.line = node.start_mark.line + 1
+    data.key_lines = {}
+    yield data
+    for key_node, _ in node.value:  # before merge keys (`<<`) are flattened in: they may repeat
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            line = key_node.start_mark.line + 1
+            first = data.key_lines.setdefault(str(key_node.value), line)
+            if first != line:
+                raise _DuplicateKey(
+                    line, f"duplicate key {key_node.value!r} (first at line {first})"
+                )
+    data.update(loader.construct_mapping(node))
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_located)
+
+
+def _at(source: str, line: int | None) -> str:
+    """The location prefix of a problem line: `file:line: `, `file: ` or nothing."""
+    if not source:
+        return ""
+    return f"{source}:{line}: " if line is not None else f"{source}: "
+
+
+def _line_of(entry: Any, key: str | None = None) -> int | None:
+    """The line of `key` in a loaded mapping (matched as `_norm` matches keys), else its own."""
+    if not isinstance(entry, _Located):
+        return None
+    for raw, line in entry.key_lines.items() if key is not None else ():
+        if _norm(raw) == _norm(key):
+            return line
+    return entry.line
 
 
 def builtin_ci_providers() -> dict[str, Mapping[str, Any]]:
@@ -223,8 +298,12 @@ class _Loader:
         self.source = source
         self.problems: list[str] = []
 
+    def _add(self, line: int | None, problem: str) -> None:
+        self.problems.append(_at(self.source, line) + problem)
+
     def load(self, document: Mapping[str, Any]) -> TrustedIssuers:
         top = {_norm(k): v for k, v in document.items()}
+        top_line = {_norm(k): _line_of(document, str(k)) for k in document}
         providers_raw = dict(builtin_ci_providers())
         own_format = "issuers" in top
         extra = top.get("ciproviders") if own_format else top.get("ciissuermetadata")
@@ -232,50 +311,81 @@ class _Loader:
             if isinstance(extra, dict):
                 providers_raw.update(extra)
             else:
-                self.problems.append("ci-providers must be a mapping of name to metadata")
+                self._add(
+                    top_line.get("ciproviders") or top_line.get("ciissuermetadata"),
+                    "ci-providers must be a mapping of name to metadata",
+                )
         providers = self._ci_providers(providers_raw)
-        issuers: list[IssuerConfig] = []
-        metas: list[IssuerConfig] = []
+        loaded: list[tuple[IssuerConfig, str, int | None]] = []
         if own_format:
             entries = top["issuers"] or []
             if not isinstance(entries, list):
-                self.problems.append("issuers must be a list")
+                self._add(top_line["issuers"], "issuers must be a list")
                 entries = []
             for n, entry in enumerate(entries, 1):
                 config = self._issuer(f"issuers[{n}]", entry, providers, key_url=None)
                 if config is not None:
-                    (metas if config.pattern else issuers).append(config)
+                    key = "issuer-pattern" if config.pattern else "issuer"
+                    loaded.append((config, f"issuers[{n}]: {key}", _line_of(entry, key)))
         else:
             if "oidcissuers" not in top and "metaissuers" not in top:
-                self.problems.append(
+                self._add(
+                    None,
                     "no issuers: expected `issuers:` (keyless) or `oidc-issuers:` /"
-                    " `meta-issuers:` (Fulcio)"
+                    " `meta-issuers:` (Fulcio)",
                 )
             for section, meta in (("oidcissuers", False), ("metaissuers", True)):
                 entries = top.get(section) or {}
                 if not isinstance(entries, dict):
-                    self.problems.append(f"{section} must be a mapping of issuer URL to settings")
+                    self._add(
+                        top_line.get(section),
+                        f"{section} must be a mapping of issuer URL to settings",
+                    )
                     continue
                 for url, entry in entries.items():
                     config = self._issuer(
-                        f"issuer {url}", entry, providers, key_url=str(url), meta=meta
+                        f"issuer {url}",
+                        entry,
+                        providers,
+                        key_url=str(url),
+                        meta=meta,
+                        line=_line_of(entries, str(url)),
                     )
                     if config is not None:
-                        (metas if meta else issuers).append(config)
-        seen: set[str] = set()
-        for config in issuers + metas:
-            key = config.url or config.pattern or ""
-            if key in seen:
-                self.problems.append(f"issuer {key} is configured twice")
-            seen.add(key)
+                        loaded.append((config, "issuer", _line_of(entries, str(url))))
+        self._refuse_duplicates(loaded)
+        issuers = [config for config, _, _ in loaded if config.pattern is None]
+        metas = [config for config, _, _ in loaded if config.pattern is not None]
         if self.problems:
             raise ConfigError(self.source, self.problems)
-        return TrustedIssuers(tuple(issuers), tuple(metas), source=self.source)
+        return TrustedIssuers(tuple(issuers), tuple(metas), source=self.source or "<inline>")
+
+    def _refuse_duplicates(self, loaded: list[tuple[IssuerConfig, str, int | None]]) -> None:
+        """One issuer, one entry: a second spelling of a URL (a `/` at the end, upper case, a
+        default port) is refused, since a token's `iss` matches only one of them exactly and
+        which entry's settings then apply is left to chance."""
+        first: dict[str, tuple[str, int | None]] = {}
+        for config, label, line in loaded:
+            location = config.url or config.pattern or ""
+            key = _canonical_url(location)
+            if key not in first:
+                first[key] = (location, line)
+                continue
+            other, other_line = first[key]
+            at = f" at line {other_line}" if other_line is not None else ""
+            if other == location:
+                self._add(line, f"{label} {location!r} is configured twice (first{at or ' above'})")
+            else:
+                self._add(
+                    line,
+                    f"{label} {location!r} is the same issuer as {other!r}{at} (they differ only"
+                    " in a trailing '/', case or a default port)",
+                )
 
     def _ci_providers(self, raw: Mapping[str, Any]) -> dict[str, CIProviderMetadata]:
         providers: dict[str, CIProviderMetadata] = {}
         for name, entry in raw.items():
-            where = f"ci-provider {name}"
+            where = _at(self.source, _line_of(entry)) + f"ci-provider {name}"
             if not isinstance(entry, dict):
                 self.problems.append(f"{where}: must be a mapping")
                 continue
@@ -321,26 +431,35 @@ class _Loader:
         *,
         key_url: str | None,
         meta: bool = False,
+        line: int | None = None,
     ) -> IssuerConfig | None:
+        line = line if line is not None else _line_of(entry)
         if not isinstance(entry, dict):
-            self.problems.append(f"{where}: settings must be a mapping")
+            self._add(line, f"{where}: settings must be a mapping")
             return None
         fields: dict[str, Any] = {}
         for key, value in entry.items():
             if _norm(key) not in _ISSUER_KEYS:
-                self.problems.append(f"{where}: unknown key {key!r}")
+                self._add(_line_of(entry, str(key)), f"{where}: unknown key {key!r}")
             else:
                 fields[_ISSUER_KEYS[_norm(key)]] = value
         before = len(self.problems)
-        url, pattern = self._location(where, fields, key_url=key_url, meta=meta)
+        url, pattern = self._location(where, entry, fields, key_url=key_url, meta=meta)
         if url is None and pattern is None:
             return None
-        try:
-            issuer_type = IssuerType(fields.get("type"))
-        except ValueError:
-            known = ", ".join(t.value for t in IssuerType)
-            self.problems.append(f"{where}: unknown type {fields.get('type')!r} (known: {known})")
+        known = ", ".join(t.value for t in IssuerType)
+        if fields.get("type") is None:
+            self._add(line, f"{where}: type is required (known: {known})")
             return None
+        try:
+            issuer_type = IssuerType(fields["type"])
+        except ValueError:
+            self._add(
+                _line_of(entry, "type"),
+                f"{where}: unknown type {fields['type']!r} (known: {known})",
+            )
+            return None
+        where = _at(self.source, line) + where
         provider = None
         if issuer_type is IssuerType.CI_PROVIDER or issuer_type in _CI_TYPES:
             name = fields.get("ci-provider") or issuer_type.value
@@ -367,21 +486,41 @@ class _Loader:
         return config if len(self.problems) == before else None
 
     def _location(
-        self, where: str, fields: Mapping[str, Any], *, key_url: str | None, meta: bool
+        self,
+        where: str,
+        entry: Mapping[str, Any],
+        fields: Mapping[str, Any],
+        *,
+        key_url: str | None,
+        meta: bool,
     ) -> tuple[str | None, str | None]:
         if key_url is None:  # keyless format: `issuer` or `issuer-pattern`
             url, pattern = fields.get("issuer"), fields.get("issuer-pattern")
             if (url is None) == (pattern is None):
-                self.problems.append(f"{where}: set exactly one of issuer or issuer-pattern")
+                self._add(_line_of(entry), f"{where}: set exactly one of issuer or issuer-pattern")
                 return None, None
             if url is not None and "*" in str(url):
-                self.problems.append(f"{where}: issuer has a '*'; use issuer-pattern")
+                self._add(
+                    _line_of(entry, "issuer"), f"{where}: issuer has a '*'; use issuer-pattern"
+                )
+            if pattern is not None:
+                problem = _pattern_problem(str(pattern))
+                if problem:
+                    self._add(_line_of(entry, "issuer-pattern"), f"{where}: {problem}")
+                    return None, None
             return (str(url), None) if url is not None else (None, str(pattern))
         if meta:
+            problem = _pattern_problem(key_url)
+            if problem:
+                self._add(_line_of(entry), f"{where}: {problem}")
+                return None, None
             return None, key_url
         declared = fields.get("issuer-url")
         if declared is not None and declared != key_url:
-            self.problems.append(f"{where}: issuer-url {declared!r} differs from its key")
+            self._add(
+                _line_of(entry, "issuer-url"),
+                f"{where}: issuer-url {declared!r} differs from its key",
+            )
         return key_url, None
 
     def _validate(self, where: str, config: IssuerConfig, *, meta: bool) -> None:
@@ -439,6 +578,43 @@ class _Loader:
                 f"{where}: subject-domain {config.subject_domain} must share its last two labels"
                 " with the issuer"
             )
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    """Why a meta-issuer pattern admits issuers no one could mean, or None.
+
+    Each `*` stands for one host label or path segment, so the pattern must fix the scheme, the
+    port and the last two host labels (the registered domain): `https://*` or
+    `https://*.com` would let any token name any host, and the CA would fetch its discovery
+    document and keys.
+    """
+    if "*" not in pattern:
+        return f"issuer-pattern {pattern!r} has no '*'; use issuer for an exact URL"
+    scheme, _, rest = pattern.partition("://")
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    host, _, port = netloc.rpartition(":") if ":" in netloc else (netloc, "", "")
+    if "*" in scheme or "*" in port:
+        return f"issuer-pattern {pattern!r} has a '*' in the scheme or port"
+    labels = host.split(".")
+    if len(labels) < 2 or any("*" in label or not label for label in labels[-2:]):
+        return (
+            f"issuer-pattern {pattern!r} lets '*' stand for the whole host; the last two host"
+            " labels must be literal (like https://*.example.com)"
+        )
+    return None
+
+
+def _canonical_url(url: str) -> str:
+    """`url` with what does not change the issuer it names folded away."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = (parts.hostname or "").lower()
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    netloc = host if port in (None, default) else f"{host}:{port}"
+    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}?{parts.query}"
 
 
 def _same_registered_domain(a: str | None, b: str | None) -> bool:

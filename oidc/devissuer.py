@@ -20,10 +20,9 @@ from datetime import datetime
 from typing import Any
 
 import jwt
-import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from oidc.config import TrustedIssuers, parse_issuers
+from oidc.config import TrustedIssuers, issuers_from_document
 
 DEFAULT_AUDIENCE = "sigstore"
 DEFAULT_LIFETIME_SECONDS = 600
@@ -119,7 +118,7 @@ class DevIssuer:
                 },
             ]
         }
-        return parse_issuers(yaml.safe_dump(document), source="development issuer")
+        return issuers_from_document(document, source="development issuer")
 
     def discovery(self, issuer_url: str) -> dict[str, Any]:
         """The OpenID Provider metadata of one of the two issuers."""

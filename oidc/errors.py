@@ -46,7 +46,8 @@ class ConfigError(Exception):
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.problems = problems
-        self.message = f"invalid issuer configuration in {source}:\n" + "\n".join(
+        where = f" in {source}" if source else ""
+        self.message = f"invalid issuer configuration{where}:\n" + "\n".join(
             f"  - {problem}" for problem in problems
         )
         self.hint = None

@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ca import CAConfig, CAConfigError
-from oidc import ConfigError, TrustedIssuers, load_issuers, parse_issuers
+from oidc import ConfigError, TrustedIssuers, issuers_from_document, load_issuers
 from oidc.config import is_loopback_host
 from server.state import default_state_dir
 
@@ -161,7 +161,7 @@ def load_server_config(
         problems.append(f"oidc-url {oidc_url!r} must be the URL of the issuer clients log in at")
     issuers = _issuers(document.get("issuers"), path.parent, problems)
     retired = _retired(document.get("retired-trust") or [], path.parent, problems)
-    if issuers is None and not dev_issuer:
+    if document.get("issuers") is None and not dev_issuer:
         problems.append("issuers: no trusted issuers; set `issuers:` to a file or a list")
     server = _mapping(document, "server", problems)
     ca = _ca_config(_mapping(document, "ca", problems), path.parent, problems)
@@ -278,7 +278,7 @@ def _issuers(value: Any, base: Path, problems: list[str]) -> TrustedIssuers | No
         if isinstance(value, str):
             return load_issuers(base / value)
         if isinstance(value, list):
-            return parse_issuers(yaml.safe_dump({"issuers": value}), source="issuers")
+            return issuers_from_document({"issuers": value}, source="")  # problems prefixed below
         problems.append("issuers: must be a file path or a list of issuers")
     except ConfigError as exc:
         problems.extend(f"issuers: {problem}" for problem in exc.problems)

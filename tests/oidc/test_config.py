@@ -109,74 +109,74 @@ def _problems(text: str) -> list[str]:
     [
         (
             "issuers:\n  - issuer: https://x.example\n    type: nope\n",
-            "issuers[1]: unknown type 'nope' (known: email, uri, username, spiffe, kubernetes, "
+            "test.yaml:3: issuers[1]: unknown type 'nope' (known: email, uri, username, spiffe, kubernetes, "
             "chainguard-identity, ci-provider, github-workflow, gitlab-pipeline, buildkite-job, "
             "codefresh-workflow)",
         ),
         (
             "issuers:\n  - issuer: https://x.example\n    type: email\n    skip-emial-verification: true\n",
-            "issuers[1]: unknown key 'skip-emial-verification'",
+            "test.yaml:4: issuers[1]: unknown key 'skip-emial-verification'",
         ),
         (
             "issuers:\n  - issuer: http://x.example\n    type: email\n",
-            "issuers[1]: issuer must be an https:// URL (http is allowed only for loopback issuers "
+            "test.yaml:2: issuers[1]: issuer must be an https:// URL (http is allowed only for loopback issuers "
             "with allow-insecure-loopback)",
         ),
         (
             "issuers:\n  - issuer: http://x.example\n    type: email\n    allow-insecure-loopback: true\n",
-            "issuers[1]: allow-insecure-loopback needs a loopback issuer",
+            "test.yaml:2: issuers[1]: allow-insecure-loopback needs a loopback issuer",
         ),
         (
             "issuers:\n  - issuer: https://x.example\n    type: uri\n    subject-domain: https://different.com\n",
-            "issuers[1]: subject-domain https://different.com must share its last two labels with the issuer",
+            "test.yaml:2: issuers[1]: subject-domain https://different.com must share its last two labels with the issuer",
         ),
         (
             "issuers:\n  - issuer: https://issuer.example.com\n    type: uri\n    subject-domain: http://other.example.com\n",
-            "issuers[1]: subject-domain scheme must match the issuer's",
+            "test.yaml:2: issuers[1]: subject-domain scheme must match the issuer's",
         ),
         (
             "issuers:\n  - issuer: https://accounts.example.com\n    type: username\n    subject-domain: https://example.com\n",
-            "issuers[1]: username issuers need a subject-domain without a scheme",
+            "test.yaml:2: issuers[1]: username issuers need a subject-domain without a scheme",
         ),
         (
             "issuers:\n  - issuer: https://x.example\n    type: spiffe\n",
-            "issuers[1]: spiffe issuers need a valid spiffe-trust-domain",
+            "test.yaml:2: issuers[1]: spiffe issuers need a valid spiffe-trust-domain",
         ),
         (
             "issuers:\n  - issuer-pattern: https://*.example.com\n    type: spiffe\n    spiffe-trust-domain: example.com\n",
-            "issuers[1]: spiffe issuers cannot be meta-issuers",
+            "test.yaml:2: issuers[1]: spiffe issuers cannot be meta-issuers",
         ),
         (
             "issuers:\n  - issuer: https://x.example\n    type: uri\n    issuer-claim: $.a\n    subject-domain: https://x.example\n",
-            "issuers[1]: issuer-claim is only allowed for email issuers",
+            "test.yaml:2: issuers[1]: issuer-claim is only allowed for email issuers",
         ),
         (
             "issuers:\n  - issuer: https://x.example\n    type: ci-provider\n    ci-provider: nope\n",
-            "issuers[1]: no ci-provider metadata named 'nope'",
+            "test.yaml:2: issuers[1]: no ci-provider metadata named 'nope'",
         ),
         (
             "issuers:\n  - issuer: https://x.example\n    type: email\n    ca-cert: not a pem\n",
-            "issuers[1]: ca-cert is not a PEM certificate",
+            "test.yaml:2: issuers[1]: ca-cert is not a PEM certificate",
         ),
         (
             "issuers:\n  - issuer: https://x.example\n    issuer-pattern: https://*.example\n    type: email\n",
-            "issuers[1]: set exactly one of issuer or issuer-pattern",
+            "test.yaml:2: issuers[1]: set exactly one of issuer or issuer-pattern",
         ),
         (
             "issuers:\n  - issuer: https://x.example\n    type: email\n  - issuer: https://x.example\n    type: email\n",
-            "issuer https://x.example is configured twice",
+            "test.yaml:4: issuers[2]: issuer 'https://x.example' is configured twice (first at line 2)",
         ),
         (
             "issuers: []\nci-providers:\n  bad:\n    subject-alternative-name-template: '{{ .a'\n",
-            "ci-provider bad: template '{{ .a' does not parse: unclosed action in template '{{ .a'",
+            "test.yaml:4: ci-provider bad: template '{{ .a' does not parse: unclosed action in template '{{ .a'",
         ),
         (
             '{"OIDCIssuers": {"https://x.example": {"IssuerURL": "https://y.example", "Type": "email"}}}',
-            "issuer https://x.example: issuer-url 'https://y.example' differs from its key",
+            "test.yaml: issuer https://x.example: issuer-url 'https://y.example' differs from its key",
         ),
         (
             "define: []\n",
-            "no issuers: expected `issuers:` (keyless) or `oidc-issuers:` / `meta-issuers:` (Fulcio)",
+            "test.yaml: no issuers: expected `issuers:` (keyless) or `oidc-issuers:` / `meta-issuers:` (Fulcio)",
         ),
         ("- a list\n", None),
     ],
@@ -203,7 +203,7 @@ def _problems(text: str) -> list[str]:
 )
 def test_broken_config_is_refused_with_one_line_per_problem(text: str, problem: str | None) -> None:
     problems = _problems(text)
-    assert problems == [problem or "the top level must be a mapping"]
+    assert problems == [problem or "test.yaml: the top level must be a mapping"]
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -218,3 +218,119 @@ def test_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_issuers(tmp_path / "missing.yaml")
     assert info.value.problems == ["cannot read the file: No such file or directory"]
+
+
+def test_problems_name_the_file_the_line_and_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "issuers.yaml"
+    path.write_text(
+        "issuers:\n"
+        "  - issuer: https://good.example.com\n"
+        "    type: email\n"
+        "  - issuer: https://a.example.com\n"
+        "    client-id: sigstore\n"
+        "  - issuer-pattern: https://*\n"
+        "    type: kubernetes\n"
+        "  - issuer: https://good.example.com/\n"
+        "    type: email\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_issuers(path)
+    known = ", ".join(t.value for t in IssuerType)
+    assert info.value.problems == [
+        f"{path}:4: issuers[2]: type is required (known: {known})",
+        f"{path}:6: issuers[3]: issuer-pattern 'https://*' lets '*' stand for the whole host;"
+        " the last two host labels must be literal (like https://*.example.com)",
+        f"{path}:8: issuers[4]: issuer 'https://good.example.com/' is the same issuer as"
+        " 'https://good.example.com' at line 2 (they differ only in a trailing '/', case or a"
+        " default port)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "https://*",
+        "https://*.*",
+        "https://*.com",
+        "https://example.*",
+        "https://*.example.*/x",
+        "https://sub.*/x",
+    ],
+)
+def test_patterns_admitting_any_domain_are_refused(pattern: str) -> None:
+    problems = _problems(f"issuers:\n  - issuer-pattern: '{pattern}'\n    type: kubernetes\n")
+    assert problems == [
+        f"test.yaml:2: issuers[1]: issuer-pattern {pattern!r} lets '*' stand for the whole host;"
+        " the last two host labels must be literal (like https://*.example.com)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        ("https://x.example.com:*/id", "a '*' in the scheme or port"),
+        ("http*://x.example.com/*", "a '*' in the scheme or port"),
+        ("https://x.example.com/id", "no '*'; use issuer for an exact URL"),
+    ],
+)
+def test_patterns_with_a_wildcard_elsewhere_or_none_are_refused(pattern: str, problem) -> None:
+    problems = _problems(f"issuers:\n  - issuer-pattern: '{pattern}'\n    type: kubernetes\n")
+    assert problems == [f"test.yaml:2: issuers[1]: issuer-pattern {pattern!r} has {problem}"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://x.example.com", "https://x.example.com/"),
+        ("https://x.example.com/path", "https://X.Example.com/path"),
+        ("https://x.example.com", "https://x.example.com:443"),
+    ],
+)
+def test_near_duplicate_issuers_are_refused(first: str, second: str) -> None:
+    problems = _problems(
+        f"issuers:\n  - issuer: {first}\n    type: email\n  - issuer: {second}\n    type: email\n"
+    )
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        f"test.yaml:4: issuers[2]: issuer {second!r} is the same issuer as {first!r} at line 2"
+    )
+
+
+def test_a_trailing_slash_alone_is_accepted() -> None:
+    """Some issuers' iss ends in '/' (Auth0's does): only a second spelling is refused."""
+    issuers = parse_issuers(
+        "issuers:\n  - issuer: https://tenant.auth0.com/\n    type: email\n", source="test"
+    )
+    assert issuers.match("https://tenant.auth0.com/") is not None
+    assert issuers.match("https://tenant.auth0.com") is None
+
+
+def test_duplicate_yaml_keys_are_refused_with_their_line() -> None:
+    problems = _problems(
+        "issuers:\n  - issuer: https://x.example.com\n    type: email\n    type: kubernetes\n"
+    )
+    assert problems == ["test.yaml:4: duplicate key 'type' (first at line 3)"]
+
+
+def test_fulcio_json_problems_name_the_file_without_a_line() -> None:
+    problems = _problems(
+        '{"OIDCIssuers": {"https://x.example": {"IssuerURL": "https://x.example"}}}'
+    )
+    known = ", ".join(t.value for t in IssuerType)
+    assert problems == [f"test.yaml: issuer https://x.example: type is required (known: {known})"]
+
+
+def test_server_config_names_the_issuer_file_and_no_phantom_problem(tmp_path: Path) -> None:
+    """One broken issuer gives one line naming issuers.yaml, not also 'no trusted issuers'."""
+    from server.config import ServerConfigError, load_server_config
+
+    (tmp_path / "issuers.yaml").write_text(
+        "issuers:\n  - issuer: https://x.example.com\n    type: emial\n"
+    )
+    (tmp_path / "server.yaml").write_text("issuers: issuers.yaml\n")
+    with pytest.raises(ServerConfigError) as info:
+        load_server_config(tmp_path / "server.yaml")
+    known = ", ".join(t.value for t in IssuerType)
+    assert info.value.problems == [
+        f"issuers: {tmp_path / 'issuers.yaml'}:3: issuers[1]: unknown type 'emial' (known: {known})"
+    ]
