@@ -298,10 +298,15 @@ class _Judge:
         except VerificationError as exc:
             self._reject(source, INVALID, exc.message)
             return
-        # The verifier checked every timestamp the bundle carries against the trusted TSAs.
-        if self.require_timestamp and not bundle.timestamps:
+        # The verifier checked each timestamp against the trusted TSAs; a failed one is only
+        # listed in `timestamp_failures`, so count those that verified.
+        if self.require_timestamp and len(bundle.timestamps) <= len(result.timestamp_failures):
+            detail = "; ".join(result.timestamp_failures)
             self._reject(
-                source, INVALID, "it has no RFC 3161 timestamp, and the policy requires one"
+                source,
+                INVALID,
+                "it has no verified RFC 3161 timestamp, and the policy requires one"
+                + (f" ({detail})" if detail else ""),
             )
             return
         if self.policy is not None:

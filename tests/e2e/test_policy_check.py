@@ -488,6 +488,6 @@ def test_rfc3161timestamp_requires_a_tsa_timestamp(
     assert code == 1
     assert capsys.readouterr().err == (
         f"error: acme/dev: no valid signature by a trusted signer for {_pinned(registry, signed)}"
-        ": 2 found, none verifies (fallback-tag: it has no RFC 3161 timestamp, and the policy "
-        "requires one)\n"
+        ": 2 found, none verifies (fallback-tag: it has no verified RFC 3161 timestamp, and the "
+        "policy requires one)\n"
     )

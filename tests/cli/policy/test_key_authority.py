@@ -121,3 +121,53 @@ def test_key_authority(instance: Instance, registry, pusher, tmp_path: Path, cap
         "verifies (fallback-tag: verification failed (key-material): bundle is signed with a "
         "managed key, not a certificate)\n"
     )
+
+
+def test_rfc3161timestamp_counts_only_verified_timestamps(
+    instance: Instance, registry, pusher, tmp_path: Path, capsys
+) -> None:
+    from tests.cli.test_reference_agreement import _Tsa
+
+    tsa = _Tsa.shared(instance)
+    root = tmp_path / "trusted_root.json"
+    root.write_text(json.dumps(tsa.root()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(_policy(_key_authority(key) + "    rfc3161timestamp: {}\n"))
+
+    def check(stamp: str) -> tuple[int, str]:
+        image = pusher.push_image(f"policy/stamped-{stamp}", "1", seed=f"stamped {stamp}")
+        bundle = _key_bundle(instance, key, bytes.fromhex(image.digest.removeprefix("sha256:")))
+        signature = base64.b64decode(bundle["messageSignature"]["signature"])
+        stamps = {
+            "none": [],
+            "garbage": [_b64(b"not a timestamp")],
+            "valid": [tsa.stamp(signature)],
+        }[stamp]
+        if stamps:
+            bundle["verificationMaterial"]["timestampVerificationData"] = {
+                "rfc3161Timestamps": [{"signedTimestamp": s} for s in stamps]
+            }
+        reference = parse_reference(image.reference).with_digest(image.digest)
+        with RegistryClient(allow_insecure=True) as client:
+            subject = client.get_manifest(reference).descriptor
+            push_bundle(
+                client,
+                reference,
+                subject,
+                json.dumps(bundle).encode(),
+                created_at=datetime.now(UTC),
+            )
+        argv = ["policy", "check", "--allow-insecure-registry", "--trusted-root", str(root)]
+        code = main([*argv, "--policy", str(policy), image.reference])
+        return code, capsys.readouterr().err
+
+    assert check("valid") == (0, "")
+    code, err = check("none")
+    assert code == 1
+    assert err.endswith("it has no verified RFC 3161 timestamp, and the policy requires one)\n")
+    # An unverifiable timestamp beside the log's SET still verifies the bundle (the reference
+    # clients' threshold), but it is not the timestamp the policy asks for.
+    code, err = check("garbage")
+    assert code == 1
+    assert "it has no verified RFC 3161 timestamp, and the policy requires one (" in err
