@@ -8,11 +8,12 @@ AddChainResponse. The in-process log (`tlog.ct_log.CTLog`) satisfies the protoco
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import requests
+
+import strictjson
 
 MAX_RESPONSE_BYTES = 64 * 1024
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -67,9 +68,9 @@ class HTTPCTSubmitter:
         if len(content) > MAX_RESPONSE_BYTES:
             raise CTSubmissionError(f"{method}: response larger than {MAX_RESPONSE_BYTES} bytes")
         try:
-            parsed = json.loads(content)
-        except ValueError as exc:
-            raise CTSubmissionError(f"{method}: response is not JSON") from exc
+            parsed = strictjson.loads(content, what="response")
+        except strictjson.JSONError as exc:
+            raise CTSubmissionError(f"{method}: {exc}") from exc
         if not isinstance(parsed, dict):
             raise CTSubmissionError(f"{method}: response is not a JSON object")
         return parsed
