@@ -87,13 +87,14 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from cli.policy import PolicyFileError
+    from cli.policy.workloads import WorkloadError, images_in_files
 
-    images = list(args.images) + _resource_images(args)
-    if not images:
+    if not args.images and not args.resource:
         args.usage_error("give at least one IMAGE or --resource")
     try:
         evaluator_for = _evaluator(args)
-    except PolicyFileError as exc:
+        images = list(args.images) + (images_in_files(args.resource) if args.resource else [])
+    except (PolicyFileError, WorkloadError) as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -170,11 +171,3 @@ def _print_text(verdict: ImageVerdict) -> None:
     for message in verdict.messages:
         prefix = "warning" if message in verdict.warnings else "error"
         print(f"{prefix}: {message}", file=sys.stderr)
-
-
-def _resource_images(args: argparse.Namespace) -> list[str]:
-    if not args.resource:
-        return []
-    from cli.policy.workloads import images_in_files  # type: ignore[import-not-found]
-
-    return images_in_files(args.resource)

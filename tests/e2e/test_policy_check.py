@@ -491,3 +491,71 @@ def test_rfc3161timestamp_requires_a_tsa_timestamp(
         ": 2 found, none verifies (fallback-tag: it has no verified RFC 3161 timestamp, and the "
         "policy requires one)\n"
     )
+
+
+def test_resource_checks_every_image_of_the_manifest(
+    server, registry, signed, pusher, trust_file, write, capsys, tmp_path
+):
+    unsigned = pusher.push_image("policy/sidecar", "2.0", seed="unsigned sidecar")
+    manifest = tmp_path / "deploy.yaml"
+    manifest.write_text(
+        f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  template:
+    spec:
+      initContainers:
+      - name: init
+        image: {signed.reference}
+      containers:
+      - name: app
+        image: {signed.reference}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers:
+          - name: job
+            image: {unsigned.reference}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  key: value
+"""
+    )
+    policy = write(_cip("acme", _keyless(server, ALICE)))
+    trust = f"keyless-dev={trust_file}"
+    code = _check("--policy", policy, "--trust-root", trust, "--resource", str(manifest))
+    assert code == 1
+    captured = capsys.readouterr()
+    # The same image twice is judged once.
+    assert captured.out.splitlines() == [
+        f"PASS {_pinned(registry, signed)} (acme/dev: signed by {ALICE} ({server.url}/oidc))",
+        f"FAIL {registry.host}/policy/sidecar@{unsigned.digest}",
+    ]
+    assert captured.err == (
+        f"error: acme/dev: no signature found for {registry.host}/policy/sidecar@"
+        f"{unsigned.digest}\n"
+    )
+
+
+def test_unreadable_resource_is_exit_2(write, capsys, tmp_path):
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: 7\n")
+    policy = write(_cip("x", "  - static: {action: pass}\n"))
+    assert _check("--policy", policy, "--resource", str(manifest)) == 2
+    assert capsys.readouterr().err == (
+        f"error: {manifest}: document 1: spec.containers: must be a list, not a number\n"
+    )
