@@ -27,6 +27,7 @@ class Authenticator:
         limits: TokenLimits | None = None,
     ) -> None:
         self.issuers = issuers
+        self._exact = frozenset(issuer.url for issuer in issuers.issuers)
         self._keys = keys
         self._limits = limits or TokenLimits()
 
@@ -42,7 +43,8 @@ class Authenticator:
             if issuer is None:
                 raise TokenError("issuer-untrusted", f"issuer {quote(token.issuer)} is not trusted")
             check_algorithm(token)
-            keys = self._keys.keys(issuer, kid=token.kid, now=now)
+            meta = token.issuer not in self._exact
+            keys = self._keys.keys(issuer, kid=token.kid, now=now, meta=meta)
             claims = check_token(
                 token, issuer=issuer, keys=keys, now=now, leeway=self._limits.leeway
             )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,9 +32,13 @@ class KeySource(Protocol):
     """Where an issuer's token-signing keys come from."""
 
     def keys(
-        self, issuer: IssuerConfig, *, kid: str | None, now: datetime
+        self, issuer: IssuerConfig, *, kid: str | None, now: datetime, meta: bool = False
     ) -> Sequence[VerificationKey]:
-        """Keys that may have signed a token with this `kid`; raises TokenError if none."""
+        """Keys that may have signed a token with this `kid`; raises TokenError if none.
+
+        `meta` says the issuer URL was admitted by a meta-issuer pattern, so whoever sends
+        the token chose it: fetching it is bounded harder (see `FetchLimits`).
+        """
         ...
 
 
@@ -48,6 +53,18 @@ class FetchLimits:
     # with random kids cannot turn the CA into a traffic amplifier against the issuer.
     min_refetch_interval: timedelta = timedelta(seconds=30)
     max_cached_issuers: int = 100
+    # Discovery + JWKS of one issuer must finish within this wall-clock budget (a slow or
+    # dripping server cannot hold a worker for timeout_seconds per read). DNS resolution is
+    # outside it: getaddrinfo cannot be interrupted.
+    budget_seconds: float = 5.0
+    # A meta-issuer pattern lets the token's sender name the URL the CA fetches, before any
+    # signature is checked. First fetches of such URLs are bounded: a failed URL is not
+    # fetched again for `meta_negative_ttl`, at most `max_meta_fetches_per_minute` start per
+    # minute and `max_concurrent_meta_fetches` run at once; beyond that, tokens are refused.
+    meta_negative_ttl: timedelta = timedelta(minutes=5)
+    max_meta_fetches_per_minute: int = 20
+    max_concurrent_meta_fetches: int = 2
+    max_failed_meta_issuers: int = 10_000
 
 
 @dataclass
@@ -69,11 +86,16 @@ class JWKSCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
         self._bundles: dict[str, str] = {}
+        self._failed_meta: OrderedDict[str, datetime] = OrderedDict()
+        self._meta_starts: deque[datetime] = deque()
+        self._meta_slots = threading.BoundedSemaphore(self._limits.max_concurrent_meta_fetches)
 
     def keys(
-        self, issuer: IssuerConfig, *, kid: str | None, now: datetime
+        self, issuer: IssuerConfig, *, kid: str | None, now: datetime, meta: bool = False
     ) -> Sequence[VerificationKey]:
         url = issuer.url or ""
+        if meta and not self._loaded(url):
+            return self._first_meta_fetch(issuer, kid=kid, now=now)
         entry = self._entry(url)
         with entry.lock:
             age = now - entry.fetched_at
@@ -91,6 +113,76 @@ class JWKSCache:
             raise TokenError("kid-unknown", f"the issuer's JWKS has no key with kid {quote(kid)}")
         return found
 
+    def _loaded(self, url: str) -> bool:
+        with self._lock:
+            entry = self._entries.get(url)
+            return entry is not None and entry.loaded
+
+    def _first_meta_fetch(
+        self, issuer: IssuerConfig, *, kid: str | None, now: datetime
+    ) -> Sequence[VerificationKey]:
+        """The first fetch of a URL a meta-issuer pattern admitted, within the meta bounds.
+
+        Refusals come before any cache entry is made, so a flood of invented issuers neither
+        fetches nor evicts the keys of real ones.
+        """
+        url = issuer.url or ""
+        limits = self._limits
+        with self._lock:
+            self._refuse_recent_failure(url, now)
+            while self._meta_starts and now - self._meta_starts[0] >= timedelta(minutes=1):
+                self._meta_starts.popleft()
+            if len(self._meta_starts) >= limits.max_meta_fetches_per_minute:
+                raise TokenError(
+                    "issuer-fetch-limited",
+                    f"keys of {limits.max_meta_fetches_per_minute} new issuers matching a"
+                    " meta-issuer pattern were fetched in the last minute; retry later",
+                )
+            if not self._meta_slots.acquire(blocking=False):
+                raise TokenError(
+                    "issuer-fetch-limited",
+                    f"{limits.max_concurrent_meta_fetches} keys fetches for new issuers matching"
+                    " a meta-issuer pattern are in progress; retry later",
+                )
+            self._meta_starts.append(now)
+        try:
+            entry = self._entry(url)
+            with entry.lock:
+                if not entry.loaded:
+                    with self._lock:  # it may have failed while this request waited
+                        self._refuse_recent_failure(url, now)
+                    try:
+                        self._refresh(entry, issuer, now)
+                    except TokenError:
+                        self._remember_failure(url, now)
+                        raise
+                found = _select(entry.keys, kid)
+        finally:
+            self._meta_slots.release()
+        if not found:
+            raise TokenError("kid-unknown", f"the issuer's JWKS has no key with kid {quote(kid)}")
+        return found
+
+    def _refuse_recent_failure(self, url: str, now: datetime) -> None:
+        """Raises TokenError if fetching `url` failed within the negative-cache TTL."""
+        failed_at = self._failed_meta.get(url)
+        if failed_at is not None and now - failed_at < self._limits.meta_negative_ttl:
+            raise TokenError(
+                "jwks-unavailable",
+                f"fetching this issuer's keys failed at {_iso(failed_at)}; not retried"
+                f" before {_iso(failed_at + self._limits.meta_negative_ttl)}",
+            )
+
+    def _remember_failure(self, url: str, now: datetime) -> None:
+        with self._lock:
+            self._failed_meta[url] = now
+            self._failed_meta.move_to_end(url)
+            while len(self._failed_meta) > self._limits.max_failed_meta_issuers:
+                self._failed_meta.popitem(last=False)
+            entry = self._entries.get(url)
+            if entry is not None and not entry.loaded:
+                del self._entries[url]
+
     def _entry(self, url: str) -> _Entry:
         with self._lock:
             entry = self._entries.get(url)
@@ -105,9 +197,10 @@ class JWKSCache:
     def _refresh(self, entry: _Entry, issuer: IssuerConfig, now: datetime) -> None:
         entry.fetched_at = now
         url = issuer.url or ""
+        deadline = time.monotonic() + self._limits.budget_seconds
         try:
             discovery_url = f"{url.rstrip('/')}/.well-known/openid-configuration"
-            discovery = self._get_json(discovery_url, issuer)
+            discovery = self._get_json(discovery_url, issuer, deadline)
             if discovery.get("issuer") != url:
                 raise ValueError(
                     f"discovery document names issuer {quote(discovery.get('issuer'))},"
@@ -116,22 +209,23 @@ class JWKSCache:
             jwks_uri = discovery.get("jwks_uri")
             if not isinstance(jwks_uri, str):
                 raise ValueError("discovery document has no jwks_uri")
-            entry.keys = parse_jwks(self._get_json(jwks_uri, issuer))
+            entry.keys = parse_jwks(self._get_json(jwks_uri, issuer, deadline))
             entry.loaded = True
         except (requests.RequestException, ValueError) as exc:
             log.warning("fetching keys of issuer %s failed: %s", url, exc)
             raise TokenError("jwks-unavailable", f"cannot fetch the issuer's keys: {exc}") from exc
 
-    def _get_json(self, url: str, issuer: IssuerConfig) -> Mapping[str, Any]:
+    def _get_json(self, url: str, issuer: IssuerConfig, deadline: float) -> Mapping[str, Any]:
         parts = urlsplit(url)
         insecure_ok = issuer.allow_insecure_loopback and is_loopback_host(parts.hostname)
         if parts.scheme != "https" and not (parts.scheme == "http" and insecure_ok):
             raise ValueError(f"refusing to fetch {url}: https is required")
+        limit = self._limits.max_document_bytes
         # Redirects are not followed: a redirect to another host is how SSRF and key
         # substitution attacks on discovery begin, and real issuers do not redirect.
         with self._session.get(
             url,
-            timeout=self._limits.timeout_seconds,
+            timeout=min(self._limits.timeout_seconds, self._remaining(deadline, url)),
             allow_redirects=False,
             stream=True,
             verify=self._verify(issuer),
@@ -139,13 +233,32 @@ class JWKSCache:
         ) as response:
             if response.status_code != 200:
                 raise ValueError(f"{url} answered HTTP {response.status_code}")
-            body = response.raw.read(self._limits.max_document_bytes + 1, decode_content=True)
-        if len(body) > self._limits.max_document_bytes:
-            raise ValueError(f"{url} is larger than {self._limits.max_document_bytes} bytes")
+            # read1 returns after one socket read, so the budget is checked between reads
+            # however slowly the server sends.
+            chunks: list[bytes] = []
+            size = 0
+            while size <= limit:
+                chunk = response.raw.read1(limit + 1 - size, decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                self._remaining(deadline, url)
+            body = b"".join(chunks)
+        if len(body) > limit:
+            raise ValueError(f"{url} is larger than {limit} bytes")
         document = requests.models.complexjson.loads(body)
         if not isinstance(document, dict):
             raise ValueError(f"{url} is not a JSON object")
         return document
+
+    def _remaining(self, deadline: float, url: str) -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ValueError(
+                f"fetching {url} exceeded the {self._limits.budget_seconds:g}-second budget"
+            )
+        return remaining
 
     def _verify(self, issuer: IssuerConfig) -> bool | str:
         """The CA bundle for TLS to this issuer: the system's, plus its `ca-cert` if set."""
@@ -162,6 +275,10 @@ class JWKSCache:
                     handle.write(system + "\n" + issuer.ca_cert)
                 path = self._bundles[issuer.ca_cert] = handle.name
             return path
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _select(keys: Sequence[VerificationKey], kid: str | None) -> tuple[VerificationKey, ...]:
@@ -182,11 +299,11 @@ class StaticKeys:
         self._fallback = fallback
 
     def keys(
-        self, issuer: IssuerConfig, *, kid: str | None, now: datetime
+        self, issuer: IssuerConfig, *, kid: str | None, now: datetime, meta: bool = False
     ) -> Sequence[VerificationKey]:
         known = self._keys.get(issuer.url or "")
         if known is None:
-            return self._fallback.keys(issuer, kid=kid, now=now)
+            return self._fallback.keys(issuer, kid=kid, now=now, meta=meta)
         found = _select(known, kid)
         if not found:
             raise TokenError("kid-unknown", f"the issuer's JWKS has no key with kid {quote(kid)}")
