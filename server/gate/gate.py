@@ -88,6 +88,8 @@ class Gate:
         self.evaluator = evaluator
         self.settings = settings
         self.metrics = metrics
+        # The policies never change under a running gate; hashing them per request would.
+        self._fingerprint = evaluator.fingerprint
         self.cache: VerdictCache[ImageVerdict] = VerdictCache(
             size=settings.cache_size, keep=self._keep
         )
@@ -283,7 +285,7 @@ class Gate:
     def _key(self, resolved: ResolvedImage) -> tuple[str, tuple[str, ...]]:
         # Not the digest alone: the same digest under another name or tag can match other
         # policies.
-        return (self.evaluator.fingerprint, resolved.match_names)
+        return (self._fingerprint, resolved.match_names)
 
     def _keep(self, verdict: ImageVerdict) -> float:
         if verdict.outcome == PASS:
