@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+import strictjson
 from oidc.config import IssuerConfig, is_loopback_host
 from oidc.errors import TokenError, quote
 from oidc.tokens import VerificationKey, parse_jwks
@@ -247,7 +248,9 @@ class JWKSCache:
             body = b"".join(chunks)
         if len(body) > limit:
             raise ValueError(f"{url} is larger than {limit} bytes")
-        document = requests.models.complexjson.loads(body)
+        # strictjson: a meta-issuer lets the token's sender choose who answers here, and ~10 KB
+        # of nesting would otherwise raise RecursionError through every caller.
+        document = strictjson.loads(body, what=url)
         if not isinstance(document, dict):
             raise ValueError(f"{url} is not a JSON object")
         return document
