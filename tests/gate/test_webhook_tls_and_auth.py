@@ -48,7 +48,8 @@ def test_self_signed_mode_prints_a_ca_bundle_that_verifies_the_gate(tmp_path):
     )
     try:
         assert process.stdout is not None
-        bundle = process.stdout.readline().decode().strip()
+        label, _, bundle = process.stdout.readline().decode().strip().partition(": ")
+        assert label == "caBundle"
         pem = base64.b64decode(bundle, validate=True)
         assert pem.startswith(b"-----BEGIN CERTIFICATE-----")
         (tmp_path / "ca.pem").write_bytes(pem)
