@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from datetime import UTC, datetime, timedelta
@@ -31,7 +32,6 @@ def check_sct(
     """
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     try:
         scts = leaf.extensions.get_extension_for_class(
@@ -44,9 +44,7 @@ def check_sct(
     if len(scts) > MAX_SCTS:
         raise VerificationError("sct", f"the certificate embeds more than {MAX_SCTS} SCTs")
 
-    issuer_key_hash = hashlib.sha256(
-        issuer.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    ).digest()
+    issuer_key_hash = _key_hash(issuer)
     tbs = leaf.tbs_precertificate_bytes
     verified = 0
     unknown: list[str] = []
@@ -77,6 +75,19 @@ def check_sct(
         raise VerificationError(
             "sct", f"no SCT is from a CT log in the trusted root (SCT log IDs: {logs})"
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _key_hash(issuer: x509.Certificate) -> bytes:
+    """SHA-256 of the issuer's SubjectPublicKeyInfo (RFC 6962 `issuer_key_hash`).
+
+    Cached: the issuers are the trusted root's few CA certificates, and re-encoding the key
+    for every bundle was a measurable share of verification (bench/verify.py).
+    """
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    spki = issuer.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).digest()
 
 
 def _signed_data(sct: object, issuer_key_hash: bytes, tbs: bytes) -> bytes:

@@ -42,7 +42,6 @@ def check_inclusion_promise(entry: TransparencyLogEntry, *, log: LogKey) -> date
         VerificationError("signed-entry-timestamp"): missing time, bad signature, or the log
             key was not valid at the integrated time.
     """
-    import rfc8785
     from cryptography.exceptions import InvalidSignature
 
     promise = entry.inclusion_promise
@@ -53,13 +52,11 @@ def check_inclusion_promise(entry: TransparencyLogEntry, *, log: LogKey) -> date
         raise VerificationError(
             "signed-entry-timestamp", f"a SET is not defined for {kind[0]}/{kind[1]} entries"
         )
-    payload = rfc8785.dumps(
-        {
-            "body": base64.b64encode(entry.canonicalized_body).decode(),
-            "integratedTime": entry.integrated_time,
-            "logID": entry.log_id.key_id.hex(),
-            "logIndex": entry.log_index,
-        }
+    payload = set_payload(
+        body=entry.canonicalized_body,
+        integrated_time=entry.integrated_time,
+        log_id=entry.log_id.key_id,
+        log_index=entry.log_index,
     )
     try:
         log.verify(promise.signed_entry_timestamp, payload)
@@ -76,6 +73,38 @@ def check_inclusion_promise(entry: TransparencyLogEntry, *, log: LogKey) -> date
         ) from exc
     check_log_key_validity(log, integrated, what="integrated time")
     return integrated
+
+
+# RFC 8785 writes an integer as ECMAScript writes a double: exactly only up to 2**53.
+_EXACT_INTEGER = 2**53
+
+
+def set_payload(*, body: bytes, integrated_time: int, log_id: bytes, log_index: int) -> bytes:
+    """The RFC 8785 canonical JSON a SET signs: body (base64), integratedTime, logID (hex),
+    logIndex, in that (sorted) order.
+
+    Written out directly: its strings are base64 and hex, which JSON never escapes, and its
+    integers are exact below 2**53, so this is byte for byte what `rfc8785.dumps` gives,
+    which is left for the integers beyond (the general encoder cost a measurable share of
+    each verification in bench/verify.py).
+    """
+    if not (0 <= integrated_time < _EXACT_INTEGER and 0 <= log_index < _EXACT_INTEGER):
+        import rfc8785
+
+        return rfc8785.dumps(
+            {
+                "body": base64.b64encode(body).decode(),
+                "integratedTime": integrated_time,
+                "logID": log_id.hex(),
+                "logIndex": log_index,
+            }
+        )
+    return b'{"body":"%s","integratedTime":%d,"logID":"%s","logIndex":%d}' % (
+        base64.b64encode(body),
+        integrated_time,
+        log_id.hex().encode(),
+        log_index,
+    )
 
 
 def check_log_key_validity(log: LogKey, moment: datetime, *, what: str) -> None:
