@@ -269,9 +269,9 @@ def _leaf_certificate(
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
-    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID
 
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
+    from cli.verify.certs import extension_value
+
+    constraints = extension_value(cert, ExtensionOID.BASIC_CONSTRAINTS)
+    return constraints is not None and constraints.ca
