@@ -12,7 +12,7 @@ import ipaddress
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import SplitResult, urlencode, urlsplit
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, redirect, request
 
@@ -179,9 +179,7 @@ def authorize() -> Response:
     """Authorization code + PKCE: the development user is approved without a prompt."""
     args = request.args
     redirect_uri = args.get("redirect_uri", "")
-    target = urlsplit(redirect_uri)
-    if target.scheme != "http" or target.hostname not in ("localhost", "127.0.0.1", "::1"):
-        raise DevIssuerError("invalid_request", "redirect_uri must be an http loopback URL")
+    target = _loopback_redirect(redirect_uri)
     if args.get("response_type") != "code":
         raise DevIssuerError("unsupported_response_type", "only response_type=code")
     code = _issuer().start_authorization(
@@ -193,6 +191,25 @@ def authorize() -> Response:
     query = {"code": code, **({"state": args["state"]} if "state" in args else {})}
     separator = "&" if target.query else "?"
     return redirect(f"{redirect_uri}{separator}{urlencode(query)}", code=302)
+
+
+def _loopback_redirect(uri: str) -> SplitResult:
+    """`uri` split, if it is an http URL on a loopback host with a valid port (or none).
+
+    urlsplit raises on an unclosed `[` and `.port` on a port out of range; either escaped as a
+    500 (the port only when the redirect's Location header was built, after the view).
+    """
+    refused = DevIssuerError("invalid_request", "redirect_uri must be an http loopback URL")
+    try:
+        target = urlsplit(uri)
+        target.port  # noqa: B018 (raises ValueError for a port out of range or not a number)
+    except ValueError:
+        raise refused from None
+    if target.scheme != "http" or target.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise refused
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in uri):
+        raise refused
+    return target
 
 
 @bp.post("/device/code")
