@@ -97,9 +97,6 @@ class Gate:
             max_workers=settings.workers, thread_name_prefix="keyless-gate"
         )
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
     def budget(self, requested: float | None) -> float:
         """Seconds this answer may take: the gate's limit or the API server's, the lower."""
         limit = (

@@ -109,15 +109,19 @@ def check_pair(cert_path: Path, key_path: Path) -> None:
     Raises:
         TLSError: a file is missing or unreadable, or the key is not the certificate's.
     """
+    for flag, path in (("--tls-cert", cert_path), ("--tls-key", key_path)):
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise TLSError(f"{flag} {path}: cannot read the file: {exc.strerror}") from None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(str(cert_path), str(key_path))
-    except FileNotFoundError as exc:
-        raise TLSError(f"cannot read {exc.filename}: no such file") from None
     except (ssl.SSLError, OSError) as exc:
         raise TLSError(
-            f"--tls-cert {cert_path} and --tls-key {key_path} cannot be used together: "
-            f"{getattr(exc, 'reason', None) or exc}"
+            f"--tls-cert {cert_path} and --tls-key {key_path} cannot be used together: they "
+            "must be a PEM certificate chain and the PEM private key of its first certificate "
+            f"({getattr(exc, 'reason', None) or exc})"
         ) from None
 
 

@@ -1,0 +1,87 @@
+"""`keyless gate serve` refuses what it cannot serve with one line, before listening."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli.main import main
+from tests.gate.gate_server import cip, static
+
+
+@pytest.fixture
+def policy(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(cip("ok", static("pass")))
+    return str(path)
+
+
+def _serve(*argv: str) -> int:
+    return main(["gate", "serve", "--port", "0", *argv])
+
+
+def test_tls_files_that_cannot_be_used(policy, tmp_path, capsys):
+    from server.gate.tls import self_signed
+
+    cert, key = self_signed(tmp_path / "tls", ["localhost"])
+    assert _serve("--policy", policy, "--tls-cert", str(cert), "--tls-key", policy) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: --tls-cert {cert} and --tls-key {policy} cannot be used together: they must be "
+        "a PEM certificate chain and the PEM private key of its first certificate ("
+    )
+    missing = tmp_path / "missing.pem"
+    assert _serve("--policy", policy, "--tls-cert", str(missing), "--tls-key", str(key)) == 1
+    assert capsys.readouterr().err == (
+        f"error: --tls-cert {missing}: cannot read the file: No such file or directory\n"
+    )
+    _, other_key = self_signed(tmp_path / "other", ["localhost"])
+    assert _serve("--policy", policy, "--tls-cert", str(cert), "--tls-key", str(other_key)) == 1
+    assert "cannot be used together" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "give --tls-cert and --tls-key, or --tls-self-signed DIR"),
+        (
+            ["--tls-cert", "c", "--tls-self-signed", "d"],
+            "give --tls-cert/--tls-key or --tls-self-signed, not both",
+        ),
+        (["--tls-self-signed", "d", "--timeout", "45s"], "--timeout within (0, 30s]"),
+        (
+            ["--tls-self-signed", "d", "--registry-auth", "/nonexistent/config.json"],
+            "--registry-auth /nonexistent/config.json: no such file",
+        ),
+    ],
+)
+def test_usage_errors(policy, argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        _serve("--policy", policy, *argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_bad_policy_is_exit_2_with_its_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(cip("bad", static("pass")).replace("glob:", "globe:"))
+    assert _serve("--policy", str(bad), "--tls-self-signed", str(tmp_path / "tls")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: document 1 (bad): ")
+    assert not (tmp_path / "tls").exists()
+
+
+def test_the_self_signed_certificate_is_kept_across_restarts(tmp_path):
+    from cryptography import x509
+
+    from server.gate.tls import self_signed, service_names
+
+    names = ["localhost", "127.0.0.1", *service_names("keyless-system")]
+    cert, key = self_signed(tmp_path, names)
+    first = cert.read_bytes()
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert self_signed(tmp_path, names)[0].read_bytes() == first
+    parsed = x509.load_pem_x509_certificate(first)
+    alt = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "keyless-gate.keyless-system.svc" in alt.get_values_for_type(x509.DNSName)
+    # A name the certificate does not cover makes a new one.
+    assert self_signed(tmp_path, [*names, "gate.example"])[0].read_bytes() != first
