@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from cli.verify import entry as log_body
 from cli.verify import transparency
 from cli.verify.artifact import Artifact
-from cli.verify.certs import extension_value
 from cli.verify.dsse import check_subject, pae
 from cli.verify.errors import VerificationError, iso
 from cli.verify.policy import certificate_identities, certificate_issuer
@@ -367,14 +366,16 @@ def _check_within_certificate(leaf: x509.Certificate, moment: datetime) -> None:
 
 
 def _check_profile(leaf: x509.Certificate) -> None:
-    from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
 
-    usage = extension_value(leaf, ExtensionOID.KEY_USAGE)
-    extended = extension_value(leaf, ExtensionOID.EXTENDED_KEY_USAGE)
-    if usage is None or extended is None:
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+        extended = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound as exc:
         raise VerificationError(
             "certificate-profile", "the certificate lacks KeyUsage or ExtendedKeyUsage"
-        )
+        ) from exc
     if not usage.digital_signature:
         raise VerificationError("certificate-profile", "key usage lacks digitalSignature")
     if ExtendedKeyUsageOID.CODE_SIGNING not in extended:
