@@ -42,16 +42,23 @@ class RunningGate:
     session: requests.Session
 
     def post(
-        self, path: str, review: Any, *, timeout: str | None = "10s", raw: bytes | None = None
+        self,
+        path: str,
+        review: Any,
+        *,
+        timeout: str | None = "10s",
+        raw: bytes | None = None,
+        wait_seconds: float = 60,
     ) -> requests.Response:
-        """POST an AdmissionReview (or raw bytes) as the API server does."""
+        """POST an AdmissionReview (or raw bytes) as the API server does; the client gives up
+        after `wait_seconds`, as the API server gives up after its timeout."""
         query = f"?timeout={timeout}" if timeout else ""
         body = raw if raw is not None else json.dumps(review).encode()
         return self.session.post(
             f"{self.url}{path}{query}",
             data=body,
             headers={"Content-Type": "application/json", "User-Agent": "kube-apiserver-admission"},
-            timeout=60,
+            timeout=wait_seconds,
         )
 
     def review(self, path: str, review: dict[str, Any], **options: Any) -> dict[str, Any]:
