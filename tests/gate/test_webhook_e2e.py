@@ -192,3 +192,38 @@ def test_a_repointed_tag_is_pinned_to_its_new_digest(server, registry, alice_gat
     _sign(server, second.reference, ALICE)
     mutation, validation = _admit(alice_gate, pod(second.reference))
     assert validation["allowed"] is True
+
+
+def test_concurrent_admissions_of_one_new_digest_verify_it_once(server, registry, alice_gate):
+    """16 admissions at once, each a pod with 8 containers of one digest nobody judged yet:
+    one verification in all (the others wait for it or hit the cache it fills)."""
+    import threading
+
+    from tests.registry import Pusher
+
+    image = Pusher(registry).push_image("gate/popular", "1.0", seed="gate e2e popular")
+    _sign(server, image.reference, ALICE)
+    pinned = _pinned(registry, "gate/popular", image.digest)
+
+    def verifications() -> float:
+        text = alice_gate.session.get(f"{alice_gate.url}/metrics", timeout=10).text
+        found = re.search(r"^keyless_gate_verify_seconds_count (\S+)$", text, re.M)
+        assert found is not None, text
+        return float(found.group(1))
+
+    before = verifications()
+    start = threading.Barrier(16)
+    answers: list[dict] = []
+
+    def admit() -> None:
+        review = admission_review(pod(*[pinned] * 8))
+        start.wait()
+        answers.append(alice_gate.review("/validations", review))
+
+    threads = [threading.Thread(target=admit) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [a["allowed"] for a in answers] == [True] * 16
+    assert verifications() - before == 1
