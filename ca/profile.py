@@ -9,6 +9,7 @@ carries, in ascending arc order. Anything a CSR asks for is ignored.
 from __future__ import annotations
 
 import functools
+import re
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -21,6 +22,11 @@ from oidc.principal import Principal, SANType
 
 DEFAULT_VALIDITY = timedelta(minutes=15)
 MAX_VALIDITY = timedelta(hours=24)
+# What the claims may add to a certificate (SAN value plus Fulcio extension values). A token may
+# be 32 KiB, enough for claims that make a certificate larger than a CT log takes (32 KiB per
+# certificate here, and Fulcio-sized identities are well under 2 KiB): refuse those as the
+# client's problem (400) before anything is logged, not as a CT failure (500).
+MAX_IDENTITY_BYTES = 16 * 1024
 
 _EMPTY_NAME = x509.Name([])
 _KEY_USAGE_VALUE = x509.KeyUsage(
@@ -82,10 +88,13 @@ def build_leaf(
             x509.SubjectAlternativeName([_san(principal)]),
         ),
     ]
+    sizes = {"the SAN": len(principal.san_value.encode())}
     for arc, value in sorted(principal.extensions.items()):
         oid = fulcio_oid(arc)
         value_der = encode_extension_value(arc, value)
+        sizes[f"extension {oid.dotted_string}"] = len(value_der)
         extensions.append(x509.Extension(oid, False, x509.UnrecognizedExtension(oid, value_der)))
+    _check_identity_size(sizes)
     # One constructor call instead of one copy of the builder per extension: this is the
     # hot path, and every extension here is distinct by construction.
     return x509.CertificateBuilder(
@@ -110,9 +119,32 @@ def _authority_key_identifier(issuer: x509.Certificate) -> x509.Extension[x509.E
     return x509.Extension(ExtensionOID.AUTHORITY_KEY_IDENTIFIER, False, value)
 
 
+_PRINTABLE = re.compile(r"[\x21-\x7e]*")
+
+
+def _check_identity_size(sizes: dict[str, int]) -> None:
+    total = sum(sizes.values())
+    if total > MAX_IDENTITY_BYTES:
+        largest = max(sizes, key=lambda name: sizes[name])
+        raise RequestError(
+            f"the identity is too large for a certificate: its SAN and extensions take {total}"
+            f" bytes, over the {MAX_IDENTITY_BYTES}-byte limit (the largest is {largest},"
+            f" {sizes[largest]} bytes)",
+            reason="identity-too-large",
+        )
+
+
 def _san(principal: Principal) -> x509.GeneralName:
     """The one SubjectAlternativeName entry for the principal's identity."""
     value = principal.san_value
+    if principal.san_type in (SANType.EMAIL, SANType.URI) and not _PRINTABLE.fullmatch(value):
+        # IA5String allows controls and spaces, but no email address or URI holds one: a NUL or
+        # CR/LF in a SAN is how names are made to read differently to different parsers.
+        raise RequestError(
+            f"the identity {value!r} cannot be encoded as a {principal.san_type.value} SAN:"
+            " it has a space or control character",
+            reason="san-unencodable",
+        )
     try:
         if principal.san_type is SANType.EMAIL:
             value.encode("ascii")

@@ -19,7 +19,9 @@ from oidc.oids import ISSUER_V1, ISSUER_V2, TOKEN_SUBJECT
 from oidc.principal import Principal, SANType
 from oidc.templates import MissingKeyError
 
-_EMAIL = re.compile(r"[^@\s\"(),:;<>\[\]\\]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+# No control character in the local part either: a NUL ("alice@example.com\x00@evil.example")
+# is the classic way to make a certificate name read differently to different parsers.
+_EMAIL = re.compile(r"[^@\s\"(),:;<>\[\]\\\x00-\x1f\x7f]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 _MAX_EMAIL_CHARS = 254
 _SPIFFE_ID = re.compile(r"spiffe://([a-z0-9._-]+)((/[A-Za-z0-9._-]+)*)")
 
