@@ -56,6 +56,7 @@ class AdmissionRequest:
     namespace: str
     name: str
     object: Any
+    old_object: Any
     dry_run: bool
 
     @property
@@ -111,6 +112,7 @@ def read_request(uid: str, request: dict[str, Any]) -> AdmissionRequest:
         namespace=_field(request, "namespace", str) or "",
         name=_field(request, "name", str) or "",
         object=request.get("object"),
+        old_object=request.get("oldObject"),
         dry_run=bool(_field(request, "dryRun", bool)),
     )
 

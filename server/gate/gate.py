@@ -166,9 +166,19 @@ class Gate:
                 f"keyless gate judges {kinds}; not {request.group or 'core'}/{request.kind}"
             )
         try:
-            return workload_images(request.object, path)
+            fields = workload_images(request.object, path)
         except WorkloadError as exc:
             raise RequestError("; ".join(exc.problems)) from None
+        if request.operation == "UPDATE" and _deleting(request.object):
+            # Finalizers being removed from an object on its way out must not hang on the
+            # registry or on a policy changed since; only while no image changes.
+            try:
+                old = workload_images(request.old_object, path)
+            except WorkloadError:
+                return fields
+            if [(f.pointer, f.image) for f in old] == [(f.pointer, f.image) for f in fields]:
+                return response(request.uid, True)
+        return fields
 
     def _run(
         self,
@@ -290,6 +300,12 @@ class Gate:
         if verdict.outcome in (FAIL, WARN):
             return self.settings.negative_ttl
         return 0.0
+
+
+def _deleting(obj: Any) -> bool:
+    """Whether the API server has marked the object for deletion (metadata.deletionTimestamp)."""
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    return isinstance(metadata, dict) and metadata.get("deletionTimestamp") is not None
 
 
 def _is_tag(image: str) -> bool:

@@ -213,6 +213,24 @@ def test_ephemeral_container_update_is_judged(gate, registry):
     assert gate.review("/validations", sent)["allowed"] is True
 
 
+def test_an_object_being_deleted_may_drop_finalizers_but_not_change_images(gate, registry):
+    denied = f"{registry.host}/denied/x@{FAKE}"
+    old = pod(denied)
+    old["metadata"]["deletionTimestamp"] = "2026-11-28T10:00:00Z"
+    old["metadata"]["finalizers"] = ["acme.io/cleanup"]
+    new = pod(denied)
+    new["metadata"]["deletionTimestamp"] = "2026-11-28T10:00:00Z"
+    sent = review(new, operation="UPDATE", old=old)
+    assert gate.review("/validations", sent) == {"uid": sent["request"]["uid"], "allowed": True}
+    changed = pod(f"{registry.host}/denied/y@{FAKE}")
+    changed["metadata"]["deletionTimestamp"] = "2026-11-28T10:00:00Z"
+    answer = gate.review("/validations", review(changed, operation="UPDATE", old=old))
+    assert answer["allowed"] is False
+    # Without deletionTimestamp an unchanged UPDATE is judged as ever.
+    answer = gate.review("/validations", review(pod(denied), operation="UPDATE", old=pod(denied)))
+    assert answer["allowed"] is False
+
+
 def test_dry_run_is_judged_like_a_real_request(gate, registry):
     denied = pod(f"{registry.host}/denied/x@{FAKE}")
     real = gate.review("/validations", review(denied))
