@@ -5,7 +5,10 @@ Prints, in one run:
   (cache hit), sequential over one keep-alive HTTPS connection: p50/p99 (target p99 < 5 ms);
 - cold admission: a pod with one image on a gate whose cache is off (`--cache-size 0`), so
   every admission reads the signatures from the registry and verifies them, against
-  `keyless verify IMAGE` run in-process on the same image (target: within 2x);
+  `keyless verify IMAGE` run in-process on the same image (target: within 2x), and against
+  the gate's own decision in-process (`Evaluator.evaluate`, no HTTP), the tighter comparison:
+  `keyless verify` also builds its parser, loads the trust root and opens a registry session
+  on every call, and lists every valid signature where an authority stops at the first;
 - sustained admissions/s with 16 concurrent clients (each its own connection), 0 errors,
   for the same requests with the cache on and off.
 
