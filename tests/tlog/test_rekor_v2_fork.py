@@ -5,7 +5,6 @@ key or chain is refused."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import replace
@@ -23,7 +22,7 @@ from tlog.rekor_v2_api import EXTENSION
 
 PORT = 18_741  # never bound: these tests build the app, they do not serve it
 DATABASE = "rekor-v2.sqlite"
-CHECKPOINT = "rekor-v2-checkpoint.json"
+CHECKPOINT = "rekor-v2-checkpoint"
 
 
 def _start(state: Path, port: int = PORT):
@@ -42,7 +41,9 @@ def _close(app) -> None:
 
 
 def _kept_size(state: Path) -> int:
-    return json.loads((state / CHECKPOINT).read_text())["size"]
+    from tlog.checkpoint_file import CheckpointFile
+
+    return CheckpointFile(state / CHECKPOINT).read().size
 
 
 def _remove_database(state: Path) -> None:
