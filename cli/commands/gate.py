@@ -105,9 +105,12 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument(
         "--registry-auth",
         type=Path,
+        action="append",
+        default=[],
         metavar="FILE",
         help="registry credentials: a docker config.json, or an image pull secret's "
-        ".dockerconfigjson (default: anonymous)",
+        ".dockerconfigjson; repeatable, the first file naming a registry is used "
+        "(default: anonymous)",
     )
     serve.add_argument(
         "--allow-insecure-registry",
@@ -160,9 +163,11 @@ def add_parser(subparsers: Any) -> None:
     )
     manifests.add_argument(
         "--registry-auth-secret",
+        action="append",
+        default=[],
         metavar="NAME",
         help="an image pull secret (kubernetes.io/dockerconfigjson) in the gate's namespace "
-        "whose credentials the gate uses",
+        "whose credentials the gate uses; repeatable",
     )
     manifests.add_argument(
         "--no-match-policy", choices=("deny", "warn", "allow"), help="passed to gate serve"
@@ -218,8 +223,9 @@ def run_serve(args: argparse.Namespace) -> int:
         args.usage_error("give --tls-cert and --tls-key, or --tls-self-signed DIR")
     if args.cache_size < 0 or args.threads < 1 or not 0 < args.timeout <= 30:
         args.usage_error("--cache-size must be >= 0, --threads >= 1, --timeout within (0, 30s]")
-    if args.registry_auth is not None and not args.registry_auth.is_file():
-        args.usage_error(f"--registry-auth {args.registry_auth}: no such file")
+    for path in args.registry_auth:
+        if not path.is_file():
+            args.usage_error(f"--registry-auth {path}: no such file")
     try:
         policies = _load_policies(args)
     except PolicyFileError as exc:
@@ -289,10 +295,11 @@ def _serve(args: argparse.Namespace, policies: Any) -> int:
 
 def _app(args: argparse.Namespace, policies: Any) -> Any:
     """The WSGI app, built in the worker (threads and connections do not cross a fork)."""
-    from cli.oci import DockerConfigCredentials, RegistryClient
+    from cli.oci import RegistryClient
     from cli.oci.transport import RegistryLimits
     from cli.policy import Evaluator
     from server.gate.app import GateApp
+    from server.gate.credentials import FirstOf
     from server.gate.gate import Gate, GateSettings, per_thread
     from server.gate.metrics import GateMetrics
 
@@ -303,7 +310,7 @@ def _app(args: argparse.Namespace, policies: Any) -> Any:
         negative_ttl=args.cache_negative_ttl,
         workers=args.threads,
     )
-    credentials = DockerConfigCredentials(args.registry_auth) if args.registry_auth else None
+    credentials = FirstOf(args.registry_auth) if args.registry_auth else None
     limits = RegistryLimits(timeout_seconds=args.timeout)
 
     def client() -> RegistryClient:
@@ -349,7 +356,7 @@ def run_manifests(args: argparse.Namespace) -> int:
         tls=tls_pair,
         policies=policies,
         trust_roots=trust,
-        registry_auth_secret=args.registry_auth_secret,
+        registry_auth_secrets=tuple(args.registry_auth_secret),
         no_match_policy=args.no_match_policy,
         timeout_seconds=args.timeout_seconds,
         replicas=args.replicas,

@@ -35,7 +35,7 @@ class ManifestOptions:
     tls: tuple[bytes, bytes] | None = None  # a self-signed (certificate, key) to ship
     policies: dict[str, bytes] = field(default_factory=dict)
     trust_roots: dict[str, bytes] = field(default_factory=dict)
-    registry_auth_secret: str | None = None
+    registry_auth_secrets: tuple[str, ...] = ()
     no_match_policy: str | None = None
     timeout_seconds: int = 25
     replicas: int = 2
@@ -120,10 +120,11 @@ def _deployment(
     if options.trust_roots:
         mounts.append({"name": "trust", "mountPath": f"{CONFIG_DIR}/trust", "readOnly": True})
         volumes.append({"name": "trust", "configMap": {"name": f"{SERVICE}-trust"}})
-    if options.registry_auth_secret:
-        args.append(f"--registry-auth={CONFIG_DIR}/registry/.dockerconfigjson")
-        mounts.append({"name": "registry", "mountPath": f"{CONFIG_DIR}/registry", "readOnly": True})
-        volumes.append({"name": "registry", "secret": {"secretName": options.registry_auth_secret}})
+    for index, secret in enumerate(options.registry_auth_secrets):
+        where = f"{CONFIG_DIR}/registry-{index}"
+        args.append(f"--registry-auth={where}/.dockerconfigjson")
+        mounts.append({"name": f"registry-{index}", "mountPath": where, "readOnly": True})
+        volumes.append({"name": f"registry-{index}", "secret": {"secretName": secret}})
     probe = {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}}
     container = {
         "name": "gate",
