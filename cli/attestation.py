@@ -148,7 +148,7 @@ class VerifiedAttestation:
     statement: dict[str, Any]
     identity: str | None
     issuer: str | None
-    log_index: int
+    log_index: int | None  # None: a log-less instance's bundle (RFC 3161 timestamp only)
     source: str | None = None
 
     @property

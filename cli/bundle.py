@@ -45,7 +45,9 @@ class Bundle:
     version: str
     leaf: x509.Certificate | None
     leaf_der: bytes | None
-    entry: TransparencyLogEntry
+    # None only for a v0.2+ bundle that carries RFC 3161 timestamps and no log entry, as a
+    # log-less instance (GitHub's private-repository one) makes; see Verifier for the rule.
+    entry: TransparencyLogEntry | None
     timestamps: tuple[bytes, ...]
     signature: bytes
     message_digest: HashOutput | None
@@ -53,6 +55,8 @@ class Bundle:
 
     @property
     def has_checkpoint(self) -> bool:
+        if self.entry is None:
+            return False
         proof = self.entry.inclusion_proof
         return proof is not None and proof.checkpoint is not None
 
@@ -89,45 +93,18 @@ class Bundle:
             raise BundleError(f"unsupported bundle media type {wire.media_type!r}")
         material = wire.verification_material
         leaf, leaf_der = _leaf_certificate(material, version)
+        timestamps = _timestamps(material)
 
-        if len(material.tlog_entries) != 1:
+        if not material.tlog_entries and version != "0.1" and timestamps:
+            entry = None
+        elif len(material.tlog_entries) != 1:
             raise BundleError(
                 f"expected exactly one transparency log entry, got {len(material.tlog_entries)}"
+                + ("" if material.tlog_entries or timestamps else " (and no RFC 3161 timestamp)")
             )
-        entry = material.tlog_entries[0]
-        proof = entry.inclusion_proof
-        if proof is None:
-            # Allowed in v0.1 only: its SET (required below) then proves the entry was logged.
-            if version != "0.1":
-                raise BundleError(
-                    "malformed bundle: verificationMaterial.tlogEntries.0.inclusionProof: "
-                    f"Field required (only v0.1 bundles may omit it, this is v{version})"
-                )
-        elif len(proof.hashes) > MAX_PROOF_HASHES:
-            raise BundleError(f"inclusion proof has more than {MAX_PROOF_HASHES} hashes")
-        elif proof.checkpoint is not None and len(proof.checkpoint.envelope) > MAX_CHECKPOINT_BYTES:
-            raise BundleError(f"checkpoint is larger than {MAX_CHECKPOINT_BYTES} bytes")
-
-        timestamps: tuple[bytes, ...] = ()
-        if material.timestamp_verification_data is not None:
-            timestamps = tuple(
-                t.signed_timestamp for t in material.timestamp_verification_data.rfc3161_timestamps
-            )
-        if len(timestamps) > MAX_TIMESTAMPS:
-            raise BundleError(f"bundle carries more than {MAX_TIMESTAMPS} RFC 3161 timestamps")
-        if len(set(timestamps)) != len(timestamps):
-            raise BundleError("bundle carries the same RFC 3161 timestamp twice")
-
-        if version == "0.1":
-            if entry.inclusion_promise is None:
-                raise BundleError("a v0.1 bundle must carry an inclusion promise (SET)")
         else:
-            if proof is None or proof.checkpoint is None:
-                raise BundleError(f"a v{version} bundle must carry a checkpoint in its proof")
-            if entry.inclusion_promise is None and not timestamps:
-                raise BundleError(
-                    "bundle has neither an inclusion promise nor an RFC 3161 timestamp"
-                )
+            entry = material.tlog_entries[0]
+            _check_entry(entry, version, has_timestamps=bool(timestamps))
 
         if wire.message_signature is not None:
             signature = wire.message_signature.signature
@@ -154,9 +131,47 @@ class Bundle:
         )
 
 
+def _timestamps(material: object) -> tuple[bytes, ...]:
+    """The bundle's RFC 3161 timestamps, bounded in number and distinct."""
+    data = material.timestamp_verification_data  # type: ignore[attr-defined]
+    timestamps: tuple[bytes, ...] = ()
+    if data is not None:
+        timestamps = tuple(t.signed_timestamp for t in data.rfc3161_timestamps)
+    if len(timestamps) > MAX_TIMESTAMPS:
+        raise BundleError(f"bundle carries more than {MAX_TIMESTAMPS} RFC 3161 timestamps")
+    if len(set(timestamps)) != len(timestamps):
+        raise BundleError("bundle carries the same RFC 3161 timestamp twice")
+    return timestamps
+
+
+def _check_entry(entry: TransparencyLogEntry, version: str, *, has_timestamps: bool) -> None:
+    """The log entry's proof and promise are what the bundle version requires, and bounded."""
+    proof = entry.inclusion_proof
+    if proof is None:
+        # Allowed in v0.1 only: its SET (required below) then proves the entry was logged.
+        if version != "0.1":
+            raise BundleError(
+                "malformed bundle: verificationMaterial.tlogEntries.0.inclusionProof: "
+                f"Field required (only v0.1 bundles may omit it, this is v{version})"
+            )
+    elif len(proof.hashes) > MAX_PROOF_HASHES:
+        raise BundleError(f"inclusion proof has more than {MAX_PROOF_HASHES} hashes")
+    elif proof.checkpoint is not None and len(proof.checkpoint.envelope) > MAX_CHECKPOINT_BYTES:
+        raise BundleError(f"checkpoint is larger than {MAX_CHECKPOINT_BYTES} bytes")
+    if version == "0.1":
+        if entry.inclusion_promise is None:
+            raise BundleError("a v0.1 bundle must carry an inclusion promise (SET)")
+    else:
+        if proof is None or proof.checkpoint is None:
+            raise BundleError(f"a v{version} bundle must carry a checkpoint in its proof")
+        if entry.inclusion_promise is None and not has_timestamps:
+            raise BundleError("bundle has neither an inclusion promise nor an RFC 3161 timestamp")
+
+
 @functools.cache
 def _wire_bundle_model() -> type[WireBundle]:
-    """sigstore-models' Bundle, except that a log entry's `inclusionProof` may be absent.
+    """sigstore-models' Bundle, except that a log entry's `inclusionProof` may be absent,
+    and so may `tlogEntries`.
 
     The bundle schema requires the proof only from v0.2 on; a v0.1 bundle may carry just the
     inclusion promise (SET), and sigstore-js, sigstore-go and cosign verify such bundles by it.
@@ -172,7 +187,9 @@ def _wire_bundle_model() -> type[WireBundle]:
         inclusion_proof: Optional[InclusionProof] = None  # noqa: UP045 - pydantic resolves it
 
     class Material(VerificationMaterial):
-        tlog_entries: list[Entry]  # type: ignore[assignment]
+        # Absent (proto3 omits an empty list) in a log-less instance's bundles, which carry
+        # only RFC 3161 timestamps; `Bundle.from_model` allows that from v0.2 on, with one.
+        tlog_entries: list[Entry] = []  # type: ignore[assignment]  # noqa: RUF012
 
     class Bundle(StrictBundle):
         verification_material: Material  # type: ignore[assignment]

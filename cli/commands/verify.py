@@ -190,7 +190,7 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
     if args.output != "json":
         signer = f" by {result.identity} ({result.issuer})" if result.identity else ""
         print(
-            f"Verified OK: {artifact.name} signed{signer}, log index {result.log_index}",
+            f"Verified OK: {artifact.name} signed{signer}, {_logged(result.log_index)}",
             file=sys.stderr,
         )
     return 0
@@ -390,3 +390,10 @@ def _trusted_root(args: argparse.Namespace) -> TrustedRoot:
     if args.server:
         return fetch_server_trusted_root(args.server, refresh_trust=args.refresh_trust)
     return production_trusted_root()
+
+
+def _logged(log_index: int | None) -> str:
+    """Where the signature was logged, or that a log-less instance's timestamp stands in."""
+    if log_index is None:
+        return "no log entry (RFC 3161 timestamp of a log-less instance)"
+    return f"log index {log_index}"

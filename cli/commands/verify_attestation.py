@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cli.commands import _images
 from cli.commands.verify import (
     GITHUB_FLAGS,
+    _logged,
     add_identity_arguments,
     add_trust_arguments,
     build_policy,
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         where = f", found via {item.source}" if item.source else ""
         print(
             f"Verified OK: {name} attested ({item.predicate_type}) by {item.identity} "
-            f"({item.issuer}), log index {item.log_index}{where}",
+            f"({item.issuer}), {_logged(item.log_index)}{where}",
             file=sys.stderr,
         )
     return 0

@@ -45,10 +45,10 @@ class VerificationResult:
 
     identity: str | None
     issuer: str | None
-    log_url: str
-    log_index: int
+    log_url: str | None  # None (and log_index, entry_kind): a log-less bundle, see Verifier
+    log_index: int | None
     signed_times: tuple[datetime, ...]
-    entry_kind: str
+    entry_kind: str | None
     dsse_payload_type: str | None
     # RFC 3161 timestamps that did not verify and so were not counted (each with its reason).
     timestamp_failures: tuple[str, ...] = ()
@@ -58,7 +58,9 @@ class VerificationResult:
             "verified": True,
             "identity": self.identity,
             "issuer": self.issuer,
-            "log": {"url": self.log_url, "index": self.log_index, "kind": self.entry_kind},
+            "log": None
+            if self.log_url is None
+            else {"url": self.log_url, "index": self.log_index, "kind": self.entry_kind},
             "signedTimes": [t.isoformat().replace("+00:00", "Z") for t in self.signed_times],
             "dssePayloadType": self.dsse_payload_type,
             "timestampFailures": list(self.timestamp_failures),
@@ -129,8 +131,10 @@ class Verifier:
         chain: list[x509.Certificate] = []
         for moment in times:
             chain = self._check_chain(leaf, moment)
-        # 8. The SCT proves the certificate was logged in a trusted CT log.
-        check_sct(leaf, chain[1], ctlogs=self._root.ctlogs)
+        # 8. The SCT proves the certificate was logged in a trusted CT log. A root that lists
+        #    no CT log (a log-less instance's) has nothing to check one against.
+        if self._root.ctlogs:
+            check_sct(leaf, chain[1], ctlogs=self._root.ctlogs)
         # 9. The leaf is a code-signing certificate.
         _check_profile(leaf)
         # 10. The identity policy holds.
@@ -167,15 +171,30 @@ class Verifier:
 
     def _signed_times(
         self, bundle: Bundle, *, now: datetime
-    ) -> tuple[list[datetime], LogKey, tuple[str, ...]]:
+    ) -> tuple[list[datetime], LogKey | None, tuple[str, ...]]:
         """Steps 2-5: the log, every signed time the bundle proves, and the timestamps that
         did not verify (reported, not counted)."""
         entry = bundle.entry
-        # 2. The entry's log is in the trusted root.
-        log = transparency.find_log(entry, tlogs=self._root.tlogs)
+        # 2. The entry's log is in the trusted root. A bundle without an entry (RFC 3161
+        #    timestamps only) verifies only under a root that lists no transparency log at
+        #    all: a log-less instance, such as GitHub's for private repositories, whose root
+        #    lists its CA and TSA. Under any root with a log, a missing entry is refused.
+        log: LogKey | None = None
+        if entry is None:
+            if self._root.tlogs:
+                raise VerificationError(
+                    "log-entry",
+                    "the bundle has no transparency log entry, only RFC 3161 timestamps, and "
+                    "the trusted root lists transparency logs; only the root of a log-less "
+                    "instance (no logs, a TSA) verifies such a bundle",
+                    hint="a GitHub private-repository attestation? pass GitHub's trusted "
+                    "root with --trusted-root",
+                )
+        else:
+            log = transparency.find_log(entry, tlogs=self._root.tlogs)
         # 3. The SET, when present, vouches for the integrated time.
         times: list[datetime] = []
-        if entry.inclusion_promise is not None:
+        if entry is not None and log is not None and entry.inclusion_promise is not None:
             times.append(transparency.check_inclusion_promise(entry, log=log))
         # 4. RFC 3161 timestamps over the signature, from trusted TSAs. Each counts only if
         #    it verifies; the others are reported (sigstore-python and sigstore-go do the same).
@@ -204,7 +223,8 @@ class Verifier:
                 raise VerificationError(
                     "time", f"signed time {iso(moment)} is in the future (now {iso(now)})"
                 )
-            transparency.check_log_key_validity(log, moment, what="signed time")
+            if log is not None:
+                transparency.check_log_key_validity(log, moment, what="signed time")
         for failure in outcome.failures:
             _logger.warning("warning: %s; not counted (the other signed times are)", failure)
         return times, log, outcome.failures
@@ -245,7 +265,7 @@ class Verifier:
     def _check_signing(
         self,
         bundle: Bundle,
-        log: LogKey,
+        log: LogKey | None,
         *,
         artifact: Artifact,
         key: PublicKeyTypes,
@@ -256,7 +276,7 @@ class Verifier:
         # 11. The checkpoint is signed by the log, and the entry is included under its root.
         #     A v0.1 bundle may carry a proof without checkpoint, or no proof at all; its SET
         #     (step 3) binds it then.
-        if bundle.has_checkpoint:
+        if entry is not None and log is not None and bundle.has_checkpoint:
             transparency.check_inclusion(entry, log=log)
         # 12. The signature is about this artifact.
         envelope = bundle.envelope
@@ -271,7 +291,9 @@ class Verifier:
         _check_signature(
             key, bundle.signature, signed_bytes, prehashed=prehashed, algorithm=algorithm
         )
-        # 14. The log entry records this signature, key and artifact.
+        # 14. The log entry records this signature, key and artifact (a log-less bundle has none).
+        if entry is None:
+            return
         from cryptography.hazmat.primitives import serialization
 
         log_body.check_entry_body(
@@ -300,20 +322,21 @@ def _artifact(sha256: bytes | None, artifact: Artifact | None) -> Artifact:
 
 def _result(
     bundle: Bundle,
-    log: LogKey,
+    log: LogKey | None,
     times: list[datetime],
     failures: tuple[str, ...],
     *,
     leaf: x509.Certificate | None,
 ) -> VerificationResult:
-    kind = bundle.entry.kind_version
+    entry = bundle.entry
+    kind = entry.kind_version if entry is not None else None
     return VerificationResult(
         identity=next(iter(certificate_identities(leaf)), None) if leaf is not None else None,
         issuer=certificate_issuer(leaf) if leaf is not None else None,
-        log_url=log.base_url,
-        log_index=bundle.entry.log_index,
+        log_url=log.base_url if log is not None else None,
+        log_index=entry.log_index if entry is not None else None,
         signed_times=tuple(times),
-        entry_kind=f"{kind.kind}/{kind.version}",
+        entry_kind=f"{kind.kind}/{kind.version}" if kind is not None else None,
         dsse_payload_type=bundle.envelope.payload_type if bundle.envelope else None,
         timestamp_failures=failures,
     )

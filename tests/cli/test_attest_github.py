@@ -183,13 +183,17 @@ def test_malformed_shortcuts_are_usage_errors(flags, message, capsys) -> None:
     assert message in capsys.readouterr().err
 
 
-def test_private_repository_attestations_are_refused_clearly(capsys) -> None:
-    """GitHub's private-repository instance logs nothing (RFC 3161 only); keyless requires a
-    transparency log entry, and says so in one line."""
+def test_private_repository_attestation_needs_githubs_log_less_root(capsys) -> None:
+    """GitHub's private-repository instance logs nothing (RFC 3161 timestamps only). The
+    bundle now parses, and under the embedded public-good root, which lists logs, it is refused
+    with one line saying what would verify it; under a root that lists no log and its TSA it
+    verifies (tests/cli/test_reference_agreement.py, with forged material: GitHub's own trusted
+    root of that time is not in this repository)."""
     bundle = DATA / "github_provenance_demo-0.0.12-py3-none-any-bundle.jsonl"
     artifact = DATA / "github_provenance_demo-0.0.12-py3-none-any.whl"
     assert _verify(bundle, artifact, "--owner", "malancas") == 1
     assert _error(capsys) == (
-        "verification failed (bundle): malformed bundle: verificationMaterial.tlogEntries: "
-        "Field required"
+        "verification failed (log-entry): the bundle has no transparency log entry, only "
+        "RFC 3161 timestamps, and the trusted root lists transparency logs; only the root of a "
+        "log-less instance (no logs, a TSA) verifies such a bundle"
     )

@@ -131,7 +131,9 @@ def test_two_log_entries(valid: dict) -> None:
 def test_no_log_entry(valid: dict) -> None:
     doc = copy.deepcopy(valid)
     doc["verificationMaterial"]["tlogEntries"] = []
-    assert _bundle_error(doc) == "expected exactly one transparency log entry, got 0"
+    assert _bundle_error(doc) == (
+        "expected exactly one transparency log entry, got 0 (and no RFC 3161 timestamp)"
+    )
 
 
 def test_v01_without_promise(valid: dict) -> None:

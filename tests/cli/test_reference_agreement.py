@@ -752,3 +752,129 @@ def test_unknown_entry_kind_is_named(instance: Instance) -> None:
     }
     error = _v2_dsse_error(instance, bundle)
     assert (error.check, error.detail) == ("log-body", "unsupported log entry kind rekord/0.0.1")
+
+
+# Log-less instances (GitHub's private-repository Sigstore): RFC 3161 timestamps, no log entry.
+# The rule: such a bundle verifies only under a trusted root that lists no transparency log;
+# its signed times are its RFC 3161 timestamps alone (the threshold applies), and the SCT is
+# checked only when the root lists CT logs.
+
+
+def _logless_bundle(instance: Instance) -> dict:
+    bundle = _dsse_bundle(
+        instance, _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()}), v2=True
+    )
+    del bundle["verificationMaterial"]["tlogEntries"]
+    return bundle
+
+
+def _logless_root(instance: Instance) -> dict:
+    root = _Tsa.shared(instance).root()
+    root["tlogs"], root["ctlogs"] = [], []
+    return root
+
+
+def _verify_attestation_cli(
+    tmp_path: Path, bundle: dict, root: dict, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    (tmp_path / "a.txt").write_bytes(ARTIFACT)
+    (tmp_path / "bundle.json").write_text(dumps(bundle))
+    (tmp_path / "root.json").write_text(dumps(root))
+    return _run(
+        [
+            "verify-attestation",
+            "--bundle",
+            str(tmp_path / "bundle.json"),
+            "--trusted-root",
+            str(tmp_path / "root.json"),
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+            str(tmp_path / "a.txt"),
+        ],
+        capsys,
+    )
+
+
+def test_logless_bundle_verifies_under_a_logless_root(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _verify_attestation_cli(
+        tmp_path, _logless_bundle(instance), _logless_root(instance), capsys
+    )
+    assert code == 0, err
+    assert err.splitlines()[0] == (
+        f"Verified OK: {tmp_path / 'a.txt'} attested (https://slsa.dev/provenance/v1) by "
+        f"{IDENTITY} ({ISSUER}), no log entry (RFC 3161 timestamp of a log-less instance)"
+    )
+    result = Verifier(TrustedRoot.from_json(dumps(_logless_root(instance)))).verify(
+        Bundle.from_json(dumps(_logless_bundle(instance))),
+        sha256=hashlib.sha256(ARTIFACT).digest(),
+        policy=AllOf([Identity(IDENTITY), Issuer(ISSUER)]),
+        now=NOW,
+    )
+    assert (result.log_url, result.log_index, result.entry_kind) == (None, None, None)
+    assert result.to_json()["log"] is None
+    assert len(result.signed_times) == 1
+
+
+def test_logless_bundle_is_refused_under_a_root_with_logs(
+    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _verify_attestation_cli(
+        tmp_path, _logless_bundle(instance), _Tsa.shared(instance).root(), capsys
+    )
+    assert code == 1
+    assert err.splitlines()[0] == (
+        "error: verification failed (log-entry): the bundle has no transparency log entry, "
+        "only RFC 3161 timestamps, and the trusted root lists transparency logs; only the "
+        "root of a log-less instance (no logs, a TSA) verifies such a bundle"
+    )
+
+
+def test_logless_bundle_needs_a_timestamp_from_a_trusted_tsa(instance: Instance) -> None:
+    bundle = _logless_bundle(instance)
+    # A timestamp by another TSA, over the same signature, in place of the trusted one.
+    signature = base64.b64decode(bundle["dsseEnvelope"]["signatures"][0]["sig"])
+    bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"] = [
+        {"signedTimestamp": _Tsa(instance).stamp(signature)}
+    ]
+    with pytest.raises(VerificationError) as info:
+        Verifier(TrustedRoot.from_json(dumps(_logless_root(instance)))).verify(
+            Bundle.from_json(dumps(bundle)),
+            sha256=hashlib.sha256(ARTIFACT).digest(),
+            policy=AllOf([Identity(IDENTITY), Issuer(ISSUER)]),
+            now=NOW,
+        )
+    assert info.value.check == "timestamp"
+    assert info.value.detail.startswith(
+        "0 of the bundle's signed times verify, 1 needed; timestamp #0 "
+    )
+
+
+@pytest.mark.parametrize(
+    ("version", "media_type"),
+    [
+        ("0.3", "application/vnd.dev.sigstore.bundle.v0.3+json"),
+        ("0.1", "application/vnd.dev.sigstore.bundle+json;version=0.1"),
+    ],
+)
+def test_bundle_without_entry_or_timestamp_is_malformed(
+    instance: Instance, version: str, media_type: str
+) -> None:
+    from cli.bundle import BundleError
+
+    bundle = _logless_bundle(instance)
+    bundle["mediaType"] = media_type
+    if version == "0.3":
+        del bundle["verificationMaterial"]["timestampVerificationData"]
+        expected = "expected exactly one transparency log entry, got 0 (and no RFC 3161 timestamp)"
+    else:
+        # v0.1 has a chain and requires its log entry (its SET), timestamps or not.
+        leaf = bundle["verificationMaterial"].pop("certificate")
+        bundle["verificationMaterial"]["x509CertificateChain"] = {"certificates": [leaf]}
+        expected = "expected exactly one transparency log entry, got 0"
+    with pytest.raises(BundleError) as info:
+        Bundle.from_json(dumps(bundle))
+    assert str(info.value) == f"bundle: {expected}"
