@@ -80,7 +80,11 @@ def _loopback_only() -> None:
     if current_app.extensions[_ALLOW_PROXIED]:
         return
     host = urlsplit(f"//{request.host}").hostname
-    if not is_loopback_host(host) or any(name in request.headers for name in _FORWARDING_HEADERS):
+    # nginx's default upstream request adds no forwarding header and keeps the upstream's
+    # Host, but speaks HTTP/1.0, which no client of this issuer does.
+    http10 = request.environ.get("SERVER_PROTOCOL") == "HTTP/1.0"
+    forwarded = any(name in request.headers for name in _FORWARDING_HEADERS)
+    if not is_loopback_host(host) or forwarded or http10:
         raise DevIssuerError("access_denied", _PROXIED_REFUSAL, status=403)
 
 

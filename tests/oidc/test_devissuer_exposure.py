@@ -8,6 +8,8 @@ headers, or names a host that is not loopback, came through something else and i
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,6 +70,22 @@ def test_direct_loopback_clients_are_served(server, host: str) -> None:
     response = _mint(server.url, {"Host": f"{host}:{port}"})
     assert response.status_code == 200, response.text
     assert response.json()["id_token"].count(".") == 2
+
+
+def test_http_1_0_is_refused_as_nginx_default_proxying(server) -> None:
+    """nginx's default proxy_pass keeps Host 127.0.0.1:port and adds no header, but speaks
+    HTTP/1.0; direct clients (requests, curl, browsers, the CLI) speak HTTP/1.1."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            f"GET /oidc/.well-known/openid-configuration HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode()
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"403", head
+    assert json.loads(body) == REFUSAL
 
 
 def test_direct_request_without_headers_is_served(server) -> None:
