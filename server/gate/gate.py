@@ -23,6 +23,7 @@ of one digest share one verification.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from cli.oci import RegistryClient
     from cli.policy.workloads import WorkloadImage
     from server.gate.metrics import GateMetrics
+
+log = logging.getLogger("keyless.gate")
 
 # The part of the deadline kept for assembling and sending the answer.
 ANSWER_MARGIN_SECONDS = 0.5
@@ -145,6 +148,8 @@ class Gate:
                     f"pins it: {result.resolved.name}:{result.resolved.tag}@"
                     f"{result.resolved.digest})"
                 )
+        if refusals or warnings:
+            _log(request, "denied" if refusals else "admitted with warnings", refusals + warnings)
         if refusals:
             self.metrics.admission("validations", "denied")
             return response(
@@ -300,6 +305,14 @@ class Gate:
         if verdict.outcome in (FAIL, WARN):
             return self.settings.negative_ttl
         return 0.0
+
+
+def _log(request: AdmissionRequest, what: str, lines: list[str]) -> None:
+    """One line per refusal or warning in the gate's log, for audits after the fact."""
+    where = f"{request.namespace}/{request.name}" if request.namespace else request.name
+    dry = " (dry run)" if request.dry_run else ""
+    for line in lines:
+        log.info("%s %s %s %s%s: %s", what, request.operation, request.kind, where, dry, line)
 
 
 def _deleting(obj: Any) -> bool:

@@ -115,6 +115,7 @@ def test_enforce_refuses_with_403_naming_field_policy_and_authority(gate, regist
         "policy: unsigned images are not allowed",
     }
     assert "warnings" not in answer
+    assert f"denied CREATE Pod prod/web: {answer['status']['message']}\n" in gate.log.read_text()
 
 
 def test_warn_mode_admits_with_a_warning(gate, registry):
