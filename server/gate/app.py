@@ -18,7 +18,6 @@ import json
 import logging
 from typing import Any
 
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from server.gate.admission import (
@@ -46,7 +45,6 @@ class GateApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
-        request.max_content_length = MAX_BODY_BYTES
         return self._route(request)(environ, start_response)
 
     def _route(self, request: Request) -> Response:
@@ -72,11 +70,9 @@ class GateApp:
         if request.mimetype != "application/json":
             self.gate.metrics.admission(webhook, "invalid")
             return _error(415, "Content-Type must be application/json")
-        try:
-            body = request.get_data(cache=False)
-        except RequestEntityTooLarge:
+        body = _body(request)
+        if body is None:
             self.gate.metrics.admission(webhook, "invalid")
-            _drain(request)
             return _error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
         try:
             uid, raw = parse_review(body)
@@ -101,18 +97,31 @@ class GateApp:
         return Response(json.dumps(answer, separators=(",", ":")), content_type="application/json")
 
 
-def _drain(request: Request) -> None:
-    """Read (and drop) a moderately oversized body, so that a client still sending it gets the
-    413 instead of a broken connection; beyond `MAX_DRAIN_BYTES` the connection is dropped."""
-    length = request.content_length or 0
-    if length > MAX_DRAIN_BYTES:
-        return
+def _body(request: Request) -> bytes | None:
+    """The request body, or None when it is larger than `MAX_BODY_BYTES`, with or without a
+    Content-Length (chunked bodies are read up to the limit, never further). A moderately
+    oversized body with a Content-Length is read and dropped, so that a client still sending
+    it gets the 413 rather than a broken connection; beyond `MAX_DRAIN_BYTES` it is not."""
     stream = request.environ["wsgi.input"]
-    while length > 0:
-        chunk = stream.read(min(length, 64 * 1024))
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        remaining = length if length <= MAX_DRAIN_BYTES else 0
+        while remaining > 0:
+            chunk = stream.read(min(remaining, 64 * 1024))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+        return None
+    limit = MAX_BODY_BYTES + 1 if length is None else length
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = stream.read(min(limit - size, 64 * 1024))
         if not chunk:
-            return
-        length -= len(chunk)
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return None if size > MAX_BODY_BYTES else b"".join(parts)
 
 
 def _error(status: int, message: str) -> Response:

@@ -298,6 +298,21 @@ def test_what_is_not_an_admission_review_v1_is_a_400(gate, path, body, status, e
 def test_huge_bodies_wrong_types_methods_and_paths(gate):
     huge = gate.post("/validations", b'{"a":"' + b"x" * (5 * 1024 * 1024) + b'"}')
     assert (huge.status_code, _error(huge)) == (413, "the body is larger than 4194304 bytes")
+    # Chunked, without a Content-Length: read up to the limit, not beyond.
+    chunks = (b"x" * (1024 * 1024) for _ in range(6))
+    chunked = gate.session.post(
+        gate.url + "/validations",
+        data=chunks,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert (chunked.status_code, _error(chunked)) == (413, "the body is larger than 4194304 bytes")
+    small = (part for part in (b'{"apiVersion":', b'"admission.k8s.io/v1beta1"}'))
+    chunked = gate.session.post(
+        gate.url + "/validations", data=small, headers={"Content-Type": "application/json"}
+    )
+    assert chunked.status_code == 400
+    assert _error(chunked).startswith("apiVersion must be admission.k8s.io/v1, not ")
     form = gate.post("/validations", b"{}", headers={"Content-Type": "text/plain"})
     assert (form.status_code, _error(form)) == (415, "Content-Type must be application/json")
     get = gate.session.get(gate.url + "/validations", timeout=10)
