@@ -112,6 +112,7 @@ class Gate:
     def mutate(self, request: AdmissionRequest, budget: float) -> dict[str, Any]:
         fields = self._fields(request)
         if isinstance(fields, dict):
+            self.metrics.admission("mutations", "skipped")
             return fields
         deadline = time.monotonic() + budget
         tags = [f for f in fields if _is_tag(f.image)]
@@ -130,6 +131,7 @@ class Gate:
     def validate(self, request: AdmissionRequest, budget: float) -> dict[str, Any]:
         fields = self._fields(request)
         if isinstance(fields, dict):
+            self.metrics.admission("validations", "skipped")
             return fields
         deadline = time.monotonic() + budget
         judged = self._run({f.image for f in fields}, self._judge, deadline, budget)

@@ -15,7 +15,8 @@ class GateMetrics:
         self.admissions = Counter(
             "keyless_gate_admissions",
             "AdmissionReview answers, by webhook and result "
-            "(allowed, patched, warned, denied, invalid)",
+            "(allowed, patched, warned, denied, invalid; skipped: DELETE, CONNECT, objects "
+            "being deleted)",
             ["webhook", "result"],
             registry=self.registry,
         )

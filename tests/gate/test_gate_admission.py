@@ -242,8 +242,11 @@ def test_dry_run_is_judged_like_a_real_request(gate, registry):
 @pytest.mark.parametrize("operation", ["DELETE", "CONNECT"])
 def test_delete_and_connect_are_allowed_untouched(gate, registry, operation):
     sent = review(pod(f"{registry.host}/denied/x:1"), operation=operation)
+    skipped = 'keyless_gate_admissions_total{result="skipped",webhook="validations"}'
+    before = gate.metric(skipped)
     for path in ("/validations", "/mutations"):
         assert gate.review(path, sent) == {"uid": sent["request"]["uid"], "allowed": True}
+    assert gate.metric(skipped) == before + 1
 
 
 # Bad input.
