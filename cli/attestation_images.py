@@ -31,6 +31,7 @@ from cli.verify.dsse import INTOTO_PAYLOAD_TYPE
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from cli.oci import ImageSignatures
     from cli.signing import EphemeralSigner, SigningResult
     from cli.trust import TrustedRoot
     from cli.verify import Policy
@@ -121,8 +122,35 @@ def verify_image_attestations(
     digest = manifest.digest
     pinned = image.with_digest(digest)
     found = find_signatures(client, pinned, digest)
+    verified = judge_attestations(
+        found,
+        digest,
+        verifier=Verifier(trusted_root),
+        policy=policy,
+        predicate_type=predicate_type,
+        now=now,
+        rego=rego,
+    )
+    return ImageAttestations(pinned, digest, verified)
+
+
+def judge_attestations(
+    found: ImageSignatures,
+    digest: str,
+    *,
+    verifier: Verifier,
+    policy: Policy,
+    predicate_type: str | None,
+    now: datetime,
+    rego: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[VerifiedAttestation, ...]:
+    """The attestations among the bundles found for `digest` that verify in full, are of
+    `predicate_type` (any, if None), by an identity `policy` accepts, and that `rego` allows.
+
+    Raises:
+        AttestationVerificationError: none passed; the message names the check.
+    """
     sha256 = bytes.fromhex(digest.partition(":")[2])
-    verifier = Verifier(trusted_root)
     verified: list[VerifiedAttestation] = []
     failures: list[VerificationError] = []
     types: set[str] = set()
@@ -156,7 +184,7 @@ def verify_image_attestations(
         )
     if not verified:
         raise _failure(digest, failures, types, predicate_type, found.problems)
-    return ImageAttestations(pinned, digest, tuple(verified))
+    return tuple(verified)
 
 
 def _failure(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,23 @@ class RegoPolicy:
         return allowed, messages
 
 
+def rego_check(policies: Sequence[RegoPolicy]) -> Callable[[dict[str, Any]], None] | None:
+    """A check that raises VerificationError("policy") when a policy refuses a statement."""
+    from cli.verify import VerificationError
+
+    if not policies:
+        return None
+
+    def check(statement: dict[str, Any]) -> None:
+        for policy in policies:
+            allowed, messages = policy.evaluate(statement)
+            if not allowed:
+                why = "; ".join(messages) if messages else f"{policy.query} is not true"
+                raise VerificationError("policy", f"policy {policy.name} denies: {why}")
+
+    return check
+
+
 def evaluate_rego(
     policy_text: str, input_document: Any, *, query: str = COSIGN_QUERY
 ) -> tuple[bool, list[str]]:
@@ -172,6 +190,8 @@ def _members(value: Any) -> list[Any]:
         return value
     if not isinstance(value, dict):
         return []
+    if isinstance(value.get("result"), bool):
+        return [value]  # one result object, as policy-controller's rules usually give
     members = []
     for key in value:
         try:

@@ -247,23 +247,6 @@ def _policies(args: argparse.Namespace) -> list[RegoPolicy]:
     return policies
 
 
-def _rego_check(policies: list[RegoPolicy]) -> Any:
-    """A check that raises VerificationError("policy") when a policy refuses a statement."""
-    from cli.verify import VerificationError
-
-    if not policies:
-        return None
-
-    def check(statement: dict[str, Any]) -> None:
-        for policy in policies:
-            allowed, messages = policy.evaluate(statement)
-            if not allowed:
-                why = "; ".join(messages) if messages else f"{policy.query} is not true"
-                raise VerificationError("policy", f"policy {policy.name} denies: {why}")
-
-    return check
-
-
 def _verify_files(
     args: argparse.Namespace, policy: Policy, predicate_type: str | None, rego: list[RegoPolicy]
 ) -> tuple[str, list[VerifiedAttestation]]:
@@ -284,7 +267,9 @@ def _verify_files(
         bundle_path = Path(args.bundle)
     bundles = read_bundles(bundle_path)
     verifier = Verifier(_trusted_root(args))
-    check = _rego_check(rego)
+    from cli.attestation_policy import rego_check
+
+    check = rego_check(rego)
     now = datetime.now(UTC)
     verified: list[VerifiedAttestation] = []
     failures: list[VerificationError] = []
@@ -339,6 +324,7 @@ def _verify_image(
     from datetime import UTC, datetime
 
     from cli.attestation_images import verify_image_attestations
+    from cli.attestation_policy import rego_check
     from cli.commands.verify import _trusted_root
 
     root = _trusted_root(args)
@@ -350,7 +336,7 @@ def _verify_image(
             policy=policy,
             predicate_type=predicate_type,
             now=datetime.now(UTC),
-            rego=_rego_check(rego),
+            rego=rego_check(rego),
         )
     if image.digest is None:
         print(f"resolved {image} to {outcome.digest}", file=sys.stderr)

@@ -10,7 +10,10 @@ A policy file (or every `*.yaml`/`*.yml`/`*.json` file of a directory) holds YAM
 
 Everything else is refused, and so is every field keyless does not implement, so that a policy
 never means less here than its author meant: unknown fields, `match`, CIP-level `policy`,
-`attestations`, `source`, `kms` and `secretRef` keys, `ca-cert`, `insecureIgnoreSCT: true`.
+`source`, `kms` and `secretRef` keys, `ca-cert`, `insecureIgnoreSCT: true`, attestation
+policies in CUE or fetched from elsewhere (`remote`, `configMapRef`), attestations with a key
+authority. Attestation policies are Rego, evaluated with policy-controller's query
+(`data.sigstore.isCompliant`) over the whole in-toto statement.
 Loading collects every problem, one line each: `file: document N (name): field.path: what`.
 
 Differences from policy-controller that make a policy stricter, never looser:
@@ -29,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.attestation import AttestationError, predicate_type_uri
+from cli.attestation_policy import POLICY_CONTROLLER_QUERY, PolicyError, RegoPolicy
 from cli.policy.errors import PolicyFileError
 from cli.policy.glob import GlobError, GlobPattern, compile_glob
 from cli.policy.trustroots import (
@@ -97,6 +102,16 @@ class KeylessIdentity:
 
 
 @dataclass(frozen=True)
+class AttestationRule:
+    """An authority's `attestations[]` entry: an attestation of this predicate type must be
+    there, by the authority's signer, and allowed by the Rego policy if one is given."""
+
+    name: str
+    predicate_type: str  # a URI (policy-controller's short names are mapped)
+    policy: RegoPolicy | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class Authority:
     """One way to satisfy a policy: a keyless identity, a public key, or a static verdict."""
 
@@ -110,6 +125,8 @@ class Authority:
     tlog_url: str | None = None
     signature_format: str = "legacy"
     require_timestamp: bool = False  # `rfc3161timestamp`: a trusted TSA's timestamp is required
+    # With attestations, only attestations are checked, each rule needing one (policy-controller).
+    attestations: tuple[AttestationRule, ...] = ()
     # `keyless verify` builds its authority from flags (identity, issuer, GitHub claims).
     flag_policy: Policy | None = None
     flag_description: str = ""
@@ -413,11 +430,11 @@ def _authority(
         for other in ("attestations", "source", "ctlog", "rfc3161timestamp"):
             if entry.get(other):
                 where.add(path, f"static cannot be combined with {other}")
-    if entry.get("attestations"):
-        where.add(
-            f"{path}.attestations",
-            "attestation policies are not supported yet (signatures only)",
-        )
+    attestations: tuple[AttestationRule, ...] = ()
+    if entry.get("attestations") is not None and kind != "static":
+        attestations = _attestations(where, entry["attestations"], f"{path}.attestations")
+        if kind == "key" and attestations:
+            where.add(f"{path}.attestations", "attestations are supported with keyless only")
     if entry.get("source"):
         where.add(f"{path}.source", "signatures kept in another repository are not supported yet")
     signature_format = entry.get("signatureFormat") or "legacy"
@@ -482,8 +499,64 @@ def _authority(
         tlog_url=tlog_url.rstrip("/") if tlog_url else None,
         signature_format=signature_format,
         require_timestamp=require_timestamp,
+        attestations=attestations,
         **built,
     )
+
+
+_ATTESTATION_KEYS = {"name", "predicateType", "policy"}
+_ATTESTATION_POLICY_KEYS = {"type", "data", "remote", "configMapRef"}
+
+
+def _attestations(where: _Where, value: Any, path: str) -> tuple[AttestationRule, ...]:
+    """`attestations[]`: name, predicateType (a short name or a URI), optional Rego `policy`
+    evaluated with policy-controller's query (`data.sigstore.isCompliant`) over the statement."""
+    if not isinstance(value, list) or not value:
+        where.add(path, "must be a non-empty list")
+        return ()
+    rules: list[AttestationRule] = []
+    for index, item in enumerate(value):
+        at = f"{path}[{index}]"
+        entry = _check_keys(where, item, at, _ATTESTATION_KEYS)
+        name = _string(where, entry.get("name"), f"{at}.name", required=True)
+        kind = _string(where, entry.get("predicateType"), f"{at}.predicateType", required=True)
+        predicate_type = None
+        if kind is not None:
+            try:
+                predicate_type = predicate_type_uri(kind)
+            except AttestationError as exc:
+                where.add(f"{at}.predicateType", exc.message)
+        policy = None
+        if entry.get("policy") is not None:
+            policy = _attestation_policy(where, entry["policy"], f"{at}.policy", name or at)
+        if name is not None and predicate_type is not None:
+            rules.append(AttestationRule(name, predicate_type, policy))
+    names = [rule.name for rule in rules]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        where.add(path, f"two attestations are named {name!r}")
+    return tuple(rules)
+
+
+def _attestation_policy(where: _Where, value: Any, path: str, name: str) -> RegoPolicy | None:
+    policy = _check_keys(where, value, path, _ATTESTATION_POLICY_KEYS)
+    kind = policy.get("type")
+    if kind == "cue":
+        where.add(f"{path}.type", "CUE policies are not supported (Rego only)")
+        return None
+    if kind != "rego":
+        where.add(f"{path}.type", f"must be rego, not {kind!r}")
+        return None
+    for fetched in ("remote", "configMapRef"):
+        if policy.get(fetched) is not None:
+            where.add(f"{path}.{fetched}", "policies are read from the file only (put it in data)")
+    data = _string(where, policy.get("data"), f"{path}.data", required=True)
+    if data is None:
+        return None
+    try:
+        return RegoPolicy(data, query=POLICY_CONTROLLER_QUERY, name=name)
+    except PolicyError as exc:
+        where.add(f"{path}.data", exc.message)
+        return None
 
 
 def _trust_label(material: TrustMaterial) -> str:

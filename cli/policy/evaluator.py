@@ -292,6 +292,8 @@ class Evaluator:
         if found is None or image.pinned is None:
             raise TypeError("signatures must be read before a signing authority is judged")
         verifier, root = self._verifier(authority.trust_root, authority.tlog_url)
+        if authority.attestations:
+            return _attested(authority, image, found, verifier, now)
         try:
             outcome = check_signatures(
                 image.pinned,
@@ -333,6 +335,45 @@ class Evaluator:
                 cached = (Verifier(root), root)
                 self._verifiers[key] = cached
             return cached
+
+
+def _attested(
+    authority: Authority,
+    image: ResolvedImage,
+    found: ImageSignatures,
+    verifier: Verifier,
+    now: datetime,
+) -> AuthorityResult:
+    """An authority with `attestations`: every rule needs one attestation of its predicate type
+    by the authority's signer that its policy allows; signatures do not count (as in
+    policy-controller)."""
+    from cli.attestation_images import AttestationVerificationError, judge_attestations
+    from cli.attestation_policy import PolicyError, rego_check
+
+    passed: list[str] = []
+    signer: tuple[str | None, str | None] = (None, None)
+    for rule in authority.attestations:
+        try:
+            verified = judge_attestations(
+                found,
+                image.digest,
+                verifier=verifier,
+                policy=authority.identity_policy(),
+                predicate_type=rule.predicate_type,
+                now=now,
+                rego=rego_check([rule.policy] if rule.policy else []),
+            )
+        except (AttestationVerificationError, PolicyError) as exc:
+            message = f"attestation {rule.name}: {exc.message}"
+            if isinstance(exc, AttestationVerificationError) and exc.reason == "identity":
+                message += f" (the policy wants {authority.describe_expected()})"
+            return AuthorityResult(authority.name, False, message)
+        first = verified[0]
+        signer = (first.identity, first.issuer)
+        passed.append(f"{rule.name} ({rule.predicate_type}) by {first.identity} ({first.issuer})")
+    return AuthorityResult(
+        authority.name, True, "attested: " + "; ".join(passed), signer[0], signer[1]
+    )
 
 
 def _refusal(authority: Authority, image: ResolvedImage, exc: ImageVerificationError) -> str:

@@ -254,7 +254,6 @@ def test_static_cannot_be_combined(tmp_path: Path) -> None:
     assert _problems(path) == [
         f"{where}: static cannot be combined with attestations",
         f"{where}: static cannot be combined with source",
-        f"{where}.attestations: attestation policies are not supported yet (signatures only)",
         f"{where}.source: signatures kept in another repository are not supported yet",
     ]
 

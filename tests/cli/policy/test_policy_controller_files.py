@@ -20,10 +20,11 @@ EXAMPLES: dict[str, list[str]] = {
         "(image-policy-typemeta-allow-only-pods): spec.policy: CIP-level (cue/rego) policies are not supported yet",
     ],
     "custom-key-attestation-sbom-spdxjson.yaml": [
-        "(custom-key-attestation-sbom-spdxjson): spec.authorities[0].attestations: attestation policies are not supported yet (signatures only)",
+        "(custom-key-attestation-sbom-spdxjson): spec.authorities[0].attestations[0].policy.type: CUE policies are not supported (Rego only)",
+        "(custom-key-attestation-sbom-spdxjson): spec.authorities[0].attestations: attestations are supported with keyless only",
     ],
     "keyless-attestation-sbom-spdxjson.yaml": [
-        "(keyless-attestation-sbom-spdxjson): spec.authorities[0].attestations: attestation policies are not supported yet (signatures only)",
+        "(keyless-attestation-sbom-spdxjson): spec.authorities[0].attestations[0].policy.type: CUE policies are not supported (Rego only)",
     ],
     "release-signed-by-github-actions.yaml": [],
     "signed-by-aws-kms-key.yaml": [
