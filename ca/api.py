@@ -6,6 +6,7 @@ Every failure is Fulcio's `{"code","message","details"}` body with Fulcio's stat
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -15,9 +16,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from ca import wire
 from ca.errors import MSG_TRUST_BUNDLE, BackendError, CAError, RequestError
-from ca.issuance import CertificateAuthority
+from ca.issuance import CertificateAuthority, IssuedCertificate
+from oidc.oids import ISSUER_V2, decode_extension_value, fulcio_oid
 
 log = logging.getLogger(__name__)
+# One JSON line per issuance and per refusal, for auditors: never the token, never a key.
+audit = logging.getLogger("keyless.audit")
 
 bp = Blueprint("ca", __name__)
 EXTENSION_KEY = "keyless.ca"
@@ -48,6 +52,8 @@ def _ca_error(exc: CAError) -> tuple[Response, int]:
         log.error("CA request failed (%s): %s", exc.reason, exc)
     else:
         log.warning("CA request refused (%s): %s", exc.reason, exc)
+    if request.path.endswith("/signingCert"):
+        _audit("refused", status=exc.status, reason=exc.reason, message=str(exc)[:300])
     return jsonify(wire.render_error(exc)), exc.status
 
 
@@ -61,6 +67,7 @@ def signing_cert_v2() -> Response:
     now = datetime.now(UTC)
     parsed = wire.parse_v2_request(_body(), authorization=request.headers.get("Authorization"))
     issued = current_authority().issue(parsed, now=now)
+    _audit_issued(issued, now)
     return jsonify(wire.render_v2_certificate(issued))
 
 
@@ -79,6 +86,7 @@ def signing_cert_v1() -> Response:
     now = datetime.now(UTC)
     parsed = wire.parse_v1_request(_body(), authorization=request.headers.get("Authorization"))
     issued = current_authority().issue(parsed, now=now)
+    _audit_issued(issued, now)
     body, headers = wire.render_v1_certificate(issued)
     return Response(body, status=201, mimetype=PEM_CHAIN, headers=headers)
 
@@ -86,6 +94,56 @@ def signing_cert_v1() -> Response:
 @bp.get("/api/v1/rootCert")
 def root_cert() -> Response:
     return Response(wire.render_root_cert(_chains()), mimetype=PEM_CHAIN)
+
+
+def _audit_issued(issued: IssuedCertificate, now: datetime) -> None:
+    leaf = issued.leaf
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        identities = [str(getattr(name, "value", name)) for name in san]
+    except x509.ExtensionNotFound:
+        identities = []
+    try:
+        raw = leaf.extensions.get_extension_for_oid(fulcio_oid(ISSUER_V2)).value
+        issuer: str | None = decode_extension_value(ISSUER_V2, raw.value)
+    except (x509.ExtensionNotFound, ValueError):
+        issuer = None
+    key = leaf.public_key()
+    curve = getattr(getattr(key, "curve", None), "name", None)
+    _audit(
+        "issued",
+        time=now.isoformat().replace("+00:00", "Z"),
+        serial=f"{leaf.serial_number:x}",
+        identity=identities,
+        issuer=issuer,
+        key_algorithm=curve or f"RSA-{getattr(key, 'key_size', '?')}",
+        # The SCT names the CT entry (its timestamp, with the leaf); `keyless audit` gives its
+        # index, which RFC 6962's add-chain answer does not carry.
+        sct_timestamp=_sct_timestamp(issued),
+        sct="embedded" if issued.embedded else "detached",
+    )
+
+
+def _sct_timestamp(issued: IssuedCertificate) -> int | None:
+    """The SCT's timestamp (ms): detached, or the first one embedded in the leaf."""
+    if issued.sct is not None:
+        return issued.sct.timestamp_ms
+    try:
+        embedded = issued.leaf.extensions.get_extension_for_class(
+            x509.PrecertificateSignedCertificateTimestamps
+        ).value
+    except x509.ExtensionNotFound:
+        return None
+    for sct in embedded:
+        return int(sct.timestamp.replace(tzinfo=UTC).timestamp() * 1000)
+    return None
+
+
+def _audit(event: str, **fields: object) -> None:
+    """One JSON line on the `keyless.audit` logger, with the client's address."""
+    record = {"event": event, "client": request.remote_addr, "path": request.path, **fields}
+    record.setdefault("time", datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+    audit.info(json.dumps(record, separators=(",", ":"), sort_keys=False))
 
 
 def _chains() -> tuple[tuple[x509.Certificate, ...], ...]:

@@ -132,6 +132,10 @@ class _KeylessGunicorn(BaseApplication):
             # The control socket sits at one fixed path per user, so two instances side by
             # side would fight over it; keyless does not use gunicornc.
             "control_socket_disable": True,
+            # One access line per request on stdout, with its time; never a body or header, so
+            # never a token (they travel in Authorization headers and POST bodies).
+            "accesslog": "-",
+            "access_log_format": '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"',
         }
         for key, value in settings.items():
             self.cfg.set(key, value)

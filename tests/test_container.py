@@ -5,6 +5,7 @@ and the manifests validated against the Kubernetes schema."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import socket
 import subprocess
@@ -120,7 +121,9 @@ def test_entrypoint_serves_the_kubernetes_config(dockerfile, tmp_path: Path) -> 
         assert _wait_healthy(f"http://127.0.0.1:{port}/healthz", process), process.stderr.read()
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        out, _ = process.communicate(timeout=30)
+    # An access line per request, with its time, on stdout.
+    assert re.search(r'127\.0\.0\.1 \[[^]]+\] "GET /healthz HTTP/1\.1" 200 \d+ \d+ms', out), out
 
 
 def test_kubernetes_manifests_validate() -> None:
