@@ -166,3 +166,37 @@ def test_sct_issuer_key_hash_is_per_certificate(instance: Instance) -> None:
         )
         assert _key_hash(cert) == hashlib.sha256(spki).digest()
         assert _key_hash(cert) == hashlib.sha256(spki).digest()  # and again, from the cache
+
+
+def test_leaf_without_embedded_sct_is_refused(instance: Instance) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtensionOID
+
+    from cli.trust import TrustedRoot
+    from cli.verify.sct import check_sct
+    from tests.cli.forge import dumps
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = instance.issue_leaf(key, identity="a@b.test", issuer="https://i.test", not_before=START)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(leaf.subject)
+        .issuer_name(leaf.issuer)
+        .public_key(key.public_key())
+        .serial_number(leaf.serial_number)
+        .not_valid_before(leaf.not_valid_before_utc)
+        .not_valid_after(leaf.not_valid_after_utc)
+    )
+    for extension in leaf.extensions:
+        if extension.oid != ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS:
+            builder = builder.add_extension(extension.value, extension.critical)
+    bare = builder.sign(instance.inter_key, hashes.SHA256())
+    ctlogs = TrustedRoot.from_json(dumps(instance.trusted_root())).ctlogs
+    check_sct(leaf, instance.inter_cert, ctlogs=ctlogs)  # the leaf as issued passes
+    with pytest.raises(VerificationError) as info:
+        check_sct(bare, instance.inter_cert, ctlogs=ctlogs)
+    assert (info.value.check, info.value.detail) == (
+        "sct",
+        "the signing certificate has no embedded SCT",
+    )
