@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cli.main import main
@@ -85,3 +87,57 @@ def test_the_self_signed_certificate_is_kept_across_restarts(tmp_path):
     assert "keyless-gate.keyless-system.svc" in alt.get_values_for_type(x509.DNSName)
     # A name the certificate does not cover makes a new one.
     assert self_signed(tmp_path, [*names, "gate.example"])[0].read_bytes() != first
+
+
+def test_manifests_with_every_option_validate_and_mount_what_the_gate_reads(
+    policy, tmp_path, capsys
+):
+    import kubernetes_validate
+    import yaml
+
+    trust = tmp_path / "acme.json"
+    trust.write_text('{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}')
+    argv = ["gate", "manifests", "--tls-self-signed", str(tmp_path / "tls"), "--policy", policy]
+    argv += ["--trust-root", f"acme={trust}", "--registry-auth-secret", "regcred"]
+    argv += ["--registry-auth-secret", "mirror-cred", "--namespace", "gates"]
+    assert main(argv) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.30.0", strict=True)
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    secret = by_kind[("Secret", "keyless-gate-tls")]
+    deployment = by_kind[("Deployment", "keyless-gate")]
+    pod_spec = deployment["spec"]["template"]["spec"]
+    (container,) = pod_spec["containers"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec["volumes"]}
+    # Every file the gate is told to read sits under a mounted volume of the right source.
+    sources = {}
+    for arg in container["args"]:
+        flag, _, value = arg.partition("=")
+        if flag in ("--policy", "--tls-cert", "--tls-key", "--trust-root", "--registry-auth"):
+            path = value.rpartition("=")[2]
+            (mount,) = [m for m in mounts if path == m or path.startswith(m + "/")]
+            volume = volumes[mounts[mount]]
+            sources[flag, path] = volume.get("configMap", volume.get("secret"))
+    assert sources[("--tls-cert", "/etc/keyless-gate/tls/tls.crt")] == {
+        "secretName": "keyless-gate-tls"
+    }
+    assert {s.get("secretName") for (f, _), s in sources.items() if f == "--registry-auth"} == {
+        "regcred",
+        "mirror-cred",
+    }
+    assert sources[("--trust-root", "/etc/keyless-gate/trust/acme.json")] == {
+        "name": "keyless-gate-trust"
+    }
+    assert "acme.json" in by_kind[("ConfigMap", "keyless-gate-trust")]["data"]
+    assert Path(policy).name in by_kind[("ConfigMap", "keyless-gate-policies")]["data"]
+    # Both webhooks trust the certificate the Secret ships, and reach the Service.
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        (webhook,) = by_kind[(kind, "keyless-gate.keyless.dev")]["webhooks"]
+        assert webhook["clientConfig"]["caBundle"] == secret["data"]["tls.crt"]
+        assert webhook["clientConfig"]["service"]["namespace"] == "gates"
+        assert webhook["failurePolicy"] == "Fail"
+        assert webhook["namespaceSelector"]["matchExpressions"] == [
+            {"key": "keyless.dev/include", "operator": "In", "values": ["true"]}
+        ]
