@@ -110,10 +110,12 @@ def _deployment(
     if options.no_match_policy:
         args.append(f"--no-match-policy={options.no_match_policy}")
     mounts = [
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 (a path in the pod: an emptyDir)
         {"name": "policies", "mountPath": f"{CONFIG_DIR}/policies", "readOnly": True},
         {"name": "tls", "mountPath": f"{CONFIG_DIR}/tls", "readOnly": True},
     ]
     volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
         {"name": "policies", "configMap": {"name": f"{SERVICE}-policies"}},
         {"name": "tls", "secret": {"secretName": f"{SERVICE}-tls"}},
     ]

@@ -8,6 +8,7 @@ answer's deadline.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,11 @@ def bind(host: str, port: int) -> socket.socket:
     return listener
 
 
+def _tmpfs() -> str | None:
+    shm = "/dev/shm"  # noqa: S108 (gunicorn's documented choice for its heartbeat file)
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
 class _GateGunicorn(BaseApplication):
     def __init__(
         self,
@@ -72,6 +78,9 @@ class _GateGunicorn(BaseApplication):
             "certfile": str(self._cert),
             "keyfile": str(self._key),
             "proc_name": "keyless-gate",
+            # The heartbeat file: tmpfs when there is one, as the manifests' Deployment runs
+            # with a read-only root filesystem.
+            "worker_tmp_dir": _tmpfs(),
             "control_socket_disable": True,
         }
         for name, value in settings.items():
