@@ -11,13 +11,17 @@ policies must pass, any one authority is enough (the evaluator's rules). A tag t
 `enforce` policy matches is refused even when its digest passes: what runs must be what was
 judged, and only a digest says that. Failing `mode: warn` policies give warnings. An image
 that could not be judged before the deadline (a registry that hangs, a verification that
-takes too long) is refused, with the reason; it is never admitted for want of an answer.
+takes too long) is refused, with the reason; it is never admitted for want of an answer,
+except with a warning when only `mode: warn` policies match its digest. An UPDATE of an
+object being deleted whose images do not change is allowed untouched (finalizers must not
+hang on a registry). Digests already in the cache are answered in the request's own thread.
 
 Each distinct image string of a request is resolved and judged once, in a thread pool, and
 the answer is assembled when all are done or the deadline passes, whichever comes first.
 Verdicts go through `VerdictCache` keyed by (the evaluator's fingerprint, the names the image
-is matched under), so identical digests are verified once per TTL and concurrent admissions
-of one digest share one verification.
+is matched under: not the digest alone, since the same digest under another repository or
+tag can match other policies), so identical images are verified once per TTL and concurrent
+admissions of one image share one verification.
 """
 
 from __future__ import annotations
