@@ -40,11 +40,14 @@ REKOR_DATABASE = "rekor.sqlite"
 REKOR_CHECKPOINT_FILE = "rekor-checkpoint"
 CT_KEY_FILE = "ct-key.pem"
 CT_DATABASE = "ct.sqlite"
+CT_CHECKPOINT_FILE = "ct-checkpoint"
 REKOR_V2_KEY_FILE = "rekor-v2-key.pem"
 REKOR_V2_DATABASE = "rekor-v2.sqlite"
 REKOR_V2_CHECKPOINT_FILE = "rekor-v2-checkpoint"
 TSA_KEY_FILE = "tsa-key.pem"
 TSA_CHAIN_FILE = "tsa-chain.pem"
+# What each retired-trust kind names, for --new-log's refusals.
+_LOG_NAMES = {"tlog-key": "signature log", "ctlog-key": "CT log"}
 
 
 def create_app(config: ServerConfig) -> Flask:
@@ -207,12 +210,14 @@ def _log_key(
     generate: Callable[[], Any],
     checkpoint: Any,
     database: Path | None,
+    *,
+    retired_kind: str = "tlog-key",
 ) -> tuple[Any, bool]:
     """A log's key from the state directory, and whether it may start a tree: only a key made
     now (a first run, or --new-log once the old log's files are moved aside) ever does."""
     path = state.file(name)
     if config.new_log and not path.exists():
-        _check_new_log([checkpoint.path], database)
+        _check_new_log([checkpoint.path], database, retired_kind=retired_kind)
         key = generate()
         write_private_file(path, _pkcs8(key))
         return key, True
@@ -261,17 +266,13 @@ def _mount_ca(
     from ca.config import IN_PROCESS
     from server.trust_material import LogKey
     from tlog import ct_api
-    from tlog.ct_log import open_ct_log
 
     _check_generated_ca(config, state)
     signer = config.ca.load_signer(state_dir=state.path, now=now)
     ca_start = min(cert.not_valid_before_utc for cert in signer.chain)
     ct_key = config.ca.load_ct_log_key()
     if config.ca.ct_log == IN_PROCESS:
-        key = state.private_key(CT_KEY_FILE, lambda: ec.generate_private_key(ec.SECP256R1()))
-        ct = open_ct_log(
-            database=state.file(CT_DATABASE), private_key=key, roots=[signer.chain[-1]]
-        )
+        ct = _open_ct_log(config, state, roots=[signer.chain[-1]])
         ct_api.init_app(app, ct)
         ct_keys = [LogKey(f"{config.public_url}/ct", ct.public_key, ca_start)]
     else:
@@ -288,6 +289,41 @@ def _mount_ca(
     )
     ca_api.init_app(app, authority, max_request_bytes=config.ca.max_request_bytes)
     return authority, ct_keys
+
+
+def _open_ct_log(config: ServerConfig, state: StateDir, *, roots: list[Any]) -> Any:
+    """The in-process CT log: its own SQLite file, or the `ct_` tables of the PostgreSQL
+    database `log: database` names (one tree shared by every instance behind the origin), its
+    latest signed tree head kept in the state directory so that it never signs two histories."""
+    from tlog.checkpoint_file import CheckpointFile
+    from tlog.ct_log import open_ct_log
+    from tlog.log import Anchor
+
+    database = config.log_database
+    postgres = isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
+    sqlite_file = None if postgres else state.file(CT_DATABASE)
+    checkpoint = CheckpointFile(state.file(CT_CHECKPOINT_FILE))
+    key, fresh = _log_key(
+        config,
+        state,
+        CT_KEY_FILE,
+        lambda: ec.generate_private_key(ec.SECP256R1()),
+        checkpoint,
+        sqlite_file,
+        retired_kind="ctlog-key",
+    )
+    if postgres:
+        from tlog.postgres_storage import PostgresStorage
+
+        storage = PostgresStorage(database, prefix="ct_")
+        label = "PostgreSQL (tables ct_*)"
+    else:
+        from tlog.sqlite_storage import SQLiteStorage
+
+        storage = SQLiteStorage(sqlite_file)
+        label = str(sqlite_file)
+    anchor = Anchor(checkpoint=checkpoint, database=label, key=str(state.file(CT_KEY_FILE)))
+    return open_ct_log(storage=storage, private_key=key, roots=roots, anchor=anchor, new_log=fresh)
 
 
 def _check_generated_ca(config: ServerConfig, state: StateDir) -> None:
@@ -380,7 +416,9 @@ def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
     tuf_api.init_app(app, repository)
 
 
-def _check_new_log(files: list[Path], database: Path | None) -> None:
+def _check_new_log(
+    files: list[Path], database: Path | None, *, retired_kind: str = "tlog-key"
+) -> None:
     """`--new-log` makes a new key and tree only once the old log's files are moved aside
     (kept: the old log's entries still verify with its key): that is the operator's half."""
     from tlog.errors import LogStartError
@@ -390,10 +428,10 @@ def _check_new_log(files: list[Path], database: Path | None) -> None:
     leftovers = [str(path) for path in files if path.exists()]
     if leftovers:
         raise LogStartError(
-            "--new-log starts a new signature log with a new key, but the old log's files are "
-            f"still in place: {', '.join(leftovers)}",
+            f"--new-log starts a new {_LOG_NAMES[retired_kind]} with a new key, but the old "
+            f"log's files are still in place: {', '.join(leftovers)}",
             hint="move them to an archive with the old key (keep them: the old log's entries "
-            "still verify), and list the old key under retired-trust as a tlog-key",
+            f"still verify), and list the old key under retired-trust as a {retired_kind}",
         )
 
 

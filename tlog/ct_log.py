@@ -27,8 +27,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 import strictjson
 from tlog.errors import DuplicateEntryError, EntryError, LogError, NotFoundError, RequestError
-from tlog.log import MerkleLog
+from tlog.log import Anchor, MerkleLog
 from tlog.merkle import HASH_SIZE
+from tlog.storage import LogStorage
 
 MAX_CHAIN_LENGTH = 10
 MAX_CERT_BYTES = 32 * 1024
@@ -105,6 +106,11 @@ class CTLog:
         # repeats the same intermediates, so only the leaf's signature is checked each time.
         self._verified_links: set[tuple[bytes, bytes]] = set()
         self._known_certs: dict[bytes, x509.Certificate] = {}
+
+    @property
+    def log(self) -> MerkleLog:
+        """The underlying Merkle log."""
+        return self._log
 
     def _remember(
         self, link: tuple[bytes, bytes], child: x509.Certificate, parent: x509.Certificate
@@ -269,32 +275,47 @@ class CTLog:
 
 
 def open_ct_log(
-    *, database: Path, private_key: ec.EllipticCurvePrivateKey, roots: Sequence[x509.Certificate]
+    *,
+    private_key: ec.EllipticCurvePrivateKey,
+    roots: Sequence[x509.Certificate],
+    database: Path | None = None,
+    storage: LogStorage | None = None,
+    anchor: Anchor | None = None,
+    new_log: bool = False,
 ) -> CTLog:
-    """The CT log stored in `database` (SQLite), signing with `private_key` (P-256).
+    """The CT log stored in `database` (a SQLite file) or `storage` (e.g. PostgreSQL, shared
+    by several instances), signing with `private_key` (P-256).
 
-    The caller keeps the key (`keyless serve` holds it in its state directory, 0600).
+    The caller keeps the key (`keyless serve` holds it in its state directory, 0600). With
+    `anchor`, the last signed tree head is also kept in a file outside the database, and the
+    log refuses to start over a database that is missing, behind or forked from it, or signed
+    with another key (`tlog.log.MerkleLog`); `new_log` allows an empty database to start a tree.
 
     Raises:
-        LogError: the database's tree heads were signed with another key.
+        LogStartError: (with `anchor`) the database, key and checkpoint file disagree.
+        LogError: (without `anchor`) the database's tree heads were signed with another key.
     """
-    from tlog.sqlite_storage import SQLiteStorage
-
+    if (database is None) == (storage is None):
+        raise TypeError("open_ct_log needs exactly one of database and storage")
     if not isinstance(private_key, ec.EllipticCurvePrivateKey):
         raise TypeError("the CT log key must be an ECDSA private key")
-    key = private_key
-    signer = CTHeadSigner(key)
-    log = MerkleLog(SQLiteStorage(database), signer)
-    head = log.head()
-    try:
-        signer.verify(head.signed, size=head.size, root_hash=head.root_hash)
-    except LogError as exc:
-        raise LogError(
-            f"the CT log in {database} was signed with another key",
-            reason="log-key-mismatch",
-            hint="restore the log's original key, or start a new log with a new database",
-        ) from exc
-    return CTLog(log, private_key=key, roots=roots)
+    if storage is None:
+        from tlog.sqlite_storage import SQLiteStorage
+
+        storage = SQLiteStorage(database)
+    signer = CTHeadSigner(private_key)
+    log = MerkleLog(storage, signer, anchor=anchor, new_log=new_log)
+    if anchor is None:
+        head = log.head()
+        try:
+            signer.verify(head.signed, size=head.size, root_hash=head.root_hash)
+        except LogError as exc:
+            raise LogError(
+                f"the CT log in {database or 'its database'} was signed with another key",
+                reason="log-key-mismatch",
+                hint="restore the log's original key, or start a new log with a new database",
+            ) from exc
+    return CTLog(log, private_key=private_key, roots=roots)
 
 
 def parse_chain_request(body: bytes) -> list[bytes]:
