@@ -86,8 +86,9 @@ class ServerConfig:
     threads: int = 16
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     ca: CAConfig = field(default_factory=CAConfig)
-    # A SQLite file (default <state-dir>/rekor.sqlite), or a postgresql:// URI for a log shared
-    # by several server instances.
+    # The signature log's SQLite file (default <state-dir>/rekor.sqlite), or a postgresql:// URI
+    # whose database holds every log (tables rekor_*, rekor_v2_*, ct_*), shared by several server
+    # instances; the Rekor v2 and CT logs keep their own SQLite files otherwise.
     log_database: Path | str | None = None
     log_key: Path | None = None  # default: generated in the state directory
     oidc_url: str | None = None  # the issuer clients log in at, advertised in the SigningConfig
