@@ -99,9 +99,9 @@ class GateApp:
 
 def _body(request: Request) -> bytes | None:
     """The request body, or None when it is larger than `MAX_BODY_BYTES`, with or without a
-    Content-Length (chunked bodies are read up to the limit, never further). A moderately
-    oversized body with a Content-Length is read and dropped, so that a client still sending
-    it gets the 413 rather than a broken connection; beyond `MAX_DRAIN_BYTES` it is not."""
+    Content-Length (chunked bodies are kept up to the limit, never further). A moderately
+    oversized body is read and dropped, so that a client still sending it gets the 413 rather
+    than a broken connection; beyond `MAX_DRAIN_BYTES` it is not."""
     stream = request.environ["wsgi.input"]
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
@@ -121,7 +121,15 @@ def _body(request: Request) -> bytes | None:
             break
         parts.append(chunk)
         size += len(chunk)
-    return None if size > MAX_BODY_BYTES else b"".join(parts)
+    if size <= MAX_BODY_BYTES:
+        return b"".join(parts)
+    # Too large and chunked: drop the rest too (up to MAX_DRAIN_BYTES), as above.
+    while size < MAX_DRAIN_BYTES:
+        chunk = stream.read(64 * 1024)
+        if not chunk:
+            break
+        size += len(chunk)
+    return None
 
 
 def _error(status: int, message: str) -> Response:
