@@ -3,8 +3,9 @@
 `keyless policy check --resource` and `keyless gate` reduce every workload kind to its pod spec,
 as policy-controller does: a Pod's `spec`, the `spec.template.spec` of a Deployment, ReplicaSet,
 StatefulSet, DaemonSet or Job, and a CronJob's `spec.jobTemplate.spec.template.spec`. Each image
-of its containers, initContainers and ephemeralContainers comes with its JSON pointer (for a
-JSONPatch) and its field path as policy-controller prints it (`spec.containers[0].image`).
+of its containers, initContainers and ephemeralContainers, and of its image volumes
+(`volumes[].image.reference`), comes with its JSON pointer (for a JSONPatch) and its field path
+as policy-controller prints it (`spec.containers[0].image`).
 
 Odd input is refused, never skipped: an object that is not a mapping, a container list that is
 not a list, an image that is not a string. A container without an image has nothing to judge
@@ -115,8 +116,46 @@ def workload_images(obj: Any, path: Sequence[str]) -> list[WorkloadImage]:
             images.append(
                 WorkloadImage(image, f"{pointer_prefix}/{name}/{index}/image", f"{at}.image")
             )
+    images += _volume_images(node.get("volumes"), field_prefix, pointer_prefix, problems)
     if problems:
         raise WorkloadError(problems)
+    return images
+
+
+def _volume_images(
+    volumes: Any, field_prefix: str, pointer_prefix: str, problems: list[str]
+) -> list[WorkloadImage]:
+    """Image volumes (`volumes[].image.reference`, Kubernetes ImageVolume): an OCI image
+    mounted into the pod is as much what runs as a container's image, so it is judged too."""
+    if volumes is None:
+        return []
+    where = f"{field_prefix}.volumes"
+    if not isinstance(volumes, list):
+        problems.append(f"{where}: must be a list, not {_type(volumes)}")
+        return []
+    if len(volumes) > MAX_CONTAINERS:
+        problems.append(f"{where}: more than {MAX_CONTAINERS} volumes")
+        return []
+    images = []
+    for index, volume in enumerate(volumes):
+        at = f"{where}[{index}]"
+        if not isinstance(volume, Mapping):
+            problems.append(f"{at}: must be a mapping, not {_type(volume)}")
+            continue
+        source = volume.get("image")
+        if source is None:
+            continue
+        if not isinstance(source, Mapping):
+            problems.append(f"{at}.image: must be a mapping, not {_type(source)}")
+            continue
+        reference = source.get("reference")
+        if reference is None:
+            continue
+        if not isinstance(reference, str):
+            problems.append(f"{at}.image.reference: must be a string, not {_type(reference)}")
+            continue
+        pointer = f"{pointer_prefix}/volumes/{index}/image/reference"
+        images.append(WorkloadImage(reference, pointer, f"{at}.image.reference"))
     return images
 
 

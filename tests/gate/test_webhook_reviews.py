@@ -224,3 +224,29 @@ def test_eight_containers_of_one_digest_are_judged_once(gate, registry, images):
     assert answer == {"uid": answer["uid"], "allowed": True}
     # At most one verification: none when an earlier test already cached this digest.
     assert misses() - before <= 1
+
+
+def test_an_image_volume_is_judged_and_pinned(gate, registry, images):
+    """A Kubernetes ImageVolume mounts an OCI image: a refused image there is refused, and an
+    allowed tag there is pinned, exactly as for containers."""
+    allowed = _pinned(registry, "allowed", images["allowed"])
+    obj = pod(allowed)
+    obj["spec"]["volumes"] = [
+        {"name": "model", "image": {"reference": images["allowed"].reference}}
+    ]
+    mutation = gate.review("/mutations", admission_review(obj))
+    assert decoded_patch(mutation) == [
+        {
+            "op": "replace",
+            "path": "/spec/volumes/0/image/reference",
+            "value": _tag_pinned(registry, "allowed", images["allowed"]),
+        }
+    ]
+    refused = _pinned(registry, "refused", images["refused"])
+    obj["spec"]["volumes"] = [{"name": "model", "image": {"reference": refused}}]
+    answer = gate.review("/validations", admission_review(obj))
+    assert answer["allowed"] is False
+    assert answer["status"]["message"] == (
+        f"spec.volumes[0].image.reference: {refused}: blocked/never: "
+        "disallowed by static policy: not from the release pipeline"
+    )

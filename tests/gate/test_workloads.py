@@ -35,6 +35,50 @@ def test_pod_has_init_regular_and_ephemeral_containers():
     ]
 
 
+def test_image_volumes_are_images_too():
+    """Kubernetes ImageVolume mounts an OCI image into the pod: it must be judged and pinned
+    like a container's image, or it is a way around the policy."""
+    spec = {
+        "containers": [{"name": "app", "image": "ghcr.io/acme/app:1.0"}],
+        "volumes": [
+            {"name": "config", "configMap": {"name": "app"}},
+            {
+                "name": "model",
+                "image": {"reference": "ghcr.io/acme/model:v2", "pullPolicy": "Always"},
+            },
+            {"name": "empty", "image": {}},
+        ],
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "spec": {"template": {"spec": spec}},
+    }
+    assert _fields(deployment) == [
+        (
+            "ghcr.io/acme/app:1.0",
+            "/spec/template/spec/containers/0/image",
+            "spec.template.spec.containers[0].image",
+        ),
+        (
+            "ghcr.io/acme/model:v2",
+            "/spec/template/spec/volumes/1/image/reference",
+            "spec.template.spec.volumes[1].image.reference",
+        ),
+    ]
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "spec": {"volumes": [{"image": {"reference": 3}}, {"image": "x"}]},
+    }
+    with pytest.raises(WorkloadError) as caught:
+        object_images(bad)
+    assert caught.value.problems == [
+        "spec.volumes[0].image.reference: must be a string, not a number",
+        "spec.volumes[1].image: must be a mapping, not a string",
+    ]
+
+
 @pytest.mark.parametrize(
     ("api_version", "kind"),
     [
