@@ -145,6 +145,12 @@ def test_kubernetes_manifests_validate() -> None:
     assert mounts["/var/lib/keyless"] == "state" and mounts["/etc/keyless"] == "config"
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    (pin,) = spec["containers"][0]["env"]
+    assert pin["valueFrom"]["secretKeyRef"] == {
+        "name": "keyless-pkcs11",
+        "key": "pin",
+        "optional": True,
+    }
     # The validator is not a rubber stamp: a misspelt field fails.
     deployment["spec"]["replica"] = 2
     with pytest.raises(kubernetes_validate.ValidationError):
