@@ -14,8 +14,8 @@ from cryptography import x509
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ca import wire
-from ca.errors import MSG_TRUST_BUNDLE, BackendError, CAError, RequestError
+from ca import metrics, wire
+from ca.errors import MSG_TRUST_BUNDLE, BackendError, CAError, CTLogError, RequestError
 from ca.issuance import CertificateAuthority, IssuedCertificate
 from oidc.oids import ISSUER_V2, decode_extension_value, fulcio_oid
 
@@ -54,6 +54,9 @@ def _ca_error(exc: CAError) -> tuple[Response, int]:
         log.warning("CA request refused (%s): %s", exc.reason, exc)
     if request.path.endswith("/signingCert"):
         _audit("refused", status=exc.status, reason=exc.reason, message=str(exc)[:300])
+        metrics.REFUSALS.labels(reason=exc.reason).inc()
+        if isinstance(exc, CTLogError):
+            metrics.CT_SUBMISSIONS.labels(result="failed").inc()
     return jsonify(wire.render_error(exc)), exc.status
 
 
@@ -97,6 +100,8 @@ def root_cert() -> Response:
 
 
 def _audit_issued(issued: IssuedCertificate, now: datetime) -> None:
+    metrics.NEW_CERTS.inc()
+    metrics.CT_SUBMISSIONS.labels(result="logged").inc()
     leaf = issued.leaf
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -11,8 +11,6 @@ fallback.
 from __future__ import annotations
 
 import os
-import threading
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +19,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from oidc import Authenticator, JWKSCache, StaticKeys
@@ -78,7 +76,7 @@ def _build(config: ServerConfig, state: StateDir) -> Flask:
         oidc_url=oidc_url,
     )
     _mount_tuf(app, state, now=now)
-    _add_health_and_metrics(app)
+    _add_health_and_metrics(app, config, state, rekor=rekor, rekor_v2=rekor_v2, tsa=timestamps)
     app.register_error_handler(HTTPException, _http_error)
     return app
 
@@ -449,34 +447,35 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
     return jsonify(code=status, message=exc.description), status
 
 
-def _add_health_and_metrics(app: Flask) -> None:
-    requests_total: Counter[tuple[str, int]] = Counter()
-    lock = threading.Lock()
+def _add_health_and_metrics(
+    app: Flask, config: ServerConfig, state: StateDir, *, rekor: Any, rekor_v2: Any, tsa: Any
+) -> None:
+    """`/metrics` (server.metrics) and `/healthz` over every log and key file this app uses."""
+    from server import health, metrics
 
-    @app.after_request
-    def _count(response: Response) -> Response:
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        with lock:
-            requests_total[(endpoint, response.status_code)] += 1
-        return response
+    metrics.init_app(app)
+    logs = [("signature log", rekor.log), ("Rekor v2 log", rekor_v2.log)]
+    keys = [
+        health.KeyFile(
+            "signature log", config.log_key or state.file(REKOR_KEY_FILE), rekor.public_key
+        ),
+        health.KeyFile("Rekor v2 log", state.file(REKOR_V2_KEY_FILE), rekor_v2.public_key),
+        health.KeyFile("timestamp authority", state.file(TSA_KEY_FILE), tsa.chain[0].public_key()),
+    ]
+    ct = app.extensions.get("keyless.ct")
+    if ct is not None:
+        logs.append(("CT log", ct.log))
+        keys.append(health.KeyFile("CT log", state.file(CT_KEY_FILE), ct.public_key))
+    if config.ca.backend == "generated" and config.ca.directory is None:
+        from ca.signers import GENERATED_KEY_FILE
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify(status="SERVING")
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        with lock:
-            counts = sorted(requests_total.items())
-        lines = [
-            "# HELP keyless_http_requests_total HTTP requests by route and status.",
-            "# TYPE keyless_http_requests_total counter",
-        ]
-        lines += [
-            f'keyless_http_requests_total{{route="{route}",code="{code}"}} {count}'
-            for (route, code), count in counts
-        ]
-        return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+        issuing = app.extensions["keyless.ca"].ca_chain[0].public_key()
+        keys.append(health.KeyFile("CA", state.file("ca") / GENERATED_KEY_FILE, issuing))
+    probes = [health.writable(state.path)]
+    probes += [health.log_committing(name, log) for name, log in logs]
+    probes += [health.checkpoint_verifies(name, log) for name, log in logs]
+    probes += [health.key_matches(key) for key in keys]
+    health.init_app(app, health.Health(probes))
 
 
 def config_from_environment() -> ServerConfig:

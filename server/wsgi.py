@@ -7,10 +7,16 @@ really bound.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shutil
 import socket
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -109,6 +115,48 @@ class StartupWarnings:
         return True
 
 
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir() -> Path:
+    """Turn on prometheus-client's multiprocess mode for this run, before any metric exists,
+    so `/metrics` in any worker sums every worker's counts.
+
+    An operator's `PROMETHEUS_MULTIPROC_DIR` is used, emptied of the last run's files; else a
+    private directory is made and removed when the master exits.
+
+    Raises:
+        RuntimeError: prometheus-client was imported before: its metrics would be per-worker.
+    """
+    configured = os.environ.get(METRICS_DIR_VARIABLE)
+    if configured:
+        path = Path(configured)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return path
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory")
+    path = Path(tempfile.mkdtemp(prefix="keyless-metrics-"))
+    os.environ[METRICS_DIR_VARIABLE] = str(path)
+    master = os.getpid()
+
+    def remove() -> None:
+        # Workers inherit this exit handler; only the master removes the directory.
+        if os.getpid() == master:
+            shutil.rmtree(path, ignore_errors=True)
+
+    atexit.register(remove)
+    return path
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    """gunicorn's hook when a worker ends: its live gauges leave /metrics (counts stay)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 class _KeylessGunicorn(BaseApplication):
     def __init__(
         self, config: ServerConfig, listener: socket.socket, warnings: StartupWarnings
@@ -136,6 +184,7 @@ class _KeylessGunicorn(BaseApplication):
             # never a token (they travel in Authorization headers and POST bodies).
             "accesslog": "-",
             "access_log_format": '%(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"',
+            "child_exit": _child_exit,
         }
         for key, value in settings.items():
             self.cfg.set(key, value)

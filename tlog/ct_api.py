@@ -9,6 +9,7 @@ import re
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from tlog import metrics
 from tlog.ct_log import MAX_REQUEST_BYTES, CTLog, parse_chain_request
 from tlog.errors import LogError, RequestError
 
@@ -36,17 +37,23 @@ def _log_error(exc: LogError) -> tuple[Response, int]:
     status = _STATUS.get(exc.reason, 500)
     if status >= 500:
         log.error("CT log failure (%s): %s", exc.reason, exc.message)
+    if request.path.endswith(("/add-chain", "/add-pre-chain")):
+        _submitted(exc.reason)
     return jsonify(code=status, message=exc.message), status
 
 
 @bp.post("/add-chain")
 def add_chain() -> Response:
-    return jsonify(current_ct_log().add_chain(parse_chain_request(_body())))
+    sct = current_ct_log().add_chain(parse_chain_request(_body()))
+    _submitted("logged")
+    return jsonify(sct)
 
 
 @bp.post("/add-pre-chain")
 def add_pre_chain() -> Response:
-    return jsonify(current_ct_log().add_pre_chain(parse_chain_request(_body())))
+    sct = current_ct_log().add_pre_chain(parse_chain_request(_body()))
+    _submitted("logged")
+    return jsonify(sct)
 
 
 @bp.get("/get-sth")
@@ -77,6 +84,11 @@ def get_entries() -> Response:
 @bp.get("/get-roots")
 def get_roots() -> Response:
     return jsonify(current_ct_log().get_roots())
+
+
+def _submitted(result: str) -> None:
+    endpoint = request.path.rsplit("/", 1)[-1]
+    metrics.CT_SUBMISSIONS.labels(endpoint=endpoint, result=result).inc()
 
 
 def _body() -> bytes:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tlog import merkle
+from tlog import merkle, metrics
 from tlog.checkpoint_file import CheckpointFile
 from tlog.errors import (
     DuplicateEntryError,
@@ -199,6 +199,8 @@ class MerkleLog:
         # are that very head); anything else is read from storage and checked in full.
         self._verified_head: SignedHead | None = None
         self._anchor = anchor
+        # Why the last group commit failed, None once one succeeds: for health checks.
+        self.last_commit_error: str | None = None
         with storage.writer() as view:
             stored = view.latest_head()
             kept = anchor.checkpoint.read() if anchor is not None else None
@@ -341,7 +343,7 @@ class MerkleLog:
         head: SignedHead | None = None
         try:
             outcomes: Sequence[Appended | LogError | BaseException]
-            outcomes, head = self._commit_batch([waiter.item for waiter in batch])
+            outcomes, head = self._timed_commit([waiter.item for waiter in batch])
         except BaseException as exc:
             outcomes = [exc] * len(batch)
         # The lead passes on before this group's checkpoint is written, so the next group
@@ -368,10 +370,44 @@ class MerkleLog:
             StorageError: the storage failed; nothing was appended (or, for the checkpoint
                 file only, nothing was acknowledged).
         """
-        result, head = self._commit_batch(items)
+        result, head = self._timed_commit(items)
         if head is not None:
             self._keep(head)
         return result
+
+    def _timed_commit(
+        self, items: Sequence[NewEntry]
+    ) -> tuple[list[Appended | LogError], SignedHead | None]:
+        """`_commit_batch`, timed and its failure kept for /metrics and /healthz."""
+        started = time.perf_counter()
+        try:
+            outcome = self._commit_batch(items)
+        except BaseException as exc:
+            metrics.COMMIT_FAILURES.inc()
+            self.last_commit_error = str(exc)[:300] or type(exc).__name__
+            raise
+        finally:
+            metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        self.last_commit_error = None
+        return outcome
+
+    def check_kept(self) -> str | None:
+        """Why this log's checkpoint file does not verify with its key, or None (also for a
+        log without one). Reads one small file: cheap enough for a health check."""
+        if self._anchor is None:
+            return None
+        path = self._anchor.checkpoint.path
+        try:
+            kept = self._anchor.checkpoint.read()
+        except LogError as exc:
+            return exc.message
+        if kept is None:
+            return f"the log checkpoint file {path} is missing"
+        try:
+            self._signer.verify(kept.signed, size=kept.size, root_hash=kept.root_hash)
+        except LogError:
+            return f"the log checkpoint file {path} does not verify with the log's key"
+        return None
 
     def _commit_batch(
         self, items: Sequence[NewEntry]

@@ -10,6 +10,7 @@ import json
 
 from flask import Blueprint, Flask, Response, current_app, request
 
+from tlog import metrics
 from tlog.errors import (
     BodyTooLargeError,
     DuplicateEntryError,
@@ -96,6 +97,7 @@ def create_entry() -> Response:
         response = _json(error_json(409, message), 409)
         response.headers["Location"] = f"{ENTRIES_PATH}/{entry_id}"
         return response
+    metrics.NEW_ENTRIES.inc()
     response = _json(entry_json(entry), 201)
     response.headers["ETag"] = entry.entry_id
     response.headers["Location"] = f"{ENTRIES_PATH}/{entry.entry_id}"

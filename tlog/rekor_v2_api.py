@@ -18,7 +18,7 @@ import json
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from tlog import tiles
+from tlog import metrics, tiles
 from tlog.errors import (
     BodyTooLargeError,
     DuplicateEntryError,
@@ -116,6 +116,7 @@ def create_entry() -> Response:
         )
         response.headers["x-log-index"] = str(exc.index)
         return response
+    metrics.V2_NEW_ENTRIES.inc()
     body = json.dumps(entry_json(entry, key_id=service.key_id), separators=(",", ":"))
     return Response(body + "\n", status=201, mimetype="application/json")
 

@@ -15,6 +15,7 @@ import json
 
 from flask import Blueprint, Flask, Response, current_app, request
 
+from tsa import metrics
 from tsa.authority import TimestampAuthority, reject
 from tsa.certs import pem_chain
 from tsa.request import MAX_DER_REQUEST_BYTES, MAX_JSON_REQUEST_BYTES
@@ -66,11 +67,14 @@ def timestamp() -> Response:
     else:
         message = "Content-Type must be application/timestamp-query or application/json"
         body = json.dumps({"code": 415, "message": message})
+        metrics.TIMESTAMPS.labels(result="refused").inc()
         return Response(body + "\n", status=415, mimetype="application/json")
     data = _bounded_body(limit)
     if data is None:
+        metrics.TIMESTAMPS.labels(result="refused").inc()
         return _reply(reject("bad_data_format", f"request is larger than {limit} bytes"), 413)
     der, granted = answer(data)
+    metrics.TIMESTAMPS.labels(result="granted" if granted else "rejected").inc()
     return _reply(der, 200 if granted else 400)
 
 

@@ -37,8 +37,11 @@ def run(args: argparse.Namespace) -> int:
         config = dev_config(**overrides)
     import gc
 
+    from server.wsgi import StartupWarnings, bind, listen, prepare_metrics_dir, run_gunicorn
+
+    # Before anything imports prometheus-client: the workers' metrics go to one directory.
+    prepare_metrics_dir()
     from server.app import create_app
-    from server.wsgi import StartupWarnings, bind, listen, run_gunicorn
 
     # The port first: a busy port is one error, before any state is created or announced.
     # Connections are accepted only once the app has been built.
