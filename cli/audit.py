@@ -35,7 +35,6 @@ from cli.trust import LogKey
 # Our CT log answers at most 256 entries per get-entries call; ask for that many.
 PAGE = 256
 RETRIEVE_BATCH = 10
-MAX_PATTERN_CHARS = 1024
 
 
 class LogIntegrityError(ClientError):
@@ -68,15 +67,10 @@ class Selector:
         """Compile; raises ClientError when nothing is selected or a regexp is bad."""
         if not (identities or patterns or issuers):
             raise ClientError("name an --identity, --identity-regexp or --issuer to audit")
-        compiled = []
-        for pattern in patterns:
-            if len(pattern) > MAX_PATTERN_CHARS:
-                raise ClientError(f"--identity-regexp is longer than {MAX_PATTERN_CHARS} chars")
-            try:
-                compiled.append(re.compile(pattern))
-            except re.error as exc:
-                raise ClientError(f"--identity-regexp {pattern!r} is not valid: {exc}") from exc
-        return cls(tuple(identities), tuple(compiled), tuple(issuers), since, until)
+        from cli.monitor import identity_patterns
+
+        compiled = identity_patterns(patterns)
+        return cls(tuple(identities), compiled, tuple(issuers), since, until)
 
     def selects(self, identities: Sequence[str], issuer: str | None, logged: datetime) -> bool:
         if self.since is not None and logged < self.since:

@@ -157,18 +157,27 @@ class WatchList:
         cls, identities: Sequence[str], patterns: Sequence[str], issuers: Sequence[str]
     ) -> WatchList:
         """Compile the patterns; raises ClientError for one that is too long or invalid."""
-        compiled = []
-        for pattern in patterns:
-            if len(pattern) > MAX_PATTERN_CHARS:
-                raise ClientError(f"--identity-regexp is longer than {MAX_PATTERN_CHARS} chars")
-            try:
-                compiled.append(re.compile(pattern))
-            except re.error as exc:
-                raise ClientError(f"--identity-regexp {pattern!r} is not valid: {exc}") from exc
-        return cls(tuple(identities), tuple(compiled), tuple(issuers))
+        return cls(tuple(identities), identity_patterns(patterns), tuple(issuers))
 
     def watches(self, identity: str) -> bool:
         return identity in self.identities or any(p.fullmatch(identity) for p in self.patterns)
+
+
+def identity_patterns(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
+    """`--identity-regexp` values compiled (matched with fullmatch by their users).
+
+    Raises:
+        ClientError: a pattern is too long or not a valid regexp.
+    """
+    compiled = []
+    for pattern in patterns:
+        if len(pattern) > MAX_PATTERN_CHARS:
+            raise ClientError(f"--identity-regexp is longer than {MAX_PATTERN_CHARS} chars")
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ClientError(f"--identity-regexp {pattern!r} is not valid: {exc}") from exc
+    return tuple(compiled)
 
 
 @dataclass(frozen=True)

@@ -226,41 +226,15 @@ def run_serve(args: argparse.Namespace) -> int:
     for path in args.registry_auth:
         if not path.is_file():
             args.usage_error(f"--registry-auth {path}: no such file")
+    from cli.commands.policy import load_policies
+
     try:
-        policies = _load_policies(args)
+        policies = load_policies(args)
     except PolicyFileError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     return _serve(args, policies)
-
-
-def _load_policies(args: argparse.Namespace) -> Any:
-    """The policy set, as `keyless policy check` loads it from the same flags."""
-    from cli.policy import PolicyFileError, load_policy_set, load_trust_file
-    from cli.verify import TrustRootError
-
-    problems: list[str] = []
-    named = {}
-    for entry in args.trust_root:
-        name, sep, file = entry.partition("=")
-        if not sep or not name or not file:
-            args.usage_error(f"--trust-root wants NAME=FILE, not {entry!r}")
-        try:
-            named[name] = load_trust_file(name, Path(file))
-        except TrustRootError as exc:
-            problems.append(f"--trust-root {name}: {exc.detail}")
-    default = None
-    if args.trusted_root:
-        try:
-            default = load_trust_file("", Path(args.trusted_root))
-        except TrustRootError as exc:
-            problems.append(f"--trusted-root: {exc.detail}")
-    if problems:
-        raise PolicyFileError(problems)
-    return load_policy_set(
-        args.policy, trust_files=named, default_trust=default, no_match_policy=args.no_match_policy
-    )
 
 
 def _serve(args: argparse.Namespace, policies: Any) -> int:

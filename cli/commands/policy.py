@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from cli.oci import RegistryClient
-    from cli.policy import Evaluator, ImageVerdict
+    from cli.policy import Evaluator, ImageVerdict, PolicySet
 
 EXIT_PASS, EXIT_REFUSED, EXIT_USAGE, EXIT_UNDECIDED = 0, 1, 2, 3
 
@@ -116,9 +116,22 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluator(args: argparse.Namespace) -> Callable[[RegistryClient], Evaluator]:
     """Load the policies and trust roots; the evaluator is built once a client exists."""
+    from cli.policy import Evaluator
+
+    policies = load_policies(args)
+    return lambda client: Evaluator(policies, registry=lambda: client)
+
+
+def load_policies(args: argparse.Namespace) -> PolicySet:
+    """The policy set named by --policy, --trust-root, --trusted-root and --no-match-policy
+    (shared with `keyless gate serve`, which takes the same flags).
+
+    Raises:
+        PolicyFileError: one line per problem in the policy or trust files.
+    """
     from pathlib import Path
 
-    from cli.policy import Evaluator, PolicyFileError, load_policy_set, load_trust_file
+    from cli.policy import PolicyFileError, load_policy_set, load_trust_file
     from cli.verify import TrustRootError
 
     problems: list[str] = []
@@ -139,10 +152,9 @@ def _evaluator(args: argparse.Namespace) -> Callable[[RegistryClient], Evaluator
             problems.append(f"--trusted-root: {exc.detail}")
     if problems:
         raise PolicyFileError(problems)
-    policies = load_policy_set(
+    return load_policy_set(
         args.policy, trust_files=named, default_trust=default, no_match_policy=args.no_match_policy
     )
-    return lambda client: Evaluator(policies, registry=lambda: client)
 
 
 def _judge(evaluator: Evaluator, image: str) -> ImageVerdict:
