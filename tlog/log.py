@@ -288,10 +288,13 @@ class MerkleLog:
         try:
             self._anchor.checkpoint.advance(head)
         except OSError as exc:
-            raise StorageError(
+            error = StorageError(
                 f"cannot write the log checkpoint file {self._anchor.checkpoint.path}: "
                 f"{exc.strerror or exc}"
-            ) from exc
+            )
+            # Nothing can be acknowledged: the log cannot commit, as far as health goes.
+            self.last_commit_error = error.message
+            raise error from exc
 
     @property
     def tree_id(self) -> int:
