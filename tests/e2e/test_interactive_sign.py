@@ -11,11 +11,13 @@ from pathlib import Path
 import requests
 
 KEYLESS = [sys.executable, "-m", "cli.main"]
-_CLEAN_ENV = {
-    k: v
-    for k, v in os.environ.items()
-    if k not in ("SIGSTORE_ID_TOKEN", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI")
-}
+AMBIENT = ("SIGSTORE_ID_TOKEN", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI")
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment without ambient credentials, read per test so that the per-test
+    XDG directories (tests/conftest.py) reach the subprocess, not the user's own."""
+    return {k: v for k, v in os.environ.items() if k not in AMBIENT}
 
 
 def _artifact(tmp_path: Path) -> Path:
@@ -30,7 +32,7 @@ def test_device_flow(server, tmp_path: Path) -> None:
         [*KEYLESS, "sign", "--server", server.url, "--oauth-force-oob", str(artifact)],
         stderr=subprocess.PIPE,
         text=True,
-        env=_CLEAN_ENV,
+        env=_clean_env(),
     )
     prompt = process.stderr.readline()
     match = re.fullmatch(
@@ -51,7 +53,7 @@ def test_browser_flow_with_pkce(server, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**_CLEAN_ENV, "BROWSER": fetch},
+        env={**_clean_env(), "BROWSER": fetch},
     )
     assert result.returncode == 0, result.stderr
     assert f"{server.url}/oidc/authorize?" in result.stderr
@@ -64,7 +66,7 @@ def test_a_broken_browser_is_not_fatal(server, tmp_path: Path) -> None:
         [*KEYLESS, "sign", "--server", server.url, str(_artifact(tmp_path))],
         stderr=subprocess.PIPE,
         text=True,
-        env={**_CLEAN_ENV, "BROWSER": 'broken "quote'},
+        env={**_clean_env(), "BROWSER": 'broken "quote'},
     )
     lines = [process.stderr.readline() for _ in range(3)]
     process.kill()
