@@ -1,4 +1,9 @@
-"""Which CA, log and OIDC issuer a client uses: a keyless origin, or a Sigstore SigningConfig."""
+"""Which CA, log, TSA and OIDC issuer a client uses: a keyless origin, or a Sigstore SigningConfig.
+
+The log is chosen as sigstore-python 4.x chooses it: among the current `rekorTlogUrls` of a
+major API version this client speaks (1 or 2), the highest version, unless the caller asks for
+one. A v2 log gives no signed time, so choosing one needs a current TSA in `tsaUrls`.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ class Services:
     ca_url: str
     log_url: str
     oidc_url: str | None
+    log_version: int = 1
+    tsa_url: str | None = None  # the full URL, set with a v2 log
 
 
 def from_server(server: str) -> Services:
@@ -32,28 +39,36 @@ def from_server(server: str) -> Services:
     return Services(ca_url=server, log_url=server, oidc_url=None)
 
 
-def server_signing_config(server: str) -> Services:
-    """The services a keyless server advertises in its SigningConfig."""
+def server_signing_config(server: str, *, rekor_version: int | None = 1) -> Services:
+    """The services a keyless server advertises in its SigningConfig.
+
+    `rekor_version` None takes the highest log version offered; 1 or 2 asks for that one.
+    """
     url = server.rstrip("/") + SIGNING_CONFIG_PATH
     response, body = request(new_session(), "GET", url, what="the keyless server")
     if response.status_code != 200:
         raise ClientError(f"{url} answered HTTP {response.status_code}")
-    return _select(_parse(SigningConfig, body, url))
+    return _select(_parse(SigningConfig, body, url), rekor_version)
 
 
-def from_signing_config(path: Path) -> Services:
-    return from_signing_config_bytes(read_bounded(path, limit=MAX_CONFIG_BYTES), source=str(path))
+def from_signing_config(path: Path, *, rekor_version: int | None = 1) -> Services:
+    return from_signing_config_bytes(
+        read_bounded(path, limit=MAX_CONFIG_BYTES), source=str(path), rekor_version=rekor_version
+    )
 
 
-def from_signing_config_bytes(data: bytes, *, source: str) -> Services:
-    return _select(_parse(SigningConfig, data, source))
+def from_signing_config_bytes(
+    data: bytes, *, source: str, rekor_version: int | None = 1
+) -> Services:
+    return _select(_parse(SigningConfig, data, source), rekor_version)
 
 
-def from_trust_config(path: Path) -> Services:
+def from_trust_config(path: Path, *, rekor_version: int | None = 1) -> Services:
     return _select(
         _parse(
             ClientTrustConfig, read_bounded(path, limit=MAX_CONFIG_BYTES), str(path)
-        ).signing_config
+        ).signing_config,
+        rekor_version,
     )
 
 
@@ -67,20 +82,34 @@ def _parse(model, data: bytes, source: str):  # type: ignore[no-untyped-def]
         ) from exc
 
 
-def _select(config: SigningConfig) -> Services:
+def _select(config: SigningConfig, rekor_version: int | None) -> Services:
     now = datetime.now(UTC)
     ca = _first(config.ca_urls, now, "caUrls")
-    log = _first(config.rekor_tlog_urls, now, "rekorTlogUrls")
+    log_version = rekor_version or _highest_log_version(config.rekor_tlog_urls, now)
+    log = _first(config.rekor_tlog_urls, now, "rekorTlogUrls", version=log_version)
+    # A TSA's full URL is kept as given: it is the endpoint itself, not an origin.
+    tsa = _first(config.tsa_urls, now, "tsaUrls") if log_version == 2 else None
     oidc = [s for s in config.oidc_urls if _current(s, now)]
-    return Services(ca_url=ca, log_url=log, oidc_url=oidc[0].url.rstrip("/") if oidc else None)
+    return Services(
+        ca_url=ca.rstrip("/"),
+        log_url=log.rstrip("/"),
+        oidc_url=oidc[0].url.rstrip("/") if oidc else None,
+        log_version=log_version,
+        tsa_url=tsa,
+    )
 
 
-def _first(services: list[Service], now: datetime, field: str) -> str:
-    # Only v1 APIs are spoken here: Fulcio v2 JSON is majorApiVersion 1, Rekor v1 likewise.
-    usable = [s for s in services if s.major_api_version == 1 and _current(s, now)]
+def _highest_log_version(services: list[Service], now: datetime) -> int:
+    versions = [s.major_api_version for s in services if _current(s, now)]
+    return max((v for v in versions if v in (1, 2)), default=1)
+
+
+def _first(services: list[Service], now: datetime, field: str, *, version: int = 1) -> str:
+    # Fulcio's v2 JSON API and the TSA are majorApiVersion 1; logs are Rekor v1 or v2.
+    usable = [s for s in services if s.major_api_version == version and _current(s, now)]
     if not usable:
-        raise ClientError(f"the signing config lists no current v1 service in {field}")
-    return usable[0].url.rstrip("/")
+        raise ClientError(f"the signing config lists no current v{version} service in {field}")
+    return usable[0].url
 
 
 def _current(service: Service, now: datetime) -> bool:

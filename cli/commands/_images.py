@@ -127,25 +127,29 @@ def sign(
 
     from cli.fulcio_client import CAClient
     from cli.image_signing import resolve_targets, sign_image
-    from cli.rekor_client import LogClient
-    from cli.signing import EphemeralSigner
+    from cli.signing import EphemeralSigner, log_clients
 
     with registry_hints(args), registry_client(args) as client:
         targets = resolve_targets(client, image, recursive=args.recursive)
         if image.digest is None:
             print(f"resolved {image} to {targets[0].digest}", file=sys.stderr)
         endpoints, token, trusted_root = inputs()
+        log, timestamper = log_clients(endpoints)
+        legacy_tag = args.legacy_tag and timestamper is None
+        if args.legacy_tag and not legacy_tag:
+            print("Rekor v2: no cosign v2 legacy .sig tag (it needs a v1 entry)", file=sys.stderr)
         signer = EphemeralSigner(
             token=token,
             ca=CAClient(endpoints.ca_url),
-            log=LogClient(endpoints.log_url),
+            log=log,
+            timestamper=timestamper,
             trusted_root=trusted_root,
         )
         signed = sign_image(
             client,
             targets,
             signer=signer,
-            legacy_tag=args.legacy_tag,
+            legacy_tag=legacy_tag,
             created_at=datetime.now(UTC).replace(microsecond=0),
         )
     for item in signed:

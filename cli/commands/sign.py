@@ -47,6 +47,14 @@ def add_parser(subparsers: Any) -> None:
         help="with --signing-config: verify the new bundle against this root",
     )
     parser.add_argument(
+        "--rekor-version",
+        type=int,
+        choices=(1, 2),
+        help="the Rekor log API to sign into (default: the highest the signing config offers; "
+        "for an image, 1). With 2 the signature is first timestamped at the TSA, and an image "
+        "gets no cosign v2 legacy .sig tag (it needs v1's signed entry timestamp)",
+    )
+    parser.add_argument(
         "--refresh-trust",
         action="store_true",
         help="with --server: forget the trust kept for this server (its TUF root, trusted on "
@@ -77,28 +85,33 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli.fulcio_client import CAClient
-    from cli.rekor_client import LogClient
-    from cli.signing import UnverifiedBundleError, sign_digest
+    from cli.signing import UnverifiedBundleError, log_clients, sign_digest
 
     if args.refresh_trust and not args.server:
         args.parser.error("--refresh-trust applies to --server")
     image = _images.image_reference(args.target)
     if image is not None:
         try:
-            bundle_json = _images.sign(args, image, inputs=lambda: _inputs(args))
+            # Images stay on v1 unless asked: cosign v2's legacy tag needs a v1 entry.
+            version = args.rekor_version or 1
+            bundle_json = _images.sign(
+                args, image, inputs=lambda: _inputs(args, rekor_version=version)
+            )
         except UnverifiedBundleError as exc:
             raise _keep(exc, beside=args.bundle) from exc
         if args.bundle is not None:
             _write(args.bundle, bundle_json)
         return 0
     sha256, bundle_path = _target(args)
-    endpoints, token, trusted_root = _inputs(args)
+    endpoints, token, trusted_root = _inputs(args, rekor_version=args.rekor_version)
+    log, timestamper = log_clients(endpoints)
     try:
         result = sign_digest(
             sha256,
             token=token,
             ca=CAClient(endpoints.ca_url),
-            log=LogClient(endpoints.log_url),
+            log=log,
+            timestamper=timestamper,
             trusted_root=trusted_root,
         )
     except UnverifiedBundleError as exc:
@@ -112,21 +125,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(args: argparse.Namespace) -> tuple[Any, str, Any]:
+def _inputs(args: argparse.Namespace, *, rekor_version: int | None = 1) -> tuple[Any, str, Any]:
     """The services, token and trusted root of one signing (images call this after resolving).
 
+    `rekor_version` None follows the signing config (its highest log version; a keyless
+    server's is read from it); 1 keeps a keyless server's own v1 log without asking.
     The trusted root is fetched before any certificate is issued or entry logged, so a server
     that is no longer the one trusted is refused while nothing has happened yet.
     """
     from cli import services
 
-    if args.server:
+    trusted_root = _trusted_root(args)
+    if args.server and rekor_version == 1:
         endpoints = services.from_server(args.server)
+    elif args.server:
+        endpoints = services.server_signing_config(args.server, rekor_version=rekor_version)
     elif args.trust_config:
-        endpoints = services.from_trust_config(args.trust_config)
+        endpoints = services.from_trust_config(args.trust_config, rekor_version=rekor_version)
     else:
-        endpoints = services.from_signing_config(args.signing_config)
-    return endpoints, _token(args, endpoints), _trusted_root(args)
+        endpoints = services.from_signing_config(args.signing_config, rekor_version=rekor_version)
+    return endpoints, _token(args, endpoints), trusted_root
 
 
 def _target(args: argparse.Namespace) -> tuple[bytes, Path]:

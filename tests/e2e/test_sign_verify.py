@@ -237,7 +237,8 @@ def test_log_unreachable(server, artifact, tmp_path, capsys) -> None:
     config = json.loads(
         __import__("requests").get(f"{server.url}/api/v1/trust/signing_config.json", timeout=5).text
     )
-    config["rekorTlogUrls"][0]["url"] = "http://127.0.0.1:9"
+    for log in config["rekorTlogUrls"]:  # v2 by default, after a timestamp from the real TSA
+        log["url"] = "http://127.0.0.1:9"
     path = tmp_path / "signing_config.json"
     path.write_text(json.dumps(config))
     argv = [
@@ -250,5 +251,5 @@ def test_log_unreachable(server, artifact, tmp_path, capsys) -> None:
     ]
     assert main(argv) == 1
     assert _error(capsys) == (
-        "error: cannot reach the transparency log at http://127.0.0.1:9/api/v1/log/entries: connection failed"
+        "error: cannot reach the transparency log at http://127.0.0.1:9/api/v2/log/entries: connection failed"
     )

@@ -70,7 +70,10 @@ def _verify(server: DevServer, artifact: Path) -> int:
 
 
 def _tree_size(server: DevServer) -> int:
-    return requests.get(f"{server.url}/api/v1/log", timeout=10).json()["treeSize"]
+    """Entries in the server's v1 and v2 logs together (keyless sign defaults to v2)."""
+    v1 = requests.get(f"{server.url}/api/v1/log", timeout=10).json()["treeSize"]
+    v2 = requests.get(f"{server.url}/api/v2/checkpoint", timeout=10).text.splitlines()[1]
+    return int(v1) + int(v2)
 
 
 def _trust_dir(url: str) -> Path:
