@@ -88,7 +88,15 @@ def _select(config: SigningConfig, rekor_version: int | None) -> Services:
     log_version = rekor_version or _highest_log_version(config.rekor_tlog_urls, now)
     log = _first(config.rekor_tlog_urls, now, "rekorTlogUrls", version=log_version)
     # A TSA's full URL is kept as given: it is the endpoint itself, not an origin.
-    tsa = _first(config.tsa_urls, now, "tsaUrls") if log_version == 2 else None
+    tsa = None
+    if log_version == 2:
+        if not any(s.major_api_version == 1 and _current(s, now) for s in config.tsa_urls):
+            raise ClientError(
+                "the signing config offers a Rekor v2 log but no current timestamp authority "
+                "in tsaUrls (a v2 entry has no signed time without one)",
+                hint="use --rekor-version 1",
+            )
+        tsa = _first(config.tsa_urls, now, "tsaUrls")
     oidc = [s for s in config.oidc_urls if _current(s, now)]
     return Services(
         ca_url=ca.rstrip("/"),

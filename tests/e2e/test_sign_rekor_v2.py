@@ -213,3 +213,77 @@ def test_rekor_version_must_be_1_or_2(server, artifact, capsys) -> None:
         _sign(server, artifact, "v2@example.com", "--rekor-version", "3")
     assert exited.value.code == 2
     assert "--rekor-version: invalid choice: 3 (choose from 1, 2)" in capsys.readouterr().err
+
+
+def test_an_image_signed_into_v2_has_no_legacy_tag_and_verifies(
+    server, registry, pusher, tmp_path, capsys
+) -> None:
+    image = pusher.push_image("e2e/rekor-v2", "v1", seed="rekor v2 image")
+    path = tmp_path / "image.sigstore.json"
+    token = server.email_token("v2@example.com")
+    argv = ["sign", "--server", server.url, "--identity-token", token]
+    argv += ["--allow-insecure-registry", "--rekor-version", "2", "--bundle", str(path)]
+    assert main([*argv, image.reference]) == 0
+    err = capsys.readouterr().err
+    assert "Rekor v2: no cosign v2 legacy .sig tag (it needs a v1 entry)\n" in err
+    assert "cosign v2 signature" not in err
+    hex_digest = image.digest.removeprefix("sha256:")
+    legacy = requests.get(
+        f"{registry.url}/v2/e2e/rekor-v2/manifests/sha256-{hex_digest}.sig", timeout=30
+    )
+    assert legacy.status_code == 404
+    material = json.loads(path.read_text())["verificationMaterial"]
+    [entry] = material["tlogEntries"]
+    assert entry["kindVersion"] == {"kind": "hashedrekord", "version": "0.0.2"}
+    assert "inclusionPromise" not in entry
+    assert material["timestampVerificationData"]["rfc3161Timestamps"]
+    verify = ["verify", "--server", server.url, "--allow-insecure-registry"]
+    verify += ["--certificate-identity", "v2@example.com"]
+    verify += ["--certificate-oidc-issuer", f"{server.url}/oidc", image.reference]
+    assert main(verify) == 0
+    assert "Verified OK" in capsys.readouterr().err
+
+
+def _edited_config(server, tmp_path: Path, edit) -> list[str]:
+    flags = _config_with_tsa(server, tmp_path, f"{server.url}/api/v1/timestamp")
+    path = Path(flags[1])
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config))
+    return flags
+
+
+def test_a_config_without_a_v2_log_signs_into_v1_unless_v2_is_asked_for(
+    server, artifact, tmp_path, capsys
+) -> None:
+    def only_v1(config: dict) -> None:
+        config["rekorTlogUrls"] = [
+            log for log in config["rekorTlogUrls"] if log["majorApiVersion"] == 1
+        ]
+
+    flags = _edited_config(server, tmp_path, only_v1)
+    before = _log_sizes(server)
+    assert _sign_with(server, artifact, [*flags, "--rekor-version", "2"]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "error: the signing config lists no current v2 service in rekorTlogUrls"
+    )
+    assert _log_sizes(server) == before
+    assert _sign_with(server, artifact, flags) == 0
+    [entry] = _bundle(artifact)["verificationMaterial"]["tlogEntries"]
+    assert entry["kindVersion"] == {"kind": "hashedrekord", "version": "0.0.1"}
+    assert _log_sizes(server) == (before[0] + 1, before[1])
+
+
+def test_a_v2_log_without_a_tsa_is_refused_before_anything_is_logged(
+    server, artifact, tmp_path, capsys
+) -> None:
+    flags = _edited_config(server, tmp_path, lambda config: config.update(tsaUrls=[]))
+    before = _log_sizes(server)
+    assert _sign_with(server, artifact, flags) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: the signing config offers a Rekor v2 log but no current timestamp authority "
+        "in tsaUrls (a v2 entry has no signed time without one)",
+        "hint: use --rekor-version 1",
+    ]
+    assert _log_sizes(server) == before
+    assert not artifact.with_name(artifact.name + ".sigstore.json").exists()
