@@ -131,20 +131,23 @@ def _inputs(args: argparse.Namespace, *, rekor_version: int | None = 1) -> tuple
     `rekor_version` None follows the signing config (its highest log version; a keyless
     server's is read from it); 1 keeps a keyless server's own v1 log without asking.
     The trusted root is fetched before any certificate is issued or entry logged, so a server
-    that is no longer the one trusted is refused while nothing has happened yet.
+    that is no longer the one trusted is refused while nothing has happened yet; a server's
+    signing config is read only after that.
     """
     from cli import services
 
-    trusted_root = _trusted_root(args)
-    if args.server and rekor_version == 1:
-        endpoints = services.from_server(args.server)
-    elif args.server:
+    if args.server:
+        token = _token(args, services.from_server(args.server))
+        trusted_root = _trusted_root(args)
+        if rekor_version == 1:
+            return services.from_server(args.server), token, trusted_root
         endpoints = services.server_signing_config(args.server, rekor_version=rekor_version)
-    elif args.trust_config:
+        return endpoints, token, trusted_root
+    if args.trust_config:
         endpoints = services.from_trust_config(args.trust_config, rekor_version=rekor_version)
     else:
         endpoints = services.from_signing_config(args.signing_config, rekor_version=rekor_version)
-    return endpoints, _token(args, endpoints), trusted_root
+    return endpoints, _token(args, endpoints), _trusted_root(args)
 
 
 def _target(args: argparse.Namespace) -> tuple[bytes, Path]:
