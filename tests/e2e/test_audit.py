@@ -30,7 +30,18 @@ def signed(tmp_path_factory):
             artifact = tmp / f"{index}.txt"
             artifact.write_text(f"artifact {index}\n")
             assert (
-                main(["sign", "--server", server.url, "--identity-token", token, str(artifact)])
+                main(
+                    [
+                        "sign",
+                        "--server",
+                        server.url,
+                        "--rekor-version",
+                        "1",
+                        "--identity-token",
+                        token,
+                        str(artifact),
+                    ]
+                )
                 == 0
             )
         yield server

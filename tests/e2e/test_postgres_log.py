@@ -37,7 +37,18 @@ def test_two_instances_share_one_postgres_log(postgres, tmp_path: Path, capsys) 
         for server, artifact in ((one, first_artifact), (two, second_artifact)):
             token = server.email_token("alice@example.com")
             assert (
-                main(["sign", "--server", server.url, "--identity-token", token, str(artifact)])
+                main(
+                    [
+                        "sign",
+                        "--server",
+                        server.url,
+                        "--rekor-version",
+                        "1",
+                        "--identity-token",
+                        token,
+                        str(artifact),
+                    ]
+                )
                 == 0
             )
         first = json.loads(Path(f"{first_artifact}.sigstore.json").read_text())
