@@ -19,7 +19,11 @@ from tests.conftest import dev_server, serve_wsgi
 def signed(tmp_path_factory):
     """A fresh server where alice signed twice, bob once and a GitHub workflow once."""
     tmp = tmp_path_factory.mktemp("audit")
-    with dev_server(tmp / "state") as server:
+    with pytest.MonkeyPatch.context() as patch, dev_server(tmp / "state") as server:
+        # Module scope runs before the per-test XDG directories: give signing its own, so no
+        # trust kept for an earlier server on the same port is read.
+        patch.setenv("XDG_DATA_HOME", str(tmp / "data"))
+        patch.setenv("XDG_CACHE_HOME", str(tmp / "cache"))
         tokens = [
             server.email_token("alice@example.com"),
             server.email_token("bob@example.com"),
