@@ -137,6 +137,7 @@ class AuditResult:
     scanned_to: int
     root_verified: bool
     certificates: tuple[IssuedCertificate, ...]
+    unreadable: tuple[int, ...] = ()  # CT indexes whose certificate could not be parsed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,6 +145,7 @@ class AuditResult:
             "scanned": {"from": self.scanned_from, "to": self.scanned_to},
             "rootVerified": self.root_verified,
             "certificates": [cert.to_json() for cert in self.certificates],
+            "unreadable": list(self.unreadable),
         }
 
 
@@ -188,10 +190,13 @@ class Auditor:
         full = from_index == 0 and end == size
         frontier = _Frontier()
         found: list[IssuedCertificate] = []
+        unreadable: list[int] = []
         for index, leaf, extra in self._entries(from_index, end):
             if full:
                 frontier.append(leaf)
             issued = _issued(index, leaf, extra)
+            if issued is None:
+                unreadable.append(index)
             if issued is not None and selector.selects(
                 issued.identities, issued.issuer, issued.logged
             ):
@@ -205,7 +210,7 @@ class Auditor:
             )
         if self.log_url is not None:
             found = [self._with_entries(cert) for cert in found]
-        return AuditResult(size, from_index, end, full, tuple(found))
+        return AuditResult(size, from_index, end, full, tuple(found), tuple(unreadable))
 
     def signed_tree_head(self) -> tuple[int, bytes]:
         """The CT log's tree size and root, from a tree head its key signed (RFC 6962 §3.5)."""

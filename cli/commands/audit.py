@@ -104,6 +104,13 @@ def run(args: argparse.Namespace) -> int:
 def _report(result: AuditResult, output: str) -> None:
     import json
 
+    if result.unreadable:
+        shown = ", ".join(str(index) for index in result.unreadable[:10])
+        print(
+            f"warning: {len(result.unreadable)} CT entries hold no certificate keyless can read "
+            f"(indexes {shown}): they were not matched",
+            file=sys.stderr,
+        )
     if output == "json":
         print(json.dumps(result.to_json()))
         return

@@ -158,3 +158,46 @@ def test_refusals(signed, tmp_path: Path, capsys) -> None:
     )
     assert code == 3
     assert "cannot reach the log at http://127.0.0.1:9/ct/v1/get-sth" in capsys.readouterr().err
+
+
+def test_an_entry_that_cannot_be_read_is_reported(signed, tmp_path: Path, capsys) -> None:
+    """extra_data is outside the Merkle leaf, so a front end can garble it without breaking the
+    root check: the entry must then be named, not silently skipped."""
+    proxy = Flask("garbling-ct")
+
+    @proxy.route("/<path:path>")
+    def forward(path: str) -> Response:
+        upstream = requests.get(f"{signed.url}/{path}", params=request.args, timeout=10)
+        body = upstream.content
+        if path == "ct/v1/get-entries":
+            document = json.loads(body)
+            document["entries"][1]["extra_data"] = "AAAA"
+            body = json.dumps(document).encode()
+        return Response(body, status=upstream.status_code, mimetype="application/json")
+
+    root = requests.get(f"{signed.url}/api/v1/trust/trusted_root.json", timeout=10).json()
+    with serve_wsgi(proxy) as proxy_url:
+        for ctlog in root["ctlogs"]:
+            ctlog["baseUrl"] = proxy_url
+        trusted_root = tmp_path / "root.json"
+        trusted_root.write_text(json.dumps(root))
+        code = main(
+            [
+                "audit",
+                "--ct-url",
+                proxy_url,
+                "--trusted-root",
+                str(trusted_root),
+                "--issuer",
+                f"{signed.url}/oidc",
+                "-o",
+                "json",
+            ]
+        )
+    assert code == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["rootVerified"] is True
+    assert report["unreadable"] == [1]
+    assert [c["ctIndex"] for c in report["certificates"]] == [0, 2]
+    assert "warning: 1 CT entries hold no certificate keyless can read (indexes 1)" in captured.err
