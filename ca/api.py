@@ -17,7 +17,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ca import metrics, wire
 from ca.errors import MSG_TRUST_BUNDLE, BackendError, CAError, CTLogError, RequestError
 from ca.issuance import CertificateAuthority, IssuedCertificate
-from oidc.oids import ISSUER_V2, decode_extension_value, fulcio_oid
 
 log = logging.getLogger(__name__)
 # One JSON line per issuance and per refusal, for auditors: never the token, never a key.
@@ -102,25 +101,15 @@ def root_cert() -> Response:
 def _audit_issued(issued: IssuedCertificate, now: datetime) -> None:
     metrics.NEW_CERTS.inc()
     metrics.CT_SUBMISSIONS.labels(result="logged").inc()
-    leaf = issued.leaf
-    try:
-        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        identities = [str(getattr(name, "value", name)) for name in san]
-    except x509.ExtensionNotFound:
-        identities = []
-    try:
-        raw = leaf.extensions.get_extension_for_oid(fulcio_oid(ISSUER_V2)).value
-        issuer: str | None = decode_extension_value(ISSUER_V2, raw.value)
-    except (x509.ExtensionNotFound, ValueError):
-        issuer = None
+    leaf, principal = issued.leaf, issued.principal
     key = leaf.public_key()
     curve = getattr(getattr(key, "curve", None), "name", None)
     _audit(
         "issued",
         time=now.isoformat().replace("+00:00", "Z"),
         serial=f"{leaf.serial_number:x}",
-        identity=identities,
-        issuer=issuer,
+        identity=[principal.san_value],
+        issuer=principal.issuer,
         key_algorithm=curve or f"RSA-{getattr(key, 'key_size', '?')}",
         # The SCT names the CT entry (its timestamp, with the leaf); `keyless audit` gives its
         # index, which RFC 6962's add-chain answer does not carry.

@@ -68,11 +68,13 @@ class IssuedCertificate:
     """An issued leaf with its chain (leaf first, root last).
 
     `sct` is the detached SCT in detached mode (None there when no CT log is configured);
-    in embedded mode it is None and the SCT sits inside the leaf.
+    in embedded mode it is None and the SCT sits inside the leaf. `principal` is the identity
+    the leaf was issued for, so the audit line need not parse the leaf back.
     """
 
     chain: tuple[x509.Certificate, ...]
     embedded: bool
+    principal: Principal
     sct: SCT | None = None
 
     @property
@@ -148,7 +150,7 @@ class CertificateAuthority:
         )
         # (6)-(9) Sign, log, sign again.
         if self.detached or self._ct is None:
-            return self._issue_detached(builder)
+            return self._issue_detached(builder, principal)
         precert = self._sign(lambda: build_precertificate(builder, self._signer))
         sct = self._submit(self._ct.add_pre_chain, precert)
         leaf = self._sign(lambda: build_final_certificate(builder, self._signer, [sct]))
@@ -160,12 +162,14 @@ class CertificateAuthority:
             except SCTFormatError as exc:
                 log.error("the CT log returned a bad SCT: %s", exc)
                 raise CTLogError(MSG_CT_FAILED, detail=str(exc)) from exc
-        return IssuedCertificate((leaf, *self._chain), embedded=True)
+        return IssuedCertificate((leaf, *self._chain), embedded=True, principal=principal)
 
-    def _issue_detached(self, builder: x509.CertificateBuilder) -> IssuedCertificate:
+    def _issue_detached(
+        self, builder: x509.CertificateBuilder, principal: Principal
+    ) -> IssuedCertificate:
         leaf = self._sign(lambda: self._signer.sign(builder))
         sct = self._submit(self._ct.add_chain, leaf) if self._ct is not None else None
-        return IssuedCertificate((leaf, *self._chain), embedded=False, sct=sct)
+        return IssuedCertificate((leaf, *self._chain), embedded=False, principal=principal, sct=sct)
 
     def _sign(self, sign: Callable[[], x509.Certificate]) -> x509.Certificate:
         try:
