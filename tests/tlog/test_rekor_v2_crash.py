@@ -8,48 +8,20 @@ checkpoint seen before the crash is the root of a prefix of the tree read back f
 from __future__ import annotations
 
 import base64
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.conftest import REPO
 from tests.tlog.conftest import make_signer
+from tests.tlog.crash_harness import kill_mid_stream, log_server, write_key
 from tests.tlog.rekor_v2_server import ORIGIN
 from tests.tlog.test_rekor_v2 import mth, request_for
 from tlog import leaf_hash
 from tlog.checkpoint import verify_checkpoint
 from tlog.tiles import TILE_WIDTH, encode_index, parse_entry_bundle
 
-APPENDERS = 8
-
-
-@contextmanager
-def _server(db: Path, key_file: Path) -> Iterator[tuple[subprocess.Popen, str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.tlog.rekor_v2_server", str(db), str(key_file)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = process.stdout.readline()
-        assert line.startswith("PORT "), f"log server did not start: {line!r}"
-        yield process, f"http://127.0.0.1:{int(line.split()[1])}/api/v2"
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        process.stdout.close()
+SERVER = "tests.tlog.rekor_v2_server"
 
 
 def _read_entries(url: str, size: int) -> list[bytes]:
@@ -66,58 +38,27 @@ def _read_entries(url: str, size: int) -> list[bytes]:
 
 def test_acknowledged_v2_entries_survive_sigkill(tmp_path: Path) -> None:
     key = ed25519.Ed25519PrivateKey.generate()
-    key_file = tmp_path / "v2-key.pem"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key_file = write_key(tmp_path / "v2-key.pem", key)
     db = tmp_path / "rekor-v2.db"
     public_key = key.public_key()
     signer = make_signer()
-    acknowledged: dict[int, bytes] = {}
-    checkpoints: dict[int, bytes] = {}
-    lock = threading.Lock()
-    stop = threading.Event()
 
-    def appender(url: str, worker: int) -> None:
-        session = requests.Session()
-        n = 0
-        while not stop.is_set():
-            n += 1
-            request = request_for(signer, b"crash %d %d" % (worker, n))
-            try:
-                response = session.post(url + "/log/entries", json=request, timeout=10)
-            except requests.RequestException:
-                continue  # Not acknowledged: the server died under this request.
-            if response.status_code != 201:
-                continue
-            entry = response.json()
-            note = entry["inclusionProof"]["checkpoint"]["envelope"]
-            checkpoint = verify_checkpoint(note, public_key=public_key, name=ORIGIN)
-            with lock:
-                acknowledged[int(entry["logIndex"])] = base64.b64decode(entry["canonicalizedBody"])
-                checkpoints[checkpoint.size] = checkpoint.root_hash
+    def append(session: requests.Session, url: str, worker: int, n: int):
+        request = request_for(signer, b"crash %d %d" % (worker, n))
+        response = session.post(url + "/log/entries", json=request, timeout=10)
+        if response.status_code != 201:
+            return None
+        entry = response.json()
+        note = entry["inclusionProof"]["checkpoint"]["envelope"]
+        checkpoint = verify_checkpoint(note, public_key=public_key, name=ORIGIN)
+        body = base64.b64decode(entry["canonicalizedBody"])
+        return int(entry["logIndex"]), body, checkpoint.size, checkpoint.root_hash
 
-    with _server(db, key_file) as (process, url):
-        threads = [threading.Thread(target=appender, args=(url, w)) for w in range(APPENDERS)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 60
-        while len(acknowledged) < 300 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.kill(process.pid, signal.SIGKILL)  # Mid-stream: the appenders are still posting.
-        process.wait(timeout=30)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
-    assert len(acknowledged) >= 300
-    assert len(checkpoints) > 1
-    assert process.returncode == -signal.SIGKILL
+    record = kill_mid_stream(SERVER, db, key_file, "/api/v2", append)
+    acknowledged, checkpoints = record.acknowledged, record.checkpoints
 
-    with _server(db, key_file) as (_, url):
+    with log_server(SERVER, db, key_file) as (_, base):
+        url = base + "/api/v2"
         note = requests.get(url + "/checkpoint", timeout=10).content
         head = verify_checkpoint(note, public_key=public_key, name=ORIGIN)
         assert head.size >= max(acknowledged) + 1
