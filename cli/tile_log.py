@@ -130,7 +130,7 @@ class TileLog:
             NetworkError: unreachable, or not a checkpoint at all.
             LogInconsistencyError: no trusted key signed it, or it names another origin.
         """
-        body = self._fetch("checkpoint", MAX_NOTE_BYTES, "checkpoint")
+        body = self._fetch("checkpoint", MAX_NOTE_BYTES)
         return self.verify_checkpoint(body)
 
     def verify_checkpoint(self, note: str | bytes) -> TreeHead:
@@ -242,7 +242,7 @@ class TileLog:
 
     def _entry_bundle(self, index: int, width: int) -> list[bytes]:
         tile = TileRef(None, index, None if width == TILE_WIDTH else width)
-        data = self._fetch(tile.path(), width * (2 + MAX_ENTRY_BYTES), "entry bundle")
+        data = self._fetch(tile.path(), width * (2 + MAX_ENTRY_BYTES))
         try:
             entries = parse_entry_bundle(data)
         except ValueError as exc:
@@ -300,7 +300,7 @@ class TileLog:
         if cached is not None:
             self._tiles.move_to_end(tile)
             return cached
-        data = self._fetch(tile.path(), width * HASH_SIZE, "hash tile")
+        data = self._fetch(tile.path(), width * HASH_SIZE)
         if len(data) != width * HASH_SIZE:
             raise NetworkError(
                 f"the log at {self.tiles_url} sent {len(data)} bytes for {tile.path()}, "
@@ -317,7 +317,7 @@ class TileLog:
             self._cached_bytes -= len(evicted[0]) * HASH_SIZE * 2
         return levels
 
-    def _fetch(self, path: str, limit: int, what: str) -> bytes:
+    def _fetch(self, path: str, limit: int) -> bytes:
         """GET `tiles_url`/`path`, reading at most `limit` bytes (more is refused)."""
         url = f"{self.tiles_url}/{path}"
         try:
@@ -336,7 +336,7 @@ class TileLog:
             )
         if len(body) > limit:
             raise NetworkError(
-                f"the log at {self.tiles_url} sent more than {limit} bytes for its {what} {path}"
+                f"the log at {self.tiles_url} sent more than {limit} bytes for {path}"
             )
         return body
 
