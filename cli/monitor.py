@@ -1,17 +1,21 @@
-"""Watching a Rekor v1 log from outside: is it append-only, and who signed as us?
+"""Watching a Rekor log from outside: is it append-only, and who signed as us?
 
 A monitor keeps the last checkpoint it verified in a state file. Each run fetches the log's
 signed checkpoint, proves it extends the stored one (RFC 9162 consistency proof), then reads
 the entries added since the last run. Every entry is tied to a checkpoint the monitor has
-verified: its inclusion proof must hash up to a checkpoint signed by the log, and that
-checkpoint must be consistent with the one the run started from. A log that shows the
+verified. A Rekor v1 log (`LogMonitor`) answers proofs itself: each entry's inclusion proof
+must hash up to a checkpoint signed by the log, and that checkpoint must be consistent with
+the one the run started from. A Rekor v2 log (`TileLogMonitor`) serves only tiles: proofs are
+built from them and checked against the signed roots (`cli.tile_log`). A log that shows the
 monitor entries it never committed, or that rewrote its history, is caught, and the state
 file is left untouched as evidence.
 
 For each entry's signing certificate, the identities (SAN) and OIDC issuer are compared with
 a watch list: a watched identity is reported, and a watched identity certified by an issuer
 the watch list does not expect is reported as suspicious. This is what rekor-monitor does
-for public Sigstore; it works for any keyless deployment too.
+for public Sigstore; it works for any keyless deployment too. Entries the monitor cannot
+judge are reported, never skipped in silence: a bare public key (no identity), a kind it does
+not know, or bytes it cannot read.
 """
 
 from __future__ import annotations
@@ -31,7 +35,17 @@ import requests
 
 from cli.errors import ClientError, NetworkError
 from cli.http import json_body, new_session, request
+from cli.tile_log import LogInconsistencyError, TileLog, TreeHead
 from cli.trust import LogKey
+
+__all__ = [
+    "LogInconsistencyError",
+    "LogMonitor",
+    "MonitorState",
+    "TileLogMonitor",
+    "TreeHead",
+    "WatchList",
+]
 
 # Rekor's retrieve endpoint answers at most this many entries per call.
 RETRIEVE_BATCH = 10
@@ -40,27 +54,14 @@ MAX_PATTERN_CHARS = 1024
 
 MATCH = "watched-identity"
 UNEXPECTED_ISSUER = "unexpected-issuer"
-
-
-class LogInconsistencyError(ClientError):
-    """The log contradicted a checkpoint it signed earlier: a fork, a rollback or a lie."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, reason="log-inconsistent")
+# Why an entry was not judged.
+PUBLIC_KEY = "public-key"
+UNKNOWN_KIND = "unknown-kind"
+UNREADABLE = "unreadable"
 
 
 class MonitorStateError(ClientError):
     """The state file cannot be read or does not belong to this log."""
-
-
-@dataclass(frozen=True)
-class TreeHead:
-    """A checkpoint the monitor verified: signed by the log, with its origin, size and root."""
-
-    origin: str
-    size: int
-    root_hash: bytes
-    note: str
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ class Finding:
     entry_id: str
     identity: str
     issuer: str | None
-    integrated_time: int
+    integrated_time: int | None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -210,43 +211,49 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """One pass over the log: where it started and ended, and what it found."""
+class Unjudged:
+    """An entry whose signer the monitor could not compare with the watch list, and why:
+    `public-key` (a bare key names no identity), `unknown-kind` or `unreadable`."""
 
+    log_index: int
+    reason: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"logIndex": self.log_index, "reason": self.reason, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One pass over one log: where it started and ended, and what it found."""
+
+    log_url: str
+    rekor_version: int
     previous: TreeHead | None
     head: TreeHead
     scanned_from: int
     scanned_to: int
     findings: tuple[Finding, ...]
+    unjudged: tuple[Unjudged, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "logUrl": self.log_url,
+            "rekorVersion": self.rekor_version,
             "treeSize": self.head.size,
             "rootHash": self.head.root_hash.hex(),
             "previousTreeSize": self.previous.size if self.previous else None,
             "scanned": {"from": self.scanned_from, "to": self.scanned_to},
             "findings": [finding.to_json() for finding in self.findings],
+            "unjudged": [entry.to_json() for entry in self.unjudged],
         }
 
 
-class LogMonitor:
-    """One Rekor v1 log at `log_url`, checked with its keys from a trusted root."""
+class _Monitor:
+    """The run every log kind shares; subclasses read their own log."""
 
-    def __init__(
-        self,
-        log_url: str,
-        keys: Sequence[LogKey],
-        *,
-        session: requests.Session | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        if not keys:
-            raise ClientError(f"the trusted root lists no transparency log at {log_url}")
-        self.log_url = log_url.rstrip("/")
-        self._keys = tuple(keys)
-        self._session = session or new_session()
-        self._timeout = timeout
-        self._roots: dict[int, bytes] = {}
+    rekor_version: int
+    log_url: str
 
     def run(
         self,
@@ -271,9 +278,7 @@ class LogMonitor:
         previous = state.head if state else None
         if previous is not None:
             self._prove_extends(previous, head)
-        self._roots = {head.size: head.root_hash}
-        if previous is not None:
-            self._roots[previous.size] = previous.root_hash
+        self._begin(previous, head)
         start = state.next_index if state else head.size
         if from_index is not None:
             start = from_index
@@ -281,15 +286,98 @@ class LogMonitor:
             raise ClientError(f"--from-index {start} is outside the log (size {head.size})")
         end = min(head.size, start + max_entries)
         findings: list[Finding] = []
+        unjudged: list[Unjudged] = []
         done = start
-        for index, entry_id, entry, body in self._entries(start, end, head):
-            findings.extend(_judge(index, entry_id, entry, body, watch))
+        for index, entry_id, time, body in self._entries(start, end, head):
+            found, skipped = judge_entry(index, entry_id, time, body, watch)
+            findings.extend(found)
+            if skipped is not None:
+                unjudged.append(skipped)
             done = index + 1
             if progress is not None and (done - start) % 1000 == 0:
                 progress(done - start, end - start)
             if checkpoint is not None and (done - start) % 1000 == 0:
                 checkpoint(MonitorState(self.log_url, head, done))
-        return RunResult(previous, head, start, done, tuple(findings))
+        return RunResult(
+            self.log_url,
+            self.rekor_version,
+            previous,
+            head,
+            start,
+            done,
+            tuple(findings),
+            tuple(unjudged),
+        )
+
+    def latest(self) -> TreeHead:
+        raise NotImplementedError
+
+    def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
+        raise NotImplementedError
+
+    def _begin(self, previous: TreeHead | None, head: TreeHead) -> None:
+        """Called once the run's head is proven to extend the stored one."""
+
+    def _entries(
+        self, start: int, end: int, head: TreeHead
+    ) -> Iterator[tuple[int, str, int | None, bytes]]:
+        """(index, entry ID, integrated time, body) for [start, end), each tied to `head`."""
+        raise NotImplementedError
+
+
+class TileLogMonitor(_Monitor):
+    """One Rekor v2 (tile) log, read through `cli.tile_log.TileLog`.
+
+    Its state is kept under the URL the tiles are read from. Entries carry no integrated time
+    (Rekor v2 leaves it 0); their ID is the leaf hash.
+    """
+
+    rekor_version = 2
+
+    def __init__(self, log: TileLog) -> None:
+        self.log = log
+        self.log_url = log.tiles_url
+
+    def latest(self) -> TreeHead:
+        return self.log.checkpoint()
+
+    def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
+        self.log.prove_extends(old, new)
+
+    def _entries(
+        self, start: int, end: int, head: TreeHead
+    ) -> Iterator[tuple[int, str, int | None, bytes]]:
+        from tlog import leaf_hash
+
+        for index, body in self.log.entries(start, end, head):
+            yield index, leaf_hash(body).hex(), None, body
+
+
+class LogMonitor(_Monitor):
+    """One Rekor v1 log at `log_url`, checked with its keys from a trusted root."""
+
+    rekor_version = 1
+
+    def __init__(
+        self,
+        log_url: str,
+        keys: Sequence[LogKey],
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if not keys:
+            raise ClientError(f"the trusted root lists no transparency log at {log_url}")
+        self.log_url = log_url.rstrip("/")
+        self._keys = tuple(keys)
+        self._session = session or new_session()
+        self._timeout = timeout
+        self._roots: dict[int, bytes] = {}
+
+    def _begin(self, previous: TreeHead | None, head: TreeHead) -> None:
+        self._roots = {head.size: head.root_hash}
+        if previous is not None:
+            self._roots[previous.size] = previous.root_hash
 
     def latest(self) -> TreeHead:
         """The log's current checkpoint, verified with the trusted key."""
@@ -364,7 +452,7 @@ class LogMonitor:
 
     def _entries(
         self, start: int, end: int, head: TreeHead
-    ) -> Iterator[tuple[int, str, dict[str, Any], bytes]]:
+    ) -> Iterator[tuple[int, str, int | None, bytes]]:
         for batch_start in range(start, end, RETRIEVE_BATCH):
             indexes = list(range(batch_start, min(end, batch_start + RETRIEVE_BATCH)))
             answer = self._post_json("/api/v1/log/entries/retrieve", {"logIndexes": indexes})
@@ -380,7 +468,9 @@ class LogMonitor:
                         f"checkpoint of size {head.size} commits to"
                     )
                 entry_id, entry = by_index[index]
-                yield index, entry_id, entry, self._prove_included(index, entry, head)
+                body = self._prove_included(index, entry, head)
+                time = entry.get("integratedTime")
+                yield index, entry_id, time if isinstance(time, int) else None, body
 
     def _prove_included(self, index: int, entry: dict[str, Any], head: TreeHead) -> bytes:
         """The entry's body, proved to be leaf `index` of a signed checkpoint consistent with
@@ -462,21 +552,27 @@ class LogMonitor:
         return json_body(body, what="the transparency log")
 
 
-def _judge(
-    index: int, entry_id: str, entry: dict[str, Any], body: bytes, watch: WatchList
-) -> list[Finding]:
-    """Findings for one entry: each watched identity in each of its signing certificates."""
+def judge_entry(
+    index: int, entry_id: str, integrated_time: int | None, body: bytes, watch: WatchList
+) -> tuple[list[Finding], Unjudged | None]:
+    """Findings for one entry (each watched identity in each signing certificate), and why
+    the entry, or part of it, could not be judged."""
     from cryptography import x509
 
     from cli.verify import VerificationError
     from cli.verify.policy import certificate_identities, certificate_issuer
 
-    findings = []
-    for pem in entry_certificates(body):
+    signers = entry_signers(body)
+    if signers.problem is not None:
+        return [], Unjudged(index, signers.problem[0], signers.problem[1])
+    findings: list[Finding] = []
+    unreadable = 0
+    for pem in signers.certificates:
         try:
             cert = x509.load_pem_x509_certificate(pem)
             identities = certificate_identities(cert)
         except (ValueError, VerificationError):
+            unreadable += 1
             continue
         watched = [identity for identity in identities if watch.watches(identity)]
         if not watched:
@@ -486,34 +582,90 @@ def _judge(
         except VerificationError:
             issuer = None
         kind = MATCH if not watch.issuers or issuer in watch.issuers else UNEXPECTED_ISSUER
-        time = entry.get("integratedTime")
         findings += [
-            Finding(kind, index, entry_id, identity, issuer, time if isinstance(time, int) else 0)
+            Finding(kind, index, entry_id, identity, issuer, integrated_time)
             for identity in watched
         ]
-    return findings
+    if unreadable:
+        what = f"{signers.kind} with a certificate that names no identity or cannot be parsed"
+        return findings, Unjudged(index, UNREADABLE, what)
+    if signers.public_keys and not signers.certificates:
+        return findings, Unjudged(index, PUBLIC_KEY, signers.kind)
+    return findings, None
 
 
-def entry_certificates(body: bytes) -> list[bytes]:
-    """The PEM certificates or keys that signed an entry, for the kinds keyless logs.
+@dataclass(frozen=True)
+class EntrySigners:
+    """Who an entry says signed it: certificate PEMs, and how many verifiers are bare keys.
 
-    hashedrekord 0.0.1 (`spec.signature.publicKey.content`), dsse 0.0.1
-    (`spec.signatures[].verifier`), intoto 0.0.2 (`spec.content.envelope.signatures[].publicKey`,
-    base64 of base64). Anything else yields nothing: a monitor reads, it does not refuse.
+    `problem` is (reason, detail) when the entry could not be read at all."""
+
+    kind: str
+    certificates: tuple[bytes, ...] = ()
+    public_keys: int = 0
+    problem: tuple[str, str] | None = None
+
+
+def entry_signers(body: bytes) -> EntrySigners:
+    """The signers of an entry of a kind keyless logs or reads.
+
+    hashedrekord 0.0.1 (`spec.signature.publicKey.content`, a PEM certificate or key),
+    hashedrekord 0.0.2 (`spec.hashedRekordV002.signature.verifier`, DER `x509Certificate` or
+    `publicKey`), dsse 0.0.1 (`spec.signatures[].verifier`), intoto 0.0.2
+    (`spec.content.envelope.signatures[].publicKey`, base64 of base64). Anything else is named
+    as an unknown kind; a monitor reads, it does not refuse.
     """
     try:
         doc = json.loads(body)
-        kind, spec = doc.get("kind"), doc.get("spec")
-        if kind == "hashedrekord":
-            return [base64.b64decode(spec["signature"]["publicKey"]["content"])]
-        if kind == "dsse":
-            return [base64.b64decode(s["verifier"]) for s in spec["signatures"]]
-        if kind == "intoto":
+    except (ValueError, RecursionError):
+        return EntrySigners("?", problem=(UNREADABLE, "not a JSON entry"))
+    if not isinstance(doc, dict):
+        return EntrySigners("?", problem=(UNREADABLE, "not a JSON object"))
+    kind = f"{str(doc.get('kind'))[:64]} {str(doc.get('apiVersion'))[:16]}"
+    spec = doc.get("spec")
+    try:
+        if doc.get("kind") == "hashedrekord" and doc.get("apiVersion") == "0.0.2":
+            return _v2_signers(kind, spec)
+        if doc.get("kind") == "hashedrekord":
+            verifiers = [base64.b64decode(spec["signature"]["publicKey"]["content"])]
+        elif doc.get("kind") == "dsse":
+            verifiers = [base64.b64decode(s["verifier"]) for s in spec["signatures"]]
+        elif doc.get("kind") == "intoto":
             signatures = spec["content"]["envelope"]["signatures"]
-            return [base64.b64decode(base64.b64decode(s["publicKey"])) for s in signatures]
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error):
-        return []
-    return []
+            verifiers = [base64.b64decode(base64.b64decode(s["publicKey"])) for s in signatures]
+        else:
+            return EntrySigners(kind, problem=(UNKNOWN_KIND, kind))
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        return EntrySigners(kind, problem=(UNREADABLE, f"malformed {kind} entry"))
+    certificates = tuple(v for v in verifiers if v.lstrip().startswith(_PEM_CERTIFICATE))
+    keys = sum(1 for v in verifiers if _PEM_PUBLIC_KEY in v and v not in certificates)
+    if len(certificates) + keys != len(verifiers):
+        return EntrySigners(kind, problem=(UNREADABLE, f"{kind} verifier is not a PEM"))
+    return EntrySigners(kind, certificates, keys)
+
+
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+_PEM_PUBLIC_KEY = b"PUBLIC KEY-----"
+
+
+def _v2_signers(kind: str, spec: Any) -> EntrySigners:
+    import ssl
+
+    # Servers before the field's rename wrote hashedRekordV0_0_2.
+    names = ("hashedRekordV002", "hashedRekordV0_0_2")
+    inner = next((spec[name] for name in names if isinstance(spec, dict) and name in spec), None)
+    verifier = inner["signature"]["verifier"]
+    if "x509Certificate" in verifier:
+        raw = base64.b64decode(verifier["x509Certificate"]["rawBytes"], validate=True)
+        return EntrySigners(kind, (ssl.DER_cert_to_PEM_cert(raw).encode(),))
+    if "publicKey" in verifier:
+        return EntrySigners(kind, public_keys=1)
+    raise KeyError("verifier")
+
+
+def entry_certificates(body: bytes) -> list[bytes]:
+    """The PEM certificates that signed an entry (see `entry_signers`); none if unreadable."""
+    return list(entry_signers(body).certificates)
 
 
 def _typed(doc: Any, key: str, kind: type) -> Any:

@@ -78,6 +78,42 @@ def is_tile_log_key(key: LogKey) -> bool:
     return key.key_id == checkpoint_key_id(key.public_key, name=origin)
 
 
+def tile_log_at(
+    tiles_url: str,
+    keys: Sequence[LogKey],
+    *,
+    session: requests.Session | None = None,
+    timeout: float = 30.0,
+) -> TileLog:
+    """The tile log among `keys` (a trusted root's logs) that `tiles_url` serves, at its own
+    address or a mirror: the one whose origin the served checkpoint names. Only the origin is
+    read here; every checkpoint is verified when used.
+
+    Raises:
+        NetworkError: unreachable, or no checkpoint there.
+        ClientError: the trusted root lists no tile log of that origin.
+    """
+    from tlog.rekor_v2 import checkpoint_origin
+
+    tiles_url = tiles_url.rstrip("/")
+    session = session or new_session()
+    body = _fetch(session, tiles_url, "checkpoint", MAX_NOTE_BYTES, timeout)
+    try:
+        origin = parse_checkpoint_text(parse_note(body).text).origin
+    except CheckpointError as exc:
+        raise NetworkError(
+            f"the log at {tiles_url} sent a malformed checkpoint: {exc.message}"
+        ) from exc
+    logs = [k for k in keys if is_tile_log_key(k) and checkpoint_origin(k.base_url) == origin]
+    if not logs:
+        raise ClientError(
+            f"the trusted root lists no tile log of origin {origin[:100]!r}, which the "
+            f"checkpoint at {tiles_url} names",
+            hint="give the trusted root that lists this log with --trusted-root",
+        )
+    return TileLog(logs[0].base_url, logs, tiles_url=tiles_url, session=session, timeout=timeout)
+
+
 class TileLog:
     """A tile log named `base_url` in the trusted root, read from `tiles_url`.
 
@@ -318,27 +354,31 @@ class TileLog:
         return levels
 
     def _fetch(self, path: str, limit: int) -> bytes:
-        """GET `tiles_url`/`path`, reading at most `limit` bytes (more is refused)."""
-        url = f"{self.tiles_url}/{path}"
-        try:
-            with self._session.get(url, stream=True, timeout=self._timeout) as response:
-                body = response.raw.read(limit + 1, decode_content=True)
-                status = response.status_code
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise NetworkError(
-                f"cannot reach the transparency log at {url}: {type(exc).__name__}",
-                reason="unreachable",
-                hint="check the URL and your network connection",
-            ) from exc
-        if status != 200:
-            raise NetworkError(
-                f"the transparency log at {url} answered HTTP {status}", reason="unreachable"
-            )
-        if len(body) > limit:
-            raise NetworkError(
-                f"the log at {self.tiles_url} sent more than {limit} bytes for {path}"
-            )
-        return body
+        return _fetch(self._session, self.tiles_url, path, limit, self._timeout)
+
+
+def _fetch(
+    session: requests.Session, tiles_url: str, path: str, limit: int, timeout: float
+) -> bytes:
+    """GET `tiles_url`/`path`, reading at most `limit` bytes (more is refused)."""
+    url = f"{tiles_url}/{path}"
+    try:
+        with session.get(url, stream=True, timeout=timeout) as response:
+            body = response.raw.read(limit + 1, decode_content=True)
+            status = response.status_code
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise NetworkError(
+            f"cannot reach the transparency log at {url}: {type(exc).__name__}",
+            reason="unreachable",
+            hint="check the URL and your network connection",
+        ) from exc
+    if status != 200:
+        raise NetworkError(
+            f"the transparency log at {url} answered HTTP {status}", reason="unreachable"
+        )
+    if len(body) > limit:
+        raise NetworkError(f"the log at {tiles_url} sent more than {limit} bytes for {path}")
+    return body
 
 
 class _TileNodes:

@@ -1,9 +1,10 @@
-"""`keyless monitor`: check that a log only grows, and report who signed as a watched identity.
+"""`keyless monitor`: check that logs only grow, and report who signed as a watched identity.
 
-Exit codes: 0 the log is consistent (findings, if any, were all expected), 1 the log
-contradicted itself or the stored checkpoint (a fork or rollback: the state file is kept as
-evidence), 2 usage, 3 the log or its trust could not be reached, 4 a watched identity was
-certified by an issuer the watch list does not expect.
+`--server` watches every signature log the server's trusted root lists for it (its Rekor v1
+log and its Rekor v2 tile log), each with its own state file. Exit codes, the worst over the
+logs: 1 a log contradicted itself or the stored checkpoint (a fork or rollback: the state file
+is kept as evidence), 4 a watched identity was certified by an issuer the watch list does not
+expect, 3 a log or its trust could not be reached, 2 usage, 0 consistent.
 """
 
 from __future__ import annotations
@@ -18,45 +19,59 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cli.monitor import RunResult
-    from cli.trust import LogKey
 
 PUBLIC_REKOR = "https://rekor.sigstore.dev"
 EXIT_INCONSISTENT = 1
+EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_SUSPICIOUS = 4
+# Which exit code wins when logs disagree.
+_SEVERITY = (EXIT_INCONSISTENT, EXIT_SUSPICIOUS, EXIT_UNREACHABLE, EXIT_USAGE)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "monitor",
-        help="verify a transparency log stays append-only and report watched identities",
+        help="verify transparency logs stay append-only and report watched identities",
         description=(
-            "Fetch the log's signed checkpoint, prove it extends the one stored by the last "
+            "Fetch each log's signed checkpoint, prove it extends the one stored by the last "
             "run (a consistency proof), then read every entry added since and report those "
-            "signed by a watched identity. Exit 1 if the log contradicts itself or an earlier "
-            "checkpoint (a fork or rollback), 3 if it cannot be reached, 4 if a watched "
-            "identity was certified by an issuer not given with --issuer. The first run trusts "
-            "the current checkpoint and watches from there (--from-index scans history)."
+            "signed by a watched identity. Rekor v1 logs answer proofs; Rekor v2 logs serve "
+            "tiles, from which the proofs are built and checked against the signed roots. "
+            "Exit 1 if a log contradicts itself or an earlier checkpoint (a fork or rollback), "
+            "4 if a watched identity was certified by an issuer not given with --issuer, 3 if "
+            "a log cannot be reached (the worst over all logs). The first run trusts the "
+            "current checkpoint and watches from there (--from-index scans history)."
         ),
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--server", metavar="URL", help="a keyless server: its log, with its published trust"
+        "--server",
+        metavar="URL",
+        help="a keyless server: every log its trusted root lists for it (Rekor v1 and v2)",
     )
     where.add_argument(
         "--rekor-url",
         metavar="URL",
         help=f"a Rekor v1 log (default {PUBLIC_REKOR}, with the shipped production root)",
     )
+    where.add_argument(
+        "--tiles-url",
+        metavar="URL",
+        help="a Rekor v2 (C2SP tlog-tiles) log read at URL, where its checkpoint and tile/ "
+        "are (e.g. https://log.example/api/v2, or a mirror): the trusted root's tile log "
+        "whose origin the checkpoint names",
+    )
     parser.add_argument(
-        "--trusted-root", metavar="FILE", help="the trusted root that lists the log's key"
+        "--trusted-root", metavar="FILE", help="the trusted root that lists the logs' keys"
     )
     parser.add_argument(
         "--state",
         metavar="FILE",
         type=Path,
         help="where the last verified checkpoint is kept (default: one file per log under "
-        "$XDG_STATE_HOME/keyless/monitor)",
+        "$XDG_STATE_HOME/keyless/monitor); with --server, FILE is the v1 log's and the v2 "
+        "log's is FILE with .v2 before its suffix",
     )
     parser.add_argument(
         "--identity",
@@ -80,14 +95,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="an issuer expected for watched identities; any other is suspicious; repeatable",
     )
     parser.add_argument(
-        "--from-index", type=int, metavar="N", help="scan from this entry index instead"
+        "--from-index",
+        type=int,
+        metavar="N",
+        help="scan from this entry index instead (in each log)",
     )
     parser.add_argument(
         "--max-entries",
         type=int,
         default=10_000,
         metavar="N",
-        help="entries to read per run (default 10000); the next run continues",
+        help="entries to read per log and run (default 10000); the next run continues",
     )
     parser.add_argument(
         "--follow", action="store_true", help="keep watching, one run every --interval"
@@ -101,24 +119,40 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cli.errors import ClientError, NetworkError
-    from cli.monitor import LogInconsistencyError, LogMonitor, WatchList
 
     if args.max_entries < 1 or args.interval <= 0:
         args.parser.error("--max-entries and --interval must be positive")
     if args.from_index is not None and args.from_index < 0:
         args.parser.error("--from-index must not be negative")
-    watch = WatchList.build(args.identity, args.identity_regexp, args.issuer)
-    log_url = (args.server or args.rekor_url or PUBLIC_REKOR).rstrip("/")
-    state_path = args.state or _default_state(log_url)
     try:
-        monitor = LogMonitor(log_url, _log_keys(args, log_url))
-        while True:
-            result = _run_once(monitor, state_path, watch, args)
-            _report(result, args.output)
-            if not args.follow:
-                break
-            args.from_index = None
-            time.sleep(args.interval)
+        from cli.monitor import WatchList
+
+        watch = WatchList.build(args.identity, args.identity_regexp, args.issuer)
+        targets = _targets(args)
+    except NetworkError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except ClientError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return EXIT_USAGE
+    while True:
+        codes = [_watch(monitor, state_path, watch, args) for monitor, state_path in targets]
+        if not args.follow or any(code not in (0, EXIT_SUSPICIOUS) for code in codes):
+            break
+        args.from_index = None
+        time.sleep(args.interval)
+    return next((code for code in _SEVERITY if code in codes), 0)
+
+
+def _watch(monitor: Any, state_path: Path, watch: Any, args: argparse.Namespace) -> int:
+    """One run over one log: its report on stdout, its errors on stderr; the exit code."""
+    from cli.errors import ClientError, NetworkError
+    from cli.monitor import MATCH, LogInconsistencyError
+
+    try:
+        result = _run_once(monitor, state_path, watch, args)
     except LogInconsistencyError as exc:
         print(f"error: log inconsistency: {exc.message}", file=sys.stderr)
         print(f"hint: the last verified checkpoint is kept in {state_path}", file=sys.stderr)
@@ -130,8 +164,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
-        return 2
-    suspicious = any(finding.kind != "watched-identity" for finding in result.findings)
+        return EXIT_USAGE
+    _report(result, args.output)
+    suspicious = any(finding.kind != MATCH for finding in result.findings)
     return EXIT_SUSPICIOUS if suspicious else 0
 
 
@@ -141,7 +176,8 @@ def _run_once(monitor: Any, state_path: Path, watch: Any, args: argparse.Namespa
     state = load_state(state_path, log_url=monitor.log_url)
     if state is None and args.from_index is None:
         print(
-            f"first run: trusting the log's current checkpoint; state kept in {state_path}",
+            f"first run of {monitor.log_url}: trusting the log's current checkpoint; state "
+            f"kept in {state_path}",
             file=sys.stderr,
         )
     result = monitor.run(
@@ -156,7 +192,7 @@ def _run_once(monitor: Any, state_path: Path, watch: Any, args: argparse.Namespa
     if result.scanned_to < result.head.size:
         print(
             f"read entries {result.scanned_from}..{result.scanned_to - 1} of "
-            f"{result.head.size}; the next run continues",
+            f"{result.head.size} of {monitor.log_url}; the next run continues",
             file=sys.stderr,
         )
     return result
@@ -169,12 +205,42 @@ def _report(result: RunResult, output: str) -> None:
         print(json.dumps(result.to_json()))
         return
     grown = "" if result.previous is None else f" (was {result.previous.size})"
-    print(f"log consistent at size {result.head.size}{grown}, root {result.head.root_hash.hex()}")
+    print(
+        f"Rekor v{result.rekor_version} log {result.log_url} consistent at size "
+        f"{result.head.size}{grown}, root {result.head.root_hash.hex()}"
+    )
     for finding in result.findings:
         print(finding.describe())
+    groups: dict[tuple[str, str], list[int]] = {}
+    for entry in result.unjudged:
+        groups.setdefault((entry.reason, entry.detail), []).append(entry.log_index)
+    for (reason, detail), indexes in groups.items():
+        print(_describe_unjudged(reason, detail, indexes))
 
 
-def _log_keys(args: argparse.Namespace, log_url: str) -> list[LogKey]:
+def _describe_unjudged(reason: str, detail: str, indexes: list[int]) -> str:
+    from cli.monitor import PUBLIC_KEY, UNKNOWN_KIND
+
+    shown = ", ".join(str(index) for index in indexes[:20])
+    if len(indexes) > 20:
+        shown += f", … ({len(indexes) - 20} more)"
+    count = f"{len(indexes)} {'entry' if len(indexes) == 1 else 'entries'}"
+    if reason == PUBLIC_KEY:
+        return f"not judged: {count} signed with a bare public key, no identity ({detail}): {shown}"
+    if reason == UNKNOWN_KIND:
+        return f"warning: {count} of kind {detail}, which the monitor cannot judge: {shown}"
+    return f"warning: {count} the monitor cannot read ({detail}): {shown}"
+
+
+def _targets(args: argparse.Namespace) -> list[tuple[Any, Path]]:
+    """The logs to watch, each with its state file.
+
+    Raises:
+        ClientError: the trusted root lists no such log (NetworkError: unreachable).
+    """
+    from cli.errors import ClientError
+    from cli.monitor import LogMonitor, TileLogMonitor
+    from cli.tile_log import TileLog, is_tile_log_key, tile_log_at
     from cli.trust import (
         fetch_server_trusted_root,
         load_trusted_root,
@@ -187,7 +253,27 @@ def _log_keys(args: argparse.Namespace, log_url: str) -> list[LogKey]:
         root = fetch_server_trusted_root(args.server)
     else:
         root = production_trusted_root()
-    return [key for key in root.tlogs.values() if key.base_url.rstrip("/") == log_url]
+    keys = list(root.tlogs.values())
+    if args.tiles_url:
+        monitor = TileLogMonitor(tile_log_at(args.tiles_url, keys))
+        return [(monitor, args.state or _default_state(monitor.log_url))]
+    log_url = (args.server or args.rekor_url or PUBLIC_REKOR).rstrip("/")
+    mine = [key for key in keys if key.base_url.rstrip("/") == log_url]
+    v1_keys = [key for key in mine if not is_tile_log_key(key)]
+    v2_keys = [key for key in mine if is_tile_log_key(key)]
+    if not args.server and v2_keys and not v1_keys:
+        raise ClientError(
+            f"the trusted root lists a Rekor v2 log at {log_url}, not a v1 log",
+            hint=f"watch it with --tiles-url {log_url}/api/v2",
+        )
+    targets: list[tuple[Any, Path]] = []
+    if v1_keys or not v2_keys or not args.server:
+        targets.append((LogMonitor(log_url, v1_keys), args.state or _default_state(log_url)))
+    if args.server and v2_keys:
+        monitor = TileLogMonitor(TileLog(log_url, v2_keys))
+        state = args.state and args.state.with_name(f"{args.state.stem}.v2{args.state.suffix}")
+        targets.append((monitor, state or _default_state(monitor.log_url)))
+    return targets
 
 
 def _default_state(log_url: str) -> Path:
