@@ -1,9 +1,11 @@
-"""`keyless monitor` against real servers: it follows a growing log, reports watched identities,
-and catches a log that forks (a state directory restored from an older copy and served again
-under the same origin with the same key)."""
+"""`keyless monitor` against real servers: it follows both of a server's logs as they grow
+(keyless sign logs to Rekor v2 by default, `--rekor-version 1` to v1), reports watched
+identities, and catches logs that fork (a state directory restored from an older copy and
+served again under the same origin with the same keys)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -14,12 +16,12 @@ from cli.main import main
 from tests.conftest import dev_server
 
 
-def _sign(server, tmp_path: Path, email: str, name: str) -> None:
+def _sign(server, tmp_path: Path, email: str, name: str, *, v1: bool = False) -> None:
+    """Sign into the Rekor v2 log (keyless sign's default), or the v1 log."""
     artifact = tmp_path / name
     artifact.write_bytes(f"{name} by {email}\n".encode())
     token = server.email_token(email)
-    # The monitor and the audit join read the Rekor v1 log; keyless sign defaults to v2.
-    sign = ["sign", "--server", server.url, "--rekor-version", "1"]
+    sign = ["sign", "--server", server.url, *(["--rekor-version", "1"] if v1 else [])]
     assert main([*sign, "--identity-token", token, str(artifact)]) == 0
 
 
@@ -27,8 +29,28 @@ def _monitor(server, state: Path, *extra: str) -> int:
     return main(["monitor", "--server", server.url, "--state", str(state), *extra])
 
 
+def _v2(state: Path) -> Path:
+    """Where --state FILE keeps the v2 log's state."""
+    return state.with_name(f"{state.stem}.v2{state.suffix}")
+
+
 def _tree_size(state: Path) -> int:
     return json.loads(state.read_text())["treeSize"]
+
+
+def _heads(server, state: Path, was: tuple[int | None, int | None] = (None, None)) -> list[str]:
+    """The two header lines a text report starts each log with."""
+    lines = []
+    for version, url, path, previous in (
+        (1, server.url, state, was[0]),
+        (2, server.url + "/api/v2", _v2(state), was[1]),
+    ):
+        grown = "" if previous is None else f" (was {previous})"
+        lines.append(
+            f"Rekor v{version} log {url} consistent at size {_tree_size(path)}{grown}, "
+            f"root {_root(path)}"
+        )
+    return lines
 
 
 @pytest.fixture
@@ -42,29 +64,53 @@ def test_first_run_trusts_the_checkpoint_then_reports_new_entries(log, tmp_path,
     state = tmp_path / "monitor.json"
     assert _monitor(log, state, "--identity", "alice@example.com") == 0
     out, err = capsys.readouterr()
-    assert "first run: trusting the log's current checkpoint" in err
-    assert out.splitlines() == [f"log consistent at size 1, root {_root(state)}"]
+    assert f"first run of {log.url}: trusting the log's current checkpoint" in err
+    assert f"first run of {log.url}/api/v2: trusting the log's current checkpoint" in err
+    assert f"state kept in {_v2(state)}" in err
+    assert out.splitlines() == _heads(log, state)
+    assert (_tree_size(state), _tree_size(_v2(state))) == (0, 1)
 
     _sign(log, tmp_path, "alice@example.com", "a.txt")
     _sign(log, tmp_path, "bob@example.com", "b.txt")
+    _sign(log, tmp_path, "alice@example.com", "c.txt", v1=True)
     assert _monitor(log, state, "--identity", "alice@example.com") == 0
     lines = capsys.readouterr().out.splitlines()
+    v1_head, v2_head = _heads(log, state, was=(0, 1))
     assert lines == [
-        f"log consistent at size 3 (was 1), root {_root(state)}",
+        v1_head,
+        f"entry 0: signed by alice@example.com ({log.url}/oidc)",
+        v2_head,
         f"entry 1: signed by alice@example.com ({log.url}/oidc)",
     ]
-    assert json.loads(state.read_text())["nextIndex"] == 3
+    assert json.loads(state.read_text())["nextIndex"] == 1
+    assert json.loads(_v2(state).read_text())["nextIndex"] == 3
+    assert json.loads(_v2(state).read_text())["logUrl"] == f"{log.url}/api/v2"
 
     # Nothing new: nothing reported, the state stays.
     assert _monitor(log, state, "--identity", "alice@example.com") == 0
-    assert capsys.readouterr().out.splitlines() == [
-        f"log consistent at size 3 (was 3), root {_root(state)}"
-    ]
+    assert capsys.readouterr().out.splitlines() == _heads(log, state, was=(1, 3))
+
+
+def test_the_default_state_files_one_per_log(log, tmp_path, capsys, monkeypatch) -> None:
+    """Without --state, each log has its own file; the v1 log keeps the name it always had."""
+    import hashlib
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    _sign(log, tmp_path, "alice@example.com", "a.txt")
+    assert main(["monitor", "--server", log.url]) == 0
+    folder = tmp_path / "xdg" / "keyless" / "monitor"
+    names = {
+        hashlib.sha256(url.encode()).hexdigest()[:16] + ".json"
+        for url in (log.url, f"{log.url}/api/v2")
+    }
+    assert {path.name for path in folder.iterdir()} == names
+    capsys.readouterr()
 
 
 def test_history_scan_regexp_and_unexpected_issuer(log, tmp_path, capsys) -> None:
     for index, email in enumerate(["alice@example.com", "bob@example.com", "eve@example.org"]):
         _sign(log, tmp_path, email, f"{index}.txt")
+    _sign(log, tmp_path, "carol@example.com", "v1.txt", v1=True)
     state = tmp_path / "monitor.json"
     code = _monitor(
         log,
@@ -79,13 +125,26 @@ def test_history_scan_regexp_and_unexpected_issuer(log, tmp_path, capsys) -> Non
         "json",
     )
     assert code == 4
-    report = json.loads(capsys.readouterr().out)
-    assert report["treeSize"] == 3 and report["scanned"] == {"from": 0, "to": 3}
-    assert [(f["logIndex"], f["identity"], f["kind"]) for f in report["findings"]] == [
+    v1, v2 = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert (v1["logUrl"], v1["rekorVersion"], v2["logUrl"], v2["rekorVersion"]) == (
+        log.url,
+        1,
+        f"{log.url}/api/v2",
+        2,
+    )
+    assert v2["treeSize"] == 3 and v2["scanned"] == {"from": 0, "to": 3}
+    assert [(f["logIndex"], f["identity"], f["kind"]) for f in v2["findings"]] == [
         (0, "alice@example.com", "unexpected-issuer"),
         (1, "bob@example.com", "unexpected-issuer"),
     ]
-    assert all(f["issuer"] == f"{log.url}/oidc" for f in report["findings"])
+    assert v1["treeSize"] == 1 and v1["scanned"] == {"from": 0, "to": 1}
+    assert [(f["logIndex"], f["identity"]) for f in v1["findings"]] == [(0, "carol@example.com")]
+    assert all(f["issuer"] == f"{log.url}/oidc" for f in v1["findings"] + v2["findings"])
+    # Rekor v2 has no integrated time; its entry ID is the leaf hash.
+    assert {f["integratedTime"] for f in v2["findings"]} == {None}
+    assert isinstance(v1["findings"][0]["integratedTime"], int)
+    assert all(len(f["entryId"]) == 64 for f in v2["findings"])
+    assert v1["unjudged"] == v2["unjudged"] == []
 
 
 def test_max_entries_resumes_where_it_stopped(log, tmp_path, capsys) -> None:
@@ -95,44 +154,54 @@ def test_max_entries_resumes_where_it_stopped(log, tmp_path, capsys) -> None:
     watch = ["--identity", "alice@example.com", "--max-entries", "2"]
     assert _monitor(log, state, "--from-index", "0", *watch) == 0
     first = capsys.readouterr()
-    assert "read entries 0..1 of 3; the next run continues" in first.err
+    assert f"read entries 0..1 of 3 of {log.url}/api/v2; the next run continues" in first.err
     assert _monitor(log, state, *watch) == 0
-    assert capsys.readouterr().out.splitlines()[1:] == [
+    assert capsys.readouterr().out.splitlines()[2:] == [
         f"entry 2: signed by alice@example.com ({log.url}/oidc)"
     ]
 
 
 def test_a_forked_log_is_caught(tmp_path, capsys) -> None:
-    """The operator (or an attacker holding the key) restores an older state directory and
-    serves it again at the same origin: the new history contradicts what the monitor saw."""
+    """The operator (or an attacker holding the keys) restores an older state directory and
+    serves it again at the same origin: the new history of each log contradicts what the
+    monitor saw."""
     state_dir, snapshot = tmp_path / "state", tmp_path / "snapshot"
     monitor_state = tmp_path / "monitor.json"
+
+    def sign_both(server, email: str, name: str) -> None:
+        _sign(server, tmp_path, email, name)
+        _sign(server, tmp_path, email, f"v1-{name}", v1=True)
+
     with dev_server(state_dir) as first:
         port = int(first.url.rsplit(":", 1)[1])
-        _sign(first, tmp_path, "alice@example.com", "0.txt")
+        sign_both(first, "alice@example.com", "0.txt")
         shutil.copytree(state_dir, snapshot)
-        _sign(first, tmp_path, "alice@example.com", "1.txt")
-        _sign(first, tmp_path, "alice@example.com", "2.txt")
+        sign_both(first, "alice@example.com", "1.txt")
+        sign_both(first, "alice@example.com", "2.txt")
         assert _monitor(first, monitor_state) == 0
     capsys.readouterr()
-    assert _tree_size(monitor_state) == 3
-    evidence = monitor_state.read_bytes()
+    assert _tree_size(monitor_state) == _tree_size(_v2(monitor_state)) == 3
+    evidence = monitor_state.read_bytes(), _v2(monitor_state).read_bytes()
 
     with dev_server(snapshot, port=port) as forked:
         assert forked.url == first.url
-        # Behind what the monitor saw: a rollback.
+        # Behind what the monitor saw: a rollback, in each log.
         assert _monitor(forked, monitor_state) == 1
         err = capsys.readouterr().err
         assert f"the log at {forked.url} signed size 1 after signing size 3" in err
+        assert f"the log at {forked.url}/api/v2 signed size 1 after signing size 3" in err
         assert f"the last verified checkpoint is kept in {monitor_state}" in err
+        assert f"the last verified checkpoint is kept in {_v2(monitor_state)}" in err
         # Grown past it with other entries: a fork, which no consistency proof can hide.
         for index in range(3):
-            _sign(forked, tmp_path, "mallory@example.com", f"m{index}.txt")
+            sign_both(forked, "mallory@example.com", f"m{index}.txt")
         assert _monitor(forked, monitor_state) == 1
         err = capsys.readouterr().err
         assert f"cannot prove that size 4 (root {_root_hex(forked)}) extends size 3" in err
-        assert "it signed two histories (a fork)" in err
-    assert monitor_state.read_bytes() == evidence
+        v2_root = base64.b64decode(_get(f"{forked.url}/api/v2/checkpoint").split("\n")[2])
+        assert f"cannot prove that size 4 (root {v2_root.hex()}) extends size 3" in err
+        assert err.count("it signed two histories (a fork)") == 2
+    assert (monitor_state.read_bytes(), _v2(monitor_state).read_bytes()) == evidence
 
 
 def test_unreachable_log_and_bad_state(log, tmp_path, capsys) -> None:
@@ -185,15 +254,15 @@ def _root_hex(server) -> str:
 
 
 def test_an_entry_the_log_never_committed_is_caught(log, tmp_path, capsys) -> None:
-    """A log front end that swaps an entry's body for another one: the inclusion proof no
+    """A Rekor v1 front end that swaps an entry's body for another one: the inclusion proof no
     longer holds, so the monitor refuses to report anything from that log."""
     import requests
     from flask import Flask, Response, request
 
     from tests.conftest import serve_wsgi
 
-    _sign(log, tmp_path, "alice@example.com", "0.txt")
-    _sign(log, tmp_path, "mallory@example.com", "1.txt")
+    _sign(log, tmp_path, "alice@example.com", "0.txt", v1=True)
+    _sign(log, tmp_path, "mallory@example.com", "1.txt", v1=True)
     proxy = Flask("lying-log")
 
     @proxy.route("/<path:path>", methods=["GET", "POST"])
