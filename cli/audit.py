@@ -6,9 +6,15 @@ edit afterwards. A full read (from entry 0) also recomputes the Merkle root of e
 and compares it with the log's signed tree head: the listing is then exactly what the log
 committed to, nothing dropped or added on the way.
 
-Each matching certificate's key is then looked up in the signature log (entries are indexed
-by the signing key, which is ephemeral and so names one certificate's signatures), and each
-entry found is checked to carry a certificate with that same key.
+Each matching certificate's signature-log entries are then found in two ways:
+
+- a Rekor v1 log has a search index: the certificate's key is looked up in it (the key is
+  ephemeral, so it names one certificate's signatures), and each entry found is checked to
+  carry that certificate or key;
+- a Rekor v2 (tile) log has no search by design: it is read whole from its tiles, every entry
+  proven part of the tree its signed checkpoint commits to (`cli.tile_log`), and each entry is
+  matched to the issued certificates: one that carries a certificate by its serial and key,
+  one that carries a bare key by the key. An entry that cannot be read is named, not skipped.
 """
 
 from __future__ import annotations
@@ -25,16 +31,27 @@ from typing import Any
 
 import requests
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
+import strictjson
 from cli.errors import ClientError, NetworkError
 from cli.http import json_body, new_session, request
+from cli.tile_log import LogInconsistencyError, TileLog
 from cli.trust import LogKey
 
 # Our CT log answers at most 256 entries per get-entries call; ask for that many.
 PAGE = 256
 RETRIEVE_BATCH = 10
+PROGRESS_EVERY = 10_000
+REKOR_V1 = "rekor-v1"
+REKOR_V2 = "rekor-v2"
+CERTIFICATE = "x509Certificate"
+PUBLIC_KEY = "publicKey"
+# The spec field's name in hashedrekord 0.0.2 bodies; early rekor-tiles wrote the second.
+_V2_SPEC_NAMES = ("hashedRekordV002", "hashedRekordV0_0_2")
+
+Progress = Callable[[str, int, int], None]
 
 
 class LogIntegrityError(ClientError):
@@ -89,19 +106,66 @@ class Selector:
 
 @dataclass(frozen=True)
 class SignatureEntry:
-    """A signature-log entry made with an issued certificate's key."""
+    """A signature-log entry made with an issued certificate (or its bare key).
 
+    `log` is REKOR_V1 or REKOR_V2; `entry_id` is the v1 UUID, or for v2 (which names entries by
+    index only) the hex Merkle leaf hash; a v2 entry has no integrated time (None).
+    """
+
+    log: str
     log_index: int
     entry_id: str
-    integrated_time: int
+    integrated_time: int | None
     kind: str
+    verifier: str  # CERTIFICATE or PUBLIC_KEY
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "log": self.log,
             "logIndex": self.log_index,
             "entryId": self.entry_id,
             "integratedTime": self.integrated_time,
             "kind": self.kind,
+            "verifier": self.verifier,
+        }
+
+
+@dataclass(frozen=True)
+class UnreadableEntry:
+    """A signature-log entry (proven part of the log) that names no key keyless can read."""
+
+    log: str
+    log_url: str
+    log_index: int
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "log": self.log,
+            "url": self.log_url,
+            "logIndex": self.log_index,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class LogRead:
+    """A signature log the audit used: v1 searched by key; v2 read whole up to `tree_size`."""
+
+    log: str
+    url: str
+    tree_size: int | None = None
+    root_hash: bytes | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.log == REKOR_V1:
+            return {"log": self.log, "url": self.url, "read": "search index"}
+        return {
+            "log": self.log,
+            "url": self.url,
+            "read": "all entries, each proven in the signed checkpoint",
+            "treeSize": self.tree_size,
+            "rootHash": self.root_hash.hex() if self.root_hash is not None else None,
         }
 
 
@@ -117,6 +181,10 @@ class IssuedCertificate:
     key_algorithm: str
     public_key_pem: bytes
     entries: tuple[SignatureEntry, ...] = ()
+
+    @property
+    def serial_number(self) -> int:
+        return int(self.serial, 16)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +206,8 @@ class AuditResult:
     root_verified: bool
     certificates: tuple[IssuedCertificate, ...]
     unreadable: tuple[int, ...] = ()  # CT indexes whose certificate could not be parsed
+    signature_logs: tuple[LogRead, ...] = ()
+    unreadable_entries: tuple[UnreadableEntry, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,11 +216,14 @@ class AuditResult:
             "rootVerified": self.root_verified,
             "certificates": [cert.to_json() for cert in self.certificates],
             "unreadable": list(self.unreadable),
+            "signatureLogs": [log.to_json() for log in self.signature_logs],
+            "unreadableSignatureLogEntries": [e.to_json() for e in self.unreadable_entries],
         }
 
 
 class Auditor:
-    """A keyless deployment's CT log (`ct_url`) and signature log (`log_url`)."""
+    """A keyless deployment's CT log (`ct_url`) and signature logs: a Rekor v1 log searched by
+    key (`log_url`) and Rekor v2 tile logs read whole (`tile_logs`)."""
 
     def __init__(
         self,
@@ -158,11 +231,13 @@ class Auditor:
         ct_url: str,
         ct_keys: Sequence[LogKey],
         log_url: str | None,
+        tile_logs: Sequence[TileLog] = (),
         session: requests.Session | None = None,
         timeout: float = 30.0,
     ) -> None:
         self.ct_url = ct_url.rstrip("/")
         self.log_url = log_url.rstrip("/") if log_url else None
+        self.tile_logs = tuple(tile_logs)
         if not ct_keys:
             raise ClientError(f"the trusted root lists no CT log at {ct_url}")
         self._keys = tuple(ct_keys)
@@ -175,12 +250,15 @@ class Auditor:
         *,
         from_index: int = 0,
         max_entries: int = 100_000,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Progress | None = None,
     ) -> AuditResult:
-        """Read CT entries `from_index` on (at most `max_entries`) and list what matches.
+        """Read CT entries `from_index` on (at most `max_entries`) and list what matches, with
+        the entries each certificate made in the v1 log (searched) and the tile logs (read
+        whole).
 
         Raises:
-            LogIntegrityError: the entries do not hash up to the signed tree head.
+            LogIntegrityError: the CT entries do not hash up to the signed tree head, or a tile
+                log's entries or checkpoint are not what it signed.
             NetworkError: a log cannot be reached or answers nonsense.
         """
         size, root = self.signed_tree_head()
@@ -201,16 +279,42 @@ class Auditor:
                 issued.identities, issued.issuer, issued.logged
             ):
                 found.append(issued)
-            if progress is not None and (index + 1 - from_index) % 10_000 == 0:
-                progress(index + 1 - from_index, end - from_index)
+            done = index + 1 - from_index
+            if progress is not None and done % PROGRESS_EVERY == 0:
+                progress("CT", done, end - from_index)
         if full and frontier.root() != root:
             raise LogIntegrityError(
                 f"the CT log at {self.ct_url} returned {size} entries whose Merkle root is not "
                 "the root of its signed tree head: it shows a different history than it signed"
             )
+        logs: list[LogRead] = []
+        made: dict[int, list[SignatureEntry]] = {i: [] for i in range(len(found))}
         if self.log_url is not None:
-            found = [self._with_entries(cert) for cert in found]
-        return AuditResult(size, from_index, end, full, tuple(found), tuple(unreadable))
+            logs.append(LogRead(REKOR_V1, self.log_url))
+            for position, cert in enumerate(found):
+                made[position].extend(self._v1_entries(cert))
+        unreadable_entries: list[UnreadableEntry] = []
+        index_by_key = CertificateIndex(found)
+        for tile_log in self.tile_logs:
+            read = scan_tile_log(tile_log, index_by_key, progress=progress)
+            logs.append(read.log)
+            unreadable_entries.extend(read.unreadable)
+            for position, entry in read.matches:
+                made[position].append(entry)
+        certificates = tuple(
+            replace(cert, entries=tuple(sorted(made[i], key=lambda e: (e.log, e.log_index))))
+            for i, cert in enumerate(found)
+        )
+        return AuditResult(
+            size,
+            from_index,
+            end,
+            full,
+            certificates,
+            tuple(unreadable),
+            tuple(logs),
+            tuple(unreadable_entries),
+        )
 
     def signed_tree_head(self) -> tuple[int, bytes]:
         """The CT log's tree size and root, from a tree head its key signed (RFC 6962 §3.5)."""
@@ -261,7 +365,7 @@ class Auditor:
                 yield index, leaf, extra
                 index += 1
 
-    def _with_entries(self, cert: IssuedCertificate) -> IssuedCertificate:
+    def _v1_entries(self, cert: IssuedCertificate) -> list[SignatureEntry]:
         spki = base64.b64encode(cert.public_key_pem).decode()
         ids = self._post(
             f"{self.log_url}/api/v1/index/retrieve",
@@ -277,11 +381,10 @@ class Auditor:
             )
             for item in answer if isinstance(answer, list) else []:
                 for entry_id, entry in item.items() if isinstance(item, dict) else ():
-                    made = _signature_entry(entry_id, entry, cert.public_key_pem)
+                    made = _signature_entry(entry_id, entry, cert)
                     if made is not None:
                         entries.append(made)
-        entries.sort(key=lambda e: e.log_index)
-        return replace(cert, entries=tuple(entries))
+        return entries
 
     def _get(self, url: str) -> Any:
         response, body = request(self._session, "GET", url, what="the log", timeout=self._timeout)
@@ -340,27 +443,187 @@ def _issued(index: int, leaf: bytes, extra: bytes) -> IssuedCertificate | None:
     )
 
 
-def _signature_entry(entry_id: str, entry: Any, public_key_pem: bytes) -> SignatureEntry | None:
-    """The entry, if its body really carries a certificate with this key (the index may lie)."""
-    from cli.monitor import entry_certificates
-
+def _signature_entry(entry_id: str, entry: Any, cert: IssuedCertificate) -> SignatureEntry | None:
+    """The v1 entry, if its body really carries this certificate or its key (the index may
+    lie)."""
     try:
         body = base64.b64decode(entry["body"], validate=True)
         index, time = entry["logIndex"], entry["integratedTime"]
-        kind = json.loads(body)["kind"]
-    except (KeyError, TypeError, ValueError, binascii.Error, RecursionError):
+        kind, pems = _v1_verifier_pems(body)
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error, RecursionError):
         return None
-    for pem in entry_certificates(body):
-        try:
-            key = x509.load_pem_x509_certificate(pem).public_key()
-        except ValueError:
-            continue
-        spki = key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        if spki == public_key_pem and isinstance(index, int) and isinstance(time, int):
-            return SignatureEntry(index, entry_id, time, str(kind))
+    if not isinstance(index, int) or not isinstance(time, int):
+        return None
+    for pem in pems:
+        verifier = _pem_verifier(pem)
+        if verifier is not None and verifier.names(cert):
+            return SignatureEntry(REKOR_V1, index, entry_id, time, str(kind), verifier.kind)
     return None
+
+
+def _v1_verifier_pems(body: bytes) -> tuple[str, list[bytes]]:
+    """A v1 entry's kind and the PEM certificates or keys it names as signers: hashedrekord
+    0.0.1 (`spec.signature.publicKey.content`), dsse 0.0.1 (`spec.signatures[].verifier`),
+    intoto 0.0.2 (`spec.content.envelope.signatures[].publicKey`, base64 of base64).
+
+    Raises:
+        ValueError, KeyError, TypeError, AttributeError: not such an entry.
+    """
+    doc = json.loads(body)
+    kind, spec = doc["kind"], doc["spec"]
+    if kind == "hashedrekord":
+        return kind, [base64.b64decode(spec["signature"]["publicKey"]["content"])]
+    if kind == "dsse":
+        return kind, [base64.b64decode(s["verifier"]) for s in spec["signatures"]]
+    if kind == "intoto":
+        signatures = spec["content"]["envelope"]["signatures"]
+        return kind, [base64.b64decode(base64.b64decode(s["publicKey"])) for s in signatures]
+    return str(kind), []
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """Who signed an entry: a certificate (its key and serial) or a bare key (`serial` None)."""
+
+    kind: str  # CERTIFICATE or PUBLIC_KEY
+    public_key_pem: bytes
+    serial: int | None
+
+    def names(self, cert: IssuedCertificate) -> bool:
+        """A certificate names an issued one by key and serial (a precertificate and its
+        certificate share both); a bare key by the key, which is the certificate's own."""
+        return self.public_key_pem == cert.public_key_pem and (
+            self.serial is None or self.serial == cert.serial_number
+        )
+
+
+def _spki_pem(key: Any) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _pem_verifier(pem: bytes) -> Verifier | None:
+    """A v1 body's certificate or public key (PEM), or None if it is neither."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+        return Verifier(CERTIFICATE, _spki_pem(cert.public_key()), cert.serial_number)
+    except (ValueError, UnsupportedAlgorithm):
+        pass
+    try:
+        return Verifier(PUBLIC_KEY, _spki_pem(serialization.load_pem_public_key(pem)), None)
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+
+
+def v2_verifier(body: bytes) -> Verifier:
+    """The certificate or key a Rekor v2 entry (hashedrekord 0.0.2, also DSSE logged as one)
+    was signed with.
+
+    Raises:
+        ValueError: the entry is not JSON, not hashedrekord 0.0.2, or its verifier cannot be
+            read; the message is one short line naming why.
+    """
+    try:
+        doc = strictjson.loads(body, what="entry")
+    except strictjson.JSONError as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(doc, dict):
+        raise ValueError("entry is not a JSON object")
+    kind, version = doc.get("kind"), doc.get("apiVersion")
+    if kind != "hashedrekord" or version != "0.0.2":
+        raise ValueError(f"unknown kind {_short(repr(kind))} version {_short(repr(version))}")
+    spec = doc.get("spec")
+    names = [name for name in _V2_SPEC_NAMES if isinstance(spec, dict) and name in spec]
+    if len(names) != 1:
+        raise ValueError("hashedrekord 0.0.2 entry without one spec.hashedRekordV002")
+    try:
+        verifier = spec[names[0]]["signature"]["verifier"]
+    except (KeyError, TypeError):
+        raise ValueError("hashedrekord 0.0.2 entry without signature.verifier") from None
+    kinds = [k for k in (CERTIFICATE, PUBLIC_KEY) if isinstance(verifier, dict) and k in verifier]
+    if len(kinds) != 1:
+        raise ValueError("verifier holds neither or both of x509Certificate and publicKey")
+    (which,) = kinds
+    raw = verifier[which].get("rawBytes") if isinstance(verifier[which], dict) else None
+    try:
+        der = base64.b64decode(raw, validate=True) if isinstance(raw, str) else None
+    except binascii.Error:
+        der = None
+    if der is None:
+        raise ValueError(f"verifier {which} has no base64 rawBytes")
+    try:
+        if which == CERTIFICATE:
+            cert = x509.load_der_x509_certificate(der)
+            return Verifier(CERTIFICATE, _spki_pem(cert.public_key()), cert.serial_number)
+        key = serialization.load_der_public_key(der)
+        return Verifier(PUBLIC_KEY, _spki_pem(key), None)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        what = "certificate" if which == CERTIFICATE else "public key"
+        raise ValueError(f"{what} does not parse ({_short(str(exc), 80)})") from None
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class CertificateIndex:
+    """The issued certificates by key, to match a tile log's entries one by one."""
+
+    def __init__(self, certificates: Sequence[IssuedCertificate]) -> None:
+        self._by_key: dict[bytes, list[tuple[int, IssuedCertificate]]] = {}
+        for position, cert in enumerate(certificates):
+            self._by_key.setdefault(cert.public_key_pem, []).append((position, cert))
+
+    def named_by(self, verifier: Verifier) -> list[int]:
+        """Positions of the certificates `verifier` names."""
+        candidates = self._by_key.get(verifier.public_key_pem, ())
+        return [position for position, cert in candidates if verifier.names(cert)]
+
+
+@dataclass(frozen=True)
+class TileLogScan:
+    """A tile log read whole: entries matched (certificate position, entry) and unreadable."""
+
+    log: LogRead
+    matches: tuple[tuple[int, SignatureEntry], ...]
+    unreadable: tuple[UnreadableEntry, ...]
+
+
+def scan_tile_log(
+    log: TileLog, certificates: CertificateIndex, *, progress: Progress | None = None
+) -> TileLogScan:
+    """Read every entry of a tile log's current checkpoint, each proven in it, and match them.
+
+    Raises:
+        LogIntegrityError: the checkpoint is not signed by the log's trusted key, or an entry
+            bundle or tile is not what it commits to.
+        NetworkError: the log cannot be reached or sends malformed tiles.
+    """
+    from tlog import leaf_hash
+
+    matches: list[tuple[int, SignatureEntry]] = []
+    unreadable: list[UnreadableEntry] = []
+    try:
+        head = log.checkpoint()
+        for index, body in log.entries(0, head.size, head):
+            if progress is not None and index and index % PROGRESS_EVERY == 0:
+                progress(REKOR_V2, index, head.size)
+            try:
+                verifier = v2_verifier(body)
+            except ValueError as exc:
+                unreadable.append(UnreadableEntry(REKOR_V2, log.base_url, index, str(exc)))
+                continue
+            for position in certificates.named_by(verifier):
+                entry_id = leaf_hash(body).hex()
+                entry = SignatureEntry(
+                    REKOR_V2, index, entry_id, None, "hashedrekord", verifier.kind
+                )
+                matches.append((position, entry))
+    except LogInconsistencyError as exc:
+        raise LogIntegrityError(f"the Rekor v2 log at {log.base_url}: {exc.message}") from exc
+    read = LogRead(REKOR_V2, log.base_url, head.size, head.root_hash)
+    return TileLogScan(read, tuple(matches), tuple(unreadable))
 
 
 def _vector24(data: bytes, offset: int) -> tuple[bytes, int]:

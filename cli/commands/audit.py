@@ -1,5 +1,6 @@
 """`keyless audit`: list the certificates a CA issued for an identity or issuer, from its CT log,
-with the signature-log entries made under each.
+with the signature-log entries made under each, in its Rekor v1 log (searched by key) and its
+Rekor v2 logs (read whole from their tiles).
 
 Exit codes: 0 listed (possibly nothing), 1 a log's answers contradict what it signed, 2 usage,
 3 a log or its trust could not be reached.
@@ -14,7 +15,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cli.audit import AuditResult
-    from cli.trust import LogKey
+    from cli.tile_log import TileLog
+    from cli.trust import LogKey, TrustedRoot
+
+MAX_WARNED_ENTRIES = 20
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Read the CA's certificate-transparency log (every certificate it issued is logged "
             "there before it is issued), list the certificates for the given identities or "
-            "issuers, and for each the signature-log entries made with its key. A read from "
-            "entry 0 also checks that the entries hash up to the CT log's signed tree head."
+            "issuers, and for each the signature-log entries made with it: searched by key in "
+            "the Rekor v1 log, and matched while reading every entry of each Rekor v2 log from "
+            "its tiles (each entry proven in the log's signed checkpoint). A CT read from entry "
+            "0 also checks that the entries hash up to the CT log's signed tree head."
         ),
     )
     parser.add_argument(
@@ -38,7 +44,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="URL",
         help="an RFC 6962 CT log's prefix (its endpoints are URL/ct/v1/...), instead of --server",
     )
-    parser.add_argument("--rekor-url", metavar="URL", help="the signature log to search")
+    parser.add_argument("--rekor-url", metavar="URL", help="the Rekor v1 log to search")
+    parser.add_argument(
+        "--rekor-v2-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help=(
+            "a Rekor v2 log to read, by its base URL in the trusted root (repeatable); "
+            "default with --server: the v2 logs its trusted root lists for it"
+        ),
+    )
+    parser.add_argument(
+        "--tiles-url",
+        metavar="URL",
+        help="read the one Rekor v2 log's tiles from this mirror (URL/checkpoint, URL/tile/...)",
+    )
     parser.add_argument(
         "--trusted-root", metavar="FILE", help="the trusted root that lists the CT log's key"
     )
@@ -81,12 +102,20 @@ def run(args: argparse.Namespace) -> int:
             since=args.since,
             until=args.until,
         )
-        auditor = Auditor(ct_url=ct_url, ct_keys=_ct_keys(args, ct_url), log_url=log_url)
+        root = _trusted_root(args)
+        auditor = Auditor(
+            ct_url=ct_url,
+            ct_keys=_ct_keys(root, args, ct_url),
+            log_url=log_url,
+            tile_logs=_tile_logs(root, args),
+        )
         result = auditor.run(
             selector,
             from_index=args.from_index,
             max_entries=args.max_entries,
-            progress=lambda done, total: print(f"read {done}/{total} entries", file=sys.stderr),
+            progress=lambda what, done, total: print(
+                f"read {done}/{total} {what} entries", file=sys.stderr
+            ),
         )
     except LogIntegrityError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
@@ -111,6 +140,18 @@ def _report(result: AuditResult, output: str) -> None:
             f"(indexes {shown}): they were not matched",
             file=sys.stderr,
         )
+    for entry in result.unreadable_entries[:MAX_WARNED_ENTRIES]:
+        print(
+            f"warning: {entry.log} entry {entry.log_index} of {entry.log_url} cannot be read "
+            f"({entry.reason}): it was not matched",
+            file=sys.stderr,
+        )
+    if len(result.unreadable_entries) > MAX_WARNED_ENTRIES:
+        print(
+            f"warning: {len(result.unreadable_entries) - MAX_WARNED_ENTRIES} more signature-log "
+            "entries cannot be read (all are listed with -o json)",
+            file=sys.stderr,
+        )
     if output == "json":
         print(json.dumps(result.to_json()))
         return
@@ -122,7 +163,10 @@ def _report(result: AuditResult, output: str) -> None:
             f"{cert.key_algorithm}"
         )
         for entry in cert.entries:
-            print(f"  signature log entry {entry.log_index} ({entry.kind}) {entry.entry_id}")
+            signer = "certificate" if entry.verifier == "x509Certificate" else "bare key"
+            print(
+                f"  {entry.log} entry {entry.log_index} ({entry.kind}, {signer}) {entry.entry_id}"
+            )
     checked = (
         "every entry checked against the signed tree head"
         if result.root_verified
@@ -133,18 +177,64 @@ def _report(result: AuditResult, output: str) -> None:
         f"{result.scanned_to - 1} of {result.tree_size} ({checked})",
         file=sys.stderr,
     )
+    for log in result.signature_logs:
+        how = (
+            "searched by each certificate's key"
+            if log.tree_size is None
+            else f"all {log.tree_size} entries read, each proven in its signed checkpoint"
+        )
+        print(f"{log.log} log at {log.url}: {how}", file=sys.stderr)
 
 
-def _ct_keys(args: argparse.Namespace, ct_url: str) -> list[LogKey]:
+def _trusted_root(args: argparse.Namespace) -> TrustedRoot:
     from cli.trust import fetch_server_trusted_root, load_trusted_root
 
-    root = (
-        load_trusted_root(args.trusted_root)
-        if args.trusted_root
-        else fetch_server_trusted_root(args.server)
-    )
+    if args.trusted_root:
+        return load_trusted_root(args.trusted_root)
+    return fetch_server_trusted_root(args.server)
+
+
+def _ct_keys(root: TrustedRoot, args: argparse.Namespace, ct_url: str) -> list[LogKey]:
     names = {ct_url} if args.ct_url else {ct_url, f"{ct_url}/ct"}
     return [key for key in root.ctlogs.values() if key.base_url.rstrip("/") in names]
+
+
+def _tile_logs(root: TrustedRoot, args: argparse.Namespace) -> list[TileLog]:
+    """The Rekor v2 logs to read: those named, else those the trusted root lists for --server.
+
+    Raises:
+        ClientError: --tiles-url without exactly one log, or a named log the trusted root
+            lists no v2 key for.
+    """
+    from cli.errors import ClientError
+    from cli.tile_log import TileLog, is_tile_log_key
+
+    if args.rekor_v2_url:
+        urls = [url.rstrip("/") for url in args.rekor_v2_url]
+    elif args.server:
+        server = args.server.rstrip("/")
+        urls = sorted(
+            {
+                key.base_url.rstrip("/")
+                for key in root.tlogs.values()
+                if key.base_url.rstrip("/") == server and is_tile_log_key(key)
+            }
+        )
+    else:
+        urls = []
+    urls = list(dict.fromkeys(urls))
+    if args.tiles_url and len(urls) != 1:
+        raise ClientError(
+            f"--tiles-url names a mirror of one Rekor v2 log, and {len(urls)} are to be read"
+        )
+    return [
+        TileLog(
+            url,
+            [key for key in root.tlogs.values() if key.base_url.rstrip("/") == url],
+            tiles_url=args.tiles_url,
+        )
+        for url in urls
+    ]
 
 
 def _moment(text: str) -> datetime:

@@ -1,74 +1,238 @@
 """`keyless audit` against a real server: what the CA issued for an identity or issuer, read
 from its CT log and checked against the signed tree head, with the signatures made under each
-certificate; and a CT front end that reorders entries is caught."""
+certificate in both signature logs: the Rekor v1 log (searched by key) and the Rekor v2 log (read
+whole from its tiles, each entry proven in its signed checkpoint). Signers: keyless itself (v2 by
+default, v1 asked for), sigstore-python (a signature and a DSSE attestation, both logged in v2)
+and a client holding its own key that logs a bare key as well as its certificate. Front ends that
+reorder CT entries or alter a v2 entry bundle are caught."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, Response, request
 
 from cli.main import main
-from tests.conftest import dev_server, serve_wsgi
+from tests.conftest import DevServer, dev_server, serve_wsgi
+
+V1, V2 = "rekor-v1", "rekor-v2"
+CERT, KEY = "x509Certificate", "publicKey"
+
+
+@dataclass(frozen=True)
+class Signed:
+    """The module's server and what was signed on it."""
+
+    server: DevServer
+    bundles: dict[str, dict]  # by name: "alice-1", "bob", ...
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def issuer(self):
+        return self.server.issuer
+
+
+def _sigstore(tmp: Path, *args: str) -> None:
+    trust_config = tmp / "client_trust_config.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "sigstore", "--trust-config", str(trust_config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "1000"},
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def _own_key_entries(server: DevServer, tmp: Path) -> None:
+    """A client with its own key: a certificate for erin, then a v2 entry naming the bare key,
+    a v2 entry naming the certificate, and a v1 entry naming the bare key."""
+    from cli.fulcio_client import CAClient
+    from cli.rekor_client import LogClient, hashedrekord_entry
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    [leaf, *_] = CAClient(server.url).signing_certificate(
+        server.email_token("erin@example.com"), key
+    )
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    for artifact, kind, der in (
+        (b"bare key", "publicKey", spki),
+        (b"certificate", "x509Certificate", leaf.public_bytes(serialization.Encoding.DER)),
+    ):
+        request = {
+            "hashedRekordRequestV002": {
+                "digest": base64.b64encode(hashlib.sha256(artifact).digest()).decode(),
+                "signature": {
+                    "content": base64.b64encode(
+                        key.sign(artifact, ec.ECDSA(hashes.SHA256()))
+                    ).decode(),
+                    "verifier": {
+                        kind: {"rawBytes": base64.b64encode(der).decode()},
+                        "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    },
+                },
+            }
+        }
+        logged = requests.post(f"{server.url}/api/v2/log/entries", json=request, timeout=30)
+        assert logged.status_code == 201, logged.text
+    artifact = b"bare key in v1"
+    LogClient(server.url).upload(
+        hashedrekord_entry(
+            digest=hashlib.sha256(artifact).digest(),
+            signature=key.sign(artifact, ec.ECDSA(hashes.SHA256())),
+            certificate_pem=key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        )
+    )
 
 
 @pytest.fixture(scope="module")
 def signed(tmp_path_factory):
-    """A fresh server where alice signed twice, bob once and a GitHub workflow once."""
+    """A fresh server and, in CT order:
+    0 alice (keyless, v2 0), 1 bob (keyless --rekor-version 1, v1 0), 2 alice (keyless, v2 1),
+    3 a GitHub workflow (keyless --rekor-version 1, v1 1), 4 carol (sigstore-python, v2 2),
+    5 dave (sigstore-python attest, DSSE as a hashedrekord, v2 3), 6 erin's own key (v2 4 bare
+    key, v2 5 certificate, v1 2 bare key)."""
     tmp = tmp_path_factory.mktemp("audit")
     with pytest.MonkeyPatch.context() as patch, dev_server(tmp / "state") as server:
         # Module scope runs before the per-test XDG directories: give signing its own, so no
         # trust kept for an earlier server on the same port is read.
         patch.setenv("XDG_DATA_HOME", str(tmp / "data"))
         patch.setenv("XDG_CACHE_HOME", str(tmp / "cache"))
-        tokens = [
-            server.email_token("alice@example.com"),
-            server.email_token("bob@example.com"),
-            server.email_token("alice@example.com"),
-            server.github_token(),
+        signers = [
+            ("alice-1", server.email_token("alice@example.com"), ()),
+            ("bob", server.email_token("bob@example.com"), ("--rekor-version", "1")),
+            ("alice-2", server.email_token("alice@example.com"), ()),
+            ("github", server.github_token(), ("--rekor-version", "1")),
         ]
-        for index, token in enumerate(tokens):
-            artifact = tmp / f"{index}.txt"
-            artifact.write_text(f"artifact {index}\n")
-            assert (
-                main(
-                    [
-                        "sign",
-                        "--server",
-                        server.url,
-                        "--rekor-version",
-                        "1",
-                        "--identity-token",
-                        token,
-                        str(artifact),
-                    ]
-                )
-                == 0
-            )
-        yield server
+        bundles = {}
+        for name, token, flags in signers:
+            artifact = tmp / f"{name}.txt"
+            artifact.write_text(f"artifact {name}\n")
+            bundle = tmp / f"{name}.sigstore.json"
+            command = ["sign", "--server", server.url, *flags, "--identity-token", token]
+            assert main([*command, "--bundle", str(bundle), str(artifact)]) == 0
+            bundles[name] = json.loads(bundle.read_text())
+        (tmp / "client_trust_config.json").write_text(
+            requests.get(f"{server.url}/api/v1/trust/client_trust_config.json", timeout=5).text
+        )
+        artifact = tmp / "carol.txt"
+        artifact.write_text("artifact carol\n")
+        bundle = tmp / "carol.sigstore.json"
+        token = server.email_token("carol@example.com")
+        _sigstore(tmp, "sign", "--identity-token", token, "--bundle", str(bundle), str(artifact))
+        bundles["carol"] = json.loads(bundle.read_text())
+        predicate = tmp / "predicate.json"
+        predicate.write_text(
+            json.dumps({"buildType": "https://example.com/build", "builder": {"id": "https://ci"}})
+        )
+        bundle = tmp / "dave.sigstore.json"
+        _sigstore(
+            tmp,
+            "attest",
+            "--rekor-version",
+            "2",
+            "--predicate",
+            str(predicate),
+            "--predicate-type",
+            "https://slsa.dev/provenance/v0.2",
+            "--identity-token",
+            server.email_token("dave@example.com"),
+            "--bundle",
+            str(bundle),
+            str(artifact),
+        )
+        bundles["dave"] = json.loads(bundle.read_text())
+        _own_key_entries(server, tmp)
+        yield Signed(server, bundles)
+
+
+def _entry_of(bundle: dict) -> tuple[str, int, str]:
+    """A bundle's log entry as the audit names it: log, index, entry ID."""
+    [entry] = bundle["verificationMaterial"]["tlogEntries"]
+    body = base64.b64decode(entry["canonicalizedBody"])
+    version = entry["kindVersion"]["version"]
+    log = V2 if version == "0.0.2" else V1
+    return log, int(entry["logIndex"]), hashlib.sha256(b"\x00" + body).hexdigest()
 
 
 def _audit(server, *args: str) -> int:
     return main(["audit", "--server", server.url, *args])
 
 
+def _entries(cert: dict) -> list[tuple[str, int, str]]:
+    return [(e["log"], e["logIndex"], e["verifier"]) for e in cert["signatureLogEntries"]]
+
+
 def test_certificates_for_an_identity_with_their_signatures(signed, capsys) -> None:
     assert _audit(signed, "--identity", "alice@example.com", "-o", "json") == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["ctTreeSize"] == 4 and report["rootVerified"] is True
+    assert report["ctTreeSize"] == 7 and report["rootVerified"] is True
     certificates = report["certificates"]
     assert [c["ctIndex"] for c in certificates] == [0, 2]
     for cert in certificates:
         assert cert["identities"] == ["alice@example.com"]
         assert cert["issuer"] == f"{signed.url}/oidc"
         assert cert["keyAlgorithm"] == "ECDSA secp256r1"
+    # keyless signs into v2 by default; each certificate names its own signature there.
+    assert [_entries(c) for c in certificates] == [[(V2, 0, CERT)], [(V2, 1, CERT)]]
+    for cert, name in zip(certificates, ("alice-1", "alice-2"), strict=True):
         (entry,) = cert["signatureLogEntries"]
-        assert entry["kind"] == "hashedrekord"
-    # Each certificate names its own signature: the ephemeral key ties one to the other.
-    assert [c["signatureLogEntries"][0]["logIndex"] for c in certificates] == [0, 2]
+        assert (entry["log"], entry["logIndex"], entry["entryId"]) == _entry_of(
+            signed.bundles[name]
+        )
+        assert entry["kind"] == "hashedrekord" and entry["integratedTime"] is None
+    assert report["signatureLogs"] == [
+        {"log": V1, "url": signed.url, "read": "search index"},
+        {
+            "log": V2,
+            "url": signed.url,
+            "read": "all entries, each proven in the signed checkpoint",
+            "treeSize": 6,
+            "rootHash": report["signatureLogs"][1]["rootHash"],
+        },
+    ]
+    assert report["unreadable"] == [] and report["unreadableSignatureLogEntries"] == []
+
+
+def test_both_logs_every_signer(signed, capsys) -> None:
+    """v1 and v2 entries, from keyless, sigstore-python (signature and DSSE attestation) and a
+    client that logged its bare key in both logs as well as its certificate."""
+    assert _audit(signed, "--issuer", f"{signed.url}/oidc", "-o", "json") == 0
+    report = json.loads(capsys.readouterr().out)
+    found = {c["ctIndex"]: (c["identities"], _entries(c)) for c in report["certificates"]}
+    assert found == {
+        0: (["alice@example.com"], [(V2, 0, CERT)]),
+        1: (["bob@example.com"], [(V1, 0, CERT)]),
+        2: (["alice@example.com"], [(V2, 1, CERT)]),
+        4: (["carol@example.com"], [(V2, 2, CERT)]),
+        5: (["dave@example.com"], [(V2, 3, CERT)]),
+        6: (["erin@example.com"], [(V1, 2, KEY), (V2, 4, KEY), (V2, 5, CERT)]),
+    }
+    by_index = {c["ctIndex"]: c["signatureLogEntries"] for c in report["certificates"]}
+    for ct_index, name in ((1, "bob"), (4, "carol"), (5, "dave")):
+        log, index, leaf = _entry_of(signed.bundles[name])
+        assert (by_index[ct_index][0]["log"], by_index[ct_index][0]["logIndex"]) == (log, index)
+        if log == V2:
+            assert by_index[ct_index][0]["entryId"] == leaf
+    assert isinstance(by_index[1][0]["integratedTime"], int)
 
 
 def test_by_issuer_and_time_in_text(signed, capsys) -> None:
@@ -80,13 +244,26 @@ def test_by_issuer_and_time_in_text(signed, capsys) -> None:
     assert "CT 3 serial " in lines[0]
     assert "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main" in lines[0]
     assert f"({github}), ECDSA secp256r1" in lines[0]
-    assert lines[1].startswith("  signature log entry 3 (hashedrekord) ")
-    assert "1 certificates in CT entries 0..3 of 4 (every entry checked" in err
+    assert lines[1].startswith("  rekor-v1 entry 1 (hashedrekord, certificate) ")
+    assert "1 certificates in CT entries 0..6 of 7 (every entry checked" in err
+    assert f"rekor-v1 log at {signed.url}: searched by each certificate's key" in err
+    assert (
+        f"rekor-v2 log at {signed.url}: all 6 entries read, each proven in its signed checkpoint"
+        in err
+    )
+
+    assert _audit(signed, "--identity", "erin@example.com") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(") ")[0] for line in lines[1:]] == [
+        "  rekor-v1 entry 2 (hashedrekord, bare key",
+        "  rekor-v2 entry 4 (hashedrekord, bare key",
+        "  rekor-v2 entry 5 (hashedrekord, certificate",
+    ]
 
     assert _audit(signed, "--identity-regexp", ".*@example\\.com", "--since", "2999-01-01") == 0
     out, err = capsys.readouterr()
     assert out == ""
-    assert "0 certificates in CT entries 0..3 of 4" in err
+    assert "0 certificates in CT entries 0..6 of 7" in err
 
 
 def test_partial_read_says_it_is_not_checked(signed, capsys) -> None:
@@ -127,7 +304,7 @@ def test_a_reordering_ct_front_end_is_caught(signed, tmp_path: Path, capsys) -> 
             ]
         )
     assert code == 1
-    assert "returned 4 entries whose Merkle root is not the root of its signed tree head" in (
+    assert "returned 7 entries whose Merkle root is not the root of its signed tree head" in (
         capsys.readouterr().err
     )
 
@@ -199,5 +376,5 @@ def test_an_entry_that_cannot_be_read_is_reported(signed, tmp_path: Path, capsys
     report = json.loads(captured.out)
     assert report["rootVerified"] is True
     assert report["unreadable"] == [1]
-    assert [c["ctIndex"] for c in report["certificates"]] == [0, 2]
+    assert [c["ctIndex"] for c in report["certificates"]] == [0, 2, 4, 5, 6]
     assert "warning: 1 CT entries hold no certificate keyless can read (indexes 1)" in captured.err
