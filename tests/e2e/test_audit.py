@@ -378,3 +378,170 @@ def test_an_entry_that_cannot_be_read_is_reported(signed, tmp_path: Path, capsys
     assert report["unreadable"] == [1]
     assert [c["ctIndex"] for c in report["certificates"]] == [0, 2, 4, 5, 6]
     assert "warning: 1 CT entries hold no certificate keyless can read (indexes 1)" in captured.err
+
+
+def _flip_in_first_entry(body: bytes) -> bytes:
+    """An entry bundle with one base64 character of its first entry's signature changed: the
+    lengths still parse, the entry is still JSON, only its hash differs."""
+    marker = b'"content":"'
+    at = body.index(marker) + len(marker)
+    changed = b"B" if body[at : at + 1] != b"B" else b"C"
+    return body[:at] + changed + body[at + 1 :]
+
+
+def _garble_signature(body: bytes) -> bytes:
+    text, _, signatures = body.partition(b"\n\n")
+    name, _, signature = signatures.rpartition(b" ")
+    raw = bytearray(base64.b64decode(signature))
+    raw[-1] ^= 1
+    return text + b"\n\n" + name + b" " + base64.b64encode(bytes(raw)) + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("target", "tamper", "message"),
+    [
+        (
+            "tile/entries/",
+            _flip_in_first_entry,
+            "entries 0..5 of the log at {proxy}/api/v2 are not in the tree its checkpoint of "
+            "size 6 signs",
+        ),
+        ("checkpoint", _garble_signature, "sent a checkpoint no trusted key signed"),
+    ],
+    ids=["entry-bundle", "checkpoint"],
+)
+def test_a_tampering_v2_mirror_is_caught(signed, capsys, target, tamper, message) -> None:
+    """The v2 log's tiles read through a mirror that alters what it passes on: the audit stops
+    with the log's own error line and exit 1, and lists nothing."""
+    proxy = Flask("tampering-v2-mirror")
+
+    @proxy.route("/api/v2/<path:path>")
+    def forward(path: str) -> Response:
+        upstream = requests.get(f"{signed.url}/api/v2/{path}", timeout=10)
+        body = upstream.content
+        if upstream.status_code == 200 and path.startswith(target):
+            body = tamper(body)
+        return Response(body, status=upstream.status_code)
+
+    with serve_wsgi(proxy) as proxy_url:
+        code = _audit(
+            signed, "--tiles-url", f"{proxy_url}/api/v2", "--identity", "alice@example.com"
+        )
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    assert f"error: the Rekor v2 log at {signed.url}: " in err
+    assert message.format(proxy=proxy_url) in err
+
+
+def test_an_unreachable_v2_log_is_an_error(signed, capsys) -> None:
+    code = _audit(signed, "--tiles-url", "http://127.0.0.1:9", "--identity", "alice@example.com")
+    assert code == 3
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "error: cannot reach the transparency log at http://127.0.0.1:9/checkpoint" in err
+
+
+def test_v2_flag_refusals(signed, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "root.json"
+    root.write_text(requests.get(f"{signed.url}/api/v1/trust/trusted_root.json", timeout=10).text)
+    ct_only = ["audit", "--ct-url", signed.url, "--trusted-root", str(root), "--identity", "a"]
+    assert main([*ct_only, "--tiles-url", "http://127.0.0.1:9"]) == 2
+    assert (
+        "error: --tiles-url names a mirror of one Rekor v2 log, and 0 are to be read"
+        in capsys.readouterr().err
+    )
+    assert main([*ct_only, "--rekor-v2-url", "http://127.0.0.1:9"]) == 2
+    assert (
+        "error: the trusted root lists no tile log key for http://127.0.0.1:9 "
+        "(origin '127.0.0.1:9')" in capsys.readouterr().err
+    )
+
+
+def _with_verifier(body: bytes, verifier: dict) -> bytes:
+    document = json.loads(body)
+    document["spec"]["hashedRekordV002"]["signature"]["verifier"] = verifier
+    return json.dumps(document).encode()
+
+
+def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None:
+    """A v2 log (here one that logged whatever it was given) whose entries are not JSON, of
+    another kind, or name a certificate or key that does not parse: each is proven part of the
+    log, then named with its index and reason, and the readable one is still matched."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from tests.conftest import serve_factory
+    from tlog import rekor_v2_api
+    from tlog.log import NewEntry
+    from tlog.rekor_v2 import RekorV2Service, checkpoint_key_id, checkpoint_origin
+    from tlog.sqlite_storage import SQLiteStorage
+
+    [alice] = signed.bundles["alice-1"]["verificationMaterial"]["tlogEntries"]
+    good = base64.b64decode(alice["canonicalizedBody"])
+    both = json.loads(good)["spec"]["hashedRekordV002"]["signature"]["verifier"]
+    both["publicKey"] = {"rawBytes": "AAAA"}
+    bodies = [
+        good,
+        b"\xff not json",
+        json.dumps({"apiVersion": "0.0.1", "kind": "rekord", "spec": {}}).encode(),
+        _with_verifier(good, {"x509Certificate": {"rawBytes": "bm90IGEgY2VydGlmaWNhdGU="}}),
+        _with_verifier(good, {"publicKey": {"rawBytes": "not base64!"}}),
+        b"[" * 40 + b"]" * 40,
+        b'{"kind": "hashedrekord", "kind": "dsse"}',
+        _with_verifier(good, both),
+    ]
+    key = ed25519.Ed25519PrivateKey.generate()
+
+    def hostile_log(base_url: str) -> Flask:
+        service = RekorV2Service.open(
+            storage=SQLiteStorage(tmp_path / "v2.sqlite"),
+            private_key=key,
+            origin=checkpoint_origin(base_url),
+        )
+        service.log.append_batch([NewEntry(body) for body in bodies])
+        app = Flask("hostile-v2")
+        rekor_v2_api.init_app(app, service)
+        return app
+
+    document = requests.get(f"{signed.url}/api/v1/trust/trusted_root.json", timeout=10).json()
+    [v2] = [t for t in document["tlogs"] if t["publicKey"]["keyDetails"] == "PKIX_ED25519"]
+    with serve_factory(hostile_log) as hostile_url:
+        spki = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        key_id = checkpoint_key_id(key.public_key(), name=checkpoint_origin(hostile_url))
+        listed = json.loads(json.dumps(v2))
+        listed["baseUrl"] = hostile_url
+        listed["publicKey"]["rawBytes"] = base64.b64encode(spki).decode()
+        listed["logId"]["keyId"] = base64.b64encode(key_id).decode()
+        document["tlogs"].append(listed)
+        root = tmp_path / "root.json"
+        root.write_text(json.dumps(document))
+        command = ["--trusted-root", str(root), "--rekor-v2-url", hostile_url]
+        assert _audit(signed, *command, "--identity", "alice@example.com", "-o", "json") == 0
+        report = json.loads(capsys.readouterr().out)
+        assert _audit(signed, *command, "--identity", "alice@example.com") == 0
+        out, err = capsys.readouterr()
+    assert [(c["ctIndex"], _entries(c)) for c in report["certificates"]] == [
+        (0, [(V2, 0, CERT)]),
+        (2, []),
+    ]
+    assert report["signatureLogs"][1]["url"] == hostile_url
+    assert report["signatureLogs"][1]["treeSize"] == len(bodies)
+    unreadable = [(e["logIndex"], e["reason"]) for e in report["unreadableSignatureLogEntries"]]
+    assert [index for index, _ in unreadable] == [1, 2, 3, 4, 5, 6, 7]
+    assert unreadable[0] == (1, "entry is not UTF-8")
+    assert unreadable[1] == (2, "unknown kind 'rekord' version '0.0.1'")
+    assert unreadable[2][1].startswith("certificate does not parse (")
+    assert unreadable[3] == (4, "verifier publicKey has no base64 rawBytes")
+    assert unreadable[4] == (5, "entry is nested deeper than 32 levels")
+    assert unreadable[5] == (6, "entry has a duplicate field 'kind'")
+    assert unreadable[6] == (7, "verifier holds neither or both of x509Certificate and publicKey")
+    assert {e["log"] for e in report["unreadableSignatureLogEntries"]} == {V2}
+    assert f"warning: rekor-v2 entry 1 of {hostile_url} cannot be read (entry is not UTF-8)" in err
+    assert (
+        f"warning: rekor-v2 entry 2 of {hostile_url} cannot be read (unknown kind 'rekord' "
+        "version '0.0.1'): it was not matched" in err
+    )
+    assert err.count("cannot be read") == 7
+    assert "  rekor-v2 entry 0 (hashedrekord, certificate) " in out
