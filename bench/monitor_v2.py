@@ -1,0 +1,271 @@
+"""`keyless monitor` scan rate: Rekor v2 tiles against the Rekor v1 retrieve API, same run.
+
+Run: python bench/monitor_v2.py [--entries 5000]
+
+Both logs are filled in process with the same number of certificate-signed hashedrekord entries
+(v1: 0.0.1 with a PEM certificate; v2: 0.0.2 with a DER certificate), then served over HTTP by
+one gunicorn server (gthread, one worker, 4 threads) on loopback. A first-run monitor then
+scans each log from entry 0 with a watch list, as `keyless monitor --from-index 0` does.
+Prints entries/s for:
+- the v1 monitor (`POST /api/v1/log/entries/retrieve`, 10 entries a call, each entry's
+  inclusion proof and checkpoint verified);
+- the v2 monitor (entry bundles and hash tiles; each bundle's leaves rebuild the signed root);
+- `TileLog.entries` alone (tile reads and proofs, no certificate parsing), and a consistency
+  proof from half the tree to all of it built from tiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import hashlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+
+# Run as a script from anywhere: the repository root must be importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+HOST = "127.0.0.1"
+V2_ORIGIN = "bench.keyless.test"
+
+
+def _pem_key(key: Any) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _signer() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(minutes=10))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.RFC822Name("bench@example.com")]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def fill(work: Path, count: int) -> None:
+    """Both logs with `count` entries each, signed by one certificate."""
+    from tlog.log import NewEntry
+    from tlog.rekor import RekorService
+    from tlog.rekor_kinds import canonicalize as canonicalize_v1
+    from tlog.rekor_v2 import RekorV2Service
+    from tlog.rekor_v2 import canonicalize as canonicalize_v2
+    from tlog.sqlite_storage import SQLiteStorage
+
+    v1_key, v2_key = ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()
+    (work / "v1.pem").write_bytes(_pem_key(v1_key))
+    (work / "v2.pem").write_bytes(_pem_key(v2_key))
+    v1 = RekorService.open(storage=SQLiteStorage(work / "v1.db"), private_key=v1_key, host=HOST)
+    v2 = RekorV2Service.open(
+        storage=SQLiteStorage(work / "v2.db"), private_key=v2_key, origin=V2_ORIGIN
+    )
+    key, cert = _signer()
+    pem = base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode()
+    der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    v1_entries, v2_entries = [], []
+    for i in range(count):
+        artifact = b"artifact %d" % i
+        digest = hashlib.sha256(artifact)
+        signature = base64.b64encode(key.sign(artifact, ec.ECDSA(hashes.SHA256()))).decode()
+        canonical = canonicalize_v1(
+            {
+                "apiVersion": "0.0.1",
+                "kind": "hashedrekord",
+                "spec": {
+                    "data": {"hash": {"algorithm": "sha256", "value": digest.hexdigest()}},
+                    "signature": {"content": signature, "publicKey": {"content": pem}},
+                },
+            }
+        )
+        v1_entries.append(NewEntry(canonical.body, keys=canonical.keys))
+        request = {
+            "hashedRekordRequestV002": {
+                "digest": base64.b64encode(digest.digest()).decode(),
+                "signature": {
+                    "content": signature,
+                    "verifier": {
+                        "x509Certificate": {"rawBytes": der},
+                        "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    },
+                },
+            }
+        }
+        v2_entries.append(NewEntry(canonicalize_v2(request).body))
+    for log, entries in ((v1.log, v1_entries), (v2.log, v2_entries)):
+        for start in range(0, count, 1000):
+            results = log.append_batch(entries[start : start + 1000])
+            if any(isinstance(r, Exception) for r in results):
+                raise RuntimeError("bench log refused an entry")
+
+
+def _serve(work: str, port: int) -> None:
+    from flask import Flask
+    from gunicorn.app.base import BaseApplication
+
+    class _Bench(BaseApplication):
+        def load_config(self) -> None:
+            for name, value in {
+                "bind": f"{HOST}:{port}",
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": 4,
+                "loglevel": "warning",
+                "control_socket_disable": True,
+            }.items():
+                self.cfg.set(name, value)
+
+        def load(self) -> Any:
+            from tlog import rekor_api, rekor_v2_api
+            from tlog.rekor import RekorService
+            from tlog.rekor_v2 import RekorV2Service
+            from tlog.sqlite_storage import SQLiteStorage
+
+            base = Path(work)
+            v1_key = serialization.load_pem_private_key((base / "v1.pem").read_bytes(), None)
+            v2_key = serialization.load_pem_private_key((base / "v2.pem").read_bytes(), None)
+            app = Flask("monitor-bench")
+            rekor_api.init_app(
+                app,
+                RekorService.open(
+                    storage=SQLiteStorage(base / "v1.db"), private_key=v1_key, host=HOST
+                ),
+            )
+            rekor_v2_api.init_app(
+                app,
+                RekorV2Service.open(
+                    storage=SQLiteStorage(base / "v2.db"), private_key=v2_key, origin=V2_ORIGIN
+                ),
+            )
+            return app
+
+    _Bench().run()
+
+
+def _keys(work: Path) -> tuple[Any, Any]:
+    from cli.trust import UNBOUNDED, LogKey
+    from tlog.rekor_v2 import checkpoint_key_id
+
+    v1_public = serialization.load_pem_private_key(
+        (work / "v1.pem").read_bytes(), None
+    ).public_key()
+    v2_public = serialization.load_pem_private_key(
+        (work / "v2.pem").read_bytes(), None
+    ).public_key()
+    spki = v1_public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    v1 = LogKey("", hashlib.sha256(spki).digest(), "PKIX_ECDSA_P256_SHA_256", v1_public, UNBOUNDED)
+    v2_id = checkpoint_key_id(v2_public, name=V2_ORIGIN)
+    v2 = LogKey(f"https://{V2_ORIGIN}", v2_id, "PKIX_ED25519", v2_public, UNBOUNDED)
+    return v1, v2
+
+
+def bench(work: Path, count: int, url: str) -> None:
+    from cli.monitor import LogMonitor, TileLogMonitor, WatchList
+    from cli.tile_log import TileLog, TreeHead
+    from tlog.merkle import root_hash
+    from tlog.sqlite_storage import SQLiteStorage
+
+    v1_key, v2_key = _keys(work)
+    watch = WatchList.build(["bench@example.com"], [], [])
+
+    def tile_log() -> TileLog:
+        return TileLog(v2_key.base_url, [v2_key], tiles_url=f"{url}/api/v2")
+
+    rates = {}
+    for label, monitor in (
+        ("Rekor v1 (retrieve API)", LogMonitor(url, [v1_key])),
+        ("Rekor v2 (tiles)", TileLogMonitor(tile_log())),
+    ):
+        start = time.perf_counter()
+        result = monitor.run(None, watch, from_index=0, max_entries=count)
+        elapsed = time.perf_counter() - start
+        if result.scanned_to != count or len(result.findings) != count:
+            raise RuntimeError(
+                f"{label}: scanned {result.scanned_to}, {len(result.findings)} found"
+            )
+        rates[label] = count / elapsed
+        print(f"{'monitor scan, ' + label:<52} {count / elapsed:>9,.0f} entries/s")
+    v1_rate, v2_rate = rates.values()
+    print(f"{'v2 / v1 scan rate':<52} {v2_rate / v1_rate:>9.2f}")
+
+    reader = tile_log()
+    head = reader.checkpoint()
+    start = time.perf_counter()
+    read = sum(1 for _ in reader.entries(0, head.size, head))
+    elapsed = time.perf_counter() - start
+    print(f"{'TileLog.entries alone (read and prove)':<52} {read / elapsed:>9,.0f} entries/s")
+    # An older head, its root taken from the log's own storage.
+    half = head.size // 2
+    storage = SQLiteStorage(work / "v2.db")
+    with storage.reader() as view:
+        old = TreeHead(head.origin, half, root_hash(half, view), "")
+    storage.close()
+    reader = tile_log()
+    start = time.perf_counter()
+    reader.prove_extends(old, head)
+    elapsed = time.perf_counter() - start
+    print(f"{f'consistency {half} -> {head.size} from tiles (cold)':<52} {elapsed * 1000:>9.1f} ms")
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--serve"]:
+        _serve(sys.argv[2], int(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=5000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        work = Path(directory)
+        start = time.perf_counter()
+        fill(work, args.entries)
+        print(
+            f"filled both logs with {args.entries:,} entries in {time.perf_counter() - start:.1f} s"
+        )
+        with socket.socket() as sock:
+            sock.bind((HOST, 0))
+            port = sock.getsockname()[1]
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(work), str(port)])
+        try:
+            deadline = time.time() + 30
+            while True:
+                try:
+                    with socket.create_connection((HOST, port), timeout=1):
+                        break
+                except OSError:
+                    if time.time() > deadline or server.poll() is not None:
+                        raise RuntimeError("bench server did not start") from None
+                    time.sleep(0.1)
+            bench(work, args.entries, f"http://{HOST}:{port}")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
