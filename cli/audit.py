@@ -50,6 +50,7 @@ CERTIFICATE = "x509Certificate"
 PUBLIC_KEY = "publicKey"
 # The spec field's name in hashedrekord 0.0.2 bodies; early rekor-tiles wrote the second.
 _V2_SPEC_NAMES = ("hashedRekordV002", "hashedRekordV0_0_2")
+_V2_DIGESTS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
 
 Progress = Callable[[str, int, int], None]
 
@@ -516,13 +517,43 @@ def _pem_verifier(pem: bytes) -> Verifier | None:
         return None
 
 
-def v2_verifier(body: bytes) -> Verifier:
-    """The certificate or key a Rekor v2 entry (hashedrekord 0.0.2, also DSSE logged as one)
-    was signed with.
+@dataclass(frozen=True)
+class V2Body:
+    """A Rekor v2 entry's signer and what it signed (a digest; for DSSE, of the PAE)."""
+
+    verifier: Verifier
+    key: Any
+    algorithm: str  # SHA2_256, SHA2_384 or SHA2_512
+    digest: bytes
+    signature: bytes
+
+    def check_signature(self) -> None:
+        """Raises ValueError unless the signature verifies with the verifier's key.
+
+        The log checked it when it took the entry; a log that did not (or that made the
+        entry up around someone's certificate) must not have it listed as theirs."""
+        from tlog.errors import EntryError
+        from tlog.pki import verify_prehashed
+
+        name = _V2_DIGESTS.get(self.algorithm)
+        if name is None:
+            raise ValueError(f"unknown digest algorithm {_short(repr(self.algorithm))}")
+        try:
+            verify_prehashed(self.key, self.signature, self.digest, name)
+        except (EntryError, ValueError, TypeError, KeyError):
+            signer = "certificate" if self.verifier.kind == CERTIFICATE else "public key"
+            raise ValueError(
+                f"its signature does not verify with its {signer}'s key over its digest"
+            ) from None
+
+
+def parse_v2_entry(body: bytes) -> V2Body:
+    """A Rekor v2 entry (hashedrekord 0.0.2, also DSSE logged as one): its certificate or key,
+    digest and signature.
 
     Raises:
-        ValueError: the entry is not JSON, not hashedrekord 0.0.2, or its verifier cannot be
-            read; the message is one short line naming why.
+        ValueError: the entry is not JSON, not hashedrekord 0.0.2, or a field cannot be read;
+            the message is one short line naming why.
     """
     try:
         doc = strictjson.loads(body, what="entry")
@@ -538,29 +569,40 @@ def v2_verifier(body: bytes) -> Verifier:
     if len(names) != 1:
         raise ValueError("hashedrekord 0.0.2 entry without one spec.hashedRekordV002")
     try:
-        verifier = spec[names[0]]["signature"]["verifier"]
+        inner = spec[names[0]]
+        data, signature = inner["data"], inner["signature"]
+        verifier, algorithm = signature["verifier"], data["algorithm"]
     except (KeyError, TypeError):
-        raise ValueError("hashedrekord 0.0.2 entry without signature.verifier") from None
+        raise ValueError("hashedrekord 0.0.2 entry without data and signature.verifier") from None
+    digest = _b64_field(data, "digest", "data.digest")
+    content = _b64_field(signature, "content", "signature.content")
     kinds = [k for k in (CERTIFICATE, PUBLIC_KEY) if isinstance(verifier, dict) and k in verifier]
     if len(kinds) != 1:
         raise ValueError("verifier holds neither or both of x509Certificate and publicKey")
     (which,) = kinds
-    raw = verifier[which].get("rawBytes") if isinstance(verifier[which], dict) else None
-    try:
-        der = base64.b64decode(raw, validate=True) if isinstance(raw, str) else None
-    except binascii.Error:
-        der = None
-    if der is None:
-        raise ValueError(f"verifier {which} has no base64 rawBytes")
+    der = _b64_field(verifier[which], "rawBytes", f"verifier {which}")
     try:
         if which == CERTIFICATE:
             cert = x509.load_der_x509_certificate(der)
-            return Verifier(CERTIFICATE, _spki_pem(cert.public_key()), cert.serial_number)
-        key = serialization.load_der_public_key(der)
-        return Verifier(PUBLIC_KEY, _spki_pem(key), None)
+            key = cert.public_key()
+            found = Verifier(CERTIFICATE, _spki_pem(key), cert.serial_number)
+        else:
+            key = serialization.load_der_public_key(der)
+            found = Verifier(PUBLIC_KEY, _spki_pem(key), None)
     except (ValueError, UnsupportedAlgorithm) as exc:
         what = "certificate" if which == CERTIFICATE else "public key"
         raise ValueError(f"{what} does not parse ({_short(str(exc), 80)})") from None
+    return V2Body(found, key, str(algorithm), digest, content)
+
+
+def _b64_field(parent: Any, name: str, what: str) -> bytes:
+    value = parent.get(name) if isinstance(parent, dict) else None
+    try:
+        if isinstance(value, str):
+            return base64.b64decode(value, validate=True)
+    except binascii.Error:
+        pass
+    raise ValueError(f"{what} has no base64 {name}")
 
 
 def _short(text: str, limit: int = 40) -> str:
@@ -610,14 +652,17 @@ def scan_tile_log(
             if progress is not None and index and index % PROGRESS_EVERY == 0:
                 progress(REKOR_V2, index, head.size)
             try:
-                verifier = v2_verifier(body)
+                parsed = parse_v2_entry(body)
+                positions = certificates.named_by(parsed.verifier)
+                if positions:
+                    parsed.check_signature()
             except ValueError as exc:
                 unreadable.append(UnreadableEntry(REKOR_V2, log.base_url, index, str(exc)))
                 continue
-            for position in certificates.named_by(verifier):
-                entry_id = leaf_hash(body).hex()
+            entry_id = leaf_hash(body).hex() if positions else ""
+            for position in positions:
                 entry = SignatureEntry(
-                    REKOR_V2, index, entry_id, None, "hashedrekord", verifier.kind
+                    REKOR_V2, index, entry_id, None, "hashedrekord", parsed.verifier.kind
                 )
                 matches.append((position, entry))
     except LogInconsistencyError as exc:

@@ -142,14 +142,14 @@ def _report(result: AuditResult, output: str) -> None:
         )
     for entry in result.unreadable_entries[:MAX_WARNED_ENTRIES]:
         print(
-            f"warning: {entry.log} entry {entry.log_index} of {entry.log_url} cannot be read "
-            f"({entry.reason}): it was not matched",
+            f"warning: {entry.log} entry {entry.log_index} of {entry.log_url} is not matched: "
+            f"{entry.reason}",
             file=sys.stderr,
         )
     if len(result.unreadable_entries) > MAX_WARNED_ENTRIES:
         print(
             f"warning: {len(result.unreadable_entries) - MAX_WARNED_ENTRIES} more signature-log "
-            "entries cannot be read (all are listed with -o json)",
+            "entries are not matched (all are listed with -o json)",
             file=sys.stderr,
         )
     if output == "json":

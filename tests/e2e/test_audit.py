@@ -464,10 +464,21 @@ def _with_verifier(body: bytes, verifier: dict) -> bytes:
     return json.dumps(document).encode()
 
 
+def _with_signature(body: bytes, bundle: dict) -> bytes:
+    """`body` with the signature of another bundle's entry: it parses, and does not verify."""
+    document = json.loads(body)
+    [other] = bundle["verificationMaterial"]["tlogEntries"]
+    other_spec = json.loads(base64.b64decode(other["canonicalizedBody"]))["spec"]
+    content = other_spec["hashedRekordV002"]["signature"]["content"]
+    document["spec"]["hashedRekordV002"]["signature"]["content"] = content
+    return json.dumps(document).encode()
+
+
 def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None:
     """A v2 log (here one that logged whatever it was given) whose entries are not JSON, of
-    another kind, or name a certificate or key that does not parse: each is proven part of the
-    log, then named with its index and reason, and the readable one is still matched."""
+    another kind, name a certificate or key that does not parse, or carry alice's certificate
+    with a signature it did not make: each is proven part of the log, then named with its index
+    and reason (never listed as alice's), and the readable one is still matched."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     from tests.conftest import serve_factory
@@ -489,6 +500,7 @@ def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None
         b"[" * 40 + b"]" * 40,
         b'{"kind": "hashedrekord", "kind": "dsse"}',
         _with_verifier(good, both),
+        _with_signature(good, signed.bundles["alice-2"]),
     ]
     key = ed25519.Ed25519PrivateKey.generate()
 
@@ -529,7 +541,7 @@ def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None
     assert report["signatureLogs"][1]["url"] == hostile_url
     assert report["signatureLogs"][1]["treeSize"] == len(bodies)
     unreadable = [(e["logIndex"], e["reason"]) for e in report["unreadableSignatureLogEntries"]]
-    assert [index for index, _ in unreadable] == [1, 2, 3, 4, 5, 6, 7]
+    assert [index for index, _ in unreadable] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert unreadable[0] == (1, "entry is not UTF-8")
     assert unreadable[1] == (2, "unknown kind 'rekord' version '0.0.1'")
     assert unreadable[2][1].startswith("certificate does not parse (")
@@ -537,11 +549,15 @@ def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None
     assert unreadable[4] == (5, "entry is nested deeper than 32 levels")
     assert unreadable[5] == (6, "entry has a duplicate field 'kind'")
     assert unreadable[6] == (7, "verifier holds neither or both of x509Certificate and publicKey")
-    assert {e["log"] for e in report["unreadableSignatureLogEntries"]} == {V2}
-    assert f"warning: rekor-v2 entry 1 of {hostile_url} cannot be read (entry is not UTF-8)" in err
-    assert (
-        f"warning: rekor-v2 entry 2 of {hostile_url} cannot be read (unknown kind 'rekord' "
-        "version '0.0.1'): it was not matched" in err
+    assert unreadable[7] == (
+        8,
+        "its signature does not verify with its certificate's key over its digest",
     )
-    assert err.count("cannot be read") == 7
+    assert {e["log"] for e in report["unreadableSignatureLogEntries"]} == {V2}
+    assert f"warning: rekor-v2 entry 1 of {hostile_url} is not matched: entry is not UTF-8\n" in err
+    assert (
+        f"warning: rekor-v2 entry 2 of {hostile_url} is not matched: unknown kind 'rekord' "
+        "version '0.0.1'\n" in err
+    )
+    assert err.count("is not matched: ") == 8
     assert "  rekor-v2 entry 0 (hashedrekord, certificate) " in out
