@@ -117,6 +117,27 @@ def test_every_growth_is_proven_and_every_entry_read_back(log, bodies) -> None:
     assert list(reader.entries(7, 7, heads[-1])) == []
 
 
+def test_a_tree_past_one_full_level_one_tile(log) -> None:
+    """Past 65,536 entries: nodes at levels 16 and up come from level-2 tiles."""
+    level_two: list[str] = []
+    log.tamper["tile/2/000.p/1"] = lambda path, body: level_two.append(path) or body
+    reader = log.reader()
+    heads, position = [], 0
+    for size in (256, 65_535, 65_536, 65_600, 65_836):
+        for start in range(position, size, 8192):
+            log.append([b"leaf %d" % i for i in range(start, min(size, start + 8192))])
+        position = size
+        heads.append(reader.checkpoint())
+    assert [h.size for h in heads] == [256, 65_535, 65_536, 65_600, 65_836]
+    for number, old in enumerate(heads):
+        for new in heads[number + 1 :]:
+            log.reader().prove_extends(old, new)
+    expected = [(i, b"leaf %d" % i) for i in range(65_000, 65_836)]
+    assert list(log.reader().entries(65_000, 65_836, heads[-1])) == expected
+    assert list(reader.entries(65_530, 65_535, heads[1])) == expected[530:535]
+    assert level_two
+
+
 def test_a_fresh_reader_proves_a_stored_head(log, bodies) -> None:
     log.append(bodies[:300])
     old = log.reader().checkpoint()
