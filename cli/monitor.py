@@ -283,7 +283,9 @@ class _Monitor:
         if from_index is not None:
             start = from_index
         if not 0 <= start <= head.size:
-            raise ClientError(f"--from-index {start} is outside the log (size {head.size})")
+            raise ClientError(
+                f"--from-index {start} is outside the log at {self.log_url} (size {head.size})"
+            )
         end = min(head.size, start + max_entries)
         findings: list[Finding] = []
         unjudged: list[Unjudged] = []
