@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import struct
@@ -487,15 +488,20 @@ class Verifier:
     """Who signed an entry: a certificate (its key and serial) or a bare key (`serial` None)."""
 
     kind: str  # CERTIFICATE or PUBLIC_KEY
-    public_key_pem: bytes
+    key: Any
     serial: int | None
 
+    @functools.cached_property
+    def public_key_pem(self) -> bytes:
+        # Serialised only when compared: most entries of a log are ruled out by serial first.
+        return _spki_pem(self.key)
+
     def names(self, cert: IssuedCertificate) -> bool:
-        """A certificate names an issued one by key and serial (a precertificate and its
+        """A certificate names an issued one by serial and key (a precertificate and its
         certificate share both); a bare key by the key, which is the certificate's own."""
-        return self.public_key_pem == cert.public_key_pem and (
-            self.serial is None or self.serial == cert.serial_number
-        )
+        if self.serial is not None and self.serial != cert.serial_number:
+            return False
+        return self.public_key_pem == cert.public_key_pem
 
 
 def _spki_pem(key: Any) -> bytes:
@@ -508,11 +514,11 @@ def _pem_verifier(pem: bytes) -> Verifier | None:
     """A v1 body's certificate or public key (PEM), or None if it is neither."""
     try:
         cert = x509.load_pem_x509_certificate(pem)
-        return Verifier(CERTIFICATE, _spki_pem(cert.public_key()), cert.serial_number)
+        return Verifier(CERTIFICATE, cert.public_key(), cert.serial_number)
     except (ValueError, UnsupportedAlgorithm):
         pass
     try:
-        return Verifier(PUBLIC_KEY, _spki_pem(serialization.load_pem_public_key(pem)), None)
+        return Verifier(PUBLIC_KEY, serialization.load_pem_public_key(pem), None)
     except (ValueError, UnsupportedAlgorithm):
         return None
 
@@ -585,10 +591,10 @@ def parse_v2_entry(body: bytes) -> V2Body:
         if which == CERTIFICATE:
             cert = x509.load_der_x509_certificate(der)
             key = cert.public_key()
-            found = Verifier(CERTIFICATE, _spki_pem(key), cert.serial_number)
+            found = Verifier(CERTIFICATE, key, cert.serial_number)
         else:
             key = serialization.load_der_public_key(der)
-            found = Verifier(PUBLIC_KEY, _spki_pem(key), None)
+            found = Verifier(PUBLIC_KEY, key, None)
     except (ValueError, UnsupportedAlgorithm) as exc:
         what = "certificate" if which == CERTIFICATE else "public key"
         raise ValueError(f"{what} does not parse ({_short(str(exc), 80)})") from None
@@ -610,16 +616,21 @@ def _short(text: str, limit: int = 40) -> str:
 
 
 class CertificateIndex:
-    """The issued certificates by key, to match a tile log's entries one by one."""
+    """The issued certificates by serial and by key, to match a tile log's entries one by one."""
 
     def __init__(self, certificates: Sequence[IssuedCertificate]) -> None:
+        self._by_serial: dict[int, list[tuple[int, IssuedCertificate]]] = {}
         self._by_key: dict[bytes, list[tuple[int, IssuedCertificate]]] = {}
         for position, cert in enumerate(certificates):
+            self._by_serial.setdefault(cert.serial_number, []).append((position, cert))
             self._by_key.setdefault(cert.public_key_pem, []).append((position, cert))
 
     def named_by(self, verifier: Verifier) -> list[int]:
         """Positions of the certificates `verifier` names."""
-        candidates = self._by_key.get(verifier.public_key_pem, ())
+        if verifier.serial is not None:
+            candidates = self._by_serial.get(verifier.serial, ())
+        else:
+            candidates = self._by_key.get(verifier.public_key_pem, ())
         return [position for position, cert in candidates if verifier.names(cert)]
 
 

@@ -1,0 +1,225 @@
+"""`keyless audit` over a Rekor v2 log: entries read, proven and matched per second from tiles.
+
+Run: python bench/audit.py [--entries 20000] [--signers 500] [--rounds 3]
+
+A Rekor v2 log (the server's `RekorV2Service` over SQLite, its checkpoint signed with Ed25519)
+is filled with `--entries` hashedrekord 0.0.2 entries made by `--signers` certificates, and
+served by its Flask blueprint from a separate process (werkzeug, threaded). The audit's reader
+then goes over HTTP, as `keyless audit` does. Prints, best of `--rounds`:
+- proven: `TileLog.entries` alone (entry bundles and hash tiles read, every bundle's leaves
+  rebuilt into the signed root), entries/s;
+- audited: `scan_tile_log` with every signer's certificate issued (each entry proven, parsed,
+  matched by serial and key, and its signature checked with the certificate's key): entries
+  matched/s;
+- the same with no certificate to match (parse only, no signature checks), entries/s;
+- in process, without HTTP or proofs: `parse_v2_entry` alone, entries/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import multiprocessing
+import socket
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+
+# Run as a script from anywhere: the repository root must be importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cli.audit import CertificateIndex, IssuedCertificate, parse_v2_entry, scan_tile_log
+from cli.tile_log import TileLog
+from cli.trust import UNBOUNDED, LogKey
+from tlog.log import NewEntry
+from tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id, checkpoint_origin
+from tlog.sqlite_storage import SQLiteStorage
+
+HOST = "127.0.0.1"
+BATCH = 256
+
+
+def _signers(count: int) -> list[tuple[ec.EllipticCurvePrivateKey, x509.Certificate]]:
+    now = datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bench")])
+    made = []
+    for index in range(count):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=1))
+            .not_valid_after(now + timedelta(minutes=10))
+            .add_extension(
+                x509.SubjectAlternativeName([x509.RFC822Name(f"signer{index}@example.com")]),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        made.append((key, cert))
+    return made
+
+
+def _request(key: ec.EllipticCurvePrivateKey, cert: x509.Certificate, artifact: bytes) -> dict:
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return {
+        "hashedRekordRequestV002": {
+            "digest": base64.b64encode(hashlib.sha256(artifact).digest()).decode(),
+            "signature": {
+                "content": base64.b64encode(key.sign(artifact, ec.ECDSA(hashes.SHA256()))).decode(),
+                "verifier": {
+                    "x509Certificate": {"rawBytes": base64.b64encode(der).decode()},
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                },
+            },
+        }
+    }
+
+
+def _fill(path: Path, origin: str, key: ed25519.Ed25519PrivateKey, bodies: list[bytes]) -> None:
+    service = RekorV2Service.open(storage=SQLiteStorage(path), private_key=key, origin=origin)
+    for start in range(0, len(bodies), BATCH):
+        results = service.log.append_batch([NewEntry(b) for b in bodies[start : start + BATCH]])
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            raise SystemExit(f"append failed: {failed[0]}")
+
+
+def _serve(path: str, origin: str, key_bytes: bytes, port: int) -> None:
+    from flask import Flask
+    from werkzeug.serving import make_server
+
+    from tlog import rekor_v2_api
+
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(key_bytes)
+    service = RekorV2Service.open(storage=SQLiteStorage(Path(path)), private_key=key, origin=origin)
+    app = Flask("bench-rekor-v2")
+    rekor_v2_api.init_app(app, service)
+    make_server(HOST, port, app, threaded=True).serve_forever()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _wait(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the log did not start")
+
+
+def _issued(certs: list[x509.Certificate]) -> list[IssuedCertificate]:
+    return [
+        IssuedCertificate(
+            ct_index=index,
+            logged=datetime.now(UTC),
+            serial=f"{cert.serial_number:x}",
+            identities=(f"signer{index}@example.com",),
+            issuer=None,
+            key_algorithm="ECDSA secp256r1",
+            public_key_pem=cert.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+        )
+        for index, cert in enumerate(certs)
+    ]
+
+
+def _best(rounds: int, run) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=20_000)
+    parser.add_argument("--signers", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    print(f"building {args.entries} entries by {args.signers} certificates ...", flush=True)
+    signers = _signers(args.signers)
+    bodies = [
+        canonicalize(_request(*signers[i % len(signers)], b"artifact %d" % i)).body
+        for i in range(args.entries)
+    ]
+    port = _free_port()
+    base_url = f"http://{HOST}:{port}"
+    origin = checkpoint_origin(base_url)
+    key = ed25519.Ed25519PrivateKey.generate()
+    key_bytes = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    log_key = LogKey(
+        base_url,
+        checkpoint_key_id(key.public_key(), name=origin),
+        "PKIX_ED25519",
+        key.public_key(),
+        UNBOUNDED,
+    )
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / "v2.sqlite"
+        _fill(path, origin, key, bodies)
+        server = multiprocessing.get_context("spawn").Process(
+            target=_serve, args=(str(path), origin, key_bytes, port), daemon=True
+        )
+        server.start()
+        try:
+            _wait(port)
+            issued = CertificateIndex(_issued([cert for _, cert in signers]))
+            nobody = CertificateIndex([])
+
+            def proven() -> None:
+                log = TileLog(base_url, [log_key])
+                head = log.checkpoint()
+                count = sum(1 for _ in log.entries(0, head.size, head))
+                assert count == args.entries
+
+            def audited() -> None:
+                scan = scan_tile_log(TileLog(base_url, [log_key]), issued)
+                assert len(scan.matches) == args.entries and not scan.unreadable
+
+            def unmatched() -> None:
+                scan = scan_tile_log(TileLog(base_url, [log_key]), nobody)
+                assert not scan.matches and not scan.unreadable
+
+            figures = {
+                "proven": _best(args.rounds, proven),
+                "audited": _best(args.rounds, audited),
+                "parsed, nothing to match": _best(args.rounds, unmatched),
+            }
+        finally:
+            server.terminate()
+            server.join(timeout=10)
+    parse_only = _best(args.rounds, lambda: [parse_v2_entry(body) for body in bodies])
+    n = args.entries
+    print(f"v2 log of {n} entries, {args.signers} certificates, best of {args.rounds}:")
+    for name, seconds in figures.items():
+        print(f"  {name:26s} {n / seconds:10.0f} entries/s  ({seconds:.2f} s)")
+    print(f"  {'parse_v2_entry in process':26s} {n / parse_only:10.0f} entries/s")
+
+
+if __name__ == "__main__":
+    main()
