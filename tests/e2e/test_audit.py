@@ -561,3 +561,22 @@ def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None
     )
     assert err.count("is not matched: ") == 8
     assert "  rekor-v2 entry 0 (hashedrekord, certificate) " in out
+
+
+def test_long_reads_report_progress(signed, capsys, monkeypatch) -> None:
+    """Progress goes to stderr for the CT read and the v2 read alike (every PROGRESS_EVERY
+    entries; made small here so that this log's few entries show it)."""
+    import cli.audit
+
+    monkeypatch.setattr(cli.audit, "PROGRESS_EVERY", 2)
+    assert _audit(signed, "--identity", "bob@example.com", "-o", "json") == 0
+    out, err = capsys.readouterr()
+    assert [c["ctIndex"] for c in json.loads(out)["certificates"]] == [1]
+    progress = [line for line in err.splitlines() if line.startswith("read ")]
+    assert progress == [
+        "read 2/7 CT entries",
+        "read 4/7 CT entries",
+        "read 6/7 CT entries",
+        "read 2/6 rekor-v2 entries",
+        "read 4/6 rekor-v2 entries",
+    ]
