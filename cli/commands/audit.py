@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--server",
         metavar="URL",
-        help="a keyless server: its CT log at URL/ct, its signature log, its published trust",
+        help="a keyless server: its CT log at URL/ct, its signature logs, its published trust",
     )
     parser.add_argument(
         "--ct-url",
@@ -61,7 +61,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="read the one Rekor v2 log's tiles from this mirror (URL/checkpoint, URL/tile/...)",
     )
     parser.add_argument(
-        "--trusted-root", metavar="FILE", help="the trusted root that lists the CT log's key"
+        "--trusted-root",
+        metavar="FILE",
+        help="the trusted root that lists the logs' keys (instead of the server's)",
     )
     parser.add_argument("--identity", action="append", default=[], metavar="ID")
     parser.add_argument(
