@@ -623,7 +623,7 @@ def entry_signers(body: bytes) -> EntrySigners:
         return EntrySigners("?", problem=(UNREADABLE, "not a JSON entry"))
     if not isinstance(doc, dict):
         return EntrySigners("?", problem=(UNREADABLE, "not a JSON object"))
-    kind = f"{str(doc.get('kind'))[:64]} {str(doc.get('apiVersion'))[:16]}"
+    kind = f"{_label(doc.get('kind'), 64)} {_label(doc.get('apiVersion'), 16)}"
     spec = doc.get("spec")
     try:
         if doc.get("kind") == "hashedrekord" and doc.get("apiVersion") == "0.0.2":
@@ -643,7 +643,17 @@ def entry_signers(body: bytes) -> EntrySigners:
     keys = sum(1 for v in verifiers if _PEM_PUBLIC_KEY in v and v not in certificates)
     if len(certificates) + keys != len(verifiers):
         return EntrySigners(kind, problem=(UNREADABLE, f"{kind} verifier is not a PEM"))
+    if not verifiers:
+        return EntrySigners(kind, problem=(UNREADABLE, f"{kind} entry names no signer"))
     return EntrySigners(kind, certificates, keys)
+
+
+def _label(value: object, limit: int) -> str:
+    """A field of an untrusted entry, fit for one line of a report."""
+    if not isinstance(value, str):
+        return f"({type(value).__name__})"
+    text = value[:limit]
+    return text if text.isprintable() else repr(text)
 
 
 _PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
