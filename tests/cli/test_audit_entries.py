@@ -1,0 +1,201 @@
+"""How `keyless audit` reads signature-log entries it did not write: a Rekor v2 body parses to
+its signer or fails with one short ValueError line, whatever the bytes; a signer names an
+issued certificate by serial and key, or by bare key; the signature is checked before an entry
+is attributed. Real keys and certificates, and bodies canonicalised by the server's own code."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cli.audit import (
+    CERTIFICATE,
+    PUBLIC_KEY,
+    CertificateIndex,
+    IssuedCertificate,
+    _signature_entry,
+    parse_v2_entry,
+)
+from tests.tlog.conftest import Signer, make_signer
+from tests.tlog.test_rekor_v2 import request_for
+from tlog.rekor_v2 import canonicalize
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _issued(signer: Signer, position: int = 0) -> IssuedCertificate:
+    return IssuedCertificate(
+        ct_index=position,
+        logged=datetime.now(UTC),
+        serial=f"{signer.cert.serial_number:x}",
+        identities=("alice@example.com",),
+        issuer=None,
+        key_algorithm="ECDSA secp256r1",
+        public_key_pem=signer.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def signer() -> Signer:
+    return make_signer()
+
+
+@pytest.fixture(scope="module")
+def body(signer) -> bytes:
+    return canonicalize(request_for(signer, b"artifact")).body
+
+
+def _bare_key_body(signer: Signer) -> bytes:
+    spki = signer.key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    verifier = {
+        "publicKey": {"rawBytes": base64.b64encode(spki).decode()},
+        "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+    }
+    return canonicalize(request_for(signer, b"artifact", **{"signature.verifier": verifier})).body
+
+
+def test_a_certificate_entry_names_its_certificate_only(signer, body) -> None:
+    parsed = parse_v2_entry(body)
+    assert parsed.verifier.kind == CERTIFICATE
+    assert parsed.verifier.serial == signer.cert.serial_number
+    parsed.check_signature()
+    other = make_signer()
+    index = CertificateIndex([_issued(other, 0), _issued(signer, 1)])
+    assert index.named_by(parsed.verifier) == [1]
+    # Same key, another serial (another certificate for the key): not this certificate's entry.
+    reissued = IssuedCertificate(**{**_issued(signer).__dict__, "serial": "1"})
+    assert CertificateIndex([reissued]).named_by(parsed.verifier) == []
+
+
+def test_a_bare_key_entry_names_the_certificate_with_that_key(signer) -> None:
+    parsed = parse_v2_entry(_bare_key_body(signer))
+    assert parsed.verifier.kind == PUBLIC_KEY and parsed.verifier.serial is None
+    parsed.check_signature()
+    assert CertificateIndex([_issued(make_signer()), _issued(signer, 1)]).named_by(
+        parsed.verifier
+    ) == [1]
+
+
+def test_a_signature_from_another_key_or_digest_does_not_verify(signer, body) -> None:
+    document = json.loads(body)
+    spec = document["spec"]["hashedRekordV002"]
+    spec["data"]["digest"] = base64.b64encode(b"\x00" * 32).decode()
+    with pytest.raises(ValueError, match=r"^its signature does not verify with its certificate"):
+        parse_v2_entry(json.dumps(document).encode()).check_signature()
+    spec["data"]["algorithm"] = "MD5"
+    with pytest.raises(ValueError, match=r"^unknown digest algorithm 'MD5'$"):
+        parse_v2_entry(json.dumps(document).encode()).check_signature()
+
+
+def test_a_v1_entry_is_matched_by_certificate_or_bare_key(signer) -> None:
+    key_pem = signer.key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    cert_pem = signer.cert.public_bytes(serialization.Encoding.PEM)
+    issued = _issued(signer)
+    for pem, verifier in ((cert_pem, CERTIFICATE), (key_pem, PUBLIC_KEY)):
+        body = {
+            "kind": "hashedrekord",
+            "spec": {"signature": {"publicKey": {"content": base64.b64encode(pem).decode()}}},
+        }
+        entry = {
+            "body": base64.b64encode(json.dumps(body).encode()).decode(),
+            "logIndex": 7,
+            "integratedTime": 1700000000,
+        }
+        made = _signature_entry("id", entry, issued)
+        assert made is not None
+        assert (made.log, made.log_index, made.verifier) == ("rekor-v1", 7, verifier)
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    body = {
+        "kind": "hashedrekord",
+        "spec": {
+            "signature": {
+                "publicKey": {
+                    "content": base64.b64encode(
+                        other.public_bytes(
+                            serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo,
+                        )
+                    ).decode()
+                }
+            }
+        },
+    }
+    entry = {"body": base64.b64encode(json.dumps(body).encode()).decode(), "logIndex": 8}
+    entry["integratedTime"] = 1
+    assert _signature_entry("id", entry, issued) is None
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=512))
+def test_any_bytes_parse_or_fail_with_one_line(data: bytes) -> None:
+    try:
+        parse_v2_entry(data)
+    except ValueError as exc:
+        assert str(exc) and "\n" not in str(exc) and len(str(exc)) < 200
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path_choice=st.integers(min_value=0), value=json_values)
+def test_any_field_replaced_parses_or_fails_with_one_line(body, path_choice, value) -> None:
+    """Every field of a valid body, in turn replaced by any JSON value: a signer or a
+    ValueError, and a signer's signature check is a ValueError too when it fails."""
+    document = json.loads(body)
+    paths = []
+
+    def walk(node, path):
+        paths.append(path)
+        if isinstance(node, dict):
+            for key, child in node.items():
+                walk(child, [*path, key])
+
+    walk(document, [])
+    path = paths[path_choice % len(paths)]
+    changed = copy.deepcopy(document)
+    if path:
+        target = changed
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    else:
+        changed = value
+    try:
+        parsed = parse_v2_entry(json.dumps(changed).encode())
+    except ValueError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    try:
+        parsed.check_signature()
+    except ValueError as exc:
+        assert "does not verify" in str(exc) or "unknown digest algorithm" in str(exc)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=json_values, index=json_values, time=json_values)
+def test_any_v1_entry_is_matched_or_not_never_raises(signer, value, index, time) -> None:
+    body = base64.b64encode(json.dumps(value).encode()).decode()
+    assert (
+        _signature_entry(
+            "id", {"body": body, "logIndex": index, "integratedTime": time}, _issued(signer)
+        )
+        is None
+    )
