@@ -296,9 +296,9 @@ class Auditor:
             for position, cert in enumerate(found):
                 made[position].extend(self._v1_entries(cert))
         unreadable_entries: list[UnreadableEntry] = []
-        index_by_key = CertificateIndex(found)
+        issued_index = CertificateIndex(found)
         for tile_log in self.tile_logs:
-            read = scan_tile_log(tile_log, index_by_key, progress=progress)
+            read = scan_tile_log(tile_log, issued_index, progress=progress)
             logs.append(read.log)
             unreadable_entries.extend(read.unreadable)
             for position, entry in read.matches:
