@@ -203,8 +203,9 @@ class Finding:
         }
 
     def describe(self) -> str:
-        issuer = self.issuer or "no issuer extension"
-        line = f"entry {self.log_index}: signed by {self.identity} ({issuer})"
+        # Both come from a certificate anyone may have logged: no terminal control characters.
+        issuer = _label(self.issuer, 1024) if self.issuer is not None else "no issuer extension"
+        line = f"entry {self.log_index}: signed by {_label(self.identity, 1024)} ({issuer})"
         if self.kind == UNEXPECTED_ISSUER:
             return f"{line}: issuer not expected for this identity"
         return line
