@@ -1,4 +1,4 @@
-"""Which CA, log, TSA and OIDC issuer a client uses: a keyless origin, or a Sigstore SigningConfig.
+"""Which CA, log, TSA and OIDC issuer a client uses, from a Sigstore SigningConfig.
 
 The log is chosen as sigstore-python 4.x chooses it: among the current `rekorTlogUrls` of a
 major API version this client speaks (1 or 2), the highest version, unless the caller asks for
@@ -16,9 +16,8 @@ from sigstore_models.trustroot.v1 import ClientTrustConfig, Service, SigningConf
 
 from cli.errors import ClientError
 from cli.files import read_bounded
-from cli.http import new_session, request
+from cli.trust import SIGNING_CONFIG_TARGET, ServerTrust
 
-SIGNING_CONFIG_PATH = "/api/v1/trust/signing_config.json"
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
@@ -33,37 +32,30 @@ class Services:
     tsa_url: str | None = None  # the full URL, set with a v2 log
 
 
-def from_server(server: str) -> Services:
-    """A keyless origin serves the CA and the log itself; its issuer comes from its config."""
-    server = server.rstrip("/")
-    return Services(ca_url=server, log_url=server, oidc_url=None)
+def from_server_trust(trust: ServerTrust, server: str, *, rekor_version: int | None) -> Services:
+    """The services a keyless server advertises in its SigningConfig, as its TUF repository
+    served and verified it (`cli.trust.fetch_server_trust`); the plain trust endpoint is not
+    read, so a front end that alters it changes nothing."""
+    return from_signing_config_bytes(
+        trust.signing_config,
+        source=f"the signing config of {server.rstrip('/')} (TUF target {SIGNING_CONFIG_TARGET})",
+        rekor_version=rekor_version,
+    )
 
 
-def server_signing_config(server: str, *, rekor_version: int | None = 1) -> Services:
-    """The services a keyless server advertises in its SigningConfig.
-
-    `rekor_version` None takes the highest log version offered; 1 or 2 asks for that one.
-    """
-    url = server.rstrip("/") + SIGNING_CONFIG_PATH
-    response, body = request(new_session(), "GET", url, what="the keyless server")
-    if response.status_code != 200:
-        raise ClientError(f"{url} answered HTTP {response.status_code}")
-    return _select(_parse(SigningConfig, body, url), rekor_version)
-
-
-def from_signing_config(path: Path, *, rekor_version: int | None = 1) -> Services:
+def from_signing_config(path: Path, *, rekor_version: int | None = None) -> Services:
     return from_signing_config_bytes(
         read_bounded(path, limit=MAX_CONFIG_BYTES), source=str(path), rekor_version=rekor_version
     )
 
 
 def from_signing_config_bytes(
-    data: bytes, *, source: str, rekor_version: int | None = 1
+    data: bytes, *, source: str, rekor_version: int | None = None
 ) -> Services:
     return _select(_parse(SigningConfig, data, source), rekor_version)
 
 
-def from_trust_config(path: Path, *, rekor_version: int | None = 1) -> Services:
+def from_trust_config(path: Path, *, rekor_version: int | None = None) -> Services:
     return _select(
         _parse(
             ClientTrustConfig, read_bounded(path, limit=MAX_CONFIG_BYTES), str(path)

@@ -239,30 +239,19 @@ class EphemeralSigner:
         return result
 
 
-def sign_digest(
-    sha256: bytes,
-    *,
-    token: str,
-    ca: CAClient,
-    log: LogClient | LogV2Client,
-    trusted_root: TrustedRoot | None,
-    timestamper: TimestampClient | None = None,
-    now: datetime | None = None,
-) -> SigningResult:
-    """Sign a SHA-256 digest as the token's identity and log it (a v2 `log` needs a
-    `timestamper`).
-
-    Raises:
-        TokenSourceError: the token has already expired.
-        ServiceRefusedError, NetworkError: the CA, the TSA or the log refused or failed.
-        UnverifiedBundleError: the new bundle does not verify against `trusted_root`.
-    """
-    if len(sha256) != 32:
-        raise ValueError("a SHA-256 digest is 32 bytes")
-    signer = EphemeralSigner(
-        token=token, ca=ca, log=log, trusted_root=trusted_root, timestamper=timestamper, now=now
+def new_signer(
+    endpoints: Services, *, token: str, trusted_root: TrustedRoot | None
+) -> EphemeralSigner:
+    """A signer for the CA and the log `endpoints` name (with the TSA, for a v2 log): the one
+    place the signing commands turn a chosen signing config into clients."""
+    log, timestamper = log_clients(endpoints)
+    return EphemeralSigner(
+        token=token,
+        ca=CAClient(endpoints.ca_url),
+        log=log,
+        timestamper=timestamper,
+        trusted_root=trusted_root,
     )
-    return signer.sign_digest(sha256)
 
 
 def log_clients(endpoints: Services) -> tuple[LogClient | LogV2Client, TimestampClient | None]:

@@ -46,6 +46,7 @@ PRODUCTION_ROOT_RESOURCE = "production_trusted_root.json"
 STAGING_ROOT_RESOURCE = "staging_trusted_root.json"
 _TUF_PATH = "/tuf/"
 _TRUSTED_ROOT_TARGET = "trusted_root.json"
+SIGNING_CONFIG_TARGET = "signing_config.v0.2.json"
 _SERVER_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?")
 
 
@@ -260,6 +261,35 @@ def fetch_server_trusted_root(server: str, *, refresh_trust: bool = False) -> Tr
             verify against the trust kept for it.
         TrustRootError: the trusted root it serves is malformed.
     """
+    [data] = _server_targets(server, (_TRUSTED_ROOT_TARGET,), refresh_trust=refresh_trust)
+    return TrustedRoot.from_json(data)
+
+
+@dataclass(frozen=True)
+class ServerTrust:
+    """What a signing command takes from a keyless server's TUF repository, in one refresh."""
+
+    trusted_root: TrustedRoot
+    signing_config: bytes  # the verified bytes of the SigningConfig target
+
+
+def fetch_server_trust(server: str, *, refresh_trust: bool = False) -> ServerTrust:
+    """The trusted root and the signing config of a keyless server, both TUF targets verified
+    in one refresh (see `fetch_server_trusted_root`): the CA, logs and TSA a client signs with
+    are then as trustworthy as the keys it checks them against, and a front end that alters
+    the plain trust endpoints changes nothing.
+
+    Raises: as `fetch_server_trusted_root`; ServerTrustError also when the repository has no
+    signing config or one that does not match its signed metadata.
+    """
+    root, config = _server_targets(
+        server, (_TRUSTED_ROOT_TARGET, SIGNING_CONFIG_TARGET), refresh_trust=refresh_trust
+    )
+    return ServerTrust(trusted_root=TrustedRoot.from_json(root), signing_config=config)
+
+
+def _server_targets(server: str, names: tuple[str, ...], *, refresh_trust: bool) -> list[bytes]:
+    """The verified bytes of TUF targets `names` of `server`, after one metadata refresh."""
     if not _SERVER_RE.fullmatch(server):
         raise TrustRootError(f"server URL {server!r} is not an http(s) origin")
     server = server.rstrip("/")
@@ -268,8 +298,7 @@ def fetch_server_trusted_root(server: str, *, refresh_trust: bool = False) -> Tr
         if refresh_trust and directory.exists():
             shutil.rmtree(directory)
             log.info("forgot the trust kept for %s in %s", server, directory)
-        data = _tuf_target(server, directory, _TRUSTED_ROOT_TARGET)
-    return TrustedRoot.from_json(data)
+        return _tuf_targets(server, directory, names)
 
 
 def server_trust_dir(server: str) -> Path:
@@ -298,8 +327,8 @@ def _trust_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _tuf_target(server: str, directory: Path, name: str) -> bytes:
-    """Refresh the server's TUF metadata and return the verified bytes of target `name`."""
+def _tuf_targets(server: str, directory: Path, names: tuple[str, ...]) -> list[bytes]:
+    """Refresh the server's TUF metadata once and return the verified bytes of each target."""
     from tuf.api import exceptions
     from tuf.ngclient import Updater
 
@@ -319,11 +348,26 @@ def _tuf_target(server: str, directory: Path, name: str) -> bytes:
             bootstrap=bootstrap,
         )
         updater.refresh()
-        info = updater.get_targetinfo(name)
-        if info is None:
-            raise ServerTrustError(f"the TUF repository of {server} has no {name}")
-        path = updater.find_cached_target(info) or updater.download_target(info)
-        return _read_bounded(Path(path), name)
+        found = []
+        for name in names:
+            info = updater.get_targetinfo(name)
+            if info is None:
+                raise ServerTrustError(f"the TUF repository of {server} has no {name}")
+            try:
+                path = updater.find_cached_target(info) or updater.download_target(info)
+            except (
+                exceptions.LengthOrHashMismatchError,
+                exceptions.DownloadLengthMismatchError,
+            ) as exc:
+                # Bytes other than those the signed metadata names: altered on the way or at
+                # the server. Never replaced by a kept copy silently: the user must hear of it.
+                raise ServerTrustError(
+                    f"the {name} served by the TUF repository of {server} does not match its "
+                    f"signed metadata ({exc}): refused",
+                    reason="server-trust-invalid",
+                ) from exc
+            found.append(_read_bounded(Path(path), name))
+        return found
     except exceptions.UnsignedMetadataError as exc:
         raise ServerTrustError(
             f"the TUF repository of {server} is not signed by the keys trusted since first use "
@@ -335,21 +379,20 @@ def _tuf_target(server: str, directory: Path, name: str) -> bytes:
         ) from exc
     except exceptions.DownloadError as exc:
         why = getattr(exc.__cause__, "message", None) or str(exc)
-        kept = _last_verified_target(directory, name)
-        if kept is None:
+        kept = [_last_verified_target(directory, wanted) for wanted in names]
+        if any(copy is None for copy in kept):
             raise NetworkError(
                 f"cannot refresh the trusted root of {server} from its TUF repository: {why}",
                 reason="server-unreachable",
             ) from exc
-        data, expires = kept
         log.info(
             "cannot reach %s (%s); using the trusted root of its last refresh, whose TUF "
             "timestamp is valid until %s",
             server,
             why,
-            iso(expires),
+            iso(min(copy[1] for copy in kept if copy is not None)),
         )
-        return data
+        return [copy[0] for copy in kept if copy is not None]
     except (exceptions.RepositoryError, OSError) as exc:
         raise ServerTrustError(
             f"the TUF repository of {server} does not verify (trust kept in {directory}): {exc}",

@@ -22,6 +22,7 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 def add_parser(subparsers: Any) -> None:
     from cli.attestation import PREDICATE_TYPES
+    from cli.commands.sign import add_rekor_version_argument
 
     parser = subparsers.add_parser(
         "attest",
@@ -61,6 +62,7 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         help="with --signing-config: verify the new bundle against this root",
     )
+    add_rekor_version_argument(parser, default="the highest the signing config offers")
     parser.add_argument(
         "--refresh-trust",
         action="store_true",
@@ -98,10 +100,8 @@ def run(args: argparse.Namespace) -> int:
 def _attest_artifact(args: argparse.Namespace, predicate_type: str, predicate: Any) -> int:
     from cli.attestation import statement
     from cli.attestation_bundles import default_bundle_path, write_bundle
-    from cli.commands.sign import _inputs, _keep
-    from cli.fulcio_client import CAClient
-    from cli.rekor_client import LogClient
-    from cli.signing import EphemeralSigner, UnverifiedBundleError
+    from cli.commands.sign import _keep, command_signer
+    from cli.signing import UnverifiedBundleError
     from cli.verify import VerificationError
     from cli.verify.artifact import resolve_artifact
     from cli.verify.dsse import INTOTO_PAYLOAD_TYPE
@@ -118,13 +118,7 @@ def _attest_artifact(args: argparse.Namespace, predicate_type: str, predicate: A
     bundle_path = args.bundle or default_bundle_path(artifact.path)
     name = artifact.path.name if artifact.path is not None else None
     payload = statement([(name, artifact.sha256.hex())], predicate_type, predicate)
-    endpoints, token, trusted_root = _inputs(args)
-    signer = EphemeralSigner(
-        token=token,
-        ca=CAClient(endpoints.ca_url),
-        log=LogClient(endpoints.log_url),
-        trusted_root=trusted_root,
-    )
+    signer = command_signer(args, rekor_version=args.rekor_version)
     try:
         result = signer.sign_dsse(
             payload, payload_type=INTOTO_PAYLOAD_TYPE, subject_sha256=artifact.sha256
@@ -146,19 +140,13 @@ def _attest_image(args: argparse.Namespace, image: Any, predicate_type: str, pre
 
     from cli.attestation_bundles import write_bundle
     from cli.attestation_images import attest_image
-    from cli.commands.sign import _inputs, _keep
-    from cli.fulcio_client import CAClient
-    from cli.rekor_client import LogClient
+    from cli.commands.sign import _keep, command_signer
     from cli.signing import EphemeralSigner, UnverifiedBundleError
 
     def signer() -> EphemeralSigner:
-        endpoints, token, trusted_root = _inputs(args)
-        return EphemeralSigner(
-            token=token,
-            ca=CAClient(endpoints.ca_url),
-            log=LogClient(endpoints.log_url),
-            trusted_root=trusted_root,
-        )
+        # An attestation referrer has no v1-only form (no legacy tag): the image follows the
+        # signing config as a file does.
+        return command_signer(args, rekor_version=args.rekor_version)
 
     try:
         with _images.registry_hints(args), _images.registry_client(args) as client:

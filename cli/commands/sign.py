@@ -46,13 +46,11 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         help="with --signing-config: verify the new bundle against this root",
     )
-    parser.add_argument(
-        "--rekor-version",
-        type=int,
-        choices=(1, 2),
-        help="the Rekor log API to sign into (default: the highest the signing config offers; "
-        "for an image, 1). With 2 the signature is first timestamped at the TSA, and an image "
-        "gets no cosign v2 legacy .sig tag (it needs v1's signed entry timestamp)",
+    add_rekor_version_argument(
+        parser,
+        default="the highest the signing config offers; for an image, 1",
+        note="an image then gets no cosign v2 legacy .sig tag (it needs v1's signed entry "
+        "timestamp)",
     )
     parser.add_argument(
         "--refresh-trust",
@@ -83,9 +81,30 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run, parser=parser)
 
 
+def add_rekor_version_argument(
+    parser: argparse.ArgumentParser, *, default: str, note: str = ""
+) -> None:
+    """`--rekor-version 1|2`, as sigstore-python spells it, for every signing command."""
+    parser.add_argument(
+        "--rekor-version",
+        type=int,
+        choices=(1, 2),
+        help=f"the Rekor log API to sign into (default: {default}). With 2 the signature is "
+        "first timestamped at the signing config's TSA" + (f"; {note}" if note else ""),
+    )
+
+
+def command_signer(args: argparse.Namespace, *, rekor_version: int | None) -> Any:
+    """The `EphemeralSigner` of one signing command: the services its signing config offers
+    (the log chosen by `rekor_version`, None for the highest), its token and trusted root."""
+    from cli.signing import new_signer
+
+    endpoints, token, trusted_root = _inputs(args, rekor_version=rekor_version)
+    return new_signer(endpoints, token=token, trusted_root=trusted_root)
+
+
 def run(args: argparse.Namespace) -> int:
-    from cli.fulcio_client import CAClient
-    from cli.signing import UnverifiedBundleError, log_clients, sign_digest
+    from cli.signing import UnverifiedBundleError
 
     if args.refresh_trust and not args.server:
         args.parser.error("--refresh-trust applies to --server")
@@ -103,17 +122,9 @@ def run(args: argparse.Namespace) -> int:
             _write(args.bundle, bundle_json)
         return 0
     sha256, bundle_path = _target(args)
-    endpoints, token, trusted_root = _inputs(args, rekor_version=args.rekor_version)
-    log, timestamper = log_clients(endpoints)
+    signer = command_signer(args, rekor_version=args.rekor_version)
     try:
-        result = sign_digest(
-            sha256,
-            token=token,
-            ca=CAClient(endpoints.ca_url),
-            log=log,
-            timestamper=timestamper,
-            trusted_root=trusted_root,
-        )
+        result = signer.sign_digest(sha256)
     except UnverifiedBundleError as exc:
         raise _keep(exc, beside=bundle_path) from exc
     _write(bundle_path, result.to_json())
@@ -125,29 +136,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(args: argparse.Namespace, *, rekor_version: int | None = 1) -> tuple[Any, str, Any]:
+def _inputs(args: argparse.Namespace, *, rekor_version: int | None) -> tuple[Any, str, Any]:
     """The services, token and trusted root of one signing (images call this after resolving).
 
-    `rekor_version` None follows the signing config (its highest log version; a keyless
-    server's is read from it); 1 keeps a keyless server's own v1 log without asking.
-    The trusted root is fetched before any certificate is issued or entry logged, so a server
-    that is no longer the one trusted is refused while nothing has happened yet; a server's
-    signing config is read only after that.
+    `rekor_version` None takes the highest log version the signing config offers. A keyless
+    server's trusted root and signing config are both TUF targets of its repository, verified
+    in one refresh before any login, certificate or log entry: a server that is no longer the
+    one trusted, or a signing config altered on the way, is refused while nothing has happened.
+    A token given or ambient is taken first (it needs no server); an interactive login comes
+    last, at the issuer the verified signing config names.
     """
-    from cli import services
+    from cli import services, trust
 
     if args.server:
-        token = _token(args, services.from_server(args.server))
-        trusted_root = _trusted_root(args)
-        if rekor_version == 1:
-            return services.from_server(args.server), token, trusted_root
-        endpoints = services.server_signing_config(args.server, rekor_version=rekor_version)
-        return endpoints, token, trusted_root
+        given = _given_token(args)
+        kept = trust.fetch_server_trust(args.server, refresh_trust=args.refresh_trust)
+        endpoints = services.from_server_trust(kept, args.server, rekor_version=rekor_version)
+        return endpoints, given or _login(args, endpoints), kept.trusted_root
     if args.trust_config:
         endpoints = services.from_trust_config(args.trust_config, rekor_version=rekor_version)
     else:
         endpoints = services.from_signing_config(args.signing_config, rekor_version=rekor_version)
-    return endpoints, _token(args, endpoints), _trusted_root(args)
+    return endpoints, _given_token(args) or _login(args, endpoints), _trusted_root(args)
 
 
 def _target(args: argparse.Namespace) -> tuple[bytes, Path]:
@@ -169,19 +179,18 @@ def _target(args: argparse.Namespace) -> tuple[bytes, Path]:
     return digest.digest(), args.bundle or path.with_name(path.name + ".sigstore.json")
 
 
-def _token(args: argparse.Namespace, endpoints: Any) -> str:
+def _given_token(args: argparse.Namespace) -> str | None:
+    """The token given (option, file or environment) or ambient in CI; None to log in."""
     from oidc import acquire
 
-    token = acquire.explicit_token(args.identity_token) or acquire.ambient_token(
-        args.oidc_client_id
-    )
-    if token:
-        return token
-    issuer = args.oidc_issuer or endpoints.oidc_url
-    if issuer is None and args.server:
-        from cli import services
+    return acquire.explicit_token(args.identity_token) or acquire.ambient_token(args.oidc_client_id)
 
-        issuer = services.server_signing_config(args.server).oidc_url
+
+def _login(args: argparse.Namespace, endpoints: Any) -> str:
+    """An interactive login at --oidc-issuer, else at the issuer the signing config names."""
+    from oidc import acquire
+
+    issuer = args.oidc_issuer or endpoints.oidc_url
     if issuer is None:
         raise CLIError(
             "no identity token: none given, none in the environment, and no issuer to log in at",
@@ -193,10 +202,9 @@ def _token(args: argparse.Namespace, endpoints: Any) -> str:
 
 
 def _trusted_root(args: argparse.Namespace) -> Any:
+    """The root a --trust-config or --trusted-root gives (a --server's comes through TUF)."""
     from cli import trust
 
-    if args.server:
-        return trust.fetch_server_trusted_root(args.server, refresh_trust=args.refresh_trust)
     if args.trust_config:
         return trust.load_trust_config(args.trust_config)
     if args.trusted_root:

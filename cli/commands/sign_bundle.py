@@ -1,9 +1,10 @@
 """`keyless sign-bundle`: the sigstore-conformance protocol's signing command.
 
 `sign-bundle [--staging] [--in-toto] --identity-token TOKEN --bundle FILE [--trusted-root F]
-[--signing-config F] FILE`: sign FILE (or, with --in-toto, the in-toto statement in FILE as a
-DSSE envelope) with the services of the signing config, verify the new bundle against the
-trusted root, and write it.
+[--signing-config F] [--rekor-version 1|2] FILE`: sign FILE (or, with --in-toto, the in-toto
+statement in FILE as a DSSE envelope) with the services of the signing config (its highest log
+version unless --rekor-version says), verify the new bundle against the trusted root, and
+write it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ MAX_STATEMENT_BYTES = 16 * 1024 * 1024
 
 
 def add_parser(subparsers: Any) -> None:
+    from cli.commands.sign import add_rekor_version_argument
     from cli.commands.verify_bundle import add_sign_bundle_arguments
 
     parser = subparsers.add_parser(
@@ -31,6 +33,7 @@ def add_parser(subparsers: Any) -> None:
         description="Sign as the sigstore-conformance CLI protocol specifies.",
     )
     add_sign_bundle_arguments(parser)
+    add_rekor_version_argument(parser, default="the highest the signing config offers")
     parser.set_defaults(run=run)
 
 
@@ -38,22 +41,17 @@ def run(args: argparse.Namespace) -> int:
     from cli import services
     from cli.commands.verify_bundle import protocol_trusted_root
     from cli.files import read_bounded
-    from cli.fulcio_client import CAClient
-    from cli.rekor_client import LogClient
-    from cli.signing import EphemeralSigner
+    from cli.signing import new_signer
 
-    endpoints = _services(args, services)
-    signer = EphemeralSigner(
-        token=args.identity_token,
-        ca=CAClient(endpoints.ca_url),
-        log=LogClient(endpoints.log_url),
-        trusted_root=protocol_trusted_root(args),
-    )
+    # The input is read and checked before the CA or any log is asked for anything.
     data = read_bounded(Path(args.file), limit=MAX_STATEMENT_BYTES)
-    if args.in_toto:
-        result = signer.sign_dsse(
-            data, payload_type=IN_TOTO_PAYLOAD_TYPE, subject_sha256=_first_subject(data)
-        )
+    subject = _first_subject(data) if args.in_toto else None
+    endpoints = _services(args, services)
+    signer = new_signer(
+        endpoints, token=args.identity_token, trusted_root=protocol_trusted_root(args)
+    )
+    if subject is not None:
+        result = signer.sign_dsse(data, payload_type=IN_TOTO_PAYLOAD_TYPE, subject_sha256=subject)
     else:
         result = signer.sign_digest(hashlib.sha256(data).digest())
     try:
@@ -65,13 +63,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _services(args: argparse.Namespace, services: Any) -> Any:
     if args.signing_config:
-        return services.from_signing_config(Path(args.signing_config))
+        return services.from_signing_config(
+            Path(args.signing_config), rekor_version=args.rekor_version
+        )
     if args.staging:
         raise CLIError(
             "keyless ships no staging signing config", hint="pass --signing-config for staging"
         )
     data = resources.files("cli").joinpath("data", PRODUCTION_SIGNING_CONFIG).read_bytes()
-    return services.from_signing_config_bytes(data, source=PRODUCTION_SIGNING_CONFIG)
+    return services.from_signing_config_bytes(
+        data, source=PRODUCTION_SIGNING_CONFIG, rekor_version=args.rekor_version
+    )
 
 
 def _first_subject(statement: bytes) -> bytes:

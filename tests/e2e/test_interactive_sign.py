@@ -34,6 +34,9 @@ def test_device_flow(server, tmp_path: Path) -> None:
         text=True,
         env=_clean_env(),
     )
+    # The server's trust (TUF root on first use, then its signing config) comes before the
+    # login: a distrusted server or altered config is refused before the user logs in.
+    assert process.stderr.readline().startswith(f"trusting {server.url} on first use;")
     prompt = process.stderr.readline()
     match = re.fullmatch(
         r"To log in, open (\S+) and enter the code ([0-9A-F]{4}-[0-9A-F]{4})\n", prompt
@@ -68,9 +71,11 @@ def test_a_broken_browser_is_not_fatal(server, tmp_path: Path) -> None:
         text=True,
         env={**_clean_env(), "BROWSER": 'broken "quote'},
     )
+    trusting = process.stderr.readline()  # first use of the server's TUF root
     lines = [process.stderr.readline() for _ in range(3)]
     process.kill()
     process.communicate(timeout=10)
+    assert trusting.startswith(f"trusting {server.url} on first use;")
     assert lines[0] == "Waiting for the browser to finish logging in. If it did not open, visit:\n"
     assert lines[1].startswith(f"{server.url}/oidc/authorize?")
     assert lines[2] == "Could not open a browser; visit the URL above.\n"

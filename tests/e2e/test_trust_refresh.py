@@ -283,9 +283,9 @@ def test_verify_works_offline_until_the_tuf_timestamp_expires(
     )
 
 
-def test_a_malformed_trusted_root_in_a_valid_repository_is_refused(
-    tmp_path, artifact, capsys
-) -> None:
+@contextmanager
+def _tuf_only_server(tmp_path: Path, targets: dict[str, bytes]) -> Iterator[str]:
+    """A server with a valid TUF repository holding `targets`, and nothing else."""
     from datetime import UTC, datetime
 
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -300,15 +300,35 @@ def test_a_malformed_trusted_root_in_a_valid_repository_is_refused(
         return CryptoSigner(ec.generate_private_key(ec.SECP256R1()))
 
     repository = TUFRepository(tmp_path / "tuf", RoleKeys(signer(), signer(), signer(), signer()))
-    repository.publish({"trusted_root.json": b'{"mediaType": "nope"}'}, now=datetime.now(UTC))
-    app = Flask("malformed")
+    repository.publish(targets, now=datetime.now(UTC))
+    app = Flask("tuf-only")
     tuf_api.init_app(app, repository)
     with serve_wsgi(app) as url:
+        yield url
+
+
+def test_a_malformed_trusted_root_in_a_valid_repository_is_refused(
+    tmp_path, artifact, capsys
+) -> None:
+    targets = {"trusted_root.json": b'{"mediaType": "nope"}', "signing_config.v0.2.json": b"{}"}
+    with _tuf_only_server(tmp_path, targets) as url:
         code = main(["sign", "--server", url, "--identity-token", "x.y.z", str(artifact)])
     assert code == 1
     assert capsys.readouterr().err.startswith(
         "error: verification failed (trust-root): malformed trusted root: "
     )
+
+
+def test_a_repository_without_a_signing_config_is_refused_by_sign(
+    server, tmp_path, artifact, capsys
+) -> None:
+    root = requests.get(f"{server.url}/api/v1/trust/trusted_root.json", timeout=10).content
+    with _tuf_only_server(tmp_path, {"trusted_root.json": root}) as url:
+        code = main(["sign", "--server", url, "--identity-token", "x.y.z", str(artifact)])
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: the TUF repository of {url} has no signing_config.v0.2.json"
+        ]
+    assert code == 1
 
 
 def test_an_image_bundle_that_fails_its_post_signing_check_is_kept(
