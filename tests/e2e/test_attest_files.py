@@ -99,8 +99,11 @@ def _error(capsys) -> str:
     return lines[0].removeprefix("error: ")
 
 
-def _tree_size(server) -> int:
-    return requests.get(f"{server.url}/api/v1/log", timeout=30).json()["treeSize"]
+def _tree_size(server) -> tuple[int, int]:
+    """(v1 tree size, v2 tree size): attestations go to either log."""
+    v1 = requests.get(f"{server.url}/api/v1/log", timeout=30).json()["treeSize"]
+    v2 = requests.get(f"{server.url}/api/v2/checkpoint", timeout=30).text.splitlines()[1]
+    return int(v1), int(v2)
 
 
 def _statement(bundle_line: str) -> dict:
@@ -108,10 +111,40 @@ def _statement(bundle_line: str) -> dict:
     return json.loads(base64.b64decode(envelope["payload"]))
 
 
+def _check_logged_as(bundle: dict, rekor_version: int) -> None:
+    """v1: a dsse 0.0.1 entry with a signed entry timestamp. v2 (as upstream logs DSSE since it
+    dropped the dsse kind): a hashedrekord 0.0.2 over SHA-256 of the envelope's PAE, with the
+    envelope's signature, and an RFC 3161 timestamp over that signature."""
+    from rfc3161_client import decode_timestamp_response
+
+    from cli.verify.dsse import pae
+
+    material = bundle["verificationMaterial"]
+    [entry] = material["tlogEntries"]
+    if rekor_version == 1:
+        assert entry["kindVersion"] == {"kind": "dsse", "version": "0.0.1"}
+        assert entry["inclusionPromise"]["signedEntryTimestamp"]
+        assert "timestampVerificationData" not in material
+        return
+    assert entry["kindVersion"] == {"kind": "hashedrekord", "version": "0.0.2"}
+    assert "inclusionPromise" not in entry
+    envelope = bundle["dsseEnvelope"]
+    signature = base64.b64decode(envelope["signatures"][0]["sig"])
+    logged = json.loads(base64.b64decode(entry["canonicalizedBody"]))["spec"]["hashedRekordV002"]
+    signed = pae(envelope["payloadType"], base64.b64decode(envelope["payload"]))
+    assert base64.b64decode(logged["data"]["digest"]) == hashlib.sha256(signed).digest()
+    assert base64.b64decode(logged["signature"]["content"]) == signature
+    [stamp] = material["timestampVerificationData"]["rfc3161Timestamps"]
+    reply = decode_timestamp_response(base64.b64decode(stamp["signedTimestamp"]))
+    assert reply.tst_info.message_imprint.message == hashlib.sha256(signature).digest()
+
+
+@pytest.mark.parametrize(("flags", "rekor_version"), [((), 2), (("--rekor-version", "1"), 1)])
 def test_attest_a_file_then_verify_by_identity_and_type(
-    server, artifact, predicate, capsys
+    server, artifact, predicate, capsys, flags, rekor_version
 ) -> None:
-    assert _attest(server, str(artifact), predicate, "slsaprovenance1") == 0
+    before = _tree_size(server)
+    assert _attest(server, str(artifact), predicate, "slsaprovenance1", *flags) == 0
     err = capsys.readouterr().err
     bundles = artifact.with_name("app.tar.gz.intoto.jsonl")
     assert f"bundle written to {bundles}" in err
@@ -119,10 +152,9 @@ def test_attest_a_file_then_verify_by_identity_and_type(
     assert len(lines) == 1
     bundle = json.loads(lines[0])
     assert bundle["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
-    assert bundle["verificationMaterial"]["tlogEntries"][0]["kindVersion"] == {
-        "kind": "dsse",
-        "version": "0.0.1",
-    }
+    _check_logged_as(bundle, rekor_version)
+    grown = (1, 0) if rekor_version == 1 else (0, 1)
+    assert _tree_size(server) == (before[0] + grown[0], before[1] + grown[1])
     statement = _statement(lines[0])
     assert statement == {
         "_type": "https://in-toto.io/Statement/v1",
@@ -339,20 +371,23 @@ def test_an_oversized_predicate_or_unknown_type_is_refused_and_nothing_is_logged
     assert _tree_size(server) == size
 
 
+@pytest.mark.parametrize(("flags", "rekor_version"), [((), 2), (("--rekor-version", "1"), 1)])
 def test_sigstore_python_verifies_a_keyless_attestation(
-    server, artifact, predicate, tmp_path
+    server, artifact, predicate, tmp_path, flags, rekor_version
 ) -> None:
-    """sigstore-python as the oracle: our DSSE bundle verifies with its Verifier.verify_dsse."""
+    """sigstore-python as the oracle: our DSSE bundle (v2: a hashedrekord over the PAE with an
+    RFC 3161 timestamp; v1: a dsse entry) verifies with its Verifier.verify_dsse."""
     from sigstore.models import Bundle as SigstoreBundle
     from sigstore.models import TrustedRoot as SigstoreTrustedRoot
     from sigstore.verify import Verifier as SigstoreVerifier
     from sigstore.verify.policy import Identity
 
     bundle_path = tmp_path / "one.sigstore.json"
-    assert (
-        _attest(server, str(artifact), predicate, "slsaprovenance1", "--bundle", str(bundle_path))
-        == 0
+    made = _attest(
+        server, str(artifact), predicate, "slsaprovenance1", "--bundle", str(bundle_path), *flags
     )
+    assert made == 0
+    _check_logged_as(json.loads(bundle_path.read_text()), rekor_version)
     root = tmp_path / "trusted_root.json"
     root.write_bytes(
         requests.get(f"{server.url}/api/v1/trust/trusted_root.json", timeout=30).content
@@ -435,3 +470,86 @@ def test_a_missing_target_is_refused_before_anything_is_logged(
     assert _attest(server, str(missing), predicate, "slsaprovenance1") == 1
     assert _error(capsys) == f"cannot read {missing}: No such file or directory"
     assert _tree_size(server) == size
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("3", "invalid choice: 3 (choose from 1, 2)"), ("v2", "invalid int value: 'v2'")],
+)
+def test_a_bad_rekor_version_is_a_usage_error_and_nothing_is_logged(
+    server, artifact, predicate, capsys, value, expected
+) -> None:
+    size = _tree_size(server)
+    with pytest.raises(SystemExit) as exited:
+        _attest(server, str(artifact), predicate, "slsaprovenance1", "--rekor-version", value)
+    assert exited.value.code == 2
+    assert f"argument --rekor-version: {expected}" in capsys.readouterr().err
+    assert _tree_size(server) == size
+    assert not artifact.with_name("app.tar.gz.intoto.jsonl").exists()
+
+
+def _signing_config(server, tmp_path: Path, edit) -> list[str]:
+    """--signing-config/--trusted-root flags for the server's config changed by `edit`."""
+    config = requests.get(f"{server.url}/api/v1/trust/signing_config.json", timeout=30).json()
+    edit(config)
+    config_path = tmp_path / "signing_config.json"
+    config_path.write_text(json.dumps(config))
+    root_path = tmp_path / "trusted_root.json"
+    root_path.write_bytes(
+        requests.get(f"{server.url}/api/v1/trust/trusted_root.json", timeout=30).content
+    )
+    return ["--signing-config", str(config_path), "--trusted-root", str(root_path)]
+
+
+def _attest_with(server, flags: list[str], predicate: Path, target: Path) -> int:
+    token = server.email_token("alice@example.com")
+    argv = ["attest", *flags, "--identity-token", token, "--predicate", str(predicate)]
+    return main([*argv, "--type", "slsaprovenance1", str(target)])
+
+
+def test_rekor_version_2_without_a_v2_log_is_refused_and_nothing_is_logged(
+    server, artifact, predicate, tmp_path, capsys
+) -> None:
+    def only_v1(config: dict) -> None:
+        config["rekorTlogUrls"] = [
+            log for log in config["rekorTlogUrls"] if log["majorApiVersion"] == 1
+        ]
+
+    flags = _signing_config(server, tmp_path, only_v1)
+    size = _tree_size(server)
+    assert _attest_with(server, [*flags, "--rekor-version", "2"], predicate, artifact) == 1
+    assert _error(capsys) == "the signing config lists no current v2 service in rekorTlogUrls"
+    assert _tree_size(server) == size
+    assert not artifact.with_name("app.tar.gz.intoto.jsonl").exists()
+    # Without the flag, such a config is followed into its v1 log.
+    assert _attest_with(server, flags, predicate, artifact) == 0
+    _check_logged_as(json.loads(artifact.with_name("app.tar.gz.intoto.jsonl").read_text()), 1)
+    assert _tree_size(server) == (size[0] + 1, size[1])
+
+
+def test_a_refusing_tsa_stops_the_attestation_before_anything_is_logged(
+    server, artifact, predicate, tmp_path, capsys
+) -> None:
+    from flask import Flask, Response
+
+    from tests.conftest import serve_wsgi
+    from tsa.authority import reject
+
+    refusing = Flask("refusing-tsa")
+
+    @refusing.post("/api/v1/timestamp")
+    def timestamp() -> Response:
+        der = reject("system_failure", "the TSA is closed for maintenance")
+        return Response(der, status=400, mimetype="application/timestamp-reply")
+
+    with serve_wsgi(refusing) as tsa:
+        url = f"{tsa}/api/v1/timestamp"
+        flags = _signing_config(server, tmp_path, lambda c: c["tsaUrls"][0].update(url=url))
+        size = _tree_size(server)
+        assert _attest_with(server, flags, predicate, artifact) == 1
+    assert _error(capsys) == (
+        f"the timestamp authority at {url} refused the request (HTTP 400): "
+        "the TSA is closed for maintenance"
+    )
+    assert _tree_size(server) == size
+    assert not artifact.with_name("app.tar.gz.intoto.jsonl").exists()
