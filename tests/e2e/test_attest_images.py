@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from cli.main import main
+from tests.e2e.test_attest_files import _check_logged_as
 from tests.registry import OCI_INDEX, OCI_MANIFEST, Pusher
 
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -33,7 +34,9 @@ def predicate(tmp_path: Path) -> Path:
     return path
 
 
-def _attest(server, image: str, predicate: Path, kind: str = "slsaprovenance1", email=ALICE) -> int:
+def _attest(
+    server, image: str, predicate: Path, kind: str = "slsaprovenance1", *flags: str, email=ALICE
+) -> int:
     return main(
         [
             "attest",
@@ -46,6 +49,7 @@ def _attest(server, image: str, predicate: Path, kind: str = "slsaprovenance1", 
             str(predicate),
             "--type",
             kind,
+            *flags,
             image,
         ]
     )
@@ -80,13 +84,20 @@ def _hex(digest: str) -> str:
     return digest.removeprefix("sha256:")
 
 
-def _tree_size(server) -> int:
-    return requests.get(f"{server.url}/api/v1/log", timeout=30).json()["treeSize"]
+def _tree_size(server) -> tuple[int, int]:
+    """(v1 tree size, v2 tree size)."""
+    v1 = requests.get(f"{server.url}/api/v1/log", timeout=30).json()["treeSize"]
+    v2 = requests.get(f"{server.url}/api/v2/checkpoint", timeout=30).text.splitlines()[1]
+    return int(v1), int(v2)
 
 
-def test_attest_an_image_stores_a_cosign_v3_referrer(server, registry, pusher, predicate, capsys):
-    image = pusher.push_image("att/app", "1.0", seed="attest storage")
-    assert _attest(server, image.reference, predicate) == 0
+@pytest.mark.parametrize(("flags", "rekor_version"), [((), 2), (("--rekor-version", "1"), 1)])
+def test_attest_an_image_stores_a_cosign_v3_referrer(
+    server, registry, pusher, predicate, capsys, flags, rekor_version
+):
+    image = pusher.push_image("att/app", f"v{rekor_version}", seed=f"attest storage {flags}")
+    before = _tree_size(server)
+    assert _attest(server, image.reference, predicate, "slsaprovenance1", *flags) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == f"{registry.host}/att/app@{image.digest}"
     assert "(fallback-tag)" in captured.err
@@ -114,6 +125,10 @@ def test_attest_an_image_stores_a_cosign_v3_referrer(server, registry, pusher, p
         {"name": f"{registry.host}/att/app", "digest": {"sha256": _hex(image.digest)}}
     ]
     assert statement["predicate"] == PROVENANCE
+    _check_logged_as(bundle, rekor_version)
+    grown = (1, 0) if rekor_version == 1 else (0, 1)
+    assert _tree_size(server) == (before[0] + grown[0], before[1] + grown[1])
+    assert _verify(server, image.reference, "--type", "slsaprovenance1") == 0
 
 
 def test_verify_an_image_attestation_by_tag_with_type_and_policy(
@@ -248,6 +263,26 @@ def test_a_bad_predicate_for_an_image_touches_neither_log_nor_registry(
     assert _tree_size(server) == size
     fallback = requests.get(
         f"{registry.url}/v2/att/bad/manifests/sha256-{_hex(image.digest)}",
+        headers={"Accept": OCI_INDEX},
+        timeout=30,
+    )
+    assert fallback.status_code == 404
+
+
+def test_a_bad_rekor_version_for_an_image_touches_neither_log_nor_registry(
+    server, registry, pusher, predicate, capsys
+):
+    image = pusher.push_image("att/flag", "1", seed="bad flag")
+    size = _tree_size(server)
+    with pytest.raises(SystemExit) as exited:
+        _attest(server, image.reference, predicate, "slsaprovenance1", "--rekor-version", "0")
+    assert exited.value.code == 2
+    assert "argument --rekor-version: invalid choice: 0 (choose from 1, 2)" in (
+        capsys.readouterr().err
+    )
+    assert _tree_size(server) == size
+    fallback = requests.get(
+        f"{registry.url}/v2/att/flag/manifests/sha256-{_hex(image.digest)}",
         headers={"Accept": OCI_INDEX},
         timeout=30,
     )
