@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from cli.main import main
+from tests.gate.webhook import cip
 from tests.registry import Pusher
 
 ALICE = "alice@example.com"
@@ -31,21 +32,6 @@ def _sign(server, image: str, token: str, *extra: str) -> None:
 
 def _check(*argv: str) -> int:
     return main(["policy", "check", "--allow-insecure-registry", *argv])
-
-
-def _cip(name: str, authorities: str, *, glob: str = "**", mode: str = "enforce") -> str:
-    return f"""
-apiVersion: policy.sigstore.dev/v1beta1
-kind: ClusterImagePolicy
-metadata:
-  name: {name}
-spec:
-  images:
-  - glob: "{glob}"
-  mode: {mode}
-  authorities:
-{authorities}
-"""
 
 
 def _keyless(server, email: str, *, name: str = "dev", trust: str = "keyless-dev") -> str:
@@ -95,7 +81,7 @@ def _pinned(registry, image) -> str:
 def test_policy_naming_alice_passes_and_json_says_who_signed(
     server, registry, signed, trust_file, write, capsys
 ):
-    policy = write(_cip("acme", _keyless(server, ALICE)))
+    policy = write(cip("acme", _keyless(server, ALICE)))
     trust = f"keyless-dev={trust_file}"
     assert _check("--policy", policy, "--trust-root", trust, signed.reference) == 0
     captured = capsys.readouterr()
@@ -133,7 +119,7 @@ def test_policy_naming_alice_passes_and_json_says_who_signed(
 def test_policy_naming_bob_refuses_and_says_who_signed(
     server, registry, signed, trust_file, write, capsys
 ):
-    policy = write(_cip("acme", _keyless(server, BOB)))
+    policy = write(cip("acme", _keyless(server, BOB)))
     code = _check("--policy", policy, "--trust-root", f"keyless-dev={trust_file}", signed.reference)
     assert code == 1
     captured = capsys.readouterr()
@@ -148,7 +134,7 @@ def test_unsigned_image_is_refused_with_no_signature_found(
     server, registry, pusher, trust_file, write, capsys
 ):
     image = pusher.push_image("policy/unsigned", "1.0", seed="never signed")
-    policy = write(_cip("acme", _keyless(server, ALICE)))
+    policy = write(cip("acme", _keyless(server, ALICE)))
     code = _check("--policy", policy, "--trust-root", f"keyless-dev={trust_file}", image.reference)
     assert code == 1
     assert capsys.readouterr().err == (
@@ -157,7 +143,7 @@ def test_unsigned_image_is_refused_with_no_signature_found(
 
 
 def test_warn_mode_passes_with_a_warning(server, registry, signed, trust_file, write, capsys):
-    policy = write(_cip("acme-audit", _keyless(server, BOB), mode="warn"))
+    policy = write(cip("acme-audit", _keyless(server, BOB), mode="warn"))
     code = _check("--policy", policy, "--trust-root", f"keyless-dev={trust_file}", signed.reference)
     assert code == 0
     captured = capsys.readouterr()
@@ -173,9 +159,7 @@ def test_every_matching_policy_must_pass_and_any_authority_is_enough(
 ):
     either = _keyless(server, BOB, name="bob") + _keyless(server, ALICE, name="alice")
     policies = write(
-        _cip("either", either)
-        + "---"
-        + _cip("only-bob", _keyless(server, BOB), glob="127.0.0.1*/**")
+        cip("either", either) + "---" + cip("only-bob", _keyless(server, BOB), glob="127.0.0.1*/**")
     )
     code = _check(
         "--policy", policies, "--trust-root", f"keyless-dev={trust_file}", signed.reference
@@ -213,11 +197,11 @@ def test_public_sigstore_default_and_private_root_side_by_side(
     ctlog:
       url: https://rekor.sigstore.dev
 """
-    policy = write(_cip("both", public + _keyless(server, ALICE, name="private")))
+    policy = write(cip("both", public + _keyless(server, ALICE, name="private")))
     trust = f"keyless-dev={trust_file}"
     assert _check("--policy", policy, "--trust-root", trust, signed.reference) == 0
     capsys.readouterr()
-    only_public = write(_cip("public-only", public), "public.yaml")
+    only_public = write(cip("public-only", public), "public.yaml")
     assert _check("--policy", only_public, "--trust-root", trust, signed.reference) == 1
     err = capsys.readouterr().err
     assert err.startswith(
@@ -230,7 +214,7 @@ def test_trust_root_document_with_sigstore_keys(
     server, registry, signed, trust_file, write, capsys
 ):
     document = _sigstore_keys_document(json.loads(trust_file.read_text()), "byo")
-    policy = write(document + "---" + _cip("acme", _keyless(server, ALICE, trust="byo")))
+    policy = write(document + "---" + cip("acme", _keyless(server, ALICE, trust="byo")))
     assert _check("--policy", policy, signed.reference) == 0
     assert capsys.readouterr().out.startswith("PASS ")
 
@@ -247,7 +231,7 @@ metadata:
 spec:
   trustedRootFile: roots/dev.json
 """
-    policy = write(wrapper + "---" + _cip("acme", _keyless(server, ALICE, trust="dev")))
+    policy = write(wrapper + "---" + cip("acme", _keyless(server, ALICE, trust="dev")))
     assert _check("--policy", policy, signed.reference) == 0
 
 
@@ -266,7 +250,7 @@ def test_github_release_workflow_with_an_anchored_subject_regexp(
       - issuer: {issuer}
         subjectRegExp: '{subject}'
 """
-    policy = write(_cip("releases", authority))
+    policy = write(cip("releases", authority))
     trust = f"keyless-dev={trust_file}"
     capsys.readouterr()
     assert _check("--policy", policy, "--trust-root", trust, image.reference) == 0
@@ -276,7 +260,7 @@ def test_github_release_workflow_with_an_anchored_subject_regexp(
         in out
     )
     # Anchored: a prefix of the real identity is not enough.
-    prefix = write(_cip("releases", authority.replace("@refs/tags/v.*", "")), "prefix.yaml")
+    prefix = write(cip("releases", authority.replace("@refs/tags/v.*", "")), "prefix.yaml")
     assert _check("--policy", prefix, "--trust-root", trust, image.reference) == 1
     assert "but the policy wants /https://github" in capsys.readouterr().err
 
@@ -290,7 +274,7 @@ def test_github_release_workflow_with_an_anchored_subject_regexp(
     ],
 )
 def test_no_match_policy(server, registry, signed, write, capsys, rule, code, line):
-    policy = write(_cip("elsewhere", "  - static: {action: pass}\n", glob="ghcr.io/acme/**"))
+    policy = write(cip("elsewhere", "  - static: {action: pass}\n", glob="ghcr.io/acme/**"))
     assert _check("--policy", policy, "--no-match-policy", rule, signed.reference) == code
     err = capsys.readouterr().err
     if line is None:
@@ -307,13 +291,13 @@ metadata:
 data:
   no-match-policy: allow
 """
-    policy = write(config + "---" + _cip("x", "  - static: {action: fail}\n", glob="ghcr.io/**"))
+    policy = write(config + "---" + cip("x", "  - static: {action: fail}\n", glob="ghcr.io/**"))
     assert _check("--policy", policy, signed.reference) == 0
 
 
 def test_static_fail_says_so(registry, signed, write, capsys):
     authority = "  - static:\n      action: fail\n      message: frozen for the release\n"
-    policy = write(_cip("freeze", authority))
+    policy = write(cip("freeze", authority))
     assert _check("--policy", policy, signed.reference) == 1
     assert capsys.readouterr().err == (
         "error: freeze/authority-0: disallowed by static policy: frozen for the release\n"
@@ -324,7 +308,7 @@ def test_unreachable_registry_is_exit_3_never_a_pass(write, capsys):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    policy = write(_cip("pass-all", "  - static: {action: pass}\n"))
+    policy = write(cip("pass-all", "  - static: {action: pass}\n"))
     image = f"127.0.0.1:{port}/app:1.0"
     assert _check("--policy", policy, image) == 3
     captured = capsys.readouterr()
@@ -337,7 +321,7 @@ def test_unreachable_registry_for_a_pinned_image_is_exit_3(server, write, capsys
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     image = f"127.0.0.1:{port}/app@sha256:{'ab' * 32}"
-    policy = write(_cip("acme", _keyless(server, ALICE)))
+    policy = write(cip("acme", _keyless(server, ALICE)))
     code = _check("--policy", policy, "--trust-root", f"keyless-dev={trust_file}", image)
     assert code == 3
     assert capsys.readouterr().err.startswith(f"error: could not read the signatures of {image}: ")
@@ -377,7 +361,7 @@ spec:
 
 
 def test_usage_errors_are_exit_2(write, capsys):
-    policy = write(_cip("x", "  - static: {action: pass}\n"))
+    policy = write(cip("x", "  - static: {action: pass}\n"))
     with pytest.raises(SystemExit) as info:
         _check("--policy", policy)
     assert info.value.code == 2
@@ -389,7 +373,7 @@ def test_usage_errors_are_exit_2(write, capsys):
 
 
 def test_invalid_image_reference_is_refused(write, capsys):
-    policy = write(_cip("x", "  - static: {action: pass}\n"))
+    policy = write(cip("x", "  - static: {action: pass}\n"))
     assert _check("--policy", policy, "Not/A/Valid/Ref") == 1
     captured = capsys.readouterr()
     assert captured.out == "FAIL Not/A/Valid/Ref\n"
@@ -452,11 +436,11 @@ def test_signature_format_bundle_ignores_cosign_legacy_signatures(
     pusher.delete_manifest("policy/legacy-only", index.headers["Docker-Content-Digest"])
     capsys.readouterr()
     trust = f"keyless-dev={trust_file}"
-    legacy = write(_cip("acme", _keyless(server, ALICE)))
+    legacy = write(cip("acme", _keyless(server, ALICE)))
     assert _check("--policy", legacy, "--trust-root", trust, image.reference) == 0
     capsys.readouterr()
     bundles = write(
-        _cip("acme", _keyless(server, ALICE) + "    signatureFormat: bundle\n"), "bundle.yaml"
+        cip("acme", _keyless(server, ALICE) + "    signatureFormat: bundle\n"), "bundle.yaml"
     )
     assert _check("--policy", bundles, "--trust-root", trust, image.reference) == 1
     assert capsys.readouterr().err == (
@@ -467,7 +451,7 @@ def test_signature_format_bundle_ignores_cosign_legacy_signatures(
 
 
 def test_unreadable_trust_roots_are_exit_2(write, capsys, tmp_path):
-    policy = write(_cip("x", "  - static: {action: pass}\n"))
+    policy = write(cip("x", "  - static: {action: pass}\n"))
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     missing = tmp_path / "missing.json"
@@ -483,7 +467,7 @@ def test_rfc3161timestamp_requires_a_tsa_timestamp(
     server, registry, signed, trust_file, write, capsys
 ):
     stamped = _keyless(server, ALICE) + "    rfc3161timestamp:\n      trustRootRef: keyless-dev\n"
-    policy = write(_cip("acme", stamped))
+    policy = write(cip("acme", stamped))
     code = _check("--policy", policy, "--trust-root", f"keyless-dev={trust_file}", signed.reference)
     assert code == 1
     assert capsys.readouterr().err == (
@@ -535,7 +519,7 @@ data:
   key: value
 """
     )
-    policy = write(_cip("acme", _keyless(server, ALICE)))
+    policy = write(cip("acme", _keyless(server, ALICE)))
     trust = f"keyless-dev={trust_file}"
     code = _check("--policy", policy, "--trust-root", trust, "--resource", str(manifest))
     assert code == 1
@@ -554,7 +538,7 @@ data:
 def test_unreadable_resource_is_exit_2(write, capsys, tmp_path):
     manifest = tmp_path / "pod.yaml"
     manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: 7\n")
-    policy = write(_cip("x", "  - static: {action: pass}\n"))
+    policy = write(cip("x", "  - static: {action: pass}\n"))
     assert _check("--policy", policy, "--resource", str(manifest)) == 2
     assert capsys.readouterr().err == (
         f"error: {manifest}: document 1: spec.containers: must be a list, not a number\n"

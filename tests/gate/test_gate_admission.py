@@ -13,14 +13,14 @@ import time
 
 import pytest
 
-from tests.gate.gate_server import (
+from tests.gate.webhook import (
+    admission_review,
     apply_patch,
     cip,
     cronjob,
     deployment,
     pod,
-    review,
-    running_gate,
+    run_gate,
     static,
 )
 
@@ -79,7 +79,7 @@ def gate(registry, hanging, tmp_path_factory):
     )
     (tmp / "policy.yaml").write_text(policies)
     args = ["--policy", str(tmp / "policy.yaml"), "--allow-insecure-registry", "--timeout", "20s"]
-    with running_gate(tmp, *args) as running:
+    with run_gate(tmp, *args, self_signed=True) as running:
         yield running
 
 
@@ -100,14 +100,14 @@ def _ok(registry, digest: str = FAKE) -> str:
 
 
 def test_a_signed_off_digest_is_admitted_and_the_uid_echoed(gate, registry):
-    sent = review(pod(_ok(registry)))
+    sent = admission_review(pod(_ok(registry)))
     answer = gate.review("/validations", sent)
     assert answer == {"uid": sent["request"]["uid"], "allowed": True}
 
 
 def test_enforce_refuses_with_403_naming_field_policy_and_authority(gate, registry):
     image = f"{registry.host}/denied/app@{FAKE}"
-    answer = gate.review("/validations", review(pod(_ok(registry), image)))
+    answer = gate.review("/validations", admission_review(pod(_ok(registry), image)))
     assert answer["allowed"] is False
     assert answer["status"] == {
         "code": 403,
@@ -120,7 +120,7 @@ def test_enforce_refuses_with_403_naming_field_policy_and_authority(gate, regist
 
 def test_warn_mode_admits_with_a_warning(gate, registry):
     image = f"{registry.host}/audit/app@{FAKE}"
-    answer = gate.review("/validations", review(pod(image)))
+    answer = gate.review("/validations", admission_review(pod(image)))
     assert answer["allowed"] is True
     assert answer["warnings"] == [
         f"spec.containers[0].image: {image}: audit/static: disallowed by static policy: audit only"
@@ -130,7 +130,7 @@ def test_warn_mode_admits_with_a_warning(gate, registry):
 
 def test_no_matching_policy_is_denied(gate):
     image = f"docker.io/library/nginx@{FAKE}"
-    answer = gate.review("/validations", review(pod(image)))
+    answer = gate.review("/validations", admission_review(pod(image)))
     assert answer["allowed"] is False
     assert answer["status"]["message"] == (
         f"spec.containers[0].image: no matching policies for index.docker.io/library/nginx@{FAKE}"
@@ -139,14 +139,16 @@ def test_no_matching_policy_is_denied(gate):
 
 def test_every_refused_image_gets_its_line_with_its_field(gate, registry):
     denied = f"{registry.host}/denied/x@{FAKE}"
-    answer = gate.review("/validations", review(deployment(_ok(registry), denied, denied)))
+    answer = gate.review(
+        "/validations", admission_review(deployment(_ok(registry), denied, denied))
+    )
     lines = answer["status"]["message"].splitlines()
     tail = ": denied/static: disallowed by static policy: unsigned images are not allowed"
     assert lines == [
         f"spec.template.spec.containers[1].image: {denied}{tail}",
         f"spec.template.spec.containers[2].image: {denied}{tail}",
     ]
-    answer = gate.review("/validations", review(cronjob(denied)))
+    answer = gate.review("/validations", admission_review(cronjob(denied)))
     assert answer["status"]["message"] == (
         f"spec.jobTemplate.spec.template.spec.containers[0].image: {denied}{tail}"
     )
@@ -158,7 +160,7 @@ def test_mutation_pins_tags_enforce_policies_match(gate, registry, ok_image):
     unmatched = "docker.io/library/nginx:1.27"
     pinned_already = _ok(registry)
     obj = pod(tagged, audit, unmatched, pinned_already, init=(tagged,))
-    answer = gate.review("/mutations", review(obj))
+    answer = gate.review("/mutations", admission_review(obj))
     assert answer["allowed"] is True
     patched = apply_patch(obj, answer)
     expected = f"{registry.host}/ok/app:1.0@{ok_image.digest}"
@@ -170,16 +172,19 @@ def test_mutation_pins_tags_enforce_policies_match(gate, registry, ok_image):
         pinned_already,
     ]
     # The patched pod passes validation; the same pod with its tags does not.
-    assert gate.review("/validations", review(patched))["allowed"] is False  # audit/nginx
+    assert gate.review("/validations", admission_review(patched))["allowed"] is False  # audit/nginx
     only_ok = pod(tagged)
-    refused = gate.review("/validations", review(only_ok))
+    refused = gate.review("/validations", admission_review(only_ok))
     assert refused["allowed"] is False
     assert refused["status"]["message"] == (
         f"spec.containers[0].image: {tagged} must be an image digest: an enforce policy matches "
         f"it, and only a digest pins what was judged (the mutating webhook pins it: {expected})"
     )
     admitted = gate.review(
-        "/validations", review(apply_patch(only_ok, gate.review("/mutations", review(only_ok))))
+        "/validations",
+        admission_review(
+            apply_patch(only_ok, gate.review("/mutations", admission_review(only_ok)))
+        ),
     )
     assert admitted == {"uid": admitted["uid"], "allowed": True}
 
@@ -187,16 +192,16 @@ def test_mutation_pins_tags_enforce_policies_match(gate, registry, ok_image):
 def test_mutation_of_deployment_and_cronjob_uses_their_pointers(gate, registry, ok_image):
     expected = f"{registry.host}/ok/app:1.0@{ok_image.digest}"
     obj = deployment(ok_image.reference)
-    patched = apply_patch(obj, gate.review("/mutations", review(obj)))
+    patched = apply_patch(obj, gate.review("/mutations", admission_review(obj)))
     assert patched["spec"]["template"]["spec"]["containers"][0]["image"] == expected
     obj = cronjob(ok_image.reference)
-    patched = apply_patch(obj, gate.review("/mutations", review(obj)))
+    patched = apply_patch(obj, gate.review("/mutations", admission_review(obj)))
     job_spec = patched["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert job_spec["containers"][0]["image"] == expected
 
 
 def test_nothing_to_pin_is_an_allow_without_patch(gate, registry):
-    sent = review(pod(_ok(registry)))
+    sent = admission_review(pod(_ok(registry)))
     assert gate.review("/mutations", sent) == {"uid": sent["request"]["uid"], "allowed": True}
 
 
@@ -205,12 +210,12 @@ def test_ephemeral_container_update_is_judged(gate, registry):
     new = pod(_ok(registry))
     denied = f"{registry.host}/denied/debug@{FAKE}"
     new["spec"]["ephemeralContainers"] = [{"name": "debug", "image": denied}]
-    sent = review(new, operation="UPDATE", old=old, sub_resource="ephemeralcontainers")
+    sent = admission_review(new, operation="UPDATE", old=old, sub_resource="ephemeralcontainers")
     answer = gate.review("/validations", sent)
     assert answer["allowed"] is False
     assert answer["status"]["message"].startswith(f"spec.ephemeralContainers[0].image: {denied}: ")
     # The old object's images are not what is admitted: an UPDATE to allowed images passes.
-    sent = review(old, operation="UPDATE", old=new)
+    sent = admission_review(old, operation="UPDATE", old=new)
     assert gate.review("/validations", sent)["allowed"] is True
 
 
@@ -221,27 +226,29 @@ def test_an_object_being_deleted_may_drop_finalizers_but_not_change_images(gate,
     old["metadata"]["finalizers"] = ["acme.io/cleanup"]
     new = pod(denied)
     new["metadata"]["deletionTimestamp"] = "2026-11-28T10:00:00Z"
-    sent = review(new, operation="UPDATE", old=old)
+    sent = admission_review(new, operation="UPDATE", old=old)
     assert gate.review("/validations", sent) == {"uid": sent["request"]["uid"], "allowed": True}
     changed = pod(f"{registry.host}/denied/y@{FAKE}")
     changed["metadata"]["deletionTimestamp"] = "2026-11-28T10:00:00Z"
-    answer = gate.review("/validations", review(changed, operation="UPDATE", old=old))
+    answer = gate.review("/validations", admission_review(changed, operation="UPDATE", old=old))
     assert answer["allowed"] is False
     # Without deletionTimestamp an unchanged UPDATE is judged as ever.
-    answer = gate.review("/validations", review(pod(denied), operation="UPDATE", old=pod(denied)))
+    answer = gate.review(
+        "/validations", admission_review(pod(denied), operation="UPDATE", old=pod(denied))
+    )
     assert answer["allowed"] is False
 
 
 def test_dry_run_is_judged_like_a_real_request(gate, registry):
     denied = pod(f"{registry.host}/denied/x@{FAKE}")
-    real = gate.review("/validations", review(denied))
-    dry = gate.review("/validations", review(denied, dry_run=True))
+    real = gate.review("/validations", admission_review(denied))
+    dry = gate.review("/validations", admission_review(denied, dry_run=True))
     assert (dry["allowed"], dry["status"]) == (real["allowed"], real["status"])
 
 
 @pytest.mark.parametrize("operation", ["DELETE", "CONNECT"])
 def test_delete_and_connect_are_allowed_untouched(gate, registry, operation):
-    sent = review(pod(f"{registry.host}/denied/x:1"), operation=operation)
+    sent = admission_review(pod(f"{registry.host}/denied/x:1"), operation=operation)
     skipped = 'keyless_gate_admissions_total{result="skipped",webhook="validations"}'
     before = gate.metric(skipped)
     for path in ("/validations", "/mutations"):
@@ -353,7 +360,7 @@ def test_huge_bodies_wrong_types_methods_and_paths(gate):
 )
 @pytest.mark.parametrize("path", ["/validations", "/mutations"])
 def test_requests_that_cannot_be_judged_are_refused_with_400(gate, registry, path, change, message):
-    sent = review(pod(_ok(registry)))
+    sent = admission_review(pod(_ok(registry)))
     change(sent["request"])
     answer = gate.review(path, sent)
     assert answer["allowed"] is False
@@ -373,7 +380,7 @@ def test_requests_that_cannot_be_judged_are_refused_with_400(gate, registry, pat
     ],
 )
 def test_odd_image_references_are_refused_and_left_unpatched(gate, image, problem):
-    sent = review(pod(image))
+    sent = admission_review(pod(image))
     answer = gate.review("/validations", sent)
     assert answer["allowed"] is False
     assert answer["status"]["code"] == 403
@@ -386,7 +393,7 @@ def test_a_hanging_registry_is_refused_within_the_time_limit(gate, hanging):
     # A tag to resolve and a digest whose signatures must be read: both hang.
     for image in (f"{hanging}/app:1.0", f"{hanging}/app@{FAKE}"):
         started = time.monotonic()
-        answer = gate.review("/validations", review(pod(image)), params={"timeout": "3s"})
+        answer = gate.review("/validations", admission_review(pod(image)), timeout="3s")
         elapsed = time.monotonic() - started
         assert elapsed < 10
         assert answer["allowed"] is False
@@ -400,7 +407,7 @@ def test_a_hanging_registry_is_refused_within_the_time_limit(gate, hanging):
     answers: list = []
 
     def admit() -> None:
-        answers.append(gate.review("/validations", review(pod(image)), params={"timeout": "2s"}))
+        answers.append(gate.review("/validations", admission_review(pod(image)), timeout="2s"))
 
     threads = [threading.Thread(target=admit) for _ in range(2)]
     for thread in threads:
@@ -409,14 +416,14 @@ def test_a_hanging_registry_is_refused_within_the_time_limit(gate, hanging):
         thread.join(timeout=30)
     assert [a["allowed"] for a in answers] == [False, False]
     # The mutation leaves the unresolvable tag alone (validation refuses it).
-    sent = review(pod(f"{hanging}/app:2.0"))
-    answer = gate.review("/mutations", sent, params={"timeout": "2s"})
+    sent = admission_review(pod(f"{hanging}/app:2.0"))
+    answer = gate.review("/mutations", sent, timeout="2s")
     assert answer == {"uid": sent["request"]["uid"], "allowed": True}
 
 
 def test_a_hanging_registry_only_warns_when_only_warn_policies_match(gate, hanging):
     image = f"{hanging}/audited/app@{FAKE}"
-    answer = gate.review("/validations", review(pod(image)), params={"timeout": "2s"})
+    answer = gate.review("/validations", admission_review(pod(image)), timeout="2s")
     assert answer["allowed"] is True
     assert answer["warnings"] == [
         f"spec.containers[0].image: could not judge {image} within 1.5s: the registry or the "
@@ -427,12 +434,12 @@ def test_a_hanging_registry_only_warns_when_only_warn_policies_match(gate, hangi
 def test_health_and_metrics(gate, registry):
     assert gate.session.get(gate.url + "/healthz", timeout=10).text == "ok\n"
     before = gate.metric('keyless_gate_admissions_total{result="denied",webhook="validations"}')
-    gate.review("/validations", review(pod(f"{registry.host}/denied/m@{FAKE}")))
+    gate.review("/validations", admission_review(pod(f"{registry.host}/denied/m@{FAKE}")))
     after = gate.metric('keyless_gate_admissions_total{result="denied",webhook="validations"}')
     assert after == before + 1
     hits = gate.metric("keyless_gate_cache_hits_total")
     for _ in range(2):  # the first may be the miss that fills the cache
-        gate.review("/validations", review(pod(_ok(registry), _ok(registry))))
+        gate.review("/validations", admission_review(pod(_ok(registry), _ok(registry))))
     assert gate.metric("keyless_gate_cache_hits_total") >= hits + 1
     text = gate.session.get(gate.url + "/metrics", timeout=10).text
     assert "keyless_gate_verify_seconds_bucket" in text

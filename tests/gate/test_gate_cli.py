@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from tests.gate.gate_server import cip, static
+from tests.gate.webhook import cip, static
 
 
 @pytest.fixture

@@ -145,14 +145,14 @@ def _http_error(answer) -> str:
 def test_unanswerable_bodies_are_http_400(gate, body, message):
     raw = body.encode() if isinstance(body, str) else body
     for path in ("/mutations", "/validations"):
-        answer = gate.post(path, None, raw=raw)
+        answer = gate.post(path, raw)
         assert answer.status_code == 400, answer.text
         assert message in _http_error(answer)
 
 
 def test_huge_body_is_413(gate):
     huge = b'{"apiVersion":"admission.k8s.io/v1","pad":"' + b"x" * (5 * 1024 * 1024) + b'"}'
-    answer = gate.post("/validations", None, raw=huge)
+    answer = gate.post("/validations", huge)
     assert answer.status_code == 413
     assert _http_error(answer) == "the body is larger than 4194304 bytes"
 
@@ -298,7 +298,7 @@ def test_a_hanging_registry_leaves_a_tag_unpinned_inside_the_timeout(gate, hangi
 
 
 def test_refusals_and_bad_requests_are_counted(gate):
-    gate.post("/validations", None, raw=b"{")
+    gate.post("/validations", b"{")
     text = gate.session.get(f"{gate.url}/metrics", timeout=10).text
     found = re.search(
         r'^keyless_gate_admissions_total\{result="invalid",webhook="validations"\} (\S+)$',

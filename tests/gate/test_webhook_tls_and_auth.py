@@ -7,23 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
-import time
-from contextlib import suppress
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.gate.webhook import (
-    REPOSITORY_ROOT,
-    admission_review,
-    decoded_patch,
-    free_port,
-    pod,
-    run_gate,
-)
+from tests.gate.webhook import admission_review, decoded_patch, pod, run_gate
 
 POLICY = """apiVersion: policy.sigstore.dev/v1beta1
 kind: ClusterImagePolicy
@@ -36,39 +25,18 @@ spec:
 
 def test_self_signed_mode_prints_a_ca_bundle_that_verifies_the_gate(tmp_path):
     (tmp_path / "policy.yaml").write_text(POLICY)
-    port = free_port()
-    argv = [sys.executable, "-m", "cli.main", "gate", "serve", "--port", str(port)]
-    argv += ["--policy", str(tmp_path / "policy.yaml"), "--tls-self-signed", str(tmp_path / "tls")]
-    process = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=REPOSITORY_ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        label, _, bundle = process.stdout.readline().decode().strip().partition(": ")
+    policy = ["--policy", str(tmp_path / "policy.yaml")]
+    with run_gate(tmp_path, *policy, self_signed=True) as gate:
+        label, _, bundle = (tmp_path / "gate.out").read_text().strip().partition(": ")
         assert label == "caBundle"
         pem = base64.b64decode(bundle, validate=True)
         assert pem.startswith(b"-----BEGIN CERTIFICATE-----")
-        (tmp_path / "ca.pem").write_bytes(pem)
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = str(tmp_path / "ca.pem")
-        deadline = time.monotonic() + 30
-        answer = None
-        while time.monotonic() < deadline and answer is None:
-            with suppress(requests.ConnectionError):
-                answer = session.get(f"https://127.0.0.1:{port}/healthz", timeout=5)
-            time.sleep(0.1)
-        assert answer is not None and answer.status_code == 200
+        # The gate's session trusts that PEM and nothing else.
+        assert Path(gate.session.verify).read_bytes() == pem
+        assert gate.session.get(f"{gate.url}/healthz", timeout=5).status_code == 200
         # Another trust store refuses the same server: the bundle is what makes it trusted.
         with pytest.raises(requests.exceptions.SSLError):
-            requests.get(f"https://127.0.0.1:{port}/healthz", timeout=5)
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+            requests.get(f"{gate.url}/healthz", timeout=5)
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,14 @@
-"""Test-only: run `keyless gate serve` as a process over real TLS, and write AdmissionReviews.
+"""Test-only: run `keyless gate serve` as a process over real TLS, and write AdmissionReviews and
+ClusterImagePolicies for it.
 
-The reviews follow `k8s.io/api/admission/v1` `AdmissionReview` and the workload types of
-`k8s.io/api` (core/v1 Pod, apps/v1 Deployment, batch/v1 CronJob), as the API server sends them
+The reviews follow `k8s.io/api/admission/v1` `AdmissionReview` (AdmissionRequest) and the
+workload types of `k8s.io/api` (core/v1 Pod, PodSpec, Container; apps/v1 Deployment; batch/v1
+CronJob; meta/v1 CreateOptions, UpdateOptions, DeleteOptions), as the API server sends them
 (POST, `Content-Type: application/json`, `?timeout=10s` on the URL). The gate is the real
-command in a subprocess; its certificate comes from `tests.registry.make_tls_material` (a test
-CA and a server certificate for 127.0.0.1), so clients verify TLS against that CA.
+command in a subprocess on a port it picks itself (`--port 0`; the URL is read from its
+"listening on" line). Its certificate comes from `tests.registry.make_tls_material` (a test CA
+and a server certificate for 127.0.0.1), or, with `self_signed=True`, from the gate's own
+`--tls-self-signed`, trusted through the `caBundle` it prints, as a cluster would.
 """
 
 from __future__ import annotations
@@ -12,28 +16,31 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
+import re
+import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import requests
 
+from tests.conftest import REPO
 from tests.registry import make_tls_material
 
 START_TIMEOUT_SECONDS = 30.0
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
 class RunningGate:
-    """A `keyless gate serve` process: its HTTPS URL, the CA that verifies it, its output."""
+    """A `keyless gate serve` process: its HTTPS URL, the CA file that verifies it, its log
+    (stderr) and a session that trusts that CA."""
 
     url: str
     ca_bundle: str
@@ -44,20 +51,21 @@ class RunningGate:
     def post(
         self,
         path: str,
-        review: Any,
+        body: dict[str, Any] | bytes,
         *,
         timeout: str | None = "10s",
-        raw: bytes | None = None,
         wait_seconds: float = 60,
+        headers: dict[str, str] | None = None,
     ) -> requests.Response:
-        """POST an AdmissionReview (or raw bytes) as the API server does; the client gives up
-        after `wait_seconds`, as the API server gives up after its timeout."""
+        """POST an AdmissionReview (or raw bytes) as the API server does, `?timeout=` and all;
+        the client gives up after `wait_seconds`, as the API server gives up after its timeout."""
         query = f"?timeout={timeout}" if timeout else ""
-        body = raw if raw is not None else json.dumps(review).encode()
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        sent = {"Content-Type": "application/json", "User-Agent": "kube-apiserver-admission"}
         return self.session.post(
             f"{self.url}{path}{query}",
-            data=body,
-            headers={"Content-Type": "application/json", "User-Agent": "kube-apiserver-admission"},
+            data=data,
+            headers={**sent, **(headers or {})},
             timeout=wait_seconds,
         )
 
@@ -65,68 +73,108 @@ class RunningGate:
         """POST a review, check the envelope and the echoed uid, return `response`."""
         answer = self.post(path, review, **options)
         assert answer.status_code == 200, answer.text
+        assert answer.headers["Content-Type"] == "application/json"
         body = answer.json()
         assert body["apiVersion"] == "admission.k8s.io/v1"
         assert body["kind"] == "AdmissionReview"
         assert body["response"]["uid"] == review["request"]["uid"]
         return body["response"]
 
+    def metric(self, line_start: str) -> float:
+        """The value of the /metrics sample named `line_start` (name and labels), 0 if absent."""
+        text = self.session.get(self.url + "/metrics", timeout=10).text
+        for line in text.splitlines():
+            if line.startswith(line_start + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
-def run_gate(workdir: Path, *arguments: str, tls: bool = True) -> Iterator[RunningGate]:
-    """Start `keyless gate serve ARGUMENTS` on a free loopback port with a test certificate."""
+def run_gate(workdir: Path, *arguments: str, self_signed: bool = False) -> Iterator[RunningGate]:
+    """`keyless gate serve ARGUMENTS` on a loopback port of its choosing, until the end."""
     workdir.mkdir(parents=True, exist_ok=True)
-    ca_bundle, certificate, key = make_tls_material(workdir)
-    port = free_port()
     argv = [sys.executable, "-m", "cli.main", "gate", "serve", "--host", "127.0.0.1"]
-    argv += ["--port", str(port), *arguments]
-    if tls:
+    argv += ["--port", "0", *arguments]
+    if self_signed:
+        argv += ["--tls-self-signed", str(workdir / "tls")]
+    else:
+        ca_bundle, certificate, key = make_tls_material(workdir)
         argv += ["--tls-cert", certificate, "--tls-key", key]
-    log = workdir / "gate.log"
-    with log.open("wb") as handle:
+    log, out = workdir / "gate.log", workdir / "gate.out"
+    with log.open("wb") as stderr, out.open("wb") as stdout:
         process = subprocess.Popen(
             argv,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            cwd=REPOSITORY_ROOT,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=REPO,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
         )
     session = requests.Session()
     session.trust_env = False
-    session.verify = ca_bundle
-    gate = RunningGate(f"https://127.0.0.1:{port}", ca_bundle, process, log, session)
     try:
-        wait_until_healthy(gate)
+        url = _wait_for(process, log, "start", lambda: _listening_url(log))
+        if self_signed:
+            printed = _wait_for(process, log, "print its caBundle", lambda: _whole_lines(out))
+            ca_bundle = _saved_ca_bundle(printed, workdir / "ca-bundle.pem")
+        session.verify = ca_bundle
+        gate = RunningGate(url, ca_bundle, process, log, session)
+        _wait_for(process, log, "become healthy", lambda: _healthy(gate))
         yield gate
     finally:
         session.close()
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
-def wait_until_healthy(gate: RunningGate) -> None:
+def _wait_for(process: subprocess.Popen, log: Path, what: str, ready: Callable[[], Any]) -> Any:
+    """`ready()`'s first true value; fails with the gate's log if it exits or takes too long."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        if gate.process.poll() is not None:
-            raise RuntimeError(f"keyless gate serve exited:\n{gate.output()[-3000:]}")
-        with suppress(requests.RequestException):
-            if gate.session.get(f"{gate.url}/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"keyless gate serve did not become healthy:\n{gate.output()[-3000:]}")
+        value = ready()
+        if value:
+            return value
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"keyless gate serve exited {process.returncode}:\n{tail}")
+        time.sleep(0.05)
+    tail = log.read_text(errors="replace")[-3000:]
+    raise AssertionError(f"keyless gate serve did not {what}:\n{tail}")
+
+
+def _listening_url(log: Path) -> str | None:
+    found = re.search(r"listening on (https://\S+) ", log.read_text(errors="replace"))
+    return found.group(1) if found else None
+
+
+def _whole_lines(out: Path) -> list[str]:
+    text = out.read_text()
+    return text.splitlines() if text.endswith("\n") else []
+
+
+def _saved_ca_bundle(lines: list[str], pem_file: Path) -> str:
+    """The one stdout line of `--tls-self-signed`, `caBundle: BASE64-PEM`, saved as a CA file."""
+    (line,) = lines
+    label, _, bundle = line.partition(": ")
+    assert label == "caBundle"
+    pem = base64.b64decode(bundle, validate=True)
+    assert pem.startswith(b"-----BEGIN CERTIFICATE-----")
+    pem_file.write_bytes(pem)
+    return str(pem_file)
+
+
+def _healthy(gate: RunningGate) -> bool:
+    with suppress(requests.ConnectionError):
+        return gate.session.get(f"{gate.url}/healthz", timeout=5).status_code == 200
+    return False
 
 
 # AdmissionReview v1 requests, from the Kubernetes API types.
@@ -151,7 +199,8 @@ def admission_review(
     sub_resource: str | None = None,
     kind: tuple[str, str, str, str] | None = None,
 ) -> dict[str, Any]:
-    """An AdmissionReview v1 request for `obj`, as the API server writes it."""
+    """An AdmissionReview v1 request for `obj`, as the API server writes it; `kind` is
+    (group, version, kind, resource) for a kind GVK does not know."""
     if kind is None:
         group, version, resource = GVK[obj["kind"]]
         kind = (group, version, obj["kind"], resource)
@@ -259,3 +308,35 @@ def decoded_patch(response: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     assert response["patchType"] == "JSONPatch"
     return json.loads(base64.b64decode(response["patch"], validate=True))
+
+
+def apply_patch(obj: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """`obj` after the answer's JSONPatch, as the API server would apply it; the answer must
+    carry a patch."""
+    assert "patch" in response, response
+    return jsonpatch.apply_patch(obj, decoded_patch(response))
+
+
+# ClusterImagePolicy (policy.sigstore.dev/v1beta1) documents.
+
+
+def cip(name: str, authorities: str, *, glob: str = "**", mode: str = "enforce") -> str:
+    """A ClusterImagePolicy for images matching `glob`; `authorities` is its YAML list."""
+    return f"""
+apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata:
+  name: {name}
+spec:
+  images:
+  - glob: "{glob}"
+  mode: {mode}
+  authorities:
+{authorities}
+"""
+
+
+def static(action: str, name: str = "static", message: str = "") -> str:
+    """A `static` authority (action pass or fail) as an item of a CIP's authorities list."""
+    extra = f", message: {json.dumps(message)}" if message else ""
+    return f"  - name: {name}\n    static: {{action: {action}{extra}}}\n"
