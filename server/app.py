@@ -44,8 +44,12 @@ REKOR_V2_DATABASE = "rekor-v2.sqlite"
 REKOR_V2_CHECKPOINT_FILE = "rekor-v2-checkpoint"
 TSA_KEY_FILE = "tsa-key.pem"
 TSA_CHAIN_FILE = "tsa-chain.pem"
-# What each retired-trust kind names, for --new-log's refusals.
-_LOG_NAMES = {"tlog-key": "signature log", "ctlog-key": "CT log"}
+# What --new-log's refusal calls each log, and the retired-trust kind its old key goes under.
+_LOG_NAMES = {
+    REKOR_KEY_FILE: ("signature log", "tlog-key"),
+    REKOR_V2_KEY_FILE: ("Rekor v2 log", "tlog-key"),
+    CT_KEY_FILE: ("CT log", "ctlog-key"),
+}
 
 
 def create_app(config: ServerConfig) -> Flask:
@@ -64,7 +68,7 @@ def _build(config: ServerConfig, state: StateDir) -> Flask:
     rekor = _mount_rekor(app, config, state)
     rekor_v2 = _mount_rekor_v2(app, config, state)
     authority, ct_keys = _mount_ca(app, config, state, authenticator, now=now)
-    timestamps = _mount_tsa(app, state, now=now)
+    timestamps = _mount_tsa(app, config, state, now=now)
     _mount_trust(
         app,
         config,
@@ -163,16 +167,21 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     checkpoint = CheckpointFile(state.file(REKOR_V2_CHECKPOINT_FILE))
     postgres = isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
     sqlite_file = None if postgres else state.file(REKOR_V2_DATABASE)
-    # The v2 log came after the v1 log: a state directory from before it gets one, once. Any
-    # of its key, checkpoint file or database left means it exists (and a lost key refuses).
-    key_file = state.file(REKOR_V2_KEY_FILE)
-    if (
-        not key_file.exists()
+    key_path = config.log_v2_key or state.file(REKOR_V2_KEY_FILE)
+    if config.log_v2_key:
+        # Checked at load (server.config): Ed25519 or ECDSA P-256. An operator's key starts a
+        # tree on a first run, or with --new-log (a new key, then), as for `log: key`.
+        key = read_private_key(config.log_v2_key)
+        fresh = state.generate_missing or config.new_log
+    elif (
+        # The v2 log came after the v1 log: a state directory from before it gets one, once.
+        # Any of its key, checkpoint file or database left means it exists (a lost key refuses).
+        not key_path.exists()
         and checkpoint.read() is None
         and (sqlite_file is None or not sqlite_file.exists())
     ):
         key, fresh = ed25519.Ed25519PrivateKey.generate(), True
-        write_private_file(key_file, _pkcs8(key))
+        write_private_file(key_path, _pkcs8(key))
     else:
         key, fresh = _log_key(
             config,
@@ -182,6 +191,8 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
             checkpoint,
             sqlite_file,
         )
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise StateDirError(f"key file {key_path} is not an Ed25519 key")
     if postgres:
         from tlog.postgres_storage import PostgresStorage
 
@@ -190,10 +201,8 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     else:
         storage = SQLiteStorage(sqlite_file)
         label = str(sqlite_file)
-    if not isinstance(key, ed25519.Ed25519PrivateKey):
-        raise StateDirError(f"key file {state.file(REKOR_V2_KEY_FILE)} is not an Ed25519 key")
     origin = checkpoint_origin(config.public_url)
-    anchor = Anchor(checkpoint=checkpoint, database=label, key=str(state.file(REKOR_V2_KEY_FILE)))
+    anchor = Anchor(checkpoint=checkpoint, database=label, key=str(key_path))
     service = RekorV2Service.open(
         storage=storage, private_key=key, origin=origin, anchor=anchor, new_log=fresh
     )
@@ -208,14 +217,12 @@ def _log_key(
     generate: Callable[[], Any],
     checkpoint: Any,
     database: Path | None,
-    *,
-    retired_kind: str = "tlog-key",
 ) -> tuple[Any, bool]:
     """A log's key from the state directory, and whether it may start a tree: only a key made
     now (a first run, or --new-log once the old log's files are moved aside) ever does."""
     path = state.file(name)
     if config.new_log and not path.exists():
-        _check_new_log([checkpoint.path], database, retired_kind=retired_kind)
+        _check_new_log([checkpoint.path], database, log=name)
         key = generate()
         write_private_file(path, _pkcs8(key))
         return key, True
@@ -223,13 +230,18 @@ def _log_key(
     return state.private_key(name, generate), fresh
 
 
-def _mount_tsa(app: Flask, state: StateDir, *, now: datetime) -> Any:
-    """The RFC 3161 timestamp authority, its key and chain generated in the state directory
-    together, once (for a state directory from before the TSA too); one lost is refused."""
+def _mount_tsa(app: Flask, config: ServerConfig, state: StateDir, *, now: datetime) -> Any:
+    """The RFC 3161 timestamp authority: from the operator's files (`tsa:`, checked at load),
+    or its key and chain generated in the state directory together, once (for a state
+    directory from before the TSA too); one lost is refused."""
     from server.state import StateDirError
     from tsa import TimestampAuthority, dev_tsa_chain, load_pem_chain, pem_chain
     from tsa import api as tsa_api
 
+    if config.tsa is not None:
+        authority = TimestampAuthority(key=config.tsa.key, chain=config.tsa.chain)
+        tsa_api.init_app(app, authority)
+        return authority
     key_path, chain_file = state.file(TSA_KEY_FILE), state.file(TSA_CHAIN_FILE)
     if not key_path.exists() and not chain_file.exists():
         new_key = ec.generate_private_key(ec.SECP256R1())
@@ -308,7 +320,6 @@ def _open_ct_log(config: ServerConfig, state: StateDir, *, roots: list[Any]) -> 
         lambda: ec.generate_private_key(ec.SECP256R1()),
         checkpoint,
         sqlite_file,
-        retired_kind="ctlog-key",
     )
     if postgres:
         from tlog.postgres_storage import PostgresStorage
@@ -364,7 +375,7 @@ def _mount_trust(
     ca_start = min(cert.not_valid_before_utc for cert in chain)
     retired = {
         kind: [r for r in config.retired if r.kind == kind]
-        for kind in ("ca-chain", "tlog-key", "ctlog-key")
+        for kind in ("ca-chain", "tlog-key", "ctlog-key", "tsa-chain")
     }
     root = tm.trusted_root(
         cas=[tm.CAChain(r.url, r.certificates, r.start, r.end) for r in retired["ca-chain"]]
@@ -376,7 +387,8 @@ def _mount_trust(
         ],
         ctlogs=[tm.LogKey(r.url, r.public_key, r.start, r.end) for r in retired["ctlog-key"]]
         + ct_keys,
-        tsas=[tm.CAChain(f"{url}/api/v1/timestamp", tsa.chain, tsa.leaf.not_valid_before_utc)],
+        tsas=[tm.CAChain(r.url, r.certificates, r.start, r.end) for r in retired["tsa-chain"]]
+        + [tm.CAChain(f"{url}/api/v1/timestamp", tsa.chain, tsa.leaf.not_valid_before_utc)],
     )
     signing = tm.signing_config(
         ca_url=url,
@@ -414,9 +426,7 @@ def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
     tuf_api.init_app(app, repository)
 
 
-def _check_new_log(
-    files: list[Path], database: Path | None, *, retired_kind: str = "tlog-key"
-) -> None:
+def _check_new_log(files: list[Path], database: Path | None, *, log: str) -> None:
     """`--new-log` makes a new key and tree only once the old log's files are moved aside
     (kept: the old log's entries still verify with its key): that is the operator's half."""
     from tlog.errors import LogStartError
@@ -424,9 +434,10 @@ def _check_new_log(
     if database is not None:
         files = [*files, database, Path(f"{database}-wal")]
     leftovers = [str(path) for path in files if path.exists()]
+    name, retired_kind = _LOG_NAMES[log]
     if leftovers:
         raise LogStartError(
-            f"--new-log starts a new {_LOG_NAMES[retired_kind]} with a new key, but the old "
+            f"--new-log starts a new {name} with a new key, but the old "
             f"log's files are still in place: {', '.join(leftovers)}",
             hint="move them to an archive with the old key (keep them: the old log's entries "
             f"still verify), and list the old key under retired-trust as a {retired_kind}",
@@ -459,8 +470,14 @@ def _add_health_and_metrics(
         health.KeyFile(
             "signature log", config.log_key or state.file(REKOR_KEY_FILE), rekor.public_key
         ),
-        health.KeyFile("Rekor v2 log", state.file(REKOR_V2_KEY_FILE), rekor_v2.public_key),
-        health.KeyFile("timestamp authority", state.file(TSA_KEY_FILE), tsa.chain[0].public_key()),
+        health.KeyFile(
+            "Rekor v2 log", config.log_v2_key or state.file(REKOR_V2_KEY_FILE), rekor_v2.public_key
+        ),
+        health.KeyFile(
+            "timestamp authority",
+            config.tsa.key_path if config.tsa else state.file(TSA_KEY_FILE),
+            tsa.chain[0].public_key(),
+        ),
     ]
     ct = app.extensions.get("keyless.ct")
     if ct is not None:

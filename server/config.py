@@ -16,11 +16,13 @@ from urllib.parse import urlsplit
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ca import CAConfig, CAConfigError
 from oidc import ConfigError, TrustedIssuers, issuers_from_document, load_issuers
 from oidc.config import is_loopback_host
-from server.state import default_state_dir
+from server.state import StateDirError, default_state_dir, read_private_key
+from tsa.certs import MAX_CHAIN_BYTES, TSAChainError, load_pem_chain, tsa_chain_problems
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -38,10 +40,14 @@ _KNOWN_KEYS = {
     "ca",
     "log",
     "retired-trust",
+    "tsa",
 }
-_RETIRED_KINDS = ("ca-chain", "tlog-key", "ctlog-key")
-_LOG_KEYS = {"database", "key"}
+_RETIRED_KINDS = ("ca-chain", "tlog-key", "ctlog-key", "tsa-chain")
+_LOG_KEYS = {"database", "key", "v2-key"}
+_TSA_KEYS = ("key", "chain")
+_TSA_CURVES = ("secp256r1", "secp384r1")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+_LOG_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # what a trusted root can list
 
 
 class ServerConfigError(Exception):
@@ -58,15 +64,27 @@ class ServerConfigError(Exception):
 
 @dataclass(frozen=True)
 class RetiredTrust:
-    """A CA chain or log key this deployment no longer uses, still trusted for what it signed
-    inside [start, end], so bundles made before a rotation keep verifying."""
+    """A CA chain, log key or TSA chain this deployment no longer uses, still trusted for what
+    it signed inside [start, end], so bundles made before a rotation keep verifying."""
 
-    kind: str  # "ca-chain", "tlog-key" or "ctlog-key"
+    kind: str  # "ca-chain", "tlog-key", "ctlog-key" or "tsa-chain"
     url: str
     start: datetime
     end: datetime
-    certificates: tuple[x509.Certificate, ...] = ()  # ca-chain: issuing CA first, root last
+    # ca-chain: issuing CA first, root last; tsa-chain: the timeStamping leaf first, root last
+    certificates: tuple[x509.Certificate, ...] = ()
     public_key: Any = None  # tlog-key / ctlog-key
+
+
+@dataclass(frozen=True)
+class TSAFiles:
+    """The timestamp authority's key and chain from an operator's files, already checked
+    against the TSA rules (tsa.certs) at start-up."""
+
+    key_path: Path
+    chain_path: Path
+    key: ec.EllipticCurvePrivateKey
+    chain: tuple[x509.Certificate, ...]
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,9 @@ class ServerConfig:
     # instances; the Rekor v2 and CT logs keep their own SQLite files otherwise.
     log_database: Path | str | None = None
     log_key: Path | None = None  # default: generated in the state directory
+    # The Rekor v2 log's checkpoint key (Ed25519 or ECDSA P-256); default: generated there too.
+    log_v2_key: Path | None = None
+    tsa: TSAFiles | None = None  # default: a key and chain generated in the state directory
     oidc_url: str | None = None  # the issuer clients log in at, advertised in the SigningConfig
     retired: tuple[RetiredTrust, ...] = ()
     source: str = "embedded defaults"
@@ -168,6 +189,8 @@ def load_server_config(
     ca = _ca_config(_mapping(document, "ca", problems), path.parent, problems)
     log = _mapping(document, "log", problems)
     problems += [f"log: unknown key {key!r}" for key in log if key not in _LOG_KEYS]
+    log_v2_key = _v2_key(log.get("v2-key"), path.parent, problems)
+    tsa = _tsa(_mapping(document, "tsa", problems), path.parent, problems)
     config = ServerConfig(
         production=True,
         host=host,
@@ -184,6 +207,8 @@ def load_server_config(
         ca=ca,
         log_database=_log_database(log.get("database"), path.parent, problems),
         log_key=path.parent / log["key"] if "key" in log else None,
+        log_v2_key=log_v2_key,
+        tsa=tsa,
         oidc_url=oidc_url,
         retired=retired,
         new_log=new_log,
@@ -239,12 +264,107 @@ def _retired(entries: Any, base: Path, problems: list[str]) -> tuple[RetiredTrus
             if kinds[0] == "ca-chain":
                 chain = tuple(x509.load_pem_x509_certificates(data))
                 retired.append(RetiredTrust(kinds[0], url, start, end, certificates=chain))
+            elif kinds[0] == "tsa-chain":
+                chain = tuple(load_pem_chain(data))
+                bad = tsa_chain_problems(chain)
+                problems.extend(f"{where}: {problem}" for problem in bad)
+                if not bad:
+                    retired.append(RetiredTrust(kinds[0], url, start, end, certificates=chain))
             else:
                 key = serialization.load_pem_public_key(data)
-                retired.append(RetiredTrust(kinds[0], url, start, end, public_key=key))
+                bad = _retired_key_problems(kinds[0], key, url)
+                problems.extend(f"{where}: {problem}" for problem in bad)
+                if not bad:
+                    retired.append(RetiredTrust(kinds[0], url, start, end, public_key=key))
         except (OSError, ValueError) as exc:
             problems.append(f"{where}: cannot load {entry[kinds[0]]}: {exc}")
+        except TSAChainError as exc:
+            problems.append(f"{where}: {exc.message}")
     return tuple(retired)
+
+
+def _retired_key_problems(kind: str, key: Any, url: str) -> list[str]:
+    """A retired log key must be one the trusted root can list, and a Rekor v2 (Ed25519)
+    key's URL must give back the log's origin: its log ID, the C2SP key ID, is computed under
+    that origin, so any other URL lists it under an ID no bundle of the old log carries."""
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in _LOG_CURVES:
+        return []
+    if kind == "tlog-key" and isinstance(key, ed25519.Ed25519PublicKey):
+        parts = urlsplit(url)
+        if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+            return [
+                f"url {url!r} must be the public-url the old deployment had (https://host[:port]"
+                "): a Rekor v2 log's ID is its Ed25519 key's C2SP key ID under that origin"
+            ]
+        return []
+    allowed = "ECDSA (P-256, P-384, P-521)" + (" or Ed25519" if kind == "tlog-key" else "")
+    return [f"a {kind} must be an {allowed} public key, not {type(key).__name__}"]
+
+
+def _v2_key(value: Any, base: Path, problems: list[str]) -> Path | None:
+    """`log: v2-key`: the Rekor v2 log's checkpoint key, Ed25519 or ECDSA P-256 (what
+    tlog.rekor_v2 signs checkpoints with)."""
+    if value is None:
+        return None
+    path = base / str(value)
+    try:
+        key = read_private_key(path)
+    except StateDirError as exc:
+        problems.append(f"log: v2-key: {exc.message}")
+        return None
+    if not (
+        isinstance(key, ed25519.Ed25519PrivateKey)
+        or (isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1")
+    ):
+        problems.append(
+            f"log: v2-key: {path} is not an Ed25519 or ECDSA P-256 key "
+            "(the key types Rekor v2 checkpoints are signed with)"
+        )
+        return None
+    return path
+
+
+def _tsa(section: Mapping[str, Any], base: Path, problems: list[str]) -> TSAFiles | None:
+    """`tsa: {key, chain}`: the timestamp authority from an operator's files, every TSA rule
+    checked now, one line per problem (a bad chain would only show at the first verification).
+    """
+    if not section:
+        return None
+    problems.extend(f"tsa: unknown key {key!r}" for key in section if key not in _TSA_KEYS)
+    missing = [key for key in _TSA_KEYS if not isinstance(section.get(key), str)]
+    if missing:
+        problems.extend(f"tsa: {key} must be a file path" for key in missing)
+        return None
+    key_path, chain_path = base / section["key"], base / section["chain"]
+    before = len(problems)
+    try:
+        key = read_private_key(key_path)
+    except StateDirError as exc:
+        problems.append(f"tsa: key: {exc.message}")
+        key = None
+    if key is not None and not (
+        isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _TSA_CURVES
+    ):
+        problems.append(f"tsa: key: {key_path} is not an ECDSA P-256 or P-384 key")
+        key = None
+    try:
+        if chain_path.stat().st_size > MAX_CHAIN_BYTES:
+            raise TSAChainError(f"TSA chain file is larger than {MAX_CHAIN_BYTES} bytes")
+        chain = tuple(load_pem_chain(chain_path.read_bytes()))
+    except OSError as exc:
+        problems.append(f"tsa: chain: cannot read {chain_path}: {exc.strerror}")
+        return None
+    except TSAChainError as exc:
+        problems.append(f"tsa: chain: {exc.message}")
+        return None
+    public = key.public_key() if key is not None else None
+    problems.extend(
+        f"tsa: {problem}"
+        for problem in tsa_chain_problems(chain, key=public, now=datetime.now(UTC))
+    )
+    if key is None or len(problems) > before:
+        return None
+    return TSAFiles(key_path=key_path, chain_path=chain_path, key=key, chain=chain)
 
 
 def _timestamp(entry: dict, key: str, where: str, problems: list[str]) -> datetime | None:

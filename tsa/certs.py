@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -48,53 +49,78 @@ def check_tsa_chain(chain: Sequence[x509.Certificate], key: ec.EllipticCurvePriv
     """Check `chain` (leaf first, root last) against the TSA rules and the signing key.
 
     Raises:
-        TSAChainError: a rule is broken.
+        TSAChainError: a rule is broken (the first one found).
+    """
+    problems = tsa_chain_problems(chain, key=key.public_key())
+    if problems:
+        raise TSAChainError(problems[0])
+
+
+def tsa_chain_problems(
+    chain: Sequence[x509.Certificate],
+    *,
+    key: ec.EllipticCurvePublicKey | None = None,
+    now: datetime | None = None,
+) -> list[str]:
+    """Every TSA rule `chain` (leaf first, root last) breaks, one line each: for a start-up
+    that names them all. `key`: the signing key's public half, which the leaf must certify
+    (None for a retired chain, whose key is gone); `now`: every certificate must be valid then.
     """
     if not 2 <= len(chain) <= MAX_CHAIN_CERTIFICATES:
-        raise TSAChainError(
+        return [
             f"TSA chain has {len(chain)} certificates; it needs a leaf and a root (at most "
             f"{MAX_CHAIN_CERTIFICATES})"
-        )
+        ]
+    problems = []
     leaf = chain[0]
     constraints = _basic_constraints(leaf)
     if constraints is not None and constraints.ca:
-        raise TSAChainError("the TSA leaf certificate is a CA (RFC 3161 §2.3 forbids it)")
+        problems.append("the TSA leaf certificate is a CA (RFC 3161 §2.3 forbids it)")
     try:
         eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
-    except x509.ExtensionNotFound as exc:
-        raise TSAChainError("the TSA leaf has no extended key usage") from exc
-    if not eku.critical:
-        raise TSAChainError("the TSA leaf's extended key usage extension is not critical")
-    if list(eku.value) != [ExtendedKeyUsageOID.TIME_STAMPING]:
-        raise TSAChainError("the TSA leaf's only extended key usage must be timeStamping")
-    leaf_spki = leaf.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    key_spki = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    if leaf_spki != key_spki:
-        raise TSAChainError("the TSA leaf certificate is not for the TSA signing key")
+    except x509.ExtensionNotFound:
+        problems.append("the TSA leaf has no extended key usage")
+    else:
+        if not eku.critical:
+            problems.append("the TSA leaf's extended key usage extension is not critical")
+        if list(eku.value) != [ExtendedKeyUsageOID.TIME_STAMPING]:
+            problems.append("the TSA leaf's only extended key usage must be timeStamping")
+    if key is not None and _spki(leaf.public_key()) != _spki(key):
+        problems.append("the TSA leaf certificate is not for the TSA signing key")
     for position, issuer in enumerate(chain[1:], start=1):
         constraints = _basic_constraints(issuer)
         if constraints is None or not constraints.ca:
-            raise TSAChainError(f"TSA chain certificate #{position} is not a CA")
+            problems.append(f"TSA chain certificate #{position} is not a CA")
         try:
             chain[position - 1].verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature) as exc:
-            raise TSAChainError(
-                f"TSA chain certificate #{position - 1} is not issued by #{position}"
-            ) from exc
+        except (ValueError, TypeError, InvalidSignature):
+            problems.append(f"TSA chain certificate #{position - 1} is not issued by #{position}")
     try:
         chain[-1].verify_directly_issued_by(chain[-1])
-    except (ValueError, TypeError, InvalidSignature) as exc:
-        raise TSAChainError("the last TSA chain certificate is not a self-signed root") from exc
+    except (ValueError, TypeError, InvalidSignature):
+        problems.append("the last TSA chain certificate is not a self-signed root")
+    if now is not None:
+        for position, cert in enumerate(chain):
+            if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+                problems.append(
+                    f"TSA chain certificate #{position} is not valid now (valid "
+                    f"{cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} to "
+                    f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ})"
+                )
+    return problems
+
+
+def _spki(key: Any) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def dev_tsa_chain(
     key: ec.EllipticCurvePrivateKey, *, now: datetime, name: str = "keyless"
 ) -> list[x509.Certificate]:
-    """A development chain for `key`: a timeStamping leaf under a fresh self-signed root.
+    """A chain for `key`: a timeStamping leaf under a fresh self-signed root (dev mode, and
+    `keyless ca tsa-init` for production).
 
     The root's key is discarded once the leaf is signed: nothing else is ever issued under it.
     """

@@ -2,8 +2,10 @@
 
 `init` makes a root and an issuing intermediate (keys in encrypted files or a PKCS#11 token)
 and prints the server's `ca:` section; `rotate` signs a new intermediate with the same root and
-prints the `retired-trust:` entry that keeps the old chain verifiable; `rotate-tuf-root` rotates
-the root key of the TUF repository a server publishes, so clients follow the new root.
+prints the `retired-trust:` entry that keeps the old chain verifiable; `tsa-init` and
+`tsa-rotate` do the same for the timestamp authority (`tsa:`, retired kind tsa-chain);
+`rotate-tuf-root` rotates the root key of the TUF repository a server publishes, so clients
+follow the new root.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ca",
-        help="CA key ceremonies: make, rotate, and rotate the TUF root",
+        help="key ceremonies: make and rotate the CA and the TSA, rotate the TUF root",
         description=(
             "Key ceremonies for operators. Keys go to encrypted PKCS#8 files (--password-env) "
             "or stay in a PKCS#11 token (--pkcs11-module with --token-label or --slot, and "
@@ -59,6 +61,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     init.add_argument(
         "--key-label", default="keyless-intermediate", help="the intermediate's token label"
+    )
+    tsa_init = commands.add_parser(
+        "tsa-init", help="make a timestamp authority's key and chain; print tsa: config"
+    )
+    tsa_rotate = commands.add_parser(
+        "tsa-rotate", help="replace the TSA key and chain; print tsa: and retired-trust: config"
+    )
+    for sub in (tsa_init, tsa_rotate):
+        sub.add_argument("--out", type=Path, required=True, metavar="DIR", help="TSA folder")
+        sub.add_argument("--name", default="keyless", help="organisation name in the subjects")
+        sub.add_argument(
+            "--curve", default="secp256r1", help="TSA key curve (secp256r1 or secp384r1)"
+        )
+        sub.set_defaults(run=run_tsa, parser=sub)
+    tsa_rotate.add_argument(
+        "--public-url", required=True, metavar="URL", help="the public-url, for retired-trust"
     )
     tuf = commands.add_parser(
         "rotate-tuf-root", help="rotate the root key of a server's TUF repository"
@@ -112,6 +130,43 @@ def run_tuf(args: argparse.Namespace) -> int:
         f"key is {args.state_dir / f'tuf-root-key.v{version}.pem'}: back it up offline",
         file=sys.stderr,
     )
+    return 0
+
+
+def run_tsa(args: argparse.Namespace) -> int:
+    import yaml
+
+    from tsa.ceremony import init_tsa, rotate_tsa
+
+    now = datetime.now(UTC)
+    if args.ca_command == "tsa-init":
+        result = init_tsa(args.out, name=args.name, now=now, curve=args.curve)
+        print(f"made a TSA key and chain; chain in {result.chain_path}", file=sys.stderr)
+    else:
+        result = rotate_tsa(args.out, name=args.name, now=now, curve=args.curve)
+        print(
+            f"made a new TSA key and chain; the old ones are in {args.out / 'retired'}: destroy "
+            f"{result.retired_key_path} once the new TSA serves (it could still sign times "
+            "inside the old chain's window)",
+            file=sys.stderr,
+        )
+    document: dict[str, Any] = {
+        "tsa": {"key": str(result.key_path.resolve()), "chain": str(result.chain_path.resolve())}
+    }
+    if result.retired_chain_path is not None and result.retired_start is not None:
+        # Timestamps the old TSA makes until the new one serves must keep verifying: a day
+        # covers a careful rollout; shorten it if yours is.
+        end = now.replace(microsecond=0) + timedelta(days=1)
+        document["retired-trust"] = [
+            {
+                "tsa-chain": str(result.retired_chain_path.resolve()),
+                "url": f"{args.public_url.rstrip('/')}/api/v1/timestamp",
+                "start": result.retired_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        ]
+    print("# server.yaml")
+    print(yaml.safe_dump(document, sort_keys=False).rstrip())
     return 0
 
 
