@@ -138,6 +138,42 @@ def test_production_config_problems_are_listed_one_per_line(tmp_path: Path) -> N
     ]
 
 
+def test_bad_tsa_and_log_key_files_are_listed_and_nothing_starts(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "key.pem").chmod(0o600)
+    (tmp_path / "chain.pem").write_text("no certificate here\n")
+    config = tmp_path / "server.yaml"
+    state = tmp_path / "state"
+    config.write_text(
+        f"state-dir: {state}\n"
+        "dev-issuer: {enabled: true}\n"
+        "log: {v2-key: key.pem}\n"
+        "tsa: {key: key.pem, chain: chain.pem, policy: x}\n"
+        "retired-trust:\n"
+        "  - tsa-chain: chain.pem\n    url: https://old.example/api/v1/timestamp\n"
+        "    start: 2025-01-01T00:00:00Z\n    end: 2026-01-01T00:00:00Z\n"
+    )
+    assert _refused("--config", str(config)) == [
+        f"error: {config} is invalid:",
+        "  - retired-trust[1]: TSA chain file holds no PEM certificate",
+        f"  - log: v2-key: {tmp_path / 'key.pem'} is not an Ed25519 or ECDSA P-256 key (the key "
+        "types Rekor v2 checkpoints are signed with)",
+        "  - tsa: unknown key 'policy'",
+        "  - tsa: chain: TSA chain file holds no PEM certificate",
+    ]
+    assert not state.exists()
+
+
 def test_production_config_without_issuers_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "server.yaml"
     config.write_text("listen: {port: 8080}\n")
