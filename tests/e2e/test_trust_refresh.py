@@ -10,7 +10,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -374,3 +374,130 @@ def test_an_image_bundle_that_fails_its_post_signing_check_is_kept(
     # Nothing was stored in the registry: no fallback index, no legacy tag.
     tags = requests.get(f"{registry.url}/v2/refresh/unverified/tags/list", timeout=10).json()
     assert tags["tags"] == ["1.0"]
+
+
+@dataclass
+class _Front:
+    """A front end before a keyless server that can rewrite the answers of chosen paths."""
+
+    url: str
+    tamper: dict[str, Any]  # path prefix -> function(body bytes) -> body bytes
+    served: list[str]
+
+
+@contextmanager
+def _front_end(upstream: str) -> Iterator[_Front]:
+    from flask import Flask, Response, request
+
+    from tests.conftest import serve_wsgi
+
+    app = Flask("tampering-front-end")
+    front = _Front("", {}, [])
+
+    @app.get("/<path:path>")
+    def forward(path: str) -> Response:
+        answer = requests.get(f"{upstream}/{path}", params=request.args, timeout=10)
+        front.served.append(path)
+        body = answer.content
+        for prefix, tamper in front.tamper.items():
+            if answer.status_code == 200 and path.startswith(prefix):
+                body = tamper(body)
+        return Response(
+            body, status=answer.status_code, content_type=answer.headers.get("Content-Type")
+        )
+
+    with serve_wsgi(app) as url:
+        front.url = url
+        yield front
+
+
+def _certificates_issued() -> float:
+    """Certificates the CA (in this process) has issued so far."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("fulcio_new_certs_total") or 0.0
+
+
+def _logs(server) -> tuple[int, int]:
+    v1 = requests.get(f"{server.url}/api/v1/log", timeout=10).json()["treeSize"]
+    v2 = requests.get(f"{server.url}/api/v2/checkpoint", timeout=10).text.splitlines()[1]
+    return int(v1), int(v2)
+
+
+def _elsewhere(body: bytes) -> bytes:
+    """The signing config with the CA, every log and the TSA moved to a dead port."""
+    config = json.loads(body)
+    for field in ("caUrls", "rekorTlogUrls"):
+        for service in config[field]:
+            service["url"] = "http://127.0.0.1:9"
+    for service in config["tsaUrls"]:
+        service["url"] = "http://127.0.0.1:9/api/v1/timestamp"
+    return json.dumps(config).encode()
+
+
+def _attacker_tsa(body: bytes) -> bytes:
+    """The same length, one TSA URL changed: only the hash can tell."""
+    config = json.loads(body)
+    url = config["tsaUrls"][0]["url"]
+    changed = body.replace(url.encode(), url.replace("127.0.0.1", "127.0.0.2").encode())
+    assert len(changed) == len(body) and changed != body
+    return changed
+
+
+def _command(kind: str, url: str, token: str, artifact: Path, tmp_path: Path) -> list[str]:
+    if kind == "sign":
+        return ["sign", "--server", url, "--identity-token", token, str(artifact)]
+    predicate = tmp_path / "predicate.json"
+    predicate.write_text('{"purpose": "test"}')
+    argv = ["attest", "--server", url, "--identity-token", token]
+    return [*argv, "--predicate", str(predicate), str(artifact)]
+
+
+@pytest.mark.parametrize("kind", ["sign", "attest"])
+def test_an_altered_plain_signing_config_makes_no_difference(
+    server, tmp_path, artifact, capsys, kind
+) -> None:
+    """The plain endpoint is not read: the signing config comes from the TUF repository."""
+    with _front_end(server.url) as front:
+        front.tamper["api/v1/trust/signing_config.json"] = _elsewhere
+        before = _logs(server)
+        token = server.email_token("alice@example.com")
+        code = main(_command(kind, front.url, token, artifact, tmp_path))
+        assert code == 0, capsys.readouterr().err
+    assert _logs(server) == (before[0], before[1] + 1)
+    assert "api/v1/trust/signing_config.json" not in front.served
+    # One TUF refresh for the whole command: one timestamp, one trusted root, one config.
+    assert front.served.count("tuf/timestamp.json") == 1
+    assert [p for p in front.served if p.endswith(".signing_config.v0.2.json")] != []
+    assert len([p for p in front.served if p.endswith(".trusted_root.json")]) == 1
+
+
+@pytest.mark.parametrize("kind", ["sign", "attest"])
+@pytest.mark.parametrize(
+    ("tamper", "why"),
+    [
+        (_attacker_tsa, "Observed hash "),
+        (_elsewhere, "Observed length "),
+        (lambda body: body + b" " * 4096, "Downloaded "),  # longer than signed: cut off
+    ],
+)
+def test_an_altered_tuf_signing_config_is_refused_before_anything_happens(
+    server, tmp_path, artifact, capsys, kind, tamper, why
+) -> None:
+    with _front_end(server.url) as front:
+        front.tamper["tuf/targets/"] = lambda body: (
+            tamper(body) if b"rekorTlogUrls" in body else body
+        )
+        before, issued = _logs(server), _certificates_issued()
+        token = server.email_token("alice@example.com")
+        assert main(_command(kind, front.url, token, artifact, tmp_path)) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(
+        f"error: the signing_config.v0.2.json served by the TUF repository of {front.url} does "
+        f"not match its signed metadata ({why}"
+    )
+    assert err[0].endswith("): refused")
+    assert _certificates_issued() == issued
+    assert _logs(server) == before
+    assert not list(tmp_path.glob("*.sigstore.json")) and not list(tmp_path.glob("*.jsonl"))
