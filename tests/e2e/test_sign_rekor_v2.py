@@ -287,3 +287,91 @@ def test_a_v2_log_without_a_tsa_is_refused_before_anything_is_logged(
     ]
     assert _log_sizes(server) == before
     assert not artifact.with_name(artifact.name + ".sigstore.json").exists()
+
+
+def _sign_bundle(server, tmp_path: Path, target: Path, *flags: str) -> tuple[int, Path]:
+    """The conformance protocol's sign-bundle with the server's signing config and root."""
+    config = _config_with_tsa(server, tmp_path, f"{server.url}/api/v1/timestamp")
+    bundle = tmp_path / f"{target.name}.bundle.json"
+    token = server.email_token("v2@example.com")
+    argv = ["sign-bundle", *config, "--identity-token", token, "--bundle", str(bundle)]
+    return main([*argv, *flags, str(target)]), bundle
+
+
+def _verify_bundle(server, tmp_path: Path, bundle: Path, target: Path) -> int:
+    argv = ["verify-bundle", "--bundle", str(bundle), "--certificate-identity", "v2@example.com"]
+    argv += ["--certificate-oidc-issuer", f"{server.url}/oidc"]
+    return main([*argv, "--trusted-root", str(tmp_path / "trusted_root.json"), str(target)])
+
+
+@pytest.fixture
+def statement(tmp_path: Path, artifact: Path) -> Path:
+    path = tmp_path / "statement.json"
+    subject = {
+        "name": artifact.name,
+        "digest": {"sha256": hashlib.sha256(artifact.read_bytes()).hexdigest()},
+    }
+    path.write_text(
+        json.dumps(
+            {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [subject],
+                "predicateType": "https://example.com/test/v1",
+                "predicate": {"ok": True},
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flags", "kind_version", "grown"),
+    [
+        ((), {"kind": "hashedrekord", "version": "0.0.2"}, (0, 1)),
+        (("--rekor-version", "1"), {"kind": "hashedrekord", "version": "0.0.1"}, (1, 0)),
+        (("--in-toto",), {"kind": "hashedrekord", "version": "0.0.2"}, (0, 1)),
+        (("--in-toto", "--rekor-version", "1"), {"kind": "dsse", "version": "0.0.1"}, (1, 0)),
+    ],
+)
+def test_sign_bundle_follows_the_signing_config(
+    server, artifact, statement, tmp_path, flags, kind_version, grown
+) -> None:
+    before = _log_sizes(server)
+    target = statement if "--in-toto" in flags else artifact
+    code, bundle = _sign_bundle(server, tmp_path, target, *flags)
+    assert code == 0
+    material = json.loads(bundle.read_text())["verificationMaterial"]
+    [entry] = material["tlogEntries"]
+    assert entry["kindVersion"] == kind_version
+    assert ("timestampVerificationData" in material) == (grown == (0, 1))
+    assert _log_sizes(server) == (before[0] + grown[0], before[1] + grown[1])
+    assert _verify_bundle(server, tmp_path, bundle, artifact) == 0
+
+
+def test_sign_bundle_refuses_a_bad_rekor_version_before_anything_is_logged(
+    server, artifact, tmp_path, capsys
+) -> None:
+    before = _log_sizes(server)
+    with pytest.raises(SystemExit) as exited:
+        _sign_bundle(server, tmp_path, artifact, "--rekor-version", "3")
+    assert exited.value.code == 2
+    assert "--rekor-version: invalid choice: 3 (choose from 1, 2)" in capsys.readouterr().err
+    assert _log_sizes(server) == before
+
+
+def test_sign_bundle_stops_at_a_refusing_tsa_before_anything_is_logged(
+    server, artifact, statement, tmp_path, capsys
+) -> None:
+    with serve_wsgi(_refusing_tsa()) as tsa:
+        flags = _config_with_tsa(server, tmp_path, f"{tsa}/api/v1/timestamp")
+        before = _log_sizes(server)
+        bundle = tmp_path / "refused.bundle.json"
+        token = server.email_token("v2@example.com")
+        argv = ["sign-bundle", *flags, "--identity-token", token, "--bundle", str(bundle)]
+        assert main([*argv, "--in-toto", str(statement)]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"error: the timestamp authority at {tsa}/api/v1/timestamp refused the request "
+        "(HTTP 400): the TSA is closed for maintenance"
+    )
+    assert _log_sizes(server) == before
+    assert not bundle.exists()
