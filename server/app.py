@@ -44,10 +44,11 @@ REKOR_V2_DATABASE = "rekor-v2.sqlite"
 REKOR_V2_CHECKPOINT_FILE = "rekor-v2-checkpoint"
 TSA_KEY_FILE = "tsa-key.pem"
 TSA_CHAIN_FILE = "tsa-chain.pem"
-# What --new-log's refusal calls each log, and the retired-trust kind its old key goes under.
+# What --new-log's refusal calls each log, and how its old key goes under retired-trust (a
+# Rekor v2 key's log ID is derived from its url, so that must be this server's public-url).
 _LOG_NAMES = {
     REKOR_KEY_FILE: ("signature log", "tlog-key"),
-    REKOR_V2_KEY_FILE: ("Rekor v2 log", "tlog-key"),
+    REKOR_V2_KEY_FILE: ("Rekor v2 log", "tlog-key with url: this server's public-url"),
     CT_KEY_FILE: ("CT log", "ctlog-key"),
 }
 

@@ -214,7 +214,9 @@ def test_the_v2_log_key_rotated_in_place(tmp_path: Path, capsys) -> None:
         "--new-log starts a new Rekor v2 log with a new key, but the old log's files are still "
         f"in place: {state / 'rekor-v2-checkpoint'}, {state / 'rekor-v2.sqlite'}"
     )
-    assert refused.value.hint.endswith("list the old key under retired-trust as a tlog-key")
+    assert refused.value.hint.endswith(
+        "list the old key under retired-trust as a tlog-key with url: this server's public-url"
+    )
     for name in os.listdir(state):
         if name.startswith(("rekor-v2-checkpoint", "rekor-v2.sqlite")):
             shutil.move(state / name, archive / name)
