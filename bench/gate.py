@@ -39,11 +39,6 @@ ALICE = "alice@example.com"
 CLIENTS = 16
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def _latencies(gate, review: dict, count: int) -> list[float]:
     """Sequential admissions over one keep-alive HTTPS connection; seconds each.
 
@@ -169,6 +164,7 @@ def main() -> None:
 
     import requests
 
+    from bench._load import percentile
     from cli.main import main as keyless
     from tests.conftest import dev_server
     from tests.gate.webhook import admission_review, pod, run_gate
@@ -223,7 +219,7 @@ spec:
             f"({args.hot} sequential):"
         )
         print(
-            f"  p50 {statistics.median(hot) * 1e3:.2f} ms   p99 {_percentile(hot, 0.99) * 1e3:.2f}"
+            f"  p50 {statistics.median(hot) * 1e3:.2f} ms   p99 {percentile(hot, 0.99) * 1e3:.2f}"
             f" ms   max {max(hot) * 1e3:.2f} ms   (target p99 < 5 ms)"
         )
 

@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import json
-import multiprocessing
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 # Run as a script from anywhere: the repository root must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._load import HOST, post, private_pem, run_load, serve, server_process, threads_rate
 from tlog import merkle
 from tlog.checkpoint import CheckpointSigner
 from tlog.checkpoint_file import CheckpointFile
@@ -47,8 +45,6 @@ from tlog.log import Anchor, MerkleLog
 from tlog.rekor import RekorService
 from tlog.sqlite_storage import SQLiteStorage
 from tlog.storage import LogEntry, SignedHead
-
-HOST = "127.0.0.1"
 
 
 def _hashedrekord(key: ec.EllipticCurvePrivateKey, pem_b64: str, artifact: bytes) -> bytes:
@@ -83,181 +79,49 @@ def _requests(count: int, tag: str) -> list[bytes]:
 # HTTP: a gunicorn server process and client processes.
 
 
-def _serve(db: str, key_file: str, port: int, workers: int) -> None:
+def _app(db: str, key_file: str, port: int) -> Any:
     from flask import Flask
-    from gunicorn.app.base import BaseApplication
 
-    class _Bench(BaseApplication):
-        def load_config(self) -> None:
-            for name, value in {
-                "bind": f"{HOST}:{port}",
-                "workers": workers,
-                "worker_class": "gthread",
-                "threads": 16,
-                "backlog": 256,
-                "loglevel": "warning",
-                "control_socket_disable": True,
-            }.items():
-                self.cfg.set(name, value)
+    from tlog import rekor_api
 
-        def load(self) -> Any:
-            from tlog import rekor_api
-
-            key = serialization.load_pem_private_key(Path(key_file).read_bytes(), None)
-            service = RekorService.open(
-                storage=SQLiteStorage(db),
-                private_key=key,
-                host=f"{HOST}:{port}",
-                anchor=_anchor(Path(db)),
-                new_log=True,
-            )
-            app = Flask("tlog-bench")
-            rekor_api.init_app(app, service)
-            return app
-
-    _Bench().run()
+    key = serialization.load_pem_private_key(Path(key_file).read_bytes(), None)
+    service = RekorService.open(
+        storage=SQLiteStorage(db),
+        private_key=key,
+        host=f"{HOST}:{port}",
+        anchor=_anchor(Path(db)),
+        new_log=True,
+    )
+    app = Flask("tlog-bench")
+    rekor_api.init_app(app, service)
+    return app
 
 
-def _post(sock: socket.socket, request: bytes, buffer: bytearray) -> int:
-    """Send one pre-encoded request on a keep-alive socket; returns the response status.
-
-    A deliberately small HTTP/1.1 client, so the load generator takes little of the CPU the
-    server shares with it on this machine.
-    """
-    sock.sendall(request)
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        buffer += chunk
-    end = buffer.index(b"\r\n\r\n") + 4
-    head = bytes(buffer[:end]).lower()
-    status = int(head[9:12])
-    start = head.index(b"content-length:") + 15
-    length = int(head[start : head.index(b"\r\n", start)])
-    while len(buffer) < end + length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        buffer += chunk
-    del buffer[: end + length]
-    return status
-
-
-def _client(port: int, bodies: list[bytes], start_at: float, until: float, out: Any) -> None:
-    requests = [
-        b"POST /api/v1/log/entries HTTP/1.1\r\nHost: %s:%d\r\n"
-        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-        % (HOST.encode(), port, len(body), body)
-        for body in bodies
-    ]
-    done = errors = 0
-    latencies: list[float] = []
-    while time.time() < start_at:
-        time.sleep(0.001)
-    # Connect only now: an idle keep-alive connection would be closed by the server.
-    sock = socket.create_connection((HOST, port), timeout=30)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    buffer = bytearray()
-    try:
-        for request in requests:
-            if time.time() >= until:
-                break
-            sent = time.perf_counter()
-            status = _post(sock, request, buffer)
-            latencies.append(time.perf_counter() - sent)
-            if status == 201:
-                done += 1
-            else:
-                errors += 1
-    except OSError:
-        errors += 1
-    finally:
-        sock.close()
-        out.put((done, errors, latencies))
-
-
-def _client_process(
-    port: int, count: int, tag: str, threads: int, start_at: float, until: float, out: Any
-) -> None:
-    per_thread = [_requests(count, f"{tag}-{t}") for t in range(threads)]
-    workers = [
-        threading.Thread(target=_client, args=(port, bodies, start_at, until, out))
-        for bodies in per_thread
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+def _appends(port: int, count: int, process: int, thread: int) -> list[bytes]:
+    bodies = _requests(count, f"p{process}-{thread}")
+    return [post("/api/v1/log/entries", port, body) for body in bodies]
 
 
 def bench_http(work: Path, key_file: Path, clients: int, seconds: float, workers: int) -> None:
-    port = _free_port()
     db = work / f"http-{workers}.db"
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(db), str(key_file), str(port), str(workers)]
-    )
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                with socket.create_connection((HOST, port), timeout=1):
-                    break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("bench server did not start") from None
-                time.sleep(0.1)
-        processes_n = min(2, clients)
-        threads = clients // processes_n
+    with server_process(__file__, str(db), str(key_file), str(workers)) as port:
         per_client = int(seconds * 1500) + 200
         # Signing the requests takes a while; start the clock once every client is ready.
-        start_at = time.time() + 8 + per_client * clients / 4000
-        until = start_at + seconds
-        out: Any = multiprocessing.Queue()
-        processes = [
-            multiprocessing.Process(
-                target=_client_process,
-                args=(port, per_client, f"p{p}", threads, start_at, until, out),
-            )
-            for p in range(processes_n)
-        ]
-        for process in processes:
-            process.start()
-        results = [out.get() for _ in range(processes_n * threads)]
-        for process in processes:
-            process.join()
-        done = sum(r[0] for r in results)
-        errors = sum(r[1] for r in results)
-        latencies = sorted(x for r in results for x in r[2])
-        p50 = latencies[len(latencies) // 2] * 1000
-        p99 = latencies[int(len(latencies) * 0.99)] * 1000
+        warmup = 8 + per_client * clients / 4000
+        requests = functools.partial(_appends, port, per_client)
+        load = run_load(port, clients, seconds, requests, ok=201, warmup=warmup)
         print(
             f"{f'HTTP append, gunicorn gthread, {workers} worker(s), {clients} clients':<60}"
-            f" {done / seconds:>8,.0f}/s  p50 {p50:.1f} ms  p99 {p99:.1f} ms  errors {errors}"
+            f" {load.rate:>8,.0f}/s  p50 {load.percentile_ms(0.5):.1f} ms"
+            f"  p99 {load.percentile_ms(0.99):.1f} ms  errors {load.errors}"
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 # In-process.
 
 
-def _threads_rate(name: str, count: int, fn: Any, items: list[list[Any]]) -> None:
-    threads = [threading.Thread(target=lambda xs=xs: [fn(x) for x in xs]) for xs in items]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    print(f"{name:<60} {count / elapsed:>8,.0f}/s")
+def _print_rate(name: str, rate: float) -> None:
+    print(f"{name:<60} {rate:>8,.0f}/s")
 
 
 def bench_in_process(work: Path, key: ec.EllipticCurvePrivateKey, seconds: float) -> None:
@@ -270,9 +134,8 @@ def bench_in_process(work: Path, key: ec.EllipticCurvePrivateKey, seconds: float
         new_log=True,
     )
     bodies = [[json.loads(b) for b in _requests(per_thread, f"s{t}")] for t in range(16)]
-    _threads_rate(
-        "in-process RekorService.add_entry, 16 threads", 16 * per_thread, service.add_entry, bodies
-    )
+    rate = threads_rate(service.add_entry, bodies)
+    _print_rate("in-process RekorService.add_entry, 16 threads", rate)
     signer = CheckpointSigner(origin="bench - 1", name="bench", private_key=key)
     leaves = [[os.urandom(300) for _ in range(per_thread * 4)] for _ in range(16)]
     # Alternating, so both see the same load: the cost of the checkpoint file beside the log.
@@ -286,12 +149,8 @@ def bench_in_process(work: Path, key: ec.EllipticCurvePrivateKey, seconds: float
                 new_log=True,
             )
             label = "with checkpoint file" if kept else "without checkpoint file"
-            _threads_rate(
-                f"in-process MerkleLog.append, 16 threads, {label}",
-                16 * per_thread * 4,
-                log.append,
-                leaves,
-            )
+            rate = threads_rate(log.append, leaves)
+            _print_rate(f"in-process MerkleLog.append, 16 threads, {label}", rate)
 
 
 def _anchor(database: Path) -> Anchor:
@@ -367,24 +226,18 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--sizes", default="1000,100000,1000000")
     parser.add_argument(
-        "--serve", nargs=4, metavar=("DB", "KEY", "PORT", "WORKERS"), help=argparse.SUPPRESS
+        "--serve", nargs=4, metavar=("PORT", "DB", "KEY", "WORKERS"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.serve:
-        db, key_file, port, workers = args.serve
-        _serve(db, key_file, int(port), int(workers))
+        port, db, key_file, workers = args.serve
+        serve(functools.partial(_app, db, key_file, int(port)), int(port), workers=int(workers))
         return
     key = ec.generate_private_key(ec.SECP256R1())
     with tempfile.TemporaryDirectory(prefix="tlog-bench-") as tmp:
         work = Path(tmp)
         key_file = work / "log-key.pem"
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        key_file.write_bytes(private_pem(key))
         print("durable appends (SQLite WAL, synchronous=FULL, group commit)")
         bench_http(work, key_file, args.clients, args.seconds, workers=1)
         # For reference: two worker processes sharing the one SQLite file.
