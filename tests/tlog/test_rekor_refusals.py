@@ -67,93 +67,70 @@ def _dsse_wrong_verifier(s: Signer) -> dict:
     return dsse_request(s.envelope(b"{}"), make_signer().cert_pem)
 
 
+def _edited(path: str, value: object, message: str, id: str):
+    """A case: a good hashedrekord with one field (dotted `path`) set to `value`."""
+    return pytest.param(lambda s: _set(s.hashedrekord(ARTIFACT), path, value), message, id=id)
+
+
+BAD_HASH = "invalid value for hash: data.hash must be lowercase hex of"
+UPPERCASE_DIGEST = hashlib.sha256(ARTIFACT).hexdigest().upper()
+NOT_PEM = base64.b64encode(b"not a pem").decode()
+ONE_PEM = "public key must be one PEM CERTIFICATE or PUBLIC KEY block"
+DSSE_UNVERIFIED = "all signatures must have a key that verifies it"
+
 CASES = [
     pytest.param(
         _bad_signature, "signature does not verify against the digest", id="bad-signature"
     ),
-    pytest.param(
-        lambda s: _set(s.hashedrekord(ARTIFACT), "spec.data.hash.value", "ab" * 31),
-        "invalid value for hash: data.hash must be lowercase hex of sha256",
-        id="wrong-digest-length",
+    _edited("spec.data.hash.value", "ab" * 31, f"{BAD_HASH} sha256", "wrong-digest-length"),
+    _edited(
+        "spec.data.hash.algorithm",
+        "sha384",
+        f"{BAD_HASH} sha384",
+        "digest-length-for-other-algorithm",
     ),
-    pytest.param(
-        lambda s: _set(s.hashedrekord(ARTIFACT), "spec.data.hash.algorithm", "sha384"),
-        "invalid value for hash: data.hash must be lowercase hex of sha384",
-        id="digest-length-for-other-algorithm",
-    ),
-    pytest.param(
-        lambda s: _set(s.hashedrekord(ARTIFACT), "spec.data.hash.algorithm", "md5"),
+    _edited(
+        "spec.data.hash.algorithm",
+        "md5",
         "data.hash algorithm must be one of sha256, sha384, sha512",
-        id="unknown-digest-algorithm",
+        "unknown-digest-algorithm",
     ),
-    pytest.param(
-        lambda s: _set(
-            s.hashedrekord(ARTIFACT),
-            "spec.data.hash.value",
-            hashlib.sha256(ARTIFACT).hexdigest().upper(),
-        ),
-        "invalid value for hash: data.hash must be lowercase hex of sha256",
-        id="uppercase-digest",
-    ),
-    pytest.param(
-        lambda s: _set(s.hashedrekord(ARTIFACT), "kind", "rekord"),
-        "unsupported entry kind 'rekord' version '0.0.1'",
-        id="unknown-kind",
-    ),
-    pytest.param(
-        lambda s: _set(s.hashedrekord(ARTIFACT), "apiVersion", "0.0.2"),
+    _edited("spec.data.hash.value", UPPERCASE_DIGEST, f"{BAD_HASH} sha256", "uppercase-digest"),
+    _edited("kind", "rekord", "unsupported entry kind 'rekord' version '0.0.1'", "unknown-kind"),
+    _edited(
+        "apiVersion",
+        "0.0.2",
         "unsupported entry kind 'hashedrekord' version '0.0.2'",
-        id="unknown-version",
+        "unknown-version",
     ),
-    pytest.param(
-        lambda s: _set(s.hashedrekord(ARTIFACT), "spec.signature.content", "MEUC!!=="),
+    _edited(
+        "spec.signature.content",
+        "MEUC!!==",
         "signature content is not valid base64",
-        id="malformed-base64-signature",
+        "malformed-base64-signature",
     ),
-    pytest.param(
-        lambda s: _set(s.hashedrekord(ARTIFACT), "spec.signature.publicKey.content", "LS0t\nLS0"),
+    _edited(
+        "spec.signature.publicKey.content",
+        "LS0t\nLS0",
         "publicKey content is not valid base64",
-        id="malformed-base64-key",
+        "malformed-base64-key",
     ),
-    pytest.param(
-        lambda s: _set(
-            s.hashedrekord(ARTIFACT),
-            "spec.signature.publicKey.content",
-            base64.b64encode(b"not a pem").decode(),
-        ),
-        "public key must be one PEM CERTIFICATE or PUBLIC KEY block",
-        id="not-pem",
-    ),
-    pytest.param(
-        _chain,
-        "public key must be one PEM CERTIFICATE or PUBLIC KEY block",
-        id="certificate-chain",
-    ),
+    _edited("spec.signature.publicKey.content", NOT_PEM, ONE_PEM, "not-pem"),
+    pytest.param(_chain, ONE_PEM, id="certificate-chain"),
     pytest.param(_rsa_1024, "RSA key size 1024 is not allowed", id="rsa-1024"),
     pytest.param(
         _ed25519, "ed25519 keys are not supported for hashedrekord entries", id="ed25519-key"
     ),
-    pytest.param(
-        lambda s: _set(s.hashedrekord(ARTIFACT), "spec.extra", "x"),
-        "spec has unknown field 'extra'",
-        id="unknown-field",
-    ),
-    pytest.param(
-        lambda s: _set(s.hashedrekord(ARTIFACT), "spec.signature", {"content": "AAAA"}),
+    _edited("spec.extra", "x", "spec has unknown field 'extra'", "unknown-field"),
+    _edited(
+        "spec.signature",
+        {"content": "AAAA"},
         "signature is missing 'publicKey'",
-        id="missing-public-key",
+        "missing-public-key",
     ),
     pytest.param(lambda s: [1, 2], "entry must be a JSON object", id="not-an-object"),
-    pytest.param(
-        _dsse_bad_signature,
-        "all signatures must have a key that verifies it",
-        id="dsse-bad-signature",
-    ),
-    pytest.param(
-        _dsse_wrong_verifier,
-        "all signatures must have a key that verifies it",
-        id="dsse-wrong-verifier",
-    ),
+    pytest.param(_dsse_bad_signature, DSSE_UNVERIFIED, id="dsse-bad-signature"),
+    pytest.param(_dsse_wrong_verifier, DSSE_UNVERIFIED, id="dsse-wrong-verifier"),
     pytest.param(
         lambda s: _set(
             dsse_request(s.envelope(b"{}"), s.cert_pem),
