@@ -65,13 +65,16 @@ def _verify_cli(
     root: dict,
     target: str,
     capsys: pytest.CaptureFixture[str],
+    command: str = "verify",
+    options: tuple[str, ...] = (),
 ) -> tuple[int, str]:
-    """`keyless verify TARGET` of a forged bundle for alice under the forged root."""
+    """`keyless COMMAND [OPTIONS] TARGET` (verify or verify-attestation) of a forged bundle for
+    alice under the forged root."""
     (tmp_path / "bundle.json").write_text(dumps(bundle))
     (tmp_path / "root.json").write_text(dumps(root))
     return _run(
         [
-            "verify",
+            command,
             "--bundle",
             str(tmp_path / "bundle.json"),
             "--trusted-root",
@@ -80,6 +83,7 @@ def _verify_cli(
             IDENTITY,
             "--certificate-oidc-issuer",
             ISSUER,
+            *options,
             target,
         ],
         capsys,
@@ -461,27 +465,23 @@ def test_verify_attestation_accepts_a_digest_of_another_algorithm(
     # npm provenance names its subject by SHA-512 only: `keyless verify-attestation
     # sha512:<hex>` matches it through the same subject check as `keyless verify`.
     hex_digest = hashlib.new(algorithm, ARTIFACT).hexdigest()
-    (tmp_path / "bundle.json").write_text(
-        dumps(_dsse_bundle(instance, _statement({algorithm: hex_digest})))
-    )
-    (tmp_path / "root.json").write_text(dumps(instance.trusted_root()))
-    argv = [
-        "verify-attestation",
-        "--bundle",
-        str(tmp_path / "bundle.json"),
-        "--trusted-root",
-        str(tmp_path / "root.json"),
-        "--certificate-identity",
-        IDENTITY,
-        "--certificate-oidc-issuer",
-        ISSUER,
-        "--type",
-        "slsaprovenance1",
-    ]
-    code, err = _run([*argv, f"{algorithm}:{hex_digest}"], capsys)
+    bundle = _dsse_bundle(instance, _statement({algorithm: hex_digest}))
+
+    def verify_attestation(target: str) -> tuple[int, str]:
+        return _verify_cli(
+            tmp_path,
+            bundle,
+            instance.trusted_root(),
+            target,
+            capsys,
+            command="verify-attestation",
+            options=("--type", "slsaprovenance1"),
+        )
+
+    code, err = verify_attestation(f"{algorithm}:{hex_digest}")
     assert code == 0, err
     other = hashlib.new(algorithm, b"another file").hexdigest()
-    code, err = _run([*argv, f"{algorithm}:{other}"], capsys)
+    code, err = verify_attestation(f"{algorithm}:{other}")
     assert code == 1
     assert f"artifact {algorithm}:{other} is not a subject of the in-toto statement" in err
 
@@ -778,23 +778,8 @@ def _verify_attestation_cli(
     tmp_path: Path, bundle: dict, root: dict, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str]:
     (tmp_path / "a.txt").write_bytes(ARTIFACT)
-    (tmp_path / "bundle.json").write_text(dumps(bundle))
-    (tmp_path / "root.json").write_text(dumps(root))
-    return _run(
-        [
-            "verify-attestation",
-            "--bundle",
-            str(tmp_path / "bundle.json"),
-            "--trusted-root",
-            str(tmp_path / "root.json"),
-            "--certificate-identity",
-            IDENTITY,
-            "--certificate-oidc-issuer",
-            ISSUER,
-            str(tmp_path / "a.txt"),
-        ],
-        capsys,
-    )
+    target = str(tmp_path / "a.txt")
+    return _verify_cli(tmp_path, bundle, root, target, capsys, command="verify-attestation")
 
 
 def test_logless_bundle_verifies_under_a_logless_root(
