@@ -28,6 +28,18 @@ def _fulcio_refusal(server, response: requests.Response, message: str, *, before
     return body
 
 
+def _post_with_token(server, path: str, **request) -> requests.Response:
+    """POST to the CA with a valid email token, so that only the body can be at fault."""
+    headers = {"Authorization": f"Bearer {server.email_token()}", **request.pop("headers", {})}
+    return requests.post(f"{server.url}{path}", headers=headers, timeout=30, **request)
+
+
+def _mint_refusal(response: requests.Response, description: str) -> None:
+    """The development issuer's OAuth-style error body."""
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": "invalid_request", "error_description": description}
+
+
 @pytest.mark.parametrize("path", ["/api/v2/signingCert", "/api/v1/signingCert"])
 @pytest.mark.parametrize(
     ("body", "detail"),
@@ -45,14 +57,8 @@ def _fulcio_refusal(server, response: requests.Response, message: str, *, before
 )
 def test_ca_refuses_hostile_json(server_ca, path: str, body: bytes, detail: str) -> None:
     before = server_ca.ct_size()
-    response = requests.post(
-        f"{server_ca.url}{path}",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {server_ca.email_token()}",
-        },
-        timeout=30,
+    response = _post_with_token(
+        server_ca, path, data=body, headers={"Content-Type": "application/json"}
     )
     refusal = _fulcio_refusal(server_ca, response, MALFORMED, before=before)
     assert refusal["details"][0]["reason"] == "request-malformed"
@@ -141,14 +147,9 @@ def test_ct_log_refuses_hostile_json(server_ca, path: str, body: bytes, message:
     ],
 )
 def test_dev_issuer_mint_refuses_hostile_json(server_ca, path: str, body: bytes, description):
-    response = requests.post(
-        f"{server_ca.url}{path}",
-        data=body,
-        headers={"Content-Type": "application/json"},
-        timeout=30,
-    )
-    assert response.status_code == 400, response.text
-    assert response.json() == {"error": "invalid_request", "error_description": description}
+    headers = {"Content-Type": "application/json"}
+    response = requests.post(f"{server_ca.url}{path}", data=body, headers=headers, timeout=30)
+    _mint_refusal(response, description)
 
 
 @pytest.mark.parametrize(
@@ -190,12 +191,7 @@ def test_dev_issuer_mint_refuses_hostile_json(server_ca, path: str, body: bytes,
 )
 def test_ca_v2_refuses_wrong_types(server_ca, body: bytes, message: str) -> None:
     before = server_ca.ct_size()
-    response = requests.post(
-        f"{server_ca.url}/api/v2/signingCert",
-        data=body,
-        headers={"Authorization": f"Bearer {server_ca.email_token()}"},
-        timeout=30,
-    )
+    response = _post_with_token(server_ca, "/api/v2/signingCert", data=body)
     refusal = _fulcio_refusal(server_ca, response, message, before=before)
     assert refusal["details"][0]["reason"] == "request-malformed"
 
@@ -218,12 +214,7 @@ def test_ca_v2_refuses_wrong_types(server_ca, body: bytes, message: str) -> None
 )
 def test_ca_v1_refuses_wrong_types(server_ca, body: bytes, message: str) -> None:
     before = server_ca.ct_size()
-    response = requests.post(
-        f"{server_ca.url}/api/v1/signingCert",
-        data=body,
-        headers={"Authorization": f"Bearer {server_ca.email_token()}"},
-        timeout=30,
-    )
+    response = _post_with_token(server_ca, "/api/v1/signingCert", data=body)
     _fulcio_refusal(server_ca, response, message, before=before)
 
 
@@ -298,8 +289,7 @@ def test_ct_log_refuses_an_oversized_body(server_ca) -> None:
 )
 def test_dev_issuer_mint_refuses_wrong_types(server_ca, body: bytes, description: str) -> None:
     response = requests.post(f"{server_ca.url}/oidc/mint", data=body, timeout=30)
-    assert response.status_code == 400, response.text
-    assert response.json() == {"error": "invalid_request", "error_description": description}
+    _mint_refusal(response, description)
 
 
 @pytest.mark.parametrize(
@@ -317,19 +307,15 @@ def test_dev_issuer_mint_refuses_wrong_types(server_ca, body: bytes, description
 )
 def test_dev_issuer_github_mint_refuses_wrong_types(server_ca, body: bytes, description: str):
     response = requests.post(f"{server_ca.url}/oidc/github/mint", data=body, timeout=30)
-    assert response.status_code == 400, response.text
-    assert response.json() == {"error": "invalid_request", "error_description": description}
+    _mint_refusal(response, description)
 
 
 def test_csr_pem_with_broken_base64_is_refused(server_ca) -> None:
     """Found by the property test: a CSR PEM whose base64 has one character too many."""
     pem = b"-----BEGIN CERTIFICATE REQUEST-----\nAAAAA\n-----END CERTIFICATE REQUEST-----\n"
     before = server_ca.ct_size()
-    response = requests.post(
-        f"{server_ca.url}/api/v2/signingCert",
-        json={"certificateSigningRequest": b64(pem)},
-        headers={"Authorization": f"Bearer {server_ca.email_token()}"},
-        timeout=30,
+    response = _post_with_token(
+        server_ca, "/api/v2/signingCert", json={"certificateSigningRequest": b64(pem)}
     )
     refusal = _fulcio_refusal(
         server_ca, response, "The certificate signing request could not be parsed", before=before
