@@ -7,7 +7,6 @@ end to end in test_end_to_end.py. Tags are resolved against Debian's docker-regi
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -28,32 +27,7 @@ FAKE = "sha256:" + "ab" * 32
 
 
 @pytest.fixture(scope="module")
-def hanging():
-    """A loopback "registry" that accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-            held.append(connection)
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    listener.close()
-    for connection in held:
-        connection.close()
-
-
-@pytest.fixture(scope="module")
-def gate(registry, hanging, tmp_path_factory):
+def gate(registry, hanging_registry, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gate")
     host = registry.host
     keyless = """  - name: sigstore
@@ -73,9 +47,9 @@ def gate(registry, hanging, tmp_path_factory):
         + "---"
         + cip("audit", static("fail", message="audit only"), glob=f"{host}/audit/**", mode="warn")
         + "---"
-        + cip("signed", keyless, glob=f"{hanging}/app**")
+        + cip("signed", keyless, glob=f"{hanging_registry}/app**")
         + "---"
-        + cip("audited", keyless, glob=f"{hanging}/audited/**", mode="warn")
+        + cip("audited", keyless, glob=f"{hanging_registry}/audited/**", mode="warn")
     )
     (tmp / "policy.yaml").write_text(policies)
     args = ["--policy", str(tmp / "policy.yaml"), "--allow-insecure-registry", "--timeout", "20s"]
@@ -389,9 +363,9 @@ def test_odd_image_references_are_refused_and_left_unpatched(gate, image, proble
     assert gate.review("/mutations", sent) == {"uid": sent["request"]["uid"], "allowed": True}
 
 
-def test_a_hanging_registry_is_refused_within_the_time_limit(gate, hanging):
+def test_a_hanging_registry_is_refused_within_the_time_limit(gate, hanging_registry):
     # A tag to resolve and a digest whose signatures must be read: both hang.
-    for image in (f"{hanging}/app:1.0", f"{hanging}/app@{FAKE}"):
+    for image in (f"{hanging_registry}/app:1.0", f"{hanging_registry}/app@{FAKE}"):
         started = time.monotonic()
         answer = gate.review("/validations", admission_review(pod(image)), timeout="3s")
         elapsed = time.monotonic() - started
@@ -403,7 +377,7 @@ def test_a_hanging_registry_is_refused_within_the_time_limit(gate, hanging):
             "registry or the verification did not finish in time",
         }
     # Two admissions of one digest at once: still a refusal each, in time.
-    image = f"{hanging}/app-other@{FAKE}"
+    image = f"{hanging_registry}/app-other@{FAKE}"
     answers: list = []
 
     def admit() -> None:
@@ -416,13 +390,13 @@ def test_a_hanging_registry_is_refused_within_the_time_limit(gate, hanging):
         thread.join(timeout=30)
     assert [a["allowed"] for a in answers] == [False, False]
     # The mutation leaves the unresolvable tag alone (validation refuses it).
-    sent = admission_review(pod(f"{hanging}/app:2.0"))
+    sent = admission_review(pod(f"{hanging_registry}/app:2.0"))
     answer = gate.review("/mutations", sent, timeout="2s")
     assert answer == {"uid": sent["request"]["uid"], "allowed": True}
 
 
-def test_a_hanging_registry_only_warns_when_only_warn_policies_match(gate, hanging):
-    image = f"{hanging}/audited/app@{FAKE}"
+def test_a_hanging_registry_only_warns_when_only_warn_policies_match(gate, hanging_registry):
+    image = f"{hanging_registry}/audited/app@{FAKE}"
     answer = gate.review("/validations", admission_review(pod(image)), timeout="2s")
     assert answer["allowed"] is True
     assert answer["warnings"] == [

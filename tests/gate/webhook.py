@@ -80,12 +80,14 @@ class RunningGate:
         assert body["response"]["uid"] == review["request"]["uid"]
         return body["response"]
 
-    def metric(self, line_start: str) -> float:
-        """The value of the /metrics sample named `line_start` (name and labels), 0 if absent."""
+    def metric(self, sample: str, *, required: bool = False) -> float:
+        """The value of the /metrics sample `sample` (name and labels, as exposed): 0 if absent
+        (a labelled counter appears once counted), unless `required`."""
         text = self.session.get(self.url + "/metrics", timeout=10).text
         for line in text.splitlines():
-            if line.startswith(line_start + " "):
+            if line.startswith(sample + " "):
                 return float(line.rsplit(" ", 1)[1])
+        assert not required, f"no {sample} in /metrics:\n{text}"
         return 0.0
 
     def output(self) -> str:
