@@ -15,23 +15,14 @@ import pytest
 import requests
 
 from cli.main import main
-from tests.gate.webhook import admission_review, decoded_patch, pod, run_gate
+from tests.gate.webhook import admission_review, cip, decoded_patch, pod, run_gate
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
 
 
 def _policy(server, email: str, *, name: str = "acme", mode: str = "enforce") -> str:
-    return f"""apiVersion: policy.sigstore.dev/v1beta1
-kind: ClusterImagePolicy
-metadata:
-  name: {name}
-spec:
-  images:
-  - glob: "127.0.0.1*/gate/**"
-  mode: {mode}
-  authorities:
-  - name: dev
+    authority = f"""  - name: dev
     keyless:
       url: {server.url}
       trustRootRef: keyless-dev
@@ -39,6 +30,7 @@ spec:
       - issuer: {server.url}/oidc
         subject: {email}
 """
+    return cip(name, authority, glob="127.0.0.1*/gate/**", mode=mode)
 
 
 def _sign(server, image: str, email: str) -> None:
