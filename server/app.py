@@ -65,11 +65,12 @@ def _build(config: ServerConfig, state: StateDir) -> Flask:
     app = Flask("keyless")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["keyless.config"] = config
+    # The TSA first: an operator's token that refuses stops start-up before any log is made.
+    timestamps = _mount_tsa(app, config, state, now=now)
     authenticator, oidc_url = _mount_identity(app, config, state)
     rekor = _mount_rekor(app, config, state)
     rekor_v2 = _mount_rekor_v2(app, config, state)
     authority, ct_keys = _mount_ca(app, config, state, authenticator, now=now)
-    timestamps = _mount_tsa(app, config, state, now=now)
     _mount_trust(
         app,
         config,
@@ -240,7 +241,15 @@ def _mount_tsa(app: Flask, config: ServerConfig, state: StateDir, *, now: dateti
     from tsa import api as tsa_api
 
     if config.tsa is not None:
-        authority = TimestampAuthority(key=config.tsa.key, chain=config.tsa.chain)
+        if config.tsa.token is not None:
+            from ca.pkcs11 import TokenSigner
+
+            # Opened per process (a gunicorn worker re-initialises the module after fork); the
+            # authority checks one signature against the leaf before serving.
+            key: Any = TokenSigner(config.tsa.token)
+        else:
+            key = config.tsa.key
+        authority = TimestampAuthority(key=key, chain=config.tsa.chain)
         tsa_api.init_app(app, authority)
         return authority
     key_path, chain_file = state.file(TSA_KEY_FILE), state.file(TSA_CHAIN_FILE)
@@ -474,12 +483,15 @@ def _add_health_and_metrics(
         health.KeyFile(
             "Rekor v2 log", config.log_v2_key or state.file(REKOR_V2_KEY_FILE), rekor_v2.public_key
         ),
-        health.KeyFile(
-            "timestamp authority",
-            config.tsa.key_path if config.tsa else state.file(TSA_KEY_FILE),
-            tsa.chain[0].public_key(),
-        ),
     ]
+    if config.tsa is None or config.tsa.key_path is not None:  # not for a key in a token
+        keys.append(
+            health.KeyFile(
+                "timestamp authority",
+                config.tsa.key_path if config.tsa else state.file(TSA_KEY_FILE),
+                tsa.chain[0].public_key(),
+            )
+        )
     ct = app.extensions.get("keyless.ct")
     if ct is not None:
         logs.append(("CT log", ct.log))

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ca import CAConfig, CAConfigError
+from ca.config import _token_key  # the pkcs11-* keys read as for `ca:`, same lines
+from ca.pkcs11 import TokenKey
 from oidc import ConfigError, TrustedIssuers, issuers_from_document, load_issuers
 from oidc.config import is_loopback_host
 from server.state import StateDirError, default_state_dir, read_private_key
@@ -45,6 +47,14 @@ _KNOWN_KEYS = {
 _RETIRED_KINDS = ("ca-chain", "tlog-key", "ctlog-key", "tsa-chain")
 _LOG_KEYS = {"database", "key", "v2-key"}
 _TSA_KEYS = ("key", "chain")
+_TSA_PKCS11_KEYS = (
+    "pkcs11-module",
+    "pkcs11-token-label",
+    "pkcs11-slot",
+    "pkcs11-key-label",
+    "pkcs11-pin-env",
+    "pkcs11-pin-file",
+)
 _TSA_CURVES = ("secp256r1", "secp384r1")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _LOG_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # what a trusted root can list
@@ -78,13 +88,15 @@ class RetiredTrust:
 
 @dataclass(frozen=True)
 class TSAFiles:
-    """The timestamp authority's key and chain from an operator's files, already checked
-    against the TSA rules (tsa.certs) at start-up."""
+    """The timestamp authority's chain and key from an operator's files, or its key in a
+    PKCS#11 token; checked against the TSA rules (tsa.certs) at load (a token's key when the
+    server opens it)."""
 
-    key_path: Path
     chain_path: Path
-    key: ec.EllipticCurvePrivateKey
     chain: tuple[x509.Certificate, ...]
+    key_path: Path | None = None
+    key: ec.EllipticCurvePrivateKey | None = None
+    token: TokenKey | None = None
 
 
 @dataclass(frozen=True)
@@ -325,28 +337,45 @@ def _v2_key(value: Any, base: Path, problems: list[str]) -> Path | None:
 
 
 def _tsa(section: Mapping[str, Any], base: Path, problems: list[str]) -> TSAFiles | None:
-    """`tsa: {key, chain}`: the timestamp authority from an operator's files, every TSA rule
-    checked now, one line per problem (a bad chain would only show at the first verification).
-    """
+    """`tsa:`: the timestamp authority's chain, and its key from a file (`key`) or a PKCS#11
+    token (`pkcs11-*`, as in `ca:`). Every TSA rule is checked now, one line per problem (a
+    bad chain would only show at the first verification); a token's key when it is opened."""
     if not section:
         return None
-    problems.extend(f"tsa: unknown key {key!r}" for key in section if key not in _TSA_KEYS)
-    missing = [key for key in _TSA_KEYS if not isinstance(section.get(key), str)]
-    if missing:
-        problems.extend(f"tsa: {key} must be a file path" for key in missing)
-        return None
-    key_path, chain_path = base / section["key"], base / section["chain"]
+    known = (*_TSA_KEYS, *_TSA_PKCS11_KEYS)
+    problems.extend(f"tsa: unknown key {key!r}" for key in section if key not in known)
+    in_token = any(key in section for key in _TSA_PKCS11_KEYS)
     before = len(problems)
-    try:
-        key = read_private_key(key_path)
-    except StateDirError as exc:
-        problems.append(f"tsa: key: {exc.message}")
-        key = None
-    if key is not None and not (
-        isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _TSA_CURVES
-    ):
-        problems.append(f"tsa: key: {key_path} is not an ECDSA P-256 or P-384 key")
-        key = None
+    if in_token and "key" in section:
+        problems.append("tsa: set key (a file) or the pkcs11-* keys (a token), not both")
+    if not isinstance(section.get("chain"), str):
+        problems.append("tsa: chain must be a file path")
+    if not in_token and not isinstance(section.get("key"), str):
+        problems.append("tsa: key must be a file path (or set the pkcs11-* keys)")
+    if len(problems) > before:
+        return None
+    token, key, key_path = None, None, None
+    if in_token:
+        token_problems: list[str] = []
+
+        def path(name: str) -> Path | None:
+            value = section.get(name)
+            return base / value if isinstance(value, str) and value else None
+
+        token = _token_key(section, path, token_problems)
+        problems.extend(f"tsa: {problem}" for problem in token_problems)
+    else:
+        key_path = base / section["key"]
+        try:
+            loaded = read_private_key(key_path)
+        except StateDirError as exc:
+            problems.append(f"tsa: key: {exc.message}")
+        else:
+            if isinstance(loaded, ec.EllipticCurvePrivateKey) and loaded.curve.name in _TSA_CURVES:
+                key = loaded
+            else:
+                problems.append(f"tsa: key: {key_path} is not an ECDSA P-256 or P-384 key")
+    chain_path = base / section["chain"]
     try:
         if chain_path.stat().st_size > MAX_CHAIN_BYTES:
             raise TSAChainError(f"TSA chain file is larger than {MAX_CHAIN_BYTES} bytes")
@@ -362,9 +391,9 @@ def _tsa(section: Mapping[str, Any], base: Path, problems: list[str]) -> TSAFile
         f"tsa: {problem}"
         for problem in tsa_chain_problems(chain, key=public, now=datetime.now(UTC))
     )
-    if key is None or len(problems) > before:
+    if len(problems) > before or (key is None and token is None):
         return None
-    return TSAFiles(key_path=key_path, chain_path=chain_path, key=key, chain=chain)
+    return TSAFiles(chain_path=chain_path, chain=chain, key_path=key_path, key=key, token=token)
 
 
 def _timestamp(entry: dict, key: str, where: str, problems: list[str]) -> datetime | None:

@@ -16,15 +16,16 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from asn1crypto import algos, cms, core, parser, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tsa.certs import check_tsa_chain
+from tsa.certs import TSAChainError, check_tsa_chain
 from tsa.request import Rejected, TimestampRequest, parse_der_request, parse_json_request
 
 DEFAULT_POLICY_OID = "1.3.6.1.4.1.57264.2"  # Sigstore's TSA policy arc
@@ -43,31 +44,53 @@ _CURVES: dict[str, tuple[str, hashes.HashAlgorithm]] = {
 }
 
 
+class DigestSigner(Protocol):
+    """A TSA key that never leaves its store (a PKCS#11 token): its public key, and a DER
+    ECDSA signature over a digest made with the hash its curve signs with (SHA-256 for P-256,
+    SHA-384 for P-384)."""
+
+    public_key: ec.EllipticCurvePublicKey
+
+    def sign_digest(self, digest: bytes) -> bytes: ...
+
+
 class TimestampAuthority:
     """Signs timestamp tokens with one key whose chain meets the TSA rules (`tsa.certs`)."""
 
     def __init__(
         self,
         *,
-        key: ec.EllipticCurvePrivateKey,
+        key: ec.EllipticCurvePrivateKey | DigestSigner,
         chain: Sequence[x509.Certificate],
         policy: str = DEFAULT_POLICY_OID,
         accepted_policies: Sequence[str] = (),
         accuracy_seconds: int = 1,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in _CURVES:
-            raise TypeError("the TSA key must be an ECDSA P-256 or P-384 private key")
-        check_tsa_chain(chain, key)
+        public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key.public_key
+        if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name not in _CURVES:
+            raise TypeError("the TSA key must be an ECDSA P-256 or P-384 key")
+        check_tsa_chain(chain, public)
         if accuracy_seconds < 1:
             raise ValueError("accuracy must be at least one second")
-        self._key = key
+        self._digest_name, self._hash = _CURVES[public.curve.name]
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            algorithm = ec.ECDSA(self._hash)
+            self._sign: Callable[[bytes], bytes] = lambda data: key.sign(data, algorithm)
+        else:
+            self._sign = lambda data: key.sign_digest(_digest(self._hash, data))
+        # A key held elsewhere (a token) may not be the one its public object claims: one
+        # signature checked with the leaf proves it before any token is issued.
+        probe = b"keyless TSA: does this key sign for its leaf certificate?"
+        try:
+            public.verify(self._sign(probe), probe, ec.ECDSA(self._hash))
+        except InvalidSignature as exc:
+            raise TSAChainError("the TSA signing key does not match its leaf certificate") from exc
         self.chain = tuple(chain)
         self.policy = core.ObjectIdentifier(policy).dotted
         self.accepted_policies = frozenset({self.policy, *accepted_policies})
         self._accuracy = accuracy_seconds
         self._clock = clock
-        self._digest_name, self._hash = _CURVES[key.curve.name]
         leaf_der = chain[0].public_bytes(serialization.Encoding.DER)
         leaf = asn1_x509.Certificate.load(leaf_der)
         self._not_before = chain[0].not_valid_before_utc
@@ -172,7 +195,7 @@ class TimestampAuthority:
         )
         # The signature covers the attributes as a DER SET OF (RFC 5652 §5.4); in SignerInfo
         # they carry the IMPLICIT [0] tag instead.
-        signature = self._key.sign(attributes, ec.ECDSA(self._hash))
+        signature = self._sign(attributes)
         signer_info = _sequence(
             _VERSION_1,
             self._sid,

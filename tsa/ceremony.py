@@ -4,13 +4,15 @@ server.yaml, and their rotation.
 The chain is a timeStamping leaf under a root made for it alone, whose key is discarded once
 the leaf is signed: nothing else can ever be issued under that root, and a rotation makes a new
 one. The signing key is written unencrypted (0600), as the server reads it at start, like the
-log keys. A rotation moves the old key and chain under `retired/` and returns the old chain for
-`retired-trust:` (kind tsa-chain), so timestamps made before it keep verifying.
+log keys, or is made in a PKCS#11 token by the caller and never leaves it. A rotation moves the
+old key and chain under `retired/` and returns the old chain for `retired-trust:` (kind
+tsa-chain), so timestamps made before it keep verifying.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ KEY_FILE = "tsa-key.pem"
 CHAIN_FILE = "tsa-chain.pem"
 RETIRED_DIR = "retired"
 CURVES = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1}
+MakeKey = Callable[[str], ec.EllipticCurvePublicKey]
 
 
 class TSACeremonyError(Exception):
@@ -42,7 +45,7 @@ class TSACeremonyError(Exception):
 class TSACeremonyResult:
     """What a ceremony made, and the chain it retired (rotation only)."""
 
-    key_path: Path
+    key_path: Path | None  # None: the key is in a token
     chain_path: Path
     chain: tuple[x509.Certificate, ...]
     retired_chain_path: Path | None = None
@@ -50,20 +53,31 @@ class TSACeremonyResult:
     retired_start: datetime | None = None
 
 
-def init_tsa(out: Path, *, name: str, now: datetime, curve: str = "secp256r1") -> TSACeremonyResult:
-    """Make a TSA key and chain in `out`, which must not hold one yet.
+def init_tsa(
+    out: Path,
+    *,
+    name: str,
+    now: datetime,
+    curve: str = "secp256r1",
+    make_key: MakeKey | None = None,
+) -> TSACeremonyResult:
+    """Make a TSA key and chain in `out`, which must not hold one yet. `make_key(curve)` makes
+    the key elsewhere (in a token) and returns its public half: then only the chain is written.
 
     Raises:
         TSACeremonyError: `out` already holds a TSA, or the curve is not one a TSA signs with.
     """
-    if curve not in CURVES:
-        raise TSACeremonyError(f"the TSA curve must be one of {', '.join(CURVES)}, not {curve!r}")
+    _check_curve(curve)
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     for existing in (KEY_FILE, CHAIN_FILE):
         if (out / existing).exists():
             raise TSACeremonyError(
                 f"{out / existing} already exists: a TSA was made here (rotate it instead)"
             )
+    if make_key is not None:
+        chain = tuple(dev_tsa_chain(make_key(curve), now=now, name=name))
+        _write(out / CHAIN_FILE, pem_chain(chain), mode=0o644)
+        return TSACeremonyResult(key_path=None, chain_path=out / CHAIN_FILE, chain=chain)
     key = ec.generate_private_key(CURVES[curve]())
     chain = tuple(dev_tsa_chain(key, now=now, name=name))
     pem = key.private_bytes(
@@ -77,15 +91,20 @@ def init_tsa(out: Path, *, name: str, now: datetime, curve: str = "secp256r1") -
 
 
 def rotate_tsa(
-    out: Path, *, name: str, now: datetime, curve: str = "secp256r1"
+    out: Path,
+    *,
+    name: str,
+    now: datetime,
+    curve: str = "secp256r1",
+    make_key: MakeKey | None = None,
 ) -> TSACeremonyResult:
-    """Move the TSA in `out` under `retired/` and make a new one in its place.
+    """Move the TSA in `out` under `retired/` and make a new one in its place (`make_key`: as
+    for `init_tsa`; a key in a token stays there, its chain is retired).
 
     Raises:
         TSACeremonyError: `out` holds no TSA (or an unreadable chain), or the curve is refused.
     """
-    if curve not in CURVES:
-        raise TSACeremonyError(f"the TSA curve must be one of {', '.join(CURVES)}, not {curve!r}")
+    _check_curve(curve)
     try:
         old_chain = load_pem_chain((out / CHAIN_FILE).read_bytes())
     except FileNotFoundError as exc:
@@ -105,7 +124,7 @@ def rotate_tsa(
     os.replace(out / CHAIN_FILE, retired_chain)
     if (out / KEY_FILE).exists():
         os.replace(out / KEY_FILE, retired_key)
-    made = init_tsa(out, name=name, now=now, curve=curve)
+    made = init_tsa(out, name=name, now=now, curve=curve, make_key=make_key)
     return TSACeremonyResult(
         key_path=made.key_path,
         chain_path=made.chain_path,
@@ -114,6 +133,11 @@ def rotate_tsa(
         retired_key_path=retired_key if retired_key.exists() else None,
         retired_start=old_chain[0].not_valid_before_utc,
     )
+
+
+def _check_curve(curve: str) -> None:
+    if curve not in CURVES:
+        raise TSACeremonyError(f"the TSA curve must be one of {', '.join(CURVES)}, not {curve!r}")
 
 
 def _write(path: Path, data: bytes, *, mode: int) -> None:

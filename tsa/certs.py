@@ -45,13 +45,14 @@ def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
         return None
 
 
-def check_tsa_chain(chain: Sequence[x509.Certificate], key: ec.EllipticCurvePrivateKey) -> None:
-    """Check `chain` (leaf first, root last) against the TSA rules and the signing key.
+def check_tsa_chain(chain: Sequence[x509.Certificate], key: ec.EllipticCurvePublicKey) -> None:
+    """Check `chain` (leaf first, root last) against the TSA rules and the signing key's
+    public half.
 
     Raises:
         TSAChainError: a rule is broken (the first one found).
     """
-    problems = tsa_chain_problems(chain, key=key.public_key())
+    problems = tsa_chain_problems(chain, key=key)
     if problems:
         raise TSAChainError(problems[0])
 
@@ -117,13 +118,17 @@ def _spki(key: Any) -> bytes:
 
 
 def dev_tsa_chain(
-    key: ec.EllipticCurvePrivateKey, *, now: datetime, name: str = "keyless"
+    key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey,
+    *,
+    now: datetime,
+    name: str = "keyless",
 ) -> list[x509.Certificate]:
-    """A chain for `key`: a timeStamping leaf under a fresh self-signed root (dev mode, and
-    `keyless ca tsa-init` for production).
+    """A chain for `key` (or its public half, for a key in a token): a timeStamping leaf under
+    a fresh self-signed root (dev mode, and `keyless ca tsa-init` for production).
 
     The root's key is discarded once the leaf is signed: nothing else is ever issued under it.
     """
+    public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
     root_key = ec.generate_private_key(ec.SECP256R1())
     start = now - timedelta(minutes=5)
     root_name = x509.Name(
@@ -171,7 +176,7 @@ def dev_tsa_chain(
             )
         )
         .issuer_name(root_name)
-        .public_key(key.public_key())
+        .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + DEV_VALIDITY)
@@ -191,7 +196,7 @@ def dev_tsa_chain(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
             critical=False,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ca.ceremony import CeremonyResult, KeyStore
+    from ca.pkcs11 import TokenKey
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -73,6 +74,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--name", default="keyless", help="organisation name in the subjects")
         sub.add_argument(
             "--curve", default="secp256r1", help="TSA key curve (secp256r1 or secp384r1)"
+        )
+        sub.add_argument(
+            "--pkcs11-module",
+            type=Path,
+            metavar="PATH",
+            help="make the key in a PKCS#11 token (default: a key file, 0600)",
+        )
+        token = sub.add_mutually_exclusive_group()
+        token.add_argument("--token-label", metavar="LABEL")
+        token.add_argument("--slot", type=int, metavar="ID")
+        pin = sub.add_mutually_exclusive_group()
+        pin.add_argument("--pin-env", metavar="VAR", help="the token's user PIN is in $VAR")
+        pin.add_argument("--pin-file", type=Path, metavar="FILE")
+        sub.add_argument(
+            "--key-label",
+            metavar="LABEL",
+            help="the token key's label (default keyless-tsa, or keyless-tsa-<time> on rotate)",
         )
         sub.set_defaults(run=run_tsa, parser=sub)
     tsa_rotate.add_argument(
@@ -139,20 +157,32 @@ def run_tsa(args: argparse.Namespace) -> int:
     from tsa.ceremony import init_tsa, rotate_tsa
 
     now = datetime.now(UTC)
+    location = _tsa_token(args, now)
+    make_key = None
+    if location is not None:
+        from ca.pkcs11 import generate_token_key
+
+        def make_key(curve: str) -> Any:
+            return generate_token_key(location, curve)
+
     if args.ca_command == "tsa-init":
-        result = init_tsa(args.out, name=args.name, now=now, curve=args.curve)
+        result = init_tsa(args.out, name=args.name, now=now, curve=args.curve, make_key=make_key)
         print(f"made a TSA key and chain; chain in {result.chain_path}", file=sys.stderr)
     else:
-        result = rotate_tsa(args.out, name=args.name, now=now, curve=args.curve)
+        result = rotate_tsa(args.out, name=args.name, now=now, curve=args.curve, make_key=make_key)
+        old_key = result.retired_key_path or "the old key in the token (its label is in tsa:)"
         print(
-            f"made a new TSA key and chain; the old ones are in {args.out / 'retired'}: destroy "
-            f"{result.retired_key_path} once the new TSA serves (it could still sign times "
-            "inside the old chain's window)",
+            f"made a new TSA key and chain; the old chain is in {args.out / 'retired'}: destroy "
+            f"{old_key} once the new TSA serves (it could still sign times inside the old "
+            "chain's window)",
             file=sys.stderr,
         )
-    document: dict[str, Any] = {
-        "tsa": {"key": str(result.key_path.resolve()), "chain": str(result.chain_path.resolve())}
-    }
+    section: dict[str, Any] = {"chain": str(result.chain_path.resolve())}
+    if result.key_path is not None:
+        section["key"] = str(result.key_path.resolve())
+    else:
+        section |= _token_section(args, location.key_label)
+    document: dict[str, Any] = {"tsa": section}
     if result.retired_chain_path is not None and result.retired_start is not None:
         # Timestamps the old TSA makes until the new one serves must keep verifying: a day
         # covers a careful rollout; shorten it if yours is.
@@ -168,6 +198,47 @@ def run_tsa(args: argparse.Namespace) -> int:
     print("# server.yaml")
     print(yaml.safe_dump(document, sort_keys=False).rstrip())
     return 0
+
+
+def _tsa_token(args: argparse.Namespace, now: datetime) -> TokenKey | None:
+    """Where `tsa-init --pkcs11-module` makes the TSA key, or None for a key file."""
+    from ca.pkcs11 import TokenKey
+
+    token_flags = (args.token_label, args.slot, args.pin_env, args.pin_file, args.key_label)
+    if args.pkcs11_module is None:
+        if any(flag is not None for flag in token_flags):
+            args.parser.error("--token-label, --slot, PIN and --key-label go with --pkcs11-module")
+        return None
+    if (args.token_label is None) == (args.slot is None):
+        args.parser.error("--pkcs11-module needs --token-label or --slot")
+    if not (args.pin_env or args.pin_file):
+        args.parser.error("--pkcs11-module needs --pin-env or --pin-file")
+    default = (
+        "keyless-tsa" if args.ca_command == "tsa-init" else f"keyless-tsa-{now:%Y%m%dT%H%M%SZ}"
+    )
+    return TokenKey(
+        module=args.pkcs11_module,
+        key_label=args.key_label or default,
+        token_label=args.token_label,
+        slot=args.slot,
+        pin_env=args.pin_env,
+        pin_file=args.pin_file,
+    )
+
+
+def _token_section(args: argparse.Namespace, key_label: str) -> dict[str, Any]:
+    """The `pkcs11-*` lines of a config section (`ca:`, `tsa:`) for a key made in a token."""
+    section: dict[str, Any] = {"pkcs11-module": str(args.pkcs11_module)}
+    if args.token_label is not None:
+        section["pkcs11-token-label"] = args.token_label
+    else:
+        section["pkcs11-slot"] = args.slot
+    section["pkcs11-key-label"] = key_label
+    if args.pin_env:
+        section["pkcs11-pin-env"] = args.pin_env
+    else:
+        section["pkcs11-pin-file"] = str(args.pin_file.resolve())
+    return section
 
 
 def _store(args: argparse.Namespace) -> KeyStore:
@@ -210,16 +281,8 @@ def _config(args: argparse.Namespace, result: CeremonyResult, now: datetime) -> 
             "key-password-env": args.password_env,
         }
     else:
-        section = {"backend": "pkcs11", **section, "pkcs11-module": str(args.pkcs11_module)}
-        if args.token_label is not None:
-            section["pkcs11-token-label"] = args.token_label
-        else:
-            section["pkcs11-slot"] = args.slot
-        section["pkcs11-key-label"] = result.key_label
-        if args.pin_env:
-            section["pkcs11-pin-env"] = args.pin_env
-        else:
-            section["pkcs11-pin-file"] = str(args.pin_file.resolve())
+        assert result.key_label is not None
+        section = {"backend": "pkcs11", **section, **_token_section(args, result.key_label)}
     document: dict[str, Any] = {"ca": section}
     if result.retired_chain_path is not None and result.retired_start is not None:
         # The old intermediate may issue until the new chain is deployed; certificates it issued

@@ -241,6 +241,23 @@ def _case(name: str, tmp_path: Path) -> tuple[Path, list[str]]:
         config = _config(tmp_path, key, [good, root])
         (tmp_path / "tsa-chain.pem").write_text("not a certificate\n")
         return config, ["tsa: chain: TSA chain file holds no PEM certificate"]
+    if name == "key-and-token":
+        config = _config(tmp_path, key, [good, root])
+        config.write_text(
+            "dev-issuer: {enabled: true}\n"
+            "tsa: {key: tsa-key.pem, chain: tsa-chain.pem, pkcs11-module: /lib/x.so}\n"
+        )
+        return config, ["tsa: set key (a file) or the pkcs11-* keys (a token), not both"]
+    if name == "token-incomplete":
+        config = _config(tmp_path, key, [good, root])
+        config.write_text(
+            "dev-issuer: {enabled: true}\ntsa: {chain: tsa-chain.pem, pkcs11-module: /lib/x.so}\n"
+        )
+        return config, [
+            "tsa: backend pkcs11 needs exactly one of pkcs11-token-label, pkcs11-slot",
+            "tsa: backend pkcs11 needs pkcs11-key-label (the key pair's CKA_LABEL)",
+            "tsa: backend pkcs11 needs exactly one of pkcs11-pin-env, pkcs11-pin-file",
+        ]
     raise AssertionError(name)
 
 
@@ -259,6 +276,8 @@ def _case(name: str, tmp_path: Path) -> tuple[Path, list[str]]:
         "key-readable-by-others",
         "no-chain",
         "chain-not-pem",
+        "key-and-token",
+        "token-incomplete",
     ],
 )
 def test_a_bad_tsa_is_refused_at_load(tmp_path: Path, name: str) -> None:
