@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 PRODUCTION_ROOT_RESOURCE = "production_trusted_root.json"
 STAGING_ROOT_RESOURCE = "staging_trusted_root.json"
 _TUF_PATH = "/tuf/"
-_TRUSTED_ROOT_TARGET = "trusted_root.json"
+TRUSTED_ROOT_TARGET = "trusted_root.json"
 SIGNING_CONFIG_TARGET = "signing_config.v0.2.json"
 _SERVER_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~\-/]*)?")
 
@@ -261,7 +261,7 @@ def fetch_server_trusted_root(server: str, *, refresh_trust: bool = False) -> Tr
             verify against the trust kept for it.
         TrustRootError: the trusted root it serves is malformed.
     """
-    [data] = _server_targets(server, (_TRUSTED_ROOT_TARGET,), refresh_trust=refresh_trust)
+    [data] = server_targets(server, (TRUSTED_ROOT_TARGET,), refresh_trust=refresh_trust)
     return TrustedRoot.from_json(data)
 
 
@@ -282,14 +282,17 @@ def fetch_server_trust(server: str, *, refresh_trust: bool = False) -> ServerTru
     Raises: as `fetch_server_trusted_root`; ServerTrustError also when the repository has no
     signing config or one that does not match its signed metadata.
     """
-    root, config = _server_targets(
-        server, (_TRUSTED_ROOT_TARGET, SIGNING_CONFIG_TARGET), refresh_trust=refresh_trust
+    root, config = server_targets(
+        server, (TRUSTED_ROOT_TARGET, SIGNING_CONFIG_TARGET), refresh_trust=refresh_trust
     )
     return ServerTrust(trusted_root=TrustedRoot.from_json(root), signing_config=config)
 
 
-def _server_targets(server: str, names: tuple[str, ...], *, refresh_trust: bool) -> list[bytes]:
-    """The verified bytes of TUF targets `names` of `server`, after one metadata refresh."""
+def server_targets(
+    server: str, names: tuple[str, ...], *, refresh_trust: bool = False
+) -> list[bytes]:
+    """The verified bytes of TUF targets `names` of `server`, after one metadata refresh (trust
+    on first use, kept as `fetch_server_trusted_root` says)."""
     if not _SERVER_RE.fullmatch(server):
         raise TrustRootError(f"server URL {server!r} is not an http(s) origin")
     server = server.rstrip("/")

@@ -1,4 +1,8 @@
-"""`keyless trust`: save a keyless server's trust material for clients that take files."""
+"""`keyless trust`: save a keyless server's trust material for clients that take files.
+
+The trusted root and signing config are the server's TUF targets, verified against the TUF
+root kept for the server (trusted on first use, as every `--server` command does), so what is
+saved is what `keyless sign --server` and `keyless verify --server` would use."""
 
 from __future__ import annotations
 
@@ -9,12 +13,8 @@ from typing import Any
 
 from cli.main import CLIError
 
-DOCUMENTS = {
-    "trusted-root": "trusted_root",
-    "signing-config": "signing_config",
-    "client-trust-config": "client_trust_config",
-    "tuf-root": "tuf_root",
-}
+DOCUMENTS = ("trusted-root", "signing-config", "client-trust-config", "tuf-root")
+CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 # python-tuf's own client bounds (UpdaterConfig): a root's size and how many versions to walk.
 MAX_ROOT_BYTES = 512_000
 MAX_ROOT_ROTATIONS = 256
@@ -30,12 +30,20 @@ def add_parser(subparsers: Any) -> None:
             "`--trusted-root`, client-trust-config for sigstore-python `--trust-config`, "
             "tuf-root (the newest root of the server's TUF repository, reached from version 1 "
             "through every signed rotation) for `sigstore --instance URL/tuf trust-instance`, "
-            "sigstore-js `tufRootPath` and cosign `initialize --root`."
+            "sigstore-js `tufRootPath` and cosign `initialize --root`. The trusted root and "
+            "signing config come through the server's TUF repository, checked against the TUF "
+            "root kept for it (trusted on first use)."
         ),
     )
     parser.add_argument("document", nargs="?", default="trusted-root", choices=sorted(DOCUMENTS))
     parser.add_argument("--server", required=True, help="the keyless server's origin")
     parser.add_argument("-o", "--output", required=True, help="file to write, or - for stdout")
+    parser.add_argument(
+        "--refresh-trust",
+        action="store_true",
+        help="forget the TUF root kept for this server and trust its current one (after a "
+        "redeployment you have checked)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -44,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.document == "tuf-root":
         body = _tuf_root(server)
     else:
-        body = _trust_document(server, DOCUMENTS[args.document])
+        body = _trust_document(server, args.document, refresh_trust=args.refresh_trust)
     if args.output == "-":
         sys.stdout.buffer.write(body)
         return 0
@@ -59,23 +67,32 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _trust_document(server: str, name: str) -> bytes:
-    from pydantic import ValidationError
-    from sigstore_models.trustroot.v1 import ClientTrustConfig, SigningConfig, TrustedRoot
+def _trust_document(server: str, document: str, *, refresh_trust: bool) -> bytes:
+    """The verified bytes of a TUF target, or the ClientTrustConfig made of both targets."""
+    import json
 
-    url = f"{server}/api/v1/trust/{name}.json"
-    body = _get(url)
-    if body is None:
-        raise CLIError(f"{url} answered HTTP 404")
-    model = {
-        "trusted_root": TrustedRoot,
-        "signing_config": SigningConfig,
-        "client_trust_config": ClientTrustConfig,
-    }[name]
+    from pydantic import ValidationError
+    from sigstore_models.trustroot.v1 import ClientTrustConfig
+
+    from cli.trust import SIGNING_CONFIG_TARGET, TRUSTED_ROOT_TARGET, server_targets
+
+    if document == "trusted-root":
+        return server_targets(server, (TRUSTED_ROOT_TARGET,), refresh_trust=refresh_trust)[0]
+    if document == "signing-config":
+        return server_targets(server, (SIGNING_CONFIG_TARGET,), refresh_trust=refresh_trust)[0]
+    root, config = server_targets(
+        server, (TRUSTED_ROOT_TARGET, SIGNING_CONFIG_TARGET), refresh_trust=refresh_trust
+    )
+    combined = {
+        "mediaType": CLIENT_TRUST_CONFIG_MEDIA_TYPE,
+        "trustedRoot": json.loads(root),
+        "signingConfig": json.loads(config),
+    }
+    body = json.dumps(combined, indent=2).encode() + b"\n"
     try:
-        model.from_json(body)
+        ClientTrustConfig.from_json(body)
     except ValidationError as exc:
-        raise CLIError(f"{url} is not a valid {model.__name__}") from exc
+        raise CLIError(f"the trust documents of {server} do not make a ClientTrustConfig") from exc
     return body
 
 

@@ -186,5 +186,5 @@ def test_keyless_trust_saves_what_sigstore_python_uses(server, artifact, tmp_pat
 def test_keyless_trust_from_a_server_without_trust_material(tmp_path, capsys) -> None:
     assert main(["trust", "--server", "http://127.0.0.1:9", "-o", str(tmp_path / "x")]) == 1
     assert capsys.readouterr().err.startswith(
-        "error: cannot reach the keyless server at http://127.0.0.1:9/api/v1/trust/trusted_root.json"
+        "error: cannot reach the keyless server at http://127.0.0.1:9/tuf/1.root.json"
     )

@@ -501,3 +501,35 @@ def test_an_altered_tuf_signing_config_is_refused_before_anything_happens(
     assert _certificates_issued() == issued
     assert _logs(server) == before
     assert not list(tmp_path.glob("*.sigstore.json")) and not list(tmp_path.glob("*.jsonl"))
+
+
+@pytest.mark.parametrize("document", ["signing-config", "client-trust-config"])
+def test_keyless_trust_saves_the_tuf_targets_not_the_plain_endpoints(
+    server, tmp_path, capsys, document
+) -> None:
+    """What `keyless trust` saves for other clients is what `--server` commands use: the TUF
+    targets. An altered plain endpoint changes nothing; an altered target is refused."""
+    with _front_end(server.url) as front:
+        front.tamper["api/v1/trust/"] = _elsewhere
+        saved = tmp_path / f"{document}.json"
+        assert main(["trust", document, "--server", front.url, "-o", str(saved)]) == 0
+        assert not [p for p in front.served if p.startswith("api/v1/trust/")]
+        config = json.loads(saved.read_text())
+        config = config.get("signingConfig", config)
+        assert config["caUrls"][0]["url"] == server.url
+        front.tamper["tuf/targets/"] = lambda body: (
+            _attacker_tsa(body) if b"rekorTlogUrls" in body else body
+        )
+        saved.unlink()
+        capsys.readouterr()
+        # The kept metadata is fresh: a refresh that must download the target again.
+        assert (
+            main(["trust", document, "--server", front.url, "-o", str(saved), "--refresh-trust"])
+            == 1
+        )
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(
+        f"error: the signing_config.v0.2.json served by the TUF repository of {front.url} does "
+        "not match its signed metadata (Observed hash "
+    )
+    assert not saved.exists()
