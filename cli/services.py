@@ -64,6 +64,14 @@ def from_trust_config(path: Path, *, rekor_version: int | None = None) -> Servic
     )
 
 
+def log_urls(data: bytes, *, source: str, version: int) -> list[str]:
+    """The base URLs of every log of major API `version` a signing config lists, current or
+    not: a monitor or auditor still reads a log that no longer takes entries."""
+    config = _parse(SigningConfig, data, source)
+    urls = (s.url.rstrip("/") for s in config.rekor_tlog_urls if s.major_api_version == version)
+    return list(dict.fromkeys(urls))
+
+
 def _parse(model, data: bytes, source: str):  # type: ignore[no-untyped-def]
     # Always from JSON: sigstore-models is strict in Python mode and refuses wire spellings.
     try:

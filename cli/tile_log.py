@@ -28,7 +28,7 @@ import urllib3
 
 from cli.errors import ClientError, NetworkError
 from cli.http import new_session
-from cli.trust import LogKey
+from cli.trust import LogKey, ServerTrust
 from tlog import CheckpointError, ProofError, node_hash, parse_checkpoint_text, parse_note
 from tlog.checkpoint import MAX_NOTE_BYTES, verify_note
 from tlog.merkle import HASH_SIZE, NodeID, consistency_proof, range_nodes, verify_consistency
@@ -76,6 +76,21 @@ def is_tile_log_key(key: LogKey) -> bool:
     except ValueError:
         return False
     return key.key_id == checkpoint_key_id(key.public_key, name=origin)
+
+
+def server_tile_log_urls(server: str, trust: ServerTrust) -> set[str]:
+    """The tile logs a keyless server runs, from its TUF-verified trust: those its signing
+    config lists with majorApiVersion 2, and those its trusted root lists with an Ed25519 key
+    under their C2SP key ID. Both are needed: an ECDSA checkpoint key's log ID is the same
+    SHA-256 of its key as a v1 log's, so only the signing config tells such a v2 log apart.
+    """
+    from cli.services import log_urls
+
+    server = server.rstrip("/")
+    listed = log_urls(trust.signing_config, source=f"the signing config of {server}", version=2)
+    keys = trust.trusted_root.tlogs.values()
+    keyed = {key.base_url.rstrip("/") for key in keys if is_tile_log_key(key)}
+    return {url for url in (*listed, *keyed) if url == server}
 
 
 def tile_log_at(

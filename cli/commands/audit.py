@@ -104,12 +104,12 @@ def run(args: argparse.Namespace) -> int:
             since=args.since,
             until=args.until,
         )
-        root = _trusted_root(args)
+        root, server_tile_urls = _trusted_root(args)
         auditor = Auditor(
             ct_url=ct_url,
             ct_keys=_ct_keys(root, args, ct_url),
             log_url=log_url,
-            tile_logs=_tile_logs(root, args),
+            tile_logs=_tile_logs(root, args, server_tile_urls),
         )
         result = auditor.run(
             selector,
@@ -188,12 +188,15 @@ def _report(result: AuditResult, output: str) -> None:
         print(f"{log.log} log at {log.url}: {how}", file=sys.stderr)
 
 
-def _trusted_root(args: argparse.Namespace) -> TrustedRoot:
-    from cli.trust import fetch_server_trusted_root, load_trusted_root
+def _trusted_root(args: argparse.Namespace) -> tuple[TrustedRoot, set[str]]:
+    """The trusted root, and with --server the tile logs that server runs."""
+    from cli.tile_log import server_tile_log_urls
+    from cli.trust import fetch_server_trust, load_trusted_root
 
     if args.trusted_root:
-        return load_trusted_root(args.trusted_root)
-    return fetch_server_trusted_root(args.server)
+        return load_trusted_root(args.trusted_root), set()
+    trust = fetch_server_trust(args.server)
+    return trust.trusted_root, server_tile_log_urls(args.server, trust)
 
 
 def _ct_keys(root: TrustedRoot, args: argparse.Namespace, ct_url: str) -> list[LogKey]:
@@ -201,8 +204,11 @@ def _ct_keys(root: TrustedRoot, args: argparse.Namespace, ct_url: str) -> list[L
     return [key for key in root.ctlogs.values() if key.base_url.rstrip("/") in names]
 
 
-def _tile_logs(root: TrustedRoot, args: argparse.Namespace) -> list[TileLog]:
-    """The Rekor v2 logs to read: those named, else those the trusted root lists for --server.
+def _tile_logs(
+    root: TrustedRoot, args: argparse.Namespace, server_tile_urls: set[str]
+) -> list[TileLog]:
+    """The Rekor v2 logs to read: those named, else those the server runs (--server), else
+    those the trusted root lists for the server with an Ed25519 key.
 
     Raises:
         ClientError: --tiles-url without exactly one log, or a named log the trusted root
@@ -213,6 +219,8 @@ def _tile_logs(root: TrustedRoot, args: argparse.Namespace) -> list[TileLog]:
 
     if args.rekor_v2_url:
         urls = [url.rstrip("/") for url in args.rekor_v2_url]
+    elif server_tile_urls:
+        urls = sorted(server_tile_urls)
     elif args.server:
         server = args.server.rstrip("/")
         urls = sorted(

@@ -240,17 +240,15 @@ def _targets(args: argparse.Namespace) -> list[tuple[Any, Path]]:
     """
     from cli.errors import ClientError
     from cli.monitor import LogMonitor, TileLogMonitor
-    from cli.tile_log import TileLog, is_tile_log_key, tile_log_at
-    from cli.trust import (
-        fetch_server_trusted_root,
-        load_trusted_root,
-        production_trusted_root,
-    )
+    from cli.tile_log import TileLog, is_tile_log_key, server_tile_log_urls, tile_log_at
+    from cli.trust import fetch_server_trust, load_trusted_root, production_trusted_root
 
+    tile_urls: set[str] = set()
     if args.trusted_root:
         root = load_trusted_root(args.trusted_root)
     elif args.server:
-        root = fetch_server_trusted_root(args.server)
+        trust = fetch_server_trust(args.server)
+        root, tile_urls = trust.trusted_root, server_tile_log_urls(args.server, trust)
     else:
         root = production_trusted_root()
     keys = list(root.tlogs.values())
@@ -269,8 +267,8 @@ def _targets(args: argparse.Namespace) -> list[tuple[Any, Path]]:
     targets: list[tuple[Any, Path]] = []
     if v1_keys or not v2_keys or not args.server:
         targets.append((LogMonitor(log_url, v1_keys), args.state or _default_state(log_url)))
-    if args.server and v2_keys:
-        monitor = TileLogMonitor(TileLog(log_url, v2_keys))
+    if args.server and (v2_keys or log_url in tile_urls):
+        monitor = TileLogMonitor(TileLog(log_url, v2_keys or mine))
         state = args.state and args.state.with_name(f"{args.state.stem}.v2{args.state.suffix}")
         targets.append((monitor, state or _default_state(monitor.log_url)))
     return targets

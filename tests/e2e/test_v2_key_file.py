@@ -122,3 +122,30 @@ def test_a_bad_v2_key_is_refused_at_load(tmp_path: Path, name: str) -> None:
     with pytest.raises(ServerConfigError) as info:
         load_server_config(config)
     assert info.value.problems == [expected]
+
+
+def test_a_p256_v2_log_is_monitored_and_audited(tmp_path: Path, capsys) -> None:
+    """An ECDSA checkpoint key's log ID is the SHA-256 of the key, as a v1 log's is: the
+    server's signing config (majorApiVersion 2) is what tells `keyless monitor` and `keyless
+    audit` that this log is a tile log, so it is not left unwatched."""
+    config = load_server_config(_config(tmp_path, ec.generate_private_key(ec.SECP256R1())))
+    artifact = tmp_path / "artifact.txt"
+    artifact.write_text("logged in a v2 log with a P-256 checkpoint key\n")
+    with dev_server(tmp_path / "state", log_v2_key=config.log_v2_key) as server:
+        token = server.email_token("alice@example.com")
+        assert main(["sign", "--server", server.url, "--identity-token", token, str(artifact)]) == 0
+        capsys.readouterr()
+        state = tmp_path / "monitor.json"
+        watch = ["--identity", "alice@example.com", "--from-index", "0", "-o", "json"]
+        assert main(["monitor", "--server", server.url, "--state", str(state), *watch]) == 0
+        v1, v2 = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+        assert (v1["rekorVersion"], v1["treeSize"]) == (1, 0)
+        assert (v2["rekorVersion"], v2["treeSize"]) == (2, 1)
+        assert [(f["logIndex"], f["identity"]) for f in v2["findings"]] == [
+            (0, "alice@example.com")
+        ]
+        audit = ["audit", "--server", server.url, "--identity", "alice@example.com", "-o", "json"]
+        assert main(audit) == 0
+        report = json.loads(capsys.readouterr().out)
+        [cert] = report["certificates"]
+        assert [(e["log"], e["logIndex"]) for e in cert["signatureLogEntries"]] == [("rekor-v2", 0)]
