@@ -118,7 +118,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.errors import ClientError, NetworkError
+    from cli.errors import ClientError
 
     if args.max_entries < 1 or args.interval <= 0:
         args.parser.error("--max-entries and --interval must be positive")
@@ -129,14 +129,8 @@ def run(args: argparse.Namespace) -> int:
 
         watch = WatchList.build(args.identity, args.identity_regexp, args.issuer)
         targets = _targets(args)
-    except NetworkError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return EXIT_UNREACHABLE
     except ClientError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(exc)
     while True:
         codes = [_watch(monitor, state_path, watch, args) for monitor, state_path in targets]
         if not args.follow or any(code not in (0, EXIT_SUSPICIOUS) for code in codes):
@@ -148,26 +142,33 @@ def run(args: argparse.Namespace) -> int:
 
 def _watch(monitor: Any, state_path: Path, watch: Any, args: argparse.Namespace) -> int:
     """One run over one log: its report on stdout, its errors on stderr; the exit code."""
-    from cli.errors import ClientError, NetworkError
-    from cli.monitor import MATCH, LogInconsistencyError
+    from cli.errors import ClientError
+    from cli.monitor import MATCH
 
     try:
         result = _run_once(monitor, state_path, watch, args)
-    except LogInconsistencyError as exc:
-        print(f"error: log inconsistency: {exc.message}", file=sys.stderr)
-        print(f"hint: the last verified checkpoint is kept in {state_path}", file=sys.stderr)
-        return EXIT_INCONSISTENT
-    except NetworkError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return EXIT_UNREACHABLE
     except ClientError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(exc, state_path)
     _report(result, args.output)
     suspicious = any(finding.kind != MATCH for finding in result.findings)
     return EXIT_SUSPICIOUS if suspicious else 0
+
+
+def _failed(exc: Exception, state_path: Path | None = None) -> int:
+    """Say why a run failed, on stderr, and return its exit code."""
+    from cli.errors import NetworkError
+    from cli.monitor import LogInconsistencyError
+
+    if isinstance(exc, LogInconsistencyError):
+        print(f"error: log inconsistency: {exc.message}", file=sys.stderr)
+        print(f"hint: the last verified checkpoint is kept in {state_path}", file=sys.stderr)
+        return EXIT_INCONSISTENT
+    print(f"error: {exc.message}", file=sys.stderr)
+    if isinstance(exc, NetworkError):
+        return EXIT_UNREACHABLE
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _run_once(monitor: Any, state_path: Path, watch: Any, args: argparse.Namespace) -> RunResult:

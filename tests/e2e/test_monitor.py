@@ -310,3 +310,40 @@ def test_an_entry_the_log_never_committed_is_caught(log, tmp_path, capsys) -> No
     err = capsys.readouterr().err
     assert f"entry 1 of the log at {proxy_url} is not in the tree its checkpoint signs" in err
     assert not state.exists()
+
+
+def test_follow_reports_each_growth_until_stopped(log, tmp_path: Path) -> None:
+    """`--follow` runs again every --interval: what is signed between two runs is reported by
+    the next one, and the state file advances with it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    state = tmp_path / "follow.json"
+    command = "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["monitor", "--server", log.url, "--state", str(state), "--follow"]
+    argv += ["--interval", "0.2", "--identity", "alice@example.com", "-o", "json"]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    process = subprocess.Popen(
+        [sys.executable, "-c", command, *argv], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        first = [json.loads(process.stdout.readline()) for _ in range(2)]
+        assert [(r["rekorVersion"], r["treeSize"]) for r in first] == [(1, 0), (2, 0)]
+        _sign(log, tmp_path, "alice@example.com", "followed.txt")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            report = json.loads(process.stdout.readline())
+            if report["rekorVersion"] == 2 and report["findings"]:
+                break
+        assert report["previousTreeSize"] == 0 and report["treeSize"] == 1
+        assert [(f["logIndex"], f["identity"]) for f in report["findings"]] == [
+            (0, "alice@example.com")
+        ]
+        assert _tree_size(_v2(state)) == 1
+        assert process.poll() is None  # still following
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        process.stdout.close()
