@@ -36,6 +36,7 @@ from cryptography.x509.oid import NameOID
 # Run as a script from anywhere: the repository root must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._load import HOST, free_port
 from cli.audit import CertificateIndex, IssuedCertificate, parse_v2_entry, scan_tile_log
 from cli.tile_log import TileLog
 from cli.trust import UNBOUNDED, LogKey
@@ -43,7 +44,6 @@ from tlog.log import NewEntry
 from tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id, checkpoint_origin
 from tlog.sqlite_storage import SQLiteStorage
 
-HOST = "127.0.0.1"
 BATCH = 256
 
 
@@ -109,12 +109,6 @@ def _serve(path: str, origin: str, key_bytes: bytes, port: int) -> None:
     make_server(HOST, port, app, threaded=True).serve_forever()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def _wait(port: int) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -165,7 +159,7 @@ def main() -> None:
         canonicalize(_request(*signers[i % len(signers)], b"artifact %d" % i)).body
         for i in range(args.entries)
     ]
-    port = _free_port()
+    port = free_port()
     base_url = f"http://{HOST}:{port}"
     origin = checkpoint_origin(base_url)
     key = ed25519.Ed25519PrivateKey.generate()

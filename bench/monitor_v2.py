@@ -20,8 +20,6 @@ import argparse
 import base64
 import datetime
 import hashlib
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,16 +34,9 @@ from cryptography.x509.oid import NameOID
 # Run as a script from anywhere: the repository root must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-HOST = "127.0.0.1"
+from bench._load import HOST, private_pem, serve, server_process
+
 V2_ORIGIN = "bench.keyless.test"
-
-
-def _pem_key(key: Any) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def _signer() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
@@ -78,8 +69,8 @@ def fill(work: Path, count: int) -> None:
     from tlog.sqlite_storage import SQLiteStorage
 
     v1_key, v2_key = ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()
-    (work / "v1.pem").write_bytes(_pem_key(v1_key))
-    (work / "v2.pem").write_bytes(_pem_key(v2_key))
+    (work / "v1.pem").write_bytes(private_pem(v1_key))
+    (work / "v2.pem").write_bytes(private_pem(v2_key))
     v1 = RekorService.open(storage=SQLiteStorage(work / "v1.db"), private_key=v1_key, host=HOST)
     v2 = RekorV2Service.open(
         storage=SQLiteStorage(work / "v2.db"), private_key=v2_key, origin=V2_ORIGIN
@@ -123,47 +114,30 @@ def fill(work: Path, count: int) -> None:
                 raise RuntimeError("bench log refused an entry")
 
 
-def _serve(work: str, port: int) -> None:
+def _app(work: str) -> Any:
+    """Both logs over the filled databases, in the server process."""
     from flask import Flask
-    from gunicorn.app.base import BaseApplication
 
-    class _Bench(BaseApplication):
-        def load_config(self) -> None:
-            for name, value in {
-                "bind": f"{HOST}:{port}",
-                "workers": 1,
-                "worker_class": "gthread",
-                "threads": 4,
-                "loglevel": "warning",
-                "control_socket_disable": True,
-            }.items():
-                self.cfg.set(name, value)
+    from tlog import rekor_api, rekor_v2_api
+    from tlog.rekor import RekorService
+    from tlog.rekor_v2 import RekorV2Service
+    from tlog.sqlite_storage import SQLiteStorage
 
-        def load(self) -> Any:
-            from tlog import rekor_api, rekor_v2_api
-            from tlog.rekor import RekorService
-            from tlog.rekor_v2 import RekorV2Service
-            from tlog.sqlite_storage import SQLiteStorage
-
-            base = Path(work)
-            v1_key = serialization.load_pem_private_key((base / "v1.pem").read_bytes(), None)
-            v2_key = serialization.load_pem_private_key((base / "v2.pem").read_bytes(), None)
-            app = Flask("monitor-bench")
-            rekor_api.init_app(
-                app,
-                RekorService.open(
-                    storage=SQLiteStorage(base / "v1.db"), private_key=v1_key, host=HOST
-                ),
-            )
-            rekor_v2_api.init_app(
-                app,
-                RekorV2Service.open(
-                    storage=SQLiteStorage(base / "v2.db"), private_key=v2_key, origin=V2_ORIGIN
-                ),
-            )
-            return app
-
-    _Bench().run()
+    base = Path(work)
+    v1_key = serialization.load_pem_private_key((base / "v1.pem").read_bytes(), None)
+    v2_key = serialization.load_pem_private_key((base / "v2.pem").read_bytes(), None)
+    app = Flask("monitor-bench")
+    rekor_api.init_app(
+        app,
+        RekorService.open(storage=SQLiteStorage(base / "v1.db"), private_key=v1_key, host=HOST),
+    )
+    rekor_v2_api.init_app(
+        app,
+        RekorV2Service.open(
+            storage=SQLiteStorage(base / "v2.db"), private_key=v2_key, origin=V2_ORIGIN
+        ),
+    )
+    return app
 
 
 def _keys(work: Path) -> tuple[Any, Any]:
@@ -235,7 +209,7 @@ def bench(work: Path, count: int, url: str) -> None:
 
 def main() -> None:
     if sys.argv[1:2] == ["--serve"]:
-        _serve(sys.argv[2], int(sys.argv[3]))
+        serve(lambda: _app(sys.argv[3]), int(sys.argv[2]), threads=4)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=5000)
@@ -247,24 +221,8 @@ def main() -> None:
         print(
             f"filled both logs with {args.entries:,} entries in {time.perf_counter() - start:.1f} s"
         )
-        with socket.socket() as sock:
-            sock.bind((HOST, 0))
-            port = sock.getsockname()[1]
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(work), str(port)])
-        try:
-            deadline = time.time() + 30
-            while True:
-                try:
-                    with socket.create_connection((HOST, port), timeout=1):
-                        break
-                except OSError:
-                    if time.time() > deadline or server.poll() is not None:
-                        raise RuntimeError("bench server did not start") from None
-                    time.sleep(0.1)
+        with server_process(__file__, str(work)) as port:
             bench(work, args.entries, f"http://{HOST}:{port}")
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 if __name__ == "__main__":
