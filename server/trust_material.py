@@ -91,8 +91,10 @@ def signing_config(
     log, timestamp authority (its full URL) and OIDC issuer.
 
     Every service has one operator, so a client that keeps the highest API version per
-    operator (sigstore-python) signs with the v2 log and a timestamp; one that speaks only v1
-    (keyless sign, sigstore-js) still finds the v1 log.
+    operator (sigstore-python, keyless sign) signs with the v2 log and a timestamp. The v2 log
+    is listed first: a client that takes the newest log it speaks, ties in list order
+    (sigstore-js), picks it too, and one that speaks only v1 filters it out (both logs share
+    this origin, so even one that ignored the version would reach a v1 API there).
     """
     operator = urlsplit(ca_url).hostname or ca_url
 
@@ -104,7 +106,7 @@ def signing_config(
             "operator": operator,
         }
 
-    logs = [service(log_url)] + ([service(v2_log_url, 2)] if v2_log_url else [])
+    logs = ([service(v2_log_url, 2)] if v2_log_url else []) + [service(log_url)]
     document = {
         "mediaType": SIGNING_CONFIG_MEDIA_TYPE,
         "caUrls": [service(ca_url)],

@@ -165,7 +165,7 @@ def test_a_v2_bundle_without_its_timestamp_is_refused(
 def test_signing_config_offers_v1_v2_and_the_tsa(server, tmp_path) -> None:
     document = requests.get(f"{server.url}/api/v1/trust/signing_config.json", timeout=5).json()
     logs = [(s["url"], s["majorApiVersion"]) for s in document["rekorTlogUrls"]]
-    assert logs == [(server.url, 1), (server.url, 2)]
+    assert logs == [(server.url, 2), (server.url, 1)]
     assert [s["url"] for s in document["tsaUrls"]] == [f"{server.url}/api/v1/timestamp"]
     assert all("start" in s["validFor"] for s in document["tsaUrls"] + document["rekorTlogUrls"])
     path = tmp_path / "signing_config.json"
@@ -241,7 +241,7 @@ def _signing_config_with_logs(server, tmp_path: Path, versions: tuple[int, ...])
     return path
 
 
-@pytest.mark.parametrize("version", [2, 1])
+@pytest.mark.parametrize("version", [2, 1, None], ids=["v2", "v1", "as-served"])
 def test_sigstore_js_signs_by_signing_config_and_both_verify(
     server,
     node,
@@ -251,9 +251,10 @@ def test_sigstore_js_signs_by_signing_config_and_both_verify(
     version,
 ) -> None:
     """sigstore-js 5.x: with a v2 log in its signing config it timestamps with the TSA and
-    logs into v2; keyless and sigstore-js verify (given both logs with one start time it takes
-    the first listed, v1, so each version is offered alone here)."""
-    config = _signing_config_with_logs(server, tmp_path, (version,))
+    logs into v2; keyless and sigstore-js verify. Of logs with one start time it takes the
+    first listed: the server lists v2 first, so its config as served leads to v2 too."""
+    config = _signing_config_with_logs(server, tmp_path, (version,) if version else (1, 2))
+    version = version or 2
     bundle_path = tmp_path / "js.sigstore.json"
     signed = subprocess.run(
         [node, str(JS_DRIVER), str(config), str(artifact), str(bundle_path)],
