@@ -134,7 +134,7 @@ class CAConfig:
                 )
         elif backend == "generated" and (chain or key or password_env or password_file):
             problems.append("chain, key and key passwords belong to backend file")
-        token_key = _token_key(section, path, problems) if backend == "pkcs11" else None
+        in_token = token_key(section, path, problems) if backend == "pkcs11" else None
         if backend == "pkcs11" and chain is None:
             problems.append("backend pkcs11 needs chain (the PEM CA chain)")
         if backend != "pkcs11" and any(k.startswith("pkcs11-") for k in section):
@@ -163,7 +163,7 @@ class CAConfig:
             ct_log_public_key=ct_log_public_key,
             detached=detached,
             max_request_bytes=limit,
-            token_key=token_key,
+            token_key=in_token,
         )
 
     def load_signer(self, *, state_dir: Path, now: datetime) -> CASigner:
@@ -229,26 +229,27 @@ class CAConfig:
         return password
 
 
-def _token_key(
+def token_key(
     section: Mapping[str, Any], path: Callable[[str], Path | None], problems: list[str]
 ) -> TokenKey | None:
-    """The `pkcs11-*` keys: module, token (label or slot), key label, PIN source."""
+    """The `pkcs11-*` keys of a config section (`ca:`, `tsa:`): module, token (label or slot),
+    key label, PIN source; None, with `problems`, if any is missing or malformed."""
     module = path("pkcs11-module")
     if module is None:
-        problems.append("backend pkcs11 needs pkcs11-module (the PKCS#11 library's path)")
+        problems.append("a PKCS#11 key needs pkcs11-module (the PKCS#11 library's path)")
     label, slot = section.get("pkcs11-token-label"), section.get("pkcs11-slot")
     if (label is None) == (slot is None):
-        problems.append("backend pkcs11 needs exactly one of pkcs11-token-label, pkcs11-slot")
+        problems.append("a PKCS#11 key needs exactly one of pkcs11-token-label, pkcs11-slot")
     if label is not None and (not isinstance(label, str) or not label):
         problems.append("pkcs11-token-label must be a non-empty string")
     if slot is not None and (isinstance(slot, bool) or not isinstance(slot, int) or slot < 0):
         problems.append("pkcs11-slot must be a slot ID (a non-negative integer)")
     key_label = section.get("pkcs11-key-label")
     if not isinstance(key_label, str) or not key_label:
-        problems.append("backend pkcs11 needs pkcs11-key-label (the key pair's CKA_LABEL)")
+        problems.append("a PKCS#11 key needs pkcs11-key-label (the key pair's CKA_LABEL)")
     pin_env, pin_file = section.get("pkcs11-pin-env"), path("pkcs11-pin-file")
     if (pin_env is None) == (pin_file is None):
-        problems.append("backend pkcs11 needs exactly one of pkcs11-pin-env, pkcs11-pin-file")
+        problems.append("a PKCS#11 key needs exactly one of pkcs11-pin-env, pkcs11-pin-file")
     if pin_env is not None and (not isinstance(pin_env, str) or not _ENV_NAME.match(pin_env)):
         problems.append("pkcs11-pin-env must be an environment variable name")
     if problems or module is None or not isinstance(key_label, str):

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ca import CAConfig, CAConfigError
-from ca.config import _token_key  # the pkcs11-* keys read as for `ca:`, same lines
+from ca.config import token_key
 from ca.pkcs11 import TokenKey
 from oidc import ConfigError, TrustedIssuers, issuers_from_document, load_issuers
 from oidc.config import is_loopback_host
@@ -362,7 +362,7 @@ def _tsa(section: Mapping[str, Any], base: Path, problems: list[str]) -> TSAFile
             value = section.get(name)
             return base / value if isinstance(value, str) and value else None
 
-        token = _token_key(section, path, token_problems)
+        token = token_key(section, path, token_problems)
         problems.extend(f"tsa: {problem}" for problem in token_problems)
     else:
         key_path = base / section["key"]

@@ -254,9 +254,9 @@ def _case(name: str, tmp_path: Path) -> tuple[Path, list[str]]:
             "dev-issuer: {enabled: true}\ntsa: {chain: tsa-chain.pem, pkcs11-module: /lib/x.so}\n"
         )
         return config, [
-            "tsa: backend pkcs11 needs exactly one of pkcs11-token-label, pkcs11-slot",
-            "tsa: backend pkcs11 needs pkcs11-key-label (the key pair's CKA_LABEL)",
-            "tsa: backend pkcs11 needs exactly one of pkcs11-pin-env, pkcs11-pin-file",
+            "tsa: a PKCS#11 key needs exactly one of pkcs11-token-label, pkcs11-slot",
+            "tsa: a PKCS#11 key needs pkcs11-key-label (the key pair's CKA_LABEL)",
+            "tsa: a PKCS#11 key needs exactly one of pkcs11-pin-env, pkcs11-pin-file",
         ]
     raise AssertionError(name)
 
