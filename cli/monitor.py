@@ -12,10 +12,12 @@ file is left untouched as evidence.
 
 For each entry's signing certificate, the identities (SAN) and OIDC issuer are compared with
 a watch list: a watched identity is reported, and a watched identity certified by an issuer
-the watch list does not expect is reported as suspicious. This is what rekor-monitor does
-for public Sigstore; it works for any keyless deployment too. Entries the monitor cannot
-judge are reported, never skipped in silence: a bare public key (no identity), a kind it does
-not know, or bytes it cannot read.
+the watch list does not expect is reported as suspicious. So is a watched identity in a
+certificate no certificate authority of the trusted root issued: anyone can log a certificate
+they made themselves that names our identity and our issuer (`IssuanceCheck`). This is what
+rekor-monitor does for public Sigstore; it works for any keyless deployment too. Entries the
+monitor cannot judge are reported, never skipped in silence: a bare public key (no identity),
+a kind it does not know, or bytes it cannot read.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -38,7 +40,13 @@ from cli.http import json_body, new_session, request
 from cli.tile_log import LogInconsistencyError, TileLog, TreeHead
 from cli.trust import LogKey
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from cli.trust import TrustedRoot
+
 __all__ = [
+    "IssuanceCheck",
     "LogInconsistencyError",
     "LogMonitor",
     "MonitorState",
@@ -54,6 +62,7 @@ MAX_PATTERN_CHARS = 1024
 
 MATCH = "watched-identity"
 UNEXPECTED_ISSUER = "unexpected-issuer"
+UNTRUSTED_CERTIFICATE = "untrusted-certificate"
 # Why an entry was not judged.
 PUBLIC_KEY = "public-key"
 UNKNOWN_KIND = "unknown-kind"
@@ -181,9 +190,43 @@ def identity_patterns(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
     return tuple(compiled)
 
 
+class IssuanceCheck:
+    """Was a certificate issued by a certificate authority the trusted root lists?
+
+    The identity and issuer a certificate names prove nothing by themselves: anyone can log a
+    self-signed certificate naming alice@example.com and the expected OIDC issuer, or one from
+    another keyless deployment's CA. Only the signature of a CA the trusted root lists does.
+    This is `keyless verify`'s chain step (`cli.verify.Verifier`: path building to a CA whose
+    validity window and chain cover the moment) run at the certificate's notBefore, the moment
+    of issuance: a Fulcio leaf lives minutes, so it has long expired when a monitor reads it.
+    One signature verification per certificate that names a watched identity; others are not
+    checked.
+    """
+
+    def __init__(self, root: TrustedRoot) -> None:
+        from cli.verify import Verifier
+
+        self._verifier = Verifier(root)
+
+    def untrusted(self, cert: x509.Certificate) -> str | None:
+        """None when `cert` chains to a listed CA at its notBefore; otherwise why it does not."""
+        from cli.verify import VerificationError
+
+        try:
+            # The chain step alone: the monitor has no bundle or signed time to give `verify`.
+            self._verifier._check_chain(cert, cert.not_valid_before_utc)
+        except VerificationError as exc:
+            return exc.detail
+        except (ValueError, TypeError) as exc:
+            # A certificate the path builder cannot even read is not one a CA issued.
+            return f"the certificate cannot be path-validated: {exc}"
+        return None
+
+
 @dataclass(frozen=True)
 class Finding:
-    """A log entry signed by a watched identity."""
+    """A log entry signed by a watched identity; `reason` says why an untrusted certificate
+    did not chain."""
 
     kind: str
     log_index: int
@@ -191,6 +234,7 @@ class Finding:
     identity: str
     issuer: str | None
     integrated_time: int | None
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -200,12 +244,18 @@ class Finding:
             "identity": self.identity,
             "issuer": self.issuer,
             "integratedTime": self.integrated_time,
+            "reason": self.reason,
         }
 
     def describe(self) -> str:
         # Both come from a certificate anyone may have logged: no terminal control characters.
         issuer = _label(self.issuer, 1024) if self.issuer is not None else "no issuer extension"
         line = f"entry {self.log_index}: signed by {_label(self.identity, 1024)} ({issuer})"
+        if self.kind == UNTRUSTED_CERTIFICATE:
+            return (
+                f"{line}: certificate not issued by any CA the trusted root lists, a forgery "
+                f"or another deployment's ({_label(self.reason, 2048)})"
+            )
         if self.kind == UNEXPECTED_ISSUER:
             return f"{line}: issuer not expected for this identity"
         return line
@@ -255,6 +305,7 @@ class _Monitor:
 
     rekor_version: int
     log_url: str
+    issuance: IssuanceCheck
 
     def run(
         self,
@@ -292,7 +343,7 @@ class _Monitor:
         unjudged: list[Unjudged] = []
         done = start
         for index, entry_id, time, body in self._entries(start, end, head):
-            found, skipped = judge_entry(index, entry_id, time, body, watch)
+            found, skipped = judge_entry(index, entry_id, time, body, watch, self.issuance)
             findings.extend(found)
             if skipped is not None:
                 unjudged.append(skipped)
@@ -332,14 +383,16 @@ class TileLogMonitor(_Monitor):
     """One Rekor v2 (tile) log, read through `cli.tile_log.TileLog`.
 
     Its state is kept under the URL the tiles are read from. Entries carry no integrated time
-    (Rekor v2 leaves it 0); their ID is the leaf hash.
+    (Rekor v2 leaves it 0); their ID is the leaf hash. `issuance` holds the trusted root's
+    certificate authorities.
     """
 
     rekor_version = 2
 
-    def __init__(self, log: TileLog) -> None:
+    def __init__(self, log: TileLog, issuance: IssuanceCheck) -> None:
         self.log = log
         self.log_url = log.tiles_url
+        self.issuance = issuance
 
     def latest(self) -> TreeHead:
         return self.log.checkpoint()
@@ -357,7 +410,8 @@ class TileLogMonitor(_Monitor):
 
 
 class LogMonitor(_Monitor):
-    """One Rekor v1 log at `log_url`, checked with its keys from a trusted root."""
+    """One Rekor v1 log at `log_url`, checked with its keys from a trusted root; `issuance`
+    holds the root's certificate authorities."""
 
     rekor_version = 1
 
@@ -365,6 +419,7 @@ class LogMonitor(_Monitor):
         self,
         log_url: str,
         keys: Sequence[LogKey],
+        issuance: IssuanceCheck,
         *,
         session: requests.Session | None = None,
         timeout: float = 30.0,
@@ -373,6 +428,7 @@ class LogMonitor(_Monitor):
             raise ClientError(f"the trusted root lists no transparency log at {log_url}")
         self.log_url = log_url.rstrip("/")
         self._keys = tuple(keys)
+        self.issuance = issuance
         self._session = session or new_session()
         self._timeout = timeout
         self._roots: dict[int, bytes] = {}
@@ -556,10 +612,17 @@ class LogMonitor(_Monitor):
 
 
 def judge_entry(
-    index: int, entry_id: str, integrated_time: int | None, body: bytes, watch: WatchList
+    index: int,
+    entry_id: str,
+    integrated_time: int | None,
+    body: bytes,
+    watch: WatchList,
+    issuance: IssuanceCheck,
 ) -> tuple[list[Finding], Unjudged | None]:
     """Findings for one entry (each watched identity in each signing certificate), and why
-    the entry, or part of it, could not be judged."""
+    the entry, or part of it, could not be judged. A certificate no trusted CA issued is
+    `untrusted-certificate` whatever its issuer; only those naming a watched identity are
+    chain-checked."""
     from cryptography import x509
 
     from cli.verify import VerificationError
@@ -584,9 +647,15 @@ def judge_entry(
             issuer: str | None = certificate_issuer(cert)
         except VerificationError:
             issuer = None
-        kind = MATCH if not watch.issuers or issuer in watch.issuers else UNEXPECTED_ISSUER
+        untrusted = issuance.untrusted(cert)
+        if untrusted is not None:
+            kind = UNTRUSTED_CERTIFICATE
+        elif not watch.issuers or issuer in watch.issuers:
+            kind = MATCH
+        else:
+            kind = UNEXPECTED_ISSUER
         findings += [
-            Finding(kind, index, entry_id, identity, issuer, integrated_time)
+            Finding(kind, index, entry_id, identity, issuer, integrated_time, untrusted)
             for identity in watched
         ]
     if unreadable:

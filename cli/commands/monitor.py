@@ -4,7 +4,8 @@
 log and its Rekor v2 tile log), each with its own state file. Exit codes, the worst over the
 logs: 1 a log contradicted itself or the stored checkpoint (a fork or rollback: the state file
 is kept as evidence), 4 a watched identity was certified by an issuer the watch list does not
-expect, 3 a log or its trust could not be reached, 2 usage, 0 consistent.
+expect or in a certificate no CA of the trusted root issued, 3 a log or its trust could not be
+reached, 2 usage, 0 consistent.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "signed by a watched identity. Rekor v1 logs answer proofs; Rekor v2 logs serve "
             "tiles, from which the proofs are built and checked against the signed roots. "
             "Exit 1 if a log contradicts itself or an earlier checkpoint (a fork or rollback), "
-            "4 if a watched identity was certified by an issuer not given with --issuer, 3 if "
-            "a log cannot be reached (the worst over all logs). The first run trusts the "
-            "current checkpoint and watches from there (--from-index scans history)."
+            "4 if a watched identity was certified by an issuer not given with --issuer or "
+            "in a certificate that does not chain to a CA of the trusted root (checked at "
+            "its notBefore), 3 if a log cannot be reached (the worst over all logs). The "
+            "first run trusts the current checkpoint and watches from there (--from-index "
+            "scans history)."
         ),
     )
     where = parser.add_mutually_exclusive_group()
@@ -240,7 +243,7 @@ def _targets(args: argparse.Namespace) -> list[tuple[Any, Path]]:
         ClientError: the trusted root lists no such log (NetworkError: unreachable).
     """
     from cli.errors import ClientError
-    from cli.monitor import LogMonitor, TileLogMonitor
+    from cli.monitor import IssuanceCheck, LogMonitor, TileLogMonitor
     from cli.tile_log import TileLog, is_tile_log_key, server_tile_log_urls, tile_log_at
     from cli.trust import fetch_server_trust, load_trusted_root, production_trusted_root
 
@@ -253,8 +256,9 @@ def _targets(args: argparse.Namespace) -> list[tuple[Any, Path]]:
     else:
         root = production_trusted_root()
     keys = list(root.tlogs.values())
+    issuance = IssuanceCheck(root)
     if args.tiles_url:
-        monitor = TileLogMonitor(tile_log_at(args.tiles_url, keys))
+        monitor = TileLogMonitor(tile_log_at(args.tiles_url, keys), issuance)
         return [(monitor, args.state or _default_state(monitor.log_url))]
     log_url = (args.server or args.rekor_url or PUBLIC_REKOR).rstrip("/")
     mine = [key for key in keys if key.base_url.rstrip("/") == log_url]
@@ -267,9 +271,10 @@ def _targets(args: argparse.Namespace) -> list[tuple[Any, Path]]:
         )
     targets: list[tuple[Any, Path]] = []
     if v1_keys or not v2_keys or not args.server:
-        targets.append((LogMonitor(log_url, v1_keys), args.state or _default_state(log_url)))
+        monitor = LogMonitor(log_url, v1_keys, issuance)
+        targets.append((monitor, args.state or _default_state(log_url)))
     if args.server and (v2_keys or log_url in tile_urls):
-        monitor = TileLogMonitor(TileLog(log_url, v2_keys or mine))
+        monitor = TileLogMonitor(TileLog(log_url, v2_keys or mine), issuance)
         state = args.state and args.state.with_name(f"{args.state.stem}.v2{args.state.suffix}")
         targets.append((monitor, state or _default_state(monitor.log_url)))
     return targets

@@ -1,27 +1,46 @@
 """How the monitor reads an entry's signers: each kind keyless logs, and anything else a log may
-hold, named by reason instead of raising or being skipped."""
+hold, named by reason instead of raising or being skipped; and whether a certificate naming a
+watched identity was issued by a CA of the trusted root."""
 
 from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cli.monitor import (
+    MATCH,
     PUBLIC_KEY,
+    UNEXPECTED_ISSUER,
     UNKNOWN_KIND,
     UNREADABLE,
+    UNTRUSTED_CERTIFICATE,
+    IssuanceCheck,
     WatchList,
     entry_certificates,
     entry_signers,
     judge_entry,
 )
+from cli.trust import TrustedRoot, production_trusted_root
+from oidc import oids
+from tests.cli.forge import Instance
 from tests.tlog.conftest import make_signer
 
 WATCH = WatchList.build([], [".*"], [])
+START = datetime.now(UTC) - timedelta(days=30)
+CA = Instance(START)
+ISSUANCE = IssuanceCheck(TrustedRoot.from_json(json.dumps(CA.trusted_root())))
+ISSUER = "https://issuer.keyless.test"
+EMPTY_ROOT = TrustedRoot(tlogs={}, ctlogs={}, certificate_authorities=(), timestamp_authorities=())
+CONFORMANCE = Path(__file__).parents[1] / "data/sigstore-conformance/test/assets/bundle-verify"
 
 
 def _b64(data: bytes) -> str:
@@ -36,10 +55,13 @@ def _v2(verifier: dict) -> bytes:
 
 
 def test_each_kind_keyless_logs() -> None:
-    signer = make_signer("signer@example.com")
-    pem = signer.cert.public_bytes(serialization.Encoding.PEM)
-    der = signer.cert.public_bytes(serialization.Encoding.DER)
-    key_pem = signer.key.public_key().public_bytes(
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = CA.issue_leaf(
+        key, identity="signer@example.com", issuer=ISSUER, not_before=datetime.now(UTC)
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    der = cert.public_bytes(serialization.Encoding.DER)
+    key_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     v1 = {"signature": {"publicKey": {"content": _b64(pem)}}}
@@ -68,16 +90,21 @@ def test_each_kind_keyless_logs() -> None:
     for name, body in bodies.items():
         data = body if isinstance(body, bytes) else body.encode()
         assert entry_certificates(data) == [pem], name
-        findings, skipped = judge_entry(7, "id", None, data, WATCH)
+        findings, skipped = judge_entry(7, "id", None, data, WATCH, ISSUANCE)
         assert skipped is None, name
-        assert [(f.log_index, f.identity) for f in findings] == [(7, "signer@example.com")], name
+        assert [(f.log_index, f.identity, f.kind) for f in findings] == [
+            (7, "signer@example.com", MATCH)
+        ], name
+        # The same entry under a root that does not list the CA.
+        findings, _ = judge_entry(7, "id", None, data, WATCH, IssuanceCheck(EMPTY_ROOT))
+        assert [f.kind for f in findings] == [UNTRUSTED_CERTIFICATE], name
     bare = _v2({"publicKey": {"rawBytes": _b64(b"key")}})
-    findings, skipped = judge_entry(1, "id", None, bare, WATCH)
+    findings, skipped = judge_entry(1, "id", None, bare, WATCH, ISSUANCE)
     assert findings == [] and (skipped.reason, skipped.detail) == (PUBLIC_KEY, "hashedrekord 0.0.2")
     assert entry_signers(bare).public_keys == 1
     v1_key = {"signature": {"publicKey": {"content": _b64(key_pem)}}}
     body = json.dumps({"kind": "hashedrekord", "apiVersion": "0.0.1", "spec": v1_key}).encode()
-    findings, skipped = judge_entry(2, "id", 0, body, WATCH)
+    findings, skipped = judge_entry(2, "id", 0, body, WATCH, ISSUANCE)
     assert findings == [] and (skipped.reason, skipped.detail) == (PUBLIC_KEY, "hashedrekord 0.0.1")
 
 
@@ -111,7 +138,7 @@ def test_what_cannot_be_judged_is_named() -> None:
         ),
     }
     for body, (reason, detail) in cases.items():
-        findings, skipped = judge_entry(3, "id", None, body, WATCH)
+        findings, skipped = judge_entry(3, "id", None, body, WATCH, ISSUANCE)
         assert findings == []
         assert (skipped.log_index, skipped.reason, skipped.detail) == (3, reason, detail), body[:60]
 
@@ -130,12 +157,213 @@ kinds = st.sampled_from(["hashedrekord", "dsse", "intoto", "rekord", 3, None])
 @given(kind=kinds, version=st.sampled_from(["0.0.1", "0.0.2", None]), spec=json_values)
 def test_arbitrary_entries_never_raise(kind, version, spec) -> None:
     body = json.dumps({"kind": kind, "apiVersion": version, "spec": spec}).encode()
-    findings, skipped = judge_entry(0, "id", None, body, WATCH)
+    findings, skipped = judge_entry(0, "id", None, body, WATCH, ISSUANCE)
     assert findings == [] and skipped is not None
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_never_raise(body) -> None:
-    findings, skipped = judge_entry(0, "id", None, body, WATCH)
+    findings, skipped = judge_entry(0, "id", None, body, WATCH, ISSUANCE)
     assert findings == [] and skipped is not None
+
+
+def _hashedrekord(cert: x509.Certificate) -> bytes:
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    spec = {"signature": {"publicKey": {"content": _b64(pem)}}}
+    return json.dumps({"kind": "hashedrekord", "apiVersion": "0.0.1", "spec": spec}).encode()
+
+
+def _judge(cert: x509.Certificate, watch: WatchList = WATCH) -> list[tuple[str, str | None]]:
+    findings, skipped = judge_entry(5, "id", None, _hashedrekord(cert), watch, ISSUANCE)
+    assert skipped is None
+    return [(f.kind, f.reason) for f in findings]
+
+
+def _leaf(
+    sign_with,
+    *,
+    issuer_name: x509.Name,
+    aki_key,
+    key=None,
+    not_before: datetime | None = None,
+    san: list[x509.GeneralName] | None = None,
+    ca: bool = False,
+    extra: list[x509.ExtensionType] = (),
+    algorithm: hashes.HashAlgorithm | None = hashes.SHA256,
+) -> x509.Certificate:
+    """A leaf naming alice@example.com and ISSUER, shaped like a Fulcio one, signed by
+    `sign_with` (whoever that is) under `issuer_name`."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    moment = not_before or datetime.now(UTC) - timedelta(minutes=1)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(moment)
+        .not_valid_after(moment + timedelta(minutes=10))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False), True
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.OID_CODE_SIGNING]), False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(aki_key), False)
+        .add_extension(
+            x509.SubjectAlternativeName(san or [x509.RFC822Name("alice@example.com")]), True
+        )
+        .add_extension(
+            x509.UnrecognizedExtension(
+                oids.fulcio_oid(oids.ISSUER_V2),
+                oids.encode_extension_value(oids.ISSUER_V2, ISSUER),
+            ),
+            False,
+        )
+    )
+    for extension in extra:
+        builder = builder.add_extension(extension, True)
+    return builder.sign(sign_with, algorithm and algorithm())
+
+
+def _genuine(not_before: datetime | None = None) -> x509.Certificate:
+    return CA.issue_leaf(
+        ec.generate_private_key(ec.SECP256R1()),
+        identity="alice@example.com",
+        issuer=ISSUER,
+        not_before=not_before or datetime.now(UTC) - timedelta(minutes=1),
+    )
+
+
+def test_a_ca_issued_certificate_is_an_ordinary_finding() -> None:
+    assert _judge(_genuine()) == [(MATCH, None)]
+    # Long expired by now: the chain is checked at issuance, when the leaf was valid.
+    assert _judge(_genuine(START + timedelta(days=1))) == [(MATCH, None)]
+    # The issuer check still applies to a trusted certificate.
+    other_issuer = WatchList.build(["alice@example.com"], [], ["https://elsewhere.test"])
+    assert _judge(_genuine(), other_issuer) == [(UNEXPECTED_ISSUER, None)]
+
+
+def test_certificates_no_trusted_ca_issued_are_untrusted() -> None:
+    attacker = ec.generate_private_key(ec.SECP256R1())
+    inter = CA.inter_cert.subject
+    key = ec.generate_private_key(ec.SECP256R1())
+    other = Instance(START)
+    cases = {
+        # Self-signed, naming the identity and the expected issuer.
+        "self-signed": _leaf(key, issuer_name=x509.Name([]), aki_key=key.public_key(), key=key),
+        # The CA's name and key identifier, an attacker's signature.
+        "bad-signature": _leaf(attacker, issuer_name=inter, aki_key=CA.inter_key.public_key()),
+        # Another deployment's CA, with the same names as ours.
+        "other-ca": other.issue_leaf(
+            key, identity="alice@example.com", issuer=ISSUER, not_before=datetime.now(UTC)
+        ),
+        # Really issued by our CA, but dated before the trusted root lists it.
+        "before-the-ca": _genuine(START - timedelta(days=1)),
+    }
+    assert other.inter_cert.subject == inter
+    for name, cert in cases.items():
+        [(kind, reason)] = _judge(cert)
+        assert kind == UNTRUSTED_CERTIFICATE, name
+        assert reason.startswith(("the certificate does not chain", "no trusted CA")), name
+    findings, _ = judge_entry(9, "id", None, _hashedrekord(cases["self-signed"]), WATCH, ISSUANCE)
+    assert findings[0].to_json()["kind"] == "untrusted-certificate"
+    assert findings[0].describe() == (
+        f"entry 9: signed by alice@example.com ({ISSUER}): certificate not issued by any CA "
+        f"the trusted root lists, a forgery or another deployment's ({findings[0].reason})"
+    )
+    assert "signature does not match" in _judge(cases["bad-signature"])[0][1]
+    assert "no trusted CA was valid" in _judge(cases["before-the-ca"])[0][1]
+
+
+def test_hostile_certificates_do_not_raise() -> None:
+    """Forgeries in the CA's name with odd shapes, and certificates the CA's key did sign that
+    path validation refuses (the profile `keyless verify` requires): untrusted, never raised."""
+    inter, aki = CA.inter_cert.subject, CA.inter_key.public_key()
+    attacker = ec.generate_private_key(ec.SECP256R1())
+    odd_names = [
+        x509.RFC822Name("alice@example.com"),
+        x509.DirectoryName(inter),
+        x509.RegisteredID(x509.ObjectIdentifier("1.2.3")),
+        x509.OtherName(x509.ObjectIdentifier("1.2.3.5"), b"\x05\x00"),
+    ]
+    critical = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4"), b"\x05\x00")
+    hostile = {
+        "odd-names": _leaf(attacker, issuer_name=inter, aki_key=aki, san=odd_names),
+        "ed25519": _leaf(
+            ed25519.Ed25519PrivateKey.generate(), issuer_name=inter, aki_key=aki, algorithm=None
+        ),
+        "rsa-1024": _leaf(
+            rsa.generate_private_key(public_exponent=65537, key_size=1024),
+            issuer_name=inter,
+            aki_key=aki,
+        ),
+        "year-9999": _leaf(
+            attacker,
+            issuer_name=inter,
+            aki_key=aki,
+            not_before=datetime(9999, 12, 31, 23, 0, tzinfo=UTC),
+        ),
+        # Signed by the CA's own key, but not a leaf path validation accepts.
+        "leaf-is-a-ca": _leaf(CA.inter_key, issuer_name=inter, aki_key=aki, ca=True),
+        "unknown-critical-extension": _leaf(
+            CA.inter_key, issuer_name=inter, aki_key=aki, extra=[critical]
+        ),
+        "after-the-ca-expires": _leaf(
+            CA.inter_key,
+            issuer_name=inter,
+            aki_key=aki,
+            not_before=START + timedelta(days=3651),
+        ),
+    }
+    for name, cert in hostile.items():
+        kinds = _judge(cert)
+        assert kinds and {kind for kind, _ in kinds} == {UNTRUSTED_CERTIFICATE}, name
+    # The same odd names in a certificate the CA did issue: a watched identity like any other.
+    genuine = _leaf(CA.inter_key, issuer_name=inter, aki_key=aki, san=odd_names)
+    assert _judge(genuine) == [(MATCH, None)]
+
+
+def _conformance_entry(name: str) -> bytes:
+    bundle = json.loads((CONFORMANCE / name / "bundle.sigstore.json").read_text())
+    return base64.b64decode(bundle["verificationMaterial"]["tlogEntries"][0]["canonicalizedBody"])
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("happy-path-v0.3", MATCH),
+        ("happy-path-intoto-in-dsse-v3", MATCH),
+        # Signed by public-good staging's Fulcio: same names, other keys.
+        ("bundle-from-wrong-instance_fail", UNTRUSTED_CERTIFICATE),
+        ("rekor2-happy-path", UNTRUSTED_CERTIFICATE),
+    ],
+)
+def test_public_sigstore_entries_against_the_production_root(name: str, kind: str) -> None:
+    """Real rekor.sigstore.dev (and staging) entries, judged as `keyless monitor --rekor-url`
+    judges them: with the shipped production trusted root's Fulcio CAs."""
+    production = IssuanceCheck(production_trusted_root())
+    findings, skipped = judge_entry(0, "id", None, _conformance_entry(name), WATCH, production)
+    assert skipped is None
+    assert [f.kind for f in findings] == [kind]
+    if kind == UNTRUSTED_CERTIFICATE:
+        assert "signature does not match" in findings[0].reason
+
+
+def test_unwatched_certificates_are_not_chain_checked() -> None:
+    """Only a certificate naming a watched identity costs a signature verification."""
+
+    class Counting(IssuanceCheck):
+        calls = 0
+
+        def untrusted(self, cert: x509.Certificate) -> str | None:
+            Counting.calls += 1
+            return super().untrusted(cert)
+
+    counting = Counting(TrustedRoot.from_json(json.dumps(CA.trusted_root())))
+    bob = WatchList.build(["bob@example.com"], [], [])
+    for cert in (_genuine(), make_signer("alice@example.com").cert):
+        assert judge_entry(0, "id", None, _hashedrekord(cert), bob, counting) == ([], None)
+    assert Counting.calls == 0
+    assert judge_entry(0, "id", None, _hashedrekord(_genuine()), WATCH, counting)[0]
+    assert Counting.calls == 1
