@@ -347,3 +347,182 @@ def test_follow_reports_each_growth_until_stopped(log, tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=30)
         process.stdout.close()
+
+
+def _log_both(server, cert, artifact: bytes, signature: bytes) -> None:
+    """Log `artifact`'s ECDSA `signature` with `cert` in the server's Rekor v1 and v2 logs,
+    through their public APIs, as anyone may."""
+    import hashlib
+
+    import requests
+    from cryptography.hazmat.primitives import serialization
+
+    digest = hashlib.sha256(artifact).digest()
+    signature = base64.b64encode(signature).decode()
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    der = cert.public_bytes(serialization.Encoding.DER)
+    v1 = {
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
+            "signature": {
+                "content": signature,
+                "publicKey": {"content": base64.b64encode(pem).decode()},
+            },
+        },
+    }
+    v2 = {
+        "hashedRekordRequestV002": {
+            "digest": base64.b64encode(digest).decode(),
+            "signature": {
+                "content": signature,
+                "verifier": {
+                    "x509Certificate": {"rawBytes": base64.b64encode(der).decode()},
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                },
+            },
+        }
+    }
+    answer = requests.post(f"{server.url}/api/v1/log/entries", json=v1, timeout=30)
+    assert answer.status_code == 201, answer.text
+    answer = requests.post(f"{server.url}/api/v2/log/entries", json=v2, timeout=30)
+    assert answer.status_code == 201, answer.text
+
+
+def _forged_leaf(key, *, signer, issuer_name, authority_key, issuer: str):
+    """A Fulcio-shaped leaf for alice@example.com naming `issuer`, signed by `signer`."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    from oidc import oids
+
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(minutes=10))
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False), True
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.OID_CODE_SIGNING]), False)
+        .add_extension(authority_key, False)
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name("alice@example.com")]), True)
+        .add_extension(
+            x509.UnrecognizedExtension(
+                oids.fulcio_oid(oids.ISSUER_V2), oids.encode_extension_value(oids.ISSUER_V2, issuer)
+            ),
+            False,
+        )
+        .sign(signer, hashes.SHA256())
+    )
+
+
+def test_certificates_no_trusted_ca_issued_are_untrusted(log, tmp_path, capsys) -> None:
+    """Anyone can log a certificate naming alice@example.com and the server's issuer: one they
+    signed themselves, one from another keyless deployment's CA, one in the CA's name with their
+    own signature. Each is `untrusted-certificate` (exit 4) in both logs, through --server,
+    --rekor-url and --tiles-url; keyless-issued entries stay `watched-identity`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def signed(key, data: bytes) -> bytes:
+        return key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    issuer = f"{log.url}/oidc"
+    _sign(log, tmp_path, "alice@example.com", "genuine.txt")
+    _sign(log, tmp_path, "alice@example.com", "genuine-v1.txt", v1=True)
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    self_signed = _forged_leaf(
+        key,
+        signer=key,
+        issuer_name=x509.Name([]),
+        authority_key=x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
+        issuer=issuer,
+    )
+    _log_both(log, self_signed, b"self-signed", signed(key, b"self-signed"))
+
+    root_document = json.loads(_get(log.url + "/api/v1/trust/trusted_root.json"))
+    [authority] = root_document["certificateAuthorities"]
+    ca = x509.load_der_x509_certificate(
+        base64.b64decode(authority["certChain"]["certificates"][0]["rawBytes"])
+    )
+    ca_key_id = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    key = ec.generate_private_key(ec.SECP256R1())
+    bad_signature = _forged_leaf(
+        key,
+        signer=ec.generate_private_key(ec.SECP256R1()),
+        issuer_name=ca.subject,
+        authority_key=x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_key_id),
+        issuer=issuer,
+    )
+    _log_both(log, bad_signature, b"bad signature", signed(key, b"bad signature"))
+
+    # Another deployment's certificate for alice, really issued by its CA through keyless sign.
+    with dev_server(tmp_path / "other-state") as other:
+        artifact = tmp_path / "other.txt"
+        artifact.write_bytes(b"signed elsewhere\n")
+        bundle_path = tmp_path / "other.sigstore.json"
+        token = other.email_token("alice@example.com")
+        sign = ["sign", "--server", other.url, "--identity-token", token]
+        assert main([*sign, "--bundle", str(bundle_path), str(artifact)]) == 0
+    bundle = json.loads(bundle_path.read_text())
+    other_leaf = x509.load_der_x509_certificate(
+        base64.b64decode(bundle["verificationMaterial"]["certificate"]["rawBytes"])
+    )
+    signature = base64.b64decode(bundle["messageSignature"]["signature"])
+    _log_both(log, other_leaf, artifact.read_bytes(), signature)
+
+    state = tmp_path / "monitor.json"
+    watch = ["--from-index", "0", "--identity", "alice@example.com", "--issuer", issuer]
+    # Without --issuer, as today's watch lists often are: only the chain tells them apart.
+    assert _monitor(log, state, *watch[:4], "-o", "json") == 4
+    v1, v2 = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    # Each log: 0 keyless-signed, 1 self-signed, 2 our CA's name, 3 the other deployment's.
+    for report in (v1, v2):
+        findings = report["findings"]
+        assert [(f["logIndex"], f["kind"]) for f in findings] == [
+            (0, "watched-identity"),
+            (1, "untrusted-certificate"),
+            (2, "untrusted-certificate"),
+            (3, "untrusted-certificate"),
+        ]
+        assert {f["identity"] for f in findings} == {"alice@example.com"}
+        assert [f["issuer"] for f in findings] == [issuer, issuer, issuer, f"{other.url}/oidc"]
+        assert findings[0]["reason"] is None
+        for finding in findings[1:]:
+            assert finding["reason"].startswith("the certificate does not chain to a trusted CA")
+        assert "signature does not match" in findings[2]["reason"]
+
+    # Text, and the same judgement through --rekor-url and --tiles-url with the root as a file.
+    trusted_root = tmp_path / "root.json"
+    trusted_root.write_text(json.dumps(root_document))
+    for where, url in (("--rekor-url", log.url), ("--tiles-url", f"{log.url}/api/v2")):
+        argv = ["monitor", where, url, "--trusted-root", str(trusted_root)]
+        argv += ["--state", str(tmp_path / f"{where}.json"), *watch]
+        assert main(argv) == 4
+        lines = capsys.readouterr().out.splitlines()[1:]
+        assert lines[0] == f"entry 0: signed by alice@example.com ({issuer})"
+        assert len(lines) == 4
+        issuers = [issuer, issuer, f"{other.url}/oidc"]
+        for index, (line, named) in enumerate(zip(lines[1:], issuers, strict=True), start=1):
+            assert line.startswith(
+                f"entry {index}: signed by alice@example.com ({named}): certificate not "
+                "issued by any CA the trusted root lists, a forgery or another deployment's "
+                "(the certificate does not chain to a trusted CA at "
+            )
+
+    # The keyless-signed entries alone: exit 0.
+    assert _monitor(log, tmp_path / "genuine.json", *watch, "--max-entries", "1") == 0
+    assert (
+        capsys.readouterr().out.splitlines()[1::2]
+        == [f"entry 0: signed by alice@example.com ({issuer})"] * 2
+    )
