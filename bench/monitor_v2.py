@@ -3,13 +3,16 @@
 Run: python bench/monitor_v2.py [--entries 5000]
 
 Both logs are filled in process with the same number of certificate-signed hashedrekord entries
-(v1: 0.0.1 with a PEM certificate; v2: 0.0.2 with a DER certificate), then served over HTTP by
-one gunicorn server (gthread, one worker, 4 threads) on loopback. A first-run monitor then
-scans each log from entry 0 with a watch list, as `keyless monitor --from-index 0` does.
-Prints entries/s for:
+(v1: 0.0.1 with a PEM certificate; v2: 0.0.2 with a DER certificate; one leaf issued by a bench
+CA that the monitor's trusted root lists), then served over HTTP by one gunicorn server
+(gthread, one worker, 4 threads) on loopback. A first-run monitor then scans each log from entry
+0, as `keyless monitor --from-index 0` does. Prints entries/s for:
 - the v1 monitor (`POST /api/v1/log/entries/retrieve`, 10 entries a call, each entry's
-  inclusion proof and checkpoint verified);
-- the v2 monitor (entry bundles and hash tiles; each bundle's leaves rebuild the signed root);
+  inclusion proof and checkpoint verified), once with a watch list naming the signer (every
+  entry a finding, its certificate chain-checked against the CA: one signature verification
+  each) and once naming nobody (certificates parsed, no chain check);
+- the v2 monitor, the same two ways (entry bundles and hash tiles; each bundle's leaves rebuild
+  the signed root);
 - `TileLog.entries` alone (tile reads and proofs, no certificate parsing), and a consistency
   proof from half the tree to all of it built from tiles.
 """
@@ -39,9 +42,9 @@ from bench._load import HOST, private_pem, serve, server_process
 V2_ORIGIN = "bench.keyless.test"
 
 
-def _signer() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def _ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -49,18 +52,49 @@ def _signer() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(minutes=10))
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.SubjectAlternativeName([x509.RFC822Name("bench@example.com")]), critical=False
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
         )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .sign(key, hashes.SHA256())
     )
     return key, cert
 
 
-def fill(work: Path, count: int) -> None:
-    """Both logs with `count` entries each, signed by one certificate."""
+def _signer(
+    ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A Fulcio-shaped leaf for bench@example.com issued by the bench CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(minutes=10))
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False), True
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.OID_CODE_SIGNING]), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .add_extension(
+            x509.SubjectAlternativeName([x509.RFC822Name("bench@example.com")]), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def fill(work: Path, count: int) -> tuple[x509.Certificate, x509.Certificate]:
+    """Both logs with `count` entries each, signed by one certificate; returns its CA and it."""
     from tlog.log import NewEntry
     from tlog.rekor import RekorService
     from tlog.rekor_kinds import canonicalize as canonicalize_v1
@@ -75,7 +109,8 @@ def fill(work: Path, count: int) -> None:
     v2 = RekorV2Service.open(
         storage=SQLiteStorage(work / "v2.db"), private_key=v2_key, origin=V2_ORIGIN
     )
-    key, cert = _signer()
+    ca_key, ca = _ca()
+    key, cert = _signer(ca_key, ca)
     pem = base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode()
     der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
     v1_entries, v2_entries = [], []
@@ -112,6 +147,7 @@ def fill(work: Path, count: int) -> None:
             results = log.append_batch(entries[start : start + 1000])
             if any(isinstance(r, Exception) for r in results):
                 raise RuntimeError("bench log refused an entry")
+    return ca, cert
 
 
 def _app(work: str) -> Any:
@@ -159,34 +195,48 @@ def _keys(work: Path) -> tuple[Any, Any]:
     return v1, v2
 
 
-def bench(work: Path, count: int, url: str) -> None:
-    from cli.monitor import LogMonitor, TileLogMonitor, WatchList
+def bench(work: Path, count: int, url: str, ca: x509.Certificate, leaf: x509.Certificate) -> None:
+    from cli.monitor import MATCH, IssuanceCheck, LogMonitor, TileLogMonitor, WatchList
     from cli.tile_log import TileLog, TreeHead
+    from cli.trust import Authority, TimeRange, TrustedRoot
     from tlog.merkle import root_hash
     from tlog.sqlite_storage import SQLiteStorage
 
     v1_key, v2_key = _keys(work)
-    watch = WatchList.build(["bench@example.com"], [], [])
+    authority = Authority("https://ca.bench.test", (ca,), TimeRange(ca.not_valid_before_utc, None))
+    issuance = IssuanceCheck(TrustedRoot({}, {}, (authority,), ()))
+    watched = WatchList.build(["bench@example.com"], [], [])
+    nobody = WatchList.build(["nobody@example.com"], [], [])
 
     def tile_log() -> TileLog:
         return TileLog(v2_key.base_url, [v2_key], tiles_url=f"{url}/api/v2")
 
     rates = {}
     for label, monitor in (
-        ("Rekor v1 (retrieve API)", LogMonitor(url, [v1_key])),
-        ("Rekor v2 (tiles)", TileLogMonitor(tile_log())),
+        ("Rekor v1 (retrieve API)", lambda: LogMonitor(url, [v1_key], issuance)),
+        ("Rekor v2 (tiles)", lambda: TileLogMonitor(tile_log(), issuance)),
     ):
-        start = time.perf_counter()
-        result = monitor.run(None, watch, from_index=0, max_entries=count)
-        elapsed = time.perf_counter() - start
-        if result.scanned_to != count or len(result.findings) != count:
-            raise RuntimeError(
-                f"{label}: scanned {result.scanned_to}, {len(result.findings)} found"
-            )
-        rates[label] = count / elapsed
-        print(f"{'monitor scan, ' + label:<52} {count / elapsed:>9,.0f} entries/s")
-    v1_rate, v2_rate = rates.values()
-    print(f"{'v2 / v1 scan rate':<52} {v2_rate / v1_rate:>9.2f}")
+        for what, watch, found in (("watched", watched, count), ("unwatched", nobody, 0)):
+            start = time.perf_counter()
+            result = monitor().run(None, watch, from_index=0, max_entries=count)
+            elapsed = time.perf_counter() - start
+            kinds = {finding.kind for finding in result.findings}
+            if result.scanned_to != count or len(result.findings) != found or kinds - {MATCH}:
+                raise RuntimeError(f"{label}: scanned {result.scanned_to}, found {kinds}")
+            rates[label, what] = count / elapsed
+            name = f"monitor scan, {label}, {what}"
+            print(f"{name:<52} {count / elapsed:>9,.0f} entries/s")
+    v1_rate, v2_rate = (
+        rates["Rekor v1 (retrieve API)", "watched"],
+        rates["Rekor v2 (tiles)", "watched"],
+    )
+    print(f"{'v2 / v1 scan rate (watched)':<52} {v2_rate / v1_rate:>9.2f}")
+    start = time.perf_counter()
+    for _ in range(1000):  # 1000 checks: elapsed seconds * 1000 is microseconds each
+        if issuance.untrusted(leaf) is not None:
+            raise RuntimeError("the bench leaf does not chain to its CA")
+    elapsed = time.perf_counter() - start
+    print(f"{'chain check alone (IssuanceCheck.untrusted)':<52} {elapsed * 1000:>9.0f} us each")
 
     reader = tile_log()
     head = reader.checkpoint()
@@ -217,12 +267,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
         start = time.perf_counter()
-        fill(work, args.entries)
+        ca, leaf = fill(work, args.entries)
         print(
             f"filled both logs with {args.entries:,} entries in {time.perf_counter() - start:.1f} s"
         )
         with server_process(__file__, str(work)) as port:
-            bench(work, args.entries, f"http://{HOST}:{port}")
+            bench(work, args.entries, f"http://{HOST}:{port}", ca, leaf)
 
 
 if __name__ == "__main__":
