@@ -684,8 +684,9 @@ def entry_signers(body: bytes) -> EntrySigners:
     hashedrekord 0.0.1 (`spec.signature.publicKey.content`, a PEM certificate or key),
     hashedrekord 0.0.2 (`spec.hashedRekordV002.signature.verifier`, DER `x509Certificate` or
     `publicKey`), dsse 0.0.1 (`spec.signatures[].verifier`), intoto 0.0.2
-    (`spec.content.envelope.signatures[].publicKey`, base64 of base64). Anything else is named
-    as an unknown kind; a monitor reads, it does not refuse.
+    (`spec.content.envelope.signatures[].publicKey`: base64 of the PEM once, though that
+    kind double-encodes its payload and sigs). Anything else is named as an unknown kind; a
+    monitor reads, it does not refuse.
     """
     try:
         doc = json.loads(body)
@@ -704,7 +705,7 @@ def entry_signers(body: bytes) -> EntrySigners:
             verifiers = [base64.b64decode(s["verifier"]) for s in spec["signatures"]]
         elif doc.get("kind") == "intoto":
             signatures = spec["content"]["envelope"]["signatures"]
-            verifiers = [base64.b64decode(base64.b64decode(s["publicKey"])) for s in signatures]
+            verifiers = [base64.b64decode(s["publicKey"]) for s in signatures]
         else:
             return EntrySigners(kind, problem=(UNKNOWN_KIND, kind))
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):

@@ -79,11 +79,7 @@ def test_each_kind_keyless_logs() -> None:
             {
                 "kind": "intoto",
                 "apiVersion": "0.0.2",
-                "spec": {
-                    "content": {
-                        "envelope": {"signatures": [{"publicKey": _b64(_b64(pem).encode())}]}
-                    }
-                },
+                "spec": {"content": {"envelope": {"signatures": [{"publicKey": _b64(pem)}]}}},
             }
         ),
     }
@@ -337,6 +333,8 @@ def _conformance_entry(name: str) -> bytes:
         # Signed by public-good staging's Fulcio: same names, other keys.
         ("bundle-from-wrong-instance_fail", UNTRUSTED_CERTIFICATE),
         ("rekor2-happy-path", UNTRUSTED_CERTIFICATE),
+        # An intoto 0.0.2 entry of a mock instance: not public Sigstore's CA.
+        ("intoto-with-custom-trust-root", UNTRUSTED_CERTIFICATE),
     ],
 )
 def test_public_sigstore_entries_against_the_production_root(name: str, kind: str) -> None:
@@ -347,6 +345,8 @@ def test_public_sigstore_entries_against_the_production_root(name: str, kind: st
     assert skipped is None
     assert [f.kind for f in findings] == [kind]
     if kind == UNTRUSTED_CERTIFICATE:
+        assert findings[0].reason.startswith("the certificate does not chain to a trusted CA")
+    if name in ("bundle-from-wrong-instance_fail", "rekor2-happy-path"):
         assert "signature does not match" in findings[0].reason
 
 
@@ -367,3 +367,15 @@ def test_unwatched_certificates_are_not_chain_checked() -> None:
     assert Counting.calls == 0
     assert judge_entry(0, "id", None, _hashedrekord(_genuine()), WATCH, counting)[0]
     assert Counting.calls == 1
+
+
+@pytest.mark.parametrize("name", ["rekor2-happy-path", "intoto-with-custom-trust-root"])
+def test_entries_of_other_instances_against_their_own_root(name: str) -> None:
+    """The v2 (hashedrekord 0.0.2) and intoto 0.0.2 entries are issued by the CA their own
+    trusted root lists."""
+    root = TrustedRoot.from_json((CONFORMANCE / name / "trusted_root.json").read_bytes())
+    findings, skipped = judge_entry(
+        0, "id", None, _conformance_entry(name), WATCH, IssuanceCheck(root)
+    )
+    assert skipped is None
+    assert [f.kind for f in findings] == [MATCH]
