@@ -526,3 +526,77 @@ def test_certificates_no_trusted_ca_issued_are_untrusted(log, tmp_path, capsys) 
         capsys.readouterr().out.splitlines()[1::2]
         == [f"entry 0: signed by alice@example.com ({issuer})"] * 2
     )
+
+
+def test_dsse_and_intoto_entries_are_chain_checked(log, tmp_path, capsys) -> None:
+    """Rekor v1's envelope kinds: a keyless attestation (dsse) is a watched identity; a dsse
+    and an intoto 0.0.2 entry with a self-signed certificate for the same identity, posted
+    through the log's API, are untrusted."""
+    import hashlib
+
+    import requests
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tlog.pki import pae
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    issuer = f"{log.url}/oidc"
+    predicate, artifact = tmp_path / "predicate.json", tmp_path / "built.txt"
+    predicate.write_text("{}")
+    artifact.write_text("built\n")
+    token = log.email_token("alice@example.com")
+    attest = ["attest", "--server", log.url, "--identity-token", token, "--rekor-version", "1"]
+    assert main([*attest, "--predicate", str(predicate), str(artifact)]) == 0
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _forged_leaf(
+        key,
+        signer=key,
+        issuer_name=x509.Name([]),
+        authority_key=x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
+        issuer=issuer,
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    payload_type, payload = "application/vnd.in-toto+json", b'{"_type": "forged"}'
+    signature = key.sign(pae(payload_type, payload), ec.ECDSA(hashes.SHA256()))
+    envelope = {
+        "payloadType": payload_type,
+        "payload": b64(payload),
+        "signatures": [{"sig": b64(signature)}],
+    }
+    dsse = {
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {"proposedContent": {"envelope": json.dumps(envelope), "verifiers": [b64(pem)]}},
+    }
+    intoto = {
+        "apiVersion": "0.0.2",
+        "kind": "intoto",
+        "spec": {
+            "content": {
+                "envelope": {
+                    "payloadType": payload_type,
+                    "payload": b64(b64(payload).encode()),
+                    "signatures": [{"sig": b64(b64(signature).encode()), "publicKey": b64(pem)}],
+                },
+                "hash": {"algorithm": "sha256", "value": hashlib.sha256(b"envelope").hexdigest()},
+            }
+        },
+    }
+    for entry in (dsse, intoto):
+        answer = requests.post(f"{log.url}/api/v1/log/entries", json=entry, timeout=30)
+        assert answer.status_code == 201, answer.text
+
+    watch = ["--from-index", "0", "--identity", "alice@example.com", "-o", "json"]
+    assert _monitor(log, tmp_path / "monitor.json", *watch) == 4
+    v1, v2 = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert [(f["logIndex"], f["kind"], f["issuer"]) for f in v1["findings"]] == [
+        (0, "watched-identity", issuer),
+        (1, "untrusted-certificate", issuer),
+        (2, "untrusted-certificate", issuer),
+    ]
+    assert v1["unjudged"] == [] and v2["findings"] == []
