@@ -251,8 +251,12 @@ def _verify_lines(
                 reason="checkpoint-signature-invalid",
             ) from exc
         return
+    raise _no_signature(name)
+
+
+def _no_signature(name: str | None) -> CheckpointError:
     wanted = f" named {name}" if name is not None else ""
-    raise CheckpointError(
+    return CheckpointError(
         f"checkpoint has no signature by the log's key{wanted}",
         reason="checkpoint-unsigned",
         hint="check that the trusted root lists this log's public key",
@@ -293,6 +297,70 @@ def verify_checkpoint(
     checkpoint = parse_checkpoint_text(signed.text)
     verify_note(signed, public_key=public_key, name=name)
     return checkpoint
+
+
+class CheckpointVerifier:
+    """`verify_checkpoint` for one key, with its key hint and algorithm worked out once.
+
+    A client that checks many checkpoints of one log (a verifier of many bundles) would
+    otherwise re-encode the key and rebuild the algorithm for each; the verdicts and errors
+    are those of `verify_checkpoint`, in the same order.
+    """
+
+    def __init__(self, public_key: PublicKey, *, name: str | None = None) -> None:
+        self.public_key = public_key
+        self.name = name
+        # (the ECDSA key hint, or None for Ed25519 whose hint depends on the line's name;
+        # the ECDSA algorithm, or None for Ed25519 or an unsupported curve)
+        self._prepared: tuple[bytes | None, ec.ECDSA | None] | None = None
+
+    def verify(self, note: str | bytes) -> Checkpoint:
+        """Parse a signed checkpoint and check its signature; returns its content.
+
+        Raises:
+            CheckpointError: the note is malformed or not validly signed by the key.
+            TypeError: the key is of a type checkpoints cannot use.
+        """
+        signed = parse_note(note)
+        checkpoint = parse_checkpoint_text(signed.text)
+        hint, algorithm = self._prepared or self._prepare()
+        data = signed.text.encode()
+        for sig in signed.signatures:
+            if self.name is not None and sig.name != self.name:
+                continue
+            if sig.key_hint != (
+                hint if hint is not None else key_hint(self.public_key, name=sig.name)
+            ):
+                continue
+            try:
+                if hint is None:
+                    self.public_key.verify(sig.signature, data)  # type: ignore[call-arg]
+                elif algorithm is None:
+                    _curve_hash(self.public_key)  # type: ignore[arg-type]  # raises TypeError
+                else:
+                    self.public_key.verify(sig.signature, data, algorithm)  # type: ignore[call-arg]
+            except InvalidSignature as exc:
+                raise CheckpointError(
+                    f"checkpoint signature by {sig.name} does not verify",
+                    reason="checkpoint-signature-invalid",
+                ) from exc
+            return checkpoint
+        raise _no_signature(self.name)
+
+    def _prepare(self) -> tuple[bytes | None, ec.ECDSA | None]:
+        key = self.public_key
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            algorithm = _CURVE_HASHES.get(key.curve.name)
+            prepared = (
+                key_hint(key, name=""),
+                None if algorithm is None else ec.ECDSA(algorithm()),
+            )
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            prepared = (None, None)
+        else:
+            raise TypeError(f"unsupported checkpoint key type {type(key).__name__}")
+        self._prepared = prepared
+        return prepared
 
 
 class CheckpointSigner:

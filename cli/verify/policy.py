@@ -6,11 +6,13 @@ Regular expressions always match the whole value (`re.fullmatch`): cosign's are 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from cli.verify.certs import extension_value
 from cli.verify.errors import VerificationError, quoted
 from oidc import oids
 
@@ -154,11 +156,11 @@ class AnyOf:
 def certificate_identities(cert: x509.Certificate) -> list[str]:
     """Every identity the SAN carries: emails, URIs and Fulcio otherName usernames."""
     from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID
 
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound as exc:
-        raise VerificationError("identity", "the certificate has no SAN extension") from exc
+    san = extension_value(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    if san is None:
+        raise VerificationError("identity", "the certificate has no SAN extension")
     names: list[str] = []
     names.extend(san.get_values_for_type(x509.RFC822Name))
     names.extend(san.get_values_for_type(x509.UniformResourceIdentifier))
@@ -180,18 +182,20 @@ def certificate_issuer(cert: x509.Certificate) -> str:
 
 def fulcio_extension(cert: x509.Certificate, arc: int) -> str | None:
     """The string value of Fulcio extension `arc`, or None when absent."""
-    from cryptography import x509
-
-    try:
-        ext = cert.extensions.get_extension_for_oid(oids.fulcio_oid(arc))
-    except x509.ExtensionNotFound:
+    value = extension_value(cert, _fulcio_oid(arc))
+    if value is None:
         return None
     try:
-        return oids.decode_extension_value(arc, ext.value.value)
+        return oids.decode_extension_value(arc, value.value)
     except (ValueError, UnicodeDecodeError) as exc:
         raise VerificationError(
             "certificate-profile", f"extension {oids.FULCIO_ARC}.{arc} is malformed"
         ) from exc
+
+
+@functools.cache
+def _fulcio_oid(arc: int) -> x509.ObjectIdentifier:
+    return oids.fulcio_oid(arc)
 
 
 def _compile(pattern: str, flag: str) -> re.Pattern[str]:

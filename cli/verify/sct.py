@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import struct
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -17,7 +15,8 @@ if TYPE_CHECKING:
     from cli.trust import LogKey
 
 MAX_SCTS = 16
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def check_sct(
@@ -31,8 +30,8 @@ def check_sct(
     Raises:
         VerificationError("sct"): no SCT, a bad SCT from a trusted log, or none trusted.
     """
-    from cryptography import x509
     from cryptography.exceptions import InvalidSignature
+    from cryptography.x509.certificate_transparency import LogEntryType
     from cryptography.x509.oid import ExtensionOID
 
     # By OID: get_extension_for_class makes an ABC isinstance check per extension, some
@@ -55,16 +54,17 @@ def check_sct(
         if log is None:
             unknown.append(sct.log_id.hex())
             continue
-        when = _sct_time(sct)
+        stamp = sct.timestamp  # naive UTC, read once: each read builds a new datetime
+        when = stamp.replace(tzinfo=UTC)
         if not log.valid_for.contains(when):
             raise VerificationError(
                 "sct",
                 f"SCT time {when.isoformat()} is outside the validity "
                 f"{log.valid_for.describe()} of CT log {log.base_url}",
             )
-        if sct.entry_type != x509.certificate_transparency.LogEntryType.PRE_CERTIFICATE:
+        if sct.entry_type != LogEntryType.PRE_CERTIFICATE:
             raise VerificationError("sct", "embedded SCT is not of the precertificate type")
-        signed = _signed_data(sct, issuer_key_hash, tbs)
+        signed = _signed_data(sct, (stamp - _NAIVE_EPOCH) // _MILLISECOND, issuer_key_hash, tbs)
         try:
             log.verify(sct.signature, signed)
         except InvalidSignature as exc:
@@ -79,37 +79,43 @@ def check_sct(
         )
 
 
-@functools.lru_cache(maxsize=64)
+# Issuer key hashes by id() of the issuer certificate, which each entry holds (so the id is
+# not reused while it exists); the issuers are the trusted root's few CA certificates, and
+# path validation hands back those very objects.
+_key_hashes: dict[int, tuple[x509.Certificate, bytes]] = {}
+MAX_KEY_HASHES = 64
+
+
 def _key_hash(issuer: x509.Certificate) -> bytes:
     """SHA-256 of the issuer's SubjectPublicKeyInfo (RFC 6962 `issuer_key_hash`).
 
-    Cached: the issuers are the trusted root's few CA certificates, and re-encoding the key
-    for every bundle was a measurable share of verification (bench/verify.py).
+    Cached: re-encoding the key for every bundle was a measurable share of verification
+    (bench/verify.py), and so was hashing the certificate for a cache keyed by value.
     """
+    hit = _key_hashes.get(id(issuer))
+    if hit is not None and hit[0] is issuer:
+        return hit[1]
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     spki = issuer.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(spki).digest()
+    digest = hashlib.sha256(spki).digest()
+    if len(_key_hashes) >= MAX_KEY_HASHES:
+        _key_hashes.clear()
+    _key_hashes[id(issuer)] = (issuer, digest)
+    return digest
 
 
-def _signed_data(sct: object, issuer_key_hash: bytes, tbs: bytes) -> bytes:
+def _signed_data(sct: object, timestamp_ms: int, issuer_key_hash: bytes, tbs: bytes) -> bytes:
     """The RFC 6962 §3.2 `digitally-signed` struct for a precertificate SCT."""
-    timestamp_ms = (_sct_time(sct) - _EPOCH) // timedelta(milliseconds=1)
     extensions = sct.extension_bytes  # type: ignore[attr-defined]
     return b"".join(
         (
-            b"\x00\x00",  # version v1, signature type certificate_timestamp
-            struct.pack(">Q", timestamp_ms),
-            b"\x00\x01",  # entry type precert_entry
+            # version v1, signature type certificate_timestamp, the time, entry type precert
+            b"\x00\x00" + timestamp_ms.to_bytes(8, "big") + b"\x00\x01",
             issuer_key_hash,
             len(tbs).to_bytes(3, "big"),
             tbs,
-            struct.pack(">H", len(extensions)),
+            len(extensions).to_bytes(2, "big"),
             extensions,
         )
     )
-
-
-def _sct_time(sct: object) -> datetime:
-    """The SCT timestamp as an aware UTC datetime (cryptography returns it naive, in UTC)."""
-    return sct.timestamp.replace(tzinfo=UTC)  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from sigstore_models.rekor.v1 import TransparencyLogEntry
 
     from cli.trust import LogKey
+    from tlog.checkpoint import CheckpointVerifier
 
 
 def find_log(entry: TransparencyLogEntry, *, tlogs: dict[bytes, LogKey]) -> LogKey:
@@ -126,13 +127,13 @@ def check_inclusion(entry: TransparencyLogEntry, *, log: LogKey) -> None:
         VerificationError("inclusion-proof"): the proof disagrees with the checkpoint or does
             not hash up to its root.
     """
-    from tlog import CheckpointError, ProofError, leaf_hash, verify_checkpoint, verify_inclusion
+    from tlog import CheckpointError, ProofError, leaf_hash, verify_inclusion
 
     proof = entry.inclusion_proof
     if proof is None or proof.checkpoint is None:
         raise VerificationError("checkpoint", "inclusion proof has no checkpoint")
     try:
-        checkpoint = verify_checkpoint(proof.checkpoint.envelope, public_key=log.public_key)
+        checkpoint = _checkpoint_verifier(log).verify(proof.checkpoint.envelope)
     except CheckpointError as exc:
         raise VerificationError("checkpoint", exc.message) from exc
     except TypeError as exc:
@@ -164,6 +165,27 @@ def check_inclusion(entry: TransparencyLogEntry, *, log: LogKey) -> None:
         raise VerificationError(
             "inclusion-proof", f"inclusion proof does not match checkpoint root ({exc.message})"
         ) from exc
+
+
+# A checkpoint verifier per trusted log key, by id() of the LogKey, which each entry holds (so
+# the id is not reused while it exists): the trusted root's logs are few and live as long as
+# their Verifier, and preparing the key (its hint, its algorithm) per bundle was a measurable
+# share of checking a checkpoint (bench/verify.py).
+_checkpoint_verifiers: dict[int, tuple[LogKey, CheckpointVerifier]] = {}
+MAX_CHECKPOINT_VERIFIERS = 256
+
+
+def _checkpoint_verifier(log: LogKey) -> CheckpointVerifier:
+    hit = _checkpoint_verifiers.get(id(log))
+    if hit is not None and hit[0] is log:
+        return hit[1]
+    from tlog.checkpoint import CheckpointVerifier
+
+    verifier = CheckpointVerifier(log.public_key)  # type: ignore[arg-type]
+    if len(_checkpoint_verifiers) >= MAX_CHECKPOINT_VERIFIERS:
+        _checkpoint_verifiers.clear()
+    _checkpoint_verifiers[id(log)] = (log, verifier)
+    return verifier
 
 
 def log_index_is_tree_local(entry: TransparencyLogEntry) -> bool:

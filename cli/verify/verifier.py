@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from cli.verify import entry as log_body
 from cli.verify import transparency
 from cli.verify.artifact import Artifact
+from cli.verify.certs import extension_value
 from cli.verify.dsse import check_subject, pae
 from cli.verify.errors import VerificationError, iso
 from cli.verify.policy import certificate_identities, certificate_issuer
@@ -85,8 +86,11 @@ class Verifier:
         # itself was checked when the trusted root was loaded (each link signed by the next), so
         # path building stops at the first trusted certificate instead of re-verifying the
         # CA's own links for every bundle. Their validity at signing time is checked per call.
+        # With each CA, when every certificate of its chain is valid (read once: each
+        # validity read builds new datetimes).
         self._ca_stores = [
-            (ca, Store(list(ca.certificates))) for ca in trusted_root.certificate_authorities
+            (ca, Store(list(ca.certificates)), _chain_window(ca))
+            for ca in trusted_root.certificate_authorities
         ]
         # Fulcio leaves carry code-signing, not client-auth, EKUs; accept any non-critical EKU
         # in path validation and check code-signing in the profile step.
@@ -235,9 +239,9 @@ class Verifier:
         from cryptography.x509.verification import VerificationError as X509Error
 
         candidates: list[tuple[Authority, Store]] = [
-            item
-            for item in self._ca_stores
-            if item[0].valid_for.contains(moment) and _chain_valid_at(item[0], moment)
+            (authority, store)
+            for authority, store, (start, end) in self._ca_stores
+            if authority.valid_for.contains(moment) and start <= moment <= end
         ]
         if not candidates:
             raise VerificationError(
@@ -370,11 +374,12 @@ def _message_digest(bundle: Bundle, artifact: Artifact) -> tuple[str, bytes]:
     return algorithm, digest
 
 
-def _chain_valid_at(authority: Authority, moment: datetime) -> bool:
-    """Every certificate of the CA's chain was valid at `moment`."""
-    return all(
-        cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc
-        for cert in authority.certificates
+def _chain_window(authority: Authority) -> tuple[datetime, datetime]:
+    """When every certificate of the CA's chain is valid: the latest start, the earliest end
+    (a start after the end, for chains that never were valid all at once, matches nothing)."""
+    return (
+        max(cert.not_valid_before_utc for cert in authority.certificates),
+        min(cert.not_valid_after_utc for cert in authority.certificates),
     )
 
 
@@ -389,16 +394,14 @@ def _check_within_certificate(leaf: x509.Certificate, moment: datetime) -> None:
 
 
 def _check_profile(leaf: x509.Certificate) -> None:
-    from cryptography import x509
-    from cryptography.x509.oid import ExtendedKeyUsageOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
-    try:
-        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
-        extended = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound as exc:
+    usage = extension_value(leaf, ExtensionOID.KEY_USAGE)
+    extended = extension_value(leaf, ExtensionOID.EXTENDED_KEY_USAGE)
+    if usage is None or extended is None:
         raise VerificationError(
             "certificate-profile", "the certificate lacks KeyUsage or ExtendedKeyUsage"
-        ) from exc
+        )
     if not usage.digital_signature:
         raise VerificationError("certificate-profile", "key usage lacks digitalSignature")
     if ExtendedKeyUsageOID.CODE_SIGNING not in extended:

@@ -200,3 +200,80 @@ def test_leaf_without_embedded_sct_is_refused(instance: Instance) -> None:
         "sct",
         "the signing certificate has no embedded SCT",
     )
+
+
+def test_extension_table_gives_what_cryptography_finds(instance: Instance) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID
+
+    from cli.verify.certs import extension_value, extensions_by_oid
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = instance.issue_leaf(key, identity="a@b.test", issuer="https://i.test", not_before=START)
+    for cert in (leaf, instance.inter_cert):
+        table = extensions_by_oid(cert)
+        assert len(table) == len(cert.extensions)
+        for extension in cert.extensions:
+            assert extension_value(cert, extension.oid) == extension.value
+            assert table[extension.oid] == cert.extensions.get_extension_for_oid(extension.oid)
+    # Absent: None, where cryptography raises ExtensionNotFound.
+    with pytest.raises(x509.ExtensionNotFound):
+        leaf.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS)
+    assert extension_value(leaf, ExtensionOID.BASIC_CONSTRAINTS) is None
+
+
+def test_extension_table_is_per_certificate_object(instance: Instance) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID
+
+    from cli.verify.certs import MAX_INDEXED_CERTIFICATES, extension_value
+
+    san = ExtensionOID.SUBJECT_ALTERNATIVE_NAME
+    leaves = []
+    for n in range(MAX_INDEXED_CERTIFICATES + 3):
+        key = ec.generate_private_key(ec.SECP256R1())
+        leaves.append(
+            instance.issue_leaf(
+                key, identity=f"{n}@b.test", issuer="https://i.test", not_before=START
+            )
+        )
+    # Each certificate gets its own values, looked up twice (the second from the table), also
+    # after older ones were evicted and their ids may have been reused by new objects.
+    for _ in range(2):
+        for n, leaf in enumerate(leaves):
+            names = extension_value(leaf, san).get_values_for_type(x509.RFC822Name)
+            assert names == [f"{n}@b.test"]
+
+
+def test_malformed_extensions_raise_every_time() -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
+    from cli.verify.certs import extension_value
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    good = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(START)
+        .not_valid_after(START.replace(year=START.year + 1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    der = good.public_bytes(serialization.Encoding.DER)
+    # BasicConstraints' value 30 03 01 01 ff (cA TRUE) becomes 30 03 01 01 07: not a DER
+    # BOOLEAN, so the extension cannot be parsed.
+    encoded = bytes.fromhex("0101ff040530030101ff")
+    assert der.count(encoded) == 1
+    broken = x509.load_der_x509_certificate(der.replace(encoded, encoded[:-1] + b"\x07"))
+    with pytest.raises(ValueError) as first:
+        broken.extensions  # noqa: B018 - the parse is what raises
+    for _ in range(2):
+        with pytest.raises(ValueError) as again:
+            extension_value(broken, ExtensionOID.BASIC_CONSTRAINTS)
+        assert str(again.value) == str(first.value)
