@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from cli.verify.certs import extension_value
+from cli.verify.certs import extension_value, remembered
 from cli.verify.errors import VerificationError, quoted
 from oidc import oids
 
@@ -155,6 +155,10 @@ class AnyOf:
 
 def certificate_identities(cert: x509.Certificate) -> list[str]:
     """Every identity the SAN carries: emails, URIs and Fulcio otherName usernames."""
+    return list(remembered(cert, "identities", _identities))
+
+
+def _identities(cert: x509.Certificate) -> tuple[str, ...]:
     from cryptography import x509
     from cryptography.x509.oid import ExtensionOID
 
@@ -167,11 +171,15 @@ def certificate_identities(cert: x509.Certificate) -> list[str]:
     for other in san.get_values_for_type(x509.OtherName):
         if other.type_id == oids.OTHERNAME_SAN_OID:
             names.append(_der_utf8(other.value))
-    return names
+    return tuple(names)
 
 
 def certificate_issuer(cert: x509.Certificate) -> str:
     """The OIDC issuer: extension .1.8 (DER UTF8String), falling back to .1.1 (raw)."""
+    return remembered(cert, "issuer", _issuer)
+
+
+def _issuer(cert: x509.Certificate) -> str:
     issuer = fulcio_extension(cert, oids.ISSUER_V2)
     if issuer is None:
         issuer = fulcio_extension(cert, oids.ISSUER_V1)

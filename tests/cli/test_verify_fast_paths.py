@@ -277,3 +277,62 @@ def test_malformed_extensions_raise_every_time() -> None:
         with pytest.raises(ValueError) as again:
             extension_value(broken, ExtensionOID.BASIC_CONSTRAINTS)
         assert str(again.value) == str(first.value)
+
+
+def test_identities_and_issuer_are_remembered_per_certificate(instance: Instance) -> None:
+    from cli.verify.policy import certificate_identities, certificate_issuer
+
+    leaves = {
+        n: instance.issue_leaf(
+            ec.generate_private_key(ec.SECP256R1()),
+            identity=f"{n}@b.test",
+            issuer=f"https://{n}.test",
+            not_before=START,
+        )
+        for n in range(3)
+    }
+    for _ in range(2):
+        for n, leaf in leaves.items():
+            names = certificate_identities(leaf)
+            assert names == [f"{n}@b.test"]
+            names.append("mallory@evil.test")  # the caller's copy, not the remembered one
+            assert certificate_issuer(leaf) == f"https://{n}.test"
+
+
+def test_a_failed_lookup_is_not_remembered(instance: Instance) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from cli.verify.certs import remembered
+    from cli.verify.policy import certificate_issuer
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    bare = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(START)
+        .not_valid_after(START.replace(year=START.year + 1))
+        .sign(key, hashes.SHA256())
+    )
+    for _ in range(2):
+        with pytest.raises(VerificationError) as info:
+            certificate_issuer(bare)
+        assert info.value.detail == "the certificate has no OIDC issuer extension"
+    calls: list[int] = []
+
+    def flaky(cert: x509.Certificate) -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("first time")
+        return "second time"
+
+    with pytest.raises(ValueError, match="first time"):
+        remembered(bare, "flaky", flaky)
+    assert remembered(bare, "flaky", flaky) == "second time"
+    assert remembered(bare, "flaky", flaky) == "second time"
+    assert len(calls) == 2
