@@ -214,7 +214,7 @@ class IssuanceCheck:
 
         try:
             # The chain step alone: the monitor has no bundle or signed time to give `verify`.
-            self._verifier._check_chain(cert, cert.not_valid_before_utc)
+            self._verifier.check_chain(cert, cert.not_valid_before_utc)
         except VerificationError as exc:
             return exc.detail
         except (ValueError, TypeError) as exc:

@@ -134,7 +134,7 @@ class Verifier:
         # 7. The leaf chains to a trusted CA that was valid at every signed time.
         chain: list[x509.Certificate] = []
         for moment in times:
-            chain = self._check_chain(leaf, moment)
+            chain = self.check_chain(leaf, moment)
         # 8. The SCT proves the certificate was logged in a trusted CT log. A root that lists
         #    no CT log (a log-less instance's) has nothing to check one against.
         if self._root.ctlogs:
@@ -233,7 +233,13 @@ class Verifier:
             _logger.warning("warning: %s; not counted (the other signed times are)", failure)
         return times, log, outcome.failures
 
-    def _check_chain(self, leaf: x509.Certificate, moment: datetime) -> list[x509.Certificate]:
+    def check_chain(self, leaf: x509.Certificate, moment: datetime) -> list[x509.Certificate]:
+        """The chain from `leaf` to a CA of the trusted root valid at `moment`, under keyless
+        verify's path-validation rules (also `keyless monitor`'s issuance check).
+
+        Raises:
+            VerificationError: reason `certificate-chain`.
+        """
         from cryptography import x509
         from cryptography.x509.verification import PolicyBuilder, Store
         from cryptography.x509.verification import VerificationError as X509Error
