@@ -3,14 +3,13 @@ by sigstore-python."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
 from cli.main import main
+from tests.e2e.sigstore_python import save_trust_config, verify_identity
 
 
 @pytest.fixture
@@ -85,31 +84,9 @@ def test_sigstore_python_verifies_the_dsse_bundle(server, instance, vectors, tmp
     assets = vectors / "sigstore-conformance" / "test" / "assets"
     bundle = tmp_path / "statement.sigstore.json"
     assert _sign_bundle(server, instance, bundle, assets / "statement.json", "--in-toto") == 0
-    config = tmp_path / "client_trust_config.json"
-    config.write_text(
-        requests.get(f"{server.url}/api/v1/trust/client_trust_config.json", timeout=5).text
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sigstore",
-            "--trust-config",
-            str(config),
-            "verify",
-            "identity",
-            "--bundle",
-            str(bundle),
-            "--cert-identity",
-            "alice@example.com",
-            "--cert-oidc-issuer",
-            f"{server.url}/oidc",
-            str(assets / "a.txt"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    config = save_trust_config(server.url, tmp_path / "client_trust_config.json")
+    issuer = f"{server.url}/oidc"
+    result = verify_identity(config, bundle, assets / "a.txt", "alice@example.com", issuer)
     assert result.returncode == 0, result.stderr
 
 

@@ -7,8 +7,6 @@ import base64
 import json
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +22,7 @@ from cli.main import main
 from server.app import create_app
 from server.config import ServerConfigError, dev_config, load_server_config
 from tests.conftest import dev_server
+from tests.e2e.sigstore_python import save_trust_config, verify_identity
 from tlog.errors import LogStartError
 from tsa import dev_tsa_chain, pem_chain
 
@@ -114,31 +113,9 @@ def _verify(server, artifact: Path, issuer: str) -> int:
 
 def _sigstore_verify(server, artifact: Path, issuer: str, tmp_path: Path):
     """sigstore-python's verdict under the server's client trust config."""
-    config = tmp_path / "trust_config.json"
-    config.write_text(
-        requests.get(f"{server.url}/api/v1/trust/client_trust_config.json", timeout=5).text
-    )
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sigstore",
-            "--trust-config",
-            str(config),
-            "verify",
-            "identity",
-            "--bundle",
-            f"{artifact}.sigstore.json",
-            "--cert-identity",
-            "alice@example.com",
-            "--cert-oidc-issuer",
-            issuer,
-            str(artifact),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    config = save_trust_config(server.url, tmp_path / "trust_config.json")
+    bundle = f"{artifact}.sigstore.json"
+    return verify_identity(config, bundle, artifact, "alice@example.com", issuer)
 
 
 def test_old_bundles_verify_after_rotation(signed_before_rotation, tmp_path: Path) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from rfc3161_client import decode_timestamp_response
 
 from cli.main import main
 from tests.conftest import serve_wsgi
+from tests.e2e.sigstore_python import save_trust_config, verify_identity
 from tsa.authority import reject
 
 
@@ -120,31 +119,10 @@ def test_rekor_version_1_keeps_the_v1_log(server, artifact) -> None:
 
 def test_sigstore_python_verifies_keylesss_v2_bundle(server, artifact, tmp_path) -> None:
     assert _sign(server, artifact, "v2@example.com", "--rekor-version", "2") == 0
-    trust_config = tmp_path / "client_trust_config.json"
-    trust_config.write_text(
-        requests.get(f"{server.url}/api/v1/trust/client_trust_config.json", timeout=5).text
-    )
-    verified = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sigstore",
-            "--trust-config",
-            str(trust_config),
-            "verify",
-            "identity",
-            "--bundle",
-            str(artifact.with_name(artifact.name + ".sigstore.json")),
-            "--cert-identity",
-            "v2@example.com",
-            "--cert-oidc-issuer",
-            f"{server.url}/oidc",
-            str(artifact),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    trust_config = save_trust_config(server.url, tmp_path / "client_trust_config.json")
+    bundle = artifact.with_name(artifact.name + ".sigstore.json")
+    issuer = f"{server.url}/oidc"
+    verified = verify_identity(trust_config, bundle, artifact, "v2@example.com", issuer)
     assert verified.returncode == 0, verified.stderr
     assert "OK" in verified.stderr
 

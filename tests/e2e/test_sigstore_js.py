@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from server import tuf_api
 from server.state import StateDir
 from server.tuf_repository import rotate_root_key
 from tests.conftest import dev_server, skip_unless_ci
+from tests.e2e.sigstore_python import verify_identity
 
 JS = Path(__file__).resolve().parents[1] / "js"
 DRIVER = JS / "sigstore_js.mjs"
@@ -118,14 +118,8 @@ def test_sigstore_python_verifies_a_sigstore_js_bundle(server, js_bundle, artifa
     """sigstore-js puts Fulcio's PEM verbatim in the log entry: canonical PEM makes it match."""
     config = tmp_path / "client_trust_config.json"
     assert main(["trust", "client-trust-config", "--server", server.url, "-o", str(config)]) == 0
-    verified = subprocess.run(
-        [
-            sys.executable, "-m", "sigstore", "--trust-config", str(config), "verify", "identity",
-            "--bundle", str(js_bundle), "--cert-identity", "henry@example.com",
-            "--cert-oidc-issuer", f"{server.url}/oidc", str(artifact),
-        ],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "1000"},
-    )  # fmt: skip
+    issuer = f"{server.url}/oidc"
+    verified = verify_identity(config, js_bundle, artifact, "henry@example.com", issuer)
     assert verified.returncode == 0, verified.stderr
 
 

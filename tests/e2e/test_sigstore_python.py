@@ -3,26 +3,17 @@ log, verifies our bundles, and we verify its bundles (rekor-bundle.md §5, §8.1
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 from cli.main import main
-
-SIGSTORE = [sys.executable, "-m", "sigstore"]
+from tests.e2e.sigstore_python import save_trust_config, sigstore, verify_identity
 
 
 @pytest.fixture
 def trust_config(server, tmp_path: Path) -> Path:
-    path = tmp_path / "client_trust_config.json"
-    path.write_text(
-        requests.get(f"{server.url}/api/v1/trust/client_trust_config.json", timeout=5).text
-    )
-    return path
+    return save_trust_config(server.url, tmp_path / "client_trust_config.json")
 
 
 @pytest.fixture
@@ -32,32 +23,11 @@ def artifact(tmp_path: Path) -> Path:
     return path
 
 
-def _sigstore(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "1000"}  # keep rich from wrapping its messages
-    return subprocess.run([*SIGSTORE, *args], capture_output=True, text=True, timeout=120, env=env)
-
-
-def _verify_identity(trust_config: Path, bundle: Path, artifact: Path, identity: str, issuer: str):
-    return _sigstore(
-        "--trust-config",
-        str(trust_config),
-        "verify",
-        "identity",
-        "--bundle",
-        str(bundle),
-        "--cert-identity",
-        identity,
-        "--cert-oidc-issuer",
-        issuer,
-        str(artifact),
-    )
-
-
 def test_sigstore_python_signs_and_verifies_against_keyless(
     server, trust_config, artifact, tmp_path
 ) -> None:
     bundle = tmp_path / "sigstore-python.sigstore.json"
-    signed = _sigstore(
+    signed = sigstore(
         "--trust-config",
         str(trust_config),
         "sign",
@@ -68,7 +38,7 @@ def test_sigstore_python_signs_and_verifies_against_keyless(
         str(artifact),
     )
     assert signed.returncode == 0, signed.stderr
-    verified = _verify_identity(
+    verified = verify_identity(
         trust_config, bundle, artifact, "carol@example.com", f"{server.url}/oidc"
     )
     assert verified.returncode == 0, verified.stderr
@@ -108,7 +78,7 @@ def test_sigstore_python_verifies_a_keyless_bundle(server, trust_config, artifac
     )
     bundle = artifact.with_name(artifact.name + ".sigstore.json")
     identity = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
-    verified = _verify_identity(
+    verified = verify_identity(
         trust_config, bundle, artifact, identity, f"{server.url}/oidc/github"
     )
     assert verified.returncode == 0, verified.stderr
@@ -134,7 +104,7 @@ def test_sigstore_python_refuses_the_wrong_identity_or_issuer(
     bundle = artifact.with_name(artifact.name + ".sigstore.json")
     identity = "mallory@example.com" if wrong == "identity" else "alice@example.com"
     issuer = "https://accounts.google.com" if wrong == "issuer" else f"{server.url}/oidc"
-    verified = _verify_identity(trust_config, bundle, artifact, identity, issuer)
+    verified = verify_identity(trust_config, bundle, artifact, identity, issuer)
     assert verified.returncode != 0
     expected = {
         "identity": "Certificate's SANs do not match mallory@example.com; actual SANs: {'alice@example.com'}",
@@ -151,7 +121,7 @@ def test_keyless_trust_saves_what_sigstore_python_uses(server, artifact, tmp_pat
         f"saved the client-trust-config of {server.url} to {config}"
     )
     bundle = tmp_path / "b.sigstore.json"
-    signed = _sigstore(
+    signed = sigstore(
         "--trust-config",
         str(config),
         "sign",

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cli.main import main
 from server.config import ServerConfigError, load_server_config
 from tests.conftest import dev_server
+from tests.e2e.sigstore_python import save_trust_config, verify_identity
 from tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
 
 
@@ -68,31 +67,9 @@ def test_the_v2_log_signs_with_the_operators_key(tmp_path: Path, key) -> None:
         verify = ["verify", "--server", server.url, "--bundle", f"{artifact}.sigstore.json"]
         identity = ["--certificate-identity", "alice@example.com"]
         assert main([*verify, *identity, "--certificate-oidc-issuer", issuer, str(artifact)]) == 0
-        trust = tmp_path / "trust_config.json"
-        trust.write_text(
-            requests.get(f"{server.url}/api/v1/trust/client_trust_config.json", timeout=5).text
-        )
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sigstore",
-                "--trust-config",
-                str(trust),
-                "verify",
-                "identity",
-                "--bundle",
-                f"{artifact}.sigstore.json",
-                "--cert-identity",
-                "alice@example.com",
-                "--cert-oidc-issuer",
-                issuer,
-                str(artifact),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        trust = save_trust_config(server.url, tmp_path / "trust_config.json")
+        bundle = f"{artifact}.sigstore.json"
+        result = verify_identity(trust, bundle, artifact, "alice@example.com", issuer)
         assert result.returncode == 0, result.stderr
     assert not (tmp_path / "state" / "rekor-v2-key.pem").exists()
 
