@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -15,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from werkzeug.serving import make_server
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
+# `keyless` as a process, from this checkout (the console script may be another install's).
+KEYLESS = [sys.executable, "-m", "cli.main"]
 
 
 def skip_unless_ci(reason: str) -> None:
@@ -101,6 +108,51 @@ def postgres() -> Iterator[str]:
 def vectors() -> Path:
     """Third-party test vectors kept in the repository (provenance in tests/data/README.md)."""
     return DATA
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def keyless_serve(
+    *args: str,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    stdout: int = subprocess.PIPE,
+    start_seconds: float = 30,
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`keyless serve ARGS` in its own process on loopback, once /healthz answers 200; stopped
+    with SIGTERM (as gunicorn and Kubernetes stop it) at the end."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [*KEYLESS, "serve", "--port", str(port), *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_seconds
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except (requests.ConnectionError, requests.Timeout):  # a loaded machine
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start: {process.communicate()[1]}")
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @contextmanager

@@ -7,10 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,9 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rfc3161_client import TimestampRequestBuilder
 
 from cli.fulcio_client import CAClient
-from tests.cli.test_serve import _free_port
+from tests.conftest import keyless_serve
 
-KEYLESS = [sys.executable, "-m", "cli.main"]
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -49,7 +45,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 @contextmanager
 def serve_two_workers(tmp_path: Path, metrics_dir: Path) -> Iterator[str]:
-    port = _free_port()
     config = tmp_path / "server.yaml"
     config.write_text(
         f"state-dir: {tmp_path / 'state'}\n"
@@ -57,32 +52,10 @@ def serve_two_workers(tmp_path: Path, metrics_dir: Path) -> Iterator[str]:
         "server: {workers: 2, threads: 4}\n"
     )
     environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-    process = subprocess.Popen(
-        [*KEYLESS, "serve", "--config", str(config), "--port", str(port)],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {process.communicate()[1]}")
-            time.sleep(0.1)
+    with keyless_serve(
+        "--config", str(config), env=environment, stdout=subprocess.DEVNULL, start_seconds=60
+    ) as (url, _):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _csr() -> bytes:

@@ -5,60 +5,20 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
-KEYLESS = [sys.executable, "-m", "cli.main"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def _serve(*args: str, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = port or _free_port()
-    process = subprocess.Popen(
-        [*KEYLESS, "serve", "--port", str(port), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # a loaded machine
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {process.communicate()[1]}")
-            time.sleep(0.1)
-        yield url, process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+from tests.conftest import KEYLESS, free_port, keyless_serve
 
 
 def test_dev_mode_on_the_exact_port_with_persistent_keys(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    with _serve("--state-dir", str(state)) as (url, process):
+    with keyless_serve("--state-dir", str(state)) as (url, process):
         assert requests.get(f"{url}/healthz", timeout=5).json() == {"status": "SERVING"}
         first_kid = requests.get(f"{url}/oidc/jwks", timeout=5).json()["keys"][0]["kid"]
         process.send_signal(signal.SIGTERM)
@@ -74,14 +34,14 @@ def test_dev_mode_on_the_exact_port_with_persistent_keys(tmp_path: Path) -> None
     assert keys and all(stat.S_IMODE(key.stat().st_mode) == 0o600 for key in keys)
     # The same public URL: the signature log's checkpoints name it.
     port = int(url.rsplit(":", 1)[1])
-    with _serve("--state-dir", str(state), port=port) as (url, _):
+    with keyless_serve("--state-dir", str(state), port=port) as (url, _):
         assert requests.get(f"{url}/oidc/jwks", timeout=5).json()["keys"][0]["kid"] == first_kid
 
 
 def test_two_instances_side_by_side(tmp_path: Path) -> None:
     with (
-        _serve("--state-dir", str(tmp_path / "a")) as (a, _),
-        _serve("--state-dir", str(tmp_path / "b")) as (b, _),
+        keyless_serve("--state-dir", str(tmp_path / "a")) as (a, _),
+        keyless_serve("--state-dir", str(tmp_path / "b")) as (b, _),
     ):
         assert a != b
         assert (
@@ -96,7 +56,7 @@ def test_production_config_keeps_the_dev_issuer_off(tmp_path: Path) -> None:
         f"state-dir: {tmp_path / 'state'}\n"
         "issuers:\n  - issuer: https://token.actions.githubusercontent.com\n    type: github-workflow\n"
     )
-    with _serve("--config", str(config)) as (url, process):
+    with keyless_serve("--config", str(config)) as (url, process):
         assert (
             requests.get(f"{url}/oidc/.well-known/openid-configuration", timeout=5).status_code
             == 404
@@ -215,8 +175,8 @@ def test_state_dir_writable_by_others_is_refused(tmp_path: Path) -> None:
 def used_state(tmp_path_factory) -> tuple[Path, int]:
     """A state directory a dev server has run on (and the port it ran on), to copy and damage."""
     state = tmp_path_factory.mktemp("used") / "state"
-    port = _free_port()
-    with _serve("--state-dir", str(state), port=port):
+    port = free_port()
+    with keyless_serve("--state-dir", str(state), port=port):
         pass
     return state, port
 
@@ -289,7 +249,7 @@ def test_gunicorn_without_a_config_is_refused(tmp_path: Path) -> None:
     }
     environment["KEYLESS_STATE_DIR"] = str(tmp_path / "state")
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--bind", f"0.0.0.0:{_free_port()}", "server.app:app()"],
+        [sys.executable, "-m", "gunicorn", "--bind", f"0.0.0.0:{free_port()}", "server.app:app()"],
         capture_output=True,
         text=True,
         timeout=60,

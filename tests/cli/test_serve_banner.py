@@ -6,13 +6,12 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
 
-KEYLESS = [sys.executable, "-m", "cli.main"]
+from tests.conftest import KEYLESS
 
 
 def _free_port() -> int:

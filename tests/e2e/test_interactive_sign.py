@@ -10,7 +10,8 @@ from pathlib import Path
 
 import requests
 
-KEYLESS = [sys.executable, "-m", "cli.main"]
+from tests.conftest import KEYLESS
+
 AMBIENT = ("SIGSTORE_ID_TOKEN", "GITHUB_ACTIONS", "GITLAB_CI", "BUILDKITE", "CIRCLECI")
 
 

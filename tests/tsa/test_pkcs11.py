@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,9 +20,8 @@ import requests
 import yaml
 
 from cli.main import main
-from tests.conftest import skip_unless_ci
+from tests.conftest import KEYLESS, free_port, keyless_serve, skip_unless_ci
 
-KEYLESS = [sys.executable, "-m", "cli.main"]
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 PIN = "1234"
 
@@ -77,46 +72,15 @@ def _config(tmp_path: Path, section: dict) -> Path:
     return config
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def _serve(config: Path, env: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [*KEYLESS, "serve", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {process.communicate()[1]}")
-            time.sleep(0.1)
+    with keyless_serve("--config", str(config), env=env) as (url, _):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _refused(config: Path, env: dict[str, str]) -> list[str]:
     result = subprocess.run(
-        [*KEYLESS, "serve", "--config", str(config), "--port", str(_free_port())],
+        [*KEYLESS, "serve", "--config", str(config), "--port", str(free_port())],
         capture_output=True,
         text=True,
         env=env,
