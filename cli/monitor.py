@@ -28,6 +28,7 @@ import json
 import os
 import re
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,7 +301,7 @@ class RunResult:
         }
 
 
-class _Monitor:
+class _Monitor(ABC):
     """The run every log kind shares; subclasses read their own log."""
 
     rekor_version: int
@@ -363,20 +364,22 @@ class _Monitor:
             tuple(unjudged),
         )
 
+    @abstractmethod
     def latest(self) -> TreeHead:
-        raise NotImplementedError
+        """The log's current checkpoint, verified with a trusted key."""
 
+    @abstractmethod
     def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
-        raise NotImplementedError
+        """Require `new` to extend `old` (raise LogInconsistencyError)."""
 
-    def _begin(self, previous: TreeHead | None, head: TreeHead) -> None:
+    def _begin(self, previous: TreeHead | None, head: TreeHead) -> None:  # noqa: B027 (optional hook)
         """Called once the run's head is proven to extend the stored one."""
 
+    @abstractmethod
     def _entries(
         self, start: int, end: int, head: TreeHead
     ) -> Iterator[tuple[int, str, int | None, bytes]]:
         """(index, entry ID, integrated time, body) for [start, end), each tied to `head`."""
-        raise NotImplementedError
 
 
 class TileLogMonitor(_Monitor):
