@@ -14,6 +14,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,8 +275,21 @@ def test_partial_read_says_it_is_not_checked(signed, capsys) -> None:
     assert "partial read: not checked against the signed tree head" in err
 
 
-def test_a_reordering_ct_front_end_is_caught(signed, tmp_path: Path, capsys) -> None:
-    proxy = Flask("reordering-ct")
+def _audit_ct_at(signed, tmp_path: Path, ct_url: str, *args: str) -> int:
+    """keyless audit of the CT log at `ct_url`, under the server's trusted root with its CT log
+    moved there (a front end, or nothing at all)."""
+    root = requests.get(f"{signed.url}/api/v1/trust/trusted_root.json", timeout=10).json()
+    for ctlog in root["ctlogs"]:
+        ctlog["baseUrl"] = ct_url
+    trusted_root = tmp_path / "root.json"
+    trusted_root.write_text(json.dumps(root))
+    return main(["audit", "--ct-url", ct_url, "--trusted-root", str(trusted_root), *args])
+
+
+@contextmanager
+def _ct_front_end(signed, edit_entries) -> Iterator[str]:
+    """A front end to the server whose get-entries answers pass through `edit_entries`."""
+    proxy = Flask("tampering-ct")
 
     @proxy.route("/<path:path>")
     def forward(path: str) -> Response:
@@ -282,27 +297,17 @@ def test_a_reordering_ct_front_end_is_caught(signed, tmp_path: Path, capsys) -> 
         body = upstream.content
         if path == "ct/v1/get-entries":
             document = json.loads(body)
-            document["entries"].reverse()
+            edit_entries(document["entries"])
             body = json.dumps(document).encode()
         return Response(body, status=upstream.status_code, mimetype="application/json")
 
-    root = requests.get(f"{signed.url}/api/v1/trust/trusted_root.json", timeout=10).json()
-    with serve_wsgi(proxy) as proxy_url:
-        for ctlog in root["ctlogs"]:
-            ctlog["baseUrl"] = proxy_url
-        trusted_root = tmp_path / "root.json"
-        trusted_root.write_text(json.dumps(root))
-        code = main(
-            [
-                "audit",
-                "--ct-url",
-                proxy_url,
-                "--trusted-root",
-                str(trusted_root),
-                "--identity",
-                "alice@example.com",
-            ]
-        )
+    with serve_wsgi(proxy) as url:
+        yield url
+
+
+def test_a_reordering_ct_front_end_is_caught(signed, tmp_path: Path, capsys) -> None:
+    with _ct_front_end(signed, lambda entries: entries.reverse()) as proxy_url:
+        code = _audit_ct_at(signed, tmp_path, proxy_url, "--identity", "alice@example.com")
     assert code == 1
     assert "returned 7 entries whose Merkle root is not the root of its signed tree head" in (
         capsys.readouterr().err
@@ -317,22 +322,7 @@ def test_refusals(signed, tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as usage:
         main(["audit", "--ct-url", "http://127.0.0.1:9", "--identity", "a"])
     assert usage.value.code == 2
-    root = requests.get(f"{signed.url}/api/v1/trust/trusted_root.json", timeout=10).json()
-    for ctlog in root["ctlogs"]:
-        ctlog["baseUrl"] = "http://127.0.0.1:9"
-    trusted_root = tmp_path / "root.json"
-    trusted_root.write_text(json.dumps(root))
-    code = main(
-        [
-            "audit",
-            "--ct-url",
-            "http://127.0.0.1:9",
-            "--trusted-root",
-            str(trusted_root),
-            "--identity",
-            "alice@example.com",
-        ]
-    )
+    code = _audit_ct_at(signed, tmp_path, "http://127.0.0.1:9", "--identity", "alice@example.com")
     assert code == 3
     assert "cannot reach the log at http://127.0.0.1:9/ct/v1/get-sth" in capsys.readouterr().err
 
@@ -340,37 +330,13 @@ def test_refusals(signed, tmp_path: Path, capsys) -> None:
 def test_an_entry_that_cannot_be_read_is_reported(signed, tmp_path: Path, capsys) -> None:
     """extra_data is outside the Merkle leaf, so a front end can garble it without breaking the
     root check: the entry must then be named, not silently skipped."""
-    proxy = Flask("garbling-ct")
 
-    @proxy.route("/<path:path>")
-    def forward(path: str) -> Response:
-        upstream = requests.get(f"{signed.url}/{path}", params=request.args, timeout=10)
-        body = upstream.content
-        if path == "ct/v1/get-entries":
-            document = json.loads(body)
-            document["entries"][1]["extra_data"] = "AAAA"
-            body = json.dumps(document).encode()
-        return Response(body, status=upstream.status_code, mimetype="application/json")
+    def garble(entries: list) -> None:
+        entries[1]["extra_data"] = "AAAA"
 
-    root = requests.get(f"{signed.url}/api/v1/trust/trusted_root.json", timeout=10).json()
-    with serve_wsgi(proxy) as proxy_url:
-        for ctlog in root["ctlogs"]:
-            ctlog["baseUrl"] = proxy_url
-        trusted_root = tmp_path / "root.json"
-        trusted_root.write_text(json.dumps(root))
-        code = main(
-            [
-                "audit",
-                "--ct-url",
-                proxy_url,
-                "--trusted-root",
-                str(trusted_root),
-                "--issuer",
-                f"{signed.url}/oidc",
-                "-o",
-                "json",
-            ]
-        )
+    issuer = ["--issuer", f"{signed.url}/oidc", "-o", "json"]
+    with _ct_front_end(signed, garble) as proxy_url:
+        code = _audit_ct_at(signed, tmp_path, proxy_url, *issuer)
     assert code == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
