@@ -37,12 +37,12 @@ from cryptography.x509.oid import NameOID
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._load import HOST, free_port
-from cli.audit import CertificateIndex, IssuedCertificate, parse_v2_entry, scan_tile_log
-from cli.tile_log import TileLog
-from cli.trust import UNBOUNDED, LogKey
-from tlog.log import NewEntry
-from tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id, checkpoint_origin
-from tlog.sqlite_storage import SQLiteStorage
+from keyless.cli.audit import CertificateIndex, IssuedCertificate, parse_v2_entry, scan_tile_log
+from keyless.cli.tile_log import TileLog
+from keyless.cli.trust import UNBOUNDED, LogKey
+from keyless.tlog.log import NewEntry
+from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id, checkpoint_origin
+from keyless.tlog.sqlite_storage import SQLiteStorage
 
 BATCH = 256
 
@@ -100,7 +100,7 @@ def _serve(path: str, origin: str, key_bytes: bytes, port: int) -> None:
     from flask import Flask
     from werkzeug.serving import make_server
 
-    from tlog import rekor_v2_api
+    from keyless.tlog import rekor_v2_api
 
     key = ed25519.Ed25519PrivateKey.from_private_bytes(key_bytes)
     service = RekorV2Service.open(storage=SQLiteStorage(Path(path)), private_key=key, origin=origin)

@@ -23,7 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from oidc import Authenticator, IssuerConfig, IssuerType, JWKSCache, TokenError, TrustedIssuers
+from keyless.oidc import (
+    Authenticator,
+    IssuerConfig,
+    IssuerType,
+    JWKSCache,
+    TokenError,
+    TrustedIssuers,
+)
 
 TOKENS = 100
 

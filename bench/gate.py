@@ -119,7 +119,7 @@ def _sustained(gate, review: dict, seconds: float) -> tuple[float, int, int]:
 
 def _verify_in_process(argv: list[str], count: int) -> list[float]:
     """`keyless verify IMAGE` through `cli.main.main`, in this process; seconds each."""
-    from cli.main import main
+    from keyless.cli.main import main
 
     out = []
     for _ in range(count):
@@ -136,8 +136,8 @@ def _verify_in_process(argv: list[str], count: int) -> list[float]:
 def _evaluate_in_process(policy: Path, trust: Path, image: str, count: int) -> list[float]:
     """The gate's own decision (`Evaluator.evaluate`, one evaluator reused, as the gate does)
     in this process, without HTTP; seconds each."""
-    from cli.oci import RegistryClient
-    from cli.policy import Evaluator, load_policy_set, load_trust_file
+    from keyless.cli.oci import RegistryClient
+    from keyless.cli.policy import Evaluator, load_policy_set, load_trust_file
 
     policies = load_policy_set([policy], trust_files={"dev": load_trust_file("dev", trust)})
     client = RegistryClient(allow_insecure=True)
@@ -165,7 +165,7 @@ def main() -> None:
     import requests
 
     from bench._load import percentile
-    from cli.main import main as keyless
+    from keyless.cli.main import main as keyless
     from tests.conftest import dev_server
     from tests.gate.webhook import admission_review, pod, run_gate
     from tests.registry import Pusher, run_registry

@@ -41,11 +41,11 @@ def build_parts(
 ) -> dict[str, Any]:
     """The real services over `state`: development issuer, authenticator, CA (the generated
     file key unless `signer` is given), CT log."""
-    from ca import CertificateAuthority, load_generated_signer
-    from oidc import Authenticator, JWKSCache, StaticKeys
-    from oidc.devissuer import DevIssuer
-    from server.state import StateDir
-    from tlog.ct_log import open_ct_log
+    from keyless.ca import CertificateAuthority, load_generated_signer
+    from keyless.oidc import Authenticator, JWKSCache, StaticKeys
+    from keyless.oidc.devissuer import DevIssuer
+    from keyless.server.state import StateDir
+    from keyless.tlog.ct_log import open_ct_log
 
     key = serialization.load_pem_private_key((state / DEV_KEY_FILE).read_bytes(), None)
     issuer = DevIssuer(base_url=base_url, key=key, user_email="bench@keyless.test")
@@ -69,8 +69,8 @@ def wsgi_app():
     """The gunicorn entry point: `bench.issuance:wsgi_app()`, state from the environment."""
     from flask import Flask
 
-    from ca import api as ca_api
-    from tlog import ct_api
+    from keyless.ca import api as ca_api
+    from keyless.tlog import ct_api
 
     parts = build_parts(Path(os.environ["BENCH_STATE"]), os.environ["BENCH_URL"])
     app = Flask("keyless-bench")
@@ -143,7 +143,7 @@ def crypto_bound(seconds: float, ca_key: ec.EllipticCurvePrivateKey) -> dict[str
 
 def in_process(parts: dict[str, Any], csrs: list[bytes], token: str, threads: int) -> float:
     """Issuances per second through `CertificateAuthority.issue`, from `threads` threads."""
-    from ca import SigningRequest
+    from keyless.ca import SigningRequest
 
     authority = parts["authority"]
     requests_ = [SigningRequest(token=token, csr=csr) for csr in csrs]
@@ -345,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _hsm_section(state: Path, parts: dict[str, Any], csrs: list[bytes], token: str) -> None:
     """In-process issuance with the file key and with a SoftHSM2 key, alternating, one thread."""
-    from ca.ceremony import KeyStore, init_ca
-    from ca.pkcs11 import DEFAULT_MODULE, Pkcs11Signer, TokenKey
+    from keyless.ca.ceremony import KeyStore, init_ca
+    from keyless.ca.pkcs11 import DEFAULT_MODULE, Pkcs11Signer, TokenKey
 
     tokens = state / "softhsm"
     tokens.mkdir()
@@ -389,7 +389,7 @@ def _hsm_section(state: Path, parts: dict[str, Any], csrs: list[bytes], token: s
 
 
 def _http_section(state: Path, csrs: list[bytes], args: argparse.Namespace) -> dict[str, float]:
-    from oidc.devissuer import DevIssuer
+    from keyless.oidc.devissuer import DevIssuer
 
     key = serialization.load_pem_private_key((state / DEV_KEY_FILE).read_bytes(), None)
 

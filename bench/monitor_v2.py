@@ -95,12 +95,12 @@ def _signer(
 
 def fill(work: Path, count: int) -> tuple[x509.Certificate, x509.Certificate]:
     """Both logs with `count` entries each, signed by one certificate; returns its CA and it."""
-    from tlog.log import NewEntry
-    from tlog.rekor import RekorService
-    from tlog.rekor_kinds import canonicalize as canonicalize_v1
-    from tlog.rekor_v2 import RekorV2Service
-    from tlog.rekor_v2 import canonicalize as canonicalize_v2
-    from tlog.sqlite_storage import SQLiteStorage
+    from keyless.tlog.log import NewEntry
+    from keyless.tlog.rekor import RekorService
+    from keyless.tlog.rekor_kinds import canonicalize as canonicalize_v1
+    from keyless.tlog.rekor_v2 import RekorV2Service
+    from keyless.tlog.rekor_v2 import canonicalize as canonicalize_v2
+    from keyless.tlog.sqlite_storage import SQLiteStorage
 
     v1_key, v2_key = ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()
     (work / "v1.pem").write_bytes(private_pem(v1_key))
@@ -154,10 +154,10 @@ def _app(work: str) -> Any:
     """Both logs over the filled databases, in the server process."""
     from flask import Flask
 
-    from tlog import rekor_api, rekor_v2_api
-    from tlog.rekor import RekorService
-    from tlog.rekor_v2 import RekorV2Service
-    from tlog.sqlite_storage import SQLiteStorage
+    from keyless.tlog import rekor_api, rekor_v2_api
+    from keyless.tlog.rekor import RekorService
+    from keyless.tlog.rekor_v2 import RekorV2Service
+    from keyless.tlog.sqlite_storage import SQLiteStorage
 
     base = Path(work)
     v1_key = serialization.load_pem_private_key((base / "v1.pem").read_bytes(), None)
@@ -177,8 +177,8 @@ def _app(work: str) -> Any:
 
 
 def _keys(work: Path) -> tuple[Any, Any]:
-    from cli.trust import UNBOUNDED, LogKey
-    from tlog.rekor_v2 import checkpoint_key_id
+    from keyless.cli.trust import UNBOUNDED, LogKey
+    from keyless.tlog.rekor_v2 import checkpoint_key_id
 
     v1_public = serialization.load_pem_private_key(
         (work / "v1.pem").read_bytes(), None
@@ -196,11 +196,11 @@ def _keys(work: Path) -> tuple[Any, Any]:
 
 
 def bench(work: Path, count: int, url: str, ca: x509.Certificate, leaf: x509.Certificate) -> None:
-    from cli.monitor import MATCH, IssuanceCheck, LogMonitor, TileLogMonitor, WatchList
-    from cli.tile_log import TileLog, TreeHead
-    from cli.trust import Authority, TimeRange, TrustedRoot
-    from tlog.merkle import root_hash
-    from tlog.sqlite_storage import SQLiteStorage
+    from keyless.cli.monitor import MATCH, IssuanceCheck, LogMonitor, TileLogMonitor, WatchList
+    from keyless.cli.tile_log import TileLog, TreeHead
+    from keyless.cli.trust import Authority, TimeRange, TrustedRoot
+    from keyless.tlog.merkle import root_hash
+    from keyless.tlog.sqlite_storage import SQLiteStorage
 
     v1_key, v2_key = _keys(work)
     authority = Authority("https://ca.bench.test", (ca,), TimeRange(ca.not_valid_before_utc, None))

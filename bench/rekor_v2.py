@@ -34,10 +34,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._load import HOST, get, post, private_pem, run_load, serve, server_process, threads_rate
-from tlog.log import NewEntry
-from tlog.rekor_v2 import RekorV2Service, canonicalize
-from tlog.sqlite_storage import SQLiteStorage
-from tlog.tiles import TILE_WIDTH, encode_index
+from keyless.tlog.log import NewEntry
+from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize
+from keyless.tlog.sqlite_storage import SQLiteStorage
+from keyless.tlog.tiles import TILE_WIDTH, encode_index
 
 
 def _app(work: str) -> Any:
@@ -45,8 +45,8 @@ def _app(work: str) -> Any:
     as serve does."""
     from flask import Flask
 
-    from tlog import rekor_api, rekor_v2_api
-    from tlog.rekor import RekorService
+    from keyless.tlog import rekor_api, rekor_v2_api
+    from keyless.tlog.rekor import RekorService
 
     base = Path(work)
     v1_key = serialization.load_pem_private_key((base / "v1.pem").read_bytes(), None)
@@ -76,8 +76,8 @@ def _app(work: str) -> Any:
 
 
 def _anchor(base: Path, name: str) -> Any:
-    from tlog.checkpoint_file import CheckpointFile
-    from tlog.log import Anchor
+    from keyless.tlog.checkpoint_file import CheckpointFile
+    from keyless.tlog.log import Anchor
 
     return Anchor(
         checkpoint=CheckpointFile(base / f"{name}-checkpoint.json"),

@@ -38,13 +38,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._load import HOST, post, private_pem, run_load, serve, server_process, threads_rate
-from tlog import merkle
-from tlog.checkpoint import CheckpointSigner
-from tlog.checkpoint_file import CheckpointFile
-from tlog.log import Anchor, MerkleLog
-from tlog.rekor import RekorService
-from tlog.sqlite_storage import SQLiteStorage
-from tlog.storage import LogEntry, SignedHead
+from keyless.tlog import merkle
+from keyless.tlog.checkpoint import CheckpointSigner
+from keyless.tlog.checkpoint_file import CheckpointFile
+from keyless.tlog.log import Anchor, MerkleLog
+from keyless.tlog.rekor import RekorService
+from keyless.tlog.sqlite_storage import SQLiteStorage
+from keyless.tlog.storage import LogEntry, SignedHead
 
 
 def _hashedrekord(key: ec.EllipticCurvePrivateKey, pem_b64: str, artifact: bytes) -> bytes:
@@ -82,7 +82,7 @@ def _requests(count: int, tag: str) -> list[bytes]:
 def _app(db: str, key_file: str, port: int) -> Any:
     from flask import Flask
 
-    from tlog import rekor_api
+    from keyless.tlog import rekor_api
 
     key = serialization.load_pem_private_key(Path(key_file).read_bytes(), None)
     service = RekorService.open(

@@ -20,8 +20,8 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from oidc import Authenticator, JWKSCache, StaticKeys
-from oidc.devissuer import DevIssuer
+from keyless.oidc import Authenticator, JWKSCache, StaticKeys
+from keyless.oidc.devissuer import DevIssuer
 
 
 def _rate(name: str, fn: Callable[[], object], seconds: float) -> float:

@@ -31,7 +31,7 @@ from rfc3161_client import TimestampRequestBuilder
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._load import post, private_pem, run_load, serve, server_process
-from tsa import TimestampAuthority, dev_tsa_chain, load_pem_chain, pem_chain
+from keyless.tsa import TimestampAuthority, dev_tsa_chain, load_pem_chain, pem_chain
 
 
 def _authority(work: Path) -> TimestampAuthority:
@@ -42,7 +42,7 @@ def _authority(work: Path) -> TimestampAuthority:
 def _app(work: str) -> Any:
     from flask import Flask
 
-    from tsa import api as tsa_api
+    from keyless.tsa import api as tsa_api
 
     app = Flask("tsa-bench")
     tsa_api.init_app(app, _authority(Path(work)))

@@ -14,9 +14,9 @@ chain rules), `sct` (precertificates and embedded SCTs), `ct` (CT submitters), `
 pipeline), `wire` (Fulcio JSON), `config` (the `ca:` section), `api` (blueprint), `errors`.
 """
 
-from ca.config import CAConfig
-from ca.ct import CTSubmissionError, CTSubmitter, HTTPCTSubmitter
-from ca.errors import (
+from keyless.ca.config import CAConfig
+from keyless.ca.ct import CTSubmissionError, CTSubmitter, HTTPCTSubmitter
+from keyless.ca.errors import (
     BackendError,
     CAConfigError,
     CAError,
@@ -24,8 +24,8 @@ from ca.errors import (
     IdentityTokenError,
     RequestError,
 )
-from ca.issuance import CertificateAuthority, IssuedCertificate, SigningRequest
-from ca.signers import CASigner, KeySigner, load_file_signer, load_generated_signer
+from keyless.ca.issuance import CertificateAuthority, IssuedCertificate, SigningRequest
+from keyless.ca.signers import CASigner, KeySigner, load_file_signer, load_generated_signer
 
 __all__ = [
     "BackendError",

@@ -14,9 +14,9 @@ from cryptography import x509
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ca import metrics, wire
-from ca.errors import MSG_TRUST_BUNDLE, BackendError, CAError, CTLogError, RequestError
-from ca.issuance import CertificateAuthority, IssuedCertificate
+from keyless.ca import metrics, wire
+from keyless.ca.errors import MSG_TRUST_BUNDLE, BackendError, CAError, CTLogError, RequestError
+from keyless.ca.issuance import CertificateAuthority, IssuedCertificate
 
 log = logging.getLogger(__name__)
 # One JSON line per issuance and per refusal, for auditors: never the token, never a key.

@@ -18,9 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ca.errors import CAConfigError
-from ca.pkcs11 import CURVES, TokenKey, TokenSigner, generate_token_key
-from ca.signers import CA_CURVE_HASHES, intermediate_builder, root_builder, write_atomic
+from keyless.ca.errors import CAConfigError
+from keyless.ca.pkcs11 import CURVES, TokenKey, TokenSigner, generate_token_key
+from keyless.ca.signers import CA_CURVE_HASHES, intermediate_builder, root_builder, write_atomic
 
 CHAIN_FILE = "ca-chain.pem"
 ROOT_FILE = "root.pem"

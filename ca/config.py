@@ -37,11 +37,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ca.errors import CAConfigError
-from ca.pkcs11 import TokenKey
-from ca.profile import DEFAULT_VALIDITY
-from ca.signers import MAX_CHAIN_BYTES, CASigner, load_file_signer, load_generated_signer
-from ca.wire import DEFAULT_MAX_REQUEST_BYTES
+from keyless.ca.errors import CAConfigError
+from keyless.ca.pkcs11 import TokenKey
+from keyless.ca.profile import DEFAULT_VALIDITY
+from keyless.ca.signers import MAX_CHAIN_BYTES, CASigner, load_file_signer, load_generated_signer
+from keyless.ca.wire import DEFAULT_MAX_REQUEST_BYTES
 
 IN_PROCESS = "in-process"
 BACKENDS = ("generated", "file", "pkcs11")
@@ -175,7 +175,7 @@ class CAConfig:
         if self.backend == "generated":
             return load_generated_signer(self.directory or state_dir / "ca", now=now)
         if self.backend == "pkcs11":
-            from ca.pkcs11 import Pkcs11Signer
+            from keyless.ca.pkcs11 import Pkcs11Signer
 
             if self.token_key is None or self.chain_path is None:
                 raise RuntimeError("a pkcs11 backend configuration without its token or chain")

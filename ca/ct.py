@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import requests
 
-import strictjson
+from keyless import strictjson
 
 MAX_RESPONSE_BYTES = 64 * 1024
 DEFAULT_TIMEOUT_SECONDS = 30.0

@@ -16,9 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ca import pop
-from ca.ct import CTSubmitter
-from ca.errors import (
+from keyless.ca import pop
+from keyless.ca.ct import CTSubmitter
+from keyless.ca.errors import (
     MSG_CA_BACKEND,
     MSG_CT_FAILED,
     MSG_KEY_UNPARSEABLE,
@@ -27,16 +27,16 @@ from ca.errors import (
     IdentityTokenError,
     RequestError,
 )
-from ca.profile import DEFAULT_VALIDITY, build_leaf
-from ca.sct import (
+from keyless.ca.profile import DEFAULT_VALIDITY, build_leaf
+from keyless.ca.sct import (
     SCT,
     SCTFormatError,
     build_final_certificate,
     build_precertificate,
     check_embedded_sct,
 )
-from ca.signers import CASigner
-from oidc import Principal, TokenError
+from keyless.ca.signers import CASigner
+from keyless.oidc import Principal, TokenError
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
-from ca.errors import CAConfigError
-from ca.signers import CA_CURVE_HASHES, check_chain
+from keyless.ca.errors import CAConfigError
+from keyless.ca.signers import CA_CURVE_HASHES, check_chain
 
 DEFAULT_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 # Curves a PKCS#11 CA key may use (the P-256 and P-384, plus P-521 as for file keys).

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import SignatureAlgorithmOID
 
-from ca.errors import (
+from keyless.ca.errors import (
     MSG_CSR_UNPARSEABLE,
     MSG_KEY_INSECURE,
     MSG_KEY_UNPARSEABLE,

@@ -16,9 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
-from ca.errors import RequestError
-from oidc.oids import ISSUER_V2, OTHERNAME_SAN_OID, encode_extension_value, fulcio_oid
-from oidc.principal import Principal, SANType
+from keyless.ca.errors import RequestError
+from keyless.oidc.oids import ISSUER_V2, OTHERNAME_SAN_OID, encode_extension_value, fulcio_oid
+from keyless.oidc.principal import Principal, SANType
 
 DEFAULT_VALIDITY = timedelta(minutes=15)
 MAX_VALIDITY = timedelta(hours=24)

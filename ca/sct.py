@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID
 
-from ca.signers import CASigner
+from keyless.ca.signers import CASigner
 
 LOG_ID_BYTES = 32
 MAX_SCT_EXTENSIONS_BYTES = 1024

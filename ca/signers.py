@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ca.errors import CAConfigError
+from keyless.ca.errors import CAConfigError
 
 CAKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 # CA keys clients accept (rekor-bundle.md §5.5: no Ed25519 CA), with the hash each signs with.

@@ -17,9 +17,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-import strictjson
-from ca.errors import CAError, RequestError
-from ca.issuance import IssuedCertificate, SigningRequest
+from keyless import strictjson
+from keyless.ca.errors import CAError, RequestError
+from keyless.ca.issuance import IssuedCertificate, SigningRequest
 
 DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
 MAX_FIELD_CHARS = 128 * 1024

@@ -7,7 +7,7 @@ fetched once from GitHub (`ACTIONS_ID_TOKEN_REQUEST_URL`/`_TOKEN`, which exist o
 predicate is built from that token's claims, as `actions/attest-build-provenance` builds it.
 Outputs go to `$GITHUB_OUTPUT`.
 
-Run as `python -m cli.attest_action`; exit status 0 only if every subject was signed (and
+Run as `python -m keyless.cli.attest_action`; exit status 0 only if every subject was signed (and
 attested when asked).
 """
 
@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cli.attestation import SLSA_V1
+from keyless.cli.attestation import SLSA_V1
 
 GITHUB_BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"
 MAX_SUBJECTS = 256
@@ -80,8 +80,8 @@ def provenance_predicate(claims: Mapping[str, Any], server_url: str) -> dict[str
 
 def run(env: Mapping[str, str]) -> int:
     """Sign (and attest) every subject; write the outputs. Returns the exit status."""
-    from cli.main import main as keyless
-    from oidc.acquire import ambient_token
+    from keyless.cli.main import main as keyless
+    from keyless.oidc.acquire import ambient_token
 
     subjects = [line.strip() for line in env.get("KEYLESS_SUBJECTS", "").splitlines()]
     subjects = [subject for subject in subjects if subject]
@@ -150,7 +150,7 @@ def _where(env: Mapping[str, str]) -> list[str]:
         return ["--server", server]
     if trust_config:
         return ["--trust-config", trust_config]
-    data = resources.files("cli").joinpath("data")
+    data = resources.files("keyless.cli").joinpath("data")
     return [
         "--signing-config",
         str(data.joinpath("production_signing_config.v0.2.json")),
@@ -173,7 +173,7 @@ def _claims(token: str) -> dict[str, Any]:
 
 
 def _is_image(subject: str) -> bool:
-    from cli.commands._images import image_reference
+    from keyless.cli.commands._images import image_reference
 
     return image_reference(subject) is not None
 

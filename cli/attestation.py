@@ -20,15 +20,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.errors import ClientError
-from cli.files import read_bounded
-from cli.verify import VerificationError
-from cli.verify.dsse import INTOTO_PAYLOAD_TYPE
+from keyless.cli.errors import ClientError
+from keyless.cli.files import read_bounded
+from keyless.cli.verify import VerificationError
+from keyless.cli.verify.dsse import INTOTO_PAYLOAD_TYPE
 
 if TYPE_CHECKING:
-    from cli.bundle import Bundle
-    from cli.verify import Policy, Verifier
-    from cli.verify.artifact import Artifact
+    from keyless.cli.bundle import Bundle
+    from keyless.cli.verify import Policy, Verifier
+    from keyless.cli.verify.artifact import Artifact
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 MAX_PREDICATE_BYTES = 512 * 1024

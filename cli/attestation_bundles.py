@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cli.bundle import Bundle
-from cli.errors import ClientError
-from cli.files import read_bounded
-from cli.verify import BundleError
+from keyless.cli.bundle import Bundle
+from keyless.cli.errors import ClientError
+from keyless.cli.files import read_bounded
+from keyless.cli.verify import BundleError
 
 MAX_BUNDLE_FILE_BYTES = 32 * 1024 * 1024
 MAX_BUNDLES_PER_FILE = 256

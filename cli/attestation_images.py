@@ -14,27 +14,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from cli.attestation import (
+from keyless.cli.attestation import (
     VerifiedAttestation,
     check_type,
     most_telling,
     statement,
     statement_of,
 )
-from cli.bundle import Bundle
-from cli.errors import ClientError
-from cli.oci import Reference, RegistryClient, find_signatures, push_bundle
-from cli.oci.signatures import COSIGN_SIGN_PREDICATE
-from cli.verify import VerificationError, Verifier
-from cli.verify.dsse import INTOTO_PAYLOAD_TYPE
+from keyless.cli.bundle import Bundle
+from keyless.cli.errors import ClientError
+from keyless.cli.oci import Reference, RegistryClient, find_signatures, push_bundle
+from keyless.cli.oci.signatures import COSIGN_SIGN_PREDICATE
+from keyless.cli.verify import VerificationError, Verifier
+from keyless.cli.verify.dsse import INTOTO_PAYLOAD_TYPE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from cli.oci import ImageSignatures
-    from cli.signing import EphemeralSigner, SigningResult
-    from cli.trust import TrustedRoot
-    from cli.verify import Policy
+    from keyless.cli.oci import ImageSignatures
+    from keyless.cli.signing import EphemeralSigner, SigningResult
+    from keyless.cli.trust import TrustedRoot
+    from keyless.cli.verify import Policy
 
 
 class AttestationVerificationError(ClientError):

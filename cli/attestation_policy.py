@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cli.errors import ClientError
-from cli.files import read_bounded
+from keyless.cli.errors import ClientError
+from keyless.cli.files import read_bounded
 
 COSIGN_QUERY = "data.signature.allow"
 # policy-controller's ClusterImagePolicy convention (cosign's ValidateJSONWithModuleInput):
@@ -118,7 +118,7 @@ class RegoPolicy:
 
 def rego_check(policies: Sequence[RegoPolicy]) -> Callable[[dict[str, Any]], None] | None:
     """A check that raises VerificationError("policy") when a policy refuses a statement."""
-    from cli.verify import VerificationError
+    from keyless.cli.verify import VerificationError
 
     if not policies:
         return None

@@ -35,11 +35,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-import strictjson
-from cli.errors import ClientError, NetworkError
-from cli.http import json_body, new_session, request
-from cli.tile_log import LogInconsistencyError, TileLog
-from cli.trust import LogKey
+from keyless import strictjson
+from keyless.cli.errors import ClientError, NetworkError
+from keyless.cli.http import json_body, new_session, request
+from keyless.cli.tile_log import LogInconsistencyError, TileLog
+from keyless.cli.trust import LogKey
 
 # Our CT log answers at most 256 entries per get-entries call; ask for that many.
 PAGE = 256
@@ -86,7 +86,7 @@ class Selector:
         """Compile; raises ClientError when nothing is selected or a regexp is bad."""
         if not (identities or patterns or issuers):
             raise ClientError("name an --identity, --identity-regexp or --issuer to audit")
-        from cli.monitor import identity_patterns
+        from keyless.cli.monitor import identity_patterns
 
         compiled = identity_patterns(patterns)
         return cls(tuple(identities), compiled, tuple(issuers), since, until)
@@ -407,8 +407,8 @@ def _answer(url: str, response: requests.Response, body: bytes) -> Any:
 
 def _issued(index: int, leaf: bytes, extra: bytes) -> IssuedCertificate | None:
     """The certificate an RFC 6962 entry records (precertificate or certificate), parsed."""
-    from cli.verify import VerificationError
-    from cli.verify.policy import certificate_identities, certificate_issuer
+    from keyless.cli.verify import VerificationError
+    from keyless.cli.verify.policy import certificate_identities, certificate_issuer
 
     try:
         version, leaf_type, timestamp, entry_type = struct.unpack(">BBQH", leaf[:12])
@@ -538,8 +538,8 @@ class V2Body:
 
         The log checked it when it took the entry; a log that did not (or that made the
         entry up around someone's certificate) must not have it listed as theirs."""
-        from tlog.errors import EntryError
-        from tlog.pki import verify_prehashed
+        from keyless.tlog.errors import EntryError
+        from keyless.tlog.pki import verify_prehashed
 
         name = _V2_DIGESTS.get(self.algorithm)
         if name is None:
@@ -653,7 +653,7 @@ def scan_tile_log(
             bundle or tile is not what it commits to.
         NetworkError: the log cannot be reached or sends malformed tiles.
     """
-    from tlog import leaf_hash
+    from keyless.tlog import leaf_hash
 
     matches: list[tuple[int, SignatureEntry]] = []
     unreadable: list[UnreadableEntry] = []
@@ -712,7 +712,7 @@ class _Frontier:
         self._stack: list[tuple[int, bytes]] = []
 
     def append(self, leaf: bytes) -> None:
-        from tlog import leaf_hash, node_hash
+        from keyless.tlog import leaf_hash, node_hash
 
         node = (0, leaf_hash(leaf))
         while self._stack and self._stack[-1][0] == node[0]:
@@ -721,7 +721,7 @@ class _Frontier:
         self._stack.append(node)
 
     def root(self) -> bytes:
-        from tlog import EMPTY_ROOT, node_hash
+        from keyless.tlog import EMPTY_ROOT, node_hash
 
         if not self._stack:
             return EMPTY_ROOT

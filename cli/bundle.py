@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.verify.errors import BundleError, describe_validation_error
+from keyless.cli.verify.errors import BundleError, describe_validation_error
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -288,7 +288,7 @@ def _leaf_certificate(
 def _is_ca(cert: x509.Certificate) -> bool:
     from cryptography.x509.oid import ExtensionOID
 
-    from cli.verify.certs import extension_value
+    from keyless.cli.verify.certs import extension_value
 
     constraints = extension_value(cert, ExtensionOID.BASIC_CONSTRAINTS)
     return constraints is not None and constraints.ca

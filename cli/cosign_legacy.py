@@ -15,15 +15,15 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Protocol
 
-from cli.bundle import Bundle
-from cli.errors import ClientError, NetworkError
-from cli.oci.signatures import COSIGN_PAYLOAD_TYPE
+from keyless.cli.bundle import Bundle
+from keyless.cli.errors import ClientError, NetworkError
+from keyless.cli.oci.signatures import COSIGN_PAYLOAD_TYPE
 
 if TYPE_CHECKING:
     from sigstore_models.rekor.v1 import TransparencyLogEntry
 
-    from cli.oci import LegacySignature
-    from cli.trust import TrustedRoot
+    from keyless.cli.oci import LegacySignature
+    from keyless.cli.trust import TrustedRoot
 
 _BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
@@ -40,13 +40,13 @@ class RekorEntries:
     """`LogEntrySource` over Rekor v1's `GET /api/v1/log/entries?logIndex=`."""
 
     def __init__(self) -> None:
-        from cli.http import new_session
+        from keyless.cli.http import new_session
 
         self._session = new_session()
 
     def fetch(self, base_url: str, log_index: int) -> TransparencyLogEntry:
-        from cli.http import json_body, request
-        from cli.rekor_client import entry_from_response
+        from keyless.cli.http import json_body, request
+        from keyless.cli.rekor_client import entry_from_response
 
         url = f"{base_url.rstrip('/')}/api/v1/log/entries?logIndex={log_index}"
         response, body = request(self._session, "GET", url, what="the transparency log")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli.errors import ClientError
+from keyless.cli.errors import ClientError
 
 
 def read_bounded(path: Path, *, limit: int) -> bytes:

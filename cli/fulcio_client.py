@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cli.errors import NetworkError, ServiceRefusedError
-from cli.http import error_message, json_body, new_session, request
+from keyless.cli.errors import NetworkError, ServiceRefusedError
+from keyless.cli.http import error_message, json_body, new_session, request
 
 
 class CAClient:

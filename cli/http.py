@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from cli.errors import NetworkError
+from keyless.cli.errors import NetworkError
 
 DEFAULT_TIMEOUT_SECONDS = 30
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives import serialization
 
-from cli.oci import (
+from keyless.cli.oci import (
     Descriptor,
     LegacySignature,
     Reference,
@@ -33,12 +33,12 @@ from cli.oci import (
     push_bundle,
     simple_signing_payload,
 )
-from cli.oci.descriptors import check_digest, tag_for_digest
-from cli.oci.errors import InvalidDigestError, RegistryProtocolError
-from cli.oci.registry import parse_index_manifests
-from cli.oci.signatures import COSIGN_SIGN_PREDICATE, LEGACY_SUFFIX
-from cli.signing import EphemeralSigner, SigningResult
-from cli.verify.dsse import INTOTO_PAYLOAD_TYPE
+from keyless.cli.oci.descriptors import check_digest, tag_for_digest
+from keyless.cli.oci.errors import InvalidDigestError, RegistryProtocolError
+from keyless.cli.oci.registry import parse_index_manifests
+from keyless.cli.oci.signatures import COSIGN_SIGN_PREDICATE, LEGACY_SUFFIX
+from keyless.cli.signing import EphemeralSigner, SigningResult
+from keyless.cli.verify.dsse import INTOTO_PAYLOAD_TYPE
 
 INTOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 # An index with more platforms than this is refused by --recursive rather than signed blindly.

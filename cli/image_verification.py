@@ -23,26 +23,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from cli.bundle import Bundle
-from cli.cosign_legacy import LogEntrySource, RekorEntries, legacy_bundle, simple_signing_digest
-from cli.errors import ClientError
-from cli.oci import ImageSignatures, Reference, RegistryClient, find_signatures
-from cli.oci.signatures import (
+from keyless.cli.bundle import Bundle
+from keyless.cli.cosign_legacy import (
+    LogEntrySource,
+    RekorEntries,
+    legacy_bundle,
+    simple_signing_digest,
+)
+from keyless.cli.errors import ClientError
+from keyless.cli.oci import ImageSignatures, Reference, RegistryClient, find_signatures
+from keyless.cli.oci.signatures import (
     COSIGN_PAYLOAD_TYPE,
     COSIGN_SIGN_PREDICATE,
 )
-from cli.verify import VerificationError, Verifier
-from cli.verify.dsse import INTOTO_PAYLOAD_TYPE
-from cli.verify.errors import iso
-from cli.verify.policy import certificate_identities, certificate_issuer
+from keyless.cli.verify import VerificationError, Verifier
+from keyless.cli.verify.dsse import INTOTO_PAYLOAD_TYPE
+from keyless.cli.verify.errors import iso
+from keyless.cli.verify.policy import certificate_identities, certificate_issuer
 
 if TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-    from cli.oci import BundleReferrer, LegacySignature
-    from cli.trust import TrustedRoot
-    from cli.verify import Policy
+    from keyless.cli.oci import BundleReferrer, LegacySignature
+    from keyless.cli.trust import TrustedRoot
+    from keyless.cli.verify import Policy
 
 # Where a signature was found: `referrers-api` and `fallback-tag` (cli.oci), or this.
 SOURCE_LEGACY_TAG = "legacy-tag"

@@ -8,7 +8,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-# Subcommand modules under `cli.commands`, each with `add_parser(subparsers)` and `run(args)`.
+# Subcommand modules under `keyless.cli.commands`, each with `add_parser(subparsers)` and
+# `run(args)`.
 # They are imported when the parser is built; heavy imports stay inside each `run`.
 COMMANDS: tuple[str, ...] = (
     "serve",
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show causes and debug logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"cli.commands.{name}").add_parser(subparsers)
+        importlib.import_module(f"keyless.cli.commands.{name}").add_parser(subparsers)
     return parser
 
 

@@ -36,15 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from cli.errors import ClientError, NetworkError
-from cli.http import json_body, new_session, request
-from cli.tile_log import LogInconsistencyError, TileLog, TreeHead
-from cli.trust import LogKey
+from keyless.cli.errors import ClientError, NetworkError
+from keyless.cli.http import json_body, new_session, request
+from keyless.cli.tile_log import LogInconsistencyError, TileLog, TreeHead
+from keyless.cli.trust import LogKey
 
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from cli.trust import TrustedRoot
+    from keyless.cli.trust import TrustedRoot
 
 __all__ = [
     "IssuanceCheck",
@@ -205,13 +205,13 @@ class IssuanceCheck:
     """
 
     def __init__(self, root: TrustedRoot) -> None:
-        from cli.verify import Verifier
+        from keyless.cli.verify import Verifier
 
         self._verifier = Verifier(root)
 
     def untrusted(self, cert: x509.Certificate) -> str | None:
         """None when `cert` chains to a listed CA at its notBefore; otherwise why it does not."""
-        from cli.verify import VerificationError
+        from keyless.cli.verify import VerificationError
 
         try:
             # The chain step alone: the monitor has no bundle or signed time to give `verify`.
@@ -406,7 +406,7 @@ class TileLogMonitor(_Monitor):
     def _entries(
         self, start: int, end: int, head: TreeHead
     ) -> Iterator[tuple[int, str, int | None, bytes]]:
-        from tlog import leaf_hash
+        from keyless.tlog import leaf_hash
 
         for index, body in self.log.entries(start, end, head):
             yield index, leaf_hash(body).hex(), None, body
@@ -458,7 +458,7 @@ class LogMonitor(_Monitor):
         return head
 
     def _verify_note(self, note: str) -> TreeHead:
-        from tlog import CheckpointError, verify_checkpoint
+        from keyless.tlog import CheckpointError, verify_checkpoint
 
         failures = []
         for key in self._keys:
@@ -474,7 +474,7 @@ class LogMonitor(_Monitor):
 
     def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
         """Require `new` to be an append-only extension of `old` (same origin, consistent)."""
-        from tlog import ProofError, verify_consistency
+        from keyless.tlog import ProofError, verify_consistency
 
         if new.origin != old.origin:
             raise LogInconsistencyError(
@@ -537,7 +537,7 @@ class LogMonitor(_Monitor):
     def _prove_included(self, index: int, entry: dict[str, Any], head: TreeHead) -> bytes:
         """The entry's body, proved to be leaf `index` of a signed checkpoint consistent with
         `head`."""
-        from tlog import ProofError, leaf_hash, verify_inclusion
+        from keyless.tlog import ProofError, leaf_hash, verify_inclusion
 
         try:
             body = base64.b64decode(_typed(entry, "body", str), validate=True)
@@ -628,8 +628,8 @@ def judge_entry(
     chain-checked."""
     from cryptography import x509
 
-    from cli.verify import VerificationError
-    from cli.verify.policy import certificate_identities, certificate_issuer
+    from keyless.cli.verify import VerificationError
+    from keyless.cli.verify.policy import certificate_identities, certificate_issuer
 
     signers = entry_signers(body)
     if signers.problem is not None:

@@ -9,8 +9,8 @@ from typing import Any
 import requests
 from sigstore_models.rekor.v1 import TransparencyLogEntry
 
-from cli.errors import NetworkError, ServiceRefusedError
-from cli.http import error_message, json_body, new_session, request
+from keyless.cli.errors import NetworkError, ServiceRefusedError
+from keyless.cli.http import error_message, json_body, new_session, request
 
 
 def hashedrekord_entry(

@@ -14,9 +14,9 @@ from pathlib import Path
 from pydantic import ValidationError
 from sigstore_models.trustroot.v1 import ClientTrustConfig, Service, SigningConfig
 
-from cli.errors import ClientError
-from cli.files import read_bounded
-from cli.trust import SIGNING_CONFIG_TARGET, ServerTrust
+from keyless.cli.errors import ClientError
+from keyless.cli.files import read_bounded
+from keyless.cli.trust import SIGNING_CONFIG_TARGET, ServerTrust
 
 MAX_CONFIG_BYTES = 1024 * 1024
 

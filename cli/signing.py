@@ -31,17 +31,17 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from sigstore_models.bundle.v1 import Bundle as WireBundle
 from sigstore_models.rekor.v1 import TransparencyLogEntry
 
-from cli.bundle import Bundle
-from cli.errors import ClientError
-from cli.fulcio_client import CAClient
-from cli.rekor_client import LogClient, LogV2Client, hashedrekord_entry
-from cli.services import Services
-from cli.timestamping import TimestampClient
-from cli.trust import TrustedRoot
-from cli.verify import AllOf, Identity, Issuer, VerificationError, Verifier
-from cli.verify.dsse import pae
-from cli.verify.policy import certificate_identities, certificate_issuer
-from oidc.acquire import check_not_expired
+from keyless.cli.bundle import Bundle
+from keyless.cli.errors import ClientError
+from keyless.cli.fulcio_client import CAClient
+from keyless.cli.rekor_client import LogClient, LogV2Client, hashedrekord_entry
+from keyless.cli.services import Services
+from keyless.cli.timestamping import TimestampClient
+from keyless.cli.trust import TrustedRoot
+from keyless.cli.verify import AllOf, Identity, Issuer, VerificationError, Verifier
+from keyless.cli.verify.dsse import pae
+from keyless.cli.verify.policy import certificate_identities, certificate_issuer
+from keyless.oidc.acquire import check_not_expired
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_DSSE_PAYLOAD_BYTES = 1024 * 1024

@@ -26,13 +26,19 @@ from dataclasses import dataclass
 import requests
 import urllib3
 
-from cli.errors import ClientError, NetworkError
-from cli.http import new_session
-from cli.trust import LogKey, ServerTrust
-from tlog import CheckpointError, ProofError, node_hash, parse_checkpoint_text, parse_note
-from tlog.checkpoint import MAX_NOTE_BYTES, verify_note
-from tlog.merkle import HASH_SIZE, NodeID, consistency_proof, range_nodes, verify_consistency
-from tlog.tiles import (
+from keyless.cli.errors import ClientError, NetworkError
+from keyless.cli.http import new_session
+from keyless.cli.trust import LogKey, ServerTrust
+from keyless.tlog import CheckpointError, ProofError, node_hash, parse_checkpoint_text, parse_note
+from keyless.tlog.checkpoint import MAX_NOTE_BYTES, verify_note
+from keyless.tlog.merkle import (
+    HASH_SIZE,
+    NodeID,
+    consistency_proof,
+    range_nodes,
+    verify_consistency,
+)
+from keyless.tlog.tiles import (
     MAX_ENTRY_BYTES,
     TILE_HEIGHT,
     TILE_WIDTH,
@@ -67,7 +73,7 @@ def is_tile_log_key(key: LogKey) -> bool:
     is its C2SP signed-note key ID under the origin its base URL names."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
+    from keyless.tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
 
     if not isinstance(key.public_key, ed25519.Ed25519PublicKey):
         return False
@@ -84,7 +90,7 @@ def server_tile_log_urls(server: str, trust: ServerTrust) -> set[str]:
     under their C2SP key ID. Both are needed: an ECDSA checkpoint key's log ID is the same
     SHA-256 of its key as a v1 log's, so only the signing config tells such a v2 log apart.
     """
-    from cli.services import log_urls
+    from keyless.cli.services import log_urls
 
     server = server.rstrip("/")
     listed = log_urls(trust.signing_config, source=f"the signing config of {server}", version=2)
@@ -108,7 +114,7 @@ def tile_log_at(
         NetworkError: unreachable, or no checkpoint there.
         ClientError: the trusted root lists no tile log of that origin.
     """
-    from tlog.rekor_v2 import checkpoint_origin
+    from keyless.tlog.rekor_v2 import checkpoint_origin
 
     tiles_url = tiles_url.rstrip("/")
     session = session or new_session()
@@ -146,7 +152,7 @@ class TileLog:
         session: requests.Session | None = None,
         timeout: float = 30.0,
     ) -> None:
-        from tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
+        from keyless.tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
 
         self.base_url = base_url.rstrip("/")
         self.tiles_url = (tiles_url or self.base_url + TILES_PREFIX).rstrip("/")

@@ -14,8 +14,8 @@ import hashlib
 
 import requests
 
-from cli.errors import NetworkError, ServiceRefusedError
-from cli.http import new_session, request
+from keyless.cli.errors import NetworkError, ServiceRefusedError
+from keyless.cli.http import new_session, request
 
 QUERY_TYPE = "application/timestamp-query"
 _GRANTED = (0, 1)  # PKIStatus granted, grantedWithMods

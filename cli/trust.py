@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from cli.errors import ClientError, NetworkError
-from cli.verify.errors import TrustRootError, describe_validation_error, iso
+from keyless.cli.errors import ClientError, NetworkError
+from keyless.cli.verify.errors import TrustRootError, describe_validation_error, iso
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -242,7 +242,7 @@ def _restore_trust_config(config: dict[str, Any]) -> bool:
 
 def production_trusted_root() -> TrustedRoot:
     """The Sigstore public-good production root shipped in `cli/data` (see its PROVENANCE)."""
-    data = resources.files("cli").joinpath("data", PRODUCTION_ROOT_RESOURCE).read_bytes()
+    data = resources.files("keyless.cli").joinpath("data", PRODUCTION_ROOT_RESOURCE).read_bytes()
     return TrustedRoot.from_json(data)
 
 
@@ -410,7 +410,7 @@ def _tuf_fetcher() -> Any:
     from tuf.api.exceptions import DownloadHTTPError
     from tuf.ngclient import FetcherInterface
 
-    from cli.http import new_session, request
+    from keyless.cli.http import new_session, request
 
     class Fetcher(FetcherInterface):
         def __init__(self) -> None:
@@ -453,7 +453,7 @@ def _last_verified_target(directory: Path, name: str) -> tuple[bytes, datetime] 
 def _first_tuf_root(server: str) -> bytes:
     """Version 1 of the server's TUF root, trusted on first use (Updater checks that it is
     signed by its own keys, then walks every later version through the signed chain)."""
-    from cli.http import new_session, request
+    from keyless.cli.http import new_session, request
 
     url = f"{server}{_TUF_PATH}1.root.json"
     response, body = request(new_session(), "GET", url, what="the keyless server")
@@ -591,5 +591,5 @@ def _read_bounded(path: Path, what: str) -> bytes:
 
 def staging_trusted_root() -> TrustedRoot:
     """The Sigstore public-good staging root shipped in `cli/data` (see its PROVENANCE)."""
-    data = resources.files("cli").joinpath("data", STAGING_ROOT_RESOURCE).read_bytes()
+    data = resources.files("keyless.cli").joinpath("data", STAGING_ROOT_RESOURCE).read_bytes()
     return TrustedRoot.from_json(data)

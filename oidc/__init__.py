@@ -19,8 +19,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from oidc.authenticator import Authenticator
-    from oidc.config import (
+    from keyless.oidc.authenticator import Authenticator
+    from keyless.oidc.config import (
         IssuerConfig,
         IssuerType,
         TrustedIssuers,
@@ -28,31 +28,31 @@ if TYPE_CHECKING:
         load_issuers,
         parse_issuers,
     )
-    from oidc.discovery import FetchLimits, JWKSCache, KeySource, StaticKeys
-    from oidc.errors import TOKEN_ERROR_MESSAGE, ConfigError, PrincipalError, TokenError
-    from oidc.principal import Principal, SANType
-    from oidc.tokens import ALLOWED_ALGORITHMS, TokenLimits
+    from keyless.oidc.discovery import FetchLimits, JWKSCache, KeySource, StaticKeys
+    from keyless.oidc.errors import TOKEN_ERROR_MESSAGE, ConfigError, PrincipalError, TokenError
+    from keyless.oidc.principal import Principal, SANType
+    from keyless.oidc.tokens import ALLOWED_ALGORITHMS, TokenLimits
 
 _LAZY = {
-    "Authenticator": "oidc.authenticator",
-    "IssuerConfig": "oidc.config",
-    "IssuerType": "oidc.config",
-    "TrustedIssuers": "oidc.config",
-    "issuers_from_document": "oidc.config",
-    "load_issuers": "oidc.config",
-    "parse_issuers": "oidc.config",
-    "FetchLimits": "oidc.discovery",
-    "JWKSCache": "oidc.discovery",
-    "KeySource": "oidc.discovery",
-    "StaticKeys": "oidc.discovery",
-    "TOKEN_ERROR_MESSAGE": "oidc.errors",
-    "ConfigError": "oidc.errors",
-    "PrincipalError": "oidc.errors",
-    "TokenError": "oidc.errors",
-    "Principal": "oidc.principal",
-    "SANType": "oidc.principal",
-    "ALLOWED_ALGORITHMS": "oidc.tokens",
-    "TokenLimits": "oidc.tokens",
+    "Authenticator": "keyless.oidc.authenticator",
+    "IssuerConfig": "keyless.oidc.config",
+    "IssuerType": "keyless.oidc.config",
+    "TrustedIssuers": "keyless.oidc.config",
+    "issuers_from_document": "keyless.oidc.config",
+    "load_issuers": "keyless.oidc.config",
+    "parse_issuers": "keyless.oidc.config",
+    "FetchLimits": "keyless.oidc.discovery",
+    "JWKSCache": "keyless.oidc.discovery",
+    "KeySource": "keyless.oidc.discovery",
+    "StaticKeys": "keyless.oidc.discovery",
+    "TOKEN_ERROR_MESSAGE": "keyless.oidc.errors",
+    "ConfigError": "keyless.oidc.errors",
+    "PrincipalError": "keyless.oidc.errors",
+    "TokenError": "keyless.oidc.errors",
+    "Principal": "keyless.oidc.principal",
+    "SANType": "keyless.oidc.principal",
+    "ALLOWED_ALGORITHMS": "keyless.oidc.tokens",
+    "TokenLimits": "keyless.oidc.tokens",
 }
 
 __all__ = [
@@ -81,5 +81,5 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'oidc' has no attribute {name!r}")
+        raise AttributeError(f"module 'keyless.oidc' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from oidc.errors import quote
+from keyless.oidc.errors import quote
 
 ENV_TOKEN = "SIGSTORE_ID_TOKEN"
 DEFAULT_CLIENT_ID = "sigstore"

@@ -6,12 +6,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from oidc.config import IssuerConfig, TrustedIssuers
-from oidc.discovery import KeySource
-from oidc.errors import TokenError, quote
-from oidc.principal import Principal
-from oidc.principals import principal_from_claims
-from oidc.tokens import TokenLimits, check_algorithm, check_token, parse_token
+from keyless.oidc.config import IssuerConfig, TrustedIssuers
+from keyless.oidc.discovery import KeySource
+from keyless.oidc.errors import TokenError, quote
+from keyless.oidc.principal import Principal
+from keyless.oidc.principals import principal_from_claims
+from keyless.oidc.tokens import TokenLimits, check_algorithm, check_token, parse_token
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,10 @@ from urllib.parse import urlsplit
 import yaml
 from cryptography import x509
 
-import strictjson
-from oidc.errors import ConfigError
-from oidc.oids import TEMPLATE_NAMES
-from oidc.templates import Template, TemplateError
+from keyless import strictjson
+from keyless.oidc.errors import ConfigError
+from keyless.oidc.oids import TEMPLATE_NAMES
+from keyless.oidc.templates import Template, TemplateError
 
 DEFAULT_CLIENT_ID = "sigstore"
 
@@ -256,7 +256,7 @@ def _line_of(entry: Any, key: str | None = None) -> int | None:
 
 def builtin_ci_providers() -> dict[str, Mapping[str, Any]]:
     """The raw built-in ci-provider metadata shipped with keyless."""
-    data = resources.files("oidc").joinpath("data/ci-providers.yaml").read_text()
+    data = resources.files("keyless.oidc").joinpath("data/ci-providers.yaml").read_text()
     return yaml.safe_load(data)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from oidc.config import TrustedIssuers, issuers_from_document
+from keyless.oidc.config import TrustedIssuers, issuers_from_document
 
 DEFAULT_AUDIENCE = "sigstore"
 DEFAULT_LIFETIME_SECONDS = 600

@@ -16,9 +16,9 @@ from urllib.parse import SplitResult, urlencode, urlsplit
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, redirect, request
 
-import strictjson
-from oidc.config import is_loopback_host
-from oidc.devissuer import DevIssuer, DevIssuerError
+from keyless import strictjson
+from keyless.oidc.config import is_loopback_host
+from keyless.oidc.devissuer import DevIssuer, DevIssuerError
 
 bp = Blueprint("devissuer", __name__, url_prefix="/oidc")
 log = logging.getLogger(__name__)

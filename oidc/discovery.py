@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-import strictjson
-from oidc.config import IssuerConfig, is_loopback_host
-from oidc.errors import TokenError, quote
-from oidc.tokens import VerificationKey, parse_jwks
+from keyless import strictjson
+from keyless.oidc.config import IssuerConfig, is_loopback_host
+from keyless.oidc.errors import TokenError, quote
+from keyless.oidc.tokens import VerificationKey, parse_jwks
 
 log = logging.getLogger(__name__)
 _NEVER = datetime.min.replace(tzinfo=UTC)

@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from oidc.config import IssuerConfig, IssuerType
-from oidc.errors import PrincipalError, TokenError, quote
-from oidc.oids import ISSUER_V1, ISSUER_V2, TOKEN_SUBJECT
-from oidc.principal import Principal, SANType
-from oidc.templates import MissingKeyError
+from keyless.oidc.config import IssuerConfig, IssuerType
+from keyless.oidc.errors import PrincipalError, TokenError, quote
+from keyless.oidc.oids import ISSUER_V1, ISSUER_V2, TOKEN_SUBJECT
+from keyless.oidc.principal import Principal, SANType
+from keyless.oidc.templates import MissingKeyError
 
 # No control character in the local part either: a NUL ("alice@example.com\x00@evil.example")
 # is the classic way to make a certificate name read differently to different parsers.

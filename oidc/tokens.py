@@ -17,9 +17,9 @@ import jwt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-import strictjson
-from oidc.config import IssuerConfig
-from oidc.errors import TokenError, quote
+from keyless import strictjson
+from keyless.oidc.config import IssuerConfig
+from keyless.oidc.errors import TokenError, quote
 
 # Asymmetric algorithms only: `none` and every HMAC algorithm are refused, so a public key can
 # never be used as a shared secret (the classic alg-confusion attack).

@@ -1,7 +1,7 @@
 """The composition root: one Flask app serving every keyless service on one origin.
 
 `create_app(config)` builds the app from a validated `ServerConfig`; nothing happens at import.
-`app()` is the factory gunicorn calls: `gunicorn 'server.app:app()'`, configured by the
+`app()` is the factory gunicorn calls: `gunicorn 'keyless.server.app:app()'`, configured by the
 environment (`KEYLESS_CONFIG`, or dev mode with `KEYLESS_DEV=1` and `KEYLESS_STATE_DIR`,
 `KEYLESS_HOST`, `KEYLESS_PORT`; `KEYLESS_NEW_LOG=1` is `keyless serve --new-log`). Dev mode mounts
 the development issuer, and the factory cannot see where gunicorn binds, so it is never a silent
@@ -22,15 +22,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from oidc import Authenticator, JWKSCache, StaticKeys
-from server.config import (
+from keyless.oidc import Authenticator, JWKSCache, StaticKeys
+from keyless.server.config import (
     POSTGRES_SCHEMES,
     ServerConfig,
     ServerConfigError,
     dev_config,
     load_server_config,
 )
-from server.state import StateDir, StateDirError, read_private_key, write_private_file
+from keyless.server.state import StateDir, StateDirError, read_private_key, write_private_file
 
 DEV_ISSUER_KEY_FILE = "oidc-dev-issuer-key.pem"
 REKOR_KEY_FILE = "rekor-key.pem"
@@ -62,7 +62,8 @@ def create_app(config: ServerConfig) -> Flask:
 
 def _build(config: ServerConfig, state: StateDir) -> Flask:
     now = datetime.now(UTC)
-    app = Flask("keyless")
+    # `keyless` is a namespace package with no folder of its own: Flask needs the root given.
+    app = Flask("keyless", root_path=str(Path(__file__).parent))
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["keyless.config"] = config
     # The TSA first: an operator's token that refuses stops start-up before any log is made.
@@ -93,8 +94,8 @@ def _mount_identity(
     """The authenticator over the trusted issuers, plus the development issuer in dev mode."""
     issuers, static_keys, oidc_url = config.issuers, {}, config.oidc_url
     if config.dev_issuer:
-        from oidc import devissuer_api
-        from oidc.devissuer import DevIssuer
+        from keyless.oidc import devissuer_api
+        from keyless.oidc.devissuer import DevIssuer
 
         key = state.private_key(
             DEV_ISSUER_KEY_FILE,
@@ -113,11 +114,11 @@ def _mount_identity(
 def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     """The signature transparency log (Rekor v1 API) on SQLite or PostgreSQL, its latest
     checkpoint kept in the state directory so that it never signs two histories."""
-    from tlog import rekor_api
-    from tlog.checkpoint_file import CheckpointFile
-    from tlog.log import Anchor
-    from tlog.rekor import RekorService
-    from tlog.sqlite_storage import SQLiteStorage
+    from keyless.tlog import rekor_api
+    from keyless.tlog.checkpoint_file import CheckpointFile
+    from keyless.tlog.log import Anchor
+    from keyless.tlog.rekor import RekorService
+    from keyless.tlog.sqlite_storage import SQLiteStorage
 
     database = config.log_database or state.file(REKOR_DATABASE)
     postgres = isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
@@ -137,7 +138,7 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
             None if postgres else Path(database),
         )
     if postgres:
-        from tlog.postgres_storage import PostgresStorage
+        from keyless.tlog.postgres_storage import PostgresStorage
 
         storage = PostgresStorage(database, prefix="rekor_")
         label = "PostgreSQL (tables rekor_*)"
@@ -159,11 +160,11 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     own checkpoint file in the state directory."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from tlog import rekor_v2_api
-    from tlog.checkpoint_file import CheckpointFile
-    from tlog.log import Anchor
-    from tlog.rekor_v2 import RekorV2Service, checkpoint_origin
-    from tlog.sqlite_storage import SQLiteStorage
+    from keyless.tlog import rekor_v2_api
+    from keyless.tlog.checkpoint_file import CheckpointFile
+    from keyless.tlog.log import Anchor
+    from keyless.tlog.rekor_v2 import RekorV2Service, checkpoint_origin
+    from keyless.tlog.sqlite_storage import SQLiteStorage
 
     database = config.log_database
     checkpoint = CheckpointFile(state.file(REKOR_V2_CHECKPOINT_FILE))
@@ -196,7 +197,7 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
         if not isinstance(key, ed25519.Ed25519PrivateKey):
             raise StateDirError(f"key file {key_path} is not an Ed25519 key")
     if postgres:
-        from tlog.postgres_storage import PostgresStorage
+        from keyless.tlog.postgres_storage import PostgresStorage
 
         storage = PostgresStorage(database, prefix="rekor_v2_")
         label = "PostgreSQL (tables rekor_v2_*)"
@@ -236,13 +237,13 @@ def _mount_tsa(app: Flask, config: ServerConfig, state: StateDir, *, now: dateti
     """The RFC 3161 timestamp authority: from the operator's files (`tsa:`, checked at load),
     or its key and chain generated in the state directory together, once (for a state
     directory from before the TSA too); one lost is refused."""
-    from server.state import StateDirError
-    from tsa import TimestampAuthority, dev_tsa_chain, load_pem_chain, pem_chain
-    from tsa import api as tsa_api
+    from keyless.server.state import StateDirError
+    from keyless.tsa import TimestampAuthority, dev_tsa_chain, load_pem_chain, pem_chain
+    from keyless.tsa import api as tsa_api
 
     if config.tsa is not None:
         if config.tsa.token is not None:
-            from ca.pkcs11 import TokenSigner
+            from keyless.ca.pkcs11 import TokenSigner
 
             # Opened per process (a gunicorn worker re-initialises the module after fork); the
             # authority checks one signature against the leaf before serving.
@@ -281,11 +282,11 @@ def _mount_ca(
 
     Returns the CA and the CT log keys clients must trust (with the URL and start of each).
     """
-    from ca import CertificateAuthority, HTTPCTSubmitter
-    from ca import api as ca_api
-    from ca.config import IN_PROCESS
-    from server.trust_material import LogKey
-    from tlog import ct_api
+    from keyless.ca import CertificateAuthority, HTTPCTSubmitter
+    from keyless.ca import api as ca_api
+    from keyless.ca.config import IN_PROCESS
+    from keyless.server.trust_material import LogKey
+    from keyless.tlog import ct_api
 
     _check_generated_ca(config, state)
     signer = config.ca.load_signer(state_dir=state.path, now=now)
@@ -315,9 +316,9 @@ def _open_ct_log(config: ServerConfig, state: StateDir, *, roots: list[Any]) -> 
     """The in-process CT log: its own SQLite file, or the `ct_` tables of the PostgreSQL
     database `log: database` names (one tree shared by every instance behind the origin), its
     latest signed tree head kept in the state directory so that it never signs two histories."""
-    from tlog.checkpoint_file import CheckpointFile
-    from tlog.ct_log import open_ct_log
-    from tlog.log import Anchor
+    from keyless.tlog.checkpoint_file import CheckpointFile
+    from keyless.tlog.ct_log import open_ct_log
+    from keyless.tlog.log import Anchor
 
     database = config.log_database
     postgres = isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
@@ -332,12 +333,12 @@ def _open_ct_log(config: ServerConfig, state: StateDir, *, roots: list[Any]) -> 
         sqlite_file,
     )
     if postgres:
-        from tlog.postgres_storage import PostgresStorage
+        from keyless.tlog.postgres_storage import PostgresStorage
 
         storage = PostgresStorage(database, prefix="ct_")
         label = "PostgreSQL (tables ct_*)"
     else:
-        from tlog.sqlite_storage import SQLiteStorage
+        from keyless.tlog.sqlite_storage import SQLiteStorage
 
         storage = SQLiteStorage(sqlite_file)
         label = str(sqlite_file)
@@ -348,7 +349,7 @@ def _open_ct_log(config: ServerConfig, state: StateDir, *, roots: list[Any]) -> 
 def _check_generated_ca(config: ServerConfig, state: StateDir) -> None:
     """The development CA in the state directory is created on a first run only; its key, like
     every key there, must be the owner's alone."""
-    from ca.signers import GENERATED_CHAIN_FILE, GENERATED_KEY_FILE
+    from keyless.ca.signers import GENERATED_CHAIN_FILE, GENERATED_KEY_FILE
 
     if config.ca.backend != "generated" or config.ca.directory is not None:
         return
@@ -377,8 +378,8 @@ def _mount_trust(
     oidc_url: str | None,
 ) -> None:
     """TrustedRoot, SigningConfig and ClientTrustConfig for this deployment."""
-    from server import trust_api
-    from server import trust_material as tm
+    from keyless.server import trust_api
+    from keyless.server import trust_material as tm
 
     url = config.public_url
     chain = authority.ca_chain
@@ -420,8 +421,8 @@ def _mount_trust(
 
 def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
     """The TUF repository under /tuf/ whose targets are the trust documents served above."""
-    from server import tuf_api
-    from server.tuf_repository import open_repository
+    from keyless.server import tuf_api
+    from keyless.server.tuf_repository import open_repository
 
     repository = open_repository(state)
     # The exact bytes the trust endpoints serve, so both routes hand out the same documents.
@@ -439,7 +440,7 @@ def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
 def _check_new_log(files: list[Path], database: Path | None, *, log: str) -> None:
     """`--new-log` makes a new key and tree only once the old log's files are moved aside
     (kept: the old log's entries still verify with its key): that is the operator's half."""
-    from tlog.errors import LogStartError
+    from keyless.tlog.errors import LogStartError
 
     if database is not None:
         files = [*files, database, Path(f"{database}-wal")]
@@ -472,7 +473,7 @@ def _add_health_and_metrics(
     app: Flask, config: ServerConfig, state: StateDir, *, rekor: Any, rekor_v2: Any, tsa: Any
 ) -> None:
     """`/metrics` (server.metrics) and `/healthz` over every log and key file this app uses."""
-    from server import health, metrics
+    from keyless.server import health, metrics
 
     metrics.init_app(app)
     logs = [("signature log", rekor.log), ("Rekor v2 log", rekor_v2.log)]
@@ -497,7 +498,7 @@ def _add_health_and_metrics(
         logs.append(("CT log", ct.log))
         keys.append(health.KeyFile("CT log", state.file(CT_KEY_FILE), ct.public_key))
     if config.ca.backend == "generated" and config.ca.directory is None:
-        from ca.signers import GENERATED_KEY_FILE
+        from keyless.ca.signers import GENERATED_KEY_FILE
 
         issuing = app.extensions["keyless.ca"].ca_chain[0].public_key()
         keys.append(health.KeyFile("CA", state.file("ca") / GENERATED_KEY_FILE, issuing))
@@ -535,5 +536,5 @@ def config_from_environment() -> ServerConfig:
 
 
 def app() -> Flask:
-    """The WSGI app factory for gunicorn: `gunicorn 'server.app:app()'`."""
+    """The WSGI app factory for gunicorn: `gunicorn 'keyless.server.app:app()'`."""
     return create_app(config_from_environment())

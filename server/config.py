@@ -18,13 +18,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from ca import CAConfig, CAConfigError
-from ca.config import token_key
-from ca.pkcs11 import TokenKey
-from oidc import ConfigError, TrustedIssuers, issuers_from_document, load_issuers
-from oidc.config import is_loopback_host
-from server.state import StateDirError, default_state_dir, read_private_key
-from tsa.certs import MAX_CHAIN_BYTES, TSAChainError, load_pem_chain, tsa_chain_problems
+from keyless.ca import CAConfig, CAConfigError
+from keyless.ca.config import token_key
+from keyless.ca.pkcs11 import TokenKey
+from keyless.oidc import ConfigError, TrustedIssuers, issuers_from_document, load_issuers
+from keyless.oidc.config import is_loopback_host
+from keyless.server.state import StateDirError, default_state_dir, read_private_key
+from keyless.tsa.certs import MAX_CHAIN_BYTES, TSAChainError, load_pem_chain, tsa_chain_problems
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080

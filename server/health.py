@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from flask import Flask, Response, jsonify
 
-from server.state import StateDirError, read_private_key
+from keyless.server.state import StateDirError, read_private_key
 
 TTL_SECONDS = 2.0
 Probe = Callable[[], str | None]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, Response, abort, current_app
 
-from server.tuf_repository import TUFNotFoundError, TUFRepository
+from keyless.server.tuf_repository import TUFNotFoundError, TUFRepository
 
 bp = Blueprint("tuf", __name__, url_prefix="/tuf")
 _EXTENSION = "keyless.tuf"

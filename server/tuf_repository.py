@@ -38,7 +38,7 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from server.state import StateDir
+from keyless.server.state import StateDir
 
 ONLINE_ROLES = (Targets.type, Snapshot.type, Timestamp.type)
 MAX_VERSION = 999_999_999

@@ -21,7 +21,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from server.config import ServerConfig
+from keyless.server.config import ServerConfig
 
 LISTEN_BACKLOG = 2048  # gunicorn's default
 
@@ -192,7 +192,7 @@ class _KeylessGunicorn(BaseApplication):
     def load(self) -> Any:
         import gc
 
-        from server.app import create_app
+        from keyless.server.app import create_app
 
         with self._warnings.once():
             app = create_app(self._config)

@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 # `keyless` as a process, from this checkout (the console script may be another install's).
-KEYLESS = [sys.executable, "-m", "cli.main"]
+KEYLESS = [sys.executable, "-m", "keyless.cli.main"]
 
 
 def skip_unless_ci(reason: str) -> None:
@@ -228,8 +228,8 @@ class DevServer:
 def dev_server(state_dir: Path, port: int = 0, **overrides: Any) -> Iterator[DevServer]:
     """Run `create_app` in dev mode on a loopback port (free unless given); `overrides` replace
     config fields."""
-    from server.app import create_app
-    from server.config import dev_config
+    from keyless.server.app import create_app
+    from keyless.server.config import dev_config
 
     built: dict[str, Any] = {}
 

@@ -111,7 +111,7 @@ def test_entrypoint_serves_the_kubernetes_config(dockerfile, tmp_path: Path) -> 
     argv = _entrypoint(dockerfile)
     argv[-1] = str(etc / "server.yaml")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", *argv[1:]],
+        [sys.executable, "-m", "keyless.cli.main", *argv[1:]],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -159,7 +159,7 @@ def test_kubernetes_manifests_validate() -> None:
 
 def _keyless(args: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "keyless.cli.main", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import load_server_config
+from keyless.server.config import load_server_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,10 @@ def test_example_server_config_loads() -> None:
     assert config.issuers.match("https://token.actions.githubusercontent.com") is not None
 
 
-@pytest.mark.parametrize("module", ["oidc", "oidc.authenticator", "cli.main", "server.config"])
+@pytest.mark.parametrize(
+    "module",
+    ["keyless.oidc", "keyless.oidc.authenticator", "keyless.cli.main", "keyless.server.config"],
+)
 def test_logic_modules_do_not_import_flask(module: str) -> None:
     code = f"import sys, {module}; sys.exit('flask' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
@@ -62,11 +65,11 @@ def test_verifying_a_file_loads_no_network_or_server_code(vectors) -> None:
     artifact = vectors / "sigstore-conformance" / "test" / "assets" / "a.txt"
     code = (
         "import sys\n"
-        "from cli.main import main\n"
+        "from keyless.cli.main import main\n"
         f"rc = main(['verify', '--bundle', {str(case / 'bundle.sigstore.json')!r},"
         " '--certificate-identity-regexp', '.*', '--certificate-oidc-issuer-regexp', '.*',"
         f" {str(artifact)!r}])\n"
-        "loaded = sorted(m for m in ('requests', 'flask', 'cli.oci', 'yaml', 'jwt') if m in sys.modules)\n"
+        "loaded = sorted(m for m in ('requests', 'flask', 'keyless.cli.oci', 'yaml', 'jwt') if m in sys.modules)\n"
         "sys.exit(f'rc={rc} loaded={loaded}' if rc or loaded else 0)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
@@ -99,5 +102,7 @@ def test_client_library_imports_no_server_code() -> None:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
-            offenders += [f"{relative}: {n}" for n in names if n.split(".")[0] == "server"]
+            offenders += [
+                f"{relative}: {n}" for n in names if n.split(".")[:2] == ["keyless", "server"]
+            ]
     assert not offenders

@@ -69,7 +69,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tlog.checkpoint import (
+from keyless.tlog.checkpoint import (
     Checkpoint,
     CheckpointSigner,
     NoteSignature,
@@ -81,7 +81,7 @@ from tlog.checkpoint import (
     verify_checkpoint,
     verify_note,
 )
-from tlog.errors import (
+from keyless.tlog.errors import (
     CheckpointError,
     DuplicateEntryError,
     EntryError,
@@ -93,7 +93,7 @@ from tlog.errors import (
     StorageError,
     TooManyError,
 )
-from tlog.merkle import (
+from keyless.tlog.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     leaf_hash,
@@ -104,24 +104,24 @@ from tlog.merkle import (
 )
 
 if TYPE_CHECKING:
-    from tlog.log import Appended, EntryProof, MerkleLog, NewEntry, TreeHeadSigner
-    from tlog.postgres_storage import PostgresStorage
-    from tlog.rekor import RekorService
-    from tlog.sqlite_storage import SQLiteStorage
-    from tlog.storage import LogEntry, LogStorage, SignedHead
+    from keyless.tlog.log import Appended, EntryProof, MerkleLog, NewEntry, TreeHeadSigner
+    from keyless.tlog.postgres_storage import PostgresStorage
+    from keyless.tlog.rekor import RekorService
+    from keyless.tlog.sqlite_storage import SQLiteStorage
+    from keyless.tlog.storage import LogEntry, LogStorage, SignedHead
 
 _LAZY = {
-    "Appended": "tlog.log",
-    "EntryProof": "tlog.log",
-    "MerkleLog": "tlog.log",
-    "NewEntry": "tlog.log",
-    "TreeHeadSigner": "tlog.log",
-    "SQLiteStorage": "tlog.sqlite_storage",
-    "PostgresStorage": "tlog.postgres_storage",
-    "RekorService": "tlog.rekor",
-    "LogEntry": "tlog.storage",
-    "LogStorage": "tlog.storage",
-    "SignedHead": "tlog.storage",
+    "Appended": "keyless.tlog.log",
+    "EntryProof": "keyless.tlog.log",
+    "MerkleLog": "keyless.tlog.log",
+    "NewEntry": "keyless.tlog.log",
+    "TreeHeadSigner": "keyless.tlog.log",
+    "SQLiteStorage": "keyless.tlog.sqlite_storage",
+    "PostgresStorage": "keyless.tlog.postgres_storage",
+    "RekorService": "keyless.tlog.rekor",
+    "LogEntry": "keyless.tlog.storage",
+    "LogStorage": "keyless.tlog.storage",
+    "SignedHead": "keyless.tlog.storage",
 }
 
 
@@ -129,7 +129,7 @@ def __getattr__(name: str) -> Any:
     """Load the server-side log classes on first use, keeping client imports light."""
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'tlog' has no attribute {name!r}")
+        raise AttributeError(f"module 'keyless.tlog' has no attribute {name!r}")
     import importlib
 
     return getattr(importlib.import_module(module), name)

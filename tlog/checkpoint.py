@@ -21,8 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from tlog.errors import CheckpointError
-from tlog.merkle import HASH_SIZE, MAX_TREE_SIZE
+from keyless.tlog.errors import CheckpointError
+from keyless.tlog.merkle import HASH_SIZE, MAX_TREE_SIZE
 
 MAX_NOTE_BYTES = 64 * 1024
 MAX_SIGNATURES = 100

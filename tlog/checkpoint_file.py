@@ -33,9 +33,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlog.errors import LogStartError
-from tlog.merkle import HASH_SIZE
-from tlog.storage import MAX_LOG_SIZE, SignedHead
+from keyless.tlog.errors import LogStartError
+from keyless.tlog.merkle import HASH_SIZE
+from keyless.tlog.storage import MAX_LOG_SIZE, SignedHead
 
 SLOT_BYTES = 4096
 _MAGIC = b"KLCP"

@@ -9,9 +9,9 @@ import re
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from tlog import metrics
-from tlog.ct_log import MAX_REQUEST_BYTES, CTLog, parse_chain_request
-from tlog.errors import LogError, RequestError
+from keyless.tlog import metrics
+from keyless.tlog.ct_log import MAX_REQUEST_BYTES, CTLog, parse_chain_request
+from keyless.tlog.errors import LogError, RequestError
 
 log = logging.getLogger(__name__)
 

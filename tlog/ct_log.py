@@ -25,11 +25,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
-import strictjson
-from tlog.errors import DuplicateEntryError, EntryError, LogError, NotFoundError, RequestError
-from tlog.log import Anchor, MerkleLog
-from tlog.merkle import HASH_SIZE
-from tlog.storage import LogStorage
+from keyless import strictjson
+from keyless.tlog.errors import (
+    DuplicateEntryError,
+    EntryError,
+    LogError,
+    NotFoundError,
+    RequestError,
+)
+from keyless.tlog.log import Anchor, MerkleLog
+from keyless.tlog.merkle import HASH_SIZE
+from keyless.tlog.storage import LogStorage
 
 MAX_CHAIN_LENGTH = 10
 MAX_CERT_BYTES = 32 * 1024
@@ -300,7 +306,7 @@ def open_ct_log(
     if not isinstance(private_key, ec.EllipticCurvePrivateKey):
         raise TypeError("the CT log key must be an ECDSA private key")
     if storage is None:
-        from tlog.sqlite_storage import SQLiteStorage
+        from keyless.tlog.sqlite_storage import SQLiteStorage
 
         storage = SQLiteStorage(database)
     signer = CTHeadSigner(private_key)

@@ -26,9 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tlog import merkle, metrics
-from tlog.checkpoint_file import CheckpointFile
-from tlog.errors import (
+from keyless.tlog import merkle, metrics
+from keyless.tlog.checkpoint_file import CheckpointFile
+from keyless.tlog.errors import (
     DuplicateEntryError,
     InconsistentLogError,
     LogError,
@@ -38,7 +38,7 @@ from tlog.errors import (
     RequestError,
     StorageError,
 )
-from tlog.storage import LogEntry, LogStorage, ReadView, SignedHead, WriteView
+from keyless.tlog.storage import LogEntry, LogStorage, ReadView, SignedHead, WriteView
 
 MAX_ENTRY_BYTES = 4 * 1024 * 1024
 MAX_EXTRA_BYTES = 64 * 1024

@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Protocol
 
-from tlog.errors import ProofError
+from keyless.tlog.errors import ProofError
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
-from tlog.errors import EntryError
+from keyless.tlog.errors import EntryError
 
 MAX_PEM_BYTES = 32 * 1024
 MAX_SIGNATURE_BYTES = 2048

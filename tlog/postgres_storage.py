@@ -20,9 +20,9 @@ from typing import Any
 
 import psycopg
 
-from tlog.errors import StorageError
-from tlog.merkle import NodeID
-from tlog.storage import MAX_LOG_SIZE, LogEntry, SignedHead, node_key
+from keyless.tlog.errors import StorageError
+from keyless.tlog.merkle import NodeID
+from keyless.tlog.storage import MAX_LOG_SIZE, LogEntry, SignedHead, node_key
 
 _PREFIX = re.compile(r"[a-z][a-z0-9_]{0,30}\Z")
 _SCHEMA = (

@@ -18,19 +18,19 @@ import rfc8785
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tlog.checkpoint import CheckpointSigner
-from tlog.errors import (
+from keyless.tlog.checkpoint import CheckpointSigner
+from keyless.tlog.errors import (
     DuplicateEntryError,
     LogStartError,
     NotFoundError,
     RequestError,
     TooManyError,
 )
-from tlog.log import NEW_LOG_HINT, Anchor, MerkleLog
-from tlog.merkle import leaf_hash
-from tlog.pki import parse_pem_key
-from tlog.rekor_kinds import canonicalize
-from tlog.storage import LogEntry, LogStorage, SignedHead
+from keyless.tlog.log import NEW_LOG_HINT, Anchor, MerkleLog
+from keyless.tlog.merkle import leaf_hash
+from keyless.tlog.pki import parse_pem_key
+from keyless.tlog.rekor_kinds import canonicalize
+from keyless.tlog.storage import LogEntry, LogStorage, SignedHead
 
 MAX_SEARCH_RESULTS = 1000
 MAX_RETRIEVE_ITEMS = 10

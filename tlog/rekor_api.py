@@ -10,8 +10,8 @@ import json
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from tlog import metrics
-from tlog.errors import (
+from keyless.tlog import metrics
+from keyless.tlog.errors import (
     BodyTooLargeError,
     DuplicateEntryError,
     EntryError,
@@ -20,8 +20,8 @@ from tlog.errors import (
     RequestError,
     TooManyError,
 )
-from tlog.rekor import RekorService
-from tlog.wire import (
+from keyless.tlog.rekor import RekorService
+from keyless.tlog.wire import (
     MAX_ENTRY_REQUEST_BYTES,
     MAX_RETRIEVE_REQUEST_BYTES,
     MAX_SEARCH_REQUEST_BYTES,

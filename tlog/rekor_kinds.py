@@ -18,9 +18,9 @@ from typing import Any
 import rfc8785
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from tlog.errors import EntryError
-from tlog.log import MAX_KEY_CHARS, MAX_KEYS_PER_ENTRY
-from tlog.pki import (
+from keyless.tlog.errors import EntryError
+from keyless.tlog.log import MAX_KEY_CHARS, MAX_KEYS_PER_ENTRY
+from keyless.tlog.pki import (
     MAX_SIGNATURE_BYTES,
     EntryKey,
     decode_b64,

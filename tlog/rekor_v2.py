@@ -28,13 +28,13 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from tlog import tiles
-from tlog.checkpoint import CheckpointSigner
-from tlog.errors import EntryError, NotFoundError, StorageError
-from tlog.log import Anchor, MerkleLog
-from tlog.pki import MAX_SIGNATURE_BYTES, VerifyingKey, decode_b64, verify_prehashed
-from tlog.rekor import check_origin
-from tlog.storage import LogStorage
+from keyless.tlog import tiles
+from keyless.tlog.checkpoint import CheckpointSigner
+from keyless.tlog.errors import EntryError, NotFoundError, StorageError
+from keyless.tlog.log import Anchor, MerkleLog
+from keyless.tlog.pki import MAX_SIGNATURE_BYTES, VerifyingKey, decode_b64, verify_prehashed
+from keyless.tlog.rekor import check_origin
+from keyless.tlog.storage import LogStorage
 
 KIND = "hashedrekord"
 API_VERSION = "0.0.2"

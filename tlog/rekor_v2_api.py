@@ -18,8 +18,8 @@ import json
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from tlog import metrics, tiles
-from tlog.errors import (
+from keyless.tlog import metrics, tiles
+from keyless.tlog.errors import (
     BodyTooLargeError,
     DuplicateEntryError,
     EntryError,
@@ -27,8 +27,8 @@ from tlog.errors import (
     NotFoundError,
     RequestError,
 )
-from tlog.rekor_v2 import API_VERSION, KIND, RekorV2Service, V2Entry
-from tlog.wire import parse_json
+from keyless.tlog.rekor_v2 import API_VERSION, KIND, RekorV2Service, V2Entry
+from keyless.tlog.wire import parse_json
 
 EXTENSION = "keyless.rekor_v2"
 PREFIX = "/api/v2"

@@ -18,9 +18,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from tlog.errors import StorageError
-from tlog.merkle import NodeID
-from tlog.storage import MAX_LOG_SIZE, LogEntry, SignedHead, node_key
+from keyless.tlog.errors import StorageError
+from keyless.tlog.merkle import NodeID
+from keyless.tlog.storage import MAX_LOG_SIZE, LogEntry, SignedHead, node_key
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from tlog.merkle import NodeID
+from keyless.tlog.merkle import NodeID
 
 # A node (level, index) is stored under its in-order position in the full binary tree, one
 # integer key: (index << (level + 1)) | (2**level - 1). It fits in an int64 for trees of up to

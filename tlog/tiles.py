@@ -16,7 +16,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tlog.merkle import MAX_TREE_SIZE, NodeID
+from keyless.tlog.merkle import MAX_TREE_SIZE, NodeID
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT

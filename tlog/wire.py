@@ -10,10 +10,10 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-import strictjson
-from tlog.errors import RequestError
-from tlog.pki import decode_b64
-from tlog.rekor import RekorEntry, SearchQuery
+from keyless import strictjson
+from keyless.tlog.errors import RequestError
+from keyless.tlog.pki import decode_b64
+from keyless.tlog.rekor import RekorEntry, SearchQuery
 
 MAX_ENTRY_REQUEST_BYTES = 2 * 1024 * 1024
 MAX_RETRIEVE_REQUEST_BYTES = 4 * 1024 * 1024

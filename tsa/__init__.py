@@ -14,9 +14,15 @@ keeps the token in the bundle; verifiers check it against the TSA chain in the t
 Imports nothing else from keyless.
 """
 
-from tsa.authority import DEFAULT_POLICY_OID, TimestampAuthority
-from tsa.certs import TSAChainError, check_tsa_chain, dev_tsa_chain, load_pem_chain, pem_chain
-from tsa.request import Rejected, TimestampRequest, parse_der_request, parse_json_request
+from keyless.tsa.authority import DEFAULT_POLICY_OID, TimestampAuthority
+from keyless.tsa.certs import (
+    TSAChainError,
+    check_tsa_chain,
+    dev_tsa_chain,
+    load_pem_chain,
+    pem_chain,
+)
+from keyless.tsa.request import Rejected, TimestampRequest, parse_der_request, parse_json_request
 
 __all__ = [
     "DEFAULT_POLICY_OID",

@@ -15,10 +15,10 @@ import json
 
 from flask import Blueprint, Flask, Response, current_app, request
 
-from tsa import metrics
-from tsa.authority import TimestampAuthority, reject
-from tsa.certs import pem_chain
-from tsa.request import MAX_DER_REQUEST_BYTES, MAX_JSON_REQUEST_BYTES
+from keyless.tsa import metrics
+from keyless.tsa.authority import TimestampAuthority, reject
+from keyless.tsa.certs import pem_chain
+from keyless.tsa.request import MAX_DER_REQUEST_BYTES, MAX_JSON_REQUEST_BYTES
 
 EXTENSION = "keyless.tsa"
 TIMESTAMP_PATH = "/api/v1/timestamp"

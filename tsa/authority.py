@@ -25,8 +25,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tsa.certs import TSAChainError, check_tsa_chain
-from tsa.request import Rejected, TimestampRequest, parse_der_request, parse_json_request
+from keyless.tsa.certs import TSAChainError, check_tsa_chain
+from keyless.tsa.request import Rejected, TimestampRequest, parse_der_request, parse_json_request
 
 DEFAULT_POLICY_OID = "1.3.6.1.4.1.57264.2"  # Sigstore's TSA policy arc
 _VERSION_1 = core.Integer(1).dump()

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tsa.certs import dev_tsa_chain, load_pem_chain, pem_chain
+from keyless.tsa.certs import dev_tsa_chain, load_pem_chain, pem_chain
 
 KEY_FILE = "tsa-key.pem"
 CHAIN_FILE = "tsa-chain.pem"

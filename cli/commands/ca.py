@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ca.ceremony import CeremonyResult, KeyStore
-    from ca.pkcs11 import TokenKey
+    from keyless.ca.ceremony import CeremonyResult, KeyStore
+    from keyless.ca.pkcs11 import TokenKey
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -104,7 +104,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ca.ceremony import init_ca, rotate_intermediate
+    from keyless.ca.ceremony import init_ca, rotate_intermediate
 
     store = _store(args)
     now = datetime.now(UTC)
@@ -135,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_tuf(args: argparse.Namespace) -> int:
-    from server.state import StateDir
-    from server.tuf_repository import open_repository, rotate_root_key
+    from keyless.server.state import StateDir
+    from keyless.server.tuf_repository import open_repository, rotate_root_key
 
     state = StateDir(args.state_dir)
     if not (args.state_dir / "tuf").is_dir():
@@ -154,13 +154,13 @@ def run_tuf(args: argparse.Namespace) -> int:
 def run_tsa(args: argparse.Namespace) -> int:
     import yaml
 
-    from tsa.ceremony import init_tsa, rotate_tsa
+    from keyless.tsa.ceremony import init_tsa, rotate_tsa
 
     now = datetime.now(UTC)
     location = _tsa_token(args, now)
     make_key = None
     if location is not None:
-        from ca.pkcs11 import generate_token_key
+        from keyless.ca.pkcs11 import generate_token_key
 
         def make_key(curve: str) -> Any:
             return generate_token_key(location, curve)
@@ -202,7 +202,7 @@ def run_tsa(args: argparse.Namespace) -> int:
 
 def _tsa_token(args: argparse.Namespace, now: datetime) -> TokenKey | None:
     """Where `tsa-init --pkcs11-module` makes the TSA key, or None for a key file."""
-    from ca.pkcs11 import TokenKey
+    from keyless.ca.pkcs11 import TokenKey
 
     token_flags = (args.token_label, args.slot, args.pin_env, args.pin_file, args.key_label)
     if args.pkcs11_module is None:
@@ -244,8 +244,8 @@ def _token_section(args: argparse.Namespace, key_label: str) -> dict[str, Any]:
 def _store(args: argparse.Namespace) -> KeyStore:
     import os
 
-    from ca.ceremony import KeyStore
-    from ca.pkcs11 import TokenKey
+    from keyless.ca.ceremony import KeyStore
+    from keyless.ca.pkcs11 import TokenKey
 
     if args.password_env:
         if args.token_label or args.slot is not None or args.pin_env or args.pin_file:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from cli.main import CLIError
+from keyless.cli.main import CLIError
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 

@@ -215,7 +215,7 @@ def _seconds(text: str) -> float:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from cli.policy import PolicyFileError
+    from keyless.cli.policy import PolicyFileError
 
     if args.tls_self_signed is not None and (args.tls_cert or args.tls_key):
         args.usage_error("give --tls-cert/--tls-key or --tls-self-signed, not both")
@@ -226,7 +226,7 @@ def run_serve(args: argparse.Namespace) -> int:
     for path in args.registry_auth:
         if not path.is_file():
             args.usage_error(f"--registry-auth {path}: no such file")
-    from cli.commands.policy import load_policies
+    from keyless.cli.commands.policy import load_policies
 
     try:
         policies = load_policies(args)
@@ -238,8 +238,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, policies: Any) -> int:
-    from server.gate import tls
-    from server.gate.serve import bind, run
+    from keyless.server.gate import tls
+    from keyless.server.gate.serve import bind, run
 
     if args.tls_self_signed is not None:
         names = ["localhost", "127.0.0.1", "::1", *tls.service_names(args.namespace)]
@@ -269,13 +269,13 @@ def _serve(args: argparse.Namespace, policies: Any) -> int:
 
 def _app(args: argparse.Namespace, policies: Any) -> Any:
     """The WSGI app, built in the worker (threads and connections do not cross a fork)."""
-    from cli.oci import RegistryClient
-    from cli.oci.transport import RegistryLimits
-    from cli.policy import Evaluator
-    from server.gate.app import GateApp
-    from server.gate.credentials import FirstOf
-    from server.gate.gate import Gate, GateSettings, per_thread
-    from server.gate.metrics import GateMetrics
+    from keyless.cli.oci import RegistryClient
+    from keyless.cli.oci.transport import RegistryLimits
+    from keyless.cli.policy import Evaluator
+    from keyless.server.gate.app import GateApp
+    from keyless.server.gate.credentials import FirstOf
+    from keyless.server.gate.gate import Gate, GateSettings, per_thread
+    from keyless.server.gate.metrics import GateMetrics
 
     settings = GateSettings(
         timeout=args.timeout,
@@ -299,7 +299,7 @@ def _app(args: argparse.Namespace, policies: Any) -> Any:
 def run_manifests(args: argparse.Namespace) -> int:
     import yaml
 
-    from server.gate.manifests import ManifestOptions, manifests
+    from keyless.server.gate.manifests import ManifestOptions, manifests
 
     if not 1 <= args.timeout_seconds <= 30:
         args.usage_error("--timeout-seconds must be 1 to 30 (Kubernetes' limit)")
@@ -318,7 +318,7 @@ def run_manifests(args: argparse.Namespace) -> int:
         args.usage_error("--policy files must have distinct names")
     tls_pair = None
     if args.tls_self_signed is not None:
-        from server.gate import tls
+        from keyless.server.gate import tls
 
         cert, key = tls.self_signed(args.tls_self_signed, tls.service_names(args.namespace))
         tls_pair = (cert.read_bytes(), key.read_bytes())

@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from server.config import dev_config, load_server_config
+    from keyless.server.config import dev_config, load_server_config
 
     overrides = {"host": args.host, "port": args.port, "state_dir": args.state_dir}
     overrides["new_log"] = args.new_log
@@ -37,11 +37,11 @@ def run(args: argparse.Namespace) -> int:
         config = dev_config(**overrides)
     import gc
 
-    from server.wsgi import StartupWarnings, bind, listen, prepare_metrics_dir, run_gunicorn
+    from keyless.server.wsgi import StartupWarnings, bind, listen, prepare_metrics_dir, run_gunicorn
 
     # Before anything imports prometheus-client: the workers' metrics go to one directory.
     prepare_metrics_dir()
-    from server.app import create_app
+    from keyless.server.app import create_app
 
     # The port first: a busy port is one error, before any state is created or announced.
     # Connections are accepted only once the app has been built.

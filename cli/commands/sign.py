@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.commands import _images
-from cli.main import CLIError
+from keyless.cli.commands import _images
+from keyless.cli.main import CLIError
 
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 _CHUNK = 1024 * 1024
@@ -97,14 +97,14 @@ def add_rekor_version_argument(
 def command_signer(args: argparse.Namespace, *, rekor_version: int | None) -> Any:
     """The `EphemeralSigner` of one signing command: the services its signing config offers
     (the log chosen by `rekor_version`, None for the highest), its token and trusted root."""
-    from cli.signing import new_signer
+    from keyless.cli.signing import new_signer
 
     endpoints, token, trusted_root = _inputs(args, rekor_version=rekor_version)
     return new_signer(endpoints, token=token, trusted_root=trusted_root)
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.signing import UnverifiedBundleError
+    from keyless.cli.signing import UnverifiedBundleError
 
     if args.refresh_trust and not args.server:
         args.parser.error("--refresh-trust applies to --server")
@@ -146,7 +146,7 @@ def _inputs(args: argparse.Namespace, *, rekor_version: int | None) -> tuple[Any
     A token given or ambient is taken first (it needs no server); an interactive login comes
     last, at the issuer the verified signing config names.
     """
-    from cli import services, trust
+    from keyless.cli import services, trust
 
     if args.server:
         given = _given_token(args)
@@ -181,14 +181,14 @@ def _target(args: argparse.Namespace) -> tuple[bytes, Path]:
 
 def _given_token(args: argparse.Namespace) -> str | None:
     """The token given (option, file or environment) or ambient in CI; None to log in."""
-    from oidc import acquire
+    from keyless.oidc import acquire
 
     return acquire.explicit_token(args.identity_token) or acquire.ambient_token(args.oidc_client_id)
 
 
 def _login(args: argparse.Namespace, endpoints: Any) -> str:
     """An interactive login at --oidc-issuer, else at the issuer the signing config names."""
-    from oidc import acquire
+    from keyless.oidc import acquire
 
     issuer = args.oidc_issuer or endpoints.oidc_url
     if issuer is None:
@@ -203,7 +203,7 @@ def _login(args: argparse.Namespace, endpoints: Any) -> str:
 
 def _trusted_root(args: argparse.Namespace) -> Any:
     """The root a --trust-config or --trusted-root gives (a --server's comes through TUF)."""
-    from cli import trust
+    from keyless.cli import trust
 
     if args.trust_config:
         return trust.load_trust_config(args.trust_config)

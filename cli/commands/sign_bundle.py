@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cli.main import CLIError
+from keyless.cli.main import CLIError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 PRODUCTION_SIGNING_CONFIG = "production_signing_config.v0.2.json"
@@ -24,8 +24,8 @@ MAX_STATEMENT_BYTES = 16 * 1024 * 1024
 
 
 def add_parser(subparsers: Any) -> None:
-    from cli.commands.sign import add_rekor_version_argument
-    from cli.commands.verify_bundle import add_sign_bundle_arguments
+    from keyless.cli.commands.sign import add_rekor_version_argument
+    from keyless.cli.commands.verify_bundle import add_sign_bundle_arguments
 
     parser = subparsers.add_parser(
         "sign-bundle",
@@ -38,10 +38,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli import services
-    from cli.commands.verify_bundle import protocol_trusted_root
-    from cli.files import read_bounded
-    from cli.signing import new_signer
+    from keyless.cli import services
+    from keyless.cli.commands.verify_bundle import protocol_trusted_root
+    from keyless.cli.files import read_bounded
+    from keyless.cli.signing import new_signer
 
     # The input is read and checked before the CA or any log is asked for anything.
     data = read_bounded(Path(args.file), limit=MAX_STATEMENT_BYTES)
@@ -70,7 +70,7 @@ def _services(args: argparse.Namespace, services: Any) -> Any:
         raise CLIError(
             "keyless ships no staging signing config", hint="pass --signing-config for staging"
         )
-    data = resources.files("cli").joinpath("data", PRODUCTION_SIGNING_CONFIG).read_bytes()
+    data = resources.files("keyless.cli").joinpath("data", PRODUCTION_SIGNING_CONFIG).read_bytes()
     return services.from_signing_config_bytes(
         data, source=PRODUCTION_SIGNING_CONFIG, rekor_version=args.rekor_version
     )

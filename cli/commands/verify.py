@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from cli.commands import _images
+from keyless.cli.commands import _images
 
 if TYPE_CHECKING:
-    from cli.oci import Reference
-    from cli.trust import TrustedRoot
-    from cli.verify import Policy
+    from keyless.cli.oci import Reference
+    from keyless.cli.trust import TrustedRoot
+    from keyless.cli.verify import Policy
 
 # (flag suffix, Fulcio arc, check name) for the GitHub workflow claims cosign users know.
 GITHUB_FLAGS: tuple[tuple[str, int, str], ...] = (
@@ -148,11 +148,11 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
     import sys
     from datetime import UTC, datetime
 
-    from cli.bundle import load_bundle
-    from cli.errors import NetworkError
-    from cli.verify import VerificationError, Verifier
-    from cli.verify.artifact import DIGEST_ALGORITHMS, resolve_artifact
-    from cli.verify.keys import load_public_key
+    from keyless.cli.bundle import load_bundle
+    from keyless.cli.errors import NetworkError
+    from keyless.cli.verify import VerificationError, Verifier
+    from keyless.cli.verify.artifact import DIGEST_ALGORITHMS, resolve_artifact
+    from keyless.cli.verify.keys import load_public_key
 
     digest = None
     try:
@@ -202,12 +202,12 @@ def _verify_image(
     """One authority from the flags, judged by the policy evaluator (as `policy check` does)."""
     import sys
 
-    from cli.errors import NetworkError
-    from cli.oci import RegistryError
-    from cli.policy.cip import Authority, ImagePolicy, PolicySet
-    from cli.policy.evaluator import ERROR, Evaluator, ResolvedImage
-    from cli.policy.glob import compile_glob
-    from cli.policy.trustroots import DEFAULT_TRUST_ROOT, TrustMaterial
+    from keyless.cli.errors import NetworkError
+    from keyless.cli.oci import RegistryError
+    from keyless.cli.policy.cip import Authority, ImagePolicy, PolicySet
+    from keyless.cli.policy.evaluator import ERROR, Evaluator, ResolvedImage
+    from keyless.cli.policy.glob import compile_glob
+    from keyless.cli.policy.trustroots import DEFAULT_TRUST_ROOT, TrustMaterial
 
     try:
         root = _trusted_root(args)
@@ -305,7 +305,7 @@ def _undecided(args: argparse.Namespace, exc: Any, digest: str | None) -> int:
 
 def build_policy(args: argparse.Namespace) -> Policy:
     """The identity policy the flags describe; a usage error when a pair is missing."""
-    from cli.verify import (
+    from keyless.cli.verify import (
         AllOf,
         ExtensionEquals,
         Issuer,
@@ -343,7 +343,7 @@ def signer_identity(args: argparse.Namespace) -> Policy | None:
 
     A usage error for an invalid or oversized regexp.
     """
-    from cli.verify import AnyOf, Identity, IdentityRegexp, VerificationError
+    from keyless.cli.verify import AnyOf, Identity, IdentityRegexp, VerificationError
 
     exact = args.certificate_identity or []
     patterns = args.certificate_identity_regexp or []
@@ -376,7 +376,7 @@ def _identity_flags_given(args: argparse.Namespace) -> bool:
 
 
 def _trusted_root(args: argparse.Namespace) -> TrustedRoot:
-    from cli.trust import (
+    from keyless.cli.trust import (
         fetch_server_trusted_root,
         load_trust_config,
         load_trusted_root,

@@ -9,14 +9,14 @@ v3 referrers, the OCI fallback tag and cosign v2 `.sig` tags), `discovery` (find
 
 from __future__ import annotations
 
-from cli.oci.credentials import (
+from keyless.cli.oci.credentials import (
     Credential,
     CredentialSource,
     DockerConfigCredentials,
     StaticCredentials,
 )
-from cli.oci.descriptors import Descriptor
-from cli.oci.discovery import (
+from keyless.cli.oci.descriptors import Descriptor
+from keyless.cli.oci.discovery import (
     BundleReferrer,
     ImageSignatures,
     ReferrerListing,
@@ -24,16 +24,16 @@ from cli.oci.discovery import (
     list_attachment_tags,
     list_referrers,
 )
-from cli.oci.errors import RegistryError
-from cli.oci.reference import Reference, parse_reference
-from cli.oci.registry import Manifest, RegistryClient
-from cli.oci.signatures import (
+from keyless.cli.oci.errors import RegistryError
+from keyless.cli.oci.reference import Reference, parse_reference
+from keyless.cli.oci.registry import Manifest, RegistryClient
+from keyless.cli.oci.signatures import (
     LegacySignature,
     append_legacy_signature,
     push_bundle,
     simple_signing_payload,
 )
-from cli.oci.transport import RegistryLimits
+from keyless.cli.oci.transport import RegistryLimits
 
 __all__ = [
     "BundleReferrer",

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from cli.oci.credentials import Credential
-from cli.oci.errors import (
+from keyless.cli.oci.credentials import Credential
+from keyless.cli.oci.errors import (
     AuthRequiredError,
     InsecureRegistryError,
     RegistryConnectionError,

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from cli.oci.errors import CredentialsError
-from cli.oci.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, DOCKER_HUB_LEGACY
+from keyless.cli.oci.errors import CredentialsError
+from keyless.cli.oci.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, DOCKER_HUB_LEGACY
 
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_HELPER_OUTPUT_BYTES = 64 * 1024

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cli.oci.errors import DigestMismatchError, InvalidDigestError, RegistryProtocolError
+from keyless.cli.oci.errors import DigestMismatchError, InvalidDigestError, RegistryProtocolError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from cli.oci.descriptors import (
+from keyless.cli.oci.descriptors import (
     COSIGN_SIMPLESIGNING,
     OCI_INDEX,
     OCI_MANIFEST,
@@ -21,16 +21,16 @@ from cli.oci.descriptors import (
     parse_annotations,
     tag_for_digest,
 )
-from cli.oci.errors import (
+from keyless.cli.oci.errors import (
     DigestMismatchError,
     InvalidDigestError,
     NotFoundError,
     RegistryProtocolError,
     TooLargeError,
 )
-from cli.oci.reference import Reference
-from cli.oci.registry import RegistryClient, parse_index_manifests
-from cli.oci.signatures import (
+from keyless.cli.oci.reference import Reference
+from keyless.cli.oci.registry import RegistryClient, parse_index_manifests
+from keyless.cli.oci.signatures import (
     ANNOTATION_BUNDLE,
     ANNOTATION_CERTIFICATE,
     ANNOTATION_CHAIN,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cli.oci.descriptors import check_digest
-from cli.oci.errors import InvalidReferenceError
+from keyless.cli.oci.descriptors import check_digest
+from keyless.cli.oci.errors import InvalidReferenceError
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_LEGACY = "index.docker.io"

@@ -19,8 +19,8 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
-from cli.oci.credentials import CredentialSource
-from cli.oci.descriptors import (
+from keyless.cli.oci.credentials import CredentialSource
+from keyless.cli.oci.descriptors import (
     INDEX_TYPES,
     MANIFEST_TYPES,
     OCI_INDEX,
@@ -29,12 +29,12 @@ from cli.oci.descriptors import (
     check_digest,
     digest_of,
 )
-from cli.oci.errors import (
+from keyless.cli.oci.errors import (
     NotFoundError,
     RegistryProtocolError,
 )
-from cli.oci.reference import Reference
-from cli.oci.transport import MAX_ERROR_BYTES, RegistryLimits, RegistryTransport
+from keyless.cli.oci.reference import Reference
+from keyless.cli.oci.transport import MAX_ERROR_BYTES, RegistryLimits, RegistryTransport
 
 _ACCEPT_MANIFESTS = ", ".join(sorted(MANIFEST_TYPES))
 

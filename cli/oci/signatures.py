@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cli.oci.descriptors import (
+from keyless.cli.oci.descriptors import (
     COSIGN_SIMPLESIGNING,
     MAX_ANNOTATION_CHARS,
     OCI_CONFIG,
@@ -33,12 +33,12 @@ from cli.oci.descriptors import (
     check_digest,
     tag_for_digest,
 )
-from cli.oci.errors import (
+from keyless.cli.oci.errors import (
     RegistryProtocolError,
     TooLargeError,
 )
-from cli.oci.reference import Reference
-from cli.oci.registry import RegistryClient, parse_index_manifests
+from keyless.cli.oci.reference import Reference
+from keyless.cli.oci.registry import RegistryClient, parse_index_manifests
 
 COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 COSIGN_PAYLOAD_TYPE = "cosign container image signature"

@@ -17,9 +17,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from cli.oci.auth import basic_header, fetch_token, parse_challenge, read_bounded
-from cli.oci.credentials import CredentialSource
-from cli.oci.errors import (
+from keyless.cli.oci.auth import basic_header, fetch_token, parse_challenge, read_bounded
+from keyless.cli.oci.credentials import CredentialSource
+from keyless.cli.oci.errors import (
     AuthRequiredError,
     InsecureRegistryError,
     NotFoundError,
@@ -28,7 +28,7 @@ from cli.oci.errors import (
     RegistryProtocolError,
     UnauthorizedError,
 )
-from cli.oci.reference import Reference
+from keyless.cli.oci.reference import Reference
 
 USER_AGENT = "keyless-oci/0.1"
 MAX_ERROR_BYTES = 64 * 1024

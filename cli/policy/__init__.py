@@ -11,17 +11,23 @@ the gate.
 
 from __future__ import annotations
 
-from cli.policy.cip import Authority, ImagePolicy, KeylessIdentity, PolicySet, load_policy_set
-from cli.policy.errors import PolicyFileError
-from cli.policy.evaluator import (
+from keyless.cli.policy.cip import (
+    Authority,
+    ImagePolicy,
+    KeylessIdentity,
+    PolicySet,
+    load_policy_set,
+)
+from keyless.cli.policy.errors import PolicyFileError
+from keyless.cli.policy.evaluator import (
     AuthorityResult,
     Evaluator,
     ImageVerdict,
     PolicyResult,
     ResolvedImage,
 )
-from cli.policy.glob import GlobError, compile_glob, match_glob
-from cli.policy.trustroots import TrustMaterial, load_trust_file, production_trust
+from keyless.cli.policy.glob import GlobError, compile_glob, match_glob
+from keyless.cli.policy.trustroots import TrustMaterial, load_trust_file, production_trust
 
 __all__ = [
     "Authority",

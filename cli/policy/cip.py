@@ -32,18 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.attestation import AttestationError, predicate_type_uri
-from cli.attestation_policy import POLICY_CONTROLLER_QUERY, PolicyError, RegoPolicy
-from cli.policy.errors import PolicyFileError
-from cli.policy.glob import GlobError, GlobPattern, compile_glob
-from cli.policy.trustroots import (
+from keyless.cli.attestation import AttestationError, predicate_type_uri
+from keyless.cli.attestation_policy import POLICY_CONTROLLER_QUERY, PolicyError, RegoPolicy
+from keyless.cli.policy.errors import PolicyFileError
+from keyless.cli.policy.glob import GlobError, GlobPattern, compile_glob
+from keyless.cli.policy.trustroots import (
     DEFAULT_TRUST_ROOT,
     TrustMaterial,
     production_trust,
     sigstore_keys_root,
     trust_from_json,
 )
-from cli.verify import (
+from keyless.cli.verify import (
     AllOf,
     AnyOf,
     Identity,
@@ -57,7 +57,7 @@ from cli.verify import (
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-    from cli.verify import Policy
+    from keyless.cli.verify import Policy
 
 CIP_API_VERSIONS = ("policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1")
 TRUST_ROOT_API_VERSION = "policy.sigstore.dev/v1alpha1"
@@ -703,7 +703,7 @@ def _trust_root(where: _Where, document: dict[str, Any], base: Path) -> TrustMat
         file = _string(where, spec.get("trustedRootFile"), "spec.trustedRootFile", required=True)
         if file is None:
             return None
-        from cli.policy.trustroots import load_trust_file
+        from keyless.cli.policy.trustroots import load_trust_file
 
         try:
             material = load_trust_file(name, base / file)

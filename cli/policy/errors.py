@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli.errors import ClientError
+from keyless.cli.errors import ClientError
 
 
 class PolicyFileError(ClientError):

@@ -29,24 +29,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cli.cosign_legacy import RekorEntries
-from cli.image_verification import (
+from keyless.cli.cosign_legacy import RekorEntries
+from keyless.cli.image_verification import (
     INVALID,
     WRONG_DIGEST,
     WRONG_IDENTITY,
     ImageVerificationError,
     check_signatures,
 )
-from cli.oci import Reference, RegistryError, find_signatures, parse_reference
-from cli.oci.reference import DOCKER_HUB, DOCKER_HUB_LEGACY
-from cli.verify import Verifier
+from keyless.cli.oci import Reference, RegistryError, find_signatures, parse_reference
+from keyless.cli.oci.reference import DOCKER_HUB, DOCKER_HUB_LEGACY
+from keyless.cli.verify import Verifier
 
 if TYPE_CHECKING:
-    from cli.cosign_legacy import LogEntrySource
-    from cli.image_verification import ImageVerification
-    from cli.oci import ImageSignatures, RegistryClient
-    from cli.policy.cip import Authority, ImagePolicy, PolicySet
-    from cli.trust import TrustedRoot
+    from keyless.cli.cosign_legacy import LogEntrySource
+    from keyless.cli.image_verification import ImageVerification
+    from keyless.cli.oci import ImageSignatures, RegistryClient
+    from keyless.cli.policy.cip import Authority, ImagePolicy, PolicySet
+    from keyless.cli.trust import TrustedRoot
 
 PASS, FAIL, WARN, ERROR = "pass", "fail", "warn", "error"
 
@@ -347,8 +347,8 @@ def _attested(
     """An authority with `attestations`: every rule needs one attestation of its predicate type
     by the authority's signer that its policy allows; signatures do not count (as in
     policy-controller)."""
-    from cli.attestation_images import AttestationVerificationError, judge_attestations
-    from cli.attestation_policy import PolicyError, rego_check
+    from keyless.cli.attestation_images import AttestationVerificationError, judge_attestations
+    from keyless.cli.attestation_policy import PolicyError, rego_check
 
     passed: list[str] = []
     signer: tuple[str | None, str | None] = (None, None)

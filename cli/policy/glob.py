@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cli.oci import Reference, parse_reference
-from cli.oci.reference import DOCKER_HUB, DOCKER_HUB_LEGACY
+from keyless.cli.oci import Reference, parse_reference
+from keyless.cli.oci.reference import DOCKER_HUB, DOCKER_HUB_LEGACY
 
 # policy-controller's validGlob, `^[a-zA-Z0-9-_:\/\*\.@]+$` (the `-` there is a literal).
 _VALID_GLOB = re.compile(r"[a-zA-Z0-9\-_:/*.@]+")

@@ -27,8 +27,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.trust import MAX_TRUSTED_ROOT_BYTES, PRODUCTION_ROOT_RESOURCE, TrustedRoot
-from cli.verify.errors import TrustRootError
+from keyless.cli.trust import MAX_TRUSTED_ROOT_BYTES, PRODUCTION_ROOT_RESOURCE, TrustedRoot
+from keyless.cli.verify.errors import TrustRootError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -70,7 +70,7 @@ def load_trust_file(name: str, path: Path) -> TrustMaterial:
 
 def production_trust() -> TrustMaterial:
     """Public Sigstore's production root, as shipped in `cli/data` (see its PROVENANCE)."""
-    data = resources.files("cli").joinpath("data", PRODUCTION_ROOT_RESOURCE).read_bytes()
+    data = resources.files("keyless.cli").joinpath("data", PRODUCTION_ROOT_RESOURCE).read_bytes()
     return TrustMaterial(
         DEFAULT_TRUST_ROOT, TrustedRoot.from_json(data), _sha256(data), "public Sigstore"
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.errors import ClientError
+from keyless.cli.errors import ClientError
 
 MAX_RESOURCE_FILE_BYTES = 4 * 1024 * 1024
 MAX_CONTAINERS = 1024

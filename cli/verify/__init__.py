@@ -17,8 +17,8 @@ checkpoint, inclusion), `entry` (log body consistency), `dsse`, `artifact`, `key
 
 from __future__ import annotations
 
-from cli.verify.errors import BundleError, TrustRootError, VerificationError
-from cli.verify.policy import (
+from keyless.cli.verify.errors import BundleError, TrustRootError, VerificationError
+from keyless.cli.verify.policy import (
     AllOf,
     AnyOf,
     ExtensionEquals,
@@ -28,7 +28,7 @@ from cli.verify.policy import (
     IssuerRegexp,
     Policy,
 )
-from cli.verify.verifier import VerificationResult, Verifier
+from keyless.cli.verify.verifier import VerificationResult, Verifier
 
 __all__ = [
     "AllOf",

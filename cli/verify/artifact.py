@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli.verify.errors import VerificationError
+from keyless.cli.verify.errors import VerificationError
 
 # The digest algorithms keyless accepts, by their in-toto / OCI names, with hex lengths.
 DIGEST_ALGORITHMS: dict[str, int] = {"sha256": 64, "sha384": 96, "sha512": 128}

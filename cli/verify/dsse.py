@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from cli.verify.artifact import DIGEST_ALGORITHMS, Artifact
-from cli.verify.errors import VerificationError
+from keyless.cli.verify.artifact import DIGEST_ALGORITHMS, Artifact
+from keyless.cli.verify.errors import VerificationError
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPES = frozenset(

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from cli.verify.certs import extension_value, remembered
-from cli.verify.errors import VerificationError, quoted
-from oidc import oids
+from keyless.cli.verify.certs import extension_value, remembered
+from keyless.cli.verify.errors import VerificationError, quoted
+from keyless.oidc import oids
 
 if TYPE_CHECKING:
     from cryptography import x509

@@ -6,13 +6,13 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from cli.verify.certs import extension_value
-from cli.verify.errors import VerificationError
+from keyless.cli.verify.certs import extension_value
+from keyless.cli.verify.errors import VerificationError
 
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from cli.trust import LogKey
+    from keyless.cli.trust import LogKey
 
 MAX_SCTS = 16
 _NAIVE_EPOCH = datetime(1970, 1, 1)

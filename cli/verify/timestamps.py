@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from cli.verify.errors import iso
+from keyless.cli.verify.errors import iso
 
 if TYPE_CHECKING:
-    from cli.trust import Authority
+    from keyless.cli.trust import Authority
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ import base64
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from cli.verify.errors import VerificationError, iso
+from keyless.cli.verify.errors import VerificationError, iso
 
 if TYPE_CHECKING:
     from sigstore_models.rekor.v1 import TransparencyLogEntry
 
-    from cli.trust import LogKey
-    from tlog.checkpoint import CheckpointVerifier
+    from keyless.cli.trust import LogKey
+    from keyless.tlog.checkpoint import CheckpointVerifier
 
 
 def find_log(entry: TransparencyLogEntry, *, tlogs: dict[bytes, LogKey]) -> LogKey:
@@ -127,7 +127,7 @@ def check_inclusion(entry: TransparencyLogEntry, *, log: LogKey) -> None:
         VerificationError("inclusion-proof"): the proof disagrees with the checkpoint or does
             not hash up to its root.
     """
-    from tlog import CheckpointError, ProofError, leaf_hash, verify_inclusion
+    from keyless.tlog import CheckpointError, ProofError, leaf_hash, verify_inclusion
 
     proof = entry.inclusion_proof
     if proof is None or proof.checkpoint is None:
@@ -179,7 +179,7 @@ def _checkpoint_verifier(log: LogKey) -> CheckpointVerifier:
     hit = _checkpoint_verifiers.get(id(log))
     if hit is not None and hit[0] is log:
         return hit[1]
-    from tlog.checkpoint import CheckpointVerifier
+    from keyless.tlog.checkpoint import CheckpointVerifier
 
     verifier = CheckpointVerifier(log.public_key)  # type: ignore[arg-type]
     if len(_checkpoint_verifiers) >= MAX_CHECKPOINT_VERIFIERS:
@@ -194,6 +194,6 @@ def log_index_is_tree_local(entry: TransparencyLogEntry) -> bool:
     Rekor v1 shards: the entry carries a global index and the proof a per-tree one, so they may
     differ (the SET binds the global one).
     """
-    from cli.verify.entry import REKOR_V2_KINDS
+    from keyless.cli.verify.entry import REKOR_V2_KINDS
 
     return (entry.kind_version.kind, entry.kind_version.version) in REKOR_V2_KINDS

@@ -12,23 +12,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from cli.verify import entry as log_body
-from cli.verify import transparency
-from cli.verify.artifact import Artifact
-from cli.verify.certs import extension_value
-from cli.verify.dsse import check_subject, pae
-from cli.verify.errors import VerificationError, iso
-from cli.verify.policy import certificate_identities, certificate_issuer
-from cli.verify.sct import check_sct
-from cli.verify.timestamps import check_timestamps
+from keyless.cli.verify import entry as log_body
+from keyless.cli.verify import transparency
+from keyless.cli.verify.artifact import Artifact
+from keyless.cli.verify.certs import extension_value
+from keyless.cli.verify.dsse import check_subject, pae
+from keyless.cli.verify.errors import VerificationError, iso
+from keyless.cli.verify.policy import certificate_identities, certificate_issuer
+from keyless.cli.verify.sct import check_sct
+from keyless.cli.verify.timestamps import check_timestamps
 
 if TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-    from cli.bundle import Bundle
-    from cli.trust import Authority, LogKey, TrustedRoot
-    from cli.verify.policy import Policy
+    from keyless.cli.bundle import Bundle
+    from keyless.cli.trust import Authority, LogKey, TrustedRoot
+    from keyless.cli.verify.policy import Policy
 
 # A signed time later than the verifier's clock plus this skew is refused as impossible.
 MAX_CLOCK_SKEW = timedelta(minutes=5)

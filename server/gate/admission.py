@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import strictjson
+from keyless import strictjson
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"

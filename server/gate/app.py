@@ -20,7 +20,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from server.gate.admission import (
+from keyless.server.gate.admission import (
     RequestError,
     ReviewError,
     parse_review,
@@ -28,7 +28,7 @@ from server.gate.admission import (
     read_request,
     response,
 )
-from server.gate.gate import Gate
+from keyless.server.gate.gate import Gate
 
 log = logging.getLogger("keyless.gate")
 

@@ -34,17 +34,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cli.oci import RegistryError
-from cli.oci.errors import InvalidReferenceError
-from cli.policy.evaluator import ERROR, FAIL, PASS, WARN, Evaluator, ImageVerdict, ResolvedImage
-from cli.policy.workloads import POD_SPEC_PATHS, WorkloadError, pod_spec_path, workload_images
-from server.gate.admission import AdmissionRequest, RequestError, response
-from server.gate.cache import Undecided, VerdictCache
+from keyless.cli.oci import RegistryError
+from keyless.cli.oci.errors import InvalidReferenceError
+from keyless.cli.policy.evaluator import (
+    ERROR,
+    FAIL,
+    PASS,
+    WARN,
+    Evaluator,
+    ImageVerdict,
+    ResolvedImage,
+)
+from keyless.cli.policy.workloads import (
+    POD_SPEC_PATHS,
+    WorkloadError,
+    pod_spec_path,
+    workload_images,
+)
+from keyless.server.gate.admission import AdmissionRequest, RequestError, response
+from keyless.server.gate.cache import Undecided, VerdictCache
 
 if TYPE_CHECKING:
-    from cli.oci import RegistryClient
-    from cli.policy.workloads import WorkloadImage
-    from server.gate.metrics import GateMetrics
+    from keyless.cli.oci import RegistryClient
+    from keyless.cli.policy.workloads import WorkloadImage
+    from keyless.server.gate.metrics import GateMetrics
 
 log = logging.getLogger("keyless.gate")
 

@@ -13,7 +13,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.gate.tls import SERVICE
+from keyless.server.gate.tls import SERVICE
 
 PORT = 8443
 OPT_IN_LABEL = "keyless.dev/include"

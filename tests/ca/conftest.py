@@ -13,14 +13,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 
-from ca import CertificateAuthority, HTTPCTSubmitter, KeySigner, load_generated_signer
-from ca import api as ca_api
-from oidc import Authenticator, JWKSCache, StaticKeys, devissuer_api
-from oidc.devissuer import DevIssuer
-from server.state import StateDir
+from keyless.ca import CertificateAuthority, HTTPCTSubmitter, KeySigner, load_generated_signer
+from keyless.ca import api as ca_api
+from keyless.oidc import Authenticator, JWKSCache, StaticKeys, devissuer_api
+from keyless.oidc.devissuer import DevIssuer
+from keyless.server.state import StateDir
+from keyless.tlog import ct_api
+from keyless.tlog.ct_log import CTLog, open_ct_log
 from tests.conftest import serve_factory
-from tlog import ct_api
-from tlog.ct_log import CTLog, open_ct_log
 
 
 @dataclass

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from ca import CAConfig, CAConfigError
-from ca.signers import generate_ca
+from keyless.ca import CAConfig, CAConfigError
+from keyless.ca.signers import generate_ca
 
 NOW = datetime.now(UTC)
 

@@ -12,11 +12,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keyless.tlog import merkle
+from keyless.tlog.ct_log import strip_poison
+from keyless.tlog.errors import EntryError
 from tests.ca.ctverify import embedded_scts, sct_timestamp_ms, spki_der
 from tests.ca.helpers import chain_of, csr_pem, p256, post_csr
-from tlog import merkle
-from tlog.ct_log import strip_poison
-from tlog.errors import EntryError
 
 
 def _get(server, path: str, **params) -> dict:
@@ -105,10 +105,10 @@ def _foreign_chain(server_ca) -> list[bytes]:
     """A precertificate chain from another CA, which this log must not accept."""
     from datetime import UTC, datetime
 
-    from ca.profile import build_leaf
-    from ca.sct import build_precertificate
-    from ca.signers import KeySigner, generate_ca
-    from oidc import Principal, SANType
+    from keyless.ca.profile import build_leaf
+    from keyless.ca.sct import build_precertificate
+    from keyless.ca.signers import KeySigner, generate_ca
+    from keyless.oidc import Principal, SANType
 
     now = datetime.now(UTC)
     key, chain = generate_ca(now=now, name="foreign")
@@ -189,8 +189,8 @@ def test_precertificate_issued_by_a_leaf_is_refused(server_ca):
     """A code-signing leaf of the trusted CA must not act as an issuer of precertificates."""
     from datetime import UTC, datetime
 
-    from ca.profile import build_leaf
-    from oidc import Principal, SANType
+    from keyless.ca.profile import build_leaf
+    from keyless.oidc import Principal, SANType
 
     leaf_key = p256()
     issued = chain_of(post_csr(server_ca.url, server_ca.email_token(), csr_pem(leaf_key)))
@@ -214,8 +214,8 @@ def test_precertificate_issued_by_a_leaf_is_refused(server_ca):
 
 
 def test_log_opened_with_another_key_is_refused_at_start(server_ca, tmp_path):
-    from tlog.ct_log import open_ct_log
-    from tlog.errors import LogError
+    from keyless.tlog.ct_log import open_ct_log
+    from keyless.tlog.errors import LogError
 
     roots = [server_ca.signer.chain[-1]]
     first, other = (ec.generate_private_key(ec.SECP256R1()) for _ in range(2))

@@ -13,12 +13,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ca import CertificateAuthority, RequestError, SigningRequest, load_generated_signer
-from ca.profile import build_leaf
-from ca.wire import render_v1_certificate, render_v2_certificate
-from oidc import Authenticator, JWKSCache, Principal, SANType, StaticKeys
-from oidc.devissuer import DevIssuer
-from oidc.oids import OTHERNAME_SAN_OID
+from keyless.ca import CertificateAuthority, RequestError, SigningRequest, load_generated_signer
+from keyless.ca.profile import build_leaf
+from keyless.ca.wire import render_v1_certificate, render_v2_certificate
+from keyless.oidc import Authenticator, JWKSCache, Principal, SANType, StaticKeys
+from keyless.oidc.devissuer import DevIssuer
+from keyless.oidc.oids import OTHERNAME_SAN_OID
 from tests.ca.helpers import csr_pem, der_utf8, p256
 
 NOW = datetime(2026, 11, 22, 12, 30, 15, 123456, tzinfo=UTC)
@@ -133,7 +133,7 @@ def test_build_leaf_misuse_is_a_bug(signer, case, options):
 
 
 def test_detached_sct_json_shape(tmp_path, issuer, authenticator, signer):
-    from tlog.ct_log import open_ct_log
+    from keyless.tlog.ct_log import open_ct_log
 
     ct_log = open_ct_log(database=tmp_path / "ct.db", private_key=p256(), roots=[signer.chain[-1]])
     authority = CertificateAuthority(

@@ -18,9 +18,9 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ca import CAConfig, CAConfigError
-from ca.pkcs11 import TokenKey, open_session
-from cli.main import main
+from keyless.ca import CAConfig, CAConfigError
+from keyless.ca.pkcs11 import TokenKey, open_session
+from keyless.cli.main import main
 from tests.conftest import dev_server, skip_unless_ci
 
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
@@ -205,7 +205,7 @@ def test_wrong_pin_stops_keyless_serve_with_one_line(softhsm, tmp_path: Path, ca
     section = _init_in_token(tmp_path / "ceremony", capsys, softhsm)["ca"]
     config = _server_config(tmp_path, section, _free_port())
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "serve", "--config", str(config)],
+        [sys.executable, "-m", "keyless.cli.main", "serve", "--config", str(config)],
         cwd=REPO,
         env={**os.environ, "KEYLESS_TEST_PIN": "9999"},
         capture_output=True,
@@ -225,7 +225,7 @@ def test_gunicorn_workers_sign_in_the_token(softhsm, tmp_path: Path, capsys) -> 
     port = _free_port()
     config = _server_config(tmp_path, section, port)
     server = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--config", str(config)],
+        [sys.executable, "-m", "keyless.cli.main", "serve", "--config", str(config)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

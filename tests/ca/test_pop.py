@@ -8,8 +8,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding, rsa, x25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from ca import RequestError
-from ca.pop import check_csr, check_proof_of_possession, load_csr, load_public_key
+from keyless.ca import RequestError
+from keyless.ca.pop import check_csr, check_proof_of_possession, load_csr, load_public_key
 
 CHALLENGE = "alice@example.com"
 INSECURE = "The public key supplied in the request is insecure"

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ca import CAConfigError, load_file_signer, load_generated_signer
-from ca.signers import generate_ca
+from keyless.ca import CAConfigError, load_file_signer, load_generated_signer
+from keyless.ca.signers import generate_ca
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PASSWORD = b"correct horse battery staple"

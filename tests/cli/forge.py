@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from oidc import oids
-from tlog import Checkpoint, sign_checkpoint
+from keyless.oidc import oids
+from keyless.tlog import Checkpoint, sign_checkpoint
 
 SCT_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 LOG_HOST = "log.keyless.test"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from keyless.cli.main import main
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "github-cli"
 REUSABLE = DATA / "reusable-workflow-attestation.sigstore.json"

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli.audit import (
+from keyless.cli.audit import (
     CERTIFICATE,
     PUBLIC_KEY,
     CertificateIndex,
@@ -24,9 +24,9 @@ from cli.audit import (
     _signature_entry,
     parse_v2_entry,
 )
+from keyless.tlog.rekor_v2 import canonicalize
 from tests.tlog.conftest import Signer, make_signer
 from tests.tlog.test_rekor_v2 import request_for
-from tlog.rekor_v2 import canonicalize
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.conftest import DATA
 
 DEFAULT_IDENTITY = (

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.errors import ClientError
-from cli.files import read_bounded
-from cli.services import from_signing_config
+from keyless.cli.errors import ClientError
+from keyless.cli.files import read_bounded
+from keyless.cli.services import from_signing_config
 
 
 def test_within_the_limit(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from server.health import TTL_SECONDS
-from server.state import write_private_file
+from keyless.server.health import TTL_SECONDS
+from keyless.server.state import write_private_file
 from tests.conftest import DevServer, dev_server, skip_unless_ci
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from cli.commands._images import image_reference
-from cli.image_signing import cosign_statement
-from cli.main import main
-from cli.oci import Reference
-from cli.oci.errors import InvalidDigestError
+from keyless.cli.commands._images import image_reference
+from keyless.cli.image_signing import cosign_statement
+from keyless.cli.main import main
+from keyless.cli.oci import Reference
+from keyless.cli.oci.errors import InvalidDigestError
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -145,9 +145,9 @@ def test_image_modules_do_not_import_flask() -> None:
 
     code = (
         "import sys\n"
-        "import cli.image_verification, cli.image_signing, cli.cosign_legacy\n"
-        "import cli.commands.tree, cli.commands._images\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'flask', 'ca', 'tlog'}))\n"
+        "import keyless.cli.image_verification, keyless.cli.image_signing, keyless.cli.cosign_legacy\n"
+        "import keyless.cli.commands.tree, keyless.cli.commands._images\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'flask' or m.split('.')[:2] in (['keyless', 'ca'], ['keyless', 'tlog'])))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.bundle import Bundle
-from cli.verify import BundleError
+from keyless.cli.bundle import Bundle
+from keyless.cli.verify import BundleError
 
 
 @pytest.fixture

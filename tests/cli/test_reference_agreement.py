@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from cli.bundle import Bundle
-from cli.main import main
-from cli.trust import TrustedRoot, load_trust_config
-from cli.verify import AllOf, Identity, Issuer, TrustRootError, VerificationError, Verifier
-from cli.verify.artifact import Artifact
-from cli.verify.dsse import pae
+from keyless.cli.bundle import Bundle
+from keyless.cli.main import main
+from keyless.cli.trust import TrustedRoot, load_trust_config
+from keyless.cli.verify import AllOf, Identity, Issuer, TrustRootError, VerificationError, Verifier
+from keyless.cli.verify.artifact import Artifact
+from keyless.cli.verify.dsse import pae
 from tests.cli.conftest import START
 from tests.cli.forge import Instance, dumps
 from tests.conftest import DATA
@@ -107,7 +107,7 @@ def _two_timestamps() -> tuple[dict, Path]:
 def test_untrusted_timestamp_beside_a_trusted_one_is_reported_not_fatal(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from cli.trust import load_trusted_root
+    from keyless.cli.trust import load_trusted_root
 
     bundle, root = _two_timestamps()
     with caplog.at_level(logging.WARNING):
@@ -143,7 +143,7 @@ def test_sigstore_python_agrees_on_the_two_timestamp_bundle() -> None:
 
 
 def test_below_the_threshold_is_refused_listing_each_failure() -> None:
-    from cli.trust import load_trusted_root
+    from keyless.cli.trust import load_trusted_root
 
     bundle, root = _two_timestamps()
     verifier = Verifier(load_trusted_root(root), time_threshold=2)
@@ -201,8 +201,8 @@ class _Tsa:
         return cls._shared[id(instance)]
 
     def __init__(self, instance: Instance) -> None:
-        from tsa.authority import TimestampAuthority
-        from tsa.certs import dev_tsa_chain
+        from keyless.tsa.authority import TimestampAuthority
+        from keyless.tsa.certs import dev_tsa_chain
 
         self.instance = instance
         key = ec.generate_private_key(ec.SECP256R1())
@@ -212,7 +212,7 @@ class _Tsa:
         self.authority = TimestampAuthority(key=key, chain=self.chain, clock=lambda: moment)
 
     def stamp(self, signature: bytes) -> str:
-        from tsa.request import TimestampRequest
+        from keyless.tsa.request import TimestampRequest
 
         request = TimestampRequest(
             hash_algorithm="sha256", digest=hashlib.sha256(signature).digest(), nonce=None
@@ -487,7 +487,7 @@ def test_verify_attestation_accepts_a_digest_of_another_algorithm(
 
 
 def test_a_subject_whose_digests_disagree_does_not_match(instance: Instance) -> None:
-    from cli.verify.dsse import check_subject
+    from keyless.cli.verify.dsse import check_subject
 
     statement = _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest(), "sha512": "00" * 64})
     artifact = Artifact(
@@ -848,7 +848,7 @@ def test_logless_bundle_needs_a_timestamp_from_a_trusted_tsa(instance: Instance)
 def test_bundle_without_entry_or_timestamp_is_malformed(
     instance: Instance, version: str, media_type: str
 ) -> None:
-    from cli.bundle import BundleError
+    from keyless.cli.bundle import BundleError
 
     bundle = _logless_bundle(instance)
     bundle["mediaType"] = media_type

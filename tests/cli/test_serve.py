@@ -242,14 +242,21 @@ def test_log_databases_are_owner_only(used_state) -> None:
 
 
 def test_gunicorn_without_a_config_is_refused(tmp_path: Path) -> None:
-    """`gunicorn 'server.app:app()'` binds wherever it is told: without KEYLESS_CONFIG the
+    """`gunicorn 'keyless.server.app:app()'` binds wherever it is told: without KEYLESS_CONFIG the
     factory does not fall back to dev mode (and its development issuer)."""
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith("KEYLESS_")
     }
     environment["KEYLESS_STATE_DIR"] = str(tmp_path / "state")
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--bind", f"0.0.0.0:{free_port()}", "server.app:app()"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"0.0.0.0:{free_port()}",
+            "keyless.server.app:app()",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -83,8 +83,8 @@ def test_of_two_servers_binding_at_once_the_second_to_listen_is_refused(tmp_path
     gets the same one-line refusal as a busy port."""
     import pytest
 
-    from server.config import dev_config
-    from server.wsgi import BindError, bind, listen
+    from keyless.server.config import dev_config
+    from keyless.server.wsgi import BindError, bind, listen
 
     config = dev_config(port=_free_port(), state_dir=tmp_path)
     first, second = bind(config), bind(config)

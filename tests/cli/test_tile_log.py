@@ -16,16 +16,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from flask import Flask, Response
 
-from cli.errors import ClientError, NetworkError
-from cli.tile_log import LogInconsistencyError, TileLog, TreeHead, is_tile_log_key
-from cli.trust import UNBOUNDED, LogKey, load_trusted_root
+from keyless.cli.errors import ClientError, NetworkError
+from keyless.cli.tile_log import LogInconsistencyError, TileLog, TreeHead, is_tile_log_key
+from keyless.cli.trust import UNBOUNDED, LogKey, load_trusted_root
+from keyless.tlog import Checkpoint, rekor_v2_api, sign_checkpoint
+from keyless.tlog.log import NewEntry
+from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id
+from keyless.tlog.sqlite_storage import SQLiteStorage
 from tests.conftest import serve_wsgi
 from tests.tlog.conftest import Signer, make_signer
 from tests.tlog.test_rekor_v2 import mth, request_for
-from tlog import Checkpoint, rekor_v2_api, sign_checkpoint
-from tlog.log import NewEntry
-from tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id
-from tlog.sqlite_storage import SQLiteStorage
 
 ORIGIN = "log.keyless.test"
 BASE_URL = f"https://{ORIGIN}"
@@ -199,7 +199,7 @@ def _swap_entries(first: int, second: int) -> Tamper:
 
 
 def _parse(body: bytes) -> list[bytes]:
-    from tlog.tiles import parse_entry_bundle
+    from keyless.tlog.tiles import parse_entry_bundle
 
     return parse_entry_bundle(body)
 

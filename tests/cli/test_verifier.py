@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cli.bundle import Bundle
-from cli.trust import TrustedRoot
-from cli.verify import (
+from keyless.cli.bundle import Bundle
+from keyless.cli.trust import TrustedRoot
+from keyless.cli.verify import (
     AllOf,
     AnyOf,
     ExtensionEquals,

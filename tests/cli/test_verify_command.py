@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.cli.forge import Instance, dumps
 
 ARTIFACT = b"deploy me\n"
@@ -268,8 +268,8 @@ def test_help_says_regexps_are_anchored(capsys) -> None:
 
 def test_verify_never_imports_flask() -> None:
     code = (
-        "import sys; from cli.main import build_parser; build_parser(); "
-        "import cli.commands.verify, cli.verify, cli.bundle, cli.trust; "
+        "import sys; from keyless.cli.main import build_parser; build_parser(); "
+        "import keyless.cli.commands.verify, keyless.cli.verify, keyless.cli.bundle, keyless.cli.trust; "
         "assert 'flask' not in sys.modules, sorted(m for m in sys.modules if 'flask' in m)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -338,7 +338,7 @@ def test_verify_bundle_staging_uses_the_shipped_staging_root(vectors: Path, caps
 def test_sign_bundle_protocol_arguments_parse_the_suite_invocation() -> None:
     import argparse
 
-    from cli.commands.verify_bundle import add_sign_bundle_arguments
+    from keyless.cli.commands.verify_bundle import add_sign_bundle_arguments
 
     parser = argparse.ArgumentParser(prog="sign-bundle")
     add_sign_bundle_arguments(parser)

@@ -15,9 +15,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from server.app import create_app
-from server.config import dev_config
-from tlog.checkpoint_file import CheckpointFile
+from keyless.server.app import create_app
+from keyless.server.config import dev_config
+from keyless.tlog.checkpoint_file import CheckpointFile
 
 PORT = 18_731  # never bound: these tests build the app, they do not serve it
 _SERIALS = itertools.count(1)
@@ -76,10 +76,10 @@ def _rekor_append(extension: str) -> Callable[[Any], None]:
 
 def _ct_append(app: Any) -> None:
     """Log a precertificate from the deployment's own CA."""
-    from ca.profile import build_leaf
-    from ca.sct import build_precertificate
-    from oidc import Principal, SANType
-    from tlog.ct_api import EXTENSION_KEY
+    from keyless.ca.profile import build_leaf
+    from keyless.ca.sct import build_precertificate
+    from keyless.oidc import Principal, SANType
+    from keyless.tlog.ct_api import EXTENSION_KEY
 
     config = app.extensions["keyless.config"]
     now = datetime.now(UTC)

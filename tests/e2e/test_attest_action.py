@@ -1,4 +1,4 @@
-"""The GitHub Action (action.yml and `python -m cli.attest_action`) without GitHub.
+"""The GitHub Action (action.yml and `python -m keyless.cli.attest_action`) without GitHub.
 
 action.yml is checked as a document (it parses, every input and output is described and in the
 README, inputs reach the script only through the environment). Its script then runs as GitHub
@@ -22,7 +22,7 @@ import pytest
 import requests
 import yaml
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.conftest import serve_wsgi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def test_inputs_reach_the_script_only_through_the_environment() -> None:
         for value in step.get("env", {}).values():
             mapped.update(re.findall(r"\$\{\{ inputs\.([a-z-]+) \}\}", value))
     assert mapped == set(_action()["inputs"])
-    assert steps[-1]["run"].strip().endswith("-m cli.attest_action")
+    assert steps[-1]["run"].strip().endswith("-m keyless.cli.attest_action")
 
 
 def test_readme_workflow_is_valid_yaml_with_id_token_permission() -> None:
@@ -107,7 +107,7 @@ def _run_action(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProc
         if not key.startswith(("GITHUB_", "ACTIONS_", "KEYLESS_", "SIGSTORE_ID_TOKEN"))
     }
     return subprocess.run(
-        [sys.executable, "-m", "cli.attest_action"],
+        [sys.executable, "-m", "keyless.cli.attest_action"],
         env={**base, "GITHUB_ACTIONS": "true", **env},
         cwd=tmp_path,
         capture_output=True,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cli.main import main
+from keyless.cli.main import main
 
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 PROVENANCE = {
@@ -117,7 +117,7 @@ def _check_logged_as(bundle: dict, rekor_version: int) -> None:
     envelope's signature, and an RFC 3161 timestamp over that signature."""
     from rfc3161_client import decode_timestamp_response
 
-    from cli.verify.dsse import pae
+    from keyless.cli.verify.dsse import pae
 
     material = bundle["verificationMaterial"]
     [entry] = material["tlogEntries"]
@@ -532,8 +532,8 @@ def test_a_refusing_tsa_stops_the_attestation_before_anything_is_logged(
 ) -> None:
     from flask import Flask, Response
 
+    from keyless.tsa.authority import reject
     from tests.conftest import serve_wsgi
-    from tsa.authority import reject
 
     refusing = Flask("refusing-tsa")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.e2e.test_attest_files import _check_logged_as
 from tests.registry import OCI_INDEX, OCI_MANIFEST, Pusher
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.conftest import skip_unless_ci
 from tests.e2e.test_attest_files import _check_logged_as
 

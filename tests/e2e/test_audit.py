@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, Response, request
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.conftest import DevServer, dev_server, serve_wsgi
 
 V1, V2 = "rekor-v1", "rekor-v2"
@@ -63,8 +63,8 @@ def _sigstore(tmp: Path, *args: str) -> None:
 def _own_key_entries(server: DevServer, tmp: Path) -> None:
     """A client with its own key: a certificate for erin, then a v2 entry naming the bare key,
     a v2 entry naming the certificate, and a v1 entry naming the bare key."""
-    from cli.fulcio_client import CAClient
-    from cli.rekor_client import LogClient, hashedrekord_entry
+    from keyless.cli.fulcio_client import CAClient
+    from keyless.cli.rekor_client import LogClient, hashedrekord_entry
 
     key = ec.generate_private_key(ec.SECP256R1())
     [leaf, *_] = CAClient(server.url).signing_certificate(
@@ -447,11 +447,11 @@ def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None
     and reason (never listed as alice's), and the readable one is still matched."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
+    from keyless.tlog import rekor_v2_api
+    from keyless.tlog.log import NewEntry
+    from keyless.tlog.rekor_v2 import RekorV2Service, checkpoint_key_id, checkpoint_origin
+    from keyless.tlog.sqlite_storage import SQLiteStorage
     from tests.conftest import serve_factory
-    from tlog import rekor_v2_api
-    from tlog.log import NewEntry
-    from tlog.rekor_v2 import RekorV2Service, checkpoint_key_id, checkpoint_origin
-    from tlog.sqlite_storage import SQLiteStorage
 
     [alice] = signed.bundles["alice-1"]["verificationMaterial"]["tlogEntries"]
     good = base64.b64decode(alice["canonicalizedBody"])
@@ -532,9 +532,9 @@ def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None
 def test_long_reads_report_progress(signed, capsys, monkeypatch) -> None:
     """Progress goes to stderr for the CT read and the v2 read alike (every PROGRESS_EVERY
     entries; made small here so that this log's few entries show it)."""
-    import cli.audit
+    import keyless.cli.audit
 
-    monkeypatch.setattr(cli.audit, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(keyless.cli.audit, "PROGRESS_EVERY", 2)
     assert _audit(signed, "--identity", "bob@example.com", "-o", "json") == 0
     out, err = capsys.readouterr()
     assert [c["ctIndex"] for c in json.loads(out)["certificates"]] == [1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.e2e.sigstore_python import save_trust_config, verify_identity
 
 

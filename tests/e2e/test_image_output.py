@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.registry import Pusher
 
 ALICE = "alice@example.com"

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from cli.fulcio_client import CAClient
-from cli.image_signing import cosign_statement
-from cli.main import main
-from cli.oci import RegistryClient, parse_reference, push_bundle
-from cli.rekor_client import LogClient
-from cli.signing import EphemeralSigner
+from keyless.cli.fulcio_client import CAClient
+from keyless.cli.image_signing import cosign_statement
+from keyless.cli.main import main
+from keyless.cli.oci import RegistryClient, parse_reference, push_bundle
+from keyless.cli.rekor_client import LogClient
+from keyless.cli.signing import EphemeralSigner
 from tests.registry import OCI_INDEX, OCI_MANIFEST, PushedImage, Pusher, RunningRegistry
 
 ALICE = "alice@example.com"

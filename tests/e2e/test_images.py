@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.registry import OCI_INDEX, OCI_MANIFEST, Pusher, RunningRegistry
 
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from server.state import StateDirError
+from keyless.server.state import StateDirError
+from keyless.tlog.ct_api import EXTENSION_KEY
+from keyless.tlog.errors import LogStartError, StorageError
+from keyless.tlog.rekor_api import EXTENSION
 from tests.e2e.log_files import CT, PORT, REKOR_V1, LogFiles, start
-from tlog.ct_api import EXTENSION_KEY
-from tlog.errors import LogStartError, StorageError
-from tlog.rekor_api import EXTENSION
 
 
 def _state(tmp_path: Path, log: LogFiles) -> Path:

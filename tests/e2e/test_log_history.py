@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from server.state import StateDirError
+from keyless.server.state import StateDirError
+from keyless.tlog.errors import LogStartError
 from tests.e2e.log_files import LOGS, LogFiles, start
-from tlog.errors import LogStartError
 
 HINT = (
     "a new log is an explicit act: keyless serve --new-log, with the old log's files moved "

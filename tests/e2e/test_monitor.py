@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.conftest import dev_server
 
 
@@ -321,7 +321,7 @@ def test_follow_reports_each_growth_until_stopped(log, tmp_path: Path) -> None:
     import time
 
     state = tmp_path / "follow.json"
-    command = "import sys; from cli.main import main; sys.exit(main(sys.argv[1:]))"
+    command = "import sys; from keyless.cli.main import main; sys.exit(main(sys.argv[1:]))"
     argv = ["monitor", "--server", log.url, "--state", str(state), "--follow"]
     argv += ["--interval", "0.2", "--identity", "alice@example.com", "-o", "json"]
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
@@ -397,7 +397,7 @@ def _forged_leaf(key, *, signer, issuer_name, authority_key, issuer: str):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
 
-    from oidc import oids
+    from keyless.oidc import oids
 
     now = datetime.now(UTC)
     return (
@@ -539,7 +539,7 @@ def test_dsse_and_intoto_entries_are_chain_checked(log, tmp_path, capsys) -> Non
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from tlog.pki import pae
+    from keyless.tlog.pki import pae
 
     def b64(data: bytes) -> str:
         return base64.b64encode(data).decode()

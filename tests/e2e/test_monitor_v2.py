@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from flask import Flask, Response
 
-from cli.main import main
+from keyless.cli.main import main
+from keyless.tlog import parse_checkpoint_text, parse_note, sign_checkpoint
+from keyless.tlog.tiles import parse_entry_bundle
 from tests.conftest import dev_server, serve_wsgi
-from tlog import parse_checkpoint_text, parse_note, sign_checkpoint
-from tlog.tiles import parse_entry_bundle
 
 Tamper = Callable[[str, bytes], "bytes | Response"]
 
@@ -207,7 +207,7 @@ def test_a_mirror_is_checked_against_the_logs_own_key(log, tmp_path, capsys) -> 
 def test_entries_without_an_identity_are_reported_not_skipped(log, tmp_path, capsys) -> None:
     """A bare-key entry, and entries the logs committed but the monitor cannot read or does
     not know, are counted by reason and listed by index."""
-    from tlog import rekor_api, rekor_v2_api
+    from keyless.tlog import rekor_api, rekor_v2_api
 
     _sign(log, tmp_path, "alice@example.com", "0.txt")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.registry import Pusher
 
 ALICE = "alice@example.com"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.gate.webhook import cip
 from tests.registry import Pusher
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import requests
 
-from cli.main import main
-from server.config import load_server_config
+from keyless.cli.main import main
+from keyless.server.config import load_server_config
 from tests.conftest import dev_server
 
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sigstore.models import SigningConfig
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.e2e import test_sigstore_js as js_tests
 
 SIGSTORE = [sys.executable, "-m", "sigstore"]
@@ -309,8 +309,8 @@ def test_a_signed_entry_is_found_in_the_servers_tiles(
     bundle's entry is in the entry bundle and hash tile at its index."""
     from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-    from tlog import leaf_hash, verify_checkpoint
-    from tlog.tiles import TILE_WIDTH, encode_index, parse_entry_bundle
+    from keyless.tlog import leaf_hash, verify_checkpoint
+    from keyless.tlog.tiles import TILE_WIDTH, encode_index, parse_entry_bundle
 
     bundle = _sign(
         server,

@@ -18,13 +18,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from cli.main import main
-from server.app import create_app
-from server.config import ServerConfigError, dev_config, load_server_config
+from keyless.cli.main import main
+from keyless.server.app import create_app
+from keyless.server.config import ServerConfigError, dev_config, load_server_config
+from keyless.tlog.errors import LogStartError
+from keyless.tsa import dev_tsa_chain, pem_chain
 from tests.conftest import dev_server
 from tests.e2e.sigstore_python import save_trust_config, verify_identity
-from tlog.errors import LogStartError
-from tsa import dev_tsa_chain, pem_chain
 
 
 def _pem_key(raw: str) -> bytes:

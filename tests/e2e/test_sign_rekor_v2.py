@@ -15,10 +15,10 @@ import requests
 from flask import Flask, Response
 from rfc3161_client import decode_timestamp_response
 
-from cli.main import main
+from keyless.cli.main import main
+from keyless.tsa.authority import reject
 from tests.conftest import serve_wsgi
 from tests.e2e.sigstore_python import save_trust_config, verify_identity
-from tsa.authority import reject
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ca import CAConfig
-from cli.main import main
+from keyless.ca import CAConfig
+from keyless.cli.main import main
 from tests.conftest import dev_server
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
-from server import tuf_api
-from server.state import StateDir
-from server.tuf_repository import rotate_root_key
+from keyless.cli.main import main
+from keyless.server import tuf_api
+from keyless.server.state import StateDir
+from keyless.server.tuf_repository import rotate_root_key
 from tests.conftest import dev_server, skip_unless_ci
 from tests.e2e.sigstore_python import verify_identity
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.e2e.sigstore_python import save_trust_config, sigstore, verify_identity
 
 

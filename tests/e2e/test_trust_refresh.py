@@ -19,8 +19,8 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from ca import CAConfig
-from cli.main import main
+from keyless.ca import CAConfig
+from keyless.cli.main import main
 from tests.conftest import DevServer
 
 
@@ -33,8 +33,8 @@ def _free_port() -> int:
 @contextmanager
 def _server_on(port: int, state: Path, **overrides: Any) -> Iterator[DevServer]:
     """A dev-mode server on a fixed port, so a restart keeps its URL."""
-    from server.app import create_app
-    from server.config import dev_config
+    from keyless.server.app import create_app
+    from keyless.server.config import dev_config
 
     config = replace(dev_config(port=port, state_dir=state), **overrides)
     app = create_app(config)
@@ -267,7 +267,7 @@ def test_verify_works_offline_until_the_tuf_timestamp_expires(
         assert _verify(running, artifact) == 0
     # The server is gone: the trusted root of the last refresh still verifies ...
     caplog.clear()
-    caplog.set_level(logging.INFO, logger="cli.trust")
+    caplog.set_level(logging.INFO, logger="keyless.cli.trust")
     assert _verify(running, artifact) == 0
     assert f"cannot reach {running.url} (" in caplog.text
     assert "using the trusted root of its last refresh" in caplog.text
@@ -292,8 +292,8 @@ def _tuf_only_server(tmp_path: Path, targets: dict[str, bytes]) -> Iterator[str]
     from flask import Flask
     from securesystemslib.signer import CryptoSigner
 
-    from server import tuf_api
-    from server.tuf_repository import RoleKeys, TUFRepository
+    from keyless.server import tuf_api
+    from keyless.server.tuf_repository import RoleKeys, TUFRepository
     from tests.conftest import serve_wsgi
 
     def signer() -> CryptoSigner:

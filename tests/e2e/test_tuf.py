@@ -23,10 +23,10 @@ from tuf.api.metadata import Metadata, Root, Timestamp
 from tuf.api.serialization.json import JSONSerializer
 from tuf.ngclient import Updater
 
-from cli.main import main
-from server import tuf_api
-from server.state import StateDir
-from server.tuf_repository import (
+from keyless.cli.main import main
+from keyless.server import tuf_api
+from keyless.server.state import StateDir
+from keyless.server.tuf_repository import (
     RoleKeys,
     TUFNotFoundError,
     TUFRepository,
@@ -459,7 +459,7 @@ def test_processes_sharing_a_directory_sign_each_version_once(served) -> None:
 
 
 def test_the_repository_logic_imports_no_flask() -> None:
-    probe = "import sys, server.tuf_repository; print('flask' in sys.modules)"
+    probe = "import sys, keyless.server.tuf_repository; print('flask' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

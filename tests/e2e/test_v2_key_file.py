@@ -13,11 +13,11 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from cli.main import main
-from server.config import ServerConfigError, load_server_config
+from keyless.cli.main import main
+from keyless.server.config import ServerConfigError, load_server_config
+from keyless.tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
 from tests.conftest import dev_server
 from tests.e2e.sigstore_python import save_trust_config, verify_identity
-from tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
 
 
 def _write_key(path: Path, key, mode: int = 0o600) -> None:

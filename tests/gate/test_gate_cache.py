@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from server.gate.cache import Undecided, VerdictCache
+from keyless.server.gate.cache import Undecided, VerdictCache
 
 
 class Clock:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.gate.webhook import cip, static
 
 
@@ -22,7 +22,7 @@ def _serve(*argv: str) -> int:
 
 
 def test_tls_files_that_cannot_be_used(policy, tmp_path, capsys):
-    from server.gate.tls import self_signed
+    from keyless.server.gate.tls import self_signed
 
     cert, key = self_signed(tmp_path / "tls", ["localhost"])
     assert _serve("--policy", policy, "--tls-cert", str(cert), "--tls-key", policy) == 1
@@ -75,7 +75,7 @@ def test_a_bad_policy_is_exit_2_with_its_line(tmp_path, capsys):
 def test_the_self_signed_certificate_is_kept_across_restarts(tmp_path):
     from cryptography import x509
 
-    from server.gate.tls import self_signed, service_names
+    from keyless.server.gate.tls import self_signed, service_names
 
     names = ["localhost", "127.0.0.1", *service_names("keyless-system")]
     cert, key = self_signed(tmp_path, names)

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from cli.oci.errors import CredentialsError
-from server.gate.credentials import FirstOf
+from keyless.cli.oci.errors import CredentialsError
+from keyless.server.gate.credentials import FirstOf
 
 
 def _secret(path, entries: dict[str, tuple[str, str]]):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from server.gate.admission import parse_timeout, response
+from keyless.server.gate.admission import parse_timeout, response
 
 
 @pytest.mark.parametrize(

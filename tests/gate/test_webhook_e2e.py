@@ -14,7 +14,7 @@ import jsonpatch
 import pytest
 import requests
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.gate.webhook import admission_review, cip, decoded_patch, pod, run_gate
 
 ALICE = "alice@example.com"

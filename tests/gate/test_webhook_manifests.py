@@ -11,8 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from cli.main import main
-from cli.policy.workloads import images_in_files
+from keyless.cli.main import main
+from keyless.cli.policy.workloads import images_in_files
 
 KINDS_JUDGED = {
     "": {"pods", "pods/ephemeralcontainers"},

@@ -52,7 +52,7 @@ def test_self_signed_mode_prints_a_ca_bundle_that_verifies_the_gate(tmp_path):
     ids=["none", "cert-without-key", "both"],
 )
 def test_tls_flags_are_checked_first(tmp_path, capsys, tls, message):
-    from cli.main import main
+    from keyless.cli.main import main
 
     (tmp_path / "policy.yaml").write_text(POLICY)
     with pytest.raises(SystemExit) as exit_:

@@ -98,7 +98,7 @@ class RunningGate:
 def run_gate(workdir: Path, *arguments: str, self_signed: bool = False) -> Iterator[RunningGate]:
     """`keyless gate serve ARGUMENTS` on a loopback port of its choosing, until the end."""
     workdir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "cli.main", "gate", "serve", "--host", "127.0.0.1"]
+    argv = [sys.executable, "-m", "keyless.cli.main", "gate", "serve", "--host", "127.0.0.1"]
     argv += ["--port", "0", *arguments]
     if self_signed:
         argv += ["--tls-self-signed", str(workdir / "tls")]

@@ -11,8 +11,8 @@ import pytest
 import requests
 from flask import Flask, jsonify, request
 
-from oidc import acquire
-from oidc.acquire import TokenSourceError
+from keyless.oidc import acquire
+from keyless.oidc.acquire import TokenSourceError
 from tests.conftest import serve_wsgi
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from oidc import ConfigError, IssuerType, load_issuers, parse_issuers
+from keyless.oidc import ConfigError, IssuerType, load_issuers, parse_issuers
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parents[2]
@@ -322,7 +322,7 @@ def test_fulcio_json_problems_name_the_file_without_a_line() -> None:
 
 def test_server_config_names_the_issuer_file_and_no_phantom_problem(tmp_path: Path) -> None:
     """One broken issuer gives one line naming issuers.yaml, not also 'no trusted issuers'."""
-    from server.config import ServerConfigError, load_server_config
+    from keyless.server.config import ServerConfigError, load_server_config
 
     (tmp_path / "issuers.yaml").write_text(
         "issuers:\n  - issuer: https://x.example.com\n    type: emial\n"

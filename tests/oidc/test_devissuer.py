@@ -12,7 +12,7 @@ import jwt
 import pytest
 import requests
 
-from cli.main import main
+from keyless.cli.main import main
 
 
 def _claims(token: str) -> dict:

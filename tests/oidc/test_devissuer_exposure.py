@@ -100,7 +100,7 @@ def test_opted_in_server_serves_proxied_requests(proxied_server, headers) -> Non
 
 
 def test_the_opt_in_is_read_from_server_yaml(tmp_path: Path) -> None:
-    from server.config import load_server_config
+    from keyless.server.config import load_server_config
 
     path = tmp_path / "server.yaml"
     path.write_text("dev-issuer: {enabled: true, allow-proxied-requests: true}\n")

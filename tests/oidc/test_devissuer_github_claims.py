@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from oidc.devissuer import DevIssuerError
+from keyless.oidc.devissuer import DevIssuerError
 
 # Every claim of GitHub's documented example token, beyond the JWT registered ones.
 GITHUB_CLAIMS = {

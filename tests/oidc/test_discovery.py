@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from flask import Flask, jsonify, redirect
 
-from oidc import FetchLimits, JWKSCache, TokenError, parse_issuers
+from keyless.oidc import FetchLimits, JWKSCache, TokenError, parse_issuers
 from tests.conftest import serve_factory
 
 
@@ -140,7 +140,7 @@ def flood_target():
 
 
 def _meta_authenticator(target, limits: FetchLimits, server=None):
-    from oidc import Authenticator, IssuerConfig, IssuerType, TrustedIssuers
+    from keyless.oidc import Authenticator, IssuerConfig, IssuerType, TrustedIssuers
 
     meta = IssuerConfig(
         type=IssuerType.KUBERNETES, pattern=f"{target.url}/id/*", allow_insecure_loopback=True

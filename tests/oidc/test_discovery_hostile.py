@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from oidc import JWKSCache, TokenError, parse_issuers
+from keyless.oidc import JWKSCache, TokenError, parse_issuers
 from tests.conftest import serve_factory
 
 NESTED = b"[" * 5000 + b"]" * 5000

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from oidc import PrincipalError, SANType, TokenError, parse_issuers
-from oidc.principals import principal_from_claims
+from keyless.oidc import PrincipalError, SANType, TokenError, parse_issuers
+from keyless.oidc.principals import principal_from_claims
 
 
 def _issuer(url: str, **settings: Any):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from oidc.config import parse_issuers
-from oidc.principals import principal_from_claims, stringify_claim
-from oidc.templates import MissingKeyError, Template, TemplateError
+from keyless.oidc.config import parse_issuers
+from keyless.oidc.principals import principal_from_claims, stringify_claim
+from keyless.oidc.templates import MissingKeyError, Template, TemplateError
 
 DATA = {
     "url": "https://github.com",
@@ -134,7 +134,7 @@ def test_empty_rendered_value_leaves_the_extension_out() -> None:
 
 
 def test_missing_template_key_refuses_with_fulcio_text() -> None:
-    from oidc import PrincipalError
+    from keyless.oidc import PrincipalError
 
     with pytest.raises(PrincipalError) as info:
         _principal({})

@@ -15,7 +15,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from oidc import Authenticator, FetchLimits, JWKSCache, SANType, TokenError, parse_issuers
+from keyless.oidc import Authenticator, FetchLimits, JWKSCache, SANType, TokenError, parse_issuers
 
 MESSAGE = "There was an error processing the identity token"
 

@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from flask import Flask
 
+from keyless.tlog import rekor_api
+from keyless.tlog.rekor import RekorService
+from keyless.tlog.sqlite_storage import SQLiteStorage
 from tests.conftest import serve_wsgi
-from tlog import rekor_api
-from tlog.rekor import RekorService
-from tlog.sqlite_storage import SQLiteStorage
 
 LOG_HOST = "127.0.0.1"
 
@@ -137,9 +137,9 @@ def signer() -> Signer:
 def check_tree(log, *, key, name: str) -> list[bytes]:
     """Every entry's proof verifies against the latest head, whose root is the RFC root and
     whose checkpoint `name` signed with `key`; returns the entries' data."""
+    from keyless.tlog import merkle
+    from keyless.tlog.checkpoint import verify_checkpoint
     from tests.tlog.test_merkle import reference_root
-    from tlog import merkle
-    from tlog.checkpoint import verify_checkpoint
 
     head = log.head()
     entries = log.entries(0, head.size)

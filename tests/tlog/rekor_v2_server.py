@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from flask import Flask
 from werkzeug.serving import make_server
 
-from tlog import rekor_v2_api
-from tlog.rekor_v2 import RekorV2Service
-from tlog.sqlite_storage import SQLiteStorage
+from keyless.tlog import rekor_v2_api
+from keyless.tlog.rekor_v2 import RekorV2Service
+from keyless.tlog.sqlite_storage import SQLiteStorage
 
 ORIGIN = "crash.keyless.test"
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tlog.checkpoint import CheckpointSigner
-from tlog.checkpoint_file import SLOT_BYTES, CheckpointFile, _decode
-from tlog.errors import InconsistentLogError, LogStartError, StorageError
-from tlog.log import Anchor, MerkleLog
-from tlog.sqlite_storage import SQLiteStorage
+from keyless.tlog.checkpoint import CheckpointSigner
+from keyless.tlog.checkpoint_file import SLOT_BYTES, CheckpointFile, _decode
+from keyless.tlog.errors import InconsistentLogError, LogStartError, StorageError
+from keyless.tlog.log import Anchor, MerkleLog
+from keyless.tlog.sqlite_storage import SQLiteStorage
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 
@@ -119,7 +119,7 @@ _TABLES = ("meta", "leaves", "nodes", "heads", "search")
 
 
 def _pg(conninfo: str, prefix: str):
-    from tlog.postgres_storage import PostgresStorage
+    from keyless.tlog.postgres_storage import PostgresStorage
 
     return PostgresStorage(conninfo, prefix=prefix)
 

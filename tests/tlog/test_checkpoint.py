@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from tlog import merkle
-from tlog.checkpoint import (
+from keyless.tlog import merkle
+from keyless.tlog.checkpoint import (
     Checkpoint,
     key_hint,
     parse_checkpoint_text,
@@ -21,7 +21,7 @@ from tlog.checkpoint import (
     verify_checkpoint,
     verify_note,
 )
-from tlog.errors import CheckpointError
+from keyless.tlog.errors import CheckpointError
 
 BUNDLES = Path("sigstore-conformance/test/assets/bundle-verify")
 

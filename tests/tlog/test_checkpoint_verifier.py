@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tlog.checkpoint import (
+from keyless.tlog.checkpoint import (
     EM_DASH,
     Checkpoint,
     CheckpointVerifier,

@@ -12,10 +12,10 @@ from pathlib import Path
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keyless.tlog import merkle
+from keyless.tlog.checkpoint import verify_checkpoint
 from tests.tlog.conftest import make_signer
 from tests.tlog.crash_harness import kill_mid_stream, log_server, write_key
-from tlog import merkle
-from tlog.checkpoint import verify_checkpoint
 
 SERVER = "tests.tlog.log_server"
 

@@ -21,16 +21,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ca.profile import build_leaf
-from ca.sct import build_precertificate
-from oidc import Principal, SANType
-from server.app import create_app
-from server.config import dev_config
+from keyless.ca.profile import build_leaf
+from keyless.ca.sct import build_precertificate
+from keyless.oidc import Principal, SANType
+from keyless.server.app import create_app
+from keyless.server.config import dev_config
+from keyless.tlog import merkle
+from keyless.tlog.errors import LogStartError
 from tests.ca.ctverify import verify_embedded_sct
 from tests.ca.helpers import chain_of, csr_pem, p256, post_csr
 from tests.conftest import DevServer, dev_server
-from tlog import merkle
-from tlog.errors import LogStartError
 
 _TABLES = ("meta", "leaves", "nodes", "heads", "search")
 _SERIALS = itertools.count(1000)
@@ -195,7 +195,7 @@ def test_two_instances_share_one_ct_tree(postgres, tmp_path) -> None:
                 root2=root,
             )
         # Nothing of the CT log lives in SQLite; each instance keeps the heads it signed.
-        from tlog.checkpoint_file import CheckpointFile
+        from keyless.tlog.checkpoint_file import CheckpointFile
 
         for server in (one, two):
             assert not (server.config.state_dir / "ct.sqlite").exists()

@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.tlog.conftest import check_tree
-from tlog import merkle
-from tlog.checkpoint import CheckpointSigner, verify_checkpoint
-from tlog.errors import (
+from keyless.tlog import merkle
+from keyless.tlog.checkpoint import CheckpointSigner, verify_checkpoint
+from keyless.tlog.errors import (
     CheckpointError,
     DuplicateEntryError,
     InconsistentLogError,
     NotFoundError,
     RequestError,
 )
-from tlog.log import MerkleLog, NewEntry
-from tlog.sqlite_storage import SQLiteStorage
+from keyless.tlog.log import MerkleLog, NewEntry
+from keyless.tlog.sqlite_storage import SQLiteStorage
+from tests.tlog.conftest import check_tree
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from keyless.tlog import merkle
+from keyless.tlog.errors import ProofError
 from tests.conftest import DATA
-from tlog import merkle
-from tlog.errors import ProofError
 
 LEAVES = [
     bytes.fromhex(h)

@@ -13,13 +13,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 
+from keyless.tlog import merkle, rekor_api
+from keyless.tlog.checkpoint import CheckpointSigner, verify_checkpoint
+from keyless.tlog.errors import DuplicateEntryError, InconsistentLogError
+from keyless.tlog.log import MerkleLog, NewEntry
+from keyless.tlog.rekor import RekorService
 from tests.conftest import serve_wsgi
 from tests.tlog.conftest import check_tree, make_signer
-from tlog import merkle, rekor_api
-from tlog.checkpoint import CheckpointSigner, verify_checkpoint
-from tlog.errors import DuplicateEntryError, InconsistentLogError
-from tlog.log import MerkleLog, NewEntry
-from tlog.rekor import RekorService
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 
@@ -32,7 +32,7 @@ def _prefix() -> str:
 
 
 def _open(conninfo: str, prefix: str, key: ec.EllipticCurvePrivateKey = KEY) -> MerkleLog:
-    from tlog.postgres_storage import PostgresStorage
+    from keyless.tlog.postgres_storage import PostgresStorage
 
     storage = PostgresStorage(conninfo, prefix=prefix)
     signer = CheckpointSigner(origin=f"pg - {storage.tree_id}", name="pg", private_key=key)
@@ -129,7 +129,7 @@ def test_tampered_node_makes_log_refuse_to_sign(postgres: str) -> None:
 
 
 def test_rekor_over_postgres(postgres: str, tmp_path: Path) -> None:
-    from tlog.postgres_storage import PostgresStorage
+    from keyless.tlog.postgres_storage import PostgresStorage
 
     service = RekorService.open(
         storage=PostgresStorage(postgres, prefix=_prefix()), private_key=KEY, host="127.0.0.1"

@@ -11,9 +11,9 @@ import rfc8785
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keyless.tlog import merkle
+from keyless.tlog.checkpoint import parse_note, verify_checkpoint
 from tests.tlog.conftest import RekorServer, Signer, dsse_request, make_signer
-from tlog import merkle
-from tlog.checkpoint import parse_note, verify_checkpoint
 
 
 def _client_checks(response_json: dict, log_key: ec.EllipticCurvePublicKey) -> dict:

@@ -18,13 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import Flask
 from sigstore_models.rekor.v1 import TransparencyLogEntry
 
+from keyless.tlog import leaf_hash, rekor_v2_api, verify_checkpoint, verify_inclusion
+from keyless.tlog.log import NewEntry
+from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id, checkpoint_origin
+from keyless.tlog.sqlite_storage import SQLiteStorage
+from keyless.tlog.tiles import TileRef, encode_index, parse_entry_bundle, parse_tile_path
 from tests.conftest import serve_wsgi
 from tests.tlog.conftest import Signer, make_signer
-from tlog import leaf_hash, rekor_v2_api, verify_checkpoint, verify_inclusion
-from tlog.log import NewEntry
-from tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id, checkpoint_origin
-from tlog.sqlite_storage import SQLiteStorage
-from tlog.tiles import TileRef, encode_index, parse_entry_bundle, parse_tile_path
 
 ORIGIN = "log.keyless.test"
 ENTRIES = "/api/v2/log/entries"
@@ -399,8 +399,8 @@ def test_tiles_beyond_the_tree_are_404(v2, signer) -> None:
 def test_two_instances_share_a_v2_log_on_postgres_beside_v1(postgres: str, signer) -> None:
     import uuid
 
-    from tlog.postgres_storage import PostgresStorage
-    from tlog.rekor import RekorService
+    from keyless.tlog.postgres_storage import PostgresStorage
+    from keyless.tlog.rekor import RekorService
 
     tag = uuid.uuid4().hex[:8]
     key = ed25519.Ed25519PrivateKey.generate()
@@ -454,7 +454,7 @@ def test_arbitrary_requests_fail_only_as_entry_errors(signer) -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from tlog.errors import EntryError
+    from keyless.tlog.errors import EntryError
 
     valid = request_for(signer, b"fuzz")
     names = [

@@ -13,13 +13,13 @@ from pathlib import Path
 import requests
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from keyless.tlog import leaf_hash
+from keyless.tlog.checkpoint import verify_checkpoint
+from keyless.tlog.tiles import TILE_WIDTH, encode_index, parse_entry_bundle
 from tests.tlog.conftest import make_signer
 from tests.tlog.crash_harness import kill_mid_stream, log_server, write_key
 from tests.tlog.rekor_v2_server import ORIGIN
 from tests.tlog.test_rekor_v2 import mth, request_for
-from tlog import leaf_hash
-from tlog.checkpoint import verify_checkpoint
-from tlog.tiles import TILE_WIDTH, encode_index, parse_entry_bundle
 
 SERVER = "tests.tlog.rekor_v2_server"
 

@@ -14,11 +14,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from server.app import create_app
-from server.config import dev_config
-from server.state import StateDirError
-from tlog.errors import LogStartError
-from tlog.rekor_v2_api import EXTENSION
+from keyless.server.app import create_app
+from keyless.server.config import dev_config
+from keyless.server.state import StateDirError
+from keyless.tlog.errors import LogStartError
+from keyless.tlog.rekor_v2_api import EXTENSION
 
 PORT = 18_741  # never bound: these tests build the app, they do not serve it
 DATABASE = "rekor-v2.sqlite"
@@ -41,7 +41,7 @@ def _close(app) -> None:
 
 
 def _kept_size(state: Path) -> int:
-    from tlog.checkpoint_file import CheckpointFile
+    from keyless.tlog.checkpoint_file import CheckpointFile
 
     return CheckpointFile(state / CHECKPOINT).read().size
 
@@ -134,10 +134,10 @@ def test_another_public_url_refuses(state) -> None:
 
 
 def test_a_v2_log_of_another_origin_refuses(state, tmp_path) -> None:
-    from tlog.checkpoint_file import CheckpointFile
-    from tlog.log import Anchor
-    from tlog.rekor_v2 import RekorV2Service
-    from tlog.sqlite_storage import SQLiteStorage
+    from keyless.tlog.checkpoint_file import CheckpointFile
+    from keyless.tlog.log import Anchor
+    from keyless.tlog.rekor_v2 import RekorV2Service
+    from keyless.tlog.sqlite_storage import SQLiteStorage
 
     key = serialization.load_pem_private_key((state / "rekor-v2-key.pem").read_bytes(), None)
     anchor = Anchor(

@@ -14,11 +14,11 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keyless.tlog import merkle
+from keyless.tlog.checkpoint import verify_checkpoint
 from tests.conftest import REPO
 from tests.tlog.conftest import make_signer
 from tests.tlog.test_merkle import reference_root
-from tlog import merkle
-from tlog.checkpoint import verify_checkpoint
 
 WORKERS = 3
 CLIENTS = 8

@@ -9,9 +9,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 
+from keyless.tsa import TimestampAuthority, dev_tsa_chain
+from keyless.tsa import api as tsa_api
 from tests.conftest import serve_wsgi
-from tsa import TimestampAuthority, dev_tsa_chain
-from tsa import api as tsa_api
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from rfc3161_client import TimestampRequestBuilder, VerifierBuilder, decode_timestamp_response
 
-from tsa import DEFAULT_POLICY_OID
-from tsa.request import MAX_DER_REQUEST_BYTES
+from keyless.tsa import DEFAULT_POLICY_OID
+from keyless.tsa.request import MAX_DER_REQUEST_BYTES
 
 SIGNATURE = b"signature over an artifact"
 QUERY = {"Content-Type": "application/timestamp-query"}

@@ -21,8 +21,8 @@ from rfc3161_client import (
     decode_timestamp_response,
 )
 
-from tsa import DEFAULT_POLICY_OID, TimestampAuthority, TSAChainError, dev_tsa_chain
-from tsa.authority import reject
+from keyless.tsa import DEFAULT_POLICY_OID, TimestampAuthority, TSAChainError, dev_tsa_chain
+from keyless.tsa.authority import reject
 
 SIGNATURE = b"an artifact signature"
 POLICY = x509.ObjectIdentifier(DEFAULT_POLICY_OID)

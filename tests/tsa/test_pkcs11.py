@@ -19,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from cli.main import main
+from keyless.cli.main import main
 from tests.conftest import KEYLESS, free_port, keyless_serve, skip_unless_ci
 
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")

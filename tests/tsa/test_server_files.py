@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from cli.main import main
-from server.config import ServerConfigError, load_server_config
+from keyless.cli.main import main
+from keyless.server.config import ServerConfigError, load_server_config
+from keyless.tsa import dev_tsa_chain, pem_chain
 from tests.conftest import dev_server
-from tsa import dev_tsa_chain, pem_chain
 
 NOW = datetime.now(UTC)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cli.oci import RegistryClient, StaticCredentials
+from keyless.cli.oci import RegistryClient, StaticCredentials
 from tests.registry import RunningRegistry, TokenServer, run_registry, run_token_registry
 
 

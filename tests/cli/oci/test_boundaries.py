@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from cli.main import _describe
-from cli.oci import errors
+from keyless.cli.main import _describe
+from keyless.cli.oci import errors
 
 
 def test_importing_the_client_loads_no_flask():
-    code = "import sys, cli.oci, cli.oci.signatures; print('flask' in sys.modules)"
+    code = "import sys, keyless.cli.oci, keyless.cli.oci.signatures; print('flask' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 

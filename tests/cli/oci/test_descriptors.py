@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from cli.oci.descriptors import (
+from keyless.cli.oci.descriptors import (
     OCI_EMPTY_BLOB,
     OCI_EMPTY_DIGEST,
     Descriptor,
@@ -14,7 +14,7 @@ from cli.oci.descriptors import (
     digest_of,
     tag_for_digest,
 )
-from cli.oci.errors import DigestMismatchError, RegistryProtocolError
+from keyless.cli.oci.errors import DigestMismatchError, RegistryProtocolError
 
 HEX = hashlib.sha256(b"x").hexdigest()
 

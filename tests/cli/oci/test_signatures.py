@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cli.oci import RegistryClient, parse_reference
-from cli.oci.descriptors import (
+from keyless.cli.oci import RegistryClient, parse_reference
+from keyless.cli.oci.descriptors import (
     COSIGN_SIMPLESIGNING,
     OCI_EMPTY,
     OCI_EMPTY_DIGEST,
@@ -19,9 +19,9 @@ from cli.oci.descriptors import (
     digest_of,
     tag_for_digest,
 )
-from cli.oci.discovery import find_signatures, list_attachment_tags, list_referrers
-from cli.oci.errors import AuthRequiredError, RegistryProtocolError, TooLargeError
-from cli.oci.signatures import (
+from keyless.cli.oci.discovery import find_signatures, list_attachment_tags, list_referrers
+from keyless.cli.oci.errors import AuthRequiredError, RegistryProtocolError, TooLargeError
+from keyless.cli.oci.signatures import (
     LegacySignature,
     append_legacy_signature,
     push_bundle,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.oci import parse_reference
-from cli.policy import PolicyFileError, load_policy_set, load_trust_file
-from cli.policy.evaluator import Evaluator, ResolvedImage
+from keyless.cli.oci import parse_reference
+from keyless.cli.policy import PolicyFileError, load_policy_set, load_trust_file
+from keyless.cli.policy.evaluator import Evaluator, ResolvedImage
 
 REPO = Path(__file__).parents[3]
 ROOTS = REPO / "tests" / "data" / "sigstore-trust-roots"

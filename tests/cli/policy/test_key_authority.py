@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from cli.main import main
-from cli.oci import RegistryClient, parse_reference, push_bundle
+from keyless.cli.main import main
+from keyless.cli.oci import RegistryClient, parse_reference, push_bundle
 from tests.cli.forge import Instance
 
 

@@ -1,0 +1,100 @@
+"""One import package per distribution: `pip install` puts `keyless/` in site-packages and nothing
+else, and every module is imported under that one name."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+# The design card's folders, each mapped to `keyless.<folder>` by pyproject.toml.
+FOLDERS = ("ca", "cli", "oidc", "server", "strictjson", "tlog", "tsa")
+
+
+def _source_packages() -> set[str]:
+    """Every `keyless.*` package the folders hold (a folder with an `__init__.py`)."""
+    found = set()
+    for folder in FOLDERS:
+        for init in (REPO / folder).rglob("__init__.py"):
+            found.add("keyless." + ".".join(init.parent.relative_to(REPO).parts))
+    return found
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> zipfile.ZipFile:
+    out = tmp_path_factory.mktemp("wheel")
+    # No build isolation: the test extras carry setuptools, so this needs no network.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            out,
+            REPO,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (built,) = out.glob("keyless-*.whl")
+    return zipfile.ZipFile(built)
+
+
+def test_wheel_has_one_top_level_package(wheel) -> None:
+    tops = {name.split("/")[0] for name in wheel.namelist()}
+    assert tops == {"keyless", next(t for t in tops if t.endswith(".dist-info"))}
+    # `keyless` stays an implicit namespace package: a `keyless/__init__.py` would have to live
+    # in a `keyless/` folder at the root, which shadows the installed package there.
+    assert "keyless/__init__.py" not in wheel.namelist()
+
+
+def test_wheel_holds_every_package_and_its_data(wheel) -> None:
+    names = set(wheel.namelist())
+    shipped = {
+        "keyless." + ".".join(Path(name).parent.parts[1:])
+        for name in names
+        if name.endswith("/__init__.py")
+    }
+    assert shipped == _source_packages()
+    data = {name for name in names if "/data/" in name}
+    for folder in FOLDERS:
+        for path in (REPO / folder).rglob("data/*"):
+            assert f"keyless/{path.relative_to(REPO).as_posix()}" in data
+
+
+def _imported_names(path: Path) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.append((node.lineno, node.module))
+    return out
+
+
+def test_no_module_imports_a_bare_package_name() -> None:
+    """`import ca` or `from cli.x import y` would find another distribution's `ca` or `cli`."""
+    offenders = []
+    for path in sorted(REPO.rglob("*.py")):
+        relative = path.relative_to(REPO)
+        if relative.parts[0] in {".git", "build"} or relative.parts[:2] in {
+            ("tests", "data"),
+            ("tests", "js"),
+        }:
+            continue
+        offenders += [
+            f"{relative}:{line}: {name}"
+            for line, name in _imported_names(path)
+            if name.split(".")[0] in FOLDERS
+        ]
+    assert not offenders
