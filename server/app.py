@@ -62,8 +62,11 @@ def create_app(config: ServerConfig) -> Flask:
 
 def _build(config: ServerConfig, state: StateDir) -> Flask:
     now = datetime.now(UTC)
-    # `keyless` is a namespace package with no folder of its own: Flask needs the root given.
-    app = Flask("keyless", root_path=str(Path(__file__).parent))
+    # `keyless` is a namespace package with no folder of its own, so Flask is told its root and
+    # its instance folder (the state directory) instead of looking for them.
+    app = Flask(
+        "keyless", root_path=str(Path(__file__).parent), instance_path=str(state.path.resolve())
+    )
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["keyless.config"] = config
     # The TSA first: an operator's token that refuses stops start-up before any log is made.
