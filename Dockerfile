@@ -10,6 +10,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY ca ca
 COPY cli cli
+COPY client client
 COPY oidc oidc
 COPY tlog tlog
 COPY tsa tsa

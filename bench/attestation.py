@@ -59,11 +59,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
 
-    from keyless.cli.attestation import verify_attestation
-    from keyless.cli.attestation_policy import RegoPolicy
-    from keyless.cli.bundle import Bundle
-    from keyless.cli.trust import production_trusted_root
-    from keyless.cli.verify import AllOf, IdentityRegexp, Issuer, Verifier
+    from keyless.client.attest.rego import RegoPolicy
+    from keyless.client.attest.statement import verify_attestation
+    from keyless.client.bundle import Bundle
+    from keyless.client.trust import production_trusted_root
+    from keyless.client.verify import AllOf, IdentityRegexp, Issuer, Verifier
 
     raw = (DATA / "reusable-workflow-attestation.sigstore.json").read_bytes()
     sha256 = hashlib.sha256((DATA / "reusable-workflow-artifact").read_bytes()).digest()

@@ -37,9 +37,14 @@ from cryptography.x509.oid import NameOID
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._load import HOST, free_port
-from keyless.cli.audit import CertificateIndex, IssuedCertificate, parse_v2_entry, scan_tile_log
-from keyless.cli.tile_log import TileLog
-from keyless.cli.trust import UNBOUNDED, LogKey
+from keyless.client.transparency.audit import (
+    CertificateIndex,
+    IssuedCertificate,
+    parse_v2_entry,
+    scan_tile_log,
+)
+from keyless.client.transparency.tiles import TileLog
+from keyless.client.trust import UNBOUNDED, LogKey
 from keyless.tlog.log import NewEntry
 from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id, checkpoint_origin
 from keyless.tlog.sqlite_storage import SQLiteStorage

@@ -136,8 +136,8 @@ def _verify_in_process(argv: list[str], count: int) -> list[float]:
 def _evaluate_in_process(policy: Path, trust: Path, image: str, count: int) -> list[float]:
     """The gate's own decision (`Evaluator.evaluate`, one evaluator reused, as the gate does)
     in this process, without HTTP; seconds each."""
-    from keyless.cli.oci import RegistryClient
-    from keyless.cli.policy import Evaluator, load_policy_set, load_trust_file
+    from keyless.client.oci import RegistryClient
+    from keyless.client.policy import Evaluator, load_policy_set, load_trust_file
 
     policies = load_policy_set([policy], trust_files={"dev": load_trust_file("dev", trust)})
     client = RegistryClient(allow_insecure=True)

@@ -177,7 +177,7 @@ def _app(work: str) -> Any:
 
 
 def _keys(work: Path) -> tuple[Any, Any]:
-    from keyless.cli.trust import UNBOUNDED, LogKey
+    from keyless.client.trust import UNBOUNDED, LogKey
     from keyless.tlog.rekor_v2 import checkpoint_key_id
 
     v1_public = serialization.load_pem_private_key(
@@ -196,9 +196,15 @@ def _keys(work: Path) -> tuple[Any, Any]:
 
 
 def bench(work: Path, count: int, url: str, ca: x509.Certificate, leaf: x509.Certificate) -> None:
-    from keyless.cli.monitor import MATCH, IssuanceCheck, LogMonitor, TileLogMonitor, WatchList
-    from keyless.cli.tile_log import TileLog, TreeHead
-    from keyless.cli.trust import Authority, TimeRange, TrustedRoot
+    from keyless.client.transparency.monitor import (
+        MATCH,
+        IssuanceCheck,
+        LogMonitor,
+        TileLogMonitor,
+        WatchList,
+    )
+    from keyless.client.transparency.tiles import TileLog, TreeHead
+    from keyless.client.trust import Authority, TimeRange, TrustedRoot
     from keyless.tlog.merkle import root_hash
     from keyless.tlog.sqlite_storage import SQLiteStorage
 

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     del sys.path[0]
 CASES = REPO / "tests/data/sigstore-conformance/test/assets/bundle-verify"
-PRODUCTION_ROOT = REPO / "cli/data/production_trusted_root.json"
+PRODUCTION_ROOT = REPO / "client/data/production_trusted_root.json"
 IDENTITY = (
     "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
     ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
@@ -73,9 +73,9 @@ def _rate(label: str, verify_batch, batch: int, seconds: float) -> float:
 
 
 def bench_keyless(workload, artifact: bytes, seconds: float) -> float:
-    from keyless.cli.bundle import Bundle
-    from keyless.cli.trust import load_trusted_root
-    from keyless.cli.verify import AllOf, Identity, Issuer, Verifier
+    from keyless.client.bundle import Bundle
+    from keyless.client.trust import load_trusted_root
+    from keyless.client.verify import AllOf, Identity, Issuer, Verifier
 
     verifiers = {root: Verifier(load_trusted_root(root)) for _, root, _ in workload}
     policy = AllOf([Identity(IDENTITY), Issuer(ISSUER)])
@@ -126,8 +126,8 @@ def _floor_once():
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from keyless.cli.bundle import Bundle
-    from keyless.cli.trust import load_trusted_root
+    from keyless.client.bundle import Bundle
+    from keyless.client.trust import load_trusted_root
 
     bundle = Bundle.from_json((CASES / "happy-path-v0.3/bundle.sigstore.json").read_bytes())
     leaf = bundle.leaf
@@ -158,9 +158,9 @@ def keyless_against_floor(workload, artifact: bytes, seconds: float) -> tuple[fl
 
     Rekor v1 bundles only (the floor is defined for them); process CPU time, not wall time.
     """
-    from keyless.cli.bundle import Bundle
-    from keyless.cli.trust import load_trusted_root
-    from keyless.cli.verify import AllOf, Identity, Issuer, Verifier
+    from keyless.client.bundle import Bundle
+    from keyless.client.trust import load_trusted_root
+    from keyless.client.verify import AllOf, Identity, Issuer, Verifier
 
     v1 = [data for name, root, data in workload if root == PRODUCTION_ROOT]
     verifier = Verifier(load_trusted_root(PRODUCTION_ROOT))
@@ -203,9 +203,9 @@ def rekor_v2_against_sigstore(workload, artifact: bytes, seconds: float) -> tupl
     from sigstore.verify import Verifier as TheirVerifier
     from sigstore.verify import policy as their_policy
 
-    from keyless.cli.bundle import Bundle
-    from keyless.cli.trust import load_trusted_root
-    from keyless.cli.verify import AllOf, Identity, Issuer, Verifier
+    from keyless.client.bundle import Bundle
+    from keyless.client.trust import load_trusted_root
+    from keyless.client.verify import AllOf, Identity, Issuer, Verifier
 
     _, root, data = next(item for item in workload if item[0] == "rekor2-happy-path")
     verifier = Verifier(load_trusted_root(root))

@@ -1,1 +1,1 @@
-"""The `keyless` command, the client library behind it, and `keyless serve`."""
+"""The `keyless` command line: argparse, output formats, exit codes and prompts, over the client."""

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from keyless.cli.attestation import SLSA_V1
+from keyless.client.attest.statement import SLSA_V1
 
 GITHUB_BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"
 MAX_SUBJECTS = 256
@@ -150,7 +150,7 @@ def _where(env: Mapping[str, str]) -> list[str]:
         return ["--server", server]
     if trust_config:
         return ["--trust-config", trust_config]
-    data = resources.files("keyless.cli").joinpath("data")
+    data = resources.files("keyless.client").joinpath("data")
     return [
         "--signing-config",
         str(data.joinpath("production_signing_config.v0.2.json")),

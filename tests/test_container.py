@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import tomllib
-from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -49,12 +48,7 @@ def test_every_copied_path_exists_and_covers_the_packages(dockerfile) -> None:
             assert (REPO / source).exists(), f"the Dockerfile copies {source}, which is missing"
             copied.add(source)
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    patterns = project["tool"]["setuptools"]["packages"]["find"]["include"]
-    packages = {
-        path.parent.name
-        for path in REPO.glob("*/__init__.py")
-        if any(fnmatch(path.parent.name, pattern) for pattern in patterns)
-    }
+    packages = set(project["tool"]["setuptools"]["package-dir"].values())
     assert packages - copied == set(), "packages pip installs but the image does not copy"
     assert {"pyproject.toml", "README.md"} <= copied
 

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from prometheus_client.parser import text_string_to_metric_families
 from rfc3161_client import TimestampRequestBuilder
 
-from keyless.cli.fulcio_client import CAClient
+from keyless.client.sign.fulcio import CAClient
 from tests.conftest import keyless_serve
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

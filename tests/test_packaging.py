@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import REPO
 
 # The design card's folders, each mapped to `keyless.<folder>` by pyproject.toml.
-FOLDERS = ("ca", "cli", "oidc", "server", "strictjson", "tlog", "tsa")
+FOLDERS = ("ca", "cli", "client", "oidc", "server", "strictjson", "tlog", "tsa")
 
 
 def _source_packages() -> set[str]:

@@ -69,7 +69,7 @@ def test_verifying_a_file_loads_no_network_or_server_code(vectors) -> None:
         f"rc = main(['verify', '--bundle', {str(case / 'bundle.sigstore.json')!r},"
         " '--certificate-identity-regexp', '.*', '--certificate-oidc-issuer-regexp', '.*',"
         f" {str(artifact)!r}])\n"
-        "loaded = sorted(m for m in ('requests', 'flask', 'keyless.cli.oci', 'yaml', 'jwt') if m in sys.modules)\n"
+        "loaded = sorted(m for m in ('requests', 'flask', 'keyless.client.oci', 'yaml', 'jwt') if m in sys.modules)\n"
         "sys.exit(f'rc={rc} loaded={loaded}' if rc or loaded else 0)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

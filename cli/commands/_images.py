@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from keyless.cli.oci import Reference, RegistryClient
-    from keyless.cli.trust import TrustedRoot
+    from keyless.client.oci import Reference, RegistryClient
+    from keyless.client.trust import TrustedRoot
 
 MAX_PASSWORD_BYTES = 64 * 1024
 
@@ -62,11 +62,11 @@ def image_reference(target: str) -> Reference | None:
     """The image reference `target` names, or None when it is a file or a digest."""
     # Decide files and digests before importing the registry client (and requests with it):
     # `keyless verify FILE` is the common case and its start-up time matters.
-    from keyless.cli.verify.artifact import DIGEST_ALGORITHMS
+    from keyless.client.verify.artifact import DIGEST_ALGORITHMS
 
     if target.partition(":")[0] in DIGEST_ALGORITHMS or Path(target).exists():
         return None
-    from keyless.cli.oci import RegistryError, parse_reference
+    from keyless.client.oci import RegistryError, parse_reference
 
     try:
         reference = parse_reference(target)
@@ -81,7 +81,7 @@ def image_reference(target: str) -> Reference | None:
 @contextmanager
 def registry_hints(args: argparse.Namespace) -> Iterator[None]:
     """Add the remedy to registry failures whose cause the options can fix."""
-    from keyless.cli.oci.errors import RegistryConnectionError
+    from keyless.client.oci.errors import RegistryConnectionError
 
     try:
         yield
@@ -96,7 +96,7 @@ def registry_hints(args: argparse.Namespace) -> Iterator[None]:
 
 def registry_client(args: argparse.Namespace) -> RegistryClient:
     """A registry client with the credentials the options ask for."""
-    from keyless.cli.oci import DockerConfigCredentials, RegistryClient, StaticCredentials
+    from keyless.client.oci import DockerConfigCredentials, RegistryClient, StaticCredentials
 
     usage_error = getattr(args, "usage_error", None) or args.parser.error
     if args.registry_password_stdin and not args.registry_username:
@@ -125,9 +125,9 @@ def sign(
     """
     from datetime import UTC, datetime
 
-    from keyless.cli.fulcio_client import CAClient
-    from keyless.cli.image_signing import resolve_targets, sign_image
-    from keyless.cli.signing import EphemeralSigner, log_clients
+    from keyless.client.sign.fulcio import CAClient
+    from keyless.client.sign.images import resolve_targets, sign_image
+    from keyless.client.sign.signer import EphemeralSigner, log_clients
 
     with registry_hints(args), registry_client(args) as client:
         targets = resolve_targets(client, image, recursive=args.recursive)
@@ -173,9 +173,13 @@ def sign(
 
 def _stored(source: str, digest: str) -> str:
     """Where a bundle of `digest` sits in the registry, from its discovery source."""
-    from keyless.cli.image_verification import SOURCE_LEGACY_TAG
-    from keyless.cli.oci.descriptors import tag_for_digest
-    from keyless.cli.oci.signatures import LEGACY_SUFFIX, SOURCE_FALLBACK_TAG, SOURCE_REFERRERS_API
+    from keyless.client.oci.descriptors import tag_for_digest
+    from keyless.client.oci.signatures import (
+        LEGACY_SUFFIX,
+        SOURCE_FALLBACK_TAG,
+        SOURCE_REFERRERS_API,
+    )
+    from keyless.client.verify.images import SOURCE_LEGACY_TAG
 
     if source == SOURCE_REFERRERS_API:
         return "an OCI referrer of the image"
@@ -189,7 +193,7 @@ def _stored(source: str, digest: str) -> str:
 def verified_text(outcome: Any) -> str:
     """One "Verified OK" for the image, then one line per valid signature saying what it is
     (a Sigstore bundle or cosign v2's legacy signature) and where it was found."""
-    from keyless.cli.image_verification import SOURCE_LEGACY_TAG
+    from keyless.client.verify.images import SOURCE_LEGACY_TAG
 
     signers = {(s.identity, s.issuer) for s in outcome.verified}
     head = f"Verified OK: {outcome.reference.name}@{outcome.digest}"

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from keyless.cli.commands import _images
-from keyless.cli.errors import ClientError
+from keyless.client.errors import ClientError
 
 _DIGEST_PREFIX = "sha256:"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def add_parser(subparsers: Any) -> None:
-    from keyless.cli.attestation import PREDICATE_TYPES
     from keyless.cli.commands.sign import add_rekor_version_argument
+    from keyless.client.attest.statement import PREDICATE_TYPES
 
     parser = subparsers.add_parser(
         "attest",
@@ -85,7 +85,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keyless.cli.attestation import predicate_type_uri, read_predicate
+    from keyless.client.attest.statement import predicate_type_uri, read_predicate
 
     if args.refresh_trust and not args.server:
         args.parser.error("--refresh-trust applies to --server")
@@ -98,13 +98,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _attest_artifact(args: argparse.Namespace, predicate_type: str, predicate: Any) -> int:
-    from keyless.cli.attestation import statement
-    from keyless.cli.attestation_bundles import default_bundle_path, write_bundle
     from keyless.cli.commands.sign import _keep, command_signer
-    from keyless.cli.signing import UnverifiedBundleError
-    from keyless.cli.verify import VerificationError
-    from keyless.cli.verify.artifact import resolve_artifact
-    from keyless.cli.verify.dsse import INTOTO_PAYLOAD_TYPE
+    from keyless.client.attest.bundles import default_bundle_path, write_bundle
+    from keyless.client.attest.statement import statement
+    from keyless.client.sign.signer import UnverifiedBundleError
+    from keyless.client.verify import VerificationError
+    from keyless.client.verify.artifact import resolve_artifact
+    from keyless.client.verify.dsse import INTOTO_PAYLOAD_TYPE
 
     if args.target.startswith(_DIGEST_PREFIX) and not Path(args.target).exists():
         if not _DIGEST.fullmatch(args.target):
@@ -138,10 +138,10 @@ def _attest_artifact(args: argparse.Namespace, predicate_type: str, predicate: A
 def _attest_image(args: argparse.Namespace, image: Any, predicate_type: str, predicate: Any) -> int:
     from datetime import UTC, datetime
 
-    from keyless.cli.attestation_bundles import write_bundle
-    from keyless.cli.attestation_images import attest_image
     from keyless.cli.commands.sign import _keep, command_signer
-    from keyless.cli.signing import EphemeralSigner, UnverifiedBundleError
+    from keyless.client.attest.bundles import write_bundle
+    from keyless.client.attest.images import attest_image
+    from keyless.client.sign.signer import EphemeralSigner, UnverifiedBundleError
 
     def signer() -> EphemeralSigner:
         # An attestation referrer has no v1-only form (no legacy tag): the image follows the

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from keyless.cli.audit import AuditResult
-    from keyless.cli.tile_log import TileLog
-    from keyless.cli.trust import LogKey, TrustedRoot
+    from keyless.client.transparency.audit import AuditResult
+    from keyless.client.transparency.tiles import TileLog
+    from keyless.client.trust import LogKey, TrustedRoot
 
 MAX_WARNED_ENTRIES = 20
 
@@ -83,8 +83,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keyless.cli.audit import Auditor, LogIntegrityError, Selector
-    from keyless.cli.errors import ClientError, NetworkError
+    from keyless.client.errors import ClientError, NetworkError
+    from keyless.client.transparency.audit import Auditor, LogIntegrityError, Selector
 
     if not (args.server or args.ct_url):
         args.parser.error("give --server, or --ct-url with --trusted-root")
@@ -190,8 +190,8 @@ def _report(result: AuditResult, output: str) -> None:
 
 def _trusted_root(args: argparse.Namespace) -> tuple[TrustedRoot, set[str]]:
     """The trusted root, and with --server the tile logs that server runs."""
-    from keyless.cli.tile_log import server_tile_log_urls
-    from keyless.cli.trust import fetch_server_trust, load_trusted_root
+    from keyless.client.transparency.tiles import server_tile_log_urls
+    from keyless.client.trust import fetch_server_trust, load_trusted_root
 
     if args.trusted_root:
         return load_trusted_root(args.trusted_root), set()
@@ -214,8 +214,8 @@ def _tile_logs(
         ClientError: --tiles-url without exactly one log, or a named log the trusted root
             lists no v2 key for.
     """
-    from keyless.cli.errors import ClientError
-    from keyless.cli.tile_log import TileLog, is_tile_log_key
+    from keyless.client.errors import ClientError
+    from keyless.client.transparency.tiles import TileLog, is_tile_log_key
 
     if args.rekor_v2_url:
         urls = [url.rstrip("/") for url in args.rekor_v2_url]

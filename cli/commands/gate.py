@@ -215,7 +215,7 @@ def _seconds(text: str) -> float:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from keyless.cli.policy import PolicyFileError
+    from keyless.client.policy import PolicyFileError
 
     if args.tls_self_signed is not None and (args.tls_cert or args.tls_key):
         args.usage_error("give --tls-cert/--tls-key or --tls-self-signed, not both")
@@ -269,9 +269,9 @@ def _serve(args: argparse.Namespace, policies: Any) -> int:
 
 def _app(args: argparse.Namespace, policies: Any) -> Any:
     """The WSGI app, built in the worker (threads and connections do not cross a fork)."""
-    from keyless.cli.oci import RegistryClient
-    from keyless.cli.oci.transport import RegistryLimits
-    from keyless.cli.policy import Evaluator
+    from keyless.client.oci import RegistryClient
+    from keyless.client.oci.transport import RegistryLimits
+    from keyless.client.policy import Evaluator
     from keyless.server.gate.app import GateApp
     from keyless.server.gate.credentials import FirstOf
     from keyless.server.gate.gate import Gate, GateSettings, per_thread

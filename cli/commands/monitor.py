@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from keyless.cli.monitor import RunResult
+    from keyless.client.transparency.monitor import RunResult
 
 PUBLIC_REKOR = "https://rekor.sigstore.dev"
 EXIT_INCONSISTENT = 1
@@ -121,14 +121,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keyless.cli.errors import ClientError
+    from keyless.client.errors import ClientError
 
     if args.max_entries < 1 or args.interval <= 0:
         args.parser.error("--max-entries and --interval must be positive")
     if args.from_index is not None and args.from_index < 0:
         args.parser.error("--from-index must not be negative")
     try:
-        from keyless.cli.monitor import WatchList
+        from keyless.client.transparency.monitor import WatchList
 
         watch = WatchList.build(args.identity, args.identity_regexp, args.issuer)
         targets = _targets(args)
@@ -145,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _watch(monitor: Any, state_path: Path, watch: Any, args: argparse.Namespace) -> int:
     """One run over one log: its report on stdout, its errors on stderr; the exit code."""
-    from keyless.cli.errors import ClientError
-    from keyless.cli.monitor import MATCH
+    from keyless.client.errors import ClientError
+    from keyless.client.transparency.monitor import MATCH
 
     try:
         result = _run_once(monitor, state_path, watch, args)
@@ -159,8 +159,8 @@ def _watch(monitor: Any, state_path: Path, watch: Any, args: argparse.Namespace)
 
 def _failed(exc: Exception, state_path: Path | None = None) -> int:
     """Say why a run failed, on stderr, and return its exit code."""
-    from keyless.cli.errors import NetworkError
-    from keyless.cli.monitor import LogInconsistencyError
+    from keyless.client.errors import NetworkError
+    from keyless.client.transparency.monitor import LogInconsistencyError
 
     if isinstance(exc, LogInconsistencyError):
         print(f"error: log inconsistency: {exc.message}", file=sys.stderr)
@@ -175,7 +175,7 @@ def _failed(exc: Exception, state_path: Path | None = None) -> int:
 
 
 def _run_once(monitor: Any, state_path: Path, watch: Any, args: argparse.Namespace) -> RunResult:
-    from keyless.cli.monitor import MonitorState, load_state, save_state
+    from keyless.client.transparency.monitor import MonitorState, load_state, save_state
 
     state = load_state(state_path, log_url=monitor.log_url)
     if state is None and args.from_index is None:
@@ -223,7 +223,7 @@ def _report(result: RunResult, output: str) -> None:
 
 
 def _describe_unjudged(reason: str, detail: str, indexes: list[int]) -> str:
-    from keyless.cli.monitor import PUBLIC_KEY, UNKNOWN_KIND
+    from keyless.client.transparency.monitor import PUBLIC_KEY, UNKNOWN_KIND
 
     shown = ", ".join(str(index) for index in indexes[:20])
     if len(indexes) > 20:
@@ -242,10 +242,15 @@ def _targets(args: argparse.Namespace) -> list[tuple[Any, Path]]:
     Raises:
         ClientError: the trusted root lists no such log (NetworkError: unreachable).
     """
-    from keyless.cli.errors import ClientError
-    from keyless.cli.monitor import IssuanceCheck, LogMonitor, TileLogMonitor
-    from keyless.cli.tile_log import TileLog, is_tile_log_key, server_tile_log_urls, tile_log_at
-    from keyless.cli.trust import fetch_server_trust, load_trusted_root, production_trusted_root
+    from keyless.client.errors import ClientError
+    from keyless.client.transparency.monitor import IssuanceCheck, LogMonitor, TileLogMonitor
+    from keyless.client.transparency.tiles import (
+        TileLog,
+        is_tile_log_key,
+        server_tile_log_urls,
+        tile_log_at,
+    )
+    from keyless.client.trust import fetch_server_trust, load_trusted_root, production_trusted_root
 
     tile_urls: set[str] = set()
     if args.trusted_root:

@@ -16,8 +16,8 @@ from keyless.cli.commands import _images
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from keyless.cli.oci import RegistryClient
-    from keyless.cli.policy import Evaluator, ImageVerdict, PolicySet
+    from keyless.client.oci import RegistryClient
+    from keyless.client.policy import Evaluator, ImageVerdict, PolicySet
 
 EXIT_PASS, EXIT_REFUSED, EXIT_USAGE, EXIT_UNDECIDED = 0, 1, 2, 3
 
@@ -86,8 +86,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from keyless.cli.policy import PolicyFileError
-    from keyless.cli.policy.workloads import WorkloadError, images_in_files
+    from keyless.client.policy import PolicyFileError
+    from keyless.client.policy.workloads import WorkloadError, images_in_files
 
     if not args.images and not args.resource:
         args.usage_error("give at least one IMAGE or --resource")
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluator(args: argparse.Namespace) -> Callable[[RegistryClient], Evaluator]:
     """Load the policies and trust roots; the evaluator is built once a client exists."""
-    from keyless.cli.policy import Evaluator
+    from keyless.client.policy import Evaluator
 
     policies = load_policies(args)
     return lambda client: Evaluator(policies, registry=lambda: client)
@@ -131,8 +131,8 @@ def load_policies(args: argparse.Namespace) -> PolicySet:
     """
     from pathlib import Path
 
-    from keyless.cli.policy import PolicyFileError, load_policy_set, load_trust_file
-    from keyless.cli.verify import TrustRootError
+    from keyless.client.policy import PolicyFileError, load_policy_set, load_trust_file
+    from keyless.client.verify import TrustRootError
 
     problems: list[str] = []
     named = {}
@@ -160,8 +160,8 @@ def load_policies(args: argparse.Namespace) -> PolicySet:
 def _judge(evaluator: Evaluator, image: str) -> ImageVerdict:
     """The verdict for one image as written: an invalid reference is refused (nothing can
     verify it), a registry failure is `error` (could not decide)."""
-    from keyless.cli.oci.errors import InvalidReferenceError, RegistryError
-    from keyless.cli.policy import ImageVerdict
+    from keyless.client.oci.errors import InvalidReferenceError, RegistryError
+    from keyless.client.policy import ImageVerdict
 
     try:
         resolved = evaluator.resolve(image)

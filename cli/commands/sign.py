@@ -97,14 +97,14 @@ def add_rekor_version_argument(
 def command_signer(args: argparse.Namespace, *, rekor_version: int | None) -> Any:
     """The `EphemeralSigner` of one signing command: the services its signing config offers
     (the log chosen by `rekor_version`, None for the highest), its token and trusted root."""
-    from keyless.cli.signing import new_signer
+    from keyless.client.sign.signer import new_signer
 
     endpoints, token, trusted_root = _inputs(args, rekor_version=rekor_version)
     return new_signer(endpoints, token=token, trusted_root=trusted_root)
 
 
 def run(args: argparse.Namespace) -> int:
-    from keyless.cli.signing import UnverifiedBundleError
+    from keyless.client.sign.signer import UnverifiedBundleError
 
     if args.refresh_trust and not args.server:
         args.parser.error("--refresh-trust applies to --server")
@@ -146,7 +146,7 @@ def _inputs(args: argparse.Namespace, *, rekor_version: int | None) -> tuple[Any
     A token given or ambient is taken first (it needs no server); an interactive login comes
     last, at the issuer the verified signing config names.
     """
-    from keyless.cli import services, trust
+    from keyless.client import services, trust
 
     if args.server:
         given = _given_token(args)
@@ -203,7 +203,7 @@ def _login(args: argparse.Namespace, endpoints: Any) -> str:
 
 def _trusted_root(args: argparse.Namespace) -> Any:
     """The root a --trust-config or --trusted-root gives (a --server's comes through TUF)."""
-    from keyless.cli import trust
+    from keyless.client import trust
 
     if args.trust_config:
         return trust.load_trust_config(args.trust_config)

@@ -38,10 +38,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keyless.cli import services
     from keyless.cli.commands.verify_bundle import protocol_trusted_root
-    from keyless.cli.files import read_bounded
-    from keyless.cli.signing import new_signer
+    from keyless.client import services
+    from keyless.client.files import read_bounded
+    from keyless.client.sign.signer import new_signer
 
     # The input is read and checked before the CA or any log is asked for anything.
     data = read_bounded(Path(args.file), limit=MAX_STATEMENT_BYTES)
@@ -70,7 +70,9 @@ def _services(args: argparse.Namespace, services: Any) -> Any:
         raise CLIError(
             "keyless ships no staging signing config", hint="pass --signing-config for staging"
         )
-    data = resources.files("keyless.cli").joinpath("data", PRODUCTION_SIGNING_CONFIG).read_bytes()
+    data = (
+        resources.files("keyless.client").joinpath("data", PRODUCTION_SIGNING_CONFIG).read_bytes()
+    )
     return services.from_signing_config_bytes(
         data, source=PRODUCTION_SIGNING_CONFIG, rekor_version=args.rekor_version
     )

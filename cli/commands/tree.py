@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from keyless.cli.oci import list_attachment_tags, list_referrers, parse_reference
+    from keyless.client.oci import list_attachment_tags, list_referrers, parse_reference
 
     image = parse_reference(args.image)
     with _images.registry_hints(args), _images.registry_client(args) as client:

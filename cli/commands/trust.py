@@ -74,7 +74,7 @@ def _trust_document(server: str, document: str, *, refresh_trust: bool) -> bytes
     from pydantic import ValidationError
     from sigstore_models.trustroot.v1 import ClientTrustConfig
 
-    from keyless.cli.trust import SIGNING_CONFIG_TARGET, TRUSTED_ROOT_TARGET, server_targets
+    from keyless.client.trust import SIGNING_CONFIG_TARGET, TRUSTED_ROOT_TARGET, server_targets
 
     if document == "trusted-root":
         return server_targets(server, (TRUSTED_ROOT_TARGET,), refresh_trust=refresh_trust)[0]
@@ -141,7 +141,7 @@ def _tuf_root(server: str) -> bytes:
 
 def _get(url: str, *, limit: int | None = None) -> bytes | None:
     """The body of a 200 answer, None for a 404; anything else is an error."""
-    from keyless.cli.http import new_session, request
+    from keyless.client.http import new_session, request
 
     response, body = request(new_session(), "GET", url, what="the keyless server")
     if response.status_code == 404:

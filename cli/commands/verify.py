@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from keyless.cli.commands import _images
 
 if TYPE_CHECKING:
-    from keyless.cli.oci import Reference
-    from keyless.cli.trust import TrustedRoot
-    from keyless.cli.verify import Policy
+    from keyless.client.oci import Reference
+    from keyless.client.trust import TrustedRoot
+    from keyless.client.verify import Policy
 
 # (flag suffix, Fulcio arc, check name) for the GitHub workflow claims cosign users know.
 GITHUB_FLAGS: tuple[tuple[str, int, str], ...] = (
@@ -148,11 +148,11 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
     import sys
     from datetime import UTC, datetime
 
-    from keyless.cli.bundle import load_bundle
-    from keyless.cli.errors import NetworkError
-    from keyless.cli.verify import VerificationError, Verifier
-    from keyless.cli.verify.artifact import DIGEST_ALGORITHMS, resolve_artifact
-    from keyless.cli.verify.keys import load_public_key
+    from keyless.client.bundle import load_bundle
+    from keyless.client.errors import NetworkError
+    from keyless.client.verify import VerificationError, Verifier
+    from keyless.client.verify.artifact import DIGEST_ALGORITHMS, resolve_artifact
+    from keyless.client.verify.keys import load_public_key
 
     digest = None
     try:
@@ -202,12 +202,12 @@ def _verify_image(
     """One authority from the flags, judged by the policy evaluator (as `policy check` does)."""
     import sys
 
-    from keyless.cli.errors import NetworkError
-    from keyless.cli.oci import RegistryError
-    from keyless.cli.policy.cip import Authority, ImagePolicy, PolicySet
-    from keyless.cli.policy.evaluator import ERROR, Evaluator, ResolvedImage
-    from keyless.cli.policy.glob import compile_glob
-    from keyless.cli.policy.trustroots import DEFAULT_TRUST_ROOT, TrustMaterial
+    from keyless.client.errors import NetworkError
+    from keyless.client.oci import RegistryError
+    from keyless.client.policy.cip import Authority, ImagePolicy, PolicySet
+    from keyless.client.policy.evaluator import ERROR, Evaluator, ResolvedImage
+    from keyless.client.policy.glob import compile_glob
+    from keyless.client.policy.trustroots import DEFAULT_TRUST_ROOT, TrustMaterial
 
     try:
         root = _trusted_root(args)
@@ -305,7 +305,7 @@ def _undecided(args: argparse.Namespace, exc: Any, digest: str | None) -> int:
 
 def build_policy(args: argparse.Namespace) -> Policy:
     """The identity policy the flags describe; a usage error when a pair is missing."""
-    from keyless.cli.verify import (
+    from keyless.client.verify import (
         AllOf,
         ExtensionEquals,
         Issuer,
@@ -343,7 +343,7 @@ def signer_identity(args: argparse.Namespace) -> Policy | None:
 
     A usage error for an invalid or oversized regexp.
     """
-    from keyless.cli.verify import AnyOf, Identity, IdentityRegexp, VerificationError
+    from keyless.client.verify import AnyOf, Identity, IdentityRegexp, VerificationError
 
     exact = args.certificate_identity or []
     patterns = args.certificate_identity_regexp or []
@@ -376,7 +376,7 @@ def _identity_flags_given(args: argparse.Namespace) -> bool:
 
 
 def _trusted_root(args: argparse.Namespace) -> TrustedRoot:
-    from keyless.cli.trust import (
+    from keyless.client.trust import (
         fetch_server_trusted_root,
         load_trust_config,
         load_trusted_root,

@@ -26,9 +26,9 @@ from keyless.cli.commands.verify import (
 )
 
 if TYPE_CHECKING:
-    from keyless.cli.attestation import VerifiedAttestation
-    from keyless.cli.attestation_policy import RegoPolicy
-    from keyless.cli.verify import Policy
+    from keyless.client.attest.rego import RegoPolicy
+    from keyless.client.attest.statement import VerifiedAttestation
+    from keyless.client.verify import Policy
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 GITHUB_HOST = "github.com"
@@ -39,7 +39,7 @@ _PATH_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def add_parser(subparsers: Any) -> None:
-    from keyless.cli.attestation import PREDICATE_TYPES
+    from keyless.client.attest.statement import PREDICATE_TYPES
 
     parser = subparsers.add_parser(
         "verify-attestation",
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from keyless.cli.attestation import predicate_type_uri
+    from keyless.client.attest.statement import predicate_type_uri
 
     predicate_type = predicate_type_uri(args.type) if args.type is not None else None
     policy = identity_policy(args)
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
 
 def identity_policy(args: argparse.Namespace) -> Policy:
     """The signer policy: `keyless verify`'s flags, or the GitHub shortcuts expanded."""
-    from keyless.cli.verify import (
+    from keyless.client.verify import (
         AllOf,
         ExtensionEquals,
         IdentityRegexp,
@@ -237,7 +237,7 @@ def _signer_workflow_pattern(args: argparse.Namespace) -> str:
 
 
 def _policies(args: argparse.Namespace) -> list[RegoPolicy]:
-    from keyless.cli.attestation_policy import RegoPolicy
+    from keyless.client.attest.rego import RegoPolicy
 
     policies = []
     for path in args.policy or []:
@@ -252,11 +252,11 @@ def _verify_files(
 ) -> tuple[str, list[VerifiedAttestation]]:
     from datetime import UTC, datetime
 
-    from keyless.cli.attestation import check_type, statement_of, verify_attestation
-    from keyless.cli.attestation_bundles import default_bundle_path, read_bundles
     from keyless.cli.commands.verify import _trusted_root
-    from keyless.cli.verify import VerificationError, Verifier
-    from keyless.cli.verify.artifact import DIGEST_ALGORITHMS, resolve_artifact
+    from keyless.client.attest.bundles import default_bundle_path, read_bundles
+    from keyless.client.attest.statement import check_type, statement_of, verify_attestation
+    from keyless.client.verify import VerificationError, Verifier
+    from keyless.client.verify.artifact import DIGEST_ALGORITHMS, resolve_artifact
 
     artifact = resolve_artifact(args.artifact, algorithms=tuple(DIGEST_ALGORITHMS))
     if args.bundle is None:
@@ -267,7 +267,7 @@ def _verify_files(
         bundle_path = Path(args.bundle)
     bundles = read_bundles(bundle_path)
     verifier = Verifier(_trusted_root(args))
-    from keyless.cli.attestation_policy import rego_check
+    from keyless.client.attest.rego import rego_check
 
     check = rego_check(rego)
     now = datetime.now(UTC)
@@ -298,8 +298,8 @@ def _verify_files(
 
 def _best(failures: list[Any], count: int, predicate_type: str | None) -> Any:
     """The failure to report when no bundle of a file passed."""
-    from keyless.cli.attestation import most_telling
-    from keyless.cli.verify import VerificationError
+    from keyless.client.attest.statement import most_telling
+    from keyless.client.verify import VerificationError
 
     if count == 1:
         return failures[0]
@@ -323,9 +323,9 @@ def _verify_image(
     import sys
     from datetime import UTC, datetime
 
-    from keyless.cli.attestation_images import verify_image_attestations
-    from keyless.cli.attestation_policy import rego_check
     from keyless.cli.commands.verify import _trusted_root
+    from keyless.client.attest.images import verify_image_attestations
+    from keyless.client.attest.rego import rego_check
 
     root = _trusted_root(args)
     with _images.registry_hints(args), _images.registry_client(args) as client:

@@ -10,7 +10,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from keyless.cli.trust import TrustedRoot
+    from keyless.client.trust import TrustedRoot
 
 
 def add_instance_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +59,11 @@ def add_verify_bundle_arguments(parser: argparse.ArgumentParser) -> None:
 
 def protocol_trusted_root(args: argparse.Namespace) -> TrustedRoot:
     """The trust root the protocol asks for: --trusted-root, else staging or production."""
-    from keyless.cli.trust import load_trusted_root, production_trusted_root, staging_trusted_root
+    from keyless.client.trust import (
+        load_trusted_root,
+        production_trusted_root,
+        staging_trusted_root,
+    )
 
     if args.trusted_root:
         return load_trusted_root(args.trusted_root)
@@ -82,10 +86,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from keyless.cli.bundle import load_bundle
-    from keyless.cli.verify import AllOf, Identity, Issuer, Verifier
-    from keyless.cli.verify.artifact import resolve_artifact
-    from keyless.cli.verify.keys import load_public_key
+    from keyless.client.bundle import load_bundle
+    from keyless.client.verify import AllOf, Identity, Issuer, Verifier
+    from keyless.client.verify.artifact import resolve_artifact
+    from keyless.client.verify.keys import load_public_key
 
     by_identity = args.certificate_identity is not None or args.certificate_oidc_issuer is not None
     if args.key is not None and by_identity:

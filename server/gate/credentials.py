@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from keyless.cli.oci import DockerConfigCredentials
-from keyless.cli.oci.credentials import Credential
+from keyless.client.oci import DockerConfigCredentials
+from keyless.client.oci.credentials import Credential
 
 
 class FirstOf:

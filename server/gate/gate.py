@@ -1,4 +1,4 @@
-"""The gate's two decisions over one `cli.policy.Evaluator`: pin tags, then judge digests.
+"""The gate's two decisions over one `client.policy.Evaluator`: pin tags, then judge digests.
 
 `Gate.mutate` (the mutating webhook) resolves each tag an `enforce` policy cares about and
 patches it to `name:tag@sha256:...`, keeping the tag as policy-controller does, so the kubelet
@@ -34,9 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from keyless.cli.oci import RegistryError
-from keyless.cli.oci.errors import InvalidReferenceError
-from keyless.cli.policy.evaluator import (
+from keyless.client.oci import RegistryError
+from keyless.client.oci.errors import InvalidReferenceError
+from keyless.client.policy.evaluator import (
     ERROR,
     FAIL,
     PASS,
@@ -45,7 +45,7 @@ from keyless.cli.policy.evaluator import (
     ImageVerdict,
     ResolvedImage,
 )
-from keyless.cli.policy.workloads import (
+from keyless.client.policy.workloads import (
     POD_SPEC_PATHS,
     WorkloadError,
     pod_spec_path,
@@ -55,8 +55,8 @@ from keyless.server.gate.admission import AdmissionRequest, RequestError, respon
 from keyless.server.gate.cache import Undecided, VerdictCache
 
 if TYPE_CHECKING:
-    from keyless.cli.oci import RegistryClient
-    from keyless.cli.policy.workloads import WorkloadImage
+    from keyless.client.oci import RegistryClient
+    from keyless.client.policy.workloads import WorkloadImage
     from keyless.server.gate.metrics import GateMetrics
 
 log = logging.getLogger("keyless.gate")

@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from keyless.cli.attestation import (
-    PREDICATE_TYPES,
-    AttestationError,
-    predicate_type_uri,
-    statement,
-)
-from keyless.cli.attestation_bundles import read_bundles, write_bundle
-from keyless.cli.attestation_policy import (
+from keyless.client.attest.bundles import read_bundles, write_bundle
+from keyless.client.attest.rego import (
     POLICY_CONTROLLER_QUERY,
     PolicyError,
     RegoPolicy,
     evaluate_rego,
 )
-from keyless.cli.verify import BundleError
+from keyless.client.attest.statement import (
+    PREDICATE_TYPES,
+    AttestationError,
+    predicate_type_uri,
+    statement,
+)
+from keyless.client.verify import BundleError
 
 GITHUB = Path(__file__).resolve().parents[1] / "data" / "github-cli"
 
@@ -93,7 +93,7 @@ def test_a_bad_line_is_named_not_skipped(tmp_path: Path) -> None:
 def test_appending_refuses_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "c.jsonl"
     path.write_bytes(b"\xff\xfe\n")
-    from keyless.cli.errors import ClientError
+    from keyless.client.errors import ClientError
 
     with pytest.raises(ClientError, match="not a UTF-8 JSON Lines file"):
         write_bundle(path, "{}")

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keyless.cli.audit import (
+from keyless.client.transparency.audit import (
     CERTIFICATE,
     PUBLIC_KEY,
     CertificateIndex,

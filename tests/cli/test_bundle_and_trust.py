@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from keyless.cli import bundle as bundle_module
-from keyless.cli import trust as trust_module
-from keyless.cli.bundle import Bundle, load_bundle
-from keyless.cli.trust import (
+from keyless.client import bundle as bundle_module
+from keyless.client import trust as trust_module
+from keyless.client.bundle import Bundle, load_bundle
+from keyless.client.trust import (
     TrustedRoot,
     load_trust_config,
     load_trusted_root,
     production_trusted_root,
     staging_trusted_root,
 )
-from keyless.cli.verify import BundleError, TrustRootError
+from keyless.client.verify import BundleError, TrustRootError
 from tests.cli.forge import Instance, dumps
 
 ARTIFACT = b"artifact\n"
@@ -345,7 +345,7 @@ def test_leaf_with_malformed_sct_list(instance: Instance) -> None:
 def test_truncated_rfc3161_timestamp(vectors: Path) -> None:
     from datetime import UTC, datetime
 
-    from keyless.cli.verify import AllOf, Identity, Issuer, VerificationError, Verifier
+    from keyless.client.verify import AllOf, Identity, Issuer, VerificationError, Verifier
 
     case = vectors / "sigstore-conformance/test/assets/bundle-verify/rekor2-happy-path"
     doc = json.loads((case / "bundle.sigstore.json").read_text())

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from keyless.cli.verify import VerificationError
-from keyless.cli.verify.artifact import Artifact, resolve_artifact
-from keyless.cli.verify.dsse import check_subject, pae
-from keyless.cli.verify.entry import Signed, check_entry_body
+from keyless.client.verify import VerificationError
+from keyless.client.verify.artifact import Artifact, resolve_artifact
+from keyless.client.verify.dsse import check_subject, pae
+from keyless.client.verify.entry import Signed, check_entry_body
 
 DIGEST = hashlib.sha256(b"a").hexdigest()
 ARTIFACT = Artifact.from_sha256(bytes.fromhex(DIGEST))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from keyless.cli.errors import ClientError
-from keyless.cli.files import read_bounded
-from keyless.cli.services import from_signing_config
+from keyless.client.errors import ClientError
+from keyless.client.files import read_bounded
+from keyless.client.services import from_signing_config
 
 
 def test_within_the_limit(tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from keyless.cli.commands._images import image_reference
-from keyless.cli.image_signing import cosign_statement
 from keyless.cli.main import main
-from keyless.cli.oci import Reference
-from keyless.cli.oci.errors import InvalidDigestError
+from keyless.client.oci import Reference
+from keyless.client.oci.errors import InvalidDigestError
+from keyless.client.sign.images import cosign_statement
 
 DIGEST = "sha256:" + "ab" * 32
 

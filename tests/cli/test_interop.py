@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from keyless.cli.bundle import Bundle
-from keyless.cli.trust import TrustedRoot
-from keyless.cli.verify import AllOf, Identity, Issuer, VerificationError, Verifier
+from keyless.client.bundle import Bundle
+from keyless.client.trust import TrustedRoot
+from keyless.client.verify import AllOf, Identity, Issuer, VerificationError, Verifier
 from tests.cli.conftest import START
 from tests.cli.forge import Instance, dumps
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyless.cli.monitor import (
+from keyless.client.transparency.monitor import (
     MATCH,
     PUBLIC_KEY,
     UNEXPECTED_ISSUER,
@@ -29,7 +29,7 @@ from keyless.cli.monitor import (
     entry_signers,
     judge_entry,
 )
-from keyless.cli.trust import TrustedRoot, production_trusted_root
+from keyless.client.trust import TrustedRoot, production_trusted_root
 from keyless.oidc import oids
 from tests.cli.forge import Instance
 from tests.tlog.conftest import make_signer

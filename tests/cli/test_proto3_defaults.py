@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from keyless.cli.bundle import Bundle
-from keyless.cli.verify import BundleError
+from keyless.client.bundle import Bundle
+from keyless.client.verify import BundleError
 
 
 @pytest.fixture

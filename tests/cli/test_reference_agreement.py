@@ -20,12 +20,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from keyless.cli.bundle import Bundle
 from keyless.cli.main import main
-from keyless.cli.trust import TrustedRoot, load_trust_config
-from keyless.cli.verify import AllOf, Identity, Issuer, TrustRootError, VerificationError, Verifier
-from keyless.cli.verify.artifact import Artifact
-from keyless.cli.verify.dsse import pae
+from keyless.client.bundle import Bundle
+from keyless.client.trust import TrustedRoot, load_trust_config
+from keyless.client.verify import (
+    AllOf,
+    Identity,
+    Issuer,
+    TrustRootError,
+    VerificationError,
+    Verifier,
+)
+from keyless.client.verify.artifact import Artifact
+from keyless.client.verify.dsse import pae
 from tests.cli.conftest import START
 from tests.cli.forge import Instance, dumps
 from tests.conftest import DATA
@@ -107,7 +114,7 @@ def _two_timestamps() -> tuple[dict, Path]:
 def test_untrusted_timestamp_beside_a_trusted_one_is_reported_not_fatal(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from keyless.cli.trust import load_trusted_root
+    from keyless.client.trust import load_trusted_root
 
     bundle, root = _two_timestamps()
     with caplog.at_level(logging.WARNING):
@@ -143,7 +150,7 @@ def test_sigstore_python_agrees_on_the_two_timestamp_bundle() -> None:
 
 
 def test_below_the_threshold_is_refused_listing_each_failure() -> None:
-    from keyless.cli.trust import load_trusted_root
+    from keyless.client.trust import load_trusted_root
 
     bundle, root = _two_timestamps()
     verifier = Verifier(load_trusted_root(root), time_threshold=2)
@@ -487,7 +494,7 @@ def test_verify_attestation_accepts_a_digest_of_another_algorithm(
 
 
 def test_a_subject_whose_digests_disagree_does_not_match(instance: Instance) -> None:
-    from keyless.cli.verify.dsse import check_subject
+    from keyless.client.verify.dsse import check_subject
 
     statement = _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest(), "sha512": "00" * 64})
     artifact = Artifact(
@@ -848,7 +855,7 @@ def test_logless_bundle_needs_a_timestamp_from_a_trusted_tsa(instance: Instance)
 def test_bundle_without_entry_or_timestamp_is_malformed(
     instance: Instance, version: str, media_type: str
 ) -> None:
-    from keyless.cli.bundle import BundleError
+    from keyless.client.bundle import BundleError
 
     bundle = _logless_bundle(instance)
     bundle["mediaType"] = media_type

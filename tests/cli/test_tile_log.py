@@ -16,9 +16,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from flask import Flask, Response
 
-from keyless.cli.errors import ClientError, NetworkError
-from keyless.cli.tile_log import LogInconsistencyError, TileLog, TreeHead, is_tile_log_key
-from keyless.cli.trust import UNBOUNDED, LogKey, load_trusted_root
+from keyless.client.errors import ClientError, NetworkError
+from keyless.client.transparency.tiles import (
+    LogInconsistencyError,
+    TileLog,
+    TreeHead,
+    is_tile_log_key,
+)
+from keyless.client.trust import UNBOUNDED, LogKey, load_trusted_root
 from keyless.tlog import Checkpoint, rekor_v2_api, sign_checkpoint
 from keyless.tlog.log import NewEntry
 from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id
@@ -29,7 +34,7 @@ from tests.tlog.test_rekor_v2 import mth, request_for
 
 ORIGIN = "log.keyless.test"
 BASE_URL = f"https://{ORIGIN}"
-DATA = Path(__file__).resolve().parents[2] / "cli" / "data"
+DATA = Path(__file__).resolve().parents[2] / "client" / "data"
 
 Tamper = Callable[[str, bytes], bytes]
 

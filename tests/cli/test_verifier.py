@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from keyless.cli.bundle import Bundle
-from keyless.cli.trust import TrustedRoot
-from keyless.cli.verify import (
+from keyless.client.bundle import Bundle
+from keyless.client.trust import TrustedRoot
+from keyless.client.verify import (
     AllOf,
     AnyOf,
     ExtensionEquals,

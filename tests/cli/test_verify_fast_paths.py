@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyless.cli.verify import VerificationError
-from keyless.cli.verify.entry import Signed, check_entry_body
-from keyless.cli.verify.sct import _key_hash
-from keyless.cli.verify.transparency import set_payload
+from keyless.client.verify import VerificationError
+from keyless.client.verify.entry import Signed, check_entry_body
+from keyless.client.verify.sct import _key_hash
+from keyless.client.verify.transparency import set_payload
 from tests.cli.conftest import START
 from tests.cli.forge import Instance
 
@@ -173,8 +173,8 @@ def test_leaf_without_embedded_sct_is_refused(instance: Instance) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtensionOID
 
-    from keyless.cli.trust import TrustedRoot
-    from keyless.cli.verify.sct import check_sct
+    from keyless.client.trust import TrustedRoot
+    from keyless.client.verify.sct import check_sct
     from tests.cli.forge import dumps
 
     key = ec.generate_private_key(ec.SECP256R1())
@@ -206,7 +206,7 @@ def test_extension_table_gives_what_cryptography_finds(instance: Instance) -> No
     from cryptography import x509
     from cryptography.x509.oid import ExtensionOID
 
-    from keyless.cli.verify.certs import extension_value, extensions_by_oid
+    from keyless.client.verify.certs import extension_value, extensions_by_oid
 
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = instance.issue_leaf(key, identity="a@b.test", issuer="https://i.test", not_before=START)
@@ -226,7 +226,7 @@ def test_extension_table_is_per_certificate_object(instance: Instance) -> None:
     from cryptography import x509
     from cryptography.x509.oid import ExtensionOID
 
-    from keyless.cli.verify.certs import MAX_INDEXED_CERTIFICATES, extension_value
+    from keyless.client.verify.certs import MAX_INDEXED_CERTIFICATES, extension_value
 
     san = ExtensionOID.SUBJECT_ALTERNATIVE_NAME
     leaves = []
@@ -250,7 +250,7 @@ def test_malformed_extensions_raise_every_time() -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import ExtensionOID, NameOID
 
-    from keyless.cli.verify.certs import extension_value
+    from keyless.client.verify.certs import extension_value
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
@@ -280,7 +280,7 @@ def test_malformed_extensions_raise_every_time() -> None:
 
 
 def test_identities_and_issuer_are_remembered_per_certificate(instance: Instance) -> None:
-    from keyless.cli.verify.policy import certificate_identities, certificate_issuer
+    from keyless.client.verify.policy import certificate_identities, certificate_issuer
 
     leaves = {
         n: instance.issue_leaf(
@@ -304,8 +304,8 @@ def test_a_failed_lookup_is_not_remembered(instance: Instance) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
 
-    from keyless.cli.verify.certs import remembered
-    from keyless.cli.verify.policy import certificate_issuer
+    from keyless.client.verify.certs import remembered
+    from keyless.client.verify.policy import certificate_issuer
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])

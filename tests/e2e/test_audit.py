@@ -63,8 +63,8 @@ def _sigstore(tmp: Path, *args: str) -> None:
 def _own_key_entries(server: DevServer, tmp: Path) -> None:
     """A client with its own key: a certificate for erin, then a v2 entry naming the bare key,
     a v2 entry naming the certificate, and a v1 entry naming the bare key."""
-    from keyless.cli.fulcio_client import CAClient
-    from keyless.cli.rekor_client import LogClient, hashedrekord_entry
+    from keyless.client.sign.fulcio import CAClient
+    from keyless.client.sign.rekor import LogClient, hashedrekord_entry
 
     key = ec.generate_private_key(ec.SECP256R1())
     [leaf, *_] = CAClient(server.url).signing_certificate(
@@ -532,9 +532,9 @@ def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None
 def test_long_reads_report_progress(signed, capsys, monkeypatch) -> None:
     """Progress goes to stderr for the CT read and the v2 read alike (every PROGRESS_EVERY
     entries; made small here so that this log's few entries show it)."""
-    import keyless.cli.audit
+    import keyless.client.transparency.audit
 
-    monkeypatch.setattr(keyless.cli.audit, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(keyless.client.transparency.audit, "PROGRESS_EVERY", 2)
     assert _audit(signed, "--identity", "bob@example.com", "-o", "json") == 0
     out, err = capsys.readouterr()
     assert [c["ctIndex"] for c in json.loads(out)["certificates"]] == [1]

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from keyless.cli.fulcio_client import CAClient
-from keyless.cli.image_signing import cosign_statement
 from keyless.cli.main import main
-from keyless.cli.oci import RegistryClient, parse_reference, push_bundle
-from keyless.cli.rekor_client import LogClient
-from keyless.cli.signing import EphemeralSigner
+from keyless.client.oci import RegistryClient, parse_reference, push_bundle
+from keyless.client.sign.fulcio import CAClient
+from keyless.client.sign.images import cosign_statement
+from keyless.client.sign.rekor import LogClient
+from keyless.client.sign.signer import EphemeralSigner
 from tests.registry import OCI_INDEX, OCI_MANIFEST, PushedImage, Pusher, RunningRegistry
 
 ALICE = "alice@example.com"

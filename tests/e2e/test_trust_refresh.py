@@ -267,7 +267,7 @@ def test_verify_works_offline_until_the_tuf_timestamp_expires(
         assert _verify(running, artifact) == 0
     # The server is gone: the trusted root of the last refresh still verifies ...
     caplog.clear()
-    caplog.set_level(logging.INFO, logger="keyless.cli.trust")
+    caplog.set_level(logging.INFO, logger="keyless.client.trust")
     assert _verify(running, artifact) == 0
     assert f"cannot reach {running.url} (" in caplog.text
     assert "using the trusted root of its last refresh" in caplog.text

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from keyless.cli.oci.errors import CredentialsError
+from keyless.client.oci.errors import CredentialsError
 from keyless.server.gate.credentials import FirstOf
 
 

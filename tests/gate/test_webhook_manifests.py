@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from keyless.cli.main import main
-from keyless.cli.policy.workloads import images_in_files
+from keyless.client.policy.workloads import images_in_files
 
 KINDS_JUDGED = {
     "": {"pods", "pods/ephemeralcontainers"},

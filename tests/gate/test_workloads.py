@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyless.cli.policy.workloads import WorkloadError, images_in_files, object_images
+from keyless.client.policy.workloads import WorkloadError, images_in_files, object_images
 
 DIGEST = "sha256:" + "a" * 64
 

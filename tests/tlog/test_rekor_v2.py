@@ -28,7 +28,7 @@ from tests.tlog.conftest import Signer, make_signer
 
 ORIGIN = "log.keyless.test"
 ENTRIES = "/api/v2/log/entries"
-DATA = Path(__file__).resolve().parents[2] / "cli" / "data"
+DATA = Path(__file__).resolve().parents[2] / "client" / "data"
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from keyless.cli.oci import RegistryClient, StaticCredentials
+from keyless.client.oci import RegistryClient, StaticCredentials
 from tests.registry import RunningRegistry, TokenServer, run_registry, run_token_registry
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from keyless.cli.oci.auth import parse_challenge
-from keyless.cli.oci.errors import RegistryProtocolError
+from keyless.client.oci.auth import parse_challenge
+from keyless.client.oci.errors import RegistryProtocolError
 
 
 def test_bearer_challenge_with_quoted_scope_holding_commas():

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from keyless.cli.main import _describe
-from keyless.cli.oci import errors
+from keyless.client.oci import errors
 
 
 def test_importing_the_client_loads_no_flask():

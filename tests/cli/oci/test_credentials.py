@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-from keyless.cli.oci.credentials import Credential, DockerConfigCredentials, StaticCredentials
-from keyless.cli.oci.errors import CredentialsError
+from keyless.client.oci.credentials import Credential, DockerConfigCredentials, StaticCredentials
+from keyless.client.oci.errors import CredentialsError
 
 
 def _config(tmp_path, content) -> DockerConfigCredentials:

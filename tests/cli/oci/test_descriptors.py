@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from keyless.cli.oci.descriptors import (
+from keyless.client.oci.descriptors import (
     OCI_EMPTY_BLOB,
     OCI_EMPTY_DIGEST,
     Descriptor,
@@ -14,7 +14,7 @@ from keyless.cli.oci.descriptors import (
     digest_of,
     tag_for_digest,
 )
-from keyless.cli.oci.errors import DigestMismatchError, RegistryProtocolError
+from keyless.client.oci.errors import DigestMismatchError, RegistryProtocolError
 
 HEX = hashlib.sha256(b"x").hexdigest()
 

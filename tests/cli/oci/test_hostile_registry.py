@@ -14,9 +14,9 @@ import threading
 import pytest
 from flask import Flask, Response, request
 
-from keyless.cli.oci import RegistryClient, RegistryLimits, StaticCredentials, parse_reference
-from keyless.cli.oci.descriptors import OCI_INDEX, OCI_MANIFEST, SIGSTORE_BUNDLE_V03
-from keyless.cli.oci.errors import (
+from keyless.client.oci import RegistryClient, RegistryLimits, StaticCredentials, parse_reference
+from keyless.client.oci.descriptors import OCI_INDEX, OCI_MANIFEST, SIGSTORE_BUNDLE_V03
+from keyless.client.oci.errors import (
     DigestMismatchError,
     RegistryConnectionError,
     RegistryProtocolError,
@@ -395,7 +395,7 @@ def test_silent_registry_times_out_with_a_clear_error():
 def test_redirect_from_https_to_plain_http_is_refused(tmp_path):
     from werkzeug.serving import make_server
 
-    from keyless.cli.oci.errors import InsecureRegistryError
+    from keyless.client.oci.errors import InsecureRegistryError
     from tests.registry import make_tls_material
 
     ca, certificate, key = make_tls_material(tmp_path)

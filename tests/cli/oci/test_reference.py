@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from keyless.cli.oci.errors import InvalidDigestError, InvalidReferenceError
-from keyless.cli.oci.reference import Reference, parse_reference
+from keyless.client.oci.errors import InvalidDigestError, InvalidReferenceError
+from keyless.client.oci.reference import Reference, parse_reference
 
 HEX = "7cc4b5aefd1d0cadf8d97d4350462ba51c694ebca145b08d7d41b41acc8db5aa"
 

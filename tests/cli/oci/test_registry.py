@@ -7,15 +7,15 @@ import secrets
 
 import pytest
 
-from keyless.cli.oci import (
+from keyless.client.oci import (
     DockerConfigCredentials,
     RegistryClient,
     RegistryLimits,
     StaticCredentials,
     parse_reference,
 )
-from keyless.cli.oci.descriptors import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, digest_of
-from keyless.cli.oci.errors import (
+from keyless.client.oci.descriptors import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, digest_of
+from keyless.client.oci.errors import (
     AuthRequiredError,
     NotFoundError,
     RegistryConnectionError,
@@ -244,8 +244,8 @@ def test_http_token_realm_is_refused_without_allow_insecure(token_registry):
     # the realm rule directly against the real challenge the registry sends.
     import requests
 
-    from keyless.cli.oci.auth import fetch_token, parse_challenge
-    from keyless.cli.oci.errors import InsecureRegistryError
+    from keyless.client.oci.auth import fetch_token, parse_challenge
+    from keyless.client.oci.errors import InsecureRegistryError
 
     response = requests.get(f"{token_registry.url}/v2/", timeout=10)
     challenge = parse_challenge(response.headers["WWW-Authenticate"])

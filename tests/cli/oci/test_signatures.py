@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from keyless.cli.oci import RegistryClient, parse_reference
-from keyless.cli.oci.descriptors import (
+from keyless.client.oci import RegistryClient, parse_reference
+from keyless.client.oci.descriptors import (
     COSIGN_SIMPLESIGNING,
     OCI_EMPTY,
     OCI_EMPTY_DIGEST,
@@ -19,9 +19,9 @@ from keyless.cli.oci.descriptors import (
     digest_of,
     tag_for_digest,
 )
-from keyless.cli.oci.discovery import find_signatures, list_attachment_tags, list_referrers
-from keyless.cli.oci.errors import AuthRequiredError, RegistryProtocolError, TooLargeError
-from keyless.cli.oci.signatures import (
+from keyless.client.oci.discovery import find_signatures, list_attachment_tags, list_referrers
+from keyless.client.oci.errors import AuthRequiredError, RegistryProtocolError, TooLargeError
+from keyless.client.oci.signatures import (
     LegacySignature,
     append_legacy_signature,
     push_bundle,

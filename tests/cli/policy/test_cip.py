@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from keyless.cli.oci import parse_reference
-from keyless.cli.policy import PolicyFileError, load_policy_set, load_trust_file
-from keyless.cli.policy.evaluator import Evaluator, ResolvedImage
+from keyless.client.oci import parse_reference
+from keyless.client.policy import PolicyFileError, load_policy_set, load_trust_file
+from keyless.client.policy.evaluator import Evaluator, ResolvedImage
 
 REPO = Path(__file__).parents[3]
 ROOTS = REPO / "tests" / "data" / "sigstore-trust-roots"

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keyless.cli.oci import RegistryError
-from keyless.cli.policy.glob import GlobError, compile_glob, match_glob
+from keyless.client.oci import RegistryError
+from keyless.client.policy.glob import GlobError, compile_glob, match_glob
 
 CASES = json.loads(
     (Path(__file__).parents[2] / "data" / "policy-controller" / "glob_cases.json").read_text()

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from keyless.cli.main import main
-from keyless.cli.oci import RegistryClient, parse_reference, push_bundle
+from keyless.client.oci import RegistryClient, parse_reference, push_bundle
 from tests.cli.forge import Instance
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from keyless.cli.policy import PolicyFileError, load_policy_set
+from keyless.client.policy import PolicyFileError, load_policy_set
 
 DATA = Path(__file__).parents[2] / "data" / "policy-controller"
 

@@ -1,0 +1,1 @@
+"""In-toto attestations: statements, bundle files, attestations on images, and Rego policies."""

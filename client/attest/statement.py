@@ -1,0 +1,314 @@
+"""In-toto attestations: predicate types, statements, and judging an attestation bundle.
+
+An attestation is an in-toto v1 statement (subjects by SHA-256, a predicate type URI, a JSON
+predicate) signed as a DSSE envelope and logged like any keyless signature; `EphemeralSigner`
+does the signing and `Verifier` the cryptography. This module adds what is particular to
+attestations: cosign's short type names, the checks on a predicate before anything is signed,
+and, after a bundle verifies, that its statement is of the expected type.
+
+Sizes: a predicate is at most 512 KiB, so that the signed statement stays inside the log's
+1 MiB envelope bound once base64-encoded, and the bundle inside the registry's 1 MiB referrer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from keyless.client.errors import ClientError
+from keyless.client.files import read_bounded
+from keyless.client.verify import VerificationError
+from keyless.client.verify.dsse import INTOTO_PAYLOAD_TYPE
+
+if TYPE_CHECKING:
+    from keyless.client.bundle import Bundle
+    from keyless.client.verify import Policy, Verifier
+    from keyless.client.verify.artifact import Artifact
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+MAX_PREDICATE_BYTES = 512 * 1024
+MAX_TYPE_CHARS = 512
+
+SLSA_V02 = "https://slsa.dev/provenance/v0.2"
+SLSA_V1 = "https://slsa.dev/provenance/v1"
+SPDX = "https://spdx.dev/Document"
+CYCLONEDX = "https://cyclonedx.org/bom"
+LINK = "https://in-toto.io/Link/v1"
+COSIGN_CUSTOM = "https://cosign.sigstore.dev/attestation/v1"
+COSIGN_VULN = "https://cosign.sigstore.dev/attestation/vuln/v1"
+OPENVEX = "https://openvex.dev/ns"
+
+# cosign's `--type` short names and the URIs it maps them to (wave2-research.md §4.1).
+PREDICATE_TYPES: dict[str, str] = {
+    "custom": COSIGN_CUSTOM,
+    "slsaprovenance": SLSA_V02,
+    "slsaprovenance02": SLSA_V02,
+    "slsaprovenance1": SLSA_V1,
+    "spdx": SPDX,
+    "spdxjson": SPDX,
+    "cyclonedx": CYCLONEDX,
+    "link": LINK,
+    "vuln": COSIGN_VULN,
+    "openvex": OPENVEX,
+}
+
+# A type URI: a scheme, then no whitespace or control characters.
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s\x00-\x1f\x7f]+")
+
+
+class AttestationError(ClientError):
+    """A predicate or type that cannot be attested; nothing was signed or logged."""
+
+
+def predicate_type_uri(value: str) -> str:
+    """The predicate type URI `value` names: a cosign short name, or any absolute URI.
+
+    Raises:
+        AttestationError: neither a known short name nor a URI.
+    """
+    if value in PREDICATE_TYPES:
+        return PREDICATE_TYPES[value]
+    if len(value) <= MAX_TYPE_CHARS and _URI.fullmatch(value):
+        return value
+    raise AttestationError(
+        f"unknown predicate type {value[:80]!r}: use a URI or one of "
+        f"{', '.join(sorted(PREDICATE_TYPES))}",
+        reason="predicate-type",
+    )
+
+
+def read_predicate(path: Path, predicate_type: str) -> dict[str, Any]:
+    """Read a JSON predicate file and check it fits `predicate_type` where that can be told.
+
+    Raises:
+        AttestationError: unreadable, too large, not a JSON object, a whole statement, or
+            content of another kind than the type says.
+    """
+    try:
+        data = read_bounded(path, limit=MAX_PREDICATE_BYTES)
+    except ClientError as exc:
+        raise AttestationError(f"predicate: {exc.message}", reason="predicate") from exc
+    try:
+        predicate = json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise AttestationError(
+            f"predicate {path} is not valid JSON: {_json_problem(exc)}", reason="predicate"
+        ) from exc
+    if not isinstance(predicate, dict):
+        raise AttestationError(
+            f"predicate {path} is a JSON {type(predicate).__name__}, not an object",
+            reason="predicate",
+        )
+    try:
+        json.dumps(predicate, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise AttestationError(
+            f"predicate {path} has a string that is not valid Unicode (a lone surrogate)",
+            reason="predicate",
+        ) from exc
+    if "predicateType" in predicate and "subject" in predicate:
+        raise AttestationError(
+            f"{path} is a whole in-toto statement, not a predicate",
+            reason="predicate",
+            hint="pass the value of its `predicate` field as --predicate",
+        )
+    problem = _contradiction(predicate_type, predicate)
+    if problem is not None:
+        raise AttestationError(
+            f"predicate {path} is not a {predicate_type} predicate: {problem}",
+            reason="predicate",
+            hint="check --type, or pass the type URI the predicate really is",
+        )
+    return predicate
+
+
+def statement(subjects: list[tuple[str | None, str]], predicate_type: str, predicate: Any) -> bytes:
+    """An in-toto v1 statement about `subjects` (name or None, SHA-256 hex), compact JSON."""
+    body = {
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            {**({"name": name} if name else {}), "digest": {"sha256": sha256_hex}}
+            for name, sha256_hex in subjects
+        ],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class VerifiedAttestation:
+    """An attestation that passed: its statement, who made it and where it is logged."""
+
+    statement: dict[str, Any]
+    identity: str | None
+    issuer: str | None
+    log_index: int | None  # None: a log-less instance's bundle (RFC 3161 timestamp only)
+    source: str | None = None
+
+    @property
+    def predicate_type(self) -> str:
+        return str(self.statement.get("predicateType"))
+
+    def to_json(self) -> dict[str, Any]:
+        found = {"source": self.source} if self.source else {}
+        return {
+            "identity": self.identity,
+            "issuer": self.issuer,
+            "logIndex": self.log_index,
+            **found,
+            "statement": self.statement,
+        }
+
+
+def statement_of(bundle: Bundle) -> dict[str, Any]:
+    """The in-toto statement a DSSE bundle carries (unverified: call after or inside a check).
+
+    Raises:
+        VerificationError("dsse"): the bundle holds no in-toto statement.
+    """
+    envelope = bundle.envelope
+    if envelope is None:
+        raise VerificationError("dsse", "the bundle holds a message signature, not an attestation")
+    if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
+        raise VerificationError(
+            "dsse", f"envelope payload type {envelope.payload_type!r} is not in-toto"
+        )
+    try:
+        value = json.loads(envelope.payload, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise VerificationError("dsse", "envelope payload is not valid JSON") from exc
+    if not isinstance(value, dict) or not isinstance(value.get("predicateType"), str):
+        raise VerificationError("dsse", "envelope payload is not an in-toto statement")
+    return value
+
+
+def verify_attestation(
+    verifier: Verifier,
+    bundle: Bundle,
+    *,
+    sha256: bytes | None = None,
+    artifact: Artifact | None = None,
+    policy: Policy,
+    predicate_type: str | None,
+    now: datetime,
+) -> VerifiedAttestation:
+    """Verify an attestation bundle over an artifact: signature, log, identity, then type.
+
+    The artifact is its SHA-256 or an `Artifact` (a file, or a sha384:/sha512: digest that an
+    in-toto subject may name it by, as npm provenance does); the verifier's subject check
+    matches it either way.
+
+    The type is checked only after the bundle verifies, so a forged statement can never be
+    what an error message reports.
+
+    Raises:
+        VerificationError: the first failed check (`dsse`, the verifier's checks, `type`).
+    """
+    statement_of(bundle)
+    result = verifier.verify(bundle, sha256=sha256, artifact=artifact, policy=policy, now=now)
+    verified = statement_of(bundle)
+    check_type(verified, predicate_type)
+    return VerifiedAttestation(verified, result.identity, result.issuer, result.log_index)
+
+
+def check_type(verified: dict[str, Any], predicate_type: str | None) -> None:
+    """The statement is of `predicate_type` (None: any type).
+
+    Raises:
+        VerificationError("type"): it is of another type.
+    """
+    actual = verified.get("predicateType")
+    if predicate_type is not None and actual != predicate_type:
+        raise VerificationError(
+            "type", f"the attestation is of predicate type {actual!r}, not {predicate_type!r}"
+        )
+
+
+# Which failure explains best why no attestation passed: a policy or identity refusal first,
+# then a broken attestation, and a mere type mismatch last.
+_CHECK_RANK = {"policy": 0, "identity": 1, "issuer": 2, "type": 4}
+
+
+def most_telling(failures: list[VerificationError]) -> VerificationError:
+    """The failure to report when several attestations were checked and none passed."""
+    return min(failures, key=lambda exc: _CHECK_RANK.get(exc.check, 3))
+
+
+def _contradiction(predicate_type: str, predicate: dict[str, Any]) -> str | None:
+    """Why the predicate's content cannot be of `predicate_type`, for the types that say so."""
+    check = _CONTENT_CHECKS.get(predicate_type)
+    return check(predicate) if check is not None else None
+
+
+def _slsa_v1(p: dict[str, Any]) -> str | None:
+    if not isinstance(p.get("buildDefinition"), dict) or not isinstance(p.get("runDetails"), dict):
+        return "SLSA v1 provenance has buildDefinition and runDetails objects"
+    return None
+
+
+def _slsa_v02(p: dict[str, Any]) -> str | None:
+    builder = p.get("builder")
+    if not isinstance(builder, dict) or not isinstance(builder.get("id"), str):
+        return "SLSA v0.2 provenance has a builder object with an id"
+    if not isinstance(p.get("buildType"), str):
+        return "SLSA v0.2 provenance has a buildType string"
+    return None
+
+
+def _spdx(p: dict[str, Any]) -> str | None:
+    version = p.get("spdxVersion")
+    if not isinstance(version, str) or not version.startswith("SPDX-"):
+        return 'an SPDX JSON document has spdxVersion "SPDX-x.y"'
+    return None
+
+
+def _cyclonedx(p: dict[str, Any]) -> str | None:
+    return (
+        None if p.get("bomFormat") == "CycloneDX" else 'a CycloneDX BOM has bomFormat "CycloneDX"'
+    )
+
+
+def _openvex(p: dict[str, Any]) -> str | None:
+    context = p.get("@context")
+    if not isinstance(context, str) or not context.startswith(OPENVEX):
+        return f"an OpenVEX document has an @context under {OPENVEX}"
+    return None
+
+
+def _link(p: dict[str, Any]) -> str | None:
+    return None if isinstance(p.get("name"), str) else "an in-toto link has a name"
+
+
+def _vuln(p: dict[str, Any]) -> str | None:
+    if not isinstance(p.get("scanner"), dict):
+        return "a cosign vulnerability report has a scanner object"
+    return None
+
+
+_CONTENT_CHECKS: dict[str, Callable[[dict[str, Any]], str | None]] = {
+    SLSA_V1: _slsa_v1,
+    SLSA_V02: _slsa_v02,
+    SPDX: _spdx,
+    CYCLONEDX: _cyclonedx,
+    OPENVEX: _openvex,
+    LINK: _link,
+    COSIGN_VULN: _vuln,
+}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_problem(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,0 +1,50 @@
+"""Image policies for deploy gates: policy-controller's ClusterImagePolicy, judged by one evaluator.
+
+`keyless policy check` (CD pipelines), `keyless verify` and `keyless gate` (the admission
+webhook) all decide through `Evaluator`, so a pipeline and a cluster cannot disagree.
+
+Modules: `glob` (policy-controller's image globs), `cip` (loading and checking policy files),
+`trustroots` (named trust material: trusted_root.json files and TrustRoot documents),
+`evaluator` (the decision), `errors`. `workloads` (the images of Kubernetes objects) belongs to
+the gate.
+"""
+
+from __future__ import annotations
+
+from keyless.client.policy.cip import (
+    Authority,
+    ImagePolicy,
+    KeylessIdentity,
+    PolicySet,
+    load_policy_set,
+)
+from keyless.client.policy.errors import PolicyFileError
+from keyless.client.policy.evaluator import (
+    AuthorityResult,
+    Evaluator,
+    ImageVerdict,
+    PolicyResult,
+    ResolvedImage,
+)
+from keyless.client.policy.glob import GlobError, compile_glob, match_glob
+from keyless.client.policy.trustroots import TrustMaterial, load_trust_file, production_trust
+
+__all__ = [
+    "Authority",
+    "AuthorityResult",
+    "Evaluator",
+    "GlobError",
+    "ImagePolicy",
+    "ImageVerdict",
+    "KeylessIdentity",
+    "PolicyFileError",
+    "PolicyResult",
+    "PolicySet",
+    "ResolvedImage",
+    "TrustMaterial",
+    "compile_glob",
+    "load_policy_set",
+    "load_trust_file",
+    "match_glob",
+    "production_trust",
+]

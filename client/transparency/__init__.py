@@ -1,0 +1,1 @@
+"""Reading logs from outside: `keyless monitor`, `keyless audit`, and the C2SP tile reader."""

@@ -1,0 +1,763 @@
+"""Watching a Rekor log from outside: is it append-only, and who signed as us?
+
+A monitor keeps the last checkpoint it verified in a state file. Each run fetches the log's
+signed checkpoint, proves it extends the stored one (RFC 9162 consistency proof), then reads
+the entries added since the last run. Every entry is tied to a checkpoint the monitor has
+verified. A Rekor v1 log (`LogMonitor`) answers proofs itself: each entry's inclusion proof
+must hash up to a checkpoint signed by the log, and that checkpoint must be consistent with
+the one the run started from. A Rekor v2 log (`TileLogMonitor`) serves only tiles: proofs are
+built from them and checked against the signed roots (`client.transparency.tiles`). A log that
+shows the monitor entries it never committed, or that rewrote its history, is caught, and the state
+file is left untouched as evidence.
+
+For each entry's signing certificate, the identities (SAN) and OIDC issuer are compared with
+a watch list: a watched identity is reported, and a watched identity certified by an issuer
+the watch list does not expect is reported as suspicious. So is a watched identity in a
+certificate no certificate authority of the trusted root issued: anyone can log a certificate
+they made themselves that names our identity and our issuer (`IssuanceCheck`). This is what
+rekor-monitor does for public Sigstore; it works for any keyless deployment too. Entries the
+monitor cannot judge are reported, never skipped in silence: a bare public key (no identity),
+a kind it does not know, or bytes it cannot read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from keyless.client.errors import ClientError, NetworkError
+from keyless.client.http import json_body, new_session, request
+from keyless.client.transparency.tiles import LogInconsistencyError, TileLog, TreeHead
+from keyless.client.trust import LogKey
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from keyless.client.trust import TrustedRoot
+
+__all__ = [
+    "IssuanceCheck",
+    "LogInconsistencyError",
+    "LogMonitor",
+    "MonitorState",
+    "TileLogMonitor",
+    "TreeHead",
+    "WatchList",
+]
+
+# Rekor's retrieve endpoint answers at most this many entries per call.
+RETRIEVE_BATCH = 10
+MAX_STATE_BYTES = 64 * 1024
+MAX_PATTERN_CHARS = 1024
+
+MATCH = "watched-identity"
+UNEXPECTED_ISSUER = "unexpected-issuer"
+UNTRUSTED_CERTIFICATE = "untrusted-certificate"
+# Why an entry was not judged.
+PUBLIC_KEY = "public-key"
+UNKNOWN_KIND = "unknown-kind"
+UNREADABLE = "unreadable"
+
+
+class MonitorStateError(ClientError):
+    """The state file cannot be read or does not belong to this log."""
+
+
+@dataclass(frozen=True)
+class MonitorState:
+    """What persists between runs: the log, its last verified checkpoint, the next index."""
+
+    log_url: str
+    head: TreeHead
+    next_index: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "logUrl": self.log_url,
+            "origin": self.head.origin,
+            "treeSize": self.head.size,
+            "rootHash": self.head.root_hash.hex(),
+            "checkpoint": self.head.note,
+            "nextIndex": self.next_index,
+        }
+
+
+def load_state(path: Path, *, log_url: str) -> MonitorState | None:
+    """The stored state for `log_url`, or None on a first run (no file).
+
+    Raises:
+        MonitorStateError: the file is unreadable, malformed, or was written for another log.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise MonitorStateError(f"cannot read monitor state {path}: {exc.strerror}") from exc
+    if len(data) > MAX_STATE_BYTES:
+        raise MonitorStateError(f"monitor state {path} is larger than {MAX_STATE_BYTES} bytes")
+    try:
+        doc = json.loads(data)
+        state = MonitorState(
+            log_url=_typed(doc, "logUrl", str),
+            head=TreeHead(
+                origin=_typed(doc, "origin", str),
+                size=_typed(doc, "treeSize", int),
+                root_hash=bytes.fromhex(_typed(doc, "rootHash", str)),
+                note=_typed(doc, "checkpoint", str),
+            ),
+            next_index=_typed(doc, "nextIndex", int),
+        )
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise MonitorStateError(f"monitor state {path} is malformed: {exc}") from exc
+    if state.log_url != log_url:
+        raise MonitorStateError(
+            f"monitor state {path} belongs to {state.log_url}, not {log_url}",
+            hint="give each log its own --state file",
+        )
+    return state
+
+
+def save_state(path: Path, state: MonitorState) -> None:
+    """Write the state atomically and durably (temp file, fsync, rename, fsync the folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(state.to_json(), indent=2) + "\n").encode()
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+@dataclass(frozen=True)
+class WatchList:
+    """Identities to report: exact values or anchored regexps, and the issuers expected of them.
+
+    With no expected issuers, every watched identity is only reported; with some, a watched
+    identity certified by any other issuer is suspicious (someone else's issuer vouched for
+    a name that is ours).
+    """
+
+    identities: tuple[str, ...] = ()
+    patterns: tuple[re.Pattern[str], ...] = ()
+    issuers: tuple[str, ...] = ()
+
+    @classmethod
+    def build(
+        cls, identities: Sequence[str], patterns: Sequence[str], issuers: Sequence[str]
+    ) -> WatchList:
+        """Compile the patterns; raises ClientError for one that is too long or invalid."""
+        return cls(tuple(identities), identity_patterns(patterns), tuple(issuers))
+
+    def watches(self, identity: str) -> bool:
+        return identity in self.identities or any(p.fullmatch(identity) for p in self.patterns)
+
+
+def identity_patterns(patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
+    """`--identity-regexp` values compiled (matched with fullmatch by their users).
+
+    Raises:
+        ClientError: a pattern is too long or not a valid regexp.
+    """
+    compiled = []
+    for pattern in patterns:
+        if len(pattern) > MAX_PATTERN_CHARS:
+            raise ClientError(f"--identity-regexp is longer than {MAX_PATTERN_CHARS} chars")
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ClientError(f"--identity-regexp {pattern!r} is not valid: {exc}") from exc
+    return tuple(compiled)
+
+
+class IssuanceCheck:
+    """Was a certificate issued by a certificate authority the trusted root lists?
+
+    The identity and issuer a certificate names prove nothing by themselves: anyone can log a
+    self-signed certificate naming alice@example.com and the expected OIDC issuer, or one from
+    another keyless deployment's CA. Only the signature of a CA the trusted root lists does.
+    This is `keyless verify`'s chain step (`client.verify.Verifier`: path building to a CA whose
+    validity window and chain cover the moment) run at the certificate's notBefore, the moment
+    of issuance: a Fulcio leaf lives minutes, so it has long expired when a monitor reads it.
+    One signature verification per certificate that names a watched identity; others are not
+    checked.
+    """
+
+    def __init__(self, root: TrustedRoot) -> None:
+        from keyless.client.verify import Verifier
+
+        self._verifier = Verifier(root)
+
+    def untrusted(self, cert: x509.Certificate) -> str | None:
+        """None when `cert` chains to a listed CA at its notBefore; otherwise why it does not."""
+        from keyless.client.verify import VerificationError
+
+        try:
+            # The chain step alone: the monitor has no bundle or signed time to give `verify`.
+            self._verifier.check_chain(cert, cert.not_valid_before_utc)
+        except VerificationError as exc:
+            return exc.detail
+        except (ValueError, TypeError) as exc:
+            # A certificate the path builder cannot even read is not one a CA issued.
+            return f"the certificate cannot be path-validated: {exc}"
+        return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A log entry signed by a watched identity; `reason` says why an untrusted certificate
+    did not chain."""
+
+    kind: str
+    log_index: int
+    entry_id: str
+    identity: str
+    issuer: str | None
+    integrated_time: int | None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "logIndex": self.log_index,
+            "entryId": self.entry_id,
+            "identity": self.identity,
+            "issuer": self.issuer,
+            "integratedTime": self.integrated_time,
+            "reason": self.reason,
+        }
+
+    def describe(self) -> str:
+        # Both come from a certificate anyone may have logged: no terminal control characters.
+        issuer = _label(self.issuer, 1024) if self.issuer is not None else "no issuer extension"
+        line = f"entry {self.log_index}: signed by {_label(self.identity, 1024)} ({issuer})"
+        if self.kind == UNTRUSTED_CERTIFICATE:
+            return (
+                f"{line}: certificate not issued by any CA the trusted root lists, a forgery "
+                f"or another deployment's ({_label(self.reason, 2048)})"
+            )
+        if self.kind == UNEXPECTED_ISSUER:
+            return f"{line}: issuer not expected for this identity"
+        return line
+
+
+@dataclass(frozen=True)
+class Unjudged:
+    """An entry whose signer the monitor could not compare with the watch list, and why:
+    `public-key` (a bare key names no identity), `unknown-kind` or `unreadable`."""
+
+    log_index: int
+    reason: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"logIndex": self.log_index, "reason": self.reason, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One pass over one log: where it started and ended, and what it found."""
+
+    log_url: str
+    rekor_version: int
+    previous: TreeHead | None
+    head: TreeHead
+    scanned_from: int
+    scanned_to: int
+    findings: tuple[Finding, ...]
+    unjudged: tuple[Unjudged, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "logUrl": self.log_url,
+            "rekorVersion": self.rekor_version,
+            "treeSize": self.head.size,
+            "rootHash": self.head.root_hash.hex(),
+            "previousTreeSize": self.previous.size if self.previous else None,
+            "scanned": {"from": self.scanned_from, "to": self.scanned_to},
+            "findings": [finding.to_json() for finding in self.findings],
+            "unjudged": [entry.to_json() for entry in self.unjudged],
+        }
+
+
+class _Monitor(ABC):
+    """The run every log kind shares; subclasses read their own log."""
+
+    rekor_version: int
+    log_url: str
+    issuance: IssuanceCheck
+
+    def run(
+        self,
+        state: MonitorState | None,
+        watch: WatchList,
+        *,
+        from_index: int | None = None,
+        max_entries: int = 10_000,
+        progress: Callable[[int, int], None] | None = None,
+        checkpoint: Callable[[MonitorState], None] | None = None,
+    ) -> RunResult:
+        """Verify the log's growth since `state` and scan up to `max_entries` new entries.
+
+        `checkpoint` is called with the state to persist as the scan advances, so that an
+        interrupted run resumes where it stopped.
+
+        Raises:
+            LogInconsistencyError: the log contradicts the stored checkpoint or itself.
+            NetworkError: the log cannot be reached or answers nonsense.
+        """
+        head = self.latest()
+        previous = state.head if state else None
+        if previous is not None:
+            self._prove_extends(previous, head)
+        self._begin(previous, head)
+        start = state.next_index if state else head.size
+        if from_index is not None:
+            start = from_index
+        if not 0 <= start <= head.size:
+            raise ClientError(
+                f"--from-index {start} is outside the log at {self.log_url} (size {head.size})"
+            )
+        end = min(head.size, start + max_entries)
+        findings: list[Finding] = []
+        unjudged: list[Unjudged] = []
+        done = start
+        for index, entry_id, time, body in self._entries(start, end, head):
+            found, skipped = judge_entry(index, entry_id, time, body, watch, self.issuance)
+            findings.extend(found)
+            if skipped is not None:
+                unjudged.append(skipped)
+            done = index + 1
+            if progress is not None and (done - start) % 1000 == 0:
+                progress(done - start, end - start)
+            if checkpoint is not None and (done - start) % 1000 == 0:
+                checkpoint(MonitorState(self.log_url, head, done))
+        return RunResult(
+            self.log_url,
+            self.rekor_version,
+            previous,
+            head,
+            start,
+            done,
+            tuple(findings),
+            tuple(unjudged),
+        )
+
+    @abstractmethod
+    def latest(self) -> TreeHead:
+        """The log's current checkpoint, verified with a trusted key."""
+
+    @abstractmethod
+    def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
+        """Require `new` to extend `old` (raise LogInconsistencyError)."""
+
+    def _begin(self, previous: TreeHead | None, head: TreeHead) -> None:  # noqa: B027 (optional hook)
+        """Called once the run's head is proven to extend the stored one."""
+
+    @abstractmethod
+    def _entries(
+        self, start: int, end: int, head: TreeHead
+    ) -> Iterator[tuple[int, str, int | None, bytes]]:
+        """(index, entry ID, integrated time, body) for [start, end), each tied to `head`."""
+
+
+class TileLogMonitor(_Monitor):
+    """One Rekor v2 (tile) log, read through `client.transparency.tiles.TileLog`.
+
+    Its state is kept under the URL the tiles are read from. Entries carry no integrated time
+    (Rekor v2 leaves it 0); their ID is the leaf hash. `issuance` holds the trusted root's
+    certificate authorities.
+    """
+
+    rekor_version = 2
+
+    def __init__(self, log: TileLog, issuance: IssuanceCheck) -> None:
+        self.log = log
+        self.log_url = log.tiles_url
+        self.issuance = issuance
+
+    def latest(self) -> TreeHead:
+        return self.log.checkpoint()
+
+    def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
+        self.log.prove_extends(old, new)
+
+    def _entries(
+        self, start: int, end: int, head: TreeHead
+    ) -> Iterator[tuple[int, str, int | None, bytes]]:
+        from keyless.tlog import leaf_hash
+
+        for index, body in self.log.entries(start, end, head):
+            yield index, leaf_hash(body).hex(), None, body
+
+
+class LogMonitor(_Monitor):
+    """One Rekor v1 log at `log_url`, checked with its keys from a trusted root; `issuance`
+    holds the root's certificate authorities."""
+
+    rekor_version = 1
+
+    def __init__(
+        self,
+        log_url: str,
+        keys: Sequence[LogKey],
+        issuance: IssuanceCheck,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if not keys:
+            raise ClientError(f"the trusted root lists no transparency log at {log_url}")
+        self.log_url = log_url.rstrip("/")
+        self._keys = tuple(keys)
+        self.issuance = issuance
+        self._session = session or new_session()
+        self._timeout = timeout
+        self._roots: dict[int, bytes] = {}
+
+    def _begin(self, previous: TreeHead | None, head: TreeHead) -> None:
+        self._roots = {head.size: head.root_hash}
+        if previous is not None:
+            self._roots[previous.size] = previous.root_hash
+
+    def latest(self) -> TreeHead:
+        """The log's current checkpoint, verified with the trusted key."""
+        doc = self._get_json("/api/v1/log")
+        try:
+            head = self._verify_note(_typed(doc, "signedTreeHead", str))
+            size = _typed(doc, "treeSize", int)
+            root = bytes.fromhex(_typed(doc, "rootHash", str))
+        except (TypeError, ValueError) as exc:
+            raise NetworkError(f"the log at {self.log_url} sent a malformed tree head") from exc
+        if size != head.size or root != head.root_hash:
+            raise LogInconsistencyError(
+                f"the log at {self.log_url} reports size {size} root {root.hex()} but its signed "
+                f"checkpoint says size {head.size} root {head.root_hash.hex()}"
+            )
+        return head
+
+    def _verify_note(self, note: str) -> TreeHead:
+        from keyless.tlog import CheckpointError, verify_checkpoint
+
+        failures = []
+        for key in self._keys:
+            try:
+                checkpoint = verify_checkpoint(note, public_key=key.public_key)
+            except (CheckpointError, TypeError) as exc:
+                failures.append(str(getattr(exc, "message", exc)))
+                continue
+            return TreeHead(checkpoint.origin, checkpoint.size, checkpoint.root_hash, note)
+        raise LogInconsistencyError(
+            f"the log at {self.log_url} sent a checkpoint no trusted key signed: {failures[-1]}"
+        )
+
+    def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
+        """Require `new` to be an append-only extension of `old` (same origin, consistent)."""
+        from keyless.tlog import ProofError, verify_consistency
+
+        if new.origin != old.origin:
+            raise LogInconsistencyError(
+                f"the log at {self.log_url} changed its origin from {old.origin!r} to "
+                f"{new.origin!r}: a new tree (shard) is not the log this monitor followed"
+            )
+        if new.size < old.size:
+            raise LogInconsistencyError(
+                f"the log at {self.log_url} signed size {new.size} after signing size "
+                f"{old.size}: it went back in time (rollback or fork)"
+            )
+        if new.size == old.size or old.size == 0:
+            if new.size == old.size and new.root_hash != old.root_hash:
+                raise LogInconsistencyError(
+                    f"the log at {self.log_url} signed two different roots for size "
+                    f"{new.size}: {old.root_hash.hex()} and {new.root_hash.hex()} (a fork)"
+                )
+            return
+        doc = self._get_json(f"/api/v1/log/proof?firstSize={old.size}&lastSize={new.size}")
+        try:
+            hashes = [bytes.fromhex(h) for h in _typed(doc, "hashes", list)]
+            root = bytes.fromhex(_typed(doc, "rootHash", str))
+        except (TypeError, ValueError) as exc:
+            raise NetworkError(f"the log at {self.log_url} sent a malformed proof") from exc
+        try:
+            if root != new.root_hash:
+                raise ProofError("the proof's root is not the checkpoint's root")
+            verify_consistency(
+                size1=old.size, size2=new.size, proof=hashes, root1=old.root_hash, root2=root
+            )
+        except ProofError as exc:
+            raise LogInconsistencyError(
+                f"the log at {self.log_url} cannot prove that size {new.size} (root "
+                f"{new.root_hash.hex()}) extends size {old.size} (root {old.root_hash.hex()}): "
+                f"{exc.message}; it signed two histories (a fork)"
+            ) from exc
+
+    def _entries(
+        self, start: int, end: int, head: TreeHead
+    ) -> Iterator[tuple[int, str, int | None, bytes]]:
+        for batch_start in range(start, end, RETRIEVE_BATCH):
+            indexes = list(range(batch_start, min(end, batch_start + RETRIEVE_BATCH)))
+            answer = self._post_json("/api/v1/log/entries/retrieve", {"logIndexes": indexes})
+            by_index: dict[int, tuple[str, dict[str, Any]]] = {}
+            for item in answer if isinstance(answer, list) else []:
+                for entry_id, entry in item.items() if isinstance(item, dict) else ():
+                    if isinstance(entry, dict) and isinstance(entry.get("logIndex"), int):
+                        by_index[entry["logIndex"]] = (entry_id, entry)
+            for index in indexes:
+                if index not in by_index:
+                    raise LogInconsistencyError(
+                        f"the log at {self.log_url} did not return entry {index}, which its "
+                        f"checkpoint of size {head.size} commits to"
+                    )
+                entry_id, entry = by_index[index]
+                body = self._prove_included(index, entry, head)
+                time = entry.get("integratedTime")
+                yield index, entry_id, time if isinstance(time, int) else None, body
+
+    def _prove_included(self, index: int, entry: dict[str, Any], head: TreeHead) -> bytes:
+        """The entry's body, proved to be leaf `index` of a signed checkpoint consistent with
+        `head`."""
+        from keyless.tlog import ProofError, leaf_hash, verify_inclusion
+
+        try:
+            body = base64.b64decode(_typed(entry, "body", str), validate=True)
+            proof = entry["verification"]["inclusionProof"]
+            note = _typed(proof, "checkpoint", str)
+            hashes = [bytes.fromhex(h) for h in _typed(proof, "hashes", list)]
+            proof_index = _typed(proof, "logIndex", int)
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise NetworkError(
+                f"the log at {self.log_url} sent a malformed entry {index}: {exc}"
+            ) from exc
+        signed = self._verify_note(note)
+        if signed.origin != head.origin:
+            raise LogInconsistencyError(
+                f"entry {index} is proved against a checkpoint of another tree ({signed.origin!r})"
+            )
+        self._tie(head, signed)
+        try:
+            if proof_index != index:
+                raise ProofError(f"the proof is for index {proof_index}")
+            verify_inclusion(
+                index=index,
+                size=signed.size,
+                leaf=leaf_hash(body),
+                proof=hashes,
+                root=signed.root_hash,
+            )
+        except ProofError as exc:
+            raise LogInconsistencyError(
+                f"entry {index} of the log at {self.log_url} is not in the tree its checkpoint "
+                f"signs: {exc.message}"
+            ) from exc
+        return body
+
+    def _tie(self, head: TreeHead, other: TreeHead) -> None:
+        """Every checkpoint seen in one run must belong to one history."""
+        known = self._roots.get(other.size)
+        if known is not None:
+            if known != other.root_hash:
+                raise LogInconsistencyError(
+                    f"the log at {self.log_url} signed two different roots for size {other.size}"
+                )
+            return
+        older, newer = (head, other) if head.size < other.size else (other, head)
+        self._prove_extends(older, newer)
+        self._roots[other.size] = other.root_hash
+
+    def _get_json(self, path: str) -> Any:
+        url = self.log_url + path
+        response, body = request(
+            self._session, "GET", url, what="the transparency log", timeout=self._timeout
+        )
+        return self._answer(url, response, body)
+
+    def _post_json(self, path: str, payload: Any) -> Any:
+        url = self.log_url + path
+        response, body = request(
+            self._session,
+            "POST",
+            url,
+            what="the transparency log",
+            json=payload,
+            timeout=self._timeout,
+        )
+        return self._answer(url, response, body)
+
+    @staticmethod
+    def _answer(url: str, response: requests.Response, body: bytes) -> Any:
+        if response.status_code != 200:
+            raise NetworkError(
+                f"the transparency log at {url} answered HTTP {response.status_code}",
+                reason="unreachable",
+            )
+        return json_body(body, what="the transparency log")
+
+
+def judge_entry(
+    index: int,
+    entry_id: str,
+    integrated_time: int | None,
+    body: bytes,
+    watch: WatchList,
+    issuance: IssuanceCheck,
+) -> tuple[list[Finding], Unjudged | None]:
+    """Findings for one entry (each watched identity in each signing certificate), and why
+    the entry, or part of it, could not be judged. A certificate no trusted CA issued is
+    `untrusted-certificate` whatever its issuer; only those naming a watched identity are
+    chain-checked."""
+    from cryptography import x509
+
+    from keyless.client.verify import VerificationError
+    from keyless.client.verify.policy import certificate_identities, certificate_issuer
+
+    signers = entry_signers(body)
+    if signers.problem is not None:
+        return [], Unjudged(index, signers.problem[0], signers.problem[1])
+    findings: list[Finding] = []
+    unreadable = 0
+    for pem in signers.certificates:
+        try:
+            cert = x509.load_pem_x509_certificate(pem)
+            identities = certificate_identities(cert)
+        except (ValueError, VerificationError):
+            unreadable += 1
+            continue
+        watched = [identity for identity in identities if watch.watches(identity)]
+        if not watched:
+            continue
+        try:
+            issuer: str | None = certificate_issuer(cert)
+        except VerificationError:
+            issuer = None
+        untrusted = issuance.untrusted(cert)
+        if untrusted is not None:
+            kind = UNTRUSTED_CERTIFICATE
+        elif not watch.issuers or issuer in watch.issuers:
+            kind = MATCH
+        else:
+            kind = UNEXPECTED_ISSUER
+        findings += [
+            Finding(kind, index, entry_id, identity, issuer, integrated_time, untrusted)
+            for identity in watched
+        ]
+    if unreadable:
+        what = f"{signers.kind} with a certificate that names no identity or cannot be parsed"
+        return findings, Unjudged(index, UNREADABLE, what)
+    if signers.public_keys and not signers.certificates:
+        return findings, Unjudged(index, PUBLIC_KEY, signers.kind)
+    return findings, None
+
+
+@dataclass(frozen=True)
+class EntrySigners:
+    """Who an entry says signed it: certificate PEMs, and how many verifiers are bare keys.
+
+    `problem` is (reason, detail) when the entry could not be read at all."""
+
+    kind: str
+    certificates: tuple[bytes, ...] = ()
+    public_keys: int = 0
+    problem: tuple[str, str] | None = None
+
+
+def entry_signers(body: bytes) -> EntrySigners:
+    """The signers of an entry of a kind keyless logs or reads.
+
+    hashedrekord 0.0.1 (`spec.signature.publicKey.content`, a PEM certificate or key),
+    hashedrekord 0.0.2 (`spec.hashedRekordV002.signature.verifier`, DER `x509Certificate` or
+    `publicKey`), dsse 0.0.1 (`spec.signatures[].verifier`), intoto 0.0.2
+    (`spec.content.envelope.signatures[].publicKey`: base64 of the PEM once, though that
+    kind double-encodes its payload and sigs). Anything else is named as an unknown kind; a
+    monitor reads, it does not refuse.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return EntrySigners("?", problem=(UNREADABLE, "not a JSON entry"))
+    if not isinstance(doc, dict):
+        return EntrySigners("?", problem=(UNREADABLE, "not a JSON object"))
+    kind = f"{_label(doc.get('kind'), 64)} {_label(doc.get('apiVersion'), 16)}"
+    spec = doc.get("spec")
+    try:
+        if doc.get("kind") == "hashedrekord" and doc.get("apiVersion") == "0.0.2":
+            return _v2_signers(kind, spec)
+        if doc.get("kind") == "hashedrekord":
+            verifiers = [base64.b64decode(spec["signature"]["publicKey"]["content"])]
+        elif doc.get("kind") == "dsse":
+            verifiers = [base64.b64decode(s["verifier"]) for s in spec["signatures"]]
+        elif doc.get("kind") == "intoto":
+            signatures = spec["content"]["envelope"]["signatures"]
+            verifiers = [base64.b64decode(s["publicKey"]) for s in signatures]
+        else:
+            return EntrySigners(kind, problem=(UNKNOWN_KIND, kind))
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        return EntrySigners(kind, problem=(UNREADABLE, f"malformed {kind} entry"))
+    certificates = tuple(v for v in verifiers if v.lstrip().startswith(_PEM_CERTIFICATE))
+    keys = sum(1 for v in verifiers if _PEM_PUBLIC_KEY in v and v not in certificates)
+    if len(certificates) + keys != len(verifiers):
+        return EntrySigners(kind, problem=(UNREADABLE, f"{kind} verifier is not a PEM"))
+    if not verifiers:
+        return EntrySigners(kind, problem=(UNREADABLE, f"{kind} entry names no signer"))
+    return EntrySigners(kind, certificates, keys)
+
+
+def _label(value: object, limit: int) -> str:
+    """A field of an untrusted entry, fit for one line of a report."""
+    if not isinstance(value, str):
+        return f"({type(value).__name__})"
+    text = value[:limit]
+    return text if text.isprintable() else repr(text)
+
+
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+_PEM_PUBLIC_KEY = b"PUBLIC KEY-----"
+
+
+def _v2_signers(kind: str, spec: Any) -> EntrySigners:
+    import ssl
+
+    # Servers before the field's rename wrote hashedRekordV0_0_2.
+    names = ("hashedRekordV002", "hashedRekordV0_0_2")
+    inner = next((spec[name] for name in names if isinstance(spec, dict) and name in spec), None)
+    verifier = inner["signature"]["verifier"]
+    if "x509Certificate" in verifier:
+        raw = base64.b64decode(verifier["x509Certificate"]["rawBytes"], validate=True)
+        return EntrySigners(kind, (ssl.DER_cert_to_PEM_cert(raw).encode(),))
+    if "publicKey" in verifier:
+        return EntrySigners(kind, public_keys=1)
+    raise KeyError("verifier")
+
+
+def entry_certificates(body: bytes) -> list[bytes]:
+    """The PEM certificates that signed an entry (see `entry_signers`); none if unreadable."""
+    return list(entry_signers(body).certificates)
+
+
+def _typed(doc: Any, key: str, kind: type) -> Any:
+    if not isinstance(doc, dict):
+        raise TypeError("not a JSON object")
+    value = doc.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{key} is not a {kind.__name__}")
+    return value

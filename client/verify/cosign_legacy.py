@@ -1,0 +1,152 @@
+"""cosign v2 image signatures (the `sha256-<hex>.sig` layers) turned into verifiable bundles.
+
+A cosign v2 signature carries its payload, signature, certificate and the log's signed entry
+timestamp, but not the inclusion proof and checkpoint a bundle needs. So its entry is fetched
+from the log the trusted root names for its log ID (`LogEntrySource`), required to be the very
+entry the annotation names, and the whole is checked like any bundle by `client.verify`: the
+logged signature, key and payload digest must be this signature's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import TYPE_CHECKING, Protocol
+
+from keyless.client.bundle import Bundle
+from keyless.client.errors import ClientError, NetworkError
+from keyless.client.oci.signatures import COSIGN_PAYLOAD_TYPE
+
+if TYPE_CHECKING:
+    from sigstore_models.rekor.v1 import TransparencyLogEntry
+
+    from keyless.client.oci import LegacySignature
+    from keyless.client.trust import TrustedRoot
+
+_BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+class LogEntrySource(Protocol):
+    """Fetches a log entry, with inclusion proof and checkpoint, by its index."""
+
+    def fetch(self, base_url: str, log_index: int) -> TransparencyLogEntry:
+        """The entry at `log_index` of the Rekor v1 log at `base_url`."""
+        ...
+
+
+class RekorEntries:
+    """`LogEntrySource` over Rekor v1's `GET /api/v1/log/entries?logIndex=`."""
+
+    def __init__(self) -> None:
+        from keyless.client.http import new_session
+
+        self._session = new_session()
+
+    def fetch(self, base_url: str, log_index: int) -> TransparencyLogEntry:
+        from keyless.client.http import json_body, request
+        from keyless.client.sign.rekor import entry_from_response
+
+        url = f"{base_url.rstrip('/')}/api/v1/log/entries?logIndex={log_index}"
+        response, body = request(self._session, "GET", url, what="the transparency log")
+        if response.status_code != 200:
+            raise NetworkError(
+                f"the transparency log has no entry {log_index} ({url}: HTTP "
+                f"{response.status_code})"
+            )
+        return entry_from_response(json_body(body, what="the transparency log"))
+
+
+def simple_signing_digest(payload: bytes) -> str:
+    """The `docker-manifest-digest` a cosign simple-signing payload claims.
+
+    Raises:
+        ClientError: the payload is not a cosign container image signature.
+    """
+    try:
+        document = json.loads(payload)
+        critical = document["critical"]
+        kind = critical["type"]
+        digest = critical["image"]["docker-manifest-digest"]
+    except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError) as exc:
+        raise ClientError("its payload is not a simple-signing document") from exc
+    if kind != COSIGN_PAYLOAD_TYPE or not isinstance(digest, str):
+        raise ClientError("its payload is not a cosign container image signature")
+    return digest
+
+
+def legacy_bundle(
+    signature: LegacySignature, *, trusted_root: TrustedRoot, entries: LogEntrySource
+) -> Bundle:
+    """A v0.3 bundle for a cosign v2 signature, with its entry fetched from the log.
+
+    Raises:
+        ClientError: no certificate or log evidence, malformed annotations, a log not in the
+            trusted root, or a log entry other than the one named.
+        NetworkError: the log cannot be reached or has no such entry.
+        VerificationError: the result is not a well-formed bundle.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from sigstore_models.bundle.v1 import Bundle as WireBundle
+
+    if signature.certificate is None:
+        raise ClientError("it is signed with a managed key, not a certificate")
+    if signature.rekor_bundle is None:
+        raise ClientError("it carries no transparency log evidence")
+    try:
+        leaf = x509.load_pem_x509_certificate(signature.certificate.encode())
+        raw_signature = base64.b64decode(signature.signature, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise ClientError("its certificate or signature is malformed") from exc
+    log_id, log_index, body = _rekor_annotation(signature.rekor_bundle)
+    log = trusted_root.tlogs.get(log_id)
+    if log is None:
+        raise ClientError(f"it is logged in a log not in the trusted root ({log_id.hex()})")
+    entry = entries.fetch(log.base_url, log_index)
+    if entry.log_id.key_id != log_id or entry.canonicalized_body != body:
+        raise ClientError(f"log entry {log_index} is not the entry the signature names")
+    sha256 = hashlib.sha256(signature.payload).digest()
+    # Validated the way a reader parses it: from JSON (sigstore-models is strict in Python
+    # mode, where enums must be enum members).
+    wire = WireBundle.from_json(
+        json.dumps(
+            {
+                "mediaType": _BUNDLE_MEDIA_TYPE,
+                "verificationMaterial": {
+                    "certificate": {
+                        "rawBytes": _b64(leaf.public_bytes(serialization.Encoding.DER))
+                    },
+                    "tlogEntries": [entry.to_dict()],
+                },
+                "messageSignature": {
+                    "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(sha256)},
+                    "signature": _b64(raw_signature),
+                },
+            }
+        )
+    )
+    return Bundle.from_model(wire)
+
+
+def _rekor_annotation(text: str) -> tuple[bytes, int, bytes]:
+    """Log ID, log index and body from cosign's `dev.sigstore.cosign/bundle` annotation.
+
+    Raises:
+        ClientError: the annotation is malformed.
+    """
+    try:
+        payload = json.loads(text)["Payload"]
+        log_id = bytes.fromhex(payload["logID"])
+        log_index = payload["logIndex"]
+        body = base64.b64decode(payload["body"], validate=True)
+    except (ValueError, RecursionError, KeyError, TypeError, binascii.Error) as exc:
+        raise ClientError("its transparency log annotation is malformed") from exc
+    if isinstance(log_index, bool) or not isinstance(log_index, int) or not 0 <= log_index < 2**63:
+        raise ClientError("its transparency log annotation has an invalid log index")
+    return log_id, log_index, body
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
