@@ -11,6 +11,7 @@ COPY pyproject.toml README.md ./
 COPY ca ca
 COPY cli cli
 COPY client client
+COPY core core
 COPY oidc oidc
 COPY tlog tlog
 COPY tsa tsa

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import REPO
 
 # The design card's folders, each mapped to `keyless.<folder>` by pyproject.toml.
-FOLDERS = ("ca", "cli", "client", "oidc", "server", "strictjson", "tlog", "tsa")
+FOLDERS = ("ca", "cli", "client", "core", "oidc", "server", "strictjson", "tlog", "tsa")
 
 
 def _source_packages() -> set[str]:
@@ -97,4 +97,46 @@ def test_no_module_imports_a_bare_package_name() -> None:
             for line, name in _imported_names(path)
             if name.split(".")[0] in FOLDERS
         ]
+    assert not offenders
+
+
+# What each package may import from the others: the house's one arrow direction (DESIGN.md's
+# dependency rules). The servers' packages stand on `core` and `strictjson`; `ca` also on `oidc`;
+# the client library on `oidc` (token acquisition) and `tlog`'s proof checks, never a server;
+# `server` composes them all; `cli` stands on top, and nothing imports it.
+MAY_IMPORT: dict[str, set[str]] = {
+    "strictjson": set(),
+    "core": {"strictjson"},
+    "oidc": {"core", "strictjson"},
+    "tlog": {"core", "strictjson"},
+    "tsa": {"core", "strictjson"},
+    "ca": {"core", "strictjson", "oidc"},
+    "client": {"core", "strictjson", "oidc", "tlog"},
+    "server": {"core", "strictjson", "oidc", "tlog", "tsa", "ca", "client"},
+    "cli": {"core", "strictjson", "oidc", "tlog", "tsa", "ca", "client", "server"},
+}
+
+
+def _keyless_packages_imported(path: Path) -> set[str]:
+    """The `keyless.<package>` names a module imports, `from keyless import x` included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+            if node.module == "keyless":
+                names = [f"keyless.{alias.name}" for alias in node.names]
+        found |= {n.split(".")[1] for n in names if n.startswith("keyless.")}
+    return found
+
+
+def test_dependencies_run_one_way() -> None:
+    assert set(MAY_IMPORT) == set(FOLDERS)
+    offenders = []
+    for package, allowed in MAY_IMPORT.items():
+        for path in sorted((REPO / package).rglob("*.py")):
+            wrong = _keyless_packages_imported(path) - allowed - {package}
+            offenders += [f"{path.relative_to(REPO)}: keyless.{name}" for name in sorted(wrong)]
     assert not offenders

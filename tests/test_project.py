@@ -51,7 +51,9 @@ def test_logic_modules_do_not_import_flask(module: str) -> None:
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
-@pytest.mark.parametrize("package", ["ca", "oidc", "tlog", "tsa", "strictjson", "cli", "server"])
+@pytest.mark.parametrize(
+    "package", ["ca", "oidc", "tlog", "tsa", "strictjson", "core", "cli", "client", "server"]
+)
 def test_each_package_says_its_job(package: str) -> None:
     source = (REPO / package / "__init__.py").read_text()
     assert source.startswith('"""'), f"{package}/__init__.py needs a docstring naming its one job"
