@@ -6,7 +6,8 @@ Public, Flask-free surface for `server.app` (the blueprint is `ca.api`: `bp`, `i
 - `CertificateAuthority(*, authenticator, signer, ct, validity, detached, ct_log_key)` with
   `issue(request, *, now)`, `trust_bundle()`, `configuration()`;
 - the seams: `CASigner` (key backends: `load_generated_signer`, `load_file_signer`) and
-  `CTSubmitter` (in-process `tlog.ct_log.CTLog`, or `HTTPCTSubmitter(url)`);
+  `CTSubmitter` (`InProcessCTSubmitter(log, refusals)` over `tlog.ct_log.CTLog`, or
+  `HTTPCTSubmitter(url)`);
 - errors: `CAError` and its kinds.
 
 Module map: `pop` (proof of possession), `profile` (leaf profile), `signers` (key backends and
@@ -15,7 +16,7 @@ pipeline), `wire` (Fulcio JSON), `config` (the `ca:` section), `api` (blueprint)
 """
 
 from keyless.ca.config import CAConfig
-from keyless.ca.ct import CTSubmissionError, CTSubmitter, HTTPCTSubmitter
+from keyless.ca.ct import CTSubmissionError, CTSubmitter, HTTPCTSubmitter, InProcessCTSubmitter
 from keyless.ca.errors import (
     BackendError,
     CAConfigError,
@@ -39,6 +40,7 @@ __all__ = [
     "CertificateAuthority",
     "HTTPCTSubmitter",
     "IdentityTokenError",
+    "InProcessCTSubmitter",
     "IssuedCertificate",
     "KeySigner",
     "RequestError",

@@ -119,18 +119,8 @@ def _audit_issued(issued: IssuedCertificate, now: datetime) -> None:
 
 
 def _sct_timestamp(issued: IssuedCertificate) -> int | None:
-    """The SCT's timestamp (ms): detached, or the first one embedded in the leaf."""
-    if issued.sct is not None:
-        return issued.sct.timestamp_ms
-    try:
-        embedded = issued.leaf.extensions.get_extension_for_class(
-            x509.PrecertificateSignedCertificateTimestamps
-        ).value
-    except x509.ExtensionNotFound:
-        return None
-    for sct in embedded:
-        return int(sct.timestamp.replace(tzinfo=UTC).timestamp() * 1000)
-    return None
+    """The timestamp (ms) of the SCT the CA obtained, embedded or detached."""
+    return issued.sct.timestamp_ms if issued.sct is not None else None
 
 
 def _audit(event: str, **fields: object) -> None:

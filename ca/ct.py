@@ -20,19 +20,44 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
 class CTSubmitter(Protocol):
-    """A CT log the CA submits to."""
+    """A CT log the CA submits to: it answers, or raises `CTSubmissionError`.
+
+    Anything else it raises is a bug, and the CA lets it surface as one.
+    """
 
     def add_pre_chain(self, chain: Sequence[bytes]) -> Mapping[str, Any]:
-        """Log a precertificate chain; the AddChainResponse JSON (raise on any failure)."""
+        """Log a precertificate chain; the AddChainResponse JSON."""
         ...
 
     def add_chain(self, chain: Sequence[bytes]) -> Mapping[str, Any]:
-        """Log a certificate chain; the AddChainResponse JSON (raise on any failure)."""
+        """Log a certificate chain; the AddChainResponse JSON."""
         ...
 
 
 class CTSubmissionError(Exception):
-    """A remote CT log refused a chain or could not be reached."""
+    """A CT log refused a chain or could not be reached."""
+
+
+class InProcessCTSubmitter:
+    """A CT log in this process (`tlog.ct_log.CTLog`), whose own refusals become
+    `CTSubmissionError`. The log's error types are given by the composition, so `ca` need not
+    import `tlog`."""
+
+    def __init__(self, log: CTSubmitter, *, refusals: tuple[type[Exception], ...]) -> None:
+        self._log = log
+        self._refusals = refusals
+
+    def add_pre_chain(self, chain: Sequence[bytes]) -> Mapping[str, Any]:
+        try:
+            return self._log.add_pre_chain(chain)
+        except self._refusals as exc:
+            raise CTSubmissionError(f"add-pre-chain: {exc}") from exc
+
+    def add_chain(self, chain: Sequence[bytes]) -> Mapping[str, Any]:
+        try:
+            return self._log.add_chain(chain)
+        except self._refusals as exc:
+            raise CTSubmissionError(f"add-chain: {exc}") from exc
 
 
 class HTTPCTSubmitter:

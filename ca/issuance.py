@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keyless.ca import pop
-from keyless.ca.ct import CTSubmitter
+from keyless.ca.ct import CTSubmissionError, CTSubmitter
 from keyless.ca.errors import (
     MSG_CA_BACKEND,
     MSG_CT_FAILED,
@@ -67,9 +67,9 @@ class SigningRequest:
 class IssuedCertificate:
     """An issued leaf with its chain (leaf first, root last).
 
-    `sct` is the detached SCT in detached mode (None there when no CT log is configured);
-    in embedded mode it is None and the SCT sits inside the leaf. `principal` is the identity
-    the leaf was issued for, so the audit line need not parse the leaf back.
+    `sct` is the SCT the CT log returned: embedded in the leaf, or detached; None only in
+    detached mode with no CT log. It and `principal` (the identity the leaf was issued for) are
+    kept, so nothing downstream parses the leaf back for them.
     """
 
     chain: tuple[x509.Certificate, ...]
@@ -162,7 +162,7 @@ class CertificateAuthority:
             except SCTFormatError as exc:
                 log.error("the CT log returned a bad SCT: %s", exc)
                 raise CTLogError(MSG_CT_FAILED, detail=str(exc)) from exc
-        return IssuedCertificate((leaf, *self._chain), embedded=True, principal=principal)
+        return IssuedCertificate((leaf, *self._chain), embedded=True, principal=principal, sct=sct)
 
     def _issue_detached(
         self, builder: x509.CertificateBuilder, principal: Principal
@@ -182,9 +182,11 @@ class CertificateAuthority:
         self, method: Callable[[Sequence[bytes]], Mapping[str, Any]], cert: x509.Certificate
     ) -> SCT:
         chain: Sequence[bytes] = (cert.public_bytes(serialization.Encoding.DER), *self._chain_der)
+        # A CT failure means nothing is issued (Fulcio row 7); any other exception is a bug and
+        # surfaces as one (a 500 with its traceback), not as a CT error.
         try:
             return SCT.from_add_chain_response(method(chain))
-        except Exception as exc:  # Any CT failure means nothing is issued (Fulcio row 7).
+        except (CTSubmissionError, SCTFormatError) as exc:
             log.error("CT log submission failed: %s", exc)
             raise CTLogError(MSG_CT_FAILED, detail=type(exc).__name__) from exc
 

@@ -285,20 +285,23 @@ def _mount_ca(
 
     Returns the CA and the CT log keys clients must trust (with the URL and start of each).
     """
-    from keyless.ca import CertificateAuthority, HTTPCTSubmitter
+    from keyless.ca import CertificateAuthority, CTSubmitter, HTTPCTSubmitter, InProcessCTSubmitter
     from keyless.ca import api as ca_api
     from keyless.ca.config import IN_PROCESS
     from keyless.server.trust_material import LogKey
     from keyless.tlog import ct_api
+    from keyless.tlog.errors import LogError
 
     _check_generated_ca(config, state)
     signer = config.ca.load_signer(state_dir=state.path, now=now)
     ca_start = min(cert.not_valid_before_utc for cert in signer.chain)
     ct_key = config.ca.load_ct_log_key()
+    ct: CTSubmitter
     if config.ca.ct_log == IN_PROCESS:
-        ct = _open_ct_log(config, state, roots=[signer.chain[-1]])
-        ct_api.init_app(app, ct)
-        ct_keys = [LogKey(f"{config.public_url}/ct", ct.public_key, ca_start)]
+        ct_log = _open_ct_log(config, state, roots=[signer.chain[-1]])
+        ct_api.init_app(app, ct_log)
+        ct_keys = [LogKey(f"{config.public_url}/ct", ct_log.public_key, ca_start)]
+        ct = InProcessCTSubmitter(ct_log, refusals=(LogError,))
     else:
         ct = HTTPCTSubmitter(config.ca.ct_log)
         # A remote log's SCTs are only checkable by clients when its key is configured.

@@ -161,3 +161,68 @@ def test_ca_and_ct_log_modules_do_not_import_flask():
         "sys.exit(1 if 'flask' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+class _CTLogAnswering:
+    """A CT log whose `add_pre_chain` raises `failure`, or hands on to a real log."""
+
+    def __init__(self, log, failure: Exception | None) -> None:
+        self._log, self._failure = log, failure
+
+    def add_pre_chain(self, chain):
+        if self._failure is not None:
+            raise self._failure
+        return self._log.add_pre_chain(chain)
+
+    def add_chain(self, chain):
+        return self._log.add_chain(chain)
+
+
+@pytest.fixture
+def ct_log(signer, tmp_path):
+    from keyless.tlog.ct_log import open_ct_log
+
+    return open_ct_log(
+        database=tmp_path / "ct.db", private_key=p256(), roots=[signer.chain[-1]], new_log=True
+    )
+
+
+def test_embedded_issuance_keeps_the_sct_it_embedded(issuer, authenticator, signer, ct_log):
+    authority = CertificateAuthority(authenticator=authenticator, signer=signer, ct=ct_log)
+    issued = authority.issue(SigningRequest(_token(issuer), csr=csr_pem(p256())), now=NOW)
+    assert issued.embedded and issued.sct is not None
+    (embedded,) = issued.leaf.extensions.get_extension_for_class(
+        x509.PrecertificateSignedCertificateTimestamps
+    ).value
+    assert issued.sct.log_id == embedded.log_id
+    assert issued.sct.timestamp_ms == int(embedded.timestamp.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def test_a_ct_refusal_issues_nothing_and_says_so(issuer, authenticator, signer, ct_log):
+    from keyless.ca import CTLogError, CTSubmissionError
+
+    refusing = _CTLogAnswering(ct_log, CTSubmissionError("add-pre-chain: HTTP 503"))
+    authority = CertificateAuthority(authenticator=authenticator, signer=signer, ct=refusing)
+    with pytest.raises(CTLogError) as info:
+        authority.issue(SigningRequest(_token(issuer), csr=csr_pem(p256())), now=NOW)
+    assert info.value.message == "Error entering certificate in CTL"
+
+
+def test_a_bug_behind_the_ct_seam_is_not_reported_as_a_ct_error(
+    issuer, authenticator, signer, ct_log
+):
+    """A programming error surfaces as itself (a 500 with its traceback), not as the CT log's
+    refusal, which would hide it."""
+    broken = _CTLogAnswering(ct_log, TypeError("unexpected keyword argument"))
+    authority = CertificateAuthority(authenticator=authenticator, signer=signer, ct=broken)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        authority.issue(SigningRequest(_token(issuer), csr=csr_pem(p256())), now=NOW)
+
+
+def test_in_process_log_refusals_become_ct_errors(signer, ct_log):
+    from keyless.ca import CTSubmissionError, InProcessCTSubmitter
+    from keyless.tlog.errors import LogError
+
+    submitter = InProcessCTSubmitter(ct_log, refusals=(LogError,))
+    with pytest.raises(CTSubmissionError, match=r"add-chain: .*not DER X\.509"):
+        submitter.add_chain([b"not a certificate"])
