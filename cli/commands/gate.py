@@ -269,13 +269,8 @@ def _serve(args: argparse.Namespace, policies: Any) -> int:
 
 def _app(args: argparse.Namespace, policies: Any) -> Any:
     """The WSGI app, built in the worker (threads and connections do not cross a fork)."""
-    from keyless.client.oci import RegistryClient
-    from keyless.client.oci.transport import RegistryLimits
-    from keyless.client.policy import Evaluator
-    from keyless.server.gate.app import GateApp
-    from keyless.server.gate.credentials import FirstOf
-    from keyless.server.gate.gate import Gate, GateSettings, per_thread
-    from keyless.server.gate.metrics import GateMetrics
+    from keyless.server.gate.app import create_gate_app
+    from keyless.server.gate.gate import GateSettings
 
     settings = GateSettings(
         timeout=args.timeout,
@@ -284,16 +279,12 @@ def _app(args: argparse.Namespace, policies: Any) -> Any:
         negative_ttl=args.cache_negative_ttl,
         workers=args.threads,
     )
-    credentials = FirstOf(args.registry_auth) if args.registry_auth else None
-    limits = RegistryLimits(timeout_seconds=args.timeout)
-
-    def client() -> RegistryClient:
-        return RegistryClient(
-            credentials=credentials, allow_insecure=args.allow_insecure_registry, limits=limits
-        )
-
-    evaluator = Evaluator(policies, registry=per_thread(client))
-    return GateApp(Gate(evaluator, settings, GateMetrics()))
+    return create_gate_app(
+        policies,
+        settings,
+        registry_auth=args.registry_auth,
+        allow_insecure_registry=args.allow_insecure_registry,
+    )
 
 
 def run_manifests(args: argparse.Namespace) -> int:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
@@ -28,13 +30,46 @@ from keyless.server.gate.admission import (
     read_request,
     response,
 )
-from keyless.server.gate.gate import Gate
+from keyless.server.gate.gate import Gate, GateSettings
+
+if TYPE_CHECKING:
+    from keyless.client.policy import PolicySet
 
 log = logging.getLogger("keyless.gate")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # an object and its old version, each up to etcd's 1.5 MiB
 MAX_DRAIN_BYTES = 32 * 1024 * 1024
 WEBHOOKS = {"/mutations": "mutations", "/validations": "validations"}
+
+
+def create_gate_app(
+    policies: PolicySet,
+    settings: GateSettings,
+    *,
+    registry_auth: Sequence[Path] = (),
+    allow_insecure_registry: bool = False,
+) -> GateApp:
+    """The gate's composition root: the evaluator over `policies`, one registry client per
+    thread (with the docker config files of `registry_auth`, first match wins), the verdict
+    cache and metrics. Build it in the process that serves it (under gunicorn: in the worker,
+    after the fork), since threads and connections do not cross a fork."""
+    from keyless.client.oci import RegistryClient
+    from keyless.client.oci.transport import RegistryLimits
+    from keyless.client.policy import Evaluator
+    from keyless.server.gate.credentials import FirstOf
+    from keyless.server.gate.gate import per_thread
+    from keyless.server.gate.metrics import GateMetrics
+
+    credentials = FirstOf(list(registry_auth)) if registry_auth else None
+    limits = RegistryLimits(timeout_seconds=settings.timeout)
+
+    def client() -> RegistryClient:
+        return RegistryClient(
+            credentials=credentials, allow_insecure=allow_insecure_registry, limits=limits
+        )
+
+    evaluator = Evaluator(policies, registry=per_thread(client))
+    return GateApp(Gate(evaluator, settings, GateMetrics()))
 
 
 class GateApp:

@@ -1,0 +1,65 @@
+"""The gate's composition root, in process: admission logic that needs no registry is tested
+through `create_gate_app` and werkzeug's test client, without gunicorn or TLS (those have their
+own tests, tests/gate/test_webhook_tls_and_auth.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from werkzeug.test import Client
+
+from keyless.client.policy import load_policy_set
+from keyless.server.gate.app import create_gate_app
+from keyless.server.gate.gate import GateSettings
+from tests.gate.webhook import admission_review, cip, pod, static
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.fixture
+def client(tmp_path) -> Client:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        cip("acme", static("pass"), glob="ghcr.io/acme/**")
+        + "---\n"
+        + cip(
+            "vendor",
+            static("fail", message="vendor images are not allowed"),
+            glob="vendor.example/**",
+        )
+    )
+    app = create_gate_app(load_policy_set([policy]), GateSettings(timeout=5.0, workers=2))
+    return Client(app)
+
+
+def _review(client: Client, path: str, *images: str) -> dict:
+    answer = client.post(path, json=admission_review(pod(*images)))
+    assert answer.status_code == 200
+    return json.loads(answer.data)["response"]
+
+
+def test_health_and_metrics(client) -> None:
+    assert client.get("/healthz").data == b"ok\n"
+    assert b"keyless_gate_" in client.get("/metrics").data
+
+
+def test_a_passing_policy_admits_and_a_failing_one_refuses(client) -> None:
+    assert _review(client, "/validations", f"ghcr.io/acme/app@{DIGEST}")["allowed"] is True
+    refused = _review(client, "/validations", f"vendor.example/tool@{DIGEST}")
+    assert refused["allowed"] is False
+    assert "vendor images are not allowed" in refused["status"]["message"]
+
+
+def test_an_image_no_policy_matches_is_refused_by_default(client) -> None:
+    other = f"docker.io/library/nginx@{DIGEST}"
+    refused = _review(client, "/validations", other)
+    assert refused["allowed"] is False
+    assert refused["status"]["message"] == (
+        f"spec.containers[0].image: no matching policies for index.docker.io/library/nginx@{DIGEST}"
+    )
+
+
+def test_a_body_that_is_not_a_review_is_a_400(client) -> None:
+    answer = client.post("/validations", data=b"[]", content_type="application/json")
+    assert answer.status_code == 400
