@@ -349,6 +349,7 @@ class CheckpointVerifier:
 
     def _prepare(self) -> tuple[bytes | None, ec.ECDSA | None]:
         key = self.public_key
+        prepared: tuple[bytes | None, ec.ECDSA | None]
         if isinstance(key, ec.EllipticCurvePublicKey):
             algorithm = _CURVE_HASHES.get(key.curve.name)
             prepared = (

@@ -29,7 +29,8 @@ def init_app(app: Flask, ct_log: CTLog) -> None:
 
 def current_ct_log() -> CTLog:
     """The CT log of the current app."""
-    return current_app.extensions[EXTENSION_KEY]
+    log: CTLog = current_app.extensions[EXTENSION_KEY]
+    return log
 
 
 @bp.errorhandler(LogError)

@@ -223,13 +223,10 @@ class CTLog:
                 self._remember(link, certs[position], certs[position + 1])
         last = certs[-1]
         if chain[-1] not in self._root_der:
-            issuer = next(
-                (r for r in self.roots if _issued_by(last, r)),
-                None,
-            )
-            if issuer is None:
+            root = next((r for r in self.roots if _issued_by(last, r)), None)
+            if root is None:
                 raise EntryError("the chain does not end in a root this log accepts")
-            certs.append(issuer)
+            certs.append(root)
         return certs
 
     # Reading.
@@ -301,14 +298,14 @@ def open_ct_log(
         LogStartError: (with `anchor`) the database, key and checkpoint file disagree.
         LogError: (without `anchor`) the database's tree heads were signed with another key.
     """
-    if (database is None) == (storage is None):
-        raise TypeError("open_ct_log needs exactly one of database and storage")
-    if not isinstance(private_key, ec.EllipticCurvePrivateKey):
-        raise TypeError("the CT log key must be an ECDSA private key")
-    if storage is None:
+    if storage is None and database is not None:
         from keyless.tlog.sqlite_storage import SQLiteStorage
 
         storage = SQLiteStorage(database)
+    elif storage is None or database is not None:
+        raise TypeError("open_ct_log needs exactly one of database and storage")
+    if not isinstance(private_key, ec.EllipticCurvePrivateKey):
+        raise TypeError("the CT log key must be an ECDSA private key")
     signer = CTHeadSigner(private_key)
     log = MerkleLog(storage, signer, anchor=anchor, new_log=new_log)
     if anchor is None:

@@ -237,9 +237,9 @@ class RekorService:
                 continue
         for proposed in entries:
             canonical = canonicalize(proposed)
-            index = self._log.find(leaf_hash(canonical.body))
-            if index is not None:
-                found.append(self.entry_at(index))
+            logged_at = self._log.find(leaf_hash(canonical.body))
+            if logged_at is not None:
+                found.append(self.entry_at(logged_at))
         return found
 
     def search(self, query: SearchQuery) -> list[str]:

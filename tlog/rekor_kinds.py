@@ -206,18 +206,17 @@ def _dsse(spec_value: object) -> CanonicalEntry:
         sig_text = fields["sig"]
         raw = decode_b64(sig_text, "DSSE signature", max_bytes=MAX_SIGNATURE_BYTES)
         verified[sig_text] = _find_verifier(verifiers, raw, message)
+    envelope_hash = hashlib.sha256(text.encode()).hexdigest()
+    payload_hash = hashlib.sha256(payload).hexdigest()
     canonical_spec = {
-        "envelopeHash": {"algorithm": "sha256", "value": hashlib.sha256(text.encode()).hexdigest()},
-        "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()},
+        "envelopeHash": {"algorithm": "sha256", "value": envelope_hash},
+        "payloadHash": {"algorithm": "sha256", "value": payload_hash},
         "signatures": [
             {"signature": sig, "verifier": _b64(verified[sig].canonical_pem)}
             for sig in sorted(verified)
         ],
     }
-    keys = [
-        f"hash:sha256:{canonical_spec['payloadHash']['value']}",
-        f"hash:sha256:{canonical_spec['envelopeHash']['value']}",
-    ]
+    keys = [f"hash:sha256:{payload_hash}", f"hash:sha256:{envelope_hash}"]
     for key in verified.values():
         keys.extend(_key_search(key))
     return CanonicalEntry("dsse", "0.0.1", _body("dsse", "0.0.1", canonical_spec), tuple(keys))

@@ -27,6 +27,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from keyless.tlog import tiles
 from keyless.tlog.checkpoint import CheckpointSigner
@@ -221,6 +222,7 @@ def canonicalize(request: object) -> Canonical:
 
 
 def _load_key(kind: str, der: bytes) -> VerifyingKey:
+    key: PublicKeyTypes
     try:
         if kind == "x509Certificate":
             key = x509.load_der_x509_certificate(der).public_key()

@@ -187,7 +187,7 @@ class SQLiteStorage:
 
     def _connection(self) -> sqlite3.Connection:
         key = (os.getpid(), self._generation)
-        connection = getattr(self._local, "connection", None)
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is not None and self._local.key == key:
             return connection
         connection = self._open()
@@ -200,10 +200,11 @@ class SQLiteStorage:
         # cache whenever another connection has written, which per-thread writers would do
         # on every group commit.
         key = (os.getpid(), self._generation)
-        if self._writer_key != key:
-            self._writer = self._open()
+        writer = self._writer
+        if writer is None or self._writer_key != key:
+            writer = self._writer = self._open()
             self._writer_key = key
-        return self._writer
+        return writer
 
     def _open(self) -> sqlite3.Connection:
         try:

@@ -12,6 +12,7 @@ Mount with `init_app(app, authority)`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, current_app, request
 
@@ -60,6 +61,7 @@ def timestamp() -> Response:
     """Timestamp a digest: DER or JSON request in, DER `TimeStampResp` out."""
     authority = _authority()
     kind = request.mimetype
+    answer: Callable[[bytes], tuple[bytes, bool]]
     if kind == "application/timestamp-query":
         limit, answer = MAX_DER_REQUEST_BYTES, authority.answer_der
     elif kind == "application/json":

@@ -216,15 +216,17 @@ class TimestampAuthority:
 
 
 def _sequence(*parts: bytes) -> bytes:
-    return parser.emit(0, 1, 16, b"".join(parts))
+    der: bytes = parser.emit(0, 1, 16, b"".join(parts))
+    return der
 
 
 def _set_of(parts: list[bytes]) -> bytes:
     # DER orders the elements of a SET OF by their encodings (X.690 §11.6).
-    return parser.emit(0, 1, 17, b"".join(sorted(parts)))
+    der: bytes = parser.emit(0, 1, 17, b"".join(sorted(parts)))
+    return der
 
 
-class _Rejection(core.Sequence):
+class _Rejection(core.Sequence):  # type: ignore[misc]  # asn1crypto has no type information
     """`TimeStampResp` without its token, which RFC 3161 makes optional (asn1crypto does not)."""
 
     _fields: ClassVar = [("status", tsp.PKIStatusInfo)]
@@ -232,7 +234,7 @@ class _Rejection(core.Sequence):
 
 def reject(failure: str, message: str) -> bytes:
     """A `TimeStampResp` of status rejection with one PKIFailureInfo bit and a reason."""
-    return _Rejection(
+    der: bytes = _Rejection(
         {
             "status": {
                 "status": "rejection",
@@ -241,6 +243,7 @@ def reject(failure: str, message: str) -> bytes:
             }
         }
     ).dump()
+    return der
 
 
 def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:

@@ -112,9 +112,10 @@ def tsa_chain_problems(
 
 
 def _spki(key: Any) -> bytes:
-    return key.public_bytes(
+    der: bytes = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    return der
 
 
 def dev_tsa_chain(

@@ -166,6 +166,7 @@ def _dotted_oid(value: object) -> str:
     if not isinstance(value, str) or len(value) > 128:
         raise Rejected("bad_request", "tsaPolicyOID must be a dotted OID")
     try:
-        return core.ObjectIdentifier(value).dotted
+        dotted: str = core.ObjectIdentifier(value).dotted
+        return dotted
     except _PARSE_ERRORS as exc:
         raise Rejected("bad_request", "tsaPolicyOID must be a dotted OID") from exc
