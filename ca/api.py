@@ -42,7 +42,8 @@ def init_app(
 
 def current_authority() -> CertificateAuthority:
     """The CA of the current app."""
-    return current_app.extensions[EXTENSION_KEY]
+    authority: CertificateAuthority = current_app.extensions[EXTENSION_KEY]
+    return authority
 
 
 @bp.errorhandler(CAError)

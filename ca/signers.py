@@ -25,8 +25,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from keyless.ca.errors import CAConfigError
 
 CAKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+# The hashes a CA signs certificates with.
+CAHash = hashes.SHA256 | hashes.SHA384 | hashes.SHA512
 # CA keys clients accept (rekor-bundle.md §5.5: no Ed25519 CA), with the hash each signs with.
-CA_CURVE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+CA_CURVE_HASHES: dict[str, type[CAHash]] = {
     "secp256r1": hashes.SHA256,
     "secp384r1": hashes.SHA384,
     "secp521r1": hashes.SHA512,
@@ -148,7 +150,7 @@ def _has_code_signing(cert: x509.Certificate) -> bool:
     return ExtendedKeyUsageOID.CODE_SIGNING in eku
 
 
-def _ca_hash(key: object) -> hashes.HashAlgorithm:
+def _ca_hash(key: object) -> CAHash:
     """The hash a CA key signs with; refuses keys clients would not accept for a CA."""
     if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         if key.curve.name in CA_CURVE_HASHES:
@@ -220,13 +222,15 @@ def load_generated_signer(directory: Path, *, now: datetime) -> KeySigner:
             write_atomic(key_path, key_pem, mode=0o600)
             write_atomic(chain_path, chain_pem, mode=0o644)
     try:
-        key = serialization.load_pem_private_key(_read(key_path, MAX_KEY_FILE_BYTES), password=None)
+        loaded = serialization.load_pem_private_key(
+            _read(key_path, MAX_KEY_FILE_BYTES), password=None
+        )
         chain = x509.load_pem_x509_certificates(_read(chain_path, MAX_CHAIN_BYTES))
     except (ValueError, TypeError) as exc:
         raise CAConfigError(str(directory), [f"the generated CA files are corrupt: {exc}"]) from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
+    if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise CAConfigError(str(key_path), ["the generated CA key must be ECDSA"])
-    return KeySigner(key, chain, now=now)
+    return KeySigner(loaded, chain, now=now)
 
 
 def generate_ca(
@@ -269,12 +273,15 @@ def intermediate_builder(
     lifetime: timedelta = GENERATED_LIFETIME,
 ) -> x509.CertificateBuilder:
     """The issuing CA under `root` (EKU codeSigning, pathlen 0), to be signed by the root key."""
+    root_key = root.public_key()
+    if not isinstance(root_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise TypeError(f"a CA root key is ECDSA or RSA, not {type(root_key).__name__}")
     return (
         _ca_builder(ca_name(name, "intermediate"), root.subject, public_key, start, 0, lifetime)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.public_key()),
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key),
             critical=False,
         )
     )

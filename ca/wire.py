@@ -122,7 +122,11 @@ def render_configuration(issuers: list[dict[str, Any]]) -> dict[str, Any]:
 def render_error(error: CAError) -> dict[str, Any]:
     """Fulcio's error body, with the reason (and detail) as a google.rpc.ErrorInfo."""
     metadata = {"detail": error.detail} if error.detail else {}
-    info = {"@type": ERROR_INFO_TYPE, "reason": error.reason, "domain": ERROR_DOMAIN}
+    info: dict[str, Any] = {
+        "@type": ERROR_INFO_TYPE,
+        "reason": error.reason,
+        "domain": ERROR_DOMAIN,
+    }
     if metadata:
         info["metadata"] = metadata
     return {"code": error.code, "message": error.message, "details": [info]}
