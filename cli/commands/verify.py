@@ -204,20 +204,18 @@ def _verify_image(
 
     from keyless.client.errors import NetworkError
     from keyless.client.oci import RegistryError
-    from keyless.client.policy.cip import Authority, ImagePolicy, PolicySet
     from keyless.client.policy.evaluator import ERROR, Evaluator, ResolvedImage
     from keyless.client.policy.glob import compile_glob
+    from keyless.client.policy.model import ImagePolicy, KeylessAuthority, Mode, PolicySet
     from keyless.client.policy.trustroots import DEFAULT_TRUST_ROOT, TrustMaterial
 
     try:
         root = _trusted_root(args)
     except NetworkError as exc:
         return _undecided(args, exc, image.digest)
-    authority = Authority(
-        name="verify", kind="keyless", flag_policy=policy, flag_description=expected
-    )
+    authority = KeylessAuthority(name="verify", identity=policy, expected=expected)
     only = ImagePolicy(
-        "verify", ("**",), "enforce", (authority,), "flags", "", (compile_glob("**"),)
+        "verify", ("**",), Mode.ENFORCE, (authority,), "flags", "", (compile_glob("**"),)
     )
     trust = TrustMaterial(DEFAULT_TRUST_ROOT, root, "", "command line")
     policies = PolicySet((only,), {DEFAULT_TRUST_ROOT: trust})

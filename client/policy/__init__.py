@@ -3,7 +3,8 @@
 `keyless policy check` (CD pipelines), `keyless verify` and `keyless gate` (the admission
 webhook) all decide through `Evaluator`, so a pipeline and a cluster cannot disagree.
 
-Modules: `glob` (policy-controller's image globs), `cip` (loading and checking policy files),
+Modules: `model` (the policy model every dialect is parsed into), `glob` (policy-controller's
+image globs), `cip` (ClusterImagePolicy files parsed into the model),
 `trustroots` (named trust material: trusted_root.json files and TrustRoot documents),
 `evaluator` (the decision), `errors`. `workloads` (the images of Kubernetes objects) belongs to
 the gate.
@@ -11,13 +12,7 @@ the gate.
 
 from __future__ import annotations
 
-from keyless.client.policy.cip import (
-    Authority,
-    ImagePolicy,
-    KeylessIdentity,
-    PolicySet,
-    load_policy_set,
-)
+from keyless.client.policy.cip import load_policy_set
 from keyless.client.policy.errors import PolicyFileError
 from keyless.client.policy.evaluator import (
     AuthorityResult,
@@ -27,20 +22,46 @@ from keyless.client.policy.evaluator import (
     ResolvedImage,
 )
 from keyless.client.policy.glob import GlobError, compile_glob, match_glob
+from keyless.client.policy.model import (
+    AttestationRule,
+    Authority,
+    AuthorityKind,
+    ImagePolicy,
+    KeyAuthority,
+    KeylessAuthority,
+    KeylessIdentity,
+    Mode,
+    NoMatchPolicy,
+    Outcome,
+    PolicyMatch,
+    PolicySet,
+    SignatureFormat,
+    StaticAuthority,
+)
 from keyless.client.policy.trustroots import TrustMaterial, load_trust_file, production_trust
 
 __all__ = [
+    "AttestationRule",
     "Authority",
+    "AuthorityKind",
     "AuthorityResult",
     "Evaluator",
     "GlobError",
     "ImagePolicy",
     "ImageVerdict",
+    "KeyAuthority",
+    "KeylessAuthority",
     "KeylessIdentity",
+    "Mode",
+    "NoMatchPolicy",
+    "Outcome",
     "PolicyFileError",
+    "PolicyMatch",
     "PolicyResult",
     "PolicySet",
     "ResolvedImage",
+    "SignatureFormat",
+    "StaticAuthority",
     "TrustMaterial",
     "compile_glob",
     "load_policy_set",

@@ -1,4 +1,4 @@
-"""ClusterImagePolicy documents: policy-controller's policy format, loaded unchanged.
+"""ClusterImagePolicy documents: policy-controller's policy format, parsed into `model`'s types.
 
 A policy file (or every `*.yaml`/`*.yml`/`*.json` file of a directory) holds YAML documents:
 
@@ -28,14 +28,26 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from keyless.client.attest.rego import POLICY_CONTROLLER_QUERY, PolicyError, RegoPolicy
 from keyless.client.attest.statement import AttestationError, predicate_type_uri
 from keyless.client.policy.errors import PolicyFileError
-from keyless.client.policy.glob import GlobError, GlobPattern, compile_glob
+from keyless.client.policy.glob import GlobError, compile_glob
+from keyless.client.policy.model import (
+    AttestationRule,
+    Authority,
+    ImagePolicy,
+    KeyAuthority,
+    KeylessAuthority,
+    KeylessIdentity,
+    Mode,
+    NoMatchPolicy,
+    PolicySet,
+    SignatureFormat,
+    StaticAuthority,
+)
 from keyless.client.policy.trustroots import (
     DEFAULT_TRUST_ROOT,
     TrustMaterial,
@@ -43,136 +55,18 @@ from keyless.client.policy.trustroots import (
     sigstore_keys_root,
     trust_from_json,
 )
-from keyless.client.verify import (
-    AllOf,
-    AnyOf,
-    Identity,
-    IdentityRegexp,
-    Issuer,
-    IssuerRegexp,
-    TrustRootError,
-    VerificationError,
-)
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-
-    from keyless.client.verify import Policy
+from keyless.client.verify import IdentityRegexp, IssuerRegexp, TrustRootError, VerificationError
 
 CIP_API_VERSIONS = ("policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1")
 TRUST_ROOT_API_VERSION = "policy.sigstore.dev/v1alpha1"
 KEYLESS_API_VERSION = "keyless.dev/v1alpha1"
 CONFIG_MAP_NAME = "config-policy-controller"
-NO_MATCH_POLICIES = ("deny", "warn", "allow")
-MODES = ("enforce", "warn")
-SIGNATURE_FORMATS = ("legacy", "bundle")
 MAX_POLICY_FILE_BYTES = 1024 * 1024
 MAX_POLICY_FILES = 256
 MAX_DOCUMENTS = 1024
 MAX_KEY_BYTES = 64 * 1024
 _POLICY_SUFFIXES = (".yaml", ".yml", ".json")
 _DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-
-
-@dataclass(frozen=True)
-class KeylessIdentity:
-    """One accepted signer: an issuer and a subject, each exact or an anchored regexp."""
-
-    issuer: str | None = None
-    issuer_regexp: str | None = None
-    subject: str | None = None
-    subject_regexp: str | None = None
-
-    def policy(self) -> Policy:
-        return AllOf(
-            [
-                Identity(self.subject)
-                if self.subject is not None
-                else IdentityRegexp(self.subject_regexp or ""),
-                Issuer(self.issuer)
-                if self.issuer is not None
-                else IssuerRegexp(self.issuer_regexp or ""),
-            ]
-        )
-
-    def describe(self) -> str:
-        subject = self.subject or f"/{self.subject_regexp}/"
-        issuer = self.issuer or f"/{self.issuer_regexp}/"
-        return f"{subject} ({issuer})"
-
-
-@dataclass(frozen=True)
-class AttestationRule:
-    """An authority's `attestations[]` entry: an attestation of this predicate type must be
-    there, by the authority's signer, and allowed by the Rego policy if one is given."""
-
-    name: str
-    predicate_type: str  # a URI (policy-controller's short names are mapped)
-    policy: RegoPolicy | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class Authority:
-    """One way to satisfy a policy: a keyless identity, a public key, or a static verdict."""
-
-    name: str
-    kind: str  # "keyless", "key" or "static"
-    identities: tuple[KeylessIdentity, ...] = ()
-    public_key: PublicKeyTypes | None = None
-    static_pass: bool = False
-    static_message: str = ""
-    trust_root: str = DEFAULT_TRUST_ROOT
-    tlog_url: str | None = None
-    signature_format: str = "legacy"
-    require_timestamp: bool = False  # `rfc3161timestamp`: a trusted TSA's timestamp is required
-    # With attestations, only attestations are checked, each rule needing one (policy-controller).
-    attestations: tuple[AttestationRule, ...] = ()
-    # `keyless verify` builds its authority from flags (identity, issuer, GitHub claims).
-    flag_policy: Policy | None = None
-    flag_description: str = ""
-
-    def identity_policy(self) -> Policy:
-        """Any one of the identities (keyless authorities only)."""
-        if self.flag_policy is not None:
-            return self.flag_policy
-        return AnyOf([identity.policy() for identity in self.identities])
-
-    def describe_expected(self) -> str:
-        if self.flag_policy is not None:
-            return self.flag_description
-        return " or ".join(identity.describe() for identity in self.identities)
-
-
-@dataclass(frozen=True)
-class ImagePolicy:
-    """One ClusterImagePolicy: its globs, mode and authorities, and where it was read."""
-
-    name: str
-    globs: tuple[str, ...]
-    mode: str
-    authorities: tuple[Authority, ...]
-    source: str
-    content_sha256: str
-    patterns: tuple[GlobPattern, ...] = field(repr=False, compare=False, default=())
-
-
-@dataclass(frozen=True)
-class PolicySet:
-    """Everything a verdict depends on: policies, trust material, and the no-match rule."""
-
-    policies: tuple[ImagePolicy, ...]
-    trust: dict[str, TrustMaterial]
-    no_match_policy: str = "deny"
-
-    @property
-    def fingerprint(self) -> str:
-        """SHA-256 hex over the policies' content, the trust material and the no-match rule."""
-        summary = {
-            "policies": sorted((p.name, p.content_sha256) for p in self.policies),
-            "trust": sorted((name, t.sha256) for name, t in self.trust.items()),
-            "no-match-policy": self.no_match_policy,
-        }
-        return hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()
 
 
 def load_policy_set(
@@ -228,14 +122,14 @@ def load_policy_set(
         if any(p.name == policy.name for p in policies):
             where.add("metadata.name", f"policy {policy.name!r} is defined twice")
         policies.append(policy)
-    no_match = no_match_policy or configured_no_match or "deny"
-    if no_match not in NO_MATCH_POLICIES:
+    no_match = no_match_policy or configured_no_match or NoMatchPolicy.DENY
+    if no_match not in tuple(NoMatchPolicy):
         problems.append(f"no-match-policy: must be deny, warn or allow, not {no_match!r}")
     if not policies and not problems:
         problems.append(f"{', '.join(str(p) for p in paths)}: no ClusterImagePolicy found")
     if problems:
         raise PolicyFileError(problems)
-    return PolicySet(tuple(policies), trust, no_match)
+    return PolicySet(tuple(policies), trust, NoMatchPolicy(no_match))
 
 
 class _Where:
@@ -370,8 +264,8 @@ def _cluster_image_policy(
             globs.append(glob)
         except GlobError as exc:
             where.add(f"spec.images[{i}].glob", str(exc))
-    mode = spec.get("mode", "enforce")
-    if mode not in MODES:
+    mode = spec.get("mode", Mode.ENFORCE)
+    if mode not in tuple(Mode):
         where.add("spec.mode", f"must be enforce or warn, not {mode!r}")
     authorities: list[Authority] = []
     listed = spec.get("authorities")
@@ -391,7 +285,7 @@ def _cluster_image_policy(
     return ImagePolicy(
         name=name,
         globs=tuple(globs),
-        mode=mode,
+        mode=Mode(mode),
         authorities=tuple(authorities),
         source=f"{where.source}: document {where.index}",
         content_sha256=hashlib.sha256(name.encode() + b"\0" + content).hexdigest(),
@@ -437,8 +331,8 @@ def _authority(
             where.add(f"{path}.attestations", "attestations are supported with keyless only")
     if entry.get("source"):
         where.add(f"{path}.source", "signatures kept in another repository are not supported yet")
-    signature_format = entry.get("signatureFormat") or "legacy"
-    if signature_format not in SIGNATURE_FORMATS:
+    signature_format = entry.get("signatureFormat") or SignatureFormat.LEGACY
+    if signature_format not in tuple(SignatureFormat):
         where.add(f"{path}.signatureFormat", f"must be legacy or bundle, not {signature_format!r}")
     refs: list[tuple[str, str]] = []
     tlog_url = None
@@ -492,16 +386,18 @@ def _authority(
             )
     if len(where.problems) > count:
         return None
-    return Authority(
-        name=name,
-        kind=kind,
-        trust_root=trust_root,
-        tlog_url=tlog_url.rstrip("/") if tlog_url else None,
-        signature_format=signature_format,
-        require_timestamp=require_timestamp,
-        attestations=attestations,
-        **built,
-    )
+    if kind == "static":
+        return StaticAuthority(name=name, **built)
+    signing: dict[str, Any] = {
+        "name": name,
+        "trust_root": trust_root,
+        "tlog_url": tlog_url.rstrip("/") if tlog_url else None,
+        "signature_format": SignatureFormat(signature_format),
+        "require_timestamp": require_timestamp,
+    }
+    if kind == "key":
+        return KeyAuthority(**signing, **built)
+    return KeylessAuthority(**signing, attestations=attestations, **built)
 
 
 _ATTESTATION_KEYS = {"name", "predicateType", "policy"}
@@ -569,7 +465,7 @@ def _static(where: _Where, value: Any, path: str) -> dict[str, Any]:
     if action not in ("pass", "fail"):
         where.add(f"{path}.action", f"must be pass or fail, not {action!r}")
     message = _string(where, static.get("message"), f"{path}.message") or ""
-    return {"static_pass": action == "pass", "static_message": message}
+    return {"passes": action == "pass", "message": message}
 
 
 def _key(where: _Where, value: Any, path: str, base: Path) -> dict[str, Any]:
@@ -749,7 +645,7 @@ def _config_map(where: _Where, document: dict[str, Any]) -> str | None:
     if str(data.get("fail-on-empty-authorities", "true")).lower() == "false":
         where.add("data.fail-on-empty-authorities", "false is not supported")
     value = data.get("no-match-policy")
-    if value is not None and value not in NO_MATCH_POLICIES:
+    if value is not None and value not in tuple(NoMatchPolicy):
         where.add("data.no-match-policy", f"must be deny, warn or allow, not {value!r}")
         return None
     return value

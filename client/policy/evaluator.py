@@ -31,6 +31,17 @@ from typing import TYPE_CHECKING, Any
 
 from keyless.client.oci import Reference, RegistryError, find_signatures, parse_reference
 from keyless.client.oci.reference import DOCKER_HUB, DOCKER_HUB_LEGACY
+from keyless.client.policy.model import (
+    Authority,
+    KeyAuthority,
+    KeylessAuthority,
+    Mode,
+    NoMatchPolicy,
+    Outcome,
+    PolicyMatch,
+    SignatureFormat,
+    StaticAuthority,
+)
 from keyless.client.verify import Verifier
 from keyless.client.verify.cosign_legacy import RekorEntries
 from keyless.client.verify.images import (
@@ -43,12 +54,12 @@ from keyless.client.verify.images import (
 
 if TYPE_CHECKING:
     from keyless.client.oci import ImageSignatures, RegistryClient
-    from keyless.client.policy.cip import Authority, ImagePolicy, PolicySet
+    from keyless.client.policy.model import ImagePolicy, PolicySet
     from keyless.client.trust import TrustedRoot
     from keyless.client.verify.cosign_legacy import LogEntrySource
     from keyless.client.verify.images import ImageVerification
 
-PASS, FAIL, WARN, ERROR = "pass", "fail", "warn", "error"
+PASS, FAIL, WARN, ERROR = Outcome.PASS, Outcome.FAIL, Outcome.WARN, Outcome.ERROR
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,7 @@ class PolicyResult:
     """How one matching policy judged the image: passed when any authority passed."""
 
     name: str
-    mode: str
+    mode: Mode
     passed: bool
     authorities: tuple[AuthorityResult, ...]
 
@@ -135,15 +146,18 @@ class ImageVerdict:
     """The decision for one digest: `pass`, `fail`, `warn` or `error` (could not decide).
 
     `messages` holds every line (refusals first); `warnings` the lines from `mode: warn`
-    policies and `no-match-policy: warn`, which never refuse.
+    policies and `no-match-policy: warn`, which never refuse. `enforced` and `warn_only` say
+    what the matching policies' modes make of a failure, so no caller decides a mode again.
     """
 
     image: str
     digest: str
     policies: tuple[PolicyResult, ...]
-    outcome: str
+    outcome: Outcome
     messages: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    enforced: bool = False
+    warn_only: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -202,23 +216,20 @@ class Evaluator:
         digest = self._registry().resolve(reference).digest
         return ResolvedImage.from_reference(reference, digest)
 
-    def matching_policies(self, image: ResolvedImage) -> tuple[ImagePolicy, ...]:
+    def match(self, image: ResolvedImage) -> PolicyMatch:
         """The policies with a glob matching one of the image's names."""
-        return tuple(
-            policy
-            for policy in self.policies.policies
-            if any(
-                pattern.fullmatch(name) for pattern in policy.patterns for name in image.match_names
-            )
-        )
+        return self.policies.match(image.match_names)
 
-    def evaluate(self, image: ResolvedImage) -> ImageVerdict:
-        """Judge one pinned image; never raises for registry or signature problems."""
-        matching = self.matching_policies(image)
-        if not matching:
+    def evaluate(self, image: ResolvedImage, match: PolicyMatch | None = None) -> ImageVerdict:
+        """Judge one pinned image (against `match`, when the caller already has it); never
+        raises for registry or signature problems."""
+        if match is None:
+            match = self.match(image)
+        if not match.policies:
             return self._no_match(image)
+        modes = {"enforced": match.enforced, "warn_only": match.warn_only}
         found: ImageSignatures | None = None
-        if any(a.kind != "static" for p in matching for a in p.authorities):
+        if any(a.kind != "static" for p in match.policies for a in p.authorities):
             try:
                 found = self._find(image)
             except RegistryError as exc:
@@ -228,11 +239,12 @@ class Evaluator:
                     (),
                     ERROR,
                     (f"could not read the signatures of {image.reference}: {exc.message}",),
+                    **modes,
                 )
         now = self._clock()
-        results = tuple(self._policy(policy, image, found, now) for policy in matching)
-        refused = [r for r in results if not r.passed and r.mode == "enforce"]
-        warned = [r for r in results if not r.passed and r.mode != "enforce"]
+        results = tuple(self._policy(policy, image, found, now) for policy in match.policies)
+        refused = [r for r in results if not r.passed and r.mode == Mode.ENFORCE]
+        warned = [r for r in results if not r.passed and r.mode != Mode.ENFORCE]
         refusals = [f"{r.name}/{a.name}: {a.message}" for r in refused for a in r.authorities]
         warnings = [f"{r.name}/{a.name}: {a.message}" for r in warned for a in r.authorities]
         outcome = FAIL if refused else WARN if warned else PASS
@@ -243,14 +255,15 @@ class Evaluator:
             outcome,
             tuple(refusals + warnings),
             tuple(warnings),
+            **modes,
         )
 
     def _no_match(self, image: ResolvedImage) -> ImageVerdict:
         rule = self.policies.no_match_policy
-        if rule == "allow":
+        if rule == NoMatchPolicy.ALLOW:
             return ImageVerdict(image.reference, image.digest, (), PASS, ())
         message = f"no matching policies for {image.reference}"
-        if rule == "warn":
+        if rule == NoMatchPolicy.WARN:
             return ImageVerdict(image.reference, image.digest, (), WARN, (message,), (message,))
         return ImageVerdict(image.reference, image.digest, (), FAIL, (message,))
 
@@ -283,16 +296,16 @@ class Evaluator:
         found: ImageSignatures | None,
         now: datetime,
     ) -> AuthorityResult:
-        if authority.kind == "static":
-            if authority.static_pass:
+        if isinstance(authority, StaticAuthority):
+            if authority.passes:
                 return AuthorityResult(authority.name, True, "allowed by static policy")
             return AuthorityResult(
-                authority.name, False, f"disallowed by static policy: {authority.static_message}"
+                authority.name, False, f"disallowed by static policy: {authority.message}"
             )
         if found is None or image.pinned is None:
             raise TypeError("signatures must be read before a signing authority is judged")
         verifier, root = self._verifier(authority.trust_root, authority.tlog_url)
-        if authority.attestations:
+        if isinstance(authority, KeylessAuthority) and authority.attestations:
             return _attested(authority, image, found, verifier, now)
         try:
             outcome = check_signatures(
@@ -301,9 +314,11 @@ class Evaluator:
                 verifier=verifier,
                 trusted_root=root,
                 now=now,
-                policy=authority.identity_policy() if authority.kind == "keyless" else None,
-                key=authority.public_key if authority.kind == "key" else None,
-                bundles_only=authority.signature_format == "bundle",
+                policy=(
+                    authority.identity_policy() if isinstance(authority, KeylessAuthority) else None
+                ),
+                key=authority.public_key if isinstance(authority, KeyAuthority) else None,
+                bundles_only=authority.signature_format == SignatureFormat.BUNDLE,
                 first_only=not self._all_signatures,
                 require_timestamp=authority.require_timestamp,
                 entries=self._entries,
@@ -312,7 +327,7 @@ class Evaluator:
             message = _refusal(authority, image, exc)
             return AuthorityResult(authority.name, False, message, refusal=exc)
         signer = outcome.verified[0]
-        if authority.kind == "key":
+        if isinstance(authority, KeyAuthority):
             message = f"signed with the policy's key, log index {signer.log_index}"
         else:
             message = f"signed by {signer.identity} ({signer.issuer})"
@@ -338,7 +353,7 @@ class Evaluator:
 
 
 def _attested(
-    authority: Authority,
+    authority: KeylessAuthority,
     image: ResolvedImage,
     found: ImageSignatures,
     verifier: Verifier,
@@ -376,7 +391,9 @@ def _attested(
     )
 
 
-def _refusal(authority: Authority, image: ResolvedImage, exc: ImageVerificationError) -> str:
+def _refusal(
+    authority: KeylessAuthority | KeyAuthority, image: ResolvedImage, exc: ImageVerificationError
+) -> str:
     """What was expected and what was found, for one authority that did not pass."""
     outcome = exc.outcome
     if outcome is None:
@@ -387,7 +404,7 @@ def _refusal(authority: Authority, image: ResolvedImage, exc: ImageVerificationE
             )
         return f"no signature found for {image.reference}"
     wrong = [r for r in outcome.rejected if r.kind == WRONG_IDENTITY]
-    if wrong:
+    if wrong and isinstance(authority, KeylessAuthority):
         signers = sorted({f"{r.identity} ({r.issuer})" for r in wrong})
         wanted = authority.describe_expected()
         return f"signed by {', '.join(signers)} but the policy wants {wanted}"
@@ -398,7 +415,7 @@ def _refusal(authority: Authority, image: ResolvedImage, exc: ImageVerificationE
             f"({other[0].source}: {other[0].detail})"
         )
     invalid = [r for r in outcome.rejected if r.kind == INVALID]
-    what = "the policy's key" if authority.kind == "key" else "a trusted signer"
+    what = "the policy's key" if isinstance(authority, KeyAuthority) else "a trusted signer"
     detail = f" ({invalid[0].source}: {invalid[0].detail})" if invalid else ""
     return (
         f"no valid signature by {what} for {image.reference}: "

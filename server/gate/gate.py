@@ -45,6 +45,7 @@ from keyless.client.policy.evaluator import (
     ImageVerdict,
     ResolvedImage,
 )
+from keyless.client.policy.model import Outcome, PolicyMatch
 from keyless.client.policy.workloads import (
     POD_SPEC_PATHS,
     WorkloadError,
@@ -78,10 +79,18 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class Pinned:
+    """An image pinned to a digest and the policies that match it: worked out once a request."""
+
+    image: ResolvedImage
+    match: PolicyMatch
+
+
+@dataclass(frozen=True)
 class Judgement:
     """What the gate knows about one image string of a request."""
 
-    outcome: str  # pass, fail, warn, error
+    outcome: Outcome
     messages: tuple[str, ...]
     warnings: tuple[str, ...] = ()
     resolved: ResolvedImage | None = None
@@ -133,7 +142,7 @@ class Gate:
             return fields
         deadline = time.monotonic() + budget
         tags = [f for f in fields if _is_tag(f.image)]
-        resolved = self._run({f.image for f in tags}, self._resolve, deadline, budget)
+        resolved = self._run({f.image for f in tags}, self._pin, deadline, budget)
         patch = []
         for item in tags:
             judged = resolved[item.image]
@@ -207,111 +216,105 @@ class Gate:
     def _run(
         self,
         images: set[str],
-        task: Callable[[str, float], Judgement],
+        task: Callable[[str, Pinned | None, float], Judgement],
         deadline: float,
         budget: float,
     ) -> dict[str, Judgement]:
-        """`task` for each image, in the pool; images not done by `deadline` are `error`."""
+        """`task` for each image, in the pool; images not done by `deadline` are `error`.
+
+        A digest reference is pinned here, once (a parse, no registry), and handed on; a tag is
+        pinned by the task, through the registry."""
         done: dict[str, Judgement] = {}
-        pending: dict[concurrent.futures.Future[Judgement], str] = {}
+        pending: dict[concurrent.futures.Future[Judgement], tuple[str, Pinned | None]] = {}
         for image in images:
-            quick = self._cached(image)
+            pinned = self._pinned(image)
+            quick = self._cached(pinned) if pinned is not None else None
             if quick is not None:
                 done[image] = quick
             else:
-                pending[self._pool.submit(task, image, deadline)] = image
+                pending[self._pool.submit(task, image, pinned, deadline)] = (image, pinned)
         if pending:
             remaining = max(0.0, deadline - time.monotonic())
             concurrent.futures.wait(pending, timeout=remaining)
-        for future, image in pending.items():
+        for future, (image, pinned) in pending.items():
             if future.done() and future.exception() is None:
                 done[image] = future.result()
             elif future.done():
                 done[image] = self._undecided(
-                    image, f"could not judge {image}: {future.exception()}"
+                    pinned, f"could not judge {image}: {future.exception()}"
                 )
             else:
                 future.cancel()
                 done[image] = self._undecided(
-                    image,
+                    pinned,
                     f"could not judge {image} within {budget:.1f}s: the registry or the "
                     "verification did not finish in time",
                 )
         return done
 
-    def _undecided(self, image: str, message: str) -> Judgement:
-        """No verdict: a refusal, unless only `mode: warn` policies match (then a warning).
-        The policies of a digest are known without the registry; a tag's are not."""
-        if "@" in image:
-            try:
-                resolved = self.evaluator.resolve(image)
-            except RegistryError:
-                return Judgement(ERROR, (message,))
-            if self._warn_only(resolved):
-                return Judgement(WARN, (message,), (message,), resolved)
-        return Judgement(ERROR, (message,))
-
-    def _cached(self, image: str) -> Judgement | None:
-        """A digest already judged, without leaving the request thread (the common case)."""
+    def _pinned(self, image: str) -> Pinned | None:
+        """A digest reference with the policies that match it, or None for a tag (or a
+        reference that does not parse: the task reports it)."""
         if "@" not in image:
             return None
         try:
             resolved = self.evaluator.resolve(image)
         except RegistryError:
             return None
-        verdict = self.cache.get(self._key(resolved))
+        return Pinned(resolved, self.evaluator.match(resolved))
+
+    def _undecided(self, pinned: Pinned | None, message: str) -> Judgement:
+        """No verdict: a refusal, unless only `mode: warn` policies match (then a warning).
+        The policies of a digest are known without the registry; a tag's are not."""
+        if pinned is not None and pinned.match.warn_only:
+            return Judgement(WARN, (message,), (message,), pinned.image)
+        return Judgement(ERROR, (message,))
+
+    def _cached(self, pinned: Pinned) -> Judgement | None:
+        """A digest already judged, without leaving the request thread (the common case)."""
+        verdict = self.cache.get(self._key(pinned.image))
         if verdict is None:
             return None
         self.metrics.cache_hits.inc()
-        return self._judgement(verdict, resolved)
+        return _judgement(verdict, pinned.image)
 
-    def _resolve(self, image: str, deadline: float) -> Judgement:
-        try:
-            resolved = self.evaluator.resolve(image)
-        except InvalidReferenceError as exc:
-            return Judgement(FAIL, (f"{image}: {exc.message}",))
-        except RegistryError as exc:
-            return Judgement(ERROR, (f"could not resolve {image}: {exc.message}",))
-        return Judgement(PASS, (), resolved=resolved, enforced=self._enforced(resolved))
+    def _pin(self, image: str, pinned: Pinned | None, deadline: float) -> Judgement:
+        """The image pinned to a digest (a tag through the registry), or why it cannot be."""
+        if pinned is None:
+            try:
+                resolved = self.evaluator.resolve(image)
+            except InvalidReferenceError as exc:
+                return Judgement(FAIL, (f"{image}: {exc.message}",))
+            except RegistryError as exc:
+                return Judgement(ERROR, (f"could not resolve {image}: {exc.message}",))
+            pinned = Pinned(resolved, self.evaluator.match(resolved))
+        return Judgement(PASS, (), resolved=pinned.image, enforced=pinned.match.enforced)
 
-    def _judge(self, image: str, deadline: float) -> Judgement:
-        first = self._resolve(image, deadline)
+    def _judge(self, image: str, pinned: Pinned | None, deadline: float) -> Judgement:
+        first = self._pin(image, pinned, deadline)
         if first.resolved is None:
             return first
-        resolved = first.resolved
+        if pinned is None:
+            pinned = Pinned(first.resolved, self.evaluator.match(first.resolved))
+        resolved, match = pinned.image, pinned.match
         try:
             verdict, hit = self.cache.get_or_compute(
-                self._key(resolved), lambda: self._evaluate(resolved), deadline=deadline
+                self._key(resolved), lambda: self._evaluate(resolved, match), deadline=deadline
             )
         except Undecided:
             message = (
                 f"could not judge {resolved.reference} in time (another admission is still "
                 "verifying it)"
             )
-            if self._warn_only(resolved):
+            if match.warn_only:
                 return Judgement(WARN, (message,), (message,), resolved)
-            return Judgement(ERROR, (message,), resolved=resolved, enforced=first.enforced)
+            return Judgement(ERROR, (message,), resolved=resolved, enforced=match.enforced)
         (self.metrics.cache_hits if hit else self.metrics.cache_misses).inc()
-        return self._judgement(verdict, resolved)
+        return _judgement(verdict, resolved)
 
-    def _evaluate(self, resolved: ResolvedImage) -> ImageVerdict:
+    def _evaluate(self, resolved: ResolvedImage, match: PolicyMatch) -> ImageVerdict:
         with self.metrics.verify_seconds.time():
-            return self.evaluator.evaluate(resolved)
-
-    def _judgement(self, verdict: ImageVerdict, resolved: ResolvedImage) -> Judgement:
-        enforced = self._enforced(resolved)
-        outcome = verdict.outcome
-        if outcome == ERROR and verdict.policies == () and self._warn_only(resolved):
-            # Undecidable, but only warn-mode policies care: warn, as they would on a failure.
-            return Judgement(WARN, verdict.messages, verdict.messages, resolved, enforced)
-        return Judgement(outcome, verdict.messages, verdict.warnings, resolved, enforced)
-
-    def _enforced(self, resolved: ResolvedImage) -> bool:
-        return any(p.mode == "enforce" for p in self.evaluator.matching_policies(resolved))
-
-    def _warn_only(self, resolved: ResolvedImage) -> bool:
-        matching = self.evaluator.matching_policies(resolved)
-        return bool(matching) and all(p.mode != "enforce" for p in matching)
+            return self.evaluator.evaluate(resolved, match)
 
     def _key(self, resolved: ResolvedImage) -> tuple[str, tuple[str, ...]]:
         # Not the digest alone: the same digest under another name or tag can match other
@@ -324,6 +327,17 @@ class Gate:
         if verdict.outcome in (FAIL, WARN):
             return self.settings.negative_ttl
         return 0.0
+
+
+def _judgement(verdict: ImageVerdict, resolved: ResolvedImage) -> Judgement:
+    """The gate's view of a verdict; its modes come with it (cached verdicts included, since
+    the cache key holds the policies' content and the names they were matched against)."""
+    if verdict.outcome == ERROR and verdict.policies == () and verdict.warn_only:
+        # Undecidable, but only warn-mode policies care: warn, as they would on a failure.
+        return Judgement(WARN, verdict.messages, verdict.messages, resolved, verdict.enforced)
+    return Judgement(
+        verdict.outcome, verdict.messages, verdict.warnings, resolved, verdict.enforced
+    )
 
 
 def _log(request: AdmissionRequest, what: str, lines: list[str]) -> None:

@@ -379,13 +379,13 @@ def test_evaluator_matching_uses_the_pinned_and_the_tag_names(tmp_path: Path) ->
     digest = "sha256:" + "a" * 64
     tagged = ResolvedImage.from_reference(parse_reference("nginx:1.25"), digest)
     assert tagged.reference == f"index.docker.io/library/nginx@{digest}"
-    assert [p.name for p in evaluator.matching_policies(tagged)] == ["hub"]
+    assert [p.name for p in evaluator.match(tagged).policies] == ["hub"]
     pinned = evaluator.resolve(f"docker.io/library/nginx@{digest}")
-    assert evaluator.matching_policies(pinned) == ()
+    assert evaluator.match(pinned).policies == ()
     # A tag written beside a digest is decoration: nothing binds it, so it selects nothing.
     decorated = evaluator.resolve(f"nginx:1.25@{digest}")
     assert decorated.tag is None
-    assert evaluator.matching_policies(decorated) == ()
+    assert evaluator.match(decorated).policies == ()
     verdict = evaluator.evaluate(pinned)
     assert (verdict.outcome, verdict.messages) == (
         "fail",
@@ -429,3 +429,50 @@ def test_rfc3161timestamp_needs_a_trust_root_with_a_tsa(instance, tmp_path: Path
     ]
     (policy,) = load_policy_set([path]).policies  # public Sigstore lists its TSA
     assert policy.authorities[0].require_timestamp is True
+
+
+def test_the_model_is_typed_per_authority_kind_and_modes_are_enums(tmp_path: Path) -> None:
+    from keyless.client.policy import (
+        KeylessAuthority,
+        Mode,
+        NoMatchPolicy,
+        Outcome,
+        StaticAuthority,
+    )
+
+    text = (
+        POLICY
+        + "---\n"
+        + POLICY.replace("name: acme", "name: audit").replace("spec:\n", "spec:\n  mode: warn\n")
+    )
+    policies = load_policy_set([_write(tmp_path, text)])
+    acme, audit = policies.policies
+    (static,) = acme.authorities
+    assert isinstance(static, StaticAuthority) and static.passes and static.kind == "static"
+    assert (acme.mode, audit.mode) == (Mode.ENFORCE, Mode.WARN)
+    assert policies.no_match_policy is NoMatchPolicy.DENY
+    # The enums are the strings the files and the JSON output spell.
+    assert Mode.WARN == "warn" and json.dumps(Outcome.ERROR) == '"error"'
+    assert not hasattr(KeylessAuthority, "flag_policy")
+
+
+def test_a_verdict_says_what_the_modes_make_of_a_failure(tmp_path: Path) -> None:
+    failing = POLICY.replace("action: pass", "action: fail")
+    text = (
+        failing
+        + "---\n"
+        + failing.replace("name: acme", "name: audit")
+        .replace("spec:\n", "spec:\n  mode: warn\n")
+        .replace('"ghcr.io/acme/**"', '"ghcr.io/audit/**"')
+    )
+    evaluator = Evaluator(
+        load_policy_set([_write(tmp_path, text)]),
+        registry=lambda: pytest.fail("no registry call expected"),
+    )
+    digest = "sha256:" + "a" * 64
+    enforced = evaluator.evaluate(evaluator.resolve(f"ghcr.io/acme/app@{digest}"))
+    assert (enforced.outcome, enforced.enforced, enforced.warn_only) == ("fail", True, False)
+    warned = evaluator.evaluate(evaluator.resolve(f"ghcr.io/audit/app@{digest}"))
+    assert (warned.outcome, warned.enforced, warned.warn_only) == ("warn", False, True)
+    unmatched = evaluator.evaluate(evaluator.resolve(f"ghcr.io/other/app@{digest}"))
+    assert (unmatched.enforced, unmatched.warn_only) == (False, False)
