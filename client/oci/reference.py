@@ -3,8 +3,10 @@
 `ghcr.io/acme/app:1.4`, `ubuntu` and `localhost:5000/x@sha256:...` mean what `docker pull`
 makes of them: a bare name lives on Docker Hub under `library/`, the first path component is a
 registry only if it holds a `.` or `:`, is `localhost`, or has an uppercase letter, and a name
-with neither tag nor digest gets `latest`. A reference with both keeps the digest, which is what
-gets fetched; the tag is kept only to show the user what they typed.
+with neither tag nor digest gets `latest`. The registry is written as a runtime reaches it:
+lowercase, without `:443`, and `docker.io` for each of Docker Hub's names. A reference with both
+keeps the digest, which is what gets fetched; the tag is kept only to show the user what they
+typed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from keyless.client.oci.errors import InvalidReferenceError
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_LEGACY = "index.docker.io"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
+# Every name a runtime pulls Docker Hub images from.
+DOCKER_HUB_ALIASES = frozenset({DOCKER_HUB, DOCKER_HUB_LEGACY, DOCKER_HUB_API_HOST})
+HTTPS_DEFAULT_PORT = ":443"
 OFFICIAL_PREFIX = "library/"
 DEFAULT_TAG = "latest"
 
@@ -136,17 +141,26 @@ def parse_reference(text: str) -> Reference:
     return Reference(match["domain"], match["path"], tag, digest)
 
 
+def _registry_host(domain: str) -> str:
+    """The registry as a runtime reaches it: host names are case-insensitive, `:443` is the
+    port HTTPS uses anyway, and Docker Hub has three names. Without this, `GHCR.IO/acme/app`
+    or `ghcr.io:443/acme/app` would escape a `ghcr.io/acme/**` policy while pulling from the
+    same registry."""
+    host = domain.lower()
+    if host.endswith(HTTPS_DEFAULT_PORT):
+        host = host[: -len(HTTPS_DEFAULT_PORT)]
+    return DOCKER_HUB if host in DOCKER_HUB_ALIASES else host
+
+
 def _split_domain(text: str) -> tuple[str, str]:
     """Split off the registry as distribution's splitDockerDomain does."""
     first, sep, rest = text.partition("/")
     if not sep:
         return DOCKER_HUB, OFFICIAL_PREFIX + text
     if first == "localhost" or any(c in first for c in ".:") or first.lower() != first:
-        domain, remote = first, rest
+        domain, remote = _registry_host(first), rest
     else:
         domain, remote = DOCKER_HUB, text
-    if domain == DOCKER_HUB_LEGACY:
-        domain = DOCKER_HUB
     if domain == DOCKER_HUB and "/" not in remote:
         remote = OFFICIAL_PREFIX + remote
     return domain, remote

@@ -21,6 +21,9 @@ from keyless import strictjson
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 JUDGED_OPERATIONS = ("CREATE", "UPDATE")
+# The operations of `k8s.io/api/admission/v1` (Operation); anything else is refused, never
+# allowed untouched: `create` or `PATCH` is not an operation the API server sends.
+OPERATIONS = (*JUDGED_OPERATIONS, "DELETE", "CONNECT")
 MAX_DEPTH = 64  # managedFields mirror the object's shape, nested a few levels below it
 MAX_UID_CHARS = 128
 # Go's time.Duration text as the API server writes `?timeout=` (`10s`, `30s`, `1m0s`).
@@ -100,6 +103,10 @@ def read_request(uid: str, request: dict[str, Any]) -> AdmissionRequest:
         RequestError: a field has the wrong type or is missing.
     """
     operation = _field(request, "operation", str, required=True)
+    if operation not in OPERATIONS:
+        raise RequestError(
+            f"request.operation: must be one of {', '.join(OPERATIONS)}, not {operation[:32]!r}"
+        )
     kind = _field(request, "kind", dict, required=True)
     parts = {key: _field(kind, key, str, where="request.kind.") for key in ("group", "version")}
     kind_name = _field(kind, "kind", str, where="request.kind.", required=True)

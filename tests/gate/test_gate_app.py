@@ -63,3 +63,38 @@ def test_an_image_no_policy_matches_is_refused_by_default(client) -> None:
 def test_a_body_that_is_not_a_review_is_a_400(client) -> None:
     answer = client.post("/validations", data=b"[]", content_type="application/json")
     assert answer.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    ["GHCR.IO/acme/app", "Ghcr.Io/acme/app", "ghcr.io:443/acme/app", "GHCR.IO:443/acme/app"],
+)
+def test_a_registry_spelled_otherwise_does_not_escape_its_policy(tmp_path, spelled) -> None:
+    """With `no-match-policy: allow`, an image that escapes the `ghcr.io/acme/**` policy by its
+    spelling would be admitted unsigned; the runtime pulls it from the same registry."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(cip("acme", static("fail", message="unsigned"), glob="ghcr.io/acme/**"))
+    policies = load_policy_set([policy], no_match_policy="allow")
+    client = Client(create_gate_app(policies, GateSettings(timeout=5.0, workers=2)))
+    refused = _review(client, "/validations", f"{spelled}@{DIGEST}")
+    assert refused["allowed"] is False
+    assert "acme/static: disallowed by static policy: unsigned" in refused["status"]["message"]
+
+
+@pytest.mark.parametrize("operation", ["create", "PATCH", "Update", ""])
+def test_an_operation_the_api_server_never_sends_is_refused(client, operation) -> None:
+    review = admission_review(pod(f"vendor.example/tool@{DIGEST}"), operation=operation)
+    answer = json.loads(client.post("/validations", json=review).data)["response"]
+    assert answer["allowed"] is False
+    assert answer["status"]["code"] == 400
+    assert (
+        "request.operation: must be one of CREATE, UPDATE, DELETE, CONNECT"
+        in (answer["status"]["message"])
+    )
+
+
+@pytest.mark.parametrize("operation", ["DELETE", "CONNECT"])
+def test_delete_and_connect_are_allowed_untouched(client, operation) -> None:
+    review = admission_review(pod(f"vendor.example/tool@{DIGEST}"), operation=operation)
+    answer = json.loads(client.post("/validations", json=review).data)["response"]
+    assert answer["allowed"] is True

@@ -42,7 +42,19 @@ HEX = "7cc4b5aefd1d0cadf8d97d4350462ba51c694ebca145b08d7d41b41acc8db5aa"
             id="tag-and-digest",
         ),
         pytest.param("[::1]:5000/app", "[::1]:5000", "app", "latest", None, id="ipv6"),
-        pytest.param("Registry/app", "Registry", "app", "latest", None, id="uppercase-domain"),
+        # The registry as a runtime reaches it (issue 22): hosts in lowercase, no default port,
+        # Docker Hub under one name.
+        pytest.param("Registry/app", "registry", "app", "latest", None, id="uppercase-domain"),
+        pytest.param("GHCR.IO/acme/app", "ghcr.io", "acme/app", "latest", None, id="upper-host"),
+        pytest.param("Ghcr.Io/acme/app", "ghcr.io", "acme/app", "latest", None, id="mixed-host"),
+        pytest.param("ghcr.io:443/acme/app", "ghcr.io", "acme/app", "latest", None, id="port-443"),
+        pytest.param("ghcr.io:8443/a", "ghcr.io:8443", "a", "latest", None, id="other-port"),
+        pytest.param(
+            "registry-1.docker.io/nginx", "docker.io", "library/nginx", "latest", None, id="hub-api"
+        ),
+        pytest.param(
+            "Index.Docker.IO:443/nginx", "docker.io", "library/nginx", "latest", None, id="hub-all"
+        ),
         pytest.param(
             "a/b__c/d-e--f/g.h", "docker.io", "a/b__c/d-e--f/g.h", "latest", None, id="separators"
         ),
