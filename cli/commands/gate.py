@@ -113,6 +113,13 @@ def add_parser(subparsers: Any) -> None:
         "(default: anonymous)",
     )
     serve.add_argument(
+        "--decision-log",
+        default="-",
+        metavar="FILE",
+        help="one JSON line per admission decision: '-' for standard output (the default), "
+        "a file to append to, or '' for none",
+    )
+    serve.add_argument(
         "--allow-insecure-registry",
         action="store_true",
         help="allow plain HTTP when a registry does not speak TLS (loopback, private nets)",
@@ -270,6 +277,7 @@ def _serve(args: argparse.Namespace, policies: Any) -> int:
 def _app(args: argparse.Namespace, policies: Any) -> Any:
     """The WSGI app, built in the worker (threads and connections do not cross a fork)."""
     from keyless.server.gate.app import create_gate_app
+    from keyless.server.gate.decisions import DecisionLog
     from keyless.server.gate.gate import GateSettings
 
     settings = GateSettings(
@@ -284,6 +292,7 @@ def _app(args: argparse.Namespace, policies: Any) -> Any:
         settings,
         registry_auth=args.registry_auth,
         allow_insecure_registry=args.allow_insecure_registry,
+        decisions=DecisionLog.open(args.decision_log) if args.decision_log else None,
     )
 
 

@@ -61,6 +61,7 @@ class AdmissionRequest:
     object: Any
     old_object: Any
     dry_run: bool
+    user: str = ""  # userInfo.username: who asked, for the decision log
 
     @property
     def judged(self) -> bool:
@@ -121,7 +122,14 @@ def read_request(uid: str, request: dict[str, Any]) -> AdmissionRequest:
         object=request.get("object"),
         old_object=request.get("oldObject"),
         dry_run=bool(_field(request, "dryRun", bool)),
+        user=_username(request.get("userInfo")),
     )
+
+
+def _username(user_info: Any) -> str:
+    """The requesting user's name, bounded; nothing else of userInfo (no extra, no groups)."""
+    name = user_info.get("username") if isinstance(user_info, dict) else None
+    return name[:256] if isinstance(name, str) else ""
 
 
 def _field(

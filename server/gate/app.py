@@ -34,6 +34,7 @@ from keyless.server.gate.gate import Gate, GateSettings
 
 if TYPE_CHECKING:
     from keyless.client.policy import PolicySet
+    from keyless.server.gate.decisions import DecisionLog
 
 log = logging.getLogger("keyless.gate")
 
@@ -48,10 +49,11 @@ def create_gate_app(
     *,
     registry_auth: Sequence[Path] = (),
     allow_insecure_registry: bool = False,
+    decisions: DecisionLog | None = None,
 ) -> GateApp:
     """The gate's composition root: the evaluator over `policies`, one registry client per
     thread (with the docker config files of `registry_auth`, first match wins), the verdict
-    cache and metrics. Build it in the process that serves it (under gunicorn: in the worker,
+    cache, metrics, and the decision log when one is given. Build it in the process that serves it (under gunicorn: in the worker,
     after the fork), since threads and connections do not cross a fork."""
     from keyless.client.oci import RegistryClient
     from keyless.client.oci.transport import RegistryLimits
@@ -69,7 +71,7 @@ def create_gate_app(
         )
 
     evaluator = Evaluator(policies, registry=per_thread(client))
-    return GateApp(Gate(evaluator, settings, GateMetrics()))
+    return GateApp(Gate(evaluator, settings, GateMetrics(), decisions))
 
 
 class GateApp:

@@ -54,10 +54,13 @@ from keyless.client.policy.workloads import (
 )
 from keyless.server.gate.admission import AdmissionRequest, RequestError, response
 from keyless.server.gate.cache import Undecided, VerdictCache
+from keyless.server.gate.decisions import now as decisions_now
+from keyless.server.gate.decisions import verdict_policies
 
 if TYPE_CHECKING:
     from keyless.client.oci import RegistryClient
     from keyless.client.policy.workloads import WorkloadImage
+    from keyless.server.gate.decisions import DecisionLog
     from keyless.server.gate.metrics import GateMetrics
 
 log = logging.getLogger("keyless.gate")
@@ -95,6 +98,8 @@ class Judgement:
     warnings: tuple[str, ...] = ()
     resolved: ResolvedImage | None = None
     enforced: bool = False  # some enforce policy matches the image
+    verdict: ImageVerdict | None = None
+    cached: bool = False
 
 
 def per_thread(factory: Callable[[], RegistryClient]) -> Callable[[], RegistryClient]:
@@ -113,10 +118,17 @@ def per_thread(factory: Callable[[], RegistryClient]) -> Callable[[], RegistryCl
 class Gate:
     """Answers AdmissionReview requests; safe to share between threads."""
 
-    def __init__(self, evaluator: Evaluator, settings: GateSettings, metrics: GateMetrics) -> None:
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        settings: GateSettings,
+        metrics: GateMetrics,
+        decisions: DecisionLog | None = None,
+    ) -> None:
         self.evaluator = evaluator
         self.settings = settings
         self.metrics = metrics
+        self.decisions = decisions
         # The policies never change under a running gate; hashing them per request would.
         self._fingerprint = evaluator.fingerprint
         self.cache: VerdictCache[ImageVerdict] = VerdictCache(
@@ -140,7 +152,8 @@ class Gate:
         if isinstance(fields, dict):
             self.metrics.admission("mutations", "skipped")
             return fields
-        deadline = time.monotonic() + budget
+        started = time.monotonic()
+        deadline = started + budget
         tags = [f for f in fields if _is_tag(f.image)]
         resolved = self._run({f.image for f in tags}, self._pin, deadline, budget)
         patch = []
@@ -152,6 +165,7 @@ class Gate:
             value = f"{image.name}:{image.tag}@{image.digest}"
             patch.append({"op": "replace", "path": item.pointer, "value": value})
         self.metrics.admission("mutations", "patched" if patch else "allowed")
+        self._decide("mutations", request, tags, resolved, True, started)
         return response(request.uid, True, patch=patch)
 
     def validate(self, request: AdmissionRequest, budget: float) -> dict[str, Any]:
@@ -159,7 +173,8 @@ class Gate:
         if isinstance(fields, dict):
             self.metrics.admission("validations", "skipped")
             return fields
-        deadline = time.monotonic() + budget
+        started = time.monotonic()
+        deadline = started + budget
         judged = self._run({f.image for f in fields}, self._judge, deadline, budget)
         refusals: list[str] = []
         warnings: list[str] = []
@@ -178,6 +193,7 @@ class Gate:
                 )
         if refusals or warnings:
             _log(request, "denied" if refusals else "admitted with warnings", refusals + warnings)
+        self._decide("validations", request, fields, judged, not refusals, started)
         if refusals:
             self.metrics.admission("validations", "denied")
             return response(
@@ -276,7 +292,7 @@ class Gate:
         if verdict is None:
             return None
         self.metrics.cache_hits.inc()
-        return _judgement(verdict, pinned.image)
+        return _judgement(verdict, pinned.image, cached=True)
 
     def _pin(self, image: str, pinned: Pinned | None, deadline: float) -> Judgement:
         """The image pinned to a digest (a tag through the registry), or why it cannot be."""
@@ -310,11 +326,53 @@ class Gate:
                 return Judgement(WARN, (message,), (message,), resolved)
             return Judgement(ERROR, (message,), resolved=resolved, enforced=match.enforced)
         (self.metrics.cache_hits if hit else self.metrics.cache_misses).inc()
-        return _judgement(verdict, resolved)
+        return _judgement(verdict, resolved, cached=hit)
 
     def _evaluate(self, resolved: ResolvedImage, match: PolicyMatch) -> ImageVerdict:
         with self.metrics.verify_seconds.time():
             return self.evaluator.evaluate(resolved, match)
+
+    def _decide(
+        self,
+        webhook: str,
+        request: AdmissionRequest,
+        fields: list[WorkloadImage],
+        judged: dict[str, Judgement],
+        allowed: bool,
+        started: float,
+    ) -> None:
+        """One line in the decision log, when there is one."""
+        if self.decisions is None:
+            return
+        images = []
+        for item in fields:
+            result = judged[item.image]
+            images.append(
+                {
+                    "field": item.field,
+                    "image": item.image,
+                    "digest": result.resolved.digest if result.resolved is not None else None,
+                    "outcome": result.outcome,
+                    "cached": result.cached,
+                    "policies": verdict_policies(result.verdict),
+                }
+            )
+        self.decisions.write(
+            {
+                "time": decisions_now(),
+                "webhook": webhook,
+                "uid": request.uid,
+                "operation": request.operation,
+                "kind": f"{request.group or 'core'}/{request.version}/{request.kind}",
+                "namespace": request.namespace,
+                "name": request.name,
+                "user": request.user,
+                "dryRun": request.dry_run,
+                "allowed": allowed,
+                "images": images,
+                "ms": round((time.monotonic() - started) * 1000, 3),
+            }
+        )
 
     def _key(self, resolved: ResolvedImage) -> tuple[str, tuple[str, ...]]:
         # Not the digest alone: the same digest under another name or tag can match other
@@ -329,14 +387,15 @@ class Gate:
         return 0.0
 
 
-def _judgement(verdict: ImageVerdict, resolved: ResolvedImage) -> Judgement:
+def _judgement(verdict: ImageVerdict, resolved: ResolvedImage, *, cached: bool) -> Judgement:
     """The gate's view of a verdict; its modes come with it (cached verdicts included, since
     the cache key holds the policies' content and the names they were matched against)."""
-    if verdict.outcome == ERROR and verdict.policies == () and verdict.warn_only:
+    outcome, warnings = verdict.outcome, verdict.warnings
+    if outcome == ERROR and verdict.policies == () and verdict.warn_only:
         # Undecidable, but only warn-mode policies care: warn, as they would on a failure.
-        return Judgement(WARN, verdict.messages, verdict.messages, resolved, verdict.enforced)
+        outcome, warnings = WARN, verdict.messages
     return Judgement(
-        verdict.outcome, verdict.messages, verdict.warnings, resolved, verdict.enforced
+        outcome, verdict.messages, warnings, resolved, verdict.enforced, verdict, cached
     )
 
 

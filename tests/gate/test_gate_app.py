@@ -98,3 +98,60 @@ def test_delete_and_connect_are_allowed_untouched(client, operation) -> None:
     review = admission_review(pod(f"vendor.example/tool@{DIGEST}"), operation=operation)
     answer = json.loads(client.post("/validations", json=review).data)["response"]
     assert answer["allowed"] is True
+
+
+def test_each_decision_is_one_json_line_with_no_object_or_secret(tmp_path) -> None:
+    import io
+
+    from keyless.server.gate.decisions import DecisionLog
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        cip("acme", static("pass"), glob="ghcr.io/acme/**")
+        + "---\n"
+        + cip("vendor", static("fail", message="not ours"), glob="vendor.example/**")
+    )
+    out = io.StringIO()
+    app = create_gate_app(
+        load_policy_set([policy]),
+        GateSettings(timeout=5.0, workers=2),
+        decisions=DecisionLog(out),
+    )
+    client = Client(app)
+    review = admission_review(pod(f"ghcr.io/acme/app@{DIGEST}", f"vendor.example/tool@{DIGEST}"))
+    review["request"]["userInfo"]["extra"] = {"token": ["secret-token-value"]}
+    for _ in range(2):
+        assert client.post("/validations", json=review).status_code == 200
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["uid"] == review["request"]["uid"]
+    assert (first["webhook"], first["operation"], first["kind"]) == (
+        "validations",
+        "CREATE",
+        "core/v1/Pod",
+    )
+    assert (first["namespace"], first["name"], first["allowed"]) == ("prod", "web", False)
+    assert first["user"] == "system:serviceaccount:kube-system:replicaset-controller"
+    acme, vendor = first["images"]
+    assert acme == {
+        "field": "spec.containers[0].image",
+        "image": f"ghcr.io/acme/app@{DIGEST}",
+        "digest": DIGEST,
+        "outcome": "pass",
+        "cached": False,
+        "policies": [
+            {
+                "name": "acme",
+                "mode": "enforce",
+                "passed": True,
+                "authority": "static",
+                "signer": None,
+                "issuer": None,
+            }
+        ],
+    }
+    assert vendor["outcome"] == "fail" and vendor["policies"][0]["passed"] is False
+    assert first["ms"] >= 0
+    # The second time the verdicts come from the cache, and say so.
+    assert [i["cached"] for i in second["images"]] == [True, False]
+    assert "secret-token-value" not in out.getvalue()
+    assert "regcred" not in out.getvalue()  # nothing of the object but names and images
