@@ -53,8 +53,9 @@ def create_gate_app(
 ) -> GateApp:
     """The gate's composition root: the evaluator over `policies`, one registry client per
     thread (with the docker config files of `registry_auth`, first match wins), the verdict
-    cache, metrics, and the decision log when one is given. Build it in the process that serves it (under gunicorn: in the worker,
-    after the fork), since threads and connections do not cross a fork."""
+    cache, metrics, and the decision log when one is given. Build it in the process that
+    serves it (under gunicorn: in the worker, after the fork), since threads and connections do
+    not cross a fork."""
     from keyless.client.oci import RegistryClient
     from keyless.client.oci.transport import RegistryLimits
     from keyless.client.policy import Evaluator
