@@ -113,6 +113,14 @@ def add_parser(subparsers: Any) -> None:
         "(default: anonymous)",
     )
     serve.add_argument(
+        "--reload-interval",
+        type=_seconds,
+        default=10.0,
+        metavar="DURATION",
+        help="how often the policy files are read again; a changed set that loads replaces the "
+        "old, a bad one keeps it (default 10s, 0 never)",
+    )
+    serve.add_argument(
         "--decision-log",
         default="-",
         metavar="FILE",
@@ -276,6 +284,7 @@ def _serve(args: argparse.Namespace, policies: Any) -> int:
 
 def _app(args: argparse.Namespace, policies: Any) -> Any:
     """The WSGI app, built in the worker (threads and connections do not cross a fork)."""
+    from keyless.cli.commands.policy import load_policies
     from keyless.server.gate.app import create_gate_app
     from keyless.server.gate.decisions import DecisionLog
     from keyless.server.gate.gate import GateSettings
@@ -293,6 +302,8 @@ def _app(args: argparse.Namespace, policies: Any) -> Any:
         registry_auth=args.registry_auth,
         allow_insecure_registry=args.allow_insecure_registry,
         decisions=DecisionLog.open(args.decision_log) if args.decision_log else None,
+        reload=(lambda: load_policies(args)) if args.reload_interval > 0 else None,
+        reload_interval=args.reload_interval,
     )
 
 

@@ -14,9 +14,10 @@ run fills as a real request would.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ from keyless.server.gate.gate import Gate, GateSettings
 if TYPE_CHECKING:
     from keyless.client.policy import PolicySet
     from keyless.server.gate.decisions import DecisionLog
+    from keyless.server.gate.reload import PolicyReloader
 
 log = logging.getLogger("keyless.gate")
 
@@ -50,12 +52,15 @@ def create_gate_app(
     registry_auth: Sequence[Path] = (),
     allow_insecure_registry: bool = False,
     decisions: DecisionLog | None = None,
+    reload: Callable[[], PolicySet] | None = None,
+    reload_interval: float = 10.0,
 ) -> GateApp:
     """The gate's composition root: the evaluator over `policies`, one registry client per
     thread (with the docker config files of `registry_auth`, first match wins), the verdict
-    cache, metrics, and the decision log when one is given. Build it in the process that
-    serves it (under gunicorn: in the worker, after the fork), since threads and connections do
-    not cross a fork."""
+    cache, metrics, and the decision log when one is given. With `reload`, the policies are read
+    again every `reload_interval` seconds and a changed set that loads replaces the old. Build
+    it in the process that serves it (under gunicorn: in the worker, after the fork), since
+    threads and connections do not cross a fork."""
     from keyless.client.oci import RegistryClient
     from keyless.client.oci.transport import RegistryLimits
     from keyless.client.policy import Evaluator
@@ -71,8 +76,16 @@ def create_gate_app(
             credentials=credentials, allow_insecure=allow_insecure_registry, limits=limits
         )
 
-    evaluator = Evaluator(policies, registry=per_thread(client))
-    return GateApp(Gate(evaluator, settings, GateMetrics(), decisions))
+    registry = per_thread(client)
+    gate = Gate(Evaluator(policies, registry=registry), settings, GateMetrics(), decisions)
+    app = GateApp(gate)
+    if reload is not None:
+        from keyless.server.gate.reload import PolicyReloader
+
+        evaluate = functools.partial(Evaluator, registry=registry)
+        app.reloader = PolicyReloader(gate, reload, evaluate, interval=reload_interval)
+        app.reloader.start()
+    return app
 
 
 class GateApp:
@@ -80,6 +93,12 @@ class GateApp:
 
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
+        self.reloader: PolicyReloader | None = None
+
+    def close(self) -> None:
+        """Stop reloading the policies (the process that serves it ends anyway)."""
+        if self.reloader is not None:
+            self.reloader.stop()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)

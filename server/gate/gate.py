@@ -82,11 +82,42 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class Policies:
+    """The policy set a request is judged by: its evaluator, and its fingerprint (hashed once
+    per set, not per request)."""
+
+    evaluator: Evaluator
+    fingerprint: str
+
+    def pin(self, image: ResolvedImage) -> Pinned:
+        return Pinned(image, self.evaluator.match(image), self.fingerprint)
+
+
+@dataclass(frozen=True)
 class Pinned:
     """An image pinned to a digest and the policies that match it: worked out once a request."""
 
     image: ResolvedImage
     match: PolicyMatch
+    fingerprint: str
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...]]:
+        """The verdict cache's key. Not the digest alone: the same digest under another name
+        or tag can match other policies, and another policy set judges it anew."""
+        return (self.fingerprint, self.image.match_names)
+
+
+def _pinned(image: str, current: Policies) -> Pinned | None:
+    """A digest reference with the policies that match it, or None for a tag (or a reference
+    that does not parse: the task reports it)."""
+    if "@" not in image:
+        return None
+    try:
+        resolved = current.evaluator.resolve(image)
+    except RegistryError:
+        return None
+    return current.pin(resolved)
 
 
 @dataclass(frozen=True)
@@ -125,18 +156,26 @@ class Gate:
         metrics: GateMetrics,
         decisions: DecisionLog | None = None,
     ) -> None:
-        self.evaluator = evaluator
         self.settings = settings
         self.metrics = metrics
         self.decisions = decisions
-        # The policies never change under a running gate; hashing them per request would.
-        self._fingerprint = evaluator.fingerprint
+        self._current = Policies(evaluator, evaluator.fingerprint)
         self.cache: VerdictCache[ImageVerdict] = VerdictCache(
             size=settings.cache_size, keep=self._keep
         )
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="keyless-gate"
         )
+
+    @property
+    def evaluator(self) -> Evaluator:
+        return self._current.evaluator
+
+    def swap(self, evaluator: Evaluator) -> None:
+        """Judge with `evaluator` from now on (a reloaded policy set). Requests under way
+        finish with the policies they started with; verdicts are cached per fingerprint, so
+        no verdict crosses from one set to the other."""
+        self._current = Policies(evaluator, evaluator.fingerprint)
 
     def budget(self, requested: float | None) -> float:
         """Seconds this answer may take: the gate's limit or the API server's, the lower."""
@@ -232,23 +271,26 @@ class Gate:
     def _run(
         self,
         images: set[str],
-        task: Callable[[str, Pinned | None, float], Judgement],
+        task: Callable[[str, Pinned | None, Policies, float], Judgement],
         deadline: float,
         budget: float,
     ) -> dict[str, Judgement]:
         """`task` for each image, in the pool; images not done by `deadline` are `error`.
 
-        A digest reference is pinned here, once (a parse, no registry), and handed on; a tag is
-        pinned by the task, through the registry."""
+        One request is judged by one policy set, the one current when it came. A digest
+        reference is pinned here, once (a parse, no registry), and handed on; a tag is pinned
+        by the task, through the registry."""
+        current = self._current
         done: dict[str, Judgement] = {}
         pending: dict[concurrent.futures.Future[Judgement], tuple[str, Pinned | None]] = {}
         for image in images:
-            pinned = self._pinned(image)
+            pinned = _pinned(image, current)
             quick = self._cached(pinned) if pinned is not None else None
             if quick is not None:
                 done[image] = quick
             else:
-                pending[self._pool.submit(task, image, pinned, deadline)] = (image, pinned)
+                future = self._pool.submit(task, image, pinned, current, deadline)
+                pending[future] = (image, pinned)
         if pending:
             remaining = max(0.0, deadline - time.monotonic())
             concurrent.futures.wait(pending, timeout=remaining)
@@ -268,17 +310,6 @@ class Gate:
                 )
         return done
 
-    def _pinned(self, image: str) -> Pinned | None:
-        """A digest reference with the policies that match it, or None for a tag (or a
-        reference that does not parse: the task reports it)."""
-        if "@" not in image:
-            return None
-        try:
-            resolved = self.evaluator.resolve(image)
-        except RegistryError:
-            return None
-        return Pinned(resolved, self.evaluator.match(resolved))
-
     def _undecided(self, pinned: Pinned | None, message: str) -> Judgement:
         """No verdict: a refusal, unless only `mode: warn` policies match (then a warning).
         The policies of a digest are known without the registry; a tag's are not."""
@@ -288,34 +319,40 @@ class Gate:
 
     def _cached(self, pinned: Pinned) -> Judgement | None:
         """A digest already judged, without leaving the request thread (the common case)."""
-        verdict = self.cache.get(self._key(pinned.image))
+        verdict = self.cache.get(pinned.key)
         if verdict is None:
             return None
         self.metrics.cache_hits.inc()
         return _judgement(verdict, pinned.image, cached=True)
 
-    def _pin(self, image: str, pinned: Pinned | None, deadline: float) -> Judgement:
+    def _pin(
+        self, image: str, pinned: Pinned | None, current: Policies, deadline: float
+    ) -> Judgement:
         """The image pinned to a digest (a tag through the registry), or why it cannot be."""
         if pinned is None:
             try:
-                resolved = self.evaluator.resolve(image)
+                resolved = current.evaluator.resolve(image)
             except InvalidReferenceError as exc:
                 return Judgement(FAIL, (f"{image}: {exc.message}",))
             except RegistryError as exc:
                 return Judgement(ERROR, (f"could not resolve {image}: {exc.message}",))
-            pinned = Pinned(resolved, self.evaluator.match(resolved))
+            pinned = current.pin(resolved)
         return Judgement(PASS, (), resolved=pinned.image, enforced=pinned.match.enforced)
 
-    def _judge(self, image: str, pinned: Pinned | None, deadline: float) -> Judgement:
-        first = self._pin(image, pinned, deadline)
+    def _judge(
+        self, image: str, pinned: Pinned | None, current: Policies, deadline: float
+    ) -> Judgement:
+        first = self._pin(image, pinned, current, deadline)
         if first.resolved is None:
             return first
         if pinned is None:
-            pinned = Pinned(first.resolved, self.evaluator.match(first.resolved))
+            pinned = current.pin(first.resolved)
         resolved, match = pinned.image, pinned.match
         try:
             verdict, hit = self.cache.get_or_compute(
-                self._key(resolved), lambda: self._evaluate(resolved, match), deadline=deadline
+                pinned.key,
+                lambda: self._evaluate(current.evaluator, resolved, match),
+                deadline=deadline,
             )
         except Undecided:
             message = (
@@ -328,9 +365,11 @@ class Gate:
         (self.metrics.cache_hits if hit else self.metrics.cache_misses).inc()
         return _judgement(verdict, resolved, cached=hit)
 
-    def _evaluate(self, resolved: ResolvedImage, match: PolicyMatch) -> ImageVerdict:
+    def _evaluate(
+        self, evaluator: Evaluator, resolved: ResolvedImage, match: PolicyMatch
+    ) -> ImageVerdict:
         with self.metrics.verify_seconds.time():
-            return self.evaluator.evaluate(resolved, match)
+            return evaluator.evaluate(resolved, match)
 
     def _decide(
         self,
@@ -373,11 +412,6 @@ class Gate:
                 "ms": round((time.monotonic() - started) * 1000, 3),
             }
         )
-
-    def _key(self, resolved: ResolvedImage) -> tuple[str, tuple[str, ...]]:
-        # Not the digest alone: the same digest under another name or tag can match other
-        # policies.
-        return (self._fingerprint, resolved.match_names)
 
     def _keep(self, verdict: ImageVerdict) -> float:
         if verdict.outcome == PASS:

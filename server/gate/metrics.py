@@ -3,12 +3,13 @@ one process, as in the tests, do not collide)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class GateMetrics:
     """`keyless_gate_admissions_total{webhook,result}`, `keyless_gate_verify_seconds`,
-    `keyless_gate_cache_hits_total`, `keyless_gate_cache_misses_total`."""
+    `keyless_gate_cache_hits_total`, `keyless_gate_cache_misses_total`,
+    `keyless_gate_policy_reloads_total{result}`, `keyless_gate_policy_reload_failing`."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -32,6 +33,18 @@ class GateMetrics:
         self.cache_misses = Counter(
             "keyless_gate_cache_misses",
             "Verdicts computed (or awaited from a concurrent admission)",
+            registry=self.registry,
+        )
+
+        self.policy_reloads = Counter(
+            "keyless_gate_policy_reloads",
+            "Policy files read again and found changed: reloaded, or refused (the old stay)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.policy_reload_failing = Gauge(
+            "keyless_gate_policy_reload_failing",
+            "1 while the policy files on disk do not load (the gate judges by the last good set)",
             registry=self.registry,
         )
 

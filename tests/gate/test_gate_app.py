@@ -155,3 +155,61 @@ def test_each_decision_is_one_json_line_with_no_object_or_secret(tmp_path) -> No
     assert [i["cached"] for i in second["images"]] == [True, False]
     assert "secret-token-value" not in out.getvalue()
     assert "regcred" not in out.getvalue()  # nothing of the object but names and images
+
+
+def _metric(client: Client, name: str) -> float:
+    for line in client.get("/metrics").data.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _until(check, seconds: float = 10.0):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("the gate did not pick up the policy change in time")
+
+
+def test_policies_reload_and_a_bad_file_keeps_the_last_good_set(tmp_path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(cip("acme", static("pass"), glob="ghcr.io/acme/**"))
+
+    def load():
+        return load_policy_set([policy])
+
+    app = create_gate_app(
+        load(), GateSettings(timeout=5.0, workers=2), reload=load, reload_interval=0.05
+    )
+    try:
+        _reloading(Client(app), policy)
+    finally:
+        app.close()
+
+
+def _reloading(client: Client, policy) -> None:
+    image = f"ghcr.io/acme/app@{DIGEST}"
+    assert _review(client, "/validations", image)["allowed"] is True
+    # A changed policy replaces the old; the cached pass does not outlive it.
+    policy.write_text(cip("acme", static("fail", message="revoked"), glob="ghcr.io/acme/**"))
+    refused = _until(
+        lambda: (r := _review(client, "/validations", image))["allowed"] is False and r
+    )
+    assert "revoked" in refused["status"]["message"]
+    assert _metric(client, 'keyless_gate_policy_reloads_total{result="reloaded"}') == 1
+    # A file that does not load keeps the last good set, and says so in a metric.
+    policy.write_text("apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\n")
+    _until(lambda: _metric(client, "keyless_gate_policy_reload_failing") == 1)
+    still = _review(client, "/validations", image)
+    assert still["allowed"] is False and "revoked" in still["status"]["message"]
+    policy.write_text("")  # no policy at all is refused too, never an empty set
+    _until(lambda: _metric(client, 'keyless_gate_policy_reloads_total{result="refused"}') >= 2)
+    assert _review(client, "/validations", image)["allowed"] is False
+    policy.write_text(cip("acme", static("pass"), glob="ghcr.io/acme/**"))
+    _until(lambda: _review(client, "/validations", image)["allowed"] is True)
+    assert _metric(client, "keyless_gate_policy_reload_failing") == 0
