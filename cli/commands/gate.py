@@ -166,8 +166,9 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         action="append",
         default=[],
-        metavar="FILE",
-        help="a policy file to put in the keyless-gate-policies ConfigMap (else create it)",
+        metavar="FILE_OR_DIR",
+        help="a policy file, or a directory of them, to put in the keyless-gate-policies "
+        "ConfigMap (else create it); checked as keyless policy check and the gate read them",
     )
     manifests.add_argument(
         "--trust-root",
@@ -175,6 +176,13 @@ def add_parser(subparsers: Any) -> None:
         default=[],
         metavar="NAME=FILE",
         help="a trusted_root.json for trustRootRef: NAME, put in the keyless-gate-trust ConfigMap",
+    )
+    manifests.add_argument(
+        "--trusted-root",
+        type=Path,
+        metavar="FILE",
+        help="the trusted_root.json of authorities without trustRootRef, put in the "
+        "keyless-gate-trust ConfigMap (default: public Sigstore, shipped with keyless)",
     )
     manifests.add_argument(
         "--registry-auth-secret",
@@ -324,9 +332,17 @@ def run_manifests(args: argparse.Namespace) -> int:
                 f"--trust-root wants NAME=FILE (NAME: letters, digits, ._-), not {entry!r}"
             )
         trust[name] = _read(args, Path(file))
-    policies = {path.name: _read(args, path) for path in args.policy}
-    if len(policies) != len(args.policy):
+    files = _policy_files(args)
+    policies = {path.name: _read(args, path) for path in files}
+    if len(policies) != len(files):
         args.usage_error("--policy files must have distinct names")
+    trusted_root = _read(args, args.trusted_root) if args.trusted_root else None
+    if files:
+        problems = _check_policies(args, files)
+        if problems:
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return 2
     tls_pair = None
     if args.tls_self_signed is not None:
         from keyless.server.gate import tls
@@ -341,6 +357,7 @@ def run_manifests(args: argparse.Namespace) -> int:
         tls=tls_pair,
         policies=policies,
         trust_roots=trust,
+        trusted_root=trusted_root,
         registry_auth_secrets=tuple(args.registry_auth_secret),
         no_match_policy=args.no_match_policy,
         timeout_seconds=args.timeout_seconds,
@@ -366,6 +383,40 @@ def _dumper() -> Any:
 
     Dumper.add_representer(str, text)
     return Dumper
+
+
+def _policy_files(args: argparse.Namespace) -> list[Path]:
+    """The files of --policy, a directory's policy files (as the gate reads one) in its place."""
+    from keyless.client.policy.cip import policy_files
+
+    problems: list[str] = []
+    files = policy_files(args.policy, problems)
+    if problems:
+        args.usage_error("; ".join(problems))
+    return files
+
+
+def _check_policies(args: argparse.Namespace, files: list[Path]) -> list[str]:
+    """The problems `keyless policy check` and the gate would find in these policies, under
+    this trust: so the manifests never install what the gate would refuse to start with."""
+    from keyless.client.policy import PolicyFileError, load_policy_set, load_trust_file
+    from keyless.client.verify import TrustRootError
+
+    try:
+        named = {
+            name: load_trust_file(name, Path(file))
+            for name, _, file in (entry.partition("=") for entry in args.trust_root)
+        }
+        default = load_trust_file("", args.trusted_root) if args.trusted_root else None
+    except TrustRootError as exc:
+        return [exc.detail]
+    try:
+        load_policy_set(
+            files, trust_files=named, default_trust=default, no_match_policy=args.no_match_policy
+        )
+    except PolicyFileError as exc:
+        return list(exc.problems)
+    return []
 
 
 def _read(args: argparse.Namespace, path: Path) -> bytes:

@@ -87,7 +87,7 @@ def load_policy_set(
     """
     problems: list[str] = []
     documents: list[tuple[str, int, dict[str, Any]]] = []
-    for path in _policy_files(paths, problems):
+    for path in policy_files(paths, problems):
         documents.extend(_documents(path, problems))
     if len(documents) > MAX_DOCUMENTS:
         raise PolicyFileError([f"more than {MAX_DOCUMENTS} documents"])
@@ -143,7 +143,9 @@ class _Where:
         self.problems.append(f"{self.source}: document {self.index}{named}: {path}: {message}")
 
 
-def _policy_files(paths: Sequence[str | Path], problems: list[str]) -> list[Path]:
+def policy_files(paths: Sequence[str | Path], problems: list[str]) -> list[Path]:
+    """The policy files `paths` name: each file, and a directory's `*.yaml`, `*.yml` and
+    `*.json` files in name order; a problem for each path that is neither."""
     files: list[Path] = []
     for entry in paths:
         path = Path(entry)

@@ -19,6 +19,9 @@ PORT = 8443
 OPT_IN_LABEL = "keyless.dev/include"
 WEBHOOK_NAME = "gate.keyless.dev"
 CONFIG_DIR = "/etc/keyless-gate"
+# The trusted root of authorities without trustRootRef, beside the named ones in the trust
+# ConfigMap; trust root names start with a letter or digit, so it cannot collide.
+DEFAULT_TRUST_FILE = "_trusted_root.json"
 RULES = [
     ("", ["pods", "pods/ephemeralcontainers"]),
     ("apps", ["deployments", "replicasets", "statefulsets", "daemonsets"]),
@@ -35,6 +38,7 @@ class ManifestOptions:
     tls: tuple[bytes, bytes] | None = None  # a self-signed (certificate, key) to ship
     policies: dict[str, bytes] = field(default_factory=dict)
     trust_roots: dict[str, bytes] = field(default_factory=dict)
+    trusted_root: bytes | None = None  # of authorities without trustRootRef (default: public)
     registry_auth_secrets: tuple[str, ...] = ()
     no_match_policy: str | None = None
     timeout_seconds: int = 25
@@ -51,9 +55,9 @@ def manifests(options: ManifestOptions) -> list[dict[str, Any]]:
         docs.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     if options.policies:
         docs.append(_config_map(f"{SERVICE}-policies", ns, options.policies))
-    if options.trust_roots:
-        files = {f"{name}.json": data for name, data in options.trust_roots.items()}
-        docs.append(_config_map(f"{SERVICE}-trust", ns, files))
+    trust_files = _trust_files(options)
+    if trust_files:
+        docs.append(_config_map(f"{SERVICE}-trust", ns, trust_files))
     ca_bundle = options.ca_bundle
     if options.tls is not None:
         cert, key = options.tls
@@ -93,6 +97,13 @@ def _config_map(name: str, namespace: str, files: dict[str, bytes]) -> dict[str,
     }
 
 
+def _trust_files(options: ManifestOptions) -> dict[str, bytes]:
+    files = {f"{name}.json": data for name, data in options.trust_roots.items()}
+    if options.trusted_root is not None:
+        files[DEFAULT_TRUST_FILE] = options.trusted_root
+    return files
+
+
 def _deployment(
     options: ManifestOptions, meta: dict[str, Any], labels: dict[str, str]
 ) -> dict[str, Any]:
@@ -107,6 +118,8 @@ def _deployment(
         f"--timeout={options.timeout_seconds}s",
     ]
     args += [f"--trust-root={n}={CONFIG_DIR}/trust/{n}.json" for n in options.trust_roots]
+    if options.trusted_root is not None:
+        args.append(f"--trusted-root={CONFIG_DIR}/trust/{DEFAULT_TRUST_FILE}")
     if options.no_match_policy:
         args.append(f"--no-match-policy={options.no_match_policy}")
     mounts = [
@@ -119,7 +132,7 @@ def _deployment(
         {"name": "policies", "configMap": {"name": f"{SERVICE}-policies"}},
         {"name": "tls", "secret": {"secretName": f"{SERVICE}-tls"}},
     ]
-    if options.trust_roots:
+    if _trust_files(options):
         mounts.append({"name": "trust", "mountPath": f"{CONFIG_DIR}/trust", "readOnly": True})
         volumes.append({"name": "trust", "configMap": {"name": f"{SERVICE}-trust"}})
     for index, secret in enumerate(options.registry_auth_secrets):

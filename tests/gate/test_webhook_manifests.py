@@ -13,6 +13,7 @@ import yaml
 
 from keyless.cli.main import main
 from keyless.client.policy.workloads import images_in_files
+from tests.conftest import REPO
 
 KINDS_JUDGED = {
     "": {"pods", "pods/ephemeralcontainers"},
@@ -102,3 +103,38 @@ def test_the_printed_manifests_are_read_by_policy_check_resource(capsys, tmp_pat
     path = tmp_path / "gate.yaml"
     path.write_text(text)
     assert images_in_files([path]) == ["ghcr.io/acme/keyless:1.0"]
+
+
+def test_manifests_carry_a_policy_directory_and_the_default_trusted_root(capsys, tmp_path):
+    """What `gate manifests` prints runs with the trust `policy check` judged with: the
+    policies of a directory and the `--trusted-root` of authorities without trustRootRef."""
+    from tests.gate.webhook import cip, static
+
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "a.yaml").write_text(cip("first", static("pass")))
+    (policies / "b.yml").write_text(cip("second", static("pass"), glob="ghcr.io/**"))
+    (policies / "notes.txt").write_text("not a policy")
+    root = REPO / "client/data/staging_trusted_root.json"
+    _, documents = _manifests(
+        capsys, "--policy", str(policies), "--trusted-root", str(root), "--ca-bundle", "UEVN"
+    )
+    config_maps = {d["metadata"]["name"]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
+    assert set(config_maps["keyless-gate-policies"]) == {"a.yaml", "b.yml"}
+    assert config_maps["keyless-gate-trust"]["_trusted_root.json"] == root.read_text()
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--trusted-root=/etc/keyless-gate/trust/_trusted_root.json" in container["args"]
+
+
+def test_manifests_refuse_a_policy_the_gate_would_refuse(capsys, tmp_path):
+    from tests.gate.webhook import cip, static
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(cip("acme", static("pass")).replace("mode: enforce", "mode: loud"))
+    assert main(["gate", "manifests", "--policy", str(policy), "--ca-bundle", "UEVN"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"error: {policy}: document 1 (acme): spec.mode: must be enforce or warn, not 'loud'\n"
+    )
