@@ -113,6 +113,13 @@ def add_parser(subparsers: Any) -> None:
         "(default: anonymous)",
     )
     serve.add_argument(
+        "--client-ca",
+        type=Path,
+        metavar="FILE",
+        help="CA certificates (PEM) a client certificate must chain to; Gatekeeper's external "
+        "data requests must then present one (mutual TLS; the webhooks need none)",
+    )
+    serve.add_argument(
         "--reload-interval",
         type=_seconds,
         default=10.0,
@@ -202,6 +209,12 @@ def add_parser(subparsers: Any) -> None:
         help="the webhooks' timeoutSeconds, 1 to 30 (default 25)",
     )
     manifests.add_argument("--replicas", type=int, default=2, help="gate replicas (default 2)")
+    manifests.add_argument(
+        "--gatekeeper",
+        action="store_true",
+        help="for an OPA Gatekeeper cluster: print Gatekeeper's Provider (the gate's external "
+        "data), a ConstraintTemplate and a Constraint instead of the gate's own webhooks",
+    )
     manifests.set_defaults(run=run_manifests, usage_error=manifests.error)
 
 
@@ -249,6 +262,8 @@ def run_serve(args: argparse.Namespace) -> int:
     for path in args.registry_auth:
         if not path.is_file():
             args.usage_error(f"--registry-auth {path}: no such file")
+    if args.client_ca is not None:
+        _check_client_ca(args)
     from keyless.cli.commands.policy import load_policies
 
     try:
@@ -258,6 +273,17 @@ def run_serve(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return 2
     return _serve(args, policies)
+
+
+def _check_client_ca(args: argparse.Namespace) -> None:
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificates(args.client_ca.read_bytes())
+    except OSError as exc:
+        args.usage_error(f"--client-ca {args.client_ca}: cannot read the file: {exc.strerror}")
+    except ValueError:
+        args.usage_error(f"--client-ca {args.client_ca}: not PEM CA certificates")
 
 
 def _serve(args: argparse.Namespace, policies: Any) -> int:
@@ -286,14 +312,21 @@ def _serve(args: argparse.Namespace, policies: Any) -> int:
         print(f"caBundle: {tls.ca_bundle(cert)}")
     sys.stdout.flush()
     sys.stderr.flush()
-    run(lambda: _app(args, policies), listener, cert=cert, key=key, threads=args.threads)
+    run(
+        lambda: _app(args, policies),
+        listener,
+        cert=cert,
+        key=key,
+        threads=args.threads,
+        client_ca=args.client_ca,
+    )
     return 0
 
 
 def _app(args: argparse.Namespace, policies: Any) -> Any:
     """The WSGI app, built in the worker (threads and connections do not cross a fork)."""
     from keyless.cli.commands.policy import load_policies
-    from keyless.server.gate.app import create_gate_app
+    from keyless.server.gate.app import ExternalDataTransport, create_gate_app
     from keyless.server.gate.decisions import DecisionLog
     from keyless.server.gate.gate import GateSettings
 
@@ -312,6 +345,7 @@ def _app(args: argparse.Namespace, policies: Any) -> Any:
         decisions=DecisionLog.open(args.decision_log) if args.decision_log else None,
         reload=(lambda: load_policies(args)) if args.reload_interval > 0 else None,
         reload_interval=args.reload_interval,
+        transport=ExternalDataTransport(client_cert=args.client_ca is not None),
     )
 
 
@@ -362,6 +396,7 @@ def run_manifests(args: argparse.Namespace) -> int:
         no_match_policy=args.no_match_policy,
         timeout_seconds=args.timeout_seconds,
         replicas=args.replicas,
+        gatekeeper=args.gatekeeper,
     )
     print(yaml.dump_all(manifests(options), Dumper=_dumper(), sort_keys=False), end="")
     return 0

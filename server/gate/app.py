@@ -17,7 +17,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import ssl
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +34,13 @@ from keyless.server.gate.admission import (
     read_request,
     response,
 )
+from keyless.server.gate.externaldata import (
+    ProviderRequestError,
+    mutate_items,
+    parse_provider_request,
+    provider_response,
+    verify_items,
+)
 from keyless.server.gate.gate import Gate, GateSettings
 
 if TYPE_CHECKING:
@@ -43,6 +53,29 @@ log = logging.getLogger("keyless.gate")
 MAX_BODY_BYTES = 4 * 1024 * 1024  # an object and its old version, each up to etcd's 1.5 MiB
 MAX_DRAIN_BYTES = 32 * 1024 * 1024
 WEBHOOKS = {"/mutations": "mutations", "/validations": "validations"}
+EXTERNAL_DATA = {
+    "/externaldata/verify": "externaldata-verify",
+    "/externaldata/mutate": "externaldata-mutate",
+}
+
+
+@dataclass(frozen=True)
+class ExternalDataTransport:
+    """What Gatekeeper's client guarantees and the external-data paths therefore require: TLS
+    1.3, and with `client_cert`, a client certificate the server's `--client-ca` verified."""
+
+    client_cert: bool = False
+
+    def refusal(self, environ: dict[str, Any]) -> str | None:
+        """Why this connection may not ask, or None. gunicorn hands the TLS socket on."""
+        sock = environ.get("gunicorn.socket")
+        if not isinstance(sock, ssl.SSLSocket):
+            return "external data is served over TLS 1.3 only"
+        if sock.version() != "TLSv1.3":
+            return f"external data needs TLS 1.3, not {sock.version()}"
+        if self.client_cert and not sock.getpeercert():
+            return "external data needs a client certificate (--client-ca)"
+        return None
 
 
 def create_gate_app(
@@ -54,6 +87,7 @@ def create_gate_app(
     decisions: DecisionLog | None = None,
     reload: Callable[[], PolicySet] | None = None,
     reload_interval: float = 10.0,
+    transport: ExternalDataTransport | None = None,
 ) -> GateApp:
     """The gate's composition root: the evaluator over `policies`, one registry client per
     thread (with the docker config files of `registry_auth`, first match wins), the verdict
@@ -78,7 +112,7 @@ def create_gate_app(
 
     registry = per_thread(client)
     gate = Gate(Evaluator(policies, registry=registry), settings, GateMetrics(), decisions)
-    app = GateApp(gate)
+    app = GateApp(gate, transport)
     if reload is not None:
         from keyless.server.gate.reload import PolicyReloader
 
@@ -91,8 +125,11 @@ def create_gate_app(
 class GateApp:
     """WSGI callable around a `Gate`."""
 
-    def __init__(self, gate: Gate) -> None:
+    def __init__(self, gate: Gate, transport: ExternalDataTransport | None = None) -> None:
         self.gate = gate
+        # None: no transport rule (an app composed in process, as tests do); `keyless gate
+        # serve` always gives one.
+        self.transport = transport
         self.reloader: PolicyReloader | None = None
 
     def close(self) -> None:
@@ -116,12 +153,58 @@ class GateApp:
             return Response(
                 self.gate.metrics.exposition(), content_type="text/plain; version=0.0.4"
             )
+        provider = EXTERNAL_DATA.get(path)
+        if provider is not None:
+            if request.method != "POST":
+                return _error(405, "use POST with a ProviderRequest")
+            return self._external_data(request, provider)
         webhook = WEBHOOKS.get(path)
         if webhook is None:
-            return _error(404, "no such path: the webhooks are POST /mutations and /validations")
+            return _error(
+                404,
+                "no such path: the webhooks are POST /mutations and /validations, Gatekeeper's "
+                "providers POST /externaldata/verify and /externaldata/mutate",
+            )
         if request.method != "POST":
             return _error(405, "use POST with an AdmissionReview v1")
         return self._admit(request, webhook)
+
+    def _external_data(self, request: Request, provider: str) -> Response:
+        refusal = self.transport.refusal(request.environ) if self.transport else None
+        if refusal is not None:
+            self.gate.metrics.admission(provider, "invalid")
+            return _provider_error(403, refusal)
+        if request.mimetype != "application/json":
+            self.gate.metrics.admission(provider, "invalid")
+            return _provider_error(415, "Content-Type must be application/json")
+        body = _body(request)
+        if body is None:
+            self.gate.metrics.admission(provider, "invalid")
+            return _provider_error(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            keys = parse_provider_request(body)
+        except ProviderRequestError as exc:
+            self.gate.metrics.admission(provider, "invalid")
+            return _provider_error(400, exc.message)
+        started = time.monotonic()
+        budget = self.gate.settings.external_data_timeout
+        try:
+            if provider == "externaldata-verify":
+                judged = self.gate.judge(keys, budget)
+                items, system_error = verify_items(keys, judged)
+            else:
+                judged = self.gate.pin(keys, budget)
+                items, system_error = mutate_items(keys, judged)
+        except Exception:
+            # Never an allow by accident: the whole request is a system error, not cached.
+            log.exception("keyless gate: %s failed", provider)
+            self.gate.metrics.admission(provider, "invalid")
+            return _provider_error(500, "keyless gate: internal error")
+        self.gate.log_lookup(provider, keys, judged, started)
+        refused = system_error or any("error" in item for item in items)
+        self.gate.metrics.admission(provider, "denied" if refused else "allowed")
+        answer = provider_response(items, system_error)
+        return Response(json.dumps(answer, separators=(",", ":")), content_type="application/json")
 
     def _admit(self, request: Request, webhook: str) -> Response:
         if request.mimetype != "application/json":
@@ -187,6 +270,13 @@ def _body(request: Request) -> bytes | None:
             break
         size += len(chunk)
     return None
+
+
+def _provider_error(status: int, message: str) -> Response:
+    """A ProviderResponse with a `systemError`: Gatekeeper reads the body whatever the status,
+    and a system error is never cached as an answer."""
+    body = json.dumps(provider_response([], message), separators=(",", ":"))
+    return Response(body, status=status, content_type="application/json")
 
 
 def _error(status: int, message: str) -> Response:

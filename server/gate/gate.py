@@ -79,6 +79,9 @@ class GateSettings:
     cache_ttl: float = 600.0
     negative_ttl: float = 0.0
     workers: int = 32
+    # Gatekeeper gives a provider `spec.timeout` (the manifests print 3 s) and drops a late
+    # answer: answer well inside it.
+    external_data_timeout: float = 2.5
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,31 @@ class Gate:
         self.metrics.admission("validations", "warned" if warnings else "allowed")
         return response(request.uid, True, warnings=warnings)
 
+    # Gatekeeper's external data: the same judgements, for image references without an object.
+
+    def judge(self, images: list[str], budget: float) -> dict[str, Judgement]:
+        """Each image judged as the validating webhook judges it, within `budget` seconds."""
+        return self._run(set(images), self._judge, time.monotonic() + budget, budget)
+
+    def pin(self, images: list[str], budget: float) -> dict[str, Judgement]:
+        """Each image pinned to a digest as the mutating webhook pins it."""
+        return self._run(set(images), self._pin, time.monotonic() + budget, budget)
+
+    def log_lookup(
+        self, provider: str, images: list[str], judged: dict[str, Judgement], started: float
+    ) -> None:
+        """A decision-log line for an external-data request (no object: the keys alone)."""
+        if self.decisions is None:
+            return
+        self.decisions.write(
+            {
+                "time": decisions_now(),
+                "webhook": provider,
+                "images": [_image_record("request.keys", i, judged[i]) for i in images],
+                "ms": round((time.monotonic() - started) * 1000, 3),
+            }
+        )
+
     # Steps.
 
     def _fields(self, request: AdmissionRequest) -> list[WorkloadImage] | dict[str, Any]:
@@ -383,19 +411,7 @@ class Gate:
         """One line in the decision log, when there is one."""
         if self.decisions is None:
             return
-        images = []
-        for item in fields:
-            result = judged[item.image]
-            images.append(
-                {
-                    "field": item.field,
-                    "image": item.image,
-                    "digest": result.resolved.digest if result.resolved is not None else None,
-                    "outcome": result.outcome,
-                    "cached": result.cached,
-                    "policies": verdict_policies(result.verdict),
-                }
-            )
+        images = [_image_record(item.field, item.image, judged[item.image]) for item in fields]
         self.decisions.write(
             {
                 "time": decisions_now(),
@@ -431,6 +447,18 @@ def _judgement(verdict: ImageVerdict, resolved: ResolvedImage, *, cached: bool) 
     return Judgement(
         outcome, verdict.messages, warnings, resolved, verdict.enforced, verdict, cached
     )
+
+
+def _image_record(where: str, image: str, result: Judgement) -> dict[str, Any]:
+    """What the decision log says of one image: as written, the digest judged, the verdict."""
+    return {
+        "field": where,
+        "image": image,
+        "digest": result.resolved.digest if result.resolved is not None else None,
+        "outcome": result.outcome,
+        "cached": result.cached,
+        "policies": verdict_policies(result.verdict),
+    }
 
 
 def _log(request: AdmissionRequest, what: str, lines: list[str]) -> None:

@@ -43,6 +43,7 @@ class ManifestOptions:
     no_match_policy: str | None = None
     timeout_seconds: int = 25
     replicas: int = 2
+    gatekeeper: bool = False  # Gatekeeper's Provider, ConstraintTemplate and Constraint too
 
 
 def manifests(options: ManifestOptions) -> list[dict[str, Any]]:
@@ -83,8 +84,12 @@ def manifests(options: ManifestOptions) -> list[dict[str, Any]]:
             },
         }
     )
-    docs.append(_webhooks(options, "MutatingWebhookConfiguration", "/mutations", ca_bundle))
-    docs.append(_webhooks(options, "ValidatingWebhookConfiguration", "/validations", ca_bundle))
+    if options.gatekeeper:
+        # Gatekeeper's own webhooks ask the gate; its webhooks would judge everything twice.
+        docs.extend(gatekeeper_objects(ns, ca_bundle))
+    else:
+        docs.append(_webhooks(options, "MutatingWebhookConfiguration", "/mutations", ca_bundle))
+        docs.append(_webhooks(options, "ValidatingWebhookConfiguration", "/validations", ca_bundle))
     return docs
 
 
@@ -95,6 +100,102 @@ def _config_map(name: str, namespace: str, files: dict[str, bytes]) -> dict[str,
         "metadata": {"name": name, "namespace": namespace},
         "data": {key: value.decode("utf-8") for key, value in files.items()},
     }
+
+
+GATEKEEPER_PROVIDER_TIMEOUT = 3  # seconds: Gatekeeper's validating webhook default
+GATEKEEPER_TEMPLATE = "keylessverified"
+# Rego for Gatekeeper's ConstraintTemplate: every image of a Pod, of a workload's pod template
+# and of a CronJob's, sent to the provider; any per-image error or a system error is a
+# violation (a system error is never an allow).
+GATEKEEPER_REGO = """package keylessverified
+
+import rego.v1
+
+pod_spec := input.review.object.spec if input.review.kind.kind == "Pod"
+
+pod_spec := input.review.object.spec.jobTemplate.spec.template.spec if {
+  input.review.kind.kind == "CronJob"
+}
+
+pod_spec := input.review.object.spec.template.spec if {
+  not input.review.kind.kind in {"Pod", "CronJob"}
+}
+
+images contains container.image if {
+  some field in ["containers", "initContainers", "ephemeralContainers"]
+  some container in pod_spec[field]
+}
+
+response := external_data({"provider": "keyless-gate", "keys": [image | some image in images]})
+
+violation contains {"msg": msg} if {
+  some error in response.errors
+  msg := sprintf("keyless gate refused %v: %v", [error[0], error[1]])
+}
+
+violation contains {"msg": msg} if {
+  response.system_error != ""
+  msg := sprintf("keyless gate could not decide: %v", [response.system_error])
+}
+"""
+
+
+def gatekeeper_objects(namespace: str, ca_bundle: str | None) -> list[dict[str, Any]]:
+    """Gatekeeper's `Provider` for the gate's `/externaldata/verify`, a `ConstraintTemplate`
+    whose Rego calls it for every image, and a `Constraint` over the kinds the gate judges."""
+    provider_spec: dict[str, Any] = {
+        "url": f"https://{SERVICE}.{namespace}:443/externaldata/verify",
+        "timeout": GATEKEEPER_PROVIDER_TIMEOUT,
+    }
+    if ca_bundle:
+        provider_spec["caBundle"] = ca_bundle
+    kinds = [
+        {"apiGroups": [group], "kinds": list(dict.fromkeys(_kind(r) for r in resources))}
+        for group, resources in RULES
+    ]
+    return [
+        {
+            "apiVersion": "externaldata.gatekeeper.sh/v1beta1",
+            "kind": "Provider",
+            "metadata": {"name": "keyless-gate"},
+            "spec": provider_spec,
+        },
+        {
+            "apiVersion": "templates.gatekeeper.sh/v1",
+            "kind": "ConstraintTemplate",
+            "metadata": {"name": GATEKEEPER_TEMPLATE},
+            "spec": {
+                "crd": {"spec": {"names": {"kind": "KeylessVerified"}}},
+                "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": GATEKEEPER_REGO}],
+            },
+        },
+        {
+            "apiVersion": "constraints.gatekeeper.sh/v1beta1",
+            "kind": "KeylessVerified",
+            "metadata": {"name": "images-signed"},
+            "spec": {
+                "enforcementAction": "deny",
+                "match": {
+                    "kinds": kinds,
+                    "namespaceSelector": {"matchLabels": {OPT_IN_LABEL: "true"}},
+                },
+            },
+        },
+    ]
+
+
+def _kind(resource: str) -> str:
+    """The kind of a webhook rule's resource: `replicasets` -> `ReplicaSet`."""
+    names = {
+        "pods": "Pod",
+        "deployments": "Deployment",
+        "replicasets": "ReplicaSet",
+        "statefulsets": "StatefulSet",
+        "daemonsets": "DaemonSet",
+        "jobs": "Job",
+        "cronjobs": "CronJob",
+    }
+    return names[resource.split("/")[0]]
 
 
 def _trust_files(options: ManifestOptions) -> dict[str, bytes]:

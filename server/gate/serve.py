@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,10 +61,12 @@ class _GateGunicorn(BaseApplication):
         cert: Path,
         key: Path,
         threads: int,
+        client_ca: Path | None,
     ) -> None:
         self._build = build
         self._fd = listener.detach()  # gunicorn owns the descriptor from here
         self._cert, self._key, self._threads = cert, key, threads
+        self._client_ca = client_ca
         super().__init__()
 
     def load_config(self) -> None:
@@ -83,6 +86,12 @@ class _GateGunicorn(BaseApplication):
             "worker_tmp_dir": _tmpfs(),
             "control_socket_disable": True,
         }
+        if self._client_ca is not None:
+            # Optional at the TLS layer (the API server's webhook calls present none); a
+            # certificate that is presented must chain to the CA, and the external-data paths
+            # require one (server.gate.app.ExternalDataTransport).
+            settings["ca_certs"] = str(self._client_ca)
+            settings["cert_reqs"] = ssl.CERT_OPTIONAL
         for name, value in settings.items():
             self.cfg.set(name, value)
 
@@ -91,7 +100,13 @@ class _GateGunicorn(BaseApplication):
 
 
 def run(
-    build: Callable[[], Any], listener: socket.socket, *, cert: Path, key: Path, threads: int
+    build: Callable[[], Any],
+    listener: socket.socket,
+    *,
+    cert: Path,
+    key: Path,
+    threads: int,
+    client_ca: Path | None = None,
 ) -> None:
     """Serve the WSGI app `build()` makes (in the worker, after the fork) until interrupted."""
-    _GateGunicorn(build, listener, cert=cert, key=key, threads=threads).run()
+    _GateGunicorn(build, listener, cert=cert, key=key, threads=threads, client_ca=client_ca).run()

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from keyless.cli.main import main
+from tests.conftest import REPO
 from tests.gate.webhook import cip, static
 
 
@@ -96,7 +97,8 @@ def test_manifests_with_every_option_validate_and_mount_what_the_gate_reads(
     import yaml
 
     trust = tmp_path / "acme.json"
-    trust.write_text('{"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}')
+    # A trusted root the gate can load: manifests check what the gate will read.
+    trust.write_bytes((REPO / "client/data/staging_trusted_root.json").read_bytes())
     argv = ["gate", "manifests", "--tls-self-signed", str(tmp_path / "tls"), "--policy", policy]
     argv += ["--trust-root", f"acme={trust}", "--registry-auth-secret", "regcred"]
     argv += ["--registry-auth-secret", "mirror-cred", "--namespace", "gates"]

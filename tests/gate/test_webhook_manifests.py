@@ -138,3 +138,57 @@ def test_manifests_refuse_a_policy_the_gate_would_refuse(capsys, tmp_path):
     assert err == (
         f"error: {policy}: document 1 (acme): spec.mode: must be enforce or warn, not 'loud'\n"
     )
+
+
+def _violations(rego: str, review: dict, system_error: str = "") -> list[str]:
+    """The ConstraintTemplate's violations for `review`, with Gatekeeper's `external_data`
+    stood in for by a function answering as the provider does: an error for images whose
+    name starts with `bad`, and `system_error` as given."""
+    import json
+
+    from regopy import Interpreter
+
+    stub = f"""
+external_data(request) := {{
+  "responses": [[key, {{}}] | some key in request.keys; not startswith(key, "bad")],
+  "errors": [[key, "unsigned"] | some key in request.keys; startswith(key, "bad")],
+  "system_error": {json.dumps(system_error)},
+}}
+"""
+    interpreter = Interpreter()
+    interpreter.add_module("template.rego", rego + stub)
+    interpreter.set_input_term(json.dumps({"review": review}))
+    answer = json.loads(str(interpreter.query("data.keylessverified.violation")))
+    return sorted(v["msg"] for v in answer["expressions"][0])
+
+
+def test_gatekeeper_provider_template_and_constraint(capsys):
+    from tests.gate.webhook import admission_review, cronjob, deployment, pod
+
+    _, documents = _manifests(capsys, "--gatekeeper", "--ca-bundle", "UEVN")
+    kinds = [d["kind"] for d in documents]
+    assert "MutatingWebhookConfiguration" not in kinds  # Gatekeeper's webhooks ask the gate
+    assert kinds[-3:] == ["Provider", "ConstraintTemplate", "KeylessVerified"]
+    provider, template, constraint = documents[-3:]
+    assert provider["apiVersion"] == "externaldata.gatekeeper.sh/v1beta1"
+    assert provider["spec"] == {
+        "url": "https://keyless-gate.keyless-system:443/externaldata/verify",
+        "timeout": 3,
+        "caBundle": "UEVN",
+    }
+    assert constraint["spec"]["match"]["namespaceSelector"] == {
+        "matchLabels": {"keyless.dev/include": "true"}
+    }
+    (target,) = template["spec"]["targets"]
+    rego = target["rego"]
+    review = admission_review(pod("bad/one", "good/two", init=("bad/three",)))["request"]
+    assert _violations(rego, review) == [
+        "keyless gate refused bad/one: unsigned",
+        "keyless gate refused bad/three: unsigned",
+    ]
+    for workload in (deployment("good/app"), cronjob("good/job")):
+        assert _violations(rego, admission_review(workload)["request"]) == []
+    refused = _violations(rego, admission_review(cronjob("bad/job"))["request"])
+    assert refused == ["keyless gate refused bad/job: unsigned"]
+    down = _violations(rego, admission_review(deployment("good/app"))["request"], "registry down")
+    assert down == ["keyless gate could not decide: registry down"]
