@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 from cryptography import x509
 
 from keyless import strictjson
+from keyless.core import strictyaml
 from keyless.oidc.errors import ConfigError
 from keyless.oidc.oids import TEMPLATE_NAMES
 from keyless.oidc.templates import Template, TemplateError
@@ -177,19 +177,14 @@ def parse_issuers(text: str, *, source: str) -> TrustedIssuers:
         document = strictjson.loads(text, max_depth=64, what="the file")
     except strictjson.JSONError:
         try:
-            document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader subclass)
-        except _DuplicateKey as exc:
-            raise ConfigError(source, [_at(source, exc.line) + exc.text]) from exc
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(source, [_at(source, line) + f"not valid YAML: {problem}"]) from exc
+            document = strictyaml.load(text, source=source, locate=True, scalar_aliases=True)
+        except strictyaml.StrictYAMLError as exc:
+            raise ConfigError(source, [_at(source, exc.line) + exc.problem]) from exc
     return issuers_from_document(document, source=source)
 
 
 def issuers_from_document(document: Any, *, source: str) -> TrustedIssuers:
-    """Validate an already-loaded issuer document (mappings from `_LineLoader` carry lines).
+    """Validate an already-loaded issuer document (`LocatedDict` mappings give problems lines).
 
     Raises:
         ConfigError: with one line per problem found.
@@ -197,44 +192,6 @@ def issuers_from_document(document: Any, *, source: str) -> TrustedIssuers:
     if not isinstance(document, dict):
         raise ConfigError(source, [_at(source, None) + "the top level must be a mapping"])
     return _Loader(source).load(document)
-
-
-class _Located(dict):  # type: ignore[type-arg]
-    """A YAML mapping that remembers its line and the line of each key (1-based)."""
-
-    line: int | None = None
-    key_lines: dict[str, int]
-
-
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, line: int, text: str) -> None:
-        super().__init__(text)
-        self.line = line
-        self.text = text
-
-
-class _LineLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, keeping line numbers and refusing duplicate keys (PyYAML keeps
-    the last value silently: two `type:` lines in one issuer must not mean the second)."""
-
-
-def _construct_located(loader: _LineLoader, node: yaml.MappingNode) -> Any:
-    data = _Located()
-    data.line = node.start_mark.line + 1
-    data.key_lines = {}
-    yield data
-    for key_node, _ in node.value:  # before merge keys (`<<`) are flattened in: they may repeat
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-            line = key_node.start_mark.line + 1
-            first = data.key_lines.setdefault(str(key_node.value), line)
-            if first != line:
-                raise _DuplicateKey(
-                    line, f"duplicate key {key_node.value!r} (first at line {first})"
-                )
-    data.update(loader.construct_mapping(node))
-
-
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_located)
 
 
 def _at(source: str, line: int | None) -> str:
@@ -246,7 +203,7 @@ def _at(source: str, line: int | None) -> str:
 
 def _line_of(entry: Any, key: str | None = None) -> int | None:
     """The line of `key` in a loaded mapping (matched as `_norm` matches keys), else its own."""
-    if not isinstance(entry, _Located):
+    if not isinstance(entry, strictyaml.LocatedDict):
         return None
     for raw, line in entry.key_lines.items() if key is not None else ():
         if _norm(raw) == _norm(key):
@@ -257,7 +214,7 @@ def _line_of(entry: Any, key: str | None = None) -> int | None:
 def builtin_ci_providers() -> dict[str, Mapping[str, Any]]:
     """The raw built-in ci-provider metadata shipped with keyless."""
     data = resources.files("keyless.oidc").joinpath("data/ci-providers.yaml").read_text()
-    return yaml.safe_load(data)
+    return strictyaml.load(data, source="keyless.oidc/data/ci-providers.yaml")
 
 
 def _norm(key: object) -> str:

@@ -312,6 +312,19 @@ def test_duplicate_yaml_keys_are_refused_with_their_line() -> None:
     assert problems == ["test.yaml:4: duplicate key 'type' (first at line 3)"]
 
 
+def test_duplicate_keys_on_one_line_and_through_merge_keys_are_refused() -> None:
+    """Two ways the issuer reader's own loader let a second `type:` win."""
+    flow = "issuers:\n  - {issuer: https://x.example.com, type: email, type: kubernetes}\n"
+    assert _problems(flow) == ["test.yaml:2: duplicate key 'type' (first at line 2)"]
+    merged = "issuers:\n  - issuer: https://x.example.com\n    type: email\n    <<: {type: x}\n"
+    assert _problems(merged) == ["test.yaml:4: merge keys (<<) are not allowed"]
+
+
+def test_yaml_aliases_are_refused_in_issuer_files() -> None:
+    laughs = "a: &a [x, x, x, x]\nb: [*a, *a, *a, *a]\nissuers: []\n"
+    assert _problems(laughs) == ["test.yaml:1: YAML anchors (&a) are not allowed"]
+
+
 def test_fulcio_json_problems_name_the_file_without_a_line() -> None:
     problems = _problems(
         '{"OIDCIssuers": {"https://x.example": {"IssuerURL": "https://x.example"}}}'
