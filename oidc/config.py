@@ -8,7 +8,8 @@ Two file formats load into the same model:
 
 Unlike Fulcio, an unknown key inside an issuer entry is an error: a misspelt
 `skip-email-verification` must not silently change who gets certificates. So is what no one
-could mean: a duplicate YAML key, a meta-issuer pattern whose `*` stands for the whole domain
+could mean: a duplicate YAML key (`keyless.core.strictyaml` reads the file) and two spellings
+of one key (`type` and `Type`), a meta-issuer pattern whose `*` stands for the whole domain
 (`https://*`), and two spellings of one issuer URL (`/` at the end, case, a default port). Each
 problem is one line naming the file, the line (YAML gives it; JSON does not) and the field.
 """
@@ -258,7 +259,22 @@ class _Loader:
     def _add(self, line: int | None, problem: str) -> None:
         self.problems.append(_at(self.source, line) + problem)
 
+    def _one_spelling(self, mapping: Mapping[Any, Any], where: str) -> None:
+        """Fulcio matches keys without regard to case, '-' and '_': `type` and `Type` are two
+        keys to YAML and one to it, so the second is refused, never silently the one taken."""
+        first: dict[str, str] = {}
+        for key in mapping:
+            spelling = first.setdefault(_norm(key), str(key))
+            if spelling != str(key):
+                located = isinstance(mapping, strictyaml.LocatedDict)
+                self._add(
+                    mapping.key_lines.get(str(key)) if located else None,
+                    f"{where}{key!r} is the same key as {spelling!r} (keys match without regard"
+                    " to case, '-' and '_')",
+                )
+
     def load(self, document: Mapping[str, Any]) -> TrustedIssuers:
+        self._one_spelling(document, "")
         top = {_norm(k): v for k, v in document.items()}
         top_line = {_norm(k): _line_of(document, str(k)) for k in document}
         providers_raw = dict(builtin_ci_providers())
@@ -346,6 +362,7 @@ class _Loader:
             if not isinstance(entry, dict):
                 self.problems.append(f"{where}: must be a mapping")
                 continue
+            self._one_spelling(entry, f"ci-provider {name}: ")
             fields = {_norm(k): v for k, v in entry.items()}
             defaults = fields.pop("defaulttemplatevalues", None) or {}
             templates = fields.pop("extensiontemplates", None) or {}
@@ -358,6 +375,7 @@ class _Loader:
             if not san:
                 self.problems.append(f"{where}: subject-alternative-name-template is required")
                 continue
+            self._one_spelling(templates, f"ci-provider {name}: extension-templates: ")
             extensions: dict[int, Template] = {}
             for key, source in templates.items():
                 arc = _TEMPLATE_KEYS.get(_norm(key))
@@ -394,6 +412,7 @@ class _Loader:
         if not isinstance(entry, dict):
             self._add(line, f"{where}: settings must be a mapping")
             return None
+        self._one_spelling(entry, f"{where}: ")
         fields: dict[str, Any] = {}
         for key, value in entry.items():
             if _norm(key) not in _ISSUER_KEYS:
