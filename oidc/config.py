@@ -8,7 +8,8 @@ Two file formats load into the same model:
 
 Unlike Fulcio, an unknown key inside an issuer entry is an error: a misspelt
 `skip-email-verification` must not silently change who gets certificates. So is what no one
-could mean: a duplicate YAML key, a meta-issuer pattern whose `*` stands for the whole domain
+could mean: a duplicate YAML key (`keyless.core.strictyaml` reads the file) and two spellings
+of one key (`type` and `Type`), a meta-issuer pattern whose `*` stands for the whole domain
 (`https://*`), and two spellings of one issuer URL (`/` at the end, case, a default port). Each
 problem is one line naming the file, the line (YAML gives it; JSON does not) and the field.
 """
@@ -26,10 +27,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 from cryptography import x509
 
 from keyless import strictjson
+from keyless.core import strictyaml
 from keyless.oidc.errors import ConfigError
 from keyless.oidc.oids import TEMPLATE_NAMES
 from keyless.oidc.templates import Template, TemplateError
@@ -177,19 +178,14 @@ def parse_issuers(text: str, *, source: str) -> TrustedIssuers:
         document = strictjson.loads(text, max_depth=64, what="the file")
     except strictjson.JSONError:
         try:
-            document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader subclass)
-        except _DuplicateKey as exc:
-            raise ConfigError(source, [_at(source, exc.line) + exc.text]) from exc
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(source, [_at(source, line) + f"not valid YAML: {problem}"]) from exc
+            document = strictyaml.load(text, source=source, locate=True, scalar_aliases=True)
+        except strictyaml.StrictYAMLError as exc:
+            raise ConfigError(source, [_at(source, exc.line) + exc.problem]) from exc
     return issuers_from_document(document, source=source)
 
 
 def issuers_from_document(document: Any, *, source: str) -> TrustedIssuers:
-    """Validate an already-loaded issuer document (mappings from `_LineLoader` carry lines).
+    """Validate an already-loaded issuer document (`LocatedDict` mappings give problems lines).
 
     Raises:
         ConfigError: with one line per problem found.
@@ -197,44 +193,6 @@ def issuers_from_document(document: Any, *, source: str) -> TrustedIssuers:
     if not isinstance(document, dict):
         raise ConfigError(source, [_at(source, None) + "the top level must be a mapping"])
     return _Loader(source).load(document)
-
-
-class _Located(dict):  # type: ignore[type-arg]
-    """A YAML mapping that remembers its line and the line of each key (1-based)."""
-
-    line: int | None = None
-    key_lines: dict[str, int]
-
-
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, line: int, text: str) -> None:
-        super().__init__(text)
-        self.line = line
-        self.text = text
-
-
-class _LineLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, keeping line numbers and refusing duplicate keys (PyYAML keeps
-    the last value silently: two `type:` lines in one issuer must not mean the second)."""
-
-
-def _construct_located(loader: _LineLoader, node: yaml.MappingNode) -> Any:
-    data = _Located()
-    data.line = node.start_mark.line + 1
-    data.key_lines = {}
-    yield data
-    for key_node, _ in node.value:  # before merge keys (`<<`) are flattened in: they may repeat
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-            line = key_node.start_mark.line + 1
-            first = data.key_lines.setdefault(str(key_node.value), line)
-            if first != line:
-                raise _DuplicateKey(
-                    line, f"duplicate key {key_node.value!r} (first at line {first})"
-                )
-    data.update(loader.construct_mapping(node))
-
-
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_located)
 
 
 def _at(source: str, line: int | None) -> str:
@@ -246,7 +204,7 @@ def _at(source: str, line: int | None) -> str:
 
 def _line_of(entry: Any, key: str | None = None) -> int | None:
     """The line of `key` in a loaded mapping (matched as `_norm` matches keys), else its own."""
-    if not isinstance(entry, _Located):
+    if not isinstance(entry, strictyaml.LocatedDict):
         return None
     for raw, line in entry.key_lines.items() if key is not None else ():
         if _norm(raw) == _norm(key):
@@ -257,7 +215,7 @@ def _line_of(entry: Any, key: str | None = None) -> int | None:
 def builtin_ci_providers() -> dict[str, Mapping[str, Any]]:
     """The raw built-in ci-provider metadata shipped with keyless."""
     data = resources.files("keyless.oidc").joinpath("data/ci-providers.yaml").read_text()
-    return yaml.safe_load(data)
+    return strictyaml.load(data, source="keyless.oidc/data/ci-providers.yaml")
 
 
 def _norm(key: object) -> str:
@@ -301,7 +259,22 @@ class _Loader:
     def _add(self, line: int | None, problem: str) -> None:
         self.problems.append(_at(self.source, line) + problem)
 
+    def _one_spelling(self, mapping: Mapping[Any, Any], where: str) -> None:
+        """Fulcio matches keys without regard to case, '-' and '_': `type` and `Type` are two
+        keys to YAML and one to it, so the second is refused, never silently the one taken."""
+        first: dict[str, str] = {}
+        for key in mapping:
+            spelling = first.setdefault(_norm(key), str(key))
+            if spelling != str(key):
+                located = isinstance(mapping, strictyaml.LocatedDict)
+                self._add(
+                    mapping.key_lines.get(str(key)) if located else None,
+                    f"{where}{key!r} is the same key as {spelling!r} (keys match without regard"
+                    " to case, '-' and '_')",
+                )
+
     def load(self, document: Mapping[str, Any]) -> TrustedIssuers:
+        self._one_spelling(document, "")
         top = {_norm(k): v for k, v in document.items()}
         top_line = {_norm(k): _line_of(document, str(k)) for k in document}
         providers_raw = dict(builtin_ci_providers())
@@ -389,6 +362,7 @@ class _Loader:
             if not isinstance(entry, dict):
                 self.problems.append(f"{where}: must be a mapping")
                 continue
+            self._one_spelling(entry, f"ci-provider {name}: ")
             fields = {_norm(k): v for k, v in entry.items()}
             defaults = fields.pop("defaulttemplatevalues", None) or {}
             templates = fields.pop("extensiontemplates", None) or {}
@@ -401,6 +375,7 @@ class _Loader:
             if not san:
                 self.problems.append(f"{where}: subject-alternative-name-template is required")
                 continue
+            self._one_spelling(templates, f"ci-provider {name}: extension-templates: ")
             extensions: dict[int, Template] = {}
             for key, source in templates.items():
                 arc = _TEMPLATE_KEYS.get(_norm(key))
@@ -437,6 +412,7 @@ class _Loader:
         if not isinstance(entry, dict):
             self._add(line, f"{where}: settings must be a mapping")
             return None
+        self._one_spelling(entry, f"{where}: ")
         fields: dict[str, Any] = {}
         for key, value in entry.items():
             if _norm(key) not in _ISSUER_KEYS:

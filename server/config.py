@@ -1,7 +1,9 @@
 """Configuration of `keyless serve`: embedded dev defaults, or a validated production file.
 
 Loading a production file never enables the development issuer unless the file says so, and
-every problem in the file is reported at once, one line each, before anything starts.
+says it once: the YAML is read strictly (`keyless.core.strictyaml`), so a second `dev-issuer:`
+block is refused, not taken. Every problem in the file is reported at once, one line each,
+before anything starts.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from keyless.ca import CAConfig, CAConfigError
 from keyless.ca.config import token_key
 from keyless.ca.pkcs11 import TokenKey
+from keyless.core import strictyaml
 from keyless.oidc import ConfigError, TrustedIssuers, issuers_from_document, load_issuers
 from keyless.oidc.config import is_loopback_host
 from keyless.server.state import StateDirError, default_state_dir, read_private_key
@@ -30,6 +32,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DEV_USER = "dev@keyless.test"
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # Fulcio's limit
+MAX_CONFIG_BYTES = 1024 * 1024
 _KNOWN_KEYS = {
     "listen",
     "public-url",
@@ -170,11 +173,15 @@ def load_server_config(
     """
     source = str(path)
     try:
-        document = yaml.safe_load(path.read_text())
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ServerConfigError(source, [f"cannot read the file: {exc.strerror}"]) from exc
-    except yaml.YAMLError as exc:
-        raise ServerConfigError(source, [f"not valid YAML: {exc}"]) from exc
+    try:
+        # Strict: a second `dev-issuer:` block must not turn the development issuer on.
+        document = strictyaml.load(data, source=source, max_bytes=MAX_CONFIG_BYTES)
+    except strictyaml.StrictYAMLError as exc:
+        raise ServerConfigError(source, [str(exc)]) from exc
     if not isinstance(document, dict):
         raise ServerConfigError(source, ["the top level must be a mapping"])
     problems = [f"unknown key {key!r}" for key in document if key not in _KNOWN_KEYS]
@@ -398,9 +405,7 @@ def _tsa(section: Mapping[str, Any], base: Path, problems: list[str]) -> TSAFile
 
 def _timestamp(entry: dict, key: str, where: str, problems: list[str]) -> datetime | None:
     value = entry.get(key)
-    if isinstance(value, datetime):  # YAML parses unquoted timestamps itself
-        moment = value
-    elif isinstance(value, str):
+    if isinstance(value, str):  # strictyaml leaves unquoted timestamps strings too
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:

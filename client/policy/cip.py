@@ -15,6 +15,8 @@ policies in CUE or fetched from elsewhere (`remote`, `configMapRef`), attestatio
 authority. Attestation policies are Rego, evaluated with policy-controller's query
 (`data.sigstore.isCompliant`) over the whole in-toto statement.
 Loading collects every problem, one line each: `file: document N (name): field.path: what`.
+The YAML itself is read strictly (`keyless.core.strictyaml`): a duplicate key, an alias or a
+value JSON cannot hold is refused as `file:line:column: what`.
 
 Differences from policy-controller that make a policy stricter, never looser:
 `issuerRegExp` and `subjectRegExp` must match the WHOLE value (Python `re.fullmatch`), where
@@ -167,7 +169,7 @@ def policy_files(paths: Sequence[str | Path], problems: list[str]) -> list[Path]
 
 
 def _documents(path: Path, problems: list[str]) -> Iterable[tuple[str, int, dict[str, Any]]]:
-    import yaml
+    from keyless.core.strictyaml import StrictYAMLError, load_all
 
     try:
         with path.open("rb") as handle:
@@ -175,17 +177,10 @@ def _documents(path: Path, problems: list[str]) -> Iterable[tuple[str, int, dict
     except OSError as exc:
         problems.append(f"{path}: cannot read the file: {exc.strerror}")
         return []
-    if len(data) > MAX_POLICY_FILE_BYTES:
-        problems.append(f"{path}: larger than {MAX_POLICY_FILE_BYTES} bytes")
-        return []
     try:
-        # Aliases can make a small file expand without bound once walked; policies need none.
-        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(data, yaml.SafeLoader)):
-            problems.append(f"{path}: YAML aliases (*name) are not allowed in policy files")
-            return []
-        loaded = list(yaml.safe_load_all(data))
-    except yaml.YAMLError as exc:
-        problems.append(f"{path}: not valid YAML: {' '.join(str(exc).split())}")
+        loaded = load_all(data, source=str(path), max_bytes=MAX_POLICY_FILE_BYTES)
+    except StrictYAMLError as exc:
+        problems.append(str(exc))
         return []
     out = []
     for index, document in enumerate(loaded, start=1):

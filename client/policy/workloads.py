@@ -8,8 +8,9 @@ of its containers, initContainers and ephemeralContainers, and of its image volu
 as policy-controller prints it (`spec.containers[0].image`).
 
 Odd input is refused, never skipped: an object that is not a mapping, a container list that is
-not a list, an image that is not a string. A container without an image has nothing to judge
-(the API allows it in templates) and is left out.
+not a list, an image that is not a string, and YAML that `keyless.core.strictyaml` refuses (a
+duplicate `image:` key must not show the reviewer one image and the policy another). A container
+without an image has nothing to judge (the API allows it in templates) and is left out.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def images_in_files(paths: Iterable[str | Path]) -> list[str]:
         WorkloadError: a file cannot be read or parsed, a document is malformed, or the files
             hold no image at all (so a pipeline never passes on a manifest it did not read).
     """
-    import yaml
+    from keyless.core.strictyaml import StrictYAMLError, load_all
 
     problems: list[str] = []
     images: list[str] = []
@@ -195,18 +196,10 @@ def images_in_files(paths: Iterable[str | Path]) -> list[str]:
         except OSError as exc:
             problems.append(f"{name}: cannot read the file: {exc.strerror}")
             continue
-        if len(data) > MAX_RESOURCE_FILE_BYTES:
-            problems.append(f"{name}: larger than {MAX_RESOURCE_FILE_BYTES} bytes")
-            continue
         try:
-            # Aliases can make a small file expand without bound once walked.
-            events = yaml.parse(data, yaml.SafeLoader)
-            if any(isinstance(event, yaml.AliasEvent) for event in events):
-                problems.append(f"{name}: YAML aliases (*name) are not allowed in manifests")
-                continue
-            documents = list(yaml.safe_load_all(data))
-        except yaml.YAMLError as exc:
-            problems.append(f"{name}: not valid YAML: {' '.join(str(exc).split())}")
+            documents = load_all(data, source=name, max_bytes=MAX_RESOURCE_FILE_BYTES)
+        except StrictYAMLError as exc:
+            problems.append(str(exc))
             continue
         for index, document in enumerate(documents, start=1):
             if document is None:

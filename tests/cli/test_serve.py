@@ -134,6 +134,24 @@ def test_bad_tsa_and_log_key_files_are_listed_and_nothing_starts(tmp_path: Path)
     assert not state.exists()
 
 
+def test_a_second_dev_issuer_block_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """A reviewer reads `enabled: false`; PyYAML kept the later `{enabled: true}`, and the
+    development issuer (anyone on the host may mint tokens) ran in production mode."""
+    config = tmp_path / "server.yaml"
+    state = tmp_path / "state"
+    config.write_text(
+        f"state-dir: {state}\n"
+        "dev-issuer: {enabled: false}\n"
+        "issuers:\n  - issuer: https://token.actions.githubusercontent.com\n    type: github-workflow\n"
+        "dev-issuer: {enabled: true}\n"
+    )
+    assert _refused("--config", str(config)) == [
+        f"error: {config} is invalid:",
+        f"  - {config}:6:1: duplicate key 'dev-issuer' (first at line 2)",
+    ]
+    assert not state.exists()
+
+
 def test_production_config_without_issuers_is_refused(tmp_path: Path) -> None:
     config = tmp_path / "server.yaml"
     config.write_text("listen: {port: 8080}\n")

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from keyless.cli.main import main
-from tests.gate.webhook import cip
+from tests.gate.webhook import cip, static
 from tests.registry import Pusher
 
 ALICE = "alice@example.com"
@@ -358,6 +358,20 @@ spec:
         f"error: {path}: document 1 (bad): spec.authorities[0].keyless.trustRootRef: names no "
         "TrustRoot document and no --trust-root: 'nowhere'",
     ]
+
+
+def test_a_duplicate_mode_is_exit_2_with_its_line_and_nothing_is_judged(write, capsys):
+    """`mode: warn` then `mode: enforce`: PyYAML would keep enforce, so a pipeline would run
+    another policy than its reviewer read. The file is refused and no image gets a verdict."""
+    text = cip("dup", static("fail"), mode="warn").replace(
+        "  mode: warn\n", "  mode: warn\n  mode: enforce\n"
+    )
+    path = write(text)
+    image = "127.0.0.1:9/acme/app@sha256:" + "a" * 64
+    assert _check("--policy", path, image) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"error: {path}:10:3: duplicate key 'mode' (first at line 9)\n"
 
 
 def test_usage_errors_are_exit_2(write, capsys):

@@ -312,6 +312,45 @@ def test_duplicate_yaml_keys_are_refused_with_their_line() -> None:
     assert problems == ["test.yaml:4: duplicate key 'type' (first at line 3)"]
 
 
+def test_duplicate_keys_on_one_line_and_through_merge_keys_are_refused() -> None:
+    """Two ways the issuer reader's own loader let a second `type:` win."""
+    flow = "issuers:\n  - {issuer: https://x.example.com, type: email, type: kubernetes}\n"
+    assert _problems(flow) == ["test.yaml:2: duplicate key 'type' (first at line 2)"]
+    merged = "issuers:\n  - issuer: https://x.example.com\n    type: email\n    <<: {type: x}\n"
+    assert _problems(merged) == ["test.yaml:4: merge keys (<<) are not allowed"]
+
+
+def test_two_spellings_of_one_key_are_refused() -> None:
+    """Keys match as Fulcio matches them (case, '-' and '_' ignored), so `type` and `Type` are
+    one key written twice: neither may win silently, in YAML or in Fulcio's JSON."""
+    text = (
+        "issuers:\n  - issuer: https://x.example.com\n    type: email\n"
+        "    Type: kubernetes\n    skip-email-verification: false\n"
+        "    SkipEmailVerification: true\n"
+    )
+    assert _problems(text) == [
+        "test.yaml:4: issuers[1]: 'Type' is the same key as 'type' (keys match without regard"
+        " to case, '-' and '_')",
+        "test.yaml:6: issuers[1]: 'SkipEmailVerification' is the same key as"
+        " 'skip-email-verification' (keys match without regard to case, '-' and '_')",
+    ]
+    json_text = (
+        '{"oidc-issuers": {},'
+        ' "OIDCIssuers": {"https://x.example": {"Type": "email", "type": "kubernetes"}}}'
+    )
+    assert _problems(json_text) == [
+        "test.yaml: 'OIDCIssuers' is the same key as 'oidc-issuers' (keys match without regard"
+        " to case, '-' and '_')",
+        "test.yaml: issuer https://x.example: 'type' is the same key as 'Type' (keys match"
+        " without regard to case, '-' and '_')",
+    ]
+
+
+def test_yaml_aliases_are_refused_in_issuer_files() -> None:
+    laughs = "a: &a [x, x, x, x]\nb: [*a, *a, *a, *a]\nissuers: []\n"
+    assert _problems(laughs) == ["test.yaml:1: YAML anchors (&a) are not allowed"]
+
+
 def test_fulcio_json_problems_name_the_file_without_a_line() -> None:
     problems = _problems(
         '{"OIDCIssuers": {"https://x.example": {"IssuerURL": "https://x.example"}}}'

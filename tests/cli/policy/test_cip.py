@@ -77,7 +77,6 @@ def test_directory_of_files_and_multi_document_yaml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("a: [", "not valid YAML: "),
         ("- 1\n- 2\n", "document 1: must be a mapping"),
         (
             "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n",
@@ -120,7 +119,6 @@ def test_directory_of_files_and_multi_document_yaml(tmp_path: Path) -> None:
         ),
     ],
     ids=[
-        "bad-yaml",
         "not-a-mapping",
         "other-kind",
         "unknown-top-level",
@@ -409,10 +407,40 @@ def test_readme_policy_example_loads(tmp_path: Path) -> None:
     assert not re.fullmatch(pattern, f"{workflow}@refs/tags/v1.4.2-evil")
 
 
+def test_yaml_problems_name_the_line_and_column(tmp_path: Path) -> None:
+    path = _write(tmp_path, "a: [")
+    assert _problems(path) == [
+        f"{path}:1:5: not valid YAML: expected the node content, but found '<stream end>'"
+    ]
+
+
 def test_yaml_aliases_are_refused(tmp_path: Path) -> None:
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
     path = _write(tmp_path, bomb + "c: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n")
-    assert _problems(path) == [f"{path}: YAML aliases (*name) are not allowed in policy files"]
+    assert _problems(path) == [f"{path}:1:4: YAML anchors (&a) are not allowed"]
+
+
+def test_a_duplicate_key_is_refused_with_its_line(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: `mode: warn` then `mode: enforce` read as
+    enforce, so the policy its reviewer read was not the one the gate ran."""
+    path = _write(
+        tmp_path, POLICY.replace("  authorities:", "  mode: warn\n  mode: enforce\n  authorities:")
+    )
+    assert _problems(path) == [f"{path}:9:3: duplicate key 'mode' (first at line 8)"]
+
+
+def test_a_duplicate_key_in_a_trust_root_is_refused_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "staging.json").write_bytes(STAGING.read_bytes())
+    (tmp_path / "other.json").write_bytes(STAGING.read_bytes())
+    trust_root = """apiVersion: keyless.dev/v1alpha1
+kind: TrustRoot
+metadata: {name: acme}
+spec:
+  trustedRootFile: staging.json
+  trustedRootFile: other.json
+"""
+    path = _write(tmp_path, trust_root + "---\n" + POLICY)
+    assert _problems(path) == [f"{path}:6:3: duplicate key 'trustedRootFile' (first at line 5)"]
 
 
 def test_rfc3161timestamp_needs_a_trust_root_with_a_tsa(instance, tmp_path: Path) -> None:
