@@ -140,6 +140,8 @@ class _Documents:
             loader = _Loader(self)
             while loader.check_node():
                 node = loader.get_node()
+                if node is None:  # check_node said a document follows
+                    break
                 yield node, loader.construct_document(node)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -166,29 +168,29 @@ class _Loader(yaml.SafeLoader):
         self.documents = documents
         self.depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        event = self.peek_event()
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML's stubs lack it
         refused = self.documents.refused
         scalar = isinstance(event, yaml.ScalarEvent)
+        mark: yaml.Mark = event.start_mark
         if isinstance(event, yaml.AliasEvent) and not self.documents.scalar_aliases:
-            raise refused(event.start_mark, f"YAML aliases (*{event.anchor}) are not allowed")
+            raise refused(mark, f"YAML aliases (*{event.anchor}) are not allowed")
         if isinstance(event, yaml.AliasEvent):
             return super().compose_node(parent, index)  # only scalars have anchors
         if event.anchor is not None and not (scalar and self.documents.scalar_aliases):
-            raise refused(event.start_mark, f"YAML anchors (&{event.anchor}) are not allowed")
+            raise refused(mark, f"YAML anchors (&{event.anchor}) are not allowed")
         if event.tag is not None and event.tag not in _EXPLICIT_TAGS:
-            raise refused(event.start_mark, f"the tag {_short(event.tag)} is not allowed")
+            raise refused(mark, f"the tag {_short(event.tag)} is not allowed")
         collection = isinstance(event, yaml.CollectionStartEvent)
         if collection:
             self.depth += 1
             if self.depth > self.documents.max_depth:
-                raise refused(
-                    event.start_mark, f"nested deeper than {self.documents.max_depth} levels"
-                )
+                raise refused(mark, f"nested deeper than {self.documents.max_depth} levels")
         node = super().compose_node(parent, index)
         if collection:
             self.depth -= 1
-        _check(node, refused)
+        if node is not None:
+            _check(node, refused)
         return node
 
 
@@ -241,9 +243,11 @@ def _short(tag: str) -> str:
 
 def _position(data: bytes | str, offset: int) -> tuple[int, int]:
     """The 1-based line and column of `offset` in `data`."""
+    if isinstance(data, bytes):
+        before_bytes = data[:offset]
+        return before_bytes.count(b"\n") + 1, offset - (before_bytes.rfind(b"\n") + 1) + 1
     before = data[:offset]
-    newline = b"\n" if isinstance(before, bytes) else "\n"
-    return before.count(newline) + 1, offset - (before.rfind(newline) + 1) + 1
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[dict[str, Any]]:
@@ -252,7 +256,8 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Iterator[dict[str
         data.line, data.column = node.start_mark.line + 1, node.start_mark.column + 1
         data.key_lines = {key.value: key.start_mark.line + 1 for key, _ in node.value}
     yield data
-    data.update(loader.construct_mapping(node))
+    # Every key is a string: _check refused any other before construction.
+    data.update({str(key): value for key, value in loader.construct_mapping(node).items()})
 
 
 def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> float:
