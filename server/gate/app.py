@@ -18,6 +18,8 @@ import json
 import logging
 from typing import Any
 
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from keyless.server.gate.admission import (
@@ -29,42 +31,54 @@ from keyless.server.gate.admission import (
     response,
 )
 from keyless.server.gate.gate import Gate
+from keyless.server.paths import clean_paths
 
 log = logging.getLogger("keyless.gate")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # an object and its old version, each up to etcd's 1.5 MiB
 MAX_DRAIN_BYTES = 32 * 1024 * 1024
-WEBHOOKS = {"/mutations": "mutations", "/validations": "validations"}
 
 
 class GateApp:
     """WSGI callable around a `Gate`."""
 
+    # GET rules answer HEAD too. Paths are cleaned first (server.paths), so `/validations/`
+    # is `/validations`.
+    url_map = Map(
+        [
+            Rule("/healthz", endpoint="healthz", methods=["GET"]),
+            Rule("/metrics", endpoint="metrics", methods=["GET"]),
+            Rule("/mutations", endpoint="mutations", methods=["POST"]),
+            Rule("/validations", endpoint="validations", methods=["POST"]),
+        ]
+    )
+
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
+        self.wsgi_app = clean_paths(self._serve)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        return self._route(request)(environ, start_response)
+        return self.wsgi_app(environ, start_response)
+
+    def _serve(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self._route(Request(environ))(environ, start_response)
 
     def _route(self, request: Request) -> Response:
-        path = request.path
-        if path == "/healthz":
-            if request.method not in ("GET", "HEAD"):
-                return _error(405, "use GET")
+        try:
+            endpoint, _ = self.url_map.bind_to_environ(request.environ).match()
+        except NotFound:
+            return _error(404, "no such path: the webhooks are POST /mutations and /validations")
+        except MethodNotAllowed as exc:
+            if "POST" in (exc.valid_methods or ()):
+                return _error(405, "use POST with an AdmissionReview v1")
+            return _error(405, "use GET")
+        if endpoint == "healthz":
             return Response("ok\n", content_type="text/plain")
-        if path == "/metrics":
-            if request.method not in ("GET", "HEAD"):
-                return _error(405, "use GET")
+        if endpoint == "metrics":
             return Response(
                 self.gate.metrics.exposition(), content_type="text/plain; version=0.0.4"
             )
-        webhook = WEBHOOKS.get(path)
-        if webhook is None:
-            return _error(404, "no such path: the webhooks are POST /mutations and /validations")
-        if request.method != "POST":
-            return _error(405, "use POST with an AdmissionReview v1")
-        return self._admit(request, webhook)
+        return self._admit(request, endpoint)
 
     def _admit(self, request: Request, webhook: str) -> Response:
         if request.mimetype != "application/json":
