@@ -1,0 +1,104 @@
+"""Verification edge cases where keyless disagreed with the reference clients (issue 23), one
+section per class, each built from public data: sigstore-conformance bundles, the public-good
+production root, and (as an oracle) sigstore-python's own verifier."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from keyless.client.bundle import Bundle
+from keyless.client.trust import TrustedRoot, load_trusted_root
+from keyless.client.verify import AllOf, Identity, Issuer, VerificationError, Verifier
+from tests.conftest import DATA
+
+CASES = DATA / "sigstore-conformance/test/assets/bundle-verify"
+PRODUCTION_ROOT = DATA / "sigstore-trust-roots/production_trusted_root.json"
+ARTIFACT = (CASES / "a.txt").read_bytes()
+IDENTITY = (
+    "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+    ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
+)
+ISSUER = "https://token.actions.githubusercontent.com"
+POLICY = AllOf([Identity(IDENTITY), Issuer(ISSUER)])
+NOW = datetime.now(UTC)
+
+
+def _bundle(case: str) -> dict:
+    return json.loads((CASES / case / "bundle.sigstore.json").read_text())
+
+
+def _verify(bundle: dict, root: TrustedRoot) -> object:
+    return Verifier(root).verify(
+        Bundle.from_json(json.dumps(bundle)),
+        sha256=hashlib.sha256(ARTIFACT).digest(),
+        policy=POLICY,
+        now=NOW,
+    )
+
+
+def _refusal(bundle: dict, root: TrustedRoot) -> VerificationError:
+    with pytest.raises(VerificationError) as info:
+        _verify(bundle, root)
+    return info.value
+
+
+def _sigstore_python_verifies(bundle: dict, root: Path | str) -> None:
+    """sigstore-python's verdict on the same bundle and root (raises when it refuses)."""
+    from sigstore.models import Bundle as TheirBundle
+    from sigstore.models import TrustedRoot as TheirRoot
+    from sigstore.verify import Verifier as TheirVerifier
+    from sigstore.verify import policy
+
+    TheirVerifier(trusted_root=TheirRoot.from_file(str(root))).verify_artifact(
+        ARTIFACT,
+        TheirBundle.from_json(json.dumps(bundle)),
+        policy.Identity(identity=IDENTITY, issuer=ISSUER),
+    )
+
+
+# 1. A bundle's certificate chain that includes the root.
+
+
+def _production_ca_chain() -> list[dict]:
+    """The public-good CA chain that signed happy-path-v0.1's leaf: intermediate, then root."""
+    root = json.loads(PRODUCTION_ROOT.read_text())
+    [chain] = [
+        ca["certChain"]["certificates"]
+        for ca in root["certificateAuthorities"]
+        if len(ca["certChain"]["certificates"]) == 2
+    ]
+    return chain
+
+
+def _with_chain(extra: list[dict]) -> dict:
+    bundle = _bundle("happy-path-v0.1")
+    bundle["verificationMaterial"]["x509CertificateChain"]["certificates"] += extra
+    return bundle
+
+
+def test_a_chain_shipping_the_trusted_roots_own_root_verifies() -> None:
+    # sigstore-go reads only the leaf of the chain; sigstore-python warns and verifies.
+    bundle = _with_chain(_production_ca_chain())
+    result = _verify(bundle, load_trusted_root(PRODUCTION_ROOT))
+    assert result.identity == IDENTITY
+    _sigstore_python_verifies(bundle, PRODUCTION_ROOT)
+
+
+def test_a_chain_shipping_another_root_is_refused() -> None:
+    # The root sigstore-conformance's bundle-with-root-cert_fail ships: named like the
+    # public-good root, but not it.
+    [_, foreign_root, _] = _bundle("bundle-with-root-cert_fail")["verificationMaterial"][
+        "x509CertificateChain"
+    ]["certificates"]
+    bundle = _with_chain([_production_ca_chain()[0], foreign_root])
+    refusal = _refusal(bundle, load_trusted_root(PRODUCTION_ROOT))
+    assert (refusal.check, refusal.detail) == (
+        "certificate-chain",
+        "the bundle's certificate chain contains a root that is not in the trusted root "
+        "(CN=sigstore,O=sigstore.dev)",
+    )
