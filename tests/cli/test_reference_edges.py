@@ -4,6 +4,7 @@ production root, and (as an oracle) sigstore-python's own verifier."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -101,4 +102,56 @@ def test_a_chain_shipping_another_root_is_refused() -> None:
         "certificate-chain",
         "the bundle's certificate chain contains a root that is not in the trusted root "
         "(CN=sigstore,O=sigstore.dev)",
+    )
+
+
+# 2. A malformed RFC 3161 response inside a bundle fails the bundle; a well-formed one from an
+#    untrusted TSA is still reported, not counted (tests/cli/test_reference_agreement.py).
+
+
+def _freetsa_response() -> dict:
+    """FreeTSA's real response from sigstore-conformance: not strict DER (its SET OF
+    certificates is unsorted), so no strict parser reads it."""
+    case = _bundle("rekor2-timestamp-untrusted-tsa-with-embedded-cert_fail")
+    return case["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
+
+
+def _truncated(stamp: dict) -> dict:
+    raw = base64.b64decode(stamp["signedTimestamp"])
+    return {"signedTimestamp": base64.b64encode(raw[:-40]).decode()}
+
+
+@pytest.mark.parametrize("malformed", ["freetsa-not-der", "truncated", "not-asn1"])
+def test_a_malformed_timestamp_beside_a_valid_one_fails_the_bundle(malformed: str) -> None:
+    bundle = _bundle("rekor2-happy-path")
+    stamps = bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    bad = {
+        "freetsa-not-der": _freetsa_response,
+        "truncated": lambda: _truncated(stamps[0]),
+        "not-asn1": lambda: {"signedTimestamp": base64.b64encode(b"not a response").decode()},
+    }[malformed]()
+    root = CASES / "rekor2-happy-path/trusted_root.json"
+    # The bundle verifies with its one valid timestamp alone.
+    _verify(bundle, load_trusted_root(root))
+    stamps.append(bad)
+    refusal = _refusal(bundle, load_trusted_root(root))
+    assert (refusal.check, refusal.detail) == (
+        "timestamp",
+        "timestamp #1 is not a valid DER TimeStampResp",
+    )
+    from sigstore.errors import VerificationError as TheirVerificationError
+
+    with pytest.raises(TheirVerificationError, match=r"^Invalid Timestamp Response$"):
+        _sigstore_python_verifies(bundle, root)
+
+
+def test_a_malformed_timestamp_fails_a_bundle_its_set_would_carry() -> None:
+    bundle = _bundle("happy-path-v0.3")
+    bundle["verificationMaterial"]["timestampVerificationData"] = {
+        "rfc3161Timestamps": [_freetsa_response()]
+    }
+    refusal = _refusal(bundle, load_trusted_root(PRODUCTION_ROOT))
+    assert (refusal.check, refusal.detail) == (
+        "timestamp",
+        "timestamp #0 is not a valid DER TimeStampResp",
     )
