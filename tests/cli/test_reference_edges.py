@@ -155,3 +155,64 @@ def test_a_malformed_timestamp_fails_a_bundle_its_set_would_carry() -> None:
         "timestamp",
         "timestamp #0 is not a valid DER TimeStampResp",
     )
+
+
+# 3. A trusted root whose CA chain is listed root first.
+
+
+def _reversed_chains(root_file: Path, field: str, tmp_path: Path) -> Path:
+    """A copy of `root_file` with every chain under `field` listed root first."""
+    root = json.loads(root_file.read_text())
+    for authority in root[field]:
+        authority["certChain"]["certificates"].reverse()
+    reversed_file = tmp_path / "trusted_root.json"
+    reversed_file.write_text(json.dumps(root))
+    return reversed_file
+
+
+def test_a_ca_chain_listed_root_first_is_read_leaf_side_first(tmp_path: Path) -> None:
+    root_first = _reversed_chains(PRODUCTION_ROOT, "certificateAuthorities", tmp_path)
+    loaded = load_trusted_root(root_first)
+    as_listed = load_trusted_root(PRODUCTION_ROOT)
+    assert [ca.certificates for ca in loaded.certificate_authorities] == [
+        ca.certificates for ca in as_listed.certificate_authorities
+    ]
+    bundle = _bundle("happy-path-v0.3")
+    assert _verify(bundle, loaded).identity == IDENTITY
+    _sigstore_python_verifies(bundle, root_first)
+
+
+def test_a_ca_chain_that_links_in_neither_order_is_refused(tmp_path: Path) -> None:
+    root = json.loads(PRODUCTION_ROOT.read_text())
+    [ca] = [c for c in root["certificateAuthorities"] if len(c["certChain"]["certificates"]) == 2]
+    foreign_root = _bundle("bundle-with-root-cert_fail")["verificationMaterial"][
+        "x509CertificateChain"
+    ]["certificates"][1]
+    ca["certChain"]["certificates"][1] = foreign_root
+    with pytest.raises(VerificationError) as info:
+        TrustedRoot.from_json(json.dumps(root))
+    assert (info.value.check, info.value.detail) == (
+        "trust-root",
+        "certificateAuthorities entry https://fulcio.sigstore.dev: "
+        "CN=sigstore-intermediate,O=sigstore.dev is not issued by the next certificate of its "
+        "chain",
+    )
+
+
+def test_a_tsa_chain_listed_root_first_is_still_refused(tmp_path: Path) -> None:
+    # Its first certificate is the TSA's: sigstore-python, too, then verifies no timestamp.
+    from sigstore.errors import VerificationError as TheirVerificationError
+
+    root_first = _reversed_chains(
+        CASES / "rekor2-happy-path/trusted_root.json", "timestampAuthorities", tmp_path
+    )
+    with pytest.raises(VerificationError) as info:
+        load_trusted_root(root_first)
+    assert (info.value.check, info.value.detail) == (
+        "trust-root",
+        "timestampAuthorities entry https://timestamp.sigstage.dev/api/v1/timestamp: "
+        "CN=sigstore-tsa-selfsigned,O=sigstore.dev is not issued by the next certificate of "
+        "its chain",
+    )
+    with pytest.raises(TheirVerificationError):
+        _sigstore_python_verifies(_bundle("rekor2-happy-path"), root_first)
