@@ -52,6 +52,9 @@ class Bundle:
     signature: bytes
     message_digest: HashOutput | None
     envelope: Envelope | None
+    # The certificates after the leaf in a v0.1/v0.2 chain: never trusted for being there (only
+    # the trusted root's are); the verifier refuses a root among them that is not the root's.
+    chain: tuple[x509.Certificate, ...] = ()
 
     @property
     def has_checkpoint(self) -> bool:
@@ -92,7 +95,7 @@ class Bundle:
         if version is None:
             raise BundleError(f"unsupported bundle media type {wire.media_type!r}")
         material = wire.verification_material
-        leaf, leaf_der = _leaf_certificate(material, version)
+        leaf, leaf_der, chain = _leaf_certificate(material, version)
         timestamps = _timestamps(material)
 
         if not material.tlog_entries and version != "0.1" and timestamps:
@@ -128,6 +131,7 @@ class Bundle:
             signature=signature,
             message_digest=digest,
             envelope=envelope,
+            chain=chain,
         )
 
 
@@ -239,15 +243,16 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
 
 def _leaf_certificate(
     material: object, version: str
-) -> tuple[x509.Certificate | None, bytes | None]:
-    """The signing certificate and its DER, or (None, None) for a managed-key bundle."""
+) -> tuple[x509.Certificate | None, bytes | None, tuple[x509.Certificate, ...]]:
+    """The signing certificate, its DER and the rest of its chain, or (None, None, ()) for a
+    managed-key bundle."""
     from cryptography import x509
     from cryptography.exceptions import UnsupportedAlgorithm
 
     certificate = material.certificate  # type: ignore[attr-defined]
     chain = material.x509_certificate_chain  # type: ignore[attr-defined]
     if material.public_key is not None:  # type: ignore[attr-defined]
-        return None, None
+        return None, None, ()
     if version == "0.3":
         if certificate is None:
             raise BundleError("a v0.3 bundle must carry a single `certificate`, not a chain")
@@ -276,13 +281,7 @@ def _leaf_certificate(
         raise BundleError(f"the signing certificate has an unsupported key: {exc}") from exc
     if _is_ca(leaf):
         raise BundleError("the first certificate of the bundle is a CA, not a signing leaf")
-    # Chain certificates are never trusted (only the trusted root's are), but a bundle that
-    # ships a self-signed root invites verifiers that trust it, so it is refused outright.
-    for cert in rest:
-        if cert.issuer == cert.subject and _is_ca(cert):
-            name = cert.subject.rfc4514_string()
-            raise BundleError(f"the bundle's certificate chain contains a root CA ({name})")
-    return leaf, raw[0]
+    return leaf, raw[0], tuple(rest)
 
 
 def _is_ca(cert: x509.Certificate) -> bool:

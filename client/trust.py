@@ -545,7 +545,6 @@ def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, 
 
 def _authority(ca: CertificateAuthority, field: str) -> Authority:
     from cryptography import x509
-    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
     raw = ca.cert_chain.certificates
     if not raw:
@@ -558,17 +557,40 @@ def _authority(ca: CertificateAuthority, field: str) -> Authority:
         raise TrustRootError(f"{field} entry {ca.uri} has a malformed certificate") from exc
     # Each link of the chain is checked once here, so verification can treat every
     # certificate of a trusted chain as an anchor without re-verifying the links per bundle.
+    unissued = _first_unissued(certificates)
+    # A CA chain listed root first is turned round: sigstore-python accepts it (every
+    # certificate of a CA chain is an anchor there). A TSA chain is not: its first certificate
+    # is the TSA's, for the reference clients as for keyless.
+    if (
+        unissued is not None
+        and field == "certificateAuthorities"
+        and _first_unissued(certificates[::-1]) is None
+    ):
+        certificates, unissued = certificates[::-1], None
+    if unissued is not None:
+        child, cause = unissued
+        raise TrustRootError(
+            f"{field} entry {ca.uri}: {child.subject.rfc4514_string()} is not issued by "
+            "the next certificate of its chain"
+        ) from cause
+    return Authority(
+        uri=ca.uri or "", certificates=certificates, valid_for=_time_range(ca.valid_for)
+    )
+
+
+def _first_unissued(
+    certificates: tuple[x509.Certificate, ...],
+) -> tuple[x509.Certificate, Exception] | None:
+    """The first certificate of the chain that the next one did not issue, and why; None
+    when every link holds."""
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
     for child, parent in itertools.pairwise(certificates):
         try:
             child.verify_directly_issued_by(parent)
         except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
-            raise TrustRootError(
-                f"{field} entry {ca.uri}: {child.subject.rfc4514_string()} is not issued by "
-                "the next certificate of its chain"
-            ) from exc
-    return Authority(
-        uri=ca.uri or "", certificates=certificates, valid_for=_time_range(ca.valid_for)
-    )
+            return child, exc
+    return None
 
 
 def _time_range(wire: WireTimeRange) -> TimeRange:

@@ -28,6 +28,7 @@ DEFAULT_AUDIENCE = "sigstore"
 DEFAULT_LIFETIME_SECONDS = 600
 MAX_LIFETIME_SECONDS = 24 * 3600
 GRANT_LIFETIME_SECONDS = 300
+MAX_NONCE_CHARS = 512
 MAX_PENDING_GRANTS = 1000
 
 
@@ -146,6 +147,7 @@ class DevIssuer:
                 "nbf",
                 "email",
                 "email_verified",
+                "nonce",
             ],
         }
 
@@ -264,18 +266,35 @@ class DevIssuer:
         return claims
 
     def start_authorization(
-        self, *, client_id: str, redirect_uri: str, code_challenge: str, method: str
+        self,
+        *,
+        client_id: str,
+        redirect_uri: str,
+        code_challenge: str,
+        method: str,
+        nonce: str | None = None,
     ) -> str:
-        """Approve the development user at once; returns the authorization code."""
+        """Approve the development user at once; returns the authorization code.
+
+        The request's `nonce`, if any, goes into the ID token unchanged (OIDC Core 3.1.2.1):
+        clients such as openid-client refuse a token without the nonce they sent.
+        """
         if method != "S256" or not code_challenge:
             raise DevIssuerError(
                 "invalid_request", "PKCE with code_challenge_method=S256 is required"
             )
+        if nonce is not None and len(nonce) > MAX_NONCE_CHARS:
+            raise DevIssuerError(
+                "invalid_request", f"nonce must be at most {MAX_NONCE_CHARS} characters"
+            )
+        claims = self.email_claims(self.user_email)
+        if nonce is not None:
+            claims["nonce"] = nonce
         code = secrets.token_urlsafe(24)
         self._grants.add(
             code,
             _Grant(
-                claims=self.email_claims(self.user_email),
+                claims=claims,
                 expires_at=time.monotonic() + GRANT_LIFETIME_SECONDS,
                 code_challenge=code_challenge,
                 redirect_uri=redirect_uri,

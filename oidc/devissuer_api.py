@@ -191,6 +191,7 @@ def authorize() -> Response:
         redirect_uri=redirect_uri,
         code_challenge=args.get("code_challenge", ""),
         method=args.get("code_challenge_method", ""),
+        nonce=args.get("nonce"),
     )
     query = {"code": code, **({"state": args["state"]} if "state" in args else {})}
     separator = "&" if target.query else "?"

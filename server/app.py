@@ -30,6 +30,7 @@ from keyless.server.config import (
     dev_config,
     load_server_config,
 )
+from keyless.server.paths import clean_paths
 from keyless.server.state import StateDir, StateDirError, read_private_key, write_private_file
 
 DEV_ISSUER_KEY_FILE = "oidc-dev-issuer-key.pem"
@@ -63,10 +64,16 @@ def create_app(config: ServerConfig) -> Flask:
 def _build(config: ServerConfig, state: StateDir) -> Flask:
     now = datetime.now(UTC)
     # `keyless` is a namespace package with no folder of its own, so Flask is told its root and
-    # its instance folder (the state directory) instead of looking for them.
+    # its instance folder (the state directory) instead of looking for them; it serves no
+    # static files.
     app = Flask(
-        "keyless", root_path=str(Path(__file__).parent), instance_path=str(state.path.resolve())
+        "keyless",
+        root_path=str(Path(__file__).parent),
+        instance_path=str(state.path.resolve()),
+        static_folder=None,
     )
+    # Every route answers with or without a trailing slash (server.paths).
+    app.wsgi_app = clean_paths(app.wsgi_app)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["keyless.config"] = config
     # The TSA first: an operator's token that refuses stops start-up before any log is made.

@@ -117,7 +117,7 @@ def get_entry_by_id(entry_id: str) -> Response:
     return _json(entry_json(rekor_service().entry_by_id(entry_id)))
 
 
-@bp.post(f"{ENTRIES_PATH}/retrieve", strict_slashes=False)
+@bp.post(f"{ENTRIES_PATH}/retrieve")
 def retrieve_entries() -> Response:
     """Entries by UUID, index or content (at most 10 items); missing ones are skipped."""
     query = parse_retrieve(parse_json(_body(MAX_RETRIEVE_REQUEST_BYTES)))
@@ -127,7 +127,7 @@ def retrieve_entries() -> Response:
     return _json([entry_json(entry) for entry in entries])
 
 
-@bp.post("/api/v1/index/retrieve", strict_slashes=False)
+@bp.post("/api/v1/index/retrieve")
 def search_index() -> Response:
     """Entry IDs by artifact hash, public key or email."""
     query = parse_search(parse_json(_body(MAX_SEARCH_REQUEST_BYTES)))

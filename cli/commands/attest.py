@@ -48,6 +48,13 @@ def add_parser(subparsers: Any) -> None:
         help=f"predicate type: a URI or one of {', '.join(PREDICATE_TYPES)} (default custom)",
     )
     parser.add_argument(
+        "--subject-name",
+        metavar="NAME",
+        help="the subject's name in the statement (default, as cosign names it: the file's "
+        "name; for an image its repository, registry/repository; for a bare digest the "
+        "digest itself, sha256:<hex>)",
+    )
+    parser.add_argument(
         "--bundle",
         type=Path,
         help="where to write the bundle: a .jsonl file gets a line appended, any other file is "
@@ -85,10 +92,16 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from keyless.client.attest.statement import predicate_type_uri, read_predicate
+    from keyless.client.attest.statement import (
+        check_subject_name,
+        predicate_type_uri,
+        read_predicate,
+    )
 
     if args.refresh_trust and not args.server:
         args.parser.error("--refresh-trust applies to --server")
+    if args.subject_name is not None:
+        check_subject_name(args.subject_name)
     predicate_type = predicate_type_uri(args.type)
     predicate = read_predicate(args.predicate, predicate_type)
     image = _images.image_reference(args.target)
@@ -100,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 def _attest_artifact(args: argparse.Namespace, predicate_type: str, predicate: Any) -> int:
     from keyless.cli.commands.sign import _keep, command_signer
     from keyless.client.attest.bundles import default_bundle_path, write_bundle
-    from keyless.client.attest.statement import statement
+    from keyless.client.attest.statement import artifact_subject_name, statement
     from keyless.client.sign.signer import UnverifiedBundleError
     from keyless.client.verify import VerificationError
     from keyless.client.verify.artifact import resolve_artifact
@@ -116,8 +129,9 @@ def _attest_artifact(args: argparse.Namespace, predicate_type: str, predicate: A
     except VerificationError as exc:
         raise ClientError(exc.detail, reason="artifact") from exc
     bundle_path = args.bundle or default_bundle_path(artifact.path)
-    name = artifact.path.name if artifact.path is not None else None
-    payload = statement([(name, artifact.sha256.hex())], predicate_type, predicate)
+    digest = artifact.sha256.hex()
+    name = args.subject_name or artifact_subject_name(artifact.path, digest)
+    payload = statement([(name, digest)], predicate_type, predicate)
     signer = command_signer(args, rekor_version=args.rekor_version)
     try:
         result = signer.sign_dsse(
@@ -157,6 +171,7 @@ def _attest_image(args: argparse.Namespace, image: Any, predicate_type: str, pre
                 predicate_type=predicate_type,
                 predicate=predicate,
                 created_at=datetime.now(UTC).replace(microsecond=0),
+                subject_name=args.subject_name,
             )
     except UnverifiedBundleError as exc:
         raise _keep(exc, beside=args.bundle) from exc

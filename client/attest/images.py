@@ -60,8 +60,12 @@ def attest_image(
     predicate_type: str,
     predicate: dict[str, Any],
     created_at: datetime,
+    subject_name: str | None = None,
 ) -> AttestedImage:
     """Attest the manifest `image` names and store the bundle as a referrer.
+
+    The subject is named `subject_name`, by default the image's repository
+    (`registry/repository`), as cosign names it.
 
     `signer` is called once the image is resolved, so a registry problem costs no login, no
     certificate and no log entry.
@@ -75,7 +79,7 @@ def attest_image(
     algorithm, _, hex_digest = digest.partition(":")
     if algorithm != "sha256":
         raise ClientError(f"only sha256 image digests can be attested, not {digest[:80]!r}")
-    payload = statement([(image.name, hex_digest)], predicate_type, predicate)
+    payload = statement([(subject_name or image.name, hex_digest)], predicate_type, predicate)
     result = signer().sign_dsse(
         payload, payload_type=INTOTO_PAYLOAD_TYPE, subject_sha256=bytes.fromhex(hex_digest)
     )

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 MAX_PREDICATE_BYTES = 512 * 1024
 MAX_TYPE_CHARS = 512
+MAX_SUBJECT_NAME_CHARS = 1024
 
 SLSA_V02 = "https://slsa.dev/provenance/v0.2"
 SLSA_V1 = "https://slsa.dev/provenance/v1"
@@ -127,13 +128,44 @@ def read_predicate(path: Path, predicate_type: str) -> dict[str, Any]:
     return predicate
 
 
-def statement(subjects: list[tuple[str | None, str]], predicate_type: str, predicate: Any) -> bytes:
-    """An in-toto v1 statement about `subjects` (name or None, SHA-256 hex), compact JSON."""
+def artifact_subject_name(path: Path | None, sha256_hex: str) -> str:
+    """The subject name of an attested blob, as cosign's `attest-blob` names it: the file's
+    name. A bare digest has no name to take, and consumers such as model-signing need one, so
+    it is named by the digest itself (`sha256:<hex>`); `--subject-name` gives a better one."""
+    return path.name if path is not None else f"sha256:{sha256_hex}"
+
+
+def check_subject_name(name: str) -> str:
+    """`name`, if it can name an in-toto subject.
+
+    Raises:
+        AttestationError: empty, longer than MAX_SUBJECT_NAME_CHARS, with a control
+            character, or not encodable as UTF-8 (bytes from the command line that are not).
+    """
+    if not name:
+        raise AttestationError("the subject name is empty", reason="subject-name")
+    if len(name) > MAX_SUBJECT_NAME_CHARS:
+        raise AttestationError(
+            f"the subject name is longer than {MAX_SUBJECT_NAME_CHARS} characters",
+            reason="subject-name",
+        )
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
+        raise AttestationError("the subject name has a control character", reason="subject-name")
+    try:
+        name.encode()
+    except UnicodeEncodeError as exc:
+        raise AttestationError(
+            "the subject name is not valid UTF-8", reason="subject-name"
+        ) from exc
+    return name
+
+
+def statement(subjects: list[tuple[str, str]], predicate_type: str, predicate: Any) -> bytes:
+    """An in-toto v1 statement about `subjects` (name, SHA-256 hex), compact JSON."""
     body = {
         "_type": STATEMENT_TYPE,
         "subject": [
-            {**({"name": name} if name else {}), "digest": {"sha256": sha256_hex}}
-            for name, sha256_hex in subjects
+            {"name": name, "digest": {"sha256": sha256_hex}} for name, sha256_hex in subjects
         ],
         "predicateType": predicate_type,
         "predicate": predicate,

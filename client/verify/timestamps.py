@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from keyless.client.verify.errors import iso
+from keyless.client.verify.errors import VerificationError, iso
 
 if TYPE_CHECKING:
+    from rfc3161_client import TimeStampResponse
+
     from keyless.client.trust import Authority
 
 
@@ -31,12 +33,18 @@ def check_timestamps(
     `validFor` contains the generation time. The others are reported, not fatal: as in
     sigstore-python and sigstore-go, the caller compares the verified times with a threshold,
     so a bundle that also carries a timestamp from an authority this root does not trust is
-    judged by the ones it does.
+    judged by the ones it does. A response that is not a well-formed TimeStampResp is another
+    matter: the bundle itself is malformed, and is refused, as sigstore-python and
+    sigstore-java refuse it.
+
+    Raises:
+        VerificationError("timestamp"): a response is not a valid DER TimeStampResp.
     """
     times: list[datetime] = []
     failures: list[str] = []
     for index, raw in enumerate(responses):
-        moment, failure = _check_one(raw, signature=signature, authorities=authorities)
+        response = _decode(raw, index=index)
+        moment, failure = _check_one(response, signature=signature, authorities=authorities)
         if moment is not None:
             times.append(moment)
         else:
@@ -44,18 +52,32 @@ def check_timestamps(
     return TimestampOutcome(times=tuple(times), failures=tuple(failures))
 
 
-def _check_one(
-    raw: bytes, *, signature: bytes, authorities: Sequence[Authority]
-) -> tuple[datetime | None, str]:
-    from rfc3161_client import VerificationError as TSAVerificationError
-    from rfc3161_client import VerifierBuilder, decode_timestamp_response
+def _decode(raw: bytes, *, index: int) -> TimeStampResponse:
+    """The parsed response, its token decoded too (it is decoded lazily, so its defects
+    surface on first access).
+
+    Raises:
+        VerificationError("timestamp"): not a valid DER TimeStampResp.
+    """
+    from rfc3161_client import decode_timestamp_response
 
     try:
         response = decode_timestamp_response(raw)
-        # The token inside is decoded lazily, so its defects surface on first access.
-        gen_time = response.tst_info.gen_time
-    except ValueError:
-        return None, "is not a valid DER TimeStampResp"
+        response.tst_info.gen_time  # noqa: B018
+    except ValueError as exc:
+        raise VerificationError(
+            "timestamp", f"timestamp #{index} is not a valid DER TimeStampResp"
+        ) from exc
+    return response
+
+
+def _check_one(
+    response: TimeStampResponse, *, signature: bytes, authorities: Sequence[Authority]
+) -> tuple[datetime | None, str]:
+    from rfc3161_client import VerificationError as TSAVerificationError
+    from rfc3161_client import VerifierBuilder
+
+    gen_time = response.tst_info.gen_time
     if not authorities:
         return None, f"({iso(gen_time)}): the trusted root lists no TSA"
     failures: list[str] = []

@@ -92,6 +92,9 @@ class Verifier:
             (ca, Store(list(ca.certificates)), _chain_window(ca))
             for ca in trusted_root.certificate_authorities
         ]
+        self._ca_certificates = frozenset(
+            cert for ca in trusted_root.certificate_authorities for cert in ca.certificates
+        )
         # Fulcio leaves carry code-signing, not client-auth, EKUs; accept any non-critical EKU
         # in path validation and check code-signing in the profile step.
         self._ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
@@ -131,7 +134,9 @@ class Verifier:
         # 6. Every signed time lies inside the leaf certificate's validity window.
         for moment in times:
             _check_within_certificate(leaf, moment)
-        # 7. The leaf chains to a trusted CA that was valid at every signed time.
+        # 7. The leaf chains to a trusted CA that was valid at every signed time (a root the
+        #    bundle ships must be one of the trusted root's own).
+        _check_shipped_roots(bundle.chain, trusted=self._ca_certificates)
         chain: list[x509.Certificate] = []
         for moment in times:
             chain = self.check_chain(leaf, moment)
@@ -387,6 +392,27 @@ def _chain_window(authority: Authority) -> tuple[datetime, datetime]:
         max(cert.not_valid_before_utc for cert in authority.certificates),
         min(cert.not_valid_after_utc for cert in authority.certificates),
     )
+
+
+def _check_shipped_roots(
+    chain: tuple[x509.Certificate, ...], *, trusted: frozenset[x509.Certificate]
+) -> None:
+    """A root (self-issued) certificate in the bundle's chain is one of the trusted root's.
+
+    Chain certificates are never trusted for being in a bundle, so a copy of the trusted
+    root's own root does no harm, and sigstore-go accepts it; any other root invites
+    verifiers that would trust it, and is refused, as sigstore-conformance requires.
+
+    Raises:
+        VerificationError("certificate-chain"): another root.
+    """
+    for cert in chain:
+        if cert.issuer == cert.subject and cert not in trusted:
+            raise VerificationError(
+                "certificate-chain",
+                "the bundle's certificate chain contains a root that is not in the trusted "
+                f"root ({cert.subject.rfc4514_string()})",
+            )
 
 
 def _check_within_certificate(leaf: x509.Certificate, moment: datetime) -> None:

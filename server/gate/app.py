@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from keyless.server.gate.admission import (
@@ -42,6 +44,7 @@ from keyless.server.gate.externaldata import (
     verify_items,
 )
 from keyless.server.gate.gate import Gate, GateSettings
+from keyless.server.paths import clean_paths
 
 if TYPE_CHECKING:
     from keyless.client.policy import PolicySet
@@ -52,11 +55,7 @@ log = logging.getLogger("keyless.gate")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # an object and its old version, each up to etcd's 1.5 MiB
 MAX_DRAIN_BYTES = 32 * 1024 * 1024
-WEBHOOKS = {"/mutations": "mutations", "/validations": "validations"}
-EXTERNAL_DATA = {
-    "/externaldata/verify": "externaldata-verify",
-    "/externaldata/mutate": "externaldata-mutate",
-}
+EXTERNAL_DATA = ("externaldata-verify", "externaldata-mutate")
 
 
 @dataclass(frozen=True)
@@ -125,12 +124,26 @@ def create_gate_app(
 class GateApp:
     """WSGI callable around a `Gate`."""
 
+    # GET rules answer HEAD too. Paths are cleaned first (server.paths), so `/validations/`
+    # is `/validations`.
+    url_map = Map(
+        [
+            Rule("/healthz", endpoint="healthz", methods=["GET"]),
+            Rule("/metrics", endpoint="metrics", methods=["GET"]),
+            Rule("/mutations", endpoint="mutations", methods=["POST"]),
+            Rule("/validations", endpoint="validations", methods=["POST"]),
+            Rule("/externaldata/verify", endpoint="externaldata-verify", methods=["POST"]),
+            Rule("/externaldata/mutate", endpoint="externaldata-mutate", methods=["POST"]),
+        ]
+    )
+
     def __init__(self, gate: Gate, transport: ExternalDataTransport | None = None) -> None:
         self.gate = gate
         # None: no transport rule (an app composed in process, as tests do); `keyless gate
         # serve` always gives one.
         self.transport = transport
         self.reloader: PolicyReloader | None = None
+        self.wsgi_app = clean_paths(self._serve)
 
     def close(self) -> None:
         """Stop reloading the policies (the process that serves it ends anyway)."""
@@ -138,36 +151,35 @@ class GateApp:
             self.reloader.stop()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        return self._route(request)(environ, start_response)
+        return self.wsgi_app(environ, start_response)
+
+    def _serve(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self._route(Request(environ))(environ, start_response)
 
     def _route(self, request: Request) -> Response:
-        path = request.path
-        if path == "/healthz":
-            if request.method not in ("GET", "HEAD"):
-                return _error(405, "use GET")
-            return Response("ok\n", content_type="text/plain")
-        if path == "/metrics":
-            if request.method not in ("GET", "HEAD"):
-                return _error(405, "use GET")
-            return Response(
-                self.gate.metrics.exposition(), content_type="text/plain; version=0.0.4"
-            )
-        provider = EXTERNAL_DATA.get(path)
-        if provider is not None:
-            if request.method != "POST":
-                return _error(405, "use POST with a ProviderRequest")
-            return self._external_data(request, provider)
-        webhook = WEBHOOKS.get(path)
-        if webhook is None:
+        try:
+            endpoint, _ = self.url_map.bind_to_environ(request.environ).match()
+        except NotFound:
             return _error(
                 404,
                 "no such path: the webhooks are POST /mutations and /validations, Gatekeeper's "
                 "providers POST /externaldata/verify and /externaldata/mutate",
             )
-        if request.method != "POST":
+        except MethodNotAllowed as exc:
+            if "POST" not in (exc.valid_methods or ()):
+                return _error(405, "use GET")
+            if request.path.startswith("/externaldata/"):
+                return _error(405, "use POST with a ProviderRequest")
             return _error(405, "use POST with an AdmissionReview v1")
-        return self._admit(request, webhook)
+        if endpoint == "healthz":
+            return Response("ok\n", content_type="text/plain")
+        if endpoint == "metrics":
+            return Response(
+                self.gate.metrics.exposition(), content_type="text/plain; version=0.0.4"
+            )
+        if endpoint in EXTERNAL_DATA:
+            return self._external_data(request, endpoint)
+        return self._admit(request, endpoint)
 
     def _external_data(self, request: Request, provider: str) -> Response:
         refusal = self.transport.refusal(request.environ) if self.transport else None

@@ -50,13 +50,13 @@ def test_a_type_that_is_neither_name_nor_uri_is_refused(value: str) -> None:
     assert "\n" not in info.value.message
 
 
-def test_statement_is_in_toto_v1_with_optional_names() -> None:
-    body = json.loads(statement([("a.txt", "ab" * 32), (None, "cd" * 32)], "urn:t", {"k": "é"}))
+def test_statement_is_in_toto_v1_with_named_subjects() -> None:
+    body = json.loads(statement([("a.txt", "ab" * 32), ("b", "cd" * 32)], "urn:t", {"k": "é"}))
     assert body == {
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [
             {"name": "a.txt", "digest": {"sha256": "ab" * 32}},
-            {"digest": {"sha256": "cd" * 32}},
+            {"name": "b", "digest": {"sha256": "cd" * 32}},
         ],
         "predicateType": "urn:t",
         "predicate": {"k": "é"},

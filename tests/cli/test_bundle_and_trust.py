@@ -95,15 +95,15 @@ def test_v01_with_single_certificate(valid: dict) -> None:
     assert _bundle_error(doc) == "a v0.1 bundle must carry an x509CertificateChain"
 
 
-def test_chain_with_root_ca(instance: Instance, valid: dict) -> None:
+def test_chain_with_root_ca_is_kept_for_the_verifier(instance: Instance, valid: dict) -> None:
+    # Whether a shipped root is allowed depends on the trusted root: the verifier decides
+    # (tests/cli/test_reference_edges.py).
     from cryptography.hazmat.primitives.serialization import Encoding
 
     doc = _v01(valid)
     root = base64.b64encode(instance.root_cert.public_bytes(Encoding.DER)).decode()
     doc["verificationMaterial"]["x509CertificateChain"]["certificates"].append({"rawBytes": root})
-    assert _bundle_error(doc) == (
-        "the bundle's certificate chain contains a root CA (CN=keyless-root,O=keyless.test)"
-    )
+    assert Bundle.from_json(dumps(doc)).chain == (instance.root_cert,)
 
 
 def test_ca_in_leaf_position(instance: Instance, valid: dict) -> None:
@@ -361,10 +361,8 @@ def test_truncated_rfc3161_timestamp(vectors: Path) -> None:
             now=datetime.now(UTC),
         )
     assert info.value.check == "timestamp"
-    assert info.value.detail == (
-        "0 of the bundle's signed times verify, 1 needed; "
-        "timestamp #0 is not a valid DER TimeStampResp"
-    )
+    # A malformed response fails the bundle by itself (tests/cli/test_reference_edges.py).
+    assert info.value.detail == "timestamp #0 is not a valid DER TimeStampResp"
 
 
 def test_trusted_root_key_of_unknown_algorithm(instance: Instance) -> None:

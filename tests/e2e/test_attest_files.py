@@ -204,9 +204,49 @@ def test_a_digest_with_a_custom_type_uri(server, predicate, tmp_path, capsys) ->
     custom = "https://example.com/attestation/test-result/v1"
     assert _attest(server, digest, predicate, custom, "--bundle", str(bundle)) == 0
     statement = _statement(bundle.read_text())
-    assert statement["subject"] == [{"digest": {"sha256": digest.removeprefix("sha256:")}}]
+    # A bare digest has no name to take: it is named by itself (model-signing needs a name).
+    assert statement["subject"] == [
+        {"name": digest, "digest": {"sha256": digest.removeprefix("sha256:")}}
+    ]
     assert statement["predicateType"] == custom
     assert _verify(server, digest, *_alice(server), "--bundle", str(bundle), "--type", custom) == 0
+
+
+@pytest.mark.parametrize("target", ["file", "digest"])
+def test_subject_name_names_the_subject(server, artifact, predicate, tmp_path, target) -> None:
+    sha256 = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    bundle = tmp_path / "named.sigstore.json"
+    where = str(artifact) if target == "file" else f"sha256:{sha256}"
+    name = "pkg:pypi/acme-model@1.0 ñ"
+    assert (
+        _attest(server, where, predicate, "custom", "--subject-name", name, "--bundle", str(bundle))
+        == 0
+    )
+    statement = _statement(bundle.read_text())
+    assert statement["subject"] == [{"name": name, "digest": {"sha256": sha256}}]
+    assert _verify(server, str(artifact), *_alice(server), "--bundle", str(bundle)) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("", "the subject name is empty"),
+        ("x" * 1025, "the subject name is longer than 1024 characters"),
+        ("app\nforged", "the subject name has a control character"),
+        ("app\x85", "the subject name has a control character"),
+        # What Python makes of command-line bytes that are not UTF-8.
+        ("app\udcff", "the subject name is not valid UTF-8"),
+    ],
+    ids=["empty", "too-long", "newline", "c1-control", "not-utf-8"],
+)
+def test_a_bad_subject_name_is_refused_and_nothing_is_logged(
+    server, artifact, predicate, capsys, name, expected
+) -> None:
+    size = _tree_size(server)
+    assert _attest(server, str(artifact), predicate, "custom", "--subject-name", name) == 1
+    assert _error(capsys) == expected
+    assert _tree_size(server) == size
+    assert not artifact.with_name("app.tar.gz.intoto.jsonl").exists()
 
 
 def test_wrong_identity_is_refused(server, artifact, predicate, capsys) -> None:

@@ -131,6 +131,18 @@ def test_attest_an_image_stores_a_cosign_v3_referrer(
     assert _verify(server, image.reference, "--type", "slsaprovenance1") == 0
 
 
+def test_subject_name_names_an_image_subject(server, registry, pusher, predicate, tmp_path):
+    image = pusher.push_image("att/named", "v1", seed="attest a named subject")
+    bundle = tmp_path / "named.sigstore.json"
+    flags = ("--subject-name", "acme/app", "--bundle", str(bundle))
+    assert _attest(server, image.reference, predicate, "slsaprovenance1", *flags) == 0
+    statement = json.loads(
+        base64.b64decode(json.loads(bundle.read_text())["dsseEnvelope"]["payload"])
+    )
+    assert statement["subject"] == [{"name": "acme/app", "digest": {"sha256": _hex(image.digest)}}]
+    assert _verify(server, image.reference, "--type", "slsaprovenance1") == 0
+
+
 def test_verify_an_image_attestation_by_tag_with_type_and_policy(
     server, registry, pusher, predicate, tmp_path, capsys
 ):

@@ -59,7 +59,9 @@ def _pkce() -> tuple[str, str]:
     return verifier, challenge.decode()
 
 
-def _authorize(server, challenge: str, redirect_uri: str) -> requests.Response:
+def _authorize(
+    server, challenge: str, redirect_uri: str, *, nonce: str | None = None
+) -> requests.Response:
     return requests.get(
         f"{server.url}/oidc/authorize",
         params={
@@ -70,6 +72,7 @@ def _authorize(server, challenge: str, redirect_uri: str) -> requests.Response:
             "code_challenge_method": "S256",
             "state": "xyz",
             "scope": "openid email",
+            **({"nonce": nonce} if nonce is not None else {}),
         },
         allow_redirects=False,
         timeout=5,
@@ -100,6 +103,45 @@ def test_authorization_code_with_pkce(server) -> None:
     )
     replay = requests.post(f"{server.url}/oidc/token", data=form, timeout=5)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    "nonce", [secrets.token_urlsafe(16), "a nonce, verbatim: ñ/+= ", None], ids=str
+)
+def test_the_id_token_carries_the_nonce_of_the_request(server, nonce: str | None) -> None:
+    """OIDC Core 3.1.2.1: the nonce of the authentication request is in the ID token,
+    unchanged, and a token for a request without one has none: openid-client (under
+    @sigstore/cli) refuses a token whose nonce is not exactly the one it sent."""
+    verifier, challenge = _pkce()
+    redirect_uri = "http://127.0.0.1:5555/cb"
+    location = _authorize(server, challenge, redirect_uri, nonce=nonce).headers["Location"]
+    form = {
+        "grant_type": "authorization_code",
+        "code": parse_qs(urlsplit(location).query)["code"][0],
+        "client_id": "sigstore",
+        "redirect_uri": redirect_uri,
+        "code_verifier": verifier,
+    }
+    token = requests.post(f"{server.url}/oidc/token", data=form, timeout=5).json()["id_token"]
+    jwks = jwt.PyJWKClient(f"{server.url}/oidc/jwks")
+    claims = jwt.decode(
+        token,
+        jwks.get_signing_key_from_jwt(token).key,
+        algorithms=["RS256"],
+        audience="sigstore",
+        issuer=f"{server.url}/oidc",
+    )
+    assert claims.get("nonce") == nonce
+    assert ("nonce" in claims) == (nonce is not None)
+
+
+def test_an_oversized_nonce_is_refused(server) -> None:
+    response = _authorize(server, _pkce()[1], "http://127.0.0.1:5555/cb", nonce="n" * 513)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "nonce must be at most 512 characters",
+    }
 
 
 def test_wrong_pkce_verifier_is_refused(server) -> None:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from flask import Flask
 
+from keyless.server.paths import clean_paths
 from keyless.tlog import rekor_api
 from keyless.tlog.rekor import RekorService
 from keyless.tlog.sqlite_storage import SQLiteStorage
@@ -27,9 +28,11 @@ LOG_HOST = "127.0.0.1"
 
 
 def build_app(db: Path, key: ec.EllipticCurvePrivateKey) -> tuple[Flask, RekorService]:
-    """A minimal app with only the Rekor blueprint, over a SQLite log at `db`."""
+    """A minimal app with only the Rekor blueprint, over a SQLite log at `db`, its paths cleaned
+    as `keyless serve` cleans them (sigstore-python posts to `.../retrieve/`)."""
     service = RekorService.open(storage=SQLiteStorage(db), private_key=key, host=LOG_HOST)
     app = Flask("tlog-test")
+    app.wsgi_app = clean_paths(app.wsgi_app)  # type: ignore[method-assign]
     rekor_api.init_app(app, service)
     return app, service
 
