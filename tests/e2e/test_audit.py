@@ -447,9 +447,9 @@ def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None
     and reason (never listed as alice's), and the readable one is still matched."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from keyless.tlog import rekor_v2_api
+    from keyless.tlog import checkpoint_key_id, checkpoint_origin, rekor_v2_api
     from keyless.tlog.log import NewEntry
-    from keyless.tlog.rekor_v2 import RekorV2Service, checkpoint_key_id, checkpoint_origin
+    from keyless.tlog.rekor_v2 import RekorV2Service
     from keyless.tlog.sqlite_storage import SQLiteStorage
     from tests.conftest import serve_factory
 
