@@ -45,9 +45,6 @@ REKOR_V2_KINDS = frozenset({("hashedrekord", "0.0.2"), ("dsse", "0.0.2")})
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 _V2_ALGORITHMS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
 _HEX = re.compile(r"[0-9a-f]+\Z")
-_PEM = re.compile(
-    rb"\s*-----BEGIN (CERTIFICATE|PUBLIC KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----"
-)
 
 
 class EntryBodyError(ValueError):
@@ -66,6 +63,9 @@ class UnknownKindError(EntryBodyError):
 class SignerForm(StrEnum):
     CERTIFICATE = "certificate"
     PUBLIC_KEY = "public key"
+
+
+_PEM_LABELS = ((b"CERTIFICATE", SignerForm.CERTIFICATE), (b"PUBLIC KEY", SignerForm.PUBLIC_KEY))
 
 
 @dataclass(frozen=True)
@@ -245,13 +245,21 @@ class _Fields:
         return Digest(algorithm, value)
 
     def pem_signer(self, name: str) -> Signer:
-        """A v1 signer: base64 of a PEM certificate or public key."""
-        match = _PEM.match(self.base64(name, max_bytes=MAX_SIGNER_BYTES))
-        der = _b64(re.sub(rb"[\r\n]", b"", match.group(2)).decode()) if match else None
-        if match is None or not der:
-            raise self.error(name, "is not a PEM certificate or public key")
-        form = SignerForm.CERTIFICATE if match.group(1) == b"CERTIFICATE" else SignerForm.PUBLIC_KEY
-        return Signer(form, der)
+        """A v1 signer: base64 of a PEM certificate or public key (its first block)."""
+        text = self.base64(name, max_bytes=MAX_SIGNER_BYTES).lstrip()
+        for label_bytes, form in _PEM_LABELS:
+            begin = b"-----BEGIN " + label_bytes + b"-----"
+            stop = text.find(b"-----END " + label_bytes + b"-----")
+            if not text.startswith(begin) or stop < 0:
+                continue
+            inner = text[len(begin) : stop]
+            # Lines of base64 and nothing else: no headers, no other characters.
+            if inner.startswith((b"\n", b"\r\n")):
+                der = _b64(inner.translate(None, b"\r\n").decode("ascii", "replace"))
+                if der:
+                    return Signer(form, der)
+            break
+        raise self.error(name, "is not a PEM certificate or public key")
 
     def v2_signature(self) -> Signature:
         """This object as a v2 signature: `{"content": "<base64>", "verifier": {...}}`."""
