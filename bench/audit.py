@@ -45,8 +45,9 @@ from keyless.client.transparency.audit import (
 )
 from keyless.client.transparency.tiles import TileLog
 from keyless.client.trust import UNBOUNDED, LogKey
+from keyless.tlog import checkpoint_key_id, checkpoint_origin
 from keyless.tlog.log import NewEntry
-from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id, checkpoint_origin
+from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize
 from keyless.tlog.sqlite_storage import SQLiteStorage
 
 BATCH = 256

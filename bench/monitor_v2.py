@@ -178,7 +178,7 @@ def _app(work: str) -> Any:
 
 def _keys(work: Path) -> tuple[Any, Any]:
     from keyless.client.trust import UNBOUNDED, LogKey
-    from keyless.tlog.rekor_v2 import checkpoint_key_id
+    from keyless.tlog import checkpoint_key_id
 
     v1_public = serialization.load_pem_private_key(
         (work / "v1.pem").read_bytes(), None

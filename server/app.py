@@ -170,10 +170,10 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     own checkpoint file in the state directory."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from keyless.tlog import rekor_v2_api
+    from keyless.tlog import checkpoint_origin, rekor_v2_api
     from keyless.tlog.checkpoint_file import CheckpointFile
     from keyless.tlog.log import Anchor
-    from keyless.tlog.rekor_v2 import RekorV2Service, checkpoint_origin
+    from keyless.tlog.rekor_v2 import RekorV2Service
     from keyless.tlog.sqlite_storage import SQLiteStorage
 
     database = config.log_database

@@ -78,6 +78,53 @@ def test_verifying_a_file_loads_no_network_or_server_code(vectors) -> None:
     assert result.returncode == 0, result.stderr
 
 
+# What serves a log and never a client that reads one (issue 19): the durable engine, its
+# storage and the Prometheus counters it registers.
+LOG_ENGINE = (
+    "keyless.tlog.log",
+    "keyless.tlog.rekor_v2",
+    "keyless.tlog.rekor",
+    "keyless.tlog.storage",
+    "keyless.tlog.sqlite_storage",
+    "keyless.tlog.postgres_storage",
+    "keyless.tlog.metrics",
+    "prometheus_client",
+    "sqlite3",
+)
+
+
+def test_reading_logs_loads_no_log_engine(vectors) -> None:
+    """`keyless monitor`, `audit` and `verify` read Rekor v1 and v2 logs in a process that
+    loads none of the log engine, run as they run: a tile log named from a trusted root, its
+    entry judged by the monitor and parsed by the audit, and a Rekor v2 bundle verified."""
+    case = vectors / "sigstore-conformance/test/assets/bundle-verify/rekor2-happy-path"
+    artifact = vectors / "sigstore-conformance/test/assets/a.txt"
+    code = f"""
+import base64, json, sys
+from keyless.cli.main import main
+from keyless.client.transparency import audit, monitor, tiles
+from keyless.client.trust import TrustedRoot
+
+root = TrustedRoot.from_json(open({str(case / "trusted_root.json")!r}, "rb").read())
+keys = [key for key in root.tlogs.values() if tiles.is_tile_log_key(key)]
+assert keys, "the root lists no tile log"
+tiles.TileLog(keys[0].base_url, keys)
+bundle = json.load(open({str(case / "bundle.sigstore.json")!r}))
+body = base64.b64decode(bundle["verificationMaterial"]["tlogEntries"][0]["canonicalizedBody"])
+audit.parse_v2_entry(body).check_signature()
+watch = monitor.WatchList.build([], [".*"], [])
+findings, _ = monitor.judge_entry(0, "id", None, body, watch, monitor.IssuanceCheck(root))
+assert findings, "the monitor did not judge the entry"
+rc = main(["verify", "--bundle", {str(case / "bundle.sigstore.json")!r},
+           "--certificate-identity-regexp", ".*", "--certificate-oidc-issuer-regexp", ".*",
+           "--trusted-root", {str(case / "trusted_root.json")!r}, {str(artifact)!r}])
+loaded = sorted(m for m in {LOG_ENGINE!r} if m in sys.modules)
+sys.exit(f"rc={{rc}} loaded={{loaded}}" if rc or loaded else 0)
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize(
     "command", [["check", "."], ["format", "--check", "."]], ids=["lint", "format"]
 )

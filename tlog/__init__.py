@@ -22,6 +22,8 @@ Checkpoints (`tlog.checkpoint`, pure; signed notes, Rekor v1 ECDSA and Rekor v2 
 - `sign_checkpoint(checkpoint: Checkpoint, *, name: str, private_key) -> str`
 - `parse_note(note) -> SignedNote`, `verify_note(note: SignedNote, *, public_key, name=None)`,
   `parse_checkpoint_text(text) -> Checkpoint`, `key_hint(public_key, *, name) -> bytes`
+- `checkpoint_key_id(public_key, *, name) -> bytes`: the full C2SP key ID (a Rekor v2 log ID);
+  `checkpoint_origin(base_url) -> str`: a tile log's origin (its base URL without the scheme)
 
 Durable log (`tlog.log`, `tlog.storage`, `tlog.sqlite_storage`; imported lazily, so the client
 never loads them). Shared by the Rekor log and the CT log:
@@ -74,6 +76,8 @@ from keyless.tlog.checkpoint import (
     CheckpointSigner,
     NoteSignature,
     SignedNote,
+    checkpoint_key_id,
+    checkpoint_origin,
     key_hint,
     parse_checkpoint_text,
     parse_note,
@@ -163,6 +167,8 @@ __all__ = [
     "StorageError",
     "TooManyError",
     "TreeHeadSigner",
+    "checkpoint_key_id",
+    "checkpoint_origin",
     "key_hint",
     "leaf_hash",
     "node_hash",

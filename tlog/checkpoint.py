@@ -107,17 +107,34 @@ def _check_line(what: str, line: str) -> None:
         raise ValueError(f"checkpoint {what} contains a control character")
 
 
-def key_hint(public_key: PublicKey, *, name: str) -> bytes:
-    """The 4-byte key hint a signature line by `public_key` under `name` carries."""
+def checkpoint_key_id(public_key: PublicKey, *, name: str) -> bytes:
+    """The full (32-byte) C2SP signed-note key ID of `public_key` signing as `name`, which
+    Rekor v2 uses as its log ID; its first bytes are the key hint.
+
+    Ed25519: SHA-256(name ‖ 0x0A ‖ 0x01 ‖ raw key); ECDSA: SHA-256(DER SubjectPublicKeyInfo).
+    """
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         der = public_key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        return hashlib.sha256(der).digest()[:KEY_HINT_BYTES]
+        return hashlib.sha256(der).digest()
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return hashlib.sha256(name.encode() + b"\n\x01" + raw).digest()[:KEY_HINT_BYTES]
+        return hashlib.sha256(name.encode() + b"\n\x01" + raw).digest()
     raise TypeError(f"unsupported checkpoint key type {type(public_key).__name__}")
+
+
+def key_hint(public_key: PublicKey, *, name: str) -> bytes:
+    """The 4-byte key hint a signature line by `public_key` under `name` carries."""
+    return checkpoint_key_id(public_key, name=name)[:KEY_HINT_BYTES]
+
+
+def checkpoint_origin(base_url: str) -> str:
+    """A tile log's checkpoint origin (and key name): its base URL without the scheme."""
+    origin = base_url.split("://", 1)[-1].rstrip("/")
+    if not origin:
+        raise ValueError(f"no log origin in {base_url!r}")
+    return origin
 
 
 def _curve_hash(

@@ -15,7 +15,6 @@ against the last before it is signed). What differs from v1:
 from __future__ import annotations
 
 import base64
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from keyless.tlog import tiles
-from keyless.tlog.checkpoint import CheckpointSigner
+from keyless.tlog.checkpoint import CheckpointSigner, checkpoint_key_id
 from keyless.tlog.errors import EntryError, NotFoundError, StorageError
 from keyless.tlog.log import Anchor, MerkleLog
 from keyless.tlog.pki import MAX_SIGNATURE_BYTES, VerifyingKey, decode_b64, verify_prehashed
@@ -61,32 +60,6 @@ def _curve(key: object, name: str) -> bool:
 
 def _rsa(key: object, bits: int) -> bool:
     return isinstance(key, rsa.RSAPublicKey) and key.key_size == bits
-
-
-def checkpoint_key_id(
-    public_key: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey, *, name: str
-) -> bytes:
-    """The full (32-byte) C2SP signed-note key ID, which Rekor v2 uses as its log ID.
-
-    Ed25519: SHA-256(name ‖ 0x0A ‖ 0x01 ‖ raw key); ECDSA: SHA-256(DER SubjectPublicKeyInfo).
-    """
-    if isinstance(public_key, ed25519.Ed25519PublicKey):
-        raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return hashlib.sha256(name.encode() + b"\n\x01" + raw).digest()
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        der = public_key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return hashlib.sha256(der).digest()
-    raise TypeError(f"unsupported checkpoint key type {type(public_key).__name__}")
-
-
-def checkpoint_origin(base_url: str) -> str:
-    """A log's checkpoint origin (and key name): its base URL without the scheme."""
-    origin = base_url.split("://", 1)[-1].rstrip("/")
-    if not origin:
-        raise ValueError(f"no log origin in {base_url!r}")
-    return origin
 
 
 @dataclass(frozen=True)

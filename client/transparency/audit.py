@@ -10,12 +10,14 @@ Each matching certificate's signature-log entries are then found in two ways:
 
 - a Rekor v1 log has a search index: the certificate's key is looked up in it (the key is
   ephemeral, so it names one certificate's signatures), and each entry found is checked to
-  carry that certificate or key;
+  carry that certificate or key (each kind the log holds, intoto 0.0.2 included: entry bodies
+  are read by `client.entry_body`);
 - a Rekor v2 (tile) log has no search by design: it is read whole from its tiles, every entry
   proven part of the tree its signed checkpoint commits to (`client.transparency.tiles`), and
   each entry is matched to the issued certificates: one that carries a certificate by its serial
-  and key, one that carries a bare key by the key. An entry that cannot be read is named, not
-  skipped.
+  and key, one that carries a bare key by the key.
+
+In both, an entry that cannot be read is named, not skipped.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import json
 import re
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +37,13 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from keyless import strictjson
+from keyless.client.entry_body import (
+    EntryBodyError,
+    HashedRekord,
+    Signer,
+    SignerForm,
+    parse_entry_body,
+)
 from keyless.client.errors import ClientError, NetworkError
 from keyless.client.http import json_body, new_session, request
 from keyless.client.transparency.tiles import LogInconsistencyError, TileLog
@@ -50,9 +57,6 @@ REKOR_V1 = "rekor-v1"
 REKOR_V2 = "rekor-v2"
 CERTIFICATE = "x509Certificate"
 PUBLIC_KEY = "publicKey"
-# The spec field's name in hashedrekord 0.0.2 bodies; early rekor-tiles wrote the second.
-_V2_SPEC_NAMES = ("hashedRekordV002", "hashedRekordV0_0_2")
-_V2_DIGESTS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
 
 Progress = Callable[[str, int, int], None]
 
@@ -292,11 +296,15 @@ class Auditor:
             )
         logs: list[LogRead] = []
         made: dict[int, list[SignatureEntry]] = {i: [] for i in range(len(found))}
+        unreadable_entries: list[UnreadableEntry] = []
         if self.log_url is not None:
             logs.append(LogRead(REKOR_V1, self.log_url))
+            unreadable_v1: dict[int, UnreadableEntry] = {}
             for position, cert in enumerate(found):
-                made[position].extend(self._v1_entries(cert))
-        unreadable_entries: list[UnreadableEntry] = []
+                entries, unread = self._v1_entries(self.log_url, cert)
+                made[position].extend(entries)
+                unreadable_v1.update((e.log_index, e) for e in unread)
+            unreadable_entries.extend(unreadable_v1[i] for i in sorted(unreadable_v1))
         issued_index = CertificateIndex(found)
         for tile_log in self.tile_logs:
             read = scan_tile_log(tile_log, issued_index, progress=progress)
@@ -368,26 +376,36 @@ class Auditor:
                 yield index, leaf, extra
                 index += 1
 
-    def _v1_entries(self, cert: IssuedCertificate) -> list[SignatureEntry]:
+    def _v1_entries(
+        self, log_url: str, cert: IssuedCertificate
+    ) -> tuple[list[SignatureEntry], list[UnreadableEntry]]:
+        """The entries the v1 log at `log_url` indexes under `cert`'s key that carry it, and
+        those whose body cannot be read (named, not skipped)."""
         spki = base64.b64encode(cert.public_key_pem).decode()
         ids = self._post(
-            f"{self.log_url}/api/v1/index/retrieve",
+            f"{log_url}/api/v1/index/retrieve",
             {"publicKey": {"format": "x509", "content": spki}},
         )
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise NetworkError(f"the signature log at {self.log_url} sent a malformed search")
+            raise NetworkError(f"the signature log at {log_url} sent a malformed search")
         entries: list[SignatureEntry] = []
+        unreadable: list[UnreadableEntry] = []
         for start in range(0, len(ids), RETRIEVE_BATCH):
             answer = self._post(
-                f"{self.log_url}/api/v1/log/entries/retrieve",
+                f"{log_url}/api/v1/log/entries/retrieve",
                 {"entryUUIDs": ids[start : start + RETRIEVE_BATCH]},
             )
             for item in answer if isinstance(answer, list) else []:
                 for entry_id, entry in item.items() if isinstance(item, dict) else ():
-                    made = _signature_entry(entry_id, entry, cert)
+                    try:
+                        made = _signature_entry(entry_id, entry, cert)
+                    except EntryBodyError as exc:
+                        index = entry["logIndex"]
+                        unreadable.append(UnreadableEntry(REKOR_V1, log_url, index, str(exc)))
+                        continue
                     if made is not None:
                         entries.append(made)
-        return entries
+        return entries, unreadable
 
     def _get(self, url: str) -> Any:
         response, body = request(self._session, "GET", url, what="the log", timeout=self._timeout)
@@ -448,40 +466,24 @@ def _issued(index: int, leaf: bytes, extra: bytes) -> IssuedCertificate | None:
 
 def _signature_entry(entry_id: str, entry: Any, cert: IssuedCertificate) -> SignatureEntry | None:
     """The v1 entry, if its body really carries this certificate or its key (the index may
-    lie)."""
+    lie); None for an entry of another signer, or one whose index or time is not a number.
+
+    Raises:
+        EntryBodyError: the body is not an entry keyless reads (named by the caller).
+    """
     try:
         body = base64.b64decode(entry["body"], validate=True)
         index, time = entry["logIndex"], entry["integratedTime"]
-        kind, pems = _v1_verifier_pems(body)
-    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error, RecursionError):
+    except (KeyError, TypeError, ValueError, binascii.Error):
         return None
     if not isinstance(index, int) or not isinstance(time, int):
         return None
-    for pem in pems:
-        verifier = _pem_verifier(pem)
+    parsed = parse_entry_body(body)
+    for signature in parsed.signatures:
+        verifier = _signer_verifier(signature.signer)
         if verifier is not None and verifier.names(cert):
-            return SignatureEntry(REKOR_V1, index, entry_id, time, str(kind), verifier.kind)
+            return SignatureEntry(REKOR_V1, index, entry_id, time, parsed.kind, verifier.kind)
     return None
-
-
-def _v1_verifier_pems(body: bytes) -> tuple[str, list[bytes]]:
-    """A v1 entry's kind and the PEM certificates or keys it names as signers: hashedrekord
-    0.0.1 (`spec.signature.publicKey.content`), dsse 0.0.1 (`spec.signatures[].verifier`),
-    intoto 0.0.2 (`spec.content.envelope.signatures[].publicKey`, base64 of base64).
-
-    Raises:
-        ValueError, KeyError, TypeError, AttributeError: not such an entry.
-    """
-    doc = json.loads(body)
-    kind, spec = doc["kind"], doc["spec"]
-    if kind == "hashedrekord":
-        return kind, [base64.b64decode(spec["signature"]["publicKey"]["content"])]
-    if kind == "dsse":
-        return kind, [base64.b64decode(s["verifier"]) for s in spec["signatures"]]
-    if kind == "intoto":
-        signatures = spec["content"]["envelope"]["signatures"]
-        return kind, [base64.b64decode(base64.b64decode(s["publicKey"])) for s in signatures]
-    return str(kind), []
 
 
 @dataclass(frozen=True)
@@ -511,17 +513,20 @@ def _spki_pem(key: Any) -> bytes:
     )
 
 
-def _pem_verifier(pem: bytes) -> Verifier | None:
-    """A v1 body's certificate or public key (PEM), or None if it is neither."""
+def _signer_verifier(signer: Signer) -> Verifier | None:
+    """An entry's certificate or public key as a `Verifier`, or None if it does not parse."""
     try:
-        cert = x509.load_pem_x509_certificate(pem)
-        return Verifier(CERTIFICATE, cert.public_key(), cert.serial_number)
-    except (ValueError, UnsupportedAlgorithm):
-        pass
-    try:
-        return Verifier(PUBLIC_KEY, serialization.load_pem_public_key(pem), None)
+        return _parse_signer(signer)
     except (ValueError, UnsupportedAlgorithm):
         return None
+
+
+def _parse_signer(signer: Signer) -> Verifier:
+    """Raises ValueError or UnsupportedAlgorithm when the DER is no certificate or key."""
+    if signer.form is SignerForm.CERTIFICATE:
+        cert = x509.load_der_x509_certificate(signer.der)
+        return Verifier(CERTIFICATE, cert.public_key(), cert.serial_number)
+    return Verifier(PUBLIC_KEY, serialization.load_der_public_key(signer.der), None)
 
 
 @dataclass(frozen=True)
@@ -530,7 +535,7 @@ class V2Body:
 
     verifier: Verifier
     key: Any
-    algorithm: str  # SHA2_256, SHA2_384 or SHA2_512
+    algorithm: str  # hashlib name: sha256, sha384 or sha512
     digest: bytes
     signature: bytes
 
@@ -542,11 +547,8 @@ class V2Body:
         from keyless.tlog.errors import EntryError
         from keyless.tlog.pki import verify_prehashed
 
-        name = _V2_DIGESTS.get(self.algorithm)
-        if name is None:
-            raise ValueError(f"unknown digest algorithm {_short(repr(self.algorithm))}")
         try:
-            verify_prehashed(self.key, self.signature, self.digest, name)
+            verify_prehashed(self.key, self.signature, self.digest, self.algorithm)
         except (EntryError, ValueError, TypeError, KeyError):
             signer = "certificate" if self.verifier.kind == CERTIFICATE else "public key"
             raise ValueError(
@@ -559,57 +561,25 @@ def parse_v2_entry(body: bytes) -> V2Body:
     digest and signature.
 
     Raises:
-        ValueError: the entry is not JSON, not hashedrekord 0.0.2, or a field cannot be read;
-            the message is one short line naming why.
+        ValueError: the entry is not hashedrekord 0.0.2 (an `EntryBodyError` when it is no
+            entry at all), or its certificate or key does not parse; the message is one short
+            line naming why.
     """
+    entry = parse_entry_body(body)
+    if not isinstance(entry, HashedRekord) or entry.version != "0.0.2":
+        # A dsse 0.0.2 entry records its payload's hash, not what its signature signs, so
+        # its signature cannot be checked; v1 kinds are not what a tile log holds.
+        raise ValueError(
+            f"entry kind {entry.kind} {entry.version} is not hashedrekord 0.0.2, whose "
+            "signature the audit can check"
+        )
+    signer = entry.signature.signer
     try:
-        doc = strictjson.loads(body, what="entry")
-    except strictjson.JSONError as exc:
-        raise ValueError(str(exc)) from None
-    if not isinstance(doc, dict):
-        raise ValueError("entry is not a JSON object")
-    kind, version = doc.get("kind"), doc.get("apiVersion")
-    if kind != "hashedrekord" or version != "0.0.2":
-        raise ValueError(f"unknown kind {_short(repr(kind))} version {_short(repr(version))}")
-    spec = doc.get("spec")
-    names = [name for name in _V2_SPEC_NAMES if isinstance(spec, dict) and name in spec]
-    if len(names) != 1:
-        raise ValueError("hashedrekord 0.0.2 entry without one spec.hashedRekordV002")
-    try:
-        inner = spec[names[0]]
-        data, signature = inner["data"], inner["signature"]
-        verifier, algorithm = signature["verifier"], data["algorithm"]
-    except (KeyError, TypeError):
-        raise ValueError("hashedrekord 0.0.2 entry without data and signature.verifier") from None
-    digest = _b64_field(data, "digest", "data.digest")
-    content = _b64_field(signature, "content", "signature.content")
-    kinds = [k for k in (CERTIFICATE, PUBLIC_KEY) if isinstance(verifier, dict) and k in verifier]
-    if len(kinds) != 1:
-        raise ValueError("verifier holds neither or both of x509Certificate and publicKey")
-    (which,) = kinds
-    der = _b64_field(verifier[which], "rawBytes", f"verifier {which}")
-    try:
-        if which == CERTIFICATE:
-            cert = x509.load_der_x509_certificate(der)
-            key = cert.public_key()
-            found = Verifier(CERTIFICATE, key, cert.serial_number)
-        else:
-            key = serialization.load_der_public_key(der)
-            found = Verifier(PUBLIC_KEY, key, None)
+        found = _parse_signer(signer)
     except (ValueError, UnsupportedAlgorithm) as exc:
-        what = "certificate" if which == CERTIFICATE else "public key"
-        raise ValueError(f"{what} does not parse ({_short(str(exc), 80)})") from None
-    return V2Body(found, key, str(algorithm), digest, content)
-
-
-def _b64_field(parent: Any, name: str, what: str) -> bytes:
-    value = parent.get(name) if isinstance(parent, dict) else None
-    try:
-        if isinstance(value, str):
-            return base64.b64decode(value, validate=True)
-    except binascii.Error:
-        pass
-    raise ValueError(f"{what} has no base64 {name}")
+        raise ValueError(f"{signer.form} does not parse ({_short(str(exc), 80)})") from None
+    digest = entry.digest
+    return V2Body(found, found.key, digest.algorithm, digest.value, entry.signature.content)
 
 
 def _short(text: str, limit: int = 40) -> str:

@@ -36,6 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from keyless.client.entry_body import (
+    EntryBodyError,
+    SignerForm,
+    UnknownKindError,
+    label,
+    parse_entry_body,
+)
 from keyless.client.errors import ClientError, NetworkError
 from keyless.client.http import json_body, new_session, request
 from keyless.client.transparency.tiles import LogInconsistencyError, TileLog, TreeHead
@@ -250,12 +257,12 @@ class Finding:
 
     def describe(self) -> str:
         # Both come from a certificate anyone may have logged: no terminal control characters.
-        issuer = _label(self.issuer, 1024) if self.issuer is not None else "no issuer extension"
-        line = f"entry {self.log_index}: signed by {_label(self.identity, 1024)} ({issuer})"
+        issuer = label(self.issuer, 1024) if self.issuer is not None else "no issuer extension"
+        line = f"entry {self.log_index}: signed by {label(self.identity, 1024)} ({issuer})"
         if self.kind == UNTRUSTED_CERTIFICATE:
             return (
                 f"{line}: certificate not issued by any CA the trusted root lists, a forgery "
-                f"or another deployment's ({_label(self.reason, 2048)})"
+                f"or another deployment's ({label(self.reason, 2048)})"
             )
         if self.kind == UNEXPECTED_ISSUER:
             return f"{line}: issuer not expected for this identity"
@@ -631,14 +638,20 @@ def judge_entry(
     from keyless.client.verify import VerificationError
     from keyless.client.verify.policy import certificate_identities, certificate_issuer
 
-    signers = entry_signers(body)
-    if signers.problem is not None:
-        return [], Unjudged(index, signers.problem[0], signers.problem[1])
+    try:
+        entry = parse_entry_body(body)
+    except UnknownKindError as exc:
+        return [], Unjudged(index, UNKNOWN_KIND, exc.kind_label)
+    except EntryBodyError as exc:
+        return [], Unjudged(index, UNREADABLE, str(exc))
+    kind = f"{entry.kind} {entry.version}"
+    signers = [signature.signer for signature in entry.signatures]
+    certificates = [s.der for s in signers if s.form is SignerForm.CERTIFICATE]
     findings: list[Finding] = []
     unreadable = 0
-    for pem in signers.certificates:
+    for der in certificates:
         try:
-            cert = x509.load_pem_x509_certificate(pem)
+            cert = x509.load_der_x509_certificate(der)
             identities = certificate_identities(cert)
         except (ValueError, VerificationError):
             unreadable += 1
@@ -662,96 +675,11 @@ def judge_entry(
             for identity in watched
         ]
     if unreadable:
-        what = f"{signers.kind} with a certificate that names no identity or cannot be parsed"
+        what = f"{kind} with a certificate that names no identity or cannot be parsed"
         return findings, Unjudged(index, UNREADABLE, what)
-    if signers.public_keys and not signers.certificates:
-        return findings, Unjudged(index, PUBLIC_KEY, signers.kind)
+    if not certificates:
+        return findings, Unjudged(index, PUBLIC_KEY, kind)
     return findings, None
-
-
-@dataclass(frozen=True)
-class EntrySigners:
-    """Who an entry says signed it: certificate PEMs, and how many verifiers are bare keys.
-
-    `problem` is (reason, detail) when the entry could not be read at all."""
-
-    kind: str
-    certificates: tuple[bytes, ...] = ()
-    public_keys: int = 0
-    problem: tuple[str, str] | None = None
-
-
-def entry_signers(body: bytes) -> EntrySigners:
-    """The signers of an entry of a kind keyless logs or reads.
-
-    hashedrekord 0.0.1 (`spec.signature.publicKey.content`, a PEM certificate or key),
-    hashedrekord 0.0.2 (`spec.hashedRekordV002.signature.verifier`, DER `x509Certificate` or
-    `publicKey`), dsse 0.0.1 (`spec.signatures[].verifier`), intoto 0.0.2
-    (`spec.content.envelope.signatures[].publicKey`: base64 of the PEM once, though that
-    kind double-encodes its payload and sigs). Anything else is named as an unknown kind; a
-    monitor reads, it does not refuse.
-    """
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return EntrySigners("?", problem=(UNREADABLE, "not a JSON entry"))
-    if not isinstance(doc, dict):
-        return EntrySigners("?", problem=(UNREADABLE, "not a JSON object"))
-    kind = f"{_label(doc.get('kind'), 64)} {_label(doc.get('apiVersion'), 16)}"
-    spec = doc.get("spec")
-    try:
-        if doc.get("kind") == "hashedrekord" and doc.get("apiVersion") == "0.0.2":
-            return _v2_signers(kind, spec)
-        if doc.get("kind") == "hashedrekord":
-            verifiers = [base64.b64decode(spec["signature"]["publicKey"]["content"])]
-        elif doc.get("kind") == "dsse":
-            verifiers = [base64.b64decode(s["verifier"]) for s in spec["signatures"]]
-        elif doc.get("kind") == "intoto":
-            signatures = spec["content"]["envelope"]["signatures"]
-            verifiers = [base64.b64decode(s["publicKey"]) for s in signatures]
-        else:
-            return EntrySigners(kind, problem=(UNKNOWN_KIND, kind))
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
-        return EntrySigners(kind, problem=(UNREADABLE, f"malformed {kind} entry"))
-    certificates = tuple(v for v in verifiers if v.lstrip().startswith(_PEM_CERTIFICATE))
-    keys = sum(1 for v in verifiers if _PEM_PUBLIC_KEY in v and v not in certificates)
-    if len(certificates) + keys != len(verifiers):
-        return EntrySigners(kind, problem=(UNREADABLE, f"{kind} verifier is not a PEM"))
-    if not verifiers:
-        return EntrySigners(kind, problem=(UNREADABLE, f"{kind} entry names no signer"))
-    return EntrySigners(kind, certificates, keys)
-
-
-def _label(value: object, limit: int) -> str:
-    """A field of an untrusted entry, fit for one line of a report."""
-    if not isinstance(value, str):
-        return f"({type(value).__name__})"
-    text = value[:limit]
-    return text if text.isprintable() else repr(text)
-
-
-_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
-_PEM_PUBLIC_KEY = b"PUBLIC KEY-----"
-
-
-def _v2_signers(kind: str, spec: Any) -> EntrySigners:
-    import ssl
-
-    # Servers before the field's rename wrote hashedRekordV0_0_2.
-    names = ("hashedRekordV002", "hashedRekordV0_0_2")
-    inner = next((spec[name] for name in names if isinstance(spec, dict) and name in spec), None)
-    verifier = inner["signature"]["verifier"]
-    if "x509Certificate" in verifier:
-        raw = base64.b64decode(verifier["x509Certificate"]["rawBytes"], validate=True)
-        return EntrySigners(kind, (ssl.DER_cert_to_PEM_cert(raw).encode(),))
-    if "publicKey" in verifier:
-        return EntrySigners(kind, public_keys=1)
-    raise KeyError("verifier")
-
-
-def entry_certificates(body: bytes) -> list[bytes]:
-    """The PEM certificates that signed an entry (see `entry_signers`); none if unreadable."""
-    return list(entry_signers(body).certificates)
 
 
 def _typed(doc: Any, key: str, kind: type) -> Any:

@@ -29,7 +29,15 @@ import urllib3
 from keyless.client.errors import ClientError, NetworkError
 from keyless.client.http import new_session
 from keyless.client.trust import LogKey, ServerTrust
-from keyless.tlog import CheckpointError, ProofError, node_hash, parse_checkpoint_text, parse_note
+from keyless.tlog import (
+    CheckpointError,
+    ProofError,
+    checkpoint_key_id,
+    checkpoint_origin,
+    node_hash,
+    parse_checkpoint_text,
+    parse_note,
+)
 from keyless.tlog.checkpoint import MAX_NOTE_BYTES, verify_note
 from keyless.tlog.merkle import (
     HASH_SIZE,
@@ -73,8 +81,6 @@ def is_tile_log_key(key: LogKey) -> bool:
     is its C2SP signed-note key ID under the origin its base URL names."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from keyless.tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
-
     if not isinstance(key.public_key, ed25519.Ed25519PublicKey):
         return False
     try:
@@ -114,8 +120,6 @@ def tile_log_at(
         NetworkError: unreachable, or no checkpoint there.
         ClientError: the trusted root lists no tile log of that origin.
     """
-    from keyless.tlog.rekor_v2 import checkpoint_origin
-
     tiles_url = tiles_url.rstrip("/")
     session = session or new_session()
     body = _fetch(session, tiles_url, "checkpoint", MAX_NOTE_BYTES, timeout)
@@ -152,8 +156,6 @@ class TileLog:
         session: requests.Session | None = None,
         timeout: float = 30.0,
     ) -> None:
-        from keyless.tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
-
         self.base_url = base_url.rstrip("/")
         self.tiles_url = (tiles_url or self.base_url + TILES_PREFIX).rstrip("/")
         try:

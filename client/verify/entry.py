@@ -1,37 +1,42 @@
 """Log body consistency: the logged entry is about this signature, this key and this artifact.
 
 Without this check a valid entry for *another* signing could be attached to a bundle (the
-CVE-2022-36056 family). Rekor v2 bodies (hashedrekord and dsse 0.0.2) are parsed with
-sigstore-models; Rekor v1 bodies
-(hashedrekord 0.0.1, dsse 0.0.1, intoto 0.0.2) have no model there, so they are read with
-`json` and every field used is type-checked.
+CVE-2022-36056 family). The body is read by `client.entry_body`; here it is held to the bundle.
+
+Which kinds may back which bundle (client-spec §4.4, rekor-v2-spec §6.1.4):
+
+- a message signature: `hashedrekord` (0.0.1 in Rekor v1, 0.0.2 in Rekor v2) over the artifact;
+- a DSSE envelope: in Rekor v1 `dsse` 0.0.1 or `intoto` 0.0.2; in Rekor v2 `hashedrekord`
+  0.0.2 over the envelope's PAE, the one kind a Rekor v2 log takes. A `dsse` 0.0.2 entry is
+  refused: rekor-tiles dropped that kind before Rekor v2 was deployed, and sigstore-python and
+  sigstore-go refuse it too.
+
+Any other pairing, a message signature behind a DSSE kind or an envelope behind hashedrekord
+0.0.1, fails.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
+from keyless.client.entry_body import (
+    DSSE,
+    KINDS,
+    EntryBodyError,
+    HashedRekord,
+    InToto,
+    Signature,
+    Signer,
+    SignerForm,
+    parse_entry_body,
+)
 from keyless.client.verify.errors import VerificationError
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 CHECK = "log-body"
 
-REKOR_V2_KINDS = frozenset({("hashedrekord", "0.0.2"), ("dsse", "0.0.2")})
-SUPPORTED_KINDS = REKOR_V2_KINDS | {
-    ("hashedrekord", "0.0.1"),
-    ("dsse", "0.0.1"),
-    ("intoto", "0.0.2"),
-}
-# Digest algorithms by their Rekor v1 (hashedrekord `data.hash.algorithm`) and protobuf names.
-V1_ALGORITHMS = {"sha256": "sha256", "sha384": "sha384", "sha512": "sha512"}
-V2_ALGORITHMS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
+MESSAGE_KINDS = frozenset({("hashedrekord", "0.0.1"), ("hashedrekord", "0.0.2")})
+ENVELOPE_KINDS = frozenset({("dsse", "0.0.1"), ("intoto", "0.0.2"), ("hashedrekord", "0.0.2")})
 
 
 @dataclass(frozen=True)
@@ -42,240 +47,141 @@ class Signed:
     leaf_der: bytes | None  # DER of the leaf certificate, None for managed keys
     key_details: str  # e.g. PKIX_ECDSA_P256_SHA_256, for Rekor v2 verifiers
     signature: bytes
-    digest: bytes  # digest of the artifact (hashedrekord) or SHA-256 of the PAE (DSSE, Rekor v2)
+    digest: bytes  # digest of the artifact (message signature) or SHA-256 of the PAE (DSSE)
     payload: bytes | None  # DSSE payload, None for message signatures
     digest_algorithm: str = "sha256"  # the algorithm of `digest`
+    payload_type: str | None = None  # DSSE payload type, None for message signatures
 
 
 def check_entry_body(body: bytes, *, kind: str, version: str, signed: Signed) -> None:
     """Check that the canonicalized log body records exactly the bundle's signing.
 
+    `kind` and `version` are the bundle's `kindVersion`; the body must be that entry.
+
     Raises:
-        VerificationError("log-body"): unsupported kind, malformed body, or any mismatch.
+        VerificationError("log-body"): unsupported kind, a kind that cannot back this
+            bundle's content, malformed body, or any mismatch.
     """
-    if (kind, version) not in SUPPORTED_KINDS:
-        raise VerificationError(CHECK, f"unsupported log entry kind {kind}/{version}")
-    if (kind, version) in REKOR_V2_KINDS:
-        _check_rekor_v2(body, kind, signed)
-        return
-    doc = _json(body)
-    if _get(doc, "kind", str) != kind or _get(doc, "apiVersion", str) != version:
-        raise VerificationError(CHECK, f"log body is not a {kind}/{version} entry as announced")
-    spec = _get(doc, "spec", dict)
-    if kind == "hashedrekord":
-        _check_hashedrekord_v1(spec, signed)
-    elif kind == "dsse":
-        _check_dsse_v1(spec, signed)
-    else:
-        _check_intoto_v2(spec, signed)
+    allowed = MESSAGE_KINDS if signed.payload is None else ENVELOPE_KINDS
+    if (kind, version) not in allowed:
+        if (kind, version) not in KINDS:
+            raise VerificationError(CHECK, f"unsupported log entry kind {kind}/{version}")
+        content = "message-signature" if signed.payload is None else "DSSE"
+        why = ""
+        if (kind, version) == ("dsse", "0.0.2") and signed.payload is not None:
+            why = " (Rekor v2 logs a DSSE envelope as hashedrekord/0.0.2 over its PAE)"
+        raise VerificationError(
+            CHECK, f"a {content} bundle cannot be backed by a {kind}/{version} entry{why}"
+        )
+    try:
+        entry = parse_entry_body(body, what="log body", announced=(kind, version))
+    except EntryBodyError as exc:
+        raise VerificationError(CHECK, str(exc)) from exc
+    # The allowed kinds above give a DSSE or intoto entry only to a bundle with a payload.
+    if isinstance(entry, HashedRekord):
+        _check_hashedrekord(entry, signed)
+    elif isinstance(entry, InToto) and signed.payload is not None:
+        _check_intoto(entry, signed, signed.payload)
+    elif isinstance(entry, DSSE) and signed.payload is not None:
+        _check_dsse(entry, signed, signed.payload)
 
 
-def _check_hashedrekord_v1(spec: dict[str, Any], signed: Signed) -> None:
-    if signed.payload is not None:
-        raise VerificationError(CHECK, "a DSSE bundle cannot be backed by a hashedrekord/0.0.1")
-    hashed = _get(_get(spec, "data", dict), "hash", dict)
-    algorithm = _get(hashed, "algorithm", str)
-    if V1_ALGORITHMS.get(algorithm) != signed.digest_algorithm:
+def _check_hashedrekord(entry: HashedRekord, signed: Signed) -> None:
+    """The entry's digest is the one the bundle's signature signs: the artifact's, or for a
+    DSSE envelope (Rekor v2) its PAE's; its signature and signer are the bundle's."""
+    algorithm, logged = entry.digest.algorithm, entry.digest.value
+    if algorithm != signed.digest_algorithm:
         raise VerificationError(
             CHECK, f"log entry hash algorithm {algorithm} is not {signed.digest_algorithm}"
         )
-    logged = _get(hashed, "value", str)
-    if logged != signed.digest.hex():
+    if logged != signed.digest:
+        if signed.payload is not None:
+            raise VerificationError(
+                CHECK,
+                f"log entry digest {logged.hex()} does not match the PAE of the DSSE envelope",
+            )
         raise VerificationError(
             CHECK,
-            f"log entry is for artifact {algorithm}:{logged}, not "
+            f"log entry is for artifact {algorithm}:{logged.hex()}, not "
             f"{signed.digest_algorithm}:{signed.digest.hex()}",
         )
-    signature = _get(spec, "signature", dict)
-    if _b64(_get(signature, "content", str)) != signed.signature:
+    if entry.signature.content != signed.signature:
         raise VerificationError(CHECK, "log entry signature does not match the bundle signature")
-    pem = _b64(_get(_get(signature, "publicKey", dict), "content", str))
-    _check_pem_key(pem, signed)
+    _check_signer(entry.signature.signer, signed)
 
 
-def _check_dsse_v1(spec: dict[str, Any], signed: Signed) -> None:
-    if signed.payload is None:
-        raise VerificationError(
-            CHECK, "a message-signature bundle cannot be backed by a dsse entry"
-        )
-    payload_hash = _get(spec, "payloadHash", dict)
-    if _get(payload_hash, "algorithm", str) != "sha256":
-        raise VerificationError(CHECK, "log entry payload hash algorithm is not sha256")
-    if _get(payload_hash, "value", str) != hashlib.sha256(signed.payload).hexdigest():
+def _check_dsse(entry: DSSE, signed: Signed, payload: bytes) -> None:
+    """The entry records the hash of the bundle's payload and its one signature and signer.
+
+    The 0.0.1 envelope hash covers uncanonicalized JSON we do not have, so it cannot be
+    checked; the payload hash and the signature bind the entry to this envelope."""
+    if hashlib.new(entry.payload_hash.algorithm, payload).digest() != entry.payload_hash.value:
         raise VerificationError(CHECK, "log entry payload hash does not match the DSSE payload")
-    # The envelope hash covers uncanonicalized JSON we do not have, so it cannot be checked;
-    # the payload hash and the signature list below bind the entry to this envelope.
-    signatures = _get(spec, "signatures", list)
-    if len(signatures) != 1 or not isinstance(signatures[0], dict):
-        raise VerificationError(CHECK, "log entry must record exactly one DSSE signature")
-    if _b64(_get(signatures[0], "signature", str)) != signed.signature:
-        raise VerificationError(CHECK, "log entry signature does not match the DSSE signature")
-    _check_pem_key(_b64(_get(signatures[0], "verifier", str)), signed)
+    _check_envelope_signature(entry.signatures, signed)
 
 
-def _check_intoto_v2(spec: dict[str, Any], signed: Signed) -> None:
-    if signed.payload is None:
-        raise VerificationError(CHECK, "a message-signature bundle cannot be backed by intoto")
-    content = _get(spec, "content", dict)
-    payload_hash = _get(content, "payloadHash", dict)
-    if (
-        _get(payload_hash, "algorithm", str) != "sha256"
-        or _get(payload_hash, "value", str) != hashlib.sha256(signed.payload).hexdigest()
-    ):
+def _check_intoto(entry: InToto, signed: Signed, payload: bytes) -> None:
+    """An intoto 0.0.2 entry as Rekor and keyless's log store it holds the envelope's payload
+    type, signature and signer, and its payload's SHA-256, not the payload (sigstore-js and
+    npm provenance log such entries): each of those must be the bundle's. An older log's entry
+    that kept the payload must hold exactly the bundle's. One of the two must be there. The
+    envelope hash (`content.hash`) covers the client's own serialization of the envelope,
+    which no standard fixes, so it is not checked, as sigstore-go and sigstore-js do not."""
+    hashed = entry.payload_hash
+    if hashed is None and entry.payload is None:
+        raise VerificationError(CHECK, "log entry records neither the payload nor its hash")
+    if hashed is not None and hashlib.new(hashed.algorithm, payload).digest() != hashed.value:
         raise VerificationError(CHECK, "log entry payload hash does not match the DSSE payload")
-    envelope = _get(content, "envelope", dict)
-    # intoto/0.0.2 stores the payload and signatures base64-encoded twice.
-    if _b64_twice(_get(envelope, "payload", str)) != signed.payload:
+    if entry.payload is not None and entry.payload != payload:
         raise VerificationError(CHECK, "log entry envelope payload does not match the bundle")
-    signatures = _get(envelope, "signatures", list)
-    if len(signatures) != 1 or not isinstance(signatures[0], dict):
+    if entry.payload_type != signed.payload_type:
+        raise VerificationError(
+            CHECK,
+            f"log entry payload type {entry.payload_type[:100]!r} is not the envelope's "
+            f"{signed.payload_type!r}",
+        )
+    _check_envelope_signature(entry.signatures, signed)
+
+
+def _check_envelope_signature(signatures: tuple[Signature, ...], signed: Signed) -> None:
+    if len(signatures) != 1:
         raise VerificationError(CHECK, "log entry must record exactly one DSSE signature")
-    if _b64_twice(_get(signatures[0], "sig", str)) != signed.signature:
+    if signatures[0].content != signed.signature:
         raise VerificationError(CHECK, "log entry signature does not match the DSSE signature")
-    _check_pem_key(_b64(_get(signatures[0], "publicKey", str)), signed)
+    _check_signer(signatures[0].signer, signed)
 
 
-def _check_rekor_v2(body: bytes, kind: str, signed: Signed) -> None:
-    from pydantic import ValidationError
-    from sigstore_models.rekor.v2.entry import Entry
-
-    try:
-        entry = Entry.from_json(body)
-    except ValidationError as exc:
-        raise VerificationError(CHECK, "log body is not a valid Rekor v2 entry") from exc
-    if entry.kind != kind or entry.api_version != "0.0.2":
-        raise VerificationError(CHECK, f"log body is not a {kind}/0.0.2 entry as announced")
-    if kind == "hashedrekord":
-        record = entry.spec.hashed_rekord_v002
-        if record is None:
-            raise VerificationError(CHECK, "log body has no hashedRekordV002 spec")
-        _check_hashedrekord_v2(record, signed)
+def _check_signer(signer: Signer, signed: Signed) -> None:
+    """The logged signer is the bundle's certificate (byte for byte) or its managed key; a
+    Rekor v2 signer also names the bundle key's details."""
+    if signer.key_details is not None and signer.key_details != signed.key_details:
+        raise VerificationError(
+            CHECK, f"log entry key details {signer.key_details[:64]} != {signed.key_details}"
+        )
+    if signed.leaf_der is not None:
+        if signer.form is not SignerForm.CERTIFICATE:
+            raise VerificationError(
+                CHECK, "log entry names a public key, not the bundle's certificate"
+            )
+        if signer.der != signed.leaf_der:
+            raise VerificationError(CHECK, "log entry certificate is not the bundle's certificate")
         return
-    dsse = entry.spec.dsse_v002
-    if dsse is None:
-        raise VerificationError(CHECK, "log body has no dsseV002 spec")
-    if signed.payload is None:
-        raise VerificationError(
-            CHECK, "a message-signature bundle cannot be backed by a dsse entry"
-        )
-    algorithm = V2_ALGORITHMS.get(dsse.payload_hash.algorithm.value)
-    if algorithm is None:
-        raise VerificationError(
-            CHECK, f"log entry payload hash algorithm {dsse.payload_hash.algorithm.value}"
-        )
-    if dsse.payload_hash.digest != hashlib.new(algorithm, signed.payload).digest():
-        raise VerificationError(CHECK, "log entry payload hash does not match the DSSE payload")
-    if len(dsse.signatures) != 1:
-        raise VerificationError(CHECK, "log entry must record exactly one DSSE signature")
-    if dsse.signatures[0].content != signed.signature:
-        raise VerificationError(CHECK, "log entry signature does not match the DSSE signature")
-    _check_v2_verifier(dsse.signatures[0].verifier, signed)
-
-
-def _check_hashedrekord_v2(record: Any, signed: Signed) -> None:
-    algorithm = record.data.algorithm.value
-    if V2_ALGORITHMS.get(algorithm) != signed.digest_algorithm:
-        raise VerificationError(CHECK, f"log entry digest algorithm {algorithm}")
-    if record.data.digest != signed.digest:
-        what = "PAE of the DSSE envelope" if signed.payload is not None else "artifact"
-        raise VerificationError(
-            CHECK, f"log entry digest {record.data.digest.hex()} does not match the {what}"
-        )
-    if record.signature.content != signed.signature:
-        raise VerificationError(CHECK, "log entry signature does not match the bundle signature")
-    _check_v2_verifier(record.signature.verifier, signed)
-
-
-def _check_v2_verifier(verifier: Any, signed: Signed) -> None:
-    """A Rekor v2 verifier must name the bundle's key details and certificate (or key)."""
-    if verifier.key_details.value != signed.key_details:
-        raise VerificationError(
-            CHECK, f"log entry key details {verifier.key_details.value} != {signed.key_details}"
-        )
-    if verifier.x509_certificate is not None:
-        if verifier.x509_certificate.raw_bytes != signed.leaf_der:
-            raise VerificationError(CHECK, "log entry certificate is not the bundle certificate")
-    elif verifier.public_key is None or verifier.public_key.raw_bytes != signed.key_der:
+    if signer.form is not SignerForm.PUBLIC_KEY:
+        raise VerificationError(CHECK, "log entry names a certificate, not the bundle's key")
+    if signer.der != signed.key_der and _spki(signer.der) != signed.key_der:
         raise VerificationError(CHECK, "log entry public key is not the verification key")
 
 
-def _check_pem_key(pem: bytes, signed: Signed) -> None:
-    """The logged PEM (certificate or public key) must hold the bundle's key material."""
-    from cryptography import x509
+def _spki(der: bytes) -> bytes | None:
+    """A logged key in the DER form the bundle's key is compared in (e.g. a compressed EC
+    point written out in full), or None if it is no key."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
-    if signed.leaf_der is not None and _pem_body(pem, b"CERTIFICATE") == signed.leaf_der:
-        return
     try:
-        if signed.leaf_der is not None:
-            logged = x509.load_pem_x509_certificate(pem)
-            matches = logged.public_bytes(serialization.Encoding.DER) == signed.leaf_der
-        else:
-            key: PublicKeyTypes = serialization.load_pem_public_key(pem)
-            matches = _spki(key) == signed.key_der
-    except ValueError as exc:
-        raise VerificationError(CHECK, "log entry key material is not valid PEM") from exc
-    if not matches:
-        what = "certificate" if signed.leaf_der is not None else "public key"
-        raise VerificationError(CHECK, f"log entry {what} is not the bundle's {what}")
-
-
-def _pem_body(pem: bytes, label: bytes) -> bytes | None:
-    """The DER of a PEM text that is exactly one `label` block and nothing else, or None.
-
-    The fast path of `_check_pem_key`: a logged certificate is the bundle's leaf when its
-    bytes are the leaf's DER, with no need to parse it (that parse and re-encode cost a
-    measurable share of each verification in bench/verify.py). Anything else, None, goes
-    the slow way through cryptography's PEM reader, which decides.
-    """
-    begin, end = b"-----BEGIN " + label + b"-----", b"-----END " + label + b"-----"
-    lines = pem.strip().split(b"\n")
-    if len(lines) < 3 or lines[0] != begin or lines[-1] != end:
+        key = serialization.load_der_public_key(der)
+    except (ValueError, UnsupportedAlgorithm):
         return None
-    try:
-        return base64.b64decode(b"".join(lines[1:-1]), validate=True)
-    except ValueError:
-        return None
-
-
-def _spki(key: PublicKeyTypes) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise VerificationError(CHECK, "log body is not valid JSON") from exc
-    if not isinstance(doc, dict):
-        raise VerificationError(CHECK, "log body is not a JSON object")
-    return doc
-
-
-def _get(doc: dict[str, Any], key: str, kind: type) -> Any:
-    value = doc.get(key)
-    if not isinstance(value, kind):
-        raise VerificationError(
-            CHECK, f"log body field {key!r} is missing or not a {kind.__name__}"
-        )
-    return value
-
-
-def _b64(text: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise VerificationError(CHECK, "log body holds invalid base64") from exc
-
-
-def _b64_twice(text: str) -> bytes | None:
-    """Undo intoto/0.0.2's double base64; None when the inner layer is not base64 (mismatch)."""
-    inner = _b64(text)
-    try:
-        return base64.b64decode(inner, validate=True)
-    except (binascii.Error, ValueError):
-        return None

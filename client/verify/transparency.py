@@ -194,6 +194,6 @@ def log_index_is_tree_local(entry: TransparencyLogEntry) -> bool:
     Rekor v1 shards: the entry carries a global index and the proof a per-tree one, so they may
     differ (the SET binds the global one).
     """
-    from keyless.client.verify.entry import REKOR_V2_KINDS
+    from keyless.client.entry_body import REKOR_V2_KINDS
 
     return (entry.kind_version.kind, entry.kind_version.version) in REKOR_V2_KINDS

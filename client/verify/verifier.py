@@ -325,6 +325,7 @@ class Verifier:
                 digest=digest,
                 payload=envelope.payload if envelope is not None else None,
                 digest_algorithm=algorithm,
+                payload_type=envelope.payload_type if envelope is not None else None,
             ),
         )
 

@@ -9,25 +9,34 @@ import base64
 import copy
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from keyless.client.entry_body import EntryBodyError
 from keyless.client.transparency.audit import (
     CERTIFICATE,
     PUBLIC_KEY,
     CertificateIndex,
     IssuedCertificate,
+    SignatureEntry,
     _signature_entry,
     parse_v2_entry,
 )
 from keyless.tlog.rekor_v2 import canonicalize
+from tests.cli.test_entry_body import logged_entries
 from tests.tlog.conftest import Signer, make_signer
 from tests.tlog.test_rekor_v2 import request_for
 
+CONFORMANCE = (
+    Path(__file__).parents[1]
+    / "data/sigstore-conformance/test/assets/bundle-verify/intoto-with-custom-trust-root"
+)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda children: (
@@ -101,8 +110,32 @@ def test_a_signature_from_another_key_or_digest_does_not_verify(signer, body) ->
     with pytest.raises(ValueError, match=r"^its signature does not verify with its certificate"):
         parse_v2_entry(json.dumps(document).encode()).check_signature()
     spec["data"]["algorithm"] = "MD5"
-    with pytest.raises(ValueError, match=r"^unknown digest algorithm 'MD5'$"):
-        parse_v2_entry(json.dumps(document).encode()).check_signature()
+    with pytest.raises(EntryBodyError) as info:
+        parse_v2_entry(json.dumps(document).encode())
+    assert str(info.value) == (
+        "entry field 'spec.hashedRekordV002.data.algorithm' is not one of SHA2_256, SHA2_384, "
+        "SHA2_512"
+    )
+
+
+def _v1_entry(body: bytes, index: int = 7) -> dict:
+    return {
+        "body": base64.b64encode(body).decode(),
+        "logIndex": index,
+        "integratedTime": 1700000000,
+    }
+
+
+def _hashedrekord_v1(pem: bytes) -> bytes:
+    spec = {
+        "data": {"hash": {"algorithm": "sha256", "value": "00" * 32}},
+        "signature": {"content": _b64(b"signature"), "publicKey": {"content": _b64(pem)}},
+    }
+    return json.dumps({"kind": "hashedrekord", "apiVersion": "0.0.1", "spec": spec}).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def test_a_v1_entry_is_matched_by_certificate_or_bare_key(signer) -> None:
@@ -112,37 +145,67 @@ def test_a_v1_entry_is_matched_by_certificate_or_bare_key(signer) -> None:
     cert_pem = signer.cert.public_bytes(serialization.Encoding.PEM)
     issued = _issued(signer)
     for pem, verifier in ((cert_pem, CERTIFICATE), (key_pem, PUBLIC_KEY)):
-        body = {
-            "kind": "hashedrekord",
-            "spec": {"signature": {"publicKey": {"content": base64.b64encode(pem).decode()}}},
-        }
-        entry = {
-            "body": base64.b64encode(json.dumps(body).encode()).decode(),
-            "logIndex": 7,
-            "integratedTime": 1700000000,
-        }
-        made = _signature_entry("id", entry, issued)
+        made = _signature_entry("id", _v1_entry(_hashedrekord_v1(pem)), issued)
         assert made is not None
         assert (made.log, made.log_index, made.verifier) == ("rekor-v1", 7, verifier)
     other = ec.generate_private_key(ec.SECP256R1()).public_key()
-    body = {
-        "kind": "hashedrekord",
-        "spec": {
-            "signature": {
-                "publicKey": {
-                    "content": base64.b64encode(
-                        other.public_bytes(
-                            serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo,
-                        )
-                    ).decode()
-                }
-            }
-        },
+    other_pem = other.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert _signature_entry("id", _v1_entry(_hashedrekord_v1(other_pem), 8), issued) is None
+
+
+def test_each_v1_kind_is_matched_intoto_included(signer) -> None:
+    """Every kind keyless's Rekor v1 log writes, canonicalised by its own code, is listed under
+    the certificate that signed it. intoto 0.0.2 was not until issue 19: the audit decoded its
+    `publicKey` twice (it is base64 of the PEM once) and dropped the entry in silence."""
+    entries = logged_entries(signer.key, signer.cert)
+    issued = _issued(signer)
+    for name in ("hashedrekord 0.0.1", "dsse 0.0.1", "intoto 0.0.2"):
+        made = _signature_entry("id", _v1_entry(entries[name]), issued)
+        assert made is not None, name
+        assert (made.kind, made.verifier) == (name.split()[0], CERTIFICATE)
+
+
+def test_the_conformance_intoto_entry_is_its_certificates() -> None:
+    """The sigstore-conformance intoto 0.0.2 vector, as its log returned it, names the leaf of
+    its bundle: an audit of that instance lists it under that certificate."""
+    bundle = json.loads((CONFORMANCE / "bundle.sigstore.json").read_text())
+    [entry] = bundle["verificationMaterial"]["tlogEntries"]
+    leaf = bundle["verificationMaterial"]["x509CertificateChain"]["certificates"][0]
+    cert = x509.load_der_x509_certificate(base64.b64decode(leaf["rawBytes"]))
+    issued = IssuedCertificate(
+        ct_index=0,
+        logged=datetime.now(UTC),
+        serial=f"{cert.serial_number:x}",
+        identities=(),
+        issuer=None,
+        key_algorithm="ECDSA secp256r1",
+        public_key_pem=cert.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    )
+    logged = {
+        "body": entry["canonicalizedBody"],
+        "logIndex": int(entry["logIndex"]),
+        "integratedTime": int(entry["integratedTime"]),
     }
-    entry = {"body": base64.b64encode(json.dumps(body).encode()).decode(), "logIndex": 8}
-    entry["integratedTime"] = 1
-    assert _signature_entry("id", entry, issued) is None
+    made = _signature_entry("uuid", logged, issued)
+    assert made == SignatureEntry(
+        "rekor-v1", int(entry["logIndex"]), "uuid", int(entry["integratedTime"]), "intoto",
+        CERTIFICATE,
+    )  # fmt: skip
+    # Another certificate of the same key and another serial is not the one that signed.
+    reissued = IssuedCertificate(**{**issued.__dict__, "serial": "1"})
+    assert _signature_entry("uuid", logged, reissued) is None
+
+
+def test_an_unreadable_v1_body_is_an_error_for_the_caller_to_name(signer) -> None:
+    with pytest.raises(EntryBodyError) as info:
+        _signature_entry(
+            "id", _v1_entry(b'{"kind": "rekord", "apiVersion": "0.0.1"}'), _issued(signer)
+        )
+    assert str(info.value) == "entry kind rekord 0.0.1 is not one keyless reads"
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -191,11 +254,14 @@ def test_any_field_replaced_parses_or_fails_with_one_line(body, path_choice, val
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=json_values, index=json_values, time=json_values)
-def test_any_v1_entry_is_matched_or_not_never_raises(signer, value, index, time) -> None:
+def test_any_v1_entry_is_matched_not_matched_or_named(signer, value, index, time) -> None:
     body = base64.b64encode(json.dumps(value).encode()).decode()
-    assert (
-        _signature_entry(
+    try:
+        made = _signature_entry(
             "id", {"body": body, "logIndex": index, "integratedTime": time}, _issued(signer)
         )
-        is None
-    )
+    except EntryBodyError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        assert isinstance(index, int) and isinstance(time, int)
+        return
+    assert made is None

@@ -91,7 +91,7 @@ def test_body_of_unsupported_kind() -> None:
 
 
 def test_body_deeply_nested() -> None:
-    assert _body_error(b"[" * 100_000) == "log body is not valid JSON"
+    assert _body_error(b"[" * 100_000) == "log body is nested too deeply"
 
 
 def test_body_kind_differs_from_announced() -> None:
@@ -101,11 +101,13 @@ def test_body_kind_differs_from_announced() -> None:
 
 def test_body_field_of_wrong_type() -> None:
     body = json.dumps({"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": []}).encode()
-    assert _body_error(body) == "log body field 'spec' is missing or not a dict"
+    assert _body_error(body) == "log body field 'spec' is missing or not an object"
 
 
 def test_v2_body_not_an_entry() -> None:
-    assert _body_error(b'{"kind": 1}', version="0.0.2") == "log body is not a valid Rekor v2 entry"
+    assert _body_error(b'{"kind": 1}', version="0.0.2") == (
+        "log body is not a hashedrekord/0.0.2 entry as announced"
+    )
 
 
 def test_artifact_digest_form(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keyless.client.entry_body import KINDS
 from keyless.client.transparency.monitor import (
     MATCH,
     PUBLIC_KEY,
@@ -25,13 +26,12 @@ from keyless.client.transparency.monitor import (
     UNTRUSTED_CERTIFICATE,
     IssuanceCheck,
     WatchList,
-    entry_certificates,
-    entry_signers,
     judge_entry,
 )
 from keyless.client.trust import TrustedRoot, production_trusted_root
 from keyless.oidc import oids
 from tests.cli.forge import Instance
+from tests.cli.test_entry_body import DETAILS, logged_entries
 from tests.tlog.conftest import make_signer
 
 WATCH = WatchList.build([], [".*"], [])
@@ -48,44 +48,30 @@ def _b64(data: bytes) -> str:
 
 
 def _v2(verifier: dict) -> bytes:
-    spec = {"data": {}, "signature": {"content": "", "verifier": verifier}}
+    signature = {"content": _b64(b"signature"), "verifier": {**verifier, "keyDetails": DETAILS}}
+    spec = {"data": {"algorithm": "SHA2_256", "digest": _b64(bytes(32))}, "signature": signature}
     return json.dumps(
         {"apiVersion": "0.0.2", "kind": "hashedrekord", "spec": {"hashedRekordV002": spec}}
     ).encode()
 
 
-def test_each_kind_keyless_logs() -> None:
+def _v1(signer_pem: bytes) -> bytes:
+    spec = {
+        "data": {"hash": {"algorithm": "sha256", "value": "00" * 32}},
+        "signature": {"content": _b64(b"signature"), "publicKey": {"content": _b64(signer_pem)}},
+    }
+    return json.dumps({"kind": "hashedrekord", "apiVersion": "0.0.1", "spec": spec}).encode()
+
+
+def test_each_kind_keyless_reads() -> None:
+    """Each kind, as keyless's logs canonicalise it, is judged by its certificate."""
     key = ec.generate_private_key(ec.SECP256R1())
     cert = CA.issue_leaf(
         key, identity="signer@example.com", issuer=ISSUER, not_before=datetime.now(UTC)
     )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    der = cert.public_bytes(serialization.Encoding.DER)
-    key_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    v1 = {"signature": {"publicKey": {"content": _b64(pem)}}}
-    bodies = {
-        "v2-cert": _v2({"x509Certificate": {"rawBytes": _b64(der)}}),
-        "v1-cert": json.dumps({"kind": "hashedrekord", "apiVersion": "0.0.1", "spec": v1}),
-        "dsse": json.dumps(
-            {
-                "kind": "dsse",
-                "apiVersion": "0.0.1",
-                "spec": {"signatures": [{"verifier": _b64(pem)}]},
-            }
-        ),
-        "intoto": json.dumps(
-            {
-                "kind": "intoto",
-                "apiVersion": "0.0.2",
-                "spec": {"content": {"envelope": {"signatures": [{"publicKey": _b64(pem)}]}}},
-            }
-        ),
-    }
-    for name, body in bodies.items():
-        data = body if isinstance(body, bytes) else body.encode()
-        assert entry_certificates(data) == [pem], name
+    entries = logged_entries(key, cert)
+    assert set(entries) == {f"{kind} {version}" for kind, version in KINDS}
+    for name, data in entries.items():
         findings, skipped = judge_entry(7, "id", None, data, WATCH, ISSUANCE)
         assert skipped is None, name
         assert [(f.log_index, f.identity, f.kind) for f in findings] == [
@@ -94,39 +80,51 @@ def test_each_kind_keyless_logs() -> None:
         # The same entry under a root that does not list the CA.
         findings, _ = judge_entry(7, "id", None, data, WATCH, IssuanceCheck(EMPTY_ROOT))
         assert [f.kind for f in findings] == [UNTRUSTED_CERTIFICATE], name
-    bare = _v2({"publicKey": {"rawBytes": _b64(b"key")}})
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    bare = _v2({"publicKey": {"rawBytes": _b64(spki)}})
     findings, skipped = judge_entry(1, "id", None, bare, WATCH, ISSUANCE)
     assert findings == [] and (skipped.reason, skipped.detail) == (PUBLIC_KEY, "hashedrekord 0.0.2")
-    assert entry_signers(bare).public_keys == 1
-    v1_key = {"signature": {"publicKey": {"content": _b64(key_pem)}}}
-    body = json.dumps({"kind": "hashedrekord", "apiVersion": "0.0.1", "spec": v1_key}).encode()
-    findings, skipped = judge_entry(2, "id", 0, body, WATCH, ISSUANCE)
+    key_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    findings, skipped = judge_entry(2, "id", 0, _v1(key_pem), WATCH, ISSUANCE)
     assert findings == [] and (skipped.reason, skipped.detail) == (PUBLIC_KEY, "hashedrekord 0.0.1")
 
 
 def test_what_cannot_be_judged_is_named() -> None:
+    no_signer = {
+        "payloadHash": {"algorithm": "sha256", "value": "00" * 32},
+        "signatures": [],
+    }
+    not_pem = {**no_signer, "signatures": [{"signature": _b64(b"s"), "verifier": "eA=="}]}
     cases = {
-        b"not json": (UNREADABLE, "not a JSON entry"),
-        b"[1]": (UNREADABLE, "not a JSON object"),
-        b"[" * 100_000: (UNREADABLE, "not a JSON entry"),
+        b"not json": (
+            UNREADABLE,
+            "entry is not valid JSON: Expecting value: line 1 column 1 (char 0)",
+        ),
+        b"[1]": (UNREADABLE, "entry is not a JSON object"),
+        b"[" * 100_000: (UNREADABLE, "entry is nested too deeply"),
         b'{"kind": "rekord", "apiVersion": "0.0.1"}': (UNKNOWN_KIND, "rekord 0.0.1"),
         b'{"kind": ["x"], "apiVersion": 1}': (UNKNOWN_KIND, "(list) (int)"),
         b'{"kind": "a\\u001b[31m"}': (UNKNOWN_KIND, "'a\\x1b[31m' (NoneType)"),
-        b'{"kind": "dsse", "apiVersion": "0.0.1", "spec": {"signatures": []}}': (
+        json.dumps({"kind": "dsse", "apiVersion": "0.0.1", "spec": no_signer}).encode(): (
             UNREADABLE,
-            "dsse 0.0.1 entry names no signer",
+            "entry field 'spec.signatures' is missing or not a list of 1 to 16 items",
         ),
-        b'{"kind": "dsse", "apiVersion": "0.0.1", "spec": {"signatures": [{"verifier": "eA=="}]}}': (
+        json.dumps({"kind": "dsse", "apiVersion": "0.0.1", "spec": not_pem}).encode(): (
             UNREADABLE,
-            "dsse 0.0.1 verifier is not a PEM",
+            "entry field 'spec.signatures[0].verifier' is not a PEM certificate or public key",
         ),
         b'{"kind": "hashedrekord", "apiVersion": "0.0.2", "spec": {}}': (
             UNREADABLE,
-            "malformed hashedrekord 0.0.2 entry",
+            "entry field 'spec' holds not exactly one of hashedRekordV002, hashedRekordV0_0_2",
         ),
         _v2({"x509Certificate": {"rawBytes": "!!"}}): (
             UNREADABLE,
-            "malformed hashedrekord 0.0.2 entry",
+            "entry field 'spec.hashedRekordV002.signature.verifier.x509Certificate.rawBytes' "
+            "is not base64",
         ),
         _v2({"x509Certificate": {"rawBytes": _b64(b"not DER")}}): (
             UNREADABLE,
@@ -165,9 +163,7 @@ def test_arbitrary_bytes_never_raise(body) -> None:
 
 
 def _hashedrekord(cert: x509.Certificate) -> bytes:
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    spec = {"signature": {"publicKey": {"content": _b64(pem)}}}
-    return json.dumps({"kind": "hashedrekord", "apiVersion": "0.0.1", "spec": spec}).encode()
+    return _v1(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _judge(cert: x509.Certificate, watch: WatchList = WATCH) -> list[tuple[str, str | None]]:

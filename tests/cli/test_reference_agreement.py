@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import rfc8785
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
@@ -362,16 +363,36 @@ def _statement(digest: dict[str, str]) -> bytes:
     ).encode()
 
 
-def _dsse_bundle(instance: Instance, payload: bytes, *, v2: bool = False) -> dict:
+def _dsse_bundle(instance: Instance, payload: bytes, *, v2: str | None = None) -> dict:
     """A v0.3 DSSE bundle logged as dsse/0.0.1 (with a SET) or, with `v2`, as a Rekor v2
-    dsse/0.0.2 entry with an RFC 3161 timestamp instead (the caller's root must list the TSA)."""
+    entry with an RFC 3161 timestamp instead (the caller's root must list the TSA): `v2` is
+    "hashedrekord" (hashedrekord/0.0.2 over the PAE, as Rekor v2 logs envelopes) or "dsse"
+    (dsse/0.0.2, as rekor-tiles did before it dropped that kind)."""
     payload_type = "application/vnd.in-toto+json"
     issued = START + timedelta(days=1)
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = instance.issue_leaf(key, identity=IDENTITY, issuer=ISSUER, not_before=issued)
     signature = key.sign(pae(payload_type, payload), ec.ECDSA(hashes.SHA256()))
     leaf_der = leaf.public_bytes(serialization.Encoding.DER)
-    if v2:
+    verifier = {
+        "x509Certificate": {"rawBytes": _b64(leaf_der)},
+        "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+    }
+    if v2 == "hashedrekord":
+        body = {
+            "apiVersion": "0.0.2",
+            "kind": "hashedrekord",
+            "spec": {
+                "hashedRekordV002": {
+                    "data": {
+                        "algorithm": "SHA2_256",
+                        "digest": _b64(hashlib.sha256(pae(payload_type, payload)).digest()),
+                    },
+                    "signature": {"content": _b64(signature), "verifier": verifier},
+                }
+            },
+        }
+    elif v2 == "dsse":
         body = {
             "apiVersion": "0.0.2",
             "kind": "dsse",
@@ -381,15 +402,7 @@ def _dsse_bundle(instance: Instance, payload: bytes, *, v2: bool = False) -> dic
                         "algorithm": "SHA2_256",
                         "digest": _b64(hashlib.sha256(payload).digest()),
                     },
-                    "signatures": [
-                        {
-                            "content": _b64(signature),
-                            "verifier": {
-                                "x509Certificate": {"rawBytes": _b64(leaf_der)},
-                                "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                            },
-                        }
-                    ],
+                    "signatures": [{"content": _b64(signature), "verifier": verifier}],
                 }
             },
         }
@@ -411,7 +424,7 @@ def _dsse_bundle(instance: Instance, payload: bytes, *, v2: bool = False) -> dic
             },
         }
     entry = instance.log_entry(rfc8785.dumps(body), integrated_at=issued + timedelta(minutes=1))
-    entry["kindVersion"] = {"kind": "dsse", "version": body["apiVersion"]}
+    entry["kindVersion"] = {"kind": body["kind"], "version": body["apiVersion"]}
     material: dict = {"certificate": {"rawBytes": _b64(leaf_der)}, "tlogEntries": [entry]}
     if v2:
         del entry["inclusionPromise"], entry["integratedTime"]
@@ -513,7 +526,7 @@ CURVES = {
 def _message_bundle(instance: Instance, curve: str, *, logged: str | None = None) -> dict:
     """A v0.3 message-signature bundle by a P-384 or P-521 key over the artifact's digest of
     the paired algorithm (as sigstore-go and sigstore-java sign); `logged` overrides the hash
-    algorithm the log body records."""
+    algorithm of the artifact digest the log body records."""
     curve_class, hash_class, name, proto = CURVES[curve]
     issued = START + timedelta(days=1)
     key = ec.generate_private_key(curve_class())
@@ -525,7 +538,12 @@ def _message_bundle(instance: Instance, curve: str, *, logged: str | None = None
             "apiVersion": "0.0.1",
             "kind": "hashedrekord",
             "spec": {
-                "data": {"hash": {"algorithm": logged or name, "value": digest.hex()}},
+                "data": {
+                    "hash": {
+                        "algorithm": logged or name,
+                        "value": hashlib.new(logged or name, ARTIFACT).hexdigest(),
+                    }
+                },
                 "signature": {
                     "content": _b64(signature),
                     "publicKey": {"content": _b64(leaf.public_bytes(serialization.Encoding.PEM))},
@@ -650,19 +668,21 @@ def test_log_key_validity_given_is_still_enforced(
     assert "is outside the validity 2025-01-01T00:00:00Z..2025-01-01T01:00:00Z" in err
 
 
-# 7. Rekor v2 dsse/0.0.2 entries.
+# 7. Rekor v2 entries of DSSE bundles: hashedrekord/0.0.2 over the envelope's PAE
+#    (rekor-v2-spec §6.1.4), the one kind a Rekor v2 log takes; any other kind for the
+#    bundle's content is refused (issue 23).
 
 
 def _v2_root(instance: Instance) -> dict:
     return _Tsa.shared(instance).root()
 
 
-def test_rekor_v2_dsse_entry_verifies(
-    instance: Instance, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    bundle = _dsse_bundle(
-        instance, _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()}), v2=True
-    )
+def _subject_statement() -> bytes:
+    return _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()})
+
+
+def test_rekor_v2_dsse_envelope_logged_as_hashedrekord_verifies(instance: Instance) -> None:
+    bundle = _dsse_bundle(instance, _subject_statement(), v2="hashedrekord")
     verifier = Verifier(TrustedRoot.from_json(dumps(_v2_root(instance))))
     result = verifier.verify(
         Bundle.from_json(dumps(bundle)),
@@ -670,7 +690,7 @@ def test_rekor_v2_dsse_entry_verifies(
         policy=AllOf([Identity(IDENTITY), Issuer(ISSUER)]),
         now=NOW,
     )
-    assert result.entry_kind == "dsse/0.0.2"
+    assert result.entry_kind == "hashedrekord/0.0.2"
     assert result.dsse_payload_type == "application/vnd.in-toto+json"
     assert len(result.signed_times) == 1
 
@@ -688,77 +708,249 @@ def _v2_dsse_error(instance: Instance, bundle: dict) -> VerificationError:
 
 
 def _relog(instance: Instance, bundle: dict, edit) -> dict:  # type: ignore[no-untyped-def]
-    """The bundle with its dsse/0.0.2 body changed by `edit` and logged again (new proof)."""
+    """The bundle with its log body changed by `edit` and logged again (new proof)."""
     entry = bundle["verificationMaterial"]["tlogEntries"][0]
     body = json.loads(base64.b64decode(entry["canonicalizedBody"]))
-    edit(body["spec"]["dsseV002"])
+    edit(body)
     fresh = instance.log_entry(rfc8785.dumps(body), integrated_at=START)
     entry["canonicalizedBody"] = fresh["canonicalizedBody"]
     entry["inclusionProof"] = fresh["inclusionProof"]
+    entry["kindVersion"] = {"kind": body["kind"], "version": body["apiVersion"]}
     return bundle
 
 
-def test_rekor_v2_dsse_entry_for_another_payload_is_refused(instance: Instance) -> None:
-    bundle = _dsse_bundle(
-        instance, _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()}), v2=True
-    )
-
-    def other_payload(spec: dict) -> None:
-        spec["payloadHash"]["digest"] = _b64(hashlib.sha256(b"other").digest())
-
-    error = _v2_dsse_error(instance, _relog(instance, bundle, other_payload))
-    assert (error.check, error.detail) == (
-        "log-body",
-        "log entry payload hash does not match the DSSE payload",
-    )
-
-
-def test_rekor_v2_dsse_entry_with_another_signature_or_signer_is_refused(
+def test_rekor_v2_hashedrekord_over_the_payload_not_the_pae_is_refused(
     instance: Instance,
 ) -> None:
-    payload = _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()})
+    """A DSSE envelope's hashedrekord entry records the digest of what the signature signs,
+    the PAE: one over the payload (or another envelope) is not this envelope's entry."""
+    payload = _subject_statement()
 
-    def other_signature(spec: dict) -> None:
-        spec["signatures"][0]["content"] = _b64(b"\x30\x06\x02\x01\x01\x02\x01\x01")
+    def payload_digest(body: dict) -> None:
+        data = body["spec"]["hashedRekordV002"]["data"]
+        data["digest"] = _b64(hashlib.sha256(payload).digest())
 
-    error = _v2_dsse_error(
-        instance, _relog(instance, _dsse_bundle(instance, payload, v2=True), other_signature)
+    bundle = _relog(instance, _dsse_bundle(instance, payload, v2="hashedrekord"), payload_digest)
+    error = _v2_dsse_error(instance, bundle)
+    assert (error.check, error.detail) == (
+        "log-body",
+        f"log entry digest {hashlib.sha256(payload).hexdigest()} does not match the PAE of "
+        "the DSSE envelope",
     )
-    assert error.detail == "log entry signature does not match the DSSE signature"
 
-    def other_signer(spec: dict) -> None:
-        spec["signatures"][0]["verifier"]["x509Certificate"]["rawBytes"] = _b64(
+
+def test_rekor_v2_hashedrekord_with_another_signature_or_signer_is_refused(
+    instance: Instance,
+) -> None:
+    payload = _subject_statement()
+
+    def other_signature(body: dict) -> None:
+        signature = body["spec"]["hashedRekordV002"]["signature"]
+        signature["content"] = _b64(b"\x30\x06\x02\x01\x01\x02\x01\x01")
+
+    bundle = _dsse_bundle(instance, payload, v2="hashedrekord")
+    error = _v2_dsse_error(instance, _relog(instance, bundle, other_signature))
+    assert error.detail == "log entry signature does not match the bundle signature"
+
+    def other_signer(body: dict) -> None:
+        verifier = body["spec"]["hashedRekordV002"]["signature"]["verifier"]
+        verifier["x509Certificate"]["rawBytes"] = _b64(
             instance.inter_cert.public_bytes(serialization.Encoding.DER)
         )
 
-    error = _v2_dsse_error(
-        instance, _relog(instance, _dsse_bundle(instance, payload, v2=True), other_signer)
+    bundle = _dsse_bundle(instance, payload, v2="hashedrekord")
+    error = _v2_dsse_error(instance, _relog(instance, bundle, other_signer))
+    assert error.detail == "log entry certificate is not the bundle's certificate"
+
+
+def test_rekor_v2_dsse_entry_is_refused(instance: Instance) -> None:
+    """A dsse/0.0.2 entry, consistent with the envelope in every field, is still not how Rekor
+    v2 logs one: keyless accepted it until issue 23; sigstore-python and sigstore-go refuse it."""
+    error = _v2_dsse_error(instance, _dsse_bundle(instance, _subject_statement(), v2="dsse"))
+    assert (error.check, error.detail) == (
+        "log-body",
+        "a DSSE bundle cannot be backed by a dsse/0.0.2 entry (Rekor v2 logs a DSSE envelope "
+        "as hashedrekord/0.0.2 over its PAE)",
     )
-    assert error.detail == "log entry certificate is not the bundle certificate"
 
 
-def test_rekor_v2_dsse_entry_with_two_signatures_is_refused(instance: Instance) -> None:
-    bundle = _dsse_bundle(
-        instance, _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()}), v2=True
-    )
-
-    def two(spec: dict) -> None:
-        spec["signatures"].append(spec["signatures"][0])
-
-    error = _v2_dsse_error(instance, _relog(instance, bundle, two))
-    assert error.detail == "log entry must record exactly one DSSE signature"
+@pytest.mark.parametrize("kind", ["dsse", "hashedrekord"])
+def test_message_signature_behind_an_envelope_entry_is_refused(
+    instance: Instance, kind: str
+) -> None:
+    """The reverse: a message-signature bundle whose entry is a DSSE envelope's (either Rekor
+    v2 form, relogged under the bundle), whatever else matches."""
+    [theirs] = _dsse_bundle(instance, _subject_statement(), v2=kind)["verificationMaterial"][
+        "tlogEntries"
+    ]
+    bundle = instance.sign(ARTIFACT)
+    ours = instance.log_entry(base64.b64decode(theirs["canonicalizedBody"]), integrated_at=START)
+    del ours["inclusionPromise"], ours["integratedTime"]
+    ours["kindVersion"] = theirs["kindVersion"]
+    signature = base64.b64decode(bundle["messageSignature"]["signature"])
+    bundle["verificationMaterial"]["tlogEntries"] = [ours]
+    bundle["verificationMaterial"]["timestampVerificationData"] = {
+        "rfc3161Timestamps": [{"signedTimestamp": _Tsa.shared(instance).stamp(signature)}]
+    }
+    error = _v2_dsse_error(instance, bundle)
+    expected = {
+        # A DSSE kind never backs a message signature.
+        "dsse": "a message-signature bundle cannot be backed by a dsse/0.0.2 entry",
+        # A hashedrekord over the envelope's PAE is for the PAE, not for this artifact.
+        "hashedrekord": "log entry is for artifact sha256:",
+    }[kind]
+    assert error.check == "log-body"
+    assert error.detail.startswith(expected)
 
 
 def test_unknown_entry_kind_is_named(instance: Instance) -> None:
-    bundle = _dsse_bundle(
-        instance, _statement({"sha256": hashlib.sha256(ARTIFACT).hexdigest()}), v2=True
-    )
+    bundle = _dsse_bundle(instance, _subject_statement(), v2="hashedrekord")
     bundle["verificationMaterial"]["tlogEntries"][0]["kindVersion"] = {
         "kind": "rekord",
         "version": "0.0.1",
     }
     error = _v2_dsse_error(instance, bundle)
     assert (error.check, error.detail) == ("log-body", "unsupported log entry kind rekord/0.0.1")
+
+
+# 8. intoto 0.0.2 entries as Rekor stores them: no envelope payload, its hash instead
+#    (sigstore-js `attest`, @sigstore/cli and npm provenance log such entries; issue 23). The
+#    entry's signature, signer, payload type and payload hash are held to the envelope.
+
+
+def _intoto_bundle(instance: Instance, edit=None) -> dict:  # type: ignore[no-untyped-def]
+    """A DSSE bundle whose entry is intoto 0.0.2, canonicalised by keyless's own Rekor v1 code
+    (which, like Rekor, keeps no payload); `edit` changes the stored body before it is logged."""
+    from keyless.tlog.rekor_kinds import canonicalize
+
+    bundle = _dsse_bundle(instance, _subject_statement())
+    envelope = bundle["dsseEnvelope"]
+    leaf = base64.b64decode(bundle["verificationMaterial"]["certificate"]["rawBytes"])
+    pem = x509.load_der_x509_certificate(leaf).public_bytes(serialization.Encoding.PEM)
+    proposed = {
+        "apiVersion": "0.0.2",
+        "kind": "intoto",
+        "spec": {
+            "content": {
+                "envelope": {
+                    "payloadType": envelope["payloadType"],
+                    "payload": _b64(envelope["payload"].encode()),
+                    "signatures": [
+                        {
+                            "sig": _b64(envelope["signatures"][0]["sig"].encode()),
+                            "publicKey": _b64(pem),
+                        }
+                    ],
+                },
+                "hash": {"algorithm": "sha256", "value": hashlib.sha256(b"envelope").hexdigest()},
+            }
+        },
+    }
+    body = json.loads(canonicalize(proposed).body)
+    assert "payload" not in body["spec"]["content"]["envelope"]
+    if edit is not None:
+        edit(body["spec"]["content"])
+    entry = instance.log_entry(
+        rfc8785.dumps(body), integrated_at=START + timedelta(days=1, minutes=1)
+    )
+    entry["kindVersion"] = {"kind": "intoto", "version": "0.0.2"}
+    bundle["verificationMaterial"]["tlogEntries"] = [entry]
+    return bundle
+
+
+def _verify_forged(instance: Instance, bundle: dict):  # type: ignore[no-untyped-def]
+    verifier = Verifier(TrustedRoot.from_json(dumps(instance.trusted_root())))
+    return verifier.verify(
+        Bundle.from_json(dumps(bundle)),
+        sha256=hashlib.sha256(ARTIFACT).digest(),
+        policy=AllOf([Identity(IDENTITY), Issuer(ISSUER)]),
+        now=NOW,
+    )
+
+
+def test_intoto_entry_without_the_payload_verifies(instance: Instance) -> None:
+    """Refused until issue 23 with "log body field 'payload' is missing or not a str"."""
+    result = _verify_forged(instance, _intoto_bundle(instance))
+    assert result.entry_kind == "intoto/0.0.2"
+    assert result.dsse_payload_type == "application/vnd.in-toto+json"
+
+
+def _intoto_error(instance: Instance, edit) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    with pytest.raises(VerificationError) as info:
+        _verify_forged(instance, _intoto_bundle(instance, edit))
+    return info.value.check, info.value.detail
+
+
+def _set_in(path: str, value: object):  # type: ignore[no-untyped-def]
+    def edit(content: dict) -> None:
+        *parents, last = path.split(".")
+        target = content
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        if value is None:
+            del target[last]
+        else:
+            target[last] = value
+
+    return edit
+
+
+OTHER_SIG = base64.b64encode(b"\x30\x06\x02\x01\x01\x02\x01\x01").decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "detail"),
+    [
+        ("payloadHash.value", hashlib.sha256(b"another statement").hexdigest(),
+         "log entry payload hash does not match the DSSE payload"),
+        ("payloadHash", None, "log entry records neither the payload nor its hash"),
+        ("envelope.payloadType", "text/plain",
+         "log entry payload type 'text/plain' is not the envelope's "
+         "'application/vnd.in-toto+json'"),
+        ("envelope.signatures.0.sig", _b64(OTHER_SIG.encode()),
+         "log entry signature does not match the DSSE signature"),
+        ("envelope.payload", _b64(_b64(b"another statement").encode()),
+         "log entry envelope payload does not match the bundle"),
+    ],
+    ids=["other-payload-hash", "no-payload-or-hash", "other-payload-type", "other-signature",
+         "other-kept-payload"],
+)  # fmt: skip
+def test_intoto_entry_that_is_not_the_envelopes_is_refused(
+    instance: Instance, path: str, value: object, detail: str
+) -> None:
+    assert _intoto_error(instance, _set_in(path, value)) == ("log-body", detail)
+
+
+def test_intoto_entry_of_another_signer_or_with_two_signatures_is_refused(
+    instance: Instance,
+) -> None:
+    other = instance.inter_cert.public_bytes(serialization.Encoding.PEM)
+
+    def other_signer(content: dict) -> None:
+        content["envelope"]["signatures"][0]["publicKey"] = _b64(other)
+
+    assert _intoto_error(instance, other_signer) == (
+        "log-body",
+        "log entry certificate is not the bundle's certificate",
+    )
+
+    def two(content: dict) -> None:
+        content["envelope"]["signatures"] *= 2
+
+    assert _intoto_error(instance, two) == (
+        "log-body",
+        "log entry must record exactly one DSSE signature",
+    )
+
+
+def test_intoto_entry_that_kept_the_payload_verifies(instance: Instance) -> None:
+    """An older log's entry with the payload (as the conformance intoto vectors have it)."""
+    payload = _subject_statement()
+
+    def keep(content: dict) -> None:
+        content["envelope"]["payload"] = _b64(_b64(payload).encode())
+
+    assert _verify_forged(instance, _intoto_bundle(instance, keep)).entry_kind == "intoto/0.0.2"
 
 
 # Log-less instances (GitHub's private-repository Sigstore): RFC 3161 timestamps, no log entry.

@@ -24,9 +24,9 @@ from keyless.client.transparency.tiles import (
     is_tile_log_key,
 )
 from keyless.client.trust import UNBOUNDED, LogKey, load_trusted_root
-from keyless.tlog import Checkpoint, rekor_v2_api, sign_checkpoint
+from keyless.tlog import Checkpoint, checkpoint_key_id, rekor_v2_api, sign_checkpoint
 from keyless.tlog.log import NewEntry
-from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id
+from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize
 from keyless.tlog.sqlite_storage import SQLiteStorage
 from tests.conftest import serve_wsgi
 from tests.tlog.conftest import Signer, make_signer

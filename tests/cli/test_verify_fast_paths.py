@@ -125,8 +125,12 @@ def test_logged_certificate_that_is_the_leaf_matches(
     ("pem", "detail"),
     [
         ("other", "log entry certificate is not the bundle's certificate"),
-        ("public-key", "log entry key material is not valid PEM"),
-        ("bad-base64", "log entry key material is not valid PEM"),
+        ("public-key", "log entry names a public key, not the bundle's certificate"),
+        (
+            "bad-base64",
+            "log body field 'spec.signature.publicKey.content' is not a PEM certificate or "
+            "public key",
+        ),
         ("two-blocks", "log entry certificate is not the bundle's certificate"),
     ],
 )

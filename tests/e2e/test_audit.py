@@ -305,6 +305,58 @@ def _ct_front_end(signed, edit_entries) -> Iterator[str]:
         yield url
 
 
+@contextmanager
+def _rekor_front_end(signed, edit_entry) -> Iterator[str]:
+    """A front end to the server's Rekor v1 log whose retrieved entries pass through
+    `edit_entry` (v1 search answers carry no proof: a front end can change them)."""
+    proxy = Flask("tampering-rekor")
+
+    @proxy.route("/<path:path>", methods=["GET", "POST"])
+    def forward(path: str) -> Response:
+        upstream = requests.request(
+            request.method,
+            f"{signed.url}/{path}",
+            params=request.args,
+            data=request.get_data(),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        body = upstream.content
+        if path == "api/v1/log/entries/retrieve":
+            document = json.loads(body)
+            for item in document:
+                for entry in item.values():
+                    edit_entry(entry)
+            body = json.dumps(document).encode()
+        return Response(body, status=upstream.status_code, mimetype="application/json")
+
+    with serve_wsgi(proxy) as url:
+        yield url
+
+
+def test_a_v1_entry_that_cannot_be_read_is_named(signed, capsys) -> None:
+    """Bob's v1 entry, found under his key, with a body of a kind keyless does not read: named
+    with its index and why, not dropped in silence (as an unreadable body was until issue 19)."""
+
+    def unknown_kind(entry: dict) -> None:
+        body = {"apiVersion": "0.0.1", "kind": "rekord", "spec": {}}
+        entry["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+
+    with _rekor_front_end(signed, unknown_kind) as proxy_url:
+        command = ["--rekor-url", proxy_url, "--identity", "bob@example.com"]
+        assert _audit(signed, *command, "-o", "json") == 0
+        report = json.loads(capsys.readouterr().out)
+        assert _audit(signed, *command) == 0
+        err = capsys.readouterr().err
+    [bob] = report["certificates"]
+    assert _entries(bob) == []
+    reason = "entry kind rekord 0.0.1 is not one keyless reads"
+    assert report["unreadableSignatureLogEntries"] == [
+        {"log": V1, "url": proxy_url, "logIndex": 0, "reason": reason}
+    ]
+    assert f"warning: rekor-v1 entry 0 of {proxy_url} is not matched: {reason}\n" in err
+
+
 def test_a_reordering_ct_front_end_is_caught(signed, tmp_path: Path, capsys) -> None:
     with _ct_front_end(signed, lambda entries: entries.reverse()) as proxy_url:
         code = _audit_ct_at(signed, tmp_path, proxy_url, "--identity", "alice@example.com")
@@ -425,8 +477,10 @@ def test_v2_flag_refusals(signed, tmp_path: Path, capsys) -> None:
 
 
 def _with_verifier(body: bytes, verifier: dict) -> bytes:
+    """`body` with another certificate or key (its key details kept)."""
     document = json.loads(body)
-    document["spec"]["hashedRekordV002"]["signature"]["verifier"] = verifier
+    signature = document["spec"]["hashedRekordV002"]["signature"]
+    signature["verifier"] = {"keyDetails": signature["verifier"]["keyDetails"], **verifier}
     return json.dumps(document).encode()
 
 
@@ -447,9 +501,9 @@ def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None
     and reason (never listed as alice's), and the readable one is still matched."""
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from keyless.tlog import rekor_v2_api
+    from keyless.tlog import checkpoint_key_id, checkpoint_origin, rekor_v2_api
     from keyless.tlog.log import NewEntry
-    from keyless.tlog.rekor_v2 import RekorV2Service, checkpoint_key_id, checkpoint_origin
+    from keyless.tlog.rekor_v2 import RekorV2Service
     from keyless.tlog.sqlite_storage import SQLiteStorage
     from tests.conftest import serve_factory
 
@@ -509,12 +563,19 @@ def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None
     unreadable = [(e["logIndex"], e["reason"]) for e in report["unreadableSignatureLogEntries"]]
     assert [index for index, _ in unreadable] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert unreadable[0] == (1, "entry is not UTF-8")
-    assert unreadable[1] == (2, "unknown kind 'rekord' version '0.0.1'")
+    assert unreadable[1] == (2, "entry kind rekord 0.0.1 is not one keyless reads")
     assert unreadable[2][1].startswith("certificate does not parse (")
-    assert unreadable[3] == (4, "verifier publicKey has no base64 rawBytes")
+    assert unreadable[3] == (
+        4,
+        "entry field 'spec.hashedRekordV002.signature.verifier.publicKey.rawBytes' is not base64",
+    )
     assert unreadable[4] == (5, "entry is nested deeper than 32 levels")
     assert unreadable[5] == (6, "entry has a duplicate field 'kind'")
-    assert unreadable[6] == (7, "verifier holds neither or both of x509Certificate and publicKey")
+    assert unreadable[6] == (
+        7,
+        "entry field 'spec.hashedRekordV002.signature.verifier' holds neither or both of "
+        "x509Certificate and publicKey",
+    )
     assert unreadable[7] == (
         8,
         "its signature does not verify with its certificate's key over its digest",
@@ -522,8 +583,8 @@ def test_unreadable_v2_entries_are_named(signed, tmp_path: Path, capsys) -> None
     assert {e["log"] for e in report["unreadableSignatureLogEntries"]} == {V2}
     assert f"warning: rekor-v2 entry 1 of {hostile_url} is not matched: entry is not UTF-8\n" in err
     assert (
-        f"warning: rekor-v2 entry 2 of {hostile_url} is not matched: unknown kind 'rekord' "
-        "version '0.0.1'\n" in err
+        f"warning: rekor-v2 entry 2 of {hostile_url} is not matched: entry kind rekord 0.0.1 "
+        "is not one keyless reads\n" in err
     )
     assert err.count("is not matched: ") == 8
     assert "  rekor-v2 entry 0 (hashedrekord, certificate) " in out

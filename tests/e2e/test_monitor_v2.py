@@ -244,12 +244,17 @@ def test_entries_without_an_identity_are_reported_not_skipped(log, tmp_path, cap
     assert lines[3:] == [
         f"entry 0: signed by alice@example.com ({log.url}/oidc)",
         "not judged: 1 entry signed with a bare public key, no identity (hashedrekord 0.0.2): 1",
-        "warning: 1 entry the monitor cannot read (not a JSON entry): 2",
+        "warning: 1 entry the monitor cannot read (entry is not valid JSON: Expecting value: "
+        "line 1 column 1 (char 0)): 2",
     ]
     assert main([*scan, "--state", str(tmp_path / "j.json"), "-o", "json"]) == 0
     v1, v2 = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert v1["unjudged"] == [{"logIndex": 0, "reason": "unknown-kind", "detail": "rekord 0.0.1"}]
     assert v2["unjudged"] == [
         {"logIndex": 1, "reason": "public-key", "detail": "hashedrekord 0.0.2"},
-        {"logIndex": 2, "reason": "unreadable", "detail": "not a JSON entry"},
+        {
+            "logIndex": 2,
+            "reason": "unreadable",
+            "detail": "entry is not valid JSON: Expecting value: line 1 column 1 (char 0)",
+        },
     ]

@@ -4,10 +4,12 @@ through our TUF mirror, and its bundles verify in keyless and sigstore-python (r
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,6 +67,14 @@ def _js_sign(node: str, url: str, token: str, artifact: Path, bundle: Path):
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
 
 
+def _js_attest(node: str, url: str, token: str, statement: Path, bundle: Path):
+    env = {**os.environ, "SIGSTORE_ID_TOKEN": token}
+    command = [node, str(DRIVER), "attest", "--fulcio-url", url, "--rekor-url", url]
+    command += ["--payload", str(statement), "--payload-type", "application/vnd.in-toto+json"]
+    command += ["--bundle", str(bundle)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+
+
 def _js_verify(node: str, url: str, root: Path, bundle: Path, artifact: Path, *policy: str):
     command = [node, str(DRIVER), "verify", "--bundle", str(bundle), "--artifact", str(artifact)]
     command += [*policy, "--tuf-mirror-url", f"{url}/tuf", "--tuf-root-path", str(root)]
@@ -97,6 +107,91 @@ def js_bundle(node, server, artifact, tmp_path, log_not_empty) -> Path:
     signed = _js_sign(node, server.url, token, artifact, bundle)
     assert signed.returncode == 0, signed.stderr
     return bundle
+
+
+@dataclass(frozen=True)
+class Attestation:
+    bundle: Path
+    artifact: Path
+
+
+@pytest.fixture(scope="module")
+def js_attestation(node, server, tmp_path_factory) -> Attestation:
+    """An in-toto attestation about an artifact that sigstore-js made as npm provenance is made
+    (`legacyCompatibility`: its log entry is intoto 0.0.2), for kate@example.com, once."""
+    folder = tmp_path_factory.mktemp("sigstore-js-attest")
+    artifact = folder / "built.tgz"
+    artifact.write_bytes(b"a package sigstore-js attests\n")
+    statement = folder / "statement.json"
+    subject = {"name": artifact.name, "digest": {"sha256": _sha256(artifact)}}
+    statement.write_text(
+        json.dumps(
+            {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [subject],
+                "predicateType": "https://slsa.dev/provenance/v1",
+                "predicate": {},
+            }
+        )
+    )
+    bundle = folder / "built.tgz.sigstore.json"
+    attested = _js_attest(
+        node, server.url, server.email_token("kate@example.com"), statement, bundle
+    )
+    assert attested.returncode == 0, attested.stderr
+    return Attestation(bundle, artifact)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_keyless_verifies_a_sigstore_js_intoto_attestation(server, js_attestation) -> None:
+    """keyless's log, like Rekor, keeps no envelope payload in an intoto 0.0.2 entry: keyless
+    checks the entry's signature, signer, payload type and payload hash against the bundle's
+    envelope instead (issue 23; refused before, "log body field 'payload' is missing")."""
+    bundle, artifact = js_attestation.bundle, js_attestation.artifact
+    [entry] = json.loads(bundle.read_text())["verificationMaterial"]["tlogEntries"]
+    assert entry["kindVersion"] == {"kind": "intoto", "version": "0.0.2"}
+    body = json.loads(base64.b64decode(entry["canonicalizedBody"]))
+    assert "payload" not in body["spec"]["content"]["envelope"]
+    assert _keyless_verify(server.url, bundle, artifact, "kate@example.com") == 0
+
+
+def test_sigstore_js_intoto_attestation_with_another_payload_is_refused(
+    server, js_attestation, tmp_path, capsys
+) -> None:
+    """The same entry under an envelope with another statement, signed by the same key, is not
+    that envelope's entry: its payload hash says so."""
+    bundle = json.loads(js_attestation.bundle.read_text())
+    envelope = bundle["dsseEnvelope"]
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    statement["predicate"] = {"other": True}
+    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    edited = tmp_path / "edited.sigstore.json"
+    edited.write_text(json.dumps(bundle))
+    capsys.readouterr()
+    assert _keyless_verify(server.url, edited, js_attestation.artifact, "kate@example.com") == 1
+    # The envelope's own signature fails first: the payload is not what the key signed.
+    assert "verification failed (signature)" in capsys.readouterr().err
+
+
+def test_keyless_audit_lists_a_sigstore_js_intoto_entry(server, js_attestation, capsys) -> None:
+    """The intoto entry is listed under kate's certificate (issue 19: the audit decoded its
+    signer twice and dropped it without a word)."""
+    [entry] = json.loads(js_attestation.bundle.read_text())["verificationMaterial"]["tlogEntries"]
+    capsys.readouterr()
+    command = ["audit", "--server", server.url, "--identity", "kate@example.com", "-o", "json"]
+    assert main(command) == 0
+    report = json.loads(capsys.readouterr().out)
+    [certificate] = report["certificates"]
+    assert [(e["log"], e["logIndex"], e["kind"]) for e in certificate["signatureLogEntries"]] == [
+        # sigstore-js writes proto3 JSON, which leaves out a log index of 0.
+        ("rekor-v1", int(entry.get("logIndex", 0)), "intoto")
+    ]
+    assert report["unreadableSignatureLogEntries"] == []
 
 
 def test_sigstore_js_signs_against_keyless_and_verifies_through_tuf(

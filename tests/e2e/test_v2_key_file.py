@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from keyless.cli.main import main
 from keyless.server.config import ServerConfigError, load_server_config
-from keyless.tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
+from keyless.tlog import checkpoint_key_id, checkpoint_origin
 from tests.conftest import dev_server
 from tests.e2e.sigstore_python import save_trust_config, verify_identity
 

@@ -3,6 +3,9 @@
 //
 //   node sigstore_js.mjs sign --fulcio-url URL --rekor-url URL --artifact FILE --bundle OUT
 //       (the identity token comes from SIGSTORE_ID_TOKEN, never from argv)
+//   node sigstore_js.mjs attest --fulcio-url URL --rekor-url URL --payload FILE
+//       --payload-type TYPE --bundle OUT
+//       (as npm provenance does: `legacyCompatibility`, so the log entry is intoto 0.0.2)
 //   node sigstore_js.mjs verify --bundle FILE --artifact FILE --certificate-issuer ISS
 //       (--certificate-identity-email RE | --certificate-identity-uri RE)
 //       --tuf-mirror-url URL --tuf-root-path root.json --tuf-cache-path DIR
@@ -10,12 +13,14 @@
 // Exit 0 on success; on failure, exit 1 with `<ErrorName>: <message>` on stderr.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { sign, verify } from 'sigstore';
+import { attest, sign, verify } from 'sigstore';
 
 const OPTIONS = {
   'fulcio-url': { type: 'string' },
   'rekor-url': { type: 'string' },
   artifact: { type: 'string' },
+  payload: { type: 'string' },
+  'payload-type': { type: 'string' },
   bundle: { type: 'string' },
   'certificate-issuer': { type: 'string' },
   'certificate-identity-email': { type: 'string' },
@@ -33,15 +38,30 @@ function required(values, name) {
   return value;
 }
 
-async function runSign(values) {
-  const identityToken = process.env.SIGSTORE_ID_TOKEN;
-  if (!identityToken) {
+function identityToken() {
+  const token = process.env.SIGSTORE_ID_TOKEN;
+  if (!token) {
     throw new Error('SIGSTORE_ID_TOKEN is not set');
   }
+  return token;
+}
+
+async function runSign(values) {
   const bundle = await sign(readFileSync(required(values, 'artifact')), {
     fulcioURL: required(values, 'fulcio-url'),
     rekorURL: required(values, 'rekor-url'),
-    identityToken,
+    identityToken: identityToken(),
+  });
+  writeFileSync(required(values, 'bundle'), JSON.stringify(bundle));
+}
+
+async function runAttest(values) {
+  const payload = readFileSync(required(values, 'payload'));
+  const bundle = await attest(payload, required(values, 'payload-type'), {
+    fulcioURL: required(values, 'fulcio-url'),
+    rekorURL: required(values, 'rekor-url'),
+    identityToken: identityToken(),
+    legacyCompatibility: true,
   });
   writeFileSync(required(values, 'bundle'), JSON.stringify(bundle));
 }
@@ -60,10 +80,10 @@ async function runVerify(values) {
 
 async function main() {
   const { positionals, values } = parseArgs({ options: OPTIONS, allowPositionals: true });
-  const commands = { sign: runSign, verify: runVerify };
+  const commands = { attest: runAttest, sign: runSign, verify: runVerify };
   const command = commands[positionals[0]];
   if (positionals.length !== 1 || !command) {
-    throw new Error('usage: sigstore_js.mjs sign|verify [options]');
+    throw new Error('usage: sigstore_js.mjs attest|sign|verify [options]');
   }
   await command(values);
 }

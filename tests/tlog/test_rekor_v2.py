@@ -18,9 +18,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from flask import Flask
 from sigstore_models.rekor.v1 import TransparencyLogEntry
 
-from keyless.tlog import leaf_hash, rekor_v2_api, verify_checkpoint, verify_inclusion
+from keyless.tlog import (
+    checkpoint_key_id,
+    checkpoint_origin,
+    leaf_hash,
+    rekor_v2_api,
+    verify_checkpoint,
+    verify_inclusion,
+)
 from keyless.tlog.log import NewEntry
-from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize, checkpoint_key_id, checkpoint_origin
+from keyless.tlog.rekor_v2 import RekorV2Service, canonicalize
 from keyless.tlog.sqlite_storage import SQLiteStorage
 from keyless.tlog.tiles import TileRef, encode_index, parse_entry_bundle, parse_tile_path
 from tests.conftest import serve_wsgi
