@@ -182,9 +182,3 @@ def verify_message(key: VerifyingKey, signature: bytes, message: bytes) -> None:
             key.verify(signature, message)
     except InvalidSignature as exc:
         raise EntryError("signature does not verify") from exc
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE pre-authentication encoding: what a DSSE signature covers."""
-    kind = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)

@@ -18,13 +18,13 @@ from typing import Any
 import rfc8785
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from keyless.core.dsse import pae
 from keyless.tlog.errors import EntryError
 from keyless.tlog.log import MAX_KEY_CHARS, MAX_KEYS_PER_ENTRY
 from keyless.tlog.pki import (
     MAX_SIGNATURE_BYTES,
     EntryKey,
     decode_b64,
-    pae,
     parse_pem_key,
     verify_message,
     verify_prehashed,

@@ -39,8 +39,8 @@ from keyless.client.sign.rekor import LogClient, LogV2Client, hashedrekord_entry
 from keyless.client.sign.timestamping import TimestampClient
 from keyless.client.trust import TrustedRoot
 from keyless.client.verify import AllOf, Identity, Issuer, VerificationError, Verifier
-from keyless.client.verify.dsse import pae
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
+from keyless.core.dsse import pae
 from keyless.oidc.acquire import check_not_expired
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"

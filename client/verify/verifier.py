@@ -16,11 +16,12 @@ from keyless.client.verify import entry as log_body
 from keyless.client.verify import transparency
 from keyless.client.verify.artifact import Artifact
 from keyless.client.verify.certs import extension_value
-from keyless.client.verify.dsse import check_subject, pae
+from keyless.client.verify.dsse import check_subject
 from keyless.client.verify.errors import VerificationError, iso
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
 from keyless.client.verify.sct import check_sct
 from keyless.client.verify.timestamps import check_timestamps
+from keyless.core.dsse import pae
 
 if TYPE_CHECKING:
     from cryptography import x509
