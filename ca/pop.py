@@ -6,8 +6,6 @@ Pure functions over explicit inputs. The allow-lists below are Fulcio's defaults
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
 from cryptography import x509
@@ -24,6 +22,7 @@ from keyless.ca.errors import (
     MSG_SIGNATURE_INVALID,
     RequestError,
 )
+from keyless.core.encoding import b64decode
 
 ClientKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
@@ -251,7 +250,7 @@ def _pem_block(data: bytes) -> tuple[bytes, bytes] | None:
     if match is None:
         return None
     try:
-        body = base64.b64decode(re.sub(rb"\s", b"", match["body"]), validate=True)
-    except binascii.Error as exc:
+        body = b64decode(re.sub(rb"\s", b"", match["body"]))
+    except ValueError as exc:
         raise ValueError("malformed PEM base64") from exc
     return match["label"], body

@@ -11,7 +11,6 @@ expired token fails here with a clear message instead of at the CA.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -28,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from keyless.core.encoding import b64url_decode
 from keyless.oidc.errors import quote
 
 ENV_TOKEN = "SIGSTORE_ID_TOKEN"
@@ -90,8 +90,7 @@ def ambient_token(audience: str = DEFAULT_CLIENT_ID) -> str | None:
 def token_expiry(token: str) -> datetime | None:
     """The token's `exp`, read without verification (the CA verifies), or None if unreadable."""
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims = json.loads(b64url_decode(token.split(".")[1]))
         return datetime.fromtimestamp(claims["exp"], UTC)
     except (IndexError, ValueError, KeyError, TypeError, OverflowError):
         return None

@@ -8,7 +8,6 @@ something the official models would refuse.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 from sigstore_models.trustroot.v1 import ClientTrustConfig, SigningConfig, TrustedRoot
 
+from keyless.core.encoding import b64encode
 from keyless.tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
@@ -151,11 +151,11 @@ def _log(key: LogKey) -> dict[str, Any]:
         "baseUrl": key.base_url,
         "hashAlgorithm": "SHA2_256",
         "publicKey": {
-            "rawBytes": _b64(spki),
+            "rawBytes": b64encode(spki),
             "keyDetails": details,
             "validFor": _window(key.start, key.end),
         },
-        "logId": {"keyId": _b64(key_id)},
+        "logId": {"keyId": b64encode(key_id)},
     }
 
 
@@ -169,7 +169,7 @@ def _ca(chain: CAChain) -> dict[str, Any]:
         "uri": chain.uri,
         "certChain": {
             "certificates": [
-                {"rawBytes": _b64(cert.public_bytes(serialization.Encoding.DER))}
+                {"rawBytes": b64encode(cert.public_bytes(serialization.Encoding.DER))}
                 for cert in chain.certificates
             ]
         },
@@ -188,7 +188,3 @@ def _window(start: datetime, end: datetime | None) -> dict[str, str]:
 
 def _time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

@@ -11,8 +11,6 @@ bytes of SHA-256(name || "\\n" || 0x01 || raw key).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from keyless.core.encoding import b64decode, b64encode
 from keyless.tlog.errors import CheckpointError
 from keyless.tlog.merkle import HASH_SIZE, MAX_TREE_SIZE
 
@@ -55,7 +54,7 @@ class NoteSignature:
 
     def render(self) -> str:
         """The signature line, newline included."""
-        blob = base64.b64encode(self.key_hint + self.signature).decode()
+        blob = b64encode(self.key_hint + self.signature)
         return f"{EM_DASH} {self.name} {blob}\n"
 
 
@@ -95,7 +94,7 @@ class Checkpoint:
 
     def text(self) -> str:
         """The note text that is signed."""
-        root = base64.b64encode(self.root_hash).decode()
+        root = b64encode(self.root_hash)
         lines = [self.origin, str(self.size), root, *self.extensions]
         return "".join(line + "\n" for line in lines)
 
@@ -165,12 +164,9 @@ def _check_text(text: str) -> None:
 
 def _strict_b64(value: str, what: str) -> bytes:
     try:
-        decoded = base64.b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-        raise CheckpointError(f"{what} is not valid base64") from exc
-    if base64.b64encode(decoded).decode() != value:
-        raise CheckpointError(f"{what} is not canonical base64")
-    return decoded
+        return b64decode(value, what=what)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
 def parse_note(note: str | bytes) -> SignedNote:

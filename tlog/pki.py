@@ -7,8 +7,6 @@ writes. Certificate chains are refused here: no Sigstore client sends one in an 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 
@@ -17,6 +15,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
+from keyless.core.encoding import b64decode
 from keyless.tlog.errors import EntryError
 
 MAX_PEM_BYTES = 32 * 1024
@@ -89,15 +88,10 @@ def decode_b64(value: object, what: str, *, max_bytes: int) -> bytes:
     """
     if not isinstance(value, str) or not value:
         raise EntryError(f"{what} must be a non-empty base64 string")
-    if len(value) > (max_bytes + 2) // 3 * 4:
-        raise EntryError(f"{what} is larger than {max_bytes} bytes")
     try:
-        decoded = base64.b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-        raise EntryError(f"{what} is not valid base64") from exc
-    if base64.b64encode(decoded).decode() != value:
-        raise EntryError(f"{what} is not canonical base64")
-    return decoded
+        return b64decode(value, what=what, max_bytes=max_bytes)
+    except ValueError as exc:
+        raise EntryError(str(exc)) from exc
 
 
 def _check_key(key: object) -> VerifyingKey:
@@ -127,8 +121,8 @@ def parse_pem_key(pem: bytes) -> EntryKey:
         raise EntryError("public key must be one PEM CERTIFICATE or PUBLIC KEY block")
     kind, body = match.groups()
     try:
-        der = base64.b64decode(b"".join(body.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
+        der = b64decode(b"".join(body.split()))
+    except ValueError as exc:
         raise EntryError("public key PEM has invalid base64") from exc
     try:
         if kind == b"CERTIFICATE":

@@ -14,7 +14,6 @@ against the last before it is signed). What differs from v1:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import threading
 from collections import OrderedDict
@@ -28,6 +27,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from keyless.core.encoding import b64encode
 from keyless.tlog import tiles
 from keyless.tlog.checkpoint import CheckpointSigner
 from keyless.tlog.errors import EntryError, NotFoundError, StorageError
@@ -206,10 +206,10 @@ def canonicalize(request: object) -> Canonical:
             "kind": KIND,
             "spec": {
                 "hashedRekordV002": {
-                    "data": {"algorithm": algorithm, "digest": _b64(digest)},
+                    "data": {"algorithm": algorithm, "digest": b64encode(digest)},
                     "signature": {
-                        "content": _b64(content),
-                        "verifier": {"keyDetails": details, kind: {"rawBytes": _b64(der)}},
+                        "content": b64encode(content),
+                        "verifier": {"keyDetails": details, kind: {"rawBytes": b64encode(der)}},
                     },
                 }
             },
@@ -231,10 +231,6 @@ def _load_key(kind: str, der: bytes) -> VerifyingKey:
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise EntryError(f"{kind} key type {type(key).__name__} is not accepted")
     return key
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 class RekorV2Service:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -11,6 +10,7 @@ from sigstore_models.rekor.v1 import TransparencyLogEntry
 
 from keyless.client.errors import NetworkError, ServiceRefusedError
 from keyless.client.http import error_message, json_body, new_session, request
+from keyless.core.encoding import b64decode, b64encode
 
 
 def hashedrekord_entry(
@@ -23,8 +23,8 @@ def hashedrekord_entry(
         "spec": {
             "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
             "signature": {
-                "content": base64.b64encode(signature).decode(),
-                "publicKey": {"content": base64.b64encode(certificate_pem).decode()},
+                "content": b64encode(signature),
+                "publicKey": {"content": b64encode(certificate_pem)},
             },
         },
     }
@@ -60,7 +60,7 @@ def entry_from_response(payload: Any) -> TransparencyLogEntry:
     """Map a v1 `{uuid: entry}` answer to a bundle's TransparencyLogEntry (rekor-bundle.md §3.4)."""
     try:
         ((_, entry),) = payload.items()
-        body = base64.b64decode(entry["body"], validate=True)
+        body = b64decode(entry["body"], what="the entry body")
         kind = json.loads(body)
         proof = entry["verification"]["inclusionProof"]
         wire = {
@@ -110,11 +110,11 @@ class LogV2Client:
         url = f"{self.base_url}/api/v2/log/entries"
         proposed = {
             "hashedRekordRequestV002": {
-                "digest": base64.b64encode(digest).decode(),
+                "digest": b64encode(digest),
                 "signature": {
-                    "content": base64.b64encode(signature).decode(),
+                    "content": b64encode(signature),
                     "verifier": {
-                        "x509Certificate": {"rawBytes": base64.b64encode(certificate_der).decode()},
+                        "x509Certificate": {"rawBytes": b64encode(certificate_der)},
                         "keyDetails": "PKIX_ECDSA_P256_SHA_256",
                     },
                 },
@@ -155,4 +155,4 @@ def v2_entry_from_response(payload: Any) -> TransparencyLogEntry:
 
 
 def _b64_hex(value: str) -> str:
-    return base64.b64encode(bytes.fromhex(value)).decode()
+    return b64encode(bytes.fromhex(value))
