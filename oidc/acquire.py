@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from keyless.core.encoding import b64url_decode
+from keyless.core.encoding import b64url_decode, format_rfc3339
 from keyless.oidc.errors import quote
 
 ENV_TOKEN = "SIGSTORE_ID_TOKEN"
@@ -101,7 +101,7 @@ def check_not_expired(token: str, *, now: datetime) -> None:
     expires_at = token_expiry(token)
     if expires_at is not None and expires_at <= now:
         raise TokenSourceError(
-            f"the identity token expired at {expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+            f"the identity token expired at {format_rfc3339(expires_at, whole_seconds=True)}",
             hint="get a fresh token; CI tokens live only minutes",
         )
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from keyless.ca import CAConfig, CAConfigError
 from keyless.ca.config import token_key
 from keyless.ca.pkcs11 import TokenKey
+from keyless.core.encoding import parse_rfc3339
 from keyless.oidc import ConfigError, TrustedIssuers, issuers_from_document, load_issuers
 from keyless.oidc.config import is_loopback_host
 from keyless.server.state import StateDirError, default_state_dir, read_private_key
@@ -402,7 +403,7 @@ def _timestamp(entry: dict, key: str, where: str, problems: list[str]) -> dateti
         moment = value
     elif isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = parse_rfc3339(value)
         except ValueError:
             moment = None
     else:

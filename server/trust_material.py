@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 from sigstore_models.trustroot.v1 import ClientTrustConfig, SigningConfig, TrustedRoot
 
-from keyless.core.encoding import b64encode
+from keyless.core.encoding import b64encode, format_rfc3339
 from keyless.tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
@@ -102,7 +102,7 @@ def signing_config(
         return {
             "url": url,
             "majorApiVersion": version,
-            "validFor": {"start": _time(start)},
+            "validFor": {"start": format_rfc3339(start, whole_seconds=True)},
             "operator": operator,
         }
 
@@ -183,8 +183,6 @@ def _name(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str | None:
 
 
 def _window(start: datetime, end: datetime | None) -> dict[str, str]:
-    return {"start": _time(start)} | ({"end": _time(end)} if end else {})
-
-
-def _time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"start": format_rfc3339(start, whole_seconds=True)} | (
+        {"end": format_rfc3339(end, whole_seconds=True)} if end else {}
+    )

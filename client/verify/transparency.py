@@ -10,8 +10,8 @@ import base64
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from keyless.client.verify.errors import VerificationError, iso
-from keyless.core.encoding import b64encode
+from keyless.client.verify.errors import VerificationError
+from keyless.core.encoding import b64encode, format_rfc3339
 
 if TYPE_CHECKING:
     from sigstore_models.rekor.v1 import TransparencyLogEntry
@@ -114,7 +114,7 @@ def check_log_key_validity(log: LogKey, moment: datetime, *, what: str) -> None:
     if not log.valid_for.contains(moment):
         raise VerificationError(
             "log-entry",
-            f"{what} {iso(moment)} is outside the validity {log.valid_for.describe()} "
+            f"{what} {format_rfc3339(moment)} is outside the validity {log.valid_for.describe()} "
             f"of log {log.base_url}",
         )
 

@@ -17,11 +17,12 @@ from keyless.client.verify import transparency
 from keyless.client.verify.artifact import Artifact
 from keyless.client.verify.certs import extension_value
 from keyless.client.verify.dsse import check_subject
-from keyless.client.verify.errors import VerificationError, iso
+from keyless.client.verify.errors import VerificationError
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
 from keyless.client.verify.sct import check_sct
 from keyless.client.verify.timestamps import check_timestamps
 from keyless.core.dsse import pae
+from keyless.core.encoding import format_rfc3339
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -63,7 +64,7 @@ class VerificationResult:
             "log": None
             if self.log_url is None
             else {"url": self.log_url, "index": self.log_index, "kind": self.entry_kind},
-            "signedTimes": [t.isoformat().replace("+00:00", "Z") for t in self.signed_times],
+            "signedTimes": [format_rfc3339(t) for t in self.signed_times],
             "dssePayloadType": self.dsse_payload_type,
             "timestampFailures": list(self.timestamp_failures),
         }
@@ -226,7 +227,9 @@ class Verifier:
         for moment in times:
             if moment > now + MAX_CLOCK_SKEW:
                 raise VerificationError(
-                    "time", f"signed time {iso(moment)} is in the future (now {iso(now)})"
+                    "time",
+                    f"signed time {format_rfc3339(moment)} is in the future"
+                    f" (now {format_rfc3339(now)})",
                 )
             if log is not None:
                 transparency.check_log_key_validity(log, moment, what="signed time")
@@ -252,7 +255,8 @@ class Verifier:
         ]
         if not candidates:
             raise VerificationError(
-                "certificate-chain", f"no trusted CA was valid at signing time {iso(moment)}"
+                "certificate-chain",
+                f"no trusted CA was valid at signing time {format_rfc3339(moment)}",
             )
         failures: list[str] = []
         for authority, store in candidates:
@@ -269,7 +273,7 @@ class Verifier:
                 failures.append(f"{authority.uri or 'CA'}: {exc}")
         raise VerificationError(
             "certificate-chain",
-            f"the certificate does not chain to a trusted CA at {iso(moment)} "
+            f"the certificate does not chain to a trusted CA at {format_rfc3339(moment)} "
             f"({'; '.join(failures)})",
         )
 
@@ -395,8 +399,8 @@ def _check_within_certificate(leaf: x509.Certificate, moment: datetime) -> None:
     if not start <= moment <= end:
         raise VerificationError(
             "certificate-validity",
-            f"signed time {iso(moment)} is outside the certificate validity "
-            f"{iso(start)}..{iso(end)}",
+            f"signed time {format_rfc3339(moment)} is outside the certificate validity "
+            f"{format_rfc3339(start)}..{format_rfc3339(end)}",
         )
 
 

@@ -127,7 +127,9 @@ class Instance:
         self.log_id = hashlib.sha256(_spki(self.log_key.public_key())).digest()
         self.ct_log_id = hashlib.sha256(_spki(self.ct_key.public_key())).digest()
 
-    def trusted_root(self, *, log_end: datetime | None = None) -> dict:
+    def trusted_root(
+        self, *, log_end: datetime | None = None, ct_end: datetime | None = None
+    ) -> dict:
         """The TrustedRoot JSON (as a dict) listing this instance."""
 
         def valid_for(end: datetime | None = None) -> dict:
@@ -166,7 +168,7 @@ class Instance:
                     "validFor": valid_for(),
                 }
             ],
-            "ctlogs": [log(self.ct_key, "https://ct.keyless.test")],
+            "ctlogs": [log(self.ct_key, "https://ct.keyless.test", ct_end)],
         }
 
     def issue_leaf(

@@ -193,6 +193,15 @@ def test_log_key_expired_before_integration(instance: Instance) -> None:
     assert "is outside the validity" in error.detail
 
 
+def test_sct_time_outside_the_ct_log_key_validity(instance: Instance) -> None:
+    error = _failure(instance, instance.sign(ARTIFACT), ct_end=START + timedelta(hours=1))
+    assert error.check == "sct"
+    # RFC 3339 with Z, as every other time in a verification message (core.encoding).
+    assert error.detail.startswith(
+        f"SCT time {(START + timedelta(days=1)).strftime('%Y-%m-%dT%H:%M:%SZ')} is outside"
+    ), error.detail
+
+
 def test_integrated_time_outside_certificate_validity(instance: Instance) -> None:
     bundle = instance.sign(ARTIFACT)
     late = instance.sign(ARTIFACT, signed_at=START + timedelta(days=2))
