@@ -23,13 +23,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keyless.ca.errors import CAConfigError
+from keyless.core.keys import CURVE_HASHES, hash_algorithm
 
 CAKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-# CA keys clients accept (rekor-bundle.md §5.5: no Ed25519 CA), with the hash each signs with.
+# CA keys clients accept (rekor-bundle.md §5.5: no Ed25519 CA), with the hash each signs with:
+# its curve's (core.keys.CURVE_HASHES).
 CA_CURVE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "secp256r1": hashes.SHA256,
-    "secp384r1": hashes.SHA384,
-    "secp521r1": hashes.SHA512,
+    curve: type(hash_algorithm(name)) for curve, name in CURVE_HASHES.items()
 }
 CA_RSA_BITS = frozenset({2048, 3072, 4096})
 MAX_CHAIN_BYTES = 1024 * 1024

@@ -27,6 +27,8 @@ Verify = Callable[[bytes, bytes], None]
 CURVE_HASHES: dict[str, str] = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512"}
 # The RSA modulus sizes PublicKeyDetails names; no component takes an RSA key below the first.
 RSA_KEY_SIZES = (2048, 3072, 4096)
+# Sigstore's HashAlgorithm names (protobuf-specs) for the hashes signatures here are over.
+HASH_ALGORITHMS: dict[str, str] = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
 
 # Algorithm objects are immutable, and building them per signature shows up in profiles.
 _HASHES: dict[str, hashes.HashAlgorithm] = {
@@ -181,7 +183,8 @@ def signature_verifier(
 
     `hash_name` ("sha256", "sha384", "sha512") is the hash an ECDSA or RSA signature is over;
     None takes the key's own, its curve's for ECDSA and SHA-256 for RSA. Ed25519 fixes its own
-    hash, so it takes none. With `prehashed`, `data` is already the digest (hashedrekord).
+    hash (SHA-512, inside the scheme) and ignores `hash_name`. With `prehashed`, `data` is
+    already the digest (hashedrekord).
 
     Raises:
         ValueError: a key type, curve or RSA size (below 2048 bits) with no Sigstore scheme,

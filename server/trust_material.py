@@ -23,16 +23,12 @@ from cryptography.x509.oid import NameOID
 from sigstore_models.trustroot.v1 import ClientTrustConfig, SigningConfig, TrustedRoot
 
 from keyless.core.encoding import b64encode, format_rfc3339
+from keyless.core.keys import key_details
 from keyless.tlog.rekor_v2 import checkpoint_key_id, checkpoint_origin
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
-_KEY_DETAILS = {
-    "secp256r1": "PKIX_ECDSA_P256_SHA_256",
-    "secp384r1": "PKIX_ECDSA_P384_SHA_384",
-    "secp521r1": "PKIX_ECDSA_P521_SHA_512",
-}
 
 
 @dataclass(frozen=True)
@@ -142,17 +138,15 @@ def _log(key: LogKey) -> dict[str, Any]:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     if isinstance(key.public_key, ed25519.Ed25519PublicKey):
-        details = "PKIX_ED25519"
         key_id = checkpoint_key_id(key.public_key, name=checkpoint_origin(key.base_url))
     else:
-        details = _KEY_DETAILS[key.public_key.curve.name]
         key_id = hashlib.sha256(spki).digest()
     return {
         "baseUrl": key.base_url,
         "hashAlgorithm": "SHA2_256",
         "publicKey": {
             "rawBytes": b64encode(spki),
-            "keyDetails": details,
+            "keyDetails": key_details(key.public_key),
             "validFor": _window(key.start, key.end),
         },
         "logId": {"keyId": b64encode(key_id)},

@@ -16,10 +16,11 @@ import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from keyless.core.encoding import b64decode, b64encode
+from keyless.core.keys import CURVE_HASHES, curve_hash, ecdsa
 from keyless.tlog.errors import CheckpointError
 from keyless.tlog.merkle import HASH_SIZE, MAX_TREE_SIZE
 
@@ -37,11 +38,6 @@ _NAME = re.compile(r"[^\s+]+\Z")
 _SIZE = re.compile(r"(?:0|[1-9][0-9]{0,18})\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TEXT_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
-_CURVE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "secp256r1": hashes.SHA256,
-    "secp384r1": hashes.SHA384,
-    "secp521r1": hashes.SHA512,
-}
 
 
 @dataclass(frozen=True)
@@ -119,13 +115,13 @@ def key_hint(public_key: PublicKey, *, name: str) -> bytes:
     raise TypeError(f"unsupported checkpoint key type {type(public_key).__name__}")
 
 
-def _curve_hash(
-    key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey,
-) -> hashes.HashAlgorithm:
-    algorithm = _CURVE_HASHES.get(key.curve.name)
-    if algorithm is None:
-        raise TypeError(f"unsupported checkpoint curve {key.curve.name}")
-    return algorithm()
+def _ecdsa(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> ec.ECDSA:
+    """ECDSA with the key's curve's hash (`core.keys`); a curve Sigstore does not use is a
+    key checkpoints cannot use, a caller's bug."""
+    try:
+        return ecdsa(curve_hash(key))
+    except ValueError:
+        raise TypeError(f"unsupported checkpoint curve {key.curve.name}") from None
 
 
 def sign_note(text: str, *, name: str, private_key: PrivateKey) -> SignedNote:
@@ -140,7 +136,7 @@ def sign_note(text: str, *, name: str, private_key: PrivateKey) -> SignedNote:
 def _sign_text(text: str, *, name: str, private_key: PrivateKey, hint: bytes) -> SignedNote:
     data = text.encode()
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        signature = private_key.sign(data, ec.ECDSA(_curve_hash(private_key)))
+        signature = private_key.sign(data, _ecdsa(private_key))
     elif isinstance(private_key, ed25519.Ed25519PrivateKey):
         signature = private_key.sign(data)
     else:
@@ -238,7 +234,7 @@ def _verify_lines(
             continue
         try:
             if isinstance(public_key, ec.EllipticCurvePublicKey):
-                public_key.verify(sig.signature, data, ec.ECDSA(_curve_hash(public_key)))
+                public_key.verify(sig.signature, data, _ecdsa(public_key))
             else:
                 public_key.verify(sig.signature, data)
         except InvalidSignature as exc:
@@ -332,7 +328,7 @@ class CheckpointVerifier:
                 if hint is None:
                     self.public_key.verify(sig.signature, data)  # type: ignore[call-arg]
                 elif algorithm is None:
-                    _curve_hash(self.public_key)  # type: ignore[arg-type]  # raises TypeError
+                    _ecdsa(self.public_key)  # type: ignore[arg-type]  # raises TypeError
                 else:
                     self.public_key.verify(sig.signature, data, algorithm)  # type: ignore[call-arg]
             except InvalidSignature as exc:
@@ -346,11 +342,8 @@ class CheckpointVerifier:
     def _prepare(self) -> tuple[bytes | None, ec.ECDSA | None]:
         key = self.public_key
         if isinstance(key, ec.EllipticCurvePublicKey):
-            algorithm = _CURVE_HASHES.get(key.curve.name)
-            prepared = (
-                key_hint(key, name=""),
-                None if algorithm is None else ec.ECDSA(algorithm()),
-            )
+            hash_name = CURVE_HASHES.get(key.curve.name)
+            prepared = (key_hint(key, name=""), None if hash_name is None else ecdsa(hash_name))
         elif isinstance(key, ed25519.Ed25519PublicKey):
             prepared = (None, None)
         else:

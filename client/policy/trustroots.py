@@ -143,6 +143,8 @@ def _authority(entry: Any, where: str, problems: list[str]) -> dict[str, Any]:
 def _log(entry: Any, where: str, problems: list[str]) -> dict[str, Any]:
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+    from keyless.core.keys import key_details
+
     if not isinstance(entry, dict):
         problems.append(f"{where}: must be a mapping")
         return {}
@@ -164,8 +166,9 @@ def _log(entry: Any, where: str, problems: list[str]) -> dict[str, Any]:
             problems.append(f"{where}.publicKey: not base64 of a PEM public key")
         else:
             raw = _spki(key)
-            details = _key_details(key)
-            if details is None:
+            try:
+                details = key_details(key)
+            except ValueError:
                 problems.append(f"{where}.publicKey: unsupported key type")
     return {
         "baseUrl": base_url if isinstance(base_url, str) else "",
@@ -177,23 +180,6 @@ def _log(entry: Any, where: str, problems: list[str]) -> dict[str, Any]:
         },
         "logId": {"keyId": b64encode(hashlib.sha256(raw).digest())},
     }
-
-
-def _key_details(key: PublicKeyTypes) -> str | None:
-    """The trusted root's keyDetails for a log key, or None for a key type logs do not use."""
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return {
-            "secp256r1": "PKIX_ECDSA_P256_SHA_256",
-            "secp384r1": "PKIX_ECDSA_P384_SHA_384",
-            "secp521r1": "PKIX_ECDSA_P521_SHA_512",
-        }.get(key.curve.name)
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "PKIX_ED25519"
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size in (2048, 3072, 4096):
-        return f"PKIX_RSA_PKCS1V15_{key.key_size}_SHA256"
-    return None
 
 
 def _spki(key: PublicKeyTypes) -> bytes:

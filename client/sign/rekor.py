@@ -99,9 +99,10 @@ class LogV2Client:
         self._session = session or new_session()
 
     def upload_hashedrekord(
-        self, *, digest: bytes, signature: bytes, certificate_der: bytes
+        self, *, digest: bytes, signature: bytes, certificate_der: bytes, key_details: str
     ) -> TransparencyLogEntry:
-        """Log an ECDSA P-256 signature over a SHA-256 `digest` made by a certificate's key.
+        """Log a signature over a SHA-256 `digest` by a certificate's key, whose
+        PublicKeyDetails name is `key_details` (`keyless.core.keys.key_details`).
 
         Raises:
             ServiceRefusedError: the log refused the entry (its message is quoted).
@@ -115,7 +116,7 @@ class LogV2Client:
                     "content": b64encode(signature),
                     "verifier": {
                         "x509Certificate": {"rawBytes": b64encode(certificate_der)},
-                        "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                        "keyDetails": key_details,
                     },
                 },
             }

@@ -41,6 +41,7 @@ from keyless.client.verify import AllOf, Identity, Issuer, VerificationError, Ve
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
 from keyless.core.dsse import pae
 from keyless.core.encoding import b64encode
+from keyless.core.keys import key_details
 from keyless.oidc.acquire import check_not_expired
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -193,6 +194,7 @@ class EphemeralSigner:
             digest=digest,
             signature=signature,
             certificate_der=self.leaf.public_bytes(serialization.Encoding.DER),
+            key_details=key_details(self._key.public_key()),
         )
         return self._finish(entry, content, artifact_sha256=artifact_sha256, timestamp=timestamp)
 

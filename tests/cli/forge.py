@@ -296,10 +296,11 @@ class Instance:
         signed_at: datetime | None = None,
         extra: dict[int, str] | None = None,
         sct_key: ec.EllipticCurvePrivateKey | None = None,
+        signing_key: ec.EllipticCurvePrivateKey | None = None,
     ) -> dict:
         """A v0.3 message-signature bundle over `artifact`, logged one minute after issuance."""
         issued = signed_at or self.start + timedelta(days=1)
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = signing_key or ec.generate_private_key(ec.SECP256R1())
         leaf = self.issue_leaf(
             key, identity=identity, issuer=issuer, not_before=issued, extra=extra, sct_key=sct_key
         )

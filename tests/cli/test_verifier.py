@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from keyless.client.bundle import Bundle
 from keyless.client.trust import TrustedRoot
@@ -178,6 +179,15 @@ def test_sct_from_an_untrusted_ct_log(instance: Instance, other_instance: Instan
     error = _failure(instance, bundle)
     assert error.check == "sct"
     assert error.detail.startswith("no SCT is from a CT log in the trusted root")
+
+
+def test_a_signing_key_sigstore_has_no_name_for_is_refused(instance: Instance) -> None:
+    # secp256k1 has no PublicKeyDetails. Before core.keys, the ECDSA check took any curve and
+    # only a Rekor v2 entry's key details (then the string "unsupported") could refuse it.
+    bundle = instance.sign(ARTIFACT, signing_key=ec.generate_private_key(ec.SECP256K1()))
+    error = _failure(instance, bundle)
+    assert error.check == "signature"
+    assert error.detail == "unsupported signing key type ECDSA secp256k1"
 
 
 def test_signed_time_in_the_future(instance: Instance) -> None:
