@@ -12,6 +12,7 @@ verify; `ValueError`, before anything is verified, for a key or scheme Sigstore 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,14 +32,13 @@ RSA_KEY_SIZES = (2048, 3072, 4096)
 HASH_ALGORITHMS: dict[str, str] = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
 
 # Algorithm objects are immutable, and building them per signature shows up in profiles.
+# The ECDSA ones are made on first use: the first loads OpenSSL, which importing need not.
 _HASHES: dict[str, hashes.HashAlgorithm] = {
     "sha256": hashes.SHA256(),
     "sha384": hashes.SHA384(),
     "sha512": hashes.SHA512(),
 }
 _PREHASHED = {name: utils.Prehashed(algorithm) for name, algorithm in _HASHES.items()}
-_ECDSA = {name: ec.ECDSA(algorithm) for name, algorithm in _HASHES.items()}
-_ECDSA_PREHASHED = {name: ec.ECDSA(algorithm) for name, algorithm in _PREHASHED.items()}
 _PKCS1V15 = padding.PKCS1v15()
 _PSS = {
     name: padding.PSS(mgf=padding.MGF1(algorithm), salt_length=padding.PSS.AUTO)
@@ -172,7 +172,12 @@ def ecdsa(hash_name: str, *, prehashed: bool = False) -> ec.ECDSA:
         ValueError: `hash_name` is not sha256, sha384 or sha512.
     """
     hash_algorithm(hash_name)
-    return (_ECDSA_PREHASHED if prehashed else _ECDSA)[hash_name]
+    return _ecdsa(hash_name, prehashed)
+
+
+@functools.cache
+def _ecdsa(hash_name: str, prehashed: bool) -> ec.ECDSA:
+    return ec.ECDSA(_PREHASHED[hash_name] if prehashed else _HASHES[hash_name])
 
 
 def signature_verifier(
