@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from keyless.ca import metrics, wire
 from keyless.ca.errors import MSG_TRUST_BUNDLE, BackendError, CAError, CTLogError, RequestError
 from keyless.ca.issuance import CertificateAuthority, IssuedCertificate
+from keyless.core.encoding import format_rfc3339
 
 log = logging.getLogger(__name__)
 # One JSON line per issuance and per refusal, for auditors: never the token, never a key.
@@ -107,7 +108,7 @@ def _audit_issued(issued: IssuedCertificate, now: datetime) -> None:
     curve = getattr(getattr(key, "curve", None), "name", None)
     _audit(
         "issued",
-        time=now.isoformat().replace("+00:00", "Z"),
+        time=format_rfc3339(now),
         serial=f"{leaf.serial_number:x}",
         identity=[principal.san_value],
         issuer=principal.issuer,
@@ -127,7 +128,7 @@ def _sct_timestamp(issued: IssuedCertificate) -> int | None:
 def _audit(event: str, **fields: object) -> None:
     """One JSON line on the `keyless.audit` logger, with the client's address."""
     record = {"event": event, "client": request.remote_addr, "path": request.path, **fields}
-    record.setdefault("time", datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+    record.setdefault("time", format_rfc3339(datetime.now(UTC)))
     audit.info(json.dumps(record, separators=(",", ":"), sort_keys=False))
 
 

@@ -7,13 +7,13 @@ AddChainResponse. The in-process log (`tlog.ct_log.CTLog`) satisfies the protoco
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import requests
 
 from keyless import strictjson
+from keyless.core.encoding import b64encode
 
 MAX_RESPONSE_BYTES = 64 * 1024
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -75,7 +75,7 @@ class HTTPCTSubmitter:
         return self._post("add-chain", chain)
 
     def _post(self, method: str, chain: Sequence[bytes]) -> Mapping[str, Any]:
-        body = {"chain": [base64.b64encode(der).decode() for der in chain]}
+        body = {"chain": [b64encode(der) for der in chain]}
         try:
             with self._session.post(
                 f"{self.url}/ct/v1/{method}",

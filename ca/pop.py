@@ -6,14 +6,12 @@ Pure functions over explicit inputs. The allow-lists below are Fulcio's defaults
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import SignatureAlgorithmOID
 
@@ -24,17 +22,16 @@ from keyless.ca.errors import (
     MSG_SIGNATURE_INVALID,
     RequestError,
 )
+from keyless.core.encoding import b64decode
+from keyless.core.keys import CURVE_HASHES, curve_hash, signature_verifier
 
 ClientKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 ALLOWED_RSA_BITS = frozenset({2048, 3072, 4096})
-# Curve -> the hash its proofs are made with (and the only hash its CSRs may use).
-CURVE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "secp256r1": hashes.SHA256,
-    "secp384r1": hashes.SHA384,
-    "secp521r1": hashes.SHA512,
-}
-RSA_HASH = hashes.SHA256
+# The curves Fulcio takes are Sigstore's three; each proves possession with its own hash, the
+# only one its CSRs may use (core.keys.CURVE_HASHES). RSA proves with SHA-256.
+ALLOWED_CURVES = frozenset(CURVE_HASHES)
+RSA_HASH = "sha256"
 # CSR signature algorithms Fulcio maps to a hash; anything else (RSA-PSS, SHA-1) is refused.
 CSR_SIGNATURE_ALGORITHMS = frozenset(
     {
@@ -103,7 +100,7 @@ def check_public_key(key: object) -> ClientKey:
             return key
         detail = f"RSA-{key.key_size} key (e={key.public_numbers().e}) is not allowed"
     elif isinstance(key, ec.EllipticCurvePublicKey):
-        if key.curve.name in CURVE_HASHES:
+        if key.curve.name in ALLOWED_CURVES:
             return key
         detail = f"elliptic curve {key.curve.name} is not allowed"
     elif isinstance(key, ed25519.Ed25519PublicKey):
@@ -138,22 +135,20 @@ def check_proof_of_possession(*, public_key: ClientKey, signature: bytes, challe
 
 
 def _verify(key: ClientKey, signature: bytes, message: bytes) -> None:
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        key.verify(signature, message)
-    elif isinstance(key, rsa.RSAPublicKey):
-        key.verify(signature, message, padding.PKCS1v15(), RSA_HASH())
-    else:
-        algorithm = ec.ECDSA(CURVE_HASHES[key.curve.name]())
-        try:
-            key.verify(signature, message, algorithm)
-        except InvalidSignature:
-            size = (key.curve.key_size + 7) // 8
-            if len(signature) != 2 * size:
-                raise
-            # A raw IEEE P1363 signature (r || s), which Fulcio also accepts.
-            r = int.from_bytes(signature[:size], "big")
-            s = int.from_bytes(signature[size:], "big")
-            key.verify(encode_dss_signature(r, s), message, algorithm)
+    # The key's own scheme: ECDSA with its curve's hash, RSA PKCS#1 v1.5 with SHA-256, Ed25519.
+    check = signature_verifier(key)
+    try:
+        check(signature, message)
+    except InvalidSignature:
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise
+        size = (key.curve.key_size + 7) // 8
+        if len(signature) != 2 * size:
+            raise
+        # A raw IEEE P1363 signature (r || s), which Fulcio also accepts.
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        check(encode_dss_signature(r, s), message)
 
 
 def load_csr(pem: bytes) -> x509.CertificateSigningRequest:
@@ -213,13 +208,13 @@ def check_algorithm(key: ClientKey, hash_algorithm: hashes.HashAlgorithm | None)
         RequestError: Fulcio's "signing algorithm not permitted" message.
     """
     if isinstance(key, ed25519.Ed25519PublicKey):
-        expected: type[hashes.HashAlgorithm] | None = None
+        expected: str | None = None
     elif isinstance(key, rsa.RSAPublicKey):
         expected = RSA_HASH
     else:
-        expected = CURVE_HASHES[key.curve.name]
-    actual = type(hash_algorithm) if hash_algorithm is not None else None
-    if actual is expected:
+        expected = curve_hash(key)
+    actual = hash_algorithm.name if hash_algorithm is not None else None
+    if actual == expected:
         return
     go_type = next(name for kind, name in _GO_KEY_TYPES.items() if isinstance(key, kind))
     go_hash = f"SHA-{hash_algorithm.digest_size * 8}" if hash_algorithm else "unknown hash value 0"
@@ -251,7 +246,7 @@ def _pem_block(data: bytes) -> tuple[bytes, bytes] | None:
     if match is None:
         return None
     try:
-        body = base64.b64decode(re.sub(rb"\s", b"", match["body"]), validate=True)
-    except binascii.Error as exc:
+        body = b64decode(re.sub(rb"\s", b"", match["body"]))
+    except ValueError as exc:
         raise ValueError("malformed PEM base64") from exc
     return match["label"], body

@@ -8,8 +8,6 @@ the log's SCT verifies against it (`cryptography`'s `tbs_precertificate_bytes` i
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import struct
 from collections.abc import Mapping, Sequence
@@ -23,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID
 
 from keyless.ca.signers import CASigner
+from keyless.core.encoding import b64decode, b64encode
 
 LOG_ID_BYTES = 32
 MAX_SCT_EXTENSIONS_BYTES = 1024
@@ -110,10 +109,10 @@ class SCT:
         """The JSON AddChainResponse, which Fulcio returns as a detached SCT."""
         return {
             "sct_version": 0,
-            "id": base64.b64encode(self.log_id).decode(),
+            "id": b64encode(self.log_id),
             "timestamp": self.timestamp_ms,
-            "extensions": base64.b64encode(self.extensions).decode(),
-            "signature": base64.b64encode(self.digitally_signed()).decode(),
+            "extensions": b64encode(self.extensions),
+            "signature": b64encode(self.digitally_signed()),
         }
 
 
@@ -192,6 +191,6 @@ def _b64(response: Mapping[str, Any], field: str) -> bytes:
     if not isinstance(value, str) or len(value) > 4 * MAX_SCT_SIGNATURE_BYTES:
         raise SCTFormatError(f"the AddChainResponse field {field!r} is not a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error as exc:
+        return b64decode(value)
+    except ValueError as exc:
         raise SCTFormatError(f"the AddChainResponse field {field!r} is not base64") from exc

@@ -7,10 +7,7 @@ ignored, as protojson does (fulcio.md §1.1).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,12 +17,12 @@ from cryptography.hazmat.primitives import serialization
 from keyless import strictjson
 from keyless.ca.errors import CAError, RequestError
 from keyless.ca.issuance import IssuedCertificate, SigningRequest
+from keyless.core.encoding import b64encode, protojson_b64decode
 
 DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
 MAX_FIELD_CHARS = 128 * 1024
 ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
 ERROR_DOMAIN = "keyless.dev"
-_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}\Z")
 
 
 def parse_v2_request(body: bytes, *, authorization: str | None) -> SigningRequest:
@@ -83,7 +80,7 @@ def render_v2_certificate(issued: IssuedCertificate) -> dict[str, Any]:
     return {
         "signedCertificateDetachedSct": {
             "chain": chain,
-            "signedCertificateTimestamp": base64.b64encode(detached_sct(issued)).decode(),
+            "signedCertificateTimestamp": b64encode(detached_sct(issued)),
         }
     }
 
@@ -93,7 +90,7 @@ def render_v1_certificate(issued: IssuedCertificate) -> tuple[str, dict[str, str
     body = "\n".join(_pem(cert).strip() for cert in issued.chain)
     headers = {}
     if not issued.embedded and issued.sct is not None:
-        headers["SCT"] = base64.b64encode(detached_sct(issued)).decode()
+        headers["SCT"] = b64encode(detached_sct(issued))
     return body, headers
 
 
@@ -190,13 +187,9 @@ def _bytes(document: Mapping[str, Any], camel: str, snake: str) -> bytes | None:
     text = _string(document, camel, snake)
     if not text:
         return None
-    if not _BASE64.match(text):
-        raise _type_error(camel, "base64")
     try:
-        return base64.urlsafe_b64decode(
-            text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4)
-        )
-    except (binascii.Error, ValueError) as exc:
+        return protojson_b64decode(text)
+    except ValueError as exc:
         raise _type_error(camel, "base64") from exc
 
 

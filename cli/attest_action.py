@@ -13,7 +13,6 @@ attested when asked).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import json
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from keyless.client.attest.statement import SLSA_V1
+from keyless.core.encoding import b64url_decode
 
 GITHUB_BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"
 MAX_SUBJECTS = 256
@@ -163,8 +163,7 @@ def _claims(token: str) -> dict[str, Any]:
     """The claims of the job's own token, read without verification: the CA verifies it, and
     the provenance it feeds is signed under a certificate bound to the same claims."""
     try:
-        body = token.split(".")[1]
-        value = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        value = json.loads(b64url_decode(token.split(".")[1]))
     except (IndexError, ValueError) as exc:
         raise ActionError("the job's OIDC token is not a JWT") from exc
     if not isinstance(value, dict):

@@ -11,7 +11,6 @@ expired token fails here with a clear message instead of at the CA.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -28,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from keyless.core.encoding import b64url_decode, format_rfc3339
 from keyless.oidc.errors import quote
 
 ENV_TOKEN = "SIGSTORE_ID_TOKEN"
@@ -90,8 +90,7 @@ def ambient_token(audience: str = DEFAULT_CLIENT_ID) -> str | None:
 def token_expiry(token: str) -> datetime | None:
     """The token's `exp`, read without verification (the CA verifies), or None if unreadable."""
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims = json.loads(b64url_decode(token.split(".")[1]))
         return datetime.fromtimestamp(claims["exp"], UTC)
     except (IndexError, ValueError, KeyError, TypeError, OverflowError):
         return None
@@ -102,7 +101,7 @@ def check_not_expired(token: str, *, now: datetime) -> None:
     expires_at = token_expiry(token)
     if expires_at is not None and expires_at <= now:
         raise TokenSourceError(
-            f"the identity token expired at {expires_at.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+            f"the identity token expired at {format_rfc3339(expires_at, whole_seconds=True)}",
             hint="get a fresh token; CI tokens live only minutes",
         )
 

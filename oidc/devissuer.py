@@ -8,7 +8,6 @@ development user without a password. Pending grants live in memory, so run one w
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -22,6 +21,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from keyless.core.encoding import b64url_encode
 from keyless.oidc.config import TrustedIssuers, issuers_from_document
 
 DEFAULT_AUDIENCE = "sigstore"
@@ -313,7 +313,7 @@ class DevIssuer:
         if grant.redirect_uri != redirect_uri or grant.client_id != client_id:
             raise DevIssuerError("invalid_grant", "redirect_uri or client_id does not match")
         digest = hashlib.sha256(code_verifier.encode()).digest()
-        expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        expected = b64url_encode(digest)
         if not secrets.compare_digest(expected, grant.code_challenge or ""):
             raise DevIssuerError("invalid_grant", "PKCE code_verifier does not match")
         return self.mint(grant.claims, issuer_url=self.issuer_url, now=now, audience=client_id)
@@ -357,7 +357,7 @@ def _thumbprint(jwk: Mapping[str, Any]) -> str:
     """The RFC 7638 JWK thumbprint of an RSA key, used as its kid."""
     canonical = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return b64url_encode(digest)
 
 
 def _is_sha1_hex(value: str) -> bool:

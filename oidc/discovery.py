@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import requests
 
 from keyless import strictjson
+from keyless.core.encoding import format_rfc3339
 from keyless.oidc.config import IssuerConfig, is_loopback_host
 from keyless.oidc.errors import TokenError, quote
 from keyless.oidc.tokens import VerificationKey, parse_jwks
@@ -168,10 +169,12 @@ class JWKSCache:
         """Raises TokenError if fetching `url` failed within the negative-cache TTL."""
         failed_at = self._failed_meta.get(url)
         if failed_at is not None and now - failed_at < self._limits.meta_negative_ttl:
+            retry_at = failed_at + self._limits.meta_negative_ttl
             raise TokenError(
                 "jwks-unavailable",
-                f"fetching this issuer's keys failed at {_iso(failed_at)}; not retried"
-                f" before {_iso(failed_at + self._limits.meta_negative_ttl)}",
+                f"fetching this issuer's keys failed at"
+                f" {format_rfc3339(failed_at, whole_seconds=True)}; not retried"
+                f" before {format_rfc3339(retry_at, whole_seconds=True)}",
             )
 
     def _remember_failure(self, url: str, now: datetime) -> None:
@@ -278,10 +281,6 @@ class JWKSCache:
                     handle.write(system + "\n" + issuer.ca_cert)
                 path = self._bundles[issuer.ca_cert] = handle.name
             return path
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _select(keys: Sequence[VerificationKey], kid: str | None) -> tuple[VerificationKey, ...]:

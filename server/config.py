@@ -23,6 +23,8 @@ from keyless.ca import CAConfig, CAConfigError
 from keyless.ca.config import token_key
 from keyless.ca.pkcs11 import TokenKey
 from keyless.core import strictyaml
+from keyless.core.encoding import parse_rfc3339
+from keyless.core.keys import CURVE_HASHES
 from keyless.oidc import ConfigError, TrustedIssuers, issuers_from_document, load_issuers
 from keyless.oidc.config import is_loopback_host
 from keyless.server.state import StateDirError, default_state_dir, read_private_key
@@ -60,7 +62,7 @@ _TSA_PKCS11_KEYS = (
 )
 _TSA_CURVES = ("secp256r1", "secp384r1")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-_LOG_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # what a trusted root can list
+_LOG_CURVES = tuple(CURVE_HASHES)  # what a trusted root can list: PublicKeyDetails' curves
 
 
 class ServerConfigError(Exception):
@@ -407,7 +409,7 @@ def _timestamp(entry: dict, key: str, where: str, problems: list[str]) -> dateti
     value = entry.get(key)
     if isinstance(value, str):  # strictyaml leaves unquoted timestamps strings too
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = parse_rfc3339(value)
         except ValueError:
             moment = None
     else:

@@ -8,7 +8,6 @@ something the official models would refuse.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Sequence
@@ -23,16 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 from sigstore_models.trustroot.v1 import ClientTrustConfig, SigningConfig, TrustedRoot
 
+from keyless.core.encoding import b64encode, format_rfc3339
+from keyless.core.keys import key_details
 from keyless.tlog import checkpoint_key_id, checkpoint_origin
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
-_KEY_DETAILS = {
-    "secp256r1": "PKIX_ECDSA_P256_SHA_256",
-    "secp384r1": "PKIX_ECDSA_P384_SHA_384",
-    "secp521r1": "PKIX_ECDSA_P521_SHA_512",
-}
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,7 @@ def signing_config(
         return {
             "url": url,
             "majorApiVersion": version,
-            "validFor": {"start": _time(start)},
+            "validFor": {"start": format_rfc3339(start, whole_seconds=True)},
             "operator": operator,
         }
 
@@ -142,20 +138,18 @@ def _log(key: LogKey) -> dict[str, Any]:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     if isinstance(key.public_key, ed25519.Ed25519PublicKey):
-        details = "PKIX_ED25519"
         key_id = checkpoint_key_id(key.public_key, name=checkpoint_origin(key.base_url))
     else:
-        details = _KEY_DETAILS[key.public_key.curve.name]
         key_id = hashlib.sha256(spki).digest()
     return {
         "baseUrl": key.base_url,
         "hashAlgorithm": "SHA2_256",
         "publicKey": {
-            "rawBytes": _b64(spki),
-            "keyDetails": details,
+            "rawBytes": b64encode(spki),
+            "keyDetails": key_details(key.public_key),
             "validFor": _window(key.start, key.end),
         },
-        "logId": {"keyId": _b64(key_id)},
+        "logId": {"keyId": b64encode(key_id)},
     }
 
 
@@ -169,7 +163,7 @@ def _ca(chain: CAChain) -> dict[str, Any]:
         "uri": chain.uri,
         "certChain": {
             "certificates": [
-                {"rawBytes": _b64(cert.public_bytes(serialization.Encoding.DER))}
+                {"rawBytes": b64encode(cert.public_bytes(serialization.Encoding.DER))}
                 for cert in chain.certificates
             ]
         },
@@ -183,12 +177,6 @@ def _name(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str | None:
 
 
 def _window(start: datetime, end: datetime | None) -> dict[str, str]:
-    return {"start": _time(start)} | ({"end": _time(end)} if end else {})
-
-
-def _time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+    return {"start": format_rfc3339(start, whole_seconds=True)} | (
+        {"end": format_rfc3339(end, whole_seconds=True)} if end else {}
+    )

@@ -11,16 +11,16 @@ bytes of SHA-256(name || "\\n" || 0x01 || raw key).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from keyless.core.encoding import b64decode, b64encode
+from keyless.core.keys import CURVE_HASHES, curve_hash, ecdsa
 from keyless.tlog.errors import CheckpointError
 from keyless.tlog.merkle import HASH_SIZE, MAX_TREE_SIZE
 
@@ -38,11 +38,6 @@ _NAME = re.compile(r"[^\s+]+\Z")
 _SIZE = re.compile(r"(?:0|[1-9][0-9]{0,18})\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TEXT_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
-_CURVE_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "secp256r1": hashes.SHA256,
-    "secp384r1": hashes.SHA384,
-    "secp521r1": hashes.SHA512,
-}
 
 
 @dataclass(frozen=True)
@@ -55,7 +50,7 @@ class NoteSignature:
 
     def render(self) -> str:
         """The signature line, newline included."""
-        blob = base64.b64encode(self.key_hint + self.signature).decode()
+        blob = b64encode(self.key_hint + self.signature)
         return f"{EM_DASH} {self.name} {blob}\n"
 
 
@@ -95,7 +90,7 @@ class Checkpoint:
 
     def text(self) -> str:
         """The note text that is signed."""
-        root = base64.b64encode(self.root_hash).decode()
+        root = b64encode(self.root_hash)
         lines = [self.origin, str(self.size), root, *self.extensions]
         return "".join(line + "\n" for line in lines)
 
@@ -137,13 +132,13 @@ def checkpoint_origin(base_url: str) -> str:
     return origin
 
 
-def _curve_hash(
-    key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey,
-) -> hashes.HashAlgorithm:
-    algorithm = _CURVE_HASHES.get(key.curve.name)
-    if algorithm is None:
-        raise TypeError(f"unsupported checkpoint curve {key.curve.name}")
-    return algorithm()
+def _ecdsa(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey) -> ec.ECDSA:
+    """ECDSA with the key's curve's hash (`core.keys`); a curve Sigstore does not use is a
+    key checkpoints cannot use, a caller's bug."""
+    try:
+        return ecdsa(curve_hash(key))
+    except ValueError:
+        raise TypeError(f"unsupported checkpoint curve {key.curve.name}") from None
 
 
 def sign_note(text: str, *, name: str, private_key: PrivateKey) -> SignedNote:
@@ -158,7 +153,7 @@ def sign_note(text: str, *, name: str, private_key: PrivateKey) -> SignedNote:
 def _sign_text(text: str, *, name: str, private_key: PrivateKey, hint: bytes) -> SignedNote:
     data = text.encode()
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        signature = private_key.sign(data, ec.ECDSA(_curve_hash(private_key)))
+        signature = private_key.sign(data, _ecdsa(private_key))
     elif isinstance(private_key, ed25519.Ed25519PrivateKey):
         signature = private_key.sign(data)
     else:
@@ -182,12 +177,9 @@ def _check_text(text: str) -> None:
 
 def _strict_b64(value: str, what: str) -> bytes:
     try:
-        decoded = base64.b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-        raise CheckpointError(f"{what} is not valid base64") from exc
-    if base64.b64encode(decoded).decode() != value:
-        raise CheckpointError(f"{what} is not canonical base64")
-    return decoded
+        return b64decode(value, what=what)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
 def parse_note(note: str | bytes) -> SignedNote:
@@ -259,7 +251,7 @@ def _verify_lines(
             continue
         try:
             if isinstance(public_key, ec.EllipticCurvePublicKey):
-                public_key.verify(sig.signature, data, ec.ECDSA(_curve_hash(public_key)))
+                public_key.verify(sig.signature, data, _ecdsa(public_key))
             else:
                 public_key.verify(sig.signature, data)
         except InvalidSignature as exc:
@@ -353,7 +345,7 @@ class CheckpointVerifier:
                 if hint is None:
                     self.public_key.verify(sig.signature, data)  # type: ignore[call-arg]
                 elif algorithm is None:
-                    _curve_hash(self.public_key)  # type: ignore[arg-type]  # raises TypeError
+                    _ecdsa(self.public_key)  # type: ignore[arg-type]  # raises TypeError
                 else:
                     self.public_key.verify(sig.signature, data, algorithm)  # type: ignore[call-arg]
             except InvalidSignature as exc:
@@ -368,11 +360,8 @@ class CheckpointVerifier:
         key = self.public_key
         prepared: tuple[bytes | None, ec.ECDSA | None]
         if isinstance(key, ec.EllipticCurvePublicKey):
-            algorithm = _CURVE_HASHES.get(key.curve.name)
-            prepared = (
-                key_hint(key, name=""),
-                None if algorithm is None else ec.ECDSA(algorithm()),
-            )
+            hash_name = CURVE_HASHES.get(key.curve.name)
+            prepared = (key_hint(key, name=""), None if hash_name is None else ecdsa(hash_name))
         elif isinstance(key, ed25519.Ed25519PublicKey):
             prepared = (None, None)
         else:

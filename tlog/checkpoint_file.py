@@ -21,8 +21,6 @@ sidecar lock file, and the file only ever moves forward to a larger tree.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import fcntl
 import hashlib
@@ -33,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from keyless.core.encoding import b64decode, b64encode
 from keyless.tlog.errors import LogStartError
 from keyless.tlog.merkle import HASH_SIZE
 from keyless.tlog.storage import MAX_LOG_SIZE, SignedHead
@@ -144,7 +143,7 @@ def _encode(head: SignedHead) -> bytes:
             "size": head.size,
             "rootHash": head.root_hash.hex(),
             "timestampMs": head.timestamp_ms,
-            "signed": base64.b64encode(head.signed).decode(),
+            "signed": b64encode(head.signed),
         }
     ).encode()
     if _HEADER.size + len(payload) > SLOT_BYTES:
@@ -165,9 +164,9 @@ def _decode(slot: bytes) -> SignedHead | None:
             document["size"],
             bytes.fromhex(document["rootHash"]),
             document["timestampMs"],
-            base64.b64decode(document["signed"], validate=True),
+            b64decode(document["signed"]),
         )
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    except (ValueError, KeyError, TypeError):
         return None
     if (
         not all(isinstance(n, int) and not isinstance(n, bool) for n in (size, timestamp))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from keyless.core.encoding import b64decode
 from keyless.tlog import metrics
 from keyless.tlog.ct_log import MAX_REQUEST_BYTES, CTLog, parse_chain_request
 from keyless.tlog.errors import LogError, RequestError
@@ -71,8 +70,8 @@ def get_sth_consistency() -> Response:
 def get_proof_by_hash() -> Response:
     raw = request.args.get("hash", "")
     try:
-        leaf_hash = base64.b64decode(raw, validate=True) if len(raw) <= 64 else b""
-    except binascii.Error:
+        leaf_hash = b64decode(raw, max_bytes=48)
+    except ValueError:
         leaf_hash = b""
     return jsonify(current_ct_log().get_proof_by_hash(leaf_hash, _integer("tree_size")))
 

@@ -7,32 +7,24 @@ writes. Certificate chains are refused here: no Sigstore client sends one in an 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from keyless.core.encoding import b64decode
+from keyless.core.keys import CURVE_HASHES, verify_signature
 from keyless.tlog.errors import EntryError
 
 MAX_PEM_BYTES = 32 * 1024
 MAX_SIGNATURE_BYTES = 2048
 MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 8192
-ALLOWED_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
-DIGESTS: dict[str, hashes.HashAlgorithm] = {
-    "sha256": hashes.SHA256(),
-    "sha384": hashes.SHA384(),
-    "sha512": hashes.SHA512(),
-}
-
-# Signature algorithm objects are immutable; building them per call shows up in profiles.
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
-_ECDSA_PREHASHED = {name: ec.ECDSA(utils.Prehashed(digest)) for name, digest in DIGESTS.items()}
+# The curves Sigstore signs on (P-256, P-384, P-521), as Rekor's own allow-list.
+ALLOWED_CURVES = frozenset(CURVE_HASHES)
 
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN (CERTIFICATE|PUBLIC KEY)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----\s*\Z"
@@ -89,15 +81,10 @@ def decode_b64(value: object, what: str, *, max_bytes: int) -> bytes:
     """
     if not isinstance(value, str) or not value:
         raise EntryError(f"{what} must be a non-empty base64 string")
-    if len(value) > (max_bytes + 2) // 3 * 4:
-        raise EntryError(f"{what} is larger than {max_bytes} bytes")
     try:
-        decoded = base64.b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-        raise EntryError(f"{what} is not valid base64") from exc
-    if base64.b64encode(decoded).decode() != value:
-        raise EntryError(f"{what} is not canonical base64")
-    return decoded
+        return b64decode(value, what=what, max_bytes=max_bytes)
+    except ValueError as exc:
+        raise EntryError(str(exc)) from exc
 
 
 def _check_key(key: object) -> VerifyingKey:
@@ -127,8 +114,8 @@ def parse_pem_key(pem: bytes) -> EntryKey:
         raise EntryError("public key must be one PEM CERTIFICATE or PUBLIC KEY block")
     kind, body = match.groups()
     try:
-        der = base64.b64decode(b"".join(body.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
+        der = b64decode(b"".join(body.split()))
+    except ValueError as exc:
         raise EntryError("public key PEM has invalid base64") from exc
     try:
         if kind == b"CERTIFICATE":
@@ -156,13 +143,10 @@ def verify_prehashed(key: VerifyingKey, signature: bytes, digest: bytes, algorit
     Raises:
         EntryError: the signature does not verify, or the key cannot sign digests.
     """
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        raise EntryError("ed25519 keys are not supported for hashedrekord entries")
     try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, digest, _ECDSA_PREHASHED[algorithm])
-        elif isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, digest, padding.PKCS1v15(), utils.Prehashed(DIGESTS[algorithm]))
-        else:
-            raise EntryError("ed25519 keys are not supported for hashedrekord entries")
+        verify_signature(key, signature, digest, hash_name=algorithm, prehashed=True)
     except InvalidSignature as exc:
         raise EntryError("signature does not verify against the digest") from exc
 
@@ -170,21 +154,12 @@ def verify_prehashed(key: VerifyingKey, signature: bytes, digest: bytes, algorit
 def verify_message(key: VerifyingKey, signature: bytes, message: bytes) -> None:
     """Check `signature` over `message` with SHA-256 (ECDSA, RSA PKCS#1 v1.5) or Ed25519 (DSSE).
 
+    SHA-256 whatever the curve, as Rekor's dsse and intoto types verify.
+
     Raises:
         EntryError: the signature does not verify.
     """
     try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, message, _ECDSA_SHA256)
-        elif isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            key.verify(signature, message)
+        verify_signature(key, signature, message, hash_name="sha256")
     except InvalidSignature as exc:
         raise EntryError("signature does not verify") from exc
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE pre-authentication encoding: what a DSSE signature covers."""
-    kind = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)

@@ -7,7 +7,6 @@ the UUID, and the log ID is the hex SHA-256 of the log key's DER SubjectPublicKe
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import time
@@ -18,6 +17,7 @@ import rfc8785
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keyless.core.encoding import b64encode
 from keyless.tlog.checkpoint import CheckpointSigner
 from keyless.tlog.errors import (
     DuplicateEntryError,
@@ -144,7 +144,7 @@ class RekorService:
         integrated_time = entry.integrated_ms // 1000
         payload = rfc8785.dumps(
             {
-                "body": base64.b64encode(entry.data).decode(),
+                "body": b64encode(entry.data),
                 "integratedTime": integrated_time,
                 "logID": self.log_id,
                 "logIndex": entry.index,

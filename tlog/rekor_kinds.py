@@ -8,7 +8,6 @@ SHA-256 of the canonical PEM>` and `san:<lower-cased SAN>`.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -18,13 +17,14 @@ from typing import Any
 import rfc8785
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from keyless.core.dsse import pae
+from keyless.core.encoding import b64encode
 from keyless.tlog.errors import EntryError
 from keyless.tlog.log import MAX_KEY_CHARS, MAX_KEYS_PER_ENTRY
 from keyless.tlog.pki import (
     MAX_SIGNATURE_BYTES,
     EntryKey,
     decode_b64,
-    pae,
     parse_pem_key,
     verify_message,
     verify_prehashed,
@@ -137,18 +137,14 @@ def _hashedrekord(spec_value: object) -> CanonicalEntry:
     canonical_spec = {
         "data": {"hash": digest},
         "signature": {
-            "content": _b64(raw_signature),
-            "publicKey": {"content": _b64(key.canonical_pem)},
+            "content": b64encode(raw_signature),
+            "publicKey": {"content": b64encode(key.canonical_pem)},
         },
     }
     keys = [f"hash:{digest['algorithm']}:{digest['value']}", *_key_search(key)]
     return CanonicalEntry(
         "hashedrekord", "0.0.1", _body("hashedrekord", "0.0.1", canonical_spec), tuple(keys)
     )
-
-
-def _b64(value: bytes) -> str:
-    return base64.b64encode(value).decode()
 
 
 def _parse_envelope_json(text: str) -> dict[str, Any]:
@@ -212,7 +208,7 @@ def _dsse(spec_value: object) -> CanonicalEntry:
         "envelopeHash": {"algorithm": "sha256", "value": envelope_hash},
         "payloadHash": {"algorithm": "sha256", "value": payload_hash},
         "signatures": [
-            {"signature": sig, "verifier": _b64(verified[sig].canonical_pem)}
+            {"signature": sig, "verifier": b64encode(verified[sig].canonical_pem)}
             for sig in sorted(verified)
         ],
     }

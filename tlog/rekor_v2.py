@@ -14,10 +14,8 @@ against the last before it is signed). What differs from v1:
 
 from __future__ import annotations
 
-import base64
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +26,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from keyless.core.encoding import b64encode
+from keyless.core.keys import HASH_ALGORITHMS, SCHEMES, hash_algorithm
 from keyless.tlog import tiles
 from keyless.tlog.checkpoint import CheckpointSigner, checkpoint_key_id
 from keyless.tlog.errors import EntryError, NotFoundError, StorageError
@@ -40,26 +40,20 @@ KIND = "hashedrekord"
 API_VERSION = "0.0.2"
 MAX_VERIFIER_BYTES = 16 * 1024
 MAX_CACHED_BYTES = 64 * 1024 * 1024  # full tiles and bundles kept in memory
-# key details -> (key check, digest name for the signature, the entry's data.algorithm)
-_KEY_DETAILS: dict[str, tuple[Callable[[object], bool], str, str]] = {
-    "PKIX_ECDSA_P256_SHA_256": (lambda k: _curve(k, "secp256r1"), "sha256", "SHA2_256"),
-    "PKIX_ECDSA_P384_SHA_384": (lambda k: _curve(k, "secp384r1"), "sha384", "SHA2_384"),
-    "PKIX_ECDSA_P521_SHA_512": (lambda k: _curve(k, "secp521r1"), "sha512", "SHA2_512"),
-    "PKIX_RSA_PKCS1V15_2048_SHA256": (lambda k: _rsa(k, 2048), "sha256", "SHA2_256"),
-    "PKIX_RSA_PKCS1V15_3072_SHA256": (lambda k: _rsa(k, 3072), "sha256", "SHA2_256"),
-    "PKIX_RSA_PKCS1V15_4096_SHA256": (lambda k: _rsa(k, 4096), "sha256", "SHA2_256"),
-}
-_DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+# The key details this log takes (the scheme each names is core.keys'): ECDSA with its curve's
+# hash and RSA PKCS#1 v1.5. Not Ed25519, which signs no digest, nor the rarer names.
+ACCEPTED_KEY_DETAILS = (
+    "PKIX_ECDSA_P256_SHA_256",
+    "PKIX_ECDSA_P384_SHA_384",
+    "PKIX_ECDSA_P521_SHA_512",
+    "PKIX_RSA_PKCS1V15_2048_SHA256",
+    "PKIX_RSA_PKCS1V15_3072_SHA256",
+    "PKIX_RSA_PKCS1V15_4096_SHA256",
+)
+# The entry's data.algorithm (protobuf HashAlgorithm) for the hash a scheme signs.
+_DATA_ALGORITHMS = {name: algorithm for algorithm, name in HASH_ALGORITHMS.items()}
 
 CheckpointKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
-
-
-def _curve(key: object, name: str) -> bool:
-    return isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == name
-
-
-def _rsa(key: object, bits: int) -> bool:
-    return isinstance(key, rsa.RSAPublicKey) and key.key_size == bits
 
 
 @dataclass(frozen=True)
@@ -152,16 +146,19 @@ def canonicalize(request: object) -> Canonical:
         },
     )
     details = _require(verifier, "keyDetails", "verifier")
-    if not isinstance(details, str) or details not in _KEY_DETAILS:
+    if not isinstance(details, str) or details not in ACCEPTED_KEY_DETAILS:
         raise EntryError(f"key details {str(details)[:64]!r} are not accepted")
-    matches, digest_name, algorithm = _KEY_DETAILS[details]
+    scheme = SCHEMES[details]
+    digest_name = scheme.hash_name
+    assert digest_name is not None  # every accepted scheme signs a hash
+    algorithm = _DATA_ALGORITHMS[digest_name]
     content = decode_b64(
         _require(signature, "content", "signature"),
         "signature content",
         max_bytes=MAX_SIGNATURE_BYTES,
     )
     digest = decode_b64(_require(spec, "digest", "hashedRekordRequestV002"), "digest", max_bytes=64)
-    if len(digest) != _DIGEST_SIZES[digest_name]:
+    if len(digest) != hash_algorithm(digest_name).digest_size:
         raise EntryError(f"digest is {len(digest)} bytes, {details} needs a {digest_name} digest")
     if ("publicKey" in verifier) == ("x509Certificate" in verifier):
         raise EntryError("verifier needs exactly one of publicKey or x509Certificate")
@@ -171,7 +168,7 @@ def canonicalize(request: object) -> Canonical:
         _require(raw, "rawBytes", kind), f"{kind} rawBytes", max_bytes=MAX_VERIFIER_BYTES
     )
     key = _load_key(kind, der)
-    if not matches(key):
+    if not scheme.matches(key):
         raise EntryError(f"the verifier's key does not match key details {details}")
     verify_prehashed(key, content, digest, digest_name)
     body = rfc8785.dumps(
@@ -180,10 +177,10 @@ def canonicalize(request: object) -> Canonical:
             "kind": KIND,
             "spec": {
                 "hashedRekordV002": {
-                    "data": {"algorithm": algorithm, "digest": _b64(digest)},
+                    "data": {"algorithm": algorithm, "digest": b64encode(digest)},
                     "signature": {
-                        "content": _b64(content),
-                        "verifier": {"keyDetails": details, kind: {"rawBytes": _b64(der)}},
+                        "content": b64encode(content),
+                        "verifier": {"keyDetails": details, kind: {"rawBytes": b64encode(der)}},
                     },
                 }
             },
@@ -206,10 +203,6 @@ def _load_key(kind: str, der: bytes) -> VerifyingKey:
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise EntryError(f"{kind} key type {type(key).__name__} is not accepted")
     return key
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 class RekorV2Service:

@@ -13,11 +13,11 @@ Mount with `init_app(app, service)`.
 
 from __future__ import annotations
 
-import base64
 import json
 
 from flask import Blueprint, Flask, Response, current_app, request
 
+from keyless.core.encoding import b64encode
 from keyless.tlog import metrics, tiles
 from keyless.tlog.errors import (
     BodyTooLargeError,
@@ -80,26 +80,22 @@ def _body(limit: int) -> bytes:
     return data
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 def entry_json(entry: V2Entry, *, key_id: bytes) -> dict[str, object]:
     """The `TransparencyLogEntry` (protobuf JSON, int64 as strings) for a logged entry."""
     return {
         "logIndex": str(entry.log_index),
-        "logId": {"keyId": _b64(key_id)},
+        "logId": {"keyId": b64encode(key_id)},
         "kindVersion": {"kind": KIND, "version": API_VERSION},
         "integratedTime": "0",
         "inclusionPromise": None,
         "inclusionProof": {
             "logIndex": str(entry.log_index),
-            "rootHash": _b64(entry.root_hash),
+            "rootHash": b64encode(entry.root_hash),
             "treeSize": str(entry.tree_size),
-            "hashes": [_b64(digest) for digest in entry.hashes],
+            "hashes": [b64encode(digest) for digest in entry.hashes],
             "checkpoint": {"envelope": entry.checkpoint},
         },
-        "canonicalizedBody": _b64(entry.body),
+        "canonicalizedBody": b64encode(entry.body),
     }
 
 

@@ -6,11 +6,11 @@ standard base64, errors `{"code": <int>, "message": <str>}`.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
 from keyless import strictjson
+from keyless.core.encoding import b64encode
 from keyless.tlog.errors import RequestError
 from keyless.tlog.pki import decode_b64
 from keyless.tlog.rekor import RekorEntry, SearchQuery
@@ -117,7 +117,7 @@ def entry_json(entry: RekorEntry) -> dict[str, Any]:
     """The LogEntry map `{entryID: {...}}` of Rekor's API."""
     return {
         entry.entry_id: {
-            "body": base64.b64encode(entry.body).decode(),
+            "body": b64encode(entry.body),
             "integratedTime": entry.integrated_time,
             "logID": entry.log_id,
             "logIndex": entry.log_index,
@@ -129,7 +129,7 @@ def entry_json(entry: RekorEntry) -> dict[str, Any]:
                     "rootHash": entry.root_hash.hex(),
                     "treeSize": entry.tree_size,
                 },
-                "signedEntryTimestamp": base64.b64encode(entry.signed_entry_timestamp).decode(),
+                "signedEntryTimestamp": b64encode(entry.signed_entry_timestamp),
             },
         }
     }

@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keyless.core.keys import CURVE_HASHES, hash_algorithm
 from keyless.tsa.certs import TSAChainError, check_tsa_chain
 from keyless.tsa.request import Rejected, TimestampRequest, parse_der_request, parse_json_request
 
@@ -38,9 +39,10 @@ _SIGNING_TIME = cms.CMSAttributeType("signing_time").dump()
 _MESSAGE_DIGEST = cms.CMSAttributeType("message_digest").dump()
 _CONTENT_TYPE_TST_INFO = cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}).dump()
 _CONTEXT_0 = b"\xa0"  # [0] IMPLICIT, constructed: replaces a SET OF's tag byte
+# The TSA signs with P-256 or P-384, each with its curve's hash (core.keys.CURVE_HASHES).
 _CURVES: dict[str, tuple[str, hashes.HashAlgorithm]] = {
-    "secp256r1": ("sha256", hashes.SHA256()),
-    "secp384r1": ("sha384", hashes.SHA384()),
+    curve: (CURVE_HASHES[curve], hash_algorithm(CURVE_HASHES[curve]))
+    for curve in ("secp256r1", "secp384r1")
 }
 
 

@@ -11,12 +11,12 @@ authority can answer with a `TimeStampResp` of status rejection instead of an HT
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 
 from asn1crypto import core, tsp
+
+from keyless.core.encoding import b64decode
 
 MAX_DER_REQUEST_BYTES = 4 * 1024
 MAX_JSON_REQUEST_BYTES = 1024  # sigstore/timestamp-authority's limit
@@ -139,8 +139,8 @@ def parse_json_request(body: bytes) -> TimestampRequest:
     if not isinstance(artifact_hash, str) or not artifact_hash:
         raise Rejected("bad_data_format", "artifactHash must be a base64 digest")
     try:
-        digest = base64.b64decode(artifact_hash.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        digest = b64decode(artifact_hash)
+    except ValueError as exc:
         raise Rejected("bad_data_format", "artifactHash is not valid base64") from exc
     _check_digest(algorithm.lower(), digest)
     nonce = value.get("nonce")

@@ -13,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from keyless.core.encoding import format_rfc3339
+
 if TYPE_CHECKING:
     from keyless.client.transparency.audit import AuditResult
     from keyless.client.transparency.tiles import TileLog
@@ -160,7 +162,7 @@ def _report(result: AuditResult, output: str) -> None:
     for cert in result.certificates:
         names = ", ".join(cert.identities) or "no identity"
         print(
-            f"{cert.logged.isoformat().replace('+00:00', 'Z')} CT {cert.ct_index} "
+            f"{format_rfc3339(cert.logged)} CT {cert.ct_index} "
             f"serial {cert.serial}: {names} ({cert.issuer or 'no issuer extension'}), "
             f"{cert.key_algorithm}"
         )

@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from keyless.core.encoding import format_rfc3339
+
 if TYPE_CHECKING:
     from keyless.ca.ceremony import CeremonyResult, KeyStore
     from keyless.ca.pkcs11 import TokenKey
@@ -191,8 +193,8 @@ def run_tsa(args: argparse.Namespace) -> int:
             {
                 "tsa-chain": str(result.retired_chain_path.resolve()),
                 "url": f"{args.public_url.rstrip('/')}/api/v1/timestamp",
-                "start": result.retired_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "start": format_rfc3339(result.retired_start, whole_seconds=True),
+                "end": format_rfc3339(end, whole_seconds=True),
             }
         ]
     print("# server.yaml")
@@ -292,8 +294,8 @@ def _config(args: argparse.Namespace, result: CeremonyResult, now: datetime) -> 
             {
                 "ca-chain": str(result.retired_chain_path.resolve()),
                 "url": args.public_url,
-                "start": result.retired_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "start": format_rfc3339(result.retired_start, whole_seconds=True),
+                "end": format_rfc3339(end, whole_seconds=True),
             }
         ]
     return yaml.safe_dump(document, sort_keys=False).rstrip()

@@ -17,6 +17,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from keyless.cli.commands import _images
+from keyless.core.encoding import format_rfc3339
 
 if TYPE_CHECKING:
     from keyless.client.oci import Reference
@@ -182,7 +183,7 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
         "identity": result.identity,
         "issuer": result.issuer,
         "log": {"url": result.log_url, "index": result.log_index, "kind": result.entry_kind},
-        "signedTimes": [t.isoformat().replace("+00:00", "Z") for t in result.signed_times],
+        "signedTimes": [format_rfc3339(t) for t in result.signed_times],
         "type": result.dsse_payload_type or "message-signature",
         "source": "bundle-file",
     }

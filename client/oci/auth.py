@@ -8,7 +8,6 @@ credential is an identity token. The token is then sent as `Authorization: Beare
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from keyless.client.oci.errors import (
     TooLargeError,
     UnauthorizedError,
 )
+from keyless.core.encoding import b64encode
 
 MAX_CHALLENGE_CHARS = 4096
 CLIENT_ID = "keyless"
@@ -73,7 +73,7 @@ def parse_challenge(header: str) -> Challenge:
 def basic_header(credential: Credential) -> str:
     """The `Authorization` value for HTTP Basic with `credential`."""
     raw = f"{credential.username}:{credential.password}".encode()
-    return "Basic " + base64.b64encode(raw).decode()
+    return "Basic " + b64encode(raw)
 
 
 def fetch_token(

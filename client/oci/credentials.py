@@ -8,8 +8,6 @@ fails is an error, since silently going anonymous would hide a broken login.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import re
@@ -21,6 +19,7 @@ from typing import Protocol
 
 from keyless.client.oci.errors import CredentialsError
 from keyless.client.oci.reference import DOCKER_HUB, DOCKER_HUB_API_HOST, DOCKER_HUB_LEGACY
+from keyless.core.encoding import b64decode
 
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_HELPER_OUTPUT_BYTES = 64 * 1024
@@ -136,10 +135,8 @@ class DockerConfigCredentials:
         encoded = entry.get("auth")
         if isinstance(encoded, str) and encoded:
             try:
-                username, sep, password = (
-                    base64.b64decode(encoded, validate=True).decode().partition(":")
-                )
-            except (binascii.Error, UnicodeDecodeError) as exc:
+                username, sep, password = b64decode(encoded).decode().partition(":")
+            except ValueError as exc:  # UnicodeDecodeError is one
                 raise CredentialsError(f"{self.path}: auth for {key} is not base64") from exc
             if not sep:
                 raise CredentialsError(f"{self.path}: auth for {key} is not user:password")

@@ -39,6 +39,7 @@ from keyless.client.oci.errors import (
 )
 from keyless.client.oci.reference import Reference
 from keyless.client.oci.registry import RegistryClient, parse_index_manifests
+from keyless.core.encoding import format_rfc3339
 
 COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 COSIGN_PAYLOAD_TYPE = "cosign container image signature"
@@ -124,7 +125,7 @@ def push_bundle(
     config = client.push_blob(image, OCI_EMPTY_BLOB, OCI_EMPTY)
     layer = client.push_blob(image, bundle, SIGSTORE_BUNDLE_V03)
     annotations = {
-        ANNOTATION_CREATED: created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ANNOTATION_CREATED: format_rfc3339(created_at, whole_seconds=True),
         ANNOTATION_BUNDLE_CONTENT: content,
     }
     if content == "dsse-envelope":

@@ -18,8 +18,6 @@ gate's cache key) changes whenever the trust does.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from keyless.client.trust import MAX_TRUSTED_ROOT_BYTES, PRODUCTION_ROOT_RESOURCE, TrustedRoot
 from keyless.client.verify.errors import TrustRootError
+from keyless.core.encoding import b64decode, b64encode
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -126,7 +125,7 @@ def _authority(entry: Any, where: str, problems: list[str]) -> dict[str, Any]:
         except ValueError:
             problems.append(f"{where}.certChain: not base64 of PEM certificates")
         else:
-            chain = [{"rawBytes": _b64(c.public_bytes(_der()))} for c in certificates]
+            chain = [{"rawBytes": b64encode(c.public_bytes(_der()))} for c in certificates]
     subject = entry.get("subject") or {}
     return {
         "subject": {
@@ -143,6 +142,8 @@ def _authority(entry: Any, where: str, problems: list[str]) -> dict[str, Any]:
 
 def _log(entry: Any, where: str, problems: list[str]) -> dict[str, Any]:
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from keyless.core.keys import key_details
 
     if not isinstance(entry, dict):
         problems.append(f"{where}: must be a mapping")
@@ -165,36 +166,20 @@ def _log(entry: Any, where: str, problems: list[str]) -> dict[str, Any]:
             problems.append(f"{where}.publicKey: not base64 of a PEM public key")
         else:
             raw = _spki(key)
-            details = _key_details(key)
-            if details is None:
+            try:
+                details = key_details(key)
+            except ValueError:
                 problems.append(f"{where}.publicKey: unsupported key type")
     return {
         "baseUrl": base_url if isinstance(base_url, str) else "",
         "hashAlgorithm": "SHA2_256",
         "publicKey": {
-            "rawBytes": _b64(raw),
+            "rawBytes": b64encode(raw),
             "keyDetails": details or "PKIX_ECDSA_P256_SHA_256",
             "validFor": {"start": _ALWAYS},
         },
-        "logId": {"keyId": _b64(hashlib.sha256(raw).digest())},
+        "logId": {"keyId": b64encode(hashlib.sha256(raw).digest())},
     }
-
-
-def _key_details(key: PublicKeyTypes) -> str | None:
-    """The trusted root's keyDetails for a log key, or None for a key type logs do not use."""
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return {
-            "secp256r1": "PKIX_ECDSA_P256_SHA_256",
-            "secp384r1": "PKIX_ECDSA_P384_SHA_384",
-            "secp521r1": "PKIX_ECDSA_P521_SHA_512",
-        }.get(key.curve.name)
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "PKIX_ED25519"
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size in (2048, 3072, 4096):
-        return f"PKIX_RSA_PKCS1V15_{key.key_size}_SHA256"
-    return None
 
 
 def _spki(key: PublicKeyTypes) -> bytes:
@@ -223,14 +208,10 @@ def _base64(value: Any, where: str, problems: list[str]) -> bytes | None:
         problems.append(f"{where}: missing (base64 of PEM)")
         return None
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
+        return b64decode(value)
+    except ValueError:
         problems.append(f"{where}: not valid base64")
         return None
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def _sha256(data: bytes) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -11,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from keyless.client.errors import NetworkError, ServiceRefusedError
 from keyless.client.http import error_message, json_body, new_session, request
+from keyless.core.encoding import b64encode
 
 
 class CAClient:
@@ -44,7 +43,7 @@ class CAClient:
             "POST",
             url,
             what="the CA",
-            json={"certificateSigningRequest": base64.b64encode(pem).decode()},
+            json={"certificateSigningRequest": b64encode(pem)},
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
         )
         if response.status_code != 200:

@@ -16,7 +16,6 @@ part-way leaves the ones already made (registries have no transactions).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from keyless.client.oci.registry import parse_index_manifests
 from keyless.client.oci.signatures import COSIGN_SIGN_PREDICATE, LEGACY_SUFFIX
 from keyless.client.sign.signer import EphemeralSigner, SigningResult
 from keyless.client.verify.dsse import INTOTO_PAYLOAD_TYPE
+from keyless.core.encoding import b64encode
 
 INTOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 # An index with more platforms than this is refused by --recursive rather than signed blindly.
@@ -178,9 +178,9 @@ def legacy_signature(
     if entry.inclusion_promise is None or entry.integrated_time is None:
         raise RuntimeError("a cosign v2 signature needs the log's signed entry timestamp")
     rekor_bundle = {
-        "SignedEntryTimestamp": _b64(entry.inclusion_promise.signed_entry_timestamp),
+        "SignedEntryTimestamp": b64encode(entry.inclusion_promise.signed_entry_timestamp),
         "Payload": {
-            "body": _b64(entry.canonicalized_body),
+            "body": b64encode(entry.canonicalized_body),
             "integratedTime": int(entry.integrated_time),
             "logIndex": int(entry.log_index),
             "logID": entry.log_id.key_id.hex(),
@@ -189,7 +189,7 @@ def legacy_signature(
     chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in signer.chain[1:])
     return LegacySignature(
         payload=payload,
-        signature=_b64(result.bundle.signature),
+        signature=b64encode(result.bundle.signature),
         certificate=signer.leaf_pem.decode(),
         chain=chain.decode() or None,
         rekor_bundle=json.dumps(rekor_bundle, separators=(",", ":")),
@@ -202,7 +202,3 @@ def _platform(platform: object) -> str | None:
         return None
     parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
     return "/".join(p for p in parts if isinstance(p, str) and p) or None
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -11,6 +10,7 @@ from sigstore_models.rekor.v1 import TransparencyLogEntry
 
 from keyless.client.errors import NetworkError, ServiceRefusedError
 from keyless.client.http import error_message, json_body, new_session, request
+from keyless.core.encoding import b64decode, b64encode
 
 
 def hashedrekord_entry(
@@ -23,8 +23,8 @@ def hashedrekord_entry(
         "spec": {
             "data": {"hash": {"algorithm": "sha256", "value": digest.hex()}},
             "signature": {
-                "content": base64.b64encode(signature).decode(),
-                "publicKey": {"content": base64.b64encode(certificate_pem).decode()},
+                "content": b64encode(signature),
+                "publicKey": {"content": b64encode(certificate_pem)},
             },
         },
     }
@@ -60,7 +60,7 @@ def entry_from_response(payload: Any) -> TransparencyLogEntry:
     """Map a v1 `{uuid: entry}` answer to a bundle's TransparencyLogEntry (rekor-bundle.md §3.4)."""
     try:
         ((_, entry),) = payload.items()
-        body = base64.b64decode(entry["body"], validate=True)
+        body = b64decode(entry["body"], what="the entry body")
         kind = json.loads(body)
         proof = entry["verification"]["inclusionProof"]
         wire = {
@@ -99,9 +99,10 @@ class LogV2Client:
         self._session = session or new_session()
 
     def upload_hashedrekord(
-        self, *, digest: bytes, signature: bytes, certificate_der: bytes
+        self, *, digest: bytes, signature: bytes, certificate_der: bytes, key_details: str
     ) -> TransparencyLogEntry:
-        """Log an ECDSA P-256 signature over a SHA-256 `digest` made by a certificate's key.
+        """Log a signature over a SHA-256 `digest` by a certificate's key, whose
+        PublicKeyDetails name is `key_details` (`keyless.core.keys.key_details`).
 
         Raises:
             ServiceRefusedError: the log refused the entry (its message is quoted).
@@ -110,12 +111,12 @@ class LogV2Client:
         url = f"{self.base_url}/api/v2/log/entries"
         proposed = {
             "hashedRekordRequestV002": {
-                "digest": base64.b64encode(digest).decode(),
+                "digest": b64encode(digest),
                 "signature": {
-                    "content": base64.b64encode(signature).decode(),
+                    "content": b64encode(signature),
                     "verifier": {
-                        "x509Certificate": {"rawBytes": base64.b64encode(certificate_der).decode()},
-                        "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                        "x509Certificate": {"rawBytes": b64encode(certificate_der)},
+                        "keyDetails": key_details,
                     },
                 },
             }
@@ -155,4 +156,4 @@ def v2_entry_from_response(payload: Any) -> TransparencyLogEntry:
 
 
 def _b64_hex(value: str) -> str:
-    return base64.b64encode(bytes.fromhex(value)).decode()
+    return b64encode(bytes.fromhex(value))

@@ -17,7 +17,6 @@ forms (bundle, cosign v2 legacy signature, each platform of an index) with one C
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -39,8 +38,10 @@ from keyless.client.sign.rekor import LogClient, LogV2Client, hashedrekord_entry
 from keyless.client.sign.timestamping import TimestampClient
 from keyless.client.trust import TrustedRoot
 from keyless.client.verify import AllOf, Identity, Issuer, VerificationError, Verifier
-from keyless.client.verify.dsse import pae
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
+from keyless.core.dsse import pae
+from keyless.core.encoding import b64encode
+from keyless.core.keys import key_details
 from keyless.oidc.acquire import check_not_expired
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -138,8 +139,8 @@ class EphemeralSigner:
         signature = self._key.sign(sha256, ec.ECDSA(Prehashed(hashes.SHA256())))
         content = {
             "messageSignature": {
-                "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(sha256)},
-                "signature": _b64(signature),
+                "messageDigest": {"algorithm": "SHA2_256", "digest": b64encode(sha256)},
+                "signature": b64encode(signature),
             }
         }
         if isinstance(self._log, LogV2Client):
@@ -167,9 +168,9 @@ class EphemeralSigner:
         signed = pae(payload_type, payload)
         signature = self._key.sign(signed, ec.ECDSA(hashes.SHA256()))
         envelope = {
-            "payload": _b64(payload),
+            "payload": b64encode(payload),
             "payloadType": payload_type,
-            "signatures": [{"sig": _b64(signature)}],
+            "signatures": [{"sig": b64encode(signature)}],
         }
         if isinstance(self._log, LogV2Client):
             return self._log_v2(
@@ -193,6 +194,7 @@ class EphemeralSigner:
             digest=digest,
             signature=signature,
             certificate_der=self.leaf.public_bytes(serialization.Encoding.DER),
+            key_details=key_details(self._key.public_key()),
         )
         return self._finish(entry, content, artifact_sha256=artifact_sha256, timestamp=timestamp)
 
@@ -207,12 +209,14 @@ class EphemeralSigner:
         """Wrap a logged signature (and its RFC 3161 timestamp, if any) in a v0.3 bundle, and
         verify it when a root is at hand."""
         material: dict[str, Any] = {
-            "certificate": {"rawBytes": _b64(self.leaf.public_bytes(serialization.Encoding.DER))},
+            "certificate": {
+                "rawBytes": b64encode(self.leaf.public_bytes(serialization.Encoding.DER))
+            },
             "tlogEntries": [entry.to_dict()],
         }
         if timestamp is not None:
             material["timestampVerificationData"] = {
-                "rfc3161Timestamps": [{"signedTimestamp": _b64(timestamp)}]
+                "rfc3161Timestamps": [{"signedTimestamp": b64encode(timestamp)}]
             }
         # Parsed from JSON, as readers parse it: sigstore-models refuses enum names and other
         # wire spellings in Python mode (strict), so from_dict would reject a valid bundle.
@@ -271,11 +275,7 @@ def dsse_entry(envelope: dict[str, Any], *, certificate_pem: bytes) -> dict[str,
         "spec": {
             "proposedContent": {
                 "envelope": json.dumps(envelope, separators=(",", ":")),
-                "verifiers": [_b64(certificate_pem)],
+                "verifiers": [b64encode(certificate_pem)],
             }
         },
     }
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

@@ -9,8 +9,6 @@ logged signature, key and payload digest must be this signature's.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from typing import TYPE_CHECKING, Protocol
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from keyless.client.bundle import Bundle
 from keyless.client.errors import ClientError, NetworkError
 from keyless.client.oci.signatures import COSIGN_PAYLOAD_TYPE
+from keyless.core.encoding import b64decode, b64encode
 
 if TYPE_CHECKING:
     from sigstore_models.rekor.v1 import TransparencyLogEntry
@@ -97,8 +96,8 @@ def legacy_bundle(
         raise ClientError("it carries no transparency log evidence")
     try:
         leaf = x509.load_pem_x509_certificate(signature.certificate.encode())
-        raw_signature = base64.b64decode(signature.signature, validate=True)
-    except (ValueError, binascii.Error) as exc:
+        raw_signature = b64decode(signature.signature)
+    except ValueError as exc:
         raise ClientError("its certificate or signature is malformed") from exc
     log_id, log_index, body = _rekor_annotation(signature.rekor_bundle)
     log = trusted_root.tlogs.get(log_id)
@@ -116,13 +115,13 @@ def legacy_bundle(
                 "mediaType": _BUNDLE_MEDIA_TYPE,
                 "verificationMaterial": {
                     "certificate": {
-                        "rawBytes": _b64(leaf.public_bytes(serialization.Encoding.DER))
+                        "rawBytes": b64encode(leaf.public_bytes(serialization.Encoding.DER))
                     },
                     "tlogEntries": [entry.to_dict()],
                 },
                 "messageSignature": {
-                    "messageDigest": {"algorithm": "SHA2_256", "digest": _b64(sha256)},
-                    "signature": _b64(raw_signature),
+                    "messageDigest": {"algorithm": "SHA2_256", "digest": b64encode(sha256)},
+                    "signature": b64encode(raw_signature),
                 },
             }
         )
@@ -140,13 +139,9 @@ def _rekor_annotation(text: str) -> tuple[bytes, int, bytes]:
         payload = json.loads(text)["Payload"]
         log_id = bytes.fromhex(payload["logID"])
         log_index = payload["logIndex"]
-        body = base64.b64decode(payload["body"], validate=True)
-    except (ValueError, RecursionError, KeyError, TypeError, binascii.Error) as exc:
+        body = b64decode(payload["body"])
+    except (ValueError, RecursionError, KeyError, TypeError) as exc:
         raise ClientError("its transparency log annotation is malformed") from exc
     if isinstance(log_index, bool) or not isinstance(log_index, int) or not 0 <= log_index < 2**63:
         raise ClientError("its transparency log annotation has an invalid log index")
     return log_id, log_index, body
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()

@@ -1,4 +1,4 @@
-"""DSSE envelopes: the pre-authentication encoding, and in-toto subjects as the artifact."""
+"""DSSE envelopes: in-toto subjects as the artifact (the PAE is `keyless.core.dsse`)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,6 @@ STATEMENT_TYPES = frozenset(
     {"https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1"}
 )
 MAX_SUBJECTS = 4096
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE v1 pre-authentication encoding: what the envelope signature covers."""
-    kind = payload_type.encode()
-    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
 def check_subject(payload_type: str, payload: bytes, *, artifact: Artifact) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from datetime import datetime
+from keyless.core.encoding import format_rfc3339
 
 
 class VerificationError(Exception):
@@ -58,6 +55,5 @@ def quoted(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def iso(moment: datetime) -> str:
-    """An aware UTC datetime as RFC 3339 with `Z`, the way trust roots and logs write it."""
-    return moment.isoformat().replace("+00:00", "Z")
+# This module's copy was `iso`; client/trust.py still imports it by that name.
+iso = format_rfc3339

@@ -38,8 +38,8 @@ from keyless.client.verify.cosign_legacy import (
     simple_signing_digest,
 )
 from keyless.client.verify.dsse import INTOTO_PAYLOAD_TYPE
-from keyless.client.verify.errors import iso
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
+from keyless.core.encoding import format_rfc3339
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -88,7 +88,7 @@ class VerifiedSignature:
             "identity": self.identity,
             "issuer": self.issuer,
             "log": {"url": self.log_url, "index": self.log_index, "kind": self.entry_kind},
-            "signedTimes": [iso(t) for t in self.signed_times],
+            "signedTimes": [format_rfc3339(t) for t in self.signed_times],
             "type": self.signature_type,
             "source": self.source,
         }

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from keyless.client.verify.certs import extension_value
 from keyless.client.verify.errors import VerificationError
+from keyless.core.encoding import format_rfc3339
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -59,7 +60,7 @@ def check_sct(
         if not log.valid_for.contains(when):
             raise VerificationError(
                 "sct",
-                f"SCT time {when.isoformat()} is outside the validity "
+                f"SCT time {format_rfc3339(when)} is outside the validity "
                 f"{log.valid_for.describe()} of CT log {log.base_url}",
             )
         if sct.entry_type != LogEntryType.PRE_CERTIFICATE:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from keyless.client.verify.errors import VerificationError, iso
+from keyless.client.verify.errors import VerificationError
+from keyless.core.encoding import format_rfc3339
 
 if TYPE_CHECKING:
     from rfc3161_client import TimeStampResponse
@@ -79,7 +80,7 @@ def _check_one(
 
     gen_time = response.tst_info.gen_time
     if not authorities:
-        return None, f"({iso(gen_time)}): the trusted root lists no TSA"
+        return None, f"({format_rfc3339(gen_time)}): the trusted root lists no TSA"
     failures: list[str] = []
     for authority in authorities:
         chain = authority.certificates
@@ -93,12 +94,12 @@ def _check_one(
             continue
         if not authority.valid_for.contains(gen_time):
             failures.append(
-                f"{authority.uri or 'TSA'}: time {iso(gen_time)} is outside the trusted "
+                f"{authority.uri or 'TSA'}: time {format_rfc3339(gen_time)} is outside the trusted "
                 f"validity {authority.valid_for.describe()}"
             )
             continue
         return gen_time, ""
     return None, (
-        f"({iso(gen_time)}) does not verify against any trusted TSA over the bundle "
+        f"({format_rfc3339(gen_time)}) does not verify against any trusted TSA over the bundle "
         f"signature ({'; '.join(failures)})"
     )

@@ -10,7 +10,8 @@ import base64
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from keyless.client.verify.errors import VerificationError, iso
+from keyless.client.verify.errors import VerificationError
+from keyless.core.encoding import b64encode, format_rfc3339
 
 if TYPE_CHECKING:
     from sigstore_models.rekor.v1 import TransparencyLogEntry
@@ -29,7 +30,7 @@ def find_log(entry: TransparencyLogEntry, *, tlogs: dict[bytes, LogKey]) -> LogK
     if log is None:
         raise VerificationError(
             "log-entry",
-            f"log ID {base64.b64encode(entry.log_id.key_id).decode()} is not a transparency "
+            f"log ID {b64encode(entry.log_id.key_id)} is not a transparency "
             "log in the trusted root",
             hint="is the bundle from another Sigstore instance? pass its --trusted-root",
         )
@@ -94,7 +95,7 @@ def set_payload(*, body: bytes, integrated_time: int, log_id: bytes, log_index: 
 
         return rfc8785.dumps(
             {
-                "body": base64.b64encode(body).decode(),
+                "body": b64encode(body),
                 "integratedTime": integrated_time,
                 "logID": log_id.hex(),
                 "logIndex": log_index,
@@ -113,7 +114,7 @@ def check_log_key_validity(log: LogKey, moment: datetime, *, what: str) -> None:
     if not log.valid_for.contains(moment):
         raise VerificationError(
             "log-entry",
-            f"{what} {iso(moment)} is outside the validity {log.valid_for.describe()} "
+            f"{what} {format_rfc3339(moment)} is outside the validity {log.valid_for.describe()} "
             f"of log {log.base_url}",
         )
 

@@ -16,11 +16,14 @@ from keyless.client.verify import entry as log_body
 from keyless.client.verify import transparency
 from keyless.client.verify.artifact import Artifact
 from keyless.client.verify.certs import extension_value
-from keyless.client.verify.dsse import check_subject, pae
-from keyless.client.verify.errors import VerificationError, iso
+from keyless.client.verify.dsse import check_subject
+from keyless.client.verify.errors import VerificationError
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
 from keyless.client.verify.sct import check_sct
 from keyless.client.verify.timestamps import check_timestamps
+from keyless.core.dsse import pae
+from keyless.core.encoding import format_rfc3339
+from keyless.core.keys import HASH_ALGORITHMS, describe_key, key_details, signature_verifier
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -35,8 +38,6 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 # How many verified signed times (SET and RFC 3161 timestamps) a bundle needs by default, as
 # in sigstore-python and cosign (sigstore-go's observer-timestamp threshold of 1).
 DEFAULT_TIME_THRESHOLD = 1
-# The message digests a message-signature bundle may carry, by protobuf name.
-MESSAGE_DIGEST_ALGORITHMS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
 _logger = logging.getLogger(__name__)
 
 
@@ -62,7 +63,7 @@ class VerificationResult:
             "log": None
             if self.log_url is None
             else {"url": self.log_url, "index": self.log_index, "kind": self.entry_kind},
-            "signedTimes": [t.isoformat().replace("+00:00", "Z") for t in self.signed_times],
+            "signedTimes": [format_rfc3339(t) for t in self.signed_times],
             "dssePayloadType": self.dsse_payload_type,
             "timestampFailures": list(self.timestamp_failures),
         }
@@ -230,7 +231,9 @@ class Verifier:
         for moment in times:
             if moment > now + MAX_CLOCK_SKEW:
                 raise VerificationError(
-                    "time", f"signed time {iso(moment)} is in the future (now {iso(now)})"
+                    "time",
+                    f"signed time {format_rfc3339(moment)} is in the future"
+                    f" (now {format_rfc3339(now)})",
                 )
             if log is not None:
                 transparency.check_log_key_validity(log, moment, what="signed time")
@@ -256,7 +259,8 @@ class Verifier:
         ]
         if not candidates:
             raise VerificationError(
-                "certificate-chain", f"no trusted CA was valid at signing time {iso(moment)}"
+                "certificate-chain",
+                f"no trusted CA was valid at signing time {format_rfc3339(moment)}",
             )
         failures: list[str] = []
         for authority, store in candidates:
@@ -273,7 +277,7 @@ class Verifier:
                 failures.append(f"{authority.uri or 'CA'}: {exc}")
         raise VerificationError(
             "certificate-chain",
-            f"the certificate does not chain to a trusted CA at {iso(moment)} "
+            f"the certificate does not chain to a trusted CA at {format_rfc3339(moment)} "
             f"({'; '.join(failures)})",
         )
 
@@ -303,7 +307,7 @@ class Verifier:
             signed_bytes, prehashed = pae(envelope.payload_type, envelope.payload), False
             algorithm, digest = "sha256", hashlib.sha256(signed_bytes).digest()
         # 13. The signature verifies with the signing key.
-        _check_signature(
+        details = _check_signature(
             key, bundle.signature, signed_bytes, prehashed=prehashed, algorithm=algorithm
         )
         # 14. The log entry records this signature, key and artifact (a log-less bundle has none).
@@ -320,7 +324,7 @@ class Verifier:
                     serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
                 ),
                 leaf_der=bundle.leaf_der,
-                key_details=_key_details(key),
+                key_details=details,
                 signature=bundle.signature,
                 digest=digest,
                 payload=envelope.payload if envelope is not None else None,
@@ -364,7 +368,7 @@ def _message_digest(bundle: Bundle, artifact: Artifact) -> tuple[str, bytes]:
     artifact's digest by that algorithm."""
     stated = bundle.message_digest
     name = stated.algorithm.value if stated is not None else "SHA2_256"
-    algorithm = MESSAGE_DIGEST_ALGORITHMS.get(name)
+    algorithm = HASH_ALGORITHMS.get(name)
     if algorithm is None:
         raise VerificationError(
             "message-digest", f"bundle message digest algorithm {name} is not supported"
@@ -421,8 +425,8 @@ def _check_within_certificate(leaf: x509.Certificate, moment: datetime) -> None:
     if not start <= moment <= end:
         raise VerificationError(
             "certificate-validity",
-            f"signed time {iso(moment)} is outside the certificate validity "
-            f"{iso(start)}..{iso(end)}",
+            f"signed time {format_rfc3339(moment)} is outside the certificate validity "
+            f"{format_rfc3339(start)}..{format_rfc3339(end)}",
         )
 
 
@@ -443,43 +447,30 @@ def _check_profile(leaf: x509.Certificate) -> None:
 
 def _check_signature(
     key: PublicKeyTypes, signature: bytes, data: bytes, *, prehashed: bool, algorithm: str
-) -> None:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+) -> str:
+    """Step 13; returns the key's PublicKeyDetails, which a Rekor v2 entry records (step 14).
 
-    hash_algorithm = {
-        "sha256": hashes.SHA256,
-        "sha384": hashes.SHA384,
-        "sha512": hashes.SHA512,
-    }[algorithm]()
-    chosen = utils.Prehashed(hash_algorithm) if prehashed else hash_algorithm
+    A signing key must be one Sigstore names (ECDSA P-256, P-384, P-521; RSA 2048, 3072,
+    4096), so a bundle cannot verify here with a key no other Sigstore verifier knows. Ed25519
+    is named but not taken: a hashedrekord is a signature over a digest, which it cannot make.
+    """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, data, ec.ECDSA(chosen))
-        elif isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, data, padding.PKCS1v15(), chosen)
-        else:
-            raise VerificationError(
-                "signature", f"unsupported signing key type {type(key).__name__}"
-            )
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            raise ValueError("an Ed25519 key signs no digest")
+        details = key_details(key)
+        check = signature_verifier(key, hash_name=algorithm, prehashed=prehashed)
+    except ValueError as exc:
+        raise VerificationError(
+            "signature", f"unsupported signing key type {describe_key(key)}"
+        ) from exc
+    try:
+        check(signature, data)
     except InvalidSignature as exc:
         what = "artifact" if prehashed else "DSSE envelope"
         raise VerificationError(
             "signature", f"the signature over the {what} does not verify with the signing key"
         ) from exc
-
-
-def _key_details(key: PublicKeyTypes) -> str:
-    """The protobuf-specs PublicKeyDetails name Rekor v2 records for this key."""
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return {
-            "secp256r1": "PKIX_ECDSA_P256_SHA_256",
-            "secp384r1": "PKIX_ECDSA_P384_SHA_384",
-            "secp521r1": "PKIX_ECDSA_P521_SHA_512",
-        }.get(key.curve.name, "unsupported")
-    if isinstance(key, rsa.RSAPublicKey):
-        return f"PKIX_RSA_PKCS1V15_{key.key_size}_SHA256"
-    return "unsupported"
+    return details

@@ -10,13 +10,13 @@ as an AdmissionReview refusal (`RequestError`, code 400), which the API server s
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from keyless import strictjson
+from keyless.core.encoding import b64encode
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -167,7 +167,7 @@ def response(
     if patch:
         text = json.dumps(patch, separators=(",", ":"))
         answer["patchType"] = "JSONPatch"
-        answer["patch"] = base64.b64encode(text.encode()).decode("ascii")
+        answer["patch"] = b64encode(text.encode())
     if warnings:
         answer["warnings"] = warnings
     return {"apiVersion": API_VERSION, "kind": KIND, "response": answer}

@@ -9,10 +9,10 @@ None`, `admissionReviewVersions: [v1]`, and a namespace opt-in (label `keyless.d
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from keyless.core.encoding import b64encode
 from keyless.server.gate.tls import SERVICE
 
 PORT = 8443
@@ -68,10 +68,10 @@ def manifests(options: ManifestOptions) -> list[dict[str, Any]]:
                 "kind": "Secret",
                 "metadata": {"name": f"{SERVICE}-tls", "namespace": ns},
                 "type": "kubernetes.io/tls",
-                "data": {"tls.crt": _b64(cert), "tls.key": _b64(key)},
+                "data": {"tls.crt": b64encode(cert), "tls.key": b64encode(key)},
             }
         )
-        ca_bundle = _b64(cert)
+        ca_bundle = b64encode(cert)
     docs.append(_deployment(options, meta, labels))
     docs.append(
         {
@@ -318,7 +318,3 @@ def _webhooks(
         "metadata": {"name": f"{SERVICE}.keyless.dev"},
         "webhooks": [webhook],
     }
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

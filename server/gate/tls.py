@@ -9,7 +9,6 @@ right.
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import os
 import ssl
@@ -20,6 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from keyless.core.encoding import b64encode
 
 SERVICE = "keyless-gate"
 CERT_FILE, KEY_FILE = "tls.crt", "tls.key"
@@ -100,7 +101,7 @@ def self_signed(directory: Path, names: list[str]) -> tuple[Path, Path]:
 
 def ca_bundle(cert_path: Path) -> str:
     """The webhook configurations' `caBundle`: the certificate PEM, base64."""
-    return base64.b64encode(cert_path.read_bytes()).decode("ascii")
+    return b64encode(cert_path.read_bytes())
 
 
 def check_pair(cert_path: Path, key_path: Path) -> None:

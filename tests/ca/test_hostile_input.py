@@ -177,6 +177,23 @@ def test_dev_issuer_mint_refuses_hostile_json(server_ca, path: str, body: bytes,
             "invalid value for field 'certificateSigningRequest': expected base64",
             id="csr-not-base64",
         ),
+        # protojson's bytes as Go reads them (core.encoding.protojson_b64decode): one alphabet,
+        # padding by length, and canonical.
+        pytest.param(
+            b'{"certificateSigningRequest": "+_8="}',
+            "invalid value for field 'certificateSigningRequest': expected base64",
+            id="csr-mixed-alphabets",
+        ),
+        pytest.param(
+            b'{"certificateSigningRequest": "QQ="}',
+            "invalid value for field 'certificateSigningRequest': expected base64",
+            id="csr-short-padding",
+        ),
+        pytest.param(
+            b'{"certificateSigningRequest": "QR=="}',
+            "invalid value for field 'certificateSigningRequest': expected base64",
+            id="csr-non-canonical",
+        ),
         pytest.param(
             b'{"publicKeyRequest": {"publicKey": {"content": false}}}',
             "invalid value for field 'content': expected a string",
@@ -234,6 +251,11 @@ CHAIN_SHAPE = 'expected {"chain": [...]} with 1 to 10 certificates'
             b'{"chain": ["\\u00e9"]}',
             "chain entries must be base64 DER certificates",
             id="item-nonascii",
+        ),
+        pytest.param(
+            b'{"chain": ["QR=="]}',
+            "chain entries must be base64 DER certificates",
+            id="item-non-canonical",
         ),
         pytest.param(
             b'{"chain": ["' + b"A" * 70_000 + b'"]}',

@@ -127,7 +127,9 @@ class Instance:
         self.log_id = hashlib.sha256(_spki(self.log_key.public_key())).digest()
         self.ct_log_id = hashlib.sha256(_spki(self.ct_key.public_key())).digest()
 
-    def trusted_root(self, *, log_end: datetime | None = None) -> dict:
+    def trusted_root(
+        self, *, log_end: datetime | None = None, ct_end: datetime | None = None
+    ) -> dict:
         """The TrustedRoot JSON (as a dict) listing this instance."""
 
         def valid_for(end: datetime | None = None) -> dict:
@@ -166,7 +168,7 @@ class Instance:
                     "validFor": valid_for(),
                 }
             ],
-            "ctlogs": [log(self.ct_key, "https://ct.keyless.test")],
+            "ctlogs": [log(self.ct_key, "https://ct.keyless.test", ct_end)],
         }
 
     def issue_leaf(
@@ -294,10 +296,11 @@ class Instance:
         signed_at: datetime | None = None,
         extra: dict[int, str] | None = None,
         sct_key: ec.EllipticCurvePrivateKey | None = None,
+        signing_key: ec.EllipticCurvePrivateKey | None = None,
     ) -> dict:
         """A v0.3 message-signature bundle over `artifact`, logged one minute after issuance."""
         issued = signed_at or self.start + timedelta(days=1)
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = signing_key or ec.generate_private_key(ec.SECP256R1())
         leaf = self.issue_leaf(
             key, identity=identity, issuer=issuer, not_before=issued, extra=extra, sct_key=sct_key
         )

@@ -1,4 +1,4 @@
-"""The small pure checks on their own: DSSE PAE and subjects, log bodies, artifact input."""
+"""The small pure checks on their own: DSSE subjects, log bodies, artifact input."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from keyless.client.verify import VerificationError
 from keyless.client.verify.artifact import Artifact, resolve_artifact
-from keyless.client.verify.dsse import check_subject, pae
+from keyless.client.verify.dsse import check_subject
 from keyless.client.verify.entry import Signed, check_entry_body
 
 DIGEST = hashlib.sha256(b"a").hexdigest()
@@ -26,13 +26,6 @@ def _statement(*digests: str) -> bytes:
             "predicate": {},
         }
     ).encode()
-
-
-def test_pae_known_answer() -> None:
-    # The example from the DSSE v1 protocol document.
-    assert pae("http://example.com/HelloWorld", b"hello world") == (
-        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
-    )
 
 
 def test_subject_matches_any_listed_digest() -> None:

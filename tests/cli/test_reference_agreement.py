@@ -33,7 +33,7 @@ from keyless.client.verify import (
     Verifier,
 )
 from keyless.client.verify.artifact import Artifact
-from keyless.client.verify.dsse import pae
+from keyless.core.dsse import pae
 from tests.cli.conftest import START
 from tests.cli.forge import Instance, dumps
 from tests.conftest import DATA

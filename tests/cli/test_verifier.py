@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from keyless.client.bundle import Bundle
 from keyless.client.trust import TrustedRoot
@@ -180,6 +181,15 @@ def test_sct_from_an_untrusted_ct_log(instance: Instance, other_instance: Instan
     assert error.detail.startswith("no SCT is from a CT log in the trusted root")
 
 
+def test_a_signing_key_sigstore_has_no_name_for_is_refused(instance: Instance) -> None:
+    # secp256k1 has no PublicKeyDetails. Before core.keys, the ECDSA check took any curve and
+    # only a Rekor v2 entry's key details (then the string "unsupported") could refuse it.
+    bundle = instance.sign(ARTIFACT, signing_key=ec.generate_private_key(ec.SECP256K1()))
+    error = _failure(instance, bundle)
+    assert error.check == "signature"
+    assert error.detail == "unsupported signing key type ECDSA secp256k1"
+
+
 def test_signed_time_in_the_future(instance: Instance) -> None:
     bundle = instance.sign(ARTIFACT)
     error = _failure(instance, bundle, now=START)
@@ -191,6 +201,15 @@ def test_log_key_expired_before_integration(instance: Instance) -> None:
     error = _failure(instance, instance.sign(ARTIFACT), log_end=START + timedelta(hours=1))
     assert error.check == "log-entry"
     assert "is outside the validity" in error.detail
+
+
+def test_sct_time_outside_the_ct_log_key_validity(instance: Instance) -> None:
+    error = _failure(instance, instance.sign(ARTIFACT), ct_end=START + timedelta(hours=1))
+    assert error.check == "sct"
+    # RFC 3339 with Z, as every other time in a verification message (core.encoding).
+    assert error.detail.startswith(
+        f"SCT time {(START + timedelta(days=1)).strftime('%Y-%m-%dT%H:%M:%SZ')} is outside"
+    ), error.detail
 
 
 def test_integrated_time_outside_certificate_validity(instance: Instance) -> None:

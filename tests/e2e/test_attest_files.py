@@ -117,7 +117,7 @@ def _check_logged_as(bundle: dict, rekor_version: int) -> None:
     envelope's signature, and an RFC 3161 timestamp over that signature."""
     from rfc3161_client import decode_timestamp_response
 
-    from keyless.client.verify.dsse import pae
+    from keyless.core.dsse import pae
 
     material = bundle["verificationMaterial"]
     [entry] = material["tlogEntries"]

@@ -539,7 +539,7 @@ def test_dsse_and_intoto_entries_are_chain_checked(log, tmp_path, capsys) -> Non
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from keyless.tlog.pki import pae
+    from keyless.core.dsse import pae
 
     def b64(data: bytes) -> str:
         return base64.b64encode(data).decode()

@@ -242,8 +242,18 @@ def test_the_v2_log_key_rotated_in_place(tmp_path: Path, capsys) -> None:
             "  - tlog-key: missing.pub\n    url: http://x\n    start: 2025-01-01T00:00:00Z\n",
             "retired-trust[1]: end must be a UTC time like 2026-01-31T00:00:00Z",
         ),
+        # RFC 3339 only (core.encoding.parse_rfc3339): ISO 8601's other forms were taken.
+        (
+            "  - tlog-key: missing.pub\n    url: http://x\n    start: 2025-01-01T00:00:00Z\n    end: 2026-01-01T00:00Z\n",
+            "retired-trust[1]: end must be a UTC time like 2026-01-31T00:00:00Z",
+        ),
+        # Fractions and offsets are RFC 3339's own: these parse (to 00:00:00.5Z and .4Z).
+        (
+            "  - tlog-key: missing.pub\n    url: http://x\n    start: '2025-01-01T02:00:00.5+02:00'\n    end: '2025-01-01T00:00:00.4Z'\n",
+            "retired-trust[1]: end must be after start",
+        ),
     ],
-    ids=["no-kind", "end-before-start", "no-end"],
+    ids=["no-kind", "end-before-start", "no-end", "end-without-seconds", "fraction-and-offset"],
 )
 def test_bad_retired_entries_are_refused(tmp_path: Path, entry: str, problem: str) -> None:
     config = tmp_path / "server.yaml"

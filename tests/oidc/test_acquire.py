@@ -158,3 +158,9 @@ def test_login_at_an_unreachable_issuer() -> None:
 def test_token_expiry_of_garbage_is_unknown() -> None:
     assert acquire.token_expiry("not-a-jwt") is None
     assert acquire.token_expiry("a.e30.c") is None
+
+
+def test_token_expiry_reads_base64url_strictly() -> None:
+    # {"exp":10}: unpadded base64url, as JWS writes it; padded, it is not a JWT's payload.
+    assert acquire.token_expiry("a.eyJleHAiOjEwfQ.c") == datetime.fromtimestamp(10, UTC)
+    assert acquire.token_expiry("a.eyJleHAiOjEwfQ==.c") is None

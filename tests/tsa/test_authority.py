@@ -239,6 +239,8 @@ def test_json_request_is_answered_like_der(authority) -> None:
             "sha1 is not accepted",
         ),
         (b'{"artifactHash":"!!"}', "bad_data_format", "not valid base64"),
+        # A SHA-256 digest spelt with its last character's unused bits set (core.encoding).
+        (b'{"artifactHash":"' + b"A" * 42 + b'B="}', "bad_data_format", "not valid base64"),
         (
             b'{"artifactHash":"' + b"A" * 43 + b'=","nonce":"1"}',
             "bad_request",

@@ -119,6 +119,12 @@ def test_static_credentials_answer_for_any_registry():
         pytest.param(
             {"auths": {"ghcr.io": {"auth": "%%%"}}}, "auth for ghcr.io is not base64", id="bad-b64"
         ),
+        # "u:" spelt with its unused bits set (canonical: "dTo="), read strictly (core.encoding).
+        pytest.param(
+            {"auths": {"ghcr.io": {"auth": "dTp="}}},
+            "auth for ghcr.io is not base64",
+            id="non-canonical-b64",
+        ),
         pytest.param(
             {"auths": {"ghcr.io": {"auth": base64.b64encode(b"nocolon").decode()}}},
             "auth for ghcr.io is not user:password",
