@@ -23,8 +23,6 @@ says what a body holds, or why it cannot be read.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +30,8 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from keyless import strictjson
+from keyless.core.encoding import b64decode
+from keyless.core.keys import HASH_ALGORITHMS
 
 # A body holds hashes, keys and signatures, never an artifact: what keyless's logs and
 # rekor-tiles take in one request bounds it.
@@ -43,7 +43,6 @@ MAX_PAYLOAD_TYPE_CHARS = 256
 MAX_KEY_DETAILS_CHARS = 64
 REKOR_V2_KINDS = frozenset({("hashedrekord", "0.0.2"), ("dsse", "0.0.2")})
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
-_V2_ALGORITHMS = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
 _HEX = re.compile(r"[0-9a-f]+\Z")
 
 
@@ -236,9 +235,9 @@ class _Fields:
     def v2_digest(self, name: str) -> Digest:
         """A v2 `{"algorithm": "SHA2_256", "digest": "<base64>"}`."""
         fields = self.object(name)
-        algorithm = _V2_ALGORITHMS.get(fields.string("algorithm", max_chars=32))
+        algorithm = HASH_ALGORITHMS.get(fields.string("algorithm", max_chars=32))
         if algorithm is None:
-            raise fields.error("algorithm", f"is not one of {', '.join(_V2_ALGORITHMS)}")
+            raise fields.error("algorithm", f"is not one of {', '.join(HASH_ALGORITHMS)}")
         value = fields.base64("digest", max_bytes=64)
         if len(value) != _DIGEST_SIZES[algorithm]:
             raise fields.error("digest", f"is not a {algorithm} digest")
@@ -285,9 +284,10 @@ class _Fields:
 
 
 def _b64(text: str) -> bytes | None:
+    """Strict, canonical base64 (core.encoding), or None for a field error to name."""
     try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        return b64decode(text)
+    except ValueError:
         return None
 
 

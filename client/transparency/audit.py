@@ -48,6 +48,7 @@ from keyless.client.errors import ClientError, NetworkError
 from keyless.client.http import json_body, new_session, request
 from keyless.client.transparency.tiles import LogInconsistencyError, TileLog
 from keyless.client.trust import LogKey
+from keyless.core.encoding import b64encode, format_rfc3339
 
 # Our CT log answers at most 256 entries per get-entries call; ask for that many.
 PAGE = 256
@@ -196,7 +197,7 @@ class IssuedCertificate:
     def to_json(self) -> dict[str, Any]:
         return {
             "ctIndex": self.ct_index,
-            "logged": self.logged.isoformat().replace("+00:00", "Z"),
+            "logged": format_rfc3339(self.logged),
             "serial": self.serial,
             "identities": list(self.identities),
             "issuer": self.issuer,
@@ -381,7 +382,7 @@ class Auditor:
     ) -> tuple[list[SignatureEntry], list[UnreadableEntry]]:
         """The entries the v1 log at `log_url` indexes under `cert`'s key that carry it, and
         those whose body cannot be read (named, not skipped)."""
-        spki = base64.b64encode(cert.public_key_pem).decode()
+        spki = b64encode(cert.public_key_pem)
         ids = self._post(
             f"{log_url}/api/v1/index/retrieve",
             {"publicKey": {"format": "x509", "content": spki}},

@@ -33,7 +33,7 @@ from keyless.client.entry_body import (
     UnknownKindError,
     parse_entry_body,
 )
-from keyless.client.verify.dsse import pae
+from keyless.core.dsse import pae
 from tests.cli.forge import Instance
 
 CONFORMANCE = Path(__file__).parents[1] / "data/sigstore-conformance/test/assets/bundle-verify"
