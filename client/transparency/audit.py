@@ -22,7 +22,6 @@ In both, an entry that cannot be read is named, not skipped.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import re
@@ -48,7 +47,7 @@ from keyless.client.errors import ClientError, NetworkError
 from keyless.client.http import json_body, new_session, request
 from keyless.client.transparency.tiles import LogInconsistencyError, TileLog
 from keyless.client.trust import LogKey
-from keyless.core.encoding import b64encode, format_rfc3339
+from keyless.core.encoding import b64decode, b64encode, format_rfc3339
 
 # Our CT log answers at most 256 entries per get-entries call; ask for that many.
 PAGE = 256
@@ -334,8 +333,8 @@ class Auditor:
         try:
             size = doc["tree_size"]
             timestamp = doc["timestamp"]
-            root = base64.b64decode(doc["sha256_root_hash"], validate=True)
-            signed = base64.b64decode(doc["tree_head_signature"], validate=True)
+            root = b64decode(doc["sha256_root_hash"])
+            signed = b64decode(doc["tree_head_signature"])
             if not isinstance(size, int) or not isinstance(timestamp, int) or len(root) != 32:
                 raise ValueError("bad field types")
             (length,) = struct.unpack(">H", signed[2:4])
@@ -361,8 +360,8 @@ class Auditor:
             try:
                 page = [
                     (
-                        base64.b64decode(e["leaf_input"], validate=True),
-                        base64.b64decode(e["extra_data"], validate=True),
+                        b64decode(e["leaf_input"]),
+                        b64decode(e["extra_data"]),
                     )
                     for e in doc["entries"]
                 ]
@@ -473,7 +472,7 @@ def _signature_entry(entry_id: str, entry: Any, cert: IssuedCertificate) -> Sign
         EntryBodyError: the body is not an entry keyless reads (named by the caller).
     """
     try:
-        body = base64.b64decode(entry["body"], validate=True)
+        body = b64decode(entry["body"])
         index, time = entry["logIndex"], entry["integratedTime"]
     except (KeyError, TypeError, ValueError, binascii.Error):
         return None

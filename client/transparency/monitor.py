@@ -22,7 +22,6 @@ a kind it does not know, or bytes it cannot read.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import os
@@ -47,6 +46,7 @@ from keyless.client.errors import ClientError, NetworkError
 from keyless.client.http import json_body, new_session, request
 from keyless.client.transparency.tiles import LogInconsistencyError, TileLog, TreeHead
 from keyless.client.trust import LogKey
+from keyless.core.encoding import b64decode
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -547,7 +547,7 @@ class LogMonitor(_Monitor):
         from keyless.tlog import ProofError, leaf_hash, verify_inclusion
 
         try:
-            body = base64.b64decode(_typed(entry, "body", str), validate=True)
+            body = b64decode(_typed(entry, "body", str))
             proof = entry["verification"]["inclusionProof"]
             note = _typed(proof, "checkpoint", str)
             hashes = [bytes.fromhex(h) for h in _typed(proof, "hashes", list)]
