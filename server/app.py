@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,25 @@ _LOG_NAMES = {
 
 
 def create_app(config: ServerConfig) -> Flask:
-    """The keyless server for `config`: health, metrics, and every service on one origin."""
+    """The keyless server for `config`: health, metrics, and every service on one origin.
+
+    A first run builds the server once in a scratch state directory, moves what it made into
+    place (`StateDir.generating`), and then builds it from there, as every later start does.
+    """
     state = StateDir(config.state_dir)
     with state.starting():
+        if state.generate_missing:
+            with state.generating() as scratch:
+                _close(_build(replace(config, state_dir=scratch.path), scratch))
         return _build(config, state)
+
+
+def _close(app: Flask) -> None:
+    """Close the logs' database connections of an app that will not serve."""
+    for name in ("keyless.rekor", "keyless.rekor_v2", "keyless.ct"):
+        service = app.extensions.get(name)
+        if service is not None:
+            service.log.close()
 
 
 def _build(config: ServerConfig, state: StateDir) -> Flask:

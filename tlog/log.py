@@ -296,6 +296,10 @@ class MerkleLog:
             self.last_commit_error = error.message
             raise error from exc
 
+    def close(self) -> None:
+        """Close the storage's connections in this process (a log that stops serving)."""
+        self._storage.close()
+
     @property
     def tree_id(self) -> int:
         """The storage's tree ID."""
