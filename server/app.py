@@ -3,7 +3,8 @@
 `create_app(config)` builds the app from a validated `ServerConfig`; nothing happens at import.
 `app()` is the factory gunicorn calls: `gunicorn 'keyless.server.app:app()'`, configured by the
 environment (`KEYLESS_CONFIG`, or dev mode with `KEYLESS_DEV=1` and `KEYLESS_STATE_DIR`,
-`KEYLESS_HOST`, `KEYLESS_PORT`; `KEYLESS_NEW_LOG=1` is `keyless serve --new-log`). Dev mode mounts
+`KEYLESS_HOST`, `KEYLESS_PORT`; `KEYLESS_NEW_LOG=1` is `keyless serve --new-log`, and
+`KEYLESS_ADOPT_EXISTING_LOG=1` is `--adopt-existing-log`). Dev mode mounts
 the development issuer, and the factory cannot see where gunicorn binds, so it is never a silent
 fallback.
 """
@@ -30,6 +31,11 @@ from keyless.server.config import (
     ServerConfigError,
     dev_config,
     load_server_config,
+)
+from keyless.server.published_trust import (
+    last_trusted_root,
+    lists_rekor_v2_log,
+    lists_timestamp_authority,
 )
 from keyless.server.state import StateDir, StateDirError, read_private_key, write_private_file
 
@@ -85,11 +91,13 @@ def _build(config: ServerConfig, state: StateDir) -> Flask:
     )
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["keyless.config"] = config
+    # What clients were last given: nothing in it may be silently replaced by a new key.
+    published = last_trusted_root(state)
     # The TSA first: an operator's token that refuses stops start-up before any log is made.
-    timestamps = _mount_tsa(app, config, state, now=now)
+    timestamps = _mount_tsa(app, config, state, published, now=now)
     authenticator, oidc_url = _mount_identity(app, config, state)
     rekor = _mount_rekor(app, config, state)
-    rekor_v2 = _mount_rekor_v2(app, config, state)
+    rekor_v2 = _mount_rekor_v2(app, config, state, published)
     authority, ct_keys = _mount_ca(app, config, state, authenticator, now=now)
     _mount_trust(
         app,
@@ -135,7 +143,6 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     checkpoint kept in the state directory so that it never signs two histories."""
     from keyless.tlog import rekor_api
     from keyless.tlog.checkpoint_file import CheckpointFile
-    from keyless.tlog.log import Anchor
     from keyless.tlog.rekor import RekorService
     from keyless.tlog.sqlite_storage import SQLiteStorage
 
@@ -165,7 +172,7 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
         storage = SQLiteStorage(database)
         label = str(database)
     host = urlsplit(config.public_url).netloc
-    anchor = Anchor(checkpoint=checkpoint, database=label, key=str(key_path))
+    anchor = _anchor(config, checkpoint, database=label, key=key_path)
     service = RekorService.open(
         storage=storage, private_key=key, host=host, anchor=anchor, new_log=fresh
     )
@@ -173,7 +180,9 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     return service
 
 
-def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
+def _mount_rekor_v2(
+    app: Flask, config: ServerConfig, state: StateDir, published: dict[str, Any] | None
+) -> Any:
     """The Rekor v2 log (tiles, C2SP checkpoints signed with Ed25519): a tree of its own
     beside the v1 log, in its own SQLite file or under its own PostgreSQL table prefix, with its
     own checkpoint file in the state directory."""
@@ -181,7 +190,6 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
 
     from keyless.tlog import rekor_v2_api
     from keyless.tlog.checkpoint_file import CheckpointFile
-    from keyless.tlog.log import Anchor
     from keyless.tlog.rekor_v2 import RekorV2Service, checkpoint_origin
     from keyless.tlog.sqlite_storage import SQLiteStorage
 
@@ -197,10 +205,13 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
         fresh = state.generate_missing or config.new_log
     elif (
         # The v2 log came after the v1 log: a state directory from before it gets one, once.
-        # Any of its key, checkpoint file or database left means it exists (a lost key refuses).
-        not key_path.exists()
+        # Any of its key, checkpoint file or database left means it exists (a lost key
+        # refuses), and so does a published trusted root listing it (all three were lost).
+        not config.new_log
+        and not key_path.exists()
         and checkpoint.read() is None
         and (sqlite_file is None or not sqlite_file.exists())
+        and not lists_rekor_v2_log(published)
     ):
         key, fresh = ed25519.Ed25519PrivateKey.generate(), True
         write_private_file(key_path, _pkcs8(key))
@@ -224,12 +235,25 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
         storage = SQLiteStorage(sqlite_file)
         label = str(sqlite_file)
     origin = checkpoint_origin(config.public_url)
-    anchor = Anchor(checkpoint=checkpoint, database=label, key=str(key_path))
+    anchor = _anchor(config, checkpoint, database=label, key=key_path)
     service = RekorV2Service.open(
         storage=storage, private_key=key, origin=origin, anchor=anchor, new_log=fresh
     )
     rekor_v2_api.init_app(app, service)
     return service
+
+
+def _anchor(config: ServerConfig, checkpoint: Any, *, database: str, key: Path) -> Any:
+    """Where a log keeps its last checkpoint, and whether the operator adopts a log that has
+    none (`--adopt-existing-log`)."""
+    from keyless.tlog.log import Anchor
+
+    return Anchor(
+        checkpoint=checkpoint,
+        database=database,
+        key=str(key),
+        adopt_existing=config.adopt_existing_log,
+    )
 
 
 def _log_key(
@@ -252,10 +276,17 @@ def _log_key(
     return state.private_key(name, generate), fresh
 
 
-def _mount_tsa(app: Flask, config: ServerConfig, state: StateDir, *, now: datetime) -> Any:
+def _mount_tsa(
+    app: Flask,
+    config: ServerConfig,
+    state: StateDir,
+    published: dict[str, Any] | None,
+    *,
+    now: datetime,
+) -> Any:
     """The RFC 3161 timestamp authority: from the operator's files (`tsa:`, checked at load),
     or its key and chain generated in the state directory together, once (for a state
-    directory from before the TSA too); one lost is refused."""
+    directory from before the TSA too); one lost, or both once published, is refused."""
     from keyless.server.state import StateDirError
     from keyless.tsa import TimestampAuthority, dev_tsa_chain, load_pem_chain, pem_chain
     from keyless.tsa import api as tsa_api
@@ -273,7 +304,15 @@ def _mount_tsa(app: Flask, config: ServerConfig, state: StateDir, *, now: dateti
         tsa_api.init_app(app, authority)
         return authority
     key_path, chain_file = state.file(TSA_KEY_FILE), state.file(TSA_CHAIN_FILE)
+    tsa_url = f"{config.public_url}/api/v1/timestamp"
     if not key_path.exists() and not chain_file.exists():
+        if lists_timestamp_authority(published, tsa_url):
+            raise StateDirError(
+                f"the TSA key {key_path} and chain {chain_file} are missing, but the trusted "
+                f"root this server last published lists its TSA ({tsa_url}): a new one "
+                "would stop every timestamp it issued from verifying",
+                hint="restore them from a backup of the state directory",
+            )
         new_key = ec.generate_private_key(ec.SECP256R1())
         write_private_file(chain_file, pem_chain(dev_tsa_chain(new_key, now=now)))
         write_private_file(key_path, _pkcs8(new_key))
@@ -337,7 +376,6 @@ def _open_ct_log(config: ServerConfig, state: StateDir, *, roots: list[Any]) -> 
     latest signed tree head kept in the state directory so that it never signs two histories."""
     from keyless.tlog.checkpoint_file import CheckpointFile
     from keyless.tlog.ct_log import open_ct_log
-    from keyless.tlog.log import Anchor
 
     database = config.log_database
     postgres = isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
@@ -361,7 +399,7 @@ def _open_ct_log(config: ServerConfig, state: StateDir, *, roots: list[Any]) -> 
 
         storage = SQLiteStorage(sqlite_file)
         label = str(sqlite_file)
-    anchor = Anchor(checkpoint=checkpoint, database=label, key=str(state.file(CT_KEY_FILE)))
+    anchor = _anchor(config, checkpoint, database=label, key=state.file(CT_KEY_FILE))
     return open_ct_log(storage=storage, private_key=key, roots=roots, anchor=anchor, new_log=fresh)
 
 
@@ -538,9 +576,10 @@ def config_from_environment() -> ServerConfig:
         "state_dir": Path(state_dir) if state_dir else None,
         "new_log": os.environ.get("KEYLESS_NEW_LOG") == "1",
     }
+    adopt = os.environ.get("KEYLESS_ADOPT_EXISTING_LOG") == "1"
     path = os.environ.get("KEYLESS_CONFIG")
     if path:
-        return load_server_config(Path(path), **overrides)
+        return replace(load_server_config(Path(path), **overrides), adopt_existing_log=adopt)
     if os.environ.get("KEYLESS_DEV") != "1":
         # gunicorn binds wherever it is told, and the factory cannot see where: dev mode (the
         # development issuer mints tokens for anyone) must be asked for, for a loopback bind.
@@ -551,7 +590,7 @@ def config_from_environment() -> ServerConfig:
                 "dev mode (development issuer on; only ever with gunicorn bound to loopback)"
             ],
         )
-    return dev_config(**overrides)
+    return replace(dev_config(**overrides), adopt_existing_log=adopt)
 
 
 def app() -> Flask:
