@@ -33,6 +33,7 @@ from keyless.server.config import (
     load_server_config,
 )
 from keyless.server.published_trust import (
+    check_ca_kept,
     last_trusted_root,
     lists_rekor_v2_log,
     lists_timestamp_authority,
@@ -98,7 +99,7 @@ def _build(config: ServerConfig, state: StateDir) -> Flask:
     authenticator, oidc_url = _mount_identity(app, config, state)
     rekor = _mount_rekor(app, config, state)
     rekor_v2 = _mount_rekor_v2(app, config, state, published)
-    authority, ct_keys = _mount_ca(app, config, state, authenticator, now=now)
+    authority, ct_keys = _mount_ca(app, config, state, authenticator, published, now=now)
     _mount_trust(
         app,
         config,
@@ -333,10 +334,13 @@ def _mount_ca(
     config: ServerConfig,
     state: StateDir,
     authenticator: Authenticator,
+    published: dict[str, Any] | None,
     *,
     now: datetime,
 ) -> tuple[Any, list[Any]]:
-    """The CA and, unless it uses a remote CT log, the in-process CT log it submits to.
+    """The CA and, unless it uses a remote CT log, the in-process CT log it submits to. The
+    CA is anchored as the logs are: the one in the trusted root last published must still be
+    the CA, or be under retired-trust (`keyless ca rotate` prints the entry).
 
     Returns the CA and the CT log keys clients must trust (with the URL and start of each).
     """
@@ -348,6 +352,8 @@ def _mount_ca(
 
     _check_generated_ca(config, state)
     signer = config.ca.load_signer(state_dir=state.path, now=now)
+    retired = [r.certificates for r in config.retired if r.kind == "ca-chain"]
+    check_ca_kept(published, [signer.chain, *retired], source=_ca_source(config, state))
     ca_start = min(cert.not_valid_before_utc for cert in signer.chain)
     ct_key = config.ca.load_ct_log_key()
     if config.ca.ct_log == IN_PROCESS:
@@ -368,6 +374,15 @@ def _mount_ca(
     )
     ca_api.init_app(app, authority, max_request_bytes=config.ca.max_request_bytes)
     return authority, ct_keys
+
+
+def _ca_source(config: ServerConfig, state: StateDir) -> str:
+    """Where the CA's chain comes from, as a refusal names it."""
+    from keyless.ca.signers import GENERATED_CHAIN_FILE
+
+    if config.ca.chain_path is not None:
+        return str(config.ca.chain_path)
+    return str((config.ca.directory or state.file("ca")) / GENERATED_CHAIN_FILE)
 
 
 def _open_ct_log(config: ServerConfig, state: StateDir, *, roots: list[Any]) -> Any:

@@ -64,15 +64,18 @@ def check_ca_kept(
     *,
     source: str,
 ) -> None:
-    """Every CA chain `root` lists must be among `chains` (the CA the server runs, and those
-    under retired-trust): a chain left out would stop every certificate it issued from
-    verifying, and a CA nobody rotated to is another deployment's.
+    """The CA chain `root` lists as current (no end date) must be among `chains` (the CA the
+    server runs, and those under retired-trust): a chain left out would stop every certificate
+    it issued from verifying, and a CA nobody rotated to is another deployment's. Chains
+    already retired there (with an end date) are the operator's to drop.
 
     Raises:
-        StateDirError: a published chain is not among `chains`.
+        StateDirError: the published CA is not among `chains`.
     """
     kept = {_ders(chain) for chain in chains}
     for ca in _list(root, "certificateAuthorities"):
+        if _get(ca, "validFor", "end") is not None:
+            continue
         published = _published_chain(ca)
         if published is not None and published not in kept:
             raise StateDirError(
