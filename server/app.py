@@ -110,8 +110,10 @@ def _build(config: ServerConfig, state: StateDir) -> Flask:
         ct_keys=ct_keys,
         oidc_url=oidc_url,
     )
-    _mount_tuf(app, state, now=now)
-    _add_health_and_metrics(app, config, state, rekor=rekor, rekor_v2=rekor_v2, tsa=timestamps)
+    tuf = _mount_tuf(app, state, now=now)
+    _add_health_and_metrics(
+        app, config, state, rekor=rekor, rekor_v2=rekor_v2, tsa=timestamps, tuf=tuf
+    )
     app.register_error_handler(HTTPException, _http_error)
     return app
 
@@ -353,7 +355,7 @@ def _mount_ca(
     _check_generated_ca(config, state)
     signer = config.ca.load_signer(state_dir=state.path, now=now)
     retired = [r.certificates for r in config.retired if r.kind == "ca-chain"]
-    check_ca_kept(published, [signer.chain, *retired], source=_ca_source(config, state))
+    check_ca_kept(published, [signer.chain, *retired], source=str(_ca_chain_file(config, state)))
     ca_start = min(cert.not_valid_before_utc for cert in signer.chain)
     ct_key = config.ca.load_ct_log_key()
     if config.ca.ct_log == IN_PROCESS:
@@ -376,13 +378,13 @@ def _mount_ca(
     return authority, ct_keys
 
 
-def _ca_source(config: ServerConfig, state: StateDir) -> str:
-    """Where the CA's chain comes from, as a refusal names it."""
+def _ca_chain_file(config: ServerConfig, state: StateDir) -> Path:
+    """The file the CA's chain is read from at each start."""
     from keyless.ca.signers import GENERATED_CHAIN_FILE
 
     if config.ca.chain_path is not None:
-        return str(config.ca.chain_path)
-    return str((config.ca.directory or state.file("ca")) / GENERATED_CHAIN_FILE)
+        return config.ca.chain_path
+    return (config.ca.directory or state.file("ca")) / GENERATED_CHAIN_FILE
 
 
 def _open_ct_log(config: ServerConfig, state: StateDir, *, roots: list[Any]) -> Any:
@@ -491,7 +493,7 @@ def _mount_trust(
     )
 
 
-def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
+def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> Any:
     """The TUF repository under /tuf/ whose targets are the trust documents served above."""
     from keyless.server import tuf_api
     from keyless.server.tuf_repository import open_repository
@@ -507,6 +509,7 @@ def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
         now=now,
     )
     tuf_api.init_app(app, repository)
+    return repository
 
 
 def _check_new_log(files: list[Path], database: Path | None, *, log: str) -> None:
@@ -542,13 +545,51 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 
 
 def _add_health_and_metrics(
-    app: Flask, config: ServerConfig, state: StateDir, *, rekor: Any, rekor_v2: Any, tsa: Any
+    app: Flask,
+    config: ServerConfig,
+    state: StateDir,
+    *,
+    rekor: Any,
+    rekor_v2: Any,
+    tsa: Any,
+    tuf: Any,
 ) -> None:
-    """`/metrics` (server.metrics) and `/healthz` over every log and key file this app uses."""
+    """`/metrics` (server.metrics) and `/healthz` over every log this app uses and every file
+    its next restart or re-signing reads."""
     from keyless.server import health, metrics
 
     metrics.init_app(app)
     logs = [("signature log", rekor.log), ("Rekor v2 log", rekor_v2.log)]
+    ct = app.extensions.get("keyless.ct")
+    if ct is not None:
+        logs.append(("CT log", ct.log))
+    probes = [health.writable(state.path)]
+    probes += [health.log_committing(name, log) for name, log in logs]
+    probes += [health.checkpoint_verifies(name, log) for name, log in logs]
+    probes += _restart_probes(app, config, state, rekor=rekor, rekor_v2=rekor_v2, tsa=tsa, tuf=tuf)
+    health.init_app(app, health.Health(probes))
+
+
+def _restart_probes(
+    app: Flask,
+    config: ServerConfig,
+    state: StateDir,
+    *,
+    rekor: Any,
+    rekor_v2: Any,
+    tsa: Any,
+    tuf: Any,
+) -> list[Any]:
+    """Probes of the files a restart reads: each key file must still hold the key this server
+    publishes, each chain file the chain, and the log databases and CA key files be there."""
+    from keyless.ca.signers import GENERATED_KEY_FILE
+    from keyless.server import health
+
+    def stored(label: str, path: Path) -> Any:
+        # Read at this start (a moment ago), so the key on disk is the one in use.
+        return health.KeyFile(label, path, read_private_key(path).public_key())
+
+    authority = app.extensions["keyless.ca"]
     keys = [
         health.KeyFile(
             "signature log", config.log_key or state.file(REKOR_KEY_FILE), rekor.public_key
@@ -557,6 +598,9 @@ def _add_health_and_metrics(
             "Rekor v2 log", config.log_v2_key or state.file(REKOR_V2_KEY_FILE), rekor_v2.public_key
         ),
     ]
+    keys += [stored(f"TUF {role}", path) for role, path in sorted(tuf.key_files.items())]
+    if config.dev_issuer:
+        keys.append(stored("development issuer", state.file(DEV_ISSUER_KEY_FILE)))
     if config.tsa is None or config.tsa.key_path is not None:  # not for a key in a token
         keys.append(
             health.KeyFile(
@@ -567,18 +611,25 @@ def _add_health_and_metrics(
         )
     ct = app.extensions.get("keyless.ct")
     if ct is not None:
-        logs.append(("CT log", ct.log))
         keys.append(health.KeyFile("CT log", state.file(CT_KEY_FILE), ct.public_key))
-    if config.ca.backend == "generated" and config.ca.directory is None:
-        from keyless.ca.signers import GENERATED_KEY_FILE
-
-        issuing = app.extensions["keyless.ca"].ca_chain[0].public_key()
-        keys.append(health.KeyFile("CA", state.file("ca") / GENERATED_KEY_FILE, issuing))
-    probes = [health.writable(state.path)]
-    probes += [health.log_committing(name, log) for name, log in logs]
-    probes += [health.checkpoint_verifies(name, log) for name, log in logs]
-    probes += [health.key_matches(key) for key in keys]
-    health.init_app(app, health.Health(probes))
+    if config.ca.backend == "generated":
+        issuing = authority.ca_chain[0].public_key()
+        directory = config.ca.directory or state.file("ca")
+        keys.append(health.KeyFile("CA", directory / GENERATED_KEY_FILE, issuing))
+    probes = [health.key_matches(key) for key in keys]
+    probes.append(health.chain_matches("CA", _ca_chain_file(config, state), authority.ca_chain))
+    tsa_chain = config.tsa.chain_path if config.tsa else state.file(TSA_CHAIN_FILE)
+    probes.append(health.chain_matches("timestamp authority", tsa_chain, tsa.chain))
+    files = [("CA key file", config.ca.key_path), ("CA password file", config.ca.password_file)]
+    if not (
+        isinstance(config.log_database, str) and config.log_database.startswith(POSTGRES_SCHEMES)
+    ):
+        files.append(("signature log database", config.log_database or state.file(REKOR_DATABASE)))
+        files.append(("Rekor v2 log database", state.file(REKOR_V2_DATABASE)))
+        if ct is not None:
+            files.append(("CT log database", state.file(CT_DATABASE)))
+    probes += [health.readable(label, path) for label, path in files if path is not None]
+    return probes
 
 
 def config_from_environment() -> ServerConfig:

@@ -117,9 +117,17 @@ class TUFRepository:
     """The repository in `directory`, signed with `keys`; safe to share between threads."""
 
     def __init__(
-        self, directory: Path, keys: RoleKeys, *, lifetimes: Lifetimes | None = None
+        self,
+        directory: Path,
+        keys: RoleKeys,
+        *,
+        lifetimes: Lifetimes | None = None,
+        key_files: Mapping[str, Path] | None = None,
     ) -> None:
         self.directory = directory
+        # The file each role's key was read from (role -> path), for health checks: a restart
+        # needs every one of them.
+        self.key_files = dict(key_files or {})
         self._keys = keys
         self._lifetimes = lifetimes or Lifetimes()
         self._lock = threading.Lock()
@@ -389,9 +397,12 @@ def open_repository(state: StateDir, *, lifetimes: Lifetimes | None = None) -> T
         TUFRepositoryError: no root key file matches the published root.
     """
     directory = state.file(DIRECTORY)
-    online = {role: _state_key(state, f"tuf-{role}-key.pem") for role in ONLINE_ROLES}
-    root = _root_key(state, directory)
-    return TUFRepository(directory, RoleKeys(root=root, **online), lifetimes=lifetimes)
+    files = {role: state.file(f"tuf-{role}-key.pem") for role in ONLINE_ROLES}
+    online = {role: _state_key(state, path.name) for role, path in files.items()}
+    root, files[Root.type] = _root_key(state, directory)
+    return TUFRepository(
+        directory, RoleKeys(root=root, **online), lifetimes=lifetimes, key_files=files
+    )
 
 
 def rotate_root_key(state: StateDir, repository: TUFRepository, *, now: datetime) -> int:
@@ -402,16 +413,17 @@ def rotate_root_key(state: StateDir, repository: TUFRepository, *, now: datetime
     return repository.rotate_root(new, now=now)
 
 
-def _root_key(state: StateDir, directory: Path) -> Signer:
+def _root_key(state: StateDir, directory: Path) -> tuple[Signer, Path]:
+    """The root key the newest published root names, and its file."""
     version = _newest_root_version(directory)
     if version == 0:
-        return _state_key(state, ROOT_KEY_FILE)
+        return _state_key(state, ROOT_KEY_FILE), state.file(ROOT_KEY_FILE)
     root = Metadata[Root].from_bytes((directory / f"{version}.root.json").read_bytes()).signed
     wanted = root.roles[Root.type].keyids
     for path in sorted(state.path.glob("tuf-root-key*.pem")):
         signer = _state_key(state, path.name)
         if signer.public_key.keyid in wanted:
-            return signer
+            return signer, path
     raise TUFRepositoryError(
         f"no TUF root key in {state.path} is the root key of published root version {version}",
         reason="root-key-mismatch",
