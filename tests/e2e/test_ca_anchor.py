@@ -39,7 +39,7 @@ def state(tmp_path) -> Path:
     return state
 
 
-def _refusal(state: Path, source: Path) -> str:
+def _refusal(source: Path) -> str:
     return (
         f"the CA ({source}) is not the CA in the trusted root this server last published "
         f"(keyless-dev/keyless-dev-root at {URL}), and that one is not under retired-trust: "
@@ -55,7 +55,7 @@ def test_another_deployments_ca_put_in_place_refuses(state, tmp_path) -> None:
         (state / "ca" / name).write_bytes((other / "ca" / name).read_bytes())
     with pytest.raises(StateDirError) as refused:
         start(state)
-    assert refused.value.message == _refusal(state, state / "ca" / "ca-chain.pem")
+    assert refused.value.message == _refusal(state / "ca" / "ca-chain.pem")
     assert refused.value.hint == (
         "restore the CA this server published; to change CA, run keyless ca rotate and list "
         "the old chain under retired-trust as it prints"
@@ -78,7 +78,7 @@ def test_a_new_ca_without_the_old_one_under_retired_trust_refuses(
     ca = _ceremony_ca(tmp_path, monkeypatch, capsys)
     with pytest.raises(StateDirError) as refused:
         start(state, ca=ca)
-    assert refused.value.message == _refusal(state, ca.chain_path)
+    assert refused.value.message == _refusal(ca.chain_path)
 
 
 def test_a_new_ca_with_the_old_one_under_retired_trust_starts(
