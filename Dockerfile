@@ -17,7 +17,7 @@ COPY tlog tlog
 COPY tsa tsa
 COPY strictjson strictjson
 COPY server server
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[postgres]'
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[postgres,pkcs11]'
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/keyless keyless \

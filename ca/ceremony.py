@@ -4,12 +4,15 @@ intermediate, with the keys in encrypted files or in a PKCS#11 token.
 A ceremony writes the public chain (`ca-chain.pem`: intermediate first, root last) to an output
 folder and says what to put in the server's `ca:` section. Private keys are written only as
 encrypted PKCS#8 (0600), or never leave the token. Rotation signs a new intermediate with the
-same root, keeps the old chain under `retired/` and returns it for `retired-trust:`, so bundles
-signed before the rotation keep verifying.
+same root into new files beside the old ones (`ca-chain-<time>.pem`, `ca-key-<time>.enc.pem`)
+and never writes the chain and key a running server uses: a restart before its config is
+edited still finds them. The old chain, left where it is, goes under `retired-trust:`, so
+bundles signed before the rotation keep verifying.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,9 +26,10 @@ from keyless.ca.pkcs11 import CURVES, TokenKey, TokenSigner, generate_token_key
 from keyless.ca.signers import CA_CURVE_HASHES, intermediate_builder, root_builder, write_atomic
 
 CHAIN_FILE = "ca-chain.pem"
+KEY_FILE = "ca-key.enc.pem"
 ROOT_FILE = "root.pem"
 ROOT_KEY_FILE = "root-key.enc.pem"
-RETIRED_DIR = "retired"
+_ROTATED_CHAIN = re.compile(r"ca-chain-([0-9]{8}T[0-9]{6}Z)\.pem", re.ASCII)
 ROOT_LIFETIME = timedelta(days=3650)
 INTERMEDIATE_LIFETIME = timedelta(days=365 * 3)
 
@@ -115,38 +119,47 @@ def rotate_intermediate(
     curve: str = "secp256r1",
     root_label: str = "keyless-root",
 ) -> CeremonyResult:
-    """Sign a new intermediate with the root kept in `out` (or the token); retire the old chain.
+    """Sign a new intermediate with the root kept in `out` (or the token), into new files;
+    the newest chain in `out` before it is the one to retire, and stays as it is.
 
     Raises:
-        CAConfigError: no CA in `out`, the root key cannot be used, or the token refuses.
+        CAConfigError: no CA in `out`, the root key cannot be used, the token refuses, or a
+            rotation already made files with this second's names.
     """
     _check_curve(curve)
-    old_chain = _read_chain(out / CHAIN_FILE)
-    root = old_chain[-1]
+    old_path = _newest_chain(out)
+    old_chain = _read_chain(old_path)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    retired_dir = out / RETIRED_DIR
-    retired_dir.mkdir(mode=0o700, exist_ok=True)
-    retired = retired_dir / f"ca-chain-{stamp}.pem"
-    write_atomic(retired, _pem(old_chain), mode=0o644)
     result = _issue_intermediate(
         out,
         store,
-        root,
+        old_chain[-1],
         name=name,
         start=now.replace(microsecond=0) - timedelta(minutes=5),
         curve=curve,
         key_label=f"keyless-intermediate-{stamp}",
         root_label=root_label,
         key_file=f"ca-key-{stamp}.enc.pem",
+        chain_file=f"ca-chain-{stamp}.pem",
     )
     return CeremonyResult(
         chain_path=result.chain_path,
         chain=result.chain,
         key_path=result.key_path,
         key_label=result.key_label,
-        retired_chain_path=retired,
+        retired_chain_path=old_path,
         retired_start=old_chain[0].not_valid_before_utc,
     )
+
+
+def _newest_chain(out: Path) -> Path:
+    """The chain of the last ceremony in `out`: the latest rotation's, else `init`'s."""
+    rotated = sorted(
+        (match.group(1), path)
+        for path in out.glob("ca-chain-*.pem")
+        if (match := _ROTATED_CHAIN.fullmatch(path.name))
+    )
+    return rotated[-1][1] if rotated else out / CHAIN_FILE
 
 
 def _issue_intermediate(
@@ -159,10 +172,14 @@ def _issue_intermediate(
     curve: str,
     key_label: str,
     root_label: str,
-    key_file: str = "ca-key.enc.pem",
+    key_file: str = KEY_FILE,
+    chain_file: str = CHAIN_FILE,
 ) -> CeremonyResult:
+    """A new intermediate under `root`, its key and chain in new files (never replaced: a
+    running server may use them)."""
     key_path: Path | None = None
     if store.token is not None:
+        _check_new(out / chain_file)
         public = generate_token_key(_at(store.token, key_label), curve)
     else:
         key = ec.generate_private_key(CURVES[curve])
@@ -184,15 +201,22 @@ def _issue_intermediate(
         root_hash = CA_CURVE_HASHES[root_key.curve.name]()
         intermediate = builder.sign(root_key, root_hash)
         assert key_path is not None
+        _check_new(key_path, out / chain_file)
         _write_key(key_path, key, store)
     chain = (intermediate, root)
-    write_atomic(out / CHAIN_FILE, _pem(chain), mode=0o644)
+    write_atomic(out / chain_file, _pem(chain), mode=0o644)
     return CeremonyResult(
-        chain_path=out / CHAIN_FILE,
+        chain_path=out / chain_file,
         chain=chain,
         key_path=key_path,
         key_label=key_label if store.token is not None else None,
     )
+
+
+def _check_new(*paths: Path) -> None:
+    for path in paths:
+        if path.exists():
+            raise CAConfigError(str(path), ["already exists: one ceremony a second at most"])
 
 
 def _at(token: TokenKey, label: str) -> TokenKey:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
-from keyless.ca.errors import CAConfigError
+from keyless.ca.errors import BackendError, CAConfigError
 from keyless.ca.signers import CA_CURVE_HASHES, check_chain
 
 DEFAULT_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
@@ -82,8 +82,26 @@ class TokenKey:
         return pin.decode()
 
 
+def require_binding() -> None:
+    """python-pkcs11 is an extra (`keyless[pkcs11]`): without it, one line saying how to get
+    it, never an ImportError's traceback.
+
+    Raises:
+        BackendError: python-pkcs11 is not installed.
+    """
+    try:
+        import pkcs11  # noqa: F401
+    except ImportError as exc:
+        raise BackendError(
+            "PKCS#11 keys need python-pkcs11, which is not installed: "
+            "pip install 'keyless[pkcs11]'",
+            reason="pkcs11-not-installed",
+        ) from exc
+
+
 def open_session(location: TokenKey, *, rw: bool = False) -> Any:
     """A logged-in session on the token; one line for each way that can fail."""
+    require_binding()
     import pkcs11
     from pkcs11 import exceptions as pk
 
@@ -129,6 +147,7 @@ class TokenSigner:
     """Signs certificates with an EC private key held in a token; the key never leaves it."""
 
     def __init__(self, location: TokenKey) -> None:
+        require_binding()
         from pkcs11 import Attribute, ObjectClass
         from pkcs11 import exceptions as pk
 
@@ -229,7 +248,9 @@ def generate_token_key(location: TokenKey, curve: str) -> ec.EllipticCurvePublic
 
     Raises:
         CAConfigError: the token is unusable, or a key with that label already exists.
+        BackendError: python-pkcs11 is not installed.
     """
+    require_binding()
     from pkcs11 import Attribute, KeyType, ObjectClass
     from pkcs11 import exceptions as pk
     from pkcs11.util.ec import encode_named_curve_parameters

@@ -165,9 +165,14 @@ def _refuse_critical(crit: object) -> None:
 
 
 def _b64url(part: str, what: str) -> bytes:
-    if not _BASE64URL.fullmatch(part):
+    """Unpadded base64url (RFC 7515 §2), canonical only: a length of 1 mod 4 encodes no
+    bytes, and unused low bits set would give one signature several spellings."""
+    if not _BASE64URL.fullmatch(part) or len(part) % 4 == 1:
         raise TokenError("token-malformed", f"token {what} is not base64url")
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    if base64.urlsafe_b64encode(data).rstrip(b"=") != part.encode():
+        raise TokenError("token-malformed", f"token {what} is not canonical base64url")
+    return data
 
 
 def _decode_json(part: str, what: str) -> dict[str, Any]:

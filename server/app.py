@@ -3,7 +3,8 @@
 `create_app(config)` builds the app from a validated `ServerConfig`; nothing happens at import.
 `app()` is the factory gunicorn calls: `gunicorn 'keyless.server.app:app()'`, configured by the
 environment (`KEYLESS_CONFIG`, or dev mode with `KEYLESS_DEV=1` and `KEYLESS_STATE_DIR`,
-`KEYLESS_HOST`, `KEYLESS_PORT`; `KEYLESS_NEW_LOG=1` is `keyless serve --new-log`). Dev mode mounts
+`KEYLESS_HOST`, `KEYLESS_PORT`; `KEYLESS_NEW_LOG=1` is `keyless serve --new-log`, and
+`KEYLESS_ADOPT_EXISTING_LOG=1` is `--adopt-existing-log`). Dev mode mounts
 the development issuer, and the factory cannot see where gunicorn binds, so it is never a silent
 fallback.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,12 @@ from keyless.server.config import (
     load_server_config,
 )
 from keyless.server.paths import clean_paths
+from keyless.server.published_trust import (
+    check_ca_kept,
+    last_trusted_root,
+    lists_rekor_v2_log,
+    lists_timestamp_authority,
+)
 from keyless.server.state import StateDir, StateDirError, read_private_key, write_private_file
 
 DEV_ISSUER_KEY_FILE = "oidc-dev-issuer-key.pem"
@@ -55,10 +63,25 @@ _LOG_NAMES = {
 
 
 def create_app(config: ServerConfig) -> Flask:
-    """The keyless server for `config`: health, metrics, and every service on one origin."""
+    """The keyless server for `config`: health, metrics, and every service on one origin.
+
+    A first run builds the server once in a scratch state directory, moves what it made into
+    place (`StateDir.generating`), and then builds it from there, as every later start does.
+    """
     state = StateDir(config.state_dir)
     with state.starting():
+        if state.generate_missing:
+            with state.generating() as scratch:
+                _close(_build(replace(config, state_dir=scratch.path), scratch))
         return _build(config, state)
+
+
+def _close(app: Flask) -> None:
+    """Close the logs' database connections of an app that will not serve."""
+    for name in ("keyless.rekor", "keyless.rekor_v2", "keyless.ct"):
+        service = app.extensions.get(name)
+        if service is not None:
+            service.log.close()
 
 
 def _build(config: ServerConfig, state: StateDir) -> Flask:
@@ -76,12 +99,14 @@ def _build(config: ServerConfig, state: StateDir) -> Flask:
     app.wsgi_app = clean_paths(app.wsgi_app)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions["keyless.config"] = config
+    # What clients were last given: nothing in it may be silently replaced by a new key.
+    published = last_trusted_root(state)
     # The TSA first: an operator's token that refuses stops start-up before any log is made.
-    timestamps = _mount_tsa(app, config, state, now=now)
+    timestamps = _mount_tsa(app, config, state, published, now=now)
     authenticator, oidc_url = _mount_identity(app, config, state)
     rekor = _mount_rekor(app, config, state)
-    rekor_v2 = _mount_rekor_v2(app, config, state)
-    authority, ct_keys = _mount_ca(app, config, state, authenticator, now=now)
+    rekor_v2 = _mount_rekor_v2(app, config, state, published)
+    authority, ct_keys = _mount_ca(app, config, state, authenticator, published, now=now)
     _mount_trust(
         app,
         config,
@@ -92,8 +117,10 @@ def _build(config: ServerConfig, state: StateDir) -> Flask:
         ct_keys=ct_keys,
         oidc_url=oidc_url,
     )
-    _mount_tuf(app, state, now=now)
-    _add_health_and_metrics(app, config, state, rekor=rekor, rekor_v2=rekor_v2, tsa=timestamps)
+    tuf = _mount_tuf(app, state, now=now)
+    _add_health_and_metrics(
+        app, config, state, rekor=rekor, rekor_v2=rekor_v2, tsa=timestamps, tuf=tuf
+    )
     app.register_error_handler(HTTPException, _http_error)
     return app
 
@@ -126,7 +153,6 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     checkpoint kept in the state directory so that it never signs two histories."""
     from keyless.tlog import rekor_api
     from keyless.tlog.checkpoint_file import CheckpointFile
-    from keyless.tlog.log import Anchor
     from keyless.tlog.rekor import RekorService
     from keyless.tlog.sqlite_storage import SQLiteStorage
 
@@ -156,7 +182,7 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
         storage = SQLiteStorage(database)
         label = str(database)
     host = urlsplit(config.public_url).netloc
-    anchor = Anchor(checkpoint=checkpoint, database=label, key=str(key_path))
+    anchor = _anchor(config, checkpoint, database=label, key=key_path)
     service = RekorService.open(
         storage=storage, private_key=key, host=host, anchor=anchor, new_log=fresh
     )
@@ -164,7 +190,9 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     return service
 
 
-def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
+def _mount_rekor_v2(
+    app: Flask, config: ServerConfig, state: StateDir, published: dict[str, Any] | None
+) -> Any:
     """The Rekor v2 log (tiles, C2SP checkpoints signed with Ed25519): a tree of its own
     beside the v1 log, in its own SQLite file or under its own PostgreSQL table prefix, with its
     own checkpoint file in the state directory."""
@@ -172,7 +200,6 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
 
     from keyless.tlog import checkpoint_origin, rekor_v2_api
     from keyless.tlog.checkpoint_file import CheckpointFile
-    from keyless.tlog.log import Anchor
     from keyless.tlog.rekor_v2 import RekorV2Service
     from keyless.tlog.sqlite_storage import SQLiteStorage
 
@@ -188,10 +215,13 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
         fresh = state.generate_missing or config.new_log
     elif (
         # The v2 log came after the v1 log: a state directory from before it gets one, once.
-        # Any of its key, checkpoint file or database left means it exists (a lost key refuses).
-        not key_path.exists()
+        # Any of its key, checkpoint file or database left means it exists (a lost key
+        # refuses), and so does a published trusted root listing it (all three were lost).
+        not config.new_log
+        and not key_path.exists()
         and checkpoint.read() is None
         and (sqlite_file is None or not sqlite_file.exists())
+        and not lists_rekor_v2_log(published)
     ):
         key, fresh = ed25519.Ed25519PrivateKey.generate(), True
         write_private_file(key_path, _pkcs8(key))
@@ -215,12 +245,25 @@ def _mount_rekor_v2(app: Flask, config: ServerConfig, state: StateDir) -> Any:
         storage = SQLiteStorage(sqlite_file)
         label = str(sqlite_file)
     origin = checkpoint_origin(config.public_url)
-    anchor = Anchor(checkpoint=checkpoint, database=label, key=str(key_path))
+    anchor = _anchor(config, checkpoint, database=label, key=key_path)
     service = RekorV2Service.open(
         storage=storage, private_key=key, origin=origin, anchor=anchor, new_log=fresh
     )
     rekor_v2_api.init_app(app, service)
     return service
+
+
+def _anchor(config: ServerConfig, checkpoint: Any, *, database: str, key: Path) -> Any:
+    """Where a log keeps its last checkpoint, and whether the operator adopts a log that has
+    none (`--adopt-existing-log`)."""
+    from keyless.tlog.log import Anchor
+
+    return Anchor(
+        checkpoint=checkpoint,
+        database=database,
+        key=str(key),
+        adopt_existing=config.adopt_existing_log,
+    )
 
 
 def _log_key(
@@ -243,10 +286,17 @@ def _log_key(
     return state.private_key(name, generate), fresh
 
 
-def _mount_tsa(app: Flask, config: ServerConfig, state: StateDir, *, now: datetime) -> Any:
+def _mount_tsa(
+    app: Flask,
+    config: ServerConfig,
+    state: StateDir,
+    published: dict[str, Any] | None,
+    *,
+    now: datetime,
+) -> Any:
     """The RFC 3161 timestamp authority: from the operator's files (`tsa:`, checked at load),
     or its key and chain generated in the state directory together, once (for a state
-    directory from before the TSA too); one lost is refused."""
+    directory from before the TSA too); one lost, or both once published, is refused."""
     from keyless.server.state import StateDirError
     from keyless.tsa import TimestampAuthority, dev_tsa_chain, load_pem_chain, pem_chain
     from keyless.tsa import api as tsa_api
@@ -264,7 +314,15 @@ def _mount_tsa(app: Flask, config: ServerConfig, state: StateDir, *, now: dateti
         tsa_api.init_app(app, authority)
         return authority
     key_path, chain_file = state.file(TSA_KEY_FILE), state.file(TSA_CHAIN_FILE)
+    tsa_url = f"{config.public_url}/api/v1/timestamp"
     if not key_path.exists() and not chain_file.exists():
+        if lists_timestamp_authority(published, tsa_url):
+            raise StateDirError(
+                f"the TSA key {key_path} and chain {chain_file} are missing, but the trusted "
+                f"root this server last published lists its TSA ({tsa_url}): a new one "
+                "would stop every timestamp it issued from verifying",
+                hint="restore them from a backup of the state directory",
+            )
         new_key = ec.generate_private_key(ec.SECP256R1())
         write_private_file(chain_file, pem_chain(dev_tsa_chain(new_key, now=now)))
         write_private_file(key_path, _pkcs8(new_key))
@@ -285,10 +343,13 @@ def _mount_ca(
     config: ServerConfig,
     state: StateDir,
     authenticator: Authenticator,
+    published: dict[str, Any] | None,
     *,
     now: datetime,
 ) -> tuple[Any, list[Any]]:
-    """The CA and, unless it uses a remote CT log, the in-process CT log it submits to.
+    """The CA and, unless it uses a remote CT log, the in-process CT log it submits to. The
+    CA is anchored as the logs are: the one in the trusted root last published must still be
+    the CA, or be under retired-trust (`keyless ca rotate` prints the entry).
 
     Returns the CA and the CT log keys clients must trust (with the URL and start of each).
     """
@@ -301,6 +362,8 @@ def _mount_ca(
 
     _check_generated_ca(config, state)
     signer = config.ca.load_signer(state_dir=state.path, now=now)
+    retired = [r.certificates for r in config.retired if r.kind == "ca-chain"]
+    check_ca_kept(published, [signer.chain, *retired], source=str(_ca_chain_file(config, state)))
     ca_start = min(cert.not_valid_before_utc for cert in signer.chain)
     ct_key = config.ca.load_ct_log_key()
     ct: CTSubmitter
@@ -325,13 +388,21 @@ def _mount_ca(
     return authority, ct_keys
 
 
+def _ca_chain_file(config: ServerConfig, state: StateDir) -> Path:
+    """The file the CA's chain is read from at each start."""
+    from keyless.ca.signers import GENERATED_CHAIN_FILE
+
+    if config.ca.chain_path is not None:
+        return config.ca.chain_path
+    return (config.ca.directory or state.file("ca")) / GENERATED_CHAIN_FILE
+
+
 def _open_ct_log(config: ServerConfig, state: StateDir, *, roots: list[Any]) -> Any:
     """The in-process CT log: its own SQLite file, or the `ct_` tables of the PostgreSQL
     database `log: database` names (one tree shared by every instance behind the origin), its
     latest signed tree head kept in the state directory so that it never signs two histories."""
     from keyless.tlog.checkpoint_file import CheckpointFile
     from keyless.tlog.ct_log import open_ct_log
-    from keyless.tlog.log import Anchor
 
     database = config.log_database
     postgres = isinstance(database, str) and database.startswith(POSTGRES_SCHEMES)
@@ -355,7 +426,7 @@ def _open_ct_log(config: ServerConfig, state: StateDir, *, roots: list[Any]) -> 
 
         storage = SQLiteStorage(sqlite_file)
         label = str(sqlite_file)
-    anchor = Anchor(checkpoint=checkpoint, database=label, key=str(state.file(CT_KEY_FILE)))
+    anchor = _anchor(config, checkpoint, database=label, key=state.file(CT_KEY_FILE))
     return open_ct_log(storage=storage, private_key=key, roots=roots, anchor=anchor, new_log=fresh)
 
 
@@ -432,7 +503,7 @@ def _mount_trust(
     )
 
 
-def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
+def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> Any:
     """The TUF repository under /tuf/ whose targets are the trust documents served above."""
     from keyless.server import tuf_api
     from keyless.server.tuf_repository import open_repository
@@ -448,6 +519,7 @@ def _mount_tuf(app: Flask, state: StateDir, *, now: datetime) -> None:
         now=now,
     )
     tuf_api.init_app(app, repository)
+    return repository
 
 
 def _check_new_log(files: list[Path], database: Path | None, *, log: str) -> None:
@@ -483,13 +555,51 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 
 
 def _add_health_and_metrics(
-    app: Flask, config: ServerConfig, state: StateDir, *, rekor: Any, rekor_v2: Any, tsa: Any
+    app: Flask,
+    config: ServerConfig,
+    state: StateDir,
+    *,
+    rekor: Any,
+    rekor_v2: Any,
+    tsa: Any,
+    tuf: Any,
 ) -> None:
-    """`/metrics` (server.metrics) and `/healthz` over every log and key file this app uses."""
+    """`/metrics` (server.metrics) and `/healthz` over every log this app uses and every file
+    its next restart or re-signing reads."""
     from keyless.server import health, metrics
 
     metrics.init_app(app)
     logs = [("signature log", rekor.log), ("Rekor v2 log", rekor_v2.log)]
+    ct = app.extensions.get("keyless.ct")
+    if ct is not None:
+        logs.append(("CT log", ct.log))
+    probes = [health.writable(state.path)]
+    probes += [health.log_committing(name, log) for name, log in logs]
+    probes += [health.checkpoint_verifies(name, log) for name, log in logs]
+    probes += _restart_probes(app, config, state, rekor=rekor, rekor_v2=rekor_v2, tsa=tsa, tuf=tuf)
+    health.init_app(app, health.Health(probes))
+
+
+def _restart_probes(
+    app: Flask,
+    config: ServerConfig,
+    state: StateDir,
+    *,
+    rekor: Any,
+    rekor_v2: Any,
+    tsa: Any,
+    tuf: Any,
+) -> list[Any]:
+    """Probes of the files a restart reads: each key file must still hold the key this server
+    publishes, each chain file the chain, and the log databases and CA key files be there."""
+    from keyless.ca.signers import GENERATED_KEY_FILE
+    from keyless.server import health
+
+    def stored(label: str, path: Path) -> Any:
+        # Read at this start (a moment ago), so the key on disk is the one in use.
+        return health.KeyFile(label, path, read_private_key(path).public_key())
+
+    authority = app.extensions["keyless.ca"]
     keys = [
         health.KeyFile(
             "signature log", config.log_key or state.file(REKOR_KEY_FILE), rekor.public_key
@@ -498,6 +608,9 @@ def _add_health_and_metrics(
             "Rekor v2 log", config.log_v2_key or state.file(REKOR_V2_KEY_FILE), rekor_v2.public_key
         ),
     ]
+    keys += [stored(f"TUF {role}", path) for role, path in sorted(tuf.key_files.items())]
+    if config.dev_issuer:
+        keys.append(stored("development issuer", state.file(DEV_ISSUER_KEY_FILE)))
     if config.tsa is None or config.tsa.key_path is not None:  # not for a key in a token
         keys.append(
             health.KeyFile(
@@ -508,18 +621,25 @@ def _add_health_and_metrics(
         )
     ct = app.extensions.get("keyless.ct")
     if ct is not None:
-        logs.append(("CT log", ct.log))
         keys.append(health.KeyFile("CT log", state.file(CT_KEY_FILE), ct.public_key))
-    if config.ca.backend == "generated" and config.ca.directory is None:
-        from keyless.ca.signers import GENERATED_KEY_FILE
-
-        issuing = app.extensions["keyless.ca"].ca_chain[0].public_key()
-        keys.append(health.KeyFile("CA", state.file("ca") / GENERATED_KEY_FILE, issuing))
-    probes = [health.writable(state.path)]
-    probes += [health.log_committing(name, log) for name, log in logs]
-    probes += [health.checkpoint_verifies(name, log) for name, log in logs]
-    probes += [health.key_matches(key) for key in keys]
-    health.init_app(app, health.Health(probes))
+    if config.ca.backend == "generated":
+        issuing = authority.ca_chain[0].public_key()
+        directory = config.ca.directory or state.file("ca")
+        keys.append(health.KeyFile("CA", directory / GENERATED_KEY_FILE, issuing))
+    probes = [health.key_matches(key) for key in keys]
+    probes.append(health.chain_matches("CA", _ca_chain_file(config, state), authority.ca_chain))
+    tsa_chain = config.tsa.chain_path if config.tsa else state.file(TSA_CHAIN_FILE)
+    probes.append(health.chain_matches("timestamp authority", tsa_chain, tsa.chain))
+    files = [("CA key file", config.ca.key_path), ("CA password file", config.ca.password_file)]
+    if not (
+        isinstance(config.log_database, str) and config.log_database.startswith(POSTGRES_SCHEMES)
+    ):
+        files.append(("signature log database", config.log_database or state.file(REKOR_DATABASE)))
+        files.append(("Rekor v2 log database", state.file(REKOR_V2_DATABASE)))
+        if ct is not None:
+            files.append(("CT log database", state.file(CT_DATABASE)))
+    probes += [health.readable(label, path) for label, path in files if path is not None]
+    return probes
 
 
 def config_from_environment() -> ServerConfig:
@@ -532,9 +652,10 @@ def config_from_environment() -> ServerConfig:
         "state_dir": Path(state_dir) if state_dir else None,
         "new_log": os.environ.get("KEYLESS_NEW_LOG") == "1",
     }
+    adopt = os.environ.get("KEYLESS_ADOPT_EXISTING_LOG") == "1"
     path = os.environ.get("KEYLESS_CONFIG")
     if path:
-        return load_server_config(Path(path), **overrides)
+        return replace(load_server_config(Path(path), **overrides), adopt_existing_log=adopt)
     if os.environ.get("KEYLESS_DEV") != "1":
         # gunicorn binds wherever it is told, and the factory cannot see where: dev mode (the
         # development issuer mints tokens for anyone) must be asked for, for a loopback bind.
@@ -545,7 +666,7 @@ def config_from_environment() -> ServerConfig:
                 "dev mode (development issuer on; only ever with gunicorn bound to loopback)"
             ],
         )
-    return dev_config(**overrides)
+    return replace(dev_config(**overrides), adopt_existing_log=adopt)
 
 
 def app() -> Flask:

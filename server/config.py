@@ -134,6 +134,9 @@ class ServerConfig:
     source: str = "embedded defaults"
     # `keyless serve --new-log`: start a new signature log where the old one was moved aside.
     new_log: bool = False
+    # `keyless serve --adopt-existing-log`: a log database with no checkpoint file is this
+    # log's (tlog.log.Anchor); never from a file, so it cannot stay on by accident.
+    adopt_existing_log: bool = False
 
 
 def dev_config(

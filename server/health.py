@@ -1,9 +1,12 @@
 """`/healthz`: serving only when every service can do its job.
 
 Not serving (503, with the reasons) when the state directory cannot be written (disk full,
-read-only), a log's last group commit failed, a key file is missing or no longer holds the key
-the server publishes, or a log's checkpoint file does not verify. It is polled every few
-seconds, so each worker computes the answer at most once per `TTL_SECONDS`.
+read-only), a log's last group commit failed, a log's checkpoint file does not verify, or a
+file the next restart or re-signing needs is gone: a key file (logs, TSA, CA, TUF roles,
+development issuer) missing or no longer holding the key the server publishes, a certificate
+chain file (CA, TSA) no longer holding the chain it publishes, or a log database, CA key or
+password file missing. It is polled every few seconds, so each worker computes the answer at
+most once per `TTL_SECONDS`.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from flask import Flask, Response, jsonify
 
 from keyless.server.state import StateDirError, read_private_key
 
 TTL_SECONDS = 2.0
+MAX_CHAIN_FILE_BYTES = 1024 * 1024
 Probe = Callable[[], str | None]
 
 
@@ -130,3 +135,46 @@ def _spki(public_key: Any) -> bytes:
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+def chain_matches(label: str, path: Path, chain: Sequence[x509.Certificate]) -> Probe:
+    """A probe that fails when `path` is missing, unreadable or holds another chain than
+    `chain` (the one the server publishes and a restart reads from there)."""
+    published = [cert.public_bytes(serialization.Encoding.DER) for cert in chain]
+
+    def probe() -> str | None:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_CHAIN_FILE_BYTES + 1)
+        except FileNotFoundError:
+            return f"the {label} chain file {path} is missing"
+        except OSError as exc:
+            return f"the {label} chain file {path} cannot be read: {exc.strerror}"
+        try:
+            on_disk = x509.load_pem_x509_certificates(data)
+        except ValueError:
+            return f"the {label} chain file {path} is not a PEM certificate chain"
+        if [cert.public_bytes(serialization.Encoding.DER) for cert in on_disk] != published:
+            return (
+                f"the {label} chain file {path} does not hold the chain this server publishes "
+                "(it was replaced)"
+            )
+        return None
+
+    return probe
+
+
+def readable(label: str, path: Path) -> Probe:
+    """A probe that fails when `path` (a file a restart reads) is missing or unreadable."""
+
+    def probe() -> str | None:
+        try:
+            with open(path, "rb") as handle:
+                handle.read(1)
+        except FileNotFoundError:
+            return f"the {label} {path} is missing"
+        except OSError as exc:
+            return f"the {label} {path} cannot be read: {exc.strerror}"
+        return None
+
+    return probe

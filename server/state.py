@@ -2,17 +2,27 @@
 
 Keys are written with 0600 permissions, atomically (a temporary file renamed into place), and
 never overwritten: two workers starting together both end up using the first key written.
-A server start (`starting()`) generates keys only on a true first run, when the directory is
-empty: a key missing later was lost, and a new one would silently become a new CA, log or
-issuer. A key file that cannot be read, is not a private key, or that others may read or write
-stops the start with one line naming it.
+A server start (`starting()`) generates keys only on a true first run, when the directory holds
+no file keyless owns (`lost+found`, dotfiles and other files are ignored, and named): a key
+missing later was lost, and a new one would silently become a new CA, log or issuer. A key file
+that cannot be read, is not a private key, or that others may read or write stops the start
+with one line naming it.
+
+A first run is all or nothing (`generating()`): everything is made in a scratch directory
+inside the state directory, which is renamed to mark it complete, and only then moved into
+place. A start after a crash discards an incomplete scratch directory (nothing of it was in
+place) and finishes moving a complete one; a state directory holding keyless files but no
+published trust (a first start from before this, stopped half-way) is refused with a hint.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +32,27 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 MAX_KEY_FILE_BYTES = 64 * 1024
 _LOCK_FILE = ".keyless-start.lock"
+# A first run in the making, and the same directory once everything in it is made.
+_MAKING = ".keyless-first-run"
+_MADE = ".keyless-first-run.done"
+# Every name keyless writes at the top of a state directory (tests/e2e/test_state_dir.py checks
+# a first run makes nothing else): keys, log databases with SQLite's sidecars, checkpoint
+# files, the generated CA and the TUF repository. Anything else is not keyless's.
+_OWNED = re.compile(
+    r"(?:rekor|rekor-v2|ct)(?:-key\.pem|-checkpoint|\.sqlite(?:-wal|-shm|-journal|-writelock)?)"
+    r"|tsa-(?:key|chain)\.pem|oidc-dev-issuer-key\.pem"
+    r"|tuf-(?:root|targets|snapshot|timestamp)-key(?:\.v[1-9][0-9]*)?\.pem|ca|tuf",
+    re.ASCII,
+)
+# The last file a start writes: a state directory without it never finished one.
+PUBLISHED_MARK = Path("tuf") / "timestamp.json"
+
+log = logging.getLogger(__name__)
+
+
+def is_keyless_file(name: str) -> bool:
+    """Whether `name`, at the top of a state directory, is a file or folder keyless owns."""
+    return _OWNED.fullmatch(name) is not None
 
 
 def default_state_dir() -> Path:
@@ -52,18 +83,97 @@ class StateDir:
     @contextlib.contextmanager
     def starting(self) -> Iterator[None]:
         """Create the directory and hold it for one server start: keys missing from a
-        directory that was not empty are refused. Starts (workers) queue on a lock, so the
-        first one creates everything and the others find it."""
+        directory that holds keyless files are refused. Starts (workers) queue on a lock, so
+        the first one creates everything and the others find it.
+
+        Raises:
+            StateDirError: the directory cannot be used, or holds a half-made state.
+        """
         self.create()
         fd = os.open(self.path / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            self.generate_missing = not any(
-                entry.name != _LOCK_FILE for entry in os.scandir(self.path)
-            )
+            self._recover()
+            owned, ignored = self._entries()
+            self.generate_missing = not owned
+            if self.generate_missing and ignored:
+                log.warning(
+                    "first run in %s: ignoring %s (not keyless files)",
+                    self.path,
+                    ", ".join(ignored),
+                )
+            if owned and not (self.path / PUBLISHED_MARK).exists():
+                raise StateDirError(
+                    f"the state directory {self.path} holds keyless files ({', '.join(owned)}) "
+                    f"but no published trust ({PUBLISHED_MARK}): a first start that stopped "
+                    "half-way, or a damaged state directory",
+                    hint="if no server ever served from it, move those files out and start "
+                    "again (a first run); otherwise restore the state directory from a backup",
+                )
             yield
         finally:
             os.close(fd)
+
+    @contextlib.contextmanager
+    def generating(self) -> Iterator[StateDir]:
+        """A scratch state directory for a first run; once the block succeeds, everything made
+        in it is moved into this one (all or nothing), and this start is no longer a first run.
+        Call it inside `starting()`.
+
+        Raises:
+            StateDirError: a file to move in is already in place (made by someone else).
+        """
+        if not self.generate_missing:
+            raise RuntimeError("generating() outside a first run")
+        making = self.path / _MAKING
+        making.mkdir(mode=0o700)
+        try:
+            yield StateDir(making)
+            _sync_tree(making)
+        except BaseException:
+            shutil.rmtree(making, ignore_errors=True)
+            raise
+        os.rename(making, self.path / _MADE)
+        _sync_directory(self.path)
+        self._move_in(self.path / _MADE)
+        self.generate_missing = False
+
+    def _recover(self) -> None:
+        """Finish or discard a first run that a crash interrupted."""
+        if (self.path / _MAKING).exists():
+            log.warning(
+                "%s: discarding %s, an interrupted first run (nothing of it was in place)",
+                self.path,
+                _MAKING,
+            )
+            shutil.rmtree(self.path / _MAKING)
+        if (self.path / _MADE).exists():
+            log.warning("%s: finishing an interrupted first run (%s)", self.path, _MADE)
+            self._move_in(self.path / _MADE)
+
+    def _move_in(self, made: Path) -> None:
+        """Rename every entry of `made` into place, then remove it (durably)."""
+        for entry in sorted(os.listdir(made)):
+            if entry.startswith("."):
+                continue  # lock files: each process makes its own
+            target = self.path / entry
+            if target.exists():
+                raise StateDirError(
+                    f"cannot finish the first run of {self.path}: {target} is already there "
+                    f"(the new one is in {made})",
+                    hint=f"move {target} or {made} out, and start again",
+                )
+            os.rename(made / entry, target)
+        _sync_directory(self.path)
+        shutil.rmtree(made)
+        _sync_directory(self.path)
+
+    def _entries(self) -> tuple[list[str], list[str]]:
+        """The names in the directory keyless owns, and the others (but its lock file)."""
+        names = sorted(entry.name for entry in os.scandir(self.path))
+        owned = [name for name in names if is_keyless_file(name)]
+        ignored = [name for name in names if name not in owned and name != _LOCK_FILE]
+        return owned, ignored
 
     def create(self) -> None:
         """Create the directory (0700) if missing; refuse one others can write to."""
@@ -129,6 +239,26 @@ def read_private_key(path: Path) -> PrivateKeyTypes:
             f"key file {path} is not an unencrypted PEM private key (corrupt?)",
             hint="restore the file from a backup of the state directory",
         ) from exc
+
+
+def _sync_tree(root: Path) -> None:
+    """fsync every file and directory under `root`, so a rename of `root` publishes them."""
+    for directory, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _sync_directory(Path(directory))
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_private_file(path: Path, data: bytes) -> None:

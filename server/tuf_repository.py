@@ -117,9 +117,17 @@ class TUFRepository:
     """The repository in `directory`, signed with `keys`; safe to share between threads."""
 
     def __init__(
-        self, directory: Path, keys: RoleKeys, *, lifetimes: Lifetimes | None = None
+        self,
+        directory: Path,
+        keys: RoleKeys,
+        *,
+        lifetimes: Lifetimes | None = None,
+        key_files: Mapping[str, Path] | None = None,
     ) -> None:
         self.directory = directory
+        # The file each role's key was read from (role -> path), for health checks: a restart
+        # needs every one of them.
+        self.key_files = dict(key_files or {})
         self._keys = keys
         self._lifetimes = lifetimes or Lifetimes()
         self._lock = threading.Lock()
@@ -291,36 +299,10 @@ class TUFRepository:
         temporary.replace(path)
 
     def _load(self) -> _Published:
-        """The newest metadata of each role, as this repository wrote it."""
-        version = self.root_version()
-        root = self._metadata(f"{version}.root.json", Root) if version else None
-        timestamp = self._metadata("timestamp.json", Timestamp)
-        snapshot = targets = None
-        if timestamp is not None:
-            snapshot = self._metadata(
-                f"{timestamp.signed.snapshot_meta.version}.snapshot.json", Snapshot
-            )
-        if snapshot is not None:
-            meta = snapshot.signed.meta[f"{Targets.type}.json"]
-            targets = self._metadata(f"{meta.version}.targets.json", Targets)
-        return _Published(root=root, targets=targets, snapshot=snapshot, timestamp=timestamp)
-
-    def _metadata(self, name: str, kind: type[Signed]) -> Metadata | None:
-        try:
-            data = (self.directory / name).read_bytes()
-        except FileNotFoundError:
-            return None
-        metadata = Metadata.from_bytes(data)
-        if not isinstance(metadata.signed, kind):
-            raise TUFRepositoryError(
-                f"{self.directory / name} is not {kind.type} metadata", reason="corrupt"
-            )
-        return metadata
+        return _load(self.directory)
 
     def _target_bytes(self, info: TargetFile) -> bytes:
-        data = (self.directory / "targets" / f"{info.hashes['sha256']}.{info.path}").read_bytes()
-        info.verify_length_and_hashes(data)
-        return data
+        return _target_bytes(self.directory, info)
 
     def _stale(self, root: Metadata[Root], metadata: Metadata, *, now: datetime) -> bool:
         """Past half its lifetime, or not signed by the key the root now names."""
@@ -336,6 +318,51 @@ class TUFRepository:
 
     def _half_life(self, expires: datetime, role: str) -> datetime:
         return expires - self._lifetimes.of(role) / 2
+
+
+def published_target(directory: Path, name: str) -> bytes | None:
+    """Target `name` as the repository in `directory` last published it (None: it never did),
+    checked against the hash its targets metadata names; read without any key, so a start
+    can compare what it is about to publish with what clients were given."""
+    targets = _load(directory).targets
+    if targets is None or name not in targets.signed.targets:
+        return None
+    return _target_bytes(directory, targets.signed.targets[name])
+
+
+def _load(directory: Path) -> _Published:
+    """The newest metadata of each role, as the repository in `directory` wrote it."""
+    version = _newest_root_version(directory)
+    root = _metadata(directory, f"{version}.root.json", Root) if version else None
+    timestamp = _metadata(directory, "timestamp.json", Timestamp)
+    snapshot = targets = None
+    if timestamp is not None:
+        snapshot = _metadata(
+            directory, f"{timestamp.signed.snapshot_meta.version}.snapshot.json", Snapshot
+        )
+    if snapshot is not None:
+        meta = snapshot.signed.meta[f"{Targets.type}.json"]
+        targets = _metadata(directory, f"{meta.version}.targets.json", Targets)
+    return _Published(root=root, targets=targets, snapshot=snapshot, timestamp=timestamp)
+
+
+def _metadata(directory: Path, name: str, kind: type[Signed]) -> Metadata | None:
+    try:
+        data = (directory / name).read_bytes()
+    except FileNotFoundError:
+        return None
+    metadata = Metadata.from_bytes(data)
+    if not isinstance(metadata.signed, kind):
+        raise TUFRepositoryError(
+            f"{directory / name} is not {kind.type} metadata", reason="corrupt"
+        )
+    return metadata
+
+
+def _target_bytes(directory: Path, info: TargetFile) -> bytes:
+    data = (directory / "targets" / f"{info.hashes['sha256']}.{info.path}").read_bytes()
+    info.verify_length_and_hashes(data)
+    return data
 
 
 def _check_root_key(root: Root, signer: Signer) -> None:
@@ -370,9 +397,12 @@ def open_repository(state: StateDir, *, lifetimes: Lifetimes | None = None) -> T
         TUFRepositoryError: no root key file matches the published root.
     """
     directory = state.file(DIRECTORY)
-    online = {role: _state_key(state, f"tuf-{role}-key.pem") for role in ONLINE_ROLES}
-    root = _root_key(state, directory)
-    return TUFRepository(directory, RoleKeys(root=root, **online), lifetimes=lifetimes)
+    files = {role: state.file(f"tuf-{role}-key.pem") for role in ONLINE_ROLES}
+    online = {role: _state_key(state, path.name) for role, path in files.items()}
+    root, files[Root.type] = _root_key(state, directory)
+    return TUFRepository(
+        directory, RoleKeys(root=root, **online), lifetimes=lifetimes, key_files=files
+    )
 
 
 def rotate_root_key(state: StateDir, repository: TUFRepository, *, now: datetime) -> int:
@@ -383,16 +413,17 @@ def rotate_root_key(state: StateDir, repository: TUFRepository, *, now: datetime
     return repository.rotate_root(new, now=now)
 
 
-def _root_key(state: StateDir, directory: Path) -> Signer:
+def _root_key(state: StateDir, directory: Path) -> tuple[Signer, Path]:
+    """The root key the newest published root names, and its file."""
     version = _newest_root_version(directory)
     if version == 0:
-        return _state_key(state, ROOT_KEY_FILE)
+        return _state_key(state, ROOT_KEY_FILE), state.file(ROOT_KEY_FILE)
     root = Metadata[Root].from_bytes((directory / f"{version}.root.json").read_bytes()).signed
     wanted = root.roles[Root.type].keyids
     for path in sorted(state.path.glob("tuf-root-key*.pem")):
         signer = _state_key(state, path.name)
         if signer.public_key.keyid in wanted:
-            return signer
+            return signer, path
     raise TUFRepositoryError(
         f"no TUF root key in {state.path} is the root key of published root version {version}",
         reason="root-key-mismatch",

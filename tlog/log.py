@@ -20,6 +20,7 @@ next waiting caller.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +47,8 @@ MAX_KEYS_PER_ENTRY = 64
 MAX_KEY_CHARS = 512
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 
+_logger = logging.getLogger(__name__)
+
 
 class TreeHeadSigner(Protocol):
     """Signs tree heads in a log's own format (signed-note checkpoint, CT STH, ...)."""
@@ -62,11 +65,17 @@ class TreeHeadSigner(Protocol):
 @dataclass(frozen=True)
 class Anchor:
     """Where a log keeps its last signed head outside its database, and the names its start-up
-    refusals use for the database and the key."""
+    refusals use for the database and the key.
+
+    `adopt_existing` is the operator's explicit `--adopt-existing-log`: a stored tree with no
+    checkpoint file (a log from before checkpoint files, or a new instance joining a shared
+    PostgreSQL log) is taken as this log's. Otherwise it is refused: it may as well be a
+    database restored without the checkpoint file that would show it is behind."""
 
     checkpoint: CheckpointFile
     database: str
     key: str
+    adopt_existing: bool = False
 
 
 NEW_LOG_HINT = (
@@ -252,7 +261,8 @@ class MerkleLog:
             ) from exc
         self._verified_head = stored
         if kept is None:
-            return  # a log from before checkpoint files: the file starts from this head
+            self._adopt(anchor, stored)
+            return
         try:
             self._signer.verify(kept.signed, size=kept.size, root_hash=kept.root_hash)
         except LogError as exc:
@@ -281,6 +291,31 @@ class MerkleLog:
                 hint=hint,
             )
 
+    def _adopt(self, anchor: Anchor, stored: SignedHead) -> None:
+        """A stored tree with no checkpoint file becomes this log's only by the operator's
+        explicit act (the file then starts from it); an empty one is a log just created."""
+        if stored.size == 0:
+            return
+        if not anchor.adopt_existing:
+            raise LogStartError(
+                f"the log database {anchor.database} holds a tree of size {stored.size}, but "
+                f"there is no checkpoint file {anchor.checkpoint.path}: a database restored "
+                "without it cannot be told from the log's latest state",
+                hint="restore the checkpoint file with the database; for a log from before "
+                "checkpoint files, or a new instance joining a shared PostgreSQL log, start "
+                "once with keyless serve --adopt-existing-log (KEYLESS_ADOPT_EXISTING_LOG=1 "
+                "under gunicorn)",
+            )
+        _logger.warning(
+            "ADOPTING AN EXISTING LOG: the log database %s holds a tree of size %d and there "
+            "was no checkpoint file; --adopt-existing-log takes it as this log's latest state "
+            "and keeps it in %s. If this database was restored from a backup, entries "
+            "acknowledged after that backup are gone and this log now signs a second history.",
+            anchor.database,
+            stored.size,
+            anchor.checkpoint.path,
+        )
+
     def _keep(self, head: SignedHead) -> None:
         """Keep `head` in the anchor's file (durably) before anything acknowledges it."""
         if self._anchor is None:
@@ -295,6 +330,10 @@ class MerkleLog:
             # Nothing can be acknowledged: the log cannot commit, as far as health goes.
             self.last_commit_error = error.message
             raise error from exc
+
+    def close(self) -> None:
+        """Close the storage's connections in this process (a log that stops serving)."""
+        self._storage.close()
 
     @property
     def tree_id(self) -> int:

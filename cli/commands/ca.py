@@ -1,8 +1,9 @@
 """`keyless ca`: the operator's key ceremonies.
 
 `init` makes a root and an issuing intermediate (keys in encrypted files or a PKCS#11 token)
-and prints the server's `ca:` section; `rotate` signs a new intermediate with the same root and
-prints the `retired-trust:` entry that keeps the old chain verifiable; `tsa-init` and
+and prints the server's `ca:` section; `rotate` signs a new intermediate with the same root into
+new files (never the chain a running server uses) and prints the `ca:` section for it and the
+`retired-trust:` entry that keeps the old chain verifiable; `tsa-init` and
 `tsa-rotate` do the same for the timestamp authority (`tsa:`, retired kind tsa-chain);
 `rotate-tuf-root` rotates the root key of the TUF repository a server publishes, so clients
 follow the new root.
@@ -127,8 +128,10 @@ def run(args: argparse.Namespace) -> int:
             args.out, store, name=args.name, now=now, curve=args.curve, root_label=args.root_label
         )
         print(
-            f"made a new intermediate; chain in {result.chain_path}, the old one kept in "
-            f"{result.retired_chain_path}",
+            f"made a new intermediate beside the old one; its chain is {result.chain_path}. "
+            f"The chain the server uses now, {result.retired_chain_path}, and its key are "
+            "untouched: paste the lines below into server.yaml (the ca: section replaces "
+            "yours, the retired-trust: entry joins yours), then restart the server",
             file=sys.stderr,
         )
     print("# server.yaml")

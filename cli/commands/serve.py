@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, help="port to bind, used exactly (default 8080)")
     parser.add_argument("--state-dir", type=Path, help="where generated keys and logs live")
     parser.add_argument("--new-log", action="store_true", help="start a new signature log")
+    parser.add_argument(
+        "--adopt-existing-log",
+        action="store_true",
+        help="take a log database that has no checkpoint file as the log's latest state (a "
+        "log from before checkpoint files, or an instance joining a shared PostgreSQL log)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -35,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_server_config(args.config, **overrides)
     else:
         config = dev_config(**overrides)
+    config = replace(config, adopt_existing_log=args.adopt_existing_log)
     import gc
 
     from keyless.server.wsgi import StartupWarnings, bind, listen, prepare_metrics_dir, run_gunicorn

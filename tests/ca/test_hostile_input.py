@@ -102,6 +102,33 @@ def test_ca_refuses_nested_token_before_any_signature_check(
     assert server_ca.ct_size() == before
 
 
+@pytest.mark.parametrize(
+    ("token", "detail"),
+    [
+        ("A.B.C", "token header is not base64url"),
+        ("e30.B.C", "token payload is not base64url"),
+        ("e30.e30.C", "token signature is not base64url"),
+        ("e31.e30.c2ln", "token header is not canonical base64url"),
+    ],
+    ids=["header-1-mod-4", "payload-1-mod-4", "signature-1-mod-4", "header-low-bits"],
+)
+def test_ca_refuses_a_token_part_that_is_not_base64url(server_ca, token: str, detail: str) -> None:
+    """A part of length 1 mod 4 encodes no bytes (it was an HTTP 500), and unused low bits set
+    are a second spelling of the same bytes: both are malformed tokens."""
+    before = server_ca.ct_size()
+    response = requests.post(
+        f"{server_ca.url}/api/v2/signingCert",
+        json={
+            "credentials": {"oidcIdentityToken": token},
+            "certificateSigningRequest": b64(csr_pem(p256())),
+        },
+        timeout=30,
+    )
+    body = _fulcio_refusal(server_ca, response, TOKEN_ERROR, before=before)
+    assert body["details"][0]["reason"] == "token-malformed"
+    assert body["details"][0]["metadata"]["detail"] == detail
+
+
 def _ct_refusal(response: requests.Response, message: str) -> None:
     assert response.status_code == 400, response.text
     assert response.json() == {"code": 400, "message": message}

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keyless.ca import CAConfig, CAConfigError
+from keyless.ca.ceremony import KeyStore, rotate_intermediate
 from keyless.ca.pkcs11 import TokenKey, open_session
 from keyless.cli.main import main
 from tests.conftest import dev_server, skip_unless_ci
@@ -322,6 +323,48 @@ def test_file_ceremony_and_rotation(tmp_path: Path, monkeypatch, capsys) -> None
     )
     assert code == 1
     assert "cannot decrypt the root key: wrong password?" in capsys.readouterr().err
+
+
+def _rotate(out: Path, capsys) -> dict:
+    rotate = ["ca", "rotate", "--out", str(out), "--password-env", "KEYLESS_CA_PASSWORD"]
+    assert main([*rotate, "--public-url", "https://keyless.example.com"]) == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_rotation_never_writes_the_live_chain(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A server still configured with the chain and key it runs on restarts on them after a
+    rotation (before its config is edited); the new files are beside them, and the config to
+    paste names them, with the live chain under retired-trust. A second rotation retires the
+    first one's chain."""
+    monkeypatch.setenv("KEYLESS_CA_PASSWORD", "correct horse battery staple")
+    out = tmp_path / "ceremony"
+    assert main(["ca", "init", "--out", str(out), "--password-env", "KEYLESS_CA_PASSWORD"]) == 0
+    live = yaml.safe_load(capsys.readouterr().out)["ca"]
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    now = datetime.now(UTC)
+    first = _signer_config(live, tmp_path).load_signer(state_dir=tmp_path, now=now)
+
+    rotated = _rotate(out, capsys)
+    assert {name: (out / name).read_bytes() for name in before} == before
+    restarted = _signer_config(live, tmp_path).load_signer(state_dir=tmp_path, now=now)
+    assert restarted.chain == first.chain
+    new_chain, new_key = Path(rotated["ca"]["chain"]), Path(rotated["ca"]["key"])
+    assert new_chain.parent == out.resolve() and new_chain.name.startswith("ca-chain-")
+    assert new_key.parent == out.resolve() and new_key.name.startswith("ca-key-")
+    assert new_key.stat().st_mode & 0o777 == 0o600
+    (retired,) = rotated["retired-trust"]
+    assert retired["ca-chain"] == live["chain"]
+    second = _signer_config(rotated["ca"], tmp_path).load_signer(state_dir=tmp_path, now=now)
+    assert second.chain[-1] == first.chain[-1] and second.chain[0] != first.chain[0]
+
+    # The next rotation (a second later at least: files are named to the second) retires the
+    # chain this one made, and leaves it as it is too.
+    made = new_chain.read_bytes()
+    store = KeyStore(password=b"correct horse battery staple")
+    again = rotate_intermediate(out, store, name="keyless", now=now + timedelta(seconds=1))
+    assert again.retired_chain_path.resolve() == new_chain
+    assert again.chain_path.resolve() not in (new_chain, Path(live["chain"]))
+    assert new_chain.read_bytes() == made
 
 
 def test_rotate_tuf_root(tmp_path: Path, capsys) -> None:

@@ -1,6 +1,8 @@
-"""/healthz says NOT_SERVING (503, with the reason) when the server cannot do its job: the
-state directory cannot be written, a log cannot keep its checkpoint, a key file is missing or
-replaced, a checkpoint file does not verify; and SERVING again once that is repaired."""
+"""/healthz says NOT_SERVING (503, with the reason) when the server cannot do its job, or
+could not start again: the state directory cannot be written, a log cannot keep its
+checkpoint, a key file (logs, TSA, CA, TUF roles, development issuer) is missing or replaced, a
+chain file (CA, TSA) is missing or replaced, a log database is gone, a checkpoint file does not
+verify; and SERVING again once that is repaired."""
 
 from __future__ import annotations
 
@@ -187,4 +189,69 @@ def test_a_checkpoint_file_from_another_log(running: DevServer) -> None:
     checkpoint.write_bytes(b"not a checkpoint")
     settled(running, not_serving(f"{prefix} is not a checkpoint file"))
     checkpoint.write_bytes(original)
+    settled(running, SERVING)
+
+
+# Every file the next restart (or TUF re-signing) reads: the server serves on from memory,
+# but would not come back.
+
+
+@pytest.mark.parametrize(
+    ("file", "label"),
+    [
+        ("tuf-root-key.pem", "TUF root"),
+        ("tuf-targets-key.pem", "TUF targets"),
+        ("tuf-snapshot-key.pem", "TUF snapshot"),
+        ("tuf-timestamp-key.pem", "TUF timestamp"),
+        ("oidc-dev-issuer-key.pem", "development issuer"),
+    ],
+)
+def test_a_missing_key_file_a_restart_needs(running: DevServer, file: str, label: str) -> None:
+    path = running.config.state_dir / file
+    moved = path.with_name("moved-away")
+    path.rename(moved)
+    settled(running, not_serving(f"the {label} key file {path} is missing"))
+    moved.rename(path)
+    settled(running, SERVING)
+
+
+@pytest.mark.parametrize(
+    ("file", "label"), [("ca/ca-chain.pem", "CA"), ("tsa-chain.pem", "timestamp authority")]
+)
+def test_a_missing_or_replaced_chain_file(
+    running: DevServer, tmp_path: Path, file: str, label: str
+) -> None:
+    path = running.config.state_dir / file
+    original = path.read_bytes()
+    path.unlink()
+    settled(running, not_serving(f"the {label} chain file {path} is missing"))
+    with dev_server(tmp_path / "other") as other:
+        path.write_bytes((other.config.state_dir / file).read_bytes())
+    settled(
+        running,
+        not_serving(
+            f"the {label} chain file {path} does not hold the chain this server publishes "
+            "(it was replaced)"
+        ),
+    )
+    path.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    settled(running, not_serving(f"the {label} chain file {path} is not a PEM certificate chain"))
+    path.write_bytes(original)
+    settled(running, SERVING)
+
+
+@pytest.mark.parametrize(
+    ("file", "label"),
+    [
+        ("rekor.sqlite", "signature log database"),
+        ("rekor-v2.sqlite", "Rekor v2 log database"),
+        ("ct.sqlite", "CT log database"),
+    ],
+)
+def test_a_missing_log_database(running: DevServer, file: str, label: str) -> None:
+    path = running.config.state_dir / file
+    moved = path.with_name("moved-away")
+    path.rename(moved)
+    settled(running, not_serving(f"the {label} {path} is missing"))
+    moved.rename(path)
     settled(running, SERVING)

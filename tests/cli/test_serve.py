@@ -219,6 +219,29 @@ def test_a_deleted_log_database_is_one_line(used_state, tmp_path: Path) -> None:
     ]
 
 
+def test_a_log_without_its_checkpoint_file_starts_only_when_adopted(
+    used_state, tmp_path: Path
+) -> None:
+    from tests.e2e.log_files import REKOR_V1, start
+
+    state, port = _damaged(used_state, tmp_path)
+    app = start(state, port=int(port))
+    assert REKOR_V1.append(app, 2) == 2
+    REKOR_V1.close(app)
+    (state / "rekor-checkpoint").unlink()
+    assert _refused("--state-dir", str(state), "--port", port)[-2].startswith(
+        f"error: the log database {state / 'rekor.sqlite'} holds a tree of size 2, but there "
+        f"is no checkpoint file {state / 'rekor-checkpoint'}"
+    )
+    adopting = keyless_serve("--state-dir", str(state), "--adopt-existing-log", port=int(port))
+    with adopting as (url, process):
+        assert requests.get(f"{url}/api/v1/log", timeout=5).json()["treeSize"] == 2
+        process.send_signal(signal.SIGTERM)
+        stderr = process.communicate(timeout=15)[1]
+    assert "ADOPTING AN EXISTING LOG: the log database " in stderr
+    assert (state / "rekor-checkpoint").exists()
+
+
 @pytest.mark.parametrize("name", ["rekor-key.pem", "ct-key.pem", "tsa-key.pem"])
 def test_a_corrupt_key_file_is_one_line(used_state, tmp_path: Path, name: str) -> None:
     state, port = _damaged(used_state, tmp_path)

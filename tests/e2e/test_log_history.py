@@ -5,6 +5,7 @@ appends nothing. Each case runs once per log."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -44,12 +45,43 @@ def test_a_restart_with_everything_in_place_serves_the_same_log(state, log) -> N
     assert (state / log.checkpoint).stat().st_mode & 0o777 == 0o600
 
 
-def test_a_state_from_before_checkpoint_files_starts_one(state, log) -> None:
+def test_a_database_without_its_checkpoint_file_refuses(state, log) -> None:
+    """A database restored without the checkpoint file that would show it is behind looks
+    like a log from before checkpoint files: neither is taken without the operator's word."""
     (state / log.checkpoint).unlink()
-    app = start(state)
+    with pytest.raises(LogStartError) as refused:
+        start(state)
+    assert refused.value.message == (
+        f"the log database {state / log.database} holds a tree of size 3, but there is no "
+        f"checkpoint file {state / log.checkpoint}: a database restored without it cannot be "
+        "told from the log's latest state"
+    )
+    assert refused.value.hint == (
+        "restore the checkpoint file with the database; for a log from before checkpoint "
+        "files, or a new instance joining a shared PostgreSQL log, start once with keyless "
+        "serve --adopt-existing-log (KEYLESS_ADOPT_EXISTING_LOG=1 under gunicorn)"
+    )
+    assert not (state / log.checkpoint).exists()
+    assert log.stored_size(state) == 3
+
+
+def test_a_log_from_before_checkpoint_files_is_adopted_explicitly(state, log, caplog) -> None:
+    (state / log.checkpoint).unlink()
+    with caplog.at_level(logging.WARNING, logger="keyless.tlog.log"):
+        app = start(state, adopt_existing_log=True)
+    assert (
+        f"ADOPTING AN EXISTING LOG: the log database {state / log.database} holds a tree of "
+        "size 3 and there was no checkpoint file"
+    ) in caplog.text
     assert log.kept_size(state) == 3
     assert log.append(app, 1) == 4
-    assert log.kept_size(state) == 4
+    log.close(app)
+    # From then on the checkpoint file anchors it: no flag needed, and none taken as adoption.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="keyless.tlog.log"):
+        app = start(state)
+    assert "ADOPTING" not in caplog.text
+    assert log.append(app, 1) == 5
 
 
 def test_a_deleted_database_refuses(state, log) -> None:

@@ -5,9 +5,11 @@ key or chain is refused."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -156,15 +158,67 @@ def test_a_v2_log_of_another_origin_refuses(state, tmp_path) -> None:
     )
 
 
+def _published_before_v2_and_the_tsa(state: Path) -> None:
+    """Publish, as a server from before the v2 log and the TSA did, a trusted root listing
+    neither (the rest of the state directory is this server's own)."""
+    from keyless.server.state import StateDir
+    from keyless.server.tuf_repository import open_repository, published_target
+
+    directory = state / "tuf"
+    root = json.loads(published_target(directory, "trusted_root.json"))
+    root["tlogs"] = [
+        log for log in root["tlogs"] if log["publicKey"]["keyDetails"] != "PKIX_ED25519"
+    ]
+    root["timestampAuthorities"] = []
+    targets = {
+        "trusted_root.json": json.dumps(root).encode(),
+        "signing_config.v0.2.json": published_target(directory, "signing_config.v0.2.json"),
+    }
+    open_repository(StateDir(state)).publish(targets, now=datetime.now(UTC))
+
+
 def test_a_state_directory_from_before_v2_and_the_tsa_gets_them_once(state) -> None:
     for name in ("rekor-v2-key.pem", CHECKPOINT, "tsa-key.pem", "tsa-chain.pem"):
         (state / name).unlink()
     _remove_database(state)
+    _published_before_v2_and_the_tsa(state)
     app = _start(state)
     assert _append(app, 1) == 1
     assert (state / "rekor-v2-key.pem").stat().st_mode & 0o777 == 0o600
     assert (state / "tsa-key.pem").stat().st_mode & 0o777 == 0o600
     assert (state / "tsa-chain.pem").exists()
+
+
+def test_a_lost_v2_log_refuses_as_the_v1_log_does(state) -> None:
+    """Key, database and checkpoint file all deleted: the published trusted root lists the v2
+    log, so a new one would stop every v2 bundle from verifying through --server."""
+    (state / "rekor-v2-key.pem").unlink()
+    (state / CHECKPOINT).unlink()
+    _remove_database(state)
+    with pytest.raises(StateDirError) as refused:
+        _start(state)
+    assert refused.value.message == (
+        f"key file {state / 'rekor-v2-key.pem'} is missing, and {state} is not a first run: "
+        "a new key would silently replace what clients trust"
+    )
+    assert refused.value.hint == "restore the file from a backup of the state directory"
+    assert not (state / "rekor-v2-key.pem").exists()
+    assert not (state / DATABASE).exists()
+
+
+def test_a_lost_tsa_refuses(state) -> None:
+    """Key and chain both deleted: the published trusted root lists this TSA."""
+    for name in ("tsa-key.pem", "tsa-chain.pem"):
+        (state / name).unlink()
+    with pytest.raises(StateDirError) as refused:
+        _start(state)
+    assert refused.value.message == (
+        f"the TSA key {state / 'tsa-key.pem'} and chain {state / 'tsa-chain.pem'} are missing, "
+        "but the trusted root this server last published lists its TSA "
+        f"(http://127.0.0.1:{PORT}/api/v1/timestamp): a new one would stop every timestamp it "
+        "issued from verifying"
+    )
+    assert not (state / "tsa-key.pem").exists()
 
 
 @pytest.mark.parametrize("lost", ["tsa-key.pem", "tsa-chain.pem"])
