@@ -215,7 +215,10 @@ def _line_of(entry: Any, key: str | None = None) -> int | None:
 def builtin_ci_providers() -> dict[str, Mapping[str, Any]]:
     """The raw built-in ci-provider metadata shipped with keyless."""
     data = resources.files("keyless.oidc").joinpath("data/ci-providers.yaml").read_text()
-    return strictyaml.load(data, source="keyless.oidc/data/ci-providers.yaml")
+    providers: dict[str, Mapping[str, Any]] = strictyaml.load(
+        data, source="keyless.oidc/data/ci-providers.yaml"
+    )
+    return providers
 
 
 def _norm(key: object) -> str:
@@ -266,9 +269,9 @@ class _Loader:
         for key in mapping:
             spelling = first.setdefault(_norm(key), str(key))
             if spelling != str(key):
-                located = isinstance(mapping, strictyaml.LocatedDict)
+                located = mapping if isinstance(mapping, strictyaml.LocatedDict) else None
                 self._add(
-                    mapping.key_lines.get(str(key)) if located else None,
+                    located.key_lines.get(str(key)) if located is not None else None,
                     f"{where}{key!r} is the same key as {spelling!r} (keys match without regard"
                     " to case, '-' and '_')",
                 )

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlencode, urlsplit
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, redirect, request
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from keyless import strictjson
 from keyless.oidc.config import is_loopback_host
@@ -66,7 +67,8 @@ def init_app(app: Flask, issuer: DevIssuer, *, allow_proxied: bool = False) -> N
 
 
 def _issuer() -> DevIssuer:
-    return current_app.extensions[_EXTENSION]
+    issuer: DevIssuer = current_app.extensions[_EXTENSION]
+    return issuer
 
 
 @bp.before_request
@@ -179,7 +181,7 @@ def mint_github() -> Response:
 
 
 @bp.get("/authorize")
-def authorize() -> Response:
+def authorize() -> WerkzeugResponse:
     """Authorization code + PKCE: the development user is approved without a prompt."""
     args = request.args
     redirect_uri = args.get("redirect_uri", "")

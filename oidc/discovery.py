@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import certifi
 import requests
 
 from keyless import strictjson
@@ -273,7 +274,7 @@ class JWKSCache:
         with self._lock:
             path = self._bundles.get(issuer.ca_cert)
             if path is None:
-                system = Path(requests.certs.where()).read_text()
+                system = Path(certifi.where()).read_text()  # what requests trusts
                 handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the cache)
                     "w", prefix="keyless-issuer-ca-", suffix=".pem", delete=False
                 )

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, overload
 
 import jwt
 from cryptography.exceptions import InvalidSignature
@@ -74,17 +74,22 @@ class UnverifiedToken:
     signing_input: bytes
     signature: bytes
 
+    # `parse_token` checked these are strings before the token exists.
+
     @property
     def issuer(self) -> str:
-        return self.claims["iss"]
+        issuer: str = self.claims["iss"]
+        return issuer
 
     @property
     def alg(self) -> str:
-        return self.header["alg"]
+        alg: str = self.header["alg"]
+        return alg
 
     @property
     def kid(self) -> str | None:
-        return self.header.get("kid")
+        kid: str | None = self.header.get("kid")
+        return kid
 
 
 def parse_jwks(document: Any) -> tuple[VerificationKey, ...]:
@@ -96,6 +101,8 @@ def parse_jwks(document: Any) -> tuple[VerificationKey, ...]:
         if not isinstance(jwk, Mapping) or jwk.get("use", "sig") != "sig":
             continue
         kty = jwk.get("kty")
+        if not isinstance(kty, str):
+            continue
         try:
             key = jwt.PyJWK(dict(jwk), algorithm=_default_alg(jwk)).key
         except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
@@ -109,11 +116,12 @@ def parse_jwks(document: Any) -> tuple[VerificationKey, ...]:
 
 
 def _default_alg(jwk: Mapping[str, Any]) -> str:
-    if jwk.get("alg") in ALLOWED_ALGORITHMS:
-        return jwk["alg"]
+    alg = jwk.get("alg")
+    if isinstance(alg, str) and alg in ALLOWED_ALGORITHMS:
+        return alg
     kty, crv = jwk.get("kty"), jwk.get("crv")
     if kty == "EC":
-        return {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}[crv]
+        return {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}[str(crv)]
     if kty == "OKP":
         return "EdDSA"
     if kty == "RSA":
@@ -237,6 +245,14 @@ def check_claims(
         raise TokenError(
             "token-issued-in-future", f"token is issued in the future, at {_iso(issued_at)}"
         )
+
+
+@overload
+def _time_claim(claims: Mapping[str, Any], name: str, *, required: Literal[True]) -> datetime: ...
+
+
+@overload
+def _time_claim(claims: Mapping[str, Any], name: str, *, required: bool) -> datetime | None: ...
 
 
 def _time_claim(claims: Mapping[str, Any], name: str, *, required: bool) -> datetime | None:
