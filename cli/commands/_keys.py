@@ -64,19 +64,19 @@ def signer(args: argparse.Namespace, reference: str) -> KeySigner:
 
 
 def verifier_keys(args: argparse.Namespace, references: list[str]) -> list[VerifierKey]:
-    """The public keys `references` name; a bad reference is a usage error (exit 2).
+    """The public keys `references` name; a bad reference, or one naming something that is not
+    an allowed public key, is a usage error (exit 2).
 
     Raises:
         NetworkError: a key URL could not be fetched (the caller's "could not decide").
-        KeyFileError: a key that is not an allowed public key.
     """
-    from keyless.client.keys import KeyReferenceError, load_verifier_key
+    from keyless.client.keys import KeyFileError, KeyReferenceError, load_verifier_key
 
     keys = []
     for reference in references:
         try:
             keys.append(load_verifier_key(reference))
-        except KeyReferenceError as exc:
+        except (KeyReferenceError, KeyFileError) as exc:
             args.usage_error(exc.message)
     return keys
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from keyless.cli.commands import _images
+from keyless.cli.commands import _images, _keys
 
 if TYPE_CHECKING:
     from keyless.client.oci import Reference
@@ -53,7 +53,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--bundle", metavar="FILE", help="the bundle (default: <artifact>.sigstore.json)"
     )
     add_trust_arguments(parser)
-    parser.add_argument("--key", metavar="FILE", help="PEM public key, for managed-key bundles")
+    parser.add_argument(
+        "--key",
+        metavar="REF",
+        action="append",
+        help="a public key (a PEM file, env://VAR or an https:// URL) for key-signed bundles "
+        "and images; repeat it to accept any one of several (a rotation window)",
+    )
     parser.add_argument(
         "-o", "--output", choices=("text", "json"), default="text", help="result format"
     )
@@ -131,15 +137,15 @@ EXIT_REFUSED, EXIT_UNDECIDED = 1, 3
 
 
 def run(args: argparse.Namespace) -> int:
-    policy = None if args.key is not None else build_policy(args)
     if args.key is not None and _identity_flags_given(args):
         args.usage_error("--key verifies a managed key; identity flags do not apply")
+    policy = None if args.key is not None else build_policy(args)
     image = _images.image_reference(args.artifact)
     if image is not None:
-        if args.key is not None or args.bundle is not None:
-            args.usage_error(
-                "--key and --bundle do not apply to images; signatures are in the registry"
-            )
+        if args.bundle is not None:
+            args.usage_error("--bundle does not apply to images; signatures are in the registry")
+        if args.key is not None:
+            args.usage_error("--key does not apply to images yet")
         return _verify_image(args, image, policy, expected=describe_expected(args))
     return _verify_file(args, policy)
 
@@ -152,9 +158,10 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
     from keyless.client.errors import NetworkError
     from keyless.client.verify import VerificationError, Verifier
     from keyless.client.verify.artifact import DIGEST_ALGORITHMS, resolve_artifact
-    from keyless.client.verify.keys import load_public_key
+    from keyless.client.verify.keys import verify_with_any_key
 
     digest = None
+    key = None
     try:
         artifact = resolve_artifact(args.artifact, algorithms=tuple(DIGEST_ALGORITHMS))
         digest = artifact.label
@@ -169,8 +176,10 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
         verifier = Verifier(_trusted_root(args))
         now = datetime.now(UTC)
         if policy is None:
-            key = load_public_key(args.key)
-            result = verifier.verify_with_key(bundle, artifact=artifact, key=key, now=now)
+            keys = _keys.verifier_keys(args, args.key)
+            result, key = verify_with_any_key(
+                verifier, bundle, keys=keys, artifact=artifact, now=now
+            )
         else:
             result = verifier.verify(bundle, artifact=artifact, policy=policy, now=now)
     except NetworkError as exc:
@@ -185,10 +194,13 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
         "signedTimes": [t.isoformat().replace("+00:00", "Z") for t in result.signed_times],
         "type": result.dsse_payload_type or "message-signature",
         "source": "bundle-file",
+        "key": key.reference if key is not None else None,
     }
     _print_json(args, _success(artifact.name, digest, [signature]))
     if args.output != "json":
         signer = f" by {result.identity} ({result.issuer})" if result.identity else ""
+        if key is not None:
+            signer = f" with key {key.reference}"
         print(
             f"Verified OK: {artifact.name} signed{signer}, {_logged(result.log_index)}",
             file=sys.stderr,

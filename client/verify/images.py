@@ -81,6 +81,7 @@ class VerifiedSignature:
     log_url: str = ""
     entry_kind: str = ""
     signed_times: tuple[datetime, ...] = ()
+    key: str | None = None  # the key reference that verified it (key-signed images)
 
     def to_json(self) -> dict[str, Any]:
         """One entry of `keyless verify -o json`'s `signatures` (the README documents it)."""
@@ -91,6 +92,7 @@ class VerifiedSignature:
             "signedTimes": [iso(t) for t in self.signed_times],
             "type": self.signature_type,
             "source": self.source,
+            "key": self.key,
         }
 
 

@@ -133,7 +133,7 @@ def test_verify_image_refuses_key_and_bundle(capsys) -> None:
         capsys.readouterr()
         .err.strip()
         .endswith(
-            "error: --key and --bundle do not apply to images; signatures are in the registry"
+            "error: --bundle does not apply to images; signatures are in the registry"
         )
     )
 
