@@ -195,18 +195,29 @@ def verified_text(outcome: Any) -> str:
     (a Sigstore bundle or cosign v2's legacy signature) and where it was found."""
     from keyless.client.verify.images import SOURCE_LEGACY_TAG
 
-    signers = {(s.identity, s.issuer) for s in outcome.verified}
+    signers = {_signer(s) for s in outcome.verified}
     head = f"Verified OK: {outcome.reference.name}@{outcome.digest}"
     if len(signers) == 1:
-        identity, issuer = next(iter(signers))
-        head += f" signed by {identity} ({issuer})"
+        head += f" {next(iter(signers))}"
     count = len(outcome.verified)
     lines = [f"{head}; {count} valid signature{'s' if count > 1 else ''}:"]
     for signature in outcome.verified:
         kind = "cosign v2 signature" if signature.source == SOURCE_LEGACY_TAG else "Sigstore bundle"
-        by = "" if len(signers) == 1 else f", signed by {signature.identity} ({signature.issuer})"
+        by = "" if len(signers) == 1 else f", {_signer(signature)}"
+        logged = (
+            "no log entry checked"
+            if signature.log_index is None
+            else f"log index {signature.log_index}"
+        )
         lines.append(
             f"  - {kind}, {_stored(signature.source, outcome.digest)} (found via "
-            f"{signature.source}), log index {signature.log_index}{by}"
+            f"{signature.source}), {logged}{by}"
         )
     return "\n".join(lines)
+
+
+def _signer(signature: Any) -> str:
+    """`signed by <identity> (<issuer>)`, or for a key signature `signed with key <ref>`."""
+    if signature.key is not None:
+        return f"signed with key {signature.key}"
+    return f"signed by {signature.identity} ({signature.issuer})"

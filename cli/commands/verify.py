@@ -61,6 +61,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "and images; repeat it to accept any one of several (a rotation window)",
     )
     parser.add_argument(
+        "--insecure-ignore-tlog",
+        action="store_true",
+        help="with --key: also accept a signature that verifies with the key but has no valid "
+        "transparency log evidence (cosign's flag; the signing is then not publicly visible)",
+    )
+    parser.add_argument(
         "-o", "--output", choices=("text", "json"), default="text", help="result format"
     )
     parser.add_argument(
@@ -139,13 +145,13 @@ EXIT_REFUSED, EXIT_UNDECIDED = 1, 3
 def run(args: argparse.Namespace) -> int:
     if args.key is not None and _identity_flags_given(args):
         args.usage_error("--key verifies a managed key; identity flags do not apply")
+    if args.insecure_ignore_tlog and args.key is None:
+        args.usage_error("--insecure-ignore-tlog applies to --key only")
     policy = None if args.key is not None else build_policy(args)
     image = _images.image_reference(args.artifact)
     if image is not None:
         if args.bundle is not None:
             args.usage_error("--bundle does not apply to images; signatures are in the registry")
-        if args.key is not None:
-            args.usage_error("--key does not apply to images yet")
         return _verify_image(args, image, policy, expected=describe_expected(args))
     return _verify_file(args, policy)
 
@@ -153,16 +159,20 @@ def run(args: argparse.Namespace) -> int:
 def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
     import sys
     from datetime import UTC, datetime
+    from pathlib import Path
 
-    from keyless.client.bundle import load_bundle
-    from keyless.client.errors import NetworkError
+    from keyless.client.bundle import MAX_BUNDLE_BYTES, load_bundle
+    from keyless.client.errors import ClientError, NetworkError
+    from keyless.client.files import read_bounded
     from keyless.client.verify import VerificationError, Verifier
     from keyless.client.verify.artifact import DIGEST_ALGORITHMS, resolve_artifact
-    from keyless.client.verify.keys import verify_with_any_key
+    from keyless.client.verify.keys import verify_by_key_alone, verify_with_any_key
 
     digest = None
     key = None
+    alone = False
     try:
+        keys = _keys.verifier_keys(args, args.key) if policy is None else []
         artifact = resolve_artifact(args.artifact, algorithms=tuple(DIGEST_ALGORITHMS))
         digest = artifact.label
         bundle_path = args.bundle
@@ -172,15 +182,26 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
                     f"--bundle is required when verifying a {artifact.algorithm}: digest"
                 )
             bundle_path = f"{artifact.path}.sigstore.json"
-        bundle = load_bundle(bundle_path)
-        verifier = Verifier(_trusted_root(args))
         now = datetime.now(UTC)
         if policy is None:
-            keys = _keys.verifier_keys(args, args.key)
-            result, key = verify_with_any_key(
-                verifier, bundle, keys=keys, artifact=artifact, now=now
-            )
+            try:
+                bundle = load_bundle(bundle_path)
+                verifier = Verifier(_trusted_root(args))
+                result, key = verify_with_any_key(
+                    verifier, bundle, keys=keys, artifact=artifact, now=now
+                )
+            except VerificationError as exc:
+                if not args.insecure_ignore_tlog or exc.check in ("trust-root", "artifact"):
+                    raise
+                try:
+                    data = read_bounded(Path(bundle_path), limit=MAX_BUNDLE_BYTES)
+                except ClientError:
+                    raise exc from None
+                result, key = verify_by_key_alone(data, artifact=artifact, keys=keys, failure=exc)
+                alone = True
         else:
+            bundle = load_bundle(bundle_path)
+            verifier = Verifier(_trusted_root(args))
             result = verifier.verify(bundle, artifact=artifact, policy=policy, now=now)
     except NetworkError as exc:
         return _undecided(args, exc, digest)
@@ -201,8 +222,9 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
         signer = f" by {result.identity} ({result.issuer})" if result.identity else ""
         if key is not None:
             signer = f" with key {key.reference}"
+        logged = "no log entry checked (--insecure-ignore-tlog)" if alone else None
         print(
-            f"Verified OK: {artifact.name} signed{signer}, {_logged(result.log_index)}",
+            f"Verified OK: {artifact.name} signed{signer}, {logged or _logged(result.log_index)}",
             file=sys.stderr,
         )
     return 0
@@ -223,11 +245,17 @@ def _verify_image(
 
     try:
         root = _trusted_root(args)
+        keys = _keys.verifier_keys(args, args.key) if args.key is not None else []
     except NetworkError as exc:
         return _undecided(args, exc, image.digest)
-    authority = Authority(
-        name="verify", kind="keyless", flag_policy=policy, flag_description=expected
-    )
+    if keys:
+        authority = Authority(
+            name="verify", kind="key", keys=tuple(keys), ignore_tlog=args.insecure_ignore_tlog
+        )
+    else:
+        authority = Authority(
+            name="verify", kind="keyless", flag_policy=policy, flag_description=expected
+        )
     only = ImagePolicy(
         "verify", ("**",), "enforce", (authority,), "flags", "", (compile_glob("**"),)
     )

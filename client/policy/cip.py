@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from keyless.client.attest.rego import POLICY_CONTROLLER_QUERY, PolicyError, RegoPolicy
 from keyless.client.attest.statement import AttestationError, predicate_type_uri
+from keyless.client.keys import KeyFileError, VerifierKey
+from keyless.client.keys.algorithms import check_allowed_key
 from keyless.client.policy.errors import PolicyFileError
 from keyless.client.policy.glob import GlobError, GlobPattern, compile_glob
 from keyless.client.policy.trustroots import (
@@ -55,8 +57,6 @@ from keyless.client.verify import (
 )
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-
     from keyless.client.verify import Policy
 
 CIP_API_VERSIONS = ("policy.sigstore.dev/v1beta1", "policy.sigstore.dev/v1alpha1")
@@ -118,7 +118,10 @@ class Authority:
     name: str
     kind: str  # "keyless", "key" or "static"
     identities: tuple[KeylessIdentity, ...] = ()
-    public_key: PublicKeyTypes | None = None
+    keys: tuple[VerifierKey, ...] = ()  # a key authority: any one of them may have signed
+    # A key authority without `ctlog` counts a signature that verifies with its key whether or
+    # not it was logged (policy-controller's IgnoreTlog; cosign's --insecure-ignore-tlog).
+    ignore_tlog: bool = False
     static_pass: bool = False
     static_message: str = ""
     trust_root: str = DEFAULT_TRUST_ROOT
@@ -495,6 +498,7 @@ def _authority(
     return Authority(
         name=name,
         kind=kind,
+        ignore_tlog=kind == "key" and tlog_url is None,
         trust_root=trust_root,
         tlog_url=tlog_url.rstrip("/") if tlog_url else None,
         signature_format=signature_format,
@@ -625,7 +629,13 @@ def _key(where: _Where, value: Any, path: str, base: Path) -> dict[str, Any]:
     ):
         where.add(f"{path}.{field}", f"unsupported key type {type(public_key).__name__}")
         return {}
-    return {"public_key": public_key}
+    try:
+        check_allowed_key(public_key, source="the key")
+    except KeyFileError as exc:
+        where.add(f"{path}.{field}", exc.message)
+        return {}
+    reference = str(base / text) if field == "file" else f"{path}.data"
+    return {"keys": (VerifierKey(reference, public_key),)}
 
 
 def _keyless(where: _Where, value: Any, path: str) -> tuple[dict[str, Any], str | None]:

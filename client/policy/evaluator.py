@@ -302,7 +302,8 @@ class Evaluator:
                 trusted_root=root,
                 now=now,
                 policy=authority.identity_policy() if authority.kind == "keyless" else None,
-                key=authority.public_key if authority.kind == "key" else None,
+                keys=authority.keys,
+                ignore_tlog=authority.ignore_tlog,
                 bundles_only=authority.signature_format == "bundle",
                 first_only=not self._all_signatures,
                 require_timestamp=authority.require_timestamp,
@@ -313,7 +314,9 @@ class Evaluator:
             return AuthorityResult(authority.name, False, message, refusal=exc)
         signer = outcome.verified[0]
         if authority.kind == "key":
-            message = f"signed with the policy's key, log index {signer.log_index}"
+            logged = signer.log_index
+            where = "no log entry checked" if logged is None else f"log index {logged}"
+            message = f"signed with the policy's key, {where}"
         else:
             message = f"signed by {signer.identity} ({signer.issuer})"
         return AuthorityResult(

@@ -83,3 +83,40 @@ def verify_with_any_key(
     raise VerificationError(
         first.check, f"{first.detail} (with each of the {len(keys)} keys: {tried})"
     ) from first
+
+
+def verify_by_key_alone(
+    data: bytes,
+    *,
+    artifact: Artifact,
+    keys: Sequence[VerifierKey],
+    failure: VerificationError,
+) -> tuple[VerificationResult, VerifierKey]:
+    """After `failure` of the full verification, accept a managed-key bundle that verifies with
+    one of `keys` and names the artifact, with no log evidence (`--insecure-ignore-tlog`).
+
+    Raises:
+        VerificationError: `failure` itself, when no key verifies the bundle by itself either.
+    """
+    from keyless.client.verify.key_only import check_bundle_by_key
+    from keyless.client.verify.verifier import VerificationResult
+
+    sha256 = artifact.digest("sha256")
+    if sha256 is None:
+        raise failure
+    for key in keys:
+        try:
+            signed = check_bundle_by_key(data, sha256=sha256, key=key.public_key)
+        except VerificationError:
+            continue
+        result = VerificationResult(
+            identity=None,
+            issuer=None,
+            log_url=None,
+            log_index=None,
+            signed_times=(),
+            entry_kind=None,
+            dsse_payload_type=None if signed == "message-signature" else signed,
+        )
+        return result, key
+    raise failure

@@ -298,7 +298,7 @@ class Verifier:
             signed_bytes, prehashed = pae(envelope.payload_type, envelope.payload), False
             algorithm, digest = "sha256", hashlib.sha256(signed_bytes).digest()
         # 13. The signature verifies with the signing key.
-        _check_signature(
+        check_signature(
             key, bundle.signature, signed_bytes, prehashed=prehashed, algorithm=algorithm
         )
         # 14. The log entry records this signature, key and artifact (a log-less bundle has none).
@@ -414,9 +414,15 @@ def _check_profile(leaf: x509.Certificate) -> None:
         raise VerificationError("certificate-profile", "extended key usage lacks codeSigning")
 
 
-def _check_signature(
+def check_signature(
     key: PublicKeyTypes, signature: bytes, data: bytes, *, prehashed: bool, algorithm: str
 ) -> None:
+    """Step 13: `signature` over `data` (or, `prehashed`, over the digest `data`) verifies with
+    `key`, ECDSA or RSA PKCS#1 v1.5 with the `algorithm` digest.
+
+    Raises:
+        VerificationError: reason `signature`.
+    """
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils

@@ -228,3 +228,75 @@ def test_a_private_key_is_never_fetched_from_a_url(tmp_path: Path, capsys) -> No
         "reference here is a file, env://VAR, or for public keys an https:// URL"
     )
     assert asked == []
+
+
+def _unlogged_bundle(key: ec.EllipticCurvePrivateKey, data: bytes) -> str:
+    """A managed-key bundle with no log entry and no timestamp, as `cosign sign-blob --key
+    --tlog-upload=false --new-bundle-format` writes one."""
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    digest = hashlib.sha256(data).digest()
+    signature = key.sign(digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+    return json.dumps(
+        {
+            "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {"publicKey": {"hint": "k"}, "tlogEntries": []},
+            "messageSignature": {
+                "messageDigest": {
+                    "algorithm": "SHA2_256",
+                    "digest": base64.b64encode(digest).decode(),
+                },
+                "signature": base64.b64encode(signature).decode(),
+            },
+        }
+    )
+
+
+def test_unlogged_bundle_needs_insecure_ignore_tlog(tmp_path: Path, capsys) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    artifact = tmp_path / "tool.tar.gz"
+    artifact.write_bytes(b"release\n")
+    bundle = tmp_path / "tool.tar.gz.sigstore.json"
+    bundle.write_text(_unlogged_bundle(key, b"release\n"))
+    public = tmp_path / "k.pub"
+    public.write_bytes(_pem(key.public_key()))
+    argv = ["verify", "--key", str(public), str(artifact)]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == (
+        "error: verification failed (bundle): expected exactly one transparency log entry, got 0 "
+        "(and no RFC 3161 timestamp)\n"
+    )
+    assert main([*argv[:-1], "--insecure-ignore-tlog", str(artifact)]) == 0
+    assert capsys.readouterr().err == (
+        f"Verified OK: {artifact} signed with key {public}, no log entry checked "
+        "(--insecure-ignore-tlog)\n"
+    )
+    # The log being ignored never makes another file or another key pass.
+    other = tmp_path / "other.pub"
+    other.write_bytes(_pem(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    assert main(["verify", "--key", str(other), "--insecure-ignore-tlog", str(artifact)]) == 1
+    assert "expected exactly one transparency log entry" in capsys.readouterr().err
+    artifact.write_bytes(b"tampered\n")
+    assert main([*argv[:-1], "--insecure-ignore-tlog", str(artifact)]) == 1
+    capsys.readouterr()
+
+
+def test_insecure_ignore_tlog_needs_key(capsys) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(
+            [
+                "verify",
+                "--insecure-ignore-tlog",
+                "--certificate-identity",
+                "a@b.c",
+                "--certificate-oidc-issuer",
+                "https://i",
+                str(ARTIFACT),
+            ]
+        )
+    assert caught.value.code == 2
+    assert _usage_error(capsys.readouterr().err) == "--insecure-ignore-tlog applies to --key only"
