@@ -59,8 +59,8 @@ def signer(args: argparse.Namespace, reference: str) -> KeySigner:
     try:
         return load_signer(reference, password=password_source())
     except KeyReferenceError as exc:
-        args.usage_error(exc.message)
-        raise  # unreachable: usage_error exits
+        _usage_error(args)(exc.message)
+        raise  # unreachable: a usage error exits
 
 
 def verifier_keys(args: argparse.Namespace, references: list[str]) -> list[VerifierKey]:
@@ -77,8 +77,13 @@ def verifier_keys(args: argparse.Namespace, references: list[str]) -> list[Verif
         try:
             keys.append(load_verifier_key(reference))
         except (KeyReferenceError, KeyFileError) as exc:
-            args.usage_error(exc.message)
+            _usage_error(args)(exc.message)
     return keys
+
+
+def _usage_error(args: argparse.Namespace) -> Callable[[str], None]:
+    """The command's usage-error exit (`usage_error`, or its parser's `error`)."""
+    return getattr(args, "usage_error", None) or args.parser.error
 
 
 def check_overwrite(paths: list[Path], *, yes: bool) -> None:

@@ -122,7 +122,7 @@ def test_cosign_v3_key_bundle_without_log(server, image, keys, capsys) -> None:
 def test_a_key_that_never_signed_is_refused(server, image, keys, capsys) -> None:
     cosign_keys.sign_v2(image, KEY_1, log_url=server.url)
     cosign_keys.sign_v3(image, KEY_2, log_url=server.url)
-    code, result, err = _verify(server, image, keys["never"], capsys=capsys)
+    code, result, _ = _verify(server, image, keys["never"], capsys=capsys)
     assert code == 1
     assert result["error"]["message"].startswith(
         f"no valid signature for {image.digest}: 2 found, none verifies (fallback-tag: "
