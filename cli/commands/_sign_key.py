@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, image: Reference | None) -> int:
             sign._write(args.bundle, bundle_json)
         return 0
     sha256, bundle_path = sign._target(args)
-    signer = _signer(args, key, rekor_version=args.rekor_version)
+    signer = key_signer(args, key, rekor_version=args.rekor_version)
     try:
         result = signer.sign_digest(sha256)
     except UnverifiedBundleError as exc:
@@ -58,11 +58,11 @@ def _image_signer(args: argparse.Namespace, key: KeySigner) -> tuple[Any, str, b
     from keyless.client.sign.rekor import LogV2Client
 
     # Images stay on v1 unless asked, as with keyless signing.
-    signer = _signer(args, key, rekor_version=args.rekor_version or 1)
+    signer = key_signer(args, key, rekor_version=args.rekor_version or 1)
     return signer, f"with key {args.key}", not isinstance(signer.log, LogV2Client)
 
 
-def _signer(
+def key_signer(
     args: argparse.Namespace, key: KeySigner, *, rekor_version: int | None
 ) -> KeyBundleSigner:
     """The key's bundle signer over the services the flags name (none: nothing logged)."""
