@@ -343,7 +343,7 @@ def test_unsupported_key_references_are_usage_errors(server, image, capsys) -> N
     assert code == 2
     assert err.strip().endswith(
         "error: AWS KMS (awskms://) keys are not supported yet; a key reference here is a "
-        "file, env://VAR, or for public keys an https:// URL"
+        "file, env://VAR, a pkcs11: URI, or for public keys an https:// URL"
     )
 
 
