@@ -6,8 +6,9 @@
 | `env://VAR` | the encrypted key PEM in $VAR | the public key PEM in $VAR |
 | `https://...`, `http://...` | refused (a private key is not fetched) | the public key PEM there |
 | `pkcs11:token=...;object=...?module-path=...` | the key pair in the token | its public key |
+| `awskms://[ENDPOINT]/KEY` | the KMS key (`client.keys.awskms`) | its public key |
 
-Other schemes cosign knows (`awskms://`, `gcpkms://`, `azurekms://`,
+Other schemes cosign knows (`gcpkms://`, `azurekms://`,
 `hashivault://`, `openbao://`, `k8s://`, `gitlab://`, `github://`) are refused with one line that
 names what works. A reference that names nothing usable is a `KeyReferenceError` (a usage
 error); a key URL that cannot be fetched is a `NetworkError` (could not decide).
@@ -34,11 +35,11 @@ if TYPE_CHECKING:
 
 KEY_URL_TIMEOUT_SECONDS = 10
 WHAT_WORKS = (
-    "a key reference here is a file, env://VAR, a pkcs11: URI, or for public keys an https:// URL"
+    "a key reference here is a file, env://VAR, a pkcs11: URI, an awskms:// key, or for public "
+    "keys an https:// URL"
 )
 # Schemes cosign resolves that keyless does not (yet): the name shown in the message.
 UNSUPPORTED_SCHEMES = {
-    "awskms": "AWS KMS (awskms://) keys",
     "gcpkms": "Google Cloud KMS (gcpkms://) keys",
     "azurekms": "Azure Key Vault (azurekms://) keys",
     "hashivault": "HashiCorp Vault (hashivault://) keys",
@@ -73,8 +74,8 @@ def load_verifier_key(reference: str) -> VerifierKey:
         NetworkError: a key URL cannot be fetched (unreachable, timeout, not HTTP 200).
     """
     scheme = _scheme(reference)
-    if scheme == "pkcs11":
-        return VerifierKey(reference, _pkcs11(reference).public_key)
+    if scheme in ("pkcs11", "awskms"):
+        return VerifierKey(reference, _held_elsewhere(reference, scheme).public_key)
     if scheme in ("https", "http"):
         data, source = _fetch(reference), reference
     else:
@@ -91,8 +92,8 @@ def load_signer(reference: str, *, password: Callable[[], bytes]) -> KeySigner:
             allowed or cannot sign here.
     """
     scheme = _scheme(reference)
-    if scheme == "pkcs11":
-        return _pkcs11(reference)
+    if scheme in ("pkcs11", "awskms"):
+        return _held_elsewhere(reference, scheme)
     if scheme in ("https", "http"):
         raise KeyReferenceError(
             f"a private key is not fetched from a URL ({reference}); {WHAT_WORKS}"
@@ -139,8 +140,12 @@ def parse_public_key(data: bytes, *, source: str) -> PublicKeyTypes:
     return key
 
 
-def _pkcs11(reference: str) -> KeySigner:
-    """The key pair in a PKCS#11 token a `pkcs11:` URI names (its public half verifies)."""
+def _held_elsewhere(reference: str, scheme: str) -> KeySigner:
+    """A key that never leaves its token or KMS (its public half verifies)."""
+    if scheme == "awskms":
+        from keyless.client.keys.awskms import AwsKmsSigner
+
+        return AwsKmsSigner(reference)
     from keyless.client.keys.pkcs11 import Pkcs11KeySigner, parse_pkcs11_uri
 
     return Pkcs11KeySigner(parse_pkcs11_uri(reference), reference=reference)
@@ -160,7 +165,7 @@ def _scheme(reference: str) -> str | None:
             f"{UNSUPPORTED_SCHEMES[scheme]} are not supported yet; {WHAT_WORKS}",
             reason="unsupported-key-reference",
         )
-    if scheme is not None and scheme not in ("env", "https", "http", "pkcs11"):
+    if scheme is not None and scheme not in ("env", "https", "http", "pkcs11", "awskms"):
         raise KeyReferenceError(f"unknown key reference scheme {scheme}://; {WHAT_WORKS}")
     return scheme
 

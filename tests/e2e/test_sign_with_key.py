@@ -339,11 +339,19 @@ def test_bad_keys_sign_nothing_and_log_nothing(
 
 def test_unsupported_key_references_are_usage_errors(server, image, capsys) -> None:
     argv = ["sign", "--server", server.url, "--allow-insecure-registry"]
-    code, _, err = _run([*argv, "--key", "awskms:///alias/release", image.reference], capsys)
+    code, _, err = _run(
+        [
+            *argv,
+            "--key",
+            "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+            image.reference,
+        ],
+        capsys,
+    )
     assert code == 2
     assert err.strip().endswith(
-        "error: AWS KMS (awskms://) keys are not supported yet; a key reference here is a "
-        "file, env://VAR, a pkcs11: URI, or for public keys an https:// URL"
+        "error: Google Cloud KMS (gcpkms://) keys are not supported yet; a key reference here is a "
+        "file, env://VAR, a pkcs11: URI, an awskms:// key, or for public keys an https:// URL"
     )
 
 

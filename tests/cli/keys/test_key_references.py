@@ -110,27 +110,27 @@ def test_no_key_of_several_verifies(other_key: Path, tmp_path: Path, capsys) -> 
         (
             "azurekms://vendor-vault/release",
             "Azure Key Vault (azurekms://) keys are not supported yet; a key reference here is "
-            "a file, env://VAR, a pkcs11: URI, or for public keys an https:// URL",
+            "a file, env://VAR, a pkcs11: URI, an awskms:// key, or for public keys an https:// URL",
         ),
         (
-            "awskms:///alias/release",
-            "AWS KMS (awskms://) keys are not supported yet; a key reference here is a file, "
-            "env://VAR, a pkcs11: URI, or for public keys an https:// URL",
+            "k8s://release/cosign",
+            "Kubernetes secret (k8s://) keys are not supported yet; a key reference here is a "
+            "file, env://VAR, a pkcs11: URI, an awskms:// key, or for public keys an https:// URL",
         ),
         (
             "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
             "Google Cloud KMS (gcpkms://) keys are not supported yet; a key reference here is a "
-            "file, env://VAR, a pkcs11: URI, or for public keys an https:// URL",
+            "file, env://VAR, a pkcs11: URI, an awskms:// key, or for public keys an https:// URL",
         ),
         (
             "hashivault://release",
             "HashiCorp Vault (hashivault://) keys are not supported yet; a key reference here "
-            "is a file, env://VAR, a pkcs11: URI, or for public keys an https:// URL",
+            "is a file, env://VAR, a pkcs11: URI, an awskms:// key, or for public keys an https:// URL",
         ),
         (
             "ftp://example.com/k.pub",
             "unknown key reference scheme ftp://; a key reference here is a file, env://VAR, a "
-            "pkcs11: URI, or for public keys an https:// URL",
+            "pkcs11: URI, an awskms:// key, or for public keys an https:// URL",
         ),
         (
             "env://NO_SUCH_KEY_VARIABLE",
@@ -141,7 +141,7 @@ def test_no_key_of_several_verifies(other_key: Path, tmp_path: Path, capsys) -> 
     ],
     ids=[
         "azurekms",
-        "awskms",
+        "k8s",
         "gcpkms",
         "hashivault",
         "unknown-scheme",
@@ -225,7 +225,7 @@ def test_a_private_key_is_never_fetched_from_a_url(tmp_path: Path, capsys) -> No
         load_signer("https://vendor.example/cosign.key", password=lambda: asked.append(1) or b"")
     assert caught.value.message == (
         "a private key is not fetched from a URL (https://vendor.example/cosign.key); a key "
-        "reference here is a file, env://VAR, a pkcs11: URI, or for public keys an https:// URL"
+        "reference here is a file, env://VAR, a pkcs11: URI, an awskms:// key, or for public keys an https:// URL"
     )
     assert asked == []
 
