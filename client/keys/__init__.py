@@ -2,8 +2,9 @@
 
 Modules: `encrypted` (cosign's encrypted private key format), `pem` (one PEM block, as Go
 reads it), `algorithms` (which keys are allowed; hints, PEM), `references` (file, `env://`,
-URL: one resolver to a signer or a verifier key), `signer` (the `KeySigner` interface),
-`imports` (unencrypted PEM keys in, for `import-key-pair`), `errors`.
+URL, `pkcs11:`, `awskms://`: one resolver to a signer or a verifier key), `signer` (the
+`KeySigner` interface and the in-memory signer), `pkcs11` (keys in a PKCS#11 token), `awskms`
+(keys in AWS KMS), `imports` (unencrypted PEM keys in, for `import-key-pair`), `errors`.
 """
 
 from __future__ import annotations
