@@ -278,7 +278,12 @@ class _Judge:
             self._by_key_alone(
                 source,
                 exc.detail,
-                lambda key: check_bundle_by_key(referrer.bundle, sha256=self._sha256, key=key),
+                lambda key: check_bundle_by_key(
+                    referrer.bundle,
+                    sha256=self._sha256,
+                    key=key,
+                    predicate_type=COSIGN_SIGN_PREDICATE,
+                ),
             )
             return
         signature_type = COSIGN_SIGN_PREDICATE
@@ -305,7 +310,9 @@ class _Judge:
             source,
             signature_type,
             self._sha256,
-            by_key=lambda key: check_bundle_by_key(raw, sha256=self._sha256, key=key),
+            by_key=lambda key: check_bundle_by_key(
+                raw, sha256=self._sha256, key=key, predicate_type=COSIGN_SIGN_PREDICATE
+            ),
         )
 
     def legacy(self, signature: LegacySignature) -> None:

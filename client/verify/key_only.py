@@ -28,9 +28,17 @@ if TYPE_CHECKING:
 MAX_BUNDLE_BYTES = 1024 * 1024
 
 
-def check_bundle_by_key(data: bytes | str, *, sha256: bytes, key: PublicKeyTypes) -> str:
+def check_bundle_by_key(
+    data: bytes | str,
+    *,
+    sha256: bytes,
+    key: PublicKeyTypes,
+    predicate_type: str | None = None,
+) -> str:
     """Check a managed-key bundle's signature over the artifact whose SHA-256 is `sha256`;
-    returns what it signs: the DSSE payload type, or `message-signature`.
+    returns what it signs: the DSSE payload type, or `message-signature`. With
+    `predicate_type`, a DSSE statement must be of that type (an image signature is cosign's
+    `https://sigstore.dev/cosign/sign/v1`, not any attestation about the image).
 
     Raises:
         VerificationError: not a managed-key bundle, not about this artifact, or a signature
@@ -64,6 +72,8 @@ def check_bundle_by_key(data: bytes | str, *, sha256: bytes, key: PublicKeyTypes
             raise BundleError("a DSSE envelope must carry exactly one signature")
         payload = _b64(envelope.get("payload"), "DSSE payload")
         check_subject(payload_type, payload, artifact=artifact)
+        if predicate_type is not None:
+            _check_predicate(payload, predicate_type)
         signature = _b64(signatures[0].get("sig"), "DSSE signature")
         check_signature(
             key, signature, pae(payload_type, payload), prehashed=False, algorithm="sha256"
@@ -91,6 +101,14 @@ def check_payload_by_key(payload: bytes, signature: bytes, *, key: PublicKeyType
         VerificationError("signature"): the key does not verify it.
     """
     check_signature(key, signature, payload, prehashed=False, algorithm="sha256")
+
+
+def _check_predicate(payload: bytes, predicate_type: str) -> None:
+    import json
+
+    found = json.loads(payload).get("predicateType")  # a statement: check_subject read it
+    if found != predicate_type:
+        raise VerificationError("dsse", f"it is an attestation ({found}), not a signature")
 
 
 def _object(holder: dict[str, Any], name: str) -> dict[str, Any]:

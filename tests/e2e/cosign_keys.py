@@ -112,15 +112,18 @@ def sign_v2(image, key: ec.EllipticCurvePrivateKey, *, log_url: str | None) -> d
     return entry
 
 
-def sign_v3(image, key: ec.EllipticCurvePrivateKey, *, log_url: str | None) -> dict:
-    """A cosign v3 key-signed bundle attached to `image`; returns the bundle."""
+def sign_v3(
+    image, key: ec.EllipticCurvePrivateKey, *, log_url: str | None, predicate: str = PREDICATE
+) -> dict:
+    """A cosign v3 key-signed bundle attached to `image` (with another `predicate`, an
+    attestation); returns the bundle."""
     from keyless.client.sign.rekor import entry_from_response
 
     statement = json.dumps(
         {
             "_type": "https://in-toto.io/Statement/v1",
             "subject": [{"digest": {"sha256": image.digest.removeprefix("sha256:")}}],
-            "predicateType": PREDICATE,
+            "predicateType": predicate,
             "predicate": {},
         },
         separators=(",", ":"),

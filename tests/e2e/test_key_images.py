@@ -119,6 +119,19 @@ def test_cosign_v3_key_bundle_without_log(server, image, keys, capsys) -> None:
     assert result["signatures"][0]["log"]["index"] is None
 
 
+def test_an_unlogged_attestation_is_not_a_signature_even_with_the_log_ignored(
+    server, image, keys, capsys
+) -> None:
+    cosign_keys.sign_v3(image, KEY_2, log_url=None, predicate="https://slsa.dev/provenance/v1")
+    code, result, _ = _verify(
+        server, image, keys["key2"], extra=("--insecure-ignore-tlog",), capsys=capsys
+    )
+    assert code == 1
+    assert result["error"]["message"].startswith(
+        f"no valid signature for {image.digest}: 1 found, none verifies (fallback-tag: "
+    )
+
+
 def test_a_key_that_never_signed_is_refused(server, image, keys, capsys) -> None:
     cosign_keys.sign_v2(image, KEY_1, log_url=server.url)
     cosign_keys.sign_v3(image, KEY_2, log_url=server.url)
