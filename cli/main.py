@@ -27,11 +27,16 @@ COMMANDS: tuple[str, ...] = (
     "gate",
     "attest",
     "verify_attestation",
+    "keys",
 )
 
 
 class CLIError(Exception):
     """A failure to report to the user as one line, with an optional hint."""
+
+    # Also recognised when this module runs as `python -m keyless.cli.main`, where the class
+    # raised (keyless.cli.main.CLIError) is not this `__main__` copy of it.
+    user_facing = True
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -116,35 +116,26 @@ def sign(
     args: argparse.Namespace,
     image: Reference,
     *,
-    inputs: Callable[[], tuple[Any, str, TrustedRoot | None]],
+    make_signer: Callable[[], tuple[Any, str, bool]],
 ) -> str:
     """Sign `image`; returns the bundle JSON of the manifest it names (for `--bundle`).
 
-    `inputs` gives the services, the token and the trusted root; it is called only once the
-    image has been resolved, so a registry problem is reported before any login.
+    `make_signer` gives the signer, how to name who signs ("as alice@... (issuer ...)" or
+    "with key REF") and whether cosign v2's legacy tag can be written; it is called only once
+    the image has been resolved, so a registry problem is reported before any login.
     """
     from datetime import UTC, datetime
 
-    from keyless.client.sign.fulcio import CAClient
     from keyless.client.sign.images import resolve_targets, sign_image
-    from keyless.client.sign.signer import EphemeralSigner, log_clients
 
     with registry_hints(args), registry_client(args) as client:
         targets = resolve_targets(client, image, recursive=args.recursive)
         if image.digest is None:
             print(f"resolved {image} to {targets[0].digest}", file=sys.stderr)
-        endpoints, token, trusted_root = inputs()
-        log, timestamper = log_clients(endpoints)
-        legacy_tag = args.legacy_tag and timestamper is None
+        signer, signed_by, legacy_possible = make_signer()
+        legacy_tag = args.legacy_tag and legacy_possible
         if args.legacy_tag and not legacy_tag:
             print("Rekor v2: no cosign v2 legacy .sig tag (it needs a v1 entry)", file=sys.stderr)
-        signer = EphemeralSigner(
-            token=token,
-            ca=CAClient(endpoints.ca_url),
-            log=log,
-            timestamper=timestamper,
-            trusted_root=trusted_root,
-        )
         signed = sign_image(
             client,
             targets,
@@ -155,20 +146,49 @@ def sign(
     for item in signed:
         platform = f" [{item.target.platform}]" if item.target.platform else ""
         lines = [
-            f"signed {item.target.reference.name}@{item.target.digest}{platform} as "
-            f"{signer.identity} (issuer {signer.issuer}):",
-            f"  - Sigstore bundle (cosign v3, OCI 1.1 clients): log index "
-            f"{item.bundle.log_index}, {_stored(item.stored_via, item.target.digest)} "
-            f"({item.stored_via}), manifest {item.referrer.digest}",
+            f"signed {item.target.reference.name}@{item.target.digest}{platform} {signed_by}:",
+            f"  - Sigstore bundle (cosign v3, OCI 1.1 clients): {_logged(item.bundle)}, "
+            f"{_stored(item.stored_via, item.target.digest)} ({item.stored_via}), manifest "
+            f"{item.referrer.digest}",
         ]
         if item.legacy is not None and item.legacy_tag is not None:
             lines.append(
-                f"  - cosign v2 signature (older verifiers): log index {item.legacy.log_index}, "
+                f"  - cosign v2 signature (older verifiers): {_logged(item.legacy)}, "
                 f"in tag {item.legacy_tag} (--no-legacy-tag to write only the bundle)"
             )
         print("\n".join(lines), file=sys.stderr)
         print(f"{item.target.reference.name}@{item.target.digest}")
     return signed[0].bundle.to_json()
+
+
+def keyless_signer(
+    inputs: Callable[[], tuple[Any, str, TrustedRoot | None]],
+) -> Callable[[], tuple[Any, str, bool]]:
+    """`make_signer` for keyless signing: an ephemeral key certified for the token's identity.
+    `inputs` gives the services, the token and the trusted root (a login happens there)."""
+
+    def make() -> tuple[Any, str, bool]:
+        from keyless.client.sign.fulcio import CAClient
+        from keyless.client.sign.signer import EphemeralSigner, log_clients
+
+        endpoints, token, trusted_root = inputs()
+        log, timestamper = log_clients(endpoints)
+        signer = EphemeralSigner(
+            token=token,
+            ca=CAClient(endpoints.ca_url),
+            log=log,
+            timestamper=timestamper,
+            trusted_root=trusted_root,
+        )
+        return signer, f"as {signer.identity} (issuer {signer.issuer})", timestamper is None
+
+    return make
+
+
+def _logged(result: Any) -> str:
+    if result.log_index is None:
+        return "not logged (--no-tlog-upload)"
+    return f"log index {result.log_index}"
 
 
 def _stored(source: str, digest: str) -> str:
@@ -195,18 +215,29 @@ def verified_text(outcome: Any) -> str:
     (a Sigstore bundle or cosign v2's legacy signature) and where it was found."""
     from keyless.client.verify.images import SOURCE_LEGACY_TAG
 
-    signers = {(s.identity, s.issuer) for s in outcome.verified}
+    signers = {_signer(s) for s in outcome.verified}
     head = f"Verified OK: {outcome.reference.name}@{outcome.digest}"
     if len(signers) == 1:
-        identity, issuer = next(iter(signers))
-        head += f" signed by {identity} ({issuer})"
+        head += f" {next(iter(signers))}"
     count = len(outcome.verified)
     lines = [f"{head}; {count} valid signature{'s' if count > 1 else ''}:"]
     for signature in outcome.verified:
         kind = "cosign v2 signature" if signature.source == SOURCE_LEGACY_TAG else "Sigstore bundle"
-        by = "" if len(signers) == 1 else f", signed by {signature.identity} ({signature.issuer})"
+        by = "" if len(signers) == 1 else f", {_signer(signature)}"
+        logged = (
+            "no log entry checked"
+            if signature.log_index is None
+            else f"log index {signature.log_index}"
+        )
         lines.append(
             f"  - {kind}, {_stored(signature.source, outcome.digest)} (found via "
-            f"{signature.source}), log index {signature.log_index}{by}"
+            f"{signature.source}), {logged}{by}"
         )
     return "\n".join(lines)
+
+
+def _signer(signature: Any) -> str:
+    """`signed by <identity> (<issuer>)`, or for a key signature `signed with key <ref>`."""
+    if signature.key is not None:
+        return f"signed with key {signature.key}"
+    return f"signed by {signature.identity} ({signature.issuer})"

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from keyless.cli.commands import _images
+from keyless.cli.commands import _images, _keys
 from keyless.client.errors import ClientError
 
 _DIGEST_PREFIX = "sha256:"
@@ -21,7 +21,7 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def add_parser(subparsers: Any) -> None:
-    from keyless.cli.commands.sign import add_rekor_version_argument
+    from keyless.cli.commands.sign import add_key_arguments, add_rekor_version_argument
     from keyless.client.attest.statement import PREDICATE_TYPES
 
     parser = subparsers.add_parser(
@@ -60,7 +60,8 @@ def add_parser(subparsers: Any) -> None:
         help="where to write the bundle: a .jsonl file gets a line appended, any other file is "
         "overwritten (default <file>.intoto.jsonl; for an image, written only when given)",
     )
-    where = parser.add_mutually_exclusive_group(required=True)
+    # Required, except for a key signature that is not logged (sign.check_key_arguments).
+    where = parser.add_mutually_exclusive_group()
     where.add_argument("--server", help="the keyless server (CA and log on one origin)")
     where.add_argument("--signing-config", type=Path, help="a Sigstore SigningConfig file")
     where.add_argument("--trust-config", type=Path, help="a Sigstore ClientTrustConfig file")
@@ -75,6 +76,7 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="with --server: forget the trust kept for this server and trust its current one",
     )
+    add_key_arguments(parser)
     token = parser.add_argument_group("identity token (tried in this order)")
     token.add_argument(
         "--identity-token",
@@ -92,6 +94,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from keyless.cli.commands.sign import check_key_arguments
     from keyless.client.attest.statement import (
         check_subject_name,
         predicate_type_uri,
@@ -100,18 +103,44 @@ def run(args: argparse.Namespace) -> int:
 
     if args.refresh_trust and not args.server:
         args.parser.error("--refresh-trust applies to --server")
+    check_key_arguments(args)
     if args.subject_name is not None:
         check_subject_name(args.subject_name)
     predicate_type = predicate_type_uri(args.type)
     predicate = read_predicate(args.predicate, predicate_type)
+    # The key (and its password) before anything signs: a bad key logs and pushes nothing.
+    key = _keys.signer(args, args.key) if args.key is not None else None
     image = _images.image_reference(args.target)
     if image is not None:
-        return _attest_image(args, image, predicate_type, predicate)
-    return _attest_artifact(args, predicate_type, predicate)
+        return _attest_image(args, image, predicate_type, predicate, key)
+    return _attest_artifact(args, predicate_type, predicate, key)
 
 
-def _attest_artifact(args: argparse.Namespace, predicate_type: str, predicate: Any) -> int:
-    from keyless.cli.commands.sign import _keep, command_signer
+def _signer(args: argparse.Namespace, key: Any) -> Any:
+    """The signer of one attestation: keyless (a token and a certificate) or the `--key`."""
+    from keyless.cli.commands import _sign_key
+    from keyless.cli.commands.sign import command_signer
+
+    if key is not None:
+        return _sign_key.key_signer(args, key, rekor_version=args.rekor_version)
+    return command_signer(args, rekor_version=args.rekor_version)
+
+
+def _by(args: argparse.Namespace, result: Any) -> str:
+    """Who attested and where it is logged, for the result line."""
+    if args.key is not None:
+        who = f"with key {args.key}"
+    else:
+        who = f"as {result.identity} (issuer {result.issuer})"
+    logged = result.log_index
+    where = "not logged (--no-tlog-upload)" if logged is None else f"log index {logged}"
+    return f"{who}, {where}"
+
+
+def _attest_artifact(
+    args: argparse.Namespace, predicate_type: str, predicate: Any, key: Any
+) -> int:
+    from keyless.cli.commands.sign import _keep
     from keyless.client.attest.bundles import default_bundle_path, write_bundle
     from keyless.client.attest.statement import artifact_subject_name, statement
     from keyless.client.sign.signer import UnverifiedBundleError
@@ -132,7 +161,7 @@ def _attest_artifact(args: argparse.Namespace, predicate_type: str, predicate: A
     digest = artifact.sha256.hex()
     name = args.subject_name or artifact_subject_name(artifact.path, digest)
     payload = statement([(name, digest)], predicate_type, predicate)
-    signer = command_signer(args, rekor_version=args.rekor_version)
+    signer = _signer(args, key)
     try:
         result = signer.sign_dsse(
             payload, payload_type=INTOTO_PAYLOAD_TYPE, subject_sha256=artifact.sha256
@@ -141,26 +170,27 @@ def _attest_artifact(args: argparse.Namespace, predicate_type: str, predicate: A
         raise _keep(exc, beside=bundle_path) from exc
     write_bundle(bundle_path, result.to_json())
     print(
-        f"attested {artifact.name} ({predicate_type}) as {result.identity} "
-        f"(issuer {result.issuer}), log index {result.log_index}; bundle written to "
+        f"attested {artifact.name} ({predicate_type}) {_by(args, result)}; bundle written to "
         f"{bundle_path}",
         file=sys.stderr,
     )
     return 0
 
 
-def _attest_image(args: argparse.Namespace, image: Any, predicate_type: str, predicate: Any) -> int:
+def _attest_image(
+    args: argparse.Namespace, image: Any, predicate_type: str, predicate: Any, key: Any
+) -> int:
     from datetime import UTC, datetime
 
-    from keyless.cli.commands.sign import _keep, command_signer
+    from keyless.cli.commands.sign import _keep
     from keyless.client.attest.bundles import write_bundle
     from keyless.client.attest.images import attest_image
-    from keyless.client.sign.signer import EphemeralSigner, UnverifiedBundleError
+    from keyless.client.sign.signer import UnverifiedBundleError
 
-    def signer() -> EphemeralSigner:
+    def signer() -> Any:
         # An attestation referrer has no v1-only form (no legacy tag): the image follows the
         # signing config as a file does.
-        return command_signer(args, rekor_version=args.rekor_version)
+        return _signer(args, key)
 
     try:
         with _images.registry_hints(args), _images.registry_client(args) as client:
@@ -179,8 +209,7 @@ def _attest_image(args: argparse.Namespace, image: Any, predicate_type: str, pre
         write_bundle(args.bundle, attested.result.to_json())
     name = f"{attested.reference.name}@{attested.digest}"
     print(
-        f"attested {name} ({predicate_type}) as {attested.result.identity} "
-        f"(issuer {attested.result.issuer}), log index {attested.result.log_index}; stored as "
+        f"attested {name} ({predicate_type}) {_by(args, attested.result)}; stored as "
         f"referrer {attested.referrer_digest} ({attested.stored_via})",
         file=sys.stderr,
     )

@@ -1,4 +1,6 @@
-"""`keyless sign`: sign a file or a `sha256:` digest with an OIDC identity, no key to manage."""
+"""`keyless sign`: sign a file, a `sha256:` digest or an image with an OIDC identity, no key to
+manage; or, with `--key`, with a long-lived key (a cosign key file or `env://VAR`), logged in the
+transparency log unless `--no-tlog-upload`."""
 
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ def add_parser(subparsers: Any) -> None:
         help="where to write the bundle (default <file>.sigstore.json; for an image, the "
         "bundle of the manifest it names, written only when this is given)",
     )
-    where = parser.add_mutually_exclusive_group(required=True)
+    # Required, except for a key signature that is not logged (checked in `run`).
+    where = parser.add_mutually_exclusive_group()
     where.add_argument("--server", help="the keyless server (CA and log on one origin)")
     where.add_argument("--signing-config", type=Path, help="a Sigstore SigningConfig file")
     where.add_argument("--trust-config", type=Path, help="a Sigstore ClientTrustConfig file")
@@ -59,6 +62,7 @@ def add_parser(subparsers: Any) -> None:
         "first use and followed through signed updates since) and trust its current one; only "
         "after its operator confirms a new deployment",
     )
+    add_key_arguments(parser)
     token = parser.add_argument_group("identity token (tried in this order)")
     token.add_argument(
         "--identity-token",
@@ -79,6 +83,41 @@ def add_parser(subparsers: Any) -> None:
     )
     _images.add_sign_arguments(parser)
     parser.set_defaults(run=run, parser=parser)
+
+
+def add_key_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--key REF` and `--tlog-upload/--no-tlog-upload`, for every signing command."""
+    keys = parser.add_argument_group("long-lived keys (instead of an identity)")
+    keys.add_argument(
+        "--key",
+        metavar="REF",
+        help="sign with this key: a cosign key file (ENCRYPTED SIGSTORE PRIVATE KEY) or "
+        "env://VAR; the password from $COSIGN_PASSWORD, a prompt, or standard input",
+    )
+    keys.add_argument(
+        "--tlog-upload",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --key: log the signature in the transparency log (default: on, as cosign); "
+        "--no-tlog-upload writes a bundle with no log entry, which verifies only with "
+        "--insecure-ignore-tlog or a policy that ignores the log",
+    )
+
+
+def check_key_arguments(args: argparse.Namespace) -> None:
+    """Usage errors shared by the signing commands: which flags `--key` needs and excludes."""
+    if args.key is None and not args.tlog_upload:
+        args.parser.error(
+            "--no-tlog-upload applies to --key (keyless signatures are always logged)"
+        )
+    if not (args.server or args.signing_config or args.trust_config) and (
+        args.key is None or args.tlog_upload
+    ):
+        args.parser.error(
+            "one of the arguments --server --signing-config --trust-config is required"
+        )
+    if args.key is not None and (args.identity_token or args.oidc_issuer or args.oauth_force_oob):
+        args.parser.error("--key signs with a long-lived key; identity token flags do not apply")
 
 
 def add_rekor_version_argument(
@@ -108,14 +147,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.refresh_trust and not args.server:
         args.parser.error("--refresh-trust applies to --server")
+    check_key_arguments(args)
     image = _images.image_reference(args.target)
+    if args.key is not None:
+        from keyless.cli.commands import _sign_key
+
+        return _sign_key.run(args, image)
     if image is not None:
         try:
             # Images stay on v1 unless asked: cosign v2's legacy tag needs a v1 entry.
             version = args.rekor_version or 1
-            bundle_json = _images.sign(
-                args, image, inputs=lambda: _inputs(args, rekor_version=version)
-            )
+            make_signer = _images.keyless_signer(lambda: _inputs(args, rekor_version=version))
+            bundle_json = _images.sign(args, image, make_signer=make_signer)
         except UnverifiedBundleError as exc:
             raise _keep(exc, beside=args.bundle) from exc
         if args.bundle is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from keyless.cli.commands import _images
+from keyless.cli.commands import _images, _keys
 from keyless.core.encoding import format_rfc3339
 
 if TYPE_CHECKING:
@@ -54,7 +54,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--bundle", metavar="FILE", help="the bundle (default: <artifact>.sigstore.json)"
     )
     add_trust_arguments(parser)
-    parser.add_argument("--key", metavar="FILE", help="PEM public key, for managed-key bundles")
+    parser.add_argument(
+        "--key",
+        metavar="REF",
+        action="append",
+        help="a public key (a PEM file, env://VAR or an https:// URL) for key-signed bundles "
+        "and images; repeat it to accept any one of several (a rotation window)",
+    )
+    parser.add_argument(
+        "--insecure-ignore-tlog",
+        action="store_true",
+        help="with --key: also accept a signature that verifies with the key but has no valid "
+        "transparency log evidence (cosign's flag; the signing is then not publicly visible)",
+    )
     parser.add_argument(
         "-o", "--output", choices=("text", "json"), default="text", help="result format"
     )
@@ -132,15 +144,15 @@ EXIT_REFUSED, EXIT_UNDECIDED = 1, 3
 
 
 def run(args: argparse.Namespace) -> int:
-    policy = None if args.key is not None else build_policy(args)
     if args.key is not None and _identity_flags_given(args):
         args.usage_error("--key verifies a managed key; identity flags do not apply")
+    if args.insecure_ignore_tlog and args.key is None:
+        args.usage_error("--insecure-ignore-tlog applies to --key only")
+    policy = None if args.key is not None else build_policy(args)
     image = _images.image_reference(args.artifact)
     if image is not None:
-        if args.key is not None or args.bundle is not None:
-            args.usage_error(
-                "--key and --bundle do not apply to images; signatures are in the registry"
-            )
+        if args.bundle is not None:
+            args.usage_error("--bundle does not apply to images; signatures are in the registry")
         return _verify_image(args, image, policy, expected=describe_expected(args))
     return _verify_file(args, policy)
 
@@ -148,15 +160,20 @@ def run(args: argparse.Namespace) -> int:
 def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
     import sys
     from datetime import UTC, datetime
+    from pathlib import Path
 
-    from keyless.client.bundle import load_bundle
-    from keyless.client.errors import NetworkError
+    from keyless.client.bundle import MAX_BUNDLE_BYTES, load_bundle
+    from keyless.client.errors import ClientError, NetworkError
+    from keyless.client.files import read_bounded
     from keyless.client.verify import VerificationError, Verifier
     from keyless.client.verify.artifact import DIGEST_ALGORITHMS, resolve_artifact
-    from keyless.client.verify.keys import load_public_key
+    from keyless.client.verify.keys import verify_by_key_alone, verify_with_any_key
 
     digest = None
+    key = None
+    alone = False
     try:
+        keys = _keys.verifier_keys(args, args.key) if policy is None else []
         artifact = resolve_artifact(args.artifact, algorithms=tuple(DIGEST_ALGORITHMS))
         digest = artifact.label
         bundle_path = args.bundle
@@ -166,13 +183,26 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
                     f"--bundle is required when verifying a {artifact.algorithm}: digest"
                 )
             bundle_path = f"{artifact.path}.sigstore.json"
-        bundle = load_bundle(bundle_path)
-        verifier = Verifier(_trusted_root(args))
         now = datetime.now(UTC)
         if policy is None:
-            key = load_public_key(args.key)
-            result = verifier.verify_with_key(bundle, artifact=artifact, key=key, now=now)
+            try:
+                bundle = load_bundle(bundle_path)
+                verifier = Verifier(_trusted_root(args))
+                result, key = verify_with_any_key(
+                    verifier, bundle, keys=keys, artifact=artifact, now=now
+                )
+            except VerificationError as exc:
+                if not args.insecure_ignore_tlog or exc.check in ("trust-root", "artifact"):
+                    raise
+                try:
+                    data = read_bounded(Path(bundle_path), limit=MAX_BUNDLE_BYTES)
+                except ClientError:
+                    raise exc from None
+                result, key = verify_by_key_alone(data, artifact=artifact, keys=keys, failure=exc)
+                alone = True
         else:
+            bundle = load_bundle(bundle_path)
+            verifier = Verifier(_trusted_root(args))
             result = verifier.verify(bundle, artifact=artifact, policy=policy, now=now)
     except NetworkError as exc:
         return _undecided(args, exc, digest)
@@ -186,12 +216,16 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
         "signedTimes": [format_rfc3339(t) for t in result.signed_times],
         "type": result.dsse_payload_type or "message-signature",
         "source": "bundle-file",
+        "key": key.reference if key is not None else None,
     }
     _print_json(args, _success(artifact.name, digest, [signature]))
     if args.output != "json":
         signer = f" by {result.identity} ({result.issuer})" if result.identity else ""
+        if key is not None:
+            signer = f" with key {key.reference}"
+        logged = "no log entry checked (--insecure-ignore-tlog)" if alone else None
         print(
-            f"Verified OK: {artifact.name} signed{signer}, {_logged(result.log_index)}",
+            f"Verified OK: {artifact.name} signed{signer}, {logged or _logged(result.log_index)}",
             file=sys.stderr,
         )
     return 0
@@ -207,14 +241,26 @@ def _verify_image(
     from keyless.client.oci import RegistryError
     from keyless.client.policy.evaluator import ERROR, Evaluator, ResolvedImage
     from keyless.client.policy.glob import compile_glob
-    from keyless.client.policy.model import ImagePolicy, KeylessAuthority, Mode, PolicySet
+    from keyless.client.policy.model import (
+        ImagePolicy,
+        KeyAuthority,
+        KeylessAuthority,
+        Mode,
+        PolicySet,
+    )
     from keyless.client.policy.trustroots import DEFAULT_TRUST_ROOT, TrustMaterial
 
     try:
         root = _trusted_root(args)
+        keys = _keys.verifier_keys(args, args.key) if args.key is not None else []
     except NetworkError as exc:
         return _undecided(args, exc, image.digest)
-    authority = KeylessAuthority(name="verify", identity=policy, expected=expected)
+    if keys:
+        authority: KeylessAuthority | KeyAuthority = KeyAuthority(
+            name="verify", keys=tuple(keys), ignore_tlog=args.insecure_ignore_tlog
+        )
+    else:
+        authority = KeylessAuthority(name="verify", identity=policy, expected=expected)
     only = ImagePolicy(
         "verify", ("**",), Mode.ENFORCE, (authority,), "flags", "", (compile_glob("**"),)
     )

@@ -15,9 +15,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from keyless.cli.commands import _images
+from keyless.cli.commands import _images, _keys
 from keyless.cli.commands.verify import (
     GITHUB_FLAGS,
+    _identity_flags_given,
     _logged,
     add_identity_arguments,
     add_trust_arguments,
@@ -28,6 +29,7 @@ from keyless.cli.commands.verify import (
 if TYPE_CHECKING:
     from keyless.client.attest.rego import RegoPolicy
     from keyless.client.attest.statement import VerifiedAttestation
+    from keyless.client.keys import VerifierKey
     from keyless.client.verify import Policy
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
@@ -100,6 +102,13 @@ def add_parser(subparsers: Any) -> None:
     )
     add_trust_arguments(parser)
     parser.add_argument(
+        "--key",
+        metavar="REF",
+        action="append",
+        help="instead of an identity: attestations signed with this public key (a PEM file, "
+        "env://VAR or an https:// URL) count; repeat it to accept any one of several",
+    )
+    parser.add_argument(
         "-o", "--output", choices=("text", "json"), default="text", help="result format"
     )
     parser.add_argument(
@@ -119,16 +128,21 @@ def run(args: argparse.Namespace) -> int:
     from keyless.client.attest.statement import predicate_type_uri
 
     predicate_type = predicate_type_uri(args.type) if args.type is not None else None
-    policy = identity_policy(args)
+    if args.key is not None and (
+        _identity_flags_given(args) or args.owner or args.repo or args.signer_workflow
+    ):
+        args.usage_error("--key verifies a managed key; identity flags do not apply")
+    policy = identity_policy(args) if args.key is None else None
     rego = _policies(args)
     image = _images.image_reference(args.artifact)
     try:
+        keys = _keys.verifier_keys(args, args.key) if args.key is not None else []
         if image is not None:
             if args.bundle is not None:
                 args.usage_error("--bundle does not apply to images; attestations are referrers")
-            name, verified = _verify_image(args, image, policy, predicate_type, rego)
+            name, verified = _verify_image(args, image, policy, keys, predicate_type, rego)
         else:
-            name, verified = _verify_files(args, policy, predicate_type, rego)
+            name, verified = _verify_files(args, policy, keys, predicate_type, rego)
     except Exception as exc:
         if args.output == "json" and getattr(exc, "user_facing", False):
             check = getattr(exc, "check", None) or getattr(exc, "reason", "error")
@@ -144,9 +158,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for item in verified:
         where = f", found via {item.source}" if item.source else ""
+        by = f"with key {item.key}" if item.key else f"by {item.identity} ({item.issuer})"
         print(
-            f"Verified OK: {name} attested ({item.predicate_type}) by {item.identity} "
-            f"({item.issuer}), {_logged(item.log_index)}{where}",
+            f"Verified OK: {name} attested ({item.predicate_type}) {by}, "
+            f"{_logged(item.log_index)}{where}",
             file=sys.stderr,
         )
     return 0
@@ -248,7 +263,11 @@ def _policies(args: argparse.Namespace) -> list[RegoPolicy]:
 
 
 def _verify_files(
-    args: argparse.Namespace, policy: Policy, predicate_type: str | None, rego: list[RegoPolicy]
+    args: argparse.Namespace,
+    policy: Policy | None,
+    keys: list[VerifierKey],
+    predicate_type: str | None,
+    rego: list[RegoPolicy],
 ) -> tuple[str, list[VerifiedAttestation]]:
     from datetime import UTC, datetime
 
@@ -282,6 +301,7 @@ def _verify_files(
                 bundle,
                 artifact=artifact,
                 policy=policy,
+                keys=keys,
                 predicate_type=predicate_type,
                 now=now,
             )
@@ -316,7 +336,8 @@ def _best(failures: list[Any], count: int, predicate_type: str | None) -> Any:
 def _verify_image(
     args: argparse.Namespace,
     image: Any,
-    policy: Policy,
+    policy: Policy | None,
+    keys: list[VerifierKey],
     predicate_type: str | None,
     rego: list[RegoPolicy],
 ) -> tuple[str, list[VerifiedAttestation]]:
@@ -334,6 +355,7 @@ def _verify_image(
             image,
             trusted_root=root,
             policy=policy,
+            keys=keys,
             predicate_type=predicate_type,
             now=datetime.now(UTC),
             rego=rego_check(rego),

@@ -10,6 +10,7 @@ identity and (when a Rego policy is given) allowed by it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from keyless.client.attest.statement import (
     most_telling,
     statement,
     statement_of,
+    verify_attestation,
 )
 from keyless.client.bundle import Bundle
 from keyless.client.errors import ClientError
@@ -29,8 +31,9 @@ from keyless.client.verify import VerificationError, Verifier
 from keyless.client.verify.dsse import INTOTO_PAYLOAD_TYPE
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
+    from keyless.client.keys import VerifierKey
     from keyless.client.oci import ImageSignatures
     from keyless.client.sign.signer import EphemeralSigner, SigningResult
     from keyless.client.trust import TrustedRoot
@@ -109,7 +112,8 @@ def verify_image_attestations(
     image: Reference,
     *,
     trusted_root: TrustedRoot,
-    policy: Policy,
+    policy: Policy | None = None,
+    keys: Sequence[VerifierKey] = (),
     predicate_type: str | None,
     now: datetime,
     rego: Callable[[dict[str, Any]], None] | None = None,
@@ -131,6 +135,7 @@ def verify_image_attestations(
         digest,
         verifier=Verifier(trusted_root),
         policy=policy,
+        keys=keys,
         predicate_type=predicate_type,
         now=now,
         rego=rego,
@@ -143,13 +148,15 @@ def judge_attestations(
     digest: str,
     *,
     verifier: Verifier,
-    policy: Policy,
+    policy: Policy | None = None,
+    keys: Sequence[VerifierKey] = (),
     predicate_type: str | None,
     now: datetime,
     rego: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[VerifiedAttestation, ...]:
     """The attestations among the bundles found for `digest` that verify in full, are of
-    `predicate_type` (any, if None), by an identity `policy` accepts, and that `rego` allows.
+    `predicate_type` (any, if None), by an identity `policy` accepts (or signed with any one of
+    `keys`), and that `rego` allows.
 
     Raises:
         AttestationVerificationError: none passed; the message names the check.
@@ -170,22 +177,21 @@ def judge_attestations(
         types.add(claimed["predicateType"])
         try:
             check_type(claimed, predicate_type)
-            result = verifier.verify(bundle, sha256=sha256, policy=policy, now=now)
-            statement_json = statement_of(bundle)
+            result = verify_attestation(
+                verifier,
+                bundle,
+                sha256=sha256,
+                policy=policy,
+                keys=keys,
+                predicate_type=predicate_type,
+                now=now,
+            )
             if rego is not None:
-                rego(statement_json)
+                rego(result.statement)
         except VerificationError as exc:
             failures.append(exc)
             continue
-        verified.append(
-            VerifiedAttestation(
-                statement_json,
-                result.identity,
-                result.issuer,
-                result.log_index,
-                referrer.source,
-            )
-        )
+        verified.append(dataclasses.replace(result, source=referrer.source))
     if not verified:
         raise _failure(digest, failures, types, predicate_type, found.problems)
     return tuple(verified)

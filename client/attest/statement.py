@@ -26,7 +26,10 @@ from keyless.client.verify import VerificationError
 from keyless.client.verify.dsse import INTOTO_PAYLOAD_TYPE
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from keyless.client.bundle import Bundle
+    from keyless.client.keys import VerifierKey
     from keyless.client.verify import Policy, Verifier
     from keyless.client.verify.artifact import Artifact
 
@@ -182,6 +185,7 @@ class VerifiedAttestation:
     issuer: str | None
     log_index: int | None  # None: a log-less instance's bundle (RFC 3161 timestamp only)
     source: str | None = None
+    key: str | None = None  # the key reference that verified it (key-signed attestations)
 
     @property
     def predicate_type(self) -> str:
@@ -189,11 +193,13 @@ class VerifiedAttestation:
 
     def to_json(self) -> dict[str, Any]:
         found = {"source": self.source} if self.source else {}
+        keyed = {"key": self.key} if self.key else {}
         return {
             "identity": self.identity,
             "issuer": self.issuer,
             "logIndex": self.log_index,
             **found,
+            **keyed,
             "statement": self.statement,
         }
 
@@ -226,11 +232,13 @@ def verify_attestation(
     *,
     sha256: bytes | None = None,
     artifact: Artifact | None = None,
-    policy: Policy,
+    policy: Policy | None = None,
+    keys: Sequence[VerifierKey] = (),
     predicate_type: str | None,
     now: datetime,
 ) -> VerifiedAttestation:
-    """Verify an attestation bundle over an artifact: signature, log, identity, then type.
+    """Verify an attestation bundle over an artifact: signature, log, identity (or, with
+    `keys`, any one of the keys), then type.
 
     The artifact is its SHA-256 or an `Artifact` (a file, or a sha384:/sha512: digest that an
     in-toto subject may name it by, as npm provenance does); the verifier's subject check
@@ -243,10 +251,26 @@ def verify_attestation(
         VerificationError: the first failed check (`dsse`, the verifier's checks, `type`).
     """
     statement_of(bundle)
-    result = verifier.verify(bundle, sha256=sha256, artifact=artifact, policy=policy, now=now)
+    key = None
+    if keys:
+        from keyless.client.verify.keys import verify_with_any_key
+
+        result, key = verify_with_any_key(
+            verifier, bundle, keys=keys, sha256=sha256, artifact=artifact, now=now
+        )
+    elif policy is not None:
+        result = verifier.verify(bundle, sha256=sha256, artifact=artifact, policy=policy, now=now)
+    else:
+        raise TypeError("verify_attestation needs a policy or keys")
     verified = statement_of(bundle)
     check_type(verified, predicate_type)
-    return VerifiedAttestation(verified, result.identity, result.issuer, result.log_index)
+    return VerifiedAttestation(
+        verified,
+        result.identity,
+        result.issuer,
+        result.log_index,
+        key=key.reference if key is not None else None,
+    )
 
 
 def check_type(verified: dict[str, Any], predicate_type: str | None) -> None:

@@ -35,6 +35,8 @@ from typing import Any
 
 from keyless.client.attest.rego import POLICY_CONTROLLER_QUERY, PolicyError, RegoPolicy
 from keyless.client.attest.statement import AttestationError, predicate_type_uri
+from keyless.client.keys import KeyFileError, VerifierKey
+from keyless.client.keys.algorithms import check_allowed_key
 from keyless.client.policy.errors import PolicyFileError
 from keyless.client.policy.glob import GlobError, compile_glob
 from keyless.client.policy.model import (
@@ -393,7 +395,9 @@ def _authority(
         "require_timestamp": require_timestamp,
     }
     if kind == "key":
-        return KeyAuthority(**signing, **built)
+        # Without `ctlog`, a signature that verifies with the key counts whether or not it was
+        # logged (policy-controller's IgnoreTlog for key authorities).
+        return KeyAuthority(**signing, ignore_tlog=tlog_url is None, **built)
     return KeylessAuthority(**signing, attestations=attestations, **built)
 
 
@@ -518,7 +522,13 @@ def _key(where: _Where, value: Any, path: str, base: Path) -> dict[str, Any]:
     ):
         where.add(f"{path}.{field}", f"unsupported key type {type(public_key).__name__}")
         return {}
-    return {"public_key": public_key}
+    try:
+        check_allowed_key(public_key, source="the key")
+    except KeyFileError as exc:
+        where.add(f"{path}.{field}", exc.message)
+        return {}
+    reference = str(base / text) if field == "file" else f"{path}.data"
+    return {"keys": (VerifierKey(reference, public_key),)}
 
 
 def _keyless(where: _Where, value: Any, path: str) -> tuple[dict[str, Any], str | None]:

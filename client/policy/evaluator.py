@@ -317,7 +317,8 @@ class Evaluator:
                 policy=(
                     authority.identity_policy() if isinstance(authority, KeylessAuthority) else None
                 ),
-                key=authority.public_key if isinstance(authority, KeyAuthority) else None,
+                keys=authority.keys if isinstance(authority, KeyAuthority) else (),
+                ignore_tlog=isinstance(authority, KeyAuthority) and authority.ignore_tlog,
                 bundles_only=authority.signature_format == SignatureFormat.BUNDLE,
                 first_only=not self._all_signatures,
                 require_timestamp=authority.require_timestamp,
@@ -328,7 +329,9 @@ class Evaluator:
             return AuthorityResult(authority.name, False, message, refusal=exc)
         signer = outcome.verified[0]
         if isinstance(authority, KeyAuthority):
-            message = f"signed with the policy's key, log index {signer.log_index}"
+            logged = signer.log_index
+            where = "no log entry checked" if logged is None else f"log index {logged}"
+            message = f"signed with the policy's key, {where}"
         else:
             message = f"signed by {signer.identity} ({signer.issuer})"
         return AuthorityResult(

@@ -19,9 +19,8 @@ from keyless.client.policy.trustroots import DEFAULT_TRUST_ROOT, TrustMaterial
 from keyless.client.verify import AllOf, AnyOf, Identity, IdentityRegexp, Issuer, IssuerRegexp
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-
     from keyless.client.attest.rego import RegoPolicy
+    from keyless.client.keys import VerifierKey
     from keyless.client.policy.glob import GlobPattern
     from keyless.client.verify import Policy
 
@@ -140,9 +139,13 @@ class KeylessAuthority(SigningAuthority):
 
 @dataclass(frozen=True, kw_only=True)
 class KeyAuthority(SigningAuthority):
-    """Signatures made with one public key."""
+    """Signatures made with a public key: any one of `keys` (a rotation window). With
+    `ignore_tlog`, a signature that verifies with the key counts whether or not it was logged
+    (policy-controller's IgnoreTlog for a key authority without `ctlog`; cosign's
+    --insecure-ignore-tlog)."""
 
-    public_key: PublicKeyTypes
+    keys: tuple[VerifierKey, ...]
+    ignore_tlog: bool = False
     kind: ClassVar[AuthorityKind] = AuthorityKind.KEY
 
 

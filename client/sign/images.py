@@ -9,6 +9,10 @@ key (`client.sign.signer.EphemeralSigner`):
 - cosign v2's, unless turned off: the simple-signing payload, signed as a message and logged as
   `hashedrekord`, appended to the `sha256-<hex>.sig` manifest (existing signatures kept).
 
+The signer may also be a long-lived key (`client.sign.keys.KeyBundleSigner`, `keyless sign
+--key`): the same two forms, with the key's public key instead of a certificate. Signing again
+adds signatures and never replaces one (overlay signing, for key rotation).
+
 Everything is signed and logged before anything is written to the registry, so a CA or log
 failure leaves the registry untouched. Storage itself is several registry writes; a failure
 part-way leaves the ones already made (registries have no transactions).
@@ -20,8 +24,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-
-from cryptography.hazmat.primitives import serialization
+from typing import Protocol
 
 from keyless.client.oci import (
     Descriptor,
@@ -36,13 +39,33 @@ from keyless.client.oci.descriptors import check_digest, tag_for_digest
 from keyless.client.oci.errors import InvalidDigestError, RegistryProtocolError
 from keyless.client.oci.registry import parse_index_manifests
 from keyless.client.oci.signatures import COSIGN_SIGN_PREDICATE, LEGACY_SUFFIX
-from keyless.client.sign.signer import EphemeralSigner, SigningResult
 from keyless.client.verify.dsse import INTOTO_PAYLOAD_TYPE
-from keyless.core.encoding import b64encode
 
 INTOTO_STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 # An index with more platforms than this is refused by --recursive rather than signed blindly.
 MAX_RECURSIVE_MANIFESTS = 128
+
+
+class SignedPayload(Protocol):
+    """A signature made for an image, as a bundle (a `SigningResult` or a `KeySigningResult`)."""
+
+    @property
+    def log_index(self) -> int | None: ...
+
+    def to_json(self) -> str: ...
+
+
+class ImageSigner(Protocol):
+    """What signs an image: an ephemeral certified key (`EphemeralSigner`) or a long-lived one
+    (`client.sign.keys.KeyBundleSigner`)."""
+
+    def sign_dsse(
+        self, payload: bytes, *, payload_type: str, subject_sha256: bytes
+    ) -> SignedPayload: ...
+
+    def sign_digest(self, sha256: bytes) -> SignedPayload: ...
+
+    def legacy_signature(self, result: SignedPayload, payload: bytes) -> LegacySignature: ...
 
 
 @dataclass(frozen=True)
@@ -63,8 +86,8 @@ class SignedImage:
     """The signatures made for one manifest digest, and where they were stored."""
 
     target: ImageTarget
-    bundle: SigningResult
-    legacy: SigningResult | None
+    bundle: SignedPayload
+    legacy: SignedPayload | None
     referrer: Descriptor
     stored_via: str
     legacy_tag: str | None
@@ -126,7 +149,7 @@ def sign_image(
     client: RegistryClient,
     targets: list[ImageTarget],
     *,
-    signer: EphemeralSigner,
+    signer: ImageSigner,
     legacy_tag: bool,
     created_at: datetime,
 ) -> list[SignedImage]:
@@ -138,7 +161,7 @@ def sign_image(
             (nothing was stored; the error carries the bundle).
         RegistryError: storing failed.
     """
-    signed: list[tuple[ImageTarget, SigningResult, SigningResult | None, bytes]] = []
+    signed: list[tuple[ImageTarget, SignedPayload, SignedPayload | None, bytes]] = []
     for target in targets:
         statement = cosign_statement(target.digest)
         digest_bytes = bytes.fromhex(target.digest.partition(":")[2])
@@ -163,37 +186,11 @@ def sign_image(
         tag = None
         if legacy is not None:
             append_legacy_signature(
-                client, target.reference, target.digest, legacy_signature(signer, legacy, payload)
+                client, target.reference, target.digest, signer.legacy_signature(legacy, payload)
             )
             tag = tag_for_digest(target.digest, LEGACY_SUFFIX)
         results.append(SignedImage(target, bundle, legacy, referrer, stored_via, tag))
     return results
-
-
-def legacy_signature(
-    signer: EphemeralSigner, result: SigningResult, payload: bytes
-) -> LegacySignature:
-    """The cosign v2 layer for a message signature over `payload` (rekor-bundle.md §7.1)."""
-    entry = result.entry
-    if entry.inclusion_promise is None or entry.integrated_time is None:
-        raise RuntimeError("a cosign v2 signature needs the log's signed entry timestamp")
-    rekor_bundle = {
-        "SignedEntryTimestamp": b64encode(entry.inclusion_promise.signed_entry_timestamp),
-        "Payload": {
-            "body": b64encode(entry.canonicalized_body),
-            "integratedTime": int(entry.integrated_time),
-            "logIndex": int(entry.log_index),
-            "logID": entry.log_id.key_id.hex(),
-        },
-    }
-    chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in signer.chain[1:])
-    return LegacySignature(
-        payload=payload,
-        signature=b64encode(result.bundle.signature),
-        certificate=signer.leaf_pem.decode(),
-        chain=chain.decode() or None,
-        rekor_bundle=json.dumps(rekor_bundle, separators=(",", ":")),
-    )
 
 
 def _platform(platform: object) -> str | None:

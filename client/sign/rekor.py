@@ -99,25 +99,35 @@ class LogV2Client:
         self._session = session or new_session()
 
     def upload_hashedrekord(
-        self, *, digest: bytes, signature: bytes, certificate_der: bytes, key_details: str
+        self,
+        *,
+        digest: bytes,
+        signature: bytes,
+        certificate_der: bytes | None = None,
+        public_key_der: bytes | None = None,
+        key_details: str = "PKIX_ECDSA_P256_SHA_256",
     ) -> TransparencyLogEntry:
-        """Log a signature over a SHA-256 `digest` by a certificate's key, whose
-        PublicKeyDetails name is `key_details` (`keyless.core.keys.key_details`).
+        """Log a signature over a SHA-256 `digest` made by a certificate's key (ECDSA P-256) or
+        by a managed key (its DER SPKI and PublicKeyDetails).
 
         Raises:
             ServiceRefusedError: the log refused the entry (its message is quoted).
             NetworkError: the log is unreachable or answered malformed data.
         """
+        if (certificate_der is None) == (public_key_der is None):
+            raise TypeError("give exactly one of certificate_der and public_key_der")
         url = f"{self.base_url}/api/v2/log/entries"
+        material = (
+            {"x509Certificate": {"rawBytes": b64encode(certificate_der)}}
+            if certificate_der is not None
+            else {"publicKey": {"rawBytes": b64encode(public_key_der or b"")}}
+        )
         proposed = {
             "hashedRekordRequestV002": {
                 "digest": b64encode(digest),
                 "signature": {
                     "content": b64encode(signature),
-                    "verifier": {
-                        "x509Certificate": {"rawBytes": b64encode(certificate_der)},
-                        "keyDetails": key_details,
-                    },
+                    "verifier": {**material, "keyDetails": key_details},
                 },
             }
         }

@@ -32,6 +32,7 @@ from sigstore_models.rekor.v1 import TransparencyLogEntry
 
 from keyless.client.bundle import Bundle
 from keyless.client.errors import ClientError
+from keyless.client.oci import LegacySignature
 from keyless.client.services import Services
 from keyless.client.sign.fulcio import CAClient
 from keyless.client.sign.rekor import LogClient, LogV2Client, hashedrekord_entry
@@ -126,6 +127,29 @@ class EphemeralSigner:
     @property
     def leaf_pem(self) -> bytes:
         return self.leaf.public_bytes(serialization.Encoding.PEM)
+
+    def legacy_signature(self, result: SigningResult, payload: bytes) -> LegacySignature:
+        """The cosign v2 layer for a message signature over `payload` (rekor-bundle.md §7.1)."""
+        entry = result.entry
+        if entry.inclusion_promise is None or entry.integrated_time is None:
+            raise RuntimeError("a cosign v2 signature needs the log's signed entry timestamp")
+        rekor_bundle = {
+            "SignedEntryTimestamp": b64encode(entry.inclusion_promise.signed_entry_timestamp),
+            "Payload": {
+                "body": b64encode(entry.canonicalized_body),
+                "integratedTime": int(entry.integrated_time),
+                "logIndex": int(entry.log_index),
+                "logID": entry.log_id.key_id.hex(),
+            },
+        }
+        chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain[1:])
+        return LegacySignature(
+            payload=payload,
+            signature=b64encode(result.bundle.signature),
+            certificate=self.leaf_pem.decode(),
+            chain=chain.decode() or None,
+            rekor_bundle=json.dumps(rekor_bundle, separators=(",", ":")),
+        )
 
     def sign_digest(self, sha256: bytes) -> SigningResult:
         """Sign a SHA-256 digest (a message signature) and log it as `hashedrekord`.

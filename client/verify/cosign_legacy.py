@@ -80,9 +80,13 @@ def legacy_bundle(
 ) -> Bundle:
     """A v0.3 bundle for a cosign v2 signature, with its entry fetched from the log.
 
+    A signature made with a certificate gets it as the bundle's `certificate`; one made with
+    a managed key (`cosign sign --key`, no certificate annotation) gets `publicKey`, and is
+    verified with the key the caller pins.
+
     Raises:
-        ClientError: no certificate or log evidence, malformed annotations, a log not in the
-            trusted root, or a log entry other than the one named.
+        ClientError: no log evidence, malformed annotations, a log not in the trusted root,
+            or a log entry other than the one named.
         NetworkError: the log cannot be reached or has no such entry.
         VerificationError: the result is not a well-formed bundle.
     """
@@ -90,12 +94,14 @@ def legacy_bundle(
     from cryptography.hazmat.primitives import serialization
     from sigstore_models.bundle.v1 import Bundle as WireBundle
 
-    if signature.certificate is None:
-        raise ClientError("it is signed with a managed key, not a certificate")
     if signature.rekor_bundle is None:
         raise ClientError("it carries no transparency log evidence")
+    material: dict[str, object] = {"publicKey": {"hint": None}}
     try:
-        leaf = x509.load_pem_x509_certificate(signature.certificate.encode())
+        if signature.certificate is not None:
+            leaf = x509.load_pem_x509_certificate(signature.certificate.encode())
+            der = leaf.public_bytes(serialization.Encoding.DER)
+            material = {"certificate": {"rawBytes": b64encode(der)}}
         raw_signature = b64decode(signature.signature)
     except ValueError as exc:
         raise ClientError("its certificate or signature is malformed") from exc
@@ -113,12 +119,7 @@ def legacy_bundle(
         json.dumps(
             {
                 "mediaType": _BUNDLE_MEDIA_TYPE,
-                "verificationMaterial": {
-                    "certificate": {
-                        "rawBytes": b64encode(leaf.public_bytes(serialization.Encoding.DER))
-                    },
-                    "tlogEntries": [entry.to_dict()],
-                },
+                "verificationMaterial": {**material, "tlogEntries": [entry.to_dict()]},
                 "messageSignature": {
                     "messageDigest": {"algorithm": "SHA2_256", "digest": b64encode(sha256)},
                     "signature": b64encode(raw_signature),

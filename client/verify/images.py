@@ -10,6 +10,11 @@ A cosign v2 signature carries only the log's signed entry timestamp, not the inc
 and checkpoint a bundle needs; `client.verify.cosign_legacy` fetches its entry from the log
 named in the trusted root and makes a bundle of it, checked like any other.
 
+By key (`keyless verify --key`, a policy's `key:` authority) any one of several keys may have
+signed, and each passing signature names the key that verified it; where the log may be
+ignored, a signature that verifies with a key counts without log evidence
+(`client.verify.key_only`).
+
 The image verifies when at least one signature is valid, names this digest, and satisfies the
 policy. Otherwise the failure says why, most useful first: signed only by other identities,
 signatures for a different digest, only invalid signatures, or no signatures at all.
@@ -38,13 +43,18 @@ from keyless.client.verify.cosign_legacy import (
     simple_signing_digest,
 )
 from keyless.client.verify.dsse import INTOTO_PAYLOAD_TYPE
+from keyless.client.verify.key_only import check_bundle_by_key, check_payload_by_key
+from keyless.client.verify.keys import verify_with_any_key
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
 from keyless.core.encoding import format_rfc3339
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+    from keyless.client.keys import VerifierKey
     from keyless.client.oci import BundleReferrer, LegacySignature
     from keyless.client.trust import TrustedRoot
     from keyless.client.verify import Policy
@@ -76,11 +86,12 @@ class VerifiedSignature:
     signature_type: str
     identity: str | None
     issuer: str | None
-    log_index: int
+    log_index: int | None  # None: judged by its key alone, no log evidence checked
     source: str
     log_url: str = ""
     entry_kind: str = ""
     signed_times: tuple[datetime, ...] = ()
+    key: str | None = None  # the key reference that verified it (key-signed images)
 
     def to_json(self) -> dict[str, Any]:
         """One entry of `keyless verify -o json`'s `signatures` (the README documents it)."""
@@ -91,6 +102,7 @@ class VerifiedSignature:
             "signedTimes": [format_rfc3339(t) for t in self.signed_times],
             "type": self.signature_type,
             "source": self.source,
+            "key": self.key,
         }
 
 
@@ -156,7 +168,8 @@ def check_signatures(
     trusted_root: TrustedRoot,
     now: datetime,
     policy: Policy | None = None,
-    key: PublicKeyTypes | None = None,
+    keys: Sequence[VerifierKey] = (),
+    ignore_tlog: bool = False,
     bundles_only: bool = False,
     first_only: bool = False,
     require_timestamp: bool = False,
@@ -164,18 +177,21 @@ def check_signatures(
 ) -> ImageVerification:
     """Judge the signatures found for the digest `pinned` names, by identity or by key.
 
-    Exactly one of `policy` (certificates, by identity) and `key` (managed-key bundles) is
-    given. `bundles_only` ignores cosign's legacy `.sig` signatures. `first_only` stops at the
-    first signature that passes (bundles are tried first: they need no log lookup), for callers
-    that need a verdict rather than the list. `require_timestamp` counts only signatures with an
-    RFC 3161 timestamp from a trusted TSA. `verifier` must be built over `trusted_root`;
-    callers that judge many images reuse one.
+    Exactly one of `policy` (certificates, by identity) and `keys` (managed keys: any one of
+    them may have signed) is given. With `keys` and `ignore_tlog`, a signature whose full
+    verification fails still counts if it verifies with a key and names the digest
+    (`client.verify.key_only`; cosign's `--insecure-ignore-tlog`, policy-controller's key
+    authorities without `ctlog`). `bundles_only` ignores cosign's legacy `.sig` signatures.
+    `first_only` stops at the first signature that passes (bundles are tried first: they need
+    no log lookup), for callers that need a verdict rather than the list. `require_timestamp`
+    counts only signatures with an RFC 3161 timestamp from a trusted TSA. `verifier` must be
+    built over `trusted_root`; callers that judge many images reuse one.
 
     Raises:
         ImageVerificationError: no signature passed; `outcome` lists what was found.
     """
-    if (policy is None) == (key is None):
-        raise TypeError("check_signatures needs exactly one of policy and key")
+    if (policy is None) == (not keys):
+        raise TypeError("check_signatures needs exactly one of policy and keys")
     digest = pinned.digest
     if digest is None:
         raise TypeError("check_signatures needs a reference pinned to a digest")
@@ -194,7 +210,9 @@ def check_signatures(
         verifier=verifier,
         trusted_root=trusted_root,
         policy=policy,
-        key=key,
+        keys=tuple(keys),
+        # A key-only signature has no signed time, so a required timestamp rules it out.
+        ignore_tlog=ignore_tlog and not require_timestamp,
         now=now,
         require_timestamp=require_timestamp,
         entries=entries or RekorEntries(),
@@ -234,7 +252,8 @@ class _Judge:
     verifier: Verifier
     trusted_root: TrustedRoot
     policy: Policy | None
-    key: PublicKeyTypes | None
+    keys: tuple[VerifierKey, ...]
+    ignore_tlog: bool
     now: datetime
     require_timestamp: bool
     entries: LogEntrySource
@@ -254,7 +273,18 @@ class _Judge:
         try:
             bundle = Bundle.from_json(referrer.bundle)
         except VerificationError as exc:
-            self._reject(source, INVALID, exc.detail)
+            # A key-signed bundle with no log entry and no timestamp does not load as a
+            # bundle to verify in full; judged by its key alone, it may still count.
+            self._by_key_alone(
+                source,
+                exc.detail,
+                lambda key: check_bundle_by_key(
+                    referrer.bundle,
+                    sha256=self._sha256,
+                    key=key,
+                    predicate_type=COSIGN_SIGN_PREDICATE,
+                ),
+            )
             return
         signature_type = COSIGN_SIGN_PREDICATE
         if bundle.envelope is not None:
@@ -274,34 +304,66 @@ class _Judge:
                 self._reject(source, WRONG_DIGEST, f"it signs sha256:{digest.digest.hex()}")
                 return
             signature_type = "message-signature"
-        self._judge(bundle, source, signature_type, self._sha256)
+        raw = referrer.bundle
+        self._judge(
+            bundle,
+            source,
+            signature_type,
+            self._sha256,
+            by_key=lambda key: check_bundle_by_key(
+                raw, sha256=self._sha256, key=key, predicate_type=COSIGN_SIGN_PREDICATE
+            ),
+        )
 
     def legacy(self, signature: LegacySignature) -> None:
         """Judge a cosign v2 simple-signing signature from the `.sig` tag."""
         source = SOURCE_LEGACY_TAG
+
+        def by_key(key: PublicKeyTypes) -> str:
+            check_payload_by_key(signature.payload, _signature_bytes(signature), key=key)
+            return COSIGN_PAYLOAD_TYPE
+
         try:
             claimed = simple_signing_digest(signature.payload)
             if claimed != self.digest:
                 self._reject(source, WRONG_DIGEST, f"its payload names {claimed}")
                 return
+            if signature.certificate is None and not self.keys:
+                # By identity, a managed key's signature cannot pass: no need to fetch its entry.
+                raise ClientError("it is signed with a managed key, not a certificate")
+            if signature.certificate is not None and self.keys:
+                raise ClientError("it carries a signing certificate, not a managed key's signature")
             bundle = legacy_bundle(signature, trusted_root=self.trusted_root, entries=self.entries)
         except (VerificationError, ClientError) as exc:
-            self._reject(source, INVALID, exc.message)
+            if signature.certificate is None:
+                self._by_key_alone(source, exc.message, by_key)
+            else:
+                self._reject(source, INVALID, exc.message)
             return
-        self._judge(bundle, source, COSIGN_PAYLOAD_TYPE, hashlib.sha256(signature.payload).digest())
+        sha256 = hashlib.sha256(signature.payload).digest()
+        self._judge(bundle, source, COSIGN_PAYLOAD_TYPE, sha256, by_key=by_key)
 
-    def _judge(self, bundle: Bundle, source: str, signature_type: str, sha256: bytes) -> None:
+    def _judge(
+        self,
+        bundle: Bundle,
+        source: str,
+        signature_type: str,
+        sha256: bytes,
+        *,
+        by_key: Callable[[PublicKeyTypes], str],
+    ) -> None:
+        matched: VerifierKey | None = None
         try:
-            if self.key is not None:
-                result = self.verifier.verify_with_key(
-                    bundle, sha256=sha256, key=self.key, now=self.now
+            if self.keys:
+                result, matched = verify_with_any_key(
+                    self.verifier, bundle, keys=self.keys, sha256=sha256, now=self.now
                 )
             else:
                 result = self.verifier.verify(
                     bundle, sha256=sha256, policy=_AnyIdentity(), now=self.now
                 )
         except VerificationError as exc:
-            self._reject(source, INVALID, exc.message)
+            self._by_key_alone(source, exc.message, by_key)
             return
         # The verifier checked each timestamp against the trusted TSAs; a failed one is only
         # listed in `timestamp_failures`, so count those that verified.
@@ -341,11 +403,49 @@ class _Judge:
                 log_url=result.log_url,
                 entry_kind=result.entry_kind,
                 signed_times=result.signed_times,
+                key=matched.reference if matched is not None else None,
             )
         )
 
+    def _by_key_alone(
+        self, source: str, detail: str, check: Callable[[PublicKeyTypes], str]
+    ) -> None:
+        """Count a signature whose full verification failed (for `detail`) if the log may be
+        ignored and it verifies with one of the keys; else reject it for `detail`."""
+        if self.keys and self.ignore_tlog:
+            for key in self.keys:
+                try:
+                    signature_type = check(key.public_key)
+                except VerificationError:
+                    continue
+                self.verified.append(
+                    VerifiedSignature(
+                        digest=self.digest,
+                        docker_reference=self.docker_reference,
+                        signature_type=signature_type,
+                        identity=None,
+                        issuer=None,
+                        log_index=None,
+                        source=source,
+                        key=key.reference,
+                    )
+                )
+                return
+        self._reject(source, INVALID, detail)
+
     def _reject(self, source: str, kind: str, detail: str) -> None:
         self.rejected.append(RejectedSignature(source, kind, detail))
+
+
+def _signature_bytes(signature: LegacySignature) -> bytes:
+    """The raw bytes of a cosign v2 signature annotation (VerificationError if not base64)."""
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(signature.signature, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise VerificationError("signature", "the signature annotation is not base64") from exc
 
 
 def _failure(outcome: ImageVerification) -> ImageVerificationError:

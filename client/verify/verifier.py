@@ -307,7 +307,7 @@ class Verifier:
             signed_bytes, prehashed = pae(envelope.payload_type, envelope.payload), False
             algorithm, digest = "sha256", hashlib.sha256(signed_bytes).digest()
         # 13. The signature verifies with the signing key.
-        details = _check_signature(
+        details = check_signature(
             key, bundle.signature, signed_bytes, prehashed=prehashed, algorithm=algorithm
         )
         # 14. The log entry records this signature, key and artifact (a log-less bundle has none).
@@ -445,7 +445,7 @@ def _check_profile(leaf: x509.Certificate) -> None:
         raise VerificationError("certificate-profile", "extended key usage lacks codeSigning")
 
 
-def _check_signature(
+def check_signature(
     key: PublicKeyTypes, signature: bytes, data: bytes, *, prehashed: bool, algorithm: str
 ) -> str:
     """Step 13; returns the key's PublicKeyDetails, which a Rekor v2 entry records (step 14).

@@ -132,9 +132,7 @@ def test_verify_image_refuses_key_and_bundle(capsys) -> None:
     assert (
         capsys.readouterr()
         .err.strip()
-        .endswith(
-            "error: --key and --bundle do not apply to images; signatures are in the registry"
-        )
+        .endswith("error: --bundle does not apply to images; signatures are in the registry")
     )
 
 

@@ -102,3 +102,36 @@ def test_an_image_reaches_the_registry_without_docker(server, registry, pusher, 
         timeout=10,
     )
     assert response.headers["Docker-Content-Digest"] == source.digest
+
+
+def test_sign_with_a_key_you_keep(server, registry, pusher, tmp_path: Path) -> None:
+    """The key section's commands: generate, sign, verify, then the rotation drill. Run through
+    this checkout's `keyless` (python -m), so no install is needed."""
+    import sys
+
+    pusher.push_image("acme/app", "1.4", seed="readme-keys")
+    commands = _commands("### Sign with a key you keep")
+    assert [c.split("keyless ", 1)[1].split()[0] for c in commands] == [
+        "generate-key-pair",
+        "sign",
+        "verify",
+        "generate-key-pair",
+        "sign",
+        "verify",
+        "verify",
+    ]
+    here = f"{sys.executable} -m keyless.cli.main "
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    for command in commands:
+        command = command.replace(DOC_ORIGIN, server.url).replace(DOC_REGISTRY, registry.host)
+        command = command.replace("keyless ", here, 1)
+        result = subprocess.run(
+            command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env
+        )
+        assert result.returncode == 0, f"{command}\n{result.stderr}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "release-2026.key",
+        "release-2026.pub",
+        "release-2027.key",
+        "release-2027.pub",
+    ]

@@ -279,8 +279,8 @@ def test_key_authority_from_data_and_file(tmp_path: Path) -> None:
     path = _write(tmp_path, POLICY.replace("  - static:\n      action: pass\n", authorities))
     (policy,) = load_policy_set([path]).policies
     assert [a.kind for a in policy.authorities] == ["key", "key"]
-    assert policy.authorities[0].public_key.public_numbers() == (
-        policy.authorities[1].public_key.public_numbers()
+    assert policy.authorities[0].keys[0].public_key.public_numbers() == (
+        policy.authorities[1].keys[0].public_key.public_numbers()
     )
     missing = _write(
         tmp_path,

@@ -1,0 +1,183 @@
+"""AWS KMS keys (`awskms://[ENDPOINT]/KEY`): the key stays in KMS, which signs each signature.
+
+The reference is sigstore's: `awskms:///1234abcd-...` (a key ID), `awskms:///alias/NAME`,
+`awskms:///arn:aws:kms:...:key/...` or `...:alias/...`, with an optional `host:port` endpoint
+that is reached over HTTPS (`AWS_TLS_INSECURE_SKIP_VERIFY=1` for a test certificate).
+Credentials and region come from boto3's usual chain (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, ...).
+boto3 is an optional extra (`keyless[aws]`).
+
+A message of at most 4096 bytes (a DSSE envelope's PAE) is sent whole (`MessageType=RAW`); a
+digest is sent as `MessageType=DIGEST`, as sigstore's client sends it. Every signature KMS
+returns is checked with the key's public key before it is used, so a KMS that signs something
+else (moto 5.2 signs SHA-256 of a DIGEST message, getmoto/moto#10202) is refused before
+anything is logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from keyless.client.errors import NetworkError
+from keyless.client.keys.algorithms import check_allowed_key, describe_key
+from keyless.client.keys.errors import KeyFileError, KeyReferenceError
+
+INSTALL_HINT = "pip install 'keyless[aws]'"
+MAX_RAW_MESSAGE_BYTES = 4096
+INSECURE_VARIABLE = "AWS_TLS_INSECURE_SKIP_VERIFY"
+_FORMAT = (
+    "kms specification should be in the format awskms://[ENDPOINT]/[ID/ALIAS/ARN] "
+    "(endpoint optional)"
+)
+_KEY = re.compile(
+    r"(?:[0-9a-fA-F-]{36}|alias/[A-Za-z0-9/_-]{1,250}"
+    r"|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key/[0-9a-fA-F-]{36}|alias/[A-Za-z0-9/_-]{1,250}))"
+)
+_ENDPOINT = re.compile(r"[A-Za-z0-9.-]+(?::\d{1,5})?")
+# What each key spec signs with: the digest sent, the KMS algorithm.
+_ALGORITHMS = {
+    "ECC_NIST_P256": "ECDSA_SHA_256",
+    "RSA_2048": "RSASSA_PKCS1_V1_5_SHA_256",
+    "RSA_3072": "RSASSA_PKCS1_V1_5_SHA_256",
+    "RSA_4096": "RSASSA_PKCS1_V1_5_SHA_256",
+}
+
+
+@dataclass(frozen=True)
+class AwsKmsReference:
+    endpoint: str | None
+    key_id: str
+
+
+def parse_awskms_reference(reference: str) -> AwsKmsReference:
+    """Raises KeyReferenceError with sigstore's format line for anything else."""
+    rest = reference[len("awskms://") :]
+    endpoint, slash, key_id = rest.partition("/")
+    if not slash or not _KEY.fullmatch(key_id) or (endpoint and not _ENDPOINT.fullmatch(endpoint)):
+        raise KeyReferenceError(_FORMAT)
+    return AwsKmsReference(endpoint or None, key_id)
+
+
+class AwsKmsSigner:
+    """A `KeySigner` over an asymmetric SIGN_VERIFY key in AWS KMS."""
+
+    def __init__(self, reference: str) -> None:
+        """Fetch the key's public key and check its type.
+
+        Raises:
+            KeyReferenceError: a malformed reference, boto3 missing, or no credentials.
+            KeyFileError: no such key, access refused, or a key of the wrong type or usage.
+            NetworkError: KMS cannot be reached.
+        """
+        parsed = parse_awskms_reference(reference)
+        try:
+            import boto3
+        except ImportError as exc:
+            raise KeyReferenceError(
+                f"AWS KMS keys need boto3: {INSTALL_HINT}", reason="missing-library"
+            ) from exc
+        self.reference = reference
+        self._key_id = parsed.key_id
+        import botocore.exceptions as aws
+
+        insecure = os.environ.get(INSECURE_VARIABLE, "") in ("1", "true")
+        # An ARN names its region; else AWS_REGION, then boto3's own chain (AWS_DEFAULT_REGION,
+        # the config file).
+        region = parsed.key_id.split(":")[3] if parsed.key_id.startswith("arn:") else None
+        try:
+            self._client = boto3.client(
+                "kms",
+                endpoint_url=f"https://{parsed.endpoint}" if parsed.endpoint else None,
+                verify=not insecure,
+                region_name=region or os.environ.get("AWS_REGION") or None,
+            )
+        except aws.NoRegionError as exc:
+            raise KeyReferenceError(f"no AWS region for {reference} (AWS_REGION)") from exc
+        answer = self._call("GetPublicKey", KeyId=self._key_id)
+        from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+        if answer.get("KeyUsage") != "SIGN_VERIFY":
+            raise KeyFileError(
+                f"{reference} is a KMS key for {answer.get('KeyUsage')}, not SIGN_VERIFY",
+                reason="key-type",
+            )
+        spec = answer.get("KeySpec") or answer.get("CustomerMasterKeySpec")
+        algorithm = _ALGORITHMS.get(spec or "")
+        if algorithm is None or algorithm not in answer.get("SigningAlgorithms", []):
+            raise KeyFileError(
+                f"{reference} is a {spec} KMS key, which cannot sign here; ECC_NIST_P256 and "
+                "RSA_2048/3072/4096 keys can",
+                reason="key-type",
+            )
+        self.public_key = load_der_public_key(answer["PublicKey"])
+        check_allowed_key(self.public_key, source=reference)
+        self._algorithm = algorithm
+
+    def sign(self, data: bytes) -> bytes:
+        if len(data) > MAX_RAW_MESSAGE_BYTES:
+            return self.sign_digest(hashlib.sha256(data).digest())
+        signature = self._sign(data, "RAW")
+        self._check(signature, data, prehashed=False)
+        return signature
+
+    def sign_digest(self, sha256: bytes) -> bytes:
+        if len(sha256) != 32:
+            raise ValueError("a SHA-256 digest is 32 bytes")
+        signature = self._sign(sha256, "DIGEST")
+        self._check(signature, sha256, prehashed=True)
+        return signature
+
+    def _sign(self, message: bytes, kind: str) -> bytes:
+        answer = self._call(
+            "Sign",
+            KeyId=self._key_id,
+            Message=message,
+            MessageType=kind,
+            SigningAlgorithm=self._algorithm,
+        )
+        return bytes(answer["Signature"])
+
+    def _check(self, signature: bytes, data: bytes, *, prehashed: bool) -> None:
+        """The signature KMS returned verifies with the key's public key, or nothing is used."""
+        from keyless.client.verify import VerificationError
+        from keyless.client.verify.verifier import check_signature
+
+        try:
+            check_signature(
+                self.public_key, signature, data, prehashed=prehashed, algorithm="sha256"
+            )
+        except VerificationError as exc:
+            raise KeyFileError(
+                f"AWS KMS returned a signature that does not verify with {self.reference}'s "
+                f"public key ({describe_key(self.public_key)}); nothing was signed",
+                reason="kms-signature",
+            ) from exc
+
+    def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
+        """One KMS call; each way it fails is one line."""
+        import botocore.exceptions as aws
+
+        method = {"GetPublicKey": self._client.get_public_key, "Sign": self._client.sign}
+        try:
+            return method[operation](**arguments)
+        except aws.NoCredentialsError as exc:
+            raise KeyReferenceError(
+                f"no AWS credentials for {self.reference} (AWS_ACCESS_KEY_ID, a profile, ...)"
+            ) from exc
+        except aws.NoRegionError as exc:
+            raise KeyReferenceError(f"no AWS region for {self.reference} (AWS_REGION)") from exc
+        except (aws.EndpointConnectionError, aws.ConnectionError) as exc:
+            raise NetworkError(
+                f"cannot reach AWS KMS for {self.reference}: {type(exc).__name__}",
+                reason="unreachable",
+            ) from exc
+        except aws.ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise KeyFileError(
+                f"AWS KMS refused {operation} for {self.reference}: "
+                f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "),
+                reason="kms-refused",
+            ) from exc
