@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "policy",
     "gate",
     "attest",
+    "download",
     "verify_attestation",
     "keys",
 )
