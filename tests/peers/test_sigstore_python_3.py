@@ -20,6 +20,11 @@ from tests.peers.venvs import PeerVenv, peer_venv
 
 pytestmark = pytest.mark.timeout(1200)  # the first run builds the venv
 REQUIREMENTS = ("sigstore==3.6.*",)
+SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
+SLSA_PREDICATE = {
+    "buildDefinition": {"buildType": "https://keyless.example/build/v1", "externalParameters": {}},
+    "runDetails": {"builder": {"id": "https://keyless.example/builder"}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +130,41 @@ def test_sigstore_python_3_signs_against_keyless_and_both_verify(
     assert report["signatures"][0]["log"]["kind"] == "hashedrekord/0.0.1"
 
 
-def test_sigstore_python_3_verifies_a_keyless_rekor_v1_bundle(
-    sigstore3, served, trust_config, artifact
+def test_sigstore_python_3_attests_against_keyless_and_keyless_verifies_it(
+    sigstore3, served, trust_config, artifact, tmp_path
 ) -> None:
-    token = served.token("pavel@example.com")
-    assert (
-        served.keyless("sign", "--identity-token", token, "--rekor-version", "1", str(artifact))
-        == 0
-    )
-    bundle = artifact.with_name(artifact.name + ".sigstore.json")
+    """3.x checks an SLSA predicate's shape itself, so this one is complete."""
+    predicate = tmp_path / "provenance.json"
+    predicate.write_text(json.dumps(SLSA_PREDICATE))
+    bundle = tmp_path / "attestation.sigstore.json"
+    attested = sigstore3.run(
+        "-m", "sigstore", "--trust-config", str(trust_config), "attest",
+        "--identity-token", served.token("olga@example.com"), "--predicate", str(predicate),
+        "--predicate-type", SLSA_PROVENANCE, "--bundle", str(bundle), str(artifact),
+    )  # fmt: skip
+    assert attested.returncode == 0, attested.stderr
+    entry = json.loads(bundle.read_text())["verificationMaterial"]["tlogEntries"][0]
+    assert entry["kindVersion"] == {"kind": "dsse", "version": "0.0.1"}
+    verified = served.keyless(
+        "verify-attestation", "--bundle", str(bundle), "--type", SLSA_PROVENANCE,
+        "--certificate-identity", "olga@example.com", "--certificate-oidc-issuer", served.issuer,
+        str(artifact),
+    )  # fmt: skip
+    assert verified == 0
+
+
+@pytest.mark.parametrize("command", ["sign", "attest"])
+def test_sigstore_python_3_verifies_a_keyless_rekor_v1_bundle(
+    sigstore3, served, trust_config, artifact, tmp_path, command
+) -> None:
+    bundle = tmp_path / f"keyless-{command}.sigstore.json"
+    made = ["--identity-token", served.token("pavel@example.com"), "--rekor-version", "1"]
+    made += ["--bundle", str(bundle)]
+    if command == "attest":
+        predicate = tmp_path / "provenance.json"
+        predicate.write_text(json.dumps(SLSA_PREDICATE))
+        made += ["--predicate", str(predicate), "--type", SLSA_PROVENANCE]
+    assert served.keyless(command, *made, str(artifact)) == 0
     verified = _verify(
         sigstore3, trust_config, bundle, artifact, "pavel@example.com", served.issuer
     )
