@@ -80,8 +80,9 @@ def _sign(model_signing: PeerVenv, config: Path, token: str, model: Path, signat
     )  # fmt: skip
 
 
-def _verify(model_signing: PeerVenv, config: Path, signature: Path, model: Path, identity: str,
-            issuer: str):  # fmt: skip
+def _verify(
+    model_signing: PeerVenv, config: Path, signature: Path, model: Path, identity: str, issuer: str
+):
     return model_signing.run(
         "-m", "model_signing", "verify", "sigstore", "--trust_config", str(config),
         "--signature", str(signature), "--identity", identity, "--identity_provider", issuer,

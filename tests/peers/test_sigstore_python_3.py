@@ -53,7 +53,9 @@ def _sign(sigstore3: PeerVenv, config: Path, token: str, artifact: Path, bundle:
     )  # fmt: skip
 
 
-def _verify(sigstore3: PeerVenv, config: Path, bundle: Path, artifact: Path, identity: str, issuer):
+def _verify(
+    sigstore3: PeerVenv, config: Path, bundle: Path, artifact: Path, identity: str, issuer: str
+):
     return sigstore3.run(
         "-m", "sigstore", "--trust-config", str(config), "verify", "identity",
         "--bundle", str(bundle), "--cert-identity", identity, "--cert-oidc-issuer", issuer,
