@@ -1,11 +1,12 @@
 """@sigstore/cli (npm, sigstore-js's command line) against `keyless serve`.
 
-`sigstore attest` signs an in-toto statement with keyless's CA and logs it in keyless's Rekor
-v1 log as an intoto 0.0.2 entry (it has no Rekor v2 writer: its only log witness speaks v1),
-and `sigstore verify` checks it through keyless's TUF mirror; keyless verifies that
-attestation; `sigstore verify` checks keyless's bundles, signatures and attestations, from
-both the v1 and the v2 log; and its browser login works with keyless's development issuer. Runs when node and tests/peers/sigstore-cli/node_modules are there
-(`.ci/run` installs them with `npm ci`)."""
+`sigstore attest` signs an in-toto statement with keyless's CA, has keyless's TSA timestamp it
+and logs it in keyless's Rekor v1 log as an intoto 0.0.2 entry (it has no Rekor v2 writer: it
+builds its log witness without an API version, so v1), and `sigstore verify` checks it through
+keyless's TUF mirror; keyless verifies that attestation; `sigstore verify` checks keyless's
+signatures and attestations from both the v1 and the v2 log; and its browser login works with
+keyless's development issuer. Runs when node and tests/peers/sigstore-cli/node_modules are
+there (`.ci/run` installs them with `npm ci`)."""
 
 from __future__ import annotations
 
@@ -95,11 +96,13 @@ def _statement(artifact: Path) -> Path:
 
 @pytest.fixture
 def cli_attestation(node, served: Served, artifact: Path) -> Path:
-    """@sigstore/cli's attestation about `artifact`, by uma@example.com, in keyless's v1 log."""
+    """@sigstore/cli's attestation about `artifact`, by uma@example.com, in keyless's v1 log
+    and timestamped by keyless's TSA (through its JSON request)."""
     bundle = artifact.with_name("cli.sigstore.json")
     attested = _cli(
         node, "attest", str(_statement(artifact)), "--fulcio-url", served.url,
-        "--rekor-url", served.url, "-o", str(bundle), token=served.token("uma@example.com"),
+        "--rekor-url", served.url, "--tsa-server-url", served.url, "-o", str(bundle),
+        token=served.token("uma@example.com"),
     )  # fmt: skip
     assert attested.returncode == 0, attested.stderr
     entry = json.loads(bundle.read_text())["verificationMaterial"]["tlogEntries"][0]
@@ -114,8 +117,9 @@ def cli_attestation(node, served: Served, artifact: Path) -> Path:
 def test_sigstore_cli_attests_against_keyless_and_verifies_through_tuf(
     node, served, tuf_root, artifact, cli_attestation
 ) -> None:
-    bundle = json.loads(cli_attestation.read_text())
-    entry = bundle["verificationMaterial"]["tlogEntries"][0]
+    material = json.loads(cli_attestation.read_text())["verificationMaterial"]
+    assert len(material["timestampVerificationData"]["rfc3161Timestamps"]) == 1
+    entry = material["tlogEntries"][0]
     assert entry["kindVersion"] == {"kind": "intoto", "version": "0.0.2"}
     # Rekor keeps an intoto entry without the envelope's payload, and so does keyless's log.
     body = json.loads(base64.b64decode(entry["canonicalizedBody"]))
