@@ -493,12 +493,18 @@ def _mount_trust(
         oidc_url=oidc_url,
         start=ca_start,
     )
+    signing_v01 = tm.signing_config_v01(
+        ca_url=url, log_url=url, tsa_url=f"{url}/api/v1/timestamp", oidc_url=oidc_url
+    )
     trust_api.init_app(
         app,
         {
             "trusted_root": root,
             "signing_config": signing,
             "client_trust_config": tm.client_trust_config(root, signing),
+            # For clients that read only the v0.1 signing config (sigstore-python 3.x).
+            "signing_config.v0.1": signing_v01,
+            "client_trust_config.v0.1": tm.client_trust_config(root, signing_v01),
         },
     )
 

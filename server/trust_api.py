@@ -1,6 +1,7 @@
 """Serves this deployment's trust material: GET /api/v1/trust/{trusted_root,signing_config,
-client_trust_config}.json. The documents are built once at start-up; keys don't change while the
-process runs."""
+client_trust_config}.json, and the last two with a v0.1 signing config
+({signing_config,client_trust_config}.v0.1.json). The documents are built once at start-up; keys
+don't change while the process runs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from flask import Blueprint, Flask, Response, abort, current_app
 
 bp = Blueprint("trust", __name__, url_prefix="/api/v1/trust")
 _EXTENSION = "keyless.trust"
-DOCUMENTS = ("trusted_root", "signing_config", "client_trust_config")
+DOCUMENTS = (
+    "trusted_root",
+    "signing_config",
+    "client_trust_config",
+    "signing_config.v0.1",
+    "client_trust_config.v0.1",
+)
 
 
 def init_app(app: Flask, documents: Mapping[str, Mapping[str, Any]]) -> None:

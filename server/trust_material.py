@@ -28,6 +28,7 @@ from keyless.tlog import checkpoint_key_id, checkpoint_origin
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
+SIGNING_CONFIG_V01_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.1+json"
 CLIENT_TRUST_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json"
 
 
@@ -117,14 +118,37 @@ def signing_config(
     return document
 
 
+def signing_config_v01(
+    *, ca_url: str, log_url: str, oidc_url: str | None, tsa_url: str | None = None
+) -> dict[str, Any]:
+    """The same services as a SigningConfig v0.1, the shape clients built on protobuf-specs
+    0.3 read (sigstore-python 3.x: one CA URL, then the first log URL as a Rekor v1 log).
+
+    Bare URLs carry no API version, so the Rekor v2 log is left out: such a client would speak
+    v1 to it. sigstore-models knows only v0.2; the peer tests hold this shape to sigstore-python
+    3.x itself.
+    """
+    return {
+        "mediaType": SIGNING_CONFIG_V01_MEDIA_TYPE,
+        "caUrl": ca_url,
+        **({"oidcUrl": oidc_url} if oidc_url else {}),
+        "tlogUrls": [log_url],
+        "tsaUrls": [tsa_url] if tsa_url else [],
+    }
+
+
 def client_trust_config(root: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """The one file sigstore-python's `--trust-config` takes."""
+    """The one file sigstore-python's `--trust-config` takes (3.x: with a v0.1 signing config,
+    whose shape sigstore-models does not know, so only the trusted root in it is checked)."""
     document = {
         "mediaType": CLIENT_TRUST_CONFIG_MEDIA_TYPE,
         "trustedRoot": root,
         "signingConfig": config,
     }
-    _check(ClientTrustConfig, document)
+    if config["mediaType"] == SIGNING_CONFIG_V01_MEDIA_TYPE:
+        _check(TrustedRoot, root)
+    else:
+        _check(ClientTrustConfig, document)
     return document
 
 
