@@ -130,12 +130,6 @@ def test_sigstore_cli_attests_against_keyless_and_verifies_through_tuf(
     assert verified.stderr.strip() == "Verification succeeded"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="keyless's verifier demands the payload that Rekor leaves out of an intoto 0.0.2 "
-    "entry (issue 23 item 1, fixed on the entries branch): remove this mark when that lands",
-)
 def test_keyless_verifies_a_sigstore_cli_attestation(served, artifact, cli_attestation) -> None:
     verified = served.keyless(
         "verify-attestation", "--bundle", str(cli_attestation), "--type", PREDICATE_TYPE,
