@@ -1,10 +1,11 @@
 """Trusted roots: load a Sigstore `TrustedRoot` once, with every key and certificate parsed.
 
-The wire shape comes from sigstore-models; this module adds the invariants verification relies
-on (a log key's `validFor`, when given, has a start; every authority a non-empty chain) and
-turns raw bytes into cryptography objects once, so a `Verifier` can be reused across many
-bundles. Where sigstore-models is stricter than the protobuf schema (proto3 JSON leaves out
-empty strings), the defaults are restored before a second parse (`_with_proto3_defaults`).
+The wire shape is read by `keyless.client.wire` (sigstore-models' schema without pydantic, and
+the proto3 defaults: JSON leaves out empty strings, so a CA `subject` without `commonName` is
+a valid TrustedRoot; Sigstore's scaffolding publishes such roots and sigstore-go and cosign
+load them). This module adds the invariants verification relies on (every authority a
+non-empty chain, times with an offset) and turns raw bytes into cryptography objects once, so
+a `Verifier` can be reused across many bundles.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from keyless.client.errors import ClientError, NetworkError
-from keyless.client.verify.errors import TrustRootError, describe_validation_error, iso
+from keyless.client.verify.errors import TrustRootError, iso
 
 if TYPE_CHECKING:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-    from sigstore_models.common.v1 import TimeRange as WireTimeRange
-    from sigstore_models.trustroot.v1 import CertificateAuthority, TransparencyLogInstance
+
+    from keyless.client.wire.common import TimeRange as WireTimeRange
+    from keyless.client.wire.trustroot import CertificateAuthority, TransparencyLogInstance
+    from keyless.client.wire.trustroot import TrustedRoot as WireTrustedRoot
 
 # Trusted roots are a few KB; refuse anything absurd before parsing it.
 MAX_TRUSTED_ROOT_BYTES = 1024 * 1024
@@ -125,37 +128,34 @@ class TrustedRoot:
         """
         if len(data) > MAX_TRUSTED_ROOT_BYTES:
             raise TrustRootError(f"trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
-        from pydantic import ValidationError
-        from sigstore_models.trustroot.v1 import TrustedRoot as WireTrustedRoot
+        from keyless.client.wire import WireError, read_trusted_root
+        from keyless.strictjson import JSONError
 
         try:
-            wire = WireTrustedRoot.from_json(data)
-        except ValidationError as exc:
-            wire = _parse_with_proto3_defaults(WireTrustedRoot, data, _restore_trusted_root)
-            if wire is None:
-                raise TrustRootError(
-                    f"malformed trusted root: {describe_validation_error(exc)}"
-                ) from exc
-        return cls.from_model(wire)
+            wire = read_trusted_root(data)
+        except JSONError as exc:
+            raise TrustRootError(str(exc)) from exc
+        except WireError as exc:
+            raise TrustRootError(f"malformed trusted root: {exc}") from exc
+        return cls.from_wire(wire)
 
     @classmethod
-    def from_model(cls, wire: object) -> TrustedRoot:
-        """Build from a sigstore-models `TrustedRoot` (also used for ClientTrustConfig)."""
-        tlogs_in = wire.tlogs  # type: ignore[attr-defined]
-        ctlogs_in = wire.ctlogs  # type: ignore[attr-defined]
-        cas_in = wire.certificate_authorities  # type: ignore[attr-defined]
-        tsas_in = wire.timestamp_authorities  # type: ignore[attr-defined]
-        if len(tlogs_in) > MAX_LOGS or len(ctlogs_in) > MAX_LOGS:
+    def from_wire(cls, wire: WireTrustedRoot) -> TrustedRoot:
+        """Build from a trusted root as the wire reader read it (alone or in a trust config)."""
+        if len(wire.tlogs) > MAX_LOGS or len(wire.ctlogs) > MAX_LOGS:
             raise TrustRootError(f"trusted root lists more than {MAX_LOGS} logs")
-        if len(cas_in) > MAX_AUTHORITIES or len(tsas_in) > MAX_AUTHORITIES:
+        authorities = (wire.certificate_authorities, wire.timestamp_authorities)
+        if any(len(listed) > MAX_AUTHORITIES for listed in authorities):
             raise TrustRootError(f"trusted root lists more than {MAX_AUTHORITIES} authorities")
         return cls(
-            tlogs=_index_logs(tlogs_in, "tlogs"),
-            ctlogs=_index_logs(ctlogs_in, "ctlogs"),
+            tlogs=_index_logs(wire.tlogs, "tlogs"),
+            ctlogs=_index_logs(wire.ctlogs, "ctlogs"),
             certificate_authorities=tuple(
-                _authority(ca, "certificateAuthorities") for ca in cas_in
+                _authority(ca, "certificateAuthorities") for ca in wire.certificate_authorities
             ),
-            timestamp_authorities=tuple(_authority(ca, "timestampAuthorities") for ca in tsas_in),
+            timestamp_authorities=tuple(
+                _authority(ca, "timestampAuthorities") for ca in wire.timestamp_authorities
+            ),
         )
 
 
@@ -165,79 +165,19 @@ def load_trusted_root(path: str | os.PathLike[str]) -> TrustedRoot:
 
 
 def load_trust_config(path: str | os.PathLike[str]) -> TrustedRoot:
-    """Read the trusted root out of a Sigstore ClientTrustConfig JSON file."""
-    from pydantic import ValidationError
-    from sigstore_models.trustroot.v1 import ClientTrustConfig
+    """Read the trusted root out of a Sigstore ClientTrustConfig JSON file (its signing config
+    must be well-formed too, though verification does not use it)."""
+    from keyless.client.wire import WireError, read_client_trust_config
+    from keyless.strictjson import JSONError
 
     data = _read_bounded(Path(path), "trust config")
     try:
-        config = ClientTrustConfig.from_json(data)
-    except ValidationError as exc:
-        config = _parse_with_proto3_defaults(ClientTrustConfig, data, _restore_trust_config)
-        if config is None:
-            raise TrustRootError(
-                f"malformed trust config {path}: {describe_validation_error(exc)}"
-            ) from exc
-    return TrustedRoot.from_model(config.trusted_root)
-
-
-def _parse_with_proto3_defaults(model: Any, data: bytes | str, restore: Any) -> Any:
-    """`model` parsed from the document with the proto3 defaults its writer left out restored;
-    None when nothing was missing or the restored document is still invalid.
-
-    Proto3 JSON omits a string field holding "" (and a message whose fields are all empty), so
-    a CA `subject` without `commonName` is a valid TrustedRoot: Sigstore's scaffolding publishes
-    such roots and sigstore-go and cosign load them. sigstore-models requires those strings.
-    Only fields whose default is harmless are restored (names shown to people, never a key,
-    a time or a URL verification relies on); everything else stays required.
-    """
-    import json
-
-    from pydantic import ValidationError
-
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(document, dict) or not restore(document):
-        return None
-    try:
-        return model.from_json(json.dumps(document))
-    except ValidationError:
-        return None
-
-
-def _restore_trusted_root(root: object) -> bool:
-    """Restore the empty strings of every authority's `subject` in a TrustedRoot, in place."""
-    if not isinstance(root, dict):
-        return False
-    changed = False
-    for field in ("certificateAuthorities", "timestampAuthorities"):
-        authorities = root.get(field)
-        for authority in authorities if isinstance(authorities, list) else []:
-            if not isinstance(authority, dict):
-                continue
-            if "subject" not in authority:
-                authority["subject"] = {}
-            subject = authority["subject"]
-            for key in ("organization", "commonName"):
-                if isinstance(subject, dict) and key not in subject:
-                    subject[key] = ""
-                    changed = True
-    return changed
-
-
-def _restore_trust_config(config: dict[str, Any]) -> bool:
-    """The same for a ClientTrustConfig: its root, and its services' empty `operator`."""
-    changed = _restore_trusted_root(config.get("trustedRoot"))
-    signing = config.get("signingConfig")
-    for field in ("caUrls", "oidcUrls", "rekorTlogUrls", "tsaUrls"):
-        services = signing.get(field) if isinstance(signing, dict) else None
-        for service in services if isinstance(services, list) else []:
-            if isinstance(service, dict) and "operator" not in service:
-                service["operator"] = ""
-                changed = True
-    return changed
+        config = read_client_trust_config(data, what=f"trust config {path}")
+    except JSONError as exc:
+        raise TrustRootError(str(exc)) from exc
+    except WireError as exc:
+        raise TrustRootError(f"malformed trust config {path}: {exc}") from exc
+    return TrustedRoot.from_wire(config.trusted_root)
 
 
 def production_trusted_root() -> TrustedRoot:
@@ -507,7 +447,7 @@ def _hash_for(details: str) -> hashes.HashAlgorithm:
     return hashes.SHA256()
 
 
-def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, LogKey]:
+def _index_logs(logs: tuple[TransparencyLogInstance, ...], field: str) -> dict[bytes, LogKey]:
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -530,7 +470,7 @@ def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, 
         entry = LogKey(
             base_url=log.base_url,
             key_id=log.log_id.key_id,
-            key_details=key.key_details.value,
+            key_details=key.key_details,
             public_key=public_key,
             # The schema makes a key's `validFor` optional; without one the key is trusted at
             # any time, as sigstore-python and sigstore-js read it. A `validFor` that is given

@@ -175,7 +175,7 @@ def legacy_signature(
 ) -> LegacySignature:
     """The cosign v2 layer for a message signature over `payload` (rekor-bundle.md §7.1)."""
     entry = result.entry
-    if entry.inclusion_promise is None or entry.integrated_time is None:
+    if entry is None or entry.inclusion_promise is None or entry.integrated_time is None:
         raise RuntimeError("a cosign v2 signature needs the log's signed entry timestamp")
     rekor_bundle = {
         "SignedEntryTimestamp": _b64(entry.inclusion_promise.signed_entry_timestamp),

@@ -41,6 +41,7 @@ from keyless.client.trust import TrustedRoot
 from keyless.client.verify import AllOf, Identity, Issuer, VerificationError, Verifier
 from keyless.client.verify.dsse import pae
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
+from keyless.client.wire.bundle import TransparencyLogEntry as BundleLogEntry
 from keyless.oidc.acquire import check_not_expired
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -55,14 +56,15 @@ class SigningResult:
     identity: str
     issuer: str
     log_index: int
+    wire: WireBundle  # the sigstore-models bundle, which `to_json` writes
 
     @property
-    def entry(self) -> TransparencyLogEntry:
+    def entry(self) -> BundleLogEntry | None:
         """The log entry as the bundle holds it."""
         return self.bundle.entry
 
     def to_json(self) -> str:
-        return self.bundle.wire.to_json()
+        return self.wire.to_json()
 
 
 class UnverifiedBundleError(ClientError):
@@ -225,9 +227,9 @@ class EphemeralSigner:
                 }
             )
         )
-        result = SigningResult(
-            Bundle.from_model(wire), self.identity, self.issuer, int(entry.log_index)
-        )
+        # Read back as every verifier reads it: what is checked below is what is written.
+        bundle = Bundle.from_json(wire.to_json())
+        result = SigningResult(bundle, self.identity, self.issuer, int(entry.log_index), wire)
         if self._verifier is not None:
             policy = AllOf([Identity(self.identity), Issuer(self.issuer)])
             try:

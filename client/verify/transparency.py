@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 from keyless.client.verify.errors import VerificationError, iso
 
 if TYPE_CHECKING:
-    from sigstore_models.rekor.v1 import TransparencyLogEntry
-
     from keyless.client.trust import LogKey
+    from keyless.client.wire.bundle import TransparencyLogEntry
     from keyless.tlog.checkpoint import CheckpointVerifier
 
 

@@ -60,7 +60,9 @@ def test_v01_chain_bundle_parses(valid: dict) -> None:
 
 
 def test_malformed_json() -> None:
-    assert _bundle_error('{"mediaType": ').startswith("malformed bundle: Invalid JSON")
+    assert _bundle_error('{"mediaType": ') == (
+        "bundle is not valid JSON: Expecting value: line 1 column 15 (char 14)"
+    )
 
 
 def test_oversized_bundle(monkeypatch: pytest.MonkeyPatch, valid: dict) -> None:

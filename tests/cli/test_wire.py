@@ -25,8 +25,10 @@ import base64
 import copy
 import enum
 import json
+import subprocess
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +41,9 @@ from sigstore_models.common import v1 as sm_common
 from sigstore_models.rekor import v1 as sm_rekor
 from sigstore_models.trustroot import v1 as sm_trustroot
 
+from keyless.client.bundle import Bundle
+from keyless.client.trust import TrustedRoot
+from keyless.client.verify import BundleError, TrustRootError
 from keyless.client.wire import (
     WireError,
     bundle,
@@ -51,7 +56,7 @@ from keyless.client.wire import (
 from keyless.client.wire.schema import MAX_UINT64, Message
 from keyless.strictjson import JSONError
 from tests.cli.forge import Instance, dumps
-from tests.conftest import DATA, REPO
+from tests.conftest import DATA, KEYLESS, REPO
 
 # The oracle: the sigstore-models reading of 86a23ca.
 
@@ -697,3 +702,53 @@ def test_each_type_has_sigstore_models_fields_in_their_order(lean: type[Message]
                 assert field.absent == model_field.default or (
                     field.absent == () and model_field.default == []
                 )
+
+
+# Through `Bundle` and `TrustedRoot`: the reader's refusals as BundleError and TrustRootError.
+
+DEEP = 100_000
+
+
+def test_a_duplicate_key_is_a_bundle_error(valid: dict) -> None:
+    twice = dumps(valid).replace('"mediaType":', '"mediaType": "x", "mediaType":', 1)
+    with pytest.raises(BundleError) as info:
+        Bundle.from_json(twice)
+    assert info.value.detail == "bundle has a duplicate field 'mediaType'"
+
+
+def test_a_shape_problem_is_a_malformed_bundle(valid: dict) -> None:
+    doc = dict(valid, media_type=valid["mediaType"])
+    with pytest.raises(BundleError) as info:
+        Bundle.from_json(dumps(doc))
+    assert info.value.detail == (
+        "malformed bundle: mediaType: given twice, as 'mediaType' and as 'media_type'"
+    )
+
+
+def test_a_bundle_nested_100000_deep_is_a_bundle_error() -> None:
+    deep = '{"mediaType":' + "[" * DEEP + "]" * DEEP + "}"
+    with pytest.raises(BundleError) as info:
+        Bundle.from_json(deep)
+    assert info.value.detail == "bundle is nested too deeply"
+    objects = '{"a":' * DEEP + "1" + "}" * DEEP
+    with pytest.raises(BundleError) as info:
+        Bundle.from_json(objects)
+    assert info.value.detail == "bundle is nested too deeply"
+
+
+def test_a_trusted_root_nested_100000_deep_is_a_trust_root_error() -> None:
+    with pytest.raises(TrustRootError) as info:
+        TrustedRoot.from_json("[" * DEEP + "]" * DEEP)
+    assert info.value.detail == "trusted root is nested too deeply"
+
+
+def test_keyless_verify_of_a_deep_bundle_says_so_in_one_line(tmp_path: Path) -> None:
+    """Issue 23: this printed a RecursionError traceback."""
+    deep = tmp_path / "deep.sigstore.json"
+    deep.write_text('{"mediaType":' + "[" * DEEP + "]" * DEEP + "}")
+    (tmp_path / "a.txt").write_bytes(b"a")
+    flags = ["--certificate-identity", "x", "--certificate-oidc-issuer", "y"]
+    argv = [*KEYLESS, "verify", "--bundle", str(deep), *flags, str(tmp_path / "a.txt")]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr == "error: verification failed (bundle): bundle is nested too deeply\n"
