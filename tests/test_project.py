@@ -78,6 +78,20 @@ def test_verifying_a_file_loads_no_network_or_server_code(vectors) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_building_every_command_loads_no_verification_or_crypto() -> None:
+    """`keyless --help` lists the commands; their flags need no verifier, no cryptography."""
+    code = (
+        "import sys\n"
+        "from keyless.cli.main import build_parser\n"
+        "build_parser()\n"
+        "heavy = ('cryptography', 'keyless.client.verify', 'keyless.client.attest.statement')\n"
+        "loaded = sorted(m for m in heavy if m in sys.modules)\n"
+        "sys.exit(f'loaded={loaded}' if loaded else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize(
     "command", [["check", "."], ["format", "--check", "."]], ids=["lint", "format"]
 )

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from keyless.client.attest.predicates import AttestationError, predicate_type_uri
 from keyless.client.attest.rego import POLICY_CONTROLLER_QUERY, PolicyError, RegoPolicy
-from keyless.client.attest.statement import AttestationError, predicate_type_uri
 from keyless.client.policy.errors import PolicyFileError
 from keyless.client.policy.glob import GlobError, GlobPattern, compile_glob
 from keyless.client.policy.trustroots import (
