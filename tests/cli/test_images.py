@@ -145,7 +145,7 @@ def test_image_modules_do_not_import_flask() -> None:
 
     code = (
         "import sys\n"
-        "import keyless.cli.image_verification, keyless.cli.image_signing, keyless.cli.cosign_legacy\n"
+        "import keyless.client.verify.images, keyless.client.sign.images, keyless.client.verify.cosign_legacy\n"
         "import keyless.cli.commands.tree, keyless.cli.commands._images\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'flask' or m.split('.')[:2] in (['keyless', 'ca'], ['keyless', 'tlog'])))\n"
     )

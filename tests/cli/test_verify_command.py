@@ -269,7 +269,7 @@ def test_help_says_regexps_are_anchored(capsys) -> None:
 def test_verify_never_imports_flask() -> None:
     code = (
         "import sys; from keyless.cli.main import build_parser; build_parser(); "
-        "import keyless.cli.commands.verify, keyless.cli.verify, keyless.cli.bundle, keyless.cli.trust; "
+        "import keyless.cli.commands.verify, keyless.client.verify, keyless.client.bundle, keyless.client.trust; "
         "assert 'flask' not in sys.modules, sorted(m for m in sys.modules if 'flask' in m)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,7 +12,7 @@ from keyless.client.oci import errors
 
 
 def test_importing_the_client_loads_no_flask():
-    code = "import sys, keyless.cli.oci, keyless.cli.oci.signatures; print('flask' in sys.modules)"
+    code = "import sys, keyless.client.oci, keyless.client.oci.signatures; print('flask' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 
