@@ -27,7 +27,7 @@ and on mutated ones, and lists these differences.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -36,11 +36,15 @@ from typing import Any, ClassVar, TypeVar
 from keyless.strictjson import loads
 
 Location = tuple[str | int, ...]
-Reader = Callable[[Any, Location], Any]
+# A reader takes a JSON value and returns what it reads, or raises WireError located relative
+# to that value (each enclosing message and list adds its key on the way out, so a document
+# that reads builds no locations at all).
+Reader = Callable[[Any], Any]
 M = TypeVar("M", bound="Message")
 
 MAX_UINT64 = 2**64 - 1
 _REQUIRED: Any = object()
+_ABSENT: Any = object()
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # RFC 3339 date-time; "T" and "Z" may be lower case (its section 5.6). Without an offset the
 # time is naive, which the trust model refuses with its own message.
@@ -58,6 +62,10 @@ class WireError(ValueError):
         super().__init__(f"{where}: {reason}" if where else reason)
         self.location = location
         self.reason = reason
+
+    def within(self, part: str | int) -> WireError:
+        """The same problem, seen from the value that holds this one under `part`."""
+        return WireError((part, *self.location), self.reason)
 
 
 class Field:
@@ -91,10 +99,12 @@ class Message:
 
     FIELDS: ClassVar[tuple[Field, ...]] = ()
     _BY_KEY: ClassVar[dict[str, Field]] = {}
+    _READER: ClassVar[Reader]
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         cls._BY_KEY = {key: f for f in cls.FIELDS for key in (f.json_name, f.name)}
+        cls._READER = _message_reader(cls)
 
     def __init__(self, **values: Any) -> None:
         self.__dict__.update(values)
@@ -129,58 +139,84 @@ def read_document(cls: type[M], data: bytes | str, *, what: str) -> M:
         JSONError: not strict JSON (`what` names the document in the message).
         WireError: not a `cls`.
     """
-    document: M = message(cls)(loads(data, what=what), ())
+    document: M = cls._READER(loads(data, what=what))
     return document
 
 
 def message(cls: type[M]) -> Reader:
     """The reader of a JSON object as a `cls`."""
+    return cls._READER
 
-    def read(value: Any, location: Location) -> M:
+
+def _message_reader(cls: type[M]) -> Reader:
+    fields = cls.FIELDS
+    by_key = cls._BY_KEY
+    camel = frozenset(field.json_name for field in fields)
+    checked = cls.check is not Message.check
+
+    def read(value: Any) -> M:
         if not isinstance(value, dict):
-            raise WireError(location, "Input should be an object")
-        by_key = cls._BY_KEY
-        for key in value:
-            if key not in by_key:
-                raise WireError((*location, key), "Extra inputs are not permitted")
-        given: dict[str, Any] = {}
-        for key, item in value.items():
-            field = by_key[key]
-            if field.name in given:
-                raise WireError(
-                    (*location, field.json_name),
-                    f"given twice, as {field.json_name!r} and as {field.name!r}",
-                )
-            given[field.name] = item
+            raise WireError((), "Input should be an object")
+        # The usual document spells every key in camelCase: then none is unknown or twice.
+        given = value if value.keys() <= camel else _by_json_name(value, by_key)
         values: dict[str, Any] = {}
-        for field in cls.FIELDS:
-            if field.name not in given:
+        for field in fields:
+            item = given.get(field.json_name, _ABSENT)
+            if item is _ABSENT:
                 if field.required:
-                    raise WireError((*location, field.json_name), "Field required")
+                    raise WireError((field.json_name,), "Field required")
                 values[field.name] = field.absent
-                continue
-            item = given[field.name]
-            if item is None and field.nullable:
+            elif item is None and field.nullable:
                 values[field.name] = None
             else:
-                values[field.name] = field.read(item, (*location, field.json_name))
-        result = cls(**values)
-        try:
-            result.check()
-        except ValueError as exc:
-            raise WireError(location, f"Value error, {exc}") from None
+                try:
+                    values[field.name] = field.read(item)
+                except WireError as exc:
+                    raise exc.within(field.json_name) from None
+        result = object.__new__(cls)
+        result.__dict__.update(values)
+        if checked:
+            try:
+                result.check()
+            except ValueError as exc:
+                raise WireError((), f"Value error, {exc}") from None
         return result
 
     return read
 
 
+def _by_json_name(value: dict[str, Any], by_key: dict[str, Field]) -> dict[str, Any]:
+    """The object's fields by their camelCase names, whichever spelling it used; unknown keys
+    first (sigstore-models reports them before anything else), then a field given twice."""
+    given: dict[str, Any] = {}
+    twice = None
+    for key, item in value.items():
+        field = by_key.get(key)
+        if field is None:
+            raise WireError((key,), "Extra inputs are not permitted")
+        if field.json_name in given and twice is None:
+            twice = field
+        given[field.json_name] = item
+    if twice is not None:
+        raise WireError(
+            (twice.json_name,), f"given twice, as {twice.json_name!r} and as {twice.name!r}"
+        )
+    return given
+
+
 def list_of(item: Reader) -> Reader:
     """The reader of a JSON array of `item`s, as a tuple."""
 
-    def read(value: Any, location: Location) -> tuple[Any, ...]:
+    def read(value: Any) -> tuple[Any, ...]:
         if not isinstance(value, list):
-            raise WireError(location, "Input should be a valid array")
-        return tuple(item(element, (*location, index)) for index, element in enumerate(value))
+            raise WireError((), "Input should be a valid array")
+        read_items = []
+        for index, element in enumerate(value):
+            try:
+                read_items.append(item(element))
+            except WireError as exc:
+                raise exc.within(index) from None
+        return tuple(read_items)
 
     return read
 
@@ -191,67 +227,67 @@ def one_of(*allowed: str) -> Reader:
     quoted = [f"'{value}'" for value in allowed]
     listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
-    def read(value: Any, location: Location) -> str:
+    def read(value: Any) -> str:
         if not isinstance(value, str) or value not in choices:
-            raise WireError(location, f"Input should be {listed}")
+            raise WireError((), f"Input should be {listed}")
         return value
 
     return read
 
 
-def text(value: Any, location: Location) -> str:
+def text(value: Any) -> str:
     """A JSON string that is Unicode text (no lone surrogate escape, which is no character)."""
     if not isinstance(value, str) or (not value.isascii() and _LONE_SURROGATE.search(value)):
-        raise WireError(location, "Input should be a valid string")
+        raise WireError((), "Input should be a valid string")
     return value
 
 
-def data(value: Any, location: Location) -> bytes:
+def data(value: Any) -> bytes:
     """Protobuf `bytes`: standard base64 with padding, perhaps broken into lines."""
     if not isinstance(value, str):
         raise WireError(
-            location,
+            (),
             f"Value error, Expected protobuf bytes as string or bytes, got {type(value).__name__}",
         )
     if "\n" in value or "\r" in value:
         value = value.replace("\r", "").replace("\n", "")
     try:
-        return base64.b64decode(value, validate=True)
+        return binascii.a2b_base64(value, strict_mode=True)
     except ValueError as exc:  # binascii.Error, or a non-ASCII string
-        raise WireError(location, f"Value error, {exc}") from None
+        raise WireError((), f"Value error, {exc}") from None
 
 
-def uint64(value: Any, location: Location) -> int:
+def uint64(value: Any) -> int:
     """Protobuf `uint64`, which JSON writes as a string of decimal digits."""
     if not isinstance(value, str):
         raise WireError(
-            location,
+            (),
             f"Value error, Expected protobuf uint64 as string, got {type(value).__name__}",
         )
     try:
         number = int(value)  # first, for sigstore-models' message where both refuse
     except ValueError as exc:
-        raise WireError(location, f"Value error, {exc}") from None
+        raise WireError((), f"Value error, {exc}") from None
     if not 0 <= number <= MAX_UINT64:
-        raise WireError(location, f"Value error, Value exceeds uint64 domain: {value}")
+        raise WireError((), f"Value error, Value exceeds uint64 domain: {value}")
     if not (value.isascii() and value.isdigit()):
-        raise WireError(location, "Value error, Expected protobuf uint64 as decimal digits")
+        raise WireError((), "Value error, Expected protobuf uint64 as decimal digits")
     return number
 
 
-def integer(value: Any, location: Location) -> int:
+def integer(value: Any) -> int:
     """A JSON integer (not a float, a boolean or a string)."""
     if type(value) is not int:
-        raise WireError(location, "Input should be a valid integer")
+        raise WireError((), "Input should be a valid integer")
     return value
 
 
-def timestamp(value: Any, location: Location) -> datetime:
+def timestamp(value: Any) -> datetime:
     """An RFC 3339 date-time; fractions beyond microseconds are cut, as sigstore-models does."""
     match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise WireError(
-            location,
+            (),
             "Input should be a valid datetime, as RFC 3339 (YYYY-MM-DDTHH:MM:SS[.fraction]Z)",
         )
     year, month, day, hour, minute, second, fraction, offset = match.groups()
@@ -261,7 +297,7 @@ def timestamp(value: Any, location: Location) -> datetime:
     elif offset is not None:
         hours, minutes = int(offset[1:3]), int(offset[4:6])
         if hours > 23 or minutes > 59:
-            raise WireError(location, "Input should be a valid datetime, with a valid offset")
+            raise WireError((), "Input should be a valid datetime, with a valid offset")
         delta = timedelta(hours=hours, minutes=minutes)
         zone = timezone(-delta if offset[0] == "-" else delta)
     micros = int((fraction or "")[:6].ljust(6, "0"))
@@ -270,4 +306,4 @@ def timestamp(value: Any, location: Location) -> datetime:
             int(year), int(month), int(day), int(hour), int(minute), int(second), micros, zone
         )
     except ValueError as exc:
-        raise WireError(location, f"Input should be a valid datetime, {exc}") from None
+        raise WireError((), f"Input should be a valid datetime, {exc}") from None
