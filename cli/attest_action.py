@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from keyless.client.attest.statement import SLSA_V1
+from keyless.client.attest.predicates import SLSA_V1
 from keyless.core.encoding import b64url_decode
 
 GITHUB_BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"

@@ -8,28 +8,30 @@ import logging
 import sys
 from collections.abc import Sequence
 
-# Subcommand modules under `keyless.cli.commands`, each with `add_parser(subparsers)` and
-# `run(args)`.
-# They are imported when the parser is built; heavy imports stay inside each `run`.
-COMMANDS: tuple[str, ...] = (
-    "serve",
-    "dev_token",
-    "sign",
-    "sign_bundle",
-    "trust",
-    "verify",
-    "verify_bundle",
-    "tree",
-    "monitor",
-    "audit",
-    "ca",
-    "policy",
-    "gate",
-    "attest",
-    "download",
-    "verify_attestation",
-    "keys",
-)
+# Each command and the module under `keyless.cli.commands` that adds it (`add_parser(subparsers)`,
+# `run(args)`), in the order help lists them. A command line that names its command imports
+# that module alone, and heavy imports stay inside each `run`.
+COMMANDS: dict[str, str] = {
+    "serve": "serve",
+    "dev-token": "dev_token",
+    "sign": "sign",
+    "sign-bundle": "sign_bundle",
+    "trust": "trust",
+    "verify": "verify",
+    "verify-bundle": "verify_bundle",
+    "tree": "tree",
+    "monitor": "monitor",
+    "audit": "audit",
+    "ca": "ca",
+    "policy": "policy",
+    "gate": "gate",
+    "attest": "attest",
+    "download": "download",
+    "verify-attestation": "verify_attestation",
+    "generate-key-pair": "keys",
+    "import-key-pair": "keys",
+    "public-key": "keys",
+}
 
 
 class CLIError(Exception):
@@ -45,22 +47,41 @@ class CLIError(Exception):
         self.hint = hint
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser: with every subcommand, or, for an `argv` that names its command,
+    with that one alone (the other modules and their flags cost a start-up nothing uses).
+
+    Anything else (no command, an unknown one, `-h` before it) gets every subcommand, so
+    help and usage errors read as they always do.
+    """
     parser = argparse.ArgumentParser(
         prog="keyless",
         description="Keyless code signing: sign and verify by identity, and run the servers.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show causes and debug logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        importlib.import_module(f"keyless.cli.commands.{name}").add_parser(subparsers)
+    named = _named_command(argv) if argv is not None else None
+    modules = dict.fromkeys(COMMANDS.values()) if named is None else (named,)
+    for module in modules:
+        importlib.import_module(f"keyless.cli.commands.{module}").add_parser(subparsers)
     return parser
+
+
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The module of the command `argv` runs, when it plainly names one after the global
+    flags; None for anything else."""
+    for arg in argv:
+        if arg in ("-v", "--verbose"):
+            continue
+        return COMMANDS.get(arg)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `keyless` with `argv`; returns the exit code (0 ok, 1 failure, 2 usage)."""
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

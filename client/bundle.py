@@ -1,25 +1,31 @@
-"""Sigstore bundles: parse with sigstore-models and enforce each media type's rules at load.
+"""Sigstore bundles: read with the lean wire reader and enforce each media type's rules at load.
 
 A `Bundle` is immutable and already shaped for verification: the leaf certificate parsed, the
-single log entry picked, the signature and (for DSSE) the envelope at hand.
+single log entry picked, the signature and (for DSSE) the envelope at hand. The JSON is read by
+`keyless.client.wire` (strict JSON, sigstore-models' schema, without pydantic: the verify
+path's start-up), which also restores the proto3 defaults sigstore-js leaves out; the rules
+below are keyless's own.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from keyless.client.verify.errors import BundleError, describe_validation_error
+from keyless.client.verify.errors import BundleError
 
 if TYPE_CHECKING:
     from cryptography import x509
-    from sigstore_models.bundle.v1 import Bundle as WireBundle
-    from sigstore_models.common.v1 import HashOutput
-    from sigstore_models.intoto import Envelope
-    from sigstore_models.rekor.v1 import TransparencyLogEntry
+
+    from keyless.client.wire.bundle import Bundle as WireBundle
+    from keyless.client.wire.bundle import (
+        Envelope,
+        TransparencyLogEntry,
+        VerificationMaterial,
+    )
+    from keyless.client.wire.common import HashOutput
 
 # Bundles are a few KB; DSSE payloads (SBOMs, provenance) can be larger, so allow some room.
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
@@ -28,7 +34,7 @@ MAX_CHAIN_CERTIFICATES = 8
 MAX_PROOF_HASHES = 64
 MAX_CHECKPOINT_BYTES = 64 * 1024
 
-# The media type versions sigstore-models accepts, mapped to the rules version they follow.
+# The media type versions the schema accepts, mapped to the rules version they follow.
 MEDIA_TYPE_VERSIONS: dict[str, str] = {
     "application/vnd.dev.sigstore.bundle+json;version=0.1": "0.1",
     "application/vnd.dev.sigstore.bundle+json;version=0.2": "0.2",
@@ -41,7 +47,6 @@ MEDIA_TYPE_VERSIONS: dict[str, str] = {
 class Bundle:
     """A parsed bundle with its invariants checked."""
 
-    wire: WireBundle
     version: str
     leaf: x509.Certificate | None
     leaf_der: bytes | None
@@ -73,24 +78,20 @@ class Bundle:
         """
         if len(data) > MAX_BUNDLE_BYTES:
             raise BundleError(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
-        from pydantic import ValidationError
+        from keyless.client.wire import WireError, read_bundle
+        from keyless.strictjson import JSONError
 
-        model = _wire_bundle_model()
         try:
-            wire = model.from_json(data)
-        except ValidationError as exc:
-            restored = _with_proto3_defaults(data)
-            if restored is None:
-                raise BundleError(f"malformed bundle: {describe_validation_error(exc)}") from exc
-            try:
-                wire = model.from_json(restored)
-            except ValidationError:
-                raise BundleError(f"malformed bundle: {describe_validation_error(exc)}") from exc
-        return cls.from_model(wire)
+            wire = read_bundle(data)
+        except JSONError as exc:
+            raise BundleError(str(exc)) from exc
+        except WireError as exc:
+            raise BundleError(f"malformed bundle: {exc}") from exc
+        return cls.from_wire(wire)
 
     @classmethod
-    def from_model(cls, wire: WireBundle) -> Bundle:
-        """Check a sigstore-models bundle and wrap it."""
+    def from_wire(cls, wire: WireBundle) -> Bundle:
+        """Check a bundle as the wire reader read it, and wrap it."""
         version = MEDIA_TYPE_VERSIONS.get(wire.media_type)
         if version is None:
             raise BundleError(f"unsupported bundle media type {wire.media_type!r}")
@@ -122,7 +123,6 @@ class Bundle:
         if not signature:
             raise BundleError("bundle signature is empty")
         return cls(
-            wire=wire,
             version=version,
             leaf=leaf,
             leaf_der=leaf_der,
@@ -135,9 +135,9 @@ class Bundle:
         )
 
 
-def _timestamps(material: object) -> tuple[bytes, ...]:
+def _timestamps(material: VerificationMaterial) -> tuple[bytes, ...]:
     """The bundle's RFC 3161 timestamps, bounded in number and distinct."""
-    data = material.timestamp_verification_data  # type: ignore[attr-defined]
+    data = material.timestamp_verification_data
     timestamps: tuple[bytes, ...] = ()
     if data is not None:
         timestamps = tuple(t.signed_timestamp for t in data.rfc3161_timestamps)
@@ -172,65 +172,6 @@ def _check_entry(entry: TransparencyLogEntry, version: str, *, has_timestamps: b
             raise BundleError("bundle has neither an inclusion promise nor an RFC 3161 timestamp")
 
 
-@functools.cache
-def _wire_bundle_model() -> type[WireBundle]:
-    """sigstore-models' Bundle, except that a log entry's `inclusionProof` may be absent,
-    and so may `tlogEntries`.
-
-    The bundle schema requires the proof only from v0.2 on; a v0.1 bundle may carry just the
-    inclusion promise (SET), and sigstore-js, sigstore-go and cosign verify such bundles by it.
-    `Bundle.from_model` refuses a missing proof for every later version.
-    """
-    from typing import Optional
-
-    from sigstore_models.bundle.v1 import Bundle as StrictBundle
-    from sigstore_models.bundle.v1 import VerificationMaterial
-    from sigstore_models.rekor.v1 import InclusionProof, TransparencyLogEntry
-
-    class Entry(TransparencyLogEntry):
-        inclusion_proof: Optional[InclusionProof] = None  # noqa: UP045 - pydantic resolves it
-
-    class Material(VerificationMaterial):
-        # Absent (proto3 omits an empty list) in a log-less instance's bundles, which carry
-        # only RFC 3161 timestamps; `Bundle.from_model` allows that from v0.2 on, with one.
-        tlog_entries: list[Entry] = []  # type: ignore[assignment]  # noqa: RUF012
-
-    class Bundle(StrictBundle):
-        verification_material: Material  # type: ignore[assignment]
-
-    return Bundle
-
-
-def _with_proto3_defaults(data: bytes | str) -> str | None:
-    """The bundle with the proto3 defaults its writer left out restored, or None if none were.
-
-    Proto3 JSON omits fields holding their default value, and sigstore-js writes it that way:
-    the first entry of a log has `logIndex` 0 and a one-leaf tree's proof has no `hashes`, so
-    both vanish. sigstore-models requires them (sigstore-go fixed the same, its PR #452). Only
-    fields whose default is a legitimate value are restored; everything else stays required.
-    """
-    import json
-
-    try:
-        document = json.loads(data)
-        entries = document["verificationMaterial"]["tlogEntries"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    changed = False
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict):
-            continue
-        proof = entry.get("inclusionProof")
-        targets = [(entry, "logIndex", "0")]
-        if isinstance(proof, dict):
-            targets += [(proof, "logIndex", "0"), (proof, "hashes", [])]
-        for holder, key, default in targets:
-            if key not in holder:
-                holder[key] = default
-                changed = True
-    return json.dumps(document) if changed else None
-
-
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     """Read and parse a bundle file (raises BundleError)."""
     try:
@@ -242,16 +183,16 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
 
 
 def _leaf_certificate(
-    material: object, version: str
+    material: VerificationMaterial, version: str
 ) -> tuple[x509.Certificate | None, bytes | None, tuple[x509.Certificate, ...]]:
     """The signing certificate, its DER and the rest of its chain, or (None, None, ()) for a
     managed-key bundle."""
     from cryptography import x509
     from cryptography.exceptions import UnsupportedAlgorithm
 
-    certificate = material.certificate  # type: ignore[attr-defined]
-    chain = material.x509_certificate_chain  # type: ignore[attr-defined]
-    if material.public_key is not None:  # type: ignore[attr-defined]
+    certificate = material.certificate
+    chain = material.x509_certificate_chain
+    if material.public_key is not None:
         return None, None, ()
     if version == "0.3":
         if certificate is None:

@@ -16,7 +16,8 @@ from sigstore_models.trustroot.v1 import ClientTrustConfig, Service, SigningConf
 
 from keyless.client.errors import ClientError
 from keyless.client.files import read_bounded
-from keyless.client.trust import SIGNING_CONFIG_TARGET, ServerTrust
+from keyless.client.trust import ServerTrust
+from keyless.client.trust.tuf import SIGNING_CONFIG_TARGET
 
 MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -34,7 +35,7 @@ class Services:
 
 def from_server_trust(trust: ServerTrust, server: str, *, rekor_version: int | None) -> Services:
     """The services a keyless server advertises in its SigningConfig, as its TUF repository
-    served and verified it (`client.trust.fetch_server_trust`); the plain trust endpoint is not
+    served and verified it (`client.trust.tuf.fetch_server_trust`); the plain trust endpoint is not
     read, so a front end that alters it changes nothing."""
     return from_signing_config_bytes(
         trust.signing_config,

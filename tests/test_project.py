@@ -59,19 +59,41 @@ def test_each_package_says_its_job(package: str) -> None:
     assert source.startswith('"""'), f"{package}/__init__.py needs a docstring naming its one job"
 
 
+# What `keyless verify FILE` never imports (beyond what the interpreter's site loaded).
+LEAN_VERIFY_ABSENT = (
+    "requests",
+    "urllib3",
+    "flask",
+    "yaml",
+    "jwt",
+    "pydantic",
+    "sigstore_models",
+    "tuf",
+    "fcntl",
+    "keyless.client.oci",
+    "keyless.client.attest",
+    "keyless.client.trust.tuf",
+    "keyless.cli.commands.sign",
+)
+
+
 def test_verifying_a_file_loads_no_network_or_server_code(vectors) -> None:
-    """`keyless verify FILE` in a deploy gate: start-up stays lean (no requests, no Flask)."""
+    """`keyless verify FILE` in a deploy gate: start-up stays lean: no requests, no Flask, no
+    pydantic (the lean wire reader instead of sigstore-models), no TUF client or its lock, no
+    attestation code, no other command."""
     case = (
         vectors / "sigstore-conformance" / "test" / "assets" / "bundle-verify" / "happy-path-v0.3"
     )
     artifact = vectors / "sigstore-conformance" / "test" / "assets" / "a.txt"
     code = (
         "import sys\n"
+        "before = set(sys.modules)\n"
         "from keyless.cli.main import main\n"
         f"rc = main(['verify', '--bundle', {str(case / 'bundle.sigstore.json')!r},"
         " '--certificate-identity-regexp', '.*', '--certificate-oidc-issuer-regexp', '.*',"
         f" {str(artifact)!r}])\n"
-        "loaded = sorted(m for m in ('requests', 'flask', 'keyless.client.oci', 'yaml', 'jwt') if m in sys.modules)\n"
+        f"heavy = {LEAN_VERIFY_ABSENT!r}\n"
+        "loaded = sorted(m for m in heavy if m in sys.modules and m not in before)\n"
         "sys.exit(f'rc={rc} loaded={loaded}' if rc or loaded else 0)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
@@ -121,6 +143,20 @@ rc = main(["verify", "--bundle", {str(case / "bundle.sigstore.json")!r},
 loaded = sorted(m for m in {LOG_ENGINE!r} if m in sys.modules)
 sys.exit(f"rc={{rc}} loaded={{loaded}}" if rc or loaded else 0)
 """
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_building_every_command_loads_no_verification_or_crypto() -> None:
+    """`keyless --help` lists the commands; their flags need no verifier, no cryptography."""
+    code = (
+        "import sys\n"
+        "from keyless.cli.main import build_parser\n"
+        "build_parser()\n"
+        "heavy = ('cryptography', 'keyless.client.verify', 'keyless.client.attest.statement')\n"
+        "loaded = sorted(m for m in heavy if m in sys.modules)\n"
+        "sys.exit(f'loaded={loaded}' if loaded else 0)\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

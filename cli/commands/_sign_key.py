@@ -87,10 +87,11 @@ def _services(args: argparse.Namespace, *, rekor_version: int | None) -> tuple[A
     """The services and trusted root the flags name, as keyless signing reads them (a
     server's through its TUF repository); (None, None) when none is named."""
     from keyless.cli.commands.sign import _trusted_root
-    from keyless.client import services, trust
+    from keyless.client import services
+    from keyless.client.trust.tuf import fetch_server_trust
 
     if args.server:
-        kept = trust.fetch_server_trust(args.server, refresh_trust=args.refresh_trust)
+        kept = fetch_server_trust(args.server, refresh_trust=args.refresh_trust)
         endpoints = services.from_server_trust(kept, args.server, rekor_version=rekor_version)
         return endpoints, kept.trusted_root
     if args.trust_config:

@@ -22,7 +22,7 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 def add_parser(subparsers: Any) -> None:
     from keyless.cli.commands.sign import add_key_arguments, add_rekor_version_argument
-    from keyless.client.attest.statement import PREDICATE_TYPES
+    from keyless.client.attest.predicates import PREDICATE_TYPES
 
     parser = subparsers.add_parser(
         "attest",
@@ -95,11 +95,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from keyless.cli.commands.sign import check_key_arguments
-    from keyless.client.attest.statement import (
-        check_subject_name,
-        predicate_type_uri,
-        read_predicate,
-    )
+    from keyless.client.attest.predicates import predicate_type_uri
+    from keyless.client.attest.statement import check_subject_name, read_predicate
 
     if args.refresh_trust and not args.server:
         args.parser.error("--refresh-trust applies to --server")

@@ -193,7 +193,8 @@ def _report(result: AuditResult, output: str) -> None:
 def _trusted_root(args: argparse.Namespace) -> tuple[TrustedRoot, set[str]]:
     """The trusted root, and with --server the tile logs that server runs."""
     from keyless.client.transparency.tiles import server_tile_log_urls
-    from keyless.client.trust import fetch_server_trust, load_trusted_root
+    from keyless.client.trust import load_trusted_root
+    from keyless.client.trust.tuf import fetch_server_trust
 
     if args.trusted_root:
         return load_trusted_root(args.trusted_root), set()

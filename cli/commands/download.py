@@ -43,7 +43,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from keyless.cli.main import CLIError
     from keyless.client.attest import download
-    from keyless.client.attest.statement import predicate_type_uri
+    from keyless.client.attest.predicates import predicate_type_uri
     from keyless.client.oci import find_signatures, parse_reference
 
     wanted = (

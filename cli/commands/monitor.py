@@ -250,7 +250,8 @@ def _targets(args: argparse.Namespace) -> list[tuple[Any, Path]]:
         server_tile_log_urls,
         tile_log_at,
     )
-    from keyless.client.trust import fetch_server_trust, load_trusted_root, production_trusted_root
+    from keyless.client.trust import load_trusted_root, production_trusted_root
+    from keyless.client.trust.tuf import fetch_server_trust
 
     tile_urls: set[str] = set()
     if args.trusted_root:

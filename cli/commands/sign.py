@@ -189,11 +189,12 @@ def _inputs(args: argparse.Namespace, *, rekor_version: int | None) -> tuple[Any
     A token given or ambient is taken first (it needs no server); an interactive login comes
     last, at the issuer the verified signing config names.
     """
-    from keyless.client import services, trust
+    from keyless.client import services
+    from keyless.client.trust.tuf import fetch_server_trust
 
     if args.server:
         given = _given_token(args)
-        kept = trust.fetch_server_trust(args.server, refresh_trust=args.refresh_trust)
+        kept = fetch_server_trust(args.server, refresh_trust=args.refresh_trust)
         endpoints = services.from_server_trust(kept, args.server, rekor_version=rekor_version)
         return endpoints, given or _login(args, endpoints), kept.trusted_root
     if args.trust_config:

@@ -74,7 +74,7 @@ def _trust_document(server: str, document: str, *, refresh_trust: bool) -> bytes
     from pydantic import ValidationError
     from sigstore_models.trustroot.v1 import ClientTrustConfig
 
-    from keyless.client.trust import SIGNING_CONFIG_TARGET, TRUSTED_ROOT_TARGET, server_targets
+    from keyless.client.trust.tuf import SIGNING_CONFIG_TARGET, TRUSTED_ROOT_TARGET, server_targets
 
     if document == "trusted-root":
         return server_targets(server, (TRUSTED_ROOT_TARGET,), refresh_trust=refresh_trust)[0]

@@ -421,18 +421,15 @@ def _identity_flags_given(args: argparse.Namespace) -> bool:
 
 
 def _trusted_root(args: argparse.Namespace) -> TrustedRoot:
-    from keyless.client.trust import (
-        fetch_server_trusted_root,
-        load_trust_config,
-        load_trusted_root,
-        production_trusted_root,
-    )
+    from keyless.client.trust import load_trust_config, load_trusted_root, production_trusted_root
 
     if args.trusted_root:
         return load_trusted_root(args.trusted_root)
     if args.trust_config:
         return load_trust_config(args.trust_config)
     if args.server:
+        from keyless.client.trust.tuf import fetch_server_trusted_root
+
         return fetch_server_trusted_root(args.server, refresh_trust=args.refresh_trust)
     return production_trusted_root()
 

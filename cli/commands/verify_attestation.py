@@ -41,7 +41,7 @@ _PATH_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 
 
 def add_parser(subparsers: Any) -> None:
-    from keyless.client.attest.statement import PREDICATE_TYPES
+    from keyless.client.attest.predicates import PREDICATE_TYPES
 
     parser = subparsers.add_parser(
         "verify-attestation",
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import sys
 
-    from keyless.client.attest.statement import predicate_type_uri
+    from keyless.client.attest.predicates import predicate_type_uri
 
     predicate_type = predicate_type_uri(args.type) if args.type is not None else None
     if args.key is not None and (

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keyless import strictjson
-from keyless.client.attest.statement import CYCLONEDX, SPDX
+from keyless.client.attest.predicates import CYCLONEDX, SPDX
 from keyless.client.oci import ImageSignatures, LegacySignature
 from keyless.client.oci.signatures import COSIGN_SIGN_PREDICATE
 from keyless.core.encoding import b64decode, b64encode

@@ -33,8 +33,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from keyless.client.attest.predicates import AttestationError, predicate_type_uri
 from keyless.client.attest.rego import POLICY_CONTROLLER_QUERY, PolicyError, RegoPolicy
-from keyless.client.attest.statement import AttestationError, predicate_type_uri
 from keyless.client.keys import KeyFileError, VerifierKey
 from keyless.client.keys.algorithms import check_allowed_key
 from keyless.client.policy.errors import PolicyFileError

@@ -40,6 +40,7 @@ from keyless.client.sign.timestamping import TimestampClient
 from keyless.client.trust import TrustedRoot
 from keyless.client.verify import AllOf, Identity, Issuer, VerificationError, Verifier
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
+from keyless.client.wire.bundle import TransparencyLogEntry as BundleLogEntry
 from keyless.core.dsse import pae
 from keyless.core.encoding import b64encode
 from keyless.core.keys import key_details
@@ -57,14 +58,15 @@ class SigningResult:
     identity: str
     issuer: str
     log_index: int
+    wire: WireBundle  # the sigstore-models bundle, which `to_json` writes
 
     @property
-    def entry(self) -> TransparencyLogEntry:
+    def entry(self) -> BundleLogEntry | None:
         """The log entry as the bundle holds it."""
         return self.bundle.entry
 
     def to_json(self) -> str:
-        return self.bundle.wire.to_json()
+        return self.wire.to_json()
 
 
 class UnverifiedBundleError(ClientError):
@@ -131,7 +133,7 @@ class EphemeralSigner:
     def legacy_signature(self, result: SigningResult, payload: bytes) -> LegacySignature:
         """The cosign v2 layer for a message signature over `payload` (rekor-bundle.md §7.1)."""
         entry = result.entry
-        if entry.inclusion_promise is None or entry.integrated_time is None:
+        if entry is None or entry.inclusion_promise is None or entry.integrated_time is None:
             raise RuntimeError("a cosign v2 signature needs the log's signed entry timestamp")
         rekor_bundle = {
             "SignedEntryTimestamp": b64encode(entry.inclusion_promise.signed_entry_timestamp),
@@ -253,9 +255,9 @@ class EphemeralSigner:
                 }
             )
         )
-        result = SigningResult(
-            Bundle.from_model(wire), self.identity, self.issuer, int(entry.log_index)
-        )
+        # Read back as every verifier reads it: what is checked below is what is written.
+        bundle = Bundle.from_json(wire.to_json())
+        result = SigningResult(bundle, self.identity, self.issuer, int(entry.log_index), wire)
         if self._verifier is not None:
             policy = AllOf([Identity(self.identity), Issuer(self.issuer)])
             try:

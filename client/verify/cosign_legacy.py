@@ -92,7 +92,6 @@ def legacy_bundle(
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    from sigstore_models.bundle.v1 import Bundle as WireBundle
 
     if signature.rekor_bundle is None:
         raise ClientError("it carries no transparency log evidence")
@@ -113,9 +112,8 @@ def legacy_bundle(
     if entry.log_id.key_id != log_id or entry.canonicalized_body != body:
         raise ClientError(f"log entry {log_index} is not the entry the signature names")
     sha256 = hashlib.sha256(signature.payload).digest()
-    # Validated the way a reader parses it: from JSON (sigstore-models is strict in Python
-    # mode, where enums must be enum members).
-    wire = WireBundle.from_json(
+    # Checked as any bundle is: read from its JSON.
+    return Bundle.from_json(
         json.dumps(
             {
                 "mediaType": _BUNDLE_MEDIA_TYPE,
@@ -127,7 +125,6 @@ def legacy_bundle(
             }
         )
     )
-    return Bundle.from_model(wire)
 
 
 def _rekor_annotation(text: str) -> tuple[bytes, int, bytes]:

@@ -37,17 +37,6 @@ class TrustRootError(VerificationError):
         super().__init__("trust-root", detail, hint=hint)
 
 
-def describe_validation_error(exc: object) -> str:
-    """The first problem a pydantic ValidationError reports, as `field.path: message`."""
-    errors = exc.errors()  # type: ignore[attr-defined]
-    if not errors:
-        return str(exc)
-    first = errors[0]
-    where = ".".join(str(part) for part in first.get("loc", ()))
-    message = str(first.get("msg", "invalid"))
-    return f"{where}: {message}" if where else message
-
-
 def quoted(value: str) -> str:
     """`value` in double quotes with JSON escapes, so a message shows it unambiguously."""
     import json

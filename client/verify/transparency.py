@@ -14,9 +14,8 @@ from keyless.client.verify.errors import VerificationError
 from keyless.core.encoding import b64encode, format_rfc3339
 
 if TYPE_CHECKING:
-    from sigstore_models.rekor.v1 import TransparencyLogEntry
-
     from keyless.client.trust import LogKey
+    from keyless.client.wire.bundle import TransparencyLogEntry
     from keyless.tlog.checkpoint import CheckpointVerifier
 
 

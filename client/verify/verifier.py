@@ -367,7 +367,7 @@ def _message_digest(bundle: Bundle, artifact: Artifact) -> tuple[str, bytes]:
     algorithm (SHA-256, or SHA-384/SHA-512 as P-384 and P-521 signers use), which must be the
     artifact's digest by that algorithm."""
     stated = bundle.message_digest
-    name = stated.algorithm.value if stated is not None else "SHA2_256"
+    name = stated.algorithm if stated is not None else "SHA2_256"
     algorithm = HASH_ALGORITHMS.get(name)
     if algorithm is None:
         raise VerificationError(

@@ -9,18 +9,14 @@ from pathlib import Path
 import pytest
 
 from keyless.client.attest.bundles import read_bundles, write_bundle
+from keyless.client.attest.predicates import PREDICATE_TYPES, AttestationError, predicate_type_uri
 from keyless.client.attest.rego import (
     POLICY_CONTROLLER_QUERY,
     PolicyError,
     RegoPolicy,
     evaluate_rego,
 )
-from keyless.client.attest.statement import (
-    PREDICATE_TYPES,
-    AttestationError,
-    predicate_type_uri,
-    statement,
-)
+from keyless.client.attest.statement import statement
 from keyless.client.verify import BundleError
 
 GITHUB = Path(__file__).resolve().parents[1] / "data" / "github-cli"

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from keyless.client import bundle as bundle_module
-from keyless.client import trust as trust_module
 from keyless.client.bundle import Bundle, load_bundle
 from keyless.client.trust import (
     TrustedRoot,
@@ -21,6 +20,7 @@ from keyless.client.trust import (
     production_trusted_root,
     staging_trusted_root,
 )
+from keyless.client.trust import model as trust_module
 from keyless.client.verify import BundleError, TrustRootError
 from tests.cli.forge import Instance, dumps
 
@@ -60,7 +60,9 @@ def test_v01_chain_bundle_parses(valid: dict) -> None:
 
 
 def test_malformed_json() -> None:
-    assert _bundle_error('{"mediaType": ').startswith("malformed bundle: Invalid JSON")
+    assert _bundle_error('{"mediaType": ') == (
+        "bundle is not valid JSON: Expecting value: line 1 column 15 (char 14)"
+    )
 
 
 def test_oversized_bundle(monkeypatch: pytest.MonkeyPatch, valid: dict) -> None:
@@ -396,3 +398,20 @@ def test_trusted_root_broken_ca_chain(instance: Instance, other_instance: Instan
         "certificateAuthorities entry https://ca.keyless.test: CN=keyless-intermediate,"
         "O=keyless.test is not issued by the next certificate of its chain"
     )
+
+
+def test_the_trust_model_needs_no_network_tuf_or_posix_only_module() -> None:
+    """Issue 19: the pure trust model apart from the TUF client (network, cache, lock)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "from keyless.client.trust import load_trust_config, production_trusted_root\n"
+        "production_trusted_root()\n"
+        "heavy = ('fcntl', 'tuf', 'requests', 'urllib3', 'keyless.client.trust.tuf')\n"
+        "print(sorted(m for m in heavy if m in sys.modules and m not in before))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"

@@ -26,7 +26,7 @@ EXPECTED_FAILURES: dict[str, tuple[str, str]] = {
     "bundle-empty-certificate-chain_fail": ("bundle", "certificate chain is empty"),
     "bundle-from-wrong-instance_fail": ("log-entry", "is not a transparency log in the trusted"),
     "bundle-invalid-base64-signature_fail": ("bundle", "messageSignature.signature"),
-    "bundle-malformed-json_fail": ("bundle", "Invalid JSON"),
+    "bundle-malformed-json_fail": ("bundle", "bundle is not valid JSON"),
     "bundle-negative-log-index_fail": ("bundle", "logIndex"),
     "bundle-unknown-version_fail": ("bundle", "mediaType"),
     "bundle-with-root-cert_fail": ("certificate-chain", "a root that is not in the trusted root"),

@@ -34,7 +34,7 @@ def test_omitted_log_index_and_hashes_mean_zero_and_empty(document: dict) -> Non
     restored = Bundle.from_json(json.dumps(document))
     assert restored.entry.log_index == 0
     assert restored.entry.inclusion_proof.log_index == 0
-    assert restored.entry.inclusion_proof.hashes == []
+    assert restored.entry.inclusion_proof.hashes == ()
     assert explicit.entry.log_id == restored.entry.log_id
 
 

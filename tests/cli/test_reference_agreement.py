@@ -291,9 +291,9 @@ def test_what_the_schema_requires_stays_required(instance: Instance) -> None:
     del root["certificateAuthorities"][0]["certChain"]
     with pytest.raises(TrustRootError) as info:
         TrustedRoot.from_json(dumps(root))
-    # The error names the original problem, not one the restoration introduced.
+    # The error names the field that is missing, not the one whose proto3 default stands in.
     assert info.value.detail == (
-        "malformed trusted root: certificateAuthorities.0.subject.commonName: Field required"
+        "malformed trusted root: certificateAuthorities.0.certChain: Field required"
     )
     root = instance.trusted_root()
     root["certificateAuthorities"][0]["subject"] = "keyless"
