@@ -543,6 +543,7 @@ def _image_verification(
         skip_patterns=tuple(skips),
         mutate_digest=mutate,
         verify_digest=verify,
+        undecided_refuses=True,  # failurePolicy: Fail, the only one keyless reads
     )
 
 

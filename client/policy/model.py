@@ -204,7 +204,9 @@ class ImagePolicy:
     match names its own way (`spellings`). `skip_patterns` (Kyverno's `skipImageReferences`)
     take a spelling out again. `mutate_digest` and `verify_digest` are Kyverno's (both true for
     a ClusterImagePolicy): the gate pins a tag only for an enforcing policy with
-    `mutate_digest`, and refuses a tag only for one with `verify_digest`.
+    `mutate_digest`, and refuses a tag only for one with `verify_digest`. `undecided_refuses`
+    says that an image the policy could not judge is refused even in `mode: warn` (Kyverno's
+    `failurePolicy: Fail` blocks a rule error under Audit too).
     """
 
     name: str
@@ -219,6 +221,7 @@ class ImagePolicy:
     skip_patterns: tuple[WildcardPattern, ...] = field(repr=False, compare=False, default=())
     mutate_digest: bool = True
     verify_digest: bool = True
+    undecided_refuses: bool = False
 
     def matches(self, names: tuple[str, ...]) -> bool:
         return any(
@@ -247,6 +250,12 @@ class PolicyMatch:
     def warn_only(self) -> bool:
         """Policies match, and every one is `mode: warn`: a failure only warns."""
         return bool(self.policies) and not self.enforced
+
+    @property
+    def undecided_warns(self) -> bool:
+        """Only warn-mode policies match, and none refuses what it could not judge: an image
+        that could not be judged is admitted with a warning."""
+        return self.warn_only and not any(p.undecided_refuses for p in self.policies)
 
     @property
     def pins(self) -> bool:

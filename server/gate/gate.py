@@ -12,12 +12,13 @@ policies must pass, any one authority is enough (the evaluator's rules). A tag t
 `enforce` policy matches is refused even when its digest passes: what runs must be what was
 judged, and only a digest says that (unless every enforcing policy that matches says
 `verifyDigest: false`: Kyverno's way to judge a tag's current digest and admit the tag).
-Failing `mode: warn` policies give warnings. An image
-that could not be judged before the deadline (a registry that hangs, a verification that
-takes too long) is refused, with the reason; it is never admitted for want of an answer,
-except with a warning when only `mode: warn` policies match its digest. An UPDATE of an
-object being deleted whose images do not change is allowed untouched (finalizers must not
-hang on a registry). Digests already in the cache are answered in the request's own thread.
+Failing `mode: warn` policies give warnings. An image that could not be judged before the
+deadline (a registry that hangs, a verification that takes too long) is refused, with the
+reason; it is never admitted for want of an answer, except with a warning when only `mode:
+warn` policies match its digest (and none of them is a Kyverno policy, whose `failurePolicy:
+Fail` refuses what its Audit rules could not judge). An UPDATE of an object being deleted
+whose images do not change is allowed untouched (finalizers must not hang on a registry).
+Digests already in the cache are answered in the request's own thread.
 
 Each distinct image string of a request is resolved and judged once, in a thread pool, and
 the answer is assembled when all are done or the deadline passes, whichever comes first.
@@ -344,9 +345,10 @@ class Gate:
         return done
 
     def _undecided(self, pinned: Pinned | None, message: str) -> Judgement:
-        """No verdict: a refusal, unless only `mode: warn` policies match (then a warning).
-        The policies of a digest are known without the registry; a tag's are not."""
-        if pinned is not None and pinned.match.warn_only:
+        """No verdict: a refusal, unless only `mode: warn` policies match that do not refuse
+        what they cannot judge (then a warning). The policies of a digest are known without
+        the registry; a tag's are not."""
+        if pinned is not None and pinned.match.undecided_warns:
             return Judgement(WARN, (message,), (message,), pinned.image)
         return Judgement(ERROR, (message,))
 
@@ -400,7 +402,7 @@ class Gate:
                 f"could not judge {resolved.reference} in time (another admission is still "
                 "verifying it)"
             )
-            if match.warn_only:
+            if match.undecided_warns:
                 return Judgement(WARN, (message,), (message,), resolved)
             return Judgement(ERROR, (message,), resolved=resolved, enforced=match.enforced)
         (self.metrics.cache_hits if hit else self.metrics.cache_misses).inc()
@@ -456,7 +458,7 @@ def _judgement(
     """The gate's view of a verdict; its modes come with it (cached verdicts included, since
     the cache key holds the policies' content and the names they were matched against)."""
     outcome, warnings = verdict.outcome, verdict.warnings
-    if outcome == ERROR and verdict.policies == () and verdict.warn_only:
+    if outcome == ERROR and verdict.policies == () and match.undecided_warns:
         # Undecidable, but only warn-mode policies care: warn, as they would on a failure.
         outcome, warnings = WARN, verdict.messages
     return Judgement(
