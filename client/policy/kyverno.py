@@ -796,7 +796,7 @@ def _public_keys(context: _Context, value: Any, path: str) -> list[PublicKeyType
     if len(pems) > MAX_KEYS:
         context.add(path, f"more than {MAX_KEYS} keys")
         return []
-    keys = []
+    keys: list[PublicKeyTypes] = []
     for index, pem in enumerate(pems):
         at = path if len(pems) == 1 else f"{path} (key {index + 1})"
         try:

@@ -281,7 +281,7 @@ def _true(condition: _Condition, predicate: dict[str, Any], failed: list[str]) -
     try:
         key = condition.key.value(predicate)
         value = condition.value.value(predicate)
-        result = _OPERATIONS[condition.operator](key, value)
+        result = bool(_OPERATIONS[condition.operator](key, value))
     except _Undecided as exc:
         raise VerificationError("policy", f"a condition cannot be decided: {exc}") from None
     if not result:

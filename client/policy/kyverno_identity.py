@@ -185,10 +185,9 @@ def subject_alternative_names(cert: x509.Certificate) -> list[str]:
     """sigstore's `cryptoutils.GetSubjectAlternateNames`: DNS names, emails, IP addresses,
     URIs, then the Fulcio otherName."""
     from cryptography import x509
-    from cryptography.x509.oid import ExtensionOID
 
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         raise VerificationError("identity", "the certificate has no SAN extension") from None
     names: list[str] = list(san.get_values_for_type(x509.DNSName))
