@@ -272,6 +272,8 @@ def run_serve(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    for line in policies.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     return _serve(args, policies)
 
 

@@ -119,6 +119,8 @@ def _evaluator(args: argparse.Namespace) -> Callable[[RegistryClient], Evaluator
     from keyless.client.policy import Evaluator
 
     policies = load_policies(args)
+    for line in policies.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     return lambda client: Evaluator(policies, registry=lambda: client)
 
 

@@ -8,6 +8,9 @@ A policy file (or every `*.yaml`/`*.yml`/`*.json` file of a directory) holds YAM
 - a `ConfigMap` named `config-policy-controller`, whose `no-match-policy` (`deny`, the default,
   `warn` or `allow`) says what happens to an image no policy matches.
 
+Kyverno ClusterPolicies (`kyverno.io/v1`, `v2beta1`) with verifyImages rules are read by
+`client.policy.kyverno` into the same model, in the same files and directories.
+
 Everything else is refused, and so is every field keyless does not implement, so that a policy
 never means less here than its author meant: unknown fields, `match`, CIP-level `policy`,
 `source`, `kms` and `secretRef` keys, `ca-cert`, `insecureIgnoreSCT: true`, attestation
@@ -28,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,13 @@ from keyless.client.attest.predicates import AttestationError, predicate_type_ur
 from keyless.client.attest.rego import POLICY_CONTROLLER_QUERY, PolicyError, RegoPolicy
 from keyless.client.keys import KeyFileError, VerifierKey
 from keyless.client.keys.algorithms import check_allowed_key
+from keyless.client.policy.documents import Where as _Where
+from keyless.client.policy.documents import check_keys as _check_keys
+from keyless.client.policy.documents import metadata_name as _metadata
+from keyless.client.policy.documents import string_value as _string
 from keyless.client.policy.errors import PolicyFileError
 from keyless.client.policy.glob import GlobError, compile_glob
+from keyless.client.policy.kyverno import is_kyverno, parse_kyverno
 from keyless.client.policy.model import (
     AttestationRule,
     Authority,
@@ -70,7 +77,6 @@ MAX_POLICY_FILES = 256
 MAX_DOCUMENTS = 1024
 MAX_KEY_BYTES = 64 * 1024
 _POLICY_SUFFIXES = (".yaml", ".yml", ".json")
-_DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 
 
 def load_policy_set(
@@ -82,7 +88,9 @@ def load_policy_set(
 ) -> PolicySet:
     """Read the policy files and directories, and check every document.
 
-    `trust_files` are roots named on the command line (`--trust-root NAME=FILE`);
+    Kyverno documents go to `client.policy.kyverno`; the set's `warnings` say where keyless
+    reads one more strictly than Kyverno. `trust_files` are roots named on the command line
+    (`--trust-root NAME=FILE`);
     `default_trust` is the root of authorities without `trustRootRef` (public Sigstore when
     None); `no_match_policy` overrides the ConfigMap's.
 
@@ -99,11 +107,14 @@ def load_policy_set(
     trust[DEFAULT_TRUST_ROOT] = default_trust or production_trust()
     configured_no_match: str | None = None
     cips: list[tuple[_Where, dict[str, Any]]] = []
+    kyverno: list[tuple[_Where, dict[str, Any]]] = []
     for source, index, document in documents:
         where = _Where(source, index, _name(document), problems)
         kind, api = document.get("kind"), document.get("apiVersion")
         if kind == "ClusterImagePolicy" and api in CIP_API_VERSIONS:
             cips.append((where, document))
+        elif is_kyverno(document):
+            kyverno.append((where, document))
         elif kind == "TrustRoot" and api in (TRUST_ROOT_API_VERSION, KEYLESS_API_VERSION):
             material = _trust_root(where, document, Path(source).parent)
             if material is not None:
@@ -115,12 +126,14 @@ def load_policy_set(
         else:
             where.add(
                 "kind",
-                f"{api}/{kind} is not a policy document (expected ClusterImagePolicy, "
-                f"TrustRoot, or the {CONFIG_MAP_NAME} ConfigMap)",
+                f"{api}/{kind} is not a policy document (expected ClusterImagePolicy, a "
+                f"Kyverno ClusterPolicy, TrustRoot, or the {CONFIG_MAP_NAME} ConfigMap)",
             )
     policies: list[ImagePolicy] = []
-    for where, document in cips:
-        policy = _cluster_image_policy(where, document, trust)
+    warnings: list[str] = []
+    parsed = [(w, _cluster_image_policy(w, d, trust)) for w, d in cips]
+    parsed += [(w, p) for w, d in kyverno for p in parse_kyverno(w, d, trust, warnings)]
+    for where, policy in parsed:
         if policy is None:
             continue
         if any(p.name == policy.name for p in policies):
@@ -130,21 +143,13 @@ def load_policy_set(
     if no_match not in tuple(NoMatchPolicy):
         problems.append(f"no-match-policy: must be deny, warn or allow, not {no_match!r}")
     if not policies and not problems:
-        problems.append(f"{', '.join(str(p) for p in paths)}: no ClusterImagePolicy found")
+        problems.append(
+            f"{', '.join(str(p) for p in paths)}: no ClusterImagePolicy or Kyverno ClusterPolicy "
+            "found"
+        )
     if problems:
         raise PolicyFileError(problems)
-    return PolicySet(tuple(policies), trust, NoMatchPolicy(no_match))
-
-
-class _Where:
-    """Adds problems prefixed with the file, document number and name."""
-
-    def __init__(self, source: str, index: int, name: str | None, problems: list[str]) -> None:
-        self.source, self.index, self.name, self.problems = source, index, name, problems
-
-    def add(self, path: str, message: str) -> None:
-        named = f" ({self.name})" if self.name else ""
-        self.problems.append(f"{self.source}: document {self.index}{named}: {path}: {message}")
+    return PolicySet(tuple(policies), trust, NoMatchPolicy(no_match), tuple(warnings))
 
 
 def policy_files(paths: Sequence[str | Path], problems: list[str]) -> list[Path]:
@@ -199,41 +204,6 @@ def _name(document: dict[str, Any]) -> str | None:
     metadata = document.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     return name if isinstance(name, str) else None
-
-
-def _check_keys(where: _Where, value: Any, path: str, known: set[str]) -> dict[str, Any]:
-    """The mapping at `path`, with a problem for each unknown key; {} when not a mapping."""
-    if not isinstance(value, dict):
-        where.add(path, "must be a mapping")
-        return {}
-    for key in value:
-        if key not in known:
-            where.add(f"{path}.{key}" if path else str(key), "unknown field")
-    return value
-
-
-def _metadata(where: _Where, document: dict[str, Any], body: str = "spec") -> str | None:
-    _check_keys(where, document, "", {"apiVersion", "kind", "metadata", body, "status"})
-    metadata = document.get("metadata")
-    if not isinstance(metadata, dict):
-        where.add("metadata", "must be a mapping with a name")
-        return None
-    name = metadata.get("name")
-    if not isinstance(name, str) or not _DNS_NAME.fullmatch(name):
-        where.add("metadata.name", "must be a lowercase DNS name (a-z, 0-9, '-', '.')")
-        return None
-    return name
-
-
-def _string(where: _Where, value: Any, path: str, *, required: bool = False) -> str | None:
-    if value is None or value == "":
-        if required:
-            where.add(path, "missing")
-        return None
-    if not isinstance(value, str):
-        where.add(path, "must be a string")
-        return None
-    return value
 
 
 def _cluster_image_policy(

@@ -12,7 +12,9 @@ a digest); `Evaluator.evaluate` judges that digest against every matching Cluste
    `.sig` tag), then each authority judges them: keyless authorities by identity against their
    trust root, key authorities with their key, static ones by their action.
 3. Inside a policy any one authority is enough (OR); every matching policy must pass (AND). A
-   failing `mode: warn` policy makes a warning, not a refusal.
+   failing `mode: warn` policy makes a warning, not a refusal. An authority group (Kyverno's
+   attestor sets) passes when `threshold` of its members pass, tried in order until enough
+   have, or until too few are left to get there.
 
 A registry that cannot be reached, times out, refuses or answers nonsense makes the outcome
 `error` ("could not decide"), never a pass. Messages say what was expected and what was found:
@@ -33,6 +35,7 @@ from keyless.client.oci import Reference, RegistryError, find_signatures, parse_
 from keyless.client.oci.reference import DOCKER_HUB, DOCKER_HUB_LEGACY
 from keyless.client.policy.model import (
     Authority,
+    AuthorityGroup,
     KeyAuthority,
     KeylessAuthority,
     Mode,
@@ -110,10 +113,12 @@ class AuthorityResult:
     # What was found: every valid signature for a pass, the refusal with its details for a fail.
     verification: ImageVerification | None = field(default=None, compare=False, repr=False)
     refusal: ImageVerificationError | None = field(default=None, compare=False, repr=False)
+    # For a group: how each member that was tried judged the image.
+    members: tuple[AuthorityResult, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         signatures = self.verification.verified if self.verification is not None else ()
-        return {
+        out = {
             "name": self.name,
             "passed": self.passed,
             "message": self.message,
@@ -121,6 +126,9 @@ class AuthorityResult:
             "issuer": self.issuer,
             "signatures": [s.to_json() for s in signatures],
         }
+        if self.members:
+            out["authorities"] = [m.to_json() for m in self.members]
+        return out
 
 
 @dataclass(frozen=True)
@@ -229,7 +237,7 @@ class Evaluator:
             return self._no_match(image)
         modes = {"enforced": match.enforced, "warn_only": match.warn_only}
         found: ImageSignatures | None = None
-        if any(a.kind != "static" for p in match.policies for a in p.authorities):
+        if any(_checks_signatures(a) for p in match.policies for a in p.authorities):
             try:
                 found = self._find(image)
             except RegistryError as exc:
@@ -296,6 +304,8 @@ class Evaluator:
         found: ImageSignatures | None,
         now: datetime,
     ) -> AuthorityResult:
+        if isinstance(authority, AuthorityGroup):
+            return self._group(authority, image, found, now)
         if isinstance(authority, StaticAuthority):
             if authority.passes:
                 return AuthorityResult(authority.name, True, "allowed by static policy")
@@ -338,6 +348,39 @@ class Evaluator:
             authority.name, True, message, signer.identity, signer.issuer, verification=outcome
         )
 
+    def _group(
+        self,
+        group: AuthorityGroup,
+        image: ResolvedImage,
+        found: ImageSignatures | None,
+        now: datetime,
+    ) -> AuthorityResult:
+        """At least `threshold` members pass; members are tried in order and the rest skipped
+        once enough passed, or once too few are left to reach the threshold."""
+        results: list[AuthorityResult] = []
+        passed = 0
+        for index, member in enumerate(group.members):
+            result = self._authority(member, image, found, now)
+            results.append(result)
+            passed += result.passed
+            left = len(group.members) - index - 1
+            if passed >= group.threshold or passed + left < group.threshold:
+                break
+        ok = passed >= group.threshold
+        shown = [r for r in results if r.passed == ok]
+        details = "; ".join(f"{r.name}: {r.message}" for r in shown)
+        if not ok:
+            details = f"needs {group.threshold} of {len(group.members)}, {passed} passed: {details}"
+        first = next((r for r in results if r.passed), None)
+        return AuthorityResult(
+            group.name,
+            ok,
+            details,
+            first.identity if first is not None else None,
+            first.issuer if first is not None else None,
+            members=tuple(results),
+        )
+
     def _verifier(self, trust_root: str, tlog_url: str | None) -> tuple[Verifier, TrustedRoot]:
         """One Verifier per (trust root, transparency log), built on first use."""
         key = (trust_root, tlog_url)
@@ -355,6 +398,13 @@ class Evaluator:
             return cached
 
 
+def _checks_signatures(authority: Authority) -> bool:
+    """Whether judging the authority needs the image's signatures (every kind but static)."""
+    if isinstance(authority, AuthorityGroup):
+        return any(_checks_signatures(member) for member in authority.members)
+    return not isinstance(authority, StaticAuthority)
+
+
 def _attested(
     authority: KeylessAuthority,
     image: ResolvedImage,
@@ -364,9 +414,11 @@ def _attested(
 ) -> AuthorityResult:
     """An authority with `attestations`: every rule needs one attestation of its predicate type
     by the authority's signer that its policy allows; signatures do not count (as in
-    policy-controller)."""
+    policy-controller). A rule with `conditions` needs every such attestation to satisfy them
+    (as in Kyverno)."""
     from keyless.client.attest.images import AttestationVerificationError, judge_attestations
     from keyless.client.attest.rego import PolicyError, rego_check
+    from keyless.client.verify import VerificationError
 
     passed: list[str] = []
     signer: tuple[str | None, str | None] = (None, None)
@@ -381,6 +433,11 @@ def _attested(
                 now=now,
                 rego=rego_check([rule.policy] if rule.policy else []),
             )
+            if rule.conditions is not None:
+                for attestation in verified:
+                    rule.conditions.check(attestation.statement)
+        except VerificationError as exc:
+            return AuthorityResult(authority.name, False, f"attestation {rule.name}: {exc.detail}")
         except (AttestationVerificationError, PolicyError) as exc:
             message = f"attestation {rule.name}: {exc.message}"
             if isinstance(exc, AttestationVerificationError) and exc.reason == "identity":

@@ -65,6 +65,10 @@ class GlobPattern:
                 return False
         return positions[-1] == end
 
+    def spellings(self, name: str) -> tuple[str, ...]:
+        """The names to try for a match name: the name itself (globs read the canonical form)."""
+        return (name,)
+
 
 _LITERAL, _ANY, _SEGMENT = "literal", "**", "*"
 

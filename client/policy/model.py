@@ -1,10 +1,11 @@
 """The policy model the evaluator judges: what every dialect is parsed into.
 
-ClusterImagePolicy files (`cip`) and, later, other policy dialects are parsed at load into these
-frozen types, so the evaluator, `keyless policy check`, `keyless verify` and the gate have one
-model to judge and no second path. One type per authority kind: a keyless identity, a public
-key, or a static verdict; modes, outcomes and the no-match rule are `StrEnum`s, equal to the
-strings policy files and JSON output spell them with.
+ClusterImagePolicy files (`cip`) and Kyverno ClusterPolicies (`kyverno`) are parsed at load into
+these frozen types, so the evaluator, `keyless policy check`, `keyless verify` and the gate have
+one model to judge and no second path. One type per authority kind: a keyless identity, a public
+key, a static verdict, or a group of authorities of which a number must pass (Kyverno's attestor
+sets); modes, outcomes and the no-match rule are `StrEnum`s, equal to the strings policy files
+and JSON output spell them with.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from keyless.client.policy.trustroots import DEFAULT_TRUST_ROOT, TrustMaterial
 from keyless.client.verify import AllOf, AnyOf, Identity, IdentityRegexp, Issuer, IssuerRegexp
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from keyless.client.attest.rego import RegoPolicy
     from keyless.client.keys import VerifierKey
     from keyless.client.policy.glob import GlobPattern
+    from keyless.client.policy.wildcard import WildcardPattern
     from keyless.client.verify import Policy
 
 
@@ -53,6 +55,7 @@ class AuthorityKind(StrEnum):
     KEYLESS = "keyless"
     KEY = "key"
     STATIC = "static"
+    GROUP = "group"
 
 
 class SignatureFormat(StrEnum):
@@ -89,14 +92,24 @@ class KeylessIdentity:
         return f"{subject} ({issuer})"
 
 
+class StatementCheck(Protocol):
+    """A check over a verified in-toto statement; raises VerificationError("policy") naming
+    what did not hold."""
+
+    def check(self, statement: dict[str, Any]) -> None: ...
+
+
 @dataclass(frozen=True)
 class AttestationRule:
     """An authority's `attestations[]` entry: an attestation of this predicate type must be
-    there, by the authority's signer, and allowed by the Rego policy if one is given."""
+    there, by the authority's signer, and allowed by the Rego policy if one is given (one
+    allowed attestation is enough, as in policy-controller). With `conditions`, EVERY
+    attestation of the type by the signer must satisfy them (as in Kyverno)."""
 
     name: str
     predicate_type: str  # a URI (policy-controller's short names are mapped)
     policy: RegoPolicy | None = field(default=None, compare=False)
+    conditions: StatementCheck | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,12 +172,45 @@ class StaticAuthority:
     kind: ClassVar[AuthorityKind] = AuthorityKind.STATIC
 
 
-Authority = KeylessAuthority | KeyAuthority | StaticAuthority
+@dataclass(frozen=True, kw_only=True)
+class AuthorityGroup:
+    """Authorities of which at least `threshold` must pass, tried in order until enough have.
+
+    Kyverno's attestor sets (`count`; absent, every entry must pass), its nested attestors, and
+    a rule's attestor sets and attestations together (all must pass). A policy's own
+    authorities stay "any one passes"; a group is one of them.
+    """
+
+    name: str
+    members: tuple[Authority, ...]
+    threshold: int
+    kind: ClassVar[AuthorityKind] = AuthorityKind.GROUP
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise ValueError("an authority group needs at least one member")
+        if not 1 <= self.threshold <= len(self.members):
+            raise ValueError(
+                f"an authority group of {len(self.members)} needs a threshold between 1 and "
+                f"{len(self.members)}, not {self.threshold}"
+            )
+
+
+Authority = KeylessAuthority | KeyAuthority | StaticAuthority | AuthorityGroup
 
 
 @dataclass(frozen=True)
 class ImagePolicy:
-    """One policy: its globs, mode and authorities, and where it was read."""
+    """One policy: its image patterns, mode and authorities, and where it was read.
+
+    `patterns` are policy-controller globs or Kyverno wildcards; each reads the evaluator's
+    match names its own way (`spellings`). `skip_patterns` (Kyverno's `skipImageReferences`)
+    take a spelling out again. `mutate_digest` and `verify_digest` are Kyverno's (both true for
+    a ClusterImagePolicy): the gate pins a tag only for an enforcing policy with
+    `mutate_digest`, and refuses a tag only for one with `verify_digest`. `undecided_refuses`
+    says that an image the policy could not judge is refused even in `mode: warn` (Kyverno's
+    `failurePolicy: Fail` blocks a rule error under Audit too).
+    """
 
     name: str
     globs: tuple[str, ...]
@@ -172,10 +218,24 @@ class ImagePolicy:
     authorities: tuple[Authority, ...]
     source: str
     content_sha256: str
-    patterns: tuple[GlobPattern, ...] = field(repr=False, compare=False, default=())
+    patterns: tuple[GlobPattern | WildcardPattern, ...] = field(
+        repr=False, compare=False, default=()
+    )
+    skip_patterns: tuple[WildcardPattern, ...] = field(repr=False, compare=False, default=())
+    mutate_digest: bool = True
+    verify_digest: bool = True
+    undecided_refuses: bool = False
 
     def matches(self, names: tuple[str, ...]) -> bool:
-        return any(pattern.fullmatch(name) for pattern in self.patterns for name in names)
+        return any(
+            pattern.fullmatch(spelled) and not self._skipped(spelled)
+            for pattern in self.patterns
+            for name in names
+            for spelled in pattern.spellings(name)
+        )
+
+    def _skipped(self, name: str) -> bool:
+        return any(skip.fullmatch(name) for skip in self.skip_patterns)
 
 
 @dataclass(frozen=True)
@@ -194,6 +254,22 @@ class PolicyMatch:
         """Policies match, and every one is `mode: warn`: a failure only warns."""
         return bool(self.policies) and not self.enforced
 
+    @property
+    def undecided_warns(self) -> bool:
+        """Only warn-mode policies match, and none refuses what it could not judge: an image
+        that could not be judged is admitted with a warning."""
+        return self.warn_only and not any(p.undecided_refuses for p in self.policies)
+
+    @property
+    def pins(self) -> bool:
+        """An enforcing policy wants a tag pinned to its digest (the mutating webhook)."""
+        return any(p.mode == Mode.ENFORCE and p.mutate_digest for p in self.policies)
+
+    @property
+    def needs_digest(self) -> bool:
+        """An enforcing policy refuses a tag: only a digest pins what was judged."""
+        return any(p.mode == Mode.ENFORCE and p.verify_digest for p in self.policies)
+
 
 @dataclass(frozen=True)
 class PolicySet:
@@ -202,6 +278,9 @@ class PolicySet:
     policies: tuple[ImagePolicy, ...]
     trust: dict[str, TrustMaterial]
     no_match_policy: NoMatchPolicy = NoMatchPolicy.DENY
+    # Lines to show when the set is loaded: where keyless reads a policy more strictly than
+    # its dialect does (Kyverno's unanchored regexps).
+    warnings: tuple[str, ...] = ()
 
     @property
     def fingerprint(self) -> str:

@@ -12,12 +12,16 @@ in `client/data`). Three sources give a named root, all read from disk, never fr
 - keyless's own wrapper, `apiVersion: keyless.dev/v1alpha1`, `kind: TrustRoot`, whose
   `spec.trustedRootFile` names a `trusted_root.json` relative to the policy file.
 
+A Kyverno attestor's `roots`, `rekor.pubkey` and `ctlog.pubkey` replace those parts of the
+default root (`derived_trust`), as cosign replaces them in the TUF root.
+
 Each root keeps the SHA-256 of the bytes it came from, so that the evaluator's fingerprint (the
 gate's cache key) changes whenever the trust does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -30,7 +34,10 @@ from keyless.client.verify.errors import TrustRootError
 from keyless.core.encoding import b64decode, b64encode
 
 if TYPE_CHECKING:
+    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+    from keyless.client.trust import LogKey
 
 DEFAULT_TRUST_ROOT = ""  # the name of the default root: `trustRootRef` absent
 MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
@@ -107,6 +114,49 @@ def sigstore_keys_root(keys: Any, where: str) -> tuple[bytes, list[str]]:
 def trust_from_json(name: str, data: bytes, source: str) -> TrustMaterial:
     """A named root from trusted_root.json bytes (raises TrustRootError)."""
     return TrustMaterial(name, TrustedRoot.from_json(data), _sha256(data), source)
+
+
+def derived_trust(
+    base: TrustMaterial,
+    *,
+    roots: tuple[x509.Certificate, ...] = (),
+    tlog: tuple[str, PublicKeyTypes] | None = None,
+    ctlog: PublicKeyTypes | None = None,
+    content: bytes,
+) -> TrustMaterial:
+    """`base` with its certificate authorities, transparency logs or CT logs replaced.
+
+    Each root certificate becomes an authority of its own, so each is a trust anchor, as in
+    cosign's root pool; `tlog` is a log's URL and key; `ctlog` a CT log's key. `content` (the
+    PEM text the parts came from) goes into the hash, so the gate's cache key follows it.
+
+    Raises:
+        TrustRootError: a key is of a type logs do not use.
+    """
+    from keyless.client.trust import UNBOUNDED, Authority
+
+    root = base.root
+    if roots:
+        authorities = tuple(Authority("", (cert,), UNBOUNDED) for cert in roots)
+        root = dataclasses.replace(root, certificate_authorities=authorities)
+    if tlog is not None:
+        root = dataclasses.replace(root, tlogs=_log_keys(tlog[0], tlog[1]))
+    if ctlog is not None:
+        root = dataclasses.replace(root, ctlogs=_log_keys("", ctlog))
+    sha256 = _sha256(base.sha256.encode() + b"\0" + content)
+    return TrustMaterial(f"kyverno:{sha256[:16]}", root, sha256, f"{base.source}, amended")
+
+
+def _log_keys(base_url: str, key: PublicKeyTypes) -> dict[bytes, LogKey]:
+    from keyless.client.trust import UNBOUNDED, LogKey
+    from keyless.core.keys import key_details
+
+    try:
+        details = key_details(key)
+    except ValueError:
+        raise TrustRootError(f"unsupported log key type {type(key).__name__}") from None
+    key_id = hashlib.sha256(_spki(key)).digest()
+    return {key_id: LogKey(base_url, key_id, details, key, UNBOUNDED)}
 
 
 def _authority(entry: Any, where: str, problems: list[str]) -> dict[str, Any]:
@@ -226,6 +276,7 @@ __all__ = [
     "DEFAULT_TRUST_ROOT",
     "TrustMaterial",
     "TrustRootError",
+    "derived_trust",
     "load_trust_file",
     "production_trust",
     "sigstore_keys_root",

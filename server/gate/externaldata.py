@@ -85,7 +85,7 @@ def verify_items(keys: list[str], judged: dict[str, Judgement]) -> tuple[list[di
         refusals = [m for m in result.messages if m not in result.warnings]
         allowed = result.outcome in (Outcome.PASS, Outcome.WARN)
         resolved = result.resolved
-        if allowed and result.enforced and resolved is not None and resolved.tag:
+        if allowed and result.needs_digest and resolved is not None and resolved.tag:
             allowed = False
             refusals = [
                 f"{key} must be an image digest: an enforce policy matches it, and only a digest "
@@ -117,7 +117,7 @@ def mutate_items(keys: list[str], pinned: dict[str, Judgement]) -> tuple[list[di
             transient += [f"{key}: {message}" for message in result.messages] or [key]
         elif result.outcome == Outcome.FAIL or result.resolved is None:
             items.append({"key": key, "error": "; ".join(result.messages) or "invalid reference"})
-        elif result.enforced and result.resolved.tag and "@" not in key:
+        elif result.pins and result.resolved.tag and "@" not in key:
             image = result.resolved
             items.append({"key": key, "value": f"{image.name}:{image.tag}@{image.digest}"})
         else:

@@ -3,18 +3,22 @@
 `Gate.mutate` (the mutating webhook) resolves each tag an `enforce` policy cares about and
 patches it to `name:tag@sha256:...`, keeping the tag as policy-controller does, so the kubelet
 pulls exactly the digest that was judged. Tags that only `mode: warn` policies (or no policy)
-match are left alone: warn mode must not change what runs. A tag that cannot be resolved is
-left as it is; the validating webhook then refuses it.
+match are left alone: warn mode must not change what runs; so are tags whose enforcing
+policies all say `mutateDigest: false` (Kyverno). A tag that cannot be resolved is left as it
+is; the validating webhook then refuses it.
 
 `Gate.validate` (the validating webhook) judges every image of the object: all matching
 policies must pass, any one authority is enough (the evaluator's rules). A tag that an
 `enforce` policy matches is refused even when its digest passes: what runs must be what was
-judged, and only a digest says that. Failing `mode: warn` policies give warnings. An image
-that could not be judged before the deadline (a registry that hangs, a verification that
-takes too long) is refused, with the reason; it is never admitted for want of an answer,
-except with a warning when only `mode: warn` policies match its digest. An UPDATE of an
-object being deleted whose images do not change is allowed untouched (finalizers must not
-hang on a registry). Digests already in the cache are answered in the request's own thread.
+judged, and only a digest says that (unless every enforcing policy that matches says
+`verifyDigest: false`: Kyverno's way to judge a tag's current digest and admit the tag).
+Failing `mode: warn` policies give warnings. An image that could not be judged before the
+deadline (a registry that hangs, a verification that takes too long) is refused, with the
+reason; it is never admitted for want of an answer, except with a warning when only `mode:
+warn` policies match its digest (and none of them is a Kyverno policy, whose `failurePolicy:
+Fail` refuses what its Audit rules could not judge). An UPDATE of an object being deleted
+whose images do not change is allowed untouched (finalizers must not hang on a registry).
+Digests already in the cache are answered in the request's own thread.
 
 Each distinct image string of a request is resolved and judged once, in a thread pool, and
 the answer is assembled when all are done or the deadline passes, whichever comes first.
@@ -134,6 +138,8 @@ class Judgement:
     enforced: bool = False  # some enforce policy matches the image
     verdict: ImageVerdict | None = None
     cached: bool = False
+    pins: bool = False  # an enforce policy wants the tag pinned (PolicyMatch.pins)
+    needs_digest: bool = False  # an enforce policy refuses a tag (PolicyMatch.needs_digest)
 
 
 def per_thread(factory: Callable[[], RegistryClient]) -> Callable[[], RegistryClient]:
@@ -201,7 +207,7 @@ class Gate:
         patch = []
         for item in tags:
             judged = resolved[item.image]
-            if judged.resolved is None or not judged.enforced:
+            if judged.resolved is None or not judged.pins:
                 continue
             image = judged.resolved
             value = f"{image.name}:{image.tag}@{image.digest}"
@@ -226,7 +232,7 @@ class Gate:
             warnings += [_line(item, result, m) for m in result.warnings]
             if result.outcome in (FAIL, ERROR):
                 refusals += lines
-            elif result.enforced and result.resolved is not None and result.resolved.tag:
+            elif result.needs_digest and result.resolved is not None and result.resolved.tag:
                 refusals.append(
                     f"{item.field}: {item.image} must be an image digest: an enforce policy "
                     "matches it, and only a digest pins what was judged (the mutating webhook "
@@ -339,9 +345,10 @@ class Gate:
         return done
 
     def _undecided(self, pinned: Pinned | None, message: str) -> Judgement:
-        """No verdict: a refusal, unless only `mode: warn` policies match (then a warning).
-        The policies of a digest are known without the registry; a tag's are not."""
-        if pinned is not None and pinned.match.warn_only:
+        """No verdict: a refusal, unless only `mode: warn` policies match that do not refuse
+        what they cannot judge (then a warning). The policies of a digest are known without
+        the registry; a tag's are not."""
+        if pinned is not None and pinned.match.undecided_warns:
             return Judgement(WARN, (message,), (message,), pinned.image)
         return Judgement(ERROR, (message,))
 
@@ -351,7 +358,7 @@ class Gate:
         if verdict is None:
             return None
         self.metrics.cache_hits.inc()
-        return _judgement(verdict, pinned.image, cached=True)
+        return _judgement(verdict, pinned.image, pinned.match, cached=True)
 
     def _pin(
         self, image: str, pinned: Pinned | None, current: Policies, deadline: float
@@ -365,7 +372,15 @@ class Gate:
             except RegistryError as exc:
                 return Judgement(ERROR, (f"could not resolve {image}: {exc.message}",))
             pinned = current.pin(resolved)
-        return Judgement(PASS, (), resolved=pinned.image, enforced=pinned.match.enforced)
+        match = pinned.match
+        return Judgement(
+            PASS,
+            (),
+            resolved=pinned.image,
+            enforced=match.enforced,
+            pins=match.pins,
+            needs_digest=match.needs_digest,
+        )
 
     def _judge(
         self, image: str, pinned: Pinned | None, current: Policies, deadline: float
@@ -387,11 +402,11 @@ class Gate:
                 f"could not judge {resolved.reference} in time (another admission is still "
                 "verifying it)"
             )
-            if match.warn_only:
+            if match.undecided_warns:
                 return Judgement(WARN, (message,), (message,), resolved)
             return Judgement(ERROR, (message,), resolved=resolved, enforced=match.enforced)
         (self.metrics.cache_hits if hit else self.metrics.cache_misses).inc()
-        return _judgement(verdict, resolved, cached=hit)
+        return _judgement(verdict, resolved, match, cached=hit)
 
     def _evaluate(
         self, evaluator: Evaluator, resolved: ResolvedImage, match: PolicyMatch
@@ -437,15 +452,25 @@ class Gate:
         return 0.0
 
 
-def _judgement(verdict: ImageVerdict, resolved: ResolvedImage, *, cached: bool) -> Judgement:
+def _judgement(
+    verdict: ImageVerdict, resolved: ResolvedImage, match: PolicyMatch, *, cached: bool
+) -> Judgement:
     """The gate's view of a verdict; its modes come with it (cached verdicts included, since
     the cache key holds the policies' content and the names they were matched against)."""
     outcome, warnings = verdict.outcome, verdict.warnings
-    if outcome == ERROR and verdict.policies == () and verdict.warn_only:
+    if outcome == ERROR and verdict.policies == () and match.undecided_warns:
         # Undecidable, but only warn-mode policies care: warn, as they would on a failure.
         outcome, warnings = WARN, verdict.messages
     return Judgement(
-        outcome, verdict.messages, warnings, resolved, verdict.enforced, verdict, cached
+        outcome,
+        verdict.messages,
+        warnings,
+        resolved,
+        verdict.enforced,
+        verdict,
+        cached,
+        pins=match.pins,
+        needs_digest=match.needs_digest,
     )
 
 

@@ -63,6 +63,8 @@ class PolicyReloader:
             return False
         self._gate.swap(self._evaluate(policies))
         metrics.policy_reloads.labels(result="reloaded").inc()
+        for line in policies.warnings:
+            log.warning("keyless gate: %s", line)
         count = len(policies.policies)
         log.info(
             "keyless gate: policies reloaded (%d polic%s, fingerprint %s)",

@@ -81,7 +81,8 @@ def test_directory_of_files_and_multi_document_yaml(tmp_path: Path) -> None:
         (
             "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n",
             "document 1 (x): kind: v1/Pod is not a policy document (expected "
-            "ClusterImagePolicy, TrustRoot, or the config-policy-controller ConfigMap)",
+            "ClusterImagePolicy, a Kyverno ClusterPolicy, TrustRoot, or the "
+            "config-policy-controller ConfigMap)",
         ),
         (
             POLICY.replace("kind: ClusterImagePolicy", "kind: ClusterImagePolicy\nextra: 1"),
@@ -173,7 +174,7 @@ def test_missing_paths_and_empty_input(tmp_path: Path) -> None:
     empty.mkdir()
     assert _problems(empty) == [f"{empty}: the directory holds no .yaml, .yml or .json file"]
     path = _write(tmp_path, "---\n")
-    assert _problems(path) == [f"{path}: no ClusterImagePolicy found"]
+    assert _problems(path) == [f"{path}: no ClusterImagePolicy or Kyverno ClusterPolicy found"]
 
 
 def test_oversized_file_is_refused_unread(tmp_path: Path) -> None:
