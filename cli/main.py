@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "gate",
     "attest",
     "verify_attestation",
+    "witness",
 )
 
 
