@@ -56,6 +56,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_trust_arguments(parser)
     parser.add_argument("--key", metavar="FILE", help="PEM public key, for managed-key bundles")
     parser.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a witness whose cosignature the bundle's checkpoint must carry: its "
+        "cosignature/v1 verifier key (name+id+key) or a file holding it; repeatable",
+    )
+    parser.add_argument(
+        "--witness-threshold",
+        type=int,
+        metavar="N",
+        help="how many of the --witness keys must have cosigned (default: all of them)",
+    )
+    parser.add_argument(
         "-o", "--output", choices=("text", "json"), default="text", help="result format"
     )
     parser.add_argument(
@@ -135,8 +149,13 @@ def run(args: argparse.Namespace) -> int:
     policy = None if args.key is not None else build_policy(args)
     if args.key is not None and _identity_flags_given(args):
         args.usage_error("--key verifies a managed key; identity flags do not apply")
+    threshold = args.witness_threshold
+    if threshold is not None and not 1 <= threshold <= len(args.witness):
+        args.usage_error("--witness-threshold must be between 1 and the number of --witness keys")
     image = _images.image_reference(args.artifact)
     if image is not None:
+        if args.witness:
+            args.usage_error("--witness applies to bundle files and digests, not images")
         if args.key is not None or args.bundle is not None:
             args.usage_error(
                 "--key and --bundle do not apply to images; signatures are in the registry"
@@ -174,6 +193,13 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
             result = verifier.verify_with_key(bundle, artifact=artifact, key=key, now=now)
         else:
             result = verifier.verify(bundle, artifact=artifact, policy=policy, now=now)
+        if args.witness:
+            from keyless.client.verify.witnesses import check_cosignatures, load_witness_key
+
+            keys = [load_witness_key(value) for value in args.witness]
+            check_cosignatures(
+                bundle, witnesses=keys, threshold=args.witness_threshold or len(keys)
+            )
     except NetworkError as exc:
         return _undecided(args, exc, digest)
     except VerificationError as exc:
