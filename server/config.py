@@ -239,8 +239,8 @@ def load_server_config(
             f"log: witness-threshold {threshold} is more than the {len(witnesses)} witnesses"
         )
     wait = log.get("witness-wait-seconds", 2.0)
-    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 < wait <= 60:
-        problems.append("log: witness-wait-seconds must be a number of seconds in (0, 60]")
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= 60:
+        problems.append("log: witness-wait-seconds must be a number of seconds in [0, 60]")
         wait = 2.0
     tsa = _tsa(_mapping(document, "tsa", problems), path.parent, problems)
     config = ServerConfig(

@@ -61,10 +61,13 @@ class WitnessPolicy:
 
     witnesses: tuple[WitnessEndpoint, ...]
     threshold: int = 1
+    # 0: appends never wait; cosignatures reach the served checkpoints as they arrive.
     wait_seconds: float = 2.0
     timeout_seconds: float = 5.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.wait_seconds <= 60:
+            raise ValueError("an append waits between 0 and 60 seconds for its witnesses")
         if not self.witnesses:
             raise ValueError("a witness policy needs at least one witness")
         if not 1 <= self.threshold <= len(self.witnesses):
@@ -193,7 +196,10 @@ class Witnessing:
         """None: the witness cosigned `head`; a string: why it could not confirm it."""
         url = submitter.endpoint.url
         answer = submitter.ask(head, 0, ())
-        if answer.held is not None:
+        # Another process of this log may move the witness on meanwhile: a few tries.
+        for _ in range(3):
+            if answer.held is None:
+                break
             held = answer.held
             submitter.held = held
             if held > head.size:
