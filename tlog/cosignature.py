@@ -186,7 +186,7 @@ def verify_cosignature(note: SignedNote, key: VerifierKey) -> int:
                 f"{_COSIGNATURE_BYTES}",
                 reason="cosignature-invalid",
             )
-        (timestamp,) = _TIMESTAMP.unpack_from(line.signature)
+        timestamp: int = _TIMESTAMP.unpack_from(line.signature)[0]
         if not 0 < timestamp <= MAX_TIMESTAMP:
             raise CheckpointError(
                 f"cosignature by {key.name} has timestamp {timestamp}, out of range",
