@@ -314,3 +314,104 @@ def _v2_log(url: str) -> Any:
 
     origin = checkpoint_origin(url)
     return next((o, k) for o, k in server_logs(url) if o == origin)
+
+
+def test_keyless_witness_serve_learns_a_servers_logs(tmp_path) -> None:
+    """The command as an operator runs it (gunicorn, plain HTTP), its logs taken on first use
+    from a keyless server's trusted root: both signature logs, under their origins."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import KEYLESS
+
+    port = free_port()
+    with _serve(tmp_path / "state", free_port()) as server:
+        process = subprocess.Popen(
+            [
+                *KEYLESS,
+                "witness",
+                "serve",
+                "--state-dir",
+                str(tmp_path / "w"),
+                "--port",
+                str(port),
+                "--name",
+                "w1.test",
+                "--log",
+                server.url,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    vkey = requests.get(f"http://127.0.0.1:{port}/vkey", timeout=1)
+                    break
+                except requests.ConnectionError:
+                    assert process.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=15)
+        _close(server.app)
+    host = server.url.removeprefix("http://")
+    lines = err.splitlines()
+    first_use = [line for line in lines if line.endswith(f"taken on first use from {server.url}")]
+    assert len(first_use) == 2
+    banner = lines[lines.index(next(x for x in lines if x.startswith("keyless witness "))) :]
+    assert banner[0] == f"keyless witness listening on 127.0.0.1:{port} (state in {tmp_path / 'w'})"
+    assert banner[1] == f"  verifier key: {vkey.text.strip()}"
+    tree_id = server.app.extensions["keyless.rekor"].tree_id
+    assert sorted(banner[2:4]) == sorted(
+        [f"  witnessing:   {host} (size 0)", f"  witnessing:   {host} - {tree_id} (size 0)"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("witnesses", "problem"),
+    [
+        (
+            "[{url: 'ftp://w', key: 'w+00000000+AQ=='}]",
+            "log: witnesses[1]: url must be the witness's http(s) URL",
+        ),
+        ("[{url: 'http://w'}]", "log: witnesses[1]: give exactly url and key"),
+        (
+            "[{url: 'http://w', key: 'w+0+AQ=='}]",
+            "log: witnesses[1]: key: verifier key is too short",
+        ),
+    ],
+    ids=["not-http", "no-key", "bad-key"],
+)
+def test_log_witnesses_config_errors(tmp_path, witnesses, problem) -> None:
+    from keyless.server.config import ServerConfigError, load_server_config
+
+    config = tmp_path / "server.yaml"
+    config.write_text(f"dev-issuer: {{enabled: true}}\nlog:\n  witnesses: {witnesses}\n")
+    with pytest.raises(ServerConfigError) as refused:
+        load_server_config(config, state_dir=tmp_path / "state")
+    assert problem in refused.value.problems
+
+
+def test_log_witnesses_config(tmp_path) -> None:
+    from keyless.server.config import load_server_config
+
+    key = Witness.open(tmp_path / "w", name="w1.test")
+    vkey = key.verifier_key.render()
+    key.close()
+    (tmp_path / "w1.vkey").write_text(vkey + "\n")
+    config = tmp_path / "server.yaml"
+    config.write_text(
+        "dev-issuer: {enabled: true}\nlog:\n  witnesses:\n"
+        f"    - {{url: 'http://127.0.0.1:9/', key: '{vkey}'}}\n"
+        "    - {url: 'http://127.0.0.1:10', key: w1.vkey}\n"
+        "  witness-threshold: 2\n  witness-wait-seconds: 0\n"
+    )
+    loaded = load_server_config(config, state_dir=tmp_path / "state")
+    assert loaded.witnesses == (
+        WitnessSetting("http://127.0.0.1:9", vkey),
+        WitnessSetting("http://127.0.0.1:10", vkey),
+    )
+    assert (loaded.witness_threshold, loaded.witness_wait_seconds) == (2, 0.0)
