@@ -11,6 +11,11 @@ Prints:
   1,000/s. A second line runs two workers on the same file, for reference;
 - durable appends/s in-process: `RekorService.add_entry` and the bare `MerkleLog.append`, from
   16 threads, the latter with and without the checkpoint file (alternating, twice);
+- durable appends/s in-process (`MerkleLog.append`, 16 threads, checkpoint file) with 0, 1 and
+  3 witnesses (`keyless witness serve` processes on loopback, each fsyncing its state before it
+  cosigns), every append waiting for its head's cosignature (threshold 1); the goal is within
+  10 % of none. Then the start-up cost of asking them (`Witnessing.confirm`: one add-checkpoint
+  from size 0, the 409, and one with the consistency proof, per witness, in parallel);
 - inclusion-proof latency (p50/p99, `MerkleLog.prove`: entry, latest head and audit path in one
   snapshot) at each tree size; the trees are built through the storage layer directly.
 """
@@ -25,6 +30,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +43,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 # Run as a script from anywhere: the repository root must be importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._load import HOST, post, private_pem, run_load, serve, server_process, threads_rate
+from bench._load import (
+    HOST,
+    free_port,
+    post,
+    private_pem,
+    run_load,
+    serve,
+    server_process,
+    threads_rate,
+)
 from keyless.tlog import merkle
 from keyless.tlog.checkpoint import CheckpointSigner
 from keyless.tlog.checkpoint_file import CheckpointFile
@@ -45,6 +60,7 @@ from keyless.tlog.log import Anchor, MerkleLog
 from keyless.tlog.rekor import RekorService
 from keyless.tlog.sqlite_storage import SQLiteStorage
 from keyless.tlog.storage import LogEntry, SignedHead
+from keyless.tlog.witnessing import WitnessEndpoint, Witnessing, WitnessPolicy, consistency_proofs
 
 
 def _hashedrekord(key: ec.EllipticCurvePrivateKey, pem_b64: str, artifact: bytes) -> bytes:
@@ -153,6 +169,95 @@ def bench_in_process(work: Path, key: ec.EllipticCurvePrivateKey, seconds: float
             _print_rate(f"in-process MerkleLog.append, 16 threads, {label}", rate)
 
 
+def _witness_processes(
+    work: Path, count: int, vkey: str, origins: list[str]
+) -> tuple[list[Any], list[str]]:
+    """`count` witnesses (`keyless witness serve`) on loopback that know the bench logs."""
+    import requests
+
+    processes, urls = [], []
+    for n in range(count):
+        port = free_port()
+        command = [sys.executable, "-m", "keyless.cli.main", "witness", "serve"]
+        command += ["--state-dir", str(work / f"witness-{n}"), "--port", str(port)]
+        command += ["--name", f"bench-witness-{n}"]
+        for origin in origins:
+            command += ["--log-key", origin, vkey]
+        processes.append(subprocess.Popen(command, stderr=subprocess.DEVNULL))
+        urls.append(f"http://{HOST}:{port}")
+    deadline = time.monotonic() + 30
+    for url in urls:
+        while True:
+            try:
+                if requests.get(f"{url}/vkey", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"witness at {url} did not start")
+            time.sleep(0.1)
+    return processes, urls
+
+
+def bench_witnesses(work: Path, key: ec.EllipticCurvePrivateKey, seconds: float) -> None:
+    """Durable appends with 0, 1 and 3 witnesses, and the start-up cost of asking them."""
+    import requests
+
+    from keyless.tlog.cosignature import log_verifier_key, parse_vkey
+
+    vkey = log_verifier_key(key.public_key(), name="bench").render()
+    # A log per run, each of its own origin: a witness holds one history per origin.
+    origins = [
+        f"bench - {round_}{count}{wait}"
+        for round_ in range(2)
+        for count, wait in ((1, 2.0), (3, 2.0), (3, 0.0))
+    ]
+    processes, urls = _witness_processes(work, 3, vkey, origins)
+    try:
+        endpoints = [
+            WitnessEndpoint(url, parse_vkey(requests.get(f"{url}/vkey", timeout=5).text))
+            for url in urls
+        ]
+        per_thread = int(seconds * 150) + 50
+        for round_ in range(2):
+            for count, wait in ((0, 0.0), (1, 2.0), (3, 2.0), (3, 0.0)):
+                database = work / f"witnessed-{count}-{wait}-{round_}.db"
+                signer = CheckpointSigner(
+                    origin=f"bench - {round_}{count}{wait}", name="bench", private_key=key
+                )
+                policy = (
+                    WitnessPolicy(tuple(endpoints[:count]), wait_seconds=wait) if count else None
+                )
+                witnessing = Witnessing(policy, log_name="bench") if policy else None
+                log = MerkleLog(
+                    SQLiteStorage(database),
+                    signer,
+                    anchor=_anchor(database),
+                    new_log=True,
+                    on_signed=witnessing.publish if witnessing else None,
+                )
+                if witnessing is not None:
+                    witnessing.confirm(log.head(), consistency_proofs(log))
+                leaves = [[os.urandom(300) for _ in range(per_thread)] for _ in range(16)]
+                rate = threads_rate(log.append, leaves)
+                waits = f", waiting for a cosignature (at most {wait:g} s)" if wait else ""
+                label = f"{count} witness(es){waits}" if count else "no witness"
+                _print_rate(f"MerkleLog.append, 16 threads, {label}", rate)
+                if witnessing is not None:
+                    started = time.perf_counter()
+                    again = Witnessing(policy, log_name="bench")
+                    again.confirm(log.head(), consistency_proofs(log))
+                    took = (time.perf_counter() - started) * 1000
+                    print(f"{f'  start-up check with {count} witness(es)':<60} {took:>8.1f} ms")
+                    again.close()
+                    witnessing.close()
+                log.close()
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=15)
+
+
 def _anchor(database: Path) -> Anchor:
     """The checkpoint file beside the database, as `keyless serve` keeps it."""
     checkpoint = CheckpointFile(database.with_name(database.name + ".checkpoint"))
@@ -226,6 +331,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--sizes", default="1000,100000,1000000")
     parser.add_argument(
+        "--witnesses-only", action="store_true", help="only the appends with witnesses"
+    )
+    parser.add_argument(
         "--serve", nargs=4, metavar=("PORT", "DB", "KEY", "WORKERS"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -238,11 +346,15 @@ def main() -> None:
         work = Path(tmp)
         key_file = work / "log-key.pem"
         key_file.write_bytes(private_pem(key))
+        if args.witnesses_only:
+            bench_witnesses(work, key, args.seconds)
+            return
         print("durable appends (SQLite WAL, synchronous=FULL, group commit)")
         bench_http(work, key_file, args.clients, args.seconds, workers=1)
         # For reference: two worker processes sharing the one SQLite file.
         bench_http(work, key_file, args.clients, args.seconds, workers=2)
         bench_in_process(work, key, args.seconds)
+        bench_witnesses(work, ec.generate_private_key(ec.SECP256R1()), args.seconds)
         print("inclusion-proof latency (MerkleLog.prove, latest head)")
         bench_proofs(work, key, [int(s) for s in args.sizes.split(",")])
 

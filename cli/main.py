@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "generate-key-pair": "keys",
     "import-key-pair": "keys",
     "public-key": "keys",
+    "witness": "witness",
 }
 
 

@@ -82,6 +82,9 @@ def _close(app: Flask) -> None:
         service = app.extensions.get(name)
         if service is not None:
             service.log.close()
+            witnessing = getattr(service, "witnessing", None)
+            if witnessing is not None:
+                witnessing.close()
 
 
 def _build(config: ServerConfig, state: StateDir) -> Flask:
@@ -104,8 +107,11 @@ def _build(config: ServerConfig, state: StateDir) -> Flask:
     # The TSA first: an operator's token that refuses stops start-up before any log is made.
     timestamps = _mount_tsa(app, config, state, published, now=now)
     authenticator, oidc_url = _mount_identity(app, config, state)
-    rekor = _mount_rekor(app, config, state)
-    rekor_v2 = _mount_rekor_v2(app, config, state, published)
+    from keyless.server.witness_keys import witness_policy
+
+    witnesses = witness_policy(config, state)
+    rekor = _mount_rekor(app, config, state, witnesses)
+    rekor_v2 = _mount_rekor_v2(app, config, state, published, witnesses)
     authority, ct_keys = _mount_ca(app, config, state, authenticator, published, now=now)
     _mount_trust(
         app,
@@ -148,9 +154,10 @@ def _mount_identity(
     return authenticator, oidc_url
 
 
-def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
+def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir, witnesses: Any) -> Any:
     """The signature transparency log (Rekor v1 API) on SQLite or PostgreSQL, its latest
-    checkpoint kept in the state directory so that it never signs two histories."""
+    checkpoint kept in the state directory and cosigned by its `witnesses` so that it never
+    signs two histories."""
     from keyless.tlog import rekor_api
     from keyless.tlog.checkpoint_file import CheckpointFile
     from keyless.tlog.rekor import RekorService
@@ -184,14 +191,23 @@ def _mount_rekor(app: Flask, config: ServerConfig, state: StateDir) -> Any:
     host = urlsplit(config.public_url).netloc
     anchor = _anchor(config, checkpoint, database=label, key=key_path)
     service = RekorService.open(
-        storage=storage, private_key=key, host=host, anchor=anchor, new_log=fresh
+        storage=storage,
+        private_key=key,
+        host=host,
+        anchor=anchor,
+        new_log=fresh,
+        witnesses=witnesses,
     )
     rekor_api.init_app(app, service)
     return service
 
 
 def _mount_rekor_v2(
-    app: Flask, config: ServerConfig, state: StateDir, published: dict[str, Any] | None
+    app: Flask,
+    config: ServerConfig,
+    state: StateDir,
+    published: dict[str, Any] | None,
+    witnesses: Any,
 ) -> Any:
     """The Rekor v2 log (tiles, C2SP checkpoints signed with Ed25519): a tree of its own
     beside the v1 log, in its own SQLite file or under its own PostgreSQL table prefix, with its
@@ -247,7 +263,12 @@ def _mount_rekor_v2(
     origin = checkpoint_origin(config.public_url)
     anchor = _anchor(config, checkpoint, database=label, key=key_path)
     service = RekorV2Service.open(
-        storage=storage, private_key=key, origin=origin, anchor=anchor, new_log=fresh
+        storage=storage,
+        private_key=key,
+        origin=origin,
+        anchor=anchor,
+        new_log=fresh,
+        witnesses=witnesses,
     )
     rekor_v2_api.init_app(app, service)
     return service

@@ -50,7 +50,7 @@ _KNOWN_KEYS = {
     "tsa",
 }
 _RETIRED_KINDS = ("ca-chain", "tlog-key", "ctlog-key", "tsa-chain")
-_LOG_KEYS = {"database", "key", "v2-key"}
+_LOG_KEYS = {"database", "key", "v2-key", "witnesses", "witness-threshold", "witness-wait-seconds"}
 _TSA_KEYS = ("key", "chain")
 _TSA_PKCS11_KEYS = (
     "pkcs11-module",
@@ -89,6 +89,16 @@ class RetiredTrust:
     # ca-chain: issuing CA first, root last; tsa-chain: the timeStamping leaf first, root last
     certificates: tuple[x509.Certificate, ...] = ()
     public_key: Any = None  # tlog-key / ctlog-key
+
+
+@dataclass(frozen=True)
+class WitnessSetting:
+    """A witness the logs submit their checkpoints to: its URL, and its cosignature/v1
+    verifier key (None in dev mode, `keyless serve --witness URL`: taken on first use and kept
+    in the state directory)."""
+
+    url: str
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,11 @@ class ServerConfig:
     # `keyless serve --adopt-existing-log`: a log database with no checkpoint file is this
     # log's (tlog.log.Anchor); never from a file, so it cannot stay on by accident.
     adopt_existing_log: bool = False
+    # `log: witnesses:` (or `keyless serve --witness URL`): who cosigns the logs' checkpoints,
+    # how many must, and how long an append waits for them (tlog.witnessing).
+    witnesses: tuple[WitnessSetting, ...] = ()
+    witness_threshold: int = 1
+    witness_wait_seconds: float = 2.0
 
 
 def dev_config(
@@ -145,8 +160,10 @@ def dev_config(
     port: int | None = None,
     state_dir: Path | None = None,
     new_log: bool = False,
+    witnesses: tuple[str, ...] = (),
 ) -> ServerConfig:
-    """Dev mode: loopback, generated keys in the state directory, the development issuer on."""
+    """Dev mode: loopback, generated keys in the state directory, the development issuer on;
+    `witnesses` (URLs) cosign the logs, their keys taken on first use."""
     host = host or DEFAULT_HOST
     port = DEFAULT_PORT if port is None else port
     problems = _check_listen(host, port, dev_issuer=True)
@@ -160,6 +177,7 @@ def dev_config(
         state_dir=state_dir or default_state_dir(),
         dev_issuer=True,
         new_log=new_log,
+        witnesses=tuple(WitnessSetting(url.rstrip("/")) for url in witnesses),
     )
 
 
@@ -214,6 +232,16 @@ def load_server_config(
     log = _mapping(document, "log", problems)
     problems += [f"log: unknown key {key!r}" for key in log if key not in _LOG_KEYS]
     log_v2_key = _v2_key(log.get("v2-key"), path.parent, problems)
+    witnesses = _witnesses(log.get("witnesses") or [], path.parent, problems)
+    threshold = _integer(log, "witness-threshold", 1, problems)
+    if witnesses and threshold > len(witnesses):
+        problems.append(
+            f"log: witness-threshold {threshold} is more than the {len(witnesses)} witnesses"
+        )
+    wait = log.get("witness-wait-seconds", 2.0)
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= 60:
+        problems.append("log: witness-wait-seconds must be a number of seconds in [0, 60]")
+        wait = 2.0
     tsa = _tsa(_mapping(document, "tsa", problems), path.parent, problems)
     config = ServerConfig(
         production=True,
@@ -232,6 +260,9 @@ def load_server_config(
         log_database=_log_database(log.get("database"), path.parent, problems),
         log_key=path.parent / log["key"] if "key" in log else None,
         log_v2_key=log_v2_key,
+        witnesses=witnesses,
+        witness_threshold=threshold,
+        witness_wait_seconds=float(wait),
         tsa=tsa,
         oidc_url=oidc_url,
         retired=retired,
@@ -323,6 +354,44 @@ def _retired_key_problems(kind: str, key: Any, url: str) -> list[str]:
         return []
     allowed = "ECDSA (P-256, P-384, P-521)" + (" or Ed25519" if kind == "tlog-key" else "")
     return [f"a {kind} must be an {allowed} public key, not {type(key).__name__}"]
+
+
+def _witnesses(entries: Any, base: Path, problems: list[str]) -> tuple[WitnessSetting, ...]:
+    """`log: witnesses:`: each a `url` and a `key`, the witness's cosignature/v1 verifier key
+    (a vkey string, or a file holding one)."""
+    from keyless.tlog.cosignature import COSIGNATURE_V1, parse_vkey
+    from keyless.tlog.errors import CheckpointError
+
+    if not isinstance(entries, list):
+        problems.append("log: witnesses must be a list of {url, key}")
+        return ()
+    found = []
+    for n, entry in enumerate(entries, 1):
+        where = f"log: witnesses[{n}]"
+        if not isinstance(entry, dict) or set(entry) != {"url", "key"}:
+            problems.append(f"{where}: give exactly url and key")
+            continue
+        url, key = entry["url"], entry["key"]
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            problems.append(f"{where}: url must be the witness's http(s) URL")
+            continue
+        text = str(key)
+        if "+" not in text:
+            try:
+                text = (base / text).read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                problems.append(f"{where}: cannot read the key file {key}: {exc}")
+                continue
+        try:
+            parsed = parse_vkey(text)
+        except CheckpointError as exc:
+            problems.append(f"{where}: key: {exc.message}")
+            continue
+        if parsed.kind != COSIGNATURE_V1:
+            problems.append(f"{where}: key is not a witness's cosignature/v1 (type 0x04) key")
+            continue
+        found.append(WitnessSetting(url.rstrip("/"), text))
+    return tuple(found)
 
 
 def _v2_key(value: Any, base: Path, problems: list[str]) -> Path | None:

@@ -40,7 +40,7 @@ _MADE = ".keyless-first-run.done"
 # files, the generated CA and the TUF repository. Anything else is not keyless's.
 _OWNED = re.compile(
     r"(?:rekor|rekor-v2|ct)(?:-key\.pem|-checkpoint|\.sqlite(?:-wal|-shm|-journal|-writelock)?)"
-    r"|tsa-(?:key|chain)\.pem|oidc-dev-issuer-key\.pem"
+    r"|tsa-(?:key|chain)\.pem|oidc-dev-issuer-key\.pem|witness-keys\.json"
     r"|tuf-(?:root|targets|snapshot|timestamp)-key(?:\.v[1-9][0-9]*)?\.pem|ca|tuf",
     re.ASCII,
 )

@@ -172,7 +172,12 @@ def test_code_is_ruff_clean(command: list[str]) -> None:
 
 
 # Commands that start a server compose it from `server`; nothing else in `cli` may.
-SERVER_COMMANDS = {"cli/commands/serve.py", "cli/commands/ca.py", "cli/commands/gate.py"}
+SERVER_COMMANDS = {
+    "cli/commands/serve.py",
+    "cli/commands/ca.py",
+    "cli/commands/gate.py",
+    "cli/commands/witness.py",
+}
 
 
 def test_client_library_imports_no_server_code() -> None:

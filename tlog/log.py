@@ -187,9 +187,12 @@ class MerkleLog:
         max_batch: int = 512,
         anchor: Anchor | None = None,
         new_log: bool = False,
+        on_signed: Callable[[SignedHead], None] | None = None,
     ) -> None:
         """`anchor` keeps signed heads outside the database; with it, an empty database is a
-        new log only if `new_log` (a first run, or the operator's explicit act).
+        new log only if `new_log` (a first run, or the operator's explicit act). `on_signed` is
+        given each newly signed head once it is kept, before the appends it covers are
+        acknowledged (witnesses cosign it there); it must not raise, and bounds its own wait.
 
         Raises:
             LogStartError: the database, key, origin or checkpoint file disagree (anchor only).
@@ -208,6 +211,7 @@ class MerkleLog:
         # are that very head); anything else is read from storage and checked in full.
         self._verified_head: SignedHead | None = None
         self._anchor = anchor
+        self._on_signed = on_signed
         # Why the last group commit failed, None once one succeeds: for health checks.
         self.last_commit_error: str | None = None
         with storage.writer() as view:
@@ -331,6 +335,11 @@ class MerkleLog:
             self.last_commit_error = error.message
             raise error from exc
 
+    def _signed(self, head: SignedHead) -> None:
+        """Hand a kept head to `on_signed` (the seam where witnesses cosign it)."""
+        if self._on_signed is not None:
+            self._on_signed(head)
+
     def close(self) -> None:
         """Close the storage's connections in this process (a log that stops serving)."""
         self._storage.close()
@@ -401,6 +410,8 @@ class MerkleLog:
                 self._keep(head)
             except BaseException as exc:
                 outcomes = [exc if isinstance(o, Appended) else o for o in outcomes]
+            else:
+                self._signed(head)
         for waiter, outcome in zip(batch, outcomes, strict=True):
             waiter.finish(outcome)
 
@@ -415,6 +426,7 @@ class MerkleLog:
         result, head = self._timed_commit(items)
         if head is not None:
             self._keep(head)
+            self._signed(head)
         return result
 
     def _timed_commit(

@@ -31,6 +31,7 @@ from keyless.tlog.merkle import leaf_hash
 from keyless.tlog.pki import parse_pem_key
 from keyless.tlog.rekor_kinds import canonicalize
 from keyless.tlog.storage import LogEntry, LogStorage, SignedHead
+from keyless.tlog.witnessing import Witnessing, WitnessPolicy, consistency_proofs, witnessed
 
 MAX_SEARCH_RESULTS = 1000
 MAX_RETRIEVE_ITEMS = 10
@@ -86,6 +87,7 @@ class RekorService:
         log: MerkleLog,
         private_key: ec.EllipticCurvePrivateKey,
         clock: Callable[[], float] = time.time,
+        witnessing: Witnessing | None = None,
     ) -> None:
         if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(
             private_key.curve, ec.SECP256R1
@@ -94,6 +96,7 @@ class RekorService:
         self._log = log
         self._key = private_key
         self._clock = clock
+        self.witnessing = witnessing
         self.public_key = private_key.public_key()
         der = self.public_key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -115,13 +118,16 @@ class RekorService:
         clock: Callable[[], float] = time.time,
         anchor: Anchor | None = None,
         new_log: bool = False,
+        witnesses: WitnessPolicy | None = None,
     ) -> RekorService:
         """A service over `storage`; checkpoints name `host` ("127.0.0.1:3000") as Rekor does.
 
         The checkpoint origin is "<host> - <treeID>" and its signature line names `host`,
         which sigstore-js requires to be a substring of the log's URL in the trusted root.
         With `anchor`, the log refuses to start (`LogStartError`) when its database is behind
-        the checkpoint kept outside it, or was signed under another key or origin.
+        the checkpoint kept outside it, or was signed under another key or origin. With
+        `witnesses`, it also refuses when a witness has cosigned a tree its head does not
+        extend (`tlog.witnessing`), and serves its checkpoints with their cosignatures.
         """
         if not _HOST.match(host):
             raise ValueError(f"invalid log host {host!r}")
@@ -129,8 +135,18 @@ class RekorService:
         if anchor is not None:
             check_origin(storage, anchor, origin)
         signer = CheckpointSigner(origin=origin, name=host, private_key=private_key)
-        log = MerkleLog(storage, signer, clock=clock, anchor=anchor, new_log=new_log)
-        return cls(log=log, private_key=private_key, clock=clock)
+        witnessing = witnessed(witnesses, log_name="signature log")
+        log = MerkleLog(
+            storage,
+            signer,
+            clock=clock,
+            anchor=anchor,
+            new_log=new_log,
+            on_signed=witnessing.publish if witnessing is not None else None,
+        )
+        if witnessing is not None:
+            witnessing.confirm(log.head(), proofs=consistency_proofs(log))
+        return cls(log=log, private_key=private_key, clock=clock, witnessing=witnessing)
 
     @property
     def log(self) -> MerkleLog:
@@ -159,9 +175,15 @@ class RekorService:
             tree_size=head.size,
             root_hash=head.root_hash,
             hashes=tuple(proof),
-            checkpoint=head.signed.decode(),
+            checkpoint=self._checkpoint(head).decode(),
             signed_entry_timestamp=self._key.sign(payload, _ECDSA_SHA256),
         )
+
+    def _checkpoint(self, head: SignedHead) -> bytes:
+        """`head`'s checkpoint, with the cosignatures its witnesses gave."""
+        if self.witnessing is None:
+            return head.signed
+        return self.witnessing.cosigned(head)
 
     def add_entry(self, proposed: object) -> RekorEntry:
         """Validate, canonicalise and durably log a proposed entry.
@@ -274,7 +296,7 @@ class RekorService:
     def log_info(self) -> LogInfo:
         """The latest signed tree head."""
         head = self._log.head()
-        return LogInfo(head.size, head.root_hash, head.signed.decode(), self.tree_id)
+        return LogInfo(head.size, head.root_hash, self._checkpoint(head).decode(), self.tree_id)
 
     def consistency_proof(self, first_size: int, last_size: int) -> tuple[bytes, list[bytes]]:
         """The root at `last_size` and the consistency proof from `first_size`.

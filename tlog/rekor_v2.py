@@ -34,7 +34,8 @@ from keyless.tlog.errors import EntryError, NotFoundError, StorageError
 from keyless.tlog.log import Anchor, MerkleLog
 from keyless.tlog.pki import MAX_SIGNATURE_BYTES, VerifyingKey, decode_b64, verify_prehashed
 from keyless.tlog.rekor import check_origin
-from keyless.tlog.storage import LogStorage
+from keyless.tlog.storage import LogStorage, SignedHead
+from keyless.tlog.witnessing import Witnessing, WitnessPolicy, consistency_proofs, witnessed
 
 KIND = "hashedrekord"
 API_VERSION = "0.0.2"
@@ -208,8 +209,16 @@ def _load_key(kind: str, der: bytes) -> VerifyingKey:
 class RekorV2Service:
     """A Rekor v2 log over a `MerkleLog`, its checkpoints signed by one Ed25519/P-256 key."""
 
-    def __init__(self, *, log: MerkleLog, storage: LogStorage, signer: CheckpointSigner) -> None:
+    def __init__(
+        self,
+        *,
+        log: MerkleLog,
+        storage: LogStorage,
+        signer: CheckpointSigner,
+        witnessing: Witnessing | None = None,
+    ) -> None:
         self._log = log
+        self.witnessing = witnessing
         self._storage = storage
         # Full tiles and bundles never change: the most recently read are kept in memory.
         self._full: OrderedDict[tiles.TileRef, bytes] = OrderedDict()
@@ -228,12 +237,14 @@ class RekorV2Service:
         origin: str,
         anchor: Anchor | None = None,
         new_log: bool = False,
+        witnesses: WitnessPolicy | None = None,
     ) -> RekorV2Service:
         """A service over `storage` whose checkpoints name `origin` ("log.example.com").
 
         With `anchor`, the log keeps its last checkpoint outside the database and refuses to
         start (`LogStartError`) when the database is behind it, forked from it, signed under
-        another key, or names another origin, as the v1 log does (`tlog.log.Anchor`).
+        another key, or names another origin, as the v1 log does (`tlog.log.Anchor`); with
+        `witnesses`, also when a witness has cosigned a tree its head does not extend.
         """
         if isinstance(private_key, ec.EllipticCurvePrivateKey) and not isinstance(
             private_key.curve, ec.SECP256R1
@@ -244,8 +255,17 @@ class RekorV2Service:
         if anchor is not None:
             check_origin(storage, anchor, origin)
         signer = CheckpointSigner(origin=origin, name=origin, private_key=private_key)
-        log = MerkleLog(storage, signer, anchor=anchor, new_log=new_log)
-        return cls(log=log, storage=storage, signer=signer)
+        witnessing = witnessed(witnesses, log_name="Rekor v2 log")
+        log = MerkleLog(
+            storage,
+            signer,
+            anchor=anchor,
+            new_log=new_log,
+            on_signed=witnessing.publish if witnessing is not None else None,
+        )
+        if witnessing is not None:
+            witnessing.confirm(log.head(), proofs=consistency_proofs(log))
+        return cls(log=log, storage=storage, signer=signer, witnessing=witnessing)
 
     @property
     def log(self) -> MerkleLog:
@@ -270,12 +290,18 @@ class RekorV2Service:
             tree_size=head.size,
             root_hash=head.root_hash,
             hashes=appended.proof,
-            checkpoint=head.signed.decode(),
+            checkpoint=self._checkpoint(head).decode(),
         )
 
+    def _checkpoint(self, head: SignedHead) -> bytes:
+        """`head`'s checkpoint, with the cosignatures its witnesses gave."""
+        if self.witnessing is None:
+            return head.signed
+        return self.witnessing.cosigned(head)
+
     def checkpoint(self) -> bytes:
-        """The latest signed checkpoint."""
-        return self._log.head().signed
+        """The latest signed checkpoint, with its witnesses' cosignatures."""
+        return self._checkpoint(self._log.head())
 
     def read_tile(self, tile: tiles.TileRef) -> bytes:
         """A hash tile or an entry bundle; full ones are cached (they are immutable).

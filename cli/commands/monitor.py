@@ -116,12 +116,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--interval", type=float, default=60.0, metavar="SECONDS", help="with --follow"
     )
+    parser.add_argument(
+        "--witness",
+        action="append",
+        nargs=2,
+        default=[],
+        metavar=("KEY", "URL"),
+        help="a witness to hold each log against: its cosignature/v1 verifier key (or a file "
+        "holding it) and its URL; a checkpoint it cosigned that is not one history with the "
+        "log's is reported with both checkpoints (exit 1); repeatable",
+    )
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     parser.set_defaults(run=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from keyless.client.errors import ClientError
+    from keyless.client.verify import VerificationError
 
     if args.max_entries < 1 or args.interval <= 0:
         args.parser.error("--max-entries and --interval must be positive")
@@ -129,11 +140,17 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error("--from-index must not be negative")
     try:
         from keyless.client.transparency.monitor import WatchList
+        from keyless.client.transparency.witness_views import Witness
+        from keyless.client.verify.witnesses import load_witness_key
 
         watch = WatchList.build(args.identity, args.identity_regexp, args.issuer)
+        args.witnesses = [Witness(url, load_witness_key(key)) for key, url in args.witness]
         targets = _targets(args)
     except ClientError as exc:
         return _failed(exc)
+    except VerificationError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
     while True:
         codes = [_watch(monitor, state_path, watch, args) for monitor, state_path in targets]
         if not args.follow or any(code not in (0, EXIT_SUSPICIOUS) for code in codes):
@@ -153,8 +170,44 @@ def _watch(monitor: Any, state_path: Path, watch: Any, args: argparse.Namespace)
     except ClientError as exc:
         return _failed(exc, state_path)
     _report(result, args.output)
+    disagreement = _check_witnesses(monitor, result, args.witnesses)
+    if disagreement is not None:
+        return disagreement
     suspicious = any(finding.kind != MATCH for finding in result.findings)
     return EXIT_SUSPICIOUS if suspicious else 0
+
+
+def _check_witnesses(monitor: Any, result: RunResult, witnesses: list[Any]) -> int | None:
+    """Hold the log's checkpoint against each witness's; the exit code of the worst finding
+    (None: every witness agrees or has nothing). A disagreement prints both checkpoints."""
+    from keyless.client.errors import NetworkError
+    from keyless.client.transparency.witness_views import WitnessDisagreementError, check_witness
+
+    worst = None
+    for witness in witnesses:
+        try:
+            view = check_witness(monitor, result.head, witness)
+        except WitnessDisagreementError as exc:
+            print(f"error: log inconsistency: {exc.message}", file=sys.stderr)
+            print(f"the witness's checkpoint:\n{exc.theirs}", file=sys.stderr)
+            print(f"the log's checkpoint:\n{exc.ours}", file=sys.stderr)
+            return EXIT_INCONSISTENT
+        except NetworkError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            worst = worst or EXIT_UNREACHABLE
+            continue
+        if view.head is None:
+            print(
+                f"witness {witness.url} has cosigned nothing of {monitor.log_url}",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"witness {witness.url} agrees: it cosigned {monitor.log_url} at size "
+                f"{view.head.size}",
+                file=sys.stderr,
+            )
+    return worst
 
 
 def _failed(exc: Exception, state_path: Path | None = None) -> int:

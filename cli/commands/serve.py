@@ -30,7 +30,16 @@ def add_parser(subparsers: Any) -> None:
         help="take a log database that has no checkpoint file as the log's latest state (a "
         "log from before checkpoint files, or an instance joining a shared PostgreSQL log)",
     )
-    parser.set_defaults(run=run)
+    parser.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="dev mode: a witness (keyless witness serve) that cosigns the logs' checkpoints, "
+        "its key taken on first use and kept in the state directory; repeatable (with "
+        "--config: log: witnesses:)",
+    )
+    parser.set_defaults(run=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,9 +48,11 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"host": args.host, "port": args.port, "state_dir": args.state_dir}
     overrides["new_log"] = args.new_log
     if args.config:
+        if args.witness:
+            args.parser.error("with --config, witnesses are set in log: witnesses:")
         config = load_server_config(args.config, **overrides)
     else:
-        config = dev_config(**overrides)
+        config = dev_config(**overrides, witnesses=tuple(args.witness))
     config = replace(config, adopt_existing_log=args.adopt_existing_log)
     import gc
 

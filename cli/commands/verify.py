@@ -68,6 +68,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "transparency log evidence (cosign's flag; the signing is then not publicly visible)",
     )
     parser.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a witness whose cosignature the bundle's checkpoint must carry: its "
+        "cosignature/v1 verifier key (name+id+key) or a file holding it; repeatable",
+    )
+    parser.add_argument(
+        "--witness-threshold",
+        type=int,
+        metavar="N",
+        help="how many of the --witness keys must have cosigned (default: all of them)",
+    )
+    parser.add_argument(
         "-o", "--output", choices=("text", "json"), default="text", help="result format"
     )
     parser.add_argument(
@@ -148,9 +162,14 @@ def run(args: argparse.Namespace) -> int:
         args.usage_error("--key verifies a managed key; identity flags do not apply")
     if args.insecure_ignore_tlog and args.key is None:
         args.usage_error("--insecure-ignore-tlog applies to --key only")
+    threshold = args.witness_threshold
+    if threshold is not None and not 1 <= threshold <= len(args.witness):
+        args.usage_error("--witness-threshold must be between 1 and the number of --witness keys")
     policy = None if args.key is not None else build_policy(args)
     image = _images.image_reference(args.artifact)
     if image is not None:
+        if args.witness:
+            args.usage_error("--witness applies to bundle files and digests, not images")
         if args.bundle is not None:
             args.usage_error("--bundle does not apply to images; signatures are in the registry")
         return _verify_image(args, image, policy, expected=describe_expected(args))
@@ -204,6 +223,13 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
             bundle = load_bundle(bundle_path)
             verifier = Verifier(_trusted_root(args))
             result = verifier.verify(bundle, artifact=artifact, policy=policy, now=now)
+        if args.witness:
+            from keyless.client.verify.witnesses import check_cosignatures, load_witness_key
+
+            keys = [load_witness_key(value) for value in args.witness]
+            check_cosignatures(
+                bundle, witnesses=keys, threshold=args.witness_threshold or len(keys)
+            )
     except NetworkError as exc:
         return _undecided(args, exc, digest)
     except VerificationError as exc:

@@ -376,6 +376,14 @@ class _Monitor(ABC):
         """The log's current checkpoint, verified with a trusted key."""
 
     @abstractmethod
+    def verify_note(self, note: str) -> TreeHead:
+        """A checkpoint of this log from elsewhere (a witness), verified with a trusted key."""
+
+    def prove_extends(self, old: TreeHead, new: TreeHead) -> None:
+        """Require `new` to extend `old`, by a proof from the log (LogInconsistencyError)."""
+        self._prove_extends(old, new)
+
+    @abstractmethod
     def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
         """Require `new` to extend `old` (raise LogInconsistencyError)."""
 
@@ -406,6 +414,9 @@ class TileLogMonitor(_Monitor):
 
     def latest(self) -> TreeHead:
         return self.log.checkpoint()
+
+    def verify_note(self, note: str) -> TreeHead:
+        return self.log.verify_checkpoint(note)
 
     def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
         self.log.prove_extends(old, new)
@@ -463,6 +474,9 @@ class LogMonitor(_Monitor):
                 f"checkpoint says size {head.size} root {head.root_hash.hex()}"
             )
         return head
+
+    def verify_note(self, note: str) -> TreeHead:
+        return self._verify_note(note)
 
     def _verify_note(self, note: str) -> TreeHead:
         from keyless.tlog import CheckpointError, verify_checkpoint

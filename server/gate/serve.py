@@ -58,15 +58,17 @@ class _GateGunicorn(BaseApplication):
         build: Callable[[], Any],
         listener: socket.socket,
         *,
-        cert: Path,
-        key: Path,
+        cert: Path | None,
+        key: Path | None,
         threads: int,
         client_ca: Path | None,
+        name: str,
     ) -> None:
         self._build = build
         self._fd = listener.detach()  # gunicorn owns the descriptor from here
         self._cert, self._key, self._threads = cert, key, threads
         self._client_ca = client_ca
+        self._name = name
         super().__init__()
 
     def load_config(self) -> None:
@@ -78,14 +80,15 @@ class _GateGunicorn(BaseApplication):
             "timeout": 60,
             "graceful_timeout": 10,
             "keepalive": 30,
-            "certfile": str(self._cert),
-            "keyfile": str(self._key),
-            "proc_name": "keyless-gate",
+            "proc_name": self._name,
             # The heartbeat file: tmpfs when there is one, as the manifests' Deployment runs
             # with a read-only root filesystem.
             "worker_tmp_dir": _tmpfs(),
             "control_socket_disable": True,
         }
+        if self._cert is not None and self._key is not None:
+            settings["certfile"] = str(self._cert)
+            settings["keyfile"] = str(self._key)
         if self._client_ca is not None:
             # Optional at the TLS layer (the API server's webhook calls present none); a
             # certificate that is presented must chain to the CA, and the external-data paths
@@ -103,10 +106,14 @@ def run(
     build: Callable[[], Any],
     listener: socket.socket,
     *,
-    cert: Path,
-    key: Path,
+    cert: Path | None,
+    key: Path | None,
     threads: int,
     client_ca: Path | None = None,
+    name: str = "keyless-gate",
 ) -> None:
-    """Serve the WSGI app `build()` makes (in the worker, after the fork) until interrupted."""
-    _GateGunicorn(build, listener, cert=cert, key=key, threads=threads, client_ca=client_ca).run()
+    """Serve the WSGI app `build()` makes (in the worker, after the fork) until interrupted;
+    over HTTPS with `cert` and `key`, else plain HTTP (the witness, behind a TLS proxy)."""
+    _GateGunicorn(
+        build, listener, cert=cert, key=key, threads=threads, client_ca=client_ca, name=name
+    ).run()
