@@ -94,8 +94,25 @@ def test_a_new_ca_in_the_same_deployment_is_picked_up(tmp_path, artifact, capsys
     with _server_on(port, state) as before:
         assert _sign(before, artifact) == 0
         old_root = requests.get(f"{before.url}/api/v1/trust/trusted_root.json", timeout=10)
-    # The operator moves the CA to new key material; the TUF keys stay, so clients follow.
-    with _server_on(port, state, ca=CAConfig(directory=tmp_path / "new-ca")) as after:
+    # The operator moves the CA to new key material, listing the old chain under
+    # retired-trust as a rotation does (a CA swapped without it is refused at start-up,
+    # tests/e2e/test_ca_anchor.py); the TUF keys stay, so clients follow.
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+
+    from keyless.server.config import RetiredTrust
+
+    old = tuple(x509.load_pem_x509_certificates((state / "ca" / "ca-chain.pem").read_bytes()))
+    retired = RetiredTrust(
+        kind="ca-chain",
+        url=f"http://127.0.0.1:{port}",
+        start=old[0].not_valid_before_utc,
+        end=datetime.now(UTC) + timedelta(days=1),
+        certificates=old,
+    )
+    new_ca = CAConfig(directory=tmp_path / "new-ca")
+    with _server_on(port, state, ca=new_ca, retired=(retired,)) as after:
         new_root = requests.get(f"{after.url}/api/v1/trust/trusted_root.json", timeout=10)
         assert (
             new_root.json()["certificateAuthorities"] != old_root.json()["certificateAuthorities"]
