@@ -75,6 +75,7 @@ class Reason(enum.StrEnum):
     IDENTITY_TOO_LARGE = "identity-too-large"
     SAN_UNENCODABLE = "san-unencodable"
     CA_BACKEND_FAILED = "ca-backend-failed"
+    PKCS11_NOT_INSTALLED = "pkcs11-not-installed"
     CT_LOG_FAILED = "ct-log-failed"
     CA_CONFIG_INVALID = "ca-config-invalid"
 
