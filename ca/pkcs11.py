@@ -96,7 +96,7 @@ def require_binding() -> None:
         raise BackendError(
             "PKCS#11 keys need python-pkcs11, which is not installed: "
             "pip install 'keyless[pkcs11]'",
-            reason=Reason.PKCS11_NOT_INSTALLED,
+            reason=Reason.MISSING_LIBRARY,
         ) from exc
 
 

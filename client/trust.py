@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from keyless.client.errors import ClientError, NetworkError
 from keyless.client.verify.errors import TrustRootError, describe_validation_error, iso
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -367,7 +368,7 @@ def _tuf_targets(server: str, directory: Path, names: tuple[str, ...]) -> list[b
                 raise ServerTrustError(
                     f"the {name} served by the TUF repository of {server} does not match its "
                     f"signed metadata ({exc}): refused",
-                    reason="server-trust-invalid",
+                    reason=Reason.SERVER_TRUST_INVALID,
                 ) from exc
             found.append(_read_bounded(Path(path), name))
         return found
@@ -376,7 +377,7 @@ def _tuf_targets(server: str, directory: Path, names: tuple[str, ...]) -> list[b
             f"the TUF repository of {server} is not signed by the keys trusted since first use "
             f"(in {directory}): the server was redeployed with new keys, or something else "
             "answers at its URL",
-            reason="server-trust-changed",
+            reason=Reason.SERVER_TRUST_CHANGED,
             hint="if its operator confirms a new deployment, run again with --refresh-trust "
             f"to trust it from now on (or delete {directory})",
         ) from exc
@@ -386,7 +387,7 @@ def _tuf_targets(server: str, directory: Path, names: tuple[str, ...]) -> list[b
         if any(copy is None for copy in kept):
             raise NetworkError(
                 f"cannot refresh the trusted root of {server} from its TUF repository: {why}",
-                reason="server-unreachable",
+                reason=Reason.SERVER_UNREACHABLE,
             ) from exc
         log.info(
             "cannot reach %s (%s); using the trusted root of its last refresh, whose TUF "
@@ -399,7 +400,7 @@ def _tuf_targets(server: str, directory: Path, names: tuple[str, ...]) -> list[b
     except (exceptions.RepositoryError, OSError) as exc:
         raise ServerTrustError(
             f"the TUF repository of {server} does not verify (trust kept in {directory}): {exc}",
-            reason="server-trust-invalid",
+            reason=Reason.SERVER_TRUST_INVALID,
         ) from exc
 
 
@@ -461,7 +462,7 @@ def _first_tuf_root(server: str) -> bytes:
         raise ServerTrustError(
             f"cannot get the trusted root of {server}: it serves no TUF repository "
             f"({url} answered HTTP {response.status_code})",
-            reason="no-tuf-repository",
+            reason=Reason.NO_TUF_REPOSITORY,
         )
     if len(body) > MAX_TRUSTED_ROOT_BYTES:
         raise ServerTrustError(f"{url} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")

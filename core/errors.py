@@ -36,6 +36,7 @@ class Reason(enum.StrEnum):
     TOO_LARGE = "too-large"
     UNREACHABLE = "unreachable"
     BIND_FAILED = "bind-failed"
+    MISSING_LIBRARY = "missing-library"  # an optional extra (python-pkcs11, boto3) is absent
 
     # Identity tokens (oidc).
     TOKEN_INVALID = "token-invalid"
@@ -75,7 +76,6 @@ class Reason(enum.StrEnum):
     IDENTITY_TOO_LARGE = "identity-too-large"
     SAN_UNENCODABLE = "san-unencodable"
     CA_BACKEND_FAILED = "ca-backend-failed"
-    PKCS11_NOT_INSTALLED = "pkcs11-not-installed"
     CT_LOG_FAILED = "ct-log-failed"
     CA_CONFIG_INVALID = "ca-config-invalid"
 
@@ -126,6 +126,18 @@ class Reason(enum.StrEnum):
     SERVER_TRUST_CHANGED = "server-trust-changed"
     NO_TUF_REPOSITORY = "no-tuf-repository"
 
+    # Long-lived keys (client.keys): files, key references, PKCS#11 tokens, KMS keys.
+    KEY_FILE = "key-file"
+    KEY_REFERENCE = "key-reference"
+    KEY_TYPE = "key-type"
+    KEY_URL = "key-url"
+    UNSUPPORTED_KEY_REFERENCE = "unsupported-key-reference"
+    UNSUPPORTED_SCRYPT_PARAMETERS = "unsupported-scrypt-parameters"
+    WRONG_PASSWORD = "wrong-password"
+    WRONG_PIN = "wrong-pin"
+    KMS_REFUSED = "kms-refused"
+    KMS_SIGNATURE = "kms-signature"
+
     # Verification checks (client.verify): each names the check that failed.
     ARTIFACT = "artifact"
     BUNDLE = "bundle"
@@ -152,6 +164,7 @@ class Reason(enum.StrEnum):
     TYPE = "type"
     PREDICATE = "predicate"
     PREDICATE_TYPE = "predicate-type"
+    SUBJECT_NAME = "subject-name"
 
     # Images, attestations and policies (client.oci, client.attest, client.policy).
     REGISTRY_ERROR = "registry-error"
@@ -167,6 +180,8 @@ class Reason(enum.StrEnum):
     IDENTITY_MISMATCH = "identity-mismatch"
     INVALID_SIGNATURES = "invalid-signatures"
     WRONG_DIGEST = "wrong-digest"
+    NO_SIGNATURES = "no-signatures"
+    ONLY_LEGACY_SIGNATURES = "only-legacy-signatures"
     NO_ATTESTATIONS = "no-attestations"
     POLICY_INVALID = "policy-invalid"
     RESOURCE_INVALID = "resource-invalid"

@@ -42,6 +42,7 @@ from keyless.client.verify import AllOf, Identity, Issuer, VerificationError, Ve
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
 from keyless.core.dsse import pae
 from keyless.core.encoding import b64encode
+from keyless.core.errors import Reason
 from keyless.core.keys import key_details
 from keyless.oidc.acquire import check_not_expired
 
@@ -78,7 +79,7 @@ class UnverifiedBundleError(ClientError):
         super().__init__(
             f"signed and logged (log index {result.log_index}), but the new bundle does not "
             f"verify against the trusted root: {cause.message}",
-            reason="unverified-bundle",
+            reason=Reason.UNVERIFIED_BUNDLE,
             hint="check that the trusted root belongs to the deployment that signed; "
             "the saved bundle verifies once the right root is trusted",
         )
