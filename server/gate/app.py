@@ -197,7 +197,7 @@ class GateApp:
             keys = parse_provider_request(body)
         except ProviderRequestError as exc:
             self.gate.metrics.admission(provider, "invalid")
-            return _provider_error(400, exc.message)
+            return _provider_error(exc.status, exc.message)
         started = time.monotonic()
         budget = self.gate.settings.external_data_timeout
         try:
