@@ -26,13 +26,16 @@ from typing import Any
 
 from keyless.client.attest.statement import SLSA_V1
 from keyless.core.encoding import b64url_decode
+from keyless.core.errors import Error, Reason
 
 GITHUB_BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"
 MAX_SUBJECTS = 256
 
 
-class ActionError(Exception):
+class ActionError(Error):
     """An input the action cannot work with: reported as a GitHub `::error::` line."""
+
+    reason = Reason.ACTION_INPUT_INVALID
 
 
 def provenance_predicate(claims: Mapping[str, Any], server_url: str) -> dict[str, Any]:

@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from keyless.core.errors import Error, Reason
+
 # Subcommand modules under `keyless.cli.commands`, each with `add_parser(subparsers)` and
 # `run(args)`.
 # They are imported when the parser is built; heavy imports stay inside each `run`.
@@ -31,17 +33,10 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-class CLIError(Exception):
+class CLIError(Error):
     """A failure to report to the user as one line, with an optional hint."""
 
-    # Also recognised when this module runs as `python -m keyless.cli.main`, where the class
-    # raised (keyless.cli.main.CLIError) is not this `__main__` copy of it.
-    user_facing = True
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    reason = Reason.CLI_ERROR
 
 
 def build_parser() -> argparse.ArgumentParser:
