@@ -125,7 +125,9 @@ class TrustedRoot:
                 it cannot be used.
         """
         if len(data) > MAX_TRUSTED_ROOT_BYTES:
-            raise TrustRootError(f"trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+            raise TrustRootError(
+                detail=f"trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes"
+            )
         from pydantic import ValidationError
         from sigstore_models.trustroot.v1 import TrustedRoot as WireTrustedRoot
 
@@ -135,7 +137,7 @@ class TrustedRoot:
             wire = _parse_with_proto3_defaults(WireTrustedRoot, data, _restore_trusted_root)
             if wire is None:
                 raise TrustRootError(
-                    f"malformed trusted root: {describe_validation_error(exc)}"
+                    detail=f"malformed trusted root: {describe_validation_error(exc)}"
                 ) from exc
         return cls.from_model(wire)
 
@@ -147,9 +149,11 @@ class TrustedRoot:
         cas_in = wire.certificate_authorities  # type: ignore[attr-defined]
         tsas_in = wire.timestamp_authorities  # type: ignore[attr-defined]
         if len(tlogs_in) > MAX_LOGS or len(ctlogs_in) > MAX_LOGS:
-            raise TrustRootError(f"trusted root lists more than {MAX_LOGS} logs")
+            raise TrustRootError(detail=f"trusted root lists more than {MAX_LOGS} logs")
         if len(cas_in) > MAX_AUTHORITIES or len(tsas_in) > MAX_AUTHORITIES:
-            raise TrustRootError(f"trusted root lists more than {MAX_AUTHORITIES} authorities")
+            raise TrustRootError(
+                detail=f"trusted root lists more than {MAX_AUTHORITIES} authorities"
+            )
         return cls(
             tlogs=_index_logs(tlogs_in, "tlogs"),
             ctlogs=_index_logs(ctlogs_in, "ctlogs"),
@@ -177,7 +181,7 @@ def load_trust_config(path: str | os.PathLike[str]) -> TrustedRoot:
         config = _parse_with_proto3_defaults(ClientTrustConfig, data, _restore_trust_config)
         if config is None:
             raise TrustRootError(
-                f"malformed trust config {path}: {describe_validation_error(exc)}"
+                detail=f"malformed trust config {path}: {describe_validation_error(exc)}"
             ) from exc
     return TrustedRoot.from_model(config.trusted_root)
 
@@ -295,7 +299,7 @@ def server_targets(
     """The verified bytes of TUF targets `names` of `server`, after one metadata refresh (trust
     on first use, kept as `fetch_server_trusted_root` says)."""
     if not _SERVER_RE.fullmatch(server):
-        raise TrustRootError(f"server URL {server!r} is not an http(s) origin")
+        raise TrustRootError(detail=f"server URL {server!r} is not an http(s) origin")
     server = server.rstrip("/")
     directory = server_trust_dir(server)
     with _trust_lock(directory):
@@ -519,14 +523,17 @@ def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, 
     for log in logs:
         key = log.public_key
         if key.raw_bytes is None:
-            raise TrustRootError(f"{field} entry {log.base_url} has no public key bytes")
+            raise TrustRootError(detail=f"{field} entry {log.base_url} has no public key bytes")
         try:
             public_key = load_der_public_key(key.raw_bytes)
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise TrustRootError(f"{field} entry {log.base_url} has an unusable key") from exc
+            raise TrustRootError(
+                detail=f"{field} entry {log.base_url} has an unusable key"
+            ) from exc
         if not isinstance(public_key, usable):
             raise TrustRootError(
-                f"{field} entry {log.base_url} has an unsupported {type(public_key).__name__}"
+                detail=f"{field} entry {log.base_url} has an unsupported "
+                f"{type(public_key).__name__}"
             )
         entry = LogKey(
             base_url=log.base_url,
@@ -539,7 +546,7 @@ def _index_logs(logs: list[TransparencyLogInstance], field: str) -> dict[bytes, 
             valid_for=UNBOUNDED if key.valid_for is None else _time_range(key.valid_for),
         )
         if entry.key_id in index:
-            raise TrustRootError(f"{field} lists log ID {entry.key_id.hex()} twice")
+            raise TrustRootError(detail=f"{field} lists log ID {entry.key_id.hex()} twice")
         index[entry.key_id] = entry
     return index
 
@@ -549,13 +556,15 @@ def _authority(ca: CertificateAuthority, field: str) -> Authority:
 
     raw = ca.cert_chain.certificates
     if not raw:
-        raise TrustRootError(f"{field} entry {ca.uri} has an empty certificate chain")
+        raise TrustRootError(detail=f"{field} entry {ca.uri} has an empty certificate chain")
     if len(raw) > MAX_CHAIN_LENGTH:
-        raise TrustRootError(f"{field} entry {ca.uri} has a chain longer than {MAX_CHAIN_LENGTH}")
+        raise TrustRootError(
+            detail=f"{field} entry {ca.uri} has a chain longer than {MAX_CHAIN_LENGTH}"
+        )
     try:
         certificates = tuple(x509.load_der_x509_certificate(c.raw_bytes) for c in raw)
     except ValueError as exc:
-        raise TrustRootError(f"{field} entry {ca.uri} has a malformed certificate") from exc
+        raise TrustRootError(detail=f"{field} entry {ca.uri} has a malformed certificate") from exc
     # Each link of the chain is checked once here, so verification can treat every
     # certificate of a trusted chain as an anchor without re-verifying the links per bundle.
     unissued = _first_unissued(certificates)
@@ -571,7 +580,7 @@ def _authority(ca: CertificateAuthority, field: str) -> Authority:
     if unissued is not None:
         child, cause = unissued
         raise TrustRootError(
-            f"{field} entry {ca.uri}: {child.subject.rfc4514_string()} is not issued by "
+            detail=f"{field} entry {ca.uri}: {child.subject.rfc4514_string()} is not issued by "
             "the next certificate of its chain"
         ) from cause
     return Authority(
@@ -597,7 +606,7 @@ def _first_unissued(
 def _time_range(wire: WireTimeRange) -> TimeRange:
     start, end = wire.start, wire.end
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
-        raise TrustRootError("trusted root validFor times must carry a UTC offset")
+        raise TrustRootError(detail="trusted root validFor times must carry a UTC offset")
     return TimeRange(start=start, end=end)
 
 
@@ -606,9 +615,9 @@ def _read_bounded(path: Path, what: str) -> bytes:
         with path.open("rb") as handle:
             data = handle.read(MAX_TRUSTED_ROOT_BYTES + 1)
     except OSError as exc:
-        raise TrustRootError(f"cannot read {what} {path}: {exc.strerror}") from exc
+        raise TrustRootError(detail=f"cannot read {what} {path}: {exc.strerror}") from exc
     if len(data) > MAX_TRUSTED_ROOT_BYTES:
-        raise TrustRootError(f"{what} {path} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+        raise TrustRootError(detail=f"{what} {path} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
     return data
 
 

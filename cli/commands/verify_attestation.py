@@ -25,6 +25,7 @@ from keyless.cli.commands.verify import (
     build_policy,
     signer_identity,
 )
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from keyless.client.attest.rego import RegoPolicy
@@ -326,10 +327,11 @@ def _best(failures: list[Any], count: int, predicate_type: str | None) -> Any:
     first = most_telling(failures)
     if first.check == "type":
         return VerificationError(
-            "type", f"none of the {count} attestations is of predicate type {predicate_type!r}"
+            reason=Reason.TYPE,
+            detail=f"none of the {count} attestations is of predicate type {predicate_type!r}",
         )
     return VerificationError(
-        first.check, f"none of the {count} attestations passed: {first.detail}"
+        reason=first.check, detail=f"none of the {count} attestations passed: {first.detail}"
     )
 
 

@@ -215,17 +215,24 @@ def statement_of(bundle: Bundle) -> dict[str, Any]:
     """
     envelope = bundle.envelope
     if envelope is None:
-        raise VerificationError("dsse", "the bundle holds a message signature, not an attestation")
+        raise VerificationError(
+            reason=Reason.DSSE, detail="the bundle holds a message signature, not an attestation"
+        )
     if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
         raise VerificationError(
-            "dsse", f"envelope payload type {envelope.payload_type!r} is not in-toto"
+            reason=Reason.DSSE,
+            detail=f"envelope payload type {envelope.payload_type!r} is not in-toto",
         )
     try:
         value = json.loads(envelope.payload, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise VerificationError("dsse", "envelope payload is not valid JSON") from exc
+        raise VerificationError(
+            reason=Reason.DSSE, detail="envelope payload is not valid JSON"
+        ) from exc
     if not isinstance(value, dict) or not isinstance(value.get("predicateType"), str):
-        raise VerificationError("dsse", "envelope payload is not an in-toto statement")
+        raise VerificationError(
+            reason=Reason.DSSE, detail="envelope payload is not an in-toto statement"
+        )
     return value
 
 
@@ -285,7 +292,8 @@ def check_type(verified: dict[str, Any], predicate_type: str | None) -> None:
     actual = verified.get("predicateType")
     if predicate_type is not None and actual != predicate_type:
         raise VerificationError(
-            "type", f"the attestation is of predicate type {actual!r}, not {predicate_type!r}"
+            reason=Reason.TYPE,
+            detail=f"the attestation is of predicate type {actual!r}, not {predicate_type!r}",
         )
 
 

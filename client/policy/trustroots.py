@@ -61,9 +61,11 @@ def load_trust_file(name: str, path: Path) -> TrustMaterial:
         with path.open("rb") as handle:
             data = handle.read(MAX_TRUSTED_ROOT_BYTES + 1)
     except OSError as exc:
-        raise TrustRootError(f"cannot read trusted root {path}: {exc.strerror}") from exc
+        raise TrustRootError(detail=f"cannot read trusted root {path}: {exc.strerror}") from exc
     if len(data) > MAX_TRUSTED_ROOT_BYTES:
-        raise TrustRootError(f"trusted root {path} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+        raise TrustRootError(
+            detail=f"trusted root {path} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes"
+        )
     return TrustMaterial(name, TrustedRoot.from_json(data), _sha256(data), str(path))
 
 

@@ -9,15 +9,16 @@ from keyless.core.errors import Error, Reason
 class VerificationError(Error):
     """A bundle, trust root or artifact failed one named check of verification.
 
-    `check` is a stable slug naming the check (`sct`, `inclusion-proof`, `identity`, ...); it is
-    also the `reason`. `message` is the one line `keyless verify` prints.
+    `reason` is a stable slug naming the check (`sct`, `inclusion-proof`, `identity`, ...),
+    also kept as `check`; `detail` says what is wrong, and `message`, the one line
+    `keyless verify` prints, is built from the two.
     """
 
-    def __init__(self, check: str, detail: str, *, hint: str | None = None) -> None:
+    def __init__(self, *, reason: str, detail: str, hint: str | None = None) -> None:
         super().__init__(
-            f"verification failed ({check}): {detail}", reason=check, detail=detail, hint=hint
+            f"verification failed ({reason}): {detail}", reason=reason, detail=detail, hint=hint
         )
-        self.check = check
+        self.check = reason
 
     def __str__(self) -> str:
         return f"{self.check}: {self.detail}"
@@ -26,15 +27,15 @@ class VerificationError(Error):
 class BundleError(VerificationError):
     """The bundle is malformed or breaks the rules of its media type."""
 
-    def __init__(self, detail: str, *, hint: str | None = None) -> None:
-        super().__init__(Reason.BUNDLE, detail, hint=hint)
+    def __init__(self, *, detail: str, hint: str | None = None) -> None:
+        super().__init__(reason=Reason.BUNDLE, detail=detail, hint=hint)
 
 
 class TrustRootError(VerificationError):
     """The trusted root is malformed, unreadable or unusable."""
 
-    def __init__(self, detail: str, *, hint: str | None = None) -> None:
-        super().__init__(Reason.TRUST_ROOT, detail, hint=hint)
+    def __init__(self, *, detail: str, hint: str | None = None) -> None:
+        super().__init__(reason=Reason.TRUST_ROOT, detail=detail, hint=hint)
 
 
 def describe_validation_error(exc: object) -> str:

@@ -446,7 +446,9 @@ def _signature_bytes(signature: LegacySignature) -> bytes:
     try:
         return base64.b64decode(signature.signature, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise VerificationError("signature", "the signature annotation is not base64") from exc
+        raise VerificationError(
+            reason=Reason.SIGNATURE, detail="the signature annotation is not base64"
+        ) from exc
 
 
 def _failure(outcome: ImageVerification) -> ImageVerificationError:
