@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from keyless.core.keys import CURVE_HASHES, hash_algorithm
 from keyless.tsa.certs import TSAChainError, check_tsa_chain
 from keyless.tsa.errors import Rejected
-from keyless.tsa.request import TimestampRequest, parse_der_request, parse_json_request
+from keyless.tsa.request import TimestampRequest
 
 DEFAULT_POLICY_OID = "1.3.6.1.4.1.57264.2"  # Sigstore's TSA policy arc
 _VERSION_1 = core.Integer(1).dump()
@@ -144,20 +144,6 @@ class TimestampAuthority:
     def leaf(self) -> x509.Certificate:
         """The signing certificate."""
         return self.chain[0]
-
-    def answer_der(self, der: bytes) -> tuple[bytes, bool]:
-        """The DER `TimeStampResp` for a DER request, and whether it was granted."""
-        try:
-            return self.grant(parse_der_request(der)), True
-        except Rejected as exc:
-            return reject(exc.failure, exc.message), False
-
-    def answer_json(self, body: bytes) -> tuple[bytes, bool]:
-        """The DER `TimeStampResp` for Sigstore's JSON request, and whether it was granted."""
-        try:
-            return self.grant(parse_json_request(body)), True
-        except Rejected as exc:
-            return reject(exc.failure, exc.message), False
 
     def grant(self, request: TimestampRequest) -> bytes:
         """A signed `TimeStampResp` (status granted) for a checked request.

@@ -22,3 +22,20 @@ class Rejected(TSAError):
     def __init__(self, message: str, *, failure: str) -> None:
         super().__init__(message)
         self.failure = failure
+
+
+class RequestTooLargeError(Rejected):
+    """A request larger than its format allows, refused unread (HTTP 413)."""
+
+    status = 413
+    reason = Reason.TOO_LARGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, failure="bad_data_format")
+
+
+class UnsupportedMediaTypeError(TSAError):
+    """A request that is neither a DER `TimeStampReq` nor Sigstore's JSON (HTTP 415)."""
+
+    status = 415
+    reason = Reason.UNSUPPORTED_MEDIA_TYPE
