@@ -155,5 +155,5 @@ def _body() -> bytes:
 
 def _body_too_large(limit: int) -> RequestError:
     return RequestError(
-        f"request body too large: the limit is {limit} bytes", reason=Reason.REQUEST_TOO_LARGE
+        f"request body too large: the limit is {limit} bytes", reason=Reason.TOO_LARGE
     )

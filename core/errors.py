@@ -33,7 +33,7 @@ class Reason(enum.StrEnum):
     ERROR = "error"
     BAD_REQUEST = "bad-request"
     NOT_FOUND = "not-found"
-    TOO_LARGE = "too-large"
+    TOO_LARGE = "too-large"  # a request, response or document over its size bound
     UNREACHABLE = "unreachable"
     BIND_FAILED = "bind-failed"
     MISSING_LIBRARY = "missing-library"  # an optional extra (python-pkcs11, boto3) is absent
@@ -64,7 +64,6 @@ class Reason(enum.StrEnum):
     # The certificate authority (ca).
     CA_ERROR = "ca-error"
     REQUEST_MALFORMED = "request-malformed"
-    REQUEST_TOO_LARGE = "request-too-large"
     KEY_MISSING = "key-missing"
     KEY_UNPARSEABLE = "key-unparseable"
     KEY_INSECURE = "key-insecure"
@@ -84,7 +83,6 @@ class Reason(enum.StrEnum):
     ENTRY_INVALID = "entry-invalid"
     ENTRY_DUPLICATE = "entry-duplicate"
     TOO_MANY_ITEMS = "too-many-items"
-    BODY_TOO_LARGE = "body-too-large"
     PROOF_INVALID = "proof-invalid"
     INCLUSION_PROOF_MISMATCH = "inclusion-proof-mismatch"
     CONSISTENCY_PROOF_MISMATCH = "consistency-proof-mismatch"
@@ -138,7 +136,9 @@ class Reason(enum.StrEnum):
     KMS_REFUSED = "kms-refused"
     KMS_SIGNATURE = "kms-signature"
 
-    # Verification checks (client.verify): each names the check that failed.
+    # Verification checks (client.verify): each names the check that failed; the GitHub ones
+    # are the certificate extensions `keyless verify --certificate-github-workflow-*` and
+    # `verify-attestation --repo/--owner` compare.
     ARTIFACT = "artifact"
     BUNDLE = "bundle"
     TRUST_ROOT = "trust-root"
@@ -165,6 +165,13 @@ class Reason(enum.StrEnum):
     PREDICATE = "predicate"
     PREDICATE_TYPE = "predicate-type"
     SUBJECT_NAME = "subject-name"
+    GITHUB_WORKFLOW_TRIGGER = "github-workflow-trigger"
+    GITHUB_WORKFLOW_SHA = "github-workflow-sha"
+    GITHUB_WORKFLOW_NAME = "github-workflow-name"
+    GITHUB_WORKFLOW_REPOSITORY = "github-workflow-repository"
+    GITHUB_WORKFLOW_REF = "github-workflow-ref"
+    SOURCE_REPOSITORY = "source-repository"
+    SOURCE_REPOSITORY_OWNER = "source-repository-owner"
 
     # Images, attestations and policies (client.oci, client.attest, client.policy).
     REGISTRY_ERROR = "registry-error"

@@ -71,7 +71,7 @@ class BodyTooLargeError(RequestError):
     """A request body exceeds the endpoint's limit (HTTP 413)."""
 
     status = 413
-    reason = Reason.BODY_TOO_LARGE
+    reason = Reason.TOO_LARGE
 
 
 class InconsistentLogError(LogError):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from keyless.cli.commands import _images, _keys
 from keyless.core.encoding import format_rfc3339
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from keyless.client.oci import Reference
@@ -26,11 +27,11 @@ if TYPE_CHECKING:
 
 # (flag suffix, Fulcio arc, check name) for the GitHub workflow claims cosign users know.
 GITHUB_FLAGS: tuple[tuple[str, int, str], ...] = (
-    ("trigger", 2, "github-workflow-trigger"),
-    ("sha", 3, "github-workflow-sha"),
-    ("name", 4, "github-workflow-name"),
-    ("repository", 5, "github-workflow-repository"),
-    ("ref", 6, "github-workflow-ref"),
+    ("trigger", 2, Reason.GITHUB_WORKFLOW_TRIGGER),
+    ("sha", 3, Reason.GITHUB_WORKFLOW_SHA),
+    ("name", 4, Reason.GITHUB_WORKFLOW_NAME),
+    ("repository", 5, Reason.GITHUB_WORKFLOW_REPOSITORY),
+    ("ref", 6, Reason.GITHUB_WORKFLOW_REF),
 )
 
 _ANCHOR_NOTE = (

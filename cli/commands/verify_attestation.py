@@ -199,7 +199,7 @@ def identity_policy(args: argparse.Namespace) -> Policy:
         policies.append(
             ExtensionEquals(
                 arc=oids.SOURCE_REPOSITORY_URI,
-                name="source-repository",
+                name=Reason.SOURCE_REPOSITORY,
                 value=f"https://{GITHUB_HOST}/{_repo(args)}",
             )
         )
@@ -207,7 +207,7 @@ def identity_policy(args: argparse.Namespace) -> Policy:
         policies.append(
             ExtensionEquals(
                 arc=oids.SOURCE_REPOSITORY_OWNER_URI,
-                name="source-repository-owner",
+                name=Reason.SOURCE_REPOSITORY_OWNER,
                 value=f"https://{GITHUB_HOST}/{_owner(args)}",
             )
         )

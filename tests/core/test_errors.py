@@ -3,9 +3,13 @@ HTTP status and exit code."""
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
 from keyless.core.errors import Error, ProblemsError, Reason, grpc_code
+from tests.conftest import REPO
+from tests.test_packaging import FOLDERS
 
 
 class _ThrottledError(Error):
@@ -56,3 +60,47 @@ def test_reasons_are_slugs_and_compare_as_strings() -> None:
 )
 def test_grpc_codes_follow_grpc_gateway(status: int, code: int) -> None:
     assert grpc_code(status) == code
+
+
+def _literal_reasons(path) -> list[str]:
+    """Where a module spells a reason as a string: a `reason=` argument, or a class's
+    `reason = ...`, instead of a `Reason` member."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        values = []
+        if isinstance(node, ast.Call):
+            values = [kw.value for kw in node.keywords if kw.arg == "reason"]
+        elif isinstance(node, ast.ClassDef):
+            values = [
+                statement.value
+                for statement in node.body
+                if isinstance(statement, ast.Assign)
+                and any(getattr(target, "id", None) == "reason" for target in statement.targets)
+            ]
+        found += [
+            f"{path.relative_to(REPO)}:{value.lineno}: {value.value!r}"
+            for value in values
+            if isinstance(value, ast.Constant) and isinstance(value.value, str)
+        ]
+    return found
+
+
+def test_every_reason_comes_from_the_registry() -> None:
+    offenders = [
+        line
+        for folder in FOLDERS
+        for path in sorted((REPO / folder).rglob("*.py"))
+        for line in _literal_reasons(path)
+    ]
+    assert not offenders
+
+
+def test_an_oversized_input_has_one_reason_everywhere() -> None:
+    from keyless.client.oci.errors import TooLargeError
+    from keyless.tlog.errors import BodyTooLargeError
+    from keyless.tsa.errors import RequestTooLargeError
+
+    assert {TooLargeError.reason, BodyTooLargeError.reason, RequestTooLargeError.reason} == {
+        "too-large"
+    }
+    assert not {"request-too-large", "body-too-large"} & {r.value for r in Reason}
