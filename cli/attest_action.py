@@ -205,19 +205,9 @@ def _write_outputs(env: Mapping[str, str], outputs: dict[str, list[str]]) -> Non
 
 
 def main() -> int:
-    try:
-        return run(os.environ)
-    except ActionError as exc:
-        print(f"::error title=keyless::{exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        # The client's expected failures (token, network, registry) say so; a bug propagates.
-        if not getattr(exc, "user_facing", False):
-            raise
-        hint = getattr(exc, "hint", None)
-        message = getattr(exc, "message", str(exc)) + (f" ({hint})" if hint else "")
-        print(f"::error title=keyless::{message}", file=sys.stderr)
-        return 1
+    from keyless.cli.main import run_reporting
+
+    return run_reporting(lambda: run(os.environ), github=True)
 
 
 if __name__ == "__main__":

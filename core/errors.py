@@ -175,6 +175,7 @@ class Reason(enum.StrEnum):
 
     # Images, attestations and policies (client.oci, client.attest, client.policy).
     REGISTRY_ERROR = "registry-error"
+    REGISTRY = "registry"  # keyless verify IMAGE: the registry failed, nothing was decided
     INVALID_REFERENCE = "invalid-reference"
     INVALID_DIGEST = "invalid-digest"
     AUTH_REQUIRED = "auth-required"
@@ -205,8 +206,6 @@ class Error(Exception):
     exit_code: ClassVar[int] = 1
     reason: str = Reason.ERROR
     hint: str | None = None
-    # What the command line tests until it tests `isinstance(exc, Error)`.
-    user_facing: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ from keyless.cli.commands.verify import (
     build_policy,
     signer_identity,
 )
-from keyless.core.errors import Reason
+from keyless.core.errors import Error, Reason
 
 if TYPE_CHECKING:
     from keyless.client.attest.rego import RegoPolicy
@@ -144,11 +144,9 @@ def run(args: argparse.Namespace) -> int:
             name, verified = _verify_image(args, image, policy, keys, predicate_type, rego)
         else:
             name, verified = _verify_files(args, policy, keys, predicate_type, rego)
-    except Exception as exc:
-        if args.output == "json" and getattr(exc, "user_facing", False):
-            check = getattr(exc, "check", None) or getattr(exc, "reason", "error")
-            message = getattr(exc, "message", str(exc))
-            print(json.dumps({"verified": False, "check": check, "message": message}))
+    except Error as exc:
+        if args.output == "json":
+            print(json.dumps({"verified": False, "check": exc.reason, "message": exc.message}))
         raise
     if args.output == "json":
         print(

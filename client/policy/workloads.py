@@ -43,6 +43,8 @@ class WorkloadError(ClientError, ProblemsError):
     """A Kubernetes object or manifest file cannot be read; `problems` has one line each."""
 
     reason = Reason.RESOURCE_INVALID
+    exit_code = 2
+    one_line_per_problem = True
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("the resources are invalid", problems)
