@@ -4,8 +4,8 @@ Run: python bench/tsa.py [--seconds N] [--clients 16]
 
 Prints, in one run:
 - the crypto bound: ECDSA P-256 signatures/s on one thread (a token costs one signature);
-- in-process `TimestampAuthority.answer_der` tokens/s on one thread (parse, build, sign), and
-  its share of the bound;
+- in-process tokens/s on one thread (`parse_der_request`, then `TimestampAuthority.grant`:
+  parse, build, sign), and its share of the bound;
 - HTTP tokens/s from `--clients` concurrent keep-alive clients posting DER requests
   (`application/timestamp-query`, SHA-256 imprint, nonce, certReq) to the TSA blueprint under
   gunicorn (gthread, one worker, 16 threads).
@@ -31,7 +31,13 @@ from rfc3161_client import TimestampRequestBuilder
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._load import post, private_pem, run_load, serve, server_process
-from keyless.tsa import TimestampAuthority, dev_tsa_chain, load_pem_chain, pem_chain
+from keyless.tsa import (
+    TimestampAuthority,
+    dev_tsa_chain,
+    load_pem_chain,
+    parse_der_request,
+    pem_chain,
+)
 
 
 def _authority(work: Path) -> TimestampAuthority:
@@ -88,8 +94,8 @@ def bench_in_process(work: Path, seconds: float) -> None:
     print(f"{'crypto bound: ECDSA P-256 sign, one thread':<56} {bound:>8,.0f}/s")
     authority = _authority(work)
     request = TimestampRequestBuilder().data(b"signature").nonce(nonce=True).build().as_bytes()
-    tokens = _rate(lambda: authority.answer_der(request), seconds / 2)
-    label = "in-process answer_der (parse, build, sign), one thread"
+    tokens = _rate(lambda: authority.grant(parse_der_request(request)), seconds / 2)
+    label = "in-process parse and grant (parse, build, sign), one thread"
     print(f"{label:<56} {tokens:>8,.0f}/s  ({tokens / bound:.0%} of the bound)")
 
 

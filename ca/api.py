@@ -18,6 +18,7 @@ from keyless.ca import metrics, wire
 from keyless.ca.errors import MSG_TRUST_BUNDLE, BackendError, CAError, CTLogError, RequestError
 from keyless.ca.issuance import CertificateAuthority, IssuedCertificate
 from keyless.core.encoding import format_rfc3339
+from keyless.core.errors import Reason
 
 log = logging.getLogger(__name__)
 # One JSON line per issuance and per refusal, for auditors: never the token, never a key.
@@ -154,5 +155,5 @@ def _body() -> bytes:
 
 def _body_too_large(limit: int) -> RequestError:
     return RequestError(
-        f"request body too large: the limit is {limit} bytes", reason="request-too-large"
+        f"request body too large: the limit is {limit} bytes", reason=Reason.TOO_LARGE
     )

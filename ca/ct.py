@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import requests
 
 from keyless import strictjson
+from keyless.ca.errors import CTLogError
 from keyless.core.encoding import b64encode
 
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -34,7 +35,7 @@ class CTSubmitter(Protocol):
         ...
 
 
-class CTSubmissionError(Exception):
+class CTSubmissionError(CTLogError):
     """A CT log refused a chain or could not be reached."""
 
 

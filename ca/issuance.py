@@ -36,6 +36,7 @@ from keyless.ca.sct import (
     check_embedded_sct,
 )
 from keyless.ca.signers import CASigner
+from keyless.core.errors import Reason
 from keyless.oidc import Principal, TokenError
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ def _checked_key(request: SigningRequest, principal: Principal) -> pop.ClientKey
     if request.csr is not None:
         return pop.check_csr(pop.load_csr(request.csr))
     if not request.public_key:
-        raise RequestError(MSG_KEY_UNPARSEABLE, reason="key-missing", detail="no public key")
+        raise RequestError(MSG_KEY_UNPARSEABLE, reason=Reason.KEY_MISSING, detail="no public key")
     key = pop.load_public_key(request.public_key)
     pop.check_proof_of_possession(
         public_key=key,

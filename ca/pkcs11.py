@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_ds
 
 from keyless.ca.errors import BackendError, CAConfigError
 from keyless.ca.signers import CA_CURVE_HASHES, check_chain
+from keyless.core.errors import Reason
 
 DEFAULT_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 # Curves a PKCS#11 CA key may use (the P-256 and P-384, plus P-521 as for file keys).
@@ -95,7 +96,7 @@ def require_binding() -> None:
         raise BackendError(
             "PKCS#11 keys need python-pkcs11, which is not installed: "
             "pip install 'keyless[pkcs11]'",
-            reason="pkcs11-not-installed",
+            reason=Reason.MISSING_LIBRARY,
         ) from exc
 
 

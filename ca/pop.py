@@ -23,6 +23,7 @@ from keyless.ca.errors import (
     RequestError,
 )
 from keyless.core.encoding import b64decode
+from keyless.core.errors import Reason
 from keyless.core.keys import CURVE_HASHES, curve_hash, signature_verifier
 
 ClientKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
@@ -69,7 +70,9 @@ def load_public_key(content: bytes) -> ClientKey:
         RequestError: the content is missing, too large, or not a public key.
     """
     if not content or len(content) > MAX_PUBLIC_KEY_BYTES:
-        raise RequestError(MSG_KEY_UNPARSEABLE, reason="key-unparseable", detail="no public key")
+        raise RequestError(
+            MSG_KEY_UNPARSEABLE, reason=Reason.KEY_UNPARSEABLE, detail="no public key"
+        )
     try:
         block = _pem_block(content)
         if block is None:
@@ -84,7 +87,7 @@ def load_public_key(content: bytes) -> ClientKey:
             raise ValueError(f"unexpected PEM block {block[0].decode()!r}")
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise RequestError(
-            MSG_KEY_UNPARSEABLE, reason="key-unparseable", detail=str(exc)[:200]
+            MSG_KEY_UNPARSEABLE, reason=Reason.KEY_UNPARSEABLE, detail=str(exc)[:200]
         ) from exc
     return check_public_key(key)
 
@@ -107,7 +110,7 @@ def check_public_key(key: object) -> ClientKey:
         return key
     else:
         detail = f"{type(key).__name__.lstrip('_')} keys are not allowed"
-    raise RequestError(MSG_KEY_INSECURE, reason="key-insecure", detail=detail)
+    raise RequestError(MSG_KEY_INSECURE, reason=Reason.KEY_INSECURE, detail=detail)
 
 
 def check_proof_of_possession(*, public_key: ClientKey, signature: bytes, challenge: str) -> None:
@@ -121,7 +124,7 @@ def check_proof_of_possession(*, public_key: ClientKey, signature: bytes, challe
     """
     if not signature or len(signature) > MAX_SIGNATURE_BYTES:
         raise RequestError(
-            MSG_SIGNATURE_INVALID, reason="pop-invalid", detail="no proof of possession"
+            MSG_SIGNATURE_INVALID, reason=Reason.POP_INVALID, detail="no proof of possession"
         )
     message = challenge.encode()
     try:
@@ -129,7 +132,7 @@ def check_proof_of_possession(*, public_key: ClientKey, signature: bytes, challe
     except InvalidSignature as exc:
         raise RequestError(
             MSG_SIGNATURE_INVALID,
-            reason="pop-invalid",
+            reason=Reason.POP_INVALID,
             detail="the proof of possession is not a signature over the challenge by this key",
         ) from exc
 
@@ -160,11 +163,13 @@ def load_csr(pem: bytes) -> x509.CertificateSigningRequest:
     try:
         block = _pem_block(pem) if 0 < len(pem) <= MAX_CSR_BYTES else None
         if block is None or block[0] not in _CSR_LABELS:
-            raise RequestError(MSG_CSR_UNPARSEABLE, reason="csr-unparseable", detail="no CSR found")
+            raise RequestError(
+                MSG_CSR_UNPARSEABLE, reason=Reason.CSR_UNPARSEABLE, detail="no CSR found"
+            )
         return x509.load_der_x509_csr(block[1])
     except ValueError as exc:
         raise RequestError(
-            MSG_CSR_UNPARSEABLE, reason="csr-unparseable", detail=str(exc)[:200]
+            MSG_CSR_UNPARSEABLE, reason=Reason.CSR_UNPARSEABLE, detail=str(exc)[:200]
         ) from exc
 
 
@@ -181,7 +186,7 @@ def check_csr(csr: x509.CertificateSigningRequest) -> ClientKey:
     try:
         key = csr.public_key()
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise RequestError(MSG_KEY_INSECURE, reason="key-insecure", detail=str(exc)) from exc
+        raise RequestError(MSG_KEY_INSECURE, reason=Reason.KEY_INSECURE, detail=str(exc)) from exc
     key = check_public_key(key)
     algorithm = csr.signature_algorithm_oid
     try:
@@ -191,12 +196,12 @@ def check_csr(csr: x509.CertificateSigningRequest) -> ClientKey:
     if not valid:
         raise RequestError(
             MSG_SIGNATURE_INVALID,
-            reason="csr-signature-invalid",
+            reason=Reason.CSR_SIGNATURE_INVALID,
             detail="the CSR's self-signature does not verify",
         )
     if algorithm not in CSR_SIGNATURE_ALGORITHMS:
         message = f"unrecognized signature algorithm: {_go_algorithm_name(csr)}"
-        raise RequestError(message, reason="csr-algorithm-refused")
+        raise RequestError(message, reason=Reason.CSR_ALGORITHM_REFUSED)
     check_algorithm(key, csr.signature_hash_algorithm)
     return key
 
@@ -219,7 +224,7 @@ def check_algorithm(key: ClientKey, hash_algorithm: hashes.HashAlgorithm | None)
     go_type = next(name for kind, name in _GO_KEY_TYPES.items() if isinstance(key, kind))
     go_hash = f"SHA-{hash_algorithm.digest_size * 8}" if hash_algorithm else "unknown hash value 0"
     raise RequestError(
-        f"signing algorithm not permitted: {go_type}, {go_hash}", reason="algorithm-refused"
+        f"signing algorithm not permitted: {go_type}, {go_hash}", reason=Reason.ALGORITHM_REFUSED
     )
 
 

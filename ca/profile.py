@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from keyless.ca.errors import RequestError
+from keyless.core.errors import Reason
 from keyless.oidc.oids import ISSUER_V2, OTHERNAME_SAN_OID, encode_extension_value, fulcio_oid
 from keyless.oidc.principal import Principal, SANType
 
@@ -130,7 +131,7 @@ def _check_identity_size(sizes: dict[str, int]) -> None:
             f"the identity is too large for a certificate: its SAN and extensions take {total}"
             f" bytes, over the {MAX_IDENTITY_BYTES}-byte limit (the largest is {largest},"
             f" {sizes[largest]} bytes)",
-            reason="identity-too-large",
+            reason=Reason.IDENTITY_TOO_LARGE,
         )
 
 
@@ -143,7 +144,7 @@ def _san(principal: Principal) -> x509.GeneralName:
         raise RequestError(
             f"the identity {value!r} cannot be encoded as a {principal.san_type.value} SAN:"
             " it has a space or control character",
-            reason="san-unencodable",
+            reason=Reason.SAN_UNENCODABLE,
         )
     try:
         if principal.san_type is SANType.EMAIL:
@@ -157,5 +158,5 @@ def _san(principal: Principal) -> x509.GeneralName:
     except (UnicodeEncodeError, ValueError) as exc:
         raise RequestError(
             f"the identity {value!r} cannot be encoded as a {principal.san_type.value} SAN",
-            reason="san-unencodable",
+            reason=Reason.SAN_UNENCODABLE,
         ) from exc

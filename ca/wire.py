@@ -18,6 +18,7 @@ from keyless import strictjson
 from keyless.ca.errors import CAError, RequestError
 from keyless.ca.issuance import IssuedCertificate, SigningRequest
 from keyless.core.encoding import b64encode, protojson_b64decode
+from keyless.core.errors import Reason
 
 DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
 MAX_FIELD_CHARS = 128 * 1024
@@ -40,7 +41,9 @@ def parse_v2_request(body: bytes, *, authorization: str | None) -> SigningReques
     csr = _bytes(document, "certificateSigningRequest", "certificate_signing_request")
     if key_request and csr is not None:
         raise RequestError(
-            "proto: oneof key is already set", reason="request-malformed", detail="both key forms"
+            "proto: oneof key is already set",
+            reason=Reason.REQUEST_MALFORMED,
+            detail="both key forms",
         )
     if csr is not None:
         return SigningRequest(token=token, csr=csr)
@@ -149,11 +152,13 @@ def _json_object(body: bytes) -> Mapping[str, Any]:
     except strictjson.JSONError as exc:
         raise RequestError(
             "The request body is not valid JSON",
-            reason="request-malformed",
+            reason=Reason.REQUEST_MALFORMED,
             detail=str(exc)[:200],
         ) from exc
     if not isinstance(document, dict):
-        raise RequestError("The request body must be a JSON object", reason="request-malformed")
+        raise RequestError(
+            "The request body must be a JSON object", reason=Reason.REQUEST_MALFORMED
+        )
     return document
 
 
@@ -195,5 +200,5 @@ def _bytes(document: Mapping[str, Any], camel: str, snake: str) -> bytes | None:
 
 def _type_error(name: str, kind: str) -> RequestError:
     return RequestError(
-        f"invalid value for field {name!r}: expected {kind}", reason="request-malformed"
+        f"invalid value for field {name!r}: expected {kind}", reason=Reason.REQUEST_MALFORMED
     )

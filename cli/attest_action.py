@@ -26,13 +26,16 @@ from typing import Any
 
 from keyless.client.attest.predicates import SLSA_V1
 from keyless.core.encoding import b64url_decode
+from keyless.core.errors import Error, Reason
 
 GITHUB_BUILD_TYPE = "https://actions.github.io/buildtypes/workflow/v1"
 MAX_SUBJECTS = 256
 
 
-class ActionError(Exception):
+class ActionError(Error):
     """An input the action cannot work with: reported as a GitHub `::error::` line."""
+
+    reason = Reason.ACTION_INPUT_INVALID
 
 
 def provenance_predicate(claims: Mapping[str, Any], server_url: str) -> dict[str, Any]:
@@ -202,19 +205,9 @@ def _write_outputs(env: Mapping[str, str], outputs: dict[str, list[str]]) -> Non
 
 
 def main() -> int:
-    try:
-        return run(os.environ)
-    except ActionError as exc:
-        print(f"::error title=keyless::{exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:
-        # The client's expected failures (token, network, registry) say so; a bug propagates.
-        if not getattr(exc, "user_facing", False):
-            raise
-        hint = getattr(exc, "hint", None)
-        message = getattr(exc, "message", str(exc)) + (f" ({hint})" if hint else "")
-        print(f"::error title=keyless::{message}", file=sys.stderr)
-        return 1
+    from keyless.cli.main import run_reporting
+
+    return run_reporting(lambda: run(os.environ), github=True)
 
 
 if __name__ == "__main__":

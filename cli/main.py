@@ -6,7 +6,9 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from keyless.core.errors import Error, ProblemsError, Reason
 
 # Each command and the module under `keyless.cli.commands` that adds it (`add_parser(subparsers)`,
 # `run(args)`), in the order help lists them. A command line that names its command imports
@@ -35,17 +37,23 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class CLIError(Exception):
+class CLIError(Error):
     """A failure to report to the user as one line, with an optional hint."""
 
-    # Also recognised when this module runs as `python -m keyless.cli.main`, where the class
-    # raised (keyless.cli.main.CLIError) is not this `__main__` copy of it.
-    user_facing = True
+    reason = Reason.CLI_ERROR
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+
+class UsageError(CLIError):
+    """The command was given something it cannot use (exit 2, as argparse's usage errors)."""
+
+    exit_code = 2
+
+
+class UndecidedError(CLIError):
+    """The outcome could not be decided: a registry, log or server failed, not what was checked
+    (exit 3)."""
+
+    exit_code = 3
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -79,7 +87,8 @@ def _named_command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run `keyless` with `argv`; returns the exit code (0 ok, 1 failure, 2 usage)."""
+    """Run `keyless` with `argv`; returns the exit code: 0, the command's own, or the failure's
+    (1 unless its class says otherwise; argparse's usage errors exit 2)."""
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(argv)
@@ -89,30 +98,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    return run_reporting(lambda: args.run(args), verbose=args.verbose)
+
+
+def run_reporting(
+    run: Callable[[], int | None], *, verbose: bool = False, github: bool = False
+) -> int:
+    """Run a command and return its exit code. An expected failure, a `keyless.core.errors.Error`,
+    is reported and exits with the error's `exit_code`; anything else is a bug and raises.
+
+    `github` reports as GitHub Actions' `::error` annotation (the Action's entry point).
+    """
     try:
-        return args.run(args) or 0
+        return run() or 0
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        message, hint = _describe(exc)
-        if message is None:
-            raise
-        print(f"error: {message}", file=sys.stderr)
-        if hint:
-            print(f"hint: {hint}", file=sys.stderr)
-        if args.verbose and exc.__cause__ is not None:
-            print(f"cause: {exc.__cause__!r}", file=sys.stderr)
-        return 1
+    except Error as exc:
+        report(exc, verbose=verbose, github=github)
+        return exc.exit_code
 
 
-def _describe(exc: Exception) -> tuple[str | None, str | None]:
-    """The user-facing message and hint of an expected failure, or (None, None) for a bug."""
-    if isinstance(exc, CLIError):
-        return exc.message, exc.hint
-    message = getattr(exc, "message", None)
-    if isinstance(message, str) and getattr(exc, "user_facing", False):
-        return message, getattr(exc, "hint", None)
-    return None, None
+def report(exc: Error, *, verbose: bool = False, github: bool = False) -> None:
+    """Say on stderr why a command failed: `error: <message>` (one line per problem for a
+    list whose problems name their own place), `hint: <hint>`, and with `verbose` the cause."""
+    if github:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        print(f"::error title=keyless::{exc.message}{hint}", file=sys.stderr)
+        return
+    each = isinstance(exc, ProblemsError) and exc.one_line_per_problem
+    for line in exc.problems if each else [exc.message]:
+        print(f"error: {line}", file=sys.stderr)
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=sys.stderr)
+    if verbose and exc.__cause__ is not None:
+        print(f"cause: {exc.__cause__!r}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -77,16 +77,16 @@ class Bundle:
                 version, not exactly one log entry, missing proof or promise, and so on.
         """
         if len(data) > MAX_BUNDLE_BYTES:
-            raise BundleError(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
+            raise BundleError(detail=f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
         from keyless.client.wire import WireError, read_bundle
         from keyless.strictjson import JSONError
 
         try:
             wire = read_bundle(data)
         except JSONError as exc:
-            raise BundleError(str(exc)) from exc
+            raise BundleError(detail=str(exc)) from exc
         except WireError as exc:
-            raise BundleError(f"malformed bundle: {exc}") from exc
+            raise BundleError(detail=f"malformed bundle: {exc}") from exc
         return cls.from_wire(wire)
 
     @classmethod
@@ -94,7 +94,7 @@ class Bundle:
         """Check a bundle as the wire reader read it, and wrap it."""
         version = MEDIA_TYPE_VERSIONS.get(wire.media_type)
         if version is None:
-            raise BundleError(f"unsupported bundle media type {wire.media_type!r}")
+            raise BundleError(detail=f"unsupported bundle media type {wire.media_type!r}")
         material = wire.verification_material
         leaf, leaf_der, chain = _leaf_certificate(material, version)
         timestamps = _timestamps(material)
@@ -102,8 +102,9 @@ class Bundle:
         if not material.tlog_entries and version != "0.1" and timestamps:
             entry = None
         elif len(material.tlog_entries) != 1:
+            count = len(material.tlog_entries)
             raise BundleError(
-                f"expected exactly one transparency log entry, got {len(material.tlog_entries)}"
+                detail=f"expected exactly one transparency log entry, got {count}"
                 + ("" if material.tlog_entries or timestamps else " (and no RFC 3161 timestamp)")
             )
         else:
@@ -117,11 +118,11 @@ class Bundle:
         else:
             envelope = wire.dsse_envelope
             if envelope is None or len(envelope.signatures) != 1:
-                raise BundleError("a DSSE envelope must carry exactly one signature")
+                raise BundleError(detail="a DSSE envelope must carry exactly one signature")
             signature = envelope.signatures[0].sig
             digest = None
         if not signature:
-            raise BundleError("bundle signature is empty")
+            raise BundleError(detail="bundle signature is empty")
         return cls(
             version=version,
             leaf=leaf,
@@ -142,9 +143,9 @@ def _timestamps(material: VerificationMaterial) -> tuple[bytes, ...]:
     if data is not None:
         timestamps = tuple(t.signed_timestamp for t in data.rfc3161_timestamps)
     if len(timestamps) > MAX_TIMESTAMPS:
-        raise BundleError(f"bundle carries more than {MAX_TIMESTAMPS} RFC 3161 timestamps")
+        raise BundleError(detail=f"bundle carries more than {MAX_TIMESTAMPS} RFC 3161 timestamps")
     if len(set(timestamps)) != len(timestamps):
-        raise BundleError("bundle carries the same RFC 3161 timestamp twice")
+        raise BundleError(detail="bundle carries the same RFC 3161 timestamp twice")
     return timestamps
 
 
@@ -155,21 +156,23 @@ def _check_entry(entry: TransparencyLogEntry, version: str, *, has_timestamps: b
         # Allowed in v0.1 only: its SET (required below) then proves the entry was logged.
         if version != "0.1":
             raise BundleError(
-                "malformed bundle: verificationMaterial.tlogEntries.0.inclusionProof: "
+                detail="malformed bundle: verificationMaterial.tlogEntries.0.inclusionProof: "
                 f"Field required (only v0.1 bundles may omit it, this is v{version})"
             )
     elif len(proof.hashes) > MAX_PROOF_HASHES:
-        raise BundleError(f"inclusion proof has more than {MAX_PROOF_HASHES} hashes")
+        raise BundleError(detail=f"inclusion proof has more than {MAX_PROOF_HASHES} hashes")
     elif proof.checkpoint is not None and len(proof.checkpoint.envelope) > MAX_CHECKPOINT_BYTES:
-        raise BundleError(f"checkpoint is larger than {MAX_CHECKPOINT_BYTES} bytes")
+        raise BundleError(detail=f"checkpoint is larger than {MAX_CHECKPOINT_BYTES} bytes")
     if version == "0.1":
         if entry.inclusion_promise is None:
-            raise BundleError("a v0.1 bundle must carry an inclusion promise (SET)")
+            raise BundleError(detail="a v0.1 bundle must carry an inclusion promise (SET)")
     else:
         if proof is None or proof.checkpoint is None:
-            raise BundleError(f"a v{version} bundle must carry a checkpoint in its proof")
+            raise BundleError(detail=f"a v{version} bundle must carry a checkpoint in its proof")
         if entry.inclusion_promise is None and not has_timestamps:
-            raise BundleError("bundle has neither an inclusion promise nor an RFC 3161 timestamp")
+            raise BundleError(
+                detail="bundle has neither an inclusion promise nor an RFC 3161 timestamp"
+            )
 
 
 def load_bundle(path: str | os.PathLike[str]) -> Bundle:
@@ -178,7 +181,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         with Path(path).open("rb") as handle:
             data = handle.read(MAX_BUNDLE_BYTES + 1)
     except OSError as exc:
-        raise BundleError(f"cannot read bundle {path}: {exc.strerror}") from exc
+        raise BundleError(detail=f"cannot read bundle {path}: {exc.strerror}") from exc
     return Bundle.from_json(data)
 
 
@@ -196,20 +199,22 @@ def _leaf_certificate(
         return None, None, ()
     if version == "0.3":
         if certificate is None:
-            raise BundleError("a v0.3 bundle must carry a single `certificate`, not a chain")
+            raise BundleError(detail="a v0.3 bundle must carry a single `certificate`, not a chain")
         raw = [certificate.raw_bytes]
     else:
         if chain is None:
-            raise BundleError(f"a v{version} bundle must carry an x509CertificateChain")
+            raise BundleError(detail=f"a v{version} bundle must carry an x509CertificateChain")
         raw = [c.raw_bytes for c in chain.certificates]
         if not raw:
-            raise BundleError("the bundle's certificate chain is empty")
+            raise BundleError(detail="the bundle's certificate chain is empty")
         if len(raw) > MAX_CHAIN_CERTIFICATES:
-            raise BundleError(f"certificate chain has more than {MAX_CHAIN_CERTIFICATES} entries")
+            raise BundleError(
+                detail=f"certificate chain has more than {MAX_CHAIN_CERTIFICATES} entries"
+            )
     try:
         certificates = [x509.load_der_x509_certificate(r) for r in raw]
     except ValueError as exc:
-        raise BundleError(f"bundle certificate is not valid DER: {exc}") from exc
+        raise BundleError(detail=f"bundle certificate is not valid DER: {exc}") from exc
     leaf, rest = certificates[0], certificates[1:]
     # cryptography parses extensions and keys lazily; parse them now so a malformed leaf is
     # a bundle error here rather than an exception deep inside a later check.
@@ -217,11 +222,11 @@ def _leaf_certificate(
         leaf.extensions  # noqa: B018 - forces (and caches) extension parsing
         leaf.public_key()
     except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
-        raise BundleError(f"the signing certificate is malformed: {exc}") from exc
+        raise BundleError(detail=f"the signing certificate is malformed: {exc}") from exc
     except UnsupportedAlgorithm as exc:
-        raise BundleError(f"the signing certificate has an unsupported key: {exc}") from exc
+        raise BundleError(detail=f"the signing certificate has an unsupported key: {exc}") from exc
     if _is_ca(leaf):
-        raise BundleError("the first certificate of the bundle is a CA, not a signing leaf")
+        raise BundleError(detail="the first certificate of the bundle is a CA, not a signing leaf")
     return leaf, raw[0], tuple(rest)
 
 

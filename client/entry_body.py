@@ -47,7 +47,12 @@ _HEX = re.compile(r"[0-9a-f]+\Z")
 
 
 class EntryBodyError(ValueError):
-    """A body that is not an entry keyless can read; `str()` is one line saying why."""
+    """A body that is not an entry keyless can read; `str()` is one line saying why.
+
+    A parser's ValueError, as `strictjson.JSONError` is, not a `keyless.core.errors.Error`:
+    what an unreadable entry means depends on the caller, which says it in its own terms (a
+    failed `log-body` check, an unreadable entry in an audit or a monitor's report).
+    """
 
 
 class UnknownKindError(EntryBodyError):

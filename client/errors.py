@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+from keyless.core.errors import Error, Reason
 
-class ClientError(Exception):
+
+class ClientError(Error):
     """Base of client-side failures that `keyless` reports as `error: <message>`."""
 
-    user_facing = True
-
-    def __init__(
-        self, message: str, *, reason: str = "client-error", hint: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-        self.hint = hint
+    reason = Reason.CLIENT_ERROR
 
 
 class NetworkError(ClientError):

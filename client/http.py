@@ -7,6 +7,7 @@ from typing import Any
 import requests
 
 from keyless.client.errors import NetworkError
+from keyless.core.errors import Reason
 
 DEFAULT_TIMEOUT_SECONDS = 30
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
@@ -34,7 +35,7 @@ def request(
     except requests.RequestException as exc:
         raise NetworkError(
             f"cannot reach {what} at {url}: {_describe(exc)}",
-            reason="unreachable",
+            reason=Reason.UNREACHABLE,
             hint="check the URL and your network connection",
         ) from exc
     if len(body) > MAX_RESPONSE_BYTES:

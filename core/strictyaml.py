@@ -42,7 +42,13 @@ _EXPLICIT_TAGS = frozenset({_STR, _SEQ, _MAP})
 
 
 class StrictYAMLError(ValueError):
-    """The input is not strict YAML; `str(error)` is `source:line:column: problem`."""
+    """The input is not strict YAML; `str(error)` is `source:line:column: problem`.
+
+    A parser's ValueError, as `strictjson.JSONError` is, not a `keyless.core.errors.Error`:
+    each reader lists it among the problems of its own error (`ConfigError`,
+    `ServerConfigError`, `PolicyFileError`, `WorkloadError`), whose status and exit code
+    depend on what the file was.
+    """
 
     def __init__(
         self, source: str, problem: str, *, line: int | None = None, column: int | None = None

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from keyless.core.encoding import b64url_decode, format_rfc3339
+from keyless.core.errors import Error, Reason
 from keyless.oidc.errors import quote
 
 ENV_TOKEN = "SIGSTORE_ID_TOKEN"
@@ -36,15 +37,10 @@ MAX_TOKEN_FILE_BYTES = 64 * 1024
 LOGIN_TIMEOUT_SECONDS = 300
 
 
-class TokenSourceError(Exception):
+class TokenSourceError(Error):
     """No usable identity token could be obtained."""
 
-    user_facing = True
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    reason = Reason.TOKEN_UNAVAILABLE
 
 
 def explicit_token(value: str | None) -> str | None:

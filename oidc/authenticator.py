@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from keyless.core.errors import Reason
 from keyless.oidc.config import IssuerConfig, TrustedIssuers
 from keyless.oidc.discovery import KeySource
 from keyless.oidc.errors import TokenError, quote
@@ -41,7 +42,10 @@ class Authenticator:
             token = parse_token(raw, limits=self._limits)
             issuer = self.issuers.match(token.issuer)
             if issuer is None:
-                raise TokenError("issuer-untrusted", f"issuer {quote(token.issuer)} is not trusted")
+                raise TokenError(
+                    reason=Reason.ISSUER_UNTRUSTED,
+                    detail=f"issuer {quote(token.issuer)} is not trusted",
+                )
             check_algorithm(token)
             meta = token.issuer not in self._exact
             keys = self._keys.keys(issuer, kid=token.kid, now=now, meta=meta)

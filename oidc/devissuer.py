@@ -22,6 +22,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from keyless.core.encoding import b64url_encode
+from keyless.core.errors import Error, Reason
 from keyless.oidc.config import TrustedIssuers, issuers_from_document
 
 DEFAULT_AUDIENCE = "sigstore"
@@ -32,14 +33,38 @@ MAX_NONCE_CHARS = 512
 MAX_PENDING_GRANTS = 1000
 
 
-class DevIssuerError(Exception):
-    """A request the development issuer refuses; `error` is the OAuth error code."""
+class DevIssuerError(Error):
+    """A request the development issuer refuses (HTTP 400): `message` is the OAuth
+    `error_description`, `error` the OAuth error code (RFC 6749 §5.2, RFC 8628 §3.5)."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
+    status = 400
+    reason = Reason.DEV_ISSUER_REFUSED
+    error = "invalid_request"
+
+    def __init__(self, message: str, *, error: str | None = None) -> None:
+        super().__init__(message)
+        if error is not None:
+            self.error = error
+
+
+class ForbiddenRequestError(DevIssuerError):
+    """A request from a client the issuer does not answer (HTTP 403)."""
+
+    status = 403
+    error = "access_denied"
+
+
+class UserCodeNotFoundError(DevIssuerError):
+    """No pending device login shows this user code (HTTP 404)."""
+
+    status = 404
+
+
+class TooManyLoginsError(DevIssuerError):
+    """Too many logins are pending to start another (HTTP 429)."""
+
+    status = 429
+    error = "slow_down"
 
 
 @dataclass
@@ -66,7 +91,7 @@ class _Grants:
             for stale in [k for k, g in self.pending.items() if g.expires_at < now]:
                 del self.pending[stale]
             if len(self.pending) >= MAX_PENDING_GRANTS:
-                raise DevIssuerError("slow_down", "too many pending logins", status=429)
+                raise TooManyLoginsError("too many pending logins")
             self.pending[key] = grant
 
     def get(self, key: str) -> _Grant | None:
@@ -162,9 +187,7 @@ class DevIssuer:
     ) -> str:
         """A signed token; `expires_in` may be negative, for an already expired token."""
         if not -MAX_LIFETIME_SECONDS <= expires_in <= MAX_LIFETIME_SECONDS:
-            raise DevIssuerError(
-                "invalid_request", f"expires_in must be within ±{MAX_LIFETIME_SECONDS}"
-            )
+            raise DevIssuerError(f"expires_in must be within ±{MAX_LIFETIME_SECONDS}")
         issued = int(now.timestamp())
         payload = {
             "jti": secrets.token_hex(8),
@@ -207,22 +230,16 @@ class DevIssuer:
         """
         owner, slash, name = repository.partition("/")
         if not slash or not owner or not name or "/" in name:
-            raise DevIssuerError("invalid_request", "repository must look like owner/name")
+            raise DevIssuerError("repository must look like owner/name")
         path = workflow if "/" in workflow else f".github/workflows/{workflow}"
         if not path.startswith(".github/workflows/") or "@" in path:
-            raise DevIssuerError(
-                "invalid_request", "workflow must be a file under .github/workflows/"
-            )
+            raise DevIssuerError("workflow must be a file under .github/workflows/")
         if sha is not None and not _is_sha1_hex(sha):
-            raise DevIssuerError("invalid_request", "sha must be 40 lowercase hex digits")
+            raise DevIssuerError("sha must be 40 lowercase hex digits")
         if runner_environment not in ("github-hosted", "self-hosted"):
-            raise DevIssuerError(
-                "invalid_request", "runner_environment must be github-hosted or self-hosted"
-            )
+            raise DevIssuerError("runner_environment must be github-hosted or self-hosted")
         if visibility not in ("public", "private", "internal"):
-            raise DevIssuerError(
-                "invalid_request", "visibility must be public, private or internal"
-            )
+            raise DevIssuerError("visibility must be public, private or internal")
         sha = sha or hashlib.sha1(f"{repository}@{ref}".encode()).hexdigest()  # noqa: S324
         workflow_ref = f"{repository}/{path}@{ref}"
         job_ref = job_workflow_ref or workflow_ref
@@ -280,13 +297,9 @@ class DevIssuer:
         clients such as openid-client refuse a token without the nonce they sent.
         """
         if method != "S256" or not code_challenge:
-            raise DevIssuerError(
-                "invalid_request", "PKCE with code_challenge_method=S256 is required"
-            )
+            raise DevIssuerError("PKCE with code_challenge_method=S256 is required")
         if nonce is not None and len(nonce) > MAX_NONCE_CHARS:
-            raise DevIssuerError(
-                "invalid_request", f"nonce must be at most {MAX_NONCE_CHARS} characters"
-            )
+            raise DevIssuerError(f"nonce must be at most {MAX_NONCE_CHARS} characters")
         claims = self.email_claims(self.user_email)
         if nonce is not None:
             claims["nonce"] = nonce
@@ -309,13 +322,15 @@ class DevIssuer:
         """Exchange an authorization code (once) for an ID token, checking PKCE."""
         grant = self._grants.pop(code)
         if grant is None:
-            raise DevIssuerError("invalid_grant", "unknown, used or expired authorization code")
+            raise DevIssuerError(
+                "unknown, used or expired authorization code", error="invalid_grant"
+            )
         if grant.redirect_uri != redirect_uri or grant.client_id != client_id:
-            raise DevIssuerError("invalid_grant", "redirect_uri or client_id does not match")
+            raise DevIssuerError("redirect_uri or client_id does not match", error="invalid_grant")
         digest = hashlib.sha256(code_verifier.encode()).digest()
         expected = b64url_encode(digest)
         if not secrets.compare_digest(expected, grant.code_challenge or ""):
-            raise DevIssuerError("invalid_grant", "PKCE code_verifier does not match")
+            raise DevIssuerError("PKCE code_verifier does not match", error="invalid_grant")
         return self.mint(grant.claims, issuer_url=self.issuer_url, now=now, audience=client_id)
 
     def start_device(self, *, client_id: str) -> tuple[str, str]:
@@ -340,15 +355,15 @@ class DevIssuer:
                 if grant.user_code == user_code and grant.expires_at >= time.monotonic():
                     grant.approved = True
                     return
-        raise DevIssuerError("invalid_request", "unknown or expired user code", status=404)
+        raise UserCodeNotFoundError("unknown or expired user code")
 
     def redeem_device(self, *, device_code: str, client_id: str, now: datetime) -> str:
         """The ID token for an approved device login; `authorization_pending` until then."""
         grant = self._grants.get(device_code)
         if grant is None or grant.client_id != client_id:
-            raise DevIssuerError("expired_token", "unknown or expired device code")
+            raise DevIssuerError("unknown or expired device code", error="expired_token")
         if not grant.approved:
-            raise DevIssuerError("authorization_pending", "the user has not approved yet")
+            raise DevIssuerError("the user has not approved yet", error="authorization_pending")
         self._grants.pop(device_code)
         return self.mint(grant.claims, issuer_url=self.issuer_url, now=now, audience=client_id)
 

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from keyless import strictjson
 from keyless.oidc.config import is_loopback_host
-from keyless.oidc.devissuer import DevIssuer, DevIssuerError
+from keyless.oidc.devissuer import DevIssuer, DevIssuerError, ForbiddenRequestError
 
 bp = Blueprint("devissuer", __name__, url_prefix="/oidc")
 log = logging.getLogger(__name__)
@@ -87,12 +87,12 @@ def _loopback_only() -> None:
     http10 = request.environ.get("SERVER_PROTOCOL") == "HTTP/1.0"
     forwarded = any(name in request.headers for name in _FORWARDING_HEADERS)
     if not is_loopback_host(host) or forwarded or http10:
-        raise DevIssuerError("access_denied", _PROXIED_REFUSAL, status=403)
+        raise ForbiddenRequestError(_PROXIED_REFUSAL)
 
 
 @bp.errorhandler(DevIssuerError)
 def _oauth_error(exc: DevIssuerError) -> tuple[Response, int]:
-    return jsonify(error=exc.error, error_description=exc.description), exc.status
+    return jsonify(error=exc.error, error_description=exc.message), exc.status
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -113,21 +113,19 @@ def jwks() -> Response:
 def _body() -> dict[str, Any]:
     """The mint request: a bounded body of strict JSON (`strictjson`), an object."""
     if (request.content_length or 0) > _MAX_BODY_BYTES:
-        raise DevIssuerError("invalid_request", f"the body exceeds {_MAX_BODY_BYTES} bytes")
+        raise DevIssuerError(f"the body exceeds {_MAX_BODY_BYTES} bytes")
     data = request.stream.read(_MAX_BODY_BYTES + 1)
     if len(data) > _MAX_BODY_BYTES:
-        raise DevIssuerError("invalid_request", f"the body exceeds {_MAX_BODY_BYTES} bytes")
+        raise DevIssuerError(f"the body exceeds {_MAX_BODY_BYTES} bytes")
     try:
         body = strictjson.loads(data)
     except strictjson.JSONError as exc:
-        raise DevIssuerError("invalid_request", str(exc)) from exc
+        raise DevIssuerError(str(exc)) from exc
     if not isinstance(body, dict):
-        raise DevIssuerError("invalid_request", "the body must be a JSON object")
+        raise DevIssuerError("the body must be a JSON object")
     claims = body.get("claims", {})
     if not isinstance(claims, dict) or len(claims) > _MAX_CLAIMS:
-        raise DevIssuerError(
-            "invalid_request", f"claims must be an object of at most {_MAX_CLAIMS}"
-        )
+        raise DevIssuerError(f"claims must be an object of at most {_MAX_CLAIMS}")
     return body
 
 
@@ -135,16 +133,16 @@ def _minting_options(body: dict[str, Any]) -> dict[str, Any]:
     expires_in = body.get("expires_in", 600)
     audience = body.get("audience", "sigstore")
     if isinstance(expires_in, bool) or not isinstance(expires_in, int):
-        raise DevIssuerError("invalid_request", "expires_in must be an integer")
+        raise DevIssuerError("expires_in must be an integer")
     if not isinstance(audience, str) or not audience:
-        raise DevIssuerError("invalid_request", "audience must be a non-empty string")
+        raise DevIssuerError("audience must be a non-empty string")
     return {"expires_in": expires_in, "audience": audience, "now": datetime.now(UTC)}
 
 
 def _string(body: dict[str, Any], name: str, default: str | None = None) -> str:
     value = body.get(name, default)
     if not isinstance(value, str) or not value:
-        raise DevIssuerError("invalid_request", f"{name} is required (a non-empty string)")
+        raise DevIssuerError(f"{name} is required (a non-empty string)")
     return value
 
 
@@ -187,7 +185,7 @@ def authorize() -> WerkzeugResponse:
     redirect_uri = args.get("redirect_uri", "")
     target = _loopback_redirect(redirect_uri)
     if args.get("response_type") != "code":
-        raise DevIssuerError("unsupported_response_type", "only response_type=code")
+        raise DevIssuerError("only response_type=code", error="unsupported_response_type")
     code = _issuer().start_authorization(
         client_id=args.get("client_id", ""),
         redirect_uri=redirect_uri,
@@ -206,7 +204,7 @@ def _loopback_redirect(uri: str) -> SplitResult:
     urlsplit raises on an unclosed `[` and `.port` on a port out of range; either escaped as a
     500 (the port only when the redirect's Location header was built, after the view).
     """
-    refused = DevIssuerError("invalid_request", "redirect_uri must be an http loopback URL")
+    refused = DevIssuerError("redirect_uri must be an http loopback URL")
     try:
         target = urlsplit(uri)
         target.port  # noqa: B018 (raises ValueError for a port out of range or not a number)
@@ -261,7 +259,9 @@ def token() -> Response:
             device_code=form.get("device_code", ""), client_id=form.get("client_id", ""), now=now
         )
     else:
-        raise DevIssuerError("unsupported_grant_type", f"grant_type {grant!r} is not supported")
+        raise DevIssuerError(
+            f"grant_type {grant!r} is not supported", error="unsupported_grant_type"
+        )
     return jsonify(
         access_token=id_token,
         id_token=id_token,

@@ -23,6 +23,7 @@ import requests
 
 from keyless import strictjson
 from keyless.core.encoding import format_rfc3339
+from keyless.core.errors import Reason
 from keyless.oidc.config import IssuerConfig, is_loopback_host
 from keyless.oidc.errors import TokenError, quote
 from keyless.oidc.tokens import VerificationKey, parse_jwks
@@ -105,7 +106,8 @@ class JWKSCache:
             if not entry.loaded or age >= self._limits.ttl:
                 if not entry.loaded and age < self._limits.min_refetch_interval:
                     raise TokenError(
-                        "jwks-unavailable", "the issuer's keys could not be fetched; retry later"
+                        reason=Reason.JWKS_UNAVAILABLE,
+                        detail="the issuer's keys could not be fetched; retry later",
                     )
                 self._refresh(entry, issuer, now)
             found = _select(entry.keys, kid)
@@ -113,7 +115,10 @@ class JWKSCache:
                 self._refresh(entry, issuer, now)
                 found = _select(entry.keys, kid)
         if not found:
-            raise TokenError("kid-unknown", f"the issuer's JWKS has no key with kid {quote(kid)}")
+            raise TokenError(
+                reason=Reason.KID_UNKNOWN,
+                detail=f"the issuer's JWKS has no key with kid {quote(kid)}",
+            )
         return found
 
     def _loaded(self, url: str) -> bool:
@@ -137,15 +142,15 @@ class JWKSCache:
                 self._meta_starts.popleft()
             if len(self._meta_starts) >= limits.max_meta_fetches_per_minute:
                 raise TokenError(
-                    "issuer-fetch-limited",
-                    f"keys of {limits.max_meta_fetches_per_minute} new issuers matching a"
+                    reason=Reason.ISSUER_FETCH_LIMITED,
+                    detail=f"keys of {limits.max_meta_fetches_per_minute} new issuers matching a"
                     " meta-issuer pattern were fetched in the last minute; retry later",
                 )
             if not self._meta_slots.acquire(blocking=False):
                 raise TokenError(
-                    "issuer-fetch-limited",
-                    f"{limits.max_concurrent_meta_fetches} keys fetches for new issuers matching"
-                    " a meta-issuer pattern are in progress; retry later",
+                    reason=Reason.ISSUER_FETCH_LIMITED,
+                    detail=f"{limits.max_concurrent_meta_fetches} keys fetches for new issuers"
+                    " matching a meta-issuer pattern are in progress; retry later",
                 )
             self._meta_starts.append(now)
         try:
@@ -163,7 +168,10 @@ class JWKSCache:
         finally:
             self._meta_slots.release()
         if not found:
-            raise TokenError("kid-unknown", f"the issuer's JWKS has no key with kid {quote(kid)}")
+            raise TokenError(
+                reason=Reason.KID_UNKNOWN,
+                detail=f"the issuer's JWKS has no key with kid {quote(kid)}",
+            )
         return found
 
     def _refuse_recent_failure(self, url: str, now: datetime) -> None:
@@ -172,8 +180,8 @@ class JWKSCache:
         if failed_at is not None and now - failed_at < self._limits.meta_negative_ttl:
             retry_at = failed_at + self._limits.meta_negative_ttl
             raise TokenError(
-                "jwks-unavailable",
-                f"fetching this issuer's keys failed at"
+                reason=Reason.JWKS_UNAVAILABLE,
+                detail=f"fetching this issuer's keys failed at"
                 f" {format_rfc3339(failed_at, whole_seconds=True)}; not retried"
                 f" before {format_rfc3339(retry_at, whole_seconds=True)}",
             )
@@ -218,7 +226,9 @@ class JWKSCache:
             entry.loaded = True
         except (requests.RequestException, ValueError) as exc:
             log.warning("fetching keys of issuer %s failed: %s", url, exc)
-            raise TokenError("jwks-unavailable", f"cannot fetch the issuer's keys: {exc}") from exc
+            raise TokenError(
+                reason=Reason.JWKS_UNAVAILABLE, detail=f"cannot fetch the issuer's keys: {exc}"
+            ) from exc
 
     def _get_json(self, url: str, issuer: IssuerConfig, deadline: float) -> Mapping[str, Any]:
         parts = urlsplit(url)
@@ -309,5 +319,8 @@ class StaticKeys:
             return self._fallback.keys(issuer, kid=kid, now=now, meta=meta)
         found = _select(known, kid)
         if not found:
-            raise TokenError("kid-unknown", f"the issuer's JWKS has no key with kid {quote(kid)}")
+            raise TokenError(
+                reason=Reason.KID_UNKNOWN,
+                detail=f"the issuer's JWKS has no key with kid {quote(kid)}",
+            )
         return found

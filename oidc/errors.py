@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from keyless.core.errors import Error, ProblemsError, Reason
+
 # Fulcio answers every token problem with this exact text (fulcio.md §1.7, row 1); clients and
 # their tests match on it, so it never changes. The specific cause goes in `detail`.
 TOKEN_ERROR_MESSAGE = "There was an error processing the identity token"
 
 
-class TokenError(Exception):
-    """A token was refused.
+class TokenError(Error):
+    """A token was refused (HTTP 400).
 
     Attributes:
         message: what the CA returns to the client (Fulcio's wording).
@@ -19,39 +21,41 @@ class TokenError(Exception):
         detail: one line naming the specific cause; never contains the token or a secret.
     """
 
-    user_facing = True
+    status = 400
+    reason = Reason.TOKEN_INVALID
 
-    def __init__(self, reason: str, detail: str, *, message: str = TOKEN_ERROR_MESSAGE) -> None:
-        super().__init__(f"{message}: {detail}")
-        self.message = message
-        self.reason = reason
-        self.detail = detail
+    def __init__(
+        self,
+        message: str = TOKEN_ERROR_MESSAGE,
+        *,
+        reason: str | None = None,
+        detail: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, detail=detail, hint=hint)
 
 
 class PrincipalError(TokenError):
     """The token verified, but its claims cannot become a certificate identity.
 
     Fulcio returns the principal's own error text for these (fulcio.md §1.7, row 5), so the
-    detail is also the message.
+    message is also the detail.
     """
 
-    def __init__(self, detail: str) -> None:
-        super().__init__("claims-invalid", detail, message=detail)
+    reason = Reason.CLAIMS_INVALID
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, detail=message)
 
 
-class ConfigError(Exception):
+class ConfigError(ProblemsError):
     """An issuer configuration is invalid; `problems` holds one line per problem."""
 
-    user_facing = True
+    reason = Reason.ISSUER_CONFIG_INVALID
 
     def __init__(self, source: str, problems: list[str]) -> None:
-        self.problems = problems
         where = f" in {source}" if source else ""
-        self.message = f"invalid issuer configuration{where}:\n" + "\n".join(
-            f"  - {problem}" for problem in problems
-        )
-        self.hint = None
-        super().__init__(self.message)
+        super().__init__(f"invalid issuer configuration{where}", problems)
 
 
 def quote(value: Any) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from keyless.core.errors import Reason
 from keyless.oidc.config import IssuerConfig, IssuerType
 from keyless.oidc.errors import PrincipalError, TokenError, quote
 from keyless.oidc.oids import ISSUER_V1, ISSUER_V2, TOKEN_SUBJECT
@@ -40,7 +41,10 @@ def principal_from_claims(claims: Claims, issuer: IssuerConfig) -> Principal:
 def _claim(claims: Claims, name: str) -> str:
     value = claims.get(name)
     if not isinstance(value, str) or not value:
-        raise TokenError("claim-missing", f"token has no {quote(name)} claim (a non-empty string)")
+        raise TokenError(
+            reason=Reason.CLAIM_MISSING,
+            detail=f"token has no {quote(name)} claim (a non-empty string)",
+        )
     return value
 
 
@@ -55,12 +59,16 @@ def _base_extensions(claims: Claims, issuer_value: str) -> dict[int, str]:
 def _email(claims: Claims, issuer: IssuerConfig) -> Principal:
     email = _claim(claims, "email")
     if len(email) > _MAX_EMAIL_CHARS or not _EMAIL.fullmatch(email):
-        raise TokenError("claim-invalid", f"email claim {quote(email)} is not an email address")
+        raise TokenError(
+            reason=Reason.CLAIM_INVALID,
+            detail=f"email claim {quote(email)} is not an email address",
+        )
     if not issuer.skip_email_verification:
         verified = claims.get("email_verified")
         if verified is not True and verified not in ("true", "True"):
             raise TokenError(
-                "email-unverified", f"email is not verified (email_verified is {quote(verified)})"
+                reason=Reason.EMAIL_UNVERIFIED,
+                detail=f"email is not verified (email_verified is {quote(verified)})",
             )
     issuer_value = claims["iss"]
     if issuer.issuer_claim:
@@ -72,19 +80,26 @@ def _json_path(claims: Claims, path: str) -> str:
     node: Any = claims
     for part in path.removeprefix("$.").split("."):
         if not isinstance(node, Mapping) or part not in node:
-            raise TokenError("claim-missing", f"token has no claim at {path}")
+            raise TokenError(reason=Reason.CLAIM_MISSING, detail=f"token has no claim at {path}")
         node = node[part]
     if not isinstance(node, str) or not node:
-        raise TokenError("claim-invalid", f"claim at {path} is not a non-empty string")
+        raise TokenError(
+            reason=Reason.CLAIM_INVALID, detail=f"claim at {path} is not a non-empty string"
+        )
     return node
 
 
 def _username(claims: Claims, issuer: IssuerConfig) -> Principal:
     subject = _claim(claims, "sub")
     if "!" in subject:
-        raise TokenError("claim-invalid", f"sub {quote(subject)} must not contain '!'")
+        raise TokenError(
+            reason=Reason.CLAIM_INVALID, detail=f"sub {quote(subject)} must not contain '!'"
+        )
     if "@" in subject:
-        raise TokenError("claim-invalid", f"sub {quote(subject)} must be a username, not an email")
+        raise TokenError(
+            reason=Reason.CLAIM_INVALID,
+            detail=f"sub {quote(subject)} must be a username, not an email",
+        )
     san = f"{subject}!{issuer.subject_domain}"
     return Principal(SANType.OTHERNAME, san, subject, _base_extensions(claims, claims["iss"]))
 
@@ -92,12 +107,15 @@ def _username(claims: Claims, issuer: IssuerConfig) -> Principal:
 def _uri(claims: Claims, issuer: IssuerConfig) -> Principal:
     subject = _claim(claims, "sub")
     if "@" in subject and "://" not in subject:
-        raise TokenError("claim-invalid", f"sub {quote(subject)} must be a URI, not an email")
+        raise TokenError(
+            reason=Reason.CLAIM_INVALID, detail=f"sub {quote(subject)} must be a URI, not an email"
+        )
     parts, allowed = urlsplit(subject), urlsplit(issuer.subject_domain or "")
     if parts.scheme != allowed.scheme or parts.hostname != allowed.hostname:
         raise TokenError(
-            "claim-invalid",
-            f"sub {quote(subject)} is not under the allowed subject domain {issuer.subject_domain}",
+            reason=Reason.CLAIM_INVALID,
+            detail=f"sub {quote(subject)} is not under the allowed subject domain "
+            f"{issuer.subject_domain}",
         )
     return Principal(SANType.URI, subject, subject, _base_extensions(claims, claims["iss"]))
 
@@ -106,11 +124,13 @@ def _spiffe(claims: Claims, issuer: IssuerConfig) -> Principal:
     subject = _claim(claims, "sub")
     match = _SPIFFE_ID.fullmatch(subject)
     if match is None or any(seg in (".", "..") for seg in match.group(2).split("/")[1:]):
-        raise TokenError("claim-invalid", f"sub {quote(subject)} is not a SPIFFE ID")
+        raise TokenError(
+            reason=Reason.CLAIM_INVALID, detail=f"sub {quote(subject)} is not a SPIFFE ID"
+        )
     if match.group(1) != issuer.spiffe_trust_domain:
         raise TokenError(
-            "claim-invalid",
-            f"SPIFFE ID trust domain {quote(match.group(1))}"
+            reason=Reason.CLAIM_INVALID,
+            detail=f"SPIFFE ID trust domain {quote(match.group(1))}"
             f" is not {quote(issuer.spiffe_trust_domain)}",
         )
     return Principal(SANType.URI, subject, subject, _base_extensions(claims, claims["iss"]))
@@ -125,7 +145,8 @@ def _kubernetes(claims: Claims, issuer: IssuerConfig) -> Principal:
     name = account.get("name") if isinstance(account, Mapping) else None
     if not isinstance(namespace, str) or not namespace or not isinstance(name, str) or not name:
         raise TokenError(
-            "claim-missing", "token has no kubernetes.io namespace and service account name"
+            reason=Reason.CLAIM_MISSING,
+            detail="token has no kubernetes.io namespace and service account name",
         )
     san = f"https://kubernetes.io/namespaces/{namespace}/serviceaccounts/{name}"
     subject = _claim(claims, "sub")

@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from keyless import strictjson
+from keyless.core.errors import Reason
 from keyless.oidc.config import IssuerConfig
 from keyless.oidc.errors import TokenError, quote
 
@@ -137,25 +138,26 @@ def parse_token(raw: str, *, limits: TokenLimits) -> UnverifiedToken:
     """
     if len(raw) > limits.max_token_bytes:
         raise TokenError(
-            "token-too-large",
-            f"token is {len(raw)} bytes, over the {limits.max_token_bytes}-byte limit",
+            reason=Reason.TOKEN_TOO_LARGE,
+            detail=f"token is {len(raw)} bytes, over the {limits.max_token_bytes}-byte limit",
         )
     parts = raw.split(".")
     if len(parts) != 3:
         raise TokenError(
-            "token-malformed", f"token must have 3 dot-separated parts, it has {len(parts)}"
+            reason=Reason.TOKEN_MALFORMED,
+            detail=f"token must have 3 dot-separated parts, it has {len(parts)}",
         )
     header = _decode_json(parts[0], "header")
     claims = _decode_json(parts[1], "payload")
     signature = _b64url(parts[2], "signature")
     if not isinstance(header.get("alg"), str):
-        raise TokenError("token-malformed", "token header has no alg")
+        raise TokenError(reason=Reason.TOKEN_MALFORMED, detail="token header has no alg")
     if "kid" in header and not isinstance(header["kid"], str):
-        raise TokenError("token-malformed", "token header kid is not a string")
+        raise TokenError(reason=Reason.TOKEN_MALFORMED, detail="token header kid is not a string")
     if "crit" in header:
         _refuse_critical(header["crit"])
     if not isinstance(claims.get("iss"), str) or not claims["iss"]:
-        raise TokenError("token-malformed", "token has no iss claim")
+        raise TokenError(reason=Reason.TOKEN_MALFORMED, detail="token has no iss claim")
     return UnverifiedToken(header, claims, f"{parts[0]}.{parts[1]}".encode(), signature)
 
 
@@ -164,11 +166,14 @@ def _refuse_critical(crit: object) -> None:
     understand must be refused. We implement no JWS extension, so any `crit` is refused; a
     malformed one (not a non-empty list of strings) is refused as malformed."""
     if not isinstance(crit, list) or not crit or not all(isinstance(n, str) for n in crit):
-        raise TokenError("token-malformed", "token header crit must be a non-empty list of strings")
+        raise TokenError(
+            reason=Reason.TOKEN_MALFORMED,
+            detail="token header crit must be a non-empty list of strings",
+        )
     names = json.dumps(crit[:8])
     raise TokenError(
-        "token-malformed",
-        f"token header crit names parameters this server does not understand: {names}",
+        reason=Reason.TOKEN_MALFORMED,
+        detail=f"token header crit names parameters this server does not understand: {names}",
     )
 
 
@@ -176,10 +181,12 @@ def _b64url(part: str, what: str) -> bytes:
     """Unpadded base64url (RFC 7515 §2), canonical only: a length of 1 mod 4 encodes no
     bytes, and unused low bits set would give one signature several spellings."""
     if not _BASE64URL.fullmatch(part) or len(part) % 4 == 1:
-        raise TokenError("token-malformed", f"token {what} is not base64url")
+        raise TokenError(reason=Reason.TOKEN_MALFORMED, detail=f"token {what} is not base64url")
     data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
     if base64.urlsafe_b64encode(data).rstrip(b"=") != part.encode():
-        raise TokenError("token-malformed", f"token {what} is not canonical base64url")
+        raise TokenError(
+            reason=Reason.TOKEN_MALFORMED, detail=f"token {what} is not canonical base64url"
+        )
     return data
 
 
@@ -190,16 +197,19 @@ def _decode_json(part: str, what: str) -> dict[str, Any]:
     try:
         value = strictjson.loads(_b64url(part, what), what=f"token {what}")
     except strictjson.JSONError as exc:
-        raise TokenError("token-malformed", str(exc)) from exc
+        raise TokenError(reason=Reason.TOKEN_MALFORMED, detail=str(exc)) from exc
     if not isinstance(value, dict):
-        raise TokenError("token-malformed", f"token {what} is not a JSON object")
+        raise TokenError(reason=Reason.TOKEN_MALFORMED, detail=f"token {what} is not a JSON object")
     return value
 
 
 def check_algorithm(token: UnverifiedToken) -> None:
     """Raises TokenError unless the token's alg is on the asymmetric allow-list."""
     if token.alg not in ALLOWED_ALGORITHMS:
-        raise TokenError("alg-not-allowed", f"signing algorithm {quote(token.alg)} is not allowed")
+        raise TokenError(
+            reason=Reason.ALG_NOT_ALLOWED,
+            detail=f"signing algorithm {quote(token.alg)} is not allowed",
+        )
 
 
 def check_signature(token: UnverifiedToken, keys: Iterable[VerificationKey]) -> None:
@@ -208,7 +218,8 @@ def check_signature(token: UnverifiedToken, keys: Iterable[VerificationKey]) -> 
     candidates = [key for key in keys if key.fits(token.alg)]
     if not candidates:
         raise TokenError(
-            "key-mismatch", f"the issuer has no {token.alg} key for kid {quote(token.kid)}"
+            reason=Reason.KEY_MISMATCH,
+            detail=f"the issuer has no {token.alg} key for kid {quote(token.kid)}",
         )
     for key in candidates:
         try:
@@ -216,7 +227,10 @@ def check_signature(token: UnverifiedToken, keys: Iterable[VerificationKey]) -> 
                 return
         except (InvalidSignature, ValueError, TypeError):
             continue
-    raise TokenError("signature-invalid", "token signature does not verify with the issuer's keys")
+    raise TokenError(
+        reason=Reason.SIGNATURE_INVALID,
+        detail="token signature does not verify with the issuer's keys",
+    )
 
 
 def check_claims(
@@ -231,19 +245,23 @@ def check_claims(
     audiences = [audience] if isinstance(audience, str) else audience
     if not isinstance(audiences, list) or issuer.client_id not in audiences:
         raise TokenError(
-            "aud-mismatch",
-            f"audience {json.dumps(audience)} does not include {quote(issuer.client_id)}",
+            reason=Reason.AUD_MISMATCH,
+            detail=f"audience {json.dumps(audience)} does not include {quote(issuer.client_id)}",
         )
     expires_at = _time_claim(claims, "exp", required=True)
     if now >= expires_at + leeway:
-        raise TokenError("token-expired", f"token expired at {_iso(expires_at)}")
+        raise TokenError(reason=Reason.TOKEN_EXPIRED, detail=f"token expired at {_iso(expires_at)}")
     not_before = _time_claim(claims, "nbf", required=False)
     if not_before is not None and now + leeway < not_before:
-        raise TokenError("token-not-yet-valid", f"token is not valid before {_iso(not_before)}")
+        raise TokenError(
+            reason=Reason.TOKEN_NOT_YET_VALID,
+            detail=f"token is not valid before {_iso(not_before)}",
+        )
     issued_at = _time_claim(claims, "iat", required=False)
     if issued_at is not None and now + leeway < issued_at:
         raise TokenError(
-            "token-issued-in-future", f"token is issued in the future, at {_iso(issued_at)}"
+            reason=Reason.TOKEN_ISSUED_IN_FUTURE,
+            detail=f"token is issued in the future, at {_iso(issued_at)}",
         )
 
 
@@ -260,11 +278,15 @@ def _time_claim(claims: Mapping[str, Any], name: str, *, required: bool) -> date
     if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TokenError("token-malformed", f"token {name} claim is missing or not a number")
+        raise TokenError(
+            reason=Reason.TOKEN_MALFORMED, detail=f"token {name} claim is missing or not a number"
+        )
     try:
         return datetime.fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError) as exc:
-        raise TokenError("token-malformed", f"token {name} claim is out of range") from exc
+        raise TokenError(
+            reason=Reason.TOKEN_MALFORMED, detail=f"token {name} claim is out of range"
+        ) from exc
 
 
 def _iso(moment: datetime) -> str:
@@ -286,7 +308,9 @@ def check_token(
             signature, audience, expiry, not-before, issued-at.
     """
     if not issuer.matches(token.issuer):
-        raise TokenError("issuer-untrusted", f"issuer {quote(token.issuer)} is not trusted")
+        raise TokenError(
+            reason=Reason.ISSUER_UNTRUSTED, detail=f"issuer {quote(token.issuer)} is not trusted"
+        )
     check_algorithm(token)
     check_signature(token, keys)
     check_claims(token.claims, issuer=issuer, now=now, leeway=leeway)

@@ -24,6 +24,7 @@ from keyless.ca.config import token_key
 from keyless.ca.pkcs11 import TokenKey
 from keyless.core import strictyaml
 from keyless.core.encoding import parse_rfc3339
+from keyless.core.errors import ProblemsError, Reason
 from keyless.core.keys import CURVE_HASHES
 from keyless.oidc import ConfigError, TrustedIssuers, issuers_from_document, load_issuers
 from keyless.oidc.config import is_loopback_host
@@ -65,16 +66,13 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _LOG_CURVES = tuple(CURVE_HASHES)  # what a trusted root can list: PublicKeyDetails' curves
 
 
-class ServerConfigError(Exception):
+class ServerConfigError(ProblemsError):
     """The server configuration is invalid; one line per problem."""
 
-    user_facing = True
-    hint = None
+    reason = Reason.SERVER_CONFIG_INVALID
 
     def __init__(self, source: str, problems: list[str]) -> None:
-        self.problems = problems
-        self.message = f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems)
-        super().__init__(self.message)
+        super().__init__(f"{source} is invalid", problems)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from keyless.core.errors import Error, Reason
+
 MAX_KEY_FILE_BYTES = 64 * 1024
 _LOCK_FILE = ".keyless-start.lock"
 # A first run in the making, and the same directory once everything in it is made.
@@ -61,15 +63,10 @@ def default_state_dir() -> Path:
     return Path(base) / "keyless"
 
 
-class StateDirError(Exception):
+class StateDirError(Error):
     """The state directory cannot be used."""
 
-    user_facing = True
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    reason = Reason.STATE_DIR_UNUSABLE
 
 
 class StateDir:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, Response, abort, current_app
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
-from keyless.server.tuf_repository import TUFNotFoundError, TUFRepository
+from keyless.server.tuf_repository import TUFRepository, TUFRepositoryError
 
 bp = Blueprint("tuf", __name__, url_prefix="/tuf")
 _EXTENSION = "keyless.tuf"
@@ -37,13 +37,17 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@bp.errorhandler(TUFRepositoryError)
+def _tuf_error(exc: TUFRepositoryError) -> tuple[Response, int]:
+    """The `{"code","message"}` body every keyless route answers with, at the error's status."""
+    if exc.status >= 500:
+        current_app.logger.error("TUF repository failure (%s): %s", exc.reason, exc.message)
+    return jsonify(code=exc.status, message=exc.message), exc.status
+
+
 @bp.get("/<path:name>")
 def tuf_file(name: str) -> Response:
-    repository = repository_of(current_app)
-    try:
-        data = repository.read(name, now=current_app.extensions[_CLOCK]())
-    except TUFNotFoundError as exc:
-        abort(404, description=exc.message)
+    data = repository_of(current_app).read(name, now=current_app.extensions[_CLOCK]())
     response = Response(data, mimetype="application/json")
     if name == "timestamp.json":
         # The one file that changes in place: caches must ask again every time.

@@ -38,6 +38,7 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
+from keyless.core.errors import Error, Reason
 from keyless.server.state import StateDir
 
 ONLINE_ROLES = (Targets.type, Snapshot.type, Timestamp.type)
@@ -56,20 +57,17 @@ DIRECTORY = "tuf"
 ROOT_KEY_FILE = "tuf-root-key.pem"
 
 
-class TUFRepositoryError(Exception):
+class TUFRepositoryError(Error):
     """The TUF repository cannot be published as asked."""
 
-    user_facing = True
-
-    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-        self.hint = hint
+    reason = Reason.TUF_ERROR
 
 
 class TUFNotFoundError(TUFRepositoryError):
-    """No repository file has that name."""
+    """No repository file has that name (HTTP 404)."""
+
+    status = 404
+    reason = Reason.NOT_FOUND
 
 
 @dataclass(frozen=True)
@@ -178,12 +176,12 @@ class TUFRepository:
             TUFNotFoundError: `name` is not a repository file.
         """
         if not _PATH.fullmatch(name):
-            raise TUFNotFoundError(f"no TUF file named {name!r}", reason="not-found")
+            raise TUFNotFoundError(f"no TUF file named {name!r}", reason=Reason.NOT_FOUND)
         self.refresh(now=now)
         try:
             return (self.directory / name).read_bytes()
         except FileNotFoundError:
-            raise TUFNotFoundError(f"no TUF file named {name!r}", reason="not-found") from None
+            raise TUFNotFoundError(f"no TUF file named {name!r}", reason=Reason.NOT_FOUND) from None
 
     def root_version(self) -> int:
         """The newest root version on disk (0: none)."""
@@ -273,7 +271,9 @@ class TUFRepository:
         self, version: int, keys: RoleKeys, signers: list[Signer], *, now: datetime
     ) -> Metadata[Root]:
         if version > MAX_VERSION:
-            raise TUFRepositoryError("the TUF root version is exhausted", reason="root-version")
+            raise TUFRepositoryError(
+                "the TUF root version is exhausted", reason=Reason.ROOT_VERSION
+            )
         root = Root(version=version, expires=self._expiry(Root.type, now), consistent_snapshot=True)
         for role in (Root.type, *ONLINE_ROLES):
             root.add_key(keys.of(role).public_key, role)
@@ -354,7 +354,7 @@ def _metadata(directory: Path, name: str, kind: type[Signed]) -> Metadata | None
     metadata = Metadata.from_bytes(data)
     if not isinstance(metadata.signed, kind):
         raise TUFRepositoryError(
-            f"{directory / name} is not {kind.type} metadata", reason="corrupt"
+            f"{directory / name} is not {kind.type} metadata", reason=Reason.CORRUPT
         )
     return metadata
 
@@ -374,7 +374,7 @@ def _check_root_key(root: Root, signer: Signer) -> None:
     if root.roles[Root.type].keyids != [signer.public_key.keyid]:
         raise TUFRepositoryError(
             f"the TUF root key is not the root key of published root version {root.version}",
-            reason="root-key-mismatch",
+            reason=Reason.ROOT_KEY_MISMATCH,
             hint="restore the TUF root key file in the state directory, or rotate the root "
             "with the old key so clients can follow",
         )
@@ -383,7 +383,7 @@ def _check_root_key(root: Root, signer: Signer) -> None:
 def _next(metadata: Metadata | None) -> int:
     version = metadata.signed.version + 1 if metadata else 1
     if version > MAX_VERSION:
-        raise TUFRepositoryError("a TUF metadata version is exhausted", reason="version")
+        raise TUFRepositoryError("a TUF metadata version is exhausted", reason=Reason.VERSION)
     return version
 
 
@@ -426,7 +426,7 @@ def _root_key(state: StateDir, directory: Path) -> tuple[Signer, Path]:
             return signer, path
     raise TUFRepositoryError(
         f"no TUF root key in {state.path} is the root key of published root version {version}",
-        reason="root-key-mismatch",
+        reason=Reason.ROOT_KEY_MISMATCH,
         hint="restore the tuf-root-key*.pem files of the state directory from a backup",
     )
 

@@ -21,19 +21,16 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from keyless.core.errors import Error, Reason
 from keyless.server.config import ServerConfig
 
 LISTEN_BACKLOG = 2048  # gunicorn's default
 
 
-class BindError(Exception):
+class BindError(Error):
     """The configured address cannot be listened on."""
 
-    user_facing = True
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    reason = Reason.BIND_FAILED
 
 
 def bind(config: ServerConfig) -> socket.socket:

@@ -62,9 +62,10 @@ Rekor v1 log (`tlog.rekor`, Flask-free; `tlog.rekor_api` is its blueprint, for `
   every `/api/v1/log...` and `/api/v1/index/retrieve` route; `rekor_api.rekor_service()`
   reads the service back. Entry bodies are limited to 2 MiB (413 beyond).
 
-Errors (`tlog.errors`): `LogError` (base: `message`, `reason`, `hint`, `user_facing`),
-`ProofError`, `CheckpointError`, `EntryError`, `DuplicateEntryError`, `NotFoundError`,
-`RequestError` (and `TooManyError`, `BodyTooLargeError`), `InconsistentLogError`, `StorageError`.
+Errors (`tlog.errors`): `LogError` (a `keyless.core.errors.Error`, its HTTP status a class
+attribute), `ProofError`, `CheckpointError`, `EntryError`, `DuplicateEntryError`,
+`NotFoundError`, `RequestError` (and `TooManyError`, `BodyTooLargeError`),
+`InconsistentLogError`, `StorageError`.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from keyless.core.encoding import b64decode, b64encode
+from keyless.core.errors import Reason
 from keyless.core.keys import CURVE_HASHES, curve_hash, ecdsa
 from keyless.tlog.errors import CheckpointError
 from keyless.tlog.merkle import HASH_SIZE, MAX_TREE_SIZE
@@ -205,7 +206,7 @@ def parse_note(note: str | bytes) -> SignedNote:
     text += "\n"
     _check_text(text)
     if not block:
-        raise CheckpointError("signed note has no signature", reason="checkpoint-unsigned")
+        raise CheckpointError("signed note has no signature", reason=Reason.CHECKPOINT_UNSIGNED)
     if not block.endswith("\n"):
         raise CheckpointError("signed note does not end with a newline")
     lines = block[:-1].split("\n")
@@ -257,7 +258,7 @@ def _verify_lines(
         except InvalidSignature as exc:
             raise CheckpointError(
                 f"checkpoint signature by {sig.name} does not verify",
-                reason="checkpoint-signature-invalid",
+                reason=Reason.CHECKPOINT_SIGNATURE_INVALID,
             ) from exc
         return
     raise _no_signature(name)
@@ -267,7 +268,7 @@ def _no_signature(name: str | None) -> CheckpointError:
     wanted = f" named {name}" if name is not None else ""
     return CheckpointError(
         f"checkpoint has no signature by the log's key{wanted}",
-        reason="checkpoint-unsigned",
+        reason=Reason.CHECKPOINT_UNSIGNED,
         hint="check that the trusted root lists this log's public key",
     )
 
@@ -351,7 +352,7 @@ class CheckpointVerifier:
             except InvalidSignature as exc:
                 raise CheckpointError(
                     f"checkpoint signature by {sig.name} does not verify",
-                    reason="checkpoint-signature-invalid",
+                    reason=Reason.CHECKPOINT_SIGNATURE_INVALID,
                 ) from exc
             return checkpoint
         raise _no_signature(self.name)

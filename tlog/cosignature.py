@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from keyless.core.encoding import b64decode, b64encode
+from keyless.core.errors import Reason
 from keyless.tlog.checkpoint import (
     _NAME,
     KEY_HINT_BYTES,
@@ -184,13 +185,13 @@ def verify_cosignature(note: SignedNote, key: VerifierKey) -> int:
             raise CheckpointError(
                 f"cosignature by {key.name} is {len(line.signature)} bytes, not "
                 f"{_COSIGNATURE_BYTES}",
-                reason="cosignature-invalid",
+                reason=Reason.COSIGNATURE_INVALID,
             )
         timestamp: int = _TIMESTAMP.unpack_from(line.signature)[0]
         if not 0 < timestamp <= MAX_TIMESTAMP:
             raise CheckpointError(
                 f"cosignature by {key.name} has timestamp {timestamp}, out of range",
-                reason="cosignature-invalid",
+                reason=Reason.COSIGNATURE_INVALID,
             )
         try:
             key.public_key.verify(
@@ -198,10 +199,12 @@ def verify_cosignature(note: SignedNote, key: VerifierKey) -> int:
             )
         except InvalidSignature as exc:
             raise CheckpointError(
-                f"cosignature by {key.name} does not verify", reason="cosignature-invalid"
+                f"cosignature by {key.name} does not verify", reason=Reason.COSIGNATURE_INVALID
             ) from exc
         return timestamp
-    raise CheckpointError(f"no cosignature by witness {key.name}", reason="cosignature-missing")
+    raise CheckpointError(
+        f"no cosignature by witness {key.name}", reason=Reason.COSIGNATURE_MISSING
+    )
 
 
 def with_signatures(note: SignedNote, lines: tuple[NoteSignature, ...]) -> SignedNote:

@@ -16,7 +16,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("ct", __name__, url_prefix="/ct/v1")
 EXTENSION_KEY = "keyless.ct"
-_STATUS = {"entry-invalid": 400, "bad-request": 400, "not-found": 404}
 _INTEGER = re.compile(r"(?:0|[1-9][0-9]{0,18})\Z")
 
 
@@ -34,12 +33,11 @@ def current_ct_log() -> CTLog:
 
 @bp.errorhandler(LogError)
 def _log_error(exc: LogError) -> tuple[Response, int]:
-    status = _STATUS.get(exc.reason, 500)
-    if status >= 500:
+    if exc.status >= 500:
         log.error("CT log failure (%s): %s", exc.reason, exc.message)
     if request.path.endswith(("/add-chain", "/add-pre-chain")):
         _submitted(exc.reason)
-    return jsonify(code=status, message=exc.message), status
+    return jsonify(code=exc.status, message=exc.message), exc.status
 
 
 @bp.post("/add-chain")

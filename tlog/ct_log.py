@@ -25,6 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from keyless import strictjson
 from keyless.core.encoding import b64decode, b64encode
+from keyless.core.errors import Reason
 from keyless.tlog.errors import (
     DuplicateEntryError,
     EntryError,
@@ -72,7 +73,7 @@ class CTHeadSigner:
 
     def verify(self, signed: bytes, *, size: int, root_hash: bytes) -> None:
         if len(signed) < 12 or signed[8:10] != bytes([_SHA256, _ECDSA]):
-            raise LogError("malformed tree head signature", reason="sth-invalid")
+            raise LogError("malformed tree head signature", reason=Reason.STH_INVALID)
         (timestamp_ms,) = struct.unpack(">Q", signed[:8])
         try:
             self.public_key.verify(
@@ -81,7 +82,9 @@ class CTHeadSigner:
                 ec.ECDSA(hashes.SHA256()),
             )
         except InvalidSignature as exc:
-            raise LogError("tree head signature does not verify", reason="sth-invalid") from exc
+            raise LogError(
+                "tree head signature does not verify", reason=Reason.STH_INVALID
+            ) from exc
 
 
 class CTLog:
@@ -314,7 +317,7 @@ def open_ct_log(
         except LogError as exc:
             raise LogError(
                 f"the CT log in {database or 'its database'} was signed with another key",
-                reason="log-key-mismatch",
+                reason=Reason.LOG_KEY_MISMATCH,
                 hint="restore the log's original key, or start a new log with a new database",
             ) from exc
     return CTLog(log, private_key=private_key, roots=roots)

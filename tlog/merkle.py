@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Protocol
 
+from keyless.core.errors import Reason
 from keyless.tlog.errors import ProofError
 
 HASH_SIZE = 32
@@ -109,7 +110,7 @@ def verify_inclusion(
         raise ProofError(
             f"inclusion proof for index {index} in a tree of {size} leads to root "
             f"{computed.hex()}, expected {bytes(root).hex()}",
-            reason="inclusion-proof-mismatch",
+            reason=Reason.INCLUSION_PROOF_MISMATCH,
         )
 
 
@@ -136,7 +137,7 @@ def verify_consistency(
         if root1 != root2:
             raise ProofError(
                 f"trees of equal size {size1} have different roots",
-                reason="consistency-proof-mismatch",
+                reason=Reason.CONSISTENCY_PROOF_MISMATCH,
             )
         return
     if not proof:
@@ -167,7 +168,7 @@ def verify_consistency(
     if first_root != root1 or second_root != root2:
         raise ProofError(
             f"consistency proof from size {size1} to {size2} does not lead to both roots",
-            reason="consistency-proof-mismatch",
+            reason=Reason.CONSISTENCY_PROOF_MISMATCH,
         )
 
 

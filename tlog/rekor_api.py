@@ -17,8 +17,6 @@ from keyless.tlog.errors import (
     EntryError,
     LogError,
     NotFoundError,
-    RequestError,
-    TooManyError,
 )
 from keyless.tlog.rekor import RekorService
 from keyless.tlog.wire import (
@@ -70,18 +68,17 @@ def _json(value: object, status: int = 200) -> Response:
 
 @bp.errorhandler(LogError)
 def _log_error(error: LogError) -> Response:
-    if isinstance(error, BodyTooLargeError):
-        return _json(error_json(413, error.message), 413)
-    if isinstance(error, TooManyError):
-        return _json(error_json(422, error.message), 422)
-    if isinstance(error, EntryError):
-        return _json(error_json(400, f"error processing entry: {error.message}"), 400)
-    if isinstance(error, RequestError):
-        return _json(error_json(400, error.message), 400)
-    if isinstance(error, NotFoundError):
+    """Rekor's `{"code","message"}` with the error's status, in Rekor's words: a missing entry
+    is an empty 404, and a refused entry says it could not be processed."""
+    status = error.status
+    if status >= 500:
+        current_app.logger.error("tlog failure (%s): %s", error.reason, error.message)
+    if status == 404:
         return Response(status=404)
-    current_app.logger.error("tlog failure (%s): %s", error.reason, error.message)
-    return _json(error_json(500, error.message), 500)
+    message = error.message
+    if isinstance(error, EntryError):
+        message = f"error processing entry: {message}"
+    return _json(error_json(status, message), status)
 
 
 @bp.post(ENTRIES_PATH)

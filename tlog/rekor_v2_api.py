@@ -18,14 +18,13 @@ import json
 from flask import Blueprint, Flask, Response, current_app, request
 
 from keyless.core.encoding import b64encode
+from keyless.core.errors import grpc_code
 from keyless.tlog import metrics, tiles
 from keyless.tlog.errors import (
     BodyTooLargeError,
     DuplicateEntryError,
-    EntryError,
     LogError,
     NotFoundError,
-    RequestError,
 )
 from keyless.tlog.rekor_v2 import API_VERSION, KIND, RekorV2Service, V2Entry
 from keyless.tlog.wire import parse_json
@@ -34,8 +33,6 @@ EXTENSION = "keyless.rekor_v2"
 PREFIX = "/api/v2"
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # rekor-tiles' --max-request-body-size default
 IMMUTABLE = "public, max-age=31536000, immutable"
-# gRPC status codes, as grpc-gateway puts them in error bodies.
-_INVALID_ARGUMENT, _NOT_FOUND, _ALREADY_EXISTS, _RESOURCE_EXHAUSTED, _INTERNAL = 3, 5, 6, 8, 13
 
 bp = Blueprint("rekor_v2", __name__)
 
@@ -53,21 +50,23 @@ def _service() -> RekorV2Service:
     return service
 
 
-def _error(status: int, code: int, message: str) -> Response:
-    body = json.dumps({"code": code, "message": message, "details": []})
+def _error(status: int, message: str) -> Response:
+    """grpc-gateway's error body: the gRPC code that goes with `status`, and the message."""
+    body = json.dumps({"code": grpc_code(status), "message": message, "details": []})
     return Response(body + "\n", status=status, mimetype="application/json")
 
 
 @bp.errorhandler(LogError)
 def _log_error(error: LogError) -> Response:
-    if isinstance(error, BodyTooLargeError):
-        return _error(413, _RESOURCE_EXHAUSTED, error.message)
-    if isinstance(error, EntryError | RequestError):
-        return _error(400, _INVALID_ARGUMENT, f"invalid hashedrekord request: {error.message}")
-    if isinstance(error, NotFoundError):
-        return _error(404, _NOT_FOUND, error.message)
-    current_app.logger.error("rekor v2 failure (%s): %s", error.reason, error.message)
-    return _error(500, _INTERNAL, error.message)
+    """The error's status, in rekor-tiles' words: every invalid argument (HTTP 400) is an
+    invalid hashedrekord request."""
+    status = error.status
+    if status >= 500:
+        current_app.logger.error("rekor v2 failure (%s): %s", error.reason, error.message)
+    message = error.message
+    if status == 400:
+        message = f"invalid hashedrekord request: {message}"
+    return _error(status, message)
 
 
 def _body(limit: int) -> bytes:
@@ -107,9 +106,7 @@ def create_entry() -> Response:
     try:
         entry = service.add_entry(proposed)
     except DuplicateEntryError as exc:
-        response = _error(
-            409, _ALREADY_EXISTS, f"an equivalent entry already exists at index {exc.index}"
-        )
+        response = _error(409, f"an equivalent entry already exists at index {exc.index}")
         response.headers["x-log-index"] = str(exc.index)
         return response
     metrics.V2_NEW_ENTRIES.inc()

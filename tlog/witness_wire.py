@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from keyless.core.encoding import b64decode, b64encode
+from keyless.core.errors import Reason
 from keyless.tlog.checkpoint import MAX_NOTE_BYTES, NoteSignature, parse_note
 from keyless.tlog.errors import CheckpointError, LogError
 from keyless.tlog.merkle import HASH_SIZE, MAX_TREE_SIZE
@@ -25,11 +26,12 @@ _SIZE = re.compile(r"(?:0|[1-9][0-9]{0,18})\Z")
 class WitnessRequestError(LogError):
     """An add-checkpoint request the witness refuses; `status` is its HTTP status."""
 
-    reason = "witness-request-refused"
+    reason = Reason.WITNESS_REQUEST_REFUSED
 
     def __init__(self, status: int, message: str, *, held: int | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        # The witness protocol's status is per refusal (400, 403, 404, 409, 422), not per class.
+        self.status = status  # type: ignore[misc]
         self.held = held  # for 409: the size of the checkpoint the witness holds
 
 

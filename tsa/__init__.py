@@ -10,8 +10,9 @@ keeps the token in the bundle; verifiers check it against the TSA chain in the t
 - `certs`: the TSA certificate rules (leaf with one critical timeStamping EKU, not a CA) and a
   development chain.
 - `api`: the Flask blueprint (`POST /api/v1/timestamp`, `GET /api/v1/timestamp/certchain`).
+- `errors`: `TSAError` and its kinds, `Rejected` first.
 
-Imports nothing else from keyless.
+Imports nothing else from keyless but `core`.
 """
 
 from keyless.tsa.authority import DEFAULT_POLICY_OID, TimestampAuthority
@@ -22,12 +23,14 @@ from keyless.tsa.certs import (
     load_pem_chain,
     pem_chain,
 )
-from keyless.tsa.request import Rejected, TimestampRequest, parse_der_request, parse_json_request
+from keyless.tsa.errors import Rejected, TSAError
+from keyless.tsa.request import TimestampRequest, parse_der_request, parse_json_request
 
 __all__ = [
     "DEFAULT_POLICY_OID",
     "Rejected",
     "TSAChainError",
+    "TSAError",
     "TimestampAuthority",
     "TimestampRequest",
     "check_tsa_chain",

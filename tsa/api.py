@@ -19,7 +19,14 @@ from flask import Blueprint, Flask, Response, current_app, request
 from keyless.tsa import metrics
 from keyless.tsa.authority import TimestampAuthority, reject
 from keyless.tsa.certs import pem_chain
-from keyless.tsa.request import MAX_DER_REQUEST_BYTES, MAX_JSON_REQUEST_BYTES
+from keyless.tsa.errors import Rejected, RequestTooLargeError, TSAError, UnsupportedMediaTypeError
+from keyless.tsa.request import (
+    MAX_DER_REQUEST_BYTES,
+    MAX_JSON_REQUEST_BYTES,
+    TimestampRequest,
+    parse_der_request,
+    parse_json_request,
+)
 
 EXTENSION = "keyless.tsa"
 TIMESTAMP_PATH = "/api/v1/timestamp"
@@ -47,13 +54,31 @@ def _reply(der: bytes, status: int) -> Response:
     return response
 
 
-def _bounded_body(limit: int) -> bytes | None:
-    """The request body, or None when it exceeds `limit` bytes (read no further than that)."""
+@bp.errorhandler(Rejected)
+def _rejected(exc: Rejected) -> Response:
+    """A `TimeStampResp` of status rejection naming the failure, with the error's status."""
+    oversized = isinstance(exc, RequestTooLargeError)  # refused unread, not rejected
+    metrics.TIMESTAMPS.labels(result="refused" if oversized else "rejected").inc()
+    return _reply(reject(exc.failure, exc.message), exc.status)
+
+
+@bp.errorhandler(TSAError)
+def _tsa_error(exc: TSAError) -> Response:
+    """Any other refusal as timestamp-authority's JSON `{"code","message"}`."""
+    metrics.TIMESTAMPS.labels(result="refused").inc()
+    body = json.dumps({"code": exc.status, "message": exc.message})
+    return Response(body + "\n", status=exc.status, mimetype="application/json")
+
+
+def _bounded_body(limit: int) -> bytes:
+    """The request body, refused once it exceeds `limit` bytes (read no further than that)."""
     length = request.content_length
     if length is not None and length > limit:
-        return None
+        raise RequestTooLargeError(f"request is larger than {limit} bytes")
     data = request.stream.read(limit + 1)
-    return None if len(data) > limit else data
+    if len(data) > limit:
+        raise RequestTooLargeError(f"request is larger than {limit} bytes")
+    return data
 
 
 @bp.post(TIMESTAMP_PATH)
@@ -61,23 +86,18 @@ def timestamp() -> Response:
     """Timestamp a digest: DER or JSON request in, DER `TimeStampResp` out."""
     authority = _authority()
     kind = request.mimetype
-    answer: Callable[[bytes], tuple[bytes, bool]]
+    parse: Callable[[bytes], TimestampRequest]
     if kind == "application/timestamp-query":
-        limit, answer = MAX_DER_REQUEST_BYTES, authority.answer_der
+        limit, parse = MAX_DER_REQUEST_BYTES, parse_der_request
     elif kind == "application/json":
-        limit, answer = MAX_JSON_REQUEST_BYTES, authority.answer_json
+        limit, parse = MAX_JSON_REQUEST_BYTES, parse_json_request
     else:
-        message = "Content-Type must be application/timestamp-query or application/json"
-        body = json.dumps({"code": 415, "message": message})
-        metrics.TIMESTAMPS.labels(result="refused").inc()
-        return Response(body + "\n", status=415, mimetype="application/json")
-    data = _bounded_body(limit)
-    if data is None:
-        metrics.TIMESTAMPS.labels(result="refused").inc()
-        return _reply(reject("bad_data_format", f"request is larger than {limit} bytes"), 413)
-    der, granted = answer(data)
-    metrics.TIMESTAMPS.labels(result="granted" if granted else "rejected").inc()
-    return _reply(der, 200 if granted else 400)
+        raise UnsupportedMediaTypeError(
+            "Content-Type must be application/timestamp-query or application/json"
+        )
+    der = authority.grant(parse(_bounded_body(limit)))
+    metrics.TIMESTAMPS.labels(result="granted").inc()
+    return _reply(der, 200)
 
 
 @bp.get(f"{TIMESTAMP_PATH}/certchain")

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from keyless.core.keys import CURVE_HASHES, hash_algorithm
 from keyless.tsa.certs import TSAChainError, check_tsa_chain
-from keyless.tsa.request import Rejected, TimestampRequest, parse_der_request, parse_json_request
+from keyless.tsa.errors import Rejected
+from keyless.tsa.request import TimestampRequest
 
 DEFAULT_POLICY_OID = "1.3.6.1.4.1.57264.2"  # Sigstore's TSA policy arc
 _VERSION_1 = core.Integer(1).dump()
@@ -144,20 +145,6 @@ class TimestampAuthority:
         """The signing certificate."""
         return self.chain[0]
 
-    def answer_der(self, der: bytes) -> tuple[bytes, bool]:
-        """The DER `TimeStampResp` for a DER request, and whether it was granted."""
-        try:
-            return self.grant(parse_der_request(der)), True
-        except Rejected as exc:
-            return reject(exc.failure, exc.message), False
-
-    def answer_json(self, body: bytes) -> tuple[bytes, bool]:
-        """The DER `TimeStampResp` for Sigstore's JSON request, and whether it was granted."""
-        try:
-            return self.grant(parse_json_request(body)), True
-        except Rejected as exc:
-            return reject(exc.failure, exc.message), False
-
     def grant(self, request: TimestampRequest) -> bytes:
         """A signed `TimeStampResp` (status granted) for a checked request.
 
@@ -167,10 +154,10 @@ class TimestampAuthority:
         """
         policy = request.policy or self.policy
         if policy not in self.accepted_policies:
-            raise Rejected("unaccepted_policy", f"policy {policy[:128]} is not served here")
+            raise Rejected(f"policy {policy[:128]} is not served here", failure="unaccepted_policy")
         now = datetime.fromtimestamp(int(self._clock()), UTC)
         if not self._not_before <= now <= self._not_after:
-            raise Rejected("time_not_available", "the TSA certificate is not valid now")
+            raise Rejected("the TSA certificate is not valid now", failure="time_not_available")
         imprint = _sequence(
             self._hash_algorithms[request.hash_algorithm],
             core.OctetString(request.digest).dump(),

@@ -21,7 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from keyless.core.errors import Reason
 from keyless.tsa.certs import dev_tsa_chain, load_pem_chain, pem_chain
+from keyless.tsa.errors import TSAError
 
 KEY_FILE = "tsa-key.pem"
 CHAIN_FILE = "tsa-chain.pem"
@@ -30,15 +32,10 @@ CURVES = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1}
 MakeKey = Callable[[str], ec.EllipticCurvePublicKey]
 
 
-class TSACeremonyError(Exception):
+class TSACeremonyError(TSAError):
     """The ceremony cannot go ahead; the message says why."""
 
-    user_facing = True
-    hint = None
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    reason = Reason.TSA_CEREMONY_REFUSED
 
 
 @dataclass(frozen=True)

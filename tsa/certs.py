@@ -19,6 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from keyless.core.errors import Reason
+from keyless.tsa.errors import TSAError
+
 MAX_CHAIN_BYTES = 64 * 1024
 MAX_CHAIN_CERTIFICATES = 8
 DEV_VALIDITY = timedelta(days=3650)
@@ -27,15 +30,11 @@ _PEM_CERT = re.compile(
 )
 
 
-class TSAChainError(Exception):
+class TSAChainError(TSAError):
     """The TSA chain breaks a rule; the message says which."""
 
-    user_facing = True
+    reason = Reason.TSA_CHAIN_INVALID
     hint = "a TSA chain is the timeStamping leaf first, then intermediates, the root last"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from asn1crypto import core, tsp
 
 from keyless.core.encoding import b64decode
+from keyless.tsa.errors import Rejected
 
 MAX_DER_REQUEST_BYTES = 4 * 1024
 MAX_JSON_REQUEST_BYTES = 1024  # sigstore/timestamp-authority's limit
@@ -24,15 +25,6 @@ MAX_NONCE_BITS = 256
 DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 _JSON_FIELDS = {"artifactHash", "hashAlgorithm", "certificates", "nonce", "tsaPolicyOID"}
 _PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError)
-
-
-class Rejected(Exception):
-    """A request the TSA refuses; `failure` is the asn1crypto PKIFailureInfo bit name."""
-
-    def __init__(self, failure: str, message: str) -> None:
-        super().__init__(message)
-        self.failure = failure
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -49,19 +41,20 @@ class TimestampRequest:
 def _check_digest(algorithm: str, digest: bytes) -> None:
     if algorithm not in DIGEST_SIZES:
         raise Rejected(
-            "bad_alg", f"hash algorithm {algorithm[:64]} is not accepted: use SHA-256/384/512"
+            f"hash algorithm {algorithm[:64]} is not accepted: use SHA-256/384/512",
+            failure="bad_alg",
         )
     if len(digest) != DIGEST_SIZES[algorithm]:
         raise Rejected(
-            "bad_data_format",
             f"message imprint is {len(digest)} bytes, {algorithm} digests are "
             f"{DIGEST_SIZES[algorithm]}",
+            failure="bad_data_format",
         )
 
 
 def _check_nonce(nonce: int | None) -> None:
     if nonce is not None and nonce.bit_length() > MAX_NONCE_BITS:
-        raise Rejected("bad_request", f"nonce is longer than {MAX_NONCE_BITS} bits")
+        raise Rejected(f"nonce is longer than {MAX_NONCE_BITS} bits", failure="bad_request")
 
 
 def parse_der_request(der: bytes) -> TimestampRequest:
@@ -71,32 +64,34 @@ def parse_der_request(der: bytes) -> TimestampRequest:
         Rejected: the request is malformed or asks for something this TSA refuses.
     """
     if len(der) > MAX_DER_REQUEST_BYTES:
-        raise Rejected("bad_data_format", f"request is larger than {MAX_DER_REQUEST_BYTES} bytes")
+        raise Rejected(
+            f"request is larger than {MAX_DER_REQUEST_BYTES} bytes", failure="bad_data_format"
+        )
     if not der:
-        raise Rejected("bad_data_format", "request is empty")
+        raise Rejected("request is empty", failure="bad_data_format")
     try:
         request = tsp.TimeStampReq.load(der, strict=True)
         fields = request.native
         # BER that is not DER is refused: a TSA signs exactly what it parsed.
         canonical = request.dump(force=True) == der
     except _PARSE_ERRORS as exc:
-        raise Rejected("bad_data_format", "request is not a DER TimeStampReq") from exc
+        raise Rejected("request is not a DER TimeStampReq", failure="bad_data_format") from exc
     if not canonical:
-        raise Rejected("bad_data_format", "request is not DER-encoded")
+        raise Rejected("request is not DER-encoded", failure="bad_data_format")
     if fields["version"] != "v1":
-        raise Rejected("bad_request", "request version must be 1")
+        raise Rejected("request version must be 1", failure="bad_request")
     imprint = request["message_imprint"]
     algorithm_id = imprint["hash_algorithm"]
     parameters = algorithm_id["parameters"]
     if not isinstance(parameters, core.Void | core.Null):
-        raise Rejected("bad_alg", "hash algorithm parameters must be absent or NULL")
+        raise Rejected("hash algorithm parameters must be absent or NULL", failure="bad_alg")
     algorithm = algorithm_id["algorithm"].native
     digest = imprint["hashed_message"].native
     _check_digest(algorithm, digest)
     nonce = fields["nonce"]
     _check_nonce(nonce)
     if fields["extensions"]:
-        raise Rejected("unaccepted_extensions", "request extensions are not accepted")
+        raise Rejected("request extensions are not accepted", failure="unaccepted_extensions")
     return TimestampRequest(
         hash_algorithm=algorithm,
         digest=digest,
@@ -109,7 +104,7 @@ def parse_der_request(der: bytes) -> TimestampRequest:
 def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     result = dict(pairs)
     if len(result) != len(pairs):
-        raise Rejected("bad_data_format", "JSON request has a duplicate field")
+        raise Rejected("JSON request has a duplicate field", failure="bad_data_format")
     return result
 
 
@@ -121,35 +116,35 @@ def parse_json_request(body: bytes) -> TimestampRequest:
     """
     if len(body) > MAX_JSON_REQUEST_BYTES:
         raise Rejected(
-            "bad_data_format", f"JSON request is larger than {MAX_JSON_REQUEST_BYTES} bytes"
+            f"JSON request is larger than {MAX_JSON_REQUEST_BYTES} bytes", failure="bad_data_format"
         )
     try:
         value = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise Rejected("bad_data_format", "request is not valid JSON") from exc
+        raise Rejected("request is not valid JSON", failure="bad_data_format") from exc
     if not isinstance(value, dict):
-        raise Rejected("bad_data_format", "JSON request must be an object")
+        raise Rejected("JSON request must be an object", failure="bad_data_format")
     unknown = sorted(set(value) - _JSON_FIELDS)
     if unknown:
-        raise Rejected("bad_request", f"JSON request has unknown field {unknown[0][:64]!r}")
+        raise Rejected(f"JSON request has unknown field {unknown[0][:64]!r}", failure="bad_request")
     algorithm = value.get("hashAlgorithm", "sha256")
     if not isinstance(algorithm, str):
-        raise Rejected("bad_alg", "hashAlgorithm must be a string")
+        raise Rejected("hashAlgorithm must be a string", failure="bad_alg")
     artifact_hash = value.get("artifactHash")
     if not isinstance(artifact_hash, str) or not artifact_hash:
-        raise Rejected("bad_data_format", "artifactHash must be a base64 digest")
+        raise Rejected("artifactHash must be a base64 digest", failure="bad_data_format")
     try:
         digest = b64decode(artifact_hash)
     except ValueError as exc:
-        raise Rejected("bad_data_format", "artifactHash is not valid base64") from exc
+        raise Rejected("artifactHash is not valid base64", failure="bad_data_format") from exc
     _check_digest(algorithm.lower(), digest)
     nonce = value.get("nonce")
     if nonce is not None and (isinstance(nonce, bool) or not isinstance(nonce, int)):
-        raise Rejected("bad_request", "nonce must be an integer")
+        raise Rejected("nonce must be an integer", failure="bad_request")
     _check_nonce(nonce)
     certificates = value.get("certificates", False)
     if not isinstance(certificates, bool):
-        raise Rejected("bad_request", "certificates must be true or false")
+        raise Rejected("certificates must be true or false", failure="bad_request")
     policy = value.get("tsaPolicyOID")
     if policy is not None:
         policy = _dotted_oid(policy)
@@ -164,9 +159,9 @@ def parse_json_request(body: bytes) -> TimestampRequest:
 
 def _dotted_oid(value: object) -> str:
     if not isinstance(value, str) or len(value) > 128:
-        raise Rejected("bad_request", "tsaPolicyOID must be a dotted OID")
+        raise Rejected("tsaPolicyOID must be a dotted OID", failure="bad_request")
     try:
         dotted: str = core.ObjectIdentifier(value).dotted
         return dotted
     except _PARSE_ERRORS as exc:
-        raise Rejected("bad_request", "tsaPolicyOID must be a dotted OID") from exc
+        raise Rejected("tsaPolicyOID must be a dotted OID", failure="bad_request") from exc

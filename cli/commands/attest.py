@@ -15,6 +15,7 @@ from typing import Any
 
 from keyless.cli.commands import _images, _keys
 from keyless.client.errors import ClientError
+from keyless.core.errors import Reason
 
 _DIGEST_PREFIX = "sha256:"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
@@ -153,7 +154,7 @@ def _attest_artifact(
     try:
         artifact = resolve_artifact(args.target)
     except VerificationError as exc:
-        raise ClientError(exc.detail, reason="artifact") from exc
+        raise ClientError(exc.detail, reason=Reason.ARTIFACT) from exc
     bundle_path = args.bundle or default_bundle_path(artifact.path)
     digest = artifact.sha256.hex()
     name = args.subject_name or artifact_subject_name(artifact.path, digest)

@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from keyless.cli.main import UndecidedError, UsageError
 from keyless.core.encoding import format_rfc3339
 
 if TYPE_CHECKING:
@@ -121,15 +122,12 @@ def run(args: argparse.Namespace) -> int:
                 f"read {done}/{total} {what} entries", file=sys.stderr
             ),
         )
-    except LogIntegrityError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 1
+    except LogIntegrityError:
+        raise  # exit 1: the log lied
     except NetworkError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 3
+        raise UndecidedError(exc.message, reason=exc.reason, hint=exc.hint) from exc
     except ClientError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 2
+        raise UsageError(exc.message, reason=exc.reason, hint=exc.hint) from exc
     _report(result, args.output)
     return 0
 

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from keyless.cli.main import UsageError
+
 DEFAULT_NAMESPACE = "keyless-system"
 DEFAULT_IMAGE = "keyless:latest"
 DEFAULT_PORT = 8443
@@ -251,8 +253,6 @@ def _seconds(text: str) -> float:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from keyless.client.policy import PolicyFileError
-
     if args.tls_self_signed is not None and (args.tls_cert or args.tls_key):
         args.usage_error("give --tls-cert/--tls-key or --tls-self-signed, not both")
     if args.tls_self_signed is None and not (args.tls_cert and args.tls_key):
@@ -266,12 +266,7 @@ def run_serve(args: argparse.Namespace) -> int:
         _check_client_ca(args)
     from keyless.cli.commands.policy import load_policies
 
-    try:
-        policies = load_policies(args)
-    except PolicyFileError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return 2
+    policies = load_policies(args)
     for line in policies.warnings:
         print(f"warning: {line}", file=sys.stderr)
     return _serve(args, policies)
@@ -374,11 +369,7 @@ def run_manifests(args: argparse.Namespace) -> int:
         args.usage_error("--policy files must have distinct names")
     trusted_root = _read(args, args.trusted_root) if args.trusted_root else None
     if files:
-        problems = _check_policies(args, files)
-        if problems:
-            for problem in problems:
-                print(f"error: {problem}", file=sys.stderr)
-            return 2
+        _check_policies(args, files)
     tls_pair = None
     if args.tls_self_signed is not None:
         from keyless.server.gate import tls
@@ -433,10 +424,15 @@ def _policy_files(args: argparse.Namespace) -> list[Path]:
     return files
 
 
-def _check_policies(args: argparse.Namespace, files: list[Path]) -> list[str]:
-    """The problems `keyless policy check` and the gate would find in these policies, under
-    this trust: so the manifests never install what the gate would refuse to start with."""
-    from keyless.client.policy import PolicyFileError, load_policy_set, load_trust_file
+def _check_policies(args: argparse.Namespace, files: list[Path]) -> None:
+    """Refuse what `keyless policy check` and the gate would refuse in these policies, under
+    this trust: so the manifests never install what the gate would refuse to start with.
+
+    Raises:
+        PolicyFileError: the policies' problems (exit 2).
+        UsageError: a trusted root that cannot be used.
+    """
+    from keyless.client.policy import load_policy_set, load_trust_file
     from keyless.client.verify import TrustRootError
 
     try:
@@ -446,14 +442,10 @@ def _check_policies(args: argparse.Namespace, files: list[Path]) -> list[str]:
         }
         default = load_trust_file("", args.trusted_root) if args.trusted_root else None
     except TrustRootError as exc:
-        return [exc.detail]
-    try:
-        load_policy_set(
-            files, trust_files=named, default_trust=default, no_match_policy=args.no_match_policy
-        )
-    except PolicyFileError as exc:
-        return list(exc.problems)
-    return []
+        raise UsageError(exc.detail, reason=exc.reason) from exc
+    load_policy_set(
+        files, trust_files=named, default_trust=default, no_match_policy=args.no_match_policy
+    )
 
 
 def _read(args: argparse.Namespace, path: Path) -> bytes:

@@ -18,7 +18,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from keyless.cli.main import CLIError, report
+
 if TYPE_CHECKING:
+    from keyless.client.errors import ClientError
     from keyless.client.transparency.monitor import RunResult
 
 PUBLIC_REKOR = "https://rekor.sigstore.dev"
@@ -210,21 +213,17 @@ def _check_witnesses(monitor: Any, result: RunResult, witnesses: list[Any]) -> i
     return worst
 
 
-def _failed(exc: Exception, state_path: Path | None = None) -> int:
-    """Say why a run failed, on stderr, and return its exit code."""
+def _failed(exc: ClientError, state_path: Path | None = None) -> int:
+    """Say why a run failed, on stderr (the runs over other logs go on); its exit code."""
     from keyless.client.errors import NetworkError
     from keyless.client.transparency.monitor import LogInconsistencyError
 
     if isinstance(exc, LogInconsistencyError):
-        print(f"error: log inconsistency: {exc.message}", file=sys.stderr)
-        print(f"hint: the last verified checkpoint is kept in {state_path}", file=sys.stderr)
+        hint = f"the last verified checkpoint is kept in {state_path}"
+        report(CLIError(f"log inconsistency: {exc.message}", reason=exc.reason, hint=hint))
         return EXIT_INCONSISTENT
-    print(f"error: {exc.message}", file=sys.stderr)
-    if isinstance(exc, NetworkError):
-        return EXIT_UNREACHABLE
-    if exc.hint:
-        print(f"hint: {exc.hint}", file=sys.stderr)
-    return EXIT_USAGE
+    report(exc)
+    return EXIT_UNREACHABLE if isinstance(exc, NetworkError) else EXIT_USAGE
 
 
 def _run_once(monitor: Any, state_path: Path, watch: Any, args: argparse.Namespace) -> RunResult:

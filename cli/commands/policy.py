@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from keyless.client.oci import RegistryClient
     from keyless.client.policy import Evaluator, ImageVerdict, PolicySet
 
-EXIT_PASS, EXIT_REFUSED, EXIT_USAGE, EXIT_UNDECIDED = 0, 1, 2, 3
+# 2, a usage or policy-file error, is argparse's and PolicyFileError's / WorkloadError's own.
+EXIT_PASS, EXIT_REFUSED, EXIT_UNDECIDED = 0, 1, 3
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -86,18 +87,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from keyless.client.policy import PolicyFileError
-    from keyless.client.policy.workloads import WorkloadError, images_in_files
+    from keyless.client.policy.workloads import images_in_files
 
     if not args.images and not args.resource:
         args.usage_error("give at least one IMAGE or --resource")
-    try:
-        evaluator_for = _evaluator(args)
-        images = list(args.images) + (images_in_files(args.resource) if args.resource else [])
-    except (PolicyFileError, WorkloadError) as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+    evaluator_for = _evaluator(args)
+    images = list(args.images) + (images_in_files(args.resource) if args.resource else [])
     with _images.registry_hints(args), _images.registry_client(args) as client:
         evaluator = evaluator_for(client)
         verdicts = [_judge(evaluator, image) for image in dict.fromkeys(images)]

@@ -17,7 +17,9 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from keyless.cli.commands import _images, _keys
+from keyless.cli.main import UndecidedError
 from keyless.core.encoding import format_rfc3339
+from keyless.core.errors import Error, Reason
 
 if TYPE_CHECKING:
     from keyless.client.oci import Reference
@@ -26,11 +28,11 @@ if TYPE_CHECKING:
 
 # (flag suffix, Fulcio arc, check name) for the GitHub workflow claims cosign users know.
 GITHUB_FLAGS: tuple[tuple[str, int, str], ...] = (
-    ("trigger", 2, "github-workflow-trigger"),
-    ("sha", 3, "github-workflow-sha"),
-    ("name", 4, "github-workflow-name"),
-    ("repository", 5, "github-workflow-repository"),
-    ("ref", 6, "github-workflow-ref"),
+    ("trigger", 2, Reason.GITHUB_WORKFLOW_TRIGGER),
+    ("sha", 3, Reason.GITHUB_WORKFLOW_SHA),
+    ("name", 4, Reason.GITHUB_WORKFLOW_NAME),
+    ("repository", 5, Reason.GITHUB_WORKFLOW_REPOSITORY),
+    ("ref", 6, Reason.GITHUB_WORKFLOW_REF),
 )
 
 _ANCHOR_NOTE = (
@@ -154,9 +156,6 @@ def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-EXIT_REFUSED, EXIT_UNDECIDED = 1, 3
-
-
 def run(args: argparse.Namespace) -> int:
     if args.key is not None and _identity_flags_given(args):
         args.usage_error("--key verifies a managed key; identity flags do not apply")
@@ -231,7 +230,7 @@ def _verify_file(args: argparse.Namespace, policy: Policy | None) -> int:
                 bundle, witnesses=keys, threshold=args.witness_threshold or len(keys)
             )
     except NetworkError as exc:
-        return _undecided(args, exc, digest)
+        raise _undecided(args, exc, digest) from exc
     except VerificationError as exc:
         _print_json(args, _failure(args.artifact, digest, "fail", exc.reason, exc.message))
         raise
@@ -280,7 +279,7 @@ def _verify_image(
         root = _trusted_root(args)
         keys = _keys.verifier_keys(args, args.key) if args.key is not None else []
     except NetworkError as exc:
-        return _undecided(args, exc, image.digest)
+        raise _undecided(args, exc, image.digest) from exc
     if keys:
         authority: KeylessAuthority | KeyAuthority = KeyAuthority(
             name="verify", keys=tuple(keys), ignore_tlog=args.insecure_ignore_tlog
@@ -299,13 +298,13 @@ def _verify_image(
                 # A digest is looked up too, so a missing image is not "no signatures found".
                 resolved = ResolvedImage.from_reference(image, client.resolve(image).digest)
         except RegistryError as exc:
-            return _undecided(args, exc, image.digest)
+            raise _undecided(args, exc, image.digest) from exc
         verdict = evaluator.evaluate(resolved)
     pinned = f"{image.name}@{resolved.digest}"
     if verdict.outcome == ERROR:
-        _print_json(args, _failure(pinned, resolved.digest, ERROR, "registry", verdict.messages[0]))
-        print(f"error: {verdict.messages[0]}", file=sys.stderr)
-        return EXIT_UNDECIDED
+        message = verdict.messages[0]
+        _print_json(args, _failure(pinned, resolved.digest, ERROR, Reason.REGISTRY, message))
+        raise UndecidedError(message, reason=Reason.REGISTRY)
     (result,) = verdict.policies[0].authorities
     if image.digest is None:
         print(f"resolved {image} to {resolved.digest}", file=sys.stderr)
@@ -363,15 +362,11 @@ def _print_json(args: argparse.Namespace, document: dict[str, Any]) -> None:
         print(json.dumps(document))
 
 
-def _undecided(args: argparse.Namespace, exc: Any, digest: str | None) -> int:
-    """Could not decide (exit 3): the registry or the keyless server failed, not the image."""
-    import sys
-
+def _undecided(args: argparse.Namespace, exc: Error, digest: str | None) -> UndecidedError:
+    """Could not decide (exit 3): the registry or the keyless server failed, not the image.
+    The JSON result says so; the error to raise says why."""
     _print_json(args, _failure(args.artifact, digest, "error", exc.reason, exc.message))
-    print(f"error: {exc.message}", file=sys.stderr)
-    if exc.hint:
-        print(f"hint: {exc.hint}", file=sys.stderr)
-    return EXIT_UNDECIDED
+    return UndecidedError(exc.message, reason=exc.reason, hint=exc.hint)
 
 
 def build_policy(args: argparse.Namespace) -> Policy:

@@ -25,6 +25,7 @@ from keyless.cli.commands.verify import (
     build_policy,
     signer_identity,
 )
+from keyless.core.errors import Error, Reason
 
 if TYPE_CHECKING:
     from keyless.client.attest.rego import RegoPolicy
@@ -143,11 +144,9 @@ def run(args: argparse.Namespace) -> int:
             name, verified = _verify_image(args, image, policy, keys, predicate_type, rego)
         else:
             name, verified = _verify_files(args, policy, keys, predicate_type, rego)
-    except Exception as exc:
-        if args.output == "json" and getattr(exc, "user_facing", False):
-            check = getattr(exc, "check", None) or getattr(exc, "reason", "error")
-            message = getattr(exc, "message", str(exc))
-            print(json.dumps({"verified": False, "check": check, "message": message}))
+    except Error as exc:
+        if args.output == "json":
+            print(json.dumps({"verified": False, "check": exc.reason, "message": exc.message}))
         raise
     if args.output == "json":
         print(
@@ -198,7 +197,7 @@ def identity_policy(args: argparse.Namespace) -> Policy:
         policies.append(
             ExtensionEquals(
                 arc=oids.SOURCE_REPOSITORY_URI,
-                name="source-repository",
+                name=Reason.SOURCE_REPOSITORY,
                 value=f"https://{GITHUB_HOST}/{_repo(args)}",
             )
         )
@@ -206,7 +205,7 @@ def identity_policy(args: argparse.Namespace) -> Policy:
         policies.append(
             ExtensionEquals(
                 arc=oids.SOURCE_REPOSITORY_OWNER_URI,
-                name="source-repository-owner",
+                name=Reason.SOURCE_REPOSITORY_OWNER,
                 value=f"https://{GITHUB_HOST}/{_owner(args)}",
             )
         )
@@ -326,10 +325,11 @@ def _best(failures: list[Any], count: int, predicate_type: str | None) -> Any:
     first = most_telling(failures)
     if first.check == "type":
         return VerificationError(
-            "type", f"none of the {count} attestations is of predicate type {predicate_type!r}"
+            reason=Reason.TYPE,
+            detail=f"none of the {count} attestations is of predicate type {predicate_type!r}",
         )
     return VerificationError(
-        first.check, f"none of the {count} attestations passed: {first.detail}"
+        reason=first.check, detail=f"none of the {count} attestations passed: {first.detail}"
     )
 
 

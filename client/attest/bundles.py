@@ -35,10 +35,10 @@ def read_bundles(path: Path) -> list[Bundle]:
     try:
         data = read_bounded(path, limit=MAX_BUNDLE_FILE_BYTES)
     except ClientError as exc:
-        raise BundleError(exc.message) from exc
+        raise BundleError(detail=exc.message) from exc
     text = data.strip()
     if not text:
-        raise BundleError(f"{path} holds no bundle")
+        raise BundleError(detail=f"{path} holds no bundle")
     try:
         return [Bundle.from_json(text)]
     except BundleError as single:
@@ -46,13 +46,13 @@ def read_bundles(path: Path) -> list[Bundle]:
         if len(lines) == 1:
             raise single
     if len(lines) > MAX_BUNDLES_PER_FILE:
-        raise BundleError(f"{path} holds more than {MAX_BUNDLES_PER_FILE} bundles")
+        raise BundleError(detail=f"{path} holds more than {MAX_BUNDLES_PER_FILE} bundles")
     bundles = []
     for number, line in enumerate(lines, start=1):
         try:
             bundles.append(Bundle.from_json(line))
         except BundleError as exc:
-            raise BundleError(f"{path} line {number}: {exc.detail}") from exc
+            raise BundleError(detail=f"{path} line {number}: {exc.detail}") from exc
     return bundles
 
 

@@ -29,6 +29,7 @@ from keyless.client.oci import Reference, RegistryClient, find_signatures, push_
 from keyless.client.oci.signatures import COSIGN_SIGN_PREDICATE
 from keyless.client.verify import VerificationError, Verifier
 from keyless.client.verify.dsse import INTOTO_PAYLOAD_TYPE
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -207,14 +208,14 @@ def _failure(
     skipped = ("skipped: " + "; ".join(problems[:3])) if problems else None
     if not failures:
         return AttestationVerificationError(
-            f"no attestations found for {digest}", reason="no-attestations", hint=skipped
+            f"no attestations found for {digest}", reason=Reason.NO_ATTESTATIONS, hint=skipped
         )
     first = most_telling(failures)
     if first.check == "type":
         return AttestationVerificationError(
             f"verification failed (type): none of the attestations on {digest} is of "
             f"predicate type {predicate_type!r}; found: {', '.join(sorted(types))}",
-            reason="type",
+            reason=Reason.TYPE,
             hint=skipped,
         )
     return AttestationVerificationError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from keyless.client.errors import ClientError
+from keyless.core.errors import Reason
 
 MAX_TYPE_CHARS = 512
 
@@ -56,5 +57,5 @@ def predicate_type_uri(value: str) -> str:
     raise AttestationError(
         f"unknown predicate type {value[:80]!r}: use a URI or one of "
         f"{', '.join(sorted(PREDICATE_TYPES))}",
-        reason="predicate-type",
+        reason=Reason.PREDICATE_TYPE,
     )

@@ -29,6 +29,7 @@ from typing import Any
 
 from keyless.client.errors import ClientError
 from keyless.client.files import read_bounded
+from keyless.core.errors import Reason
 
 COSIGN_QUERY = "data.signature.allow"
 # policy-controller's ClusterImagePolicy convention (cosign's ValidateJSONWithModuleInput):
@@ -128,7 +129,9 @@ def rego_check(policies: Sequence[RegoPolicy]) -> Callable[[dict[str, Any]], Non
             allowed, messages = policy.evaluate(statement)
             if not allowed:
                 why = "; ".join(messages) if messages else f"{policy.query} is not true"
-                raise VerificationError("policy", f"policy {policy.name} denies: {why}")
+                raise VerificationError(
+                    reason=Reason.POLICY, detail=f"policy {policy.name} denies: {why}"
+                )
 
     return check
 

@@ -33,6 +33,7 @@ from keyless.client.errors import ClientError
 from keyless.client.files import read_bounded
 from keyless.client.verify import VerificationError
 from keyless.client.verify.dsse import INTOTO_PAYLOAD_TYPE
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -57,36 +58,36 @@ def read_predicate(path: Path, predicate_type: str) -> dict[str, Any]:
     try:
         data = read_bounded(path, limit=MAX_PREDICATE_BYTES)
     except ClientError as exc:
-        raise AttestationError(f"predicate: {exc.message}", reason="predicate") from exc
+        raise AttestationError(f"predicate: {exc.message}", reason=Reason.PREDICATE) from exc
     try:
         predicate = json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise AttestationError(
-            f"predicate {path} is not valid JSON: {_json_problem(exc)}", reason="predicate"
+            f"predicate {path} is not valid JSON: {_json_problem(exc)}", reason=Reason.PREDICATE
         ) from exc
     if not isinstance(predicate, dict):
         raise AttestationError(
             f"predicate {path} is a JSON {type(predicate).__name__}, not an object",
-            reason="predicate",
+            reason=Reason.PREDICATE,
         )
     try:
         json.dumps(predicate, ensure_ascii=False).encode()
     except UnicodeEncodeError as exc:
         raise AttestationError(
             f"predicate {path} has a string that is not valid Unicode (a lone surrogate)",
-            reason="predicate",
+            reason=Reason.PREDICATE,
         ) from exc
     if "predicateType" in predicate and "subject" in predicate:
         raise AttestationError(
             f"{path} is a whole in-toto statement, not a predicate",
-            reason="predicate",
+            reason=Reason.PREDICATE,
             hint="pass the value of its `predicate` field as --predicate",
         )
     problem = _contradiction(predicate_type, predicate)
     if problem is not None:
         raise AttestationError(
             f"predicate {path} is not a {predicate_type} predicate: {problem}",
-            reason="predicate",
+            reason=Reason.PREDICATE,
             hint="check --type, or pass the type URI the predicate really is",
         )
     return predicate
@@ -107,19 +108,21 @@ def check_subject_name(name: str) -> str:
             character, or not encodable as UTF-8 (bytes from the command line that are not).
     """
     if not name:
-        raise AttestationError("the subject name is empty", reason="subject-name")
+        raise AttestationError("the subject name is empty", reason=Reason.SUBJECT_NAME)
     if len(name) > MAX_SUBJECT_NAME_CHARS:
         raise AttestationError(
             f"the subject name is longer than {MAX_SUBJECT_NAME_CHARS} characters",
-            reason="subject-name",
+            reason=Reason.SUBJECT_NAME,
         )
     if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
-        raise AttestationError("the subject name has a control character", reason="subject-name")
+        raise AttestationError(
+            "the subject name has a control character", reason=Reason.SUBJECT_NAME
+        )
     try:
         name.encode()
     except UnicodeEncodeError as exc:
         raise AttestationError(
-            "the subject name is not valid UTF-8", reason="subject-name"
+            "the subject name is not valid UTF-8", reason=Reason.SUBJECT_NAME
         ) from exc
     return name
 
@@ -173,17 +176,24 @@ def statement_of(bundle: Bundle) -> dict[str, Any]:
     """
     envelope = bundle.envelope
     if envelope is None:
-        raise VerificationError("dsse", "the bundle holds a message signature, not an attestation")
+        raise VerificationError(
+            reason=Reason.DSSE, detail="the bundle holds a message signature, not an attestation"
+        )
     if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
         raise VerificationError(
-            "dsse", f"envelope payload type {envelope.payload_type!r} is not in-toto"
+            reason=Reason.DSSE,
+            detail=f"envelope payload type {envelope.payload_type!r} is not in-toto",
         )
     try:
         value = json.loads(envelope.payload, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise VerificationError("dsse", "envelope payload is not valid JSON") from exc
+        raise VerificationError(
+            reason=Reason.DSSE, detail="envelope payload is not valid JSON"
+        ) from exc
     if not isinstance(value, dict) or not isinstance(value.get("predicateType"), str):
-        raise VerificationError("dsse", "envelope payload is not an in-toto statement")
+        raise VerificationError(
+            reason=Reason.DSSE, detail="envelope payload is not an in-toto statement"
+        )
     return value
 
 
@@ -243,7 +253,8 @@ def check_type(verified: dict[str, Any], predicate_type: str | None) -> None:
     actual = verified.get("predicateType")
     if predicate_type is not None and actual != predicate_type:
         raise VerificationError(
-            "type", f"the attestation is of predicate type {actual!r}, not {predicate_type!r}"
+            reason=Reason.TYPE,
+            detail=f"the attestation is of predicate type {actual!r}, not {predicate_type!r}",
         )
 
 

@@ -12,6 +12,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from keyless.client.keys.errors import KeyFileError
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -35,7 +36,7 @@ def check_allowed_key(key: PublicKeyTypes, *, source: str) -> None:
             raise KeyFileError(
                 f"{source} is an RSA-{key.key_size} key; RSA keys of {low} to {high} bits are "
                 "supported",
-                reason="key-type",
+                reason=Reason.KEY_TYPE,
             )
         return
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -43,7 +44,7 @@ def check_allowed_key(key: PublicKeyTypes, *, source: str) -> None:
             raise KeyFileError(
                 f"{source} is an ECDSA key on {key.curve.name}; the curves supported are "
                 "P-256, P-384 and P-521",
-                reason="key-type",
+                reason=Reason.KEY_TYPE,
             )
         return
     if isinstance(key, ed25519.Ed25519PublicKey):
@@ -51,7 +52,7 @@ def check_allowed_key(key: PublicKeyTypes, *, source: str) -> None:
     raise KeyFileError(
         f"{source} holds an unsupported key type ({type(key).__name__.removeprefix('_')}); "
         "RSA, ECDSA and Ed25519 keys are supported",
-        reason="key-type",
+        reason=Reason.KEY_TYPE,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from keyless.client.errors import NetworkError
 from keyless.client.keys.algorithms import check_allowed_key, describe_key
 from keyless.client.keys.errors import KeyFileError, KeyReferenceError
+from keyless.core.errors import Reason
 
 INSTALL_HINT = "pip install 'keyless[aws]'"
 MAX_RAW_MESSAGE_BYTES = 4096
@@ -77,7 +78,7 @@ class AwsKmsSigner:
             import boto3
         except ImportError as exc:
             raise KeyReferenceError(
-                f"AWS KMS keys need boto3: {INSTALL_HINT}", reason="missing-library"
+                f"AWS KMS keys need boto3: {INSTALL_HINT}", reason=Reason.MISSING_LIBRARY
             ) from exc
         self.reference = reference
         self._key_id = parsed.key_id
@@ -102,7 +103,7 @@ class AwsKmsSigner:
         if answer.get("KeyUsage") != "SIGN_VERIFY":
             raise KeyFileError(
                 f"{reference} is a KMS key for {answer.get('KeyUsage')}, not SIGN_VERIFY",
-                reason="key-type",
+                reason=Reason.KEY_TYPE,
             )
         spec = answer.get("KeySpec") or answer.get("CustomerMasterKeySpec")
         algorithm = _ALGORITHMS.get(spec or "")
@@ -110,7 +111,7 @@ class AwsKmsSigner:
             raise KeyFileError(
                 f"{reference} is a {spec} KMS key, which cannot sign here; ECC_NIST_P256 and "
                 "RSA_2048/3072/4096 keys can",
-                reason="key-type",
+                reason=Reason.KEY_TYPE,
             )
         self.public_key = load_der_public_key(answer["PublicKey"])
         check_allowed_key(self.public_key, source=reference)
@@ -153,7 +154,7 @@ class AwsKmsSigner:
             raise KeyFileError(
                 f"AWS KMS returned a signature that does not verify with {self.reference}'s "
                 f"public key ({describe_key(self.public_key)}); nothing was signed",
-                reason="kms-signature",
+                reason=Reason.KMS_SIGNATURE,
             ) from exc
 
     def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
@@ -172,12 +173,12 @@ class AwsKmsSigner:
         except (aws.EndpointConnectionError, aws.ConnectionError) as exc:
             raise NetworkError(
                 f"cannot reach AWS KMS for {self.reference}: {type(exc).__name__}",
-                reason="unreachable",
+                reason=Reason.UNREACHABLE,
             ) from exc
         except aws.ClientError as exc:
             error = exc.response.get("Error", {})
             raise KeyFileError(
                 f"AWS KMS refused {operation} for {self.reference}: "
                 f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "),
-                reason="kms-refused",
+                reason=Reason.KMS_REFUSED,
             ) from exc

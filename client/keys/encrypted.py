@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from keyless.client.keys.algorithms import check_allowed_key
 from keyless.client.keys.errors import KeyFileError
 from keyless.client.keys.pem import is_pkcs8, read_pem_block, write_pem_block
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -101,7 +102,7 @@ def decrypt_private_key(data: bytes, password: bytes, *, source: str) -> Private
     except nacl.exceptions.CryptoError as exc:
         raise KeyFileError(
             f"cannot decrypt {source}: wrong password, or the file was altered",
-            reason="wrong-password",
+            reason=Reason.WRONG_PASSWORD,
             hint="the password comes from COSIGN_PASSWORD when it is set (even empty)",
         ) from exc
     try:
@@ -146,7 +147,7 @@ def _kdf(document: dict[str, Any], *, source: str) -> tuple[bytes, dict[str, int
         raise KeyFileError(
             f"{source}: unsupported scrypt parameters ({shown}); cosign reads N=32768, 65536 "
             "or 131072 with r=8, p=1",
-            reason="unsupported-scrypt-parameters",
+            reason=Reason.UNSUPPORTED_SCRYPT_PARAMETERS,
         )
     salt = _field_bytes(kdf, "salt", source=source, what="scrypt salt")
     if not 0 < len(salt) <= MAX_SALT_BYTES:

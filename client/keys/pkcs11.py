@@ -23,6 +23,7 @@ from typing import Any
 
 from keyless.client.keys.algorithms import check_allowed_key, describe_key
 from keyless.client.keys.errors import KeyFileError, KeyReferenceError
+from keyless.core.errors import Reason
 
 MODULE_PATH_VARIABLE = "COSIGN_PKCS11_MODULE_PATH"
 PIN_VARIABLE = "COSIGN_PKCS11_PIN"
@@ -128,7 +129,7 @@ class Pkcs11KeySigner:
             from pkcs11 import exceptions as pk
         except ImportError as exc:
             raise KeyReferenceError(
-                f"PKCS#11 keys need python-pkcs11: {INSTALL_HINT}", reason="missing-library"
+                f"PKCS#11 keys need python-pkcs11: {INSTALL_HINT}", reason=Reason.MISSING_LIBRARY
             ) from exc
         self.reference = reference
         token_name = f"token {uri.token!r}" if uri.token else f"slot {uri.slot_id}"
@@ -156,9 +157,11 @@ class Pkcs11KeySigner:
         except pk.UserAlreadyLoggedIn:
             self._session = token.open()
         except (pk.PinIncorrect, pk.PinInvalid, pk.PinLenRange) as exc:
-            raise KeyFileError(f"{self._where} refused the PIN", reason="wrong-pin") from exc
+            raise KeyFileError(f"{self._where} refused the PIN", reason=Reason.WRONG_PIN) from exc
         except pk.PinLocked as exc:
-            raise KeyFileError(f"the PIN of {self._where} is locked", reason="wrong-pin") from exc
+            raise KeyFileError(
+                f"the PIN of {self._where} is locked", reason=Reason.WRONG_PIN
+            ) from exc
         self._key, self.public_key = self._key_pair(uri)
         self._lock = threading.Lock()
 
@@ -191,7 +194,7 @@ class Pkcs11KeySigner:
             raise KeyFileError(
                 f"{source} is an {describe_key(key)} key, which cannot sign here yet; ECDSA "
                 "P-256 and RSA keys can",
-                reason="key-type",
+                reason=Reason.KEY_TYPE,
             )
         return private, key
 

@@ -29,6 +29,7 @@ from keyless.client.keys.encrypted import decrypt_private_key, is_encrypted_priv
 from keyless.client.keys.errors import KeyFileError, KeyReferenceError
 from keyless.client.keys.pem import MAX_KEY_FILE_BYTES, read_pem_block
 from keyless.client.keys.signer import KeySigner, LocalKeySigner
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -163,7 +164,7 @@ def _scheme(reference: str) -> str | None:
     if scheme in UNSUPPORTED_SCHEMES:
         raise KeyReferenceError(
             f"{UNSUPPORTED_SCHEMES[scheme]} are not supported yet; {WHAT_WORKS}",
-            reason="unsupported-key-reference",
+            reason=Reason.UNSUPPORTED_KEY_REFERENCE,
         )
     if scheme is not None and scheme not in ("env", "https", "http", "pkcs11", "awskms"):
         raise KeyReferenceError(f"unknown key reference scheme {scheme}://; {WHAT_WORKS}")
@@ -205,7 +206,7 @@ def _fetch(url: str) -> bytes:
     if response.status_code != 200:
         raise NetworkError(
             f"cannot load the key at {url}: the server answered HTTP {response.status_code}",
-            reason="key-url",
+            reason=Reason.KEY_URL,
         )
     if len(body) > MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"the key at {url} is larger than {MAX_KEY_FILE_BYTES} bytes")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from keyless.client.keys.algorithms import describe_key
 from keyless.client.keys.errors import KeyFileError
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
@@ -53,7 +54,7 @@ class LocalKeySigner:
             raise KeyFileError(
                 f"{reference} is an {describe_key(key.public_key())} key, which cannot sign "
                 "here yet; ECDSA P-256 and RSA keys can",
-                reason="key-type",
+                reason=Reason.KEY_TYPE,
             )
         self._key = key
         self.reference = reference

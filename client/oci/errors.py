@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from keyless.core.errors import Error, Reason
 
-class RegistryError(Exception):
+
+class RegistryError(Error):
     """A registry operation failed for a reason the user can act on.
 
     Attributes:
@@ -12,78 +14,70 @@ class RegistryError(Exception):
         hint: an optional remedy.
     """
 
-    user_facing = True
-    reason = "registry-error"
-
-    def __init__(self, message: str, *, hint: str | None = None, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        if reason is not None:
-            self.reason = reason
+    reason = Reason.REGISTRY_ERROR
 
 
 class InvalidReferenceError(RegistryError):
     """An image reference does not follow the docker/distribution grammar."""
 
-    reason = "invalid-reference"
+    reason = Reason.INVALID_REFERENCE
 
 
 class InvalidDigestError(RegistryError):
     """A digest is malformed or uses an algorithm this client does not support."""
 
-    reason = "invalid-digest"
+    reason = Reason.INVALID_DIGEST
 
 
 class AuthRequiredError(RegistryError):
     """The registry needs credentials and none were available."""
 
-    reason = "auth-required"
+    reason = Reason.AUTH_REQUIRED
 
 
 class UnauthorizedError(RegistryError):
     """The registry refused the credentials given, or refused access with them."""
 
-    reason = "unauthorized"
+    reason = Reason.UNAUTHORIZED
 
 
 class NotFoundError(RegistryError):
     """The repository, manifest, blob or tag does not exist."""
 
-    reason = "not-found"
+    reason = Reason.NOT_FOUND
 
 
 class DigestMismatchError(RegistryError):
     """Content fetched by digest, or announced with a digest, hashes to something else."""
 
-    reason = "digest-mismatch"
+    reason = Reason.DIGEST_MISMATCH
 
 
 class TooLargeError(RegistryError):
     """A manifest, blob, bundle, annotation or token response is larger than its bound."""
 
-    reason = "too-large"
+    reason = Reason.TOO_LARGE
 
 
 class RegistryProtocolError(RegistryError):
     """The registry answered with something this client cannot accept."""
 
-    reason = "protocol"
+    reason = Reason.PROTOCOL
 
 
 class RegistryConnectionError(RegistryError):
     """The registry could not be reached, timed out, or reset the connection twice."""
 
-    reason = "connection"
+    reason = Reason.CONNECTION
 
 
 class InsecureRegistryError(RegistryError):
     """Plain HTTP, or an HTTP token realm, was needed but not allowed."""
 
-    reason = "insecure-registry"
+    reason = Reason.INSECURE_REGISTRY
 
 
 class CredentialsError(RegistryError):
     """The docker config or a credential helper could not be read."""
 
-    reason = "credentials"
+    reason = Reason.CREDENTIALS

@@ -34,6 +34,7 @@ from typing import Any
 
 from keyless.client.policy.wildcard import match_wildcard
 from keyless.client.verify import VerificationError
+from keyless.core.errors import Reason
 
 OPERATORS = {
     "Equals": "equals",
@@ -132,8 +133,8 @@ class KyvernoConditions:
             holds, message = _holds(block, predicate)
             if not holds:
                 raise VerificationError(
-                    "policy",
-                    f"attestation checks failed for predicate {self.predicate_type}"
+                    reason=Reason.POLICY,
+                    detail=f"attestation checks failed for predicate {self.predicate_type}"
                     + (f": {message}" if message else ""),
                 )
 
@@ -252,7 +253,9 @@ def _predicate(statement: dict[str, Any]) -> dict[str, Any]:
     string decoded when it holds a JSON object (`decodeCosignCustomProvenanceV01`)."""
     predicate = statement.get("predicate")
     if not isinstance(predicate, dict):
-        raise VerificationError("policy", "the statement's predicate is not a JSON object")
+        raise VerificationError(
+            reason=Reason.POLICY, detail="the statement's predicate is not a JSON object"
+        )
     if statement.get("predicateType") == COSIGN_CUSTOM_PREDICATE and isinstance(
         predicate.get("Data"), str
     ):
@@ -283,7 +286,9 @@ def _true(condition: _Condition, predicate: dict[str, Any], failed: list[str]) -
         value = condition.value.value(predicate)
         result = bool(_OPERATIONS[condition.operator](key, value))
     except _Undecided as exc:
-        raise VerificationError("policy", f"a condition cannot be decided: {exc}") from None
+        raise VerificationError(
+            reason=Reason.POLICY, detail=f"a condition cannot be decided: {exc}"
+        ) from None
     if not result:
         failed.append(condition.message)
     return result

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from keyless.client.policy.wildcard import match_wildcard
 from keyless.client.verify import VerificationError
 from keyless.client.verify.policy import certificate_identities, fulcio_extension
+from keyless.core.errors import Reason
 from keyless.oidc import oids
 
 if TYPE_CHECKING:
@@ -88,24 +89,26 @@ class KyvernoIdentity:
             if not by_wildcard and not (regexp and any(regexp.fullmatch(s) for s in sans)):
                 expected = self.subject or self.subject_regexp
                 raise VerificationError(
-                    "identity",
-                    f"subject mismatch: expected {expected}, received {', '.join(sans)}",
+                    reason=Reason.IDENTITY,
+                    detail=f"subject mismatch: expected {expected}, received {', '.join(sans)}",
                 )
         issuer = _extension(cert, oids.ISSUER_V1)
         if self.issuer and not match_wildcard(self.issuer, issuer):
             raise VerificationError(
-                "issuer", f"issuer mismatch: expected {self.issuer}, received {issuer}"
+                reason=Reason.ISSUER,
+                detail=f"issuer mismatch: expected {self.issuer}, received {issuer}",
             )
         if self._issuer_re is not None and not self._issuer_re.fullmatch(issuer):
             raise VerificationError(
-                "issuer", f"issuer mismatch: expected {self.issuer_regexp}, received {issuer}"
+                reason=Reason.ISSUER,
+                detail=f"issuer mismatch: expected {self.issuer_regexp}, received {issuer}",
             )
         for key, wanted in self.extensions:
             value = _extension(cert, EXTENSIONS[key])
             if not match_wildcard(wanted, value):
                 raise VerificationError(
-                    "extension",
-                    f"extension mismatch: expected {wanted} for key {key}, received {value}",
+                    reason=Reason.EXTENSION,
+                    detail=f"extension mismatch: expected {wanted} for key {key}, received {value}",
                 )
 
     def describe(self) -> str:
@@ -189,7 +192,9 @@ def subject_alternative_names(cert: x509.Certificate) -> list[str]:
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        raise VerificationError("identity", "the certificate has no SAN extension") from None
+        raise VerificationError(
+            reason=Reason.IDENTITY, detail="the certificate has no SAN extension"
+        ) from None
     names: list[str] = list(san.get_values_for_type(x509.DNSName))
     names += san.get_values_for_type(x509.RFC822Name)
     names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]

@@ -68,9 +68,11 @@ def load_trust_file(name: str, path: Path) -> TrustMaterial:
         with path.open("rb") as handle:
             data = handle.read(MAX_TRUSTED_ROOT_BYTES + 1)
     except OSError as exc:
-        raise TrustRootError(f"cannot read trusted root {path}: {exc.strerror}") from exc
+        raise TrustRootError(detail=f"cannot read trusted root {path}: {exc.strerror}") from exc
     if len(data) > MAX_TRUSTED_ROOT_BYTES:
-        raise TrustRootError(f"trusted root {path} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+        raise TrustRootError(
+            detail=f"trusted root {path} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes"
+        )
     return TrustMaterial(name, TrustedRoot.from_json(data), _sha256(data), str(path))
 
 
@@ -154,7 +156,7 @@ def _log_keys(base_url: str, key: PublicKeyTypes) -> dict[bytes, LogKey]:
     try:
         details = key_details(key)
     except ValueError:
-        raise TrustRootError(f"unsupported log key type {type(key).__name__}") from None
+        raise TrustRootError(detail=f"unsupported log key type {type(key).__name__}") from None
     key_id = hashlib.sha256(_spki(key)).digest()
     return {key_id: LogKey(base_url, key_id, details, key, UNBOUNDED)}
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from keyless.client.errors import ClientError
+from keyless.core.errors import ProblemsError, Reason
 
 MAX_RESOURCE_FILE_BYTES = 4 * 1024 * 1024
 MAX_CONTAINERS = 1024
@@ -38,15 +39,15 @@ POD_SPEC_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
 CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
 
 
-class WorkloadError(ClientError):
+class WorkloadError(ClientError, ProblemsError):
     """A Kubernetes object or manifest file cannot be read; `problems` has one line each."""
 
+    reason = Reason.RESOURCE_INVALID
+    exit_code = 2
+    one_line_per_problem = True
+
     def __init__(self, problems: list[str]) -> None:
-        super().__init__(
-            "the resources are invalid:\n" + "\n".join(f"  - {p}" for p in problems),
-            reason="resource-invalid",
-        )
-        self.problems = problems
+        super().__init__("the resources are invalid", problems)
 
 
 @dataclass(frozen=True)

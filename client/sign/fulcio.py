@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from keyless.client.errors import NetworkError, ServiceRefusedError
 from keyless.client.http import error_message, json_body, new_session, request
 from keyless.core.encoding import b64encode
+from keyless.core.errors import Reason
 
 
 class CAClient:
@@ -48,7 +49,7 @@ class CAClient:
         )
         if response.status_code != 200:
             raise ServiceRefusedError(
-                f"the CA refused the request: {error_message(body)}", reason="ca-refused"
+                f"the CA refused the request: {error_message(body)}", reason=Reason.CA_REFUSED
             )
         chain = _chain(json_body(body, what="the CA"))
         if chain[0].public_key().public_numbers() != key.public_key().public_numbers():

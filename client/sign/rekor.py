@@ -11,6 +11,7 @@ from sigstore_models.rekor.v1 import TransparencyLogEntry
 from keyless.client.errors import NetworkError, ServiceRefusedError
 from keyless.client.http import error_message, json_body, new_session, request
 from keyless.core.encoding import b64decode, b64encode
+from keyless.core.errors import Reason
 
 
 def hashedrekord_entry(
@@ -51,7 +52,7 @@ class LogClient:
         if response.status_code != 201:
             raise ServiceRefusedError(
                 f"the transparency log refused the entry: {error_message(body)}",
-                reason="log-refused",
+                reason=Reason.LOG_REFUSED,
             )
         return entry_from_response(json_body(body, what="the transparency log"))
 
@@ -137,7 +138,7 @@ class LogV2Client:
         if response.status_code != 201:
             raise ServiceRefusedError(
                 f"the transparency log refused the entry: {error_message(body)}",
-                reason="log-refused",
+                reason=Reason.LOG_REFUSED,
             )
         return v2_entry_from_response(json_body(body, what="the transparency log"))
 

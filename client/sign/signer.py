@@ -43,6 +43,7 @@ from keyless.client.verify.policy import certificate_identities, certificate_iss
 from keyless.client.wire.bundle import TransparencyLogEntry as BundleLogEntry
 from keyless.core.dsse import pae
 from keyless.core.encoding import b64encode
+from keyless.core.errors import Reason
 from keyless.core.keys import key_details
 from keyless.oidc.acquire import check_not_expired
 
@@ -80,7 +81,7 @@ class UnverifiedBundleError(ClientError):
         super().__init__(
             f"signed and logged (log index {result.log_index}), but the new bundle does not "
             f"verify against the trusted root: {cause.message}",
-            reason="unverified-bundle",
+            reason=Reason.UNVERIFIED_BUNDLE,
             hint="check that the trusted root belongs to the deployment that signed; "
             "the saved bundle verifies once the right root is trusted",
         )

@@ -16,6 +16,7 @@ import requests
 
 from keyless.client.errors import NetworkError, ServiceRefusedError
 from keyless.client.http import new_session, request
+from keyless.core.errors import Reason
 
 QUERY_TYPE = "application/timestamp-query"
 _GRANTED = (0, 1)  # PKIStatus granted, grantedWithMods
@@ -61,7 +62,7 @@ class TimestampClient:
                 raise ServiceRefusedError(
                     f"the timestamp authority at {self.url} refused the request "
                     f"(HTTP {response.status_code})",
-                    reason="tsa-refused",
+                    reason=Reason.TSA_REFUSED,
                 ) from exc
             raise NetworkError(
                 f"the timestamp authority at {self.url} answered something that is not a "
@@ -72,16 +73,16 @@ class TimestampClient:
             raise ServiceRefusedError(
                 f"the timestamp authority at {self.url} refused the request "
                 f"(HTTP {response.status_code}): {'; '.join(detail)[:200]}",
-                reason="tsa-refused",
+                reason=Reason.TSA_REFUSED,
             )
         if info.nonce != query.nonce:
             raise ServiceRefusedError(
                 f"the timestamp authority at {self.url} answered with another request's nonce",
-                reason="tsa-mismatch",
+                reason=Reason.TSA_MISMATCH,
             )
         if info.message_imprint.message != hashlib.sha256(signature).digest():
             raise ServiceRefusedError(
                 f"the timestamp authority at {self.url} timestamped another message",
-                reason="tsa-mismatch",
+                reason=Reason.TSA_MISMATCH,
             )
         return body

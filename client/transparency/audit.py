@@ -48,6 +48,7 @@ from keyless.client.http import json_body, new_session, request
 from keyless.client.transparency.tiles import LogInconsistencyError, TileLog
 from keyless.client.trust import LogKey
 from keyless.core.encoding import b64decode, b64encode, format_rfc3339
+from keyless.core.errors import Reason
 
 # Our CT log answers at most 256 entries per get-entries call; ask for that many.
 PAGE = 256
@@ -65,7 +66,7 @@ class LogIntegrityError(ClientError):
     """A log's answers disagree with what it signed."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, reason="log-inconsistent")
+        super().__init__(message, reason=Reason.LOG_INCONSISTENT)
 
 
 @dataclass(frozen=True)
@@ -420,7 +421,7 @@ class Auditor:
 
 def _answer(url: str, response: requests.Response, body: bytes) -> Any:
     if response.status_code != 200:
-        raise NetworkError(f"{url} answered HTTP {response.status_code}", reason="unreachable")
+        raise NetworkError(f"{url} answered HTTP {response.status_code}", reason=Reason.UNREACHABLE)
     return json_body(body, what=url)
 
 

@@ -47,6 +47,7 @@ from keyless.client.http import json_body, new_session, request
 from keyless.client.transparency.tiles import LogInconsistencyError, TileLog, TreeHead
 from keyless.client.trust import LogKey
 from keyless.core.encoding import b64decode
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -630,7 +631,7 @@ class LogMonitor(_Monitor):
         if response.status_code != 200:
             raise NetworkError(
                 f"the transparency log at {url} answered HTTP {response.status_code}",
-                reason="unreachable",
+                reason=Reason.UNREACHABLE,
             )
         return json_body(body, what="the transparency log")
 

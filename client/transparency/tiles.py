@@ -29,6 +29,7 @@ import urllib3
 from keyless.client.errors import ClientError, NetworkError
 from keyless.client.http import new_session
 from keyless.client.trust import LogKey, ServerTrust
+from keyless.core.errors import Reason
 from keyless.tlog import (
     CheckpointError,
     ProofError,
@@ -63,7 +64,7 @@ class LogInconsistencyError(ClientError):
     """The log contradicted a checkpoint it signed earlier: a fork, a rollback or a lie."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, reason="log-inconsistent")
+        super().__init__(message, reason=Reason.LOG_INCONSISTENT)
 
 
 @dataclass(frozen=True)
@@ -392,12 +393,12 @@ def _fetch(
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         raise NetworkError(
             f"cannot reach the transparency log at {url}: {type(exc).__name__}",
-            reason="unreachable",
+            reason=Reason.UNREACHABLE,
             hint="check the URL and your network connection",
         ) from exc
     if status != 200:
         raise NetworkError(
-            f"the transparency log at {url} answered HTTP {status}", reason="unreachable"
+            f"the transparency log at {url} answered HTTP {status}", reason=Reason.UNREACHABLE
         )
     if len(body) > limit:
         raise NetworkError(f"the log at {tiles_url} sent more than {limit} bytes for {path}")

@@ -116,26 +116,30 @@ class TrustedRoot:
                 it cannot be used.
         """
         if len(data) > MAX_TRUSTED_ROOT_BYTES:
-            raise TrustRootError(f"trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+            raise TrustRootError(
+                detail=f"trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes"
+            )
         from keyless.client.wire import WireError, read_trusted_root
         from keyless.strictjson import JSONError
 
         try:
             wire = read_trusted_root(data)
         except JSONError as exc:
-            raise TrustRootError(str(exc)) from exc
+            raise TrustRootError(detail=str(exc)) from exc
         except WireError as exc:
-            raise TrustRootError(f"malformed trusted root: {exc}") from exc
+            raise TrustRootError(detail=f"malformed trusted root: {exc}") from exc
         return cls.from_wire(wire)
 
     @classmethod
     def from_wire(cls, wire: WireTrustedRoot) -> TrustedRoot:
         """Build from a trusted root as the wire reader read it (alone or in a trust config)."""
         if len(wire.tlogs) > MAX_LOGS or len(wire.ctlogs) > MAX_LOGS:
-            raise TrustRootError(f"trusted root lists more than {MAX_LOGS} logs")
+            raise TrustRootError(detail=f"trusted root lists more than {MAX_LOGS} logs")
         authorities = (wire.certificate_authorities, wire.timestamp_authorities)
         if any(len(listed) > MAX_AUTHORITIES for listed in authorities):
-            raise TrustRootError(f"trusted root lists more than {MAX_AUTHORITIES} authorities")
+            raise TrustRootError(
+                detail=f"trusted root lists more than {MAX_AUTHORITIES} authorities"
+            )
         return cls(
             tlogs=_index_logs(wire.tlogs, "tlogs"),
             ctlogs=_index_logs(wire.ctlogs, "ctlogs"),
@@ -171,9 +175,9 @@ def load_trust_config(path: str | os.PathLike[str]) -> TrustedRoot:
     try:
         config = read_client_trust_config(data, what=f"trust config {path}")
     except JSONError as exc:
-        raise TrustRootError(str(exc)) from exc
+        raise TrustRootError(detail=str(exc)) from exc
     except WireError as exc:
-        raise TrustRootError(f"malformed trust config {path}: {exc}") from exc
+        raise TrustRootError(detail=f"malformed trust config {path}: {exc}") from exc
     return TrustedRoot.from_wire(config.trusted_root)
 
 
@@ -204,15 +208,16 @@ def _index_logs(logs: tuple[TransparencyLogInstance, ...], field: str) -> dict[b
     for log in logs:
         key = log.public_key
         if key.raw_bytes is None:
-            raise TrustRootError(f"{field} entry {log.base_url} has no public key bytes")
+            raise TrustRootError(detail=f"{field} entry {log.base_url} has no public key bytes")
         try:
             public_key = load_der_public_key(key.raw_bytes)
         except (ValueError, UnsupportedAlgorithm) as exc:
-            raise TrustRootError(f"{field} entry {log.base_url} has an unusable key") from exc
-        if not isinstance(public_key, usable):
             raise TrustRootError(
-                f"{field} entry {log.base_url} has an unsupported {type(public_key).__name__}"
-            )
+                detail=f"{field} entry {log.base_url} has an unusable key"
+            ) from exc
+        if not isinstance(public_key, usable):
+            kind = type(public_key).__name__
+            raise TrustRootError(detail=f"{field} entry {log.base_url} has an unsupported {kind}")
         entry = LogKey(
             base_url=log.base_url,
             key_id=log.log_id.key_id,
@@ -224,7 +229,7 @@ def _index_logs(logs: tuple[TransparencyLogInstance, ...], field: str) -> dict[b
             valid_for=UNBOUNDED if key.valid_for is None else _time_range(key.valid_for),
         )
         if entry.key_id in index:
-            raise TrustRootError(f"{field} lists log ID {entry.key_id.hex()} twice")
+            raise TrustRootError(detail=f"{field} lists log ID {entry.key_id.hex()} twice")
         index[entry.key_id] = entry
     return index
 
@@ -234,13 +239,15 @@ def _authority(ca: CertificateAuthority, field: str) -> Authority:
 
     raw = ca.cert_chain.certificates
     if not raw:
-        raise TrustRootError(f"{field} entry {ca.uri} has an empty certificate chain")
+        raise TrustRootError(detail=f"{field} entry {ca.uri} has an empty certificate chain")
     if len(raw) > MAX_CHAIN_LENGTH:
-        raise TrustRootError(f"{field} entry {ca.uri} has a chain longer than {MAX_CHAIN_LENGTH}")
+        raise TrustRootError(
+            detail=f"{field} entry {ca.uri} has a chain longer than {MAX_CHAIN_LENGTH}"
+        )
     try:
         certificates = tuple(x509.load_der_x509_certificate(c.raw_bytes) for c in raw)
     except ValueError as exc:
-        raise TrustRootError(f"{field} entry {ca.uri} has a malformed certificate") from exc
+        raise TrustRootError(detail=f"{field} entry {ca.uri} has a malformed certificate") from exc
     # Each link of the chain is checked once here, so verification can treat every
     # certificate of a trusted chain as an anchor without re-verifying the links per bundle.
     unissued = _first_unissued(certificates)
@@ -256,7 +263,7 @@ def _authority(ca: CertificateAuthority, field: str) -> Authority:
     if unissued is not None:
         child, cause = unissued
         raise TrustRootError(
-            f"{field} entry {ca.uri}: {child.subject.rfc4514_string()} is not issued by "
+            detail=f"{field} entry {ca.uri}: {child.subject.rfc4514_string()} is not issued by "
             "the next certificate of its chain"
         ) from cause
     return Authority(
@@ -282,7 +289,7 @@ def _first_unissued(
 def _time_range(wire: WireTimeRange) -> TimeRange:
     start, end = wire.start, wire.end
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
-        raise TrustRootError("trusted root validFor times must carry a UTC offset")
+        raise TrustRootError(detail="trusted root validFor times must carry a UTC offset")
     return TimeRange(start=start, end=end)
 
 
@@ -292,7 +299,7 @@ def read_trust_file(path: Path, what: str) -> bytes:
         with path.open("rb") as handle:
             data = handle.read(MAX_TRUSTED_ROOT_BYTES + 1)
     except OSError as exc:
-        raise TrustRootError(f"cannot read {what} {path}: {exc.strerror}") from exc
+        raise TrustRootError(detail=f"cannot read {what} {path}: {exc.strerror}") from exc
     if len(data) > MAX_TRUSTED_ROOT_BYTES:
-        raise TrustRootError(f"{what} {path} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+        raise TrustRootError(detail=f"{what} {path} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
     return data

@@ -29,6 +29,7 @@ from keyless.client.trust.model import (
     read_trust_file,
 )
 from keyless.client.verify.errors import TrustRootError, iso
+from keyless.core.errors import Reason
 
 _TUF_PATH = "/tuf/"
 TRUSTED_ROOT_TARGET = "trusted_root.json"
@@ -77,7 +78,7 @@ def server_targets(
     """The verified bytes of TUF targets `names` of `server`, after one metadata refresh (trust
     on first use, kept as `fetch_server_trusted_root` says)."""
     if not _SERVER_RE.fullmatch(server):
-        raise TrustRootError(f"server URL {server!r} is not an http(s) origin")
+        raise TrustRootError(detail=f"server URL {server!r} is not an http(s) origin")
     server = server.rstrip("/")
     directory = server_trust_dir(server)
     with _trust_lock(directory):
@@ -150,7 +151,7 @@ def _tuf_targets(server: str, directory: Path, names: tuple[str, ...]) -> list[b
                 raise ServerTrustError(
                     f"the {name} served by the TUF repository of {server} does not match its "
                     f"signed metadata ({exc}): refused",
-                    reason="server-trust-invalid",
+                    reason=Reason.SERVER_TRUST_INVALID,
                 ) from exc
             found.append(read_trust_file(Path(path), name))
         return found
@@ -159,7 +160,7 @@ def _tuf_targets(server: str, directory: Path, names: tuple[str, ...]) -> list[b
             f"the TUF repository of {server} is not signed by the keys trusted since first use "
             f"(in {directory}): the server was redeployed with new keys, or something else "
             "answers at its URL",
-            reason="server-trust-changed",
+            reason=Reason.SERVER_TRUST_CHANGED,
             hint="if its operator confirms a new deployment, run again with --refresh-trust "
             f"to trust it from now on (or delete {directory})",
         ) from exc
@@ -169,7 +170,7 @@ def _tuf_targets(server: str, directory: Path, names: tuple[str, ...]) -> list[b
         if any(copy is None for copy in kept):
             raise NetworkError(
                 f"cannot refresh the trusted root of {server} from its TUF repository: {why}",
-                reason="server-unreachable",
+                reason=Reason.SERVER_UNREACHABLE,
             ) from exc
         log.info(
             "cannot reach %s (%s); using the trusted root of its last refresh, whose TUF "
@@ -182,7 +183,7 @@ def _tuf_targets(server: str, directory: Path, names: tuple[str, ...]) -> list[b
     except (exceptions.RepositoryError, OSError) as exc:
         raise ServerTrustError(
             f"the TUF repository of {server} does not verify (trust kept in {directory}): {exc}",
-            reason="server-trust-invalid",
+            reason=Reason.SERVER_TRUST_INVALID,
         ) from exc
 
 
@@ -244,7 +245,7 @@ def _first_tuf_root(server: str) -> bytes:
         raise ServerTrustError(
             f"cannot get the trusted root of {server}: it serves no TUF repository "
             f"({url} answered HTTP {response.status_code})",
-            reason="no-tuf-repository",
+            reason=Reason.NO_TUF_REPOSITORY,
         )
     if len(body) > MAX_TRUSTED_ROOT_BYTES:
         raise ServerTrustError(f"{url} is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")

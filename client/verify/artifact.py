@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keyless.client.verify.errors import VerificationError
+from keyless.core.errors import Reason
 
 # The digest algorithms keyless accepts, by their in-toto / OCI names, with hex lengths.
 DIGEST_ALGORITHMS: dict[str, int] = {"sha256": 64, "sha384": 96, "sha512": 128}
@@ -97,5 +98,7 @@ def _hash_file(path: Path, algorithm: str, name: str) -> bytes:
             while chunk := handle.read(_CHUNK_BYTES):
                 digest.update(chunk)
     except OSError as exc:
-        raise VerificationError("artifact", f"cannot read {name}: {exc.strerror}") from exc
+        raise VerificationError(
+            reason=Reason.ARTIFACT, detail=f"cannot read {name}: {exc.strerror}"
+        ) from exc
     return digest.digest()

@@ -6,6 +6,7 @@ import json
 
 from keyless.client.verify.artifact import DIGEST_ALGORITHMS, Artifact
 from keyless.client.verify.errors import VerificationError
+from keyless.core.errors import Reason
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPES = frozenset(
@@ -29,17 +30,24 @@ def check_subject(payload_type: str, payload: bytes, *, artifact: Artifact) -> N
     """
     if payload_type != INTOTO_PAYLOAD_TYPE:
         raise VerificationError(
-            "dsse", f"envelope payload type {payload_type!r} is not {INTOTO_PAYLOAD_TYPE!r}"
+            reason=Reason.DSSE,
+            detail=f"envelope payload type {payload_type!r} is not {INTOTO_PAYLOAD_TYPE!r}",
         )
     try:
         statement = json.loads(payload)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise VerificationError("dsse", "envelope payload is not valid JSON") from exc
+        raise VerificationError(
+            reason=Reason.DSSE, detail="envelope payload is not valid JSON"
+        ) from exc
     if not isinstance(statement, dict) or statement.get("_type") not in STATEMENT_TYPES:
-        raise VerificationError("dsse", "envelope payload is not an in-toto statement")
+        raise VerificationError(
+            reason=Reason.DSSE, detail="envelope payload is not an in-toto statement"
+        )
     subjects = statement.get("subject")
     if not isinstance(subjects, list) or not subjects or len(subjects) > MAX_SUBJECTS:
-        raise VerificationError("dsse", "in-toto statement has no usable subject list")
+        raise VerificationError(
+            reason=Reason.DSSE, detail="in-toto statement has no usable subject list"
+        )
     computed: dict[str, str | None] = {}
     listed: list[str] = []
     for subject in subjects:
@@ -62,7 +70,7 @@ def check_subject(payload_type: str, payload: bytes, *, artifact: Artifact) -> N
         if compared and agrees:
             return
     raise VerificationError(
-        "dsse",
-        f"artifact {artifact.label} is not a subject of the in-toto statement "
+        reason=Reason.DSSE,
+        detail=f"artifact {artifact.label} is not a subject of the in-toto statement "
         f"(subjects: {', '.join(listed) or 'none with sha256, sha384 or sha512'})",
     )

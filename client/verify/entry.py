@@ -65,18 +65,21 @@ def check_entry_body(body: bytes, *, kind: str, version: str, signed: Signed) ->
     allowed = MESSAGE_KINDS if signed.payload is None else ENVELOPE_KINDS
     if (kind, version) not in allowed:
         if (kind, version) not in KINDS:
-            raise VerificationError(CHECK, f"unsupported log entry kind {kind}/{version}")
+            raise VerificationError(
+                reason=CHECK, detail=f"unsupported log entry kind {kind}/{version}"
+            )
         content = "message-signature" if signed.payload is None else "DSSE"
         why = ""
         if (kind, version) == ("dsse", "0.0.2") and signed.payload is not None:
             why = " (Rekor v2 logs a DSSE envelope as hashedrekord/0.0.2 over its PAE)"
         raise VerificationError(
-            CHECK, f"a {content} bundle cannot be backed by a {kind}/{version} entry{why}"
+            reason=CHECK,
+            detail=f"a {content} bundle cannot be backed by a {kind}/{version} entry{why}",
         )
     try:
         entry = parse_entry_body(body, what="log body", announced=(kind, version))
     except EntryBodyError as exc:
-        raise VerificationError(CHECK, str(exc)) from exc
+        raise VerificationError(reason=CHECK, detail=str(exc)) from exc
     # The allowed kinds above give a DSSE or intoto entry only to a bundle with a payload.
     if isinstance(entry, HashedRekord):
         _check_hashedrekord(entry, signed)
@@ -92,21 +95,25 @@ def _check_hashedrekord(entry: HashedRekord, signed: Signed) -> None:
     algorithm, logged = entry.digest.algorithm, entry.digest.value
     if algorithm != signed.digest_algorithm:
         raise VerificationError(
-            CHECK, f"log entry hash algorithm {algorithm} is not {signed.digest_algorithm}"
+            reason=CHECK,
+            detail=f"log entry hash algorithm {algorithm} is not {signed.digest_algorithm}",
         )
     if logged != signed.digest:
         if signed.payload is not None:
             raise VerificationError(
-                CHECK,
-                f"log entry digest {logged.hex()} does not match the PAE of the DSSE envelope",
+                reason=CHECK,
+                detail=f"log entry digest {logged.hex()} does not match the PAE of the DSSE "
+                "envelope",
             )
         raise VerificationError(
-            CHECK,
-            f"log entry is for artifact {algorithm}:{logged.hex()}, not "
+            reason=CHECK,
+            detail=f"log entry is for artifact {algorithm}:{logged.hex()}, not "
             f"{signed.digest_algorithm}:{signed.digest.hex()}",
         )
     if entry.signature.content != signed.signature:
-        raise VerificationError(CHECK, "log entry signature does not match the bundle signature")
+        raise VerificationError(
+            reason=CHECK, detail="log entry signature does not match the bundle signature"
+        )
     _check_signer(entry.signature.signer, signed)
 
 
@@ -116,7 +123,9 @@ def _check_dsse(entry: DSSE, signed: Signed, payload: bytes) -> None:
     The 0.0.1 envelope hash covers uncanonicalized JSON we do not have, so it cannot be
     checked; the payload hash and the signature bind the entry to this envelope."""
     if hashlib.new(entry.payload_hash.algorithm, payload).digest() != entry.payload_hash.value:
-        raise VerificationError(CHECK, "log entry payload hash does not match the DSSE payload")
+        raise VerificationError(
+            reason=CHECK, detail="log entry payload hash does not match the DSSE payload"
+        )
     _check_envelope_signature(entry.signatures, signed)
 
 
@@ -129,15 +138,21 @@ def _check_intoto(entry: InToto, signed: Signed, payload: bytes) -> None:
     which no standard fixes, so it is not checked, as sigstore-go and sigstore-js do not."""
     hashed = entry.payload_hash
     if hashed is None and entry.payload is None:
-        raise VerificationError(CHECK, "log entry records neither the payload nor its hash")
+        raise VerificationError(
+            reason=CHECK, detail="log entry records neither the payload nor its hash"
+        )
     if hashed is not None and hashlib.new(hashed.algorithm, payload).digest() != hashed.value:
-        raise VerificationError(CHECK, "log entry payload hash does not match the DSSE payload")
+        raise VerificationError(
+            reason=CHECK, detail="log entry payload hash does not match the DSSE payload"
+        )
     if entry.payload is not None and entry.payload != payload:
-        raise VerificationError(CHECK, "log entry envelope payload does not match the bundle")
+        raise VerificationError(
+            reason=CHECK, detail="log entry envelope payload does not match the bundle"
+        )
     if entry.payload_type != signed.payload_type:
         raise VerificationError(
-            CHECK,
-            f"log entry payload type {entry.payload_type[:100]!r} is not the envelope's "
+            reason=CHECK,
+            detail=f"log entry payload type {entry.payload_type[:100]!r} is not the envelope's "
             f"{signed.payload_type!r}",
         )
     _check_envelope_signature(entry.signatures, signed)
@@ -145,9 +160,13 @@ def _check_intoto(entry: InToto, signed: Signed, payload: bytes) -> None:
 
 def _check_envelope_signature(signatures: tuple[Signature, ...], signed: Signed) -> None:
     if len(signatures) != 1:
-        raise VerificationError(CHECK, "log entry must record exactly one DSSE signature")
+        raise VerificationError(
+            reason=CHECK, detail="log entry must record exactly one DSSE signature"
+        )
     if signatures[0].content != signed.signature:
-        raise VerificationError(CHECK, "log entry signature does not match the DSSE signature")
+        raise VerificationError(
+            reason=CHECK, detail="log entry signature does not match the DSSE signature"
+        )
     _check_signer(signatures[0].signer, signed)
 
 
@@ -156,20 +175,27 @@ def _check_signer(signer: Signer, signed: Signed) -> None:
     Rekor v2 signer also names the bundle key's details."""
     if signer.key_details is not None and signer.key_details != signed.key_details:
         raise VerificationError(
-            CHECK, f"log entry key details {signer.key_details[:64]} != {signed.key_details}"
+            reason=CHECK,
+            detail=f"log entry key details {signer.key_details[:64]} != {signed.key_details}",
         )
     if signed.leaf_der is not None:
         if signer.form is not SignerForm.CERTIFICATE:
             raise VerificationError(
-                CHECK, "log entry names a public key, not the bundle's certificate"
+                reason=CHECK, detail="log entry names a public key, not the bundle's certificate"
             )
         if signer.der != signed.leaf_der:
-            raise VerificationError(CHECK, "log entry certificate is not the bundle's certificate")
+            raise VerificationError(
+                reason=CHECK, detail="log entry certificate is not the bundle's certificate"
+            )
         return
     if signer.form is not SignerForm.PUBLIC_KEY:
-        raise VerificationError(CHECK, "log entry names a certificate, not the bundle's key")
+        raise VerificationError(
+            reason=CHECK, detail="log entry names a certificate, not the bundle's key"
+        )
     if signer.der != signed.key_der and _spki(signer.der) != signed.key_der:
-        raise VerificationError(CHECK, "log entry public key is not the verification key")
+        raise VerificationError(
+            reason=CHECK, detail="log entry public key is not the verification key"
+        )
 
 
 def _spki(der: bytes) -> bytes | None:

@@ -3,38 +3,39 @@
 from __future__ import annotations
 
 from keyless.core.encoding import format_rfc3339
+from keyless.core.errors import Error, Reason
 
 
-class VerificationError(Exception):
+class VerificationError(Error):
     """A bundle, trust root or artifact failed one named check of verification.
 
-    `check` is a stable slug naming the check (`sct`, `inclusion-proof`, `identity`, ...); it is
-    also the `reason`. `message` is the one line `keyless verify` prints.
+    `reason` is a stable slug naming the check (`sct`, `inclusion-proof`, `identity`, ...),
+    also kept as `check`; `detail` says what is wrong, and `message`, the one line
+    `keyless verify` prints, is built from the two.
     """
 
-    user_facing = True
+    def __init__(self, *, reason: str, detail: str, hint: str | None = None) -> None:
+        super().__init__(
+            f"verification failed ({reason}): {detail}", reason=reason, detail=detail, hint=hint
+        )
+        self.check = reason
 
-    def __init__(self, check: str, detail: str, *, hint: str | None = None) -> None:
-        super().__init__(f"{check}: {detail}")
-        self.check = check
-        self.reason = check
-        self.detail = detail
-        self.message = f"verification failed ({check}): {detail}"
-        self.hint = hint
+    def __str__(self) -> str:
+        return f"{self.check}: {self.detail}"
 
 
 class BundleError(VerificationError):
     """The bundle is malformed or breaks the rules of its media type."""
 
-    def __init__(self, detail: str, *, hint: str | None = None) -> None:
-        super().__init__("bundle", detail, hint=hint)
+    def __init__(self, *, detail: str, hint: str | None = None) -> None:
+        super().__init__(reason=Reason.BUNDLE, detail=detail, hint=hint)
 
 
 class TrustRootError(VerificationError):
     """The trusted root is malformed, unreadable or unusable."""
 
-    def __init__(self, detail: str, *, hint: str | None = None) -> None:
-        super().__init__("trust-root", detail, hint=hint)
+    def __init__(self, *, detail: str, hint: str | None = None) -> None:
+        super().__init__(reason=Reason.TRUST_ROOT, detail=detail, hint=hint)
 
 
 def quoted(value: str) -> str:

@@ -47,6 +47,7 @@ from keyless.client.verify.key_only import check_bundle_by_key, check_payload_by
 from keyless.client.verify.keys import verify_with_any_key
 from keyless.client.verify.policy import certificate_identities, certificate_issuer
 from keyless.core.encoding import format_rfc3339
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -201,7 +202,7 @@ def check_signatures(
         raise ImageVerificationError(
             f"no signatures found for {digest}"
             + (" (only cosign legacy signatures, and bundles are required)" if only_legacy else ""),
-            reason="only-legacy-signatures" if only_legacy else "no-signatures",
+            reason=Reason.ONLY_LEGACY_SIGNATURES if only_legacy else Reason.NO_SIGNATURES,
             hint=_skipped_hint(found.problems)
             or f"sign it with: keyless sign {pinned.name}@{digest}",
         )
@@ -445,7 +446,9 @@ def _signature_bytes(signature: LegacySignature) -> bytes:
     try:
         return base64.b64decode(signature.signature, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise VerificationError("signature", "the signature annotation is not base64") from exc
+        raise VerificationError(
+            reason=Reason.SIGNATURE, detail="the signature annotation is not base64"
+        ) from exc
 
 
 def _failure(outcome: ImageVerification) -> ImageVerificationError:
@@ -461,7 +464,7 @@ def _failure(outcome: ImageVerification) -> ImageVerificationError:
         return ImageVerificationError(
             f"none of the signatures on {digest} is by the expected identity "
             f"({wrong[0].detail}); signed by: {', '.join(signers)}",
-            reason="identity-mismatch",
+            reason=Reason.IDENTITY_MISMATCH,
             hint=others,
         )
     if WRONG_DIGEST in by_kind:
@@ -469,7 +472,7 @@ def _failure(outcome: ImageVerification) -> ImageVerificationError:
         return ImageVerificationError(
             f"the signatures found for {digest} are for a different digest "
             f"({wrong[0].source}: {wrong[0].detail})",
-            reason="wrong-digest",
+            reason=Reason.WRONG_DIGEST,
             hint=_others_hint(outcome, exclude=WRONG_DIGEST),
         )
     invalid = by_kind.get(INVALID, [])
@@ -477,7 +480,7 @@ def _failure(outcome: ImageVerification) -> ImageVerificationError:
     return ImageVerificationError(
         f"no valid signature for {digest}: {len(invalid)} found, none verifies"
         + (f" ({first.source}: {first.detail})" if first else ""),
-        reason="invalid-signatures",
+        reason=Reason.INVALID_SIGNATURES,
         hint=_skipped_hint(outcome.problems),
     )
 

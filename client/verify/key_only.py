@@ -22,6 +22,7 @@ from keyless.client.verify.dsse import check_subject
 from keyless.client.verify.errors import BundleError, VerificationError
 from keyless.client.verify.verifier import check_signature
 from keyless.core.dsse import pae
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -49,18 +50,18 @@ def check_bundle_by_key(
     from keyless.strictjson import JSONError, loads
 
     if len(data) > MAX_BUNDLE_BYTES:
-        raise BundleError(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
+        raise BundleError(detail=f"bundle is larger than {MAX_BUNDLE_BYTES} bytes")
     try:
         document = loads(data.encode() if isinstance(data, str) else data, what="bundle")
     except JSONError as exc:
-        raise BundleError(str(exc)) from exc
+        raise BundleError(detail=str(exc)) from exc
     if not isinstance(document, dict) or document.get("mediaType") not in MEDIA_TYPE_VERSIONS:
-        raise BundleError("not a Sigstore bundle of a known media type")
+        raise BundleError(detail="not a Sigstore bundle of a known media type")
     material = _object(document, "verificationMaterial")
     if "publicKey" not in material:
         raise VerificationError(
-            "key-material",
-            "bundle carries a signing certificate; verify it by identity, not with --key",
+            reason=Reason.KEY_MATERIAL,
+            detail="bundle carries a signing certificate; verify it by identity, not with --key",
         )
     artifact = Artifact.from_sha256(sha256)
     if "dsseEnvelope" in document:
@@ -68,9 +69,9 @@ def check_bundle_by_key(
         payload_type = envelope.get("payloadType")
         signatures = envelope.get("signatures")
         if not isinstance(payload_type, str) or not isinstance(signatures, list):
-            raise BundleError("malformed DSSE envelope")
+            raise BundleError(detail="malformed DSSE envelope")
         if len(signatures) != 1 or not isinstance(signatures[0], dict):
-            raise BundleError("a DSSE envelope must carry exactly one signature")
+            raise BundleError(detail="a DSSE envelope must carry exactly one signature")
         payload = _b64(envelope.get("payload"), "DSSE payload")
         check_subject(payload_type, payload, artifact=artifact)
         if predicate_type is not None:
@@ -83,12 +84,15 @@ def check_bundle_by_key(
     message = _object(document, "messageSignature")
     digest = _object(message, "messageDigest")
     if digest.get("algorithm") != "SHA2_256":
-        raise VerificationError("message-digest", "only SHA2_256 message digests are read here")
+        raise VerificationError(
+            reason=Reason.MESSAGE_DIGEST, detail="only SHA2_256 message digests are read here"
+        )
     stated = _b64(digest.get("digest"), "message digest")
     if stated != sha256:
         raise VerificationError(
-            "message-digest",
-            f"bundle message digest {stated.hex()} is not the artifact's sha256 {sha256.hex()}",
+            reason=Reason.MESSAGE_DIGEST,
+            detail=f"bundle message digest {stated.hex()} is not the artifact's sha256 "
+            f"{sha256.hex()}",
         )
     signature = _b64(message.get("signature"), "signature")
     check_signature(key, signature, sha256, prehashed=True, algorithm="sha256")
@@ -109,20 +113,22 @@ def _check_predicate(payload: bytes, predicate_type: str) -> None:
 
     found = json.loads(payload).get("predicateType")  # a statement: check_subject read it
     if found != predicate_type:
-        raise VerificationError("dsse", f"it is an attestation ({found}), not a signature")
+        raise VerificationError(
+            reason=Reason.DSSE, detail=f"it is an attestation ({found}), not a signature"
+        )
 
 
 def _object(holder: dict[str, Any], name: str) -> dict[str, Any]:
     value = holder.get(name)
     if not isinstance(value, dict):
-        raise BundleError(f"malformed bundle: {name} is missing or not an object")
+        raise BundleError(detail=f"malformed bundle: {name} is missing or not an object")
     return value
 
 
 def _b64(value: object, what: str) -> bytes:
     if not isinstance(value, str) or not value:
-        raise BundleError(f"malformed bundle: no {what}")
+        raise BundleError(detail=f"malformed bundle: no {what}")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise BundleError(f"malformed bundle: the {what} is not base64") from exc
+        raise BundleError(detail=f"malformed bundle: the {what} is not base64") from exc

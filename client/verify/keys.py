@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keyless.client.verify.errors import VerificationError
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -36,15 +37,21 @@ def load_public_key(path: str | os.PathLike[str]) -> PublicKeyTypes:
         with Path(path).open("rb") as handle:
             data = handle.read(MAX_KEY_BYTES + 1)
     except OSError as exc:
-        raise VerificationError("key", f"cannot read key {path}: {exc.strerror}") from exc
+        raise VerificationError(
+            reason=Reason.KEY, detail=f"cannot read key {path}: {exc.strerror}"
+        ) from exc
     if len(data) > MAX_KEY_BYTES:
-        raise VerificationError("key", f"key file {path} is larger than {MAX_KEY_BYTES} bytes")
+        raise VerificationError(
+            reason=Reason.KEY, detail=f"key file {path} is larger than {MAX_KEY_BYTES} bytes"
+        )
     try:
         key = load_pem_public_key(data)
     except ValueError as exc:
-        raise VerificationError("key", f"{path} is not a valid PEM public key") from exc
+        raise VerificationError(
+            reason=Reason.KEY, detail=f"{path} is not a valid PEM public key"
+        ) from exc
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
-        raise VerificationError("key", f"{path} holds an unsupported key type")
+        raise VerificationError(reason=Reason.KEY, detail=f"{path} holds an unsupported key type")
     return key
 
 
@@ -81,7 +88,7 @@ def verify_with_any_key(
         raise first
     tried = ", ".join(key.reference for key in keys)
     raise VerificationError(
-        first.check, f"{first.detail} (with each of the {len(keys)} keys: {tried})"
+        reason=first.check, detail=f"{first.detail} (with each of the {len(keys)} keys: {tried})"
     ) from first
 
 

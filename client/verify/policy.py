@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from keyless.client.verify.certs import extension_value, remembered
 from keyless.client.verify.errors import VerificationError, quoted
+from keyless.core.errors import Reason
 from keyless.oidc import oids
 
 if TYPE_CHECKING:
@@ -38,8 +39,9 @@ class Identity:
         names = certificate_identities(cert)
         if self.value not in names:
             raise VerificationError(
-                "identity",
-                f"certificate identity {_show(names)} does not match expected {quoted(self.value)}",
+                reason=Reason.IDENTITY,
+                detail=f"certificate identity {_show(names)} does not match expected "
+                f"{quoted(self.value)}",
             )
 
 
@@ -57,8 +59,8 @@ class IdentityRegexp:
         regexp = _compile(self.pattern, "--certificate-identity-regexp")
         if not any(regexp.fullmatch(name) for name in names):
             raise VerificationError(
-                "identity",
-                f"certificate identity {_show(names)} does not match the anchored "
+                reason=Reason.IDENTITY,
+                detail=f"certificate identity {_show(names)} does not match the anchored "
                 f"regexp {quoted(self.pattern)}",
             )
 
@@ -73,8 +75,8 @@ class Issuer:
         issuer = certificate_issuer(cert)
         if issuer != self.value:
             raise VerificationError(
-                "issuer",
-                f"certificate OIDC issuer {quoted(issuer)} does not match "
+                reason=Reason.ISSUER,
+                detail=f"certificate OIDC issuer {quoted(issuer)} does not match "
                 f"expected {quoted(self.value)}",
             )
 
@@ -92,8 +94,8 @@ class IssuerRegexp:
         issuer = certificate_issuer(cert)
         if not _compile(self.pattern, "--certificate-oidc-issuer-regexp").fullmatch(issuer):
             raise VerificationError(
-                "issuer",
-                f"certificate OIDC issuer {quoted(issuer)} does not match the anchored "
+                reason=Reason.ISSUER,
+                detail=f"certificate OIDC issuer {quoted(issuer)} does not match the anchored "
                 f"regexp {quoted(self.pattern)}",
             )
 
@@ -111,8 +113,9 @@ class ExtensionEquals:
         if actual != self.value:
             shown = "absent" if actual is None else quoted(actual)
             raise VerificationError(
-                self.name,
-                f"certificate {self.name} {shown} does not match expected {quoted(self.value)}",
+                reason=self.name,
+                detail=f"certificate {self.name} {shown} does not match expected "
+                f"{quoted(self.value)}",
             )
 
 
@@ -150,7 +153,9 @@ class AnyOf:
                 failures.append(exc.detail)
             else:
                 return
-        raise VerificationError("identity", "no accepted identity matches: " + "; ".join(failures))
+        raise VerificationError(
+            reason=Reason.IDENTITY, detail="no accepted identity matches: " + "; ".join(failures)
+        )
 
 
 def certificate_identities(cert: x509.Certificate) -> list[str]:
@@ -164,7 +169,9 @@ def _identities(cert: x509.Certificate) -> tuple[str, ...]:
 
     san = extension_value(cert, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     if san is None:
-        raise VerificationError("identity", "the certificate has no SAN extension")
+        raise VerificationError(
+            reason=Reason.IDENTITY, detail="the certificate has no SAN extension"
+        )
     names: list[str] = []
     names.extend(san.get_values_for_type(x509.RFC822Name))
     names.extend(san.get_values_for_type(x509.UniformResourceIdentifier))
@@ -184,7 +191,9 @@ def _issuer(cert: x509.Certificate) -> str:
     if issuer is None:
         issuer = fulcio_extension(cert, oids.ISSUER_V1)
     if issuer is None:
-        raise VerificationError("issuer", "the certificate has no OIDC issuer extension")
+        raise VerificationError(
+            reason=Reason.ISSUER, detail="the certificate has no OIDC issuer extension"
+        )
     return issuer
 
 
@@ -197,7 +206,8 @@ def fulcio_extension(cert: x509.Certificate, arc: int) -> str | None:
         return oids.decode_extension_value(arc, value.value)
     except (ValueError, UnicodeDecodeError) as exc:
         raise VerificationError(
-            "certificate-profile", f"extension {oids.FULCIO_ARC}.{arc} is malformed"
+            reason=Reason.CERTIFICATE_PROFILE,
+            detail=f"extension {oids.FULCIO_ARC}.{arc} is malformed",
         ) from exc
 
 
@@ -208,27 +218,33 @@ def _fulcio_oid(arc: int) -> x509.ObjectIdentifier:
 
 def _compile(pattern: str, flag: str) -> re.Pattern[str]:
     if len(pattern) > MAX_PATTERN_CHARS:
-        raise VerificationError("policy", f"{flag} is longer than {MAX_PATTERN_CHARS} characters")
+        raise VerificationError(
+            reason=Reason.POLICY, detail=f"{flag} is longer than {MAX_PATTERN_CHARS} characters"
+        )
     try:
         return re.compile(pattern)
     except re.error as exc:
         raise VerificationError(
-            "policy", f"{flag} {quoted(pattern)} is not a valid regexp: {exc}"
+            reason=Reason.POLICY, detail=f"{flag} {quoted(pattern)} is not a valid regexp: {exc}"
         ) from exc
 
 
 def _der_utf8(value: bytes) -> str:
     """Decode the DER UTF8String of a Fulcio otherName SAN (short or long length form)."""
     if len(value) < 2 or value[0] != 0x0C:
-        raise VerificationError("identity", "otherName SAN is not a DER UTF8String")
+        raise VerificationError(
+            reason=Reason.IDENTITY, detail="otherName SAN is not a DER UTF8String"
+        )
     length, offset = value[1], 2
     if length & 0x80:
         count = length & 0x7F
         if count not in (1, 2) or len(value) < 2 + count:
-            raise VerificationError("identity", "otherName SAN has a bad DER length")
+            raise VerificationError(
+                reason=Reason.IDENTITY, detail="otherName SAN has a bad DER length"
+            )
         length, offset = int.from_bytes(value[2 : 2 + count], "big"), 2 + count
     if offset + length != len(value):
-        raise VerificationError("identity", "otherName SAN has a bad DER length")
+        raise VerificationError(reason=Reason.IDENTITY, detail="otherName SAN has a bad DER length")
     return value[offset:].decode("utf-8", errors="strict")
 
 

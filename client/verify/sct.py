@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from keyless.client.verify.certs import extension_value
 from keyless.client.verify.errors import VerificationError
 from keyless.core.encoding import format_rfc3339
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -40,11 +41,17 @@ def check_sct(
     try:
         scts = extension_value(leaf, ExtensionOID.PRECERT_SIGNED_CERTIFICATE_TIMESTAMPS)
     except ValueError as exc:
-        raise VerificationError("sct", f"the embedded SCT list is malformed: {exc}") from exc
+        raise VerificationError(
+            reason=Reason.SCT, detail=f"the embedded SCT list is malformed: {exc}"
+        ) from exc
     if scts is None:
-        raise VerificationError("sct", "the signing certificate has no embedded SCT")
+        raise VerificationError(
+            reason=Reason.SCT, detail="the signing certificate has no embedded SCT"
+        )
     if len(scts) > MAX_SCTS:
-        raise VerificationError("sct", f"the certificate embeds more than {MAX_SCTS} SCTs")
+        raise VerificationError(
+            reason=Reason.SCT, detail=f"the certificate embeds more than {MAX_SCTS} SCTs"
+        )
 
     issuer_key_hash = _key_hash(issuer)
     tbs = leaf.tbs_precertificate_bytes
@@ -59,24 +66,28 @@ def check_sct(
         when = stamp.replace(tzinfo=UTC)
         if not log.valid_for.contains(when):
             raise VerificationError(
-                "sct",
-                f"SCT time {format_rfc3339(when)} is outside the validity "
+                reason=Reason.SCT,
+                detail=f"SCT time {format_rfc3339(when)} is outside the validity "
                 f"{log.valid_for.describe()} of CT log {log.base_url}",
             )
         if sct.entry_type != LogEntryType.PRE_CERTIFICATE:
-            raise VerificationError("sct", "embedded SCT is not of the precertificate type")
+            raise VerificationError(
+                reason=Reason.SCT, detail="embedded SCT is not of the precertificate type"
+            )
         signed = _signed_data(sct, (stamp - _NAIVE_EPOCH) // _MILLISECOND, issuer_key_hash, tbs)
         try:
             log.verify(sct.signature, signed)
         except InvalidSignature as exc:
             raise VerificationError(
-                "sct", f"SCT signature does not verify with CT log key {log.base_url}"
+                reason=Reason.SCT,
+                detail=f"SCT signature does not verify with CT log key {log.base_url}",
             ) from exc
         verified += 1
     if verified == 0:
         logs = ", ".join(unknown) or "none"
         raise VerificationError(
-            "sct", f"no SCT is from a CT log in the trusted root (SCT log IDs: {logs})"
+            reason=Reason.SCT,
+            detail=f"no SCT is from a CT log in the trusted root (SCT log IDs: {logs})",
         )
 
 

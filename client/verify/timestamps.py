@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from keyless.client.verify.errors import VerificationError
 from keyless.core.encoding import format_rfc3339
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from rfc3161_client import TimeStampResponse
@@ -67,7 +68,7 @@ def _decode(raw: bytes, *, index: int) -> TimeStampResponse:
         response.tst_info.gen_time  # noqa: B018
     except ValueError as exc:
         raise VerificationError(
-            "timestamp", f"timestamp #{index} is not a valid DER TimeStampResp"
+            reason=Reason.TIMESTAMP, detail=f"timestamp #{index} is not a valid DER TimeStampResp"
         ) from exc
     return response
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from keyless.client.verify.errors import VerificationError
 from keyless.core.encoding import b64encode, format_rfc3339
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from keyless.client.trust import LogKey
@@ -28,8 +29,8 @@ def find_log(entry: TransparencyLogEntry, *, tlogs: dict[bytes, LogKey]) -> LogK
     log = tlogs.get(entry.log_id.key_id)
     if log is None:
         raise VerificationError(
-            "log-entry",
-            f"log ID {b64encode(entry.log_id.key_id)} is not a transparency "
+            reason=Reason.LOG_ENTRY,
+            detail=f"log ID {b64encode(entry.log_id.key_id)} is not a transparency "
             "log in the trusted root",
             hint="is the bundle from another Sigstore instance? pass its --trusted-root",
         )
@@ -47,11 +48,14 @@ def check_inclusion_promise(entry: TransparencyLogEntry, *, log: LogKey) -> date
 
     promise = entry.inclusion_promise
     if promise is None or entry.integrated_time is None:
-        raise VerificationError("signed-entry-timestamp", "log entry has no SET and time")
+        raise VerificationError(
+            reason=Reason.SIGNED_ENTRY_TIMESTAMP, detail="log entry has no SET and time"
+        )
     kind = (entry.kind_version.kind, entry.kind_version.version)
     if kind not in {("hashedrekord", "0.0.1"), ("dsse", "0.0.1"), ("intoto", "0.0.2")}:
         raise VerificationError(
-            "signed-entry-timestamp", f"a SET is not defined for {kind[0]}/{kind[1]} entries"
+            reason=Reason.SIGNED_ENTRY_TIMESTAMP,
+            detail=f"a SET is not defined for {kind[0]}/{kind[1]} entries",
         )
     payload = set_payload(
         body=entry.canonicalized_body,
@@ -63,14 +67,15 @@ def check_inclusion_promise(entry: TransparencyLogEntry, *, log: LogKey) -> date
         log.verify(promise.signed_entry_timestamp, payload)
     except InvalidSignature as exc:
         raise VerificationError(
-            "signed-entry-timestamp",
-            f"signed entry timestamp does not verify with the key of log {log.base_url}",
+            reason=Reason.SIGNED_ENTRY_TIMESTAMP,
+            detail=f"signed entry timestamp does not verify with the key of log {log.base_url}",
         ) from exc
     try:
         integrated = datetime.fromtimestamp(entry.integrated_time, tz=UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise VerificationError(
-            "signed-entry-timestamp", f"integrated time {entry.integrated_time} is out of range"
+            reason=Reason.SIGNED_ENTRY_TIMESTAMP,
+            detail=f"integrated time {entry.integrated_time} is out of range",
         ) from exc
     check_log_key_validity(log, integrated, what="integrated time")
     return integrated
@@ -112,9 +117,9 @@ def check_log_key_validity(log: LogKey, moment: datetime, *, what: str) -> None:
     """The log's key must have been valid at `moment` (the trusted root's validFor)."""
     if not log.valid_for.contains(moment):
         raise VerificationError(
-            "log-entry",
-            f"{what} {format_rfc3339(moment)} is outside the validity {log.valid_for.describe()} "
-            f"of log {log.base_url}",
+            reason=Reason.LOG_ENTRY,
+            detail=f"{what} {format_rfc3339(moment)} is outside the validity "
+            f"{log.valid_for.describe()} of log {log.base_url}",
         )
 
 
@@ -131,27 +136,33 @@ def check_inclusion(entry: TransparencyLogEntry, *, log: LogKey) -> None:
 
     proof = entry.inclusion_proof
     if proof is None or proof.checkpoint is None:
-        raise VerificationError("checkpoint", "inclusion proof has no checkpoint")
+        raise VerificationError(
+            reason=Reason.CHECKPOINT, detail="inclusion proof has no checkpoint"
+        )
     try:
         checkpoint = _checkpoint_verifier(log).verify(proof.checkpoint.envelope)
     except CheckpointError as exc:
-        raise VerificationError("checkpoint", exc.message) from exc
+        raise VerificationError(reason=Reason.CHECKPOINT, detail=exc.message) from exc
     except TypeError as exc:
         raise VerificationError(
-            "checkpoint", f"log {log.base_url} has a key type checkpoints cannot use"
+            reason=Reason.CHECKPOINT,
+            detail=f"log {log.base_url} has a key type checkpoints cannot use",
         ) from exc
     if checkpoint.size != proof.tree_size:
         raise VerificationError(
-            "inclusion-proof",
-            f"inclusion proof tree size {proof.tree_size} does not match checkpoint size "
+            reason=Reason.INCLUSION_PROOF,
+            detail=f"inclusion proof tree size {proof.tree_size} does not match checkpoint size "
             f"{checkpoint.size}",
         )
     if checkpoint.root_hash != proof.root_hash:
-        raise VerificationError("inclusion-proof", "inclusion proof does not match checkpoint root")
+        raise VerificationError(
+            reason=Reason.INCLUSION_PROOF, detail="inclusion proof does not match checkpoint root"
+        )
     if proof.log_index != entry.log_index and log_index_is_tree_local(entry):
         raise VerificationError(
-            "inclusion-proof",
-            f"inclusion proof index {proof.log_index} does not match entry index {entry.log_index}",
+            reason=Reason.INCLUSION_PROOF,
+            detail=f"inclusion proof index {proof.log_index} does not match entry index "
+            f"{entry.log_index}",
         )
     try:
         verify_inclusion(
@@ -163,7 +174,8 @@ def check_inclusion(entry: TransparencyLogEntry, *, log: LogKey) -> None:
         )
     except ProofError as exc:
         raise VerificationError(
-            "inclusion-proof", f"inclusion proof does not match checkpoint root ({exc.message})"
+            reason=Reason.INCLUSION_PROOF,
+            detail=f"inclusion proof does not match checkpoint root ({exc.message})",
         ) from exc
 
 

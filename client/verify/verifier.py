@@ -23,6 +23,7 @@ from keyless.client.verify.sct import check_sct
 from keyless.client.verify.timestamps import check_timestamps
 from keyless.core.dsse import pae
 from keyless.core.encoding import format_rfc3339
+from keyless.core.errors import Reason
 from keyless.core.keys import HASH_ALGORITHMS, describe_key, key_details, signature_verifier
 
 if TYPE_CHECKING:
@@ -126,8 +127,8 @@ class Verifier:
         leaf = bundle.leaf
         if leaf is None:
             raise VerificationError(
-                "key-material",
-                "bundle is signed with a managed key, not a certificate",
+                reason=Reason.KEY_MATERIAL,
+                detail="bundle is signed with a managed key, not a certificate",
                 hint="verify it with --key",
             )
         subject = _artifact(sha256, artifact)
@@ -170,8 +171,9 @@ class Verifier:
         # 1. Key material: a key verifies only bundles that carry no certificate.
         if bundle.leaf is not None:
             raise VerificationError(
-                "key-material",
-                "bundle carries a signing certificate; verify it by identity, not with --key",
+                reason=Reason.KEY_MATERIAL,
+                detail="bundle carries a signing certificate; verify it by identity, not with "
+                "--key",
             )
         subject = _artifact(sha256, artifact)
         times, log, failures = self._signed_times(bundle, now=now)
@@ -193,9 +195,9 @@ class Verifier:
         if entry is None:
             if self._root.tlogs:
                 raise VerificationError(
-                    "log-entry",
-                    "the bundle has no transparency log entry, only RFC 3161 timestamps, and "
-                    "the trusted root lists transparency logs; only the root of a log-less "
+                    reason=Reason.LOG_ENTRY,
+                    detail="the bundle has no transparency log entry, only RFC 3161 timestamps, "
+                    "and the trusted root lists transparency logs; only the root of a log-less "
                     "instance (no logs, a TSA) verifies such a bundle",
                     hint="a GitHub private-repository attestation? pass GitHub's trusted "
                     "root with --trusted-root",
@@ -217,22 +219,23 @@ class Verifier:
         # 5. Enough verified signed times, none in the future, the log key valid at each.
         if not times and not outcome.failures:
             raise VerificationError(
-                "time",
-                "bundle proves no signing time: it has neither a SET nor an RFC 3161 timestamp",
+                reason=Reason.TIME,
+                detail="bundle proves no signing time: it has neither a SET nor an RFC 3161 "
+                "timestamp",
                 hint="Rekor v2 entries need an RFC 3161 timestamp",
             )
         if len(times) < self._time_threshold:
             reasons = "".join(f"; {failure}" for failure in outcome.failures)
             raise VerificationError(
-                "timestamp",
-                f"{len(times)} of the bundle's signed times verify, {self._time_threshold} "
+                reason=Reason.TIMESTAMP,
+                detail=f"{len(times)} of the bundle's signed times verify, {self._time_threshold} "
                 f"needed{reasons}",
             )
         for moment in times:
             if moment > now + MAX_CLOCK_SKEW:
                 raise VerificationError(
-                    "time",
-                    f"signed time {format_rfc3339(moment)} is in the future"
+                    reason=Reason.TIME,
+                    detail=f"signed time {format_rfc3339(moment)} is in the future"
                     f" (now {format_rfc3339(now)})",
                 )
             if log is not None:
@@ -259,8 +262,8 @@ class Verifier:
         ]
         if not candidates:
             raise VerificationError(
-                "certificate-chain",
-                f"no trusted CA was valid at signing time {format_rfc3339(moment)}",
+                reason=Reason.CERTIFICATE_CHAIN,
+                detail=f"no trusted CA was valid at signing time {format_rfc3339(moment)}",
             )
         failures: list[str] = []
         for authority, store in candidates:
@@ -276,8 +279,8 @@ class Verifier:
             except (X509Error, x509.UnsupportedGeneralNameType) as exc:
                 failures.append(f"{authority.uri or 'CA'}: {exc}")
         raise VerificationError(
-            "certificate-chain",
-            f"the certificate does not chain to a trusted CA at {format_rfc3339(moment)} "
+            reason=Reason.CERTIFICATE_CHAIN,
+            detail=f"the certificate does not chain to a trusted CA at {format_rfc3339(moment)} "
             f"({'; '.join(failures)})",
         )
 
@@ -371,20 +374,21 @@ def _message_digest(bundle: Bundle, artifact: Artifact) -> tuple[str, bytes]:
     algorithm = HASH_ALGORITHMS.get(name)
     if algorithm is None:
         raise VerificationError(
-            "message-digest", f"bundle message digest algorithm {name} is not supported"
+            reason=Reason.MESSAGE_DIGEST,
+            detail=f"bundle message digest algorithm {name} is not supported",
         )
     digest = artifact.digest(algorithm)
     if digest is None:
         raise VerificationError(
-            "message-digest",
-            f"the bundle signs the artifact's {algorithm} digest, which {artifact.label} "
+            reason=Reason.MESSAGE_DIGEST,
+            detail=f"the bundle signs the artifact's {algorithm} digest, which {artifact.label} "
             "does not give",
             hint=f"verify the file itself, or give its {algorithm}:<hex> digest",
         )
     if stated is not None and stated.digest != digest:
         raise VerificationError(
-            "message-digest",
-            f"bundle message digest {stated.digest.hex()} is not the artifact's "
+            reason=Reason.MESSAGE_DIGEST,
+            detail=f"bundle message digest {stated.digest.hex()} is not the artifact's "
             f"{algorithm} {digest.hex()}",
         )
     return algorithm, digest
@@ -414,8 +418,8 @@ def _check_shipped_roots(
     for cert in chain:
         if cert.issuer == cert.subject and cert not in trusted:
             raise VerificationError(
-                "certificate-chain",
-                "the bundle's certificate chain contains a root that is not in the trusted "
+                reason=Reason.CERTIFICATE_CHAIN,
+                detail="the bundle's certificate chain contains a root that is not in the trusted "
                 f"root ({cert.subject.rfc4514_string()})",
             )
 
@@ -424,8 +428,8 @@ def _check_within_certificate(leaf: x509.Certificate, moment: datetime) -> None:
     start, end = leaf.not_valid_before_utc, leaf.not_valid_after_utc
     if not start <= moment <= end:
         raise VerificationError(
-            "certificate-validity",
-            f"signed time {format_rfc3339(moment)} is outside the certificate validity "
+            reason=Reason.CERTIFICATE_VALIDITY,
+            detail=f"signed time {format_rfc3339(moment)} is outside the certificate validity "
             f"{format_rfc3339(start)}..{format_rfc3339(end)}",
         )
 
@@ -437,12 +441,17 @@ def _check_profile(leaf: x509.Certificate) -> None:
     extended = extension_value(leaf, ExtensionOID.EXTENDED_KEY_USAGE)
     if usage is None or extended is None:
         raise VerificationError(
-            "certificate-profile", "the certificate lacks KeyUsage or ExtendedKeyUsage"
+            reason=Reason.CERTIFICATE_PROFILE,
+            detail="the certificate lacks KeyUsage or ExtendedKeyUsage",
         )
     if not usage.digital_signature:
-        raise VerificationError("certificate-profile", "key usage lacks digitalSignature")
+        raise VerificationError(
+            reason=Reason.CERTIFICATE_PROFILE, detail="key usage lacks digitalSignature"
+        )
     if ExtendedKeyUsageOID.CODE_SIGNING not in extended:
-        raise VerificationError("certificate-profile", "extended key usage lacks codeSigning")
+        raise VerificationError(
+            reason=Reason.CERTIFICATE_PROFILE, detail="extended key usage lacks codeSigning"
+        )
 
 
 def check_signature(
@@ -464,13 +473,14 @@ def check_signature(
         check = signature_verifier(key, hash_name=algorithm, prehashed=prehashed)
     except ValueError as exc:
         raise VerificationError(
-            "signature", f"unsupported signing key type {describe_key(key)}"
+            reason=Reason.SIGNATURE, detail=f"unsupported signing key type {describe_key(key)}"
         ) from exc
     try:
         check(signature, data)
     except InvalidSignature as exc:
         what = "artifact" if prehashed else "DSSE envelope"
         raise VerificationError(
-            "signature", f"the signature over the {what} does not verify with the signing key"
+            reason=Reason.SIGNATURE,
+            detail=f"the signature over the {what} does not verify with the signing key",
         ) from exc
     return details

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from keyless.client.verify.errors import VerificationError
+from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from keyless.client.bundle import Bundle
@@ -36,14 +37,17 @@ def load_witness_key(value: str) -> VerifierKey:
             with open(Path(value), "rb") as handle:
                 text = handle.read(MAX_KEY_FILE_BYTES).decode("utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            raise VerificationError("witness-key", f"cannot read witness key {value}") from exc
+            raise VerificationError(
+                reason=Reason.WITNESS_KEY, detail=f"cannot read witness key {value}"
+            ) from exc
     try:
         key = parse_vkey(text)
     except CheckpointError as exc:
-        raise VerificationError("witness-key", exc.message) from exc
+        raise VerificationError(reason=Reason.WITNESS_KEY, detail=exc.message) from exc
     if key.kind != COSIGNATURE_V1:
         raise VerificationError(
-            "witness-key", f"{key.name}'s key is not a witness's cosignature/v1 (type 0x04) key"
+            reason=Reason.WITNESS_KEY,
+            detail=f"{key.name}'s key is not a witness's cosignature/v1 (type 0x04) key",
         )
     return key
 
@@ -68,26 +72,29 @@ def check_cosignatures(
     proof = entry.inclusion_proof if entry is not None else None
     if proof is None or proof.checkpoint is None:
         raise VerificationError(
-            "witness-cosignature", "the bundle has no checkpoint for witnesses to have cosigned"
+            reason=Reason.WITNESS_COSIGNATURE,
+            detail="the bundle has no checkpoint for witnesses to have cosigned",
         )
     try:
         note = parse_note(proof.checkpoint.envelope)
     except CheckpointError as exc:
-        raise VerificationError("witness-cosignature", exc.message) from exc
+        raise VerificationError(reason=Reason.WITNESS_COSIGNATURE, detail=exc.message) from exc
     cosigned, missing = [], []
     for key in witnesses:
         try:
             verify_cosignature(note, key)
         except CheckpointError as exc:
             if exc.reason != "cosignature-missing":
-                raise VerificationError("witness-cosignature", exc.message) from exc
+                raise VerificationError(
+                    reason=Reason.WITNESS_COSIGNATURE, detail=exc.message
+                ) from exc
             missing.append(key.name)
             continue
         cosigned.append(key.name)
     if len(cosigned) < threshold:
         raise VerificationError(
-            "witness-cosignature",
-            f"{len(cosigned)} of the given witnesses cosigned the bundle's checkpoint, "
+            reason=Reason.WITNESS_COSIGNATURE,
+            detail=f"{len(cosigned)} of the given witnesses cosigned the bundle's checkpoint, "
             f"{threshold} needed (none from {', '.join(missing)})",
             hint="the log may have submitted the checkpoint after the bundle was made, or the "
             "witnesses were unreachable: sign again, or lower --witness-threshold",

@@ -17,6 +17,7 @@ from typing import Any
 
 from keyless import strictjson
 from keyless.core.encoding import b64encode
+from keyless.core.errors import Error, Reason
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -30,21 +31,18 @@ MAX_UID_CHARS = 128
 _DURATION = re.compile(r"(?:(\d{1,3})m)?(?:(\d{1,3}(?:\.\d{1,9})?)s)?")
 
 
-class ReviewError(Exception):
-    """Not an AdmissionReview v1 request: answered with this HTTP status and message."""
+class ReviewError(Error):
+    """Not an AdmissionReview v1 request: answered with HTTP 400 and this message."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    status = 400
+    reason = Reason.BAD_REQUEST
 
 
-class RequestError(Exception):
+class RequestError(Error):
     """An AdmissionReview whose request cannot be judged: refused with code 400."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    status = 400
+    reason = Reason.BAD_REQUEST
 
 
 @dataclass(frozen=True)
@@ -78,22 +76,20 @@ def parse_review(body: bytes) -> tuple[str, Any]:
     try:
         review = strictjson.loads(body, max_depth=MAX_DEPTH, what="the AdmissionReview")
     except strictjson.JSONError as exc:
-        raise ReviewError(400, str(exc)) from None
+        raise ReviewError(str(exc)) from None
     if not isinstance(review, dict):
-        raise ReviewError(400, "the AdmissionReview must be a JSON object")
+        raise ReviewError("the AdmissionReview must be a JSON object")
     api_version, kind = review.get("apiVersion"), review.get("kind")
     if api_version != API_VERSION:
-        raise ReviewError(
-            400, f"apiVersion must be {API_VERSION}, not {_short(api_version)} (v1 only)"
-        )
+        raise ReviewError(f"apiVersion must be {API_VERSION}, not {_short(api_version)} (v1 only)")
     if kind != KIND:
-        raise ReviewError(400, f"kind must be {KIND}, not {_short(kind)}")
+        raise ReviewError(f"kind must be {KIND}, not {_short(kind)}")
     request = review.get("request")
     if not isinstance(request, dict):
-        raise ReviewError(400, "request: must be an object")
+        raise ReviewError("request: must be an object")
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid or len(uid) > MAX_UID_CHARS:
-        raise ReviewError(400, f"request.uid: must be a string of 1 to {MAX_UID_CHARS} characters")
+        raise ReviewError(f"request.uid: must be a string of 1 to {MAX_UID_CHARS} characters")
     return uid, request
 
 

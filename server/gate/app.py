@@ -197,7 +197,7 @@ class GateApp:
             keys = parse_provider_request(body)
         except ProviderRequestError as exc:
             self.gate.metrics.admission(provider, "invalid")
-            return _provider_error(400, exc.message)
+            return _provider_error(exc.status, exc.message)
         started = time.monotonic()
         budget = self.gate.settings.external_data_timeout
         try:
@@ -240,7 +240,7 @@ class GateApp:
                 answer = self.gate.validate(admission, budget)
         except RequestError as exc:
             self.gate.metrics.admission(webhook, "invalid")
-            answer = response(uid, False, code=400, message=exc.message)
+            answer = response(uid, False, code=exc.status, message=exc.message)
         except Exception:
             # Never an allow by accident: the request is refused, and the cause is logged.
             log.exception("keyless gate: %s failed for uid %s", webhook, uid)

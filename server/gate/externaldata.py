@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from keyless import strictjson
 from keyless.client.oci.reference import MAX_REFERENCE_CHARS
 from keyless.client.policy import Outcome
+from keyless.core.errors import Error, Reason
 from keyless.server.gate.decisions import verdict_policies
 
 if TYPE_CHECKING:
@@ -26,12 +27,11 @@ MAX_KEYS = 1000
 MAX_DEPTH = 8
 
 
-class ProviderRequestError(Exception):
+class ProviderRequestError(Error):
     """Not a ProviderRequest this provider can answer: HTTP 400 with a `systemError`."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    status = 400
+    reason = Reason.BAD_REQUEST
 
 
 def parse_provider_request(body: bytes) -> list[str]:

@@ -17,15 +17,15 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from keyless.core.errors import Error, Reason
+
 LISTEN_BACKLOG = 2048
 
 
-class GateBindError(Exception):
-    user_facing = True
+class GateBindError(Error):
+    """The gate's address cannot be listened on."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    reason = Reason.BIND_FAILED
 
 
 def bind(host: str, port: int) -> socket.socket:

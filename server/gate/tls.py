@@ -21,20 +21,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keyless.core.encoding import b64encode
+from keyless.core.errors import Error, Reason
 
 SERVICE = "keyless-gate"
 CERT_FILE, KEY_FILE = "tls.crt", "tls.key"
 VALIDITY = timedelta(days=365)
 
 
-class TLSError(Exception):
+class TLSError(Error):
     """The TLS files cannot be used; one line."""
 
-    user_facing = True
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    reason = Reason.TLS_FILES_INVALID
 
 
 def service_names(namespace: str) -> list[str]:

@@ -149,7 +149,7 @@ def test_body_of_10_mib_is_refused_before_parsing(server_ca):
         "request body too large: the limit is 262144 bytes",
         before=before,
     )
-    assert body["details"][0]["reason"] == "request-too-large"
+    assert body["details"][0]["reason"] == "too-large"
 
 
 def test_malformed_json_is_refused(server_ca):

@@ -140,6 +140,19 @@ def test_manifests_refuse_a_policy_the_gate_would_refuse(capsys, tmp_path):
     )
 
 
+def test_manifests_refuse_a_trusted_root_the_gate_could_not_use(capsys, tmp_path):
+    from tests.gate.webhook import cip, static
+
+    policy, root = tmp_path / "policy.yaml", tmp_path / "root.json"
+    policy.write_text(cip("acme", static("pass")))
+    root.write_text("[]")
+    argv = ["--policy", str(policy), "--trusted-root", str(root), "--ca-bundle", "UEVN"]
+    assert main(["gate", "manifests", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "error: malformed trusted root: Input should be an object\n"
+
+
 def _violations(rego: str, review: dict, system_error: str = "") -> list[str]:
     """The ConstraintTemplate's violations for `review`, with Gatekeeper's `external_data`
     stood in for by a function answering as the provider does: an error for images whose

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from keyless.cli.main import _describe
+from keyless.cli.main import run_reporting
 from keyless.client.oci import errors
 
 
@@ -29,7 +29,12 @@ def test_importing_the_client_loads_no_flask():
         errors.CredentialsError,
     ],
 )
-def test_every_registry_error_is_a_one_line_cli_error(error_class):
+def test_every_registry_error_is_a_one_line_cli_error(error_class, capsys):
     error = error_class("something specific", hint="do this")
-    assert _describe(error) == ("something specific", "do this")
+
+    def run() -> int:
+        raise error
+
+    assert run_reporting(run) == 1
+    assert capsys.readouterr().err == "error: something specific\nhint: do this\n"
     assert error.reason != "registry-error"

@@ -6,6 +6,7 @@ import pytest
 
 from keyless.client.oci.errors import InvalidDigestError, InvalidReferenceError
 from keyless.client.oci.reference import Reference, parse_reference
+from keyless.core.errors import Error
 
 HEX = "7cc4b5aefd1d0cadf8d97d4350462ba51c694ebca145b08d7d41b41acc8db5aa"
 
@@ -123,7 +124,7 @@ def test_parse_refuses(text, message):
     with pytest.raises(InvalidReferenceError) as caught:
         parse_reference(text)
     assert caught.value.message.startswith(message)
-    assert caught.value.user_facing is True
+    assert isinstance(caught.value, Error)  # reported by the CLI as `error: <message>`
 
 
 @pytest.mark.parametrize(
