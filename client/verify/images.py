@@ -323,11 +323,18 @@ class _Judge:
             check_payload_by_key(signature.payload, _signature_bytes(signature), key=key)
             return COSIGN_PAYLOAD_TYPE
 
+        # The payload is read first, outside the fallback below: a key signs more than image
+        # payloads (`cosign sign-blob`), and only a simple-signing payload naming this digest
+        # may count, whatever the key says.
         try:
             claimed = simple_signing_digest(signature.payload)
-            if claimed != self.digest:
-                self._reject(source, WRONG_DIGEST, f"its payload names {claimed}")
-                return
+        except ClientError as exc:
+            self._reject(source, INVALID, exc.message)
+            return
+        if claimed != self.digest:
+            self._reject(source, WRONG_DIGEST, f"its payload names {claimed}")
+            return
+        try:
             if signature.certificate is None and not self.keys:
                 # By identity, a managed key's signature cannot pass: no need to fetch its entry.
                 raise ClientError("it is signed with a managed key, not a certificate")

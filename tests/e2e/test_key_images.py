@@ -6,15 +6,23 @@ them (tests/e2e/cosign_keys.py). Real pieces: the dev-mode server's log, Debian'
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keyless.cli.main import main
+from keyless.client.oci import (
+    LegacySignature,
+    RegistryClient,
+    append_legacy_signature,
+    parse_reference,
+)
 from tests.e2e import cosign_keys
 from tests.gate.webhook import admission_review, cip, pod, run_gate
 from tests.registry import Pusher
@@ -281,3 +289,28 @@ def test_gate_admits_a_key_signed_image_and_refuses_another_key(
                 f"key for {pinned}: 1 found, none verifies (legacy-tag: verification failed "
                 "(signature): "
             )
+
+
+def test_a_key_signed_blob_is_no_signature_of_any_image(server, image, keys, capsys) -> None:
+    """A vendor's key also signs blobs (`cosign sign-blob --key`: ECDSA over SHA-256 of the
+    blob, as a v2 image signature is over its payload). Such a blob and its signature, put in
+    an image's `.sig` layer, must not pass for a signature of that image, not even with the log
+    ignored: only a simple-signing payload naming the digest can."""
+    blob = b"release notes for 1.0\n"
+    signature = KEY_1.sign(blob, ec.ECDSA(hashes.SHA256()))
+    reference = parse_reference(image.reference)
+    with RegistryClient(allow_insecure=True) as client:
+        append_legacy_signature(
+            client,
+            reference.with_digest(image.digest),
+            image.digest,
+            LegacySignature(payload=blob, signature=base64.b64encode(signature).decode()),
+        )
+    code, result, _ = _verify(
+        server, image, keys["key1"], extra=("--insecure-ignore-tlog",), capsys=capsys
+    )
+    assert code == 1
+    assert result["error"]["message"] == (
+        f"no valid signature for {image.digest}: 1 found, none verifies (legacy-tag: its "
+        "payload is not a simple-signing document)"
+    )
