@@ -60,10 +60,16 @@ def _post(log_url: str, proposed: dict) -> dict:
 
 
 def sign_v2(
-    image, key: ec.EllipticCurvePrivateKey, *, log_url: str | None, optional: dict | None = None
+    image,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    log_url: str | None,
+    optional: dict | None = None,
+    forged_set: str | None = None,
 ) -> dict | None:
     """A cosign v2 key signature on `image` (a tests.registry image), with `optional` in its
-    payload (cosign's `-a key=value`); returns its log entry."""
+    payload (cosign's `-a key=value`), and `forged_set` in its bundle annotation instead of the
+    log's signed entry timestamp; returns its log entry."""
     reference = parse_reference(image.reference)
     payload = json.dumps(
         {
@@ -96,7 +102,7 @@ def sign_v2(
         )
         annotation = json.dumps(
             {
-                "SignedEntryTimestamp": entry["verification"]["signedEntryTimestamp"],
+                "SignedEntryTimestamp": forged_set or entry["verification"]["signedEntryTimestamp"],
                 "Payload": {
                     "body": entry["body"],
                     "integratedTime": entry["integratedTime"],

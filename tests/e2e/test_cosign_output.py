@@ -221,6 +221,30 @@ def test_key_signed_images_in_both_layouts(server, registry, image, tmp_path: Pa
     assert err == _header(f"{repository}:1.0", logged=True, by_key=True)
 
 
+def test_an_annotation_set_that_does_not_verify_is_not_printed(
+    server, registry, image, tmp_path: Path, capsys
+) -> None:
+    """keyless checks a cosign v2 signature against the entry it fetches from the log, not the
+    annotation's SET; a forged SET there is not printed: the log's own SET of the entry is."""
+    forged = base64.b64encode(b"not a signature").decode()
+    entry = cosign_keys.sign_v2(image, KEY, log_url=server.url, forged_set=forged)
+    public = tmp_path / "cosign.pub"
+    public.write_bytes(cosign_keys.public_pem(KEY))
+
+    code, out, err = _verify(server, image.reference, "--key", str(public), capsys=capsys)
+
+    assert code == 0, err
+    (item,) = json.loads(out)
+    printed = item["optional"]["Bundle"]
+    assert printed["SignedEntryTimestamp"] not in (forged, "")
+    assert printed["Payload"] == {
+        "body": entry["body"],
+        "integratedTime": entry["integratedTime"],
+        "logIndex": entry["logIndex"],
+        "logID": entry["logID"],
+    }
+
+
 def test_unlogged_key_signatures_with_the_log_ignored(server, registry, image, tmp_path, capsys):
     """No certificate and no log entry: cosign v2's payload `optional` is null; cosign v3's
     subject annotations are an empty map (structpb's AsMap of none)."""
