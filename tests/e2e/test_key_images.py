@@ -314,3 +314,44 @@ def test_a_key_signed_blob_is_no_signature_of_any_image(server, image, keys, cap
         f"no valid signature for {image.digest}: 1 found, none verifies (legacy-tag: its "
         "payload is not a simple-signing document)"
     )
+
+
+def test_tree_names_key_signatures_as_such(server, registry, image, capsys) -> None:
+    """A vendor's key signatures (cosign v2 and v3 layouts) and a keyless signature on one
+    image: `keyless tree` says which were made with a key, in text and JSON."""
+    cosign_keys.sign_v2(image, KEY_1, log_url=server.url)
+    cosign_keys.sign_v3(image, KEY_2, log_url=server.url)
+    token = server.email_token("alice@example.com")
+    argv = ["sign", "--server", server.url, "--identity-token", token, "--allow-insecure-registry"]
+    assert main([*argv, image.reference]) == 0
+    capsys.readouterr()
+
+    assert main(["tree", "--allow-insecure-registry", "-o", "json", image.reference]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert sorted(
+        (r["signedWith"]["kind"], r["signedWith"]["hint"]) for r in listing["referrers"]
+    ) == [("certificate", None), ("key", cosign_keys.hint(KEY_2))]
+    assert listing["legacySignatures"] == [
+        {"signedWith": {"kind": "key", "hint": None}},
+        {"signedWith": {"kind": "certificate", "hint": None}},
+    ]
+
+    assert main(["tree", "--allow-insecure-registry", image.reference]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    referrers = [line for line in lines if line.startswith("  referrer ")]
+    assert (
+        sum(
+            line.endswith(
+                f", signed with a key (key hint {cosign_keys.hint(KEY_2)}), not a certificate"
+            )
+            for line in referrers
+        )
+        == 1
+    )
+    assert sum(line.endswith(", signed with a certificate") for line in referrers) == 1
+    hexdigest = image.digest.removeprefix("sha256:")
+    at = next(i for i, line in enumerate(lines) if line.endswith(f":sha256-{hexdigest}.sig"))
+    assert lines[at + 1 : at + 3] == [
+        "    cosign v2 signature, signed with a key, not a certificate",
+        "    cosign v2 signature, signed with a certificate",
+    ]
