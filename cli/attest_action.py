@@ -7,6 +7,11 @@ fetched once from GitHub (`ACTIONS_ID_TOKEN_REQUEST_URL`/`_TOKEN`, which exist o
 predicate is built from that token's claims, as `actions/attest-build-provenance` builds it.
 Outputs go to `$GITHUB_OUTPUT`.
 
+With the `key` input (`KEYLESS_KEY`: a key reference such as `env://COSIGN_PRIVATE_KEY`, whose
+password `keyless` reads from `COSIGN_PASSWORD`, or `awskms://...`), every signature and
+attestation is made with that key instead (`keyless sign --key`, `keyless attest --key`); the
+job's token is then asked for only to build provenance.
+
 Run as `python -m keyless.cli.attest_action`; exit status 0 only if every subject was signed (and
 attested when asked).
 """
@@ -84,7 +89,6 @@ def provenance_predicate(claims: Mapping[str, Any], server_url: str) -> dict[str
 def run(env: Mapping[str, str]) -> int:
     """Sign (and attest) every subject; write the outputs. Returns the exit status."""
     from keyless.cli.main import main as keyless
-    from keyless.oidc.acquire import ambient_token
 
     subjects = [line.strip() for line in env.get("KEYLESS_SUBJECTS", "").splitlines()]
     subjects = [subject for subject in subjects if subject]
@@ -103,11 +107,13 @@ def run(env: Mapping[str, str]) -> int:
     where = _where(env)
     if _flag(env, "KEYLESS_ALLOW_INSECURE_REGISTRY"):
         where.append("--allow-insecure-registry")
+    key = env.get("KEYLESS_KEY", "").strip()
     # Inputs are checked above, before the token is asked for.
-    token = ambient_token(env.get("KEYLESS_OIDC_AUDIENCE") or "sigstore")
-    if token is None:
-        raise ActionError("no GitHub Actions OIDC token: this runs only inside a workflow job")
-    common = ["--identity-token", token, *where]
+    token = None
+    if not key or provenance_wanted:
+        token = _job_token(env, for_provenance_only=bool(key))
+    # `--key=REF`: a reference cannot be taken for an option.
+    common = [f"--key={key}" if key else f"--identity-token={token}", *where]
     outputs: dict[str, list[str]] = {"bundles": [], "images": [], "attestations": []}
     with tempfile.TemporaryDirectory(prefix="keyless-action-") as scratch:
         predicates: list[tuple[str, str]] = []
@@ -141,6 +147,24 @@ def run(env: Mapping[str, str]) -> int:
                     outputs["attestations"].append(f"{subject}.intoto.jsonl")
     _write_outputs(env, outputs)
     return 0
+
+
+def _job_token(env: Mapping[str, str], *, for_provenance_only: bool) -> str:
+    """The job's OIDC token; with a key, only provenance needs it, and an error says so."""
+    from keyless.oidc.acquire import TokenSourceError, ambient_token
+
+    try:
+        token = ambient_token(env.get("KEYLESS_OIDC_AUDIENCE") or "sigstore")
+    except TokenSourceError as exc:
+        if not for_provenance_only:
+            raise
+        raise ActionError(
+            "attest-provenance builds the provenance from the job's OIDC token, also when "
+            f"signing with a key: {exc.message} (grant the job `permissions: id-token: write`)"
+        ) from exc
+    if token is None:
+        raise ActionError("no GitHub Actions OIDC token: this runs only inside a workflow job")
+    return token
 
 
 def _where(env: Mapping[str, str]) -> list[str]:

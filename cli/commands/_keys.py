@@ -105,11 +105,16 @@ def check_overwrite(paths: list[Path], *, yes: bool) -> None:
 
 def write_key_pair(prefix: str, private_pem: bytes, public_pem: bytes) -> None:
     """Write `<prefix>.key` (mode 0600) and `<prefix>.pub` (0644), each whole or not at all."""
-    private_path, public_path = Path(f"{prefix}.key"), Path(f"{prefix}.pub")
+    private_path, public_path = key_pair_paths(prefix)
     _write(private_path, private_pem, mode=0o600)
     print(f"Private key written to {private_path}", file=sys.stderr)
-    _write(public_path, public_pem, mode=0o644)
-    print(f"Public key written to {public_path}", file=sys.stderr)
+    write_public_key(public_path, public_pem)
+
+
+def write_public_key(path: Path, public_pem: bytes) -> None:
+    """Write a PEM public key (mode 0644), whole or not at all, and say so as cosign does."""
+    _write(path, public_pem, mode=0o644)
+    print(f"Public key written to {path}", file=sys.stderr)
 
 
 def key_pair_paths(prefix: str) -> list[Path]:

@@ -3,7 +3,8 @@
 The files are cosign's, byte for byte in format: `<prefix>.key` is an `ENCRYPTED SIGSTORE
 PRIVATE KEY` (scrypt + NaCl secretbox over PKCS#8, `client.keys.encrypted`), mode 0600, and
 `<prefix>.pub` the PKIX `PUBLIC KEY` PEM. So `cosign sign --key` takes keyless's key files and
-`keyless sign --key` takes cosign's.
+`keyless sign --key` takes cosign's. With `--kms awskms://...` the key is made in AWS KMS
+instead (`client.keys.awskms.create_awskms_key`) and only `<prefix>.pub` is written.
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ def add_parser(subparsers: Any) -> None:
         help="write PREFIX.key and PREFIX.pub (default cosign)",
     )
     generate.add_argument(
-        "--kms", metavar="URI", help="create the key in a KMS instead (not supported yet)"
+        "--kms",
+        metavar="URI",
+        help="create the key in AWS KMS instead, under an alias (awskms://[ENDPOINT]/alias/NAME; "
+        "an alias that already names a key keeps it), and write only PREFIX.pub",
     )
     _add_yes(generate)
     generate.set_defaults(run=run_generate, usage_error=generate.error)
@@ -84,15 +88,35 @@ def run_generate(args: argparse.Namespace) -> int:
     from keyless.client.keys.encrypted import encrypt_private_key
 
     if args.kms is not None:
-        args.usage_error(
-            "--kms is not supported yet; keys are generated into an encrypted key file"
-        )
+        return _generate_in_kms(args)
     _keys.check_overwrite(_keys.key_pair_paths(args.output_key_prefix), yes=args.yes)
     password = _keys.key_password(confirm=True)
     key = ec.generate_private_key(ec.SECP256R1())
     _keys.write_key_pair(
         args.output_key_prefix, encrypt_private_key(key, password), public_pem(key.public_key())
     )
+    return 0
+
+
+def _generate_in_kms(args: argparse.Namespace) -> int:
+    """`generate-key-pair --kms`: the key is made in KMS; its public key is written."""
+    from keyless.client.keys import KeyReferenceError
+    from keyless.client.keys.algorithms import public_pem
+    from keyless.client.keys.awskms import create_awskms_key
+
+    if not args.kms.startswith("awskms://"):
+        args.usage_error(
+            "--kms takes an awskms:// key reference (keys in other KMS are not supported yet)"
+        )
+    public_path = _keys.key_pair_paths(args.output_key_prefix)[1]
+    _keys.check_overwrite([public_path], yes=args.yes)
+    try:
+        public_key, created = create_awskms_key(args.kms)
+    except KeyReferenceError as exc:
+        args.usage_error(exc.message)
+    if not created:
+        print(f"{args.kms} already names a key in KMS; its public key is kept", file=sys.stderr)
+    _keys.write_public_key(public_path, public_pem(public_key))
     return 0
 
 

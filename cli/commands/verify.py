@@ -8,7 +8,8 @@ authority built from the flags.
 
 Exit codes: 0 verified, 1 refused (no signature satisfies the flags), 2 usage, 3 could not
 decide (the registry or the keyless server could not be reached or refused us). `-o json`
-prints one object of the same shape for files, digests and images (README, "Verify").
+prints one object of the same shape for files, digests and images (README, "Verify");
+`-o cosign` prints, for an image, what `cosign verify` prints (`_cosign_output`).
 """
 
 from __future__ import annotations
@@ -84,7 +85,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="how many of the --witness keys must have cosigned (default: all of them)",
     )
     parser.add_argument(
-        "-o", "--output", choices=("text", "json"), default="text", help="result format"
+        "-o",
+        "--output",
+        choices=("text", "json", "cosign"),
+        default="text",
+        help="result format; cosign (images only): cosign verify's header on stderr and its "
+        "JSON array on stdout, for scripts written against cosign",
     )
     parser.add_argument(
         "artifact",
@@ -166,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         args.usage_error("--witness-threshold must be between 1 and the number of --witness keys")
     policy = None if args.key is not None else build_policy(args)
     image = _images.image_reference(args.artifact)
+    if image is None and args.output == "cosign":
+        args.usage_error("-o cosign applies to images (cosign verify-blob prints no JSON)")
     if image is not None:
         if args.witness:
             args.usage_error("--witness applies to bundle files and digests, not images")
@@ -301,12 +309,13 @@ def _verify_image(
             raise _undecided(args, exc, image.digest) from exc
         verdict = evaluator.evaluate(resolved)
     pinned = f"{image.name}@{resolved.digest}"
+    cosign = args.output == "cosign"
     if verdict.outcome == ERROR:
         message = verdict.messages[0]
         _print_json(args, _failure(pinned, resolved.digest, ERROR, Reason.REGISTRY, message))
         raise UndecidedError(message, reason=Reason.REGISTRY)
     (result,) = verdict.policies[0].authorities
-    if image.digest is None:
+    if image.digest is None and not cosign:
         print(f"resolved {image} to {resolved.digest}", file=sys.stderr)
     if not result.passed:
         refusal = result.refusal
@@ -319,9 +328,18 @@ def _verify_image(
     outcome = result.verification
     if outcome is None:
         raise RuntimeError("a keyless authority passed without a verification")
+    if cosign:
+        from keyless.cli.commands import _cosign_output
+
+        name = _cosign_output.cosign_name(image)
+        header = _cosign_output.verification_header(name, outcome, by_key=bool(keys))
+        print(header, file=sys.stderr)
+        sys.stderr.flush()
+        sys.stdout.write(_cosign_output.verification_output(outcome, name))
+        return 0
     signatures = [s.to_json() for s in outcome.verified]
     _print_json(args, _success(pinned, resolved.digest, signatures))
-    if args.output != "json":
+    if args.output == "text":
         print(_images.verified_text(outcome), file=sys.stderr)
     return 0
 

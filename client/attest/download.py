@@ -9,6 +9,9 @@ a script to look at (`keyless verify` and `verify-attestation` judge them).
   `payload` also at the top level, so both `jq .payload` and `jq .dsseEnvelope.payload` work.
 - SBOM: the predicate of an SPDX or CycloneDX attestation, or the layer of cosign's legacy
   `sha256-<hex>.sbom` attachment.
+
+`keyless tree` reads the same attachments to say which signatures are made with a key (a
+bundle's `publicKey`, a `.sig` layer without a certificate) rather than a certificate.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 from keyless import strictjson
 from keyless.client.attest.predicates import CYCLONEDX, SPDX
-from keyless.client.oci import ImageSignatures, LegacySignature
+from keyless.client.oci import BundleReferrer, ImageSignatures, LegacySignature
 from keyless.client.oci.signatures import COSIGN_SIGN_PREDICATE
 from keyless.core.encoding import b64decode, b64encode
 
@@ -33,10 +36,46 @@ class Attachment:
     bundle: dict[str, Any]
     predicate_type: str | None  # None: a message signature, not a DSSE statement
     statement: dict[str, Any] | None
+    manifest_digest: str = ""  # the referrer manifest it was found in
 
     @property
     def is_signature(self) -> bool:
         return self.predicate_type in (None, COSIGN_SIGN_PREDICATE)
+
+    @property
+    def signed_with(self) -> SignedWith | None:
+        """What the bundle says it was signed with; None when it names neither a key nor a
+        certificate (nothing here is verified)."""
+        material = self.bundle.get("verificationMaterial")
+        if not isinstance(material, dict):
+            return None
+        public_key = material.get("publicKey")
+        if isinstance(public_key, dict):
+            hint = public_key.get("hint")
+            return SignedWith(KEY, hint if isinstance(hint, str) and hint else None)
+        if "certificate" in material or "x509CertificateChain" in material:
+            return SignedWith(CERTIFICATE)
+        return None
+
+
+KEY, CERTIFICATE = "key", "certificate"
+
+
+@dataclass(frozen=True)
+class SignedWith:
+    """A signature made with a long-lived key (`KEY`, with the bundle's key hint if any) or
+    with a certificate (`CERTIFICATE`), as its attachment says, unverified."""
+
+    kind: str
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "hint": self.hint}
+
+
+def legacy_signed_with(signature: LegacySignature) -> SignedWith:
+    """A cosign v2 signature carries a certificate annotation unless a key made it."""
+    return SignedWith(KEY if signature.certificate is None else CERTIFICATE)
 
 
 def attachments(found: ImageSignatures) -> tuple[list[Attachment], list[str]]:
@@ -45,26 +84,26 @@ def attachments(found: ImageSignatures) -> tuple[list[Attachment], list[str]]:
     problems: list[str] = []
     for referrer in found.bundles:
         try:
-            out.append(_attachment(referrer.bundle))
+            out.append(_attachment(referrer))
         except ValueError as exc:
             problems.append(f"{referrer.source} {referrer.manifest_digest}: {exc}")
     return out, problems
 
 
-def _attachment(data: bytes) -> Attachment:
-    bundle = strictjson.loads(data, what="bundle")
+def _attachment(referrer: BundleReferrer) -> Attachment:
+    bundle = strictjson.loads(referrer.bundle, what="bundle")
     if not isinstance(bundle, dict):
         raise ValueError("the bundle is not a JSON object")
     envelope = bundle.get("dsseEnvelope")
     if envelope is None:
-        return Attachment(bundle, None, None)
+        return Attachment(bundle, None, None, referrer.manifest_digest)
     if not isinstance(envelope, dict) or not isinstance(envelope.get("payload"), str):
         raise ValueError("the bundle's dsseEnvelope has no payload")
     statement = strictjson.loads(b64decode(envelope["payload"], what="payload"), what="statement")
     predicate_type = statement.get("predicateType") if isinstance(statement, dict) else None
     if not isinstance(predicate_type, str):
         raise ValueError("the DSSE payload is not an in-toto statement with a predicateType")
-    return Attachment(bundle, predicate_type, statement)
+    return Attachment(bundle, predicate_type, statement, referrer.manifest_digest)
 
 
 def signature_lines(found: ImageSignatures, bundles: list[Attachment]) -> list[str]:

@@ -6,6 +6,10 @@ that is reached over HTTPS (`AWS_TLS_INSECURE_SKIP_VERIFY=1` for a test certific
 Credentials and region come from boto3's usual chain (`AWS_ACCESS_KEY_ID`, `AWS_REGION`, ...).
 boto3 is an optional extra (`keyless[aws]`).
 
+`create_awskms_key` makes the key for `keyless generate-key-pair --kms`, as sigstore's client
+makes it: an ECC_NIST_P256 SIGN_VERIFY key under the reference's alias (an alias that already
+names a key keeps it).
+
 A message of at most 4096 bytes (a DSSE envelope's PAE) is sent whole (`MessageType=RAW`); a
 digest is sent as `MessageType=DIGEST`, as sigstore's client sends it. Every signature KMS
 returns is checked with the key's public key before it is used, so a KMS that signs something
@@ -19,12 +23,15 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keyless.client.errors import NetworkError
 from keyless.client.keys.algorithms import check_allowed_key, describe_key
 from keyless.client.keys.errors import KeyFileError, KeyReferenceError
 from keyless.core.errors import Reason
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 INSTALL_HINT = "pip install 'keyless[aws]'"
 MAX_RAW_MESSAGE_BYTES = 4096
@@ -62,6 +69,109 @@ def parse_awskms_reference(reference: str) -> AwsKmsReference:
     return AwsKmsReference(endpoint or None, key_id)
 
 
+# The key `generate-key-pair --kms` makes (sigstore's DefaultAlgorithm for AWS).
+CREATED_KEY_SPEC = "ECC_NIST_P256"
+CREATED_KEY_DESCRIPTION = "Created by keyless generate-key-pair"
+RESERVED_ALIAS_PREFIX = "alias/aws/"
+
+
+def create_awskms_key(reference: str) -> tuple[PublicKeyTypes, bool]:
+    """Make an ECDSA P-256 signing key in KMS under the reference's alias, as
+    `cosign generate-key-pair --kms` does; an alias that already names a key keeps that key
+    (checked like any signing key). Returns the public key and whether a key was created.
+
+    Raises:
+        KeyReferenceError: a malformed reference, one that names a key rather than an alias,
+            boto3 missing, or no credentials.
+        KeyFileError: KMS refused, or the alias names a key that cannot sign here.
+        NetworkError: KMS cannot be reached.
+    """
+    parsed = parse_awskms_reference(reference)
+    alias = "alias/" + parsed.key_id.partition("alias/")[2] if "alias/" in parsed.key_id else None
+    if alias is None:
+        raise KeyReferenceError(
+            f"generate-key-pair --kms needs an alias to create the key under: "
+            f"awskms://[ENDPOINT]/alias/NAME, not {reference}"
+        )
+    if alias.startswith(RESERVED_ALIAS_PREFIX):
+        raise KeyReferenceError(f"{alias} is an AWS managed key's alias; choose another name")
+    client = _client(parsed, reference)
+    created = _call(client, reference, "DescribeKey", missing_ok=True, KeyId=parsed.key_id) is None
+    if created:
+        made = _call(
+            client,
+            reference,
+            "CreateKey",
+            KeySpec=CREATED_KEY_SPEC,
+            KeyUsage="SIGN_VERIFY",
+            Description=CREATED_KEY_DESCRIPTION,
+        )
+        key_id = made["KeyMetadata"]["KeyId"]
+        _call(client, reference, "CreateAlias", AliasName=alias, TargetKeyId=key_id)
+    return AwsKmsSigner(reference).public_key, created
+
+
+def _client(parsed: AwsKmsReference, reference: str) -> Any:
+    """A boto3 KMS client for the reference's endpoint and region.
+
+    Raises:
+        KeyReferenceError: boto3 missing, or no region.
+    """
+    try:
+        import boto3
+    except ImportError as exc:
+        raise KeyReferenceError(
+            f"AWS KMS keys need boto3: {INSTALL_HINT}", reason=Reason.MISSING_LIBRARY
+        ) from exc
+    import botocore.exceptions as aws
+
+    insecure = os.environ.get(INSECURE_VARIABLE, "") in ("1", "true")
+    # An ARN names its region; else AWS_REGION, then boto3's own chain (AWS_DEFAULT_REGION,
+    # the config file).
+    region = parsed.key_id.split(":")[3] if parsed.key_id.startswith("arn:") else None
+    try:
+        return boto3.client(
+            "kms",
+            endpoint_url=f"https://{parsed.endpoint}" if parsed.endpoint else None,
+            verify=not insecure,
+            region_name=region or os.environ.get("AWS_REGION") or None,
+        )
+    except aws.NoRegionError as exc:
+        raise KeyReferenceError(f"no AWS region for {reference} (AWS_REGION)") from exc
+
+
+def _call(
+    client: Any, reference: str, operation: str, *, missing_ok: bool = False, **arguments: Any
+) -> Any:
+    """One KMS call; each way it fails is one line. With `missing_ok`, None for a key or alias
+    that does not exist."""
+    import botocore.exceptions as aws
+
+    method = getattr(client, re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower())
+    try:
+        return method(**arguments)
+    except aws.NoCredentialsError as exc:
+        raise KeyReferenceError(
+            f"no AWS credentials for {reference} (AWS_ACCESS_KEY_ID, a profile, ...)"
+        ) from exc
+    except aws.NoRegionError as exc:
+        raise KeyReferenceError(f"no AWS region for {reference} (AWS_REGION)") from exc
+    except (aws.EndpointConnectionError, aws.ConnectionError) as exc:
+        raise NetworkError(
+            f"cannot reach AWS KMS for {reference}: {type(exc).__name__}",
+            reason=Reason.UNREACHABLE,
+        ) from exc
+    except aws.ClientError as exc:
+        error = exc.response.get("Error", {})
+        if missing_ok and error.get("Code") == "NotFoundException":
+            return None
+        raise KeyFileError(
+            f"AWS KMS refused {operation} for {reference}: "
+            f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "),
+            reason=Reason.KMS_REFUSED,
+        ) from exc
+
+
 class AwsKmsSigner:
     """A `KeySigner` over an asymmetric SIGN_VERIFY key in AWS KMS."""
 
@@ -74,29 +184,9 @@ class AwsKmsSigner:
             NetworkError: KMS cannot be reached.
         """
         parsed = parse_awskms_reference(reference)
-        try:
-            import boto3
-        except ImportError as exc:
-            raise KeyReferenceError(
-                f"AWS KMS keys need boto3: {INSTALL_HINT}", reason=Reason.MISSING_LIBRARY
-            ) from exc
         self.reference = reference
         self._key_id = parsed.key_id
-        import botocore.exceptions as aws
-
-        insecure = os.environ.get(INSECURE_VARIABLE, "") in ("1", "true")
-        # An ARN names its region; else AWS_REGION, then boto3's own chain (AWS_DEFAULT_REGION,
-        # the config file).
-        region = parsed.key_id.split(":")[3] if parsed.key_id.startswith("arn:") else None
-        try:
-            self._client = boto3.client(
-                "kms",
-                endpoint_url=f"https://{parsed.endpoint}" if parsed.endpoint else None,
-                verify=not insecure,
-                region_name=region or os.environ.get("AWS_REGION") or None,
-            )
-        except aws.NoRegionError as exc:
-            raise KeyReferenceError(f"no AWS region for {reference} (AWS_REGION)") from exc
+        self._client = _client(parsed, reference)
         answer = self._call("GetPublicKey", KeyId=self._key_id)
         from cryptography.hazmat.primitives.serialization import load_der_public_key
 
@@ -157,28 +247,5 @@ class AwsKmsSigner:
                 reason=Reason.KMS_SIGNATURE,
             ) from exc
 
-    def _call(self, operation: str, **arguments: Any) -> dict[str, Any]:
-        """One KMS call; each way it fails is one line."""
-        import botocore.exceptions as aws
-
-        method = {"GetPublicKey": self._client.get_public_key, "Sign": self._client.sign}
-        try:
-            return method[operation](**arguments)
-        except aws.NoCredentialsError as exc:
-            raise KeyReferenceError(
-                f"no AWS credentials for {self.reference} (AWS_ACCESS_KEY_ID, a profile, ...)"
-            ) from exc
-        except aws.NoRegionError as exc:
-            raise KeyReferenceError(f"no AWS region for {self.reference} (AWS_REGION)") from exc
-        except (aws.EndpointConnectionError, aws.ConnectionError) as exc:
-            raise NetworkError(
-                f"cannot reach AWS KMS for {self.reference}: {type(exc).__name__}",
-                reason=Reason.UNREACHABLE,
-            ) from exc
-        except aws.ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise KeyFileError(
-                f"AWS KMS refused {operation} for {self.reference}: "
-                f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "),
-                reason=Reason.KMS_REFUSED,
-            ) from exc
+    def _call(self, operation: str, **arguments: Any) -> Any:
+        return _call(self._client, self.reference, operation, **arguments)

@@ -5,13 +5,18 @@ timestamp, but not the inclusion proof and checkpoint a bundle needs. So its ent
 from the log the trusted root names for its log ID (`LogEntrySource`), required to be the very
 entry the annotation names, and the whole is checked like any bundle by `client.verify`: the
 logged signature, key and payload digest must be this signature's.
+
+What cosign prints of a verified signature (`keyless verify -o cosign`) is read here too: the
+payload's claims (`read_simple_signing`) and the log's signed entry timestamp in the shape of
+cosign's `dev.sigstore.cosign/bundle` annotation (`RekorBundle`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from keyless.client.bundle import Bundle
 from keyless.client.errors import ClientError, NetworkError
@@ -22,7 +27,7 @@ if TYPE_CHECKING:
     from sigstore_models.rekor.v1 import TransparencyLogEntry
 
     from keyless.client.oci import LegacySignature
-    from keyless.client.trust import TrustedRoot
+    from keyless.client.trust import LogKey, TrustedRoot
 
 _BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
@@ -57,8 +62,20 @@ class RekorEntries:
         return entry_from_response(json_body(body, what="the transparency log"))
 
 
-def simple_signing_digest(payload: bytes) -> str:
-    """The `docker-manifest-digest` a cosign simple-signing payload claims.
+@dataclass(frozen=True)
+class SimpleSigning:
+    """What a cosign simple-signing payload claims: the digest it signs, the repository it
+    names (`docker-reference`) and its `optional` annotations."""
+
+    digest: str
+    # As Go's encoding/json reads them into cosign's struct: "" for a reference that is
+    # absent or not a string, None for an `optional` that is absent, null or not an object.
+    docker_reference: str
+    optional: dict[str, Any] | None
+
+
+def read_simple_signing(payload: bytes) -> SimpleSigning:
+    """The claims of a cosign simple-signing payload.
 
     Raises:
         ClientError: the payload is not a cosign container image signature.
@@ -72,7 +89,80 @@ def simple_signing_digest(payload: bytes) -> str:
         raise ClientError("its payload is not a simple-signing document") from exc
     if kind != COSIGN_PAYLOAD_TYPE or not isinstance(digest, str):
         raise ClientError("its payload is not a cosign container image signature")
-    return digest
+    identity = critical.get("identity")
+    reference = identity.get("docker-reference") if isinstance(identity, dict) else None
+    optional = document.get("optional")
+    return SimpleSigning(
+        digest=digest,
+        docker_reference=reference if isinstance(reference, str) else "",
+        optional=optional if isinstance(optional, dict) else None,
+    )
+
+
+@dataclass(frozen=True)
+class RekorBundle:
+    """A log entry's signed entry timestamp with what it signs, as cosign v2 keeps it in the
+    `dev.sigstore.cosign/bundle` annotation (cosign's `bundle.RekorBundle`)."""
+
+    signed_entry_timestamp: bytes
+    body: bytes
+    integrated_time: int
+    log_index: int
+    log_id: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        """The annotation's JSON fields, in the order cosign's structs marshal them."""
+        return {
+            "SignedEntryTimestamp": b64encode(self.signed_entry_timestamp),
+            "Payload": {
+                "body": b64encode(self.body),
+                "integratedTime": self.integrated_time,
+                "logIndex": self.log_index,
+                "logID": self.log_id.hex(),
+            },
+        }
+
+
+def rekor_bundle(
+    entry: TransparencyLogEntry, *, log: LogKey | None, annotation: str | None = None
+) -> RekorBundle | None:
+    """The SET of a verified log entry as cosign v2 stores it; None for an entry without one
+    (Rekor v2 signs checkpoints, not entries).
+
+    A log signs a new SET each time an entry is read, so the SET of a cosign v2 signature's
+    own `annotation` (what cosign prints) is used when it verifies with the log's key over
+    this entry; otherwise the verified entry's.
+    """
+    from cryptography.exceptions import InvalidSignature
+
+    from keyless.client.verify.transparency import set_payload
+
+    promise = entry.inclusion_promise
+    if promise is None or entry.integrated_time is None:
+        return None
+    found = RekorBundle(
+        signed_entry_timestamp=promise.signed_entry_timestamp,
+        body=entry.canonicalized_body,
+        integrated_time=entry.integrated_time,
+        log_index=entry.log_index,
+        log_id=entry.log_id.key_id,
+    )
+    if annotation is None or log is None:
+        return found
+    try:
+        signed = b64decode(json.loads(annotation)["SignedEntryTimestamp"])
+        log.verify(
+            signed,
+            set_payload(
+                body=found.body,
+                integrated_time=found.integrated_time,
+                log_id=found.log_id,
+                log_index=found.log_index,
+            ),
+        )
+    except (ValueError, RecursionError, KeyError, TypeError, InvalidSignature):
+        return found
+    return RekorBundle(signed, found.body, found.integrated_time, found.log_index, found.log_id)
 
 
 def legacy_bundle(

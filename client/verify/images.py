@@ -38,9 +38,11 @@ from keyless.client.oci.signatures import (
 from keyless.client.verify import VerificationError, Verifier
 from keyless.client.verify.cosign_legacy import (
     LogEntrySource,
+    RekorBundle,
     RekorEntries,
     legacy_bundle,
-    simple_signing_digest,
+    read_simple_signing,
+    rekor_bundle,
 )
 from keyless.client.verify.dsse import INTOTO_PAYLOAD_TYPE
 from keyless.client.verify.key_only import check_bundle_by_key, check_payload_by_key
@@ -50,7 +52,7 @@ from keyless.core.encoding import format_rfc3339
 from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -93,6 +95,14 @@ class VerifiedSignature:
     entry_kind: str = ""
     signed_times: tuple[datetime, ...] = ()
     key: str | None = None  # the key reference that verified it (key-signed images)
+    # What cosign prints of it (`keyless verify -o cosign`), beyond the digest and type: the
+    # verified signing certificate; for a cosign v2 signature the docker-reference and
+    # `optional` its payload claims, for a bundle its statement subject's annotations; and
+    # the log's signed entry timestamp, in cosign v2's annotation shape.
+    certificate: x509.Certificate | None = None
+    claimed_reference: str | None = None
+    annotations: Mapping[str, Any] | None = None
+    rekor_bundle: RekorBundle | None = None
 
     def to_json(self) -> dict[str, Any]:
         """One entry of `keyless verify -o json`'s `signatures` (the README documents it)."""
@@ -285,15 +295,19 @@ class _Judge:
                     key=key,
                     predicate_type=COSIGN_SIGN_PREDICATE,
                 ),
+                annotations=self._subject_annotations(referrer.bundle),
             )
             return
         signature_type = COSIGN_SIGN_PREDICATE
+        annotations: Mapping[str, Any] = {}
         if bundle.envelope is not None:
             # An unreadable statement is left to the verifier, which names the defect.
             subjects, predicate = _statement(bundle.envelope.payload_type, bundle.envelope.payload)
             if subjects is not None and self.digest not in subjects:
                 self._reject(source, WRONG_DIGEST, f"it signs {', '.join(subjects) or 'nothing'}")
                 return
+            if subjects is not None:
+                annotations = subjects[self.digest]
             if subjects is not None and predicate != COSIGN_SIGN_PREDICATE:
                 self._reject(
                     source, INVALID, f"it is an attestation ({predicate}), not a signature"
@@ -314,7 +328,22 @@ class _Judge:
             by_key=lambda key: check_bundle_by_key(
                 raw, sha256=self._sha256, key=key, predicate_type=COSIGN_SIGN_PREDICATE
             ),
+            annotations=annotations,
         )
+
+    def _subject_annotations(self, raw: bytes) -> Mapping[str, Any]:
+        """The annotations of this digest's subject in a bundle's statement, read from its
+        JSON ({} when there is none to read; they count only if the key check passes)."""
+        import base64
+        import binascii
+
+        try:
+            envelope = json.loads(raw)["dsseEnvelope"]
+            payload = base64.b64decode(envelope["payload"], validate=True)
+            subjects, _ = _statement(envelope["payloadType"], payload)
+        except (ValueError, RecursionError, KeyError, TypeError, binascii.Error):
+            return {}
+        return (subjects or {}).get(self.digest, {})
 
     def legacy(self, signature: LegacySignature) -> None:
         """Judge a cosign v2 simple-signing signature from the `.sig` tag."""
@@ -324,11 +353,22 @@ class _Judge:
             check_payload_by_key(signature.payload, _signature_bytes(signature), key=key)
             return COSIGN_PAYLOAD_TYPE
 
+        # The payload is read first, outside the fallback below: a key signs more than image
+        # payloads (`cosign sign-blob`), and only a simple-signing payload naming this digest
+        # may count, whatever the key says.
         try:
-            claimed = simple_signing_digest(signature.payload)
-            if claimed != self.digest:
-                self._reject(source, WRONG_DIGEST, f"its payload names {claimed}")
-                return
+            claims = read_simple_signing(signature.payload)
+        except ClientError as exc:
+            self._reject(source, INVALID, exc.message)
+            return
+        if claims.digest != self.digest:
+            self._reject(source, WRONG_DIGEST, f"its payload names {claims.digest}")
+            return
+        claimed = {
+            "claimed_reference": claims.docker_reference,
+            "annotations": claims.optional,
+        }
+        try:
             if signature.certificate is None and not self.keys:
                 # By identity, a managed key's signature cannot pass: no need to fetch its entry.
                 raise ClientError("it is signed with a managed key, not a certificate")
@@ -337,12 +377,20 @@ class _Judge:
             bundle = legacy_bundle(signature, trusted_root=self.trusted_root, entries=self.entries)
         except (VerificationError, ClientError) as exc:
             if signature.certificate is None:
-                self._by_key_alone(source, exc.message, by_key)
+                self._by_key_alone(source, exc.message, by_key, **claimed)
             else:
                 self._reject(source, INVALID, exc.message)
             return
         sha256 = hashlib.sha256(signature.payload).digest()
-        self._judge(bundle, source, COSIGN_PAYLOAD_TYPE, sha256, by_key=by_key)
+        self._judge(
+            bundle,
+            source,
+            COSIGN_PAYLOAD_TYPE,
+            sha256,
+            by_key=by_key,
+            rekor_annotation=signature.rekor_bundle,
+            **claimed,
+        )
 
     def _judge(
         self,
@@ -352,6 +400,9 @@ class _Judge:
         sha256: bytes,
         *,
         by_key: Callable[[PublicKeyTypes], str],
+        claimed_reference: str | None = None,
+        annotations: Mapping[str, Any] | None = None,
+        rekor_annotation: str | None = None,
     ) -> None:
         matched: VerifierKey | None = None
         try:
@@ -364,7 +415,13 @@ class _Judge:
                     bundle, sha256=sha256, policy=_AnyIdentity(), now=self.now
                 )
         except VerificationError as exc:
-            self._by_key_alone(source, exc.message, by_key)
+            self._by_key_alone(
+                source,
+                exc.message,
+                by_key,
+                claimed_reference=claimed_reference,
+                annotations=annotations,
+            )
             return
         # The verifier checked each timestamp against the trusted TSAs; a failed one is only
         # listed in `timestamp_failures`, so count those that verified.
@@ -405,11 +462,27 @@ class _Judge:
                 entry_kind=result.entry_kind,
                 signed_times=result.signed_times,
                 key=matched.reference if matched is not None else None,
+                certificate=bundle.leaf,
+                claimed_reference=claimed_reference,
+                annotations=annotations,
+                rekor_bundle=self._rekor_bundle(bundle, rekor_annotation),
             )
         )
 
+    def _rekor_bundle(self, bundle: Bundle, annotation: str | None) -> RekorBundle | None:
+        if bundle.entry is None:
+            return None
+        log = self.trusted_root.tlogs.get(bundle.entry.log_id.key_id)
+        return rekor_bundle(bundle.entry, log=log, annotation=annotation)
+
     def _by_key_alone(
-        self, source: str, detail: str, check: Callable[[PublicKeyTypes], str]
+        self,
+        source: str,
+        detail: str,
+        check: Callable[[PublicKeyTypes], str],
+        *,
+        claimed_reference: str | None = None,
+        annotations: Mapping[str, Any] | None = None,
     ) -> None:
         """Count a signature whose full verification failed (for `detail`) if the log may be
         ignored and it verifies with one of the keys; else reject it for `detail`."""
@@ -429,6 +502,8 @@ class _Judge:
                         log_index=None,
                         source=source,
                         key=key.reference,
+                        claimed_reference=claimed_reference,
+                        annotations=annotations,
                     )
                 )
                 return
@@ -503,8 +578,11 @@ def _describe_signer(leaf: x509.Certificate | None) -> str | None:
     return f"{identity} (issuer {certificate_issuer(leaf) or 'unknown'})"
 
 
-def _statement(payload_type: str, payload: bytes) -> tuple[list[str] | None, str | None]:
-    """The sha256 subjects (`sha256:<hex>`) and predicate type of an in-toto statement.
+def _statement(
+    payload_type: str, payload: bytes
+) -> tuple[dict[str, dict[str, Any]] | None, str | None]:
+    """The sha256 subjects of an in-toto statement (`sha256:<hex>`, each with its annotations:
+    {} when it has none, as cosign reads them), and its predicate type.
 
     (None, None) when the payload is not a readable statement: the verifier then refuses it
     with its own named check.
@@ -517,11 +595,16 @@ def _statement(payload_type: str, payload: bytes) -> tuple[list[str] | None, str
         return None, None
     if not isinstance(statement, dict) or not isinstance(statement.get("subject"), list):
         return None, None
-    subjects = []
+    subjects: dict[str, dict[str, Any]] = {}
     for subject in statement["subject"]:
-        digest = subject.get("digest") if isinstance(subject, dict) else None
+        if not isinstance(subject, dict):
+            continue
+        digest = subject.get("digest")
         value = digest.get("sha256") if isinstance(digest, dict) else None
+        annotations = subject.get("annotations")
         if isinstance(value, str):
-            subjects.append(f"sha256:{value.lower()}")
+            subjects.setdefault(
+                f"sha256:{value.lower()}", annotations if isinstance(annotations, dict) else {}
+            )
     predicate = statement.get("predicateType")
     return subjects, predicate if isinstance(predicate, str) else None

@@ -59,8 +59,17 @@ def _post(log_url: str, proposed: dict) -> dict:
     return entry
 
 
-def sign_v2(image, key: ec.EllipticCurvePrivateKey, *, log_url: str | None) -> dict | None:
-    """A cosign v2 key signature on `image` (a tests.registry image); returns its log entry."""
+def sign_v2(
+    image,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    log_url: str | None,
+    optional: dict | None = None,
+    forged_set: str | None = None,
+) -> dict | None:
+    """A cosign v2 key signature on `image` (a tests.registry image), with `optional` in its
+    payload (cosign's `-a key=value`), and `forged_set` in its bundle annotation instead of the
+    log's signed entry timestamp; returns its log entry."""
     reference = parse_reference(image.reference)
     payload = json.dumps(
         {
@@ -69,7 +78,7 @@ def sign_v2(image, key: ec.EllipticCurvePrivateKey, *, log_url: str | None) -> d
                 "image": {"docker-manifest-digest": image.digest},
                 "type": "cosign container image signature",
             },
-            "optional": None,
+            "optional": optional,
         },
         separators=(",", ":"),
     ).encode()
@@ -93,7 +102,7 @@ def sign_v2(image, key: ec.EllipticCurvePrivateKey, *, log_url: str | None) -> d
         )
         annotation = json.dumps(
             {
-                "SignedEntryTimestamp": entry["verification"]["signedEntryTimestamp"],
+                "SignedEntryTimestamp": forged_set or entry["verification"]["signedEntryTimestamp"],
                 "Payload": {
                     "body": entry["body"],
                     "integratedTime": entry["integratedTime"],
@@ -113,16 +122,25 @@ def sign_v2(image, key: ec.EllipticCurvePrivateKey, *, log_url: str | None) -> d
 
 
 def sign_v3(
-    image, key: ec.EllipticCurvePrivateKey, *, log_url: str | None, predicate: str = PREDICATE
+    image,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    log_url: str | None,
+    predicate: str = PREDICATE,
+    annotations: dict | None = None,
 ) -> dict:
     """A cosign v3 key-signed bundle attached to `image` (with another `predicate`, an
-    attestation); returns the bundle."""
+    attestation; with `annotations` on its subject, cosign's `-a key=value`); returns the
+    bundle."""
+    subject: dict = {"digest": {"sha256": image.digest.removeprefix("sha256:")}}
+    if annotations is not None:
+        subject["annotations"] = annotations
     from keyless.client.sign.rekor import entry_from_response
 
     statement = json.dumps(
         {
             "_type": "https://in-toto.io/Statement/v1",
-            "subject": [{"digest": {"sha256": image.digest.removeprefix("sha256:")}}],
+            "subject": [subject],
             "predicateType": predicate,
             "predicate": {},
         },

@@ -270,7 +270,13 @@ def test_the_provenance_matches_attest_build_provenance(server, tmp_path, capsys
             {"KEYLESS_SUBJECTS": "--server=http://evil.example"},
             "starts with '-'; prefix a path with ./",
         ),
+        (
+            {"KEYLESS_KEY": "env://COSIGN_PRIVATE_KEY", "KEYLESS_ATTEST_PROVENANCE": "true"},
+            "attest-provenance builds the provenance from the job's OIDC token, also when "
+            "signing with a key: GitHub Actions did not provide an identity token",
+        ),
     ],
+    ids=["no-token", "no-subjects", "bad-flag", "half-predicate", "option-subject", "key-no-token"],
 )
 def test_refusals_are_one_annotation_and_log_nothing(server, tmp_path, env, message):
     artifact = tmp_path / "a.bin"
@@ -313,3 +319,87 @@ def test_the_action_attests_a_given_predicate(server, tmp_path, capsys):
     assert attestation["statement"]["predicate"] == {"bomFormat": "CycloneDX", "specVersion": "1.5"}
     # no provenance was asked for
     assert main([*verify, "--type", "slsaprovenance1", str(artifact)]) == 1
+
+
+def _key_secrets(password: str) -> tuple[dict[str, str], bytes]:
+    """A cosign key pair as a vendor keeps it in CI secrets: the encrypted key and its
+    password as the step's environment, and the public key customers pin."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from keyless.client.keys.encrypted import encrypt_private_key
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    secrets = {
+        "COSIGN_PRIVATE_KEY": encrypt_private_key(key, b"vendor-secret").decode(),
+        "COSIGN_PASSWORD": password,
+        "KEYLESS_KEY": "env://COSIGN_PRIVATE_KEY",
+    }
+    return secrets, public
+
+
+def test_the_action_signs_with_a_key_from_secrets(server, registry, pusher, tmp_path, capsys):
+    """`key: env://COSIGN_PRIVATE_KEY` with COSIGN_PASSWORD: a file and an image signed and
+    attested with the key, logged, with no OIDC token at all (no id-token permission)."""
+    secrets, public = _key_secrets("vendor-secret")
+    (tmp_path / "release.pub").write_bytes(public)
+    artifact = tmp_path / "app.tar.gz"
+    artifact.write_bytes(b"vendor release")
+    image = pusher.push_image("gha/keyed", "v2.0.0", seed="action key image")
+    sbom = tmp_path / "sbom.cdx.json"
+    sbom.write_text(json.dumps({"bomFormat": "CycloneDX", "specVersion": "1.5"}))
+    outputs = tmp_path / "github_output"
+    size = _tree_size(server)
+    result = _run_action(
+        {
+            **secrets,
+            "GITHUB_OUTPUT": str(outputs),
+            "KEYLESS_SUBJECTS": f"{artifact}\n{image.reference}",
+            "KEYLESS_SERVER": server.url,
+            "KEYLESS_PREDICATE_PATH": str(sbom),
+            "KEYLESS_PREDICATE_TYPE": "cyclonedx",
+            "KEYLESS_ALLOW_INSECURE_REGISTRY": "true",
+        },
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    # file: signature + attestation; image: bundle + cosign v2 signature + attestation
+    assert _tree_size(server) == size + 5
+    pinned = f"{registry.host}/gha/keyed@{image.digest}"
+    assert _outputs(outputs) == {
+        "bundles": [f"{artifact}.sigstore.json"],
+        "images": [pinned],
+        "attestations": [f"{artifact}.intoto.jsonl"],
+    }
+    key = ["--key", str(tmp_path / "release.pub")]
+    capsys.readouterr()
+    verify = ["verify", "--server", server.url, "--allow-insecure-registry", "-o", "json", *key]
+    for target in (str(artifact), pinned):
+        assert main([*verify, target]) == 0
+        signatures = json.loads(capsys.readouterr().out)["signatures"]
+        assert {s["key"] for s in signatures} == {str(tmp_path / "release.pub")}
+        assert all(s["log"]["index"] is not None for s in signatures)
+    attested = ["verify-attestation", "--server", server.url, "--allow-insecure-registry", *key]
+    for target in (str(artifact), pinned):
+        assert main([*attested, "--type", "cyclonedx", target]) == 0
+
+
+def test_a_wrong_key_password_signs_nothing(server, tmp_path):
+    secrets, _ = _key_secrets("not-the-password")
+    artifact = tmp_path / "a.bin"
+    artifact.write_bytes(b"a")
+    size = _tree_size(server)
+    result = _run_action(
+        {**secrets, "KEYLESS_SUBJECTS": str(artifact), "KEYLESS_SERVER": server.url}, tmp_path
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert (
+        "error: cannot decrypt $COSIGN_PRIVATE_KEY: wrong password, or the file was altered"
+        in result.stderr.splitlines()
+    )
+    assert _tree_size(server) == size
+    assert not (tmp_path / "a.bin.sigstore.json").exists()

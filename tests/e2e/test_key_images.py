@@ -6,15 +6,23 @@ them (tests/e2e/cosign_keys.py). Real pieces: the dev-mode server's log, Debian'
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from keyless.cli.main import main
+from keyless.client.oci import (
+    LegacySignature,
+    RegistryClient,
+    append_legacy_signature,
+    parse_reference,
+)
 from tests.e2e import cosign_keys
 from tests.gate.webhook import admission_review, cip, pod, run_gate
 from tests.registry import Pusher
@@ -281,3 +289,69 @@ def test_gate_admits_a_key_signed_image_and_refuses_another_key(
                 f"key for {pinned}: 1 found, none verifies (legacy-tag: verification failed "
                 "(signature): "
             )
+
+
+def test_a_key_signed_blob_is_no_signature_of_any_image(server, image, keys, capsys) -> None:
+    """A vendor's key also signs blobs (`cosign sign-blob --key`: ECDSA over SHA-256 of the
+    blob, as a v2 image signature is over its payload). Such a blob and its signature, put in
+    an image's `.sig` layer, must not pass for a signature of that image, not even with the log
+    ignored: only a simple-signing payload naming the digest can."""
+    blob = b"release notes for 1.0\n"
+    signature = KEY_1.sign(blob, ec.ECDSA(hashes.SHA256()))
+    reference = parse_reference(image.reference)
+    with RegistryClient(allow_insecure=True) as client:
+        append_legacy_signature(
+            client,
+            reference.with_digest(image.digest),
+            image.digest,
+            LegacySignature(payload=blob, signature=base64.b64encode(signature).decode()),
+        )
+    code, result, _ = _verify(
+        server, image, keys["key1"], extra=("--insecure-ignore-tlog",), capsys=capsys
+    )
+    assert code == 1
+    assert result["error"]["message"] == (
+        f"no valid signature for {image.digest}: 1 found, none verifies (legacy-tag: its "
+        "payload is not a simple-signing document)"
+    )
+
+
+def test_tree_names_key_signatures_as_such(server, registry, image, capsys) -> None:
+    """A vendor's key signatures (cosign v2 and v3 layouts) and a keyless signature on one
+    image: `keyless tree` says which were made with a key, in text and JSON."""
+    cosign_keys.sign_v2(image, KEY_1, log_url=server.url)
+    cosign_keys.sign_v3(image, KEY_2, log_url=server.url)
+    token = server.email_token("alice@example.com")
+    argv = ["sign", "--server", server.url, "--identity-token", token, "--allow-insecure-registry"]
+    assert main([*argv, image.reference]) == 0
+    capsys.readouterr()
+
+    assert main(["tree", "--allow-insecure-registry", "-o", "json", image.reference]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert sorted(
+        (r["signedWith"]["kind"], r["signedWith"]["hint"]) for r in listing["referrers"]
+    ) == [("certificate", None), ("key", cosign_keys.hint(KEY_2))]
+    assert listing["legacySignatures"] == [
+        {"signedWith": {"kind": "key", "hint": None}},
+        {"signedWith": {"kind": "certificate", "hint": None}},
+    ]
+
+    assert main(["tree", "--allow-insecure-registry", image.reference]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    referrers = [line for line in lines if line.startswith("  referrer ")]
+    assert (
+        sum(
+            line.endswith(
+                f", signed with a key (key hint {cosign_keys.hint(KEY_2)}), not a certificate"
+            )
+            for line in referrers
+        )
+        == 1
+    )
+    assert sum(line.endswith(", signed with a certificate") for line in referrers) == 1
+    hexdigest = image.digest.removeprefix("sha256:")
+    at = next(i for i, line in enumerate(lines) if line.endswith(f":sha256-{hexdigest}.sig"))
+    assert lines[at + 1 : at + 3] == [
+        "    cosign v2 signature, signed with a key, not a certificate",
+        "    cosign v2 signature, signed with a certificate",
+    ]

@@ -12,6 +12,7 @@ a fixed moto is noticed.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -236,3 +237,92 @@ def test_unreachable_kms_could_not_decide(capsys) -> None:
     code, _, err = _run(["verify", "--key", ref, "--bundle", os.devnull, os.devnull], capsys)
     assert code == 3
     assert err.splitlines()[0] == f"error: cannot reach AWS KMS for {ref}: EndpointConnectionError"
+
+
+def _key_count(kms: dict) -> int:
+    return len(kms["client"].list_keys()["Keys"])
+
+
+def test_generate_key_pair_in_kms(server, kms, tmp_path: Path, monkeypatch, capsys) -> None:
+    """`generate-key-pair --kms awskms://.../alias/NAME` makes a P-256 signing key under the
+    alias, as cosign does, and writes only its public key; the key then signs (DSSE, which
+    moto signs right) and verifies with that file."""
+    monkeypatch.chdir(tmp_path)
+    ref = _ref(kms, "made-by-keyless")
+    count = _key_count(kms)
+    code, out, err = _run(
+        ["generate-key-pair", "--kms", ref, "--output-key-prefix", "release"], capsys
+    )
+    assert (code, out, err) == (0, "", "Public key written to release.pub\n")
+    assert _key_count(kms) == count + 1
+    metadata = kms["client"].describe_key(KeyId="alias/made-by-keyless")["KeyMetadata"]
+    assert (metadata["KeySpec"], metadata["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["release.pub"]
+    assert (tmp_path / "release.pub").read_text() == _kms_public_pem(kms, "made-by-keyless")
+    assert (tmp_path / "release.pub").stat().st_mode & 0o777 == 0o644
+
+    artifact = tmp_path / "app.tar.gz"
+    artifact.write_bytes(b"app\n")
+    predicate = tmp_path / "predicate.json"
+    predicate.write_text("{}")
+    attest = ["attest", "--server", server.url, "--key", ref, "--predicate", str(predicate)]
+    assert _run([*attest, str(artifact)], capsys)[0] == 0
+    verify = ["verify-attestation", "--server", server.url, "--key", "release.pub"]
+    code, _, err = _run([*verify, str(artifact)], capsys)
+    assert code == 0, err
+
+
+def test_generate_key_pair_keeps_the_key_an_alias_names(
+    kms, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ref = _ref(kms, "release")
+    count = _key_count(kms)
+    code, _, err = _run(["generate-key-pair", "--kms", ref], capsys)
+    assert (code, err) == (
+        0,
+        f"{ref} already names a key in KMS; its public key is kept\n"
+        "Public key written to cosign.pub\n",
+    )
+    assert _key_count(kms) == count
+    assert (tmp_path / "cosign.pub").read_text() == _kms_public_pem(kms, "release")
+
+
+@pytest.mark.parametrize(
+    ("key", "code", "message"),
+    [
+        (
+            "{id}",
+            2,
+            "generate-key-pair --kms needs an alias to create the key under: "
+            "awskms://[ENDPOINT]/alias/NAME, not {ref}",
+        ),
+        ("alias/aws/ebs", 2, "alias/aws/ebs is an AWS managed key's alias; choose another name"),
+        ("alias/secrets", 1, "{ref} is a KMS key for ENCRYPT_DECRYPT, not SIGN_VERIFY"),
+    ],
+    ids=["key-id-not-alias", "aws-managed-alias", "encryption-key-alias"],
+)
+def test_generate_key_pair_refusals_write_and_create_nothing(
+    kms, tmp_path: Path, monkeypatch, key: str, code: int, message: str, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ref = f"awskms://{kms['endpoint']}/" + key.format(id=kms["keys"]["release"])
+    count = _key_count(kms)
+    got, _, err = _run(["generate-key-pair", "--kms", ref], capsys)
+    assert got == code
+    assert err.splitlines()[-1].endswith("error: " + message.format(ref=ref))
+    assert _key_count(kms) == count
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_key_pair_asks_before_replacing_the_public_key(
+    kms, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cosign.pub").write_text("the vendor's published key")
+    count = _key_count(kms)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, _, err = _run(["generate-key-pair", "--kms", _ref(kms, "never-asked")], capsys)
+    assert (code, err) == (1, "error: cosign.pub already exists; pass --yes to overwrite it\n")
+    assert _key_count(kms) == count
+    assert (tmp_path / "cosign.pub").read_text() == "the vendor's published key"

@@ -500,12 +500,13 @@ def test_public_key_from_env_and_to_a_file(tmp_path: Path, monkeypatch, capsys) 
     assert out_file.read_text() == _pub(key)
 
 
-def test_generate_refuses_kms_for_now(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_generate_refuses_kms_other_than_aws(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
-    code, _, err = _run(["generate-key-pair", "--kms", "awskms:///alias/x"], capsys)
+    kms = "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k"
+    code, _, err = _run(["generate-key-pair", "--kms", kms], capsys)
     assert code == 2
     assert err.endswith(
-        "error: --kms is not supported yet; keys are generated into an encrypted key file\n"
+        "error: --kms takes an awskms:// key reference (keys in other KMS are not supported yet)\n"
     )
     assert list(tmp_path.iterdir()) == []
 
