@@ -22,7 +22,6 @@ a kind it does not know, or bytes it cannot read.
 
 from __future__ import annotations
 
-import binascii
 import json
 import os
 import re
@@ -42,11 +41,11 @@ from keyless.client.entry_body import (
     label,
     parse_entry_body,
 )
-from keyless.client.errors import ClientError, NetworkError
-from keyless.client.http import json_body, new_session, request
+from keyless.client.errors import ClientError
+from keyless.client.http import json_field
+from keyless.client.transparency.rekor_v1 import RekorLog
 from keyless.client.transparency.tiles import LogInconsistencyError, TileLog, TreeHead
 from keyless.client.trust import LogKey
-from keyless.core.encoding import b64decode
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -63,8 +62,6 @@ __all__ = [
     "WatchList",
 ]
 
-# Rekor's retrieve endpoint answers at most this many entries per call.
-RETRIEVE_BATCH = 10
 MAX_STATE_BYTES = 64 * 1024
 MAX_PATTERN_CHARS = 1024
 
@@ -117,14 +114,14 @@ def load_state(path: Path, *, log_url: str) -> MonitorState | None:
     try:
         doc = json.loads(data)
         state = MonitorState(
-            log_url=_typed(doc, "logUrl", str),
+            log_url=json_field(doc, "logUrl", str),
             head=TreeHead(
-                origin=_typed(doc, "origin", str),
-                size=_typed(doc, "treeSize", int),
-                root_hash=bytes.fromhex(_typed(doc, "rootHash", str)),
-                note=_typed(doc, "checkpoint", str),
+                origin=json_field(doc, "origin", str),
+                size=json_field(doc, "treeSize", int),
+                root_hash=bytes.fromhex(json_field(doc, "rootHash", str)),
+                note=json_field(doc, "checkpoint", str),
             ),
-            next_index=_typed(doc, "nextIndex", int),
+            next_index=json_field(doc, "nextIndex", int),
         )
     except (ValueError, TypeError, RecursionError) as exc:
         raise MonitorStateError(f"monitor state {path} is malformed: {exc}") from exc
@@ -420,8 +417,9 @@ class TileLogMonitor(_Monitor):
 
 
 class LogMonitor(_Monitor):
-    """One Rekor v1 log at `log_url`, checked with its keys from a trusted root; `issuance`
-    holds the root's certificate authorities."""
+    """One Rekor v1 log at `log_url`, checked with its keys from a trusted root
+    (`client.transparency.rekor_v1.RekorLog`); `issuance` holds the root's certificate
+    authorities."""
 
     rekor_version = 1
 
@@ -434,191 +432,25 @@ class LogMonitor(_Monitor):
         session: requests.Session | None = None,
         timeout: float = 30.0,
     ) -> None:
-        if not keys:
-            raise ClientError(f"the trusted root lists no transparency log at {log_url}")
-        self.log_url = log_url.rstrip("/")
-        self._keys = tuple(keys)
+        self.log = RekorLog(log_url, keys, session=session, timeout=timeout)
+        self.log_url = self.log.log_url
         self.issuance = issuance
-        self._session = session or new_session()
-        self._timeout = timeout
-        self._roots: dict[int, bytes] = {}
 
     def _begin(self, previous: TreeHead | None, head: TreeHead) -> None:
-        self._roots = {head.size: head.root_hash}
-        if previous is not None:
-            self._roots[previous.size] = previous.root_hash
+        self.log.begin(head, previous)
 
     def latest(self) -> TreeHead:
         """The log's current checkpoint, verified with the trusted key."""
-        doc = self._get_json("/api/v1/log")
-        try:
-            head = self._verify_note(_typed(doc, "signedTreeHead", str))
-            size = _typed(doc, "treeSize", int)
-            root = bytes.fromhex(_typed(doc, "rootHash", str))
-        except (TypeError, ValueError) as exc:
-            raise NetworkError(f"the log at {self.log_url} sent a malformed tree head") from exc
-        if size != head.size or root != head.root_hash:
-            raise LogInconsistencyError(
-                f"the log at {self.log_url} reports size {size} root {root.hex()} but its signed "
-                f"checkpoint says size {head.size} root {head.root_hash.hex()}"
-            )
-        return head
-
-    def _verify_note(self, note: str) -> TreeHead:
-        from keyless.tlog import CheckpointError, verify_checkpoint
-
-        failures = []
-        for key in self._keys:
-            try:
-                checkpoint = verify_checkpoint(note, public_key=key.public_key)
-            except (CheckpointError, TypeError) as exc:
-                failures.append(str(getattr(exc, "message", exc)))
-                continue
-            return TreeHead(checkpoint.origin, checkpoint.size, checkpoint.root_hash, note)
-        raise LogInconsistencyError(
-            f"the log at {self.log_url} sent a checkpoint no trusted key signed: {failures[-1]}"
-        )
+        return self.log.checkpoint()
 
     def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
-        """Require `new` to be an append-only extension of `old` (same origin, consistent)."""
-        from keyless.tlog import ProofError, verify_consistency
-
-        if new.origin != old.origin:
-            raise LogInconsistencyError(
-                f"the log at {self.log_url} changed its origin from {old.origin!r} to "
-                f"{new.origin!r}: a new tree (shard) is not the log this monitor followed"
-            )
-        if new.size < old.size:
-            raise LogInconsistencyError(
-                f"the log at {self.log_url} signed size {new.size} after signing size "
-                f"{old.size}: it went back in time (rollback or fork)"
-            )
-        if new.size == old.size or old.size == 0:
-            if new.size == old.size and new.root_hash != old.root_hash:
-                raise LogInconsistencyError(
-                    f"the log at {self.log_url} signed two different roots for size "
-                    f"{new.size}: {old.root_hash.hex()} and {new.root_hash.hex()} (a fork)"
-                )
-            return
-        doc = self._get_json(f"/api/v1/log/proof?firstSize={old.size}&lastSize={new.size}")
-        try:
-            hashes = [bytes.fromhex(h) for h in _typed(doc, "hashes", list)]
-            root = bytes.fromhex(_typed(doc, "rootHash", str))
-        except (TypeError, ValueError) as exc:
-            raise NetworkError(f"the log at {self.log_url} sent a malformed proof") from exc
-        try:
-            if root != new.root_hash:
-                raise ProofError("the proof's root is not the checkpoint's root")
-            verify_consistency(
-                size1=old.size, size2=new.size, proof=hashes, root1=old.root_hash, root2=root
-            )
-        except ProofError as exc:
-            raise LogInconsistencyError(
-                f"the log at {self.log_url} cannot prove that size {new.size} (root "
-                f"{new.root_hash.hex()}) extends size {old.size} (root {old.root_hash.hex()}): "
-                f"{exc.message}; it signed two histories (a fork)"
-            ) from exc
+        self.log.prove_extends(old, new)
 
     def _entries(
         self, start: int, end: int, head: TreeHead
     ) -> Iterator[tuple[int, str, int | None, bytes]]:
-        for batch_start in range(start, end, RETRIEVE_BATCH):
-            indexes = list(range(batch_start, min(end, batch_start + RETRIEVE_BATCH)))
-            answer = self._post_json("/api/v1/log/entries/retrieve", {"logIndexes": indexes})
-            by_index: dict[int, tuple[str, dict[str, Any]]] = {}
-            for item in answer if isinstance(answer, list) else []:
-                for entry_id, entry in item.items() if isinstance(item, dict) else ():
-                    if isinstance(entry, dict) and isinstance(entry.get("logIndex"), int):
-                        by_index[entry["logIndex"]] = (entry_id, entry)
-            for index in indexes:
-                if index not in by_index:
-                    raise LogInconsistencyError(
-                        f"the log at {self.log_url} did not return entry {index}, which its "
-                        f"checkpoint of size {head.size} commits to"
-                    )
-                entry_id, entry = by_index[index]
-                body = self._prove_included(index, entry, head)
-                time = entry.get("integratedTime")
-                yield index, entry_id, time if isinstance(time, int) else None, body
-
-    def _prove_included(self, index: int, entry: dict[str, Any], head: TreeHead) -> bytes:
-        """The entry's body, proved to be leaf `index` of a signed checkpoint consistent with
-        `head`."""
-        from keyless.tlog import ProofError, leaf_hash, verify_inclusion
-
-        try:
-            body = b64decode(_typed(entry, "body", str))
-            proof = entry["verification"]["inclusionProof"]
-            note = _typed(proof, "checkpoint", str)
-            hashes = [bytes.fromhex(h) for h in _typed(proof, "hashes", list)]
-            proof_index = _typed(proof, "logIndex", int)
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            raise NetworkError(
-                f"the log at {self.log_url} sent a malformed entry {index}: {exc}"
-            ) from exc
-        signed = self._verify_note(note)
-        if signed.origin != head.origin:
-            raise LogInconsistencyError(
-                f"entry {index} is proved against a checkpoint of another tree ({signed.origin!r})"
-            )
-        self._tie(head, signed)
-        try:
-            if proof_index != index:
-                raise ProofError(f"the proof is for index {proof_index}")
-            verify_inclusion(
-                index=index,
-                size=signed.size,
-                leaf=leaf_hash(body),
-                proof=hashes,
-                root=signed.root_hash,
-            )
-        except ProofError as exc:
-            raise LogInconsistencyError(
-                f"entry {index} of the log at {self.log_url} is not in the tree its checkpoint "
-                f"signs: {exc.message}"
-            ) from exc
-        return body
-
-    def _tie(self, head: TreeHead, other: TreeHead) -> None:
-        """Every checkpoint seen in one run must belong to one history."""
-        known = self._roots.get(other.size)
-        if known is not None:
-            if known != other.root_hash:
-                raise LogInconsistencyError(
-                    f"the log at {self.log_url} signed two different roots for size {other.size}"
-                )
-            return
-        older, newer = (head, other) if head.size < other.size else (other, head)
-        self._prove_extends(older, newer)
-        self._roots[other.size] = other.root_hash
-
-    def _get_json(self, path: str) -> Any:
-        url = self.log_url + path
-        response, body = request(
-            self._session, "GET", url, what="the transparency log", timeout=self._timeout
-        )
-        return self._answer(url, response, body)
-
-    def _post_json(self, path: str, payload: Any) -> Any:
-        url = self.log_url + path
-        response, body = request(
-            self._session,
-            "POST",
-            url,
-            what="the transparency log",
-            json=payload,
-            timeout=self._timeout,
-        )
-        return self._answer(url, response, body)
-
-    @staticmethod
-    def _answer(url: str, response: requests.Response, body: bytes) -> Any:
-        if response.status_code != 200:
-            raise NetworkError(
-                f"the transparency log at {url} answered HTTP {response.status_code}",
-                reason="unreachable",
-            )
-        return json_body(body, what="the transparency log")
+        for entry in self.log.entries(start, end, head):
+            yield entry.index, entry.entry_id, entry.integrated_time, entry.body
 
 
 def judge_entry(
@@ -680,12 +512,3 @@ def judge_entry(
     if not certificates:
         return findings, Unjudged(index, PUBLIC_KEY, kind)
     return findings, None
-
-
-def _typed(doc: Any, key: str, kind: type) -> Any:
-    if not isinstance(doc, dict):
-        raise TypeError("not a JSON object")
-    value = doc.get(key)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise TypeError(f"{key} is not a {kind.__name__}")
-    return value
