@@ -231,8 +231,53 @@ class RekorLog:
                 f"entry {index} of the log at {self.log_url} is not in the tree its checkpoint "
                 f"signs: {exc.message}"
             ) from exc
-        time = entry.get("integratedTime")
-        return ProvenEntry(index, entry_id, time if isinstance(time, int) else None, body)
+        leaf = leaf_hash(body).hex()
+        if entry_id.lower()[-64:] != leaf:
+            raise LogInconsistencyError(
+                f"entry {index} of the log at {self.log_url} is served as {entry_id!r}, which "
+                f"does not end in its leaf hash {leaf}"
+            )
+        return ProvenEntry(index, entry_id, self._vouched_time(index, entry, body), body)
+
+    def _vouched_time(self, index: int, entry: dict[str, Any], body: bytes) -> int | None:
+        """The entry's integrated time as its signed entry timestamp vouches for it; None when
+        it carries none (the time is then not reported).
+
+        Raises:
+            LogInconsistencyError: the SET names no trusted key of the log, or does not verify.
+            NetworkError: the SET, time or log ID is malformed.
+        """
+        from cryptography.exceptions import InvalidSignature
+
+        from keyless.client.verify.transparency import set_payload
+
+        promise = entry["verification"].get("signedEntryTimestamp")
+        if promise is None:
+            return None
+        try:
+            signature = b64decode(promise)
+            time = json_field(entry, "integratedTime", int)
+            log_id = bytes.fromhex(json_field(entry, "logID", str))
+        except (TypeError, ValueError, binascii.Error) as exc:
+            raise NetworkError(
+                f"the log at {self.log_url} sent entry {index} with a malformed signed entry "
+                f"timestamp: {exc}"
+            ) from exc
+        key = next((key for key in self.keys if key.key_id == log_id), None)
+        if key is None:
+            raise LogInconsistencyError(
+                f"entry {index} of the log at {self.log_url} names log ID {log_id.hex()}, which "
+                "the trusted root does not list for it"
+            )
+        payload = set_payload(body=body, integrated_time=time, log_id=log_id, log_index=index)
+        try:
+            key.verify(signature, payload)
+        except (InvalidSignature, ValueError, TypeError):
+            raise LogInconsistencyError(
+                f"entry {index} of the log at {self.log_url}: its signed entry timestamp (of "
+                f"integrated time {time}) does not verify with the log's key"
+            ) from None
+        return time
 
     def _tie(self, head: TreeHead, other: TreeHead) -> None:
         """Every checkpoint seen since `begin` must belong to one history."""
