@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from keyless.client.transparency.audit import AuditResult
     from keyless.client.transparency.rekor_v1 import RekorLog
     from keyless.client.transparency.tiles import TileLog
-    from keyless.client.trust import LogKey, TrustedRoot
+    from keyless.client.trust import TrustedRoot
 
 MAX_WARNED_ENTRIES = 20
 
@@ -94,7 +94,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from keyless.client.errors import ClientError, NetworkError
     from keyless.client.transparency.audit import Auditor, LogIntegrityError, Selector
-    from keyless.client.transparency.ct import CTLog
+    from keyless.client.transparency.ct import CTLog, ct_log_keys
 
     if not (args.server or args.ct_url):
         args.parser.error("give --server, or --ct-url with --trusted-root")
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         root, server_tile_urls = _trusted_root(args)
         tile_logs = _tile_logs(root, args, server_tile_urls)
         auditor = Auditor(
-            ct=CTLog(ct_url, _ct_keys(root, args, ct_url)),
+            ct=CTLog(ct_url, ct_log_keys(root, ct_url)),
             rekor=_rekor_log(root, log_url),
             tile_logs=tile_logs,
         )
@@ -237,11 +237,6 @@ def _rekor_log(root: TrustedRoot, log_url: str | None) -> RekorLog | None:
         if key.base_url.rstrip("/") == url and not is_tile_log_key(key)
     ]
     return RekorLog(url, keys)
-
-
-def _ct_keys(root: TrustedRoot, args: argparse.Namespace, ct_url: str) -> list[LogKey]:
-    names = {ct_url} if args.ct_url else {ct_url, f"{ct_url}/ct"}
-    return [key for key in root.ctlogs.values() if key.base_url.rstrip("/") in names]
 
 
 def _tile_logs(

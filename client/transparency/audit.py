@@ -438,10 +438,7 @@ class Auditor:
         found: list[IssuedCertificate] = []
         unreadable: list[int] = []
         for entry in self.ct.proven_entries(start, end, head):
-            try:
-                issued = _issued(entry)
-            except LogInconsistencyError as exc:
-                raise LogInconsistencyError(f"the CT log at {self.ct.url}: {exc.message}") from exc
+            issued = _issued(entry)
             if issued is None:
                 unreadable.append(entry.index)
             elif selector.selects(issued.identities, issued.issuer, issued.logged):

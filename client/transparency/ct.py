@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from keyless.client.errors import ClientError, NetworkError
 from keyless.client.http import json_body, json_field, new_session, request
 from keyless.client.transparency.tiles import LogInconsistencyError, TreeHead
-from keyless.client.trust import LogKey
+from keyless.client.trust import LogKey, TrustedRoot
 from keyless.core.encoding import b64decode, b64encode
 from keyless.core.precert import strip_poison
 from keyless.tlog.merkle import CompactRange, left_of_inclusion
@@ -54,8 +54,10 @@ class CTEntryError(ValueError):
 
 @dataclass(frozen=True)
 class CTEntry:
-    """Entry `index` of a CT log: its MerkleTreeLeaf (`leaf`) and its `extra_data`."""
+    """Entry `index` of the CT log at `log_url`: its MerkleTreeLeaf (`leaf`) and its
+    `extra_data`."""
 
+    log_url: str
     index: int
     leaf: bytes
     extra: bytes
@@ -104,8 +106,8 @@ class CTEntry:
         )
         if precert_tbs != tbs or hashlib.sha256(issuer_spki).digest() != key_hash:
             raise LogInconsistencyError(
-                f"entry {self.index}'s precertificate (in extra_data, which no hash covers) is "
-                "not the one its leaf commits to"
+                f"entry {self.index} of the CT log at {self.log_url}: its precertificate (in "
+                "extra_data, which no hash covers) is not the one its leaf commits to"
             )
         return precert
 
@@ -117,6 +119,13 @@ class CTEntry:
         if version != 0 or leaf_type != 0:
             raise CTEntryError(f"leaf version {version} type {leaf_type} is not RFC 6962 v1")
         return timestamp, entry_type
+
+
+def ct_log_keys(root: TrustedRoot, url: str) -> list[LogKey]:
+    """The trusted root's keys for the CT log whose endpoints are `url`/ct/v1/...: listed
+    under `url`, or under `url`/ct as keyless lists its own (its origin's /ct/v1/)."""
+    names = {url.rstrip("/"), url.rstrip("/") + "/ct"}
+    return [key for key in root.ctlogs.values() if key.base_url.rstrip("/") in names]
 
 
 class CTLog:
@@ -131,6 +140,7 @@ class CTLog:
         timeout: float = 30.0,
     ) -> None:
         self.url = url.rstrip("/")
+        self.endpoints = f"{self.url}/ct/v1"
         if not keys:
             raise ClientError(f"the trusted root lists no CT log at {url}")
         self._keys = tuple(keys)
@@ -234,7 +244,7 @@ class CTLog:
                     f"{index}..{last} of a tree of size {end}"
                 )
             for leaf, extra in page:
-                yield CTEntry(index, leaf, extra)
+                yield CTEntry(self.url, index, leaf, extra)
                 index += 1
 
     def proven_entries(self, start: int, end: int, head: TreeHead) -> Iterator[CTEntry]:

@@ -1,4 +1,4 @@
-"""Watching a Rekor log from outside: is it append-only, and who signed as us?
+"""Watching a log from outside: is it append-only, and who signed (or was certified) as us?
 
 A monitor keeps the last checkpoint it verified in a state file. Each run fetches the log's
 signed checkpoint, proves it extends the stored one (RFC 9162 consistency proof), then reads
@@ -6,9 +6,10 @@ the entries added since the last run. Every entry is tied to a checkpoint the mo
 verified. A Rekor v1 log (`LogMonitor`) answers proofs itself: each entry's inclusion proof
 must hash up to a checkpoint signed by the log, and that checkpoint must be consistent with
 the one the run started from. A Rekor v2 log (`TileLogMonitor`) serves only tiles: proofs are
-built from them and checked against the signed roots (`client.transparency.tiles`). A log that
-shows the monitor entries it never committed, or that rewrote its history, is caught, and the state
-file is left untouched as evidence.
+built from them and checked against the signed roots (`client.transparency.tiles`). A CA's
+RFC 6962 CT log (`CTLogMonitor`) is read in proven chunks (`client.transparency.ct`). A log
+that shows the monitor entries it never committed, or that rewrote its history, is caught, and
+the state file is left untouched as evidence.
 
 For each entry's signing certificate, the identities (SAN) and OIDC issuer are compared with
 a watch list: a watched identity is reported, and a watched identity certified by an issuer
@@ -17,7 +18,9 @@ certificate no certificate authority of the trusted root issued: anyone can log 
 they made themselves that names our identity and our issuer (`IssuanceCheck`). This is what
 rekor-monitor does for public Sigstore; it works for any keyless deployment too. Entries the
 monitor cannot judge are reported, never skipped in silence: a bare public key (no identity),
-a kind it does not know, or bytes it cannot read.
+a kind it does not know, or bytes it cannot read. In a CT log, the certificate itself is the
+entry: a certificate issued to a watched identity is reported as soon as the CA logs it, before
+anything is signed with it (a precertificate is checked as its CA signed it, directly).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from keyless.client.entry_body import (
 )
 from keyless.client.errors import ClientError
 from keyless.client.http import json_field
+from keyless.client.transparency.ct import CTEntryError, CTLog
 from keyless.client.transparency.rekor_v1 import RekorLog
 from keyless.client.transparency.tiles import LogInconsistencyError, TileLog, TreeHead
 from keyless.client.trust import LogKey
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
     from keyless.client.trust import TrustedRoot
 
 __all__ = [
+    "CTLogMonitor",
     "IssuanceCheck",
     "LogInconsistencyError",
     "LogMonitor",
@@ -212,11 +217,14 @@ class IssuanceCheck:
         from keyless.client.verify import Verifier
 
         self._verifier = Verifier(root)
+        self._authorities = root.certificate_authorities
 
     def untrusted(self, cert: x509.Certificate) -> str | None:
         """None when `cert` chains to a listed CA at its notBefore; otherwise why it does not."""
         from keyless.client.verify import VerificationError
 
+        if _is_precertificate(cert):
+            return self._untrusted_precertificate(cert)
         try:
             # The chain step alone: the monitor has no bundle or signed time to give `verify`.
             self._verifier.check_chain(cert, cert.not_valid_before_utc)
@@ -227,11 +235,41 @@ class IssuanceCheck:
             return f"the certificate cannot be path-validated: {exc}"
         return None
 
+    def _untrusted_precertificate(self, precert: x509.Certificate) -> str | None:
+        """A precertificate (a CT log's entry) carries the critical poison extension, which path
+        validation refuses by design: it is the CA's when a CA of the trusted root, valid at its
+        notBefore, signed it directly (keyless's CA and Fulcio sign precertificates so)."""
+        from cryptography.exceptions import InvalidSignature
+
+        moment = precert.not_valid_before_utc
+        for authority in self._authorities:
+            if not authority.certificates or not authority.valid_for.contains(moment):
+                continue
+            try:
+                precert.verify_directly_issued_by(authority.certificates[0])
+            except (InvalidSignature, ValueError, TypeError):
+                continue
+            return None
+        return (
+            "the precertificate is not signed by a CA of the trusted root valid at "
+            f"{moment.isoformat()}"
+        )
+
+
+def _is_precertificate(cert: x509.Certificate) -> bool:
+    from cryptography import x509
+
+    try:
+        cert.extensions.get_extension_for_oid(x509.oid.ExtensionOID.PRECERT_POISON)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
 
 @dataclass(frozen=True)
 class Finding:
-    """A log entry signed by a watched identity; `reason` says why an untrusted certificate
-    did not chain."""
+    """A log entry signed by a watched identity, or (`issued`, a CT log's) a certificate issued
+    to one; `reason` says why an untrusted certificate did not chain."""
 
     kind: str
     log_index: int
@@ -240,6 +278,7 @@ class Finding:
     issuer: str | None
     integrated_time: int | None
     reason: str | None = None
+    issued: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -255,7 +294,8 @@ class Finding:
     def describe(self) -> str:
         # Both come from a certificate anyone may have logged: no terminal control characters.
         issuer = label(self.issuer, 1024) if self.issuer is not None else "no issuer extension"
-        line = f"entry {self.log_index}: signed by {label(self.identity, 1024)} ({issuer})"
+        what = "certificate issued to" if self.issued else "signed by"
+        line = f"entry {self.log_index}: {what} {label(self.identity, 1024)} ({issuer})"
         if self.kind == UNTRUSTED_CERTIFICATE:
             return (
                 f"{line}: certificate not issued by any CA the trusted root lists, a forgery "
@@ -281,10 +321,11 @@ class Unjudged:
 
 @dataclass(frozen=True)
 class RunResult:
-    """One pass over one log: where it started and ended, and what it found."""
+    """One pass over one log (`rekor_version` None: a CT log): where it started and ended,
+    and what it found."""
 
     log_url: str
-    rekor_version: int
+    rekor_version: int | None
     previous: TreeHead | None
     head: TreeHead
     scanned_from: int
@@ -294,6 +335,7 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "log": "ct" if self.rekor_version is None else f"rekor-v{self.rekor_version}",
             "logUrl": self.log_url,
             "rekorVersion": self.rekor_version,
             "treeSize": self.head.size,
@@ -308,7 +350,7 @@ class RunResult:
 class _Monitor(ABC):
     """The run every log kind shares; subclasses read their own log."""
 
-    rekor_version: int
+    rekor_version: int | None
     log_url: str
     issuance: IssuanceCheck
 
@@ -348,7 +390,7 @@ class _Monitor(ABC):
         unjudged: list[Unjudged] = []
         done = start
         for index, entry_id, time, body in self._entries(start, end, head):
-            found, skipped = judge_entry(index, entry_id, time, body, watch, self.issuance)
+            found, skipped = self._judge(index, entry_id, time, body, watch)
             findings.extend(found)
             if skipped is not None:
                 unjudged.append(skipped)
@@ -382,8 +424,15 @@ class _Monitor(ABC):
     @abstractmethod
     def _entries(
         self, start: int, end: int, head: TreeHead
-    ) -> Iterator[tuple[int, str, int | None, bytes]]:
-        """(index, entry ID, integrated time, body) for [start, end), each tied to `head`."""
+    ) -> Iterator[tuple[int, str, int | None, Any]]:
+        """(index, entry ID, integrated time, entry) for [start, end), each tied to `head`;
+        the entry is what `_judge` reads (a Rekor entry's body by default)."""
+
+    def _judge(
+        self, index: int, entry_id: str, time: int | None, entry: Any, watch: WatchList
+    ) -> tuple[list[Finding], Unjudged | None]:
+        """Findings for one entry, and why it (or part of it) could not be judged."""
+        return judge_entry(index, entry_id, time, entry, watch, self.issuance)
 
 
 class TileLogMonitor(_Monitor):
@@ -453,6 +502,54 @@ class LogMonitor(_Monitor):
             yield entry.index, entry.entry_id, entry.integrated_time, entry.body
 
 
+class CTLogMonitor(_Monitor):
+    """One RFC 6962 CT log, read through `client.transparency.ct.CTLog`: its entries are the
+    certificates a CA issued, so a watched identity is reported when a certificate is issued
+    to it (a CA's logged precertificate), before anything is signed with it.
+
+    Its state is kept under the log's endpoints URL (`URL/ct/v1`, never a Rekor log's URL) and
+    holds the last tree head verified (`TreeHead.note` is its `get-sth` JSON, the signed
+    evidence). An entry's ID is its leaf hash, its time the leaf's timestamp (when the log took
+    it, in seconds).
+    """
+
+    rekor_version = None
+
+    def __init__(self, log: CTLog, issuance: IssuanceCheck) -> None:
+        self.log = log
+        self.log_url = log.endpoints
+        self.issuance = issuance
+
+    def latest(self) -> TreeHead:
+        return self.log.signed_tree_head()
+
+    def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
+        self.log.prove_extends(old, new)
+
+    def _entries(
+        self, start: int, end: int, head: TreeHead
+    ) -> Iterator[tuple[int, str, int | None, Any]]:
+        for entry in self.log.proven_entries(start, end, head):
+            yield entry.index, entry.leaf_hash.hex(), None, entry
+
+    def _judge(
+        self, index: int, entry_id: str, time: int | None, entry: Any, watch: WatchList
+    ) -> tuple[list[Finding], Unjudged | None]:
+        """The certificate's watched identities (LogInconsistencyError: a precertificate that
+        is not the one its leaf commits to)."""
+        try:
+            cert = entry.certificate()
+            logged = entry.timestamp_ms // 1000
+        except CTEntryError as exc:
+            return [], Unjudged(index, UNREADABLE, str(exc))
+        found = judge_certificate(
+            cert, watch, self.issuance, index=index, entry_id=entry_id, time=logged, issued=True
+        )
+        if found is None:
+            return [], Unjudged(index, UNREADABLE, "a certificate that names no identity")
+        return found, None
+
+
 def judge_entry(
     index: int,
     entry_id: str,
@@ -462,13 +559,8 @@ def judge_entry(
     issuance: IssuanceCheck,
 ) -> tuple[list[Finding], Unjudged | None]:
     """Findings for one entry (each watched identity in each signing certificate), and why
-    the entry, or part of it, could not be judged. A certificate no trusted CA issued is
-    `untrusted-certificate` whatever its issuer; only those naming a watched identity are
-    chain-checked."""
+    the entry, or part of it, could not be judged."""
     from cryptography import x509
-
-    from keyless.client.verify import VerificationError
-    from keyless.client.verify.policy import certificate_identities, certificate_issuer
 
     try:
         entry = parse_entry_body(body)
@@ -484,31 +576,59 @@ def judge_entry(
     for der in certificates:
         try:
             cert = x509.load_der_x509_certificate(der)
-            identities = certificate_identities(cert)
-        except (ValueError, VerificationError):
+        except ValueError:
             unreadable += 1
             continue
-        watched = [identity for identity in identities if watch.watches(identity)]
-        if not watched:
+        found = judge_certificate(
+            cert, watch, issuance, index=index, entry_id=entry_id, time=integrated_time
+        )
+        if found is None:
+            unreadable += 1
             continue
-        try:
-            issuer: str | None = certificate_issuer(cert)
-        except VerificationError:
-            issuer = None
-        untrusted = issuance.untrusted(cert)
-        if untrusted is not None:
-            kind = UNTRUSTED_CERTIFICATE
-        elif not watch.issuers or issuer in watch.issuers:
-            kind = MATCH
-        else:
-            kind = UNEXPECTED_ISSUER
-        findings += [
-            Finding(kind, index, entry_id, identity, issuer, integrated_time, untrusted)
-            for identity in watched
-        ]
+        findings += found
     if unreadable:
         what = f"{kind} with a certificate that names no identity or cannot be parsed"
         return findings, Unjudged(index, UNREADABLE, what)
     if not certificates:
         return findings, Unjudged(index, PUBLIC_KEY, kind)
     return findings, None
+
+
+def judge_certificate(
+    cert: x509.Certificate,
+    watch: WatchList,
+    issuance: IssuanceCheck,
+    *,
+    index: int,
+    entry_id: str,
+    time: int | None,
+    issued: bool = False,
+) -> list[Finding] | None:
+    """A finding per watched identity `cert` names (None: it names none that can be read). A
+    certificate no trusted CA issued is `untrusted-certificate` whatever its issuer; only
+    those naming a watched identity are chain-checked."""
+    from keyless.client.verify import VerificationError
+    from keyless.client.verify.policy import certificate_identities, certificate_issuer
+
+    try:
+        identities = certificate_identities(cert)
+    except (ValueError, VerificationError):
+        return None
+    watched = [identity for identity in identities if watch.watches(identity)]
+    if not watched:
+        return []
+    try:
+        issuer: str | None = certificate_issuer(cert)
+    except VerificationError:
+        issuer = None
+    untrusted = issuance.untrusted(cert)
+    if untrusted is not None:
+        kind = UNTRUSTED_CERTIFICATE
+    elif not watch.issuers or issuer in watch.issuers:
+        kind = MATCH
+    else:
+        kind = UNEXPECTED_ISSUER
+    return [
+        Finding(kind, index, entry_id, identity, issuer, time, untrusted, issued)
+        for identity in watched
+    ]

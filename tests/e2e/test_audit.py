@@ -668,8 +668,8 @@ def test_a_precertificate_swapped_in_extra_data_is_caught(signed, tmp_path: Path
     assert code == 1
     assert out == ""
     assert err == (
-        f"error: the CT log at {proxy_url}: entry 0's precertificate (in extra_data, which no "
-        "hash covers) is not the one its leaf commits to\n"
+        f"error: entry 0 of the CT log at {proxy_url}: its precertificate (in extra_data, which "
+        "no hash covers) is not the one its leaf commits to\n"
     )
 
 
