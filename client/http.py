@@ -50,6 +50,20 @@ def json_body(body: bytes, *, what: str) -> Any:
         raise NetworkError(f"{what} answered with something that is not JSON") from exc
 
 
+def json_field(doc: Any, key: str, kind: type) -> Any:
+    """`doc[key]` of a parsed JSON answer, required to be a `kind` (an int is never a bool).
+
+    Raises:
+        TypeError: `doc` is not an object, or the field is missing or of another type.
+    """
+    if not isinstance(doc, dict):
+        raise TypeError("not a JSON object")
+    value = doc.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{key} is not a {kind.__name__}")
+    return value
+
+
 def error_message(body: bytes) -> str:
     """The `message` of a JSON error body (Fulcio and Rekor both use it), else the raw text."""
     try:

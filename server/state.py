@@ -6,7 +6,8 @@ A server start (`starting()`) generates keys only on a true first run, when the 
 no file keyless owns (`lost+found`, dotfiles and other files are ignored, and named): a key
 missing later was lost, and a new one would silently become a new CA, log or issuer. A key file
 that cannot be read, is not a private key, or that others may read or write stops the start
-with one line naming it.
+with one line naming it (`check_key_file_mode`: owner only, or a Kubernetes Secret mounted for
+this pod).
 
 A first run is all or nothing (`generating()`): everything is made in a scratch directory
 inside the state directory, which is renamed to mark it complete, and only then moved into
@@ -23,7 +24,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -218,15 +219,25 @@ def read_private_key(path: Path) -> PrivateKeyTypes:
     """
     try:
         with open(path, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
+            found = os.fstat(handle.fileno())
             data = handle.read(MAX_KEY_FILE_BYTES + 1)
+    except PermissionError as exc:
+        raise StateDirError(
+            f"key file {path} cannot be read: {exc.strerror}",
+            hint="a Kubernetes Secret is owned by root: mount it with defaultMode: 0400 and "
+            "give the pod an fsGroup, through which this process reads it (README: 'Keys "
+            "from Kubernetes Secrets')",
+        ) from exc
     except OSError as exc:
         raise StateDirError(f"key file {path} cannot be read: {exc.strerror}") from exc
-    if mode & 0o077:
-        raise StateDirError(
-            f"key file {path} is readable or writable by others (mode {mode & 0o777:o})",
-            hint=f"chmod 600 {path}, and replace the key if others may have read it",
-        )
+    check_key_file_mode(
+        path,
+        mode=found.st_mode,
+        owner=found.st_uid,
+        group=found.st_gid,
+        uid=os.geteuid(),
+        groups={os.getegid(), *os.getgroups()},
+    )
     if len(data) > MAX_KEY_FILE_BYTES:
         raise StateDirError(f"key file {path} is larger than {MAX_KEY_FILE_BYTES} bytes")
     try:
@@ -236,6 +247,50 @@ def read_private_key(path: Path) -> PrivateKeyTypes:
             f"key file {path} is not an unencrypted PEM private key (corrupt?)",
             hint="restore the file from a backup of the state directory",
         ) from exc
+
+
+def check_key_file_mode(
+    path: Path, *, mode: int, owner: int, group: int, uid: int, groups: Collection[int]
+) -> None:
+    """Refuse a key file (`mode`, `owner`, `group` from its stat) that others may read or
+    write, for a process running as `uid` with `groups` (effective and supplementary).
+
+    Owner only (0600, 0400), with one exception: the shape Kubernetes gives a Secret mounted
+    with `defaultMode: 0400` in a pod with an `fsGroup`, owned by root (the kubelet writes it),
+    readable by that group (the kubelet adds group read: 0440) and by nothing else, read by a
+    process that is not root and runs with that group. Only root can change such a file and
+    only the pod's processes hold its group; a non-root pod cannot read a Secret any other way.
+    A file this process owns is held to owner only: it can fix its own mode.
+
+    Raises:
+        StateDirError: anyone else may read or write it; the hint says how to fix the file or
+            its mount.
+    """
+    permissions = mode & 0o777
+    if not permissions & 0o077:
+        return
+    if not permissions & 0o037 and owner == 0 and owner != uid and group in groups:
+        return
+    replace = "replace the key if others may have read it"
+    if owner != uid:
+        hint = (
+            "mount its Secret with defaultMode: 0400 and the pod's own fsGroup, through which "
+            "this process reads it and nothing else can (README: 'Keys from Kubernetes "
+            f"Secrets'); outside Kubernetes, make it this user's file, mode 600; {replace}"
+        )
+    else:
+        hint = (
+            f"chmod 600 {path} (a Kubernetes Secret: mount it with defaultMode: 0400), and "
+            f"{replace}"
+        )
+        if permissions & 0o020:
+            hint += (
+                "; with a pod fsGroup the kubelet makes a volume's files group-writable at each "
+                "mount unless fsGroupChangePolicy is OnRootMismatch"
+            )
+    raise StateDirError(
+        f"key file {path} is readable or writable by others (mode {permissions:o})", hint=hint
+    )
 
 
 def _sync_tree(root: Path) -> None:

@@ -138,6 +138,18 @@ def test_kubernetes_manifests_validate() -> None:
     spec = deployment["spec"]["template"]["spec"]
     mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
     assert mounts["/var/lib/keyless"] == "state" and mounts["/etc/keyless"] == "config"
+    # Issue 24 item 9: the state directory is one keyless makes inside the volume (the kubelet
+    # makes the volume's root group-writable for the fsGroup), and the kubelet leaves the
+    # volume's files alone after the first mount, so that key files stay owner-only.
+    (config_map,) = [doc for doc in documents if doc["kind"] == "ConfigMap"]
+    state_dir = Path(yaml.safe_load(config_map["data"]["server.yaml"])["state-dir"])
+    assert state_dir.parent == Path("/var/lib/keyless")
+    assert spec["securityContext"]["fsGroup"] == 10001
+    assert spec["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+    # Keys brought in a Secret are mounted owner-only, read through the fsGroup.
+    (keys,) = [v["secret"] for v in spec["volumes"] if v["name"] == "keys"]
+    assert keys == {"secretName": "keyless-keys", "defaultMode": 0o400, "optional": True}
+    assert mounts["/etc/keyless-keys"] == "keys"
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
     (pin,) = spec["containers"][0]["env"]

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from keyless import strictjson
+from keyless.core import precert
 from keyless.core.encoding import b64decode, b64encode
 from keyless.core.errors import Reason
 from keyless.tlog.errors import (
@@ -48,8 +49,6 @@ _TIMESTAMPED_ENTRY = 0
 _TREE_HASH = 1
 _SHA256 = 4
 _ECDSA = 3
-# DER of the poison extension's OID, 1.3.6.1.4.1.11129.2.4.3.
-_POISON_OID_DER = b"\x06\x0a\x2b\x06\x01\x04\x01\xd6\x79\x02\x04\x03"
 
 
 class CTHeadSigner:
@@ -353,68 +352,9 @@ def strip_poison(tbs: bytes) -> bytes:
         EntryError: the TBS is not well-formed DER or carries no poison extension.
     """
     try:
-        tag, start, end = _tlv(tbs, 0)
-        if tag != 0x30 or end != len(tbs):
-            raise ValueError("TBSCertificate is not one SEQUENCE")
-        fields = []
-        offset = start
-        while offset < end:
-            field_tag, field_start, field_end = _tlv(tbs, offset)
-            fields.append((field_tag, offset, field_start, field_end))
-            offset = field_end
-        out = []
-        stripped = False
-        for field_tag, field_offset, field_start, field_end in fields:
-            if field_tag != 0xA3:
-                out.append(tbs[field_offset:field_end])
-                continue
-            seq_tag, seq_start, seq_end = _tlv(tbs, field_start)
-            if seq_tag != 0x30 or seq_end != field_end:
-                raise ValueError("malformed extensions")
-            kept = []
-            offset = seq_start
-            while offset < seq_end:
-                _, ext_start, ext_end = _tlv(tbs, offset)
-                if tbs[ext_start : ext_start + len(_POISON_OID_DER)] == _POISON_OID_DER:
-                    stripped = True
-                else:
-                    kept.append(tbs[offset:ext_end])
-                offset = ext_end
-            if kept:
-                out.append(_encode(0xA3, _encode(0x30, b"".join(kept))))
-        if not stripped:
-            raise ValueError("no poison extension")
-        return _encode(0x30, b"".join(out))
-    except (ValueError, IndexError) as exc:
+        return precert.strip_poison(tbs)
+    except ValueError as exc:
         raise EntryError(f"cannot strip the poison extension: {exc}") from exc
-
-
-def _tlv(data: bytes, offset: int) -> tuple[int, int, int]:
-    """(tag, content start, end) of the DER element at `offset`; single-byte tags only."""
-    tag = data[offset]
-    if tag & 0x1F == 0x1F:
-        raise ValueError("multi-byte DER tags are not expected here")
-    first = data[offset + 1]
-    position = offset + 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if not 1 <= count <= 4:
-            raise ValueError("bad DER length")
-        length = int.from_bytes(data[position : position + count], "big")
-        position += count
-    if position + length > len(data):
-        raise ValueError("DER element overruns its container")
-    return tag, position, position + length
-
-
-def _encode(tag: int, content: bytes) -> bytes:
-    length = len(content)
-    if length < 0x80:
-        return bytes([tag, length]) + content
-    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(body)]) + body + content
 
 
 def _has_poison(cert: x509.Certificate) -> bool:

@@ -206,6 +206,51 @@ def frontier(size: int) -> list[NodeID]:
     return range_nodes(0, size) if size else []
 
 
+def left_of_inclusion(
+    *, index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
+) -> list[bytes]:
+    """The hashes of `frontier(index)`, the complete subtrees left of leaf `index`, from that
+    leaf's inclusion proof in the tree of `size` with `root`: they are the proof's left
+    siblings. With them, the leaves from `index` on can be hashed up to later roots
+    (`CompactRange`) without reading the leaves before it.
+
+    Raises:
+        ProofError: the proof does not put `leaf` at `index` under `root`.
+    """
+    verify_inclusion(index=index, size=size, leaf=leaf, proof=proof, root=root)
+    # Below the level where the paths to `index` and to the last leaf meet, a sibling is on
+    # the left where `index` has a 1 bit; above it, every sibling is (see root_from_inclusion).
+    inner = (index ^ (size - 1)).bit_length()
+    left = [sibling for level, sibling in enumerate(proof[:inner]) if (index >> level) & 1]
+    left.extend(proof[inner:])
+    return left[::-1]
+
+
+class CompactRange:
+    """The RFC 6962 root of leaves [0, size) as leaf hashes are appended, in O(log n) memory:
+    the hashes of `frontier(size)`, largest first."""
+
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        nodes = frontier(size)
+        if len(nodes) != len(hashes):
+            raise ValueError(f"frontier of size {size} has {len(nodes)} nodes, got {len(hashes)}")
+        self.size = size
+        self._stack = [(level, digest) for (level, _), digest in zip(nodes, hashes, strict=True)]
+
+    def append(self, leaf: bytes) -> None:
+        """Add the next leaf (its leaf hash)."""
+        level, digest = 0, leaf
+        while self._stack and self._stack[-1][0] == level:
+            _, left = self._stack.pop()
+            level, digest = level + 1, node_hash(left, digest)
+        self._stack.append((level, digest))
+        self.size += 1
+
+    def root(self) -> bytes:
+        """The root of the tree of the leaves so far (`EMPTY_ROOT` for none)."""
+        return fold([digest for _, digest in self._stack])
+
+
 def _split(count: int) -> int:
     """The largest power of two strictly below `count` (count > 1)."""
     return 1 << ((count - 1).bit_length() - 1)

@@ -1,9 +1,10 @@
 """`keyless audit`: list the certificates a CA issued for an identity or issuer, from its CT log,
-with the signature-log entries made under each, in its Rekor v1 log (searched by key) and its
-Rekor v2 logs (read whole from their tiles).
+with the signature-log entries made under each and what each signed, in its Rekor v1 log
+(searched by key, each entry found proven) and its Rekor v2 logs (read whole from their tiles).
 
-Exit codes: 0 listed (possibly nothing), 1 a log's answers contradict what it signed, 2 usage,
-3 a log or its trust could not be reached.
+Exit codes: 0 listed (possibly nothing), 1 a log's answers contradict what it signed (or a
+Rekor v1 entry its index names does not prove: the rest is still listed), 2 usage, 3 a log or
+its trust could not be reached.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from keyless.core.encoding import format_rfc3339
 
 if TYPE_CHECKING:
     from keyless.client.transparency.audit import AuditResult
+    from keyless.client.transparency.rekor_v1 import RekorLog
     from keyless.client.transparency.tiles import TileLog
-    from keyless.client.trust import LogKey, TrustedRoot
+    from keyless.client.trust import TrustedRoot
 
 MAX_WARNED_ENTRIES = 20
 
@@ -30,11 +32,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="list what the CA issued for an identity or issuer, and what was signed with it",
         description=(
             "Read the CA's certificate-transparency log (every certificate it issued is logged "
-            "there before it is issued), list the certificates for the given identities or "
-            "issuers, and for each the signature-log entries made with it: searched by key in "
-            "the Rekor v1 log, and matched while reading every entry of each Rekor v2 log from "
-            "its tiles (each entry proven in the log's signed checkpoint). A CT read from entry "
-            "0 also checks that the entries hash up to the CT log's signed tree head."
+            "there before it is issued), each entry proven in its signed tree head, list the "
+            "certificates for the given identities or issuers, and for each the signature-log "
+            "entries made with it and what each signed: searched by key in the Rekor v1 log "
+            "(each entry found proven in the log's signed checkpoint; one that does not prove "
+            "is named and the exit code is 1), and matched while reading every entry of each "
+            "Rekor v2 log from its tiles (each entry proven in the log's signed checkpoint)."
         ),
     )
     parser.add_argument(
@@ -47,7 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="URL",
         help="an RFC 6962 CT log's prefix (its endpoints are URL/ct/v1/...), instead of --server",
     )
-    parser.add_argument("--rekor-url", metavar="URL", help="the Rekor v1 log to search")
+    parser.add_argument(
+        "--rekor-url",
+        metavar="URL",
+        help="the Rekor v1 log to search, by its base URL in the trusted root",
+    )
     parser.add_argument(
         "--rekor-v2-url",
         action="append",
@@ -88,6 +95,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from keyless.client.errors import ClientError, NetworkError
     from keyless.client.transparency.audit import Auditor, LogIntegrityError, Selector
+    from keyless.client.transparency.ct import CTLog, ct_log_keys
 
     if not (args.server or args.ct_url):
         args.parser.error("give --server, or --ct-url with --trusted-root")
@@ -108,11 +116,11 @@ def run(args: argparse.Namespace) -> int:
             until=args.until,
         )
         root, server_tile_urls = _trusted_root(args)
+        tile_logs = _tile_logs(root, args, server_tile_urls)
         auditor = Auditor(
-            ct_url=ct_url,
-            ct_keys=_ct_keys(root, args, ct_url),
-            log_url=log_url,
-            tile_logs=_tile_logs(root, args, server_tile_urls),
+            ct=CTLog(ct_url, ct_log_keys(root, ct_url)),
+            rekor=_rekor_log(root, log_url),
+            tile_logs=tile_logs,
         )
         result = auditor.run(
             selector,
@@ -129,7 +137,20 @@ def run(args: argparse.Namespace) -> int:
     except ClientError as exc:
         raise UsageError(exc.message, reason=exc.reason, hint=exc.hint) from exc
     _report(result, args.output)
-    return 0
+    for entry in result.unproven_entries[:MAX_WARNED_ENTRIES]:
+        index = "" if entry.log_index is None else f" {entry.log_index}"
+        print(
+            f"error: rekor-v1 entry{index} ({entry.entry_id}) of {entry.log_url} does not "
+            f"prove: {entry.reason}",
+            file=sys.stderr,
+        )
+    if len(result.unproven_entries) > MAX_WARNED_ENTRIES:
+        print(
+            f"error: {len(result.unproven_entries) - MAX_WARNED_ENTRIES} more entries do not "
+            "prove (all are listed with -o json)",
+            file=sys.stderr,
+        )
+    return 1 if result.unproven_entries else 0
 
 
 def _report(result: AuditResult, output: str) -> None:
@@ -167,22 +188,19 @@ def _report(result: AuditResult, output: str) -> None:
         for entry in cert.entries:
             signer = "certificate" if entry.verifier == "x509Certificate" else "bare key"
             print(
-                f"  {entry.log} entry {entry.log_index} ({entry.kind}, {signer}) {entry.entry_id}"
+                f"  {entry.log} entry {entry.log_index} ({entry.kind}, {signer}) "
+                f"{entry.entry_id}: {entry.signed.describe()}"
             )
-    checked = (
-        "every entry checked against the signed tree head"
-        if result.root_verified
-        else "partial read: not checked against the signed tree head"
-    )
     print(
         f"{len(result.certificates)} certificates in CT entries {result.scanned_from}.."
-        f"{result.scanned_to - 1} of {result.tree_size} ({checked})",
+        f"{result.scanned_to - 1} of {result.tree_size} (each proven in the signed tree head)",
         file=sys.stderr,
     )
     for log in result.signature_logs:
         how = (
-            "searched by each certificate's key"
-            if log.tree_size is None
+            "searched by each certificate's key, each entry found proven in its signed "
+            f"checkpoint of size {log.tree_size}"
+            if log.log == "rekor-v1"
             else f"all {log.tree_size} entries read, each proven in its signed checkpoint"
         )
         print(f"{log.log} log at {log.url}: {how}", file=sys.stderr)
@@ -200,9 +218,24 @@ def _trusted_root(args: argparse.Namespace) -> tuple[TrustedRoot, set[str]]:
     return trust.trusted_root, server_tile_log_urls(args.server, trust)
 
 
-def _ct_keys(root: TrustedRoot, args: argparse.Namespace, ct_url: str) -> list[LogKey]:
-    names = {ct_url} if args.ct_url else {ct_url, f"{ct_url}/ct"}
-    return [key for key in root.ctlogs.values() if key.base_url.rstrip("/") in names]
+def _rekor_log(root: TrustedRoot, log_url: str | None) -> RekorLog | None:
+    """The Rekor v1 log to search, with the trusted root's (non-tile) keys for its URL.
+
+    Raises:
+        ClientError: the trusted root lists no Rekor v1 log at `log_url`.
+    """
+    from keyless.client.transparency.rekor_v1 import RekorLog
+    from keyless.client.transparency.tiles import is_tile_log_key
+
+    if log_url is None:
+        return None
+    url = log_url.rstrip("/")
+    keys = [
+        key
+        for key in root.tlogs.values()
+        if key.base_url.rstrip("/") == url and not is_tile_log_key(key)
+    ]
+    return RekorLog(url, keys)
 
 
 def _tile_logs(

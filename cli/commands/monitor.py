@@ -1,7 +1,8 @@
-"""`keyless monitor`: check that logs only grow, and report who signed as a watched identity.
+"""`keyless monitor`: check that logs only grow, and report who signed as a watched identity
+(and, in a CA's CT log, who was issued a certificate as one).
 
-`--server` watches every signature log the server's trusted root lists for it (its Rekor v1
-log and its Rekor v2 tile log), each with its own state file. Exit codes, the worst over the
+`--server` watches every log the server's trusted root lists for it (its Rekor v1 log, its
+Rekor v2 tile log and its CT log), each with its own state file. Exit codes, the worst over the
 logs: 1 a log contradicted itself or the stored checkpoint (a fork or rollback: the state file
 is kept as evidence), 4 a watched identity was certified by an issuer the watch list does not
 expect or in a certificate no CA of the trusted root issued, 3 a log or its trust could not be
@@ -40,8 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Fetch each log's signed checkpoint, prove it extends the one stored by the last "
             "run (a consistency proof), then read every entry added since and report those "
-            "signed by a watched identity. Rekor v1 logs answer proofs; Rekor v2 logs serve "
-            "tiles, from which the proofs are built and checked against the signed roots. "
+            "signed by a watched identity (in a CT log: each certificate issued to one). Rekor "
+            "v1 and CT logs answer proofs; Rekor v2 logs serve tiles, from which the proofs "
+            "are built and checked against the signed roots. "
             "Exit 1 if a log contradicts itself or an earlier checkpoint (a fork or rollback), "
             "4 if a watched identity was certified by an issuer not given with --issuer or "
             "in a certificate that does not chain to a CA of the trusted root (checked at "
@@ -54,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     where.add_argument(
         "--server",
         metavar="URL",
-        help="a keyless server: every log its trusted root lists for it (Rekor v1 and v2)",
+        help="a keyless server: every log its trusted root lists for it (Rekor v1 and v2, CT)",
     )
     where.add_argument(
         "--rekor-url",
@@ -68,6 +70,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "are (e.g. https://log.example/api/v2, or a mirror): the trusted root's tile log "
         "whose origin the checkpoint names",
     )
+    where.add_argument(
+        "--ct-url",
+        metavar="URL",
+        help="an RFC 6962 CT log's prefix (its endpoints are URL/ct/v1/...), listed in the "
+        "trusted root as URL or URL/ct",
+    )
     parser.add_argument(
         "--trusted-root", metavar="FILE", help="the trusted root that lists the logs' keys"
     )
@@ -76,8 +84,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         type=Path,
         help="where the last verified checkpoint is kept (default: one file per log under "
-        "$XDG_STATE_HOME/keyless/monitor); with --server, FILE is the v1 log's and the v2 "
-        "log's is FILE with .v2 before its suffix",
+        "$XDG_STATE_HOME/keyless/monitor); with --server, FILE is the v1 log's, and the v2 "
+        "and CT logs' are FILE with .v2 and .ct before its suffix",
     )
     parser.add_argument(
         "--identity",
@@ -261,9 +269,10 @@ def _report(result: RunResult, output: str) -> None:
         print(json.dumps(result.to_json()))
         return
     grown = "" if result.previous is None else f" (was {result.previous.size})"
+    log = "CT" if result.rekor_version is None else f"Rekor v{result.rekor_version}"
     print(
-        f"Rekor v{result.rekor_version} log {result.log_url} consistent at size "
-        f"{result.head.size}{grown}, root {result.head.root_hash.hex()}"
+        f"{log} log {result.log_url} consistent at size {result.head.size}{grown}, root "
+        f"{result.head.root_hash.hex()}"
     )
     for finding in result.findings:
         print(finding.describe())
@@ -295,7 +304,13 @@ def _targets(args: argparse.Namespace) -> list[tuple[Any, Path]]:
         ClientError: the trusted root lists no such log (NetworkError: unreachable).
     """
     from keyless.client.errors import ClientError
-    from keyless.client.transparency.monitor import IssuanceCheck, LogMonitor, TileLogMonitor
+    from keyless.client.transparency.ct import CTLog, ct_log_keys
+    from keyless.client.transparency.monitor import (
+        CTLogMonitor,
+        IssuanceCheck,
+        LogMonitor,
+        TileLogMonitor,
+    )
     from keyless.client.transparency.tiles import (
         TileLog,
         is_tile_log_key,
@@ -318,6 +333,9 @@ def _targets(args: argparse.Namespace) -> list[tuple[Any, Path]]:
     if args.tiles_url:
         monitor = TileLogMonitor(tile_log_at(args.tiles_url, keys), issuance)
         return [(monitor, args.state or _default_state(monitor.log_url))]
+    if args.ct_url:
+        ct = CTLogMonitor(CTLog(args.ct_url, ct_log_keys(root, args.ct_url)), issuance)
+        return [(ct, args.state or _default_state(ct.log_url))]
     log_url = (args.server or args.rekor_url or PUBLIC_REKOR).rstrip("/")
     mine = [key for key in keys if key.base_url.rstrip("/") == log_url]
     v1_keys = [key for key in mine if not is_tile_log_key(key)]
@@ -335,6 +353,11 @@ def _targets(args: argparse.Namespace) -> list[tuple[Any, Path]]:
         monitor = TileLogMonitor(TileLog(log_url, v2_keys or mine), issuance)
         state = args.state and args.state.with_name(f"{args.state.stem}.v2{args.state.suffix}")
         targets.append((monitor, state or _default_state(monitor.log_url)))
+    ct_keys = ct_log_keys(root, log_url) if args.server else []
+    if ct_keys:
+        ct = CTLogMonitor(CTLog(log_url, ct_keys), issuance)
+        state = args.state and args.state.with_name(f"{args.state.stem}.ct{args.state.suffix}")
+        targets.append((ct, state or _default_state(ct.log_url)))
     return targets
 
 

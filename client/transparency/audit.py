@@ -2,62 +2,69 @@
 
 Every certificate a keyless CA issues is first logged as a precertificate in its
 certificate-transparency log, so reading that log is a complete record that the CA cannot
-edit afterwards. A full read (from entry 0) also recomputes the Merkle root of every entry
-and compares it with the log's signed tree head: the listing is then exactly what the log
-committed to, nothing dropped or added on the way.
+edit afterwards. Every entry read is proven part of the tree the CT log's signed tree head
+commits to (`client.transparency.ct`), and a precertificate is taken only as the one its leaf
+commits to: the listing is exactly what the log committed to, nothing dropped, added or
+swapped on the way.
 
 Each matching certificate's signature-log entries are then found in two ways:
 
 - a Rekor v1 log has a search index: the certificate's key is looked up in it (the key is
-  ephemeral, so it names one certificate's signatures), and each entry found is checked to
-  carry that certificate or key (each kind the log holds, intoto 0.0.2 included: entry bodies
-  are read by `client.entry_body`);
+  ephemeral, so it names one certificate's signatures). The index proves nothing, so each entry
+  it names is proven to be the leaf of a checkpoint signed by the log's trusted key and
+  consistent with the log's head read at the start (`client.transparency.rekor_v1`), and its
+  integrated time is taken only from a signed entry timestamp that verifies. An entry that does
+  not prove is named with why, never listed; one that proves is listed if it carries that
+  certificate or key (each kind the log holds, intoto 0.0.2 included: entry bodies are read by
+  `client.entry_body`);
 - a Rekor v2 (tile) log has no search by design: it is read whole from its tiles, every entry
   proven part of the tree its signed checkpoint commits to (`client.transparency.tiles`), and
   each entry is matched to the issued certificates: one that carries a certificate by its serial
   and key, one that carries a bare key by the key.
 
-In both, an entry that cannot be read is named, not skipped.
+Each entry listed says what was signed, as its body records it: the artifact digest of a
+hashedrekord (for a Rekor v2 entry, the digest signed, which for a DSSE envelope is its PAE's),
+and the payload hash of a dsse or intoto entry, with the payload type and predicate type where
+the body holds them (an intoto body keeps its statement only where an older log kept it; a
+dsse body never does). In both logs, an entry that cannot be read is named, not skipped.
 """
 
 from __future__ import annotations
 
-import binascii
 import functools
 import re
-import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from keyless.client.entry_body import (
+    EntryBody,
     EntryBodyError,
     HashedRekord,
+    InToto,
     Signer,
     SignerForm,
+    label,
     parse_entry_body,
 )
 from keyless.client.errors import ClientError, NetworkError
-from keyless.client.http import json_body, new_session, request
-from keyless.client.transparency.tiles import LogInconsistencyError, TileLog
-from keyless.client.trust import LogKey
-from keyless.core.encoding import b64decode, b64encode, format_rfc3339
+from keyless.client.transparency.ct import CTEntry, CTEntryError, CTLog
+from keyless.client.transparency.rekor_v1 import RETRIEVE_BATCH, ProvenEntry, RekorLog
+from keyless.client.transparency.tiles import LogInconsistencyError, TileLog, TreeHead
+from keyless.core.encoding import b64encode, format_rfc3339
 from keyless.core.errors import Reason
 
-# Our CT log answers at most 256 entries per get-entries call; ask for that many.
-PAGE = 256
-RETRIEVE_BATCH = 10
 PROGRESS_EVERY = 10_000
 REKOR_V1 = "rekor-v1"
 REKOR_V2 = "rekor-v2"
 CERTIFICATE = "x509Certificate"
 PUBLIC_KEY = "publicKey"
+MAX_PREDICATE_TYPE_CHARS = 256
 
 Progress = Callable[[str, int, int], None]
 
@@ -113,11 +120,84 @@ class Selector:
 
 
 @dataclass(frozen=True)
+class SignedContent:
+    """What an entry's signature covers, as its body records it (`algorithm:hex` digests).
+
+    A Rekor v1 hashedrekord names the artifact's digest (`artifact_digest`); a Rekor v2 one
+    names the digest signed (`digest`), an artifact's or, for a DSSE envelope logged as a
+    hashedrekord, its PAE's. A dsse or intoto entry names its payload's hash, with the payload
+    type (intoto) and the statement's predicate type where the body holds the statement.
+    """
+
+    artifact_digest: str | None = None
+    digest: str | None = None
+    payload_hash: str | None = None
+    payload_type: str | None = None
+    predicate_type: str | None = None
+
+    @classmethod
+    def of(cls, entry: EntryBody) -> SignedContent:
+        if isinstance(entry, HashedRekord):
+            value = f"{entry.digest.algorithm}:{entry.digest.value.hex()}"
+            if entry.version == "0.0.1":
+                return cls(artifact_digest=value)
+            return cls(digest=value)
+        payload_hash = entry.payload_hash
+        found = cls(
+            payload_hash=f"{payload_hash.algorithm}:{payload_hash.value.hex()}"
+            if payload_hash is not None
+            else None
+        )
+        if isinstance(entry, InToto):
+            predicate = _predicate_type(entry.payload) if entry.payload is not None else None
+            found = replace(found, payload_type=entry.payload_type, predicate_type=predicate)
+        return found
+
+    def to_json(self) -> dict[str, str]:
+        fields = {
+            "artifactDigest": self.artifact_digest,
+            "digest": self.digest,
+            "payloadHash": self.payload_hash,
+            "payloadType": self.payload_type,
+            "predicateType": self.predicate_type,
+        }
+        return {name: value for name, value in fields.items() if value is not None}
+
+    def describe(self) -> str:
+        """One line's worth, e.g. "artifact sha256:…" or "payload sha256:…, predicate …"."""
+        if self.artifact_digest is not None:
+            return f"artifact {self.artifact_digest}"
+        if self.digest is not None:
+            return f"digest {self.digest}"
+        parts = [f"payload {self.payload_hash or '(no hash recorded)'}"]
+        if self.payload_type is not None:
+            parts.append(label(self.payload_type, 256))
+        if self.predicate_type is not None:
+            parts.append(f"predicate {label(self.predicate_type, MAX_PREDICATE_TYPE_CHARS)}")
+        else:
+            parts.append("predicate type not in the log")
+        return ", ".join(parts)
+
+
+def _predicate_type(payload: bytes) -> str | None:
+    """An in-toto statement's `predicateType`, if `payload` is one that names it."""
+    from keyless import strictjson
+
+    try:
+        statement = strictjson.loads(payload, what="statement")
+    except strictjson.JSONError:
+        return None
+    value = statement.get("predicateType") if isinstance(statement, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
 class SignatureEntry:
     """A signature-log entry made with an issued certificate (or its bare key).
 
-    `log` is REKOR_V1 or REKOR_V2; `entry_id` is the v1 UUID, or for v2 (which names entries by
-    index only) the hex Merkle leaf hash; a v2 entry has no integrated time (None).
+    `log` is REKOR_V1 or REKOR_V2; `entry_id` is the v1 entry ID (its tree ID and leaf hash),
+    or for v2 (which names entries by index only) the hex Merkle leaf hash; a v2 entry has no
+    integrated time (None), nor a v1 entry without a signed entry timestamp.
     """
 
     log: str
@@ -126,6 +206,7 @@ class SignatureEntry:
     integrated_time: int | None
     kind: str
     verifier: str  # CERTIFICATE or PUBLIC_KEY
+    signed: SignedContent
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -135,6 +216,7 @@ class SignatureEntry:
             "integratedTime": self.integrated_time,
             "kind": self.kind,
             "verifier": self.verifier,
+            "signed": self.signed.to_json(),
         }
 
 
@@ -157,23 +239,47 @@ class UnreadableEntry:
 
 
 @dataclass(frozen=True)
+class UnprovenEntry:
+    """A Rekor v1 entry the search index named that the log did not prove part of the tree
+    it signed; `log_index` is None for one it did not serve at all."""
+
+    log_url: str
+    log_index: int | None
+    entry_id: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "log": REKOR_V1,
+            "url": self.log_url,
+            "logIndex": self.log_index,
+            "entryId": self.entry_id,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
 class LogRead:
-    """A signature log the audit used: v1 searched by key; v2 read whole up to `tree_size`."""
+    """A signature log the audit used: v1 searched by key, each entry found proven in its
+    checkpoint of `tree_size`; v2 read whole up to `tree_size`."""
 
     log: str
     url: str
-    tree_size: int | None = None
-    root_hash: bytes | None = None
+    tree_size: int
+    root_hash: bytes
 
     def to_json(self) -> dict[str, Any]:
-        if self.log == REKOR_V1:
-            return {"log": self.log, "url": self.url, "read": "search index"}
+        read = (
+            "search index, each entry found proven in the signed checkpoint"
+            if self.log == REKOR_V1
+            else "all entries, each proven in the signed checkpoint"
+        )
         return {
             "log": self.log,
             "url": self.url,
-            "read": "all entries, each proven in the signed checkpoint",
+            "read": read,
             "treeSize": self.tree_size,
-            "rootHash": self.root_hash.hex() if self.root_hash is not None else None,
+            "rootHash": self.root_hash.hex(),
         }
 
 
@@ -211,46 +317,45 @@ class AuditResult:
     tree_size: int
     scanned_from: int
     scanned_to: int
-    root_verified: bool
     certificates: tuple[IssuedCertificate, ...]
     unreadable: tuple[int, ...] = ()  # CT indexes whose certificate could not be parsed
     signature_logs: tuple[LogRead, ...] = ()
     unreadable_entries: tuple[UnreadableEntry, ...] = ()
+    unproven_entries: tuple[UnprovenEntry, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ctTreeSize": self.tree_size,
             "scanned": {"from": self.scanned_from, "to": self.scanned_to},
-            "rootVerified": self.root_verified,
+            # Every CT entry read is proven in the signed tree head, a partial read too.
+            "rootVerified": True,
             "certificates": [cert.to_json() for cert in self.certificates],
             "unreadable": list(self.unreadable),
             "signatureLogs": [log.to_json() for log in self.signature_logs],
             "unreadableSignatureLogEntries": [e.to_json() for e in self.unreadable_entries],
+            "unprovenSignatureLogEntries": [e.to_json() for e in self.unproven_entries],
         }
 
 
+@dataclass(frozen=True)
+class _V1Found:
+    """What a v1 search for one certificate found: its entries, and those named apart."""
+
+    entries: list[SignatureEntry]
+    unreadable: list[UnreadableEntry]
+    unproven: list[UnprovenEntry]
+
+
 class Auditor:
-    """A keyless deployment's CT log (`ct_url`) and signature logs: a Rekor v1 log searched by
-    key (`log_url`) and Rekor v2 tile logs read whole (`tile_logs`)."""
+    """A keyless deployment's CT log (`ct`) and signature logs: a Rekor v1 log searched by key
+    (`rekor`) and Rekor v2 tile logs read whole (`tile_logs`)."""
 
     def __init__(
-        self,
-        *,
-        ct_url: str,
-        ct_keys: Sequence[LogKey],
-        log_url: str | None,
-        tile_logs: Sequence[TileLog] = (),
-        session: requests.Session | None = None,
-        timeout: float = 30.0,
+        self, *, ct: CTLog, rekor: RekorLog | None, tile_logs: Sequence[TileLog] = ()
     ) -> None:
-        self.ct_url = ct_url.rstrip("/")
-        self.log_url = log_url.rstrip("/") if log_url else None
+        self.ct = ct
+        self.rekor = rekor
         self.tile_logs = tuple(tile_logs)
-        if not ct_keys:
-            raise ClientError(f"the trusted root lists no CT log at {ct_url}")
-        self._keys = tuple(ct_keys)
-        self._session = session or new_session()
-        self._timeout = timeout
 
     def run(
         self,
@@ -260,51 +365,40 @@ class Auditor:
         max_entries: int = 100_000,
         progress: Progress | None = None,
     ) -> AuditResult:
-        """Read CT entries `from_index` on (at most `max_entries`) and list what matches, with
-        the entries each certificate made in the v1 log (searched) and the tile logs (read
-        whole).
+        """Read CT entries `from_index` on (at most `max_entries`), each proven in the signed
+        tree head, and list what matches, with the entries each certificate made in the v1 log
+        (searched, each entry proven) and the tile logs (read whole).
 
         Raises:
-            LogIntegrityError: the CT entries do not hash up to the signed tree head, or a tile
-                log's entries or checkpoint are not what it signed.
+            LogIntegrityError: the CT entries are not the tree its signed tree head commits
+                to, or a log's checkpoint or a tile log's entries are not what it signed.
             NetworkError: a log cannot be reached or answers nonsense.
         """
-        size, root = self.signed_tree_head()
-        if not 0 <= from_index <= size:
-            raise ClientError(f"--from-index {from_index} is outside the CT log (size {size})")
-        end = min(size, from_index + max_entries)
-        full = from_index == 0 and end == size
-        frontier = _Frontier()
-        found: list[IssuedCertificate] = []
-        unreadable: list[int] = []
-        for index, leaf, extra in self._entries(from_index, end):
-            if full:
-                frontier.append(leaf)
-            issued = _issued(index, leaf, extra)
-            if issued is None:
-                unreadable.append(index)
-            if issued is not None and selector.selects(
-                issued.identities, issued.issuer, issued.logged
-            ):
-                found.append(issued)
-            done = index + 1 - from_index
-            if progress is not None and done % PROGRESS_EVERY == 0:
-                progress("CT", done, end - from_index)
-        if full and frontier.root() != root:
-            raise LogIntegrityError(
-                f"the CT log at {self.ct_url} returned {size} entries whose Merkle root is not "
-                "the root of its signed tree head: it shows a different history than it signed"
-            )
+        try:
+            head = self.ct.signed_tree_head()
+            if not 0 <= from_index <= head.size:
+                raise ClientError(
+                    f"--from-index {from_index} is outside the CT log (size {head.size})"
+                )
+            end = min(head.size, from_index + max_entries)
+            found, unreadable = self._read_ct(selector, head, from_index, end, progress)
+            v1_head = self.rekor.checkpoint() if self.rekor is not None else None
+        except LogInconsistencyError as exc:
+            raise LogIntegrityError(exc.message) from exc
         logs: list[LogRead] = []
         made: dict[int, list[SignatureEntry]] = {i: [] for i in range(len(found))}
         unreadable_entries: list[UnreadableEntry] = []
-        if self.log_url is not None:
-            logs.append(LogRead(REKOR_V1, self.log_url))
+        unproven: dict[str, UnprovenEntry] = {}
+        if self.rekor is not None and v1_head is not None:
+            rekor = self.rekor
+            rekor.begin(v1_head)
+            logs.append(LogRead(REKOR_V1, rekor.log_url, v1_head.size, v1_head.root_hash))
             unreadable_v1: dict[int, UnreadableEntry] = {}
             for position, cert in enumerate(found):
-                entries, unread = self._v1_entries(self.log_url, cert)
-                made[position].extend(entries)
-                unreadable_v1.update((e.log_index, e) for e in unread)
+                v1 = self._v1_entries(rekor, cert, v1_head)
+                made[position].extend(v1.entries)
+                unreadable_v1.update((e.log_index, e) for e in v1.unreadable)
+                unproven.update((e.entry_id, e) for e in v1.unproven)
             unreadable_entries.extend(unreadable_v1[i] for i in sorted(unreadable_v1))
         issued_index = CertificateIndex(found)
         for tile_log in self.tile_logs:
@@ -318,130 +412,104 @@ class Auditor:
             for i, cert in enumerate(found)
         )
         return AuditResult(
-            size,
+            head.size,
             from_index,
             end,
-            full,
             certificates,
             tuple(unreadable),
             tuple(logs),
             tuple(unreadable_entries),
+            tuple(sorted(unproven.values(), key=lambda e: (e.log_index is None, e.log_index or 0))),
         )
 
-    def signed_tree_head(self) -> tuple[int, bytes]:
-        """The CT log's tree size and root, from a tree head its key signed (RFC 6962 §3.5)."""
-        doc = self._get(f"{self.ct_url}/ct/v1/get-sth")
-        try:
-            size = doc["tree_size"]
-            timestamp = doc["timestamp"]
-            root = b64decode(doc["sha256_root_hash"])
-            signed = b64decode(doc["tree_head_signature"])
-            if not isinstance(size, int) or not isinstance(timestamp, int) or len(root) != 32:
-                raise ValueError("bad field types")
-            (length,) = struct.unpack(">H", signed[2:4])
-            signature = signed[4 : 4 + length]
-        except (KeyError, TypeError, ValueError, binascii.Error, struct.error) as exc:
-            raise NetworkError(f"the CT log at {self.ct_url} sent a malformed tree head") from exc
-        message = struct.pack(">BBQQ", 0, 1, timestamp, size) + root
-        for key in self._keys:
-            try:
-                key.verify(signature, message)
-            except (InvalidSignature, ValueError, TypeError):
-                continue
-            return size, root
-        raise LogIntegrityError(
-            f"the CT log at {self.ct_url} sent a tree head no trusted key signed"
-        )
+    def _read_ct(
+        self,
+        selector: Selector,
+        head: TreeHead,
+        start: int,
+        end: int,
+        progress: Progress | None,
+    ) -> tuple[list[IssuedCertificate], list[int]]:
+        """The selected certificates of CT entries [start, end), each proven in `head`, and
+        the indexes of those that hold none keyless can read.
 
-    def _entries(self, start: int, end: int) -> Iterator[tuple[int, bytes, bytes]]:
-        index = start
-        while index < end:
-            last = min(end, index + PAGE) - 1
-            doc = self._get(f"{self.ct_url}/ct/v1/get-entries?start={index}&end={last}")
-            try:
-                page = [
-                    (
-                        b64decode(e["leaf_input"]),
-                        b64decode(e["extra_data"]),
-                    )
-                    for e in doc["entries"]
-                ]
-            except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-                raise NetworkError(f"the CT log at {self.ct_url} sent malformed entries") from exc
-            if not page or len(page) > last - index + 1:
-                raise LogIntegrityError(
-                    f"the CT log at {self.ct_url} answered {len(page)} entries for "
-                    f"{index}..{last} of a tree of size {end}"
-                )
-            for leaf, extra in page:
-                yield index, leaf, extra
-                index += 1
+        Raises:
+            LogInconsistencyError: an entry is not what the signed tree holds.
+        """
+        found: list[IssuedCertificate] = []
+        unreadable: list[int] = []
+        for entry in self.ct.proven_entries(start, end, head):
+            issued = _issued(entry)
+            if issued is None:
+                unreadable.append(entry.index)
+            elif selector.selects(issued.identities, issued.issuer, issued.logged):
+                found.append(issued)
+            done = entry.index + 1 - start
+            if progress is not None and done % PROGRESS_EVERY == 0:
+                progress("CT", done, end - start)
+        return found, unreadable
 
-    def _v1_entries(
-        self, log_url: str, cert: IssuedCertificate
-    ) -> tuple[list[SignatureEntry], list[UnreadableEntry]]:
-        """The entries the v1 log at `log_url` indexes under `cert`'s key that carry it, and
-        those whose body cannot be read (named, not skipped)."""
-        spki = b64encode(cert.public_key_pem)
-        ids = self._post(
-            f"{log_url}/api/v1/index/retrieve",
-            {"publicKey": {"format": "x509", "content": spki}},
+    def _v1_entries(self, rekor: RekorLog, cert: IssuedCertificate, head: TreeHead) -> _V1Found:
+        """The entries the v1 log indexes under `cert`'s key, each proven against `head`: those
+        that carry `cert` or its key, those whose body cannot be read, and those that do not
+        prove (each named, none skipped)."""
+        ids = rekor.post_json(
+            "/api/v1/index/retrieve",
+            {"publicKey": {"format": "x509", "content": b64encode(cert.public_key_pem)}},
         )
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise NetworkError(f"the signature log at {log_url} sent a malformed search")
-        entries: list[SignatureEntry] = []
-        unreadable: list[UnreadableEntry] = []
+            raise NetworkError(f"the signature log at {rekor.log_url} sent a malformed search")
+        found = _V1Found([], [], [])
         for start in range(0, len(ids), RETRIEVE_BATCH):
-            answer = self._post(
-                f"{log_url}/api/v1/log/entries/retrieve",
-                {"entryUUIDs": ids[start : start + RETRIEVE_BATCH]},
+            batch = ids[start : start + RETRIEVE_BATCH]
+            served = rekor.retrieve({"entryUUIDs": batch})
+            names = {entry_id.lower()[-64:] for entry_id, _ in served}
+            found.unproven.extend(
+                UnprovenEntry(
+                    rekor.log_url, None, entry_id, "the search index names it, the log serves none"
+                )
+                for entry_id in batch
+                if entry_id.lower()[-64:] not in names
             )
-            for item in answer if isinstance(answer, list) else []:
-                for entry_id, entry in item.items() if isinstance(item, dict) else ():
-                    try:
-                        made = _signature_entry(entry_id, entry, cert)
-                    except EntryBodyError as exc:
-                        index = entry["logIndex"]
-                        unreadable.append(UnreadableEntry(REKOR_V1, log_url, index, str(exc)))
-                        continue
-                    if made is not None:
-                        entries.append(made)
-        return entries, unreadable
-
-    def _get(self, url: str) -> Any:
-        response, body = request(self._session, "GET", url, what="the log", timeout=self._timeout)
-        return _answer(url, response, body)
-
-    def _post(self, url: str, payload: Any) -> Any:
-        response, body = request(
-            self._session, "POST", url, what="the log", json=payload, timeout=self._timeout
-        )
-        return _answer(url, response, body)
-
-
-def _answer(url: str, response: requests.Response, body: bytes) -> Any:
-    if response.status_code != 200:
-        raise NetworkError(f"{url} answered HTTP {response.status_code}", reason=Reason.UNREACHABLE)
-    return json_body(body, what=url)
+            for entry_id, entry in served:
+                index = entry.get("logIndex")
+                if not isinstance(index, int) or isinstance(index, bool):
+                    reason = "the log serves it with no log index"
+                    found.unproven.append(UnprovenEntry(rekor.log_url, None, entry_id, reason))
+                    continue
+                try:
+                    proven = rekor.prove_entry(index, entry_id, entry, head)
+                except LogInconsistencyError as exc:
+                    found.unproven.append(
+                        UnprovenEntry(rekor.log_url, index, entry_id, exc.message)
+                    )
+                    continue
+                try:
+                    made = _signature_entry(proven, cert)
+                except EntryBodyError as exc:
+                    found.unreadable.append(
+                        UnreadableEntry(REKOR_V1, rekor.log_url, index, str(exc))
+                    )
+                    continue
+                if made is not None:
+                    found.entries.append(made)
+        return found
 
 
-def _issued(index: int, leaf: bytes, extra: bytes) -> IssuedCertificate | None:
-    """The certificate an RFC 6962 entry records (precertificate or certificate), parsed."""
+def _issued(entry: CTEntry) -> IssuedCertificate | None:
+    """The certificate a CT entry records (precertificate or certificate), parsed; None when
+    the entry holds none keyless can read.
+
+    Raises:
+        LogInconsistencyError: a precertificate that is not the one the entry's leaf commits to.
+    """
     from keyless.client.verify import VerificationError
     from keyless.client.verify.policy import certificate_identities, certificate_issuer
 
     try:
-        version, leaf_type, timestamp, entry_type = struct.unpack(">BBQH", leaf[:12])
-        if version != 0 or leaf_type != 0:
-            return None
-        if entry_type == 1:  # precert: extra_data = PrecertChainEntry, precertificate first
-            der = _vector24(extra, 0)[0]
-        elif entry_type == 0:  # x509: leaf carries the certificate itself
-            der = _vector24(leaf, 12)[0]
-        else:
-            return None
-        cert = x509.load_der_x509_certificate(der)
-    except (ValueError, struct.error):
+        timestamp = entry.timestamp_ms
+        cert = entry.certificate()
+    except CTEntryError:
         return None
     try:
         identities = tuple(certificate_identities(cert))
@@ -453,37 +521,36 @@ def _issued(index: int, leaf: bytes, extra: bytes) -> IssuedCertificate | None:
         issuer = None
     key = cert.public_key()
     return IssuedCertificate(
-        ct_index=index,
+        ct_index=entry.index,
         logged=datetime.fromtimestamp(timestamp / 1000, UTC),
         serial=f"{cert.serial_number:x}",
         identities=identities,
         issuer=issuer,
         key_algorithm=_describe_key(key),
-        public_key_pem=key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
+        public_key_pem=_spki_pem(key),
     )
 
 
-def _signature_entry(entry_id: str, entry: Any, cert: IssuedCertificate) -> SignatureEntry | None:
-    """The v1 entry, if its body really carries this certificate or its key (the index may
-    lie); None for an entry of another signer, or one whose index or time is not a number.
+def _signature_entry(entry: ProvenEntry, cert: IssuedCertificate) -> SignatureEntry | None:
+    """The proven v1 entry, if its body really carries this certificate or its key (the index
+    may name others); None for an entry of another signer.
 
     Raises:
         EntryBodyError: the body is not an entry keyless reads (named by the caller).
     """
-    try:
-        body = b64decode(entry["body"])
-        index, time = entry["logIndex"], entry["integratedTime"]
-    except (KeyError, TypeError, ValueError, binascii.Error):
-        return None
-    if not isinstance(index, int) or not isinstance(time, int):
-        return None
-    parsed = parse_entry_body(body)
+    parsed = parse_entry_body(entry.body)
     for signature in parsed.signatures:
         verifier = _signer_verifier(signature.signer)
         if verifier is not None and verifier.names(cert):
-            return SignatureEntry(REKOR_V1, index, entry_id, time, parsed.kind, verifier.kind)
+            return SignatureEntry(
+                REKOR_V1,
+                entry.index,
+                entry.entry_id,
+                entry.integrated_time,
+                parsed.kind,
+                verifier.kind,
+                SignedContent.of(parsed),
+            )
     return None
 
 
@@ -642,27 +709,22 @@ def scan_tile_log(
             except ValueError as exc:
                 unreadable.append(UnreadableEntry(REKOR_V2, log.base_url, index, str(exc)))
                 continue
-            entry_id = leaf_hash(body).hex() if positions else ""
-            for position in positions:
-                entry = SignatureEntry(
-                    REKOR_V2, index, entry_id, None, "hashedrekord", parsed.verifier.kind
-                )
-                matches.append((position, entry))
+            if not positions:
+                continue
+            entry = SignatureEntry(
+                REKOR_V2,
+                index,
+                leaf_hash(body).hex(),
+                None,
+                "hashedrekord",
+                parsed.verifier.kind,
+                SignedContent(digest=f"{parsed.algorithm}:{parsed.digest.hex()}"),
+            )
+            matches.extend((position, entry) for position in positions)
     except LogInconsistencyError as exc:
         raise LogIntegrityError(f"the Rekor v2 log at {log.base_url}: {exc.message}") from exc
     read = LogRead(REKOR_V2, log.base_url, head.size, head.root_hash)
     return TileLogScan(read, tuple(matches), tuple(unreadable))
-
-
-def _vector24(data: bytes, offset: int) -> tuple[bytes, int]:
-    """An RFC 5246 opaque<1..2^24-1> at `offset`: its bytes and the offset after it."""
-    if len(data) < offset + 3:
-        raise ValueError("truncated length")
-    length = int.from_bytes(data[offset : offset + 3], "big")
-    end = offset + 3 + length
-    if len(data) < end:
-        raise ValueError("truncated vector")
-    return data[offset + 3 : end], end
 
 
 def _describe_key(key: object) -> str:
@@ -675,29 +737,3 @@ def _describe_key(key: object) -> str:
     if isinstance(key, ed25519.Ed25519PublicKey):
         return "Ed25519"
     return type(key).__name__
-
-
-class _Frontier:
-    """The RFC 6962 Merkle tree hash of a stream of leaves, in O(log n) memory."""
-
-    def __init__(self) -> None:
-        self._stack: list[tuple[int, bytes]] = []
-
-    def append(self, leaf: bytes) -> None:
-        from keyless.tlog import leaf_hash, node_hash
-
-        node = (0, leaf_hash(leaf))
-        while self._stack and self._stack[-1][0] == node[0]:
-            height, left = self._stack.pop()
-            node = (height + 1, node_hash(left, node[1]))
-        self._stack.append(node)
-
-    def root(self) -> bytes:
-        from keyless.tlog import EMPTY_ROOT, node_hash
-
-        if not self._stack:
-            return EMPTY_ROOT
-        root = self._stack[-1][1]
-        for _, left in reversed(self._stack[:-1]):
-            root = node_hash(left, root)
-        return root

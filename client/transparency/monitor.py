@@ -1,4 +1,4 @@
-"""Watching a Rekor log from outside: is it append-only, and who signed as us?
+"""Watching a log from outside: is it append-only, and who signed (or was certified) as us?
 
 A monitor keeps the last checkpoint it verified in a state file. Each run fetches the log's
 signed checkpoint, proves it extends the stored one (RFC 9162 consistency proof), then reads
@@ -6,9 +6,10 @@ the entries added since the last run. Every entry is tied to a checkpoint the mo
 verified. A Rekor v1 log (`LogMonitor`) answers proofs itself: each entry's inclusion proof
 must hash up to a checkpoint signed by the log, and that checkpoint must be consistent with
 the one the run started from. A Rekor v2 log (`TileLogMonitor`) serves only tiles: proofs are
-built from them and checked against the signed roots (`client.transparency.tiles`). A log that
-shows the monitor entries it never committed, or that rewrote its history, is caught, and the state
-file is left untouched as evidence.
+built from them and checked against the signed roots (`client.transparency.tiles`). A CA's
+RFC 6962 CT log (`CTLogMonitor`) is read in proven chunks (`client.transparency.ct`). A log
+that shows the monitor entries it never committed, or that rewrote its history, is caught, and
+the state file is left untouched as evidence.
 
 For each entry's signing certificate, the identities (SAN) and OIDC issuer are compared with
 a watch list: a watched identity is reported, and a watched identity certified by an issuer
@@ -17,12 +18,13 @@ certificate no certificate authority of the trusted root issued: anyone can log 
 they made themselves that names our identity and our issuer (`IssuanceCheck`). This is what
 rekor-monitor does for public Sigstore; it works for any keyless deployment too. Entries the
 monitor cannot judge are reported, never skipped in silence: a bare public key (no identity),
-a kind it does not know, or bytes it cannot read.
+a kind it does not know, or bytes it cannot read. In a CT log, the certificate itself is the
+entry: a certificate issued to a watched identity is reported as soon as the CA logs it, before
+anything is signed with it (a precertificate is checked as its CA signed it, directly).
 """
 
 from __future__ import annotations
 
-import binascii
 import json
 import os
 import re
@@ -42,12 +44,12 @@ from keyless.client.entry_body import (
     label,
     parse_entry_body,
 )
-from keyless.client.errors import ClientError, NetworkError
-from keyless.client.http import json_body, new_session, request
+from keyless.client.errors import ClientError
+from keyless.client.http import json_field
+from keyless.client.transparency.ct import CTEntryError, CTLog
+from keyless.client.transparency.rekor_v1 import RekorLog
 from keyless.client.transparency.tiles import LogInconsistencyError, TileLog, TreeHead
 from keyless.client.trust import LogKey
-from keyless.core.encoding import b64decode
-from keyless.core.errors import Reason
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from keyless.client.trust import TrustedRoot
 
 __all__ = [
+    "CTLogMonitor",
     "IssuanceCheck",
     "LogInconsistencyError",
     "LogMonitor",
@@ -64,8 +67,6 @@ __all__ = [
     "WatchList",
 ]
 
-# Rekor's retrieve endpoint answers at most this many entries per call.
-RETRIEVE_BATCH = 10
 MAX_STATE_BYTES = 64 * 1024
 MAX_PATTERN_CHARS = 1024
 
@@ -118,14 +119,14 @@ def load_state(path: Path, *, log_url: str) -> MonitorState | None:
     try:
         doc = json.loads(data)
         state = MonitorState(
-            log_url=_typed(doc, "logUrl", str),
+            log_url=json_field(doc, "logUrl", str),
             head=TreeHead(
-                origin=_typed(doc, "origin", str),
-                size=_typed(doc, "treeSize", int),
-                root_hash=bytes.fromhex(_typed(doc, "rootHash", str)),
-                note=_typed(doc, "checkpoint", str),
+                origin=json_field(doc, "origin", str),
+                size=json_field(doc, "treeSize", int),
+                root_hash=bytes.fromhex(json_field(doc, "rootHash", str)),
+                note=json_field(doc, "checkpoint", str),
             ),
-            next_index=_typed(doc, "nextIndex", int),
+            next_index=json_field(doc, "nextIndex", int),
         )
     except (ValueError, TypeError, RecursionError) as exc:
         raise MonitorStateError(f"monitor state {path} is malformed: {exc}") from exc
@@ -216,11 +217,14 @@ class IssuanceCheck:
         from keyless.client.verify import Verifier
 
         self._verifier = Verifier(root)
+        self._authorities = root.certificate_authorities
 
     def untrusted(self, cert: x509.Certificate) -> str | None:
         """None when `cert` chains to a listed CA at its notBefore; otherwise why it does not."""
         from keyless.client.verify import VerificationError
 
+        if _is_precertificate(cert):
+            return self._untrusted_precertificate(cert)
         try:
             # The chain step alone: the monitor has no bundle or signed time to give `verify`.
             self._verifier.check_chain(cert, cert.not_valid_before_utc)
@@ -231,11 +235,41 @@ class IssuanceCheck:
             return f"the certificate cannot be path-validated: {exc}"
         return None
 
+    def _untrusted_precertificate(self, precert: x509.Certificate) -> str | None:
+        """A precertificate (a CT log's entry) carries the critical poison extension, which path
+        validation refuses by design: it is the CA's when a CA of the trusted root, valid at its
+        notBefore, signed it directly (keyless's CA and Fulcio sign precertificates so)."""
+        from cryptography.exceptions import InvalidSignature
+
+        moment = precert.not_valid_before_utc
+        for authority in self._authorities:
+            if not authority.certificates or not authority.valid_for.contains(moment):
+                continue
+            try:
+                precert.verify_directly_issued_by(authority.certificates[0])
+            except (InvalidSignature, ValueError, TypeError):
+                continue
+            return None
+        return (
+            "the precertificate is not signed by a CA of the trusted root valid at "
+            f"{moment.isoformat()}"
+        )
+
+
+def _is_precertificate(cert: x509.Certificate) -> bool:
+    from cryptography import x509
+
+    try:
+        cert.extensions.get_extension_for_oid(x509.oid.ExtensionOID.PRECERT_POISON)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
 
 @dataclass(frozen=True)
 class Finding:
-    """A log entry signed by a watched identity; `reason` says why an untrusted certificate
-    did not chain."""
+    """A log entry signed by a watched identity, or (`issued`, a CT log's) a certificate issued
+    to one; `reason` says why an untrusted certificate did not chain."""
 
     kind: str
     log_index: int
@@ -244,6 +278,7 @@ class Finding:
     issuer: str | None
     integrated_time: int | None
     reason: str | None = None
+    issued: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -259,7 +294,8 @@ class Finding:
     def describe(self) -> str:
         # Both come from a certificate anyone may have logged: no terminal control characters.
         issuer = label(self.issuer, 1024) if self.issuer is not None else "no issuer extension"
-        line = f"entry {self.log_index}: signed by {label(self.identity, 1024)} ({issuer})"
+        what = "certificate issued to" if self.issued else "signed by"
+        line = f"entry {self.log_index}: {what} {label(self.identity, 1024)} ({issuer})"
         if self.kind == UNTRUSTED_CERTIFICATE:
             return (
                 f"{line}: certificate not issued by any CA the trusted root lists, a forgery "
@@ -285,10 +321,11 @@ class Unjudged:
 
 @dataclass(frozen=True)
 class RunResult:
-    """One pass over one log: where it started and ended, and what it found."""
+    """One pass over one log (`rekor_version` None: a CT log): where it started and ended,
+    and what it found."""
 
     log_url: str
-    rekor_version: int
+    rekor_version: int | None
     previous: TreeHead | None
     head: TreeHead
     scanned_from: int
@@ -298,6 +335,7 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "log": "ct" if self.rekor_version is None else f"rekor-v{self.rekor_version}",
             "logUrl": self.log_url,
             "rekorVersion": self.rekor_version,
             "treeSize": self.head.size,
@@ -312,7 +350,7 @@ class RunResult:
 class _Monitor(ABC):
     """The run every log kind shares; subclasses read their own log."""
 
-    rekor_version: int
+    rekor_version: int | None
     log_url: str
     issuance: IssuanceCheck
 
@@ -352,7 +390,7 @@ class _Monitor(ABC):
         unjudged: list[Unjudged] = []
         done = start
         for index, entry_id, time, body in self._entries(start, end, head):
-            found, skipped = judge_entry(index, entry_id, time, body, watch, self.issuance)
+            found, skipped = self._judge(index, entry_id, time, body, watch)
             findings.extend(found)
             if skipped is not None:
                 unjudged.append(skipped)
@@ -394,8 +432,15 @@ class _Monitor(ABC):
     @abstractmethod
     def _entries(
         self, start: int, end: int, head: TreeHead
-    ) -> Iterator[tuple[int, str, int | None, bytes]]:
-        """(index, entry ID, integrated time, body) for [start, end), each tied to `head`."""
+    ) -> Iterator[tuple[int, str, int | None, Any]]:
+        """(index, entry ID, integrated time, entry) for [start, end), each tied to `head`;
+        the entry is what `_judge` reads (a Rekor entry's body by default)."""
+
+    def _judge(
+        self, index: int, entry_id: str, time: int | None, entry: Any, watch: WatchList
+    ) -> tuple[list[Finding], Unjudged | None]:
+        """Findings for one entry, and why it (or part of it) could not be judged."""
+        return judge_entry(index, entry_id, time, entry, watch, self.issuance)
 
 
 class TileLogMonitor(_Monitor):
@@ -432,8 +477,9 @@ class TileLogMonitor(_Monitor):
 
 
 class LogMonitor(_Monitor):
-    """One Rekor v1 log at `log_url`, checked with its keys from a trusted root; `issuance`
-    holds the root's certificate authorities."""
+    """One Rekor v1 log at `log_url`, checked with its keys from a trusted root
+    (`client.transparency.rekor_v1.RekorLog`); `issuance` holds the root's certificate
+    authorities."""
 
     rekor_version = 1
 
@@ -446,194 +492,83 @@ class LogMonitor(_Monitor):
         session: requests.Session | None = None,
         timeout: float = 30.0,
     ) -> None:
-        if not keys:
-            raise ClientError(f"the trusted root lists no transparency log at {log_url}")
-        self.log_url = log_url.rstrip("/")
-        self._keys = tuple(keys)
+        self.log = RekorLog(log_url, keys, session=session, timeout=timeout)
+        self.log_url = self.log.log_url
         self.issuance = issuance
-        self._session = session or new_session()
-        self._timeout = timeout
-        self._roots: dict[int, bytes] = {}
 
     def _begin(self, previous: TreeHead | None, head: TreeHead) -> None:
-        self._roots = {head.size: head.root_hash}
-        if previous is not None:
-            self._roots[previous.size] = previous.root_hash
+        self.log.begin(head, previous)
 
     def latest(self) -> TreeHead:
         """The log's current checkpoint, verified with the trusted key."""
-        doc = self._get_json("/api/v1/log")
-        try:
-            head = self._verify_note(_typed(doc, "signedTreeHead", str))
-            size = _typed(doc, "treeSize", int)
-            root = bytes.fromhex(_typed(doc, "rootHash", str))
-        except (TypeError, ValueError) as exc:
-            raise NetworkError(f"the log at {self.log_url} sent a malformed tree head") from exc
-        if size != head.size or root != head.root_hash:
-            raise LogInconsistencyError(
-                f"the log at {self.log_url} reports size {size} root {root.hex()} but its signed "
-                f"checkpoint says size {head.size} root {head.root_hash.hex()}"
-            )
-        return head
+        return self.log.checkpoint()
 
     def verify_note(self, note: str) -> TreeHead:
-        return self._verify_note(note)
-
-    def _verify_note(self, note: str) -> TreeHead:
-        from keyless.tlog import CheckpointError, verify_checkpoint
-
-        failures = []
-        for key in self._keys:
-            try:
-                checkpoint = verify_checkpoint(note, public_key=key.public_key)
-            except (CheckpointError, TypeError) as exc:
-                failures.append(str(getattr(exc, "message", exc)))
-                continue
-            return TreeHead(checkpoint.origin, checkpoint.size, checkpoint.root_hash, note)
-        raise LogInconsistencyError(
-            f"the log at {self.log_url} sent a checkpoint no trusted key signed: {failures[-1]}"
-        )
+        return self.log.verify_checkpoint(note)
 
     def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
-        """Require `new` to be an append-only extension of `old` (same origin, consistent)."""
-        from keyless.tlog import ProofError, verify_consistency
-
-        if new.origin != old.origin:
-            raise LogInconsistencyError(
-                f"the log at {self.log_url} changed its origin from {old.origin!r} to "
-                f"{new.origin!r}: a new tree (shard) is not the log this monitor followed"
-            )
-        if new.size < old.size:
-            raise LogInconsistencyError(
-                f"the log at {self.log_url} signed size {new.size} after signing size "
-                f"{old.size}: it went back in time (rollback or fork)"
-            )
-        if new.size == old.size or old.size == 0:
-            if new.size == old.size and new.root_hash != old.root_hash:
-                raise LogInconsistencyError(
-                    f"the log at {self.log_url} signed two different roots for size "
-                    f"{new.size}: {old.root_hash.hex()} and {new.root_hash.hex()} (a fork)"
-                )
-            return
-        doc = self._get_json(f"/api/v1/log/proof?firstSize={old.size}&lastSize={new.size}")
-        try:
-            hashes = [bytes.fromhex(h) for h in _typed(doc, "hashes", list)]
-            root = bytes.fromhex(_typed(doc, "rootHash", str))
-        except (TypeError, ValueError) as exc:
-            raise NetworkError(f"the log at {self.log_url} sent a malformed proof") from exc
-        try:
-            if root != new.root_hash:
-                raise ProofError("the proof's root is not the checkpoint's root")
-            verify_consistency(
-                size1=old.size, size2=new.size, proof=hashes, root1=old.root_hash, root2=root
-            )
-        except ProofError as exc:
-            raise LogInconsistencyError(
-                f"the log at {self.log_url} cannot prove that size {new.size} (root "
-                f"{new.root_hash.hex()}) extends size {old.size} (root {old.root_hash.hex()}): "
-                f"{exc.message}; it signed two histories (a fork)"
-            ) from exc
+        self.log.prove_extends(old, new)
 
     def _entries(
         self, start: int, end: int, head: TreeHead
     ) -> Iterator[tuple[int, str, int | None, bytes]]:
-        for batch_start in range(start, end, RETRIEVE_BATCH):
-            indexes = list(range(batch_start, min(end, batch_start + RETRIEVE_BATCH)))
-            answer = self._post_json("/api/v1/log/entries/retrieve", {"logIndexes": indexes})
-            by_index: dict[int, tuple[str, dict[str, Any]]] = {}
-            for item in answer if isinstance(answer, list) else []:
-                for entry_id, entry in item.items() if isinstance(item, dict) else ():
-                    if isinstance(entry, dict) and isinstance(entry.get("logIndex"), int):
-                        by_index[entry["logIndex"]] = (entry_id, entry)
-            for index in indexes:
-                if index not in by_index:
-                    raise LogInconsistencyError(
-                        f"the log at {self.log_url} did not return entry {index}, which its "
-                        f"checkpoint of size {head.size} commits to"
-                    )
-                entry_id, entry = by_index[index]
-                body = self._prove_included(index, entry, head)
-                time = entry.get("integratedTime")
-                yield index, entry_id, time if isinstance(time, int) else None, body
+        for entry in self.log.entries(start, end, head):
+            yield entry.index, entry.entry_id, entry.integrated_time, entry.body
 
-    def _prove_included(self, index: int, entry: dict[str, Any], head: TreeHead) -> bytes:
-        """The entry's body, proved to be leaf `index` of a signed checkpoint consistent with
-        `head`."""
-        from keyless.tlog import ProofError, leaf_hash, verify_inclusion
 
-        try:
-            body = b64decode(_typed(entry, "body", str))
-            proof = entry["verification"]["inclusionProof"]
-            note = _typed(proof, "checkpoint", str)
-            hashes = [bytes.fromhex(h) for h in _typed(proof, "hashes", list)]
-            proof_index = _typed(proof, "logIndex", int)
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            raise NetworkError(
-                f"the log at {self.log_url} sent a malformed entry {index}: {exc}"
-            ) from exc
-        signed = self._verify_note(note)
-        if signed.origin != head.origin:
-            raise LogInconsistencyError(
-                f"entry {index} is proved against a checkpoint of another tree ({signed.origin!r})"
-            )
-        self._tie(head, signed)
-        try:
-            if proof_index != index:
-                raise ProofError(f"the proof is for index {proof_index}")
-            verify_inclusion(
-                index=index,
-                size=signed.size,
-                leaf=leaf_hash(body),
-                proof=hashes,
-                root=signed.root_hash,
-            )
-        except ProofError as exc:
-            raise LogInconsistencyError(
-                f"entry {index} of the log at {self.log_url} is not in the tree its checkpoint "
-                f"signs: {exc.message}"
-            ) from exc
-        return body
+class CTLogMonitor(_Monitor):
+    """One RFC 6962 CT log, read through `client.transparency.ct.CTLog`: its entries are the
+    certificates a CA issued, so a watched identity is reported when a certificate is issued
+    to it (a CA's logged precertificate), before anything is signed with it.
 
-    def _tie(self, head: TreeHead, other: TreeHead) -> None:
-        """Every checkpoint seen in one run must belong to one history."""
-        known = self._roots.get(other.size)
-        if known is not None:
-            if known != other.root_hash:
-                raise LogInconsistencyError(
-                    f"the log at {self.log_url} signed two different roots for size {other.size}"
-                )
-            return
-        older, newer = (head, other) if head.size < other.size else (other, head)
-        self._prove_extends(older, newer)
-        self._roots[other.size] = other.root_hash
+    Its state is kept under the log's endpoints URL (`URL/ct/v1`, never a Rekor log's URL) and
+    holds the last tree head verified (`TreeHead.note` is its `get-sth` JSON, the signed
+    evidence). An entry's ID is its leaf hash, its time the leaf's timestamp (when the log took
+    it, in seconds).
+    """
 
-    def _get_json(self, path: str) -> Any:
-        url = self.log_url + path
-        response, body = request(
-            self._session, "GET", url, what="the transparency log", timeout=self._timeout
+    rekor_version = None
+
+    def __init__(self, log: CTLog, issuance: IssuanceCheck) -> None:
+        self.log = log
+        self.log_url = log.endpoints
+        self.issuance = issuance
+
+    def latest(self) -> TreeHead:
+        return self.log.signed_tree_head()
+
+    def verify_note(self, note: str) -> TreeHead:
+        """Witnesses cosign signed-note checkpoints; an RFC 6962 tree head is not one."""
+        raise ClientError(
+            f"the CT log at {self.log_url} signs RFC 6962 tree heads, not checkpoints a "
+            "witness cosigns: --witness applies to the Rekor logs"
         )
-        return self._answer(url, response, body)
 
-    def _post_json(self, path: str, payload: Any) -> Any:
-        url = self.log_url + path
-        response, body = request(
-            self._session,
-            "POST",
-            url,
-            what="the transparency log",
-            json=payload,
-            timeout=self._timeout,
+    def _prove_extends(self, old: TreeHead, new: TreeHead) -> None:
+        self.log.prove_extends(old, new)
+
+    def _entries(
+        self, start: int, end: int, head: TreeHead
+    ) -> Iterator[tuple[int, str, int | None, Any]]:
+        for entry in self.log.proven_entries(start, end, head):
+            yield entry.index, entry.leaf_hash.hex(), None, entry
+
+    def _judge(
+        self, index: int, entry_id: str, time: int | None, entry: Any, watch: WatchList
+    ) -> tuple[list[Finding], Unjudged | None]:
+        """The certificate's watched identities (LogInconsistencyError: a precertificate that
+        is not the one its leaf commits to)."""
+        try:
+            cert = entry.certificate()
+            logged = entry.timestamp_ms // 1000
+        except CTEntryError as exc:
+            return [], Unjudged(index, UNREADABLE, str(exc))
+        found = judge_certificate(
+            cert, watch, self.issuance, index=index, entry_id=entry_id, time=logged, issued=True
         )
-        return self._answer(url, response, body)
-
-    @staticmethod
-    def _answer(url: str, response: requests.Response, body: bytes) -> Any:
-        if response.status_code != 200:
-            raise NetworkError(
-                f"the transparency log at {url} answered HTTP {response.status_code}",
-                reason=Reason.UNREACHABLE,
-            )
-        return json_body(body, what="the transparency log")
+        if found is None:
+            return [], Unjudged(index, UNREADABLE, "a certificate that names no identity")
+        return found, None
 
 
 def judge_entry(
@@ -645,13 +580,8 @@ def judge_entry(
     issuance: IssuanceCheck,
 ) -> tuple[list[Finding], Unjudged | None]:
     """Findings for one entry (each watched identity in each signing certificate), and why
-    the entry, or part of it, could not be judged. A certificate no trusted CA issued is
-    `untrusted-certificate` whatever its issuer; only those naming a watched identity are
-    chain-checked."""
+    the entry, or part of it, could not be judged."""
     from cryptography import x509
-
-    from keyless.client.verify import VerificationError
-    from keyless.client.verify.policy import certificate_identities, certificate_issuer
 
     try:
         entry = parse_entry_body(body)
@@ -667,28 +597,16 @@ def judge_entry(
     for der in certificates:
         try:
             cert = x509.load_der_x509_certificate(der)
-            identities = certificate_identities(cert)
-        except (ValueError, VerificationError):
+        except ValueError:
             unreadable += 1
             continue
-        watched = [identity for identity in identities if watch.watches(identity)]
-        if not watched:
+        found = judge_certificate(
+            cert, watch, issuance, index=index, entry_id=entry_id, time=integrated_time
+        )
+        if found is None:
+            unreadable += 1
             continue
-        try:
-            issuer: str | None = certificate_issuer(cert)
-        except VerificationError:
-            issuer = None
-        untrusted = issuance.untrusted(cert)
-        if untrusted is not None:
-            kind = UNTRUSTED_CERTIFICATE
-        elif not watch.issuers or issuer in watch.issuers:
-            kind = MATCH
-        else:
-            kind = UNEXPECTED_ISSUER
-        findings += [
-            Finding(kind, index, entry_id, identity, issuer, integrated_time, untrusted)
-            for identity in watched
-        ]
+        findings += found
     if unreadable:
         what = f"{kind} with a certificate that names no identity or cannot be parsed"
         return findings, Unjudged(index, UNREADABLE, what)
@@ -697,10 +615,41 @@ def judge_entry(
     return findings, None
 
 
-def _typed(doc: Any, key: str, kind: type) -> Any:
-    if not isinstance(doc, dict):
-        raise TypeError("not a JSON object")
-    value = doc.get(key)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise TypeError(f"{key} is not a {kind.__name__}")
-    return value
+def judge_certificate(
+    cert: x509.Certificate,
+    watch: WatchList,
+    issuance: IssuanceCheck,
+    *,
+    index: int,
+    entry_id: str,
+    time: int | None,
+    issued: bool = False,
+) -> list[Finding] | None:
+    """A finding per watched identity `cert` names (None: it names none that can be read). A
+    certificate no trusted CA issued is `untrusted-certificate` whatever its issuer; only
+    those naming a watched identity are chain-checked."""
+    from keyless.client.verify import VerificationError
+    from keyless.client.verify.policy import certificate_identities, certificate_issuer
+
+    try:
+        identities = certificate_identities(cert)
+    except (ValueError, VerificationError):
+        return None
+    watched = [identity for identity in identities if watch.watches(identity)]
+    if not watched:
+        return []
+    try:
+        issuer: str | None = certificate_issuer(cert)
+    except VerificationError:
+        issuer = None
+    untrusted = issuance.untrusted(cert)
+    if untrusted is not None:
+        kind = UNTRUSTED_CERTIFICATE
+    elif not watch.issuers or issuer in watch.issuers:
+        kind = MATCH
+    else:
+        kind = UNEXPECTED_ISSUER
+    return [
+        Finding(kind, index, entry_id, identity, issuer, time, untrusted, issued)
+        for identity in watched
+    ]

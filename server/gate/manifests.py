@@ -4,7 +4,8 @@ Namespace (optional), ConfigMaps for policies and trust roots (when given), the 
 for a self-signed trial), the gate's Deployment and Service, and the two webhook
 configurations: `failurePolicy: Fail` (an unreachable gate admits nothing), `sideEffects:
 None`, `admissionReviewVersions: [v1]`, and a namespace opt-in (label `keyless.dev/include:
-"true"`) so that the gate's own namespace and kube-system never depend on the gate.
+"true"`) so that the gate's own namespace and kube-system never depend on the gate. Secrets
+(the TLS key, registry credentials) are mounted owner-only and read through the pod's fsGroup.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ CONFIG_DIR = "/etc/keyless-gate"
 # The trusted root of authorities without trustRootRef, beside the named ones in the trust
 # ConfigMap; trust root names start with a letter or digit, so it cannot collide.
 DEFAULT_TRUST_FILE = "_trusted_root.json"
+# The gate's user, and the pod's fsGroup through which it reads its Secrets: the kubelet writes
+# a Secret's files as root, so a non-root process reads one mounted owner-only (defaultMode
+# 0400, which the fsGroup makes 0440) only through that group. JSON has no octal: 0o400 is 256.
+POD_USER = 10001
+SECRET_MODE = 0o400
 RULES = [
     ("", ["pods", "pods/ephemeralcontainers"]),
     ("apps", ["deployments", "replicasets", "statefulsets", "daemonsets"]),
@@ -231,7 +237,7 @@ def _deployment(
     volumes: list[dict[str, Any]] = [
         {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
         {"name": "policies", "configMap": {"name": f"{SERVICE}-policies"}},
-        {"name": "tls", "secret": {"secretName": f"{SERVICE}-tls"}},
+        {"name": "tls", "secret": {"secretName": f"{SERVICE}-tls", "defaultMode": SECRET_MODE}},
     ]
     if _trust_files(options):
         mounts.append({"name": "trust", "mountPath": f"{CONFIG_DIR}/trust", "readOnly": True})
@@ -240,7 +246,12 @@ def _deployment(
         where = f"{CONFIG_DIR}/registry-{index}"
         args.append(f"--registry-auth={where}/.dockerconfigjson")
         mounts.append({"name": f"registry-{index}", "mountPath": where, "readOnly": True})
-        volumes.append({"name": f"registry-{index}", "secret": {"secretName": secret}})
+        volumes.append(
+            {
+                "name": f"registry-{index}",
+                "secret": {"secretName": secret, "defaultMode": SECRET_MODE},
+            }
+        )
     probe = {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}}
     container = {
         "name": "gate",
@@ -273,7 +284,12 @@ def _deployment(
                 "metadata": {"labels": labels},
                 "spec": {
                     "containers": [container],
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": POD_USER,
+                        "runAsGroup": POD_USER,
+                        "fsGroup": POD_USER,
+                    },
                     "volumes": volumes,
                 },
             },

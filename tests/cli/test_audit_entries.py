@@ -1,12 +1,14 @@
 """How `keyless audit` reads signature-log entries it did not write: a Rekor v2 body parses to
 its signer or fails with one short ValueError line, whatever the bytes; a signer names an
 issued certificate by serial and key, or by bare key; the signature is checked before an entry
-is attributed. Real keys and certificates, and bodies canonicalised by the server's own code."""
+is attributed; each entry says what was signed, as its body records it. Real keys and
+certificates, and bodies canonicalised by the server's own code."""
 
 from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,18 +20,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keyless.client.entry_body import EntryBodyError
+from keyless.client.entry_body import EntryBodyError, parse_entry_body
 from keyless.client.transparency.audit import (
     CERTIFICATE,
     PUBLIC_KEY,
     CertificateIndex,
     IssuedCertificate,
     SignatureEntry,
+    SignedContent,
     _signature_entry,
     parse_v2_entry,
 )
+from keyless.client.transparency.rekor_v1 import ProvenEntry
 from keyless.tlog.rekor_v2 import canonicalize
-from tests.cli.test_entry_body import logged_entries
+from tests.cli.test_entry_body import DIGEST, PAYLOAD, PAYLOAD_TYPE, logged_entries
 from tests.tlog.conftest import Signer, make_signer
 from tests.tlog.test_rekor_v2 import request_for
 
@@ -118,12 +122,9 @@ def test_a_signature_from_another_key_or_digest_does_not_verify(signer, body) ->
     )
 
 
-def _v1_entry(body: bytes, index: int = 7) -> dict:
-    return {
-        "body": base64.b64encode(body).decode(),
-        "logIndex": index,
-        "integratedTime": 1700000000,
-    }
+def _v1_entry(body: bytes, index: int = 7) -> ProvenEntry:
+    """A Rekor v1 entry as the log reader hands it on once proven."""
+    return ProvenEntry(index, "id", 1700000000, body)
 
 
 def _hashedrekord_v1(pem: bytes) -> bytes:
@@ -145,14 +146,14 @@ def test_a_v1_entry_is_matched_by_certificate_or_bare_key(signer) -> None:
     cert_pem = signer.cert.public_bytes(serialization.Encoding.PEM)
     issued = _issued(signer)
     for pem, verifier in ((cert_pem, CERTIFICATE), (key_pem, PUBLIC_KEY)):
-        made = _signature_entry("id", _v1_entry(_hashedrekord_v1(pem)), issued)
+        made = _signature_entry(_v1_entry(_hashedrekord_v1(pem)), issued)
         assert made is not None
         assert (made.log, made.log_index, made.verifier) == ("rekor-v1", 7, verifier)
     other = ec.generate_private_key(ec.SECP256R1()).public_key()
     other_pem = other.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    assert _signature_entry("id", _v1_entry(_hashedrekord_v1(other_pem), 8), issued) is None
+    assert _signature_entry(_v1_entry(_hashedrekord_v1(other_pem), 8), issued) is None
 
 
 def test_each_v1_kind_is_matched_intoto_included(signer) -> None:
@@ -162,9 +163,31 @@ def test_each_v1_kind_is_matched_intoto_included(signer) -> None:
     entries = logged_entries(signer.key, signer.cert)
     issued = _issued(signer)
     for name in ("hashedrekord 0.0.1", "dsse 0.0.1", "intoto 0.0.2"):
-        made = _signature_entry("id", _v1_entry(entries[name]), issued)
+        made = _signature_entry(_v1_entry(entries[name]), issued)
         assert made is not None, name
         assert (made.kind, made.verifier) == (name.split()[0], CERTIFICATE)
+
+
+def test_each_kind_says_what_was_signed(signer) -> None:
+    """The artifact digest of a v1 hashedrekord, the digest a v2 one signs, a DSSE payload's
+    hash, and intoto's payload type; no predicate type where the body keeps no statement."""
+    entries = logged_entries(signer.key, signer.cert)
+    payload_hash = f"sha256:{hashlib.sha256(PAYLOAD).hexdigest()}"
+    signed = {name: SignedContent.of(parse_entry_body(body)) for name, body in entries.items()}
+    assert signed["hashedrekord 0.0.1"].to_json() == {"artifactDigest": f"sha256:{DIGEST.hex()}"}
+    assert signed["hashedrekord 0.0.1"].describe() == f"artifact sha256:{DIGEST.hex()}"
+    assert signed["hashedrekord 0.0.2"].to_json() == {"digest": f"sha256:{DIGEST.hex()}"}
+    assert signed["dsse 0.0.1"].to_json() == {"payloadHash": payload_hash}
+    assert signed["dsse 0.0.1"].describe() == (
+        f"payload {payload_hash}, predicate type not in the log"
+    )
+    assert signed["intoto 0.0.2"].to_json() == {
+        "payloadHash": payload_hash,
+        "payloadType": PAYLOAD_TYPE,
+    }
+    assert signed["intoto 0.0.2"].describe() == (
+        f"payload {payload_hash}, {PAYLOAD_TYPE}, predicate type not in the log"
+    )
 
 
 def test_the_conformance_intoto_entry_is_its_certificates() -> None:
@@ -185,26 +208,33 @@ def test_the_conformance_intoto_entry_is_its_certificates() -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ),
     )
-    logged = {
-        "body": entry["canonicalizedBody"],
-        "logIndex": int(entry["logIndex"]),
-        "integratedTime": int(entry["integratedTime"]),
-    }
-    made = _signature_entry("uuid", logged, issued)
+    body = base64.b64decode(entry["canonicalizedBody"])
+    logged = ProvenEntry(int(entry["logIndex"]), "uuid", int(entry["integratedTime"]), body)
+    made = _signature_entry(logged, issued)
+    # This log kept the statement: its predicate type is what was signed, with its hash.
+    statement = base64.b64decode(bundle["dsseEnvelope"]["payload"])
+    signed = SignedContent(
+        payload_hash=f"sha256:{hashlib.sha256(statement).hexdigest()}",
+        payload_type="application/vnd.in-toto+json",
+        predicate_type=json.loads(statement)["predicateType"],
+    )
+    assert signed.predicate_type == "https://slsa.dev/provenance/v1"
     assert made == SignatureEntry(
         "rekor-v1", int(entry["logIndex"]), "uuid", int(entry["integratedTime"]), "intoto",
-        CERTIFICATE,
+        CERTIFICATE, signed,
     )  # fmt: skip
+    assert made.signed.describe() == (
+        f"payload {signed.payload_hash}, application/vnd.in-toto+json, "
+        "predicate https://slsa.dev/provenance/v1"
+    )
     # Another certificate of the same key and another serial is not the one that signed.
     reissued = IssuedCertificate(**{**issued.__dict__, "serial": "1"})
-    assert _signature_entry("uuid", logged, reissued) is None
+    assert _signature_entry(logged, reissued) is None
 
 
 def test_an_unreadable_v1_body_is_an_error_for_the_caller_to_name(signer) -> None:
     with pytest.raises(EntryBodyError) as info:
-        _signature_entry(
-            "id", _v1_entry(b'{"kind": "rekord", "apiVersion": "0.0.1"}'), _issued(signer)
-        )
+        _signature_entry(_v1_entry(b'{"kind": "rekord", "apiVersion": "0.0.1"}'), _issued(signer))
     assert str(info.value) == "entry kind rekord 0.0.1 is not one keyless reads"
 
 
@@ -253,15 +283,11 @@ def test_any_field_replaced_parses_or_fails_with_one_line(body, path_choice, val
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=json_values, index=json_values, time=json_values)
-def test_any_v1_entry_is_matched_not_matched_or_named(signer, value, index, time) -> None:
-    body = base64.b64encode(json.dumps(value).encode()).decode()
+@given(value=json_values)
+def test_any_v1_entry_is_matched_not_matched_or_named(signer, value) -> None:
     try:
-        made = _signature_entry(
-            "id", {"body": body, "logIndex": index, "integratedTime": time}, _issued(signer)
-        )
+        made = _signature_entry(_v1_entry(json.dumps(value).encode()), _issued(signer))
     except EntryBodyError as exc:
         assert str(exc) and "\n" not in str(exc)
-        assert isinstance(index, int) and isinstance(time, int)
         return
     assert made is None

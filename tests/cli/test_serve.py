@@ -259,7 +259,8 @@ def test_a_key_file_others_can_read_is_refused(used_state, tmp_path: Path) -> No
     key.chmod(0o644)
     assert _refused("--state-dir", str(state), "--port", port)[-2:] == [
         f"error: key file {key} is readable or writable by others (mode 644)",
-        f"hint: chmod 600 {key}, and replace the key if others may have read it",
+        f"hint: chmod 600 {key} (a Kubernetes Secret: mount it with defaultMode: 0400), and "
+        "replace the key if others may have read it",
     ]
     assert stat.S_IMODE(key.stat().st_mode) == 0o644
 

@@ -201,8 +201,16 @@ def test_certificates_for_an_identity_with_their_signatures(signed, capsys) -> N
             signed.bundles[name]
         )
         assert entry["kind"] == "hashedrekord" and entry["integratedTime"] is None
+        assert entry["signed"] == {"digest": _artifact_digest(name)}
+    v1_head = requests.get(f"{signed.url}/api/v1/log", timeout=10).json()
     assert report["signatureLogs"] == [
-        {"log": V1, "url": signed.url, "read": "search index"},
+        {
+            "log": V1,
+            "url": signed.url,
+            "read": "search index, each entry found proven in the signed checkpoint",
+            "treeSize": 3,
+            "rootHash": v1_head["rootHash"],
+        },
         {
             "log": V2,
             "url": signed.url,
@@ -212,6 +220,12 @@ def test_certificates_for_an_identity_with_their_signatures(signed, capsys) -> N
         },
     ]
     assert report["unreadable"] == [] and report["unreadableSignatureLogEntries"] == []
+    assert report["unprovenSignatureLogEntries"] == []
+
+
+def _artifact_digest(name: str) -> str:
+    """The digest of the artifact the `signed` fixture signed as `name`."""
+    return "sha256:" + hashlib.sha256(f"artifact {name}\n".encode()).hexdigest()
 
 
 def test_both_logs_every_signer(signed, capsys) -> None:
@@ -234,7 +248,19 @@ def test_both_logs_every_signer(signed, capsys) -> None:
         assert (by_index[ct_index][0]["log"], by_index[ct_index][0]["logIndex"]) == (log, index)
         if log == V2:
             assert by_index[ct_index][0]["entryId"] == leaf
-    assert isinstance(by_index[1][0]["integratedTime"], int)
+    # bob's v1 entry: its time is the one its signed entry timestamp vouches for.
+    [bob_entry] = signed.bundles["bob"]["verificationMaterial"]["tlogEntries"]
+    assert by_index[1][0]["integratedTime"] == int(bob_entry["integratedTime"])
+    # What each signed: the artifact's digest; for dave's DSSE attestation, logged in v2 as a
+    # hashedrekord, the digest of its PAE (the digest its entry body records).
+    assert by_index[1][0]["signed"] == {"artifactDigest": _artifact_digest("bob")}
+    assert by_index[4][0]["signed"] == {
+        "digest": "sha256:" + hashlib.sha256(b"artifact carol\n").hexdigest()
+    }
+    [dave_entry] = signed.bundles["dave"]["verificationMaterial"]["tlogEntries"]
+    dave_body = json.loads(base64.b64decode(dave_entry["canonicalizedBody"]))
+    pae_digest = base64.b64decode(dave_body["spec"]["hashedRekordV002"]["data"]["digest"])
+    assert by_index[5][0]["signed"] == {"digest": f"sha256:{pae_digest.hex()}"}
 
 
 def test_by_issuer_and_time_in_text(signed, capsys) -> None:
@@ -247,8 +273,12 @@ def test_by_issuer_and_time_in_text(signed, capsys) -> None:
     assert "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main" in lines[0]
     assert f"({github}), ECDSA secp256r1" in lines[0]
     assert lines[1].startswith("  rekor-v1 entry 1 (hashedrekord, certificate) ")
-    assert "1 certificates in CT entries 0..6 of 7 (every entry checked" in err
-    assert f"rekor-v1 log at {signed.url}: searched by each certificate's key" in err
+    assert lines[1].endswith(f": artifact {_artifact_digest('github')}")
+    assert "1 certificates in CT entries 0..6 of 7 (each proven in the signed tree head)" in err
+    assert (
+        f"rekor-v1 log at {signed.url}: searched by each certificate's key, each entry found "
+        "proven in its signed checkpoint of size 3" in err
+    )
     assert (
         f"rekor-v2 log at {signed.url}: all 6 entries read, each proven in its signed checkpoint"
         in err
@@ -268,11 +298,23 @@ def test_by_issuer_and_time_in_text(signed, capsys) -> None:
     assert "0 certificates in CT entries 0..6 of 7" in err
 
 
-def test_partial_read_says_it_is_not_checked(signed, capsys) -> None:
+def test_a_partial_read_is_proven_too(signed, tmp_path: Path, capsys) -> None:
+    """CT entries from --from-index on are proven in the signed tree head (with the inclusion
+    proof of the first and a consistency proof), as a read from entry 0 is; before, a partial
+    read was not checked at all, and a front end could reorder it unseen."""
     assert _audit(signed, "--identity", "bob@example.com", "--from-index", "1") == 0
     out, err = capsys.readouterr()
     assert "bob@example.com" in out
-    assert "partial read: not checked against the signed tree head" in err
+    assert "1 certificates in CT entries 1..6 of 7 (each proven in the signed tree head)" in err
+    with _ct_front_end(signed, lambda entries: entries.reverse()) as proxy_url:
+        code = _audit_ct_at(
+            signed, tmp_path, proxy_url, "--identity", "bob@example.com", "--from-index", "1"
+        )
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"error: entry 1 of the CT log at {proxy_url} is not in the tree its tree head of size "
+        "7 signs: the log puts that leaf at index 6\n"
+    )
 
 
 def _audit_ct_at(signed, tmp_path: Path, ct_url: str, *args: str) -> int:
@@ -284,6 +326,17 @@ def _audit_ct_at(signed, tmp_path: Path, ct_url: str, *args: str) -> int:
     trusted_root = tmp_path / "root.json"
     trusted_root.write_text(json.dumps(root))
     return main(["audit", "--ct-url", ct_url, "--trusted-root", str(trusted_root), *args])
+
+
+def _root_at(signed, tmp_path: Path, log_url: str) -> Path:
+    """The server's trusted root with its Rekor v1 log listed at `log_url` (a front end)."""
+    root = requests.get(f"{signed.url}/api/v1/trust/trusted_root.json", timeout=10).json()
+    for tlog in root["tlogs"]:
+        if tlog["publicKey"]["keyDetails"] != "PKIX_ED25519":
+            tlog["baseUrl"] = log_url
+    trusted_root = tmp_path / "root-front-end.json"
+    trusted_root.write_text(json.dumps(root))
+    return trusted_root
 
 
 @contextmanager
@@ -334,36 +387,236 @@ def _rekor_front_end(signed, edit_entry) -> Iterator[str]:
         yield url
 
 
-def test_a_v1_entry_that_cannot_be_read_is_named(signed, capsys) -> None:
-    """Bob's v1 entry, found under his key, with a body of a kind keyless does not read: named
-    with its index and why, not dropped in silence (as an unreadable body was until issue 19)."""
+def _bob_key_pem(signed) -> bytes:
+    """The public key (PEM) of bob's certificate, which his v1 entry is indexed under."""
+    from cryptography import x509
 
-    def unknown_kind(entry: dict) -> None:
-        body = {"apiVersion": "0.0.1", "kind": "rekord", "spec": {}}
-        entry["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+    material = signed.bundles["bob"]["verificationMaterial"]
+    der = base64.b64decode(material["certificate"]["rawBytes"])
+    return (
+        x509.load_der_x509_certificate(der)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
-    with _rekor_front_end(signed, unknown_kind) as proxy_url:
-        command = ["--rekor-url", proxy_url, "--identity", "bob@example.com"]
-        assert _audit(signed, *command, "-o", "json") == 0
+
+def _root_with_v1_log(signed, tmp_path: Path, url: str, key: ec.EllipticCurvePrivateKey) -> Path:
+    """The server's trusted root with another Rekor v1 log listed at `url` under `key`."""
+    document = requests.get(f"{signed.url}/api/v1/trust/trusted_root.json", timeout=10).json()
+    [v1] = [t for t in document["tlogs"] if t["publicKey"]["keyDetails"] != "PKIX_ED25519"]
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    listed = json.loads(json.dumps(v1))
+    listed["baseUrl"] = url
+    listed["publicKey"]["rawBytes"] = base64.b64encode(spki).decode()
+    listed["logId"]["keyId"] = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    document["tlogs"].append(listed)
+    root = tmp_path / "root-v1.json"
+    root.write_text(json.dumps(document))
+    return root
+
+
+def test_a_v1_entry_that_cannot_be_read_is_named(signed, tmp_path: Path, capsys) -> None:
+    """A Rekor v1 log (one that logged whatever it was given) whose entry under bob's key is of
+    a kind keyless does not read: proven, then named with its index and why, not dropped in
+    silence (as an unreadable body was until issue 19)."""
+    from keyless.tlog import rekor_api
+    from keyless.tlog.pki import parse_pem_key
+    from keyless.tlog.rekor import RekorService
+    from keyless.tlog.sqlite_storage import SQLiteStorage
+    from tests.conftest import serve_factory
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    search_key = (
+        "pk:" + hashlib.sha256(parse_pem_key(_bob_key_pem(signed)).canonical_pem).hexdigest()
+    )
+    body = json.dumps({"apiVersion": "0.0.1", "kind": "rekord", "spec": {}}).encode()
+
+    def hostile_log(base_url: str) -> Flask:
+        service = RekorService.open(
+            storage=SQLiteStorage(tmp_path / "v1.sqlite"),
+            private_key=key,
+            host=base_url.removeprefix("http://"),
+        )
+        service.log.append(body, keys=[search_key])
+        app = Flask("hostile-v1")
+        rekor_api.init_app(app, service)
+        return app
+
+    with serve_factory(hostile_log) as hostile_url:
+        root = _root_with_v1_log(signed, tmp_path, hostile_url, key)
+        command = ["--trusted-root", str(root), "--rekor-url", hostile_url]
+        assert _audit(signed, *command, "--identity", "bob@example.com", "-o", "json") == 0
         report = json.loads(capsys.readouterr().out)
-        assert _audit(signed, *command) == 0
+        assert _audit(signed, *command, "--identity", "bob@example.com") == 0
         err = capsys.readouterr().err
     [bob] = report["certificates"]
     assert _entries(bob) == []
     reason = "entry kind rekord 0.0.1 is not one keyless reads"
     assert report["unreadableSignatureLogEntries"] == [
-        {"log": V1, "url": proxy_url, "logIndex": 0, "reason": reason}
+        {"log": V1, "url": hostile_url, "logIndex": 0, "reason": reason}
     ]
-    assert f"warning: rekor-v1 entry 0 of {proxy_url} is not matched: {reason}\n" in err
+    assert report["unprovenSignatureLogEntries"] == []
+    assert f"warning: rekor-v1 entry 0 of {hostile_url} is not matched: {reason}\n" in err
+
+
+def _swap_body(entry: dict) -> None:
+    """Bob's entry with another body (the log's answer, its proof unchanged)."""
+    document = json.loads(base64.b64decode(entry["body"]))
+    document["spec"]["data"]["hash"]["value"] = "00" * 32
+    entry["body"] = base64.b64encode(json.dumps(document).encode()).decode()
+
+
+def _later_time(entry: dict) -> None:
+    entry["integratedTime"] += 3600
+
+
+def _no_proof(entry: dict) -> None:
+    entry["verification"]["inclusionProof"]["hashes"] = ["00" * 32]
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (
+            _swap_body,
+            "entry 0 of the log at {url} is not in the tree its checkpoint signs: inclusion "
+            "proof for index 0 in a tree of 3 leads to root",
+        ),
+        (
+            _later_time,
+            "entry 0 of the log at {url}: its signed entry timestamp (of integrated time "
+            "{time}) does not verify with the log's key",
+        ),
+        (
+            _no_proof,
+            "entry 0 of the log at {url} is not in the tree its checkpoint signs: inclusion "
+            "proof has 1 hashes, expected 2 for index 0 in a tree of 3",
+        ),
+    ],
+    ids=["body-swapped", "time-changed", "proof-changed"],
+)
+def test_a_v1_entry_that_does_not_prove_is_named(
+    signed, tmp_path: Path, capsys, edit, reason
+) -> None:
+    """A front end to the Rekor v1 log that alters bob's entry: the search index still names
+    it, the entry does not prove, so it is not listed, and the audit says which and why and
+    exits 1 (the rest of the report stands)."""
+    with _rekor_front_end(signed, edit) as proxy_url:
+        root = _root_at(signed, tmp_path, proxy_url)
+        command = ["--trusted-root", str(root), "--rekor-url", proxy_url]
+        assert _audit(signed, *command, "--identity", "bob@example.com", "-o", "json") == 1
+        report = json.loads(capsys.readouterr().out)
+        assert _audit(signed, *command, "--identity", "bob@example.com") == 1
+        err = capsys.readouterr().err
+    [bob] = report["certificates"]
+    assert _entries(bob) == []
+    [bob_entry] = signed.bundles["bob"]["verificationMaterial"]["tlogEntries"]
+    _, _, leaf = _entry_of(signed.bundles["bob"])
+    expected = reason.format(url=proxy_url, time=int(bob_entry["integratedTime"]) + 3600)
+    [unproven] = report["unprovenSignatureLogEntries"]
+    assert unproven["reason"].startswith(expected)
+    assert (unproven["log"], unproven["url"], unproven["logIndex"]) == (V1, proxy_url, 0)
+    assert unproven["entryId"].endswith(leaf)
+    assert (
+        f"error: rekor-v1 entry 0 ({unproven['entryId']}) of {proxy_url} does not prove: "
+        f"{expected}" in err
+    )
+
+
+def test_an_entry_the_index_names_and_the_log_does_not_serve_is_named(
+    signed, tmp_path: Path, capsys
+) -> None:
+    """A search answer naming an entry the log then does not serve (or that names another
+    entry's ID): neither is listed, both are named, exit 1."""
+    ghost = "0" * 16 + "ab" * 32
+    proxy = Flask("lying-index")
+
+    @proxy.route("/<path:path>", methods=["GET", "POST"])
+    def forward(path: str) -> Response:
+        upstream = requests.request(
+            request.method,
+            f"{signed.url}/{path}",
+            params=request.args,
+            data=request.get_data(),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        body = upstream.content
+        if path == "api/v1/index/retrieve":
+            body = json.dumps([*json.loads(body), ghost]).encode()
+        return Response(body, status=upstream.status_code, mimetype="application/json")
+
+    with serve_wsgi(proxy) as proxy_url:
+        root = _root_at(signed, tmp_path, proxy_url)
+        command = ["--trusted-root", str(root), "--rekor-url", proxy_url]
+        assert _audit(signed, *command, "--identity", "bob@example.com", "-o", "json") == 1
+    report = json.loads(capsys.readouterr().out)
+    [bob] = report["certificates"]
+    assert _entries(bob) == [(V1, 0, CERT)]
+    assert report["unprovenSignatureLogEntries"] == [
+        {
+            "log": V1,
+            "url": proxy_url,
+            "logIndex": None,
+            "entryId": ghost,
+            "reason": "the search index names it, the log serves none",
+        }
+    ]
+
+
+def test_an_entry_altered_in_the_database_does_not_prove(tmp_path: Path, capsys) -> None:
+    """Issue 24: a Rekor v1 entry whose body was changed in the log's SQLite database (here to
+    claim another artifact) was listed with exit 0. Its inclusion proof, computed from the
+    stored leaf hashes, no longer holds for the body served: it is named, not listed, exit 1;
+    the entry beside it is still listed."""
+    import sqlite3
+
+    from tests.e2e.log_files import REKOR_V1
+
+    state = tmp_path / "state"
+    with dev_server(state) as server:
+        for name in ("one", "two"):
+            artifact = tmp_path / f"{name}.txt"
+            artifact.write_text(f"artifact {name}\n")
+            token = server.email_token("bob@example.com")
+            sign = ["sign", "--server", server.url, "--rekor-version", "1"]
+            assert main([*sign, "--identity-token", token, str(artifact)]) == 0
+        with sqlite3.connect(state / REKOR_V1.database) as db:
+            (data,) = db.execute("SELECT data FROM leaves WHERE idx = 0").fetchone()
+            altered = bytes(data).replace(
+                hashlib.sha256(b"artifact one\n").hexdigest().encode(), b"ab" * 32
+            )
+            assert altered != bytes(data)
+            db.execute("UPDATE leaves SET data = ? WHERE idx = 0", (altered,))
+        capsys.readouterr()
+        assert _audit(server, "--identity", "bob@example.com", "-o", "json") == 1
+        report = json.loads(capsys.readouterr().out)
+        assert _audit(server, "--identity", "bob@example.com") == 1
+        out, err = capsys.readouterr()
+    listed = [entry for cert in report["certificates"] for entry in cert["signatureLogEntries"]]
+    assert [(e["log"], e["logIndex"], e["signed"]) for e in listed] == [
+        (V1, 1, {"artifactDigest": "sha256:" + hashlib.sha256(b"artifact two\n").hexdigest()})
+    ]
+    [unproven] = report["unprovenSignatureLogEntries"]
+    assert (unproven["logIndex"], unproven["url"]) == (0, server.url)
+    assert unproven["reason"].startswith(
+        f"entry 0 of the log at {server.url} is not in the tree its checkpoint signs: "
+        "inclusion proof for index 0 in a tree of 2 leads to root"
+    )
+    assert f"error: rekor-v1 entry 0 ({unproven['entryId']}) of {server.url} does not prove" in err
+    assert "  rekor-v1 entry 0 " not in out and "  rekor-v1 entry 1 " in out
 
 
 def test_a_reordering_ct_front_end_is_caught(signed, tmp_path: Path, capsys) -> None:
     with _ct_front_end(signed, lambda entries: entries.reverse()) as proxy_url:
         code = _audit_ct_at(signed, tmp_path, proxy_url, "--identity", "alice@example.com")
     assert code == 1
-    assert "returned 7 entries whose Merkle root is not the root of its signed tree head" in (
-        capsys.readouterr().err
-    )
+    assert (
+        f"error: entries 0..6 of the CT log at {proxy_url} are not the tree its tree head of "
+        "size 7 signs: it shows a different history than it signed\n"
+    ) == capsys.readouterr().err
 
 
 def test_refusals(signed, tmp_path: Path, capsys) -> None:
@@ -396,6 +649,28 @@ def test_an_entry_that_cannot_be_read_is_reported(signed, tmp_path: Path, capsys
     assert report["unreadable"] == [1]
     assert [c["ctIndex"] for c in report["certificates"]] == [0, 2, 4, 5, 6]
     assert "warning: 1 CT entries hold no certificate keyless can read (indexes 1)" in captured.err
+
+
+def test_a_precertificate_swapped_in_extra_data_is_caught(signed, tmp_path: Path, capsys) -> None:
+    """extra_data is outside the Merkle leaf: a front end that swaps alice's and bob's
+    precertificates passes the root check, but each leaf commits to its own TBS and issuer, so
+    the swap is a log that lies (exit 1), not bob's certificate listed as alice's."""
+
+    def swap(entries: list) -> None:
+        entries[0]["extra_data"], entries[1]["extra_data"] = (
+            entries[1]["extra_data"],
+            entries[0]["extra_data"],
+        )
+
+    with _ct_front_end(signed, swap) as proxy_url:
+        code = _audit_ct_at(signed, tmp_path, proxy_url, "--identity", "bob@example.com")
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    assert err == (
+        f"error: entry 0 of the CT log at {proxy_url}: its precertificate (in extra_data, which "
+        "no hash covers) is not the one its leaf commits to\n"
+    )
 
 
 def _flip_in_first_entry(body: bytes) -> bytes:

@@ -1,7 +1,8 @@
-"""`keyless monitor` against real servers: it follows both of a server's logs as they grow
-(keyless sign logs to Rekor v2 by default, `--rekor-version 1` to v1), reports watched
-identities, and catches logs that fork (a state directory restored from an older copy and
-served again under the same origin with the same keys)."""
+"""`keyless monitor` against real servers: it follows each of a server's logs as they grow
+(keyless sign logs to Rekor v2 by default, `--rekor-version 1` to v1; every certificate its CA
+issues goes to its CT log), reports watched identities, and catches logs that fork (a state
+directory restored from an older copy and served again under the same origin with the same
+keys)."""
 
 from __future__ import annotations
 
@@ -34,21 +35,28 @@ def _v2(state: Path) -> Path:
     return state.with_name(f"{state.stem}.v2{state.suffix}")
 
 
+def _ct(state: Path) -> Path:
+    """Where --state FILE keeps the CT log's state."""
+    return state.with_name(f"{state.stem}.ct{state.suffix}")
+
+
 def _tree_size(state: Path) -> int:
     return json.loads(state.read_text())["treeSize"]
 
 
-def _heads(server, state: Path, was: tuple[int | None, int | None] = (None, None)) -> list[str]:
-    """The two header lines a text report starts each log with."""
+def _heads(
+    server, state: Path, was: tuple[int | None, int | None, int | None] = (None, None, None)
+) -> list[str]:
+    """The three header lines a text report starts each log with (Rekor v1, v2, CT)."""
     lines = []
-    for version, url, path, previous in (
-        (1, server.url, state, was[0]),
-        (2, server.url + "/api/v2", _v2(state), was[1]),
+    for log, url, path, previous in (
+        ("Rekor v1", server.url, state, was[0]),
+        ("Rekor v2", server.url + "/api/v2", _v2(state), was[1]),
+        ("CT", server.url + "/ct/v1", _ct(state), was[2]),
     ):
         grown = "" if previous is None else f" (was {previous})"
         lines.append(
-            f"Rekor v{version} log {url} consistent at size {_tree_size(path)}{grown}, "
-            f"root {_root(path)}"
+            f"{log} log {url} consistent at size {_tree_size(path)}{grown}, root {_root(path)}"
         )
     return lines
 
@@ -67,32 +75,41 @@ def test_first_run_trusts_the_checkpoint_then_reports_new_entries(log, tmp_path,
     assert f"first run of {log.url}: trusting the log's current checkpoint" in err
     assert f"first run of {log.url}/api/v2: trusting the log's current checkpoint" in err
     assert f"state kept in {_v2(state)}" in err
+    assert f"first run of {log.url}/ct/v1: trusting the log's current checkpoint" in err
+    assert f"state kept in {_ct(state)}" in err
     assert out.splitlines() == _heads(log, state)
-    assert (_tree_size(state), _tree_size(_v2(state))) == (0, 1)
+    assert (_tree_size(state), _tree_size(_v2(state)), _tree_size(_ct(state))) == (0, 1, 1)
 
     _sign(log, tmp_path, "alice@example.com", "a.txt")
     _sign(log, tmp_path, "bob@example.com", "b.txt")
     _sign(log, tmp_path, "alice@example.com", "c.txt", v1=True)
     assert _monitor(log, state, "--identity", "alice@example.com") == 0
     lines = capsys.readouterr().out.splitlines()
-    v1_head, v2_head = _heads(log, state, was=(0, 1))
+    v1_head, v2_head, ct_head = _heads(log, state, was=(0, 1, 1))
+    # The CT log has one certificate per signing: alice's two are reported as issued to her.
     assert lines == [
         v1_head,
         f"entry 0: signed by alice@example.com ({log.url}/oidc)",
         v2_head,
         f"entry 1: signed by alice@example.com ({log.url}/oidc)",
+        ct_head,
+        f"entry 1: certificate issued to alice@example.com ({log.url}/oidc)",
+        f"entry 3: certificate issued to alice@example.com ({log.url}/oidc)",
     ]
     assert json.loads(state.read_text())["nextIndex"] == 1
     assert json.loads(_v2(state).read_text())["nextIndex"] == 3
     assert json.loads(_v2(state).read_text())["logUrl"] == f"{log.url}/api/v2"
+    assert json.loads(_ct(state).read_text())["nextIndex"] == 4
+    assert json.loads(_ct(state).read_text())["logUrl"] == f"{log.url}/ct/v1"
 
     # Nothing new: nothing reported, the state stays.
     assert _monitor(log, state, "--identity", "alice@example.com") == 0
-    assert capsys.readouterr().out.splitlines() == _heads(log, state, was=(1, 3))
+    assert capsys.readouterr().out.splitlines() == _heads(log, state, was=(1, 3, 4))
 
 
 def test_the_default_state_files_one_per_log(log, tmp_path, capsys, monkeypatch) -> None:
-    """Without --state, each log has its own file; the v1 log keeps the name it always had."""
+    """Without --state, each log has its own file (the CT log's under its endpoints URL); the
+    v1 log keeps the name it always had."""
     import hashlib
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
@@ -101,7 +118,7 @@ def test_the_default_state_files_one_per_log(log, tmp_path, capsys, monkeypatch)
     folder = tmp_path / "xdg" / "keyless" / "monitor"
     names = {
         hashlib.sha256(url.encode()).hexdigest()[:16] + ".json"
-        for url in (log.url, f"{log.url}/api/v2")
+        for url in (log.url, f"{log.url}/api/v2", f"{log.url}/ct/v1")
     }
     assert {path.name for path in folder.iterdir()} == names
     capsys.readouterr()
@@ -125,13 +142,24 @@ def test_history_scan_regexp_and_unexpected_issuer(log, tmp_path, capsys) -> Non
         "json",
     )
     assert code == 4
-    v1, v2 = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    v1, v2, ct = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert (v1["logUrl"], v1["rekorVersion"], v2["logUrl"], v2["rekorVersion"]) == (
         log.url,
         1,
         f"{log.url}/api/v2",
         2,
     )
+    assert (v1["log"], v2["log"], ct["log"]) == ("rekor-v1", "rekor-v2", "ct")
+    assert (ct["logUrl"], ct["rekorVersion"]) == (f"{log.url}/ct/v1", None)
+    # The CT log: the four certificates, in order of issuance; eve's is not watched.
+    assert ct["treeSize"] == 4 and ct["scanned"] == {"from": 0, "to": 4}
+    assert [(f["logIndex"], f["identity"], f["kind"]) for f in ct["findings"]] == [
+        (0, "alice@example.com", "unexpected-issuer"),
+        (1, "bob@example.com", "unexpected-issuer"),
+        (3, "carol@example.com", "unexpected-issuer"),
+    ]
+    assert all(isinstance(f["integratedTime"], int) for f in ct["findings"])
+    assert all(len(f["entryId"]) == 64 for f in ct["findings"]) and ct["unjudged"] == []
     assert v2["treeSize"] == 3 and v2["scanned"] == {"from": 0, "to": 3}
     assert [(f["logIndex"], f["identity"], f["kind"]) for f in v2["findings"]] == [
         (0, "alice@example.com", "unexpected-issuer"),
@@ -155,9 +183,12 @@ def test_max_entries_resumes_where_it_stopped(log, tmp_path, capsys) -> None:
     assert _monitor(log, state, "--from-index", "0", *watch) == 0
     first = capsys.readouterr()
     assert f"read entries 0..1 of 3 of {log.url}/api/v2; the next run continues" in first.err
+    assert f"read entries 0..1 of 3 of {log.url}/ct/v1; the next run continues" in first.err
     assert _monitor(log, state, *watch) == 0
-    assert capsys.readouterr().out.splitlines()[2:] == [
-        f"entry 2: signed by alice@example.com ({log.url}/oidc)"
+    lines = capsys.readouterr().out.splitlines()
+    assert [lines[2], *lines[4:]] == [
+        f"entry 2: signed by alice@example.com ({log.url}/oidc)",
+        f"entry 2: certificate issued to alice@example.com ({log.url}/oidc)",
     ]
 
 
@@ -181,7 +212,9 @@ def test_a_forked_log_is_caught(tmp_path, capsys) -> None:
         assert _monitor(first, monitor_state) == 0
     capsys.readouterr()
     assert _tree_size(monitor_state) == _tree_size(_v2(monitor_state)) == 3
-    evidence = monitor_state.read_bytes(), _v2(monitor_state).read_bytes()
+    assert _tree_size(_ct(monitor_state)) == 6  # a certificate per signing
+    states = (monitor_state, _v2(monitor_state), _ct(monitor_state))
+    evidence = [path.read_bytes() for path in states]
 
     with dev_server(snapshot, port=port) as forked:
         assert forked.url == first.url
@@ -192,6 +225,8 @@ def test_a_forked_log_is_caught(tmp_path, capsys) -> None:
         assert f"the log at {forked.url}/api/v2 signed size 1 after signing size 3" in err
         assert f"the last verified checkpoint is kept in {monitor_state}" in err
         assert f"the last verified checkpoint is kept in {_v2(monitor_state)}" in err
+        assert f"the CT log at {forked.url} signed size 2 after signing size 6" in err
+        assert f"the last verified checkpoint is kept in {_ct(monitor_state)}" in err
         # Grown past it with other entries: a fork, which no consistency proof can hide.
         for index in range(3):
             sign_both(forked, "mallory@example.com", f"m{index}.txt")
@@ -200,8 +235,14 @@ def test_a_forked_log_is_caught(tmp_path, capsys) -> None:
         assert f"cannot prove that size 4 (root {_root_hex(forked)}) extends size 3" in err
         v2_root = base64.b64decode(_get(f"{forked.url}/api/v2/checkpoint").split("\n")[2])
         assert f"cannot prove that size 4 (root {v2_root.hex()}) extends size 3" in err
-        assert err.count("it signed two histories (a fork)") == 2
-    assert (monitor_state.read_bytes(), _v2(monitor_state).read_bytes()) == evidence
+        sth = json.loads(_get(f"{forked.url}/ct/v1/get-sth"))
+        ct_root = base64.b64decode(sth["sha256_root_hash"]).hex()
+        assert (
+            f"the CT log at {forked.url} cannot prove that its tree head of size 8 (root "
+            f"{ct_root}) extends its earlier tree (size 6, root {_root(_ct(monitor_state))})"
+        ) in err
+        assert err.count("it signed two histories (a fork)") == 3
+    assert [path.read_bytes() for path in states] == evidence
 
 
 def test_unreachable_log_and_bad_state(log, tmp_path, capsys) -> None:
@@ -485,7 +526,13 @@ def test_certificates_no_trusted_ca_issued_are_untrusted(log, tmp_path, capsys) 
     watch = ["--from-index", "0", "--identity", "alice@example.com", "--issuer", issuer]
     # Without --issuer, as today's watch lists often are: only the chain tells them apart.
     assert _monitor(log, state, *watch[:4], "-o", "json") == 4
-    v1, v2 = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    v1, v2, ct = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    # The CT log holds only what this CA issued: alice's two precertificates, which its CA
+    # signed (checked directly: path validation refuses their poison extension).
+    assert [(f["logIndex"], f["kind"], f["reason"]) for f in ct["findings"]] == [
+        (0, "watched-identity", None),
+        (1, "watched-identity", None),
+    ]
     # Each log: 0 keyless-signed, 1 self-signed, 2 our CA's name, 3 the other deployment's.
     for report in (v1, v2):
         findings = report["findings"]
@@ -522,10 +569,11 @@ def test_certificates_no_trusted_ca_issued_are_untrusted(log, tmp_path, capsys) 
 
     # The keyless-signed entries alone: exit 0.
     assert _monitor(log, tmp_path / "genuine.json", *watch, "--max-entries", "1") == 0
-    assert (
-        capsys.readouterr().out.splitlines()[1::2]
-        == [f"entry 0: signed by alice@example.com ({issuer})"] * 2
-    )
+    assert capsys.readouterr().out.splitlines()[1::2] == [
+        f"entry 0: signed by alice@example.com ({issuer})",
+        f"entry 0: signed by alice@example.com ({issuer})",
+        f"entry 0: certificate issued to alice@example.com ({issuer})",
+    ]
 
 
 def test_dsse_and_intoto_entries_are_chain_checked(log, tmp_path, capsys) -> None:
@@ -593,7 +641,7 @@ def test_dsse_and_intoto_entries_are_chain_checked(log, tmp_path, capsys) -> Non
 
     watch = ["--from-index", "0", "--identity", "alice@example.com", "-o", "json"]
     assert _monitor(log, tmp_path / "monitor.json", *watch) == 4
-    v1, v2 = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    v1, v2, _ = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert [(f["logIndex"], f["kind"], f["issuer"]) for f in v1["findings"]] == [
         (0, "watched-identity", issuer),
         (1, "untrusted-certificate", issuer),

@@ -241,14 +241,18 @@ def test_entries_without_an_identity_are_reported_not_skipped(log, tmp_path, cap
     )
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "warning: 1 entry of kind rekord 0.0.1, which the monitor cannot judge: 0"
-    assert lines[3:] == [
+    assert lines[3:6] == [
         f"entry 0: signed by alice@example.com ({log.url}/oidc)",
         "not judged: 1 entry signed with a bare public key, no identity (hashedrekord 0.0.2): 1",
         "warning: 1 entry the monitor cannot read (entry is not valid JSON: Expecting value: "
         "line 1 column 1 (char 0)): 2",
     ]
+    # The CT log: alice's certificate, issued for the signing.
+    assert lines[6].startswith(f"CT log {log.url}/ct/v1 consistent at size 1, root ")
+    assert lines[7:] == [f"entry 0: certificate issued to alice@example.com ({log.url}/oidc)"]
     assert main([*scan, "--state", str(tmp_path / "j.json"), "-o", "json"]) == 0
-    v1, v2 = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    v1, v2, ct = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert ct["unjudged"] == []
     assert v1["unjudged"] == [{"logIndex": 0, "reason": "unknown-kind", "detail": "rekord 0.0.1"}]
     assert v2["unjudged"] == [
         {"logIndex": 1, "reason": "public-key", "detail": "hashedrekord 0.0.2"},

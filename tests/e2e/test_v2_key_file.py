@@ -115,7 +115,8 @@ def test_a_p256_v2_log_is_monitored_and_audited(tmp_path: Path, capsys) -> None:
         state = tmp_path / "monitor.json"
         watch = ["--identity", "alice@example.com", "--from-index", "0", "-o", "json"]
         assert main(["monitor", "--server", server.url, "--state", str(state), *watch]) == 0
-        v1, v2 = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+        v1, v2, ct = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+        assert (ct["log"], ct["treeSize"]) == ("ct", 1)
         assert (v1["rekorVersion"], v1["treeSize"]) == (1, 0)
         assert (v2["rekorVersion"], v2["treeSize"]) == (2, 1)
         assert [(f["logIndex"], f["identity"]) for f in v2["findings"]] == [

@@ -123,7 +123,8 @@ def test_manifests_with_every_option_validate_and_mount_what_the_gate_reads(
             volume = volumes[mounts[mount]]
             sources[flag, path] = volume.get("configMap", volume.get("secret"))
     assert sources[("--tls-cert", "/etc/keyless-gate/tls/tls.crt")] == {
-        "secretName": "keyless-gate-tls"
+        "secretName": "keyless-gate-tls",
+        "defaultMode": 0o400,
     }
     assert {s.get("secretName") for (f, _), s in sources.items() if f == "--registry-auth"} == {
         "regcred",

@@ -205,3 +205,24 @@ def test_gatekeeper_provider_template_and_constraint(capsys):
     assert refused == ["keyless gate refused bad/job: unsigned"]
     down = _violations(rego, admission_review(deployment("good/app"))["request"], "registry down")
     assert down == ["keyless gate could not decide: registry down"]
+
+
+def test_secrets_are_mounted_owner_only_and_read_through_the_fsgroup(capsys):
+    """The kubelet writes a Secret's files as root: the gate (not root) reads its TLS key and
+    registry credentials through the pod's fsGroup, mounted owner-only (defaultMode 0400,
+    which the fsGroup makes 0440), never 0644 for anyone in the container (issue 24 item 9)."""
+    _, documents = _manifests(capsys, "--registry-auth-secret", "pull-secret")
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    spec = deployment["spec"]["template"]["spec"]
+    secrets = {v["name"]: v["secret"] for v in spec["volumes"] if "secret" in v}
+    assert secrets == {
+        "tls": {"secretName": "keyless-gate-tls", "defaultMode": 0o400},
+        "registry-0": {"secretName": "pull-secret", "defaultMode": 0o400},
+    }
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+    }
+    kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)

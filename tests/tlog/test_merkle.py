@@ -363,3 +363,41 @@ def test_range_nodes_refuses_unaligned_range() -> None:
     with pytest.raises(ValueError, match="not aligned"):
         merkle.range_nodes(1, 3)
     assert merkle.range_nodes(8, 15) == [(2, 2), (1, 6), (0, 14)]
+
+
+def test_the_left_of_an_inclusion_proof_hashes_up_the_rest_of_the_tree() -> None:
+    """From leaf `index`'s inclusion proof alone, the leaves from `index` on rebuild the root
+    of every tree that ends after them, for every index and size (the RFC reference roots)."""
+    leaves = [i.to_bytes(4, "big") for i in range(40)]
+    store = MemoryNodes()
+    store.append(leaves)
+    for size in range(1, len(leaves) + 1):
+        root = reference_root(leaves[:size])
+        for index in range(size):
+            proof = reference_path(index, leaves[:size])
+            left = merkle.left_of_inclusion(
+                index=index, size=size, leaf=merkle.leaf_hash(leaves[index]), proof=proof, root=root
+            )
+            assert left == store.read_nodes(merkle.frontier(index))
+            tree = merkle.CompactRange(index, left)
+            assert tree.root() == reference_root(leaves[:index])
+            for end in range(index, size):
+                tree.append(merkle.leaf_hash(leaves[end]))
+                assert tree.root() == reference_root(leaves[: end + 1])
+            assert tree.size == size
+
+
+def test_the_left_of_an_inclusion_proof_needs_the_proof_to_hold() -> None:
+    proof, _, root = _proof_for(3, 10)
+    with pytest.raises(ProofError) as excinfo:
+        merkle.left_of_inclusion(
+            index=3, size=10, leaf=merkle.leaf_hash(b"other"), proof=proof, root=root
+        )
+    assert excinfo.value.reason == "inclusion-proof-mismatch"
+
+
+def test_a_compact_range_refuses_a_frontier_of_another_size() -> None:
+    with pytest.raises(ValueError) as excinfo:
+        merkle.CompactRange(5, [merkle.EMPTY_ROOT])
+    assert str(excinfo.value) == "frontier of size 5 has 2 nodes, got 1"
+    assert merkle.CompactRange().root() == merkle.EMPTY_ROOT
