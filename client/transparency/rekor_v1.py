@@ -32,6 +32,8 @@ from keyless.core.errors import Reason
 
 # Rekor's retrieve endpoint answers at most this many entries per call.
 RETRIEVE_BATCH = 10
+# Signed checkpoints remembered once verified (a note is a few hundred bytes).
+MAX_REMEMBERED_NOTES = 256
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class RekorLog:
         self._session = session or new_session()
         self._timeout = timeout
         self._roots: dict[int, bytes] = {}
+        self._verified: dict[str, TreeHead] = {}
 
     def begin(self, head: TreeHead, previous: TreeHead | None = None) -> None:
         """Start proving entries against `head` (and `previous`, proven to extend to it)."""
@@ -96,9 +99,15 @@ class RekorLog:
         return head
 
     def verify_checkpoint(self, note: str) -> TreeHead:
-        """A checkpoint of this log, verified with a trusted key (LogInconsistencyError)."""
+        """A checkpoint of this log, verified with a trusted key (LogInconsistencyError).
+
+        A note verified once is remembered: the entries of one answer all carry the same one.
+        """
         from keyless.tlog import CheckpointError, verify_checkpoint
 
+        known = self._verified.get(note)
+        if known is not None:
+            return known
         failures = []
         for key in self.keys:
             try:
@@ -106,7 +115,11 @@ class RekorLog:
             except (CheckpointError, TypeError) as exc:
                 failures.append(str(getattr(exc, "message", exc)))
                 continue
-            return TreeHead(checkpoint.origin, checkpoint.size, checkpoint.root_hash, note)
+            head = TreeHead(checkpoint.origin, checkpoint.size, checkpoint.root_hash, note)
+            if len(self._verified) >= MAX_REMEMBERED_NOTES:
+                self._verified.clear()
+            self._verified[note] = head
+            return head
         raise LogInconsistencyError(
             f"the log at {self.log_url} sent a checkpoint no trusted key signed: {failures[-1]}"
         )
