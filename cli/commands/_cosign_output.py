@@ -106,10 +106,9 @@ def _simple_container_image(signature: VerifiedSignature, name: str) -> GoStruct
             kind = COSIGN_SIGN_PREDICATE
     extra = _certificate_fields(signature.certificate) if signature.certificate else {}
     if signature.rekor_bundle is not None:
-        bundle = signature.rekor_bundle.to_json()
-        extra["Bundle"] = GoStruct(
-            SignedEntryTimestamp=bundle["SignedEntryTimestamp"], Payload=GoStruct(bundle["Payload"])
-        )
+        bundle = GoStruct(signature.rekor_bundle.to_json())  # cosign's RekorBundle struct
+        bundle["Payload"] = GoStruct(bundle["Payload"])
+        extra["Bundle"] = bundle
     if extra:
         optional = {**(optional or {}), **extra}
     critical = GoStruct(
